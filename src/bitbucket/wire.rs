@@ -1,0 +1,217 @@
+//! Bitbucket Cloud's JSON, as much of it as bbzoom reads, and its conversion into domain types.
+//! Nothing outside `bitbucket` sees these types (architecture invariant 2).
+
+use crate::domain::{BuildKey, BuildState, BuildStatus, Outcome, RepoId};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A page of any paginated Cloud collection.
+#[derive(Debug, Deserialize)]
+pub struct Page<T> {
+    #[serde(default = "Vec::new")]
+    pub values: Vec<T>,
+    /// Absolute URL of the next page; absent on the last one.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Pipeline {
+    pub uuid: String,
+    pub build_number: u64,
+    pub state: PipelineState,
+    pub created_on: Option<String>,
+    pub creator: Option<Account>,
+    pub target: Option<Target>,
+    pub duration_in_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PipelineState {
+    pub name: String,
+    pub stage: Option<Named>,
+    pub result: Option<Named>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Named {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Account {
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Target {
+    pub ref_type: Option<String>,
+    pub ref_name: Option<String>,
+    /// Pull-request pipelines name their source branch here.
+    pub source: Option<String>,
+    pub commit: Option<Commit>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Commit {
+    pub hash: Option<String>,
+    /// Only present when asked for with `fields=+values.target.commit.message`.
+    pub message: Option<String>,
+}
+
+impl PipelineState {
+    /// Known names map to domain states; anything else is kept as data.
+    pub fn to_domain(&self) -> BuildState {
+        match (self.name.as_str(), &self.stage, &self.result) {
+            ("PENDING", _, _) => BuildState::Pending,
+            ("IN_PROGRESS", Some(stage), _) => match stage.name.as_str() {
+                "RUNNING" => BuildState::Running,
+                "PAUSED" => BuildState::Paused,
+                other => BuildState::InProgressOther(other.to_owned()),
+            },
+            ("IN_PROGRESS", None, _) => BuildState::Running,
+            (_, _, Some(result)) => BuildState::Completed(match result.name.as_str() {
+                "SUCCESSFUL" => Outcome::Successful,
+                "FAILED" => Outcome::Failed,
+                "ERROR" => Outcome::Error,
+                "STOPPED" => Outcome::Stopped,
+                "EXPIRED" => Outcome::Expired,
+                other => Outcome::Other(other.to_owned()),
+            }),
+            ("COMPLETED", _, None) => BuildState::Completed(Outcome::Other("COMPLETED".into())),
+            (other, _, None) => BuildState::InProgressOther(other.to_owned()),
+        }
+    }
+}
+
+impl Pipeline {
+    /// The domain view of this pipeline of `repo`, linking to its page under `web_url`.
+    pub fn to_domain(&self, repo: &RepoId, web_url: &url::Url) -> BuildStatus {
+        let target = self.target.as_ref();
+        let branch = target.and_then(|t| match t.ref_type.as_deref() {
+            Some("branch") | Some("named_branch") => t.ref_name.clone(),
+            Some(_) => None,
+            None => t.source.clone(),
+        });
+        let commit = target.and_then(|t| t.commit.as_ref());
+        BuildStatus {
+            key: BuildKey {
+                repo: repo.clone(),
+                id: self.uuid.clone(),
+            },
+            name: "Pipeline".into(),
+            number: self.build_number,
+            branch,
+            commit: commit.and_then(|c| c.hash.clone()),
+            commit_message: commit
+                .and_then(|c| c.message.as_deref())
+                .map(|m| m.lines().next().unwrap_or_default().to_owned()),
+            author: self.creator.as_ref().and_then(|c| c.display_name.clone()),
+            state: self.state.to_domain(),
+            duration_secs: self.duration_in_seconds,
+            created_ms: self.created_on.as_deref().and_then(parse_ms).unwrap_or(0),
+            url: format!(
+                "{}/{}/{}/pipelines/results/{}",
+                web_url.as_str().trim_end_matches('/'),
+                repo.owner,
+                repo.slug,
+                self.build_number
+            ),
+        }
+    }
+}
+
+fn parse_ms(text: &str) -> Option<i64> {
+    let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(json: &str) -> BuildState {
+        serde_json::from_str::<PipelineState>(json)
+            .unwrap()
+            .to_domain()
+    }
+
+    #[test]
+    fn every_documented_state_shape_and_unknown_ones() {
+        let table = [
+            (
+                r#"{"name":"PENDING","type":"pipeline_state_pending"}"#,
+                BuildState::Pending,
+            ),
+            (
+                r#"{"name":"IN_PROGRESS","stage":{"name":"RUNNING"}}"#,
+                BuildState::Running,
+            ),
+            (
+                r#"{"name":"IN_PROGRESS","stage":{"name":"PAUSED"}}"#,
+                BuildState::Paused,
+            ),
+            (
+                r#"{"name":"IN_PROGRESS","stage":{"name":"HALTED"}}"#,
+                BuildState::InProgressOther("HALTED".into()),
+            ),
+            (r#"{"name":"IN_PROGRESS"}"#, BuildState::Running),
+            (
+                r#"{"name":"COMPLETED","result":{"name":"SUCCESSFUL"}}"#,
+                BuildState::Completed(Outcome::Successful),
+            ),
+            (
+                r#"{"name":"COMPLETED","result":{"name":"FAILED"}}"#,
+                BuildState::Completed(Outcome::Failed),
+            ),
+            (
+                r#"{"name":"COMPLETED","result":{"name":"ERROR","error":{"key":"k","message":"m"}}}"#,
+                BuildState::Completed(Outcome::Error),
+            ),
+            (
+                r#"{"name":"COMPLETED","result":{"name":"STOPPED","terminator":{}}}"#,
+                BuildState::Completed(Outcome::Stopped),
+            ),
+            (
+                r#"{"name":"COMPLETED","result":{"name":"EXPIRED"}}"#,
+                BuildState::Completed(Outcome::Expired),
+            ),
+            (
+                r#"{"name":"COMPLETED","result":{"name":"NEW_RESULT"}}"#,
+                BuildState::Completed(Outcome::Other("NEW_RESULT".into())),
+            ),
+            (
+                r#"{"name":"QUEUED_SOMEWHERE"}"#,
+                BuildState::InProgressOther("QUEUED_SOMEWHERE".into()),
+            ),
+        ];
+        for (json, expected) in table {
+            assert_eq!(state(json), expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn the_published_sample_converts() {
+        let sample: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/data/bitbucket-pipelines-list.json"
+        ))
+        .unwrap();
+        let page: Page<Pipeline> = serde_json::from_value(sample).unwrap();
+        let repo = RepoId::new("TestWorkspace1", "testrepository");
+        let build =
+            page.values[0].to_domain(&repo, &url::Url::parse("https://bitbucket.org").unwrap());
+        assert_eq!(build.number, 25);
+        assert_eq!(build.branch.as_deref(), Some("master"));
+        assert_eq!(
+            build.commit.as_deref(),
+            Some("30c1b58a2341992fe6870756a8880d5006ddb18e")
+        );
+        assert_eq!(build.author.as_deref(), Some("DisplayName"));
+        assert_eq!(build.state, BuildState::Completed(Outcome::Stopped));
+        assert_eq!(build.created_ms, 1_604_441_690_671);
+        assert_eq!(
+            build.url,
+            "https://bitbucket.org/TestWorkspace1/testrepository/pipelines/results/25"
+        );
+    }
+}

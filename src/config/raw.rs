@@ -1,0 +1,903 @@
+//! The configuration file as written, and its validation into [`Config`].
+//!
+//! The `Raw*` types mirror the TOML one to one: serde rejects unknown keys, wrong types and
+//! missing required keys, and every value keeps its byte span ([`Spanned`]) so the checks
+//! that follow can point at the line. serde's own messages are rephrased for admins (TOML
+//! words, the key path, an example of what to write); everything serde cannot know (URLs,
+//! durations, JIDs, globs, cross references between sections) is checked here, in file order,
+//! stopping at the first error.
+
+use super::error::line_column;
+use super::{
+    BitbucketConfig, Channel, ChatbotConfig, Config, ConfigError, DaemonConfig, RateLimit,
+    Subscription, ZoomConfig,
+};
+use crate::domain::{EventKind, RepoId};
+use crate::glob::BranchGlob;
+use crate::repo_url::parse_repo_url;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+use url::Url;
+
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+const DEFAULT_BITBUCKET_API: &str = "https://api.bitbucket.org/2.0";
+const DEFAULT_BITBUCKET_WEB: &str = "https://bitbucket.org";
+/// Bitbucket Cloud's documented budget for authenticated API calls.
+const DEFAULT_BITBUCKET_LIMIT: RateLimit = RateLimit {
+    requests: 900,
+    per: Duration::from_secs(3600),
+};
+const DEFAULT_ZOOM_OAUTH: &str = "https://zoom.us/oauth/token";
+const DEFAULT_ZOOM_API: &str = "https://api.zoom.us/v2";
+/// Domain of Zoom user and bot JIDs.
+const USER_DOMAIN: &str = "@xmpp.zoom.us";
+/// Domain of Zoom channel JIDs.
+const CHANNEL_DOMAIN: &str = "@conference.xmpp.zoom.us";
+/// Zoom Team Chat plans and their chat message limits per second.
+const PLANS: [(&str, u32); 3] = [("free", 2), ("pro", 20), ("business", 60)];
+/// Pro: the plan most teams with a chatbot app have.
+const DEFAULT_PLAN: (&str, u32) = PLANS[1];
+
+/// The whole file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    daemon: RawDaemon,
+    bitbucket: RawBitbucket,
+    /// Spanned so "no channels" can point at `[zoom]`.
+    zoom: Spanned<RawZoom>,
+    #[serde(default)]
+    subscription: Vec<RawSubscription>,
+}
+
+/// `[daemon]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    state_dir: Spanned<String>,
+    poll_interval: Option<Spanned<String>>,
+    request_timeout: Option<Spanned<String>>,
+    credentials: Spanned<String>,
+    identity: Spanned<String>,
+}
+
+/// `[bitbucket]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBitbucket {
+    api_url: Option<Spanned<String>>,
+    web_url: Option<Spanned<String>>,
+    credential: Spanned<String>,
+    rate_limit: Option<RawRateLimit>,
+}
+
+/// `{ requests = N, per = "DURATION" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    requests: Spanned<u32>,
+    per: Spanned<String>,
+}
+
+/// `[zoom]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZoom {
+    oauth_url: Option<Spanned<String>>,
+    api_url: Option<Spanned<String>>,
+    chatbot: RawChatbot,
+    /// Optional for serde so that a missing table gets the "define a channel" message.
+    channels: Option<Spanned<BTreeMap<Spanned<String>, RawChannel>>>,
+}
+
+/// `[zoom.chatbot]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChatbot {
+    credential: Spanned<String>,
+    account_id: Spanned<String>,
+    robot_jid: Spanned<String>,
+    user_jid: Spanned<String>,
+    plan: Option<Spanned<String>>,
+    rate_limit: Option<RawRateLimit>,
+}
+
+/// `[zoom.channels.NAME]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    to_jid: Spanned<String>,
+}
+
+/// `[[subscription]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubscription {
+    repository: Spanned<String>,
+    branches: Option<Spanned<Vec<Spanned<String>>>>,
+    events: Option<Spanned<Vec<Spanned<String>>>>,
+    channels: Spanned<Vec<Spanned<String>>>,
+}
+
+/// Parses and validates `text`, read from `path`.
+pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let doc = DeTable::parse(text).map_err(|e| syntax_error(path, text, &e))?;
+    let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc.clone()))
+        .map_err(|e| shape_error(path, text, doc.get_ref(), &e))?;
+    Checker { path, text }.config(raw)
+}
+
+/// A TOML syntax error: the position is all there is, no key.
+fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let span = e.span();
+    let message = match (e.message(), span.clone().and_then(|s| text.get(s))) {
+        ("duplicate key", Some(key)) => format!("{key} is defined twice; keep only one"),
+        (message, _) => format!("invalid TOML: {message}; fix the syntax (see https://toml.io)"),
+    };
+    ConfigError::at(path, text, span, None, message)
+}
+
+/// A serde error (unknown key, wrong type, missing key), rephrased with its key path.
+fn shape_error(path: &Path, text: &str, doc: &DeTable<'_>, e: &toml::de::Error) -> ConfigError {
+    let message = e.message();
+    // serde quotes the names involved in backticks: the key, then the expected ones.
+    let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    let span = e.span();
+    if let (Some(field), true) = (quoted.first(), message.starts_with("missing field")) {
+        // The span is the table's (its header, or its braces for an inline table).
+        let table = span
+            .as_ref()
+            .and_then(|s| path_where(doc, &|v| v == s))
+            .unwrap_or_default();
+        let key = join(&table, field);
+        let message = if ["daemon", "bitbucket", "zoom", "zoom.chatbot"].contains(&key.as_str()) {
+            format!("missing table [{key}]; add it (config.example.toml shows all its keys)")
+        } else {
+            let fix = example(&key).map_or_else(
+                || "add it (config.example.toml shows every key)".to_owned(),
+                |ex| format!("add it, e.g. {ex}"),
+            );
+            format!("missing key {field:?} {}; {fix}", where_label(&table))
+        };
+        // A missing top-level table has no line to point at.
+        let span = span.filter(|_| !table.is_empty());
+        return ConfigError::at(path, text, span, Some(key), message);
+    }
+
+    let key = span
+        .as_ref()
+        .and_then(|s| path_where(doc, &|v| contains(v, s.start)));
+    let message = if let (Some((field, expected)), true) =
+        (quoted.split_first(), message.starts_with("unknown field"))
+    {
+        let table = key.as_deref().map_or("", parent);
+        let guess = closest(field, expected.iter().copied())
+            .map(|g| format!("did you mean {g:?}? "))
+            .unwrap_or_default();
+        format!(
+            "unknown key {field:?} {}; {guess}expected one of: {}",
+            where_label(table),
+            expected.join(", ")
+        )
+    } else if let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+    {
+        let (found, expected) = rest
+            .split_once(", expected ")
+            .unwrap_or((rest, "another type"));
+        let fix = key
+            .as_deref()
+            .and_then(example)
+            .map(|ex| format!("; write it like {ex}"));
+        format!(
+            "expected {}, found {}{}",
+            plain(expected),
+            plain(found),
+            fix.unwrap_or_default()
+        )
+    } else {
+        format!("{message} (config.example.toml shows what each key takes)")
+    };
+    ConfigError::at(path, text, span, key, message)
+}
+
+/// serde's type words in TOML's terms. A misplaced string is not echoed: it might be a secret
+/// pasted into the wrong file.
+fn plain(serde_words: &str) -> String {
+    match serde_words {
+        "u32" => "a whole number from 0 to 4294967295".into(),
+        s if s.starts_with("string ") => "a string".into(),
+        "sequence" | "a sequence" => "an array".into(),
+        "map" | "a map" => "a table".into(),
+        s if s.starts_with("struct ") => "a table".into(),
+        s => match s.strip_prefix("floating point ") {
+            Some(value) => format!("a float {value}"),
+            None => s.into(),
+        },
+    }
+}
+
+/// The key path of the innermost key or value in `table` whose span satisfies `hit`:
+/// `zoom.channels.ci.to_jid`, `subscription[1].channels[0]`.
+fn path_where(table: &DeTable<'_>, hit: &dyn Fn(&Range<usize>) -> bool) -> Option<String> {
+    table.iter().find_map(|(key, value)| {
+        let name = segment(key.get_ref());
+        if hit(&key.span()) {
+            return Some(name);
+        }
+        suffix_where(value, hit).map(|suffix| format!("{name}{suffix}"))
+    })
+}
+
+/// Like [`path_where`] inside `value`: the path below it (`""` for the value itself).
+fn suffix_where(
+    value: &Spanned<DeValue<'_>>,
+    hit: &dyn Fn(&Range<usize>) -> bool,
+) -> Option<String> {
+    // Children first: a header table's span is only its `[header]`, not its keys.
+    let inner = match value.get_ref() {
+        DeValue::Table(table) => path_where(table, hit).map(|p| format!(".{p}")),
+        DeValue::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| suffix_where(item, hit).map(|suffix| format!("[{i}]{suffix}"))),
+        _ => None,
+    };
+    inner.or_else(|| hit(&value.span()).then(String::new))
+}
+
+fn contains(span: &Range<usize>, offset: usize) -> bool {
+    span.contains(&offset) || (span.is_empty() && span.start == offset)
+}
+
+/// A key as it appears in a key path: bare when TOML allows it, quoted otherwise.
+fn segment(name: &str) -> String {
+    if is_bare(name) {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
+    }
+}
+
+/// TOML's bare-key characters, also the rule for channel names.
+fn is_bare(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn join(table: &str, key: &str) -> String {
+    if table.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{table}.{key}")
+    }
+}
+
+/// The table part of a key path: `daemon` for `daemon.poll_interval`.
+fn parent(key: &str) -> &str {
+    key.rfind('.').map_or("", |i| &key[..i])
+}
+
+/// "in [daemon]", "in subscription[2]" or "at the top level".
+fn where_label(table: &str) -> String {
+    match table {
+        "" => "at the top level".into(),
+        t if t.contains('[') => format!("in {t}"),
+        t => format!("in [{t}]"),
+    }
+}
+
+/// A line showing what `key` takes, for "add it" and "write it like" advice.
+fn example(key: &str) -> Option<&'static str> {
+    let leaf = key.rsplit('.').next()?;
+    let leaf = leaf.split('[').next()?;
+    let zoom = key.starts_with("zoom");
+    Some(match (leaf, zoom) {
+        ("state_dir", _) => r#"state_dir = "/var/lib/bbzoom""#,
+        ("poll_interval", _) => r#"poll_interval = "30s""#,
+        ("request_timeout", _) => r#"request_timeout = "20s""#,
+        ("credentials", _) => r#"credentials = "credentials.age""#,
+        ("identity", _) => r#"identity = "identity.txt""#,
+        ("api_url", false) => r#"api_url = "https://api.bitbucket.org/2.0""#,
+        ("api_url", true) => r#"api_url = "https://api.zoom.us/v2""#,
+        ("web_url", _) => r#"web_url = "https://bitbucket.org""#,
+        ("oauth_url", _) => r#"oauth_url = "https://zoom.us/oauth/token""#,
+        ("credential", false) => r#"credential = "acme-ci""#,
+        ("credential", true) => r#"credential = "zoom-bot""#,
+        ("rate_limit", false) => r#"rate_limit = { requests = 900, per = "1h" }"#,
+        ("rate_limit", true) => r#"rate_limit = { requests = 20, per = "1s" }"#,
+        ("requests", false) => "requests = 900",
+        ("requests", true) => "requests = 20",
+        ("per", false) => r#"per = "1h""#,
+        ("per", true) => r#"per = "1s""#,
+        ("account_id", _) => r#"account_id = "AbCdEfGhIjKlMnOpQrStUv""#,
+        ("robot_jid", _) => r#"robot_jid = "v1abcdefghijklmnopqrstu@xmpp.zoom.us""#,
+        ("user_jid", _) => r#"user_jid = "abcdefghijklmnopqrstuv@xmpp.zoom.us""#,
+        ("plan", _) => r#"plan = "pro""#,
+        ("to_jid", _) => r#"to_jid = "0123456789abcdef@conference.xmpp.zoom.us""#,
+        ("subscription", false) => "[[subscription]] (double brackets: there may be several)",
+        ("repository", _) => r#"repository = "https://bitbucket.org/acme/api""#,
+        ("branches", _) => r#"branches = ["main", "release/*"]"#,
+        ("events", _) => r#"events = ["failed", "fixed"]"#,
+        ("channels", false) => r#"channels = ["ci"]"#,
+        _ => return None,
+    })
+}
+
+/// The candidate closest to `word`, if close enough to be a likely typo.
+fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let budget = word.chars().count().div_ceil(3);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|&(d, _)| d <= budget)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Parses `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1h30m"`; `None` if malformed or overflowing.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let mut rest = text;
+    let mut total = Duration::ZERO;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let count: u32 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return None,
+        };
+        total = total.checked_add(unit.checked_mul(count)?)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+/// Validation of the raw file, with what it needs to make located errors.
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn err(&self, span: Range<usize>, key: &str, message: String) -> ConfigError {
+        ConfigError::at(
+            self.path,
+            self.text,
+            Some(span),
+            Some(key.to_owned()),
+            message,
+        )
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let daemon = self.daemon(raw.daemon)?;
+        let bitbucket = self.bitbucket(raw.bitbucket)?;
+        let zoom = self.zoom(raw.zoom)?;
+        let subscriptions =
+            self.subscriptions(raw.subscription, &bitbucket.web_url, &zoom.channels)?;
+        Ok(Config {
+            source: self.path.to_owned(),
+            daemon,
+            bitbucket,
+            zoom,
+            subscriptions,
+        })
+    }
+
+    fn daemon(&self, raw: RawDaemon) -> Result<DaemonConfig, ConfigError> {
+        Ok(DaemonConfig {
+            state_dir: self.file(&raw.state_dir, "daemon.state_dir")?,
+            poll_interval: self.duration_or(
+                raw.poll_interval,
+                "daemon.poll_interval",
+                DEFAULT_POLL_INTERVAL,
+            )?,
+            request_timeout: self.duration_or(
+                raw.request_timeout,
+                "daemon.request_timeout",
+                DEFAULT_REQUEST_TIMEOUT,
+            )?,
+            credentials_file: self.file(&raw.credentials, "daemon.credentials")?,
+            identity_file: self.file(&raw.identity, "daemon.identity")?,
+        })
+    }
+
+    fn bitbucket(&self, raw: RawBitbucket) -> Result<BitbucketConfig, ConfigError> {
+        Ok(BitbucketConfig {
+            api_url: self.url(raw.api_url, "bitbucket.api_url", DEFAULT_BITBUCKET_API)?,
+            web_url: self.url(raw.web_url, "bitbucket.web_url", DEFAULT_BITBUCKET_WEB)?,
+            credential: self.name(raw.credential, "bitbucket.credential")?,
+            rate_limit: self.rate_limit(
+                raw.rate_limit,
+                "bitbucket.rate_limit",
+                DEFAULT_BITBUCKET_LIMIT,
+            )?,
+        })
+    }
+
+    fn zoom(&self, raw: Spanned<RawZoom>) -> Result<ZoomConfig, ConfigError> {
+        let zoom_span = raw.span();
+        let raw = raw.into_inner();
+        Ok(ZoomConfig {
+            oauth_url: self.url(raw.oauth_url, "zoom.oauth_url", DEFAULT_ZOOM_OAUTH)?,
+            api_url: self.url(raw.api_url, "zoom.api_url", DEFAULT_ZOOM_API)?,
+            chatbot: self.chatbot(raw.chatbot)?,
+            channels: self.channels(raw.channels, zoom_span)?,
+        })
+    }
+
+    fn chatbot(&self, raw: RawChatbot) -> Result<ChatbotConfig, ConfigError> {
+        let plan_requests = match raw.plan {
+            None => DEFAULT_PLAN.1,
+            Some(plan) => plan_limit(plan.get_ref()).ok_or_else(|| {
+                let names: Vec<&str> = PLANS.iter().map(|&(name, _)| name).collect();
+                self.err(
+                    plan.span(),
+                    "zoom.chatbot.plan",
+                    format!(
+                        "unknown Zoom plan {:?}; use one of: {} (business also for higher plans)",
+                        plan.get_ref(),
+                        names.join(", ")
+                    ),
+                )
+            })?,
+        };
+        let plan_limit = RateLimit {
+            requests: plan_requests,
+            per: Duration::from_secs(1),
+        };
+        Ok(ChatbotConfig {
+            credential: self.name(raw.credential, "zoom.chatbot.credential")?,
+            account_id: self.name(raw.account_id, "zoom.chatbot.account_id")?,
+            robot_jid: self.jid(
+                raw.robot_jid,
+                "zoom.chatbot.robot_jid",
+                USER_DOMAIN,
+                "copy the Bot JID from the chatbot app's Features page in the Zoom App Marketplace",
+            )?,
+            user_jid: self.jid(
+                raw.user_jid,
+                "zoom.chatbot.user_jid",
+                USER_DOMAIN,
+                "use the JID of the Zoom user the bot posts on behalf of",
+            )?,
+            rate_limit: self.rate_limit(raw.rate_limit, "zoom.chatbot.rate_limit", plan_limit)?,
+        })
+    }
+
+    fn channels(
+        &self,
+        raw: Option<Spanned<BTreeMap<Spanned<String>, RawChannel>>>,
+        zoom_span: Range<usize>,
+    ) -> Result<BTreeMap<String, Channel>, ConfigError> {
+        let (span, raw) = raw.map_or((zoom_span, BTreeMap::new()), |c| (c.span(), c.into_inner()));
+        if raw.is_empty() {
+            return Err(self.err(
+                span,
+                "zoom.channels",
+                "no channels defined; add at least one table like [zoom.channels.ci] with a \
+                 to_jid, for subscriptions to post to"
+                    .into(),
+            ));
+        }
+        let mut channels = BTreeMap::new();
+        for (name, channel) in raw {
+            let key = format!("zoom.channels.{}", segment(name.get_ref()));
+            if !is_bare(name.get_ref()) {
+                return Err(self.err(
+                    name.span(),
+                    &key,
+                    "a channel name may only contain ASCII letters, digits, '-' and '_'; rename \
+                     the table"
+                        .into(),
+                ));
+            }
+            let to_jid = self.jid(
+                channel.to_jid,
+                &format!("{key}.to_jid"),
+                CHANNEL_DOMAIN,
+                "copy the channel JID from the channel's details in Zoom Team Chat",
+            )?;
+            let name = name.into_inner();
+            channels.insert(name.clone(), Channel { name, to_jid });
+        }
+        Ok(channels)
+    }
+
+    fn subscriptions(
+        &self,
+        raw: Vec<RawSubscription>,
+        web_url: &Url,
+        channels: &BTreeMap<String, Channel>,
+    ) -> Result<Vec<Subscription>, ConfigError> {
+        // Each repository's first subscription: its index and where it is.
+        let mut seen: BTreeMap<RepoId, (usize, usize)> = BTreeMap::new();
+        let mut subscriptions = Vec::with_capacity(raw.len());
+        for (i, sub) in raw.into_iter().enumerate() {
+            let key = format!("subscription[{i}]");
+            let repo_key = format!("{key}.repository");
+            let span = sub.repository.span();
+            let repo = parse_repo_url(sub.repository.get_ref(), web_url)
+                .map_err(|message| self.err(span.clone(), &repo_key, message))?;
+            if let Some((first, line)) = seen.get(&repo) {
+                return Err(self.err(
+                    span,
+                    &repo_key,
+                    format!(
+                        "{repo} is already subscribed by subscription[{first}] at line {line}; \
+                         merge them into one [[subscription]]"
+                    ),
+                ));
+            }
+            seen.insert(repo.clone(), (i, line_column(self.text, span.start).0));
+            subscriptions.push(Subscription {
+                url: sub.repository.into_inner(),
+                repo,
+                branches: self.branches(sub.branches, &key)?,
+                events: self.events(sub.events, &key)?,
+                channels: self.subscription_channels(sub.channels, &key, channels)?,
+            });
+        }
+        Ok(subscriptions)
+    }
+
+    fn branches(
+        &self,
+        raw: Option<Spanned<Vec<Spanned<String>>>>,
+        sub_key: &str,
+    ) -> Result<Vec<BranchGlob>, ConfigError> {
+        let Some(list) = raw else {
+            return Ok(vec![
+                BranchGlob::new("**").expect("\"**\" is a valid pattern"),
+            ]);
+        };
+        let key = format!("{sub_key}.branches");
+        self.non_empty(&list, &key, "remove the key to follow all branches")?;
+        let mut globs = Vec::with_capacity(list.get_ref().len());
+        for (j, pattern) in list.into_inner().into_iter().enumerate() {
+            let glob = BranchGlob::new(pattern.get_ref())
+                .map_err(|message| self.err(pattern.span(), &format!("{key}[{j}]"), message))?;
+            globs.push(glob);
+        }
+        Ok(globs)
+    }
+
+    fn events(
+        &self,
+        raw: Option<Spanned<Vec<Spanned<String>>>>,
+        sub_key: &str,
+    ) -> Result<BTreeSet<EventKind>, ConfigError> {
+        let Some(list) = raw else {
+            return Ok(BTreeSet::from([EventKind::Failed, EventKind::Fixed]));
+        };
+        let key = format!("{sub_key}.events");
+        self.non_empty(
+            &list,
+            &key,
+            "remove the key for the default [\"failed\", \"fixed\"]",
+        )?;
+        let mut events = BTreeSet::new();
+        for (j, name) in list.into_inner().into_iter().enumerate() {
+            if name.get_ref() == "all" {
+                events.extend(EventKind::ALL);
+                continue;
+            }
+            let event = EventKind::from_config_name(name.get_ref()).ok_or_else(|| {
+                let valid = EventKind::ALL.map(EventKind::config_name);
+                self.err(
+                    name.span(),
+                    &format!("{key}[{j}]"),
+                    format!(
+                        "unknown event {:?}{}; use one of: {}, or all",
+                        name.get_ref(),
+                        guess(closest(name.get_ref(), valid.into_iter().chain(["all"]))),
+                        valid.join(", ")
+                    ),
+                )
+            })?;
+            events.insert(event);
+        }
+        Ok(events)
+    }
+
+    fn subscription_channels(
+        &self,
+        list: Spanned<Vec<Spanned<String>>>,
+        sub_key: &str,
+        defined: &BTreeMap<String, Channel>,
+    ) -> Result<Vec<String>, ConfigError> {
+        let key = format!("{sub_key}.channels");
+        self.non_empty(
+            &list,
+            &key,
+            "name at least one [zoom.channels] table, e.g. [\"ci\"]",
+        )?;
+        let mut names: Vec<String> = Vec::with_capacity(list.get_ref().len());
+        for (j, name) in list.into_inner().into_iter().enumerate() {
+            let item_key = format!("{key}[{j}]");
+            let value = name.get_ref();
+            if !defined.contains_key(value) {
+                let known: Vec<&str> = defined.keys().map(String::as_str).collect();
+                return Err(self.err(
+                    name.span(),
+                    &item_key,
+                    format!(
+                        "unknown channel {value:?}{}; define it as [zoom.channels.{}] or use one \
+                         of: {}",
+                        guess(closest(value, known.iter().copied())),
+                        segment(value),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            if names.contains(value) {
+                return Err(self.err(
+                    name.span(),
+                    &item_key,
+                    format!(
+                        "channel {value:?} is listed twice; remove one, or it gets every card twice"
+                    ),
+                ));
+            }
+            names.push(name.into_inner());
+        }
+        Ok(names)
+    }
+
+    fn non_empty<T>(
+        &self,
+        list: &Spanned<Vec<T>>,
+        key: &str,
+        fix: &str,
+    ) -> Result<(), ConfigError> {
+        if list.get_ref().is_empty() {
+            return Err(self.err(list.span(), key, format!("the list is empty; {fix}")));
+        }
+        Ok(())
+    }
+
+    /// A non-blank name or identifier, kept as written.
+    fn name(&self, raw: Spanned<String>, key: &str) -> Result<String, ConfigError> {
+        if raw.get_ref().trim().is_empty() {
+            return Err(self.err(raw.span(), key, empty_message(key)));
+        }
+        Ok(raw.into_inner())
+    }
+
+    /// A path, relative ones taken from the configuration file's directory so the daemon does
+    /// not depend on the directory it was started in.
+    fn file(&self, raw: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+        if raw.get_ref().trim().is_empty() {
+            return Err(self.err(raw.span(), key, empty_message(key)));
+        }
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        Ok(dir.join(raw.get_ref()))
+    }
+
+    fn duration_or(
+        &self,
+        raw: Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        raw.map_or(Ok(default), |raw| self.duration(&raw, key))
+    }
+
+    fn duration(&self, raw: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
+        let text = raw.get_ref();
+        match parse_duration(text) {
+            Some(d) if d.is_zero() => Err(self.err(
+                raw.span(),
+                key,
+                format!("the duration {text:?} is zero; it must be greater than 0"),
+            )),
+            Some(d) => Ok(d),
+            None => Err(self.err(
+                raw.span(),
+                key,
+                format!(
+                    "invalid duration {text:?}; write a number and a unit (ms, s, m, h), like \
+                     \"250ms\", \"30s\", \"5m\", \"1h\" or \"1h30m\""
+                ),
+            )),
+        }
+    }
+
+    fn url(
+        &self,
+        raw: Option<Spanned<String>>,
+        key: &str,
+        default: &str,
+    ) -> Result<Url, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(Url::parse(default).expect("default URLs are valid"));
+        };
+        let text = raw.get_ref();
+        let fix = format!("write an http(s) URL like \"{default}\"");
+        let url = Url::parse(text).map_err(|e| {
+            self.err(
+                raw.span(),
+                key,
+                format!("invalid URL {text:?} ({e}); {fix}"),
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+            return Err(self.err(
+                raw.span(),
+                key,
+                format!("{text:?} is not an http(s) URL; {fix}"),
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            // Not echoed: the user part may hold a secret.
+            return Err(self.err(
+                raw.span(),
+                key,
+                "the URL contains a user name or password; remove it (credentials belong in the \
+                 credentials file)"
+                    .into(),
+            ));
+        }
+        Ok(url)
+    }
+
+    fn rate_limit(
+        &self,
+        raw: Option<RawRateLimit>,
+        key: &str,
+        default: RateLimit,
+    ) -> Result<RateLimit, ConfigError> {
+        let Some(raw) = raw else { return Ok(default) };
+        let requests = *raw.requests.get_ref();
+        if requests == 0 {
+            return Err(self.err(
+                raw.requests.span(),
+                &format!("{key}.requests"),
+                "a rate limit must allow at least 1 request; to go slower, lengthen \"per\"".into(),
+            ));
+        }
+        let per = self.duration(&raw.per, &format!("{key}.per"))?;
+        Ok(RateLimit { requests, per })
+    }
+
+    /// A Zoom JID: a non-empty local part without spaces, then `domain`.
+    fn jid(
+        &self,
+        raw: Spanned<String>,
+        key: &str,
+        domain: &str,
+        hint: &str,
+    ) -> Result<String, ConfigError> {
+        let text = raw.get_ref();
+        let valid = text.strip_suffix(domain).is_some_and(|local| {
+            !local.is_empty() && !local.contains('@') && !local.chars().any(char::is_whitespace)
+        });
+        if !valid {
+            return Err(self.err(
+                raw.span(),
+                key,
+                format!("{text:?} is not a valid JID: it must look like NAME{domain}; {hint}"),
+            ));
+        }
+        Ok(raw.into_inner())
+    }
+}
+
+/// Requests per second Zoom allows on `plan`.
+fn plan_limit(plan: &str) -> Option<u32> {
+    PLANS
+        .iter()
+        .find(|&&(name, _)| name == plan)
+        .map(|&(_, requests)| requests)
+}
+
+fn empty_message(key: &str) -> String {
+    match example(key) {
+        Some(ex) => format!("the value is empty; write e.g. {ex}"),
+        None => "the value is empty; fill it in".into(),
+    }
+}
+
+/// " (did you mean "x"?)", or nothing.
+fn guess(candidate: Option<&str>) -> String {
+    candidate
+        .map(|c| format!(" (did you mean {c:?}?)"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("250ms", Duration::from_millis(250)),
+            ("30s", Duration::from_secs(30)),
+            ("5m", Duration::from_secs(300)),
+            ("1h", Duration::from_secs(3600)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("1m500ms", Duration::from_millis(60_500)),
+            ("0s", Duration::ZERO),
+        ];
+        for (text, expected) in ok {
+            assert_eq!(parse_duration(text), Some(expected), "{text:?}");
+        }
+        for text in [
+            "",
+            "30",
+            "s",
+            "1.5s",
+            "30 s",
+            "-1s",
+            "1d",
+            "1hm",
+            "99999999999h",
+        ] {
+            assert_eq!(parse_duration(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn typo_guesses() {
+        let keys = ["state_dir", "poll_interval", "request_timeout"];
+        assert_eq!(closest("pol_interval", keys), Some("poll_interval"));
+        assert_eq!(closest("statedir", keys), Some("state_dir"));
+        assert_eq!(closest("colour", keys), None);
+        assert_eq!(closest("fail", ["failed", "fixed"]), Some("failed"));
+        assert_eq!(closest("ops", ["ci", "releases"]), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn key_paths_from_spans() {
+        let text = "[zoom.channels.ci]\nto_jid = 1\n[[subscription]]\nchannels = [\"a\", 2]\n";
+        let doc = DeTable::parse(text).unwrap();
+        let at = |needle: &str| {
+            let offset = text.find(needle).unwrap();
+            path_where(doc.get_ref(), &|s| contains(s, offset))
+        };
+        assert_eq!(at("1\n").as_deref(), Some("zoom.channels.ci.to_jid"));
+        assert_eq!(at("2]").as_deref(), Some("subscription[0].channels[1]"));
+        assert_eq!(at("ci]").as_deref(), Some("zoom.channels.ci"));
+        assert_eq!(segment("my channel"), "\"my channel\"");
+    }
+}

@@ -1,0 +1,303 @@
+//! Credentials at rest: a small TOML document of named credentials, encrypted with age to an
+//! X25519 identity. The configuration file only names credentials; their values live here, are
+//! decrypted once at start-up into [`SecretString`]s and never reach a log line, an error message
+//! or `Debug` output.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// One named credential, as `[NAME]` in the decrypted document.
+#[derive(Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Credential {
+    /// A Bitbucket Cloud repository, project or workspace access token, sent as `Bearer`.
+    BitbucketAccessToken { token: SecretString },
+    /// A Zoom Team Chat chatbot app's OAuth client (client-credentials grant).
+    ZoomChatbot {
+        client_id: String,
+        client_secret: SecretString,
+    },
+}
+
+impl Credential {
+    /// The `kind` value, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::BitbucketAccessToken { .. } => "bitbucket_access_token",
+            Credential::ZoomChatbot { .. } => "zoom_chatbot",
+        }
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credential({}, [REDACTED])", self.kind())
+    }
+}
+
+/// Every credential of the decrypted file, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    entries: BTreeMap<String, Credential>,
+}
+
+/// Why the credentials could not be read. Messages name files, never contents.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not an age X25519 identity (expected a line starting AGE-SECRET-KEY-1)")]
+    BadIdentity { path: PathBuf },
+    #[error("{path}: cannot decrypt with the identity {identity}: {reason}")]
+    Decrypt {
+        path: PathBuf,
+        identity: PathBuf,
+        reason: String,
+    },
+    #[error("{path}: decrypted, but the contents are not a valid credentials document: {reason}")]
+    Malformed { path: PathBuf, reason: String },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Credentials {
+    /// Decrypts `credentials_file` with the identity in `identity_file` and parses it.
+    pub fn load(
+        credentials_file: &Path,
+        identity_file: &Path,
+    ) -> Result<Credentials, CredentialsError> {
+        let identity = read_identity(identity_file)?;
+        let ciphertext =
+            std::fs::read(credentials_file).map_err(|source| CredentialsError::Io {
+                path: credentials_file.to_owned(),
+                source,
+            })?;
+        let plaintext =
+            age::decrypt(&identity, &ciphertext).map_err(|e| CredentialsError::Decrypt {
+                path: credentials_file.to_owned(),
+                identity: identity_file.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let text = String::from_utf8(plaintext).map_err(|_| CredentialsError::Malformed {
+            path: credentials_file.to_owned(),
+            reason: "not UTF-8".into(),
+        })?;
+        Credentials::parse(&text).map_err(|reason| CredentialsError::Malformed {
+            path: credentials_file.to_owned(),
+            reason,
+        })
+    }
+
+    /// Parses a decrypted document. The error never quotes the document (it holds secrets).
+    fn parse(text: &str) -> Result<Credentials, String> {
+        let entries: BTreeMap<String, Credential> = toml::from_str(text).map_err(|e| {
+            // toml's message quotes the offending line; keep only its first sentence.
+            e.message()
+                .lines()
+                .next()
+                .unwrap_or("invalid TOML")
+                .to_owned()
+        })?;
+        Ok(Credentials { entries })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Credential> {
+        self.entries.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, credential: Credential) {
+        self.entries.insert(name.into(), credential);
+    }
+
+    /// The plaintext document; only ever handed to age for encryption.
+    fn to_document(&self) -> SecretString {
+        let mut doc = toml::Table::new();
+        for (name, credential) in &self.entries {
+            let mut entry = toml::Table::new();
+            entry.insert("kind".into(), credential.kind().into());
+            match credential {
+                Credential::BitbucketAccessToken { token } => {
+                    entry.insert("token".into(), token.expose_secret().into());
+                }
+                Credential::ZoomChatbot {
+                    client_id,
+                    client_secret,
+                } => {
+                    entry.insert("client_id".into(), client_id.as_str().into());
+                    entry.insert("client_secret".into(), client_secret.expose_secret().into());
+                }
+            }
+            doc.insert(name.clone(), toml::Value::Table(entry));
+        }
+        SecretString::from(doc.to_string())
+    }
+
+    /// Encrypts to the public half of `identity_file` and replaces `credentials_file` atomically
+    /// (write a sibling, fsync, rename), so a crash leaves either the old file or the new one.
+    pub fn save(
+        &self,
+        credentials_file: &Path,
+        identity_file: &Path,
+    ) -> Result<(), CredentialsError> {
+        let recipient = read_identity(identity_file)?.to_public();
+        let ciphertext = age::encrypt(&recipient, self.to_document().expose_secret().as_bytes())
+            .map_err(|e| CredentialsError::Write {
+                path: credentials_file.to_owned(),
+                source: std::io::Error::other(e),
+            })?;
+        write_private_atomically(credentials_file, &ciphertext).map_err(|source| {
+            CredentialsError::Write {
+                path: credentials_file.to_owned(),
+                source,
+            }
+        })
+    }
+}
+
+/// Creates a new X25519 identity at `path` (mode 0600) unless one is already there.
+pub fn ensure_identity(path: &Path) -> Result<(), CredentialsError> {
+    if path.exists() {
+        return read_identity(path).map(drop);
+    }
+    let identity = age::x25519::Identity::generate();
+    let text = format!(
+        "# bbzoom credentials identity; public key: {}\n{}\n",
+        identity.to_public(),
+        identity.to_string().expose_secret()
+    );
+    write_private_atomically(path, text.as_bytes()).map_err(|source| CredentialsError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn read_identity(path: &Path) -> Result<age::x25519::Identity, CredentialsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    text.lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("AGE-SECRET-KEY-"))
+        .and_then(|line| age::x25519::Identity::from_str(line).ok())
+        .ok_or_else(|| CredentialsError::BadIdentity {
+            path: path.to_owned(),
+        })
+}
+
+/// Writes `bytes` to `path` readable by its owner only, atomically.
+pub(crate) fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_encrypts_and_never_shows_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = dir.path().join("identity.txt");
+        let file = dir.path().join("credentials.age");
+        ensure_identity(&identity).unwrap();
+        let mut credentials = Credentials::default();
+        credentials.insert(
+            "bb",
+            Credential::BitbucketAccessToken {
+                token: "tok-SECRET-1".into(),
+            },
+        );
+        credentials.insert(
+            "zoom",
+            Credential::ZoomChatbot {
+                client_id: "cid".into(),
+                client_secret: "zs-SECRET-2".into(),
+            },
+        );
+        credentials.save(&file, &identity).unwrap();
+
+        let raw = std::fs::read(&file).unwrap();
+        let raw = String::from_utf8_lossy(&raw);
+        assert!(
+            !raw.contains("SECRET"),
+            "ciphertext holds no plaintext secret"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&identity).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        let loaded = Credentials::load(&file, &identity).unwrap();
+        match loaded.get("bb") {
+            Some(Credential::BitbucketAccessToken { token }) => {
+                assert_eq!(token.expose_secret(), "tok-SECRET-1")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(!format!("{loaded:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn wrong_identity_and_malformed_documents_are_named_without_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let (id_a, id_b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
+        ensure_identity(&id_a).unwrap();
+        ensure_identity(&id_b).unwrap();
+        let file = dir.path().join("credentials.age");
+        let mut credentials = Credentials::default();
+        credentials.insert(
+            "bb",
+            Credential::BitbucketAccessToken {
+                token: "tok-SECRET".into(),
+            },
+        );
+        credentials.save(&file, &id_a).unwrap();
+        let err = Credentials::load(&file, &id_b).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot decrypt") && err.contains("b.txt"),
+            "{err}"
+        );
+
+        let bad =
+            Credentials::parse("[bb]\nkind = \"bitbucket_access_token\"\ntokn = \"tok-SECRET\"\n")
+                .unwrap_err();
+        assert!(!bad.contains("SECRET"), "{bad}");
+    }
+}

@@ -1,0 +1,180 @@
+//! Domain types: what the rest of bbzoom talks about, independent of any wire format or
+//! storage layout (Bitbucket's JSON stays in `bitbucket`, sled's records stay in `store`).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A repository on a Bitbucket instance, as a subscription names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RepoId {
+    /// Workspace (Cloud) or project key (Data Center).
+    pub owner: String,
+    /// Repository slug.
+    pub slug: String,
+}
+
+impl RepoId {
+    pub fn new(owner: impl Into<String>, slug: impl Into<String>) -> Self {
+        RepoId {
+            owner: owner.into(),
+            slug: slug.into(),
+        }
+    }
+}
+
+impl fmt::Display for RepoId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.slug)
+    }
+}
+
+/// Where a build was observed: the identity that survives restarts and keys the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BuildKey {
+    pub repo: RepoId,
+    /// Stable identifier of the build within its repository (a pipeline uuid).
+    pub id: String,
+}
+
+impl fmt::Display for BuildKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.repo, self.id)
+    }
+}
+
+/// How a finished build ended. An open set: results bbzoom does not know are kept verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    Successful,
+    Failed,
+    /// Bitbucket's ERROR: the build could not run (bad YAML, infrastructure); a failure to a reader.
+    Error,
+    Stopped,
+    Expired,
+    Other(String),
+}
+
+/// Where a build is in its life. Unknown in-progress stages are kept as data, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BuildState {
+    Pending,
+    Running,
+    /// Waiting on a manual step.
+    Paused,
+    /// An in-progress stage bbzoom does not know (e.g. `HALTED`), kept verbatim.
+    InProgressOther(String),
+    Completed(Outcome),
+}
+
+impl BuildState {
+    pub fn is_finished(&self) -> bool {
+        matches!(self, BuildState::Completed(_))
+    }
+
+    /// Upper-case label as Bitbucket shows it, for cards and logs.
+    pub fn label(&self) -> String {
+        match self {
+            BuildState::Pending => "PENDING".into(),
+            BuildState::Running => "RUNNING".into(),
+            BuildState::Paused => "PAUSED".into(),
+            BuildState::InProgressOther(s) => s.clone(),
+            BuildState::Completed(Outcome::Successful) => "SUCCESSFUL".into(),
+            BuildState::Completed(Outcome::Failed) => "FAILED".into(),
+            BuildState::Completed(Outcome::Error) => "ERROR".into(),
+            BuildState::Completed(Outcome::Stopped) => "STOPPED".into(),
+            BuildState::Completed(Outcome::Expired) => "EXPIRED".into(),
+            BuildState::Completed(Outcome::Other(s)) => s.clone(),
+        }
+    }
+}
+
+/// One observation of a build, normalised from whichever source reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildStatus {
+    pub key: BuildKey,
+    /// What the build is called next to its number ("Pipeline", or a CI status name).
+    pub name: String,
+    /// The build number a person sees (`#42`).
+    pub number: u64,
+    /// Branch the build ran for; `None` for builds on a bare commit or tag.
+    pub branch: Option<String>,
+    pub commit: Option<String>,
+    /// First line of the commit message, when the source gives it.
+    pub commit_message: Option<String>,
+    pub author: Option<String>,
+    pub state: BuildState,
+    /// Seconds the build ran, as the source reports it.
+    pub duration_secs: Option<u64>,
+    /// Unix milliseconds when the build was created.
+    pub created_ms: i64,
+    /// Link a person opens to see the build.
+    pub url: String,
+}
+
+/// What happened to a build that is worth telling a channel. Which ones a subscription wants
+/// is configurable; `detect::classify` decides which one a transition is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Started,
+    /// Waiting on a manual step.
+    Paused,
+    Succeeded,
+    /// A success after a failure on the same branch.
+    Fixed,
+    Failed,
+    /// A failure after a failure on the same branch.
+    StillFailing,
+    Stopped,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 7] = [
+        EventKind::Started,
+        EventKind::Paused,
+        EventKind::Succeeded,
+        EventKind::Fixed,
+        EventKind::Failed,
+        EventKind::StillFailing,
+        EventKind::Stopped,
+    ];
+
+    /// The name used in the configuration file.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            EventKind::Started => "started",
+            EventKind::Paused => "paused",
+            EventKind::Succeeded => "succeeded",
+            EventKind::Fixed => "fixed",
+            EventKind::Failed => "failed",
+            EventKind::StillFailing => "still_failing",
+            EventKind::Stopped => "stopped",
+        }
+    }
+
+    pub fn from_config_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|e| e.config_name() == name)
+    }
+
+    /// A build ends at most once per run: these are the events the "missed" count is about.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, EventKind::Started | EventKind::Paused)
+    }
+
+    /// A more specific event also satisfies the general one it refines: a subscription for
+    /// `succeeded` hears about fixes, one for `failed` hears about builds still failing.
+    pub fn satisfies(self, wanted: EventKind) -> bool {
+        self == wanted
+            || matches!(
+                (self, wanted),
+                (EventKind::Fixed, EventKind::Succeeded)
+                    | (EventKind::StillFailing, EventKind::Failed)
+            )
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.config_name())
+    }
+}

@@ -1,0 +1,45 @@
+//! bbzoom: Bitbucket build results in Zoom Team Chat, for networks that block inbound traffic.
+//!
+//! bbzoom never listens for webhooks. It polls Bitbucket, records every build's state in a sled
+//! store, decides which changes are worth telling and delivers them to Zoom from a durable outbox.
+//!
+//! # Crate map
+//!
+//! The data path runs one way, top to bottom:
+//!
+//! - [`config`]: the admin's TOML file, validated into a [`config::Config`].
+//! - [`credentials`]: the age-encrypted credentials file, decrypted into secrets.
+//! - [`poller`]: one task per subscribed repository, on a fixed interval.
+//! - [`bitbucket`]: the Bitbucket Cloud client (its wire types stay inside it), behind one rate
+//!   limiter per credential.
+//! - [`domain`]: what everything else talks about: builds, states, events.
+//! - [`detect`]: pure transition detection and event classification.
+//! - [`store`]: sled. A transition and the notifications it causes are one transaction.
+//! - [`delivery`]: outbox workers, one per channel, retrying with jittered backoff.
+//! - [`render`]: pure card rendering (chatbot JSON and plain text).
+//! - [`zoom`]: the Zoom chatbot client: token cache, rate limiter, error classes.
+//! - [`daemon`]: wires the above together under one [`shutdown::Shutdown`].
+//! - [`sim`]: a faithful simulator of both APIs for the demo, the tests and the benchmarks.
+//! - [`demo`]: `bbzoom demo`, the daemon against the simulator, with a scoreboard.
+//!
+//! Helpers: [`glob`] (branch patterns), [`repo_url`] (repository URLs as people paste them),
+//! [`retry`] (backoff with jitter and `Retry-After`), [`http`] (the shared HTTP client).
+
+pub mod bitbucket;
+pub mod config;
+pub mod credentials;
+pub mod daemon;
+pub mod delivery;
+pub mod demo;
+pub mod detect;
+pub mod domain;
+pub mod glob;
+pub mod http;
+pub mod poller;
+pub mod render;
+pub mod repo_url;
+pub mod retry;
+pub mod shutdown;
+pub mod sim;
+pub mod store;
+pub mod zoom;

@@ -1,0 +1,204 @@
+//! The `bbzoom` binary: argument parsing, logging, signals and exit codes. Everything else lives
+//! in the library; `anyhow` is used only here, at the edge.
+
+use anyhow::Context;
+use bbzoom::config::Config;
+use bbzoom::credentials::Credentials;
+use bbzoom::daemon::{self, Metrics, Tuning};
+use bbzoom::demo::{self, DemoOptions};
+use bbzoom::store::Store;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit status for a configuration the admin must fix.
+const EXIT_CONFIG: u8 = 2;
+
+/// Bitbucket build results in Zoom Team Chat, by polling: no inbound webhook needed.
+#[derive(Parser)]
+#[command(name = "bbzoom", version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: poll Bitbucket, post to Zoom, until SIGTERM or SIGINT.
+    ///
+    /// Example: bbzoom run --config /etc/bbzoom/config.toml
+    Run {
+        #[arg(long, short, default_value = "/etc/bbzoom/config.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and credentials and show what is subscribed.
+    ///
+    /// Example: bbzoom check --config /etc/bbzoom/config.toml
+    Check {
+        #[arg(long, short, default_value = "/etc/bbzoom/config.toml")]
+        config: PathBuf,
+    },
+    /// Watch bbzoom work against its built-in Bitbucket and Zoom simulator.
+    ///
+    /// Example: bbzoom demo --speed 40
+    Demo {
+        /// Simulated seconds per real second.
+        #[arg(long, default_value_t = 40.0)]
+        speed: f64,
+        /// Print the summary as one JSON object on the last line of stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Demo { .. } => "warn",
+        _ => "info",
+    };
+    init_logging(cli.log_format, default_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run { config } => run(config).await,
+            Command::Check { config } => check(config),
+            Command::Demo { speed, json } => demo_command(speed, json).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bbzoom: {err:#}");
+            if err.downcast_ref::<bbzoom::config::ConfigError>().is_some() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Logs to stderr: colours only on a terminal, one event per line, `RUST_LOG` honoured.
+fn init_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(&config_path)?;
+    let credentials = Credentials::load(
+        &config.daemon.credentials_file,
+        &config.daemon.identity_file,
+    )?;
+    let store = Store::open(&config.daemon.state_dir).with_context(|| {
+        format!(
+            "cannot open the store in {}",
+            config.daemon.state_dir.display()
+        )
+    })?;
+    let (trigger, shutdown) = bbzoom::shutdown::channel();
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stop signal received; finishing deliveries under way");
+        trigger.trigger();
+    });
+    daemon::run(
+        &config,
+        &credentials,
+        store,
+        Tuning::default(),
+        Arc::new(Metrics::default()),
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn check(config_path: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(&config_path)?;
+    println!("{}: configuration is valid", config_path.display());
+    match Credentials::load(
+        &config.daemon.credentials_file,
+        &config.daemon.identity_file,
+    ) {
+        Ok(credentials) => {
+            for (name, used_by) in [
+                (&config.bitbucket.credential, "[bitbucket]"),
+                (&config.zoom.chatbot.credential, "[zoom.chatbot]"),
+            ] {
+                match credentials.get(name) {
+                    Some(credential) => println!(
+                        "credential {name:?} ({used_by}): present, {}",
+                        credential.kind()
+                    ),
+                    None => anyhow::bail!(
+                        "credential {name:?} named by {used_by} is not in {}",
+                        config.daemon.credentials_file.display()
+                    ),
+                }
+            }
+        }
+        Err(err) => return Err(err.into()),
+    }
+    println!("\n{} subscription(s):", config.subscriptions.len());
+    for sub in &config.subscriptions {
+        let branches: Vec<_> = sub.branches.iter().map(|b| b.to_string()).collect();
+        let events: Vec<_> = sub.events.iter().map(|e| e.to_string()).collect();
+        println!(
+            "  {}  branches: {}  events: {}  -> {}",
+            sub.repo,
+            branches.join(", "),
+            events.join(", "),
+            sub.channels
+                .iter()
+                .map(|c| format!("#{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn demo_command(speed: f64, json: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        speed.is_finite() && speed > 0.0,
+        "--speed must be a positive number"
+    );
+    let summary = demo::run(DemoOptions { speed }).await?;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    }
+    Ok(())
+}

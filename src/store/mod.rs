@@ -1,0 +1,325 @@
+//! The store: sled on disk, holding what bbzoom knows between polls and across restarts.
+//!
+//! Trees: `repos` (polling cursor per repository), `builds` (last state per build), `health`
+//! (last result per branch, for "fixed"), `outbox` (notifications not yet delivered, per channel
+//! in sequence order), `dead_letters`, and `meta` (the schema version).
+//!
+//! Invariant 3: a poll's transitions and the notifications they cause are written in ONE
+//! transaction, flushed to disk before it returns, so before anything is sent. An outbox row is
+//! removed only after Zoom accepted it, so a crash repeats at most the row in flight.
+
+mod records;
+
+use crate::detect::Health;
+use crate::domain::{BuildKey, BuildState, BuildStatus, EventKind, RepoId};
+use records::*;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::path::Path;
+
+pub use records::SCHEMA_VERSION;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error(
+        "store record is unreadable ({0}); the state directory may come from another bbzoom version"
+    )]
+    Corrupt(String),
+    #[error(
+        "the state directory holds schema version {found}, this bbzoom understands {SCHEMA_VERSION}"
+    )]
+    Schema { found: u32 },
+}
+
+/// Where polling of one repository stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoCursor {
+    /// Highest build number recorded.
+    pub high_water: u64,
+    /// Ids of builds last seen unfinished.
+    pub active: Vec<String>,
+}
+
+/// A notification to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub channel: String,
+    pub event: EventKind,
+    pub build: BuildStatus,
+}
+
+/// Everything one poll of one repository learnt, committed at once.
+#[derive(Debug, Clone)]
+pub struct PollUpdate {
+    pub repo: RepoId,
+    pub cursor: RepoCursor,
+    /// New states of builds that changed.
+    pub builds: Vec<(BuildKey, BuildState)>,
+    /// New health of branches a finished build settled.
+    pub health: Vec<(String, Health)>,
+    pub notifications: Vec<Notification>,
+}
+
+/// An outbox row as the delivery worker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Sequence number: rows of a channel are delivered in this order.
+    pub seq: u64,
+    pub channel: String,
+    pub event: EventKind,
+    pub build: BuildStatus,
+    pub attempts: u32,
+    pub next_attempt_ms: i64,
+}
+
+/// A dead letter as `bbzoom` lists it.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub row: OutboxRow,
+    pub reason: String,
+    pub dead_ms: i64,
+}
+
+/// Handle to the store; cheap to clone (sled trees are reference counted).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    repos: sled::Tree,
+    builds: sled::Tree,
+    health: sled::Tree,
+    outbox: sled::Tree,
+    dead: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, checking the schema version.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let meta = db.open_tree(META)?;
+        match meta.get(SCHEMA_KEY)? {
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                meta.flush()?;
+            }
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("schema version".into()))?;
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema { found });
+                }
+            }
+        }
+        Ok(Store {
+            repos: db.open_tree(REPOS)?,
+            builds: db.open_tree(BUILDS)?,
+            health: db.open_tree(HEALTH)?,
+            outbox: db.open_tree(OUTBOX)?,
+            dead: db.open_tree(DEAD)?,
+            db,
+        })
+    }
+
+    /// Where polling of `repo` stands; `None` for a repository never polled (to be baselined).
+    pub fn cursor(&self, repo: &RepoId) -> Result<Option<RepoCursor>, StoreError> {
+        let record: Option<RepoRecord> = get(&self.repos, &repo_key(repo))?;
+        Ok(record.map(|r| RepoCursor {
+            high_water: r.high_water,
+            active: r.active,
+        }))
+    }
+
+    /// The last recorded state of a build.
+    pub fn build_state(&self, key: &BuildKey) -> Result<Option<BuildState>, StoreError> {
+        let record: Option<BuildRecord> = get(&self.builds, &build_key(key))?;
+        Ok(record.map(|r| r.state))
+    }
+
+    /// The health of a branch, if a finished build ever settled it.
+    pub fn health(&self, repo: &RepoId, branch: &str) -> Result<Option<Health>, StoreError> {
+        Ok(self
+            .health
+            .get(health_key(repo, branch))?
+            .and_then(|b| decode_health(&b)))
+    }
+
+    /// Writes one poll's findings in one transaction and flushes it to disk (invariant 3).
+    pub fn commit_poll(&self, update: &PollUpdate, now_ms: i64) -> Result<(), StoreError> {
+        let repo = encode(&RepoRecord {
+            high_water: update.cursor.high_water,
+            active: update.cursor.active.clone(),
+        })?;
+        let builds = update
+            .builds
+            .iter()
+            .map(|(key, state)| {
+                Ok((
+                    build_key(key),
+                    encode(&BuildRecord {
+                        state: state.clone(),
+                        observed_ms: now_ms,
+                    })?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let rows = update
+            .notifications
+            .iter()
+            .map(|n| {
+                let record = OutboxRecord {
+                    channel: n.channel.clone(),
+                    event: n.event,
+                    build: n.build.clone(),
+                    enqueued_ms: now_ms,
+                    attempts: 0,
+                    next_attempt_ms: now_ms,
+                };
+                Ok((n.channel.as_str(), encode(&record)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let result: Result<(), TransactionError<StoreError>> =
+            (&self.repos, &self.builds, &self.health, &self.outbox).transaction(
+                |(repos, builds_tx, health, outbox)| {
+                    repos.insert(repo_key(&update.repo), repo.as_slice())?;
+                    for (key, value) in &builds {
+                        builds_tx.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    for (branch, h) in &update.health {
+                        health.insert(health_key(&update.repo, branch), &encode_health(*h))?;
+                    }
+                    for (channel, value) in &rows {
+                        let seq = outbox.generate_id()?;
+                        outbox.insert(outbox_key(channel, seq), value.as_slice())?;
+                    }
+                    repos.flush();
+                    Ok::<(), ConflictableTransactionError<StoreError>>(())
+                },
+            );
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        })
+    }
+
+    /// The oldest row waiting for `channel`, due or not.
+    pub fn next_outbox(&self, channel: &str) -> Result<Option<OutboxRow>, StoreError> {
+        match self.outbox.scan_prefix(outbox_prefix(channel)).next() {
+            None => Ok(None),
+            Some(entry) => {
+                let (key, value) = entry?;
+                Ok(Some(to_row(&key, &decode::<OutboxRecord>(&value)?)?))
+            }
+        }
+    }
+
+    /// Zoom accepted `row`: remove it and flush, so it is never sent again.
+    pub fn complete(&self, row: &OutboxRow) -> Result<(), StoreError> {
+        self.outbox.remove(outbox_key(&row.channel, row.seq))?;
+        self.outbox.flush()?;
+        Ok(())
+    }
+
+    /// A delivery attempt of `row` failed transiently: record it and when to try next.
+    pub fn reschedule(&self, row: &OutboxRow, next_attempt_ms: i64) -> Result<(), StoreError> {
+        let key = outbox_key(&row.channel, row.seq);
+        if let Some(value) = self.outbox.get(&key)? {
+            let mut record: OutboxRecord = decode(&value)?;
+            record.attempts += 1;
+            record.next_attempt_ms = next_attempt_ms;
+            self.outbox.insert(key, encode(&record)?)?;
+            self.outbox.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Zoom refused `row` for good: move it to the dead letters, in one transaction.
+    pub fn dead_letter(
+        &self,
+        row: &OutboxRow,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let key = outbox_key(&row.channel, row.seq);
+        let result: Result<(), TransactionError<StoreError>> = (&self.outbox, &self.dead)
+            .transaction(|(outbox, dead)| {
+                if let Some(value) = outbox.remove(key.as_slice())? {
+                    let row: OutboxRecord =
+                        decode(&value).map_err(ConflictableTransactionError::Abort)?;
+                    let record = encode(&DeadRecord {
+                        row,
+                        reason: reason.to_owned(),
+                        dead_ms: now_ms,
+                    })
+                    .map_err(ConflictableTransactionError::Abort)?;
+                    dead.insert(key.as_slice(), record)?;
+                }
+                outbox.flush();
+                Ok(())
+            });
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        })
+    }
+
+    /// Rows waiting in the outbox, all channels.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Every dead letter, oldest first per channel.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                let record: DeadRecord = decode(&value)?;
+                Ok(DeadLetter {
+                    row: to_row(&key, &record.row)?,
+                    reason: record.reason,
+                    dead_ms: record.dead_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Flushes everything written so far; called once more on shutdown.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn to_row(key: &[u8], record: &OutboxRecord) -> Result<OutboxRow, StoreError> {
+    let seq = key
+        .len()
+        .checked_sub(8)
+        .and_then(|at| <[u8; 8]>::try_from(&key[at..]).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::Corrupt("outbox key".into()))?;
+    Ok(OutboxRow {
+        seq,
+        channel: record.channel.clone(),
+        event: record.event,
+        build: record.build.clone(),
+        attempts: record.attempts,
+        next_attempt_ms: record.next_attempt_ms,
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn get<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    tree.get(key)?.map(|v| decode(&v)).transpose()
+}

@@ -1,0 +1,103 @@
+//! How things are laid out in sled: tree names, key encodings and the stored records. Nothing
+//! outside `store` sees these (invariant 2); the store converts to and from domain types.
+
+use crate::detect::Health;
+use crate::domain::{BuildKey, BuildState, BuildStatus, EventKind, RepoId};
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever a record or key layout changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub const META: &str = "meta";
+pub const REPOS: &str = "repos";
+pub const BUILDS: &str = "builds";
+pub const HEALTH: &str = "health";
+pub const OUTBOX: &str = "outbox";
+pub const DEAD: &str = "dead_letters";
+pub const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// Per repository: how far polling got.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepoRecord {
+    /// Highest build number recorded: anything above it is new.
+    pub high_water: u64,
+    /// Builds seen unfinished, followed by id until they end.
+    pub active: Vec<String>,
+}
+
+/// Per build: the last state recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildRecord {
+    pub state: BuildState,
+    /// Wall-clock Unix milliseconds of the observation, for housekeeping.
+    pub observed_ms: i64,
+}
+
+/// A notification waiting to be delivered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    pub channel: String,
+    pub event: EventKind,
+    /// The build as observed when the event happened; the card is rendered from it.
+    pub build: BuildStatus,
+    pub enqueued_ms: i64,
+    /// Failed delivery attempts so far.
+    pub attempts: u32,
+    /// Not before this wall-clock Unix millisecond (persisted so a restart resumes the backoff).
+    pub next_attempt_ms: i64,
+}
+
+/// A notification Zoom refused for good, kept for the admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadRecord {
+    pub row: OutboxRecord,
+    pub reason: String,
+    pub dead_ms: i64,
+}
+
+pub fn repo_key(repo: &RepoId) -> Vec<u8> {
+    format!("{}/{}", repo.owner, repo.slug).into_bytes()
+}
+
+pub fn build_key(key: &BuildKey) -> Vec<u8> {
+    let mut out = repo_key(&key.repo);
+    out.push(0);
+    out.extend_from_slice(key.id.as_bytes());
+    out
+}
+
+pub fn health_key(repo: &RepoId, branch: &str) -> Vec<u8> {
+    let mut out = repo_key(repo);
+    out.push(0);
+    out.extend_from_slice(branch.as_bytes());
+    out
+}
+
+/// The prefix of every outbox key of `channel`; rows sort by sequence number within it.
+pub fn outbox_prefix(channel: &str) -> Vec<u8> {
+    let mut out = channel.as_bytes().to_vec();
+    out.push(0);
+    out
+}
+
+pub fn outbox_key(channel: &str, seq: u64) -> Vec<u8> {
+    let mut out = outbox_prefix(channel);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// Health is stored as one byte.
+pub fn encode_health(health: Health) -> [u8; 1] {
+    [match health {
+        Health::Passing => b'P',
+        Health::Failing => b'F',
+    }]
+}
+
+pub fn decode_health(bytes: &[u8]) -> Option<Health> {
+    match bytes {
+        b"P" => Some(Health::Passing),
+        b"F" => Some(Health::Failing),
+        _ => None,
+    }
+}

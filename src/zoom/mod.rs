@@ -1,0 +1,306 @@
+//! The Zoom Team Chat chatbot client: an access token cached and renewed before it expires, one
+//! rate limiter for the account, and every answer classified (after vector's sinks, *what* to
+//! retry lives here; *when* is the outbox's business).
+
+use crate::http::Limiter;
+use crate::retry::parse_retry_after;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use url::Url;
+
+/// What the caller should do about a failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Try again later (5xx, timeouts, connection errors, 429), not before `retry_after` if given.
+    Transient { retry_after: Option<Duration> },
+    /// Retrying cannot help (bad request, unknown bot or channel, missing scope): an admin must act.
+    Permanent,
+    /// The message to edit no longer exists (404, code 8001): post a new one instead.
+    MessageGone,
+}
+
+/// A failed Zoom call: its class and a message for the log (never holding a secret).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{detail}")]
+pub struct ZoomError {
+    pub class: ErrorClass,
+    pub detail: String,
+}
+
+impl ZoomError {
+    fn transient(detail: impl Into<String>) -> ZoomError {
+        ZoomError {
+            class: ErrorClass::Transient { retry_after: None },
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Where and as whom the chatbot posts.
+#[derive(Debug, Clone)]
+pub struct ChatbotIdentity {
+    pub account_id: String,
+    pub robot_jid: String,
+    pub user_jid: String,
+}
+
+/// The chatbot app's OAuth client.
+#[derive(Debug, Clone)]
+pub struct AppCredentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+/// A Zoom chatbot client for one account.
+pub struct ChatbotClient {
+    http: reqwest::Client,
+    /// Token endpoint, `https://zoom.us/oauth/token`.
+    oauth_url: Url,
+    /// REST base, `https://api.zoom.us/v2`.
+    api_url: Url,
+    app: AppCredentials,
+    identity: ChatbotIdentity,
+    /// The current access token; a tokio mutex so one renewal serves every waiting sender.
+    token: Mutex<Option<CachedToken>>,
+    /// The account's one limiter (invariant 4).
+    limiter: Limiter,
+}
+
+struct CachedToken {
+    value: SecretString,
+    /// Renew from this instant on, a margin before Zoom expires it.
+    renew_at: Instant,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: SecretString,
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    code: Option<i64>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SendAnswer {
+    message_id: String,
+}
+
+impl ChatbotClient {
+    pub fn new(
+        http: reqwest::Client,
+        oauth_url: Url,
+        api_url: Url,
+        app: AppCredentials,
+        identity: ChatbotIdentity,
+        limiter: Limiter,
+    ) -> ChatbotClient {
+        ChatbotClient {
+            http,
+            oauth_url,
+            api_url,
+            app,
+            identity,
+            token: Mutex::new(None),
+            limiter,
+        }
+    }
+
+    /// Posts `content` (a chatbot card) to `to_jid`, as a thread reply when `reply_to` is given.
+    /// Returns the new message's id.
+    pub async fn send(
+        &self,
+        to_jid: &str,
+        content: &Value,
+        reply_to: Option<&str>,
+    ) -> Result<String, ZoomError> {
+        let mut body = json!({
+            "robot_jid": self.identity.robot_jid,
+            "to_jid": to_jid,
+            "account_id": self.identity.account_id,
+            "user_jid": self.identity.user_jid,
+            "content": content,
+        });
+        if let Some(parent) = reply_to {
+            body["reply_to"] = json!(parent);
+        }
+        let url = self.endpoint(&["im", "chat", "messages"]);
+        let answer = self.call(reqwest::Method::POST, url, &body).await?;
+        serde_json::from_value::<SendAnswer>(answer)
+            .map(|a| a.message_id)
+            .map_err(|e| {
+                ZoomError::transient(format!(
+                    "Zoom accepted the message but its answer is unreadable: {e}"
+                ))
+            })
+    }
+
+    /// Replaces the content of a message the bot posted earlier.
+    pub async fn edit(&self, message_id: &str, content: &Value) -> Result<(), ZoomError> {
+        let body = json!({
+            "robot_jid": self.identity.robot_jid,
+            "account_id": self.identity.account_id,
+            "user_jid": self.identity.user_jid,
+            "content": content,
+        });
+        let url = self.endpoint(&["im", "chat", "messages", message_id]);
+        self.call(reqwest::Method::PUT, url, &body).await.map(drop)
+    }
+
+    fn endpoint(&self, segments: &[&str]) -> Url {
+        let mut url = self.api_url.clone();
+        url.path_segments_mut()
+            .expect("an http(s) base URL")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    /// One API call; an expired or revoked token (code 124) is renewed and the call made once more.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        body: &Value,
+    ) -> Result<Value, ZoomError> {
+        let mut renewed = false;
+        loop {
+            let token = self.token().await?;
+            self.limiter.until_ready().await;
+            let response = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.expose_secret())
+                .json(body)
+                .send()
+                .await
+                .map_err(|e| {
+                    ZoomError::transient(format!("Zoom request failed: {}", e.without_url()))
+                })?;
+            match classify(response).await {
+                Err(ZoomAnswer::TokenRejected) if !renewed => {
+                    tracing::info!("Zoom rejected the access token (code 124); fetching a new one");
+                    *self.token.lock().await = None;
+                    renewed = true;
+                }
+                Err(ZoomAnswer::TokenRejected) => {
+                    return Err(ZoomError::transient(
+                        "Zoom rejected a freshly issued access token (code 124)",
+                    ));
+                }
+                Err(ZoomAnswer::Failed(err)) => return Err(err),
+                Ok(value) => return Ok(value),
+            }
+        }
+    }
+
+    /// The cached token, renewed first if it is within its margin of expiry.
+    async fn token(&self) -> Result<SecretString, ZoomError> {
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.renew_at) {
+            return Ok(token.value.clone());
+        }
+        let fresh = self.fetch_token().await?;
+        let value = fresh.value.clone();
+        *cached = Some(fresh);
+        Ok(value)
+    }
+
+    async fn fetch_token(&self) -> Result<CachedToken, ZoomError> {
+        let mut url = self.oauth_url.clone();
+        url.query_pairs_mut()
+            .append_pair("grant_type", "client_credentials");
+        let response = self
+            .http
+            .post(url)
+            .basic_auth(
+                &self.app.client_id,
+                Some(self.app.client_secret.expose_secret()),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                ZoomError::transient(format!("Zoom token request failed: {}", e.without_url()))
+            })?;
+        let status = response.status();
+        if status.is_client_error() && status.as_u16() != 429 {
+            return Err(ZoomError {
+                class: ErrorClass::Permanent,
+                detail: format!(
+                    "Zoom refused the chatbot's client credentials (HTTP {status}): check the client id and secret stored for the chatbot"
+                ),
+            });
+        }
+        if !status.is_success() {
+            return Err(ZoomError::transient(format!(
+                "Zoom token endpoint answered HTTP {status}"
+            )));
+        }
+        let answer: TokenAnswer = response.json().await.map_err(|e| {
+            ZoomError::transient(format!("unreadable Zoom token answer: {}", e.without_url()))
+        })?;
+        let lifetime = Duration::from_secs(answer.expires_in);
+        // Renew a minute early, or a quarter of the lifetime early for short-lived tokens.
+        let margin = Duration::from_secs(60).min(lifetime / 4);
+        Ok(CachedToken {
+            value: answer.access_token,
+            renew_at: Instant::now() + lifetime - margin,
+        })
+    }
+}
+
+enum ZoomAnswer {
+    /// 401 with code 124: the token expired or was revoked.
+    TokenRejected,
+    Failed(ZoomError),
+}
+
+/// Sorts an answer into success, a rejected token, or a classified error.
+async fn classify(response: reqwest::Response) -> Result<Value, ZoomAnswer> {
+    let status = response.status().as_u16();
+    let tracking_id = response
+        .headers()
+        .get("x-zm-trackingid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let body = response.bytes().await.unwrap_or_default();
+    if (200..300).contains(&status) {
+        return Ok(serde_json::from_slice(&body).unwrap_or(Value::Null));
+    }
+    let error: Option<ErrorAnswer> = serde_json::from_slice(&body).ok();
+    let code = error.as_ref().and_then(|e| e.code);
+    let message = error.and_then(|e| e.message).unwrap_or_default();
+    if status == 401 && code == Some(124) {
+        return Err(ZoomAnswer::TokenRejected);
+    }
+    let class = match (status, code) {
+        (404, Some(8001)) => ErrorClass::MessageGone,
+        (429 | 408, _) | (500..=599, _) => ErrorClass::Transient { retry_after },
+        _ => ErrorClass::Permanent,
+    };
+    let detail = format!(
+        "Zoom answered HTTP {status}{}{}{}",
+        code.map(|c| format!(", code {c}")).unwrap_or_default(),
+        if message.is_empty() {
+            String::new()
+        } else {
+            format!(": {message}")
+        },
+        tracking_id
+            .map(|t| format!(" (x-zm-trackingid {t})"))
+            .unwrap_or_default(),
+    );
+    Err(ZoomAnswer::Failed(ZoomError { class, detail }))
+}

@@ -1,0 +1,102 @@
+//! The `bbzoom` binary as an admin runs it: help, check, and the demo's JSON summary.
+
+mod common;
+
+use std::process::Command;
+
+fn bbzoom() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bbzoom"))
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = bbzoom().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for command in ["run", "check", "demo"] {
+        assert!(text.contains(command), "{command} in:\n{text}");
+    }
+}
+
+#[test]
+fn demo_json_summary_is_complete_and_clean() {
+    let out = bbzoom()
+        .args(["demo", "--json", "--speed", "80"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("FIXED · acme/"),
+        "cards are printed as they arrive:\n{stdout}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for key in [
+        "builds",
+        "transitions",
+        "cards",
+        "bitbucket_requests",
+        "missed",
+        "duplicates",
+    ] {
+        assert!(
+            summary.get(key).is_some_and(serde_json::Value::is_u64),
+            "{key} in {summary}"
+        );
+    }
+    assert_eq!(summary["missed"], 0, "{summary}");
+    assert_eq!(summary["duplicates"], 0, "{summary}");
+    assert!(summary["cards"].as_u64().unwrap() >= 10, "{summary}");
+    assert!(
+        summary["bitbucket_requests"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_summarises_a_valid_setup_and_rejects_a_broken_one_with_exit_2() {
+    let harness = common::Harness::start(
+        bbzoom::sim::Scenario::showcase(),
+        1.0,
+        10.0,
+        bbzoom::demo::SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await;
+    let out = bbzoom()
+        .arg("check")
+        .arg("--config")
+        .arg(harness.config_path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("configuration is valid"), "{stdout}");
+    assert!(stdout.contains("acme/web"), "{stdout}");
+    assert!(stdout.contains("#releases"), "{stdout}");
+
+    let broken = harness.dir.path().join("broken.toml");
+    let text = std::fs::read_to_string(harness.config_path())
+        .unwrap()
+        .replace("channels = [\"releases\"]", "channels = [\"ops\"]");
+    std::fs::write(&broken, text).unwrap();
+    let out = bbzoom()
+        .arg("check")
+        .arg("--config")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("broken.toml:") && stderr.contains("ops"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,208 @@
+//! The whole path through the real daemon code against the simulator over loopback: scripted
+//! builds become exactly the expected cards, also across a restart in the middle.
+
+mod common;
+
+use bbzoom::sim::{Scenario, SimBuild, SimRepo, SimState};
+use common::{Harness, cards, fast_tuning};
+use std::time::Duration;
+
+use SimState::*;
+
+fn build(number: u64, branch: &str, created_at: f64, timeline: &[(f64, SimState)]) -> SimBuild {
+    SimBuild {
+        number,
+        branch: branch.into(),
+        commit: format!("{number:0>40}"),
+        message: format!("Change number {number}\n\nLonger description."),
+        author: "Jane Dev".into(),
+        created_at,
+        timeline: timeline.to_vec(),
+    }
+}
+
+/// Two repositories; every kind of ending, a manual step, a fix and a build still failing.
+fn scenario() -> Scenario {
+    Scenario {
+        repos: vec![
+            SimRepo {
+                workspace: "acme".into(),
+                slug: "api".into(),
+                builds: vec![
+                    build(1, "main", 5.0, &[(6.0, Running), (20.0, Successful)]),
+                    build(2, "main", 25.0, &[(26.0, Running), (40.0, Failed)]),
+                    build(3, "feature/x", 30.0, &[(31.0, Running), (45.0, Stopped)]),
+                    build(
+                        4,
+                        "main",
+                        46.0,
+                        &[
+                            (47.0, Running),
+                            (52.0, Paused),
+                            (62.0, Running),
+                            (72.0, Successful),
+                        ],
+                    ),
+                ],
+            },
+            SimRepo {
+                workspace: "acme".into(),
+                slug: "web".into(),
+                builds: vec![
+                    build(1, "main", 10.0, &[(11.0, Running), (30.0, Error)]),
+                    build(2, "main", 35.0, &[(36.0, Running), (50.0, Failed)]),
+                    build(3, "dev", 36.0, &[(37.0, Running), (51.0, Failed)]),
+                    build(4, "main", 55.0, &[(56.0, Running), (70.0, Successful)]),
+                ],
+            },
+        ],
+    }
+}
+
+const SUBSCRIPTIONS: &str = r#"
+[[subscription]]
+repository = "{web}/acme/api"
+events = ["started", "paused", "succeeded", "fixed", "failed", "still_failing", "stopped"]
+channels = ["ci"]
+
+[[subscription]]
+repository = "{web}/acme/web.git"
+branches = ["main"]
+events = ["failed", "fixed"]
+channels = ["ci", "releases"]
+"#;
+
+fn expected_ci() -> Vec<(String, String)> {
+    let mut cards: Vec<(String, String)> = [
+        ("🔵 STARTED · acme/api · main", "Pipeline #1"),
+        ("✅ SUCCEEDED · acme/api · main", "Pipeline #1"),
+        ("🔵 STARTED · acme/api · main", "Pipeline #2"),
+        ("❌ FAILED · acme/api · main", "Pipeline #2"),
+        ("🔵 STARTED · acme/api · feature/x", "Pipeline #3"),
+        ("⏹️ STOPPED · acme/api · feature/x", "Pipeline #3"),
+        ("🔵 STARTED · acme/api · main", "Pipeline #4"),
+        ("⏸️ PAUSED · acme/api · main", "Pipeline #4"),
+        ("✅ FIXED · acme/api · main", "Pipeline #4"),
+    ]
+    .iter()
+    .chain(expected_releases_heads().iter())
+    .map(|(h, s)| (h.to_string(), s.to_string()))
+    .collect();
+    cards.sort();
+    cards
+}
+
+fn expected_releases_heads() -> [(&'static str, &'static str); 3] {
+    [
+        ("❌ FAILED · acme/web · main", "Pipeline #1"),
+        ("❌ STILL FAILING · acme/web · main", "Pipeline #2"),
+        ("✅ FIXED · acme/web · main", "Pipeline #4"),
+    ]
+}
+
+fn expected_releases() -> Vec<(String, String)> {
+    let mut cards: Vec<_> = expected_releases_heads()
+        .iter()
+        .map(|(h, s)| (h.to_string(), s.to_string()))
+        .collect();
+    cards.sort();
+    cards
+}
+
+const SPEED: f64 = 20.0;
+const POLL_SIM_SECS: f64 = 2.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripted_builds_become_exactly_the_expected_cards() {
+    let harness = Harness::start(scenario(), SPEED, POLL_SIM_SECS, SUBSCRIPTIONS).await;
+    let daemon = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(20))
+        .await;
+    daemon.stop().await;
+
+    assert_eq!(
+        cards(&harness.sim, "ci@conference.xmpp.zoom.us"),
+        expected_ci()
+    );
+    assert_eq!(
+        cards(&harness.sim, "releases@conference.xmpp.zoom.us"),
+        expected_releases()
+    );
+    // The card carries the pipeline's facts and a link to it.
+    let card = harness
+        .sim
+        .channel("ci@conference.xmpp.zoom.us")
+        .into_iter()
+        .find(|m| m.content["head"]["text"] == "✅ FIXED · acme/api · main")
+        .unwrap();
+    let text = bbzoom::demo::content_to_text(&card.content);
+    assert!(text.contains("Commit: 0000000 Change number 4"), "{text}");
+    assert!(text.contains("Author: Jane Dev"), "{text}");
+    assert!(text.contains("Duration: 26s"), "{text}");
+    assert!(text.contains("/acme/api/pipelines/results/4>"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_misses_and_repeats_nothing() {
+    let harness = Harness::start(scenario(), SPEED, POLL_SIM_SECS, SUBSCRIPTIONS).await;
+    let first = harness.run_daemon(fast_tuning());
+    // Stop while builds are running (api #2 and #3, web #2 are in progress at 38 s).
+    while harness.sim.now() < 38.0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.stop().await;
+    let shown_before = harness.sim.stats().posts;
+    assert!(
+        shown_before > 0 && (shown_before as usize) < expected_ci().len(),
+        "stopped mid-scenario"
+    );
+    // Down for a while: builds move on meanwhile.
+    while harness.sim.now() < 48.0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&second.store, Duration::from_secs(20))
+        .await;
+    second.stop().await;
+
+    assert_eq!(
+        cards(&harness.sim, "ci@conference.xmpp.zoom.us"),
+        expected_ci()
+    );
+    assert_eq!(
+        cards(&harness.sim, "releases@conference.xmpp.zoom.us"),
+        expected_releases()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_seen_first_is_baselined_and_its_running_builds_followed() {
+    // Start watching at 42 s: api #1, #2 and web #1 are history; api #3 and web #2, #3 are running.
+    let harness = Harness::start(scenario(), SPEED, POLL_SIM_SECS, SUBSCRIPTIONS).await;
+    while harness.sim.now() < 42.0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let daemon = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(20))
+        .await;
+    daemon.stop().await;
+
+    let mut expected: Vec<(String, String)> = [
+        // api #3 was running when first seen: its start is not news, its ending is.
+        ("⏹️ STOPPED · acme/api · feature/x", "Pipeline #3"),
+        ("🔵 STARTED · acme/api · main", "Pipeline #4"),
+        ("⏸️ PAUSED · acme/api · main", "Pipeline #4"),
+        // api #2 failed before bbzoom looked, yet the baseline remembers it: #4 fixes main.
+        ("✅ FIXED · acme/api · main", "Pipeline #4"),
+        ("❌ STILL FAILING · acme/web · main", "Pipeline #2"),
+        ("✅ FIXED · acme/web · main", "Pipeline #4"),
+    ]
+    .iter()
+    .map(|(h, s)| (h.to_string(), s.to_string()))
+    .collect();
+    expected.sort();
+    assert_eq!(cards(&harness.sim, "ci@conference.xmpp.zoom.us"), expected);
+}
