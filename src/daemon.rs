@@ -47,6 +47,8 @@ impl Default for Tuning {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error("cannot start the housekeeping scheduler: {0}")]
+    Housekeeping(String),
     #[error(
         "credential \"{name}\" (named by {used_by}) is not in the credentials file; store it there"
     )]
@@ -104,12 +106,22 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    let mut housekeeping = crate::housekeeping::start(
+        store.clone(),
+        crate::housekeeping::DAILY,
+        crate::housekeeping::BUILD_RETENTION,
+    )
+    .await
+    .map_err(|e| DaemonError::Housekeeping(e.to_string()))?;
     tracing::info!(
         subscriptions = config.subscriptions.len(),
         channels = config.zoom.channels.len(),
         "bbzoom running"
     );
     while tasks.join_next().await.is_some() {}
+    if let Err(err) = housekeeping.shutdown().await {
+        tracing::warn!(%err, "housekeeping scheduler did not stop cleanly");
+    }
     if let Err(err) = store.flush() {
         tracing::error!(%err, "final store flush failed");
     }

@@ -18,6 +18,7 @@
 //! - [`delivery`]: outbox workers, one per channel, retrying with jittered backoff.
 //! - [`render`]: pure card rendering (chatbot JSON and plain text).
 //! - [`zoom`]: the Zoom chatbot client: token cache, rate limiter, error classes.
+//! - [`housekeeping`]: cron-shaped jobs (forgetting long-finished builds).
 //! - [`daemon`]: wires the above together under one [`shutdown::Shutdown`].
 //! - [`sim`]: a faithful simulator of both APIs for the demo, the tests and the benchmarks.
 //! - [`demo`]: `bbzoom demo`, the daemon against the simulator, with a scoreboard.
@@ -34,6 +35,7 @@ pub mod demo;
 pub mod detect;
 pub mod domain;
 pub mod glob;
+pub mod housekeeping;
 pub mod http;
 pub mod poller;
 pub mod render;

@@ -285,6 +285,27 @@ impl Store {
             .collect()
     }
 
+    /// Forgets finished builds observed before `cutoff_ms`; returns how many.
+    pub fn prune_finished_builds(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+        let mut pruned = 0;
+        for entry in self.builds.iter() {
+            let (key, value) = entry?;
+            let record: BuildRecord = decode(&value)?;
+            if record.state.is_finished() && record.observed_ms < cutoff_ms {
+                // Only if unchanged since read: a poll may have just recorded a rerun.
+                if self
+                    .builds
+                    .compare_and_swap(&key, Some(&value), None as Option<&[u8]>)?
+                    .is_ok()
+                {
+                    pruned += 1;
+                }
+            }
+        }
+        self.builds.flush()?;
+        Ok(pruned)
+    }
+
     /// Flushes everything written so far; called once more on shutdown.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -322,4 +343,179 @@ fn get<T: serde::de::DeserializeOwned>(
     key: &[u8],
 ) -> Result<Option<T>, StoreError> {
     tree.get(key)?.map(|v| decode(&v)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Outcome;
+
+    fn build(repo: &RepoId, id: &str, state: BuildState) -> BuildStatus {
+        BuildStatus {
+            key: BuildKey {
+                repo: repo.clone(),
+                id: id.into(),
+            },
+            name: "Pipeline".into(),
+            number: 1,
+            branch: Some("main".into()),
+            commit: None,
+            commit_message: None,
+            author: None,
+            state,
+            duration_secs: None,
+            created_ms: 0,
+            url: "https://bitbucket.org/a/b/pipelines/results/1".into(),
+        }
+    }
+
+    #[test]
+    fn a_poll_commits_atomically_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = RepoId::new("acme", "api");
+        let done = build(&repo, "{1}", BuildState::Completed(Outcome::Failed));
+        let update = PollUpdate {
+            repo: repo.clone(),
+            cursor: RepoCursor {
+                high_water: 7,
+                active: vec!["{2}".into()],
+            },
+            builds: vec![(done.key.clone(), done.state.clone())],
+            health: vec![("main".into(), Health::Failing)],
+            notifications: vec![
+                Notification {
+                    channel: "ci".into(),
+                    event: EventKind::Failed,
+                    build: done.clone(),
+                },
+                Notification {
+                    channel: "ops".into(),
+                    event: EventKind::Failed,
+                    build: done.clone(),
+                },
+            ],
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.commit_poll(&update, 1_000).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.cursor(&repo).unwrap(), Some(update.cursor.clone()));
+        assert_eq!(
+            store.build_state(&done.key).unwrap(),
+            Some(done.state.clone())
+        );
+        assert_eq!(store.health(&repo, "main").unwrap(), Some(Health::Failing));
+        let row = store.next_outbox("ci").unwrap().unwrap();
+        assert_eq!(
+            (row.event, &row.build, row.attempts),
+            (EventKind::Failed, &done, 0)
+        );
+        store.reschedule(&row, 5_000).unwrap();
+        let again = store.next_outbox("ci").unwrap().unwrap();
+        assert_eq!(
+            (again.seq, again.attempts, again.next_attempt_ms),
+            (row.seq, 1, 5_000)
+        );
+        store.complete(&again).unwrap();
+        assert_eq!(store.next_outbox("ci").unwrap(), None);
+        let ops = store.next_outbox("ops").unwrap().unwrap();
+        store
+            .dead_letter(&ops, "HTTP 403, code 7004", 9_000)
+            .unwrap();
+        assert_eq!(store.outbox_len(), 0);
+        let dead = store.dead_letters().unwrap();
+        assert_eq!(
+            (
+                dead.len(),
+                dead[0].reason.as_str(),
+                dead[0].row.channel.as_str()
+            ),
+            (1, "HTTP 403, code 7004", "ops")
+        );
+    }
+
+    #[test]
+    fn a_store_of_another_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree(META)
+                .unwrap()
+                .insert(SCHEMA_KEY, &99u32.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Schema { found: 99 })
+        ));
+    }
+
+    #[test]
+    fn pruning_forgets_only_old_finished_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let repo = RepoId::new("acme", "api");
+        let old_done = build(&repo, "{old}", BuildState::Completed(Outcome::Successful));
+        let old_running = build(&repo, "{run}", BuildState::Running);
+        let update = PollUpdate {
+            repo: repo.clone(),
+            cursor: RepoCursor::default(),
+            builds: vec![
+                (old_done.key.clone(), old_done.state.clone()),
+                (old_running.key.clone(), old_running.state.clone()),
+            ],
+            health: vec![],
+            notifications: vec![],
+        };
+        store.commit_poll(&update, 1_000).unwrap();
+        let recent = build(&repo, "{new}", BuildState::Completed(Outcome::Failed));
+        store
+            .commit_poll(
+                &PollUpdate {
+                    builds: vec![(recent.key.clone(), recent.state.clone())],
+                    ..update
+                },
+                50_000,
+            )
+            .unwrap();
+
+        assert_eq!(store.prune_finished_builds(10_000).unwrap(), 1);
+        assert_eq!(store.build_state(&old_done.key).unwrap(), None);
+        assert!(store.build_state(&old_running.key).unwrap().is_some());
+        assert!(store.build_state(&recent.key).unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn the_housekeeping_job_runs_on_its_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let repo = RepoId::new("acme", "api");
+        let done = build(&repo, "{old}", BuildState::Completed(Outcome::Successful));
+        let update = PollUpdate {
+            repo,
+            cursor: RepoCursor::default(),
+            builds: vec![(done.key.clone(), done.state.clone())],
+            health: vec![],
+            notifications: vec![],
+        };
+        store.commit_poll(&update, 1_000).unwrap();
+        let mut scheduler = crate::housekeeping::start(
+            store.clone(),
+            "* * * * * *",
+            std::time::Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while store.build_state(&done.key).unwrap().is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the every-second job never pruned"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        scheduler.shutdown().await.unwrap();
+    }
 }

@@ -1,0 +1,117 @@
+//! Delivery through the real daemon against the simulated Zoom: transient failures retried
+//! until delivered once, an expired or revoked token renewed, and a card Zoom refuses for good
+//! kept as a dead letter while the other channels go on.
+
+mod common;
+
+use bbzoom::config::Config;
+use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, score};
+use bbzoom::sim::Scenario;
+use common::{Harness, fast_tuning};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const SPEED: f64 = 150.0;
+const POLL_SIM_SECS: f64 = 15.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_zoom_failures_are_retried_and_each_card_arrives_once() {
+    let harness = Harness::start(
+        Scenario::showcase(),
+        SPEED,
+        POLL_SIM_SECS,
+        SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await;
+    harness.sim.fail_next_zoom_calls(6);
+    let daemon = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(30))
+        .await;
+    let failures = daemon.metrics.delivery_failures.load(Ordering::Relaxed);
+    daemon.stop().await;
+
+    assert_eq!(failures, 6, "each 503 was one failed attempt");
+    let score = score(&harness.sim, &harness.config);
+    assert!(score.missed.is_empty(), "{:?}", score.missed);
+    assert_eq!(score.duplicates, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_is_renewed_and_the_card_still_arrives() {
+    let harness = Harness::start(
+        Scenario::showcase(),
+        SPEED,
+        POLL_SIM_SECS,
+        SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await;
+    let daemon = harness.run_daemon(fast_tuning());
+    // Revoke every token once the first cards went out, and again later.
+    for posts in [1, 6] {
+        while harness.sim.stats().posts < posts {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        harness.sim.revoke_zoom_tokens();
+    }
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(30))
+        .await;
+    daemon.stop().await;
+
+    let stats = harness.sim.stats();
+    assert!(
+        stats.zoom_token_requests >= 3,
+        "first token plus one renewal per revocation: {stats:?}"
+    );
+    let score = score(&harness.sim, &harness.config);
+    assert!(score.missed.is_empty(), "{:?}", score.missed);
+    assert_eq!(score.duplicates, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_zoom_refuses_for_good_becomes_a_dead_letter_and_other_channels_go_on() {
+    let mut harness = Harness::start(
+        Scenario::showcase(),
+        SPEED,
+        POLL_SIM_SECS,
+        SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await;
+    // A channel the bot is not in: Zoom answers 403, code 7004.
+    let path = harness.config_path();
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "channels = [\"releases\"]",
+        "channels = [\"releases\", \"ghost\"]",
+    ) + "\n[zoom.channels.ghost]\nto_jid = \"ghost@conference.xmpp.zoom.us\"\n";
+    std::fs::write(&path, text).unwrap();
+    harness.config = Config::load(&path).unwrap();
+
+    let daemon = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(30))
+        .await;
+    let dead = daemon.store.dead_letters().unwrap();
+    daemon.stop().await;
+
+    // acme/mobile (failed, fixed, stopped) goes to #releases and #ghost: every one for #ghost is dead.
+    assert!(!dead.is_empty());
+    assert!(dead.iter().all(|d| d.row.channel == "ghost"), "{dead:?}");
+    assert!(dead.iter().all(|d| d.reason.contains("7004")), "{dead:?}");
+    let mut score = score(&harness.sim, &harness.config);
+    score.missed.retain(|(channel, _, _)| channel != "ghost");
+    assert!(
+        score.missed.is_empty(),
+        "other channels got everything: {:?}",
+        score.missed
+    );
+    assert_eq!(
+        dead.len(),
+        score
+            .shown
+            .keys()
+            .filter(|(channel, url, _)| channel == "releases" && url.contains("/acme/mobile/"))
+            .count(),
+        "the ghost channel lost exactly what #releases got from acme/mobile"
+    );
+}
