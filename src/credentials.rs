@@ -16,7 +16,15 @@ use std::str::FromStr;
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Credential {
     /// A Bitbucket Cloud repository, project or workspace access token, sent as `Bearer`.
+    /// The best choice: each token has its own rate limit budget.
     BitbucketAccessToken { token: SecretString },
+    /// A Bitbucket Cloud OAuth consumer; bbzoom fetches 2-hour access tokens with the
+    /// client-credentials grant.
+    BitbucketOauthConsumer { key: String, secret: SecretString },
+    /// A Bitbucket Cloud API token, sent as HTTP Basic with the Atlassian account's e-mail.
+    BitbucketApiToken { email: String, token: SecretString },
+    /// A Bitbucket Data Center / Server HTTP access token, sent as `Bearer`.
+    DatacenterToken { token: SecretString },
     /// A Zoom Team Chat chatbot app's OAuth client (client-credentials grant).
     ZoomChatbot {
         client_id: String,
@@ -25,11 +33,46 @@ pub enum Credential {
 }
 
 impl Credential {
+    /// Every `kind` value, for messages and prompts.
+    pub const KINDS: [&'static str; 5] = [
+        "bitbucket_access_token",
+        "bitbucket_oauth_consumer",
+        "bitbucket_api_token",
+        "datacenter_token",
+        "zoom_chatbot",
+    ];
+
     /// The `kind` value, for messages.
     pub fn kind(&self) -> &'static str {
         match self {
-            Credential::BitbucketAccessToken { .. } => "bitbucket_access_token",
-            Credential::ZoomChatbot { .. } => "zoom_chatbot",
+            Credential::BitbucketAccessToken { .. } => Credential::KINDS[0],
+            Credential::BitbucketOauthConsumer { .. } => Credential::KINDS[1],
+            Credential::BitbucketApiToken { .. } => Credential::KINDS[2],
+            Credential::DatacenterToken { .. } => Credential::KINDS[3],
+            Credential::ZoomChatbot { .. } => Credential::KINDS[4],
+        }
+    }
+
+    /// Its fields as (name, value) in document order: the one place that knows each kind's
+    /// layout for writing.
+    fn fields(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Credential::BitbucketAccessToken { token } | Credential::DatacenterToken { token } => {
+                vec![("token", token.expose_secret())]
+            }
+            Credential::BitbucketOauthConsumer { key, secret } => {
+                vec![("key", key.as_str()), ("secret", secret.expose_secret())]
+            }
+            Credential::BitbucketApiToken { email, token } => {
+                vec![("email", email.as_str()), ("token", token.expose_secret())]
+            }
+            Credential::ZoomChatbot {
+                client_id,
+                client_secret,
+            } => vec![
+                ("client_id", client_id.as_str()),
+                ("client_secret", client_secret.expose_secret()),
+            ],
         }
     }
 }
@@ -130,17 +173,8 @@ impl Credentials {
         for (name, credential) in &self.entries {
             let mut entry = toml::Table::new();
             entry.insert("kind".into(), credential.kind().into());
-            match credential {
-                Credential::BitbucketAccessToken { token } => {
-                    entry.insert("token".into(), token.expose_secret().into());
-                }
-                Credential::ZoomChatbot {
-                    client_id,
-                    client_secret,
-                } => {
-                    entry.insert("client_id".into(), client_id.as_str().into());
-                    entry.insert("client_secret".into(), client_secret.expose_secret().into());
-                }
+            for (field, value) in credential.fields() {
+                entry.insert(field.into(), value.into());
             }
             doc.insert(name.clone(), toml::Value::Table(entry));
         }

@@ -1,16 +1,20 @@
-//! The daemon: builds the clients from the configuration and credentials, starts one poller per
-//! subscription and one delivery worker per channel, and stops them all on shutdown.
+//! The daemon: builds one account per Bitbucket credential and the clients that speak through
+//! them, starts one scheduler per credential (each polling its repositories within its
+//! budget) and one delivery worker per channel, and stops them all on shutdown.
 
-use crate::bitbucket::{CloudClient, RetryPolicy};
-use crate::config::Config;
+use crate::bitbucket::{Account, Auth, CloudClient, DataCenterClient, OAuthConsumer, RetryPolicy};
+use crate::config::{Config, SourceKind};
 use crate::credentials::{Credential, Credentials};
 use crate::delivery::{self, DeliveryContext, Wakeups};
+use crate::domain::CLOUD;
 use crate::http;
-use crate::poller::{self, PollContext};
+use crate::poller::{PollContext, Source};
 use crate::retry::Backoff;
+use crate::scheduler::{self, Watch};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -47,19 +51,114 @@ impl Default for Tuning {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot start the housekeeping scheduler: {0}")]
-    Housekeeping(String),
     #[error(
         "credential \"{name}\" (named by {used_by}) is not in the credentials file; store it there"
     )]
-    MissingCredential { name: String, used_by: &'static str },
-    #[error("credential \"{name}\" (named by {used_by}) is a {found}, but a {expected} is needed")]
+    MissingCredential { name: String, used_by: String },
+    #[error("credential \"{name}\" (named by {used_by}) is a {found}, which cannot be used there")]
     WrongCredential {
         name: String,
-        used_by: &'static str,
+        used_by: String,
         found: &'static str,
-        expected: &'static str,
     },
+}
+
+/// The Bitbucket accounts a configuration needs, one per credential, and the sources of its
+/// subscriptions; shared by `run` and `bbzoom check --online`.
+pub struct Bitbucket {
+    pub accounts: BTreeMap<String, Arc<Account>>,
+    /// Each subscription with the source that reads it, in configuration order.
+    pub watches: Vec<(crate::config::Subscription, Source)>,
+}
+
+impl Bitbucket {
+    pub fn new(
+        config: &Config,
+        credentials: &Credentials,
+        retry: RetryPolicy,
+    ) -> Result<Bitbucket, DaemonError> {
+        let http = http::client(config.daemon.request_timeout);
+        let mut accounts: BTreeMap<String, Arc<Account>> = BTreeMap::new();
+        let mut watches = Vec::new();
+        for subscription in &config.subscriptions {
+            let name = &subscription.credential;
+            let on_cloud = subscription.repo.instance == CLOUD;
+            let used_by = format!("the subscription of {}", subscription.url);
+            let account = match accounts.get(name) {
+                Some(account) => account.clone(),
+                None => {
+                    let auth = auth(config, credentials, name, on_cloud, &used_by, &http)?;
+                    let account = Arc::new(Account::new(
+                        name.clone(),
+                        http.clone(),
+                        auth,
+                        config.budget_for(name),
+                        retry,
+                    ));
+                    accounts.insert(name.clone(), account.clone());
+                    account
+                }
+            };
+            let source = if on_cloud {
+                let client = Arc::new(CloudClient::new(
+                    account,
+                    config.bitbucket.api_url.clone(),
+                    config.bitbucket.web_url.clone(),
+                ));
+                match subscription.source {
+                    SourceKind::Pipelines => Source::Pipelines(client),
+                    SourceKind::Statuses => Source::CloudStatuses(client),
+                }
+            } else {
+                let instance = &config.bitbucket.datacenter[&subscription.repo.instance];
+                Source::DataCenterStatuses(Arc::new(DataCenterClient::new(
+                    account,
+                    instance.url.clone(),
+                )))
+            };
+            watches.push((subscription.clone(), source));
+        }
+        Ok(Bitbucket { accounts, watches })
+    }
+}
+
+/// The request form of credential `name`, checked to fit where it is used.
+fn auth(
+    config: &Config,
+    credentials: &Credentials,
+    name: &str,
+    on_cloud: bool,
+    used_by: &str,
+    http: &reqwest::Client,
+) -> Result<Auth, DaemonError> {
+    let wrong = |found| DaemonError::WrongCredential {
+        name: name.to_owned(),
+        used_by: used_by.to_owned(),
+        found,
+    };
+    match credentials.get(name) {
+        None => Err(DaemonError::MissingCredential {
+            name: name.to_owned(),
+            used_by: used_by.to_owned(),
+        }),
+        Some(Credential::BitbucketAccessToken { token }) if on_cloud => {
+            Ok(Auth::Bearer(token.clone()))
+        }
+        Some(Credential::BitbucketOauthConsumer { key, secret }) if on_cloud => {
+            Ok(Auth::OAuth(OAuthConsumer::new(
+                http.clone(),
+                config.bitbucket.oauth_url.clone(),
+                key.clone(),
+                secret.clone(),
+            )))
+        }
+        Some(Credential::BitbucketApiToken { email, token }) if on_cloud => Ok(Auth::Basic {
+            user: email.clone(),
+            password: token.clone(),
+        }),
+        Some(Credential::DatacenterToken { token }) if !on_cloud => Ok(Auth::Bearer(token.clone())),
+        Some(other) => Err(wrong(other.kind())),
+    }
 }
 
 /// Runs until `shutdown` triggers, then lets every task finish what it has under way.
@@ -71,7 +170,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
 ) -> Result<(), DaemonError> {
-    let bitbucket = Arc::new(bitbucket_client(config, credentials, tuning)?);
+    let bitbucket = Bitbucket::new(config, credentials, tuning.bitbucket_retry)?;
     let zoom = Arc::new(zoom_client(config, credentials)?);
     let wakeups = Arc::new(Wakeups::new(
         config.zoom.channels.keys().map(String::as_str),
@@ -79,16 +178,25 @@ pub async fn run(
 
     let mut tasks = tokio::task::JoinSet::new();
     let poll = PollContext {
-        client: bitbucket,
         store: store.clone(),
         wakeups: wakeups.clone(),
         metrics: metrics.clone(),
+        settle: config.polling.settle,
     };
-    for subscription in &config.subscriptions {
-        tasks.spawn(poller::run(
+    let mut by_credential: BTreeMap<String, Vec<Watch>> = BTreeMap::new();
+    for (subscription, source) in bitbucket.watches {
+        by_credential
+            .entry(subscription.credential.clone())
+            .or_default()
+            .push(Watch::new(subscription, source));
+    }
+    for (credential, watches) in by_credential {
+        let budget = bitbucket.accounts[&credential].budget();
+        tasks.spawn(scheduler::run(
             poll.clone(),
-            subscription.clone(),
-            config.daemon.poll_interval,
+            watches,
+            budget,
+            config.polling,
             shutdown.clone(),
         ));
     }
@@ -106,22 +214,22 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    let mut housekeeping = crate::housekeeping::start(
-        store.clone(),
-        crate::housekeeping::DAILY,
-        crate::housekeeping::BUILD_RETENTION,
-    )
-    .await
-    .map_err(|e| DaemonError::Housekeeping(e.to_string()))?;
+    {
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let retention = crate::housekeeping::BUILD_RETENTION;
+            if let Err(err) = crate::housekeeping::run(store, crate::housekeeping::DAILY, retention, shutdown).await {
+                tracing::error!(%err, "the housekeeping scheduler failed; old builds are not pruned");
+            }
+        });
+    }
     tracing::info!(
         subscriptions = config.subscriptions.len(),
+        credentials = bitbucket.accounts.len(),
         channels = config.zoom.channels.len(),
         "bbzoom running"
     );
     while tasks.join_next().await.is_some() {}
-    if let Err(err) = housekeeping.shutdown().await {
-        tracing::warn!(%err, "housekeeping scheduler did not stop cleanly");
-    }
     if let Err(err) = store.flush() {
         tracing::error!(%err, "final store flush failed");
     }
@@ -129,41 +237,12 @@ pub async fn run(
     Ok(())
 }
 
-fn bitbucket_client(
+pub fn zoom_client(
     config: &Config,
     credentials: &Credentials,
-    tuning: Tuning,
-) -> Result<CloudClient, DaemonError> {
-    let name = &config.bitbucket.credential;
-    let token = match credentials.get(name) {
-        Some(Credential::BitbucketAccessToken { token }) => token.clone(),
-        Some(other) => {
-            return Err(DaemonError::WrongCredential {
-                name: name.clone(),
-                used_by: "[bitbucket] credential",
-                found: other.kind(),
-                expected: "bitbucket_access_token",
-            });
-        }
-        None => {
-            return Err(DaemonError::MissingCredential {
-                name: name.clone(),
-                used_by: "[bitbucket] credential",
-            });
-        }
-    };
-    Ok(CloudClient::new(
-        http::client(config.daemon.request_timeout),
-        config.bitbucket.api_url.clone(),
-        config.bitbucket.web_url.clone(),
-        token,
-        http::budget_limiter(config.bitbucket.rate_limit),
-        tuning.bitbucket_retry,
-    ))
-}
-
-fn zoom_client(config: &Config, credentials: &Credentials) -> Result<ChatbotClient, DaemonError> {
+) -> Result<ChatbotClient, DaemonError> {
     let bot = &config.zoom.chatbot;
+    let used_by = "[zoom.chatbot] credential".to_owned();
     let app = match credentials.get(&bot.credential) {
         Some(Credential::ZoomChatbot {
             client_id,
@@ -175,15 +254,14 @@ fn zoom_client(config: &Config, credentials: &Credentials) -> Result<ChatbotClie
         Some(other) => {
             return Err(DaemonError::WrongCredential {
                 name: bot.credential.clone(),
-                used_by: "[zoom.chatbot] credential",
+                used_by,
                 found: other.kind(),
-                expected: "zoom_chatbot",
             });
         }
         None => {
             return Err(DaemonError::MissingCredential {
                 name: bot.credential.clone(),
-                used_by: "[zoom.chatbot] credential",
+                used_by,
             });
         }
     };

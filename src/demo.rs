@@ -3,15 +3,20 @@
 //! The demo writes what an admin would (an age identity, the encrypted credentials, a config
 //! file) into a temporary directory, points it at the simulator and runs [`daemon::run`]: the
 //! same code `bbzoom run` uses. It prints every card as the channel shows it and ends with a
-//! summary that checks the channels against the scenario: nothing missed, nothing twice.
-//! The integration tests use the same environment writer and scoreboard.
+//! summary that checks the channels against the scenario: nothing missed, nothing twice, and
+//! how long each card took. Time can be compressed: every interval and budget written into the
+//! configuration is scaled to the simulator's speed. The integration tests and the economy
+//! benchmark use the same environment writer and scoreboard.
 
 use crate::config::Config;
 use crate::credentials::{self, Credential, Credentials};
 use crate::daemon::{self, Metrics, Tuning};
 use crate::domain::EventKind;
 use crate::render;
-use crate::sim::{ChannelEventKind, Scenario, SimOptions, SimState, Simulator};
+use crate::sim::{
+    BitbucketFaults, ChannelEventKind, Scenario, SimBuild, SimCredentialKind, SimOptions, SimRepo,
+    SimState, Simulator,
+};
 use crate::store::Store;
 use serde::Serialize;
 use serde_json::Value;
@@ -21,15 +26,79 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Simulated seconds between two polls of a repository in the demo: three repositories polled
-/// every 15 s spend 720 of the 900 requests an hour the default budget allows.
-pub const DEMO_POLL_SECS: f64 = 15.0;
+/// Requests per simulated hour per credential, the production default.
+pub const DEFAULT_BUDGET: u32 = 900;
+
+/// Polling targets in simulated seconds, as `[polling]` takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct SimPolling {
+    pub hot: f64,
+    pub warm: f64,
+    pub cold: f64,
+    pub warm_for: f64,
+    pub settle: f64,
+}
+
+impl Default for SimPolling {
+    /// The production defaults.
+    fn default() -> Self {
+        SimPolling {
+            hot: 15.0,
+            warm: 60.0,
+            cold: 600.0,
+            warm_for: 1800.0,
+            settle: 600.0,
+        }
+    }
+}
+
+impl SimPolling {
+    /// Every class at the same interval: a fixed cadence, for tests that script exact states.
+    pub fn every(secs: f64) -> SimPolling {
+        SimPolling {
+            hot: secs,
+            warm: secs,
+            cold: secs,
+            warm_for: 1800.0,
+            settle: 600.0,
+        }
+    }
+}
+
+/// What to write into a configuration for a simulator run, in simulated time.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub polling: SimPolling,
+    /// Requests per simulated hour for each credential.
+    pub budget: u32,
+    /// `[[subscription]]` tables; `{web}` stands for the Cloud web URL, `{dc}` for Data Center's.
+    pub subscriptions: String,
+}
+
+/// Faults the demo can inject (`--faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Faults {
+    None,
+    /// Every Bitbucket request answers 429 (no `Retry-After`) for a tenth of the run.
+    RateLimitStorm,
+    /// 10% of Bitbucket requests fail with 5xx, 5% are slow, 2% come back malformed.
+    Flaky,
+}
 
 /// `bbzoom demo`'s options.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     /// Simulated seconds per real second.
     pub speed: f64,
+    /// `None`: the showcase scenario; `Some(n)`: n repositories of random activity.
+    pub repos: Option<usize>,
+    /// Simulated hours of random activity.
+    pub hours: f64,
+    /// Requests per simulated hour per credential.
+    pub budget: u32,
+    pub faults: Faults,
+    /// Print each card as it arrives.
+    pub print_cards: bool,
 }
 
 /// The demo's closing summary (also its JSON line).
@@ -43,10 +112,16 @@ pub struct Summary {
     pub cards: u64,
     /// Requests the simulated Bitbucket served.
     pub bitbucket_requests: u64,
+    /// The most requests any credential spent in any rolling simulated hour.
+    pub bitbucket_requests_max_per_hour: u64,
     /// Subscribed terminal events that never reached their channel.
     pub missed: usize,
     /// Extra cards for a build and event already shown.
     pub duplicates: usize,
+    /// Simulated seconds from a build's state change to its card: median, 95th percentile, worst.
+    pub latency_p50_s: f64,
+    pub latency_p95_s: f64,
+    pub latency_max_s: f64,
 }
 
 /// The subscriptions the demo and the tests use with [`Scenario::showcase`].
@@ -54,7 +129,7 @@ pub const SHOWCASE_SUBSCRIPTIONS: &str = r#"
 [[subscription]]
 repository = "{web}/acme/api"
 branches = ["**"]
-events = ["started", "paused", "succeeded", "fixed", "failed", "still_failing", "stopped"]
+events = ["all"]
 channels = ["ci"]
 
 [[subscription]]
@@ -69,15 +144,31 @@ events = ["failed", "fixed", "stopped"]
 channels = ["releases"]
 "#;
 
-/// Writes an identity, encrypted credentials and a config pointing at `sim` into `dir`, with
-/// `subscriptions` (TOML, `{web}` standing for the simulator's web URL). Every interval and
-/// budget is given in simulated time and written scaled to the simulator's speed: polls every
-/// `poll_sim_secs`, 900 Bitbucket requests per simulated hour. Returns the config path.
+/// One subscription per repository of `scenario`, every event to `#ci`.
+pub fn subscribe_all(scenario: &Scenario) -> String {
+    scenario
+        .repos
+        .iter()
+        .map(|repo| {
+            let (url, source) = match repo.source {
+                crate::sim::SimSource::CloudPipelines => (format!("{{web}}/{}/{}", repo.workspace, repo.slug), "pipelines"),
+                crate::sim::SimSource::CloudStatuses => (format!("{{web}}/{}/{}", repo.workspace, repo.slug), "statuses"),
+                crate::sim::SimSource::DataCenter => {
+                    (format!("{{dc}}/projects/{}/repos/{}/browse", repo.workspace, repo.slug), "statuses")
+                }
+            };
+            format!("\n[[subscription]]\nrepository = \"{url}\"\nsource = \"{source}\"\nevents = [\"all\"]\nchannels = [\"ci\"]\n")
+        })
+        .collect()
+}
+
+/// Writes an identity, encrypted credentials (every credential the simulator knows, by its
+/// name) and a config pointing at `sim` into `dir`. Every interval and budget of `env` is in
+/// simulated time and written scaled to the simulator's speed. Returns the config path.
 pub fn write_environment(
     dir: &Path,
     sim: &Simulator,
-    poll_sim_secs: f64,
-    subscriptions: &str,
+    env: &Environment,
 ) -> std::io::Result<PathBuf> {
     let identity = dir.join("identity.txt");
     let credentials_file = dir.join("credentials.age");
@@ -85,12 +176,34 @@ pub fn write_environment(
     credentials::ensure_identity(&identity).map_err(to_io)?;
     let options = sim.options();
     let mut credentials = Credentials::default();
-    credentials.insert(
-        "sim-bitbucket",
-        Credential::BitbucketAccessToken {
-            token: options.bitbucket_token.clone().into(),
-        },
-    );
+    let (mut cloud_credential, mut dc_credential) = (None, None);
+    for credential in &options.bitbucket_credentials {
+        let stored = match &credential.kind {
+            SimCredentialKind::AccessToken { token } => Credential::BitbucketAccessToken {
+                token: token.clone().into(),
+            },
+            SimCredentialKind::OAuthConsumer { key, secret } => {
+                Credential::BitbucketOauthConsumer {
+                    key: key.clone(),
+                    secret: secret.clone().into(),
+                }
+            }
+            SimCredentialKind::ApiToken { email, token } => Credential::BitbucketApiToken {
+                email: email.clone(),
+                token: token.clone().into(),
+            },
+            SimCredentialKind::DataCenterToken { token } => Credential::DatacenterToken {
+                token: token.clone().into(),
+            },
+        };
+        let default = if matches!(stored, Credential::DatacenterToken { .. }) {
+            &mut dc_credential
+        } else {
+            &mut cloud_credential
+        };
+        default.get_or_insert_with(|| credential.name.clone());
+        credentials.insert(credential.name.clone(), stored);
+    }
     credentials.insert(
         "sim-zoom",
         Credential::ZoomChatbot {
@@ -102,52 +215,89 @@ pub fn write_environment(
         .save(&credentials_file, &identity)
         .map_err(to_io)?;
 
-    let real_ms = |sim_secs: f64| ((sim_secs / options.speed * 1000.0).round() as u64).max(1);
+    let real = |sim_secs: f64| {
+        format!(
+            "{}ms",
+            ((sim_secs / options.speed * 1000.0).round() as u64).max(1)
+        )
+    };
+    let budget = format!(
+        "{{ requests = {}, per = \"{}\" }}",
+        env.budget,
+        real(3600.0)
+    );
     let web = sim
         .bitbucket_web_url()
         .as_str()
         .trim_end_matches('/')
         .to_owned();
-    let mut channels = String::new();
-    for jid in &options.zoom.channels {
-        let name = jid.split('@').next().unwrap_or(jid);
-        channels.push_str(&format!("\n[zoom.channels.{name}]\nto_jid = \"{jid}\"\n"));
-    }
-    let config = format!(
-        r#"# Written by bbzoom for a run against its simulator.
+    let dc = sim
+        .datacenter_url()
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    let p = env.polling;
+    let mut config = format!(
+        "# Written by bbzoom for a run against its simulator.
 [daemon]
-state_dir = "state"
-poll_interval = "{poll_ms}ms"
-request_timeout = "5s"
-credentials = "credentials.age"
-identity = "identity.txt"
+state_dir = \"state\"
+request_timeout = \"5s\"
+credentials = \"credentials.age\"
+identity = \"identity.txt\"
+
+[polling]
+hot = \"{hot}\"
+warm = \"{warm}\"
+cold = \"{cold}\"
+warm_for = \"{warm_for}\"
+settle = \"{settle}\"
 
 [bitbucket]
-api_url = "{api}"
-web_url = "{web}"
-credential = "sim-bitbucket"
-rate_limit = {{ requests = 900, per = "{hour_ms}ms" }}
-
+api_url = \"{api}\"
+web_url = \"{web}\"
+oauth_url = \"{oauth}\"
+rate_limit = {budget}
+",
+        hot = real(p.hot),
+        warm = real(p.warm),
+        cold = real(p.cold),
+        warm_for = real(p.warm_for),
+        settle = real(p.settle),
+        api = sim.bitbucket_api_url(),
+        oauth = sim.bitbucket_oauth_url(),
+    );
+    if let Some(name) = cloud_credential {
+        config.push_str(&format!("credential = \"{name}\"\n"));
+    }
+    if let Some(name) = dc_credential.filter(|_| env.subscriptions.contains("{dc}")) {
+        config.push_str(&format!("\n[bitbucket.datacenter.sim]\nurl = \"{dc}\"\ncredential = \"{name}\"\nrate_limit = {budget}\n"));
+    }
+    config.push_str(&format!(
+        "
 [zoom]
-oauth_url = "{oauth}"
-api_url = "{zoom_api}"
+oauth_url = \"{oauth}\"
+api_url = \"{api}\"
 
 [zoom.chatbot]
-credential = "sim-zoom"
-account_id = "{account}"
-robot_jid = "{robot}"
-user_jid = "{user}"
-{channels}
-{subscriptions}"#,
-        poll_ms = real_ms(poll_sim_secs),
-        hour_ms = real_ms(3600.0),
-        api = sim.bitbucket_api_url(),
+credential = \"sim-zoom\"
+account_id = \"{account}\"
+robot_jid = \"{robot}\"
+user_jid = \"{user}\"
+",
         oauth = sim.zoom_oauth_url(),
-        zoom_api = sim.zoom_api_url(),
+        api = sim.zoom_api_url(),
         account = options.zoom.account_id,
         robot = options.zoom.robot_jid,
         user = options.zoom.user_jid,
-        subscriptions = subscriptions.replace("{web}", &web),
+    ));
+    for jid in &options.zoom.channels {
+        let name = jid.split('@').next().unwrap_or(jid);
+        config.push_str(&format!("\n[zoom.channels.{name}]\nto_jid = \"{jid}\"\n"));
+    }
+    config.push_str(
+        &env.subscriptions
+            .replace("{web}", &web)
+            .replace("{dc}", &dc),
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, config)?;
@@ -156,22 +306,45 @@ user_jid = "{user}"
 
 /// Runs the demo; prints cards as they arrive and returns the summary.
 pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
-    let scenario = Scenario::showcase();
+    let (scenario, subscriptions) = match options.repos {
+        None => (Scenario::showcase(), SHOWCASE_SUBSCRIPTIONS.to_owned()),
+        Some(repos) => {
+            let scenario = Scenario::random(7, repos, options.hours);
+            let subscriptions = subscribe_all(&scenario);
+            (scenario, subscriptions)
+        }
+    };
+    let end = scenario.end();
+    let bitbucket_faults = match options.faults {
+        Faults::None => BitbucketFaults::default(),
+        Faults::RateLimitStorm => BitbucketFaults {
+            storm: Some((end * 0.3, end * 0.4)),
+            ..BitbucketFaults::default()
+        },
+        Faults::Flaky => BitbucketFaults {
+            server_error_rate: 0.10,
+            slow_rate: 0.05,
+            slow_by: Duration::from_millis(500),
+            malformed_rate: 0.02,
+            ..BitbucketFaults::default()
+        },
+    };
     let sim = Simulator::start(
         scenario,
         SimOptions {
             speed: options.speed,
+            bitbucket_faults,
             ..SimOptions::default()
         },
     )
     .await?;
     let dir = tempfile::tempdir()?;
-    let config = Config::load(&write_environment(
-        dir.path(),
-        &sim,
-        DEMO_POLL_SECS,
-        SHOWCASE_SUBSCRIPTIONS,
-    )?)?;
+    let env = Environment {
+        polling: SimPolling::default(),
+        budget: options.budget,
+        subscriptions,
+    };
+    let config = Config::load(&write_environment(dir.path(), &sim, &env)?)?;
     let credentials = Credentials::load(
         &config.daemon.credentials_file,
         &config.daemon.identity_file,
@@ -179,17 +352,20 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     let store = Store::open(&config.daemon.state_dir)?;
 
     println!(
-        "bbzoom demo: {} repositories, {} builds over {:.0} simulated minutes at {}x speed\n",
+        "bbzoom demo: {} repositories, {} builds over {:.0} simulated minutes at {}x speed, {} requests per simulated hour\n",
         sim.scenario().repos.len(),
         sim.scenario()
             .repos
             .iter()
             .map(|r| r.builds.len())
             .sum::<usize>(),
-        sim.scenario().end() / 60.0,
-        options.speed
+        end / 60.0,
+        options.speed,
+        options.budget,
     );
-    let printer = tokio::spawn(print_cards(sim.subscribe(), config.clone()));
+    let printer = options
+        .print_cards
+        .then(|| tokio::spawn(print_cards(sim.subscribe(), config.clone())));
     let metrics = Arc::new(Metrics::default());
     let (trigger, shutdown) = crate::shutdown::channel();
     let daemon = {
@@ -207,60 +383,103 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         })
     };
 
+    // Long enough for the cold interval, stretched by the budget, to come round after the end.
     let deadline = tokio::time::Instant::now()
-        + Duration::from_secs_f64(sim.scenario().end() / options.speed + 30.0);
+        + Duration::from_secs_f64((end + 4.0 * 3600.0) / options.speed + 30.0);
     while !caught_up(&sim, &config, &store)? && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     trigger.trigger();
     daemon.await??;
-    printer.abort();
+    if let Some(printer) = printer {
+        printer.abort();
+    }
 
-    let score = score(&sim, &config);
-    let stats = sim.stats();
-    let summary = Summary {
-        builds: sim.scenario().repos.iter().map(|r| r.builds.len()).sum(),
-        transitions: metrics.transitions.load(Ordering::Relaxed),
-        cards: stats.posts,
-        bitbucket_requests: stats.bitbucket_requests,
-        missed: score.missed.len(),
-        duplicates: score.duplicates,
-    };
+    let summary = summarize(&sim, &config, &metrics);
     println!(
-        "\nsummary: {} builds, {} transitions, {} cards, {} Bitbucket requests, {} missed, {} duplicates",
+        "\nsummary: {} builds, {} transitions, {} cards, {} Bitbucket requests (at most {} in a simulated hour), {} missed, {} duplicates, latency p50 {:.0}s p95 {:.0}s max {:.0}s",
         summary.builds,
         summary.transitions,
         summary.cards,
         summary.bitbucket_requests,
+        summary.bitbucket_requests_max_per_hour,
         summary.missed,
-        summary.duplicates
+        summary.duplicates,
+        summary.latency_p50_s,
+        summary.latency_p95_s,
+        summary.latency_max_s,
     );
-    for (channel, url, event) in &score.missed {
+    for (channel, url, event) in score(&sim, &config).missed.iter().take(20) {
         println!("  missed: {event} of {url} in #{channel}");
     }
     sim.shutdown().await;
     Ok(summary)
 }
 
-/// The scenario is over, every subscribed repository's builds are recorded as finished, and
-/// the outbox is empty.
+/// The summary of a finished run.
+pub fn summarize(sim: &Simulator, config: &Config, metrics: &Metrics) -> Summary {
+    let score = score(sim, config);
+    let stats = sim.stats();
+    let mut latencies = score.latencies.clone();
+    latencies.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        if latencies.is_empty() {
+            0.0
+        } else {
+            latencies[((latencies.len() - 1) as f64 * q).round() as usize]
+        }
+    };
+    Summary {
+        builds: sim.scenario().repos.iter().map(|r| r.builds.len()).sum(),
+        transitions: metrics.transitions.load(Ordering::Relaxed),
+        cards: stats.posts,
+        bitbucket_requests: stats.bitbucket_requests,
+        bitbucket_requests_max_per_hour: sim.bitbucket_max_per_hour(),
+        missed: score.missed.len(),
+        duplicates: score.duplicates,
+        latency_p50_s: quantile(0.5),
+        latency_p95_s: quantile(0.95),
+        latency_max_s: quantile(1.0),
+    }
+}
+
+/// The scenario is over, every subscribed repository has nothing running or settling, and the
+/// outbox is empty.
 pub fn caught_up(sim: &Simulator, config: &Config, store: &Store) -> anyhow::Result<bool> {
     if sim.now() < sim.scenario().end() || store.outbox_len() > 0 {
         return Ok(false);
     }
     for subscription in &config.subscriptions {
-        let builds = sim
-            .scenario()
-            .repos
+        let Some(repo) = scenario_repo(sim, subscription) else {
+            continue;
+        };
+        let pipelines = repo.source == crate::sim::SimSource::CloudPipelines;
+        let builds = repo
+            .builds
             .iter()
-            .find(|r| r.workspace == subscription.repo.owner && r.slug == subscription.repo.slug)
-            .map_or(0, |r| r.builds.len() as u64);
+            .filter(|_| pipelines)
+            .map(|b| b.number)
+            .max()
+            .unwrap_or(0);
         match store.cursor(&subscription.repo)? {
-            Some(cursor) if cursor.active.is_empty() && cursor.high_water >= builds => {}
+            Some(cursor)
+                if cursor.active.is_empty()
+                    && cursor.followed.is_empty()
+                    && cursor.high_water >= builds => {}
             _ => return Ok(false),
         }
     }
     Ok(true)
+}
+
+fn scenario_repo<'a>(
+    sim: &'a Simulator,
+    subscription: &crate::config::Subscription,
+) -> Option<&'a SimRepo> {
+    sim.scenario().repos.iter().find(|r| {
+        r.workspace.eq_ignore_ascii_case(&subscription.repo.owner)
+            && r.slug.eq_ignore_ascii_case(&subscription.repo.slug)
+    })
 }
 
 /// What the channels show, checked against what the scenario produced.
@@ -270,8 +489,10 @@ pub struct Score {
     pub missed: Vec<(String, String, EventKind)>,
     /// Showings of a (channel, build, event) beyond the first.
     pub duplicates: usize,
-    /// Every (channel, build URL, event) shown, with how often.
-    pub shown: BTreeMap<(String, String, EventKind), usize>,
+    /// Every (channel, build URL, event) shown: how often, and the simulated second first shown.
+    pub shown: BTreeMap<(String, String, EventKind), (usize, f64)>,
+    /// Simulated seconds from each expected event's state change to its first showing.
+    pub latencies: Vec<f64>,
 }
 
 /// Reads every channel back and compares it with the terminal events the scenario implies for
@@ -281,49 +502,39 @@ pub fn score(sim: &Simulator, config: &Config) -> Score {
     let mut score = Score::default();
     for channel in config.zoom.channels.values() {
         for message in sim.channel(&channel.to_jid) {
-            let showings =
-                std::iter::once(&message.first_content).chain(message.edits.iter().map(|(_, c)| c));
-            for content in showings {
+            let showings = std::iter::once((message.posted_at, &message.first_content))
+                .chain(message.edits.iter().map(|(at, content)| (*at, content)));
+            for (at, content) in showings {
                 let head = content["head"]["text"].as_str().unwrap_or_default();
                 if let (Some(event), Some(url)) =
                     (render::event_from_head(head), first_link(content))
                 {
-                    *score
+                    let entry = score
                         .shown
                         .entry((channel.name.clone(), url, event))
-                        .or_default() += 1;
+                        .or_insert((0, at));
+                    entry.0 += 1;
                 }
             }
         }
     }
-    score.duplicates = score.shown.values().map(|n| n - 1).sum();
-    let web = sim
-        .bitbucket_web_url()
-        .as_str()
-        .trim_end_matches('/')
-        .to_owned();
+    score.duplicates = score.shown.values().map(|(n, _)| n - 1).sum();
     for subscription in &config.subscriptions {
-        let Some(repo) =
-            sim.scenario().repos.iter().find(|r| {
-                r.workspace == subscription.repo.owner && r.slug == subscription.repo.slug
-            })
-        else {
+        let Some(repo) = scenario_repo(sim, subscription) else {
             continue;
         };
-        for (build, event) in expected_endings(repo) {
+        for (at, build, event) in expected_events(repo) {
             if !subscription.wants(Some(&build.branch), event) {
                 continue;
             }
-            let url = format!(
-                "{web}/{}/{}/pipelines/results/{}",
-                repo.workspace, repo.slug, build.number
-            );
+            let url = sim.card_link(repo, build, at);
             for channel in &subscription.channels {
-                if !score
-                    .shown
-                    .contains_key(&(channel.clone(), url.clone(), event))
-                {
-                    score.missed.push((channel.clone(), url.clone(), event));
+                match score.shown.get(&(channel.clone(), url.clone(), event)) {
+                    Some(&(_, shown_at)) => score.latencies.push((shown_at - at).max(0.0)),
+                    None if event.is_terminal() => {
+                        score.missed.push((channel.clone(), url.clone(), event))
+                    }
+                    None => {}
                 }
             }
         }
@@ -331,44 +542,50 @@ pub fn score(sim: &Simulator, config: &Config) -> Score {
     score
 }
 
-/// Each finished build of `repo` with the terminal event it must be announced as: branches'
-/// results taken in the order the builds finished.
-fn expected_endings(repo: &crate::sim::SimRepo) -> Vec<(&crate::sim::SimBuild, EventKind)> {
-    let mut finished: Vec<_> = repo
-        .builds
-        .iter()
-        .filter_map(|b| Some((b.finished_at()?, b)))
-        .collect();
-    finished.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.number.cmp(&b.1.number)));
-    let mut failing: BTreeMap<&str, bool> = BTreeMap::new();
+/// Every event the scenario implies for `repo`, with the simulated second it happened: a
+/// start when a build is created (or started again after ending), a pause, and each ending,
+/// with a lane's (branch and job's) results taken in the order they happened.
+fn expected_events(repo: &SimRepo) -> Vec<(f64, &SimBuild, EventKind)> {
+    let mut changes: Vec<(f64, &SimBuild, Option<SimState>, SimState)> = Vec::new();
+    for build in &repo.builds {
+        let mut before = None;
+        for (at, state) in build.changes() {
+            changes.push((at, build, before, state));
+            before = Some(state);
+        }
+    }
+    changes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut failing: BTreeMap<(&str, &str), bool> = BTreeMap::new();
     let mut out = Vec::new();
-    for (_, build) in finished {
-        let was_failing = failing.get(build.branch.as_str()).copied().unwrap_or(false);
-        let last = build
-            .timeline
-            .last()
-            .map(|&(_, s)| s)
-            .unwrap_or(SimState::Pending);
-        let event = match last {
+    for (at, build, before, state) in changes {
+        let lane = (build.branch.as_str(), build.key.as_str());
+        let was_failing = failing.get(&lane).copied().unwrap_or(false);
+        let was_running = before.is_some_and(|s| !s.is_terminal());
+        let event = match state {
+            SimState::Pending | SimState::Running | SimState::Halted if !was_running => {
+                Some(EventKind::Started)
+            }
+            SimState::Paused => Some(EventKind::Paused),
             SimState::Successful => {
-                failing.insert(&build.branch, false);
-                if was_failing {
+                failing.insert(lane, false);
+                Some(if was_failing {
                     EventKind::Fixed
                 } else {
                     EventKind::Succeeded
-                }
+                })
             }
             SimState::Failed | SimState::Error => {
-                failing.insert(&build.branch, true);
-                if was_failing {
+                failing.insert(lane, true);
+                Some(if was_failing {
                     EventKind::StillFailing
                 } else {
                     EventKind::Failed
-                }
+                })
             }
-            _ => EventKind::Stopped,
+            SimState::Stopped | SimState::Expired => Some(EventKind::Stopped),
+            _ => None,
         };
-        out.push((build, event));
+        out.extend(event.map(|e| (at, build, e)));
     }
     out
 }

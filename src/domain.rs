@@ -4,9 +4,15 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The instance name of Bitbucket Cloud; Data Center instances go by their configured names.
+pub const CLOUD: &str = "cloud";
+
 /// A repository on a Bitbucket instance, as a subscription names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RepoId {
+    /// [`CLOUD`] or the name of a `[bitbucket.datacenter.NAME]` instance: the same
+    /// `owner/slug` on two instances are two repositories.
+    pub instance: String,
     /// Workspace (Cloud) or project key (Data Center).
     pub owner: String,
     /// Repository slug.
@@ -14,8 +20,19 @@ pub struct RepoId {
 }
 
 impl RepoId {
+    /// A Bitbucket Cloud repository.
     pub fn new(owner: impl Into<String>, slug: impl Into<String>) -> Self {
+        RepoId::on(CLOUD, owner, slug)
+    }
+
+    /// A repository on the named instance.
+    pub fn on(
+        instance: impl Into<String>,
+        owner: impl Into<String>,
+        slug: impl Into<String>,
+    ) -> Self {
         RepoId {
+            instance: instance.into(),
             owner: owner.into(),
             slug: slug.into(),
         }
@@ -92,10 +109,16 @@ impl BuildState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildStatus {
     pub key: BuildKey,
+    /// Which job of the repository this is a run of: `pipeline`, or a status key such as
+    /// `jenkins-build`. A branch's health ("fixed", "still failing") is kept per job.
+    pub job: String,
     /// What the build is called next to its number ("Pipeline", or a CI status name).
     pub name: String,
-    /// The build number a person sees (`#42`).
-    pub number: u64,
+    /// The build number a person sees (`#42`), when the source has one.
+    pub number: Option<u64>,
+    /// When the source reports changes of an unchanged state (a status overwritten with the
+    /// same state), the moment of its last update in Unix milliseconds; 0 otherwise.
+    pub revision: i64,
     /// Branch the build ran for; `None` for builds on a bare commit or tag.
     pub branch: Option<String>,
     pub commit: Option<String>,
@@ -109,6 +132,15 @@ pub struct BuildStatus {
     pub created_ms: i64,
     /// Link a person opens to see the build.
     pub url: String,
+}
+
+impl BuildStatus {
+    /// The lane a branch's health is tracked in: branch and job. `None` without a branch.
+    pub fn lane(&self) -> Option<String> {
+        self.branch
+            .as_ref()
+            .map(|branch| format!("{branch}\u{0}{}", self.job))
+    }
 }
 
 /// What happened to a build that is worth telling a channel. Which ones a subscription wants
@@ -177,4 +209,14 @@ impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.config_name())
     }
+}
+
+/// The newest commit of a branch, where a statuses source looks for builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchTip {
+    pub branch: String,
+    pub commit: String,
+    /// First line of the commit message, when the source gives it.
+    pub message: Option<String>,
+    pub author: Option<String>,
 }

@@ -9,9 +9,11 @@
 //!
 //! - [`config`]: the admin's TOML file, validated into a [`config::Config`].
 //! - [`credentials`]: the age-encrypted credentials file, decrypted into secrets.
-//! - [`poller`]: one task per subscribed repository, on a fixed interval.
-//! - [`bitbucket`]: the Bitbucket Cloud client (its wire types stay inside it), behind one rate
-//!   limiter per credential.
+//! - [`scheduler`]: one per credential: adaptive polling (hot, warm, cold) within its budget.
+//! - [`poller`]: one poll of one repository, for each source (pipelines, Cloud and Data Center
+//!   statuses).
+//! - [`bitbucket`]: Bitbucket Cloud and Data Center clients (wire types stay inside), speaking
+//!   through one account (limiter, pause, auth) per credential.
 //! - [`domain`]: what everything else talks about: builds, states, events.
 //! - [`detect`]: pure transition detection and event classification.
 //! - [`store`]: sled. A transition and the notifications it causes are one transaction.
@@ -41,6 +43,7 @@ pub mod poller;
 pub mod render;
 pub mod repo_url;
 pub mod retry;
+pub mod scheduler;
 pub mod shutdown;
 pub mod sim;
 pub mod store;

@@ -43,18 +43,33 @@ enum Command {
     },
     /// Validate the configuration and credentials and show what is subscribed.
     ///
-    /// Example: bbzoom check --config /etc/bbzoom/config.toml
+    /// Example: bbzoom check --config /etc/bbzoom/config.toml --online
     Check {
         #[arg(long, short, default_value = "/etc/bbzoom/config.toml")]
         config: PathBuf,
+        /// Also make one cheap live call per credential.
+        #[arg(long)]
+        online: bool,
     },
     /// Watch bbzoom work against its built-in Bitbucket and Zoom simulator.
     ///
-    /// Example: bbzoom demo --speed 40
+    /// Example: bbzoom demo --repos 100 --hours 2 --speed 600 --faults flaky --json
     Demo {
-        /// Simulated seconds per real second.
+        /// Simulated seconds per real second; every interval and budget scales with it.
         #[arg(long, default_value_t = 40.0)]
         speed: f64,
+        /// Simulate this many repositories of random activity instead of the showcase.
+        #[arg(long)]
+        repos: Option<usize>,
+        /// Simulated hours of random activity (with --repos).
+        #[arg(long, default_value_t = 2.0)]
+        hours: f64,
+        /// Bitbucket requests per simulated hour per credential.
+        #[arg(long, default_value_t = demo::DEFAULT_BUDGET)]
+        budget: u32,
+        /// Faults to inject into the simulated Bitbucket.
+        #[arg(long, value_enum, default_value_t = demo::Faults::None)]
+        faults: demo::Faults,
         /// Print the summary as one JSON object on the last line of stdout.
         #[arg(long)]
         json: bool,
@@ -75,8 +90,28 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run { config } => run(config).await,
-            Command::Check { config } => check(config),
-            Command::Demo { speed, json } => demo_command(speed, json).await,
+            Command::Check { config, online } => check(config, online).await,
+            Command::Demo {
+                speed,
+                repos,
+                hours,
+                budget,
+                faults,
+                json,
+            } => {
+                demo_command(
+                    DemoOptions {
+                        speed,
+                        repos,
+                        hours,
+                        budget,
+                        faults,
+                        print_cards: true,
+                    },
+                    json,
+                )
+                .await
+            }
         }
     });
     match result {
@@ -146,39 +181,69 @@ async fn wait_for_stop_signal() {
     }
 }
 
-fn check(config_path: PathBuf) -> anyhow::Result<()> {
+/// Validates the configuration and credentials; with `online`, also one cheap live call per
+/// credential. Fails (after reporting everything) if anything is wrong.
+async fn check(config_path: PathBuf, online: bool) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
     println!("{}: configuration is valid", config_path.display());
-    match Credentials::load(
+    let credentials = Credentials::load(
         &config.daemon.credentials_file,
         &config.daemon.identity_file,
-    ) {
-        Ok(credentials) => {
-            for (name, used_by) in [
-                (&config.bitbucket.credential, "[bitbucket]"),
-                (&config.zoom.chatbot.credential, "[zoom.chatbot]"),
-            ] {
-                match credentials.get(name) {
-                    Some(credential) => println!(
-                        "credential {name:?} ({used_by}): present, {}",
-                        credential.kind()
-                    ),
-                    None => anyhow::bail!(
-                        "credential {name:?} named by {used_by} is not in {}",
-                        config.daemon.credentials_file.display()
-                    ),
+    )?;
+    println!("{}: decrypted", config.daemon.credentials_file.display());
+    let bitbucket = daemon::Bitbucket::new(&config, &credentials, Default::default())?;
+    let zoom = daemon::zoom_client(&config, &credentials)?;
+    let mut broken = 0;
+    for (name, account) in &bitbucket.accounts {
+        let budget = account.budget();
+        let used = bitbucket
+            .watches
+            .iter()
+            .filter(|(s, _)| &s.credential == name)
+            .count();
+        let mut line = format!(
+            "credential {name:?}: used by {used} subscription(s), budget {} per {:?}",
+            budget.requests, budget.per
+        );
+        if online {
+            let (subscription, source) = bitbucket
+                .watches
+                .iter()
+                .find(|(s, _)| &s.credential == name)
+                .expect("used");
+            match source.probe(&subscription.repo).await {
+                Ok(()) => line.push_str(", works"),
+                Err(err) => {
+                    broken += 1;
+                    line.push_str(&format!(", BROKEN: {err}"));
                 }
             }
         }
-        Err(err) => return Err(err.into()),
+        println!("{line}");
     }
+    let mut line = format!(
+        "credential {:?}: Zoom chatbot",
+        config.zoom.chatbot.credential
+    );
+    if online {
+        match zoom.verify().await {
+            Ok(()) => line.push_str(", works"),
+            Err(err) => {
+                broken += 1;
+                line.push_str(&format!(", BROKEN: {err}"));
+            }
+        }
+    }
+    println!("{line}");
     println!("\n{} subscription(s):", config.subscriptions.len());
     for sub in &config.subscriptions {
         let branches: Vec<_> = sub.branches.iter().map(|b| b.to_string()).collect();
         let events: Vec<_> = sub.events.iter().map(|e| e.to_string()).collect();
         println!(
-            "  {}  branches: {}  events: {}  -> {}",
+            "  {} ({:?} on {})  branches: {}  events: {}  -> {}",
             sub.repo,
+            sub.source,
+            sub.repo.instance,
             branches.join(", "),
             events.join(", "),
             sub.channels
@@ -188,15 +253,23 @@ fn check(config_path: PathBuf) -> anyhow::Result<()> {
                 .join(", ")
         );
     }
+    anyhow::ensure!(broken == 0, "{broken} credential(s) do not work");
     Ok(())
 }
 
-async fn demo_command(speed: f64, json: bool) -> anyhow::Result<()> {
+async fn demo_command(mut options: DemoOptions, json: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
-        speed.is_finite() && speed > 0.0,
+        options.speed.is_finite() && options.speed > 0.0,
         "--speed must be a positive number"
     );
-    let summary = demo::run(DemoOptions { speed }).await?;
+    anyhow::ensure!(
+        options.hours.is_finite() && options.hours > 0.0,
+        "--hours must be a positive number"
+    );
+    anyhow::ensure!(options.budget > 0, "--budget must be at least 1");
+    // A card per line is readable for the showcase, not for hundreds of repositories.
+    options.print_cards = options.repos.is_none_or(|n| n <= 10);
+    let summary = demo::run(options).await?;
     if json {
         println!("{}", serde_json::to_string(&summary)?);
     }

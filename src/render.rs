@@ -76,21 +76,17 @@ pub fn card(build: &BuildStatus, event: EventKind) -> Card {
     if let Some(secs) = build.duration_secs.filter(|_| build.state.is_finished()) {
         fields.push(("Duration".into(), duration(secs)));
     }
+    // "Pipeline #42", or a status's name ("Jenkins build") when the source has no number.
+    let title = match build.number {
+        Some(number) => format!("{} #{number}", clean(&build.name, 120)),
+        None => clean(&build.name, 120),
+    };
     Card {
         head,
-        sub_head: format!("{} #{}", clean(&build.name, 120), build.number),
         color: look.color,
         fields,
-        link: safe_link(&build.url).map(|url| {
-            (
-                format!(
-                    "Open {} #{} in Bitbucket",
-                    clean(&build.name, 120),
-                    build.number
-                ),
-                url,
-            )
-        }),
+        link: safe_link(&build.url).map(|url| (format!("Open {title} in Bitbucket"), url)),
+        sub_head: title,
     }
 }
 
@@ -194,8 +190,10 @@ mod tests {
                 repo: RepoId::new("acme", "api"),
                 id: "{u}".into(),
             },
+            job: "pipeline".into(),
             name: "Pipeline".into(),
-            number: 42,
+            number: Some(42),
+            revision: 0,
             branch: Some("main".into()),
             commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             commit_message: Some("Fix the flaky test".into()),

@@ -1,240 +1,546 @@
-//! Repository URLs as people paste them, turned into a [`RepoId`].
+//! Repository URLs as people paste them, routed to the configured instance they are on and
+//! turned into a [`RepoId`].
 //!
 //! Admins copy a repository's address from wherever they happen to be looking: the browser bar
-//! on the source or pipelines page, or the clone dialog. All of those name the same repository,
-//! so all are accepted; what matters is the workspace and slug, and that the host is the
-//! configured Bitbucket (`[bitbucket] web_url`), so a typo'd host fails at startup instead of
-//! polling nothing.
+//! on a source, browse or pipelines page, or the clone dialog, of Bitbucket Cloud or of a Data
+//! Center server. All of those name the same repository, so all are accepted. The host must be
+//! a configured instance's, so a typo'd host fails at startup instead of polling nothing; and
+//! names are normalised the way each product compares them, so one repository written two ways
+//! is recognised as one.
 
-use crate::domain::RepoId;
+use crate::domain::{CLOUD, RepoId};
+use std::fmt;
 use url::Url;
 
-/// The forms accepted, for error messages.
-const FORMS: &str = "write it as https://HOST/WORKSPACE/REPO (a browser address, optionally \
-                     ending in .git or followed by /src/..., /pipelines/... and the like) or as \
-                     git@HOST:WORKSPACE/REPO.git";
+/// The Cloud forms accepted, for error messages.
+const CLOUD_FORMS: &str = "on Bitbucket Cloud write https://HOST/WORKSPACE/REPO (a browser \
+                           address, optionally ending in .git or followed by /src/..., \
+                           /pipelines/... and the like) or git@HOST:WORKSPACE/REPO.git";
 
-/// Parses `input` into the repository it names, checking it is on `web_url`'s host (and port).
+/// The Data Center forms accepted, for error messages.
+const DATACENTER_FORMS: &str = "on Data Center write https://HOST/projects/KEY/repos/REPO \
+                                (optionally followed by /browse/...), \
+                                https://HOST/users/USER/repos/REPO, \
+                                https://HOST/scm/KEY/REPO.git or ssh://git@HOST:PORT/KEY/REPO.git";
+
+/// Where an instance is served: host, explicit port and path prefix. Two instances on the same
+/// site are one server configured twice, and a pasted web address belongs to the instance
+/// whose site it starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    host: String,
+    /// `None` for the scheme's default port, so `https://h` and `https://h:443` are one site.
+    port: Option<u16>,
+    /// Path segments before the repository part (`["bitbucket"]` for `https://h/bitbucket`).
+    prefix: Vec<String>,
+}
+
+impl Site {
+    pub fn of(url: &Url) -> Site {
+        Site {
+            host: url.host_str().unwrap_or_default().to_ascii_lowercase(),
+            port: url.port(),
+            prefix: segments(url.path()),
+        }
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        self.prefix.iter().try_for_each(|s| write!(f, "/{s}"))
+    }
+}
+
+/// How a pasted address reaches its server, which decides what routing may compare.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// A browser or HTTP clone address: its port and path prefix identify the instance.
+    Web { port: Option<u16> },
+    /// An SSH clone address: its port is the SSH server's and its path has no prefix, so only
+    /// the host says which instance it is.
+    Ssh,
+}
+
+/// A pasted address, split into what routing and reading the repository need.
+struct Pasted {
+    host: String,
+    via: Via,
+    /// Path segments, empty ones dropped; query and fragment are ignored.
+    path: Vec<String>,
+}
+
+/// Parses `input` into the repository it names, on Bitbucket Cloud (`cloud`, the `[bitbucket]
+/// web_url`) or on one of the `datacenter` instances (name and url).
 ///
-/// Accepted: `https://bitbucket.org/acme/api` with an optional trailing slash, `.git`, page
-/// tail (`/src/main/README.md`, `/pipelines/results/7`, `/branches/`, ...), query or fragment;
+/// Cloud: `https://bitbucket.org/acme/api` with an optional trailing slash, `.git`, page tail
+/// (`/src/main/README.md`, `/pipelines/results/7`, ...), query or fragment;
 /// `https://user@bitbucket.org/acme/api.git`; `ssh://git@bitbucket.org/acme/api.git`; and the
-/// scp-like `git@bitbucket.org:acme/api.git`. A URL with a password is refused without echoing
-/// it, since the password would then sit in the configuration file and in logs.
-pub fn parse_repo_url(input: &str, web_url: &Url) -> Result<RepoId, String> {
+/// scp-like `git@bitbucket.org:acme/api.git`. Workspace and slug are lower-cased, as Cloud
+/// compares them.
+///
+/// Data Center: `https://HOST/projects/KEY/repos/SLUG` with an optional `/browse/...` tail,
+/// `https://HOST/users/USER/repos/SLUG` (a personal repository, owner `~USER`),
+/// `https://HOST/scm/KEY/SLUG.git` and `ssh://git@HOST:7999/KEY/SLUG.git`. The project key is
+/// upper-cased and the slug lower-cased, as Data Center shows them.
+///
+/// A URL with a password is refused without echoing it, since the password would then sit in
+/// the configuration file and in logs.
+pub fn parse_repo_url(
+    input: &str,
+    cloud: &Url,
+    datacenter: &[(&str, &Url)],
+) -> Result<RepoId, String> {
     let input = input.trim();
-    let configured = web_url.host_str().unwrap_or_default();
-    let (host, port, path) = if input.contains("://") {
-        let url = Url::parse(input)
-            .map_err(|e| format!("{input:?} is not a valid URL ({e}); {FORMS}"))?;
-        if url.password().is_some() {
-            return Err(format!(
-                "the repository URL contains a password; remove it (credentials belong in the \
-                 credentials file) and {FORMS}"
-            ));
-        }
-        // An ssh URL's port is the SSH server's, unrelated to the web port.
-        let port = match url.scheme() {
-            "http" | "https" => url.port(),
-            "ssh" => web_url.port(),
-            other => {
-                return Err(format!(
-                    "{input:?} uses the unsupported scheme {other:?}; {FORMS}"
-                ));
-            }
-        };
-        let host = url.host_str().unwrap_or_default().to_owned();
-        (host, port, url.path().to_owned())
-    } else if let Some((authority, path)) = input.split_once(':') {
-        // scp-like syntax: [user@]host:path. The host is compared like a URL host.
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        (
-            host.to_ascii_lowercase(),
-            web_url.port(),
-            format!("/{path}"),
-        )
+    let pasted = Pasted::parse(input)?;
+    let instances: Vec<(&str, Site)> = std::iter::once((CLOUD, cloud))
+        .chain(datacenter.iter().copied())
+        .map(|(name, url)| (name, Site::of(url)))
+        .collect();
+    let (instance, rest) = route(input, &pasted, &instances)?;
+    let is_cloud = instance == CLOUD;
+    let (names, owner_kind, forms) = if is_cloud {
+        (cloud_names(rest), "workspace", CLOUD_FORMS)
     } else {
-        return Err(format!("{input:?} is not a repository URL; {FORMS}"));
+        (
+            datacenter_names(rest, pasted.via),
+            "project",
+            DATACENTER_FORMS,
+        )
     };
-
-    if host != configured || port != web_url.port() {
-        let shown = match web_url.port() {
-            Some(p) => format!("{configured}:{p}"),
-            None => configured.to_owned(),
-        };
+    let Some((owner, slug)) = names else {
         return Err(format!(
-            "{input:?} is not on the configured Bitbucket host {shown} ([bitbucket] web_url); \
-             use a repository URL on {shown}, or change web_url"
+            "{input:?} does not name a {owner_kind} and a repository; {forms}"
         ));
-    }
-
-    // Skip the web URL's own path (normally none), then read WORKSPACE/REPO.
-    let base = web_url
-        .path_segments()
-        .into_iter()
-        .flatten()
-        .filter(|s| !s.is_empty());
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
-    for expected in base {
-        if segments.next() != Some(expected) {
-            return Err(format!(
-                "{input:?} is not under the configured web_url {web_url}; {FORMS}"
-            ));
-        }
-    }
-    let owner = segments.next().unwrap_or_default();
-    let slug = segments.next().unwrap_or_default();
-    let slug = slug.strip_suffix(".git").unwrap_or(slug);
-    if owner.is_empty() || slug.is_empty() {
-        return Err(format!(
-            "{input:?} does not name a workspace and a repository; {FORMS}"
-        ));
-    }
-    for part in [owner, slug] {
-        if !part
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    // Only Data Center has personal projects, `~USER`.
+    let bare_owner = match owner.strip_prefix('~') {
+        Some(user) if !is_cloud => user,
+        _ => &owner,
+    };
+    for part in [bare_owner, &slug] {
+        if part.is_empty()
+            || !part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
             return Err(format!(
-                "{input:?}: {part:?} is not a valid workspace or repository name (letters, digits, \
-                 '-', '_' and '.' only); {FORMS}"
+                "{input:?}: {part:?} is not a valid owner or repository name (letters, digits, \
+                 '-', '_' and '.' only); {forms}"
             ));
         }
     }
-    Ok(RepoId::new(owner, slug))
+    Ok(RepoId::on(instance, owner, slug))
+}
+
+impl Pasted {
+    fn parse(input: &str) -> Result<Pasted, String> {
+        const PASTE: &str = "paste the repository's address from the browser bar or from its \
+                             clone dialog";
+        if input.contains("://") {
+            let url = Url::parse(input)
+                .map_err(|e| format!("{input:?} is not a valid URL ({e}); {PASTE}"))?;
+            if url.password().is_some() {
+                return Err(format!(
+                    "the repository URL contains a password; remove it (credentials belong in \
+                     the credentials file) and {PASTE}"
+                ));
+            }
+            let via = match url.scheme() {
+                "http" | "https" => Via::Web { port: url.port() },
+                "ssh" => Via::Ssh,
+                other => {
+                    return Err(format!(
+                        "{input:?} uses the unsupported scheme {other:?}; {PASTE}"
+                    ));
+                }
+            };
+            // ssh is not a "special" scheme to the URL standard: its host keeps its case.
+            let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+            Ok(Pasted {
+                host,
+                via,
+                path: segments(url.path()),
+            })
+        } else if let Some((authority, path)) = input.split_once(':') {
+            // scp-like syntax: [user@]host:path.
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            Ok(Pasted {
+                host: host.to_ascii_lowercase(),
+                via: Via::Ssh,
+                path: segments(path),
+            })
+        } else {
+            Err(format!("{input:?} is not a repository URL; {PASTE}"))
+        }
+    }
+}
+
+/// The instance `pasted` is on, and its path after the instance's prefix. A web address goes to
+/// the instance with the longest matching prefix; an SSH address to the only one on its host.
+fn route<'p, 'i>(
+    input: &str,
+    pasted: &'p Pasted,
+    instances: &[(&'i str, Site)],
+) -> Result<(&'i str, &'p [String]), String> {
+    let on_host = instances
+        .iter()
+        .filter(|(_, site)| site.host == pasted.host);
+    let found = match pasted.via {
+        Via::Web { port } => on_host
+            .filter(|(_, site)| site.port == port && pasted.path.starts_with(&site.prefix))
+            .max_by_key(|(_, site)| site.prefix.len())
+            .map(|(name, site)| (*name, &pasted.path[site.prefix.len()..])),
+        Via::Ssh => {
+            let names: Vec<&str> = on_host.map(|(name, _)| *name).collect();
+            if names.len() > 1 {
+                return Err(format!(
+                    "{input:?} is an SSH address on {}, which serves several configured \
+                     instances ({}); use the repository's https address instead",
+                    pasted.host,
+                    names.join(", ")
+                ));
+            }
+            names.first().map(|name| (*name, pasted.path.as_slice()))
+        }
+    };
+    found.ok_or_else(|| {
+        let configured: Vec<String> = instances
+            .iter()
+            .map(|(name, site)| match *name {
+                CLOUD => format!("{site} ([bitbucket] web_url)"),
+                name => format!("{site} ([bitbucket.datacenter.{name}])"),
+            })
+            .collect();
+        format!(
+            "{input:?} is on none of the configured Bitbucket hosts: {}; use a repository URL \
+             on one of them, or configure its instance",
+            configured.join(", ")
+        )
+    })
+}
+
+/// Workspace and slug from a Cloud path: `WORKSPACE/REPO[.git][/anything]`.
+fn cloud_names(path: &[String]) -> Option<(String, String)> {
+    match path {
+        [workspace, slug, ..] => Some((workspace.to_lowercase(), repo_slug(slug))),
+        _ => None,
+    }
+}
+
+/// Project key (or `~USER`) and slug from a Data Center path, which depends on how it was
+/// reached: web pages and HTTP clones have `projects/`, `users/` or `scm/` in front, SSH clones
+/// are bare `KEY/REPO.git`.
+fn datacenter_names(path: &[String], via: Via) -> Option<(String, String)> {
+    let (owner, slug) = match (via, path) {
+        (Via::Web { .. }, [kind, key, repos, slug, ..])
+            if kind == "projects" && repos == "repos" =>
+        {
+            (key.clone(), slug)
+        }
+        (Via::Web { .. }, [kind, user, repos, slug, ..]) if kind == "users" && repos == "repos" => {
+            (format!("~{user}"), slug)
+        }
+        (Via::Web { .. }, [scm, key, slug]) if scm == "scm" => (key.clone(), slug),
+        (Via::Ssh, [key, slug]) => (key.clone(), slug),
+        _ => return None,
+    };
+    Some((owner.to_uppercase(), repo_slug(slug)))
+}
+
+/// A repository slug without its clone suffix, lower-cased as both products compare it.
+fn repo_slug(segment: &str) -> String {
+    segment
+        .strip_suffix(".git")
+        .unwrap_or(segment)
+        .to_lowercase()
+}
+
+fn segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_repo_url;
-    use crate::domain::RepoId;
+    use super::{Site, parse_repo_url};
+    use crate::domain::{CLOUD, RepoId};
     use url::Url;
 
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    /// Parses `input` with Cloud on bitbucket.org and two Data Center instances, one of them
+    /// under a path prefix on a non-default port.
+    fn parse(input: &str) -> Result<RepoId, String> {
+        let corp = url("https://git.example.com");
+        let legacy = url("https://tools.example.com:8443/bitbucket/");
+        parse_repo_url(
+            input,
+            &url("https://bitbucket.org"),
+            &[("corp", &corp), ("legacy", &legacy)],
+        )
+    }
+
     #[test]
-    fn accepted_forms() {
-        let cloud = Url::parse("https://bitbucket.org").unwrap();
-        let sim = Url::parse("http://127.0.0.1:8080").unwrap();
-        let prefixed = Url::parse("http://localhost:9000/bb/").unwrap();
-        // (input, web_url, workspace, repository)
+    fn cloud_forms() {
+        // (input, workspace, repository)
         let table = [
-            ("https://bitbucket.org/acme/api", &cloud, "acme", "api"),
-            ("https://bitbucket.org/acme/api/", &cloud, "acme", "api"),
-            ("https://bitbucket.org/acme/api.git", &cloud, "acme", "api"),
-            ("  https://bitbucket.org/acme/api  ", &cloud, "acme", "api"),
+            ("https://bitbucket.org/acme/api", "acme", "api"),
+            ("https://bitbucket.org/acme/api/", "acme", "api"),
+            ("https://bitbucket.org/acme/api.git", "acme", "api"),
+            ("  https://bitbucket.org/acme/api  ", "acme", "api"),
             (
                 "https://bitbucket.org/acme/api/src/main/README.md",
-                &cloud,
                 "acme",
                 "api",
             ),
             (
                 "https://bitbucket.org/acme/api/pipelines/results/42",
-                &cloud,
                 "acme",
                 "api",
             ),
-            (
-                "https://bitbucket.org/acme/api/branches/",
-                &cloud,
-                "acme",
-                "api",
-            ),
+            ("https://bitbucket.org/acme/api/branches/", "acme", "api"),
             (
                 "https://bitbucket.org/acme/api/src/main/?at=release",
-                &cloud,
                 "acme",
                 "api",
             ),
+            ("https://bitbucket.org/acme/api#readme", "acme", "api"),
             (
                 "https://BitBucket.org/acme/web-app_2.0",
-                &cloud,
                 "acme",
                 "web-app_2.0",
             ),
-            (
-                "https://jdoe@bitbucket.org/acme/api.git",
-                &cloud,
-                "acme",
-                "api",
-            ),
-            ("git@bitbucket.org:acme/api.git", &cloud, "acme", "api"),
-            ("git@bitbucket.org:acme/api", &cloud, "acme", "api"),
-            (
-                "ssh://git@bitbucket.org/acme/api.git",
-                &cloud,
-                "acme",
-                "api",
-            ),
-            ("http://127.0.0.1:8080/acme/api", &sim, "acme", "api"),
-            ("git@127.0.0.1:acme/api.git", &sim, "acme", "api"),
-            (
-                "http://localhost:9000/bb/acme/api",
-                &prefixed,
-                "acme",
-                "api",
-            ),
+            ("https://bitbucket.org/Acme/API", "acme", "api"),
+            ("https://jdoe@bitbucket.org/acme/api.git", "acme", "api"),
+            ("git@bitbucket.org:acme/api.git", "acme", "api"),
+            ("git@bitbucket.org:acme/api", "acme", "api"),
+            ("git@BITBUCKET.org:Acme/Api.git", "acme", "api"),
+            ("ssh://git@bitbucket.org/acme/api.git", "acme", "api"),
         ];
-        for (input, web_url, owner, slug) in table {
+        for (input, owner, slug) in table {
             assert_eq!(
-                parse_repo_url(input, web_url),
-                Ok(RepoId::new(owner, slug)),
+                parse(input),
+                Ok(RepoId::on(CLOUD, owner, slug)),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cloud_on_a_test_server() {
+        let sim = url("http://127.0.0.1:8080");
+        let prefixed = url("http://localhost:9000/bb/");
+        // (input, web_url)
+        let table = [
+            ("http://127.0.0.1:8080/acme/api", &sim),
+            ("git@127.0.0.1:acme/api.git", &sim),
+            ("http://localhost:9000/bb/acme/api", &prefixed),
+        ];
+        for (input, web_url) in table {
+            assert_eq!(
+                parse_repo_url(input, web_url, &[]),
+                Ok(RepoId::on(CLOUD, "acme", "api")),
                 "{input:?} on {web_url}"
             );
         }
     }
 
     #[test]
-    fn rejected_forms() {
-        let cloud = Url::parse("https://bitbucket.org").unwrap();
-        let sim = Url::parse("http://127.0.0.1:8080").unwrap();
-        // (input, web_url, fragment of the error)
+    fn datacenter_forms() {
+        // (input, instance, project key, repository)
         let table = [
             (
-                "https://github.com/acme/api",
-                &cloud,
-                "configured Bitbucket host bitbucket.org",
+                "https://git.example.com/projects/PLAT/repos/platform/browse",
+                "corp",
+                "PLAT",
+                "platform",
             ),
             (
-                "http://127.0.0.1:9090/acme/api",
-                &sim,
-                "host 127.0.0.1:8080",
+                "https://git.example.com/projects/PLAT/repos/platform/browse/src/main.rs?at=refs/heads/main",
+                "corp",
+                "PLAT",
+                "platform",
             ),
             (
-                "https://bitbucket.org/acme/api",
-                &sim,
-                "host 127.0.0.1:8080",
-            ),
-            ("git@github.com:acme/api.git", &cloud, "host bitbucket.org"),
-            (
-                "https://bitbucket.org/acme",
-                &cloud,
-                "does not name a workspace and a repository",
+                "https://git.example.com/projects/PLAT/repos/platform",
+                "corp",
+                "PLAT",
+                "platform",
             ),
             (
-                "https://bitbucket.org/",
-                &cloud,
-                "git@HOST:WORKSPACE/REPO.git",
-            ),
-            ("acme/api", &cloud, "is not a repository URL"),
-            (
-                "ftp://bitbucket.org/acme/api",
-                &cloud,
-                "unsupported scheme \"ftp\"",
+                "https://git.example.com/projects/PLAT/repos/platform/",
+                "corp",
+                "PLAT",
+                "platform",
             ),
             (
-                "https://bitbucket.org/acme/a%20b",
-                &cloud,
-                "not a valid workspace or repository",
+                "https://git.example.com/projects/plat/repos/Platform/commits",
+                "corp",
+                "PLAT",
+                "platform",
             ),
-            ("https://:", &cloud, "is not a valid URL"),
             (
-                "http://localhost:9000/other/acme/api",
-                &cloud,
-                "host bitbucket.org",
+                "https://git.example.com/scm/plat/platform.git",
+                "corp",
+                "PLAT",
+                "platform",
+            ),
+            (
+                "https://jdoe@git.example.com/scm/plat/platform.git",
+                "corp",
+                "PLAT",
+                "platform",
+            ),
+            (
+                "ssh://git@git.example.com:7999/plat/platform.git",
+                "corp",
+                "PLAT",
+                "platform",
+            ),
+            (
+                "https://git.example.com/users/jdoe/repos/dotfiles/browse",
+                "corp",
+                "~JDOE",
+                "dotfiles",
+            ),
+            (
+                "https://git.example.com/scm/~jdoe/dotfiles.git",
+                "corp",
+                "~JDOE",
+                "dotfiles",
+            ),
+            (
+                "ssh://git@git.example.com:7999/~jdoe/dotfiles.git",
+                "corp",
+                "~JDOE",
+                "dotfiles",
+            ),
+            (
+                "https://tools.example.com:8443/bitbucket/projects/OPS/repos/infra/browse",
+                "legacy",
+                "OPS",
+                "infra",
+            ),
+            (
+                "https://tools.example.com:8443/bitbucket/scm/ops/infra.git",
+                "legacy",
+                "OPS",
+                "infra",
+            ),
+            // SSH: only the host is compared, its port and path have nothing to do with the web's.
+            (
+                "ssh://git@tools.example.com:7999/ops/infra.git",
+                "legacy",
+                "OPS",
+                "infra",
             ),
         ];
-        for (input, web_url, fragment) in table {
-            let err = parse_repo_url(input, web_url).unwrap_err();
+        for (input, instance, owner, slug) in table {
+            assert_eq!(
+                parse(input),
+                Ok(RepoId::on(instance, owner, slug)),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn longest_prefix_wins_on_a_shared_host() {
+        let root = url("https://git.example.com");
+        let nested = url("https://git.example.com/next");
+        let cloud = url("https://bitbucket.org");
+        let dc = [("root", &root), ("next", &nested)];
+        let parsed = |input| parse_repo_url(input, &cloud, &dc);
+        assert_eq!(
+            parsed("https://git.example.com/next/projects/A/repos/b"),
+            Ok(RepoId::on("next", "A", "b"))
+        );
+        assert_eq!(
+            parsed("https://git.example.com/projects/A/repos/b"),
+            Ok(RepoId::on("root", "A", "b"))
+        );
+        let err = parsed("ssh://git@git.example.com:7999/a/b.git").unwrap_err();
+        assert!(
+            err.contains("serves several configured instances (root, next)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rejected_forms() {
+        let hosts = "hosts: bitbucket.org ([bitbucket] web_url), git.example.com \
+                     ([bitbucket.datacenter.corp]), tools.example.com:8443/bitbucket \
+                     ([bitbucket.datacenter.legacy]); use";
+        // (input, fragment of the error)
+        let table = [
+            ("https://github.com/acme/api", hosts),
+            (
+                "git@github.com:acme/api.git",
+                "is on none of the configured Bitbucket hosts",
+            ),
+            (
+                "https://bitbucket.org:8443/acme/api",
+                "is on none of the configured Bitbucket hosts",
+            ),
+            (
+                "https://tools.example.com/bitbucket/projects/A/repos/b",
+                "is on none of the configured",
+            ),
+            (
+                "https://tools.example.com:8443/projects/A/repos/b",
+                "is on none of the configured",
+            ),
+            (
+                "https://bitbucket.org/acme",
+                "does not name a workspace and a repository",
+            ),
+            ("https://bitbucket.org/", "git@HOST:WORKSPACE/REPO.git"),
+            (
+                "https://git.example.com/PLAT/platform",
+                "does not name a project and a repository",
+            ),
+            (
+                "https://git.example.com/projects/PLAT",
+                "https://HOST/projects/KEY/repos/REPO",
+            ),
+            (
+                "https://git.example.com/scm/plat/platform/extra.git",
+                "does not name a project",
+            ),
+            (
+                "ssh://git@git.example.com:7999/scm/plat/platform.git",
+                "does not name a project",
+            ),
+            (
+                "https://git.example.com/users//repos/x",
+                "does not name a project",
+            ),
+            (
+                "https://git.example.com/scm/~/dotfiles.git",
+                "\"\" is not a valid owner",
+            ),
+            ("acme/api", "is not a repository URL"),
+            ("ftp://bitbucket.org/acme/api", "unsupported scheme \"ftp\""),
+            (
+                "https://bitbucket.org/acme/a%20b",
+                "\"a%20b\" is not a valid owner or repository",
+            ),
+            (
+                "https://bitbucket.org/~jdoe/api",
+                "\"~jdoe\" is not a valid owner",
+            ),
+            ("https://:", "is not a valid URL"),
+        ];
+        for (input, fragment) in table {
+            let err = parse(input).unwrap_err();
             assert!(
                 err.contains(fragment),
                 "{input:?}: {err:?} lacks {fragment:?}"
@@ -244,16 +550,38 @@ mod tests {
 
     #[test]
     fn password_is_refused_and_not_echoed() {
-        let cloud = Url::parse("https://bitbucket.org").unwrap();
-        let err = parse_repo_url("https://jdoe:s3cr3t@bitbucket.org/acme/api", &cloud).unwrap_err();
-        assert!(err.contains("contains a password"), "{err}");
-        assert!(!err.contains("s3cr3t"), "{err}");
+        for input in [
+            "https://jdoe:s3cr3t@bitbucket.org/acme/api",
+            "https://jdoe:s3cr3t@git.example.com/scm/plat/platform.git",
+        ] {
+            let err = parse(input).unwrap_err();
+            assert!(err.contains("contains a password"), "{err}");
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
     }
 
     #[test]
-    fn path_prefix_of_web_url_is_required() {
-        let prefixed = Url::parse("http://localhost:9000/bb").unwrap();
-        let err = parse_repo_url("http://localhost:9000/other/acme/api", &prefixed).unwrap_err();
-        assert!(err.contains("not under the configured web_url"), "{err}");
+    fn sites_ignore_default_ports_and_trailing_slashes() {
+        let site = |text| Site::of(&url(text));
+        assert_eq!(
+            site("https://h.example.com:443/"),
+            site("https://H.example.com")
+        );
+        assert_eq!(
+            site("https://h.example.com/bb/"),
+            site("https://h.example.com/bb")
+        );
+        assert_ne!(
+            site("https://h.example.com/bb"),
+            site("https://h.example.com")
+        );
+        assert_ne!(
+            site("https://h.example.com:8443"),
+            site("https://h.example.com")
+        );
+        assert_eq!(
+            site("https://h.example.com:8443/bb/").to_string(),
+            "h.example.com:8443/bb"
+        );
     }
 }

@@ -62,7 +62,7 @@ async fn check_summarises_a_valid_setup_and_rejects_a_broken_one_with_exit_2() {
     let harness = common::Harness::start(
         bbzoom::sim::Scenario::showcase(),
         1.0,
-        10.0,
+        bbzoom::demo::SimPolling::default(),
         bbzoom::demo::SHOWCASE_SUBSCRIPTIONS,
     )
     .await;

@@ -4,8 +4,8 @@
 //! The broken configurations are edits of one valid base (`BASE`), so each row changes one
 //! thing and states only what it expects; see [`check`].
 
-use bbzoom::config::Config;
-use bbzoom::domain::{EventKind, RepoId};
+use bbzoom::config::{Config, PollingConfig, RateLimit, SourceKind};
+use bbzoom::domain::{CLOUD, EventKind, RepoId};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -39,11 +39,45 @@ channels = ["ci"]
 /// Where the test configurations pretend to live.
 const PATH: &str = "/etc/bbzoom/config.toml";
 
-/// `BASE` with the first `from` replaced by `to`; `from` must occur, so a stale row fails
+/// A Data Center instance, for [`with_datacenter`].
+const CORP: &str = r#"[bitbucket.datacenter.corp]
+url = "https://git.example.com"
+credential = "corp-token"
+"#;
+
+/// A repository on [`CORP`].
+const PLATFORM: &str = "https://git.example.com/projects/PLAT/repos/platform/browse";
+
+/// `text` with the first `from` replaced by `to`; `from` must occur, so a stale row fails
 /// loudly instead of testing the valid base.
+fn edit_in(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "the text does not contain {from:?}");
+    text.replacen(from, to, 1)
+}
+
+/// `BASE` edited as by [`edit_in`].
 fn edit(from: &str, to: &str) -> String {
-    assert!(BASE.contains(from), "BASE does not contain {from:?}");
-    BASE.replacen(from, to, 1)
+    edit_in(BASE, from, to)
+}
+
+/// `BASE` with `tables` inserted at line 9, before `[zoom.chatbot]`; the lines of
+/// `[zoom.chatbot]` and below move down by the lines inserted plus one.
+fn with_tables(tables: &str) -> String {
+    edit("[zoom.chatbot]", &format!("{tables}\n[zoom.chatbot]"))
+}
+
+/// `BASE` with the [`CORP`] instance (lines 9 to 11), its subscription moved to line 25.
+fn with_datacenter() -> String {
+    with_tables(CORP)
+}
+
+/// `text` with a `[[subscription]]` appended: `repository`, then `keys`, then channels ci.
+fn subscribe(text: &str, repository: &str, keys: &str) -> String {
+    format!("{text}\n[[subscription]]\nrepository = \"{repository}\"\n{keys}channels = [\"ci\"]\n")
+}
+
+fn parse(text: &str) -> Config {
+    Config::parse(Path::new(PATH), text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
 /// Asserts that `toml` is rejected, at `line` and `key`, with a message containing `fragment`.
@@ -69,15 +103,21 @@ fn check(toml: &str, line: Option<usize>, key: Option<&str>, fragment: &str) {
 
 #[test]
 fn base_is_valid_and_gets_defaults() {
-    let config = Config::parse(Path::new(PATH), BASE).unwrap();
+    let config = parse(BASE);
     assert_eq!(config.daemon.state_dir, Path::new("/etc/bbzoom/state"));
-    assert_eq!(config.daemon.poll_interval, Duration::from_secs(30));
     assert_eq!(config.daemon.request_timeout, Duration::from_secs(20));
     assert_eq!(
         config.bitbucket.api_url.as_str(),
         "https://api.bitbucket.org/2.0"
     );
     assert_eq!(config.bitbucket.web_url.as_str(), "https://bitbucket.org/");
+    assert_eq!(
+        config.bitbucket.oauth_url.as_str(),
+        "https://bitbucket.org/site/oauth2/access_token"
+    );
+    assert_eq!(config.bitbucket.credential.as_deref(), Some("acme-ci"));
+    assert!(config.bitbucket.datacenter.is_empty());
+    assert!(config.bitbucket.budgets.is_empty());
     assert_eq!(
         config.zoom.oauth_url.as_str(),
         "https://zoom.us/oauth/token"
@@ -86,6 +126,9 @@ fn base_is_valid_and_gets_defaults() {
     assert_eq!(config.zoom.chatbot.rate_limit.requests, 20);
     assert_eq!(config.zoom.chatbot.rate_limit.per, Duration::from_secs(1));
     let sub = &config.subscriptions[0];
+    assert_eq!(sub.repo, RepoId::on(CLOUD, "acme", "api"));
+    assert_eq!(sub.source, SourceKind::Pipelines);
+    assert_eq!(sub.credential, "acme-ci");
     assert_eq!(
         sub.events,
         BTreeSet::from([EventKind::Failed, EventKind::Fixed])
@@ -95,16 +138,135 @@ fn base_is_valid_and_gets_defaults() {
 }
 
 #[test]
+fn polling_defaults_and_overrides() {
+    let minute = Duration::from_secs(60);
+    assert_eq!(
+        parse(BASE).polling,
+        PollingConfig {
+            hot: Duration::from_secs(15),
+            warm: minute,
+            cold: 10 * minute,
+            warm_for: 30 * minute,
+            settle: 10 * minute,
+        }
+    );
+    // Equal intervals are in order; unset ones keep their defaults.
+    let config = parse(&with_tables(
+        "[polling]\nhot = \"1m\"\ncold = \"1m\"\nsettle = \"2h\"\n",
+    ));
+    assert_eq!(
+        config.polling,
+        PollingConfig {
+            hot: minute,
+            warm: minute,
+            cold: minute,
+            warm_for: 30 * minute,
+            settle: 120 * minute,
+        }
+    );
+}
+
+#[test]
+fn datacenter_subscription_resolves_instance_credential_and_source() {
+    let config = parse(&edit_in(
+        &with_datacenter(),
+        "https://bitbucket.org/acme/api",
+        PLATFORM,
+    ));
+    let corp = &config.bitbucket.datacenter["corp"];
+    assert_eq!(
+        (
+            corp.name.as_str(),
+            corp.url.as_str(),
+            corp.credential.as_str()
+        ),
+        ("corp", "https://git.example.com/", "corp-token")
+    );
+    let sub = &config.subscriptions[0];
+    assert_eq!(sub.url, PLATFORM);
+    assert_eq!(sub.repo, RepoId::on("corp", "PLAT", "platform"));
+    assert_eq!(sub.credential, "corp-token");
+    assert_eq!(sub.source, SourceKind::Statuses);
+}
+
+#[test]
+fn subscription_credential_overrides_the_default() {
+    let text = subscribe(
+        &with_datacenter(),
+        "https://bitbucket.org/acme/mobile",
+        "credential = \"acme-mobile\"\n",
+    );
+    let text = subscribe(
+        &text,
+        "https://git.example.com/scm/plat/tools.git",
+        "credential = \"plat-token\"\n",
+    );
+    let resolved: Vec<(String, String)> = parse(&text)
+        .subscriptions
+        .into_iter()
+        .map(|s| (s.repo.to_string(), s.credential))
+        .collect();
+    let expected = [
+        ("acme/api", "acme-ci"),
+        ("acme/mobile", "acme-mobile"),
+        ("PLAT/tools", "plat-token"),
+    ];
+    assert_eq!(
+        resolved,
+        expected.map(|(r, c)| (r.to_owned(), c.to_owned()))
+    );
+
+    // Without a default, [bitbucket] itself may go.
+    let own_only = edit_in(
+        &edit("[bitbucket]\ncredential = \"acme-ci\"\n", ""),
+        "channels = [\"ci\"]",
+        "credential = \"acme-ci\"\nchannels = [\"ci\"]",
+    );
+    let config = parse(&own_only);
+    assert_eq!(config.bitbucket.credential, None);
+    assert_eq!(config.subscriptions[0].credential, "acme-ci");
+}
+
+#[test]
+fn budget_for_prefers_the_override_then_the_instance_default() {
+    let text = with_tables(&format!(
+        "{CORP}\n[bitbucket.budgets]\nacme-mobile = {{ requests = 100, per = \"1h\" }}\n"
+    ));
+    let text = subscribe(&text, PLATFORM, "");
+    let text = subscribe(
+        &text,
+        "https://bitbucket.org/acme/mobile",
+        "credential = \"acme-mobile\"\n",
+    );
+    let config = parse(&text);
+    let hour = Duration::from_secs(3600);
+    let budget = |credential| {
+        let limit = config.budget_for(credential);
+        (limit.requests, limit.per)
+    };
+    assert_eq!(budget("acme-mobile"), (100, hour));
+    assert_eq!(budget("corp-token"), (3600, hour));
+    assert_eq!(budget("acme-ci"), (900, hour));
+    assert_eq!(
+        config.bitbucket.budgets["acme-mobile"],
+        RateLimit {
+            requests: 100,
+            per: hour
+        }
+    );
+}
+
+#[test]
 fn plan_and_rate_limit_override() {
     let free = edit("user_jid", "plan = \"free\"\nuser_jid");
-    let config = Config::parse(Path::new(PATH), &free).unwrap();
+    let config = parse(&free);
     assert_eq!(config.zoom.chatbot.rate_limit.requests, 2);
 
     let custom = edit(
         "user_jid",
         "plan = \"free\"\nrate_limit = { requests = 5, per = \"2s\" }\nuser_jid",
     );
-    let config = Config::parse(Path::new(PATH), &custom).unwrap();
+    let config = parse(&custom);
     assert_eq!(config.zoom.chatbot.rate_limit.requests, 5);
     assert_eq!(config.zoom.chatbot.rate_limit.per, Duration::from_secs(2));
 }
@@ -118,15 +280,47 @@ fn example_file_validates() {
     assert_eq!(config.daemon.state_dir, Path::new("/var/lib/bbzoom"));
     assert_eq!(config.daemon.credentials_file, dir.join("credentials.age"));
     assert_eq!(config.daemon.identity_file, dir.join("identity.txt"));
-    assert_eq!(config.daemon.poll_interval, Duration::from_secs(30));
-    assert_eq!(config.bitbucket.credential, "acme-ci");
-    assert_eq!(config.bitbucket.rate_limit.requests, 900);
-    assert_eq!(config.bitbucket.rate_limit.per, Duration::from_secs(3600));
+    assert_eq!(
+        config.polling,
+        parse(BASE).polling,
+        "the example shows the defaults"
+    );
+    assert_eq!(config.bitbucket.credential.as_deref(), Some("acme-ci"));
+    assert_eq!(config.budget_for("acme-ci").requests, 900);
+    assert_eq!(config.budget_for("corp-token").requests, 3600);
     assert_eq!(config.zoom.chatbot.rate_limit.requests, 20);
     let channels: Vec<&str> = config.zoom.channels.keys().map(String::as_str).collect();
     assert_eq!(channels, ["ci", "releases"]);
-    assert_eq!(config.subscriptions.len(), 2);
-    assert_eq!(config.subscriptions[0].repo, RepoId::new("acme", "api"));
+    let subs: Vec<(&RepoId, SourceKind, &str)> = config
+        .subscriptions
+        .iter()
+        .map(|s| (&s.repo, s.source, s.credential.as_str()))
+        .collect();
+    assert_eq!(
+        subs,
+        [
+            (
+                &RepoId::on(CLOUD, "acme", "api"),
+                SourceKind::Pipelines,
+                "acme-ci"
+            ),
+            (
+                &RepoId::on(CLOUD, "acme", "web-app"),
+                SourceKind::Pipelines,
+                "acme-ci"
+            ),
+            (
+                &RepoId::on(CLOUD, "acme", "mobile"),
+                SourceKind::Statuses,
+                "acme-mobile"
+            ),
+            (
+                &RepoId::on("corp", "PLAT", "platform"),
+                SourceKind::Statuses,
+                "corp-token"
+            ),
+        ]
+    );
     assert!(config.subscriptions[0].wants(Some("release/1.2"), EventKind::StillFailing));
     assert!(!config.subscriptions[0].wants(Some("feature/x"), EventKind::Failed));
     assert_eq!(
@@ -179,14 +373,20 @@ fn broken_configs() {
         Some(6),
         Some("bitbucke"),
         "unknown key \"bitbucke\" at the top level; did you mean \"bitbucket\"? expected one of: \
-         daemon, bitbucket, zoom, subscription",
+         daemon, polling, bitbucket, zoom, subscription",
     );
     check(
-        &edit("credentials =", "pol_interval = \"30s\"\ncredentials ="),
+        &edit("credentials =", "request_timout = \"30s\"\ncredentials ="),
         Some(3),
-        Some("daemon.pol_interval"),
-        "unknown key \"pol_interval\" in [daemon]; did you mean \"poll_interval\"? expected one \
-         of: state_dir, poll_interval, request_timeout, credentials, identity",
+        Some("daemon.request_timout"),
+        "unknown key \"request_timout\" in [daemon]; did you mean \"request_timeout\"? expected \
+         one of: state_dir, request_timeout, credentials, identity",
+    );
+    check(
+        &edit("credentials =", "poll_interval = \"30s\"\ncredentials ="),
+        Some(3),
+        Some("daemon.poll_interval"),
+        "unknown key \"poll_interval\" in [daemon]; moved to [polling]; see hot, warm and cold",
     );
     check(
         &edit(
@@ -206,10 +406,10 @@ fn broken_configs() {
 
     // Wrong types.
     check(
-        &edit("credentials =", "poll_interval = 30\ncredentials ="),
+        &edit("credentials =", "request_timeout = 30\ncredentials ="),
         Some(3),
-        Some("daemon.poll_interval"),
-        "expected a string, found integer `30`; write it like poll_interval = \"30s\"",
+        Some("daemon.request_timeout"),
+        "expected a string, found integer `30`; write it like request_timeout = \"20s\"",
     );
     check(
         &edit(r#"channels = ["ci"]"#, r#"channels = "ci""#),
@@ -220,10 +420,10 @@ fn broken_configs() {
     check(
         &edit(
             "credentials =",
-            "poll_interval = [\"s3cr3t\"]\ncredentials =",
+            "request_timeout = [\"s3cr3t\"]\ncredentials =",
         ),
         Some(3),
-        Some("daemon.poll_interval"),
+        Some("daemon.request_timeout"),
         "expected a string, found an array",
     );
     check(
@@ -255,12 +455,6 @@ fn broken_configs() {
         Some(21),
         Some("subscription[0].channels"),
         "missing key \"channels\" in subscription[0]",
-    );
-    check(
-        &edit("[bitbucket]\ncredential = \"acme-ci\"\n", ""),
-        None,
-        Some("bitbucket"),
-        "missing table [bitbucket]",
     );
     check(
         &edit(
@@ -309,9 +503,9 @@ fn broken_configs() {
 
     // Durations and rate limits.
     check(
-        &edit("credentials =", "poll_interval = \"30\"\ncredentials ="),
-        Some(3),
-        Some("daemon.poll_interval"),
+        &with_tables("[polling]\nhot = \"30\"\n"),
+        Some(10),
+        Some("polling.hot"),
         "invalid duration \"30\"; write a number and a unit",
     );
     check(
@@ -443,10 +637,7 @@ fn broken_configs() {
         "channel \"ci\" is listed twice",
     );
     check(
-        &format!(
-            "{BASE}\n[[subscription]]\n\
-             repository = \"https://bitbucket.org/acme/api.git\"\nchannels = [\"releases\"]\n"
-        ),
+        &subscribe(BASE, "https://bitbucket.org/acme/api.git", ""),
         Some(26),
         Some("subscription[1].repository"),
         "acme/api is already subscribed by subscription[0] at line 22; merge them into one \
@@ -459,7 +650,8 @@ fn broken_configs() {
         ),
         Some(22),
         Some("subscription[0].repository"),
-        "is not on the configured Bitbucket host bitbucket.org",
+        "\"https://github.com/acme/api\" is on none of the configured Bitbucket hosts: \
+         bitbucket.org ([bitbucket] web_url); use a repository URL on one of them",
     );
     check(
         &edit(
@@ -469,5 +661,164 @@ fn broken_configs() {
         Some(22),
         Some("subscription[0].repository"),
         "does not name a workspace and a repository",
+    );
+    check(
+        &subscribe(BASE, "https://bitbucket.org/Acme/API", ""),
+        Some(26),
+        Some("subscription[1].repository"),
+        "acme/api is already subscribed by subscription[0] at line 22",
+    );
+    check(
+        &edit(r#"["ci"]"#, "[\"ci\"]\nsource = \"pipeline\""),
+        Some(24),
+        Some("subscription[0].source"),
+        "unknown source \"pipeline\" (did you mean \"pipelines\"?); use \"pipelines\" (Bitbucket \
+         Pipelines, Cloud only) or \"statuses\"",
+    );
+    check(
+        &edit("[bitbucket]\ncredential = \"acme-ci\"\n", ""),
+        Some(19),
+        Some("subscription[0].credential"),
+        "no credential: set [bitbucket] credential or this subscription's credential",
+    );
+    check(
+        &edit(r#"["ci"]"#, "[\"ci\"]\ncredential = \" \""),
+        Some(24),
+        Some("subscription[0].credential"),
+        "the value is empty; write e.g. credential = \"acme-ci\"",
+    );
+
+    // Polling.
+    check(
+        &with_tables("[polling]\nhot = \"2m\"\n"),
+        Some(10),
+        Some("polling.hot"),
+        "hot = \"2m\" is longer than warm = \"1m\" (the default); the intervals must satisfy \
+         hot <= warm <= cold",
+    );
+    check(
+        &with_tables("[polling]\nwarm = \"5m\"\ncold = \"2m\"\n"),
+        Some(11),
+        Some("polling.cold"),
+        "warm = \"5m\" is longer than cold = \"2m\"",
+    );
+    check(
+        &with_tables("[polling]\nsettle = \"0s\"\n"),
+        Some(10),
+        Some("polling.settle"),
+        "the duration \"0s\" is zero; it must be greater than 0",
+    );
+    check(
+        &with_tables("[polling]\nhott = \"5s\"\n"),
+        Some(10),
+        Some("polling.hott"),
+        "unknown key \"hott\" in [polling]; did you mean \"hot\"?",
+    );
+
+    // Data Center instances and routing repositories to them.
+    let corp = with_datacenter();
+    check(
+        &edit_in(&corp, "datacenter.corp]", "datacenter.cloud]"),
+        Some(9),
+        Some("bitbucket.datacenter.cloud"),
+        "the name \"cloud\" is reserved for Bitbucket Cloud",
+    );
+    check(
+        &edit_in(&corp, "datacenter.corp]", "datacenter.\"corp dc\"]"),
+        Some(9),
+        Some("bitbucket.datacenter.\"corp dc\""),
+        "an instance name may only contain ASCII letters, digits, '-' and '_'",
+    );
+    check(
+        &edit_in(&corp, "url = \"https://git.example.com\"\n", ""),
+        Some(9),
+        Some("bitbucket.datacenter.corp.url"),
+        "missing key \"url\" in [bitbucket.datacenter.corp]; add it, e.g. url = \
+         \"https://git.example.com\"",
+    );
+    check(
+        &edit_in(&corp, "credential = \"corp-token\"\n", ""),
+        Some(9),
+        Some("bitbucket.datacenter.corp.credential"),
+        "missing key \"credential\" in [bitbucket.datacenter.corp]",
+    );
+    check(
+        &edit_in(
+            &corp,
+            "https://git.example.com",
+            "https://jdoe:s3cr3t@git.example.com",
+        ),
+        Some(10),
+        Some("bitbucket.datacenter.corp.url"),
+        "the URL contains a user name or password; remove it",
+    );
+    check(
+        &edit_in(
+            &corp,
+            "https://git.example.com",
+            "https://git.example.com/?token=s3cr3t",
+        ),
+        Some(10),
+        Some("bitbucket.datacenter.corp.url"),
+        "the URL has a query (?...) or fragment (#...); remove it",
+    );
+    check(
+        &with_tables(&format!(
+            "{CORP}\n[bitbucket.datacenter.other]\nurl = \"https://GIT.example.com:443/\"\n\
+             credential = \"corp-token\"\n"
+        )),
+        Some(14),
+        Some("bitbucket.datacenter.other.url"),
+        "git.example.com is already configured as [bitbucket.datacenter.corp] url; configure \
+         each server once",
+    );
+    check(
+        &edit_in(&corp, "https://git.example.com", "https://bitbucket.org"),
+        Some(10),
+        Some("bitbucket.datacenter.corp.url"),
+        "bitbucket.org is already configured as [bitbucket] web_url",
+    );
+    check(
+        &edit_in(
+            &corp,
+            "https://bitbucket.org/acme/api",
+            "https://git.example.org/scm/plat/x.git",
+        ),
+        Some(26),
+        Some("subscription[0].repository"),
+        "is on none of the configured Bitbucket hosts: bitbucket.org ([bitbucket] web_url), \
+         git.example.com ([bitbucket.datacenter.corp]); use",
+    );
+    let platform = edit_in(&corp, "https://bitbucket.org/acme/api", PLATFORM);
+    check(
+        &edit_in(&platform, r#"["ci"]"#, "[\"ci\"]\nsource = \"pipelines\""),
+        Some(28),
+        Some("subscription[0].source"),
+        "Data Center has no Pipelines; use source = \"statuses\"",
+    );
+    check(
+        &subscribe(
+            &platform,
+            "ssh://git@git.example.com:7999/plat/Platform.git",
+            "",
+        ),
+        Some(30),
+        Some("subscription[1].repository"),
+        "PLAT/platform is already subscribed by subscription[0] at line 26",
+    );
+
+    // Budgets.
+    check(
+        &with_tables("[bitbucket.budgets]\nacme-cl = { requests = 100, per = \"1h\" }\n"),
+        Some(10),
+        Some("bitbucket.budgets.acme-cl"),
+        "unused budget: no subscription polls with the credential \"acme-cl\" (did you mean \
+         \"acme-ci\"?); remove it or check the name",
+    );
+    check(
+        &with_tables("[bitbucket.budgets]\nacme-ci = { requests = 0, per = \"1h\" }\n"),
+        Some(10),
+        Some("bitbucket.budgets.acme-ci.requests"),
+        "a rate limit must allow at least 1 request",
     );
 }

@@ -41,7 +41,7 @@ async fn sigkill_at_random_moments_loses_nothing() {
     let harness = Harness::start(
         Scenario::showcase(),
         SPEED,
-        bbzoom::demo::DEMO_POLL_SECS,
+        bbzoom::demo::SimPolling::every(15.0),
         SHOWCASE_SUBSCRIPTIONS,
     )
     .await;

@@ -5,21 +5,20 @@
 mod common;
 
 use bbzoom::config::Config;
-use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, score};
+use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling, score};
 use bbzoom::sim::Scenario;
 use common::{Harness, fast_tuning};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const SPEED: f64 = 150.0;
-const POLL_SIM_SECS: f64 = 15.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_zoom_failures_are_retried_and_each_card_arrives_once() {
     let harness = Harness::start(
         Scenario::showcase(),
         SPEED,
-        POLL_SIM_SECS,
+        SimPolling::every(15.0),
         SHOWCASE_SUBSCRIPTIONS,
     )
     .await;
@@ -42,7 +41,7 @@ async fn a_revoked_token_is_renewed_and_the_card_still_arrives() {
     let harness = Harness::start(
         Scenario::showcase(),
         SPEED,
-        POLL_SIM_SECS,
+        SimPolling::every(15.0),
         SHOWCASE_SUBSCRIPTIONS,
     )
     .await;
@@ -74,7 +73,7 @@ async fn a_card_zoom_refuses_for_good_becomes_a_dead_letter_and_other_channels_g
     let mut harness = Harness::start(
         Scenario::showcase(),
         SPEED,
-        POLL_SIM_SECS,
+        SimPolling::every(15.0),
         SHOWCASE_SUBSCRIPTIONS,
     )
     .await;

@@ -3,6 +3,7 @@
 
 mod common;
 
+use bbzoom::demo::SimPolling;
 use bbzoom::sim::{Scenario, SimBuild, SimRepo, SimState};
 use common::{Harness, cards, fast_tuning};
 use std::time::Duration;
@@ -11,13 +12,10 @@ use SimState::*;
 
 fn build(number: u64, branch: &str, created_at: f64, timeline: &[(f64, SimState)]) -> SimBuild {
     SimBuild {
-        number,
-        branch: branch.into(),
         commit: format!("{number:0>40}"),
         message: format!("Change number {number}\n\nLonger description."),
         author: "Jane Dev".into(),
-        created_at,
-        timeline: timeline.to_vec(),
+        ..SimBuild::pipeline(number, branch, created_at, timeline)
     }
 }
 
@@ -44,6 +42,7 @@ fn scenario() -> Scenario {
                         ],
                     ),
                 ],
+                ..SimRepo::default()
             },
             SimRepo {
                 workspace: "acme".into(),
@@ -54,6 +53,7 @@ fn scenario() -> Scenario {
                     build(3, "dev", 36.0, &[(37.0, Running), (51.0, Failed)]),
                     build(4, "main", 55.0, &[(56.0, Running), (70.0, Successful)]),
                 ],
+                ..SimRepo::default()
             },
         ],
     }
@@ -110,11 +110,13 @@ fn expected_releases() -> Vec<(String, String)> {
 }
 
 const SPEED: f64 = 20.0;
-const POLL_SIM_SECS: f64 = 2.0;
+fn polling() -> SimPolling {
+    SimPolling::every(2.0)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripted_builds_become_exactly_the_expected_cards() {
-    let harness = Harness::start(scenario(), SPEED, POLL_SIM_SECS, SUBSCRIPTIONS).await;
+    let harness = Harness::start(scenario(), SPEED, polling(), SUBSCRIPTIONS).await;
     let daemon = harness.run_daemon(fast_tuning());
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(20))
@@ -145,7 +147,7 @@ async fn scripted_builds_become_exactly_the_expected_cards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_misses_and_repeats_nothing() {
-    let harness = Harness::start(scenario(), SPEED, POLL_SIM_SECS, SUBSCRIPTIONS).await;
+    let harness = Harness::start(scenario(), SPEED, polling(), SUBSCRIPTIONS).await;
     let first = harness.run_daemon(fast_tuning());
     // Stop while builds are running (api #2 and #3, web #2 are in progress at 38 s).
     while harness.sim.now() < 38.0 {
@@ -180,7 +182,7 @@ async fn a_restart_in_the_middle_misses_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repository_seen_first_is_baselined_and_its_running_builds_followed() {
     // Start watching at 42 s: api #1, #2 and web #1 are history; api #3 and web #2, #3 are running.
-    let harness = Harness::start(scenario(), SPEED, POLL_SIM_SECS, SUBSCRIPTIONS).await;
+    let harness = Harness::start(scenario(), SPEED, polling(), SUBSCRIPTIONS).await;
     while harness.sim.now() < 42.0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -1,25 +1,31 @@
-//! The Bitbucket Cloud client: pipelines of a repository, newest first, and one pipeline by uuid.
+//! Bitbucket clients: Cloud (pipelines, branches, commit statuses) and Data Center (branches,
+//! build statuses), each speaking through the [`Account`] of one credential.
 //!
-//! Every request passes the credential's one rate limiter (invariant 4) and waits out any pause
-//! a 429 imposed on the whole credential. What is retried here, in-process and bounded: 5xx,
-//! timeouts and connection errors. A 429 is not retried here: it pauses the credential (for
-//! `Retry-After`, else an exponential, jittered backoff) and the poll tries again later.
+//! The account owns the credential's one rate limiter (invariant 4) and its pause: a 429 pauses
+//! every request of the credential, for `Retry-After` when given, else for an exponential,
+//! jittered backoff. What the account retries in-process, bounded: 5xx, timeouts and connection
+//! errors. A 401 is retried once only for an OAuth consumer, after renewing its token; otherwise
+//! the credential is marked broken and the error is the poll's. Wire types stay inside this
+//! module (invariant 2): callers get domain types.
 
+mod auth;
+mod cloud;
+mod datacenter;
 mod wire;
 
-use crate::domain::{BuildStatus, RepoId};
-use crate::http::Limiter;
+pub use auth::{Auth, OAuthConsumer};
+pub use cloud::{CloudClient, PipelinePage};
+pub use datacenter::DataCenterClient;
+
+use crate::config::RateLimit;
+use crate::http::{Limiter, budget_limiter};
 use crate::retry::{Backoff, parse_retry_after};
 use backon::{ExponentialBuilder, Retryable};
-use secrecy::{ExposeSecret, SecretString};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use url::Url;
-
-/// Pipelines per page when listing; new pipelines beyond one page are found by paging.
-pub const PAGE_LEN: u32 = 10;
 
 /// Why a request failed, classified for the poller.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +33,7 @@ pub enum BitbucketError {
     #[error("rate limited by Bitbucket; credential paused for {0:?}")]
     RateLimited(Duration),
     #[error(
-        "credential rejected (HTTP {0}): check that it exists, has not expired and has the pipeline and repository read scopes"
+        "credential rejected (HTTP {0}): check that it exists, has not expired and may read repositories and pipelines"
     )]
     Unauthorized(u16),
     #[error("not found (HTTP 404): check the repository URL and that the credential can see it")]
@@ -41,7 +47,7 @@ pub enum BitbucketError {
 }
 
 impl BitbucketError {
-    /// Worth another try within the same poll.
+    /// Worth another try within the same call.
     fn is_transient(&self) -> bool {
         match self {
             BitbucketError::Status(code) => *code >= 500,
@@ -51,7 +57,7 @@ impl BitbucketError {
     }
 }
 
-/// How a client retries and backs off; injectable so tests run in milliseconds.
+/// How an account retries and backs off; injectable so tests run in milliseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Extra tries for a transient failure within one call.
@@ -78,17 +84,16 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A Bitbucket Cloud client bound to one credential.
-pub struct CloudClient {
+/// One credential as the clients use it: identity, budget, pause and health.
+pub struct Account {
+    /// The credential's name in the configuration, for logs and `status`.
+    pub name: String,
     http: reqwest::Client,
-    /// REST base, e.g. `https://api.bitbucket.org/2.0`.
-    api_url: Url,
-    /// Web base for links people open, e.g. `https://bitbucket.org`.
-    web_url: Url,
-    /// The credential's access token; only ever exposed into a request header.
-    token: SecretString,
-    /// The credential's one limiter.
-    limiter: Limiter,
+    auth: Auth,
+    /// The configured budget; lowered when the server advertises less.
+    budget: Mutex<RateLimit>,
+    /// The credential's one limiter, replaced (never duplicated) when the budget is lowered.
+    limiter: RwLock<Arc<Limiter>>,
     retry: RetryPolicy,
     /// When a 429 paused this credential, the instant requests may resume.
     paused_until: Mutex<Option<Instant>>,
@@ -96,27 +101,29 @@ pub struct CloudClient {
     consecutive_429: AtomicU32,
     /// Requests sent, for `status` and the demo.
     requests: AtomicU64,
+    /// Why the credential was last rejected (401/403), until a request succeeds again.
+    broken: Mutex<Option<String>>,
 }
 
-impl CloudClient {
+impl Account {
     pub fn new(
+        name: String,
         http: reqwest::Client,
-        api_url: Url,
-        web_url: Url,
-        token: SecretString,
-        limiter: Limiter,
+        auth: Auth,
+        budget: RateLimit,
         retry: RetryPolicy,
-    ) -> CloudClient {
-        CloudClient {
+    ) -> Account {
+        Account {
+            name,
             http,
-            api_url,
-            web_url,
-            token,
-            limiter,
+            auth,
+            limiter: RwLock::new(Arc::new(budget_limiter(budget))),
+            budget: Mutex::new(budget),
             retry,
             paused_until: Mutex::new(None),
             consecutive_429: AtomicU32::new(0),
             requests: AtomicU64::new(0),
+            broken: Mutex::new(None),
         }
     }
 
@@ -125,82 +132,80 @@ impl CloudClient {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// The first page of `repo`'s pipelines, newest first, or the page at `next`.
-    pub async fn pipelines(
-        &self,
-        repo: &RepoId,
-        next: Option<&str>,
-    ) -> Result<PipelinePage, BitbucketError> {
-        let url = match next {
-            Some(next) => Url::parse(next)
-                .map_err(|e| BitbucketError::Malformed(format!("bad next link: {e}")))?,
-            None => {
-                let mut url = self.repo_url(repo, &["pipelines"]);
-                url.query_pairs_mut()
-                    .append_pair("sort", "-created_on")
-                    .append_pair("pagelen", &PAGE_LEN.to_string())
-                    .append_pair("fields", "+values.target.commit.message");
-                url
-            }
-        };
-        let page: wire::Page<wire::Pipeline> = self.get(url).await?;
-        Ok(PipelinePage {
-            builds: page
-                .values
-                .iter()
-                .map(|p| p.to_domain(repo, &self.web_url))
-                .collect(),
-            next: page.next,
-        })
+    /// The budget in force.
+    pub fn budget(&self) -> RateLimit {
+        *self.budget.lock().expect("budget lock")
     }
 
-    /// One pipeline by its uuid (with braces).
-    pub async fn pipeline(&self, repo: &RepoId, uuid: &str) -> Result<BuildStatus, BitbucketError> {
-        let mut url = self.repo_url(repo, &["pipelines", uuid]);
-        url.query_pairs_mut()
-            .append_pair("fields", "+target.commit.message");
-        let pipeline: wire::Pipeline = self.get(url).await?;
-        Ok(pipeline.to_domain(repo, &self.web_url))
+    /// Why the credential is broken, if its last answer was a 401/403.
+    pub fn broken(&self) -> Option<String> {
+        self.broken.lock().expect("broken lock").clone()
     }
 
-    /// `{api}/repositories/{owner}/{slug}/{tail...}`, each segment percent-encoded.
-    fn repo_url(&self, repo: &RepoId, tail: &[&str]) -> Url {
-        let mut url = self.api_url.clone();
-        url.path_segments_mut()
-            .expect("an http(s) base URL")
-            .pop_if_empty()
-            .extend(["repositories", &repo.owner, &repo.slug])
-            .extend(tail);
-        url
+    /// When requests resume, if a 429 paused the credential.
+    pub fn paused_until(&self) -> Option<Instant> {
+        let until = *self.paused_until.lock().expect("pause lock");
+        until.filter(|&t| t > Instant::now())
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, url: Url) -> Result<T, BitbucketError> {
+    /// GETs `url` and decodes the JSON answer, retrying transient failures.
+    pub async fn get<T: serde::de::DeserializeOwned>(&self, url: Url) -> Result<T, BitbucketError> {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.backoff.base)
             .with_max_delay(self.retry.backoff.max)
             .with_max_times(self.retry.attempts)
             .with_jitter();
-        (|| self.get_once(url.clone()))
+        let result = (|| self.get_renewing(url.clone()))
             .retry(backoff)
             .when(BitbucketError::is_transient)
-            .notify(|err, after| tracing::debug!(%err, ?after, "retrying Bitbucket request"))
-            .await
+            .notify(|err, after| tracing::debug!(credential = %self.name, %err, ?after, "retrying Bitbucket request"))
+            .await;
+        let mut broken = self.broken.lock().expect("broken lock");
+        match &result {
+            Err(BitbucketError::Unauthorized(status)) => {
+                if broken.is_none() {
+                    tracing::error!(
+                        credential = %self.name, status,
+                        "Bitbucket rejects this credential; its subscriptions are not polled until it is fixed (other credentials go on)"
+                    );
+                }
+                *broken = Some(format!("rejected with HTTP {status}"));
+            }
+            Ok(_) => *broken = None,
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// One try, plus one more with a renewed token if an OAuth token was refused.
+    async fn get_renewing<T: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+    ) -> Result<T, BitbucketError> {
+        match self.get_once(url.clone()).await {
+            Err(BitbucketError::Unauthorized(401)) if self.auth.forget_token().await => {
+                self.get_once(url).await
+            }
+            other => other,
+        }
     }
 
     async fn get_once<T: serde::de::DeserializeOwned>(
         &self,
         url: Url,
     ) -> Result<T, BitbucketError> {
-        self.wait_out_pause().await;
-        self.limiter.until_ready().await;
+        if let Some(until) = self.paused_until() {
+            tokio::time::sleep_until(until).await;
+        }
+        let limiter = self.limiter.read().expect("limiter lock").clone();
+        limiter.until_ready().await;
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(self.token.expose_secret())
+        let request = self.auth.authorize(self.http.get(url)).await?;
+        let response = request
             .send()
             .await
             .map_err(|e| BitbucketError::Transport(e.without_url().to_string()))?;
+        self.heed_advertised_limit(response.headers());
         let status = response.status().as_u16();
         match status {
             200..=299 => {
@@ -211,7 +216,7 @@ impl CloudClient {
                     .map_err(|e| BitbucketError::Transport(e.to_string()))?;
                 serde_json::from_slice(&body).map_err(|e| {
                     let start = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
-                    BitbucketError::Malformed(format!("{e}; body starts {start:?}"))
+                    BitbucketError::Malformed(format!("{e}; the body starts {start:?}"))
                 })
             }
             429 => {
@@ -223,11 +228,12 @@ impl CloudClient {
                 let streak = self.consecutive_429.fetch_add(1, Ordering::Relaxed);
                 let pause =
                     retry_after.unwrap_or_else(|| self.retry.rate_limit_backoff.delay(streak));
-                *self.paused_until.lock().expect("pause lock") = Some(Instant::now() + pause);
+                let until = Instant::now() + pause;
+                let mut paused = self.paused_until.lock().expect("pause lock");
+                *paused = Some(paused.map_or(until, |p| p.max(until)));
                 tracing::warn!(
-                    ?pause,
-                    with_retry_after = retry_after.is_some(),
-                    "Bitbucket rate limit hit; pausing the credential"
+                    credential = %self.name, ?pause, retry_after = retry_after.is_some(),
+                    "Bitbucket rate limit hit; pausing every request of this credential"
                 );
                 Err(BitbucketError::RateLimited(pause))
             }
@@ -237,19 +243,38 @@ impl CloudClient {
         }
     }
 
-    async fn wait_out_pause(&self) {
-        let until = *self.paused_until.lock().expect("pause lock");
-        if let Some(until) = until {
-            tokio::time::sleep_until(until).await;
+    /// Lowers the budget to 90% of `X-RateLimit-Limit` (per hour) when the server says less.
+    fn heed_advertised_limit(&self, headers: &reqwest::header::HeaderMap) {
+        let Some(advertised) = headers
+            .get("x-ratelimit-limit")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        else {
+            return;
+        };
+        let mut budget = self.budget.lock().expect("budget lock");
+        let hour = Duration::from_secs(3600);
+        let allowed = u64::from(advertised) * 9 / 10;
+        let current_per_hour = u64::from(budget.requests) * hour.as_millis() as u64
+            / budget.per.as_millis().max(1) as u64;
+        if allowed < current_per_hour && allowed > 0 {
+            let lowered = RateLimit {
+                requests: allowed as u32,
+                per: hour,
+            };
+            tracing::info!(credential = %self.name, advertised, ?lowered, "Bitbucket advertises a lower limit; lowering the budget");
+            *self.limiter.write().expect("limiter lock") = Arc::new(budget_limiter(lowered));
+            *budget = lowered;
         }
     }
 }
 
-/// One page of pipelines, already in domain form.
-#[derive(Debug)]
-pub struct PipelinePage {
-    /// Newest first.
-    pub builds: Vec<BuildStatus>,
-    /// Where the next (older) page is, if any.
-    pub next: Option<String>,
+/// `base` with `segments` appended, each percent-encoded.
+fn join(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .expect("an http(s) base URL")
+        .pop_if_empty()
+        .extend(segments);
+    url
 }

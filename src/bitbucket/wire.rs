@@ -1,7 +1,7 @@
 //! Bitbucket Cloud's JSON, as much of it as bbzoom reads, and its conversion into domain types.
 //! Nothing outside `bitbucket` sees these types (architecture invariant 2).
 
-use crate::domain::{BuildKey, BuildState, BuildStatus, Outcome, RepoId};
+use crate::domain::{BranchTip, BuildKey, BuildState, BuildStatus, Outcome, RepoId};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -99,13 +99,13 @@ impl Pipeline {
                 repo: repo.clone(),
                 id: self.uuid.clone(),
             },
+            job: "pipeline".into(),
             name: "Pipeline".into(),
-            number: self.build_number,
+            number: Some(self.build_number),
+            revision: 0,
             branch,
             commit: commit.and_then(|c| c.hash.clone()),
-            commit_message: commit
-                .and_then(|c| c.message.as_deref())
-                .map(|m| m.lines().next().unwrap_or_default().to_owned()),
+            commit_message: commit.and_then(|c| c.message.as_deref()).map(first_line),
             author: self.creator.as_ref().and_then(|c| c.display_name.clone()),
             state: self.state.to_domain(),
             duration_secs: self.duration_in_seconds,
@@ -119,6 +119,123 @@ impl Pipeline {
             ),
         }
     }
+}
+
+/// A branch from `refs/branches`.
+#[derive(Debug, Deserialize)]
+pub struct Branch {
+    pub name: String,
+    pub target: Option<BranchTarget>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BranchTarget {
+    pub hash: Option<String>,
+    pub message: Option<String>,
+    pub author: Option<CommitAuthor>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CommitAuthor {
+    /// `Name <email>` as git recorded it.
+    pub raw: Option<String>,
+    pub user: Option<Account>,
+}
+
+impl Branch {
+    /// The branch's tip; `None` for a branch without a commit.
+    pub fn into_tip(self) -> Option<BranchTip> {
+        let target = self.target?;
+        let author = target.author.and_then(|a| {
+            a.user.and_then(|u| u.display_name).or_else(|| {
+                // "Jane Dev <jane@example.com>" -> "Jane Dev": never show an e-mail address.
+                a.raw
+                    .map(|raw| raw.split('<').next().unwrap_or_default().trim().to_owned())
+            })
+        });
+        Some(BranchTip {
+            branch: self.name,
+            commit: target.hash?,
+            message: target.message.as_deref().map(first_line),
+            author: author.filter(|a| !a.is_empty()),
+        })
+    }
+}
+
+/// A build status external CI posted on a commit.
+#[derive(Debug, Deserialize)]
+pub struct CommitStatus {
+    pub key: String,
+    pub name: Option<String>,
+    pub state: String,
+    pub url: Option<String>,
+    pub refname: Option<String>,
+    pub created_on: Option<String>,
+    pub updated_on: Option<String>,
+}
+
+impl CommitStatus {
+    /// The domain view of this status of `tip`'s commit.
+    pub fn to_domain(&self, repo: &RepoId, tip: &BranchTip, web_url: &url::Url) -> BuildStatus {
+        let state = match self.state.as_str() {
+            "INPROGRESS" => BuildState::Running,
+            "SUCCESSFUL" => BuildState::Completed(Outcome::Successful),
+            "FAILED" => BuildState::Completed(Outcome::Failed),
+            "STOPPED" => BuildState::Completed(Outcome::Stopped),
+            other => BuildState::InProgressOther(other.to_owned()),
+        };
+        let created_ms = self.created_on.as_deref().and_then(parse_ms).unwrap_or(0);
+        let updated_ms = self
+            .updated_on
+            .as_deref()
+            .and_then(parse_ms)
+            .unwrap_or(created_ms);
+        let duration_secs = state
+            .is_finished()
+            .then(|| u64::try_from((updated_ms - created_ms) / 1000).unwrap_or(0));
+        let commit_url = format!(
+            "{}/{}/{}/commits/{}",
+            web_url.as_str().trim_end_matches('/'),
+            repo.owner,
+            repo.slug,
+            tip.commit
+        );
+        BuildStatus {
+            key: BuildKey {
+                repo: repo.clone(),
+                id: format!("{}/{}", tip.commit, self.key),
+            },
+            job: self.key.clone(),
+            name: self
+                .name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| self.key.clone()),
+            number: None,
+            revision: updated_ms,
+            branch: Some(
+                self.refname
+                    .clone()
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| tip.branch.clone()),
+            ),
+            commit: Some(tip.commit.clone()),
+            commit_message: tip.message.clone(),
+            author: tip.author.clone(),
+            state,
+            duration_secs,
+            created_ms,
+            url: self
+                .url
+                .clone()
+                .filter(|u| !u.contains('{'))
+                .unwrap_or(commit_url),
+        }
+    }
+}
+
+pub fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_owned()
 }
 
 fn parse_ms(text: &str) -> Option<i64> {
@@ -200,7 +317,7 @@ mod tests {
         let repo = RepoId::new("TestWorkspace1", "testrepository");
         let build =
             page.values[0].to_domain(&repo, &url::Url::parse("https://bitbucket.org").unwrap());
-        assert_eq!(build.number, 25);
+        assert_eq!(build.number, Some(25));
         assert_eq!(build.branch.as_deref(), Some("master"));
         assert_eq!(
             build.commit.as_deref(),

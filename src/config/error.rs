@@ -120,21 +120,21 @@ mod tests {
 
     #[test]
     fn display_has_file_line_column_key_and_message() {
-        let text = "[daemon]\npoll_interval = \"x\"\n";
+        let text = "[polling]\nhot = \"x\"\n";
         let e = ConfigError::at(
             Path::new("/etc/bbzoom/config.toml"),
             text,
-            Some(25..28),
-            Some("daemon.poll_interval".into()),
+            Some(16..19),
+            Some("polling.hot".into()),
             "bad".into(),
         );
         assert_eq!(
             e.to_string(),
-            "/etc/bbzoom/config.toml:2:17: daemon.poll_interval: bad"
+            "/etc/bbzoom/config.toml:2:7: polling.hot: bad"
         );
         assert_eq!(
             (e.line(), e.column(), e.key()),
-            (Some(2), Some(17), Some("daemon.poll_interval"))
+            (Some(2), Some(7), Some("polling.hot"))
         );
     }
 

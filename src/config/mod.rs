@@ -23,18 +23,17 @@ pub struct Config {
     /// The file this was read from, for messages and reloads.
     pub source: PathBuf,
     pub daemon: DaemonConfig,
+    pub polling: PollingConfig,
     pub bitbucket: BitbucketConfig,
     pub zoom: ZoomConfig,
     pub subscriptions: Vec<Subscription>,
 }
 
-/// `[daemon]`: where state lives and how often to look.
+/// `[daemon]`: where state and secrets live.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     /// Directory of the sled store (created if missing).
     pub state_dir: PathBuf,
-    /// Fixed interval between two polls of one repository.
-    pub poll_interval: Duration,
     /// Timeout of one HTTP request to Bitbucket or Zoom.
     pub request_timeout: Duration,
     /// The age-encrypted credentials file.
@@ -43,17 +42,61 @@ pub struct DaemonConfig {
     pub identity_file: PathBuf,
 }
 
-/// `[bitbucket]`: the Bitbucket Cloud instance polled.
+/// `[polling]`: how often a repository is looked at, by how busy it is. The planner stretches
+/// these when a credential's budget cannot pay for them (latency grows, nothing is missed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollingConfig {
+    /// Interval for a repository with a build running (default 15s).
+    pub hot: Duration,
+    /// Interval for one active within `warm_for` (default 1m).
+    pub warm: Duration,
+    /// Interval for an idle one (default 10m).
+    pub cold: Duration,
+    /// How long after its last change a repository stays warm (default 30m).
+    pub warm_for: Duration,
+    /// How long a commit's statuses are still read after their last change, because external
+    /// CI posts late (default 10m).
+    pub settle: Duration,
+}
+
+/// `[bitbucket]`: Bitbucket Cloud, plus any Data Center instances.
 #[derive(Debug, Clone)]
 pub struct BitbucketConfig {
     /// REST API base, `https://api.bitbucket.org/2.0` unless pointed at the simulator.
     pub api_url: Url,
     /// Web host repository URLs are written with, `https://bitbucket.org`.
     pub web_url: Url,
-    /// Name of the credential (in the credentials file) used for every request.
-    pub credential: String,
-    /// Our own request budget for that credential.
+    /// OAuth token endpoint for OAuth consumers, `https://bitbucket.org/site/oauth2/access_token`.
+    pub oauth_url: Url,
+    /// Credential for Cloud subscriptions that do not name their own.
+    pub credential: Option<String>,
+    /// Default budget of each Cloud credential (900 per hour, under Bitbucket's 1,000).
     pub rate_limit: RateLimit,
+    /// `[bitbucket.datacenter.NAME]`: Data Center / Server instances, by name.
+    pub datacenter: BTreeMap<String, DataCenterConfig>,
+    /// `[bitbucket.budgets]`: a budget for a named credential, overriding its instance's default.
+    pub budgets: BTreeMap<String, RateLimit>,
+}
+
+/// `[bitbucket.datacenter.NAME]`: one Bitbucket Data Center or Server instance.
+#[derive(Debug, Clone)]
+pub struct DataCenterConfig {
+    pub name: String,
+    /// Base URL people browse (`https://git.example.com`); the REST API is under `/rest`.
+    pub url: Url,
+    /// Credential (an HTTP access token) for its subscriptions that do not name their own.
+    pub credential: String,
+    /// Default budget of its credentials (3,600 per hour).
+    pub rate_limit: RateLimit,
+}
+
+/// Where a subscription's builds come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Bitbucket Cloud Pipelines.
+    Pipelines,
+    /// Build statuses posted on commits by external CI (Cloud or Data Center).
+    Statuses,
 }
 
 /// A request budget: at most `requests` in any window of `per`.
@@ -102,7 +145,12 @@ pub struct Channel {
 pub struct Subscription {
     /// The repository URL as the admin wrote it.
     pub url: String,
+    /// The repository, including which instance it lives on.
     pub repo: RepoId,
+    /// Pipelines (Cloud only; the default there) or statuses (always on Data Center).
+    pub source: SourceKind,
+    /// The credential polling it: the subscription's own, else its instance's default.
+    pub credential: String,
     /// Branch patterns; a build on a branch matching any of them is announced.
     pub branches: Vec<BranchGlob>,
     pub events: BTreeSet<EventKind>,
@@ -122,6 +170,23 @@ impl Subscription {
 }
 
 impl Config {
+    /// The request budget of `credential`: its `[bitbucket.budgets]` entry, else the default of
+    /// the instance its subscriptions are on.
+    pub fn budget_for(&self, credential: &str) -> RateLimit {
+        if let Some(budget) = self.bitbucket.budgets.get(credential) {
+            return *budget;
+        }
+        let instance = self
+            .subscriptions
+            .iter()
+            .find(|s| s.credential == credential)
+            .map(|s| s.repo.instance.as_str());
+        match instance.and_then(|name| self.bitbucket.datacenter.get(name)) {
+            Some(dc) => dc.rate_limit,
+            None => self.bitbucket.rate_limit,
+        }
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;

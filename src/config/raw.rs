@@ -9,12 +9,12 @@
 
 use super::error::line_column;
 use super::{
-    BitbucketConfig, Channel, ChatbotConfig, Config, ConfigError, DaemonConfig, RateLimit,
-    Subscription, ZoomConfig,
+    BitbucketConfig, Channel, ChatbotConfig, Config, ConfigError, DaemonConfig, DataCenterConfig,
+    PollingConfig, RateLimit, SourceKind, Subscription, ZoomConfig,
 };
-use crate::domain::{EventKind, RepoId};
+use crate::domain::{CLOUD, EventKind, RepoId};
 use crate::glob::BranchGlob;
-use crate::repo_url::parse_repo_url;
+use crate::repo_url::{Site, parse_repo_url};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -24,15 +24,30 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use url::Url;
 
-const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// `[polling]` defaults, as an admin would write them (they appear in order errors).
+const DEFAULT_HOT: &str = "15s";
+const DEFAULT_WARM: &str = "1m";
+const DEFAULT_COLD: &str = "10m";
+const DEFAULT_WARM_FOR: &str = "30m";
+const DEFAULT_SETTLE: &str = "10m";
 const DEFAULT_BITBUCKET_API: &str = "https://api.bitbucket.org/2.0";
 const DEFAULT_BITBUCKET_WEB: &str = "https://bitbucket.org";
-/// Bitbucket Cloud's documented budget for authenticated API calls.
-const DEFAULT_BITBUCKET_LIMIT: RateLimit = RateLimit {
+const DEFAULT_BITBUCKET_OAUTH: &str = "https://bitbucket.org/site/oauth2/access_token";
+/// Under Bitbucket Cloud's 1,000 per hour per user, leaving room for people using the same
+/// account.
+const DEFAULT_CLOUD_LIMIT: RateLimit = RateLimit {
     requests: 900,
     per: Duration::from_secs(3600),
 };
+/// One per second on average: far below what Data Center's rate limiting allows with its default
+/// settings (bursts of 60, then 5 per second per user), and a load its admins do not notice.
+const DEFAULT_DATACENTER_LIMIT: RateLimit = RateLimit {
+    requests: 3600,
+    per: Duration::from_secs(3600),
+};
+/// Shown where a Data Center URL is expected.
+const EXAMPLE_DATACENTER_URL: &str = "https://git.example.com";
 const DEFAULT_ZOOM_OAUTH: &str = "https://zoom.us/oauth/token";
 const DEFAULT_ZOOM_API: &str = "https://api.zoom.us/v2";
 /// Domain of Zoom user and bot JIDs.
@@ -43,17 +58,32 @@ const CHANNEL_DOMAIN: &str = "@conference.xmpp.zoom.us";
 const PLANS: [(&str, u32); 3] = [("free", 2), ("pro", 20), ("business", 60)];
 /// Pro: the plan most teams with a chatbot app have.
 const DEFAULT_PLAN: (&str, u32) = PLANS[1];
+/// The values of a subscription's `source`.
+const SOURCES: [(&str, SourceKind); 2] = [
+    ("pipelines", SourceKind::Pipelines),
+    ("statuses", SourceKind::Statuses),
+];
+/// Keys bbzoom used to read, and where their setting went: an old file gets directions rather
+/// than a list of valid keys.
+const MOVED: [(&str, &str); 1] = [(
+    "daemon.poll_interval",
+    "moved to [polling]; see hot, warm and cold",
+)];
 
 /// The whole file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     daemon: RawDaemon,
+    #[serde(default)]
+    polling: RawPolling,
+    #[serde(default)]
     bitbucket: RawBitbucket,
     /// Spanned so "no channels" can point at `[zoom]`.
     zoom: Spanned<RawZoom>,
+    /// Spanned so an error about a key left out can point at its `[[subscription]]`.
     #[serde(default)]
-    subscription: Vec<RawSubscription>,
+    subscription: Vec<Spanned<RawSubscription>>,
 }
 
 /// `[daemon]`.
@@ -61,18 +91,42 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     state_dir: Spanned<String>,
-    poll_interval: Option<Spanned<String>>,
     request_timeout: Option<Spanned<String>>,
     credentials: Spanned<String>,
     identity: Spanned<String>,
 }
 
+/// `[polling]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolling {
+    hot: Option<Spanned<String>>,
+    warm: Option<Spanned<String>>,
+    cold: Option<Spanned<String>>,
+    warm_for: Option<Spanned<String>>,
+    settle: Option<Spanned<String>>,
+}
+
 /// `[bitbucket]`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawBitbucket {
     api_url: Option<Spanned<String>>,
     web_url: Option<Spanned<String>>,
+    oauth_url: Option<Spanned<String>>,
+    credential: Option<Spanned<String>>,
+    rate_limit: Option<RawRateLimit>,
+    #[serde(default)]
+    datacenter: BTreeMap<Spanned<String>, RawDataCenter>,
+    #[serde(default)]
+    budgets: BTreeMap<Spanned<String>, RawRateLimit>,
+}
+
+/// `[bitbucket.datacenter.NAME]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataCenter {
+    url: Spanned<String>,
     credential: Spanned<String>,
     rate_limit: Option<RawRateLimit>,
 }
@@ -120,6 +174,8 @@ struct RawChannel {
 #[serde(deny_unknown_fields)]
 struct RawSubscription {
     repository: Spanned<String>,
+    source: Option<Spanned<String>>,
+    credential: Option<Spanned<String>>,
     branches: Option<Spanned<Vec<Spanned<String>>>>,
     events: Option<Spanned<Vec<Spanned<String>>>>,
     channels: Spanned<Vec<Spanned<String>>>,
@@ -156,7 +212,7 @@ fn shape_error(path: &Path, text: &str, doc: &DeTable<'_>, e: &toml::de::Error) 
             .and_then(|s| path_where(doc, &|v| v == s))
             .unwrap_or_default();
         let key = join(&table, field);
-        let message = if ["daemon", "bitbucket", "zoom", "zoom.chatbot"].contains(&key.as_str()) {
+        let message = if ["daemon", "zoom", "zoom.chatbot"].contains(&key.as_str()) {
             format!("missing table [{key}]; add it (config.example.toml shows all its keys)")
         } else {
             let fix = example(&key).map_or_else(
@@ -177,14 +233,20 @@ fn shape_error(path: &Path, text: &str, doc: &DeTable<'_>, e: &toml::de::Error) 
         (quoted.split_first(), message.starts_with("unknown field"))
     {
         let table = key.as_deref().map_or("", parent);
-        let guess = closest(field, expected.iter().copied())
-            .map(|g| format!("did you mean {g:?}? "))
-            .unwrap_or_default();
-        format!(
-            "unknown key {field:?} {}; {guess}expected one of: {}",
-            where_label(table),
-            expected.join(", ")
-        )
+        let moved = MOVED
+            .iter()
+            .find(|&&(old, _)| key.as_deref() == Some(old))
+            .map(|&(_, hint)| hint);
+        let fix = moved.map_or_else(
+            || {
+                let guess = closest(field, expected.iter().copied())
+                    .map(|g| format!("did you mean {g:?}? "))
+                    .unwrap_or_default();
+                format!("{guess}expected one of: {}", expected.join(", "))
+            },
+            str::to_owned,
+        );
+        format!("unknown key {field:?} {}; {fix}", where_label(table))
     } else if let Some(rest) = message
         .strip_prefix("invalid type: ")
         .or_else(|| message.strip_prefix("invalid value: "))
@@ -282,7 +344,7 @@ fn join(table: &str, key: &str) -> String {
     }
 }
 
-/// The table part of a key path: `daemon` for `daemon.poll_interval`.
+/// The table part of a key path: `daemon` for `daemon.state_dir`.
 fn parent(key: &str) -> &str {
     key.rfind('.').map_or("", |i| &key[..i])
 }
@@ -303,14 +365,25 @@ fn example(key: &str) -> Option<&'static str> {
     let zoom = key.starts_with("zoom");
     Some(match (leaf, zoom) {
         ("state_dir", _) => r#"state_dir = "/var/lib/bbzoom""#,
-        ("poll_interval", _) => r#"poll_interval = "30s""#,
+        ("hot", _) => r#"hot = "15s""#,
+        ("warm", _) => r#"warm = "1m""#,
+        ("cold", _) => r#"cold = "10m""#,
+        ("warm_for", _) => r#"warm_for = "30m""#,
+        ("settle", _) => r#"settle = "10m""#,
         ("request_timeout", _) => r#"request_timeout = "20s""#,
         ("credentials", _) => r#"credentials = "credentials.age""#,
         ("identity", _) => r#"identity = "identity.txt""#,
         ("api_url", false) => r#"api_url = "https://api.bitbucket.org/2.0""#,
         ("api_url", true) => r#"api_url = "https://api.zoom.us/v2""#,
         ("web_url", _) => r#"web_url = "https://bitbucket.org""#,
-        ("oauth_url", _) => r#"oauth_url = "https://zoom.us/oauth/token""#,
+        ("oauth_url", false) => r#"oauth_url = "https://bitbucket.org/site/oauth2/access_token""#,
+        ("oauth_url", true) => r#"oauth_url = "https://zoom.us/oauth/token""#,
+        ("url", _) => r#"url = "https://git.example.com""#,
+        ("datacenter", false) => r#"[bitbucket.datacenter.corp] with url and credential"#,
+        ("budgets", false) => {
+            r#"[bitbucket.budgets] with lines like acme-ci = { requests = 900, per = "1h" }"#
+        }
+        ("source", _) => r#"source = "statuses""#,
         ("credential", false) => r#"credential = "acme-ci""#,
         ("credential", true) => r#"credential = "zoom-bot""#,
         ("rate_limit", false) => r#"rate_limit = { requests = 900, per = "1h" }"#,
@@ -389,6 +462,16 @@ fn parse_duration(text: &str) -> Option<Duration> {
     Some(total)
 }
 
+/// A `[polling]` interval, with what an order error says about it.
+struct Interval {
+    name: &'static str,
+    value: Duration,
+    /// As written, or the default marked as such.
+    shown: String,
+    /// Where it was written; `None` for a default.
+    span: Option<Range<usize>>,
+}
+
 /// Validation of the raw file, with what it needs to make located errors.
 struct Checker<'a> {
     path: &'a Path,
@@ -406,15 +489,19 @@ impl Checker<'_> {
         )
     }
 
-    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+    fn config(&self, mut raw: RawConfig) -> Result<Config, ConfigError> {
         let daemon = self.daemon(raw.daemon)?;
-        let bitbucket = self.bitbucket(raw.bitbucket)?;
+        let polling = self.polling(raw.polling)?;
+        // Whether a budget is used is only known once the subscriptions are.
+        let budgets = std::mem::take(&mut raw.bitbucket.budgets);
+        let mut bitbucket = self.bitbucket(raw.bitbucket)?;
         let zoom = self.zoom(raw.zoom)?;
-        let subscriptions =
-            self.subscriptions(raw.subscription, &bitbucket.web_url, &zoom.channels)?;
+        let subscriptions = self.subscriptions(raw.subscription, &bitbucket, &zoom.channels)?;
+        bitbucket.budgets = self.budgets(budgets, &subscriptions)?;
         Ok(Config {
             source: self.path.to_owned(),
             daemon,
+            polling,
             bitbucket,
             zoom,
             subscriptions,
@@ -424,11 +511,6 @@ impl Checker<'_> {
     fn daemon(&self, raw: RawDaemon) -> Result<DaemonConfig, ConfigError> {
         Ok(DaemonConfig {
             state_dir: self.file(&raw.state_dir, "daemon.state_dir")?,
-            poll_interval: self.duration_or(
-                raw.poll_interval,
-                "daemon.poll_interval",
-                DEFAULT_POLL_INTERVAL,
-            )?,
             request_timeout: self.duration_or(
                 raw.request_timeout,
                 "daemon.request_timeout",
@@ -439,17 +521,167 @@ impl Checker<'_> {
         })
     }
 
+    fn polling(&self, raw: RawPolling) -> Result<PollingConfig, ConfigError> {
+        let hot = self.interval(raw.hot, "hot", DEFAULT_HOT)?;
+        let warm = self.interval(raw.warm, "warm", DEFAULT_WARM)?;
+        let cold = self.interval(raw.cold, "cold", DEFAULT_COLD)?;
+        self.in_order(&hot, &warm)?;
+        self.in_order(&warm, &cold)?;
+        Ok(PollingConfig {
+            hot: hot.value,
+            warm: warm.value,
+            cold: cold.value,
+            warm_for: self
+                .interval(raw.warm_for, "warm_for", DEFAULT_WARM_FOR)?
+                .value,
+            settle: self.interval(raw.settle, "settle", DEFAULT_SETTLE)?.value,
+        })
+    }
+
+    /// The `[polling]` duration `name`, or its default.
+    fn interval(
+        &self,
+        raw: Option<Spanned<String>>,
+        name: &'static str,
+        default: &'static str,
+    ) -> Result<Interval, ConfigError> {
+        let Some(raw) = raw else {
+            let value = parse_duration(default).expect("default durations are valid");
+            return Ok(Interval {
+                name,
+                value,
+                shown: format!("{default:?} (the default)"),
+                span: None,
+            });
+        };
+        Ok(Interval {
+            name,
+            value: self.duration(&raw, &format!("polling.{name}"))?,
+            shown: format!("{:?}", raw.get_ref()),
+            span: Some(raw.span()),
+        })
+    }
+
+    /// Checks `shorter <= longer`, blaming the one that was written (the later if both were:
+    /// the defaults are in order, so at least one was).
+    fn in_order(&self, shorter: &Interval, longer: &Interval) -> Result<(), ConfigError> {
+        if shorter.value <= longer.value {
+            return Ok(());
+        }
+        let (blamed, span) = [longer, shorter]
+            .into_iter()
+            .find_map(|i| i.span.clone().map(|span| (i.name, span)))
+            .expect("the defaults are in order, so one of the two was written");
+        Err(self.err(
+            span,
+            &format!("polling.{blamed}"),
+            format!(
+                "{} = {} is longer than {} = {}; the intervals must satisfy hot <= warm <= cold \
+                 (a busier repository is polled more often)",
+                shorter.name, shorter.shown, longer.name, longer.shown
+            ),
+        ))
+    }
+
     fn bitbucket(&self, raw: RawBitbucket) -> Result<BitbucketConfig, ConfigError> {
+        let api_url = self.url(raw.api_url, "bitbucket.api_url", DEFAULT_BITBUCKET_API)?;
+        let web_url = self.url(raw.web_url, "bitbucket.web_url", DEFAULT_BITBUCKET_WEB)?;
+        // Each site configured so far, and where, so one server is not configured twice.
+        let mut sites = vec![(Site::of(&web_url), "[bitbucket] web_url".to_owned())];
+        let mut datacenter = BTreeMap::new();
+        for (name, raw) in raw.datacenter {
+            let key = format!("bitbucket.datacenter.{}", segment(name.get_ref()));
+            self.table_name(&name, &key, "an instance")?;
+            if name.get_ref().eq_ignore_ascii_case(CLOUD) {
+                return Err(self.err(
+                    name.span(),
+                    &key,
+                    format!(
+                        "the name {CLOUD:?} is reserved for Bitbucket Cloud, which is configured \
+                         in [bitbucket]; rename the table, e.g. [bitbucket.datacenter.corp]"
+                    ),
+                ));
+            }
+            let url_key = format!("{key}.url");
+            let url_span = raw.url.span();
+            let url = self.url(Some(raw.url), &url_key, EXAMPLE_DATACENTER_URL)?;
+            let site = Site::of(&url);
+            if let Some((_, first)) = sites.iter().find(|(s, _)| *s == site) {
+                return Err(self.err(
+                    url_span,
+                    &url_key,
+                    format!(
+                        "{site} is already configured as {first}; configure each server once \
+                         (remove this instance, or give its subscriptions to that one)"
+                    ),
+                ));
+            }
+            sites.push((site, format!("[{key}] url")));
+            let name = name.into_inner();
+            let instance = DataCenterConfig {
+                name: name.clone(),
+                url,
+                credential: self.name(raw.credential, &format!("{key}.credential"))?,
+                rate_limit: self.rate_limit_or(
+                    raw.rate_limit,
+                    &format!("{key}.rate_limit"),
+                    DEFAULT_DATACENTER_LIMIT,
+                )?,
+            };
+            datacenter.insert(name, instance);
+        }
         Ok(BitbucketConfig {
-            api_url: self.url(raw.api_url, "bitbucket.api_url", DEFAULT_BITBUCKET_API)?,
-            web_url: self.url(raw.web_url, "bitbucket.web_url", DEFAULT_BITBUCKET_WEB)?,
-            credential: self.name(raw.credential, "bitbucket.credential")?,
-            rate_limit: self.rate_limit(
+            api_url,
+            web_url,
+            oauth_url: self.url(
+                raw.oauth_url,
+                "bitbucket.oauth_url",
+                DEFAULT_BITBUCKET_OAUTH,
+            )?,
+            credential: raw
+                .credential
+                .map(|c| self.name(c, "bitbucket.credential"))
+                .transpose()?,
+            rate_limit: self.rate_limit_or(
                 raw.rate_limit,
                 "bitbucket.rate_limit",
-                DEFAULT_BITBUCKET_LIMIT,
+                DEFAULT_CLOUD_LIMIT,
             )?,
+            datacenter,
+            budgets: BTreeMap::new(),
         })
+    }
+
+    /// `[bitbucket.budgets]`, each naming a credential some subscription polls with: a budget
+    /// for any other name would silently do nothing.
+    fn budgets(
+        &self,
+        raw: BTreeMap<Spanned<String>, RawRateLimit>,
+        subscriptions: &[Subscription],
+    ) -> Result<BTreeMap<String, RateLimit>, ConfigError> {
+        let used: BTreeSet<&str> = subscriptions
+            .iter()
+            .map(|s| s.credential.as_str())
+            .collect();
+        let mut budgets = BTreeMap::new();
+        for (credential, limit) in raw {
+            let key = format!("bitbucket.budgets.{}", segment(credential.get_ref()));
+            if !used.contains(credential.get_ref().as_str()) {
+                return Err(self.err(
+                    credential.span(),
+                    &key,
+                    format!(
+                        "unused budget: no subscription polls with the credential {:?}{}; \
+                         remove it or check the name",
+                        credential.get_ref(),
+                        guess(closest(credential.get_ref(), used.iter().copied()))
+                    ),
+                ));
+            }
+            let limit = self.rate_limit(limit, &key)?;
+            budgets.insert(credential.into_inner(), limit);
+        }
+        Ok(budgets)
     }
 
     fn zoom(&self, raw: Spanned<RawZoom>) -> Result<ZoomConfig, ConfigError> {
@@ -498,7 +730,11 @@ impl Checker<'_> {
                 USER_DOMAIN,
                 "use the JID of the Zoom user the bot posts on behalf of",
             )?,
-            rate_limit: self.rate_limit(raw.rate_limit, "zoom.chatbot.rate_limit", plan_limit)?,
+            rate_limit: self.rate_limit_or(
+                raw.rate_limit,
+                "zoom.chatbot.rate_limit",
+                plan_limit,
+            )?,
         })
     }
 
@@ -520,15 +756,7 @@ impl Checker<'_> {
         let mut channels = BTreeMap::new();
         for (name, channel) in raw {
             let key = format!("zoom.channels.{}", segment(name.get_ref()));
-            if !is_bare(name.get_ref()) {
-                return Err(self.err(
-                    name.span(),
-                    &key,
-                    "a channel name may only contain ASCII letters, digits, '-' and '_'; rename \
-                     the table"
-                        .into(),
-                ));
-            }
+            self.table_name(&name, &key, "a channel")?;
             let to_jid = self.jid(
                 channel.to_jid,
                 &format!("{key}.to_jid"),
@@ -543,18 +771,25 @@ impl Checker<'_> {
 
     fn subscriptions(
         &self,
-        raw: Vec<RawSubscription>,
-        web_url: &Url,
+        raw: Vec<Spanned<RawSubscription>>,
+        bitbucket: &BitbucketConfig,
         channels: &BTreeMap<String, Channel>,
     ) -> Result<Vec<Subscription>, ConfigError> {
+        let datacenter: Vec<(&str, &Url)> = bitbucket
+            .datacenter
+            .values()
+            .map(|dc| (dc.name.as_str(), &dc.url))
+            .collect();
         // Each repository's first subscription: its index and where it is.
         let mut seen: BTreeMap<RepoId, (usize, usize)> = BTreeMap::new();
         let mut subscriptions = Vec::with_capacity(raw.len());
         for (i, sub) in raw.into_iter().enumerate() {
             let key = format!("subscription[{i}]");
+            let header = sub.span();
+            let sub = sub.into_inner();
             let repo_key = format!("{key}.repository");
             let span = sub.repository.span();
-            let repo = parse_repo_url(sub.repository.get_ref(), web_url)
+            let repo = parse_repo_url(sub.repository.get_ref(), &bitbucket.web_url, &datacenter)
                 .map_err(|message| self.err(span.clone(), &repo_key, message))?;
             if let Some((first, line)) = seen.get(&repo) {
                 return Err(self.err(
@@ -567,15 +802,72 @@ impl Checker<'_> {
                 ));
             }
             seen.insert(repo.clone(), (i, line_column(self.text, span.start).0));
+            let instance = bitbucket.datacenter.get(&repo.instance);
+            let credential_key = format!("{key}.credential");
+            let credential = match (sub.credential, instance) {
+                (Some(own), _) => self.name(own, &credential_key)?,
+                (None, Some(dc)) => dc.credential.clone(),
+                (None, None) => bitbucket.credential.clone().ok_or_else(|| {
+                    self.err(
+                        header,
+                        &credential_key,
+                        "no credential: set [bitbucket] credential or this subscription's \
+                         credential"
+                            .into(),
+                    )
+                })?,
+            };
             subscriptions.push(Subscription {
                 url: sub.repository.into_inner(),
+                source: self.source(sub.source, &key, instance.is_some())?,
                 repo,
+                credential,
                 branches: self.branches(sub.branches, &key)?,
                 events: self.events(sub.events, &key)?,
                 channels: self.subscription_channels(sub.channels, &key, channels)?,
             });
         }
         Ok(subscriptions)
+    }
+
+    /// Where a subscription's builds come from: Pipelines by default on Cloud, statuses on Data
+    /// Center, which has no Pipelines.
+    fn source(
+        &self,
+        raw: Option<Spanned<String>>,
+        sub_key: &str,
+        datacenter: bool,
+    ) -> Result<SourceKind, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(if datacenter {
+                SourceKind::Statuses
+            } else {
+                SourceKind::Pipelines
+            });
+        };
+        let key = format!("{sub_key}.source");
+        let value = raw.get_ref();
+        let names = SOURCES.map(|(name, _)| name);
+        let Some(&(_, source)) = SOURCES.iter().find(|&&(name, _)| name == value) else {
+            return Err(self.err(
+                raw.span(),
+                &key,
+                format!(
+                    "unknown source {value:?}{}; use \"pipelines\" (Bitbucket Pipelines, Cloud \
+                     only) or \"statuses\" (build statuses other CI posts on commits)",
+                    guess(closest(value, names))
+                ),
+            ));
+        };
+        if datacenter && source == SourceKind::Pipelines {
+            return Err(self.err(
+                raw.span(),
+                &key,
+                "Data Center has no Pipelines; use source = \"statuses\" (the default there)"
+                    .into(),
+            ));
+        }
+        Ok(source)
     }
 
     fn branches(
@@ -693,6 +985,21 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// A table name others refer to (`[zoom.channels.NAME]`, `[bitbucket.datacenter.NAME]`):
+    /// restricted to bare-key characters so it can be written anywhere without quoting.
+    fn table_name(&self, name: &Spanned<String>, key: &str, what: &str) -> Result<(), ConfigError> {
+        if is_bare(name.get_ref()) {
+            return Ok(());
+        }
+        Err(self.err(
+            name.span(),
+            key,
+            format!(
+                "{what} name may only contain ASCII letters, digits, '-' and '_'; rename the table"
+            ),
+        ))
+    }
+
     /// A non-blank name or identifier, kept as written.
     fn name(&self, raw: Spanned<String>, key: &str) -> Result<String, ConfigError> {
         if raw.get_ref().trim().is_empty() {
@@ -775,16 +1082,27 @@ impl Checker<'_> {
                     .into(),
             ));
         }
+        if url.query().is_some() || url.fragment().is_some() {
+            // Not echoed either: a query may carry a token.
+            return Err(self.err(
+                raw.span(),
+                key,
+                format!("the URL has a query (?...) or fragment (#...); remove it and {fix}"),
+            ));
+        }
         Ok(url)
     }
 
-    fn rate_limit(
+    fn rate_limit_or(
         &self,
         raw: Option<RawRateLimit>,
         key: &str,
         default: RateLimit,
     ) -> Result<RateLimit, ConfigError> {
-        let Some(raw) = raw else { return Ok(default) };
+        raw.map_or(Ok(default), |raw| self.rate_limit(raw, key))
+    }
+
+    fn rate_limit(&self, raw: RawRateLimit, key: &str) -> Result<RateLimit, ConfigError> {
         let requests = *raw.requests.get_ref();
         if requests == 0 {
             return Err(self.err(
@@ -877,8 +1195,8 @@ mod tests {
 
     #[test]
     fn typo_guesses() {
-        let keys = ["state_dir", "poll_interval", "request_timeout"];
-        assert_eq!(closest("pol_interval", keys), Some("poll_interval"));
+        let keys = ["state_dir", "request_timeout", "credentials"];
+        assert_eq!(closest("reqest_timeout", keys), Some("request_timeout"));
         assert_eq!(closest("statedir", keys), Some("state_dir"));
         assert_eq!(closest("colour", keys), None);
         assert_eq!(closest("fail", ["failed", "fixed"]), Some("failed"));

@@ -1,10 +1,20 @@
-//! The Bitbucket Cloud side of the simulator: the read-only Pipelines endpoints a poller uses
-//! (`GET /2.0/repositories/{ws}/{slug}/pipelines` and `.../pipelines/{uuid}`), answering from
-//! the scenario as it stands at the current simulated second, in the wire shape of the real
-//! service (see `shared/api/bitbucket/samples`).
+//! The Bitbucket Cloud side of the simulator: the read-only endpoints a poller uses, answering
+//! from the scenario as it stands at the current simulated second, in the wire shape of the
+//! real service (see `shared/api/bitbucket/samples`):
+//!
+//! - `GET /2.0/repositories/{ws}/{slug}/pipelines` and `.../pipelines/{uuid}` (Pipelines
+//!   repositories);
+//! - `GET .../refs/branches`, branch tips with their commits (every Cloud repository);
+//! - `GET .../commit/{hash}/statuses`, the statuses an outside CI posted (status repositories).
+//!
+//! Every request passes [`serve`]'s gate first: credentials, rate limit, faults.
 
-use super::clock::rfc3339;
-use super::{Inner, SimBuild, SimRepo, SimState, bearer_token};
+use super::bbql::Filter;
+use super::ids::{email, encode_braces, fnv1a, nickname, splitmix, uuid_from};
+use super::limits::{Api, serve};
+use super::paging::{Query, window};
+use super::statuses::{self, StatusView};
+use super::{Inner, SimBuild, SimRepo, SimSource, SimState};
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -13,14 +23,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use url::form_urlencoded;
 
 /// Page size when the client names none (as Bitbucket).
 const DEFAULT_PAGELEN: usize = 10;
 /// Largest page size a client may ask for; above it Bitbucket answers 400.
 const MAX_PAGELEN: usize = 100;
 
-/// The Bitbucket routes, to be merged into the simulator's router.
+/// The Bitbucket Cloud routes, to be merged into the simulator's router.
 pub(super) fn routes() -> Router<Arc<Inner>> {
     Router::new()
         .route(
@@ -35,21 +44,29 @@ pub(super) fn routes() -> Router<Arc<Inner>> {
             "/2.0/repositories/{workspace}/{repo_slug}/pipelines/{pipeline_uuid}",
             get(get_one),
         )
+        .route(
+            "/2.0/repositories/{workspace}/{repo_slug}/refs/branches",
+            get(branches),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses",
+            get(commit_statuses),
+        )
         .route("/2.0/{*rest}", any(unknown))
 }
 
 /// A Bitbucket error answer: status plus `{"type":"error","error":{"message","detail"?}}`.
 struct BbError {
     status: StatusCode,
-    message: &'static str,
+    message: String,
     detail: Option<String>,
 }
 
 impl BbError {
-    fn new(status: StatusCode, message: &'static str) -> BbError {
+    fn new(status: StatusCode, message: impl Into<String>) -> BbError {
         BbError {
             status,
-            message,
+            message: message.into(),
             detail: None,
         }
     }
@@ -57,7 +74,7 @@ impl BbError {
     fn bad_request(detail: String) -> BbError {
         BbError {
             status: StatusCode::BAD_REQUEST,
-            message: "Bad request",
+            message: "Bad request".to_owned(),
             detail: Some(detail),
         }
     }
@@ -81,28 +98,13 @@ impl IntoResponse for BbError {
     }
 }
 
-/// An answer: a JSON body with 200, or a Bitbucket error.
-fn respond(result: Result<Value, BbError>) -> Response {
-    match result {
-        Ok(body) => axum::Json(body).into_response(),
-        Err(error) => error.into_response(),
-    }
+/// A Cloud error answer, for the gate's refusals.
+pub(super) fn error_response(status: StatusCode, message: &str) -> Response {
+    BbError::new(status, message).into_response()
 }
 
-/// Counts the request and checks its token: what every Bitbucket endpoint does first.
-fn admit(inner: &Inner, headers: &HeaderMap) -> Result<(), BbError> {
-    inner.lock().stats.bitbucket_requests += 1;
-    if bearer_token(headers) == Some(inner.options.bitbucket_token.as_str()) {
-        Ok(())
-    } else {
-        Err(BbError::new(
-            StatusCode::UNAUTHORIZED,
-            "Access token expired or invalid",
-        ))
-    }
-}
-
-/// The repository and its position in the scenario (which seeds its identifiers).
+/// A Cloud repository and its position in the scenario (which seeds its identifiers). Data
+/// Center repositories are not found here.
 fn find_repo<'a>(
     inner: &'a Inner,
     workspace: &str,
@@ -115,51 +117,90 @@ fn find_repo<'a>(
         .iter()
         .enumerate()
         .find(|(_, r)| {
-            r.workspace.eq_ignore_ascii_case(workspace) && r.slug.eq_ignore_ascii_case(slug)
+            r.source != SimSource::DataCenter
+                && r.workspace.eq_ignore_ascii_case(workspace)
+                && r.slug.eq_ignore_ascii_case(slug)
         })
         .ok_or_else(BbError::repo_not_found)
 }
 
-/// The decoded query parameters, in order, repeats kept.
-fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
-    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
+/// Which page of a Cloud list a request asks for.
+struct Paging {
+    page: usize,
+    pagelen: usize,
 }
 
-/// The last value of a query parameter, as Bitbucket takes repeated scalars.
-fn last<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
+impl Paging {
+    /// `page` (from 1) and `pagelen` (1 to 100, default 10) of the query.
+    fn of(query: &Query) -> Result<Paging, BbError> {
+        let page = query.number("page", 1, 1).map_err(BbError::bad_request)?;
+        let pagelen = query
+            .number("pagelen", DEFAULT_PAGELEN, 1)
+            .map_err(BbError::bad_request)?;
+        if pagelen > MAX_PAGELEN {
+            return Err(BbError::bad_request(format!(
+                "'pagelen' must be at most {MAX_PAGELEN}, not {pagelen}"
+            )));
+        }
+        Ok(Paging { page, pagelen })
+    }
+
+    /// The page of `items` (filtered and ordered) as Cloud spells it: `size` counts them all,
+    /// and `next`, absent on the last page, is the same request for the next page.
+    fn page<T>(
+        &self,
+        inner: &Inner,
+        uri: &Uri,
+        query: &Query,
+        items: Vec<T>,
+        render: impl FnMut(T) -> Value,
+    ) -> Value {
+        let size = items.len();
+        let start = (self.page - 1).saturating_mul(self.pagelen);
+        let (shown, more) = window(items, start, self.pagelen);
+        let values: Vec<Value> = shown.into_iter().map(render).collect();
+        let mut body = json!({
+            "page": self.page,
+            "pagelen": self.pagelen,
+            "size": size,
+            "values": values,
+        });
+        if more {
+            let next = query.with("page", &(self.page + 1).to_string());
+            body["next"] = json!(format!("{}{}?{next}", inner.origin, uri.path()));
+        }
+        body
+    }
+}
+
+/// The `sort` parameter as one of the `allowed` attributes' meanings, `default` when absent.
+fn sort<K: Copy>(query: &Query, allowed: &[(&str, K)], default: K) -> Result<K, BbError> {
+    let Some(given) = query.last("sort") else {
+        return Ok(default);
+    };
+    allowed
         .iter()
-        .rev()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+        .find(|(name, _)| *name == given)
+        .map(|&(_, meaning)| meaning)
+        .ok_or_else(|| BbError::bad_request(format!("Invalid sort attribute provided '{given}'")))
+}
+
+/// The BBQL `q` filter over `fields`, if given; 400 naming the problem if it cannot be parsed.
+fn filter(query: &Query, fields: &[&str]) -> Result<Option<Filter>, BbError> {
+    query
+        .last("q")
+        .map(|q| Filter::parse(q, fields))
+        .transpose()
+        .map_err(|problem| BbError::new(StatusCode::BAD_REQUEST, problem))
 }
 
 /// Whether a partial-response `fields` parameter adds the commit message, e.g.
 /// `fields=+values.target.commit.message` (a literal `+` decodes to a space, hence the trim).
-fn wants_commit_message(pairs: &[(String, String)]) -> bool {
-    pairs
-        .iter()
-        .filter(|(k, _)| k == "fields")
-        .flat_map(|(_, v)| v.split(','))
-        .any(|f| {
-            let f = f.trim();
-            !f.starts_with('-') && f.trim_start_matches('+').ends_with("target.commit.message")
-        })
-}
-
-/// A positive integer query parameter, `default` when absent.
-fn positive(pairs: &[(String, String)], key: &str, default: usize) -> Result<usize, BbError> {
-    match last(pairs, key) {
-        None => Ok(default),
-        Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(BbError::bad_request(format!(
-                "'{key}' must be a positive integer, not '{v}'"
-            ))),
-        },
-    }
+fn wants_commit_message(query: &Query) -> bool {
+    query.all("fields").flat_map(|v| v.split(',')).any(|f| {
+        let f = f.trim();
+        !f.starts_with('-') && f.trim_start_matches('+').ends_with("target.commit.message")
+    })
 }
 
 /// `GET /2.0/repositories/{workspace}/{repo_slug}/pipelines`.
@@ -169,42 +210,42 @@ async fn list(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    respond(admit(&inner, &headers).and_then(|()| {
+    serve(&inner, &headers, Api::Cloud, || {
         let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
         list_page(&inner, &workspace, &slug, &uri)
-    }))
+    })
+    .await
 }
 
-/// One page of a repository's visible pipelines, per the query's paging, sort and filters.
+/// One page of a repository's visible pipelines, per the query's paging, sort and filters. A
+/// statuses repository runs no pipelines: its pages are empty.
 fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Value, BbError> {
-    let pairs = query_pairs(uri);
-    let page = positive(&pairs, "page", 1)?;
-    let pagelen = positive(&pairs, "pagelen", DEFAULT_PAGELEN)?;
-    if pagelen > MAX_PAGELEN {
-        return Err(BbError::bad_request(format!(
-            "'pagelen' must be at most {MAX_PAGELEN}, not {pagelen}"
-        )));
-    }
+    let query = Query::of(uri);
+    let paging = Paging::of(&query)?;
     // Without a sort Bitbucket lists oldest first; pipelines run once here, so run creation
     // date orders like creation date.
-    let newest_first = match last(&pairs, "sort") {
-        None | Some("created_on" | "run_creation_date") => false,
-        Some("-created_on" | "-run_creation_date") => true,
-        Some(other) => {
-            return Err(BbError::bad_request(format!(
-                "Invalid sort attribute provided '{other}'"
-            )));
-        }
-    };
+    let newest_first = sort(
+        &query,
+        &[
+            ("created_on", false),
+            ("run_creation_date", false),
+            ("-created_on", true),
+            ("-run_creation_date", true),
+        ],
+        false,
+    )?;
     let (index, repo) = find_repo(inner, workspace, slug)?;
 
     let now = inner.clock.now();
     // The typed filters the spec documents that a poller might use.
-    let branch = last(&pairs, "target.branch").or(last(&pairs, "target.ref_name"));
-    let hash = last(&pairs, "target.commit.hash");
+    let branch = query
+        .last("target.branch")
+        .or(query.last("target.ref_name"));
+    let hash = query.last("target.commit.hash");
     let mut visible: Vec<&SimBuild> = repo
         .builds
         .iter()
+        .filter(|_| repo.source == SimSource::CloudPipelines)
         .filter(|b| b.created_at <= now)
         .filter(|b| branch.is_none_or(|name| b.branch == name))
         .filter(|b| hash.is_none_or(|h| b.commit == h))
@@ -218,26 +259,10 @@ fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Va
         visible.reverse();
     }
 
-    let with_message = wants_commit_message(&pairs);
-    let size = visible.len();
-    let start = (page - 1).saturating_mul(pagelen);
-    let values: Vec<Value> = visible
-        .iter()
-        .skip(start)
-        .take(pagelen)
-        .map(|b| pipeline_json(inner, index, repo, b, now, with_message))
-        .collect();
-    let mut body = json!({ "page": page, "pagelen": pagelen, "size": size, "values": values });
-    if start.saturating_add(pagelen) < size {
-        // The same request with the next page number, as an absolute URL.
-        let mut next = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in pairs.iter().filter(|(k, _)| k != "page") {
-            next.append_pair(k, v);
-        }
-        next.append_pair("page", &(page + 1).to_string());
-        body["next"] = json!(format!("{}{}?{}", inner.origin, uri.path(), next.finish()));
-    }
-    Ok(body)
+    let with_message = wants_commit_message(&query);
+    Ok(paging.page(inner, uri, &query, visible, |b| {
+        pipeline_json(inner, index, repo, b, now, with_message)
+    }))
 }
 
 /// `GET /2.0/repositories/{workspace}/{repo_slug}/pipelines/{pipeline_uuid}`.
@@ -247,29 +272,224 @@ async fn get_one(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    respond(admit(&inner, &headers).and_then(|()| {
+    serve(&inner, &headers, Api::Cloud, || {
         let Path((workspace, slug, uuid)) = path.map_err(|_| BbError::repo_not_found())?;
         let (index, repo) = find_repo(&inner, &workspace, &slug)?;
         let now = inner.clock.now();
         let build = repo
             .builds
             .iter()
+            .filter(|_| repo.source == SimSource::CloudPipelines)
             .find(|b| {
                 b.created_at <= now && pipeline_uuid(index, b.number).eq_ignore_ascii_case(&uuid)
             })
             .ok_or(BbError::new(StatusCode::NOT_FOUND, "Pipeline not found"))?;
-        let with_message = wants_commit_message(&query_pairs(&uri));
-        Ok(pipeline_json(&inner, index, repo, build, now, with_message))
+        let with_message = wants_commit_message(&Query::of(&uri));
+        Ok::<_, BbError>(pipeline_json(&inner, index, repo, build, now, with_message))
+    })
+    .await
+}
+
+/// `GET /2.0/repositories/{workspace}/{repo_slug}/refs/branches`.
+async fn branches(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    serve(&inner, &headers, Api::Cloud, || {
+        let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
+        branches_page(&inner, &workspace, &slug, &uri)
+    })
+    .await
+}
+
+/// One page of a repository's branches as they stand now: by name unless sorted by tip date
+/// (`sort=-target.date`: most recently pushed first), filtered by `q` on `name`.
+fn branches_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Value, BbError> {
+    let query = Query::of(uri);
+    let paging = Paging::of(&query)?;
+    let (by_date, descending) = sort(
+        &query,
+        &[
+            ("name", (false, false)),
+            ("-name", (false, true)),
+            ("target.date", (true, false)),
+            ("-target.date", (true, true)),
+        ],
+        (false, false),
+    )?;
+    let filter = filter(&query, &["name"])?;
+    let (index, repo) = find_repo(inner, workspace, slug)?;
+    let mut tips = repo.branch_tips(inner.clock.now());
+    if let Some(filter) = filter {
+        tips.retain(|tip| filter.matches(&|_: &str| tip.branch.clone()));
+    }
+    if by_date {
+        tips.sort_by(|a, b| a.pushed_at.total_cmp(&b.pushed_at));
+    }
+    if descending {
+        tips.reverse();
+    }
+    Ok(paging.page(inner, uri, &query, tips, |tip| {
+        branch_json(inner, index, repo, tip)
     }))
 }
 
-/// Any other path under `/2.0`: still counted and token-checked before the 404, as upstream.
-async fn unknown(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
-    match admit(&inner, &headers) {
-        Ok(()) => BbError::new(StatusCode::NOT_FOUND, "Resource not found"),
-        Err(denied) => denied,
+/// `GET /2.0/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses`.
+async fn commit_statuses(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    serve(&inner, &headers, Api::Cloud, || {
+        let Path((workspace, slug, commit)) = path.map_err(|_| BbError::repo_not_found())?;
+        statuses_page(&inner, &workspace, &slug, &commit, &uri)
+    })
+    .await
+}
+
+/// One page of the statuses posted on a commit by now, most recently updated first (or
+/// oldest with `sort=updated_on`), filtered by `q` on `key`, `state` or `refname`. A commit
+/// not pushed yet is 404; a Pipelines repository's commits carry no statuses here.
+fn statuses_page(
+    inner: &Inner,
+    workspace: &str,
+    slug: &str,
+    commit: &str,
+    uri: &Uri,
+) -> Result<Value, BbError> {
+    let query = Query::of(uri);
+    let paging = Paging::of(&query)?;
+    let newest_first = sort(
+        &query,
+        &[("-updated_on", true), ("updated_on", false)],
+        true,
+    )?;
+    let filter = filter(&query, &["key", "state", "refname"])?;
+    let (index, repo) = find_repo(inner, workspace, slug)?;
+    let now = inner.clock.now();
+    let pushed = repo
+        .builds
+        .iter()
+        .any(|b| b.pushed_at <= now && b.commit.eq_ignore_ascii_case(commit));
+    if !pushed {
+        return Err(BbError::new(StatusCode::NOT_FOUND, "Commit not found"));
     }
-    .into_response()
+    let posting = (repo.source == SimSource::CloudStatuses).then_some(repo);
+    let mut views = statuses::posted(&inner.origin, posting, commit, now);
+    if let Some(filter) = filter {
+        views.retain(|v| {
+            filter.matches(&|field: &str| match field {
+                "key" => v.build.key.clone(),
+                "state" => v.state.to_owned(),
+                _ => v.build.branch.clone(),
+            })
+        });
+    }
+    if !newest_first {
+        views.reverse();
+    }
+    Ok(paging.page(inner, uri, &query, views, |v| status_json(inner, index, &v)))
+}
+
+/// Any other path under `/2.0`: still counted and checked before the 404, as upstream.
+async fn unknown(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    serve(&inner, &headers, Api::Cloud, || {
+        Err::<Value, _>(BbError::new(StatusCode::NOT_FOUND, "Resource not found"))
+    })
+    .await
+}
+
+/// The API and web URLs of a repository.
+fn repo_urls(inner: &Inner, repo: &SimRepo) -> (String, String) {
+    let (origin, ws, slug) = (&inner.origin, &repo.workspace, &repo.slug);
+    (
+        format!("{origin}/2.0/repositories/{ws}/{slug}"),
+        format!("{origin}/{ws}/{slug}"),
+    )
+}
+
+/// The short repository object answers embed.
+fn repository_json(inner: &Inner, index: usize, repo: &SimRepo) -> Value {
+    let (api_repo, web_repo) = repo_urls(inner, repo);
+    json!({
+        "name": repo.slug,
+        "type": "repository",
+        "full_name": format!("{}/{}", repo.workspace, repo.slug),
+        "links": {
+            "self": { "href": api_repo },
+            "html": { "href": web_repo },
+        },
+        "uuid": repository_uuid(index),
+    })
+}
+
+/// The short commit object answers embed.
+fn commit_json(inner: &Inner, repo: &SimRepo, hash: &str) -> Value {
+    let (api_repo, web_repo) = repo_urls(inner, repo);
+    json!({
+        "type": "commit",
+        "hash": hash,
+        "links": {
+            "self": { "href": format!("{api_repo}/commit/{hash}") },
+            "html": { "href": format!("{web_repo}/commits/{hash}") },
+        },
+    })
+}
+
+/// A branch as `GET .../refs/branches` spells it (sample 06), its tip at `tip`'s push.
+fn branch_json(inner: &Inner, index: usize, repo: &SimRepo, tip: &SimBuild) -> Value {
+    let (api_repo, web_repo) = repo_urls(inner, repo);
+    let name = &tip.branch;
+    let mut target = commit_json(inner, repo, &tip.commit);
+    target["date"] = json!(inner.clock.git_date(tip.pushed_at));
+    target["message"] = json!(tip.message);
+    target["author"] = json!({
+        "type": "author",
+        "raw": format!("{} <{}>", tip.author, email(&tip.author)),
+        "user": user_json(&inner.origin, &tip.author),
+    });
+    target["parents"] = json!([]);
+    target["repository"] = repository_json(inner, index, repo);
+    json!({
+        "type": "branch",
+        "name": name,
+        "target": target,
+        "links": {
+            "self": { "href": format!("{api_repo}/refs/branches/{name}") },
+            "commits": { "href": format!("{api_repo}/commits/{name}") },
+            "html": { "href": format!("{web_repo}/branch/{name}") },
+        },
+        "merge_strategies": ["merge_commit", "squash", "fast_forward"],
+        "default_merge_strategy": "merge_commit",
+    })
+}
+
+/// A commit status as `GET .../commit/{hash}/statuses` spells it (samples 04, 05).
+fn status_json(inner: &Inner, index: usize, status: &StatusView) -> Value {
+    let (api_repo, _) = repo_urls(inner, status.repo);
+    let build = status.build;
+    let (hash, key) = (&build.commit, &build.key);
+    json!({
+        "type": "build",
+        "uuid": uuid_from(fnv1a(format!("status/{index}/{hash}/{key}").as_bytes())),
+        "key": key,
+        "name": status.name(),
+        "state": status.state,
+        "url": status.url,
+        "description": status.description,
+        "refname": build.branch,
+        "created_on": inner.clock.rfc3339(build.created_at),
+        "updated_on": inner.clock.rfc3339(status.updated_at),
+        "commit": commit_json(inner, status.repo, hash),
+        "repository": repository_json(inner, index, status.repo),
+        "links": {
+            "self": { "href": format!("{api_repo}/commit/{hash}/statuses/build/{key}") },
+            "commit": { "href": format!("{api_repo}/commit/{hash}") },
+        },
+    })
 }
 
 /// A pipeline object as `GET .../pipelines/{uuid}` spells it, at simulated second `now`.
@@ -281,12 +501,9 @@ fn pipeline_json(
     now: f64,
     with_message: bool,
 ) -> Value {
-    let origin = &inner.origin;
-    let (ws, slug, hash) = (&repo.workspace, &repo.slug, &build.commit);
-    let api_repo = format!("{origin}/2.0/repositories/{ws}/{slug}");
-    let web_repo = format!("{origin}/{ws}/{slug}");
+    let (api_repo, _) = repo_urls(inner, repo);
     let uuid = pipeline_uuid(index, build.number);
-    let encoded_uuid = uuid.replace('{', "%7B").replace('}', "%7D");
+    let encoded_uuid = encode_braces(&uuid);
 
     let state = build.state_at(now).unwrap_or(SimState::Pending);
     let completed_on = if state.is_terminal() {
@@ -296,41 +513,25 @@ fn pipeline_json(
     };
     // Duration keeps growing while the pipeline runs and freezes when it completes.
     let until = completed_on.unwrap_or(now);
-    let creator = user_json(origin, &build.author);
+    let creator = user_json(&inner.origin, &build.author);
     let first_successful = state == SimState::Successful
         && !repo
             .builds
             .iter()
             .any(|b| b.number < build.number && b.state_at(now) == Some(SimState::Successful));
 
-    let mut commit = json!({
-        "type": "commit",
-        "hash": hash,
-        "links": {
-            "self": { "href": format!("{api_repo}/commit/{hash}") },
-            "html": { "href": format!("{web_repo}/commits/{hash}") },
-        },
-    });
+    let mut commit = commit_json(inner, repo, &build.commit);
     if with_message {
         commit["message"] = json!(build.message);
     }
     let mut pipeline = json!({
         "type": "pipeline",
         "uuid": uuid,
-        "repository": {
-            "name": slug,
-            "type": "repository",
-            "full_name": format!("{ws}/{slug}"),
-            "links": {
-                "self": { "href": api_repo },
-                "html": { "href": web_repo },
-            },
-            "uuid": repository_uuid(index),
-        },
+        "repository": repository_json(inner, index, repo),
         "state": state_json(state, &creator),
         "build_number": build.number,
         "creator": creator,
-        "created_on": rfc3339(build.created_at),
+        "created_on": inner.clock.rfc3339(build.created_at),
         "target": {
             "type": "pipeline_ref_target",
             "ref_type": "branch",
@@ -351,7 +552,7 @@ fn pipeline_json(
         "has_variables": false,
     });
     if let Some(at) = completed_on {
-        pipeline["completed_on"] = json!(rfc3339(at));
+        pipeline["completed_on"] = json!(inner.clock.rfc3339(at));
     }
     pipeline
 }
@@ -426,8 +627,7 @@ fn user_json(origin: &str, name: &str) -> Value {
     let seed = fnv1a(format!("user/{name}").as_bytes());
     let uuid = uuid_from(seed);
     let account_id = format!("{:016x}{:08x}", splitmix(seed), splitmix(seed ^ 1) >> 32);
-    let nickname = name.to_lowercase().replace(' ', ".");
-    let encoded_uuid = uuid.replace('{', "%7B").replace('}', "%7D");
+    let encoded_uuid = encode_braces(&uuid);
     json!({
         "display_name": name,
         "uuid": uuid,
@@ -436,13 +636,13 @@ fn user_json(origin: &str, name: &str) -> Value {
             "html": { "href": format!("{origin}/{encoded_uuid}/") },
         },
         "type": "user",
-        "nickname": nickname,
+        "nickname": nickname(name),
         "account_id": account_id,
     })
 }
 
 /// `{uuid}` of a pipeline, stable for (repository position, build number) across runs.
-pub(super) fn pipeline_uuid(repo_index: usize, build_number: u64) -> String {
+fn pipeline_uuid(repo_index: usize, build_number: u64) -> String {
     uuid_from(fnv1a(
         format!("pipeline/{repo_index}/{build_number}").as_bytes(),
     ))
@@ -452,81 +652,50 @@ fn repository_uuid(repo_index: usize) -> String {
     uuid_from(fnv1a(format!("repository/{repo_index}").as_bytes()))
 }
 
-/// A braced, lower-case version-4-looking UUID, as Bitbucket writes them, from a seed.
-fn uuid_from(seed: u64) -> String {
-    let hi = splitmix(seed);
-    let lo = splitmix(hi);
-    format!(
-        "{{{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}}}",
-        hi >> 32,
-        (hi >> 16) & 0xffff,
-        hi & 0x0fff,
-        ((lo >> 48) & 0x3fff) | 0x8000,
-        lo & 0xffff_ffff_ffff
-    )
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::sim::{Scenario, SimBuild, SimOptions, SimRepo, SimState, Simulator};
+    use crate::sim::testing::{Auth, TOKEN, get, start, wait_until};
+    use crate::sim::{
+        BitbucketFault, BitbucketFaults, Scenario, SimBuild, SimCredential, SimCredentialKind,
+        SimOptions, SimRepo, SimSource, SimState, Simulator,
+    };
+    use SimState::{Failed, Running, Successful};
     use serde_json::Value;
-
-    const TOKEN: &str = "sim-bitbucket-token";
+    use std::time::{Duration, Instant};
 
     fn build(number: u64, created_at: f64, timeline: Vec<(f64, SimState)>) -> SimBuild {
-        SimBuild {
-            number,
-            branch: "main".to_owned(),
-            commit: format!("{number:040x}"),
-            message: format!("Change {number}\n\nLonger description."),
-            author: "Jane Dev".to_owned(),
-            created_at,
-            timeline,
+        SimBuild::pipeline(number, "main", created_at, timeline)
+            .with_commit(format!("{number:040x}"))
+            .with_message(format!("Change {number}\n\nLonger description."))
+            .with_author("Jane Dev")
+    }
+
+    fn repo(slug: &str, source: SimSource, builds: Vec<SimBuild>) -> SimRepo {
+        SimRepo {
+            workspace: "acme".to_owned(),
+            slug: slug.to_owned(),
+            source,
+            builds,
         }
     }
 
     fn one_repo(builds: Vec<SimBuild>) -> Scenario {
         Scenario {
-            repos: vec![SimRepo {
-                workspace: "acme".to_owned(),
-                slug: "api".to_owned(),
-                builds,
-            }],
+            repos: vec![repo("api", SimSource::CloudPipelines, builds)],
         }
     }
 
-    async fn start(scenario: Scenario, speed: f64) -> Simulator {
-        let options = SimOptions {
+    fn at_speed(speed: f64) -> SimOptions {
+        SimOptions {
             speed,
             ..SimOptions::default()
-        };
-        Simulator::start(scenario, options)
-            .await
-            .expect("simulator starts")
+        }
     }
 
-    async fn get(url: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .get(url)
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("request goes through");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("JSON body"))
+    /// `GET` with the default token: status and JSON body.
+    async fn get_json(url: &str) -> (u16, Value) {
+        let answer = get(url, Auth::Bearer(TOKEN)).await;
+        (answer.status, answer.json())
     }
 
     fn list_url(sim: &Simulator, query: &str) -> String {
@@ -536,27 +705,51 @@ mod tests {
         )
     }
 
+    fn branches_url(sim: &Simulator, slug: &str, query: &str) -> String {
+        format!(
+            "{}/repositories/acme/{slug}/refs/branches?{query}",
+            sim.bitbucket_api_url()
+        )
+    }
+
+    /// Every page from `url` on, following `next`: the values' `field` and how many pages.
+    async fn collect(url: String, field: &str) -> (Vec<String>, usize) {
+        let (mut seen, mut pages) = (Vec::new(), 0);
+        let mut next = Some(url);
+        while let Some(url) = next {
+            let (status, page) = get_json(&url).await;
+            assert_eq!(status, 200, "{page}");
+            pages += 1;
+            for value in page["values"].as_array().expect("values") {
+                seen.push(match value.pointer(field).expect("field") {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+            }
+            next = page["next"].as_str().map(str::to_owned);
+        }
+        (seen, pages)
+    }
+
     #[tokio::test]
     async fn paging_newest_first_visits_every_visible_pipeline_once() {
         // Five visible now, one created far in the future.
         let mut builds: Vec<SimBuild> = (1..=5).map(|n| build(n, 0.0, vec![])).collect();
         builds.push(build(6, 1.0e6, vec![]));
-        let sim = start(one_repo(builds), 1.0).await;
-
-        let mut seen = Vec::new();
-        let mut url = Some(list_url(&sim, "sort=-created_on&pagelen=2"));
-        while let Some(next) = url {
-            let (status, page) = get(&next).await;
-            assert_eq!(status, 200);
-            assert_eq!(page["size"], 5);
-            assert_eq!(page["pagelen"], 2);
-            for value in page["values"].as_array().expect("values") {
-                seen.push(value["build_number"].as_u64().expect("build_number"));
-            }
-            url = page["next"].as_str().map(str::to_owned);
-        }
-        assert_eq!(seen, vec![5, 4, 3, 2, 1]);
-        assert_eq!(sim.stats().bitbucket_requests, 3);
+        let sim = start(one_repo(builds), at_speed(1.0)).await;
+        let (status, page) = get_json(&list_url(&sim, "sort=-created_on&pagelen=2")).await;
+        assert_eq!(
+            (status, page["size"].as_u64(), page["pagelen"].as_u64()),
+            (200, Some(5), Some(2))
+        );
+        let (seen, pages) = collect(
+            list_url(&sim, "sort=-created_on&pagelen=2"),
+            "/build_number",
+        )
+        .await;
+        assert_eq!(seen, ["5", "4", "3", "2", "1"]);
+        assert_eq!(pages, 3);
+        assert_eq!(sim.stats().bitbucket_requests, 4);
     }
 
     #[tokio::test]
@@ -564,12 +757,9 @@ mod tests {
         let builds = (1..=3)
             .map(|n| build(n, f64::from(n as u32), vec![]))
             .collect();
-        let sim = start(one_repo(builds), 1000.0).await;
-        // Wait (a few real milliseconds) until all three exist.
-        while sim.now() < 3.0 {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-        let (status, page) = get(&list_url(&sim, "")).await;
+        let sim = start(one_repo(builds), at_speed(1000.0)).await;
+        wait_until(&sim, 3.0).await;
+        let (status, page) = get_json(&list_url(&sim, "")).await;
         assert_eq!(status, 200);
         let numbers: Vec<u64> = page["values"]
             .as_array()
@@ -587,21 +777,19 @@ mod tests {
         let scenario = one_repo(vec![build(
             1,
             0.0,
-            vec![(100.0, SimState::Running), (250.0, SimState::Successful)],
+            vec![(100.0, Running), (250.0, Successful)],
         )]);
-        let sim = start(scenario.clone(), 1000.0).await;
+        let sim = start(scenario.clone(), at_speed(1000.0)).await;
         let url = format!(
             "{}/repositories/acme/api/pipelines/{}",
             sim.bitbucket_api_url(),
-            super::pipeline_uuid(0, 1)
-                .replace('{', "%7B")
-                .replace('}', "%7D")
+            super::encode_braces(&super::pipeline_uuid(0, 1))
         );
         let order = ["PENDING", "IN_PROGRESS", "COMPLETED"];
         let mut seen: Vec<String> = Vec::new();
         let last = loop {
             let before = sim.now();
-            let (status, pipeline) = get(&url).await;
+            let (status, pipeline) = get_json(&url).await;
             let after = sim.now();
             assert_eq!(status, 200);
             let name = pipeline["state"]["name"]
@@ -624,7 +812,7 @@ mod tests {
             if name == "COMPLETED" {
                 break pipeline;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         };
         let positions: Vec<usize> = seen
             .iter()
@@ -638,19 +826,16 @@ mod tests {
         assert_eq!(last["state"]["result"]["name"], "SUCCESSFUL");
         assert_eq!(last["duration_in_seconds"], 250);
         assert_eq!(last["build_seconds_used"], 150);
-        assert_eq!(last["completed_on"], "2026-01-05T09:04:10.000Z");
+        assert_eq!(last["completed_on"], sim.inner.clock.rfc3339(250.0));
         assert_eq!(last["first_successful"], true);
     }
 
     #[tokio::test]
     async fn failed_pipeline_has_the_wire_shape() {
-        let scenario = one_repo(vec![build(
-            7,
-            0.0,
-            vec![(0.0, SimState::Running), (0.0, SimState::Failed)],
-        )]);
-        let sim = start(scenario, 1.0).await;
-        let (status, page) = get(&list_url(&sim, "fields=%2Bvalues.target.commit.message")).await;
+        let scenario = one_repo(vec![build(7, 0.0, vec![(0.0, Running), (0.0, Failed)])]);
+        let sim = start(scenario, at_speed(1.0)).await;
+        let (status, page) =
+            get_json(&list_url(&sim, "fields=%2Bvalues.target.commit.message")).await;
         assert_eq!(status, 200);
         let pipeline = &page["values"][0];
         assert_eq!(pipeline["type"], "pipeline");
@@ -662,8 +847,9 @@ mod tests {
             "pipeline_state_completed_failed"
         );
         assert_eq!(pipeline["state"]["result"]["name"], "FAILED");
-        assert_eq!(pipeline["created_on"], "2026-01-05T09:00:00.000Z");
-        assert_eq!(pipeline["completed_on"], "2026-01-05T09:00:00.000Z");
+        let start = sim.inner.clock.rfc3339(0.0);
+        assert_eq!(pipeline["created_on"], start);
+        assert_eq!(pipeline["completed_on"], start);
         assert_eq!(pipeline["target"]["ref_name"], "main");
         assert_eq!(
             pipeline["target"]["commit"]["message"],
@@ -682,7 +868,7 @@ mod tests {
         assert_eq!(pipeline["creator"]["display_name"], "Jane Dev");
 
         // Without `fields` the message stays out, as upstream.
-        let (_, page) = get(&list_url(&sim, "")).await;
+        let (_, page) = get_json(&list_url(&sim, "")).await;
         assert!(
             page["values"][0]["target"]["commit"]
                 .get("message")
@@ -692,26 +878,29 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_requests_without_the_token() {
-        let sim = start(one_repo(vec![build(1, 0.0, vec![])]), 1.0).await;
-        let response = reqwest::get(list_url(&sim, ""))
-            .await
-            .expect("request goes through");
-        assert_eq!(response.status().as_u16(), 401);
-        let body: Value = response.json().await.expect("JSON body");
+        let sim = start(one_repo(vec![build(1, 0.0, vec![])]), SimOptions::default()).await;
+        let answer = get(&list_url(&sim, ""), Auth::Nothing).await;
+        assert_eq!(answer.status, 401);
+        let body = answer.json();
         assert_eq!(body["type"], "error");
         assert_eq!(body["error"]["message"], "Access token expired or invalid");
         assert_eq!(sim.stats().bitbucket_requests, 1);
+        assert!(sim.bitbucket_requests_by_credential().is_empty());
     }
 
     #[tokio::test]
     async fn rejects_bad_queries_and_unknown_things() {
-        let sim = start(one_repo(vec![build(1, 1.0e6, vec![])]), 1.0).await;
-        let (status, body) = get(&list_url(&sim, "pagelen=101")).await;
+        let sim = start(
+            one_repo(vec![build(1, 1.0e6, vec![])]),
+            SimOptions::default(),
+        )
+        .await;
+        let (status, body) = get_json(&list_url(&sim, "pagelen=101")).await;
         assert_eq!(status, 400);
         assert_eq!(body["type"], "error");
-        let (status, _) = get(&list_url(&sim, "page=0")).await;
+        let (status, _) = get_json(&list_url(&sim, "page=0")).await;
         assert_eq!(status, 400);
-        let (status, body) = get(&format!(
+        let (status, body) = get_json(&format!(
             "{}/repositories/acme/nope/pipelines/",
             sim.bitbucket_api_url()
         ))
@@ -724,8 +913,432 @@ mod tests {
             sim.bitbucket_api_url(),
             super::pipeline_uuid(0, 1)
         );
-        let (status, _) = get(&url).await;
+        let (status, _) = get_json(&url).await;
         assert_eq!(status, 404);
-        assert_eq!(sim.stats().bitbucket_requests, 4);
+        let (status, _) = get_json(&format!("{}/user", sim.bitbucket_api_url())).await;
+        assert_eq!(status, 404);
+        assert_eq!(sim.stats().bitbucket_requests, 5);
+    }
+
+    /// `acme/web` with statuses on four branches pushed at 10, 40, 20, 30 and a later push.
+    fn branchy() -> Scenario {
+        let push = |branch: &str, n: u64, pushed_at: f64| {
+            SimBuild::status("ci", branch, format!("{n:040x}"), pushed_at, pushed_at, [])
+                .with_author("Priya Raman")
+                .with_message(format!("Change {n}"))
+        };
+        Scenario {
+            repos: vec![repo(
+                "web",
+                SimSource::CloudStatuses,
+                vec![
+                    push("main", 1, 10.0),
+                    push("release/1.0", 2, 40.0),
+                    push("feature/a", 3, 20.0),
+                    push("feature/b", 4, 30.0),
+                    push("main", 5, 1.0e6),
+                ],
+            )],
+        }
+    }
+
+    #[tokio::test]
+    async fn branches_sort_by_tip_date_and_page() {
+        let sim = start(branchy(), at_speed(1000.0)).await;
+        wait_until(&sim, 40.0).await;
+        let (names, pages) = collect(
+            branches_url(&sim, "web", "sort=-target.date&pagelen=3"),
+            "/name",
+        )
+        .await;
+        assert_eq!(names, ["release/1.0", "feature/b", "feature/a", "main"]);
+        assert_eq!(pages, 2);
+        let (names, _) = collect(branches_url(&sim, "web", ""), "/name").await;
+        assert_eq!(names, ["feature/a", "feature/b", "main", "release/1.0"]);
+
+        let (status, page) =
+            get_json(&branches_url(&sim, "web", "pagelen=1&sort=-target.date")).await;
+        assert_eq!((status, page["size"].as_u64()), (200, Some(4)));
+        let branch = &page["values"][0];
+        assert_eq!(branch["type"], "branch");
+        assert_eq!(branch["target"]["hash"], format!("{:040x}", 2));
+        assert_eq!(branch["target"]["date"], sim.inner.clock.git_date(40.0));
+        assert_eq!(branch["target"]["message"], "Change 2");
+        assert_eq!(
+            branch["target"]["author"]["raw"],
+            "Priya Raman <priya.raman@example.com>"
+        );
+        assert_eq!(
+            branch["target"]["author"]["user"]["display_name"],
+            "Priya Raman"
+        );
+        assert_eq!(
+            branch["links"]["html"]["href"],
+            format!("{}acme/web/branch/release/1.0", sim.bitbucket_web_url())
+        );
+        assert!(page["next"].as_str().is_some_and(|n| n.contains("page=2")));
+
+        let (names, _) = collect(
+            branches_url(
+                &sim,
+                "web",
+                "q=name%3D%22main%22%20OR%20name%3D%22feature%2Fb%22",
+            ),
+            "/name",
+        )
+        .await;
+        assert_eq!(names, ["feature/b", "main"]);
+        for bad in ["q=name%3Dmain", "q=target.date%3E%222026%22", "sort=date"] {
+            let (status, body) = get_json(&branches_url(&sim, "web", bad)).await;
+            assert_eq!(status, 400, "{bad}");
+            assert_eq!(body["type"], "error");
+        }
+    }
+
+    #[tokio::test]
+    async fn statuses_appear_late_and_change_on_overwrite() {
+        let commit = "ab".repeat(20);
+        let scenario = Scenario {
+            repos: vec![
+                repo(
+                    "web",
+                    SimSource::CloudStatuses,
+                    vec![
+                        SimBuild::status(
+                            "jenkins-build",
+                            "main",
+                            &commit,
+                            0.0,
+                            20.0,
+                            [(30.0, Failed), (40.0, Running), (50.0, Successful)],
+                        )
+                        .with_number(8),
+                        SimBuild::status("sonar", "main", &commit, 0.0, 35.0, [(36.0, Successful)]),
+                    ],
+                ),
+                repo(
+                    "api",
+                    SimSource::CloudPipelines,
+                    vec![build(1, 0.0, vec![])],
+                ),
+            ],
+        };
+        let sim = start(scenario, at_speed(100.0)).await;
+        let url = format!(
+            "{}/repositories/acme/web/commit/{commit}/statuses",
+            sim.bitbucket_api_url()
+        );
+        let statuses = || async {
+            let (status, page) = get_json(&url).await;
+            assert_eq!(status, 200, "{page}");
+            page["values"].as_array().expect("values").clone()
+        };
+        // Pushed, but the CI has not posted yet.
+        assert!(statuses().await.is_empty());
+
+        wait_until(&sim, 22.0).await;
+        let posted = statuses().await;
+        assert_eq!(posted.len(), 1);
+        let first = &posted[0];
+        assert_eq!(first["type"], "build");
+        assert_eq!(first["key"], "jenkins-build");
+        assert_eq!(first["state"], "INPROGRESS");
+        assert_eq!(first["name"], "jenkins-build #8");
+        assert_eq!(first["refname"], "main");
+        assert_eq!(first["commit"]["hash"], commit.as_str());
+        let created = sim.inner.clock.rfc3339(20.0);
+        assert_eq!(first["created_on"], created);
+        assert_eq!(first["updated_on"], created);
+
+        wait_until(&sim, 32.0).await;
+        assert_eq!(statuses().await[0]["state"], "FAILED");
+
+        wait_until(&sim, 52.0).await;
+        let both = statuses().await;
+        let keys: Vec<&str> = both.iter().filter_map(|s| s["key"].as_str()).collect();
+        assert_eq!(keys, ["jenkins-build", "sonar"], "newest update first");
+        let rerun = &both[0];
+        assert_eq!(rerun["state"], "SUCCESSFUL");
+        assert_eq!(rerun["name"], "jenkins-build #9");
+        assert_eq!(rerun["created_on"], created);
+        assert_eq!(rerun["updated_on"], sim.inner.clock.rfc3339(50.0));
+        assert_eq!(
+            rerun["links"]["self"]["href"],
+            format!("{url}/build/jenkins-build")
+        );
+
+        let (_, page) =
+            get_json(&format!("{url}?sort=updated_on&q=state%3D%22SUCCESSFUL%22")).await;
+        let keys: Vec<&str> = page["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .filter_map(|s| s["key"].as_str())
+            .collect();
+        assert_eq!(keys, ["sonar", "jenkins-build"]);
+
+        // Unknown commits are 404; a pipelines repository's commits carry none here.
+        let (status, _) = get_json(&url.replace(&commit, &"0".repeat(40))).await;
+        assert_eq!(status, 404);
+        let (status, page) = get_json(&format!(
+            "{}/repositories/acme/api/commit/{:040x}/statuses",
+            sim.bitbucket_api_url(),
+            1
+        ))
+        .await;
+        assert_eq!((status, page["size"].as_u64()), (200, Some(0)));
+        // And a statuses repository runs no pipelines.
+        let (status, page) = get_json(&format!(
+            "{}/repositories/acme/web/pipelines",
+            sim.bitbucket_api_url()
+        ))
+        .await;
+        assert_eq!((status, page["size"].as_u64()), (200, Some(0)));
+    }
+
+    fn credential(name: &str, kind: SimCredentialKind) -> SimCredential {
+        SimCredential {
+            name: name.to_owned(),
+            kind,
+        }
+    }
+
+    /// Every credential kind, OAuth tokens living `oauth_lifetime`.
+    fn all_kinds(oauth_lifetime: Duration) -> SimOptions {
+        let mut options = SimOptions {
+            oauth_token_lifetime: oauth_lifetime,
+            ..SimOptions::default()
+        };
+        options.bitbucket_credentials.extend([
+            credential(
+                "consumer",
+                SimCredentialKind::OAuthConsumer {
+                    key: "key".to_owned(),
+                    secret: "secret".to_owned(),
+                },
+            ),
+            credential(
+                "api-token",
+                SimCredentialKind::ApiToken {
+                    email: "ci@example.com".to_owned(),
+                    token: "api-token".to_owned(),
+                },
+            ),
+            credential(
+                "dc",
+                SimCredentialKind::DataCenterToken {
+                    token: "dc-token".to_owned(),
+                },
+            ),
+        ]);
+        options
+    }
+
+    async fn oauth_token(sim: &Simulator, key: &str, secret: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(sim.bitbucket_oauth_url())
+            .basic_auth(key, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("request goes through");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    #[tokio::test]
+    async fn oauth_tokens_are_issued_used_and_expire() {
+        let sim = start(one_repo(vec![]), all_kinds(Duration::from_millis(300))).await;
+        let url = list_url(&sim, "");
+        let (status, grant) = oauth_token(&sim, "key", "secret").await;
+        assert_eq!(status, 200, "{grant}");
+        assert_eq!(grant["token_type"], "bearer");
+        assert_eq!(grant["expires_in"], 0);
+        assert_eq!(grant["scopes"], "pipeline repository");
+        assert_eq!(grant["state"], "client_credentials");
+        assert!(grant["refresh_token"].is_string());
+        let token = grant["access_token"].as_str().expect("access_token");
+
+        let answer = get(&url, Auth::Bearer(token)).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("x-ratelimit-limit"), None);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let answer = get(&url, Auth::Bearer(token)).await;
+        assert_eq!(answer.status, 401);
+        assert_eq!(answer.json()["error"]["message"], "Access token expired.");
+
+        let (_, grant) = oauth_token(&sim, "key", "secret").await;
+        let fresh = grant["access_token"].as_str().expect("access_token");
+        sim.revoke_bitbucket_oauth_tokens();
+        assert_eq!(get(&url, Auth::Bearer(fresh)).await.status, 401);
+
+        let (status, error) = oauth_token(&sim, "key", "wrong").await;
+        assert_eq!(
+            (status, error["error"].as_str()),
+            (401, Some("invalid_client"))
+        );
+        let response = reqwest::Client::new()
+            .post(sim.bitbucket_oauth_url())
+            .basic_auth("key", Some("secret"))
+            .form(&[("grant_type", "password")])
+            .send()
+            .await
+            .expect("request goes through");
+        assert_eq!(response.status().as_u16(), 400);
+        assert_eq!(sim.stats().bitbucket_token_requests, 4);
+        assert_eq!(sim.bitbucket_requests_by_credential()["consumer"], 1);
+    }
+
+    #[tokio::test]
+    async fn api_tokens_only_as_basic_and_dc_tokens_not_on_cloud() {
+        let sim = start(one_repo(vec![]), all_kinds(Duration::from_secs(60))).await;
+        let url = list_url(&sim, "");
+        let answer = get(&url, Auth::Basic("ci@example.com", "api-token")).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("x-ratelimit-limit"), None);
+        let answer = get(&url, Auth::Bearer("api-token")).await;
+        assert_eq!(answer.status, 401);
+        assert_eq!(
+            answer.json()["error"]["message"],
+            "Token is invalid, expired, or not supported for this endpoint."
+        );
+        assert_eq!(
+            get(&url, Auth::Basic("ci@example.com", "nope"))
+                .await
+                .status,
+            401
+        );
+        assert_eq!(get(&url, Auth::Basic("key", "secret")).await.status, 401);
+        assert_eq!(get(&url, Auth::Bearer("dc-token")).await.status, 401);
+
+        let answer = get(&url, Auth::Bearer(TOKEN)).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("x-ratelimit-limit"), Some("1000"));
+        assert_eq!(answer.header("x-ratelimit-resource"), Some("api"));
+        let by_credential = sim.bitbucket_requests_by_credential();
+        assert_eq!(by_credential.len(), 2);
+        assert_eq!(by_credential["api-token"], 1);
+        assert_eq!(by_credential["sim-bitbucket"], 1);
+        assert_eq!(sim.stats().bitbucket_requests, 6);
+    }
+
+    #[tokio::test]
+    async fn rolling_limit_answers_plain_text_429s() {
+        for (retry_after, speed) in [(false, 1.0), (true, 100.0)] {
+            let options = SimOptions {
+                speed,
+                bitbucket_limit_per_hour: 3,
+                bitbucket_retry_after: retry_after,
+                ..SimOptions::default()
+            };
+            let sim = start(one_repo(vec![]), options).await;
+            let url = list_url(&sim, "");
+            for _ in 0..3 {
+                assert_eq!(get(&url, Auth::Bearer(TOKEN)).await.status, 200);
+            }
+            let answer = get(&url, Auth::Bearer(TOKEN)).await;
+            assert_eq!(answer.status, 429);
+            assert_eq!(
+                answer.text,
+                "Rate limit for this resource has been exceeded"
+            );
+            assert_eq!(answer.header("content-type"), Some("text/plain"));
+            // Three per simulated hour is `3 * speed` per real hour.
+            let per_real_hour = format!("{}", 3.0 * speed);
+            assert_eq!(
+                answer.header("x-ratelimit-limit"),
+                Some(per_real_hour.as_str())
+            );
+            let wait = answer.header("retry-after").map(|v| v.parse::<u64>());
+            if retry_after {
+                // An hour of simulated time at 100x, less the moments the requests took.
+                assert!(matches!(wait, Some(Ok(34..=36))), "{wait:?}");
+            } else {
+                assert_eq!(wait, None);
+            }
+            assert_eq!(sim.bitbucket_requests_by_credential()["sim-bitbucket"], 4);
+            assert_eq!(sim.bitbucket_max_per_hour(), 4);
+        }
+    }
+
+    #[tokio::test]
+    async fn fault_knobs_answer_as_asked_then_recover() {
+        let sim = start(one_repo(vec![build(1, 0.0, vec![])]), SimOptions::default()).await;
+        let url = list_url(&sim, "");
+
+        sim.fail_next_bitbucket_calls(2, BitbucketFault::ServerError);
+        for _ in 0..2 {
+            let answer = get(&url, Auth::Bearer(TOKEN)).await;
+            assert_eq!(answer.status, 503);
+            assert_eq!(answer.json()["type"], "error");
+        }
+        let date = "Wed, 21 Oct 2026 07:28:00 GMT";
+        sim.fail_next_bitbucket_calls(
+            1,
+            BitbucketFault::RateLimited {
+                retry_after: Some(date.to_owned()),
+            },
+        );
+        let answer = get(&url, Auth::Bearer(TOKEN)).await;
+        assert_eq!(
+            (answer.status, answer.header("retry-after")),
+            (429, Some(date))
+        );
+        assert_eq!(
+            answer.text,
+            "Rate limit for this resource has been exceeded"
+        );
+
+        sim.fail_next_bitbucket_calls(1, BitbucketFault::Malformed);
+        let answer = get(&url, Auth::Bearer(TOKEN)).await;
+        assert_eq!(answer.status, 200);
+        assert!(serde_json::from_str::<Value>(&answer.text).is_err());
+        assert!(answer.text.starts_with('{'));
+
+        sim.fail_next_bitbucket_calls(1, BitbucketFault::Html);
+        let answer = get(&url, Auth::Bearer(TOKEN)).await;
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("text/html"))
+        );
+        assert!(answer.text.contains("<html"));
+
+        sim.fail_next_bitbucket_calls(1, BitbucketFault::Slow(Duration::from_millis(150)));
+        let started = Instant::now();
+        let answer = get(&url, Auth::Bearer(TOKEN)).await;
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        assert_eq!(answer.json()["size"], 1);
+
+        // The storm 429s everything until it is called off.
+        sim.set_bitbucket_faults(BitbucketFaults {
+            storm: Some((0.0, 1.0e9)),
+            ..BitbucketFaults::default()
+        });
+        let answer = get(&url, Auth::Bearer(TOKEN)).await;
+        assert_eq!((answer.status, answer.header("retry-after")), (429, None));
+        sim.set_bitbucket_faults(BitbucketFaults {
+            malformed_rate: 1.0,
+            ..BitbucketFaults::default()
+        });
+        assert!(serde_json::from_str::<Value>(&get(&url, Auth::Bearer(TOKEN)).await.text).is_err());
+        sim.set_bitbucket_faults(BitbucketFaults::default());
+        assert_eq!(get_json(&url).await.0, 200);
+        assert_eq!(sim.bitbucket_requests_by_credential()["sim-bitbucket"], 9);
+        assert_eq!(sim.bitbucket_max_per_hour(), 9);
+    }
+
+    #[tokio::test]
+    async fn refuses_twin_credential_names() {
+        let mut options = SimOptions::default();
+        options.bitbucket_credentials.push(credential(
+            "sim-bitbucket",
+            SimCredentialKind::DataCenterToken {
+                token: "x".to_owned(),
+            },
+        ));
+        let refused = Simulator::start(one_repo(vec![]), options).await;
+        assert!(refused.is_err_and(|e| e.kind() == std::io::ErrorKind::InvalidInput));
     }
 }

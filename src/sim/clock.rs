@@ -1,27 +1,38 @@
-//! Simulated time: a wall clock sped up by `SimOptions::speed`, and the fixed calendar date it
-//! is pinned to, so that runs are reproducible and wire timestamps look like real ones.
+//! Simulated time: a wall clock sped up by `SimOptions::speed`. Scenario times are simulated
+//! seconds; wire timestamps are real calendar instants (the start of the simulator plus the
+//! REAL time a simulated second falls at), so a client comparing them with its own clock, as
+//! bbzoom does to tell builds created before it started watching, sees them in step with it.
+//! Durations the APIs report as numbers (`duration_in_seconds`, Data Center's `duration`) are in
+//! simulated seconds.
 
-use std::time::Instant;
-use time::macros::{datetime, format_description};
+use std::time::{Instant, SystemTime};
+use time::macros::format_description;
 use time::{Duration, OffsetDateTime};
 
-/// Calendar instant of simulated second 0. Fixed (not the real date) so that timestamps in a
-/// run's output do not depend on when the run happened.
-const EPOCH: OffsetDateTime = datetime!(2026-01-05 09:00:00 UTC);
-
-/// Turns real elapsed time into simulated seconds.
+/// Turns real elapsed time into simulated seconds, and simulated seconds into the calendar
+/// instants the wire shows.
 #[derive(Debug)]
 pub(super) struct Clock {
     start: Instant,
     speed: f64,
+    /// Calendar instant of simulated second 0: the wall-clock time the clock was made, to the
+    /// millisecond. Simulated second `t` is `epoch + t / speed`: the wall-clock time it falls at.
+    epoch: OffsetDateTime,
 }
 
 impl Clock {
-    /// A clock at simulated second 0 now.
+    /// A clock at simulated second 0 now, anchored to the current wall-clock time.
     pub(super) fn new(speed: f64) -> Clock {
+        let epoch = to_millis(OffsetDateTime::from(SystemTime::now()));
+        Clock::anchored(speed, epoch)
+    }
+
+    /// A clock at simulated second 0 now whose second 0 is the calendar instant `epoch`.
+    fn anchored(speed: f64, epoch: OffsetDateTime) -> Clock {
         Clock {
             start: Instant::now(),
             speed,
+            epoch,
         }
     }
 
@@ -29,44 +40,106 @@ impl Clock {
     pub(super) fn now(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * self.speed
     }
+
+    /// The calendar instant of simulated second 0.
+    pub(super) fn epoch(&self) -> SystemTime {
+        self.epoch.into()
+    }
+
+    /// The calendar instant of a simulated second; a nonsensical scenario time (NaN, far out
+    /// of range) maps to the epoch instead of panicking inside a request handler.
+    fn at(&self, sim_secs: f64) -> OffsetDateTime {
+        Duration::checked_seconds_f64(sim_secs / self.speed)
+            .and_then(|d| self.epoch.checked_add(d))
+            .unwrap_or(self.epoch)
+    }
+
+    /// Bitbucket's timestamp form, RFC 3339 in UTC with milliseconds:
+    /// `2026-01-05T09:00:20.000Z`.
+    pub(super) fn rfc3339(&self, sim_secs: f64) -> String {
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        // Formatting a UTC date with a static description cannot fail; fall back to the Unix
+        // epoch's text rather than panic in a request handler all the same.
+        self.at(sim_secs)
+            .format(&format)
+            .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
+    }
+
+    /// Git's commit date form, RFC 3339 with an offset and whole seconds, as Bitbucket
+    /// Cloud's `target.date`: `2026-01-05T09:00:20+00:00`.
+    pub(super) fn git_date(&self, sim_secs: f64) -> String {
+        let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
+        self.at(sim_secs)
+            .format(&format)
+            .unwrap_or_else(|_| "1970-01-01T00:00:00+00:00".to_owned())
+    }
+
+    /// Milliseconds since the Unix epoch, Data Center's timestamp form.
+    pub(super) fn epoch_millis(&self, sim_secs: f64) -> i64 {
+        (self.at(sim_secs).unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    /// Zoom's `sent_time` form, `yyyy-MM-dd HH:mm:ss` in UTC.
+    pub(super) fn zoom_time(&self, sim_secs: f64) -> String {
+        let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+        self.at(sim_secs)
+            .format(&format)
+            .unwrap_or_else(|_| "1970-01-01 00:00:00".to_owned())
+    }
 }
 
-/// The calendar instant of a simulated second; a nonsensical scenario time (NaN, far out of
-/// range) maps to the epoch instead of panicking inside a request handler.
-fn at(sim_secs: f64) -> OffsetDateTime {
-    Duration::checked_seconds_f64(sim_secs)
-        .and_then(|d| EPOCH.checked_add(d))
-        .unwrap_or(EPOCH)
-}
-
-/// Bitbucket's timestamp form, RFC 3339 in UTC with milliseconds: `2026-01-05T09:00:20.000Z`.
-pub(super) fn rfc3339(sim_secs: f64) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    // Formatting a UTC date with a static description cannot fail; fall back to the epoch's
-    // text rather than panic in a request handler all the same.
-    at(sim_secs)
-        .format(&format)
-        .unwrap_or_else(|_| "2026-01-05T09:00:00.000Z".to_owned())
-}
-
-/// Zoom's `sent_time` form, `yyyy-MM-dd HH:mm:ss` in UTC.
-pub(super) fn zoom_time(sim_secs: f64) -> String {
-    let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    at(sim_secs)
-        .format(&format)
-        .unwrap_or_else(|_| "2026-01-05 09:00:00".to_owned())
+/// `at` cut down to whole milliseconds.
+fn to_millis(at: OffsetDateTime) -> OffsetDateTime {
+    let millis = at.millisecond();
+    at.replace_millisecond(millis).unwrap_or(at)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::macros::datetime;
 
     #[test]
     fn formats_like_the_wire() {
-        assert_eq!(rfc3339(0.0), "2026-01-05T09:00:00.000Z");
-        assert_eq!(rfc3339(80.6715), "2026-01-05T09:01:20.671Z");
-        assert_eq!(zoom_time(3661.9), "2026-01-05 10:01:01");
+        let clock = Clock::anchored(1.0, datetime!(2026-01-05 09:00:00 UTC));
+        assert_eq!(clock.rfc3339(0.0), "2026-01-05T09:00:00.000Z");
+        assert_eq!(clock.rfc3339(80.6715), "2026-01-05T09:01:20.671Z");
+        assert_eq!(clock.zoom_time(3661.9), "2026-01-05 10:01:01");
+        assert_eq!(clock.git_date(20.5), "2026-01-05T09:00:20+00:00");
+        assert_eq!(clock.epoch_millis(1.5), 1_767_603_601_500);
+        assert_eq!(clock.epoch_millis(f64::NAN), 1_767_603_600_000);
+    }
+
+    #[test]
+    fn second_zero_is_the_wall_clock_at_start_to_the_millisecond() {
+        let millis = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis() as i64
+        };
+        let before = millis(SystemTime::now());
+        let clock = Clock::new(40.0);
+        let after = millis(SystemTime::now());
+        let epoch = clock.epoch_millis(0.0);
+        assert!(
+            (before..=after).contains(&epoch),
+            "{before} {epoch} {after}"
+        );
+        assert_eq!(millis(clock.epoch()), epoch);
+        let since_1970 = clock.epoch().duration_since(SystemTime::UNIX_EPOCH).ok();
+        assert_eq!(since_1970.map(|d| d.subsec_nanos() % 1_000_000), Some(0));
+        // A simulated minute falls at a real minute divided by the speed.
+        assert_eq!(
+            Clock::anchored(4.0, clock.epoch).epoch_millis(60.0),
+            epoch + 15_000
+        );
+        assert!(
+            clock
+                .rfc3339(0.0)
+                .ends_with(&format!("{:03}Z", epoch % 1000))
+        );
     }
 
     #[test]

@@ -1,28 +1,43 @@
-//! A faithful, stateful simulator of the two services bbzoom talks to: Bitbucket Cloud's
-//! Pipelines API (read side) and Zoom's Chatbot API (OAuth token, send and edit messages).
+//! A faithful, stateful simulator of the services bbzoom talks to: Bitbucket's read side
+//! (Cloud Pipelines, Cloud commit statuses and branches, Data Center build statuses and
+//! branches, the OAuth consumer token endpoint) and Zoom's Chatbot API (OAuth token, send and
+//! edit messages).
 //!
-//! No machine that builds or tests bbzoom can reach either service, so `bbzoom demo`, the
+//! No machine that builds or tests bbzoom can reach these services, so `bbzoom demo`, the
 //! integration tests and the benchmarks point the real clients at this simulator instead. It
-//! serves both APIs over HTTP on a loopback port with the real wire shapes, plays a scripted
-//! [`Scenario`] of pipelines on a sped-up clock, records every chat message it accepts, and
-//! offers fault knobs (failing calls, revoked tokens) for tests of retries and token renewal.
+//! serves every API over HTTP on one loopback port with the real wire shapes, plays a scripted
+//! [`Scenario`] on a sped-up clock, records every chat message it accepts, enforces
+//! Bitbucket's rolling hourly limit per credential, and offers fault knobs (5xx, 429 storms,
+//! slow and malformed answers, revoked and expiring tokens) for tests of retries, backoff and
+//! token renewal.
 
 pub mod scenario;
 
+mod auth;
+mod bbql;
 mod bitbucket;
 mod clock;
+mod datacenter;
+mod ids;
+mod limits;
+mod paging;
+mod statuses;
+#[cfg(test)]
+mod testing;
 mod zoom;
 
-pub use scenario::{Scenario, SimBuild, SimRepo, SimState};
+pub use auth::{SimCredential, SimCredentialKind};
+pub use limits::{BitbucketFault, BitbucketFaults};
+pub use scenario::{Scenario, SimBuild, SimRepo, SimSource, SimState};
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 use url::Url;
@@ -38,8 +53,22 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 pub struct SimOptions {
     /// Simulated seconds per real second (scenario times are simulated). Default 1.0.
     pub speed: f64,
-    /// Bearer token the Bitbucket side accepts. Default "sim-bitbucket-token".
-    pub bitbucket_token: String,
+    /// The credentials the Bitbucket side knows, each counted and limited on its own. Names
+    /// must be unique. Default: one access token, "sim-bitbucket" / "sim-bitbucket-token".
+    pub bitbucket_credentials: Vec<SimCredential>,
+    /// Lifetime of access tokens issued to OAuth consumers, in REAL time (the `expires_in` it
+    /// answers). Default 7200 s, as Bitbucket.
+    pub oauth_token_lifetime: Duration,
+    /// Requests each credential may make in any rolling simulated hour before it gets 429s.
+    /// Default 1000, Bitbucket Cloud's limit for repository data. `X-RateLimit-Limit` carries
+    /// it scaled to a real hour (times `speed`).
+    pub bitbucket_limit_per_hour: u64,
+    /// Whether Cloud 429s carry `Retry-After` (real ones have been seen without). Data Center
+    /// 429s always do. Default false.
+    pub bitbucket_retry_after: bool,
+    /// Faults from the start; change them later with [`Simulator::set_bitbucket_faults`].
+    /// Default none.
+    pub bitbucket_faults: BitbucketFaults,
     /// The Zoom chatbot app the Zoom side knows.
     pub zoom: SimZoomApp,
     /// Lifetime of Zoom access tokens in REAL seconds (the `expires_in` it answers). Default 3600.
@@ -50,10 +79,32 @@ impl Default for SimOptions {
     fn default() -> Self {
         SimOptions {
             speed: 1.0,
-            bitbucket_token: "sim-bitbucket-token".to_owned(),
+            bitbucket_credentials: vec![SimCredential {
+                name: "sim-bitbucket".to_owned(),
+                kind: SimCredentialKind::AccessToken {
+                    token: "sim-bitbucket-token".to_owned(),
+                },
+            }],
+            oauth_token_lifetime: Duration::from_secs(7200),
+            bitbucket_limit_per_hour: 1000,
+            bitbucket_retry_after: false,
+            bitbucket_faults: BitbucketFaults::default(),
             zoom: SimZoomApp::default(),
             zoom_token_lifetime: Duration::from_secs(3600),
         }
+    }
+}
+
+impl SimOptions {
+    /// The token of the first access-token credential: what the demo writes into its
+    /// credentials file. `None` when there is no such credential.
+    pub fn bitbucket_token(&self) -> Option<&str> {
+        self.bitbucket_credentials
+            .iter()
+            .find_map(|c| match &c.kind {
+                SimCredentialKind::AccessToken { token } => Some(token.as_str()),
+                _ => None,
+            })
     }
 }
 
@@ -137,8 +188,10 @@ pub struct ChannelEvent {
 /// Counters a test or benchmark reads to check how hard bbzoom worked the services.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SimStats {
-    /// Requests to the Bitbucket side, errors included.
+    /// Requests to the Bitbucket APIs (Cloud and Data Center), errors included.
     pub bitbucket_requests: u64,
+    /// Requests to Bitbucket's OAuth token endpoint.
+    pub bitbucket_token_requests: u64,
     /// Chat calls (send and edit) to the Zoom side, errors included.
     pub zoom_requests: u64,
     /// Requests to the Zoom token endpoint.
@@ -188,6 +241,10 @@ struct State {
     messages: Vec<SimMessage>,
     /// Message id to its index in `messages`.
     by_id: HashMap<String, usize>,
+    /// Access tokens issued to Bitbucket OAuth consumers.
+    bitbucket_grants: auth::Grants,
+    /// Bitbucket requests per credential, the limiter's window and the fault knobs.
+    bitbucket: limits::Ledger,
 }
 
 impl Inner {
@@ -209,7 +266,8 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl Simulator {
-    /// Serves on 127.0.0.1 with an OS-chosen port. Simulated time starts now.
+    /// Serves on 127.0.0.1 with an OS-chosen port. Simulated time starts now, and simulated
+    /// second 0 is the current wall-clock time (see [`Simulator::epoch`]).
     pub async fn start(scenario: Scenario, options: SimOptions) -> io::Result<Simulator> {
         if !(options.speed.is_finite() && options.speed > 0.0) {
             return Err(io::Error::new(
@@ -220,21 +278,39 @@ impl Simulator {
                 ),
             ));
         }
+        let mut names: Vec<&str> = options
+            .bitbucket_credentials
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        names.sort_unstable();
+        if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("two Bitbucket credentials are named {:?}", twice[0]),
+            ));
+        }
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let origin = format!("http://{addr}");
         let base =
             Url::parse(&origin).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let state = State {
+            bitbucket: limits::Ledger::new(options.bitbucket_faults.clone()),
+            ..State::default()
+        };
         let inner = Arc::new(Inner {
             clock: clock::Clock::new(options.speed),
             scenario,
             options,
             origin,
             events,
-            state: Mutex::default(),
+            state: Mutex::new(state),
         });
         let app = bitbucket::routes()
+            .merge(datacenter::routes())
+            .merge(auth::routes())
             .merge(zoom::routes())
             .with_state(Arc::clone(&inner));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -277,6 +353,19 @@ impl Simulator {
         self.url("")
     }
 
+    /// Bitbucket's OAuth consumer token endpoint, `http://127.0.0.1:PORT/site/oauth2/access_token`.
+    pub fn bitbucket_oauth_url(&self) -> Url {
+        self.url("/site/oauth2/access_token")
+    }
+
+    /// Base of the simulated Bitbucket Data Center, `http://127.0.0.1:PORT/dc` (no trailing
+    /// slash): its REST API is under `{base}/rest`, repository pages at
+    /// `{base}/projects/{PROJECT}/repos/{slug}/browse`. The `/dc` prefix keeps it a different
+    /// base URL from [`Simulator::bitbucket_web_url`] on the same port.
+    pub fn datacenter_url(&self) -> Url {
+        self.url(datacenter::PREFIX)
+    }
+
     /// Zoom's token endpoint, `http://127.0.0.1:PORT/oauth/token`.
     pub fn zoom_oauth_url(&self) -> Url {
         self.url("/oauth/token")
@@ -300,6 +389,38 @@ impl Simulator {
     /// Current simulated second since start.
     pub fn now(&self) -> f64 {
         self.inner.clock.now()
+    }
+
+    /// The calendar instant of simulated second 0: the wall-clock time [`Simulator::start`]
+    /// ran, to the millisecond. Every timestamp the APIs answer for simulated second `t` is
+    /// this plus `t` seconds, so with a speed above 1 timestamps run ahead of the wall clock.
+    pub fn epoch(&self) -> SystemTime {
+        self.inner.clock.epoch()
+    }
+
+    /// [`Simulator::epoch`] in milliseconds since the Unix epoch (Data Center's timestamp
+    /// form): simulated second `t` is shown as `epoch_ms() + t * 1000 / speed`.
+    pub fn epoch_ms(&self) -> i64 {
+        self.inner.clock.epoch_millis(0.0)
+    }
+
+    /// The link a card about `build` of `repo` carries when announcing its state at simulated
+    /// second `at`: the pipeline's page, or the link the CI server posted with the status at
+    /// that moment (a rerun posts a new one). Scoreboards match cards to builds with it.
+    pub fn card_link(&self, repo: &SimRepo, build: &SimBuild, at: f64) -> String {
+        match repo.source {
+            SimSource::CloudPipelines => format!(
+                "{}/{}/{}/pipelines/results/{}",
+                self.inner.origin, repo.workspace, repo.slug, build.number
+            ),
+            SimSource::CloudStatuses | SimSource::DataCenter => {
+                statuses::posted(&self.inner.origin, [repo], &build.commit, at)
+                    .into_iter()
+                    .find(|status| status.build.key == build.key)
+                    .map(|status| status.url)
+                    .unwrap_or_default()
+            }
+        }
     }
 
     /// What a channel shows now, in posting order.
@@ -333,6 +454,34 @@ impl Simulator {
         self.inner.lock().tokens.clear();
     }
 
+    /// Every access token issued to Bitbucket OAuth consumers so far becomes invalid (401).
+    pub fn revoke_bitbucket_oauth_tokens(&self) {
+        self.inner.lock().bitbucket_grants.clear();
+    }
+
+    /// Replaces the random Bitbucket faults from now on.
+    pub fn set_bitbucket_faults(&self, faults: BitbucketFaults) {
+        self.inner.lock().bitbucket.faults = faults;
+    }
+
+    /// The next `n` Bitbucket API calls that present a valid credential get `fault` (replacing
+    /// any calls still pending). Other faults are still subject to the rate limit.
+    pub fn fail_next_bitbucket_calls(&self, n: u32, fault: BitbucketFault) {
+        self.inner.lock().bitbucket.inject(n, fault);
+    }
+
+    /// Bitbucket API requests per credential name, refused ones included (requests without a
+    /// valid credential are counted only in [`SimStats::bitbucket_requests`]).
+    pub fn bitbucket_requests_by_credential(&self) -> BTreeMap<String, u64> {
+        self.inner.lock().bitbucket.requests_by_credential()
+    }
+
+    /// The most requests any one credential made in any rolling simulated hour, refused ones
+    /// included: what to compare with the budget a daemon was given.
+    pub fn bitbucket_max_per_hour(&self) -> u64 {
+        self.inner.lock().bitbucket.max_per_hour()
+    }
+
     /// Stops serving: refuses new connections, lets requests in flight finish for a short grace
     /// period, then cuts off whatever is left.
     pub async fn shutdown(self) {
@@ -363,6 +512,79 @@ mod tests {
         sim.shutdown().await;
         assert!(started.elapsed() < Duration::from_millis(500));
         assert!(client.post(url).send().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn mixed_scenario_is_served_by_every_api() {
+        use testing::{Auth, TOKEN, get, wait_until};
+        let mut options = SimOptions {
+            speed: 2000.0,
+            ..SimOptions::default()
+        };
+        options.bitbucket_credentials.push(SimCredential {
+            name: "dc".to_owned(),
+            kind: SimCredentialKind::DataCenterToken {
+                token: "dc-token".to_owned(),
+            },
+        });
+        let sim = testing::start(Scenario::mixed(), options).await;
+        wait_until(&sim, sim.scenario().end() + 1.0).await;
+        let cloud = |path: &str| format!("{}{path}", sim.bitbucket_api_url());
+        let dc = |path: &str| format!("{}/rest{path}", sim.datacenter_url());
+
+        let pipelines = get(
+            &cloud("/repositories/acme/api/pipelines"),
+            Auth::Bearer(TOKEN),
+        )
+        .await;
+        assert_eq!(pipelines.json()["size"], 3);
+
+        let url = cloud("/repositories/acme/web/refs/branches?sort=-target.date");
+        let branches = get(&url, Auth::Bearer(TOKEN)).await.json();
+        assert_eq!(branches["values"][0]["name"], "main");
+        let tip = branches["values"][0]["target"]["hash"]
+            .as_str()
+            .expect("hash");
+        let url = cloud(&format!("/repositories/acme/web/commit/{tip}/statuses"));
+        let statuses = get(&url, Auth::Bearer(TOKEN)).await.json();
+        let shown: Vec<(&str, &str)> = statuses["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .filter_map(|s| Some((s["name"].as_str()?, s["state"].as_str()?)))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("jenkins-build #104", "SUCCESSFUL"),
+                ("sonar-scan #1", "SUCCESSFUL")
+            ]
+        );
+
+        let url = dc("/api/latest/projects/PLAT/repos/platform/branches?orderBy=MODIFICATION");
+        let branches = get(&url, Auth::Bearer("dc-token")).await.json();
+        assert_eq!(branches["values"][0]["displayId"], "main");
+        let tip = branches["values"][0]["latestCommit"]
+            .as_str()
+            .expect("commit");
+        let url = dc(&format!("/build-status/latest/commits/{tip}"));
+        let statuses = get(&url, Auth::Bearer("dc-token")).await.json();
+        assert_eq!(statuses["values"][0]["state"], "CANCELLED");
+        assert_eq!(statuses["values"][0]["key"], "PLAT-BUILD");
+    }
+
+    #[tokio::test]
+    async fn second_zero_is_the_wall_clock_at_start() {
+        let millis = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis() as i64
+        };
+        let before = millis(SystemTime::now());
+        let sim = testing::start(Scenario { repos: vec![] }, SimOptions::default()).await;
+        let after = millis(SystemTime::now());
+        assert!((before..=after).contains(&sim.epoch_ms()));
+        assert_eq!(millis(sim.epoch()), sim.epoch_ms());
     }
 
     #[tokio::test]

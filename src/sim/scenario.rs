@@ -1,66 +1,107 @@
 //! Scenarios: the scripted timeline the simulator plays. Times are simulated seconds from the
 //! moment the simulator starts; the simulator's clock runs `speed` times faster than the wall.
+//!
+//! A repository's builds are either Bitbucket Pipelines runs or commit statuses that an
+//! external CI posts (on Bitbucket Cloud or Data Center); [`SimSource`] says which. Scenarios
+//! are written by hand ([`Scenario::showcase`], [`Scenario::mixed`]) or drawn at random for
+//! load tests ([`Scenario::random`]).
 
+use super::ids::{fnv1a, hash40};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 /// Everything the simulator will show, decided up front so a run can be checked afterwards.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Scenario {
     /// The repositories the Bitbucket side serves, each with its scripted builds.
     pub repos: Vec<SimRepo>,
 }
 
-/// A Bitbucket repository, `{workspace}/{slug}`, and the pipelines it will run.
-#[derive(Debug, Clone, Serialize)]
+/// Where a repository lives and how its builds reach Bitbucket, which decides the endpoints
+/// that show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum SimSource {
+    /// Bitbucket Cloud running Pipelines: every build is a pipeline, listed by `/pipelines`.
+    #[default]
+    CloudPipelines,
+    /// Bitbucket Cloud with an outside CI posting commit statuses: builds are found through
+    /// branch tips (`/refs/branches`) and `/commit/{hash}/statuses`.
+    CloudStatuses,
+    /// Bitbucket Data Center: no Pipelines; branch tips under
+    /// `/dc/rest/api/latest/.../branches`, statuses under
+    /// `/dc/rest/build-status/latest/commits/{hash}`.
+    DataCenter,
+}
+
+/// A Bitbucket repository, `{workspace}/{slug}` (Cloud) or project `{workspace}`, repository
+/// `{slug}` (Data Center), and the builds it will see. `main` is its default branch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SimRepo {
-    /// Workspace id, the first path segment of the repository.
+    /// Workspace id on Cloud, the first path segment; the project key (`PLAT`) on Data Center.
     pub workspace: String,
-    /// Repository slug, the second path segment.
+    /// Repository slug.
     pub slug: String,
-    /// Builds in creation order; numbers count up from 1 as on Bitbucket.
+    /// Which API serves the repository and whether its builds are pipelines or statuses.
+    pub source: SimSource,
+    /// Builds in creation order. Pipelines: numbers count up from 1 as on Bitbucket.
+    /// Statuses: one entry per (commit, key), which should be unique.
     pub builds: Vec<SimBuild>,
 }
 
-/// One pipeline run: what it built and how its state moves over simulated time.
-#[derive(Debug, Clone, Serialize)]
+/// One pipeline run, or one commit status (its `key` on its `commit`), and how its state moves
+/// over simulated time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SimBuild {
-    /// Pipeline number (`build_number`).
+    /// Pipeline number (`build_number`); for a status, the CI's build number, which a rerun
+    /// counts up from (in the status `name` and Data Center's `buildNumber`).
     pub number: u64,
-    /// Branch the push was to (`target.ref_name`).
+    /// Status key (`jenkins-build`), what identifies a status on its commit. Unused by
+    /// pipelines.
+    pub key: String,
+    /// Branch the push was to (`target.ref_name`, status `refname`).
     pub branch: String,
     /// Full 40-hex commit hash (`target.commit.hash`).
     pub commit: String,
     /// Full commit message, served only when asked for with `fields`.
     pub message: String,
-    /// Display name of the pusher (`creator.display_name`).
+    /// Display name of the pusher (`creator.display_name`, the commit's author).
     pub author: String,
-    /// Simulated second the pipeline is created (it is PENDING from then on).
+    /// Simulated second the commit became the tip of its branch (for branch listings). Equal to
+    /// `created_at` for pipelines; statuses may be posted later.
+    pub pushed_at: f64,
+    /// Simulated second the pipeline is created (PENDING from then on) or the status first
+    /// posted (INPROGRESS).
     pub created_at: f64,
-    /// Later states, each from a simulated second on, in time order; the last should be
-    /// terminal.
+    /// Later states, each from a simulated second on, in time order. A pipeline's last state
+    /// should be terminal; a status may go back to running after one (a rerun overwriting it).
     pub timeline: Vec<(f64, SimState)>,
 }
 
 /// A pipeline state as Bitbucket's wire format spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum SimState {
-    /// `PENDING`: queued, not started.
+    /// `PENDING`: queued, not started. Status: `INPROGRESS`.
     Pending,
-    /// `IN_PROGRESS` / `RUNNING`.
+    /// `IN_PROGRESS` / `RUNNING`. Status: `INPROGRESS`.
     Running,
-    /// `IN_PROGRESS` / `PAUSED`: waiting for someone to trigger a manual step.
+    /// `IN_PROGRESS` / `PAUSED`: waiting for someone to trigger a manual step. Status:
+    /// `INPROGRESS`.
     Paused,
-    /// `IN_PROGRESS` / `HALTED`: seen in the wild, not in the spec.
+    /// `IN_PROGRESS` / `HALTED`: seen in the wild, not in the spec. Status: `INPROGRESS`.
     Halted,
-    /// `COMPLETED` / `SUCCESSFUL`.
+    /// `COMPLETED` / `SUCCESSFUL`. Status: `SUCCESSFUL`.
     Successful,
-    /// `COMPLETED` / `FAILED`: a step's commands failed.
+    /// `COMPLETED` / `FAILED`: a step's commands failed. Status: `FAILED`.
     Failed,
-    /// `COMPLETED` / `ERROR`: the pipeline could not run (bad YAML, infrastructure).
+    /// `COMPLETED` / `ERROR`: the pipeline could not run (bad YAML, infrastructure). Status:
+    /// `FAILED`.
     Error,
-    /// `COMPLETED` / `STOPPED`: someone stopped it.
+    /// `COMPLETED` / `STOPPED`: someone stopped it. Status: `STOPPED` (Cloud), `CANCELLED`
+    /// (Data Center).
     Stopped,
-    /// `COMPLETED` / `EXPIRED`: a paused pipeline nobody resumed in time.
+    /// `COMPLETED` / `EXPIRED`: a paused pipeline nobody resumed in time. Status as
+    /// [`SimState::Stopped`].
     Expired,
 }
 
@@ -78,7 +119,94 @@ impl SimState {
     }
 }
 
+/// The run of a status in effect at some moment: reruns restart it under a new build number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct SimRun {
+    /// Reruns before this one (0 for the first run).
+    pub(super) reruns: u64,
+    /// When this run started: the status's creation, or the rerun's first running state.
+    pub(super) started_at: f64,
+    /// When this run last reached a terminal state, if it is in one.
+    pub(super) finished_at: Option<f64>,
+}
+
 impl SimBuild {
+    /// A pipeline on `branch`, created at `created_at` with these later states; commit, message
+    /// and author are made up from the number and branch (see the `with_` setters).
+    pub fn pipeline(
+        number: u64,
+        branch: impl Into<String>,
+        created_at: f64,
+        timeline: impl Into<Vec<(f64, SimState)>>,
+    ) -> SimBuild {
+        let branch = branch.into();
+        SimBuild {
+            number,
+            key: String::new(),
+            commit: hash40(fnv1a(format!("commit/{branch}/{number}").as_bytes())),
+            message: format!("Change {number} on {branch}"),
+            author: "Sam Developer".to_owned(),
+            branch,
+            pushed_at: created_at,
+            created_at,
+            timeline: timeline.into(),
+        }
+    }
+
+    /// The status `key` on `commit`, pushed to `branch` at `pushed_at` and first posted at
+    /// `created_at` (an outside CI may post long after the push), with these later states.
+    /// Build number 1, message and author made up (see the `with_` setters).
+    pub fn status(
+        key: impl Into<String>,
+        branch: impl Into<String>,
+        commit: impl Into<String>,
+        pushed_at: f64,
+        created_at: f64,
+        timeline: impl Into<Vec<(f64, SimState)>>,
+    ) -> SimBuild {
+        let branch = branch.into();
+        SimBuild {
+            number: 1,
+            key: key.into(),
+            message: format!("Change on {branch}"),
+            author: "Sam Developer".to_owned(),
+            branch,
+            commit: commit.into(),
+            pushed_at,
+            created_at,
+            timeline: timeline.into(),
+        }
+    }
+
+    /// The same build with another number.
+    pub fn with_number(self, number: u64) -> SimBuild {
+        SimBuild { number, ..self }
+    }
+
+    /// The same build of another commit.
+    pub fn with_commit(self, commit: impl Into<String>) -> SimBuild {
+        SimBuild {
+            commit: commit.into(),
+            ..self
+        }
+    }
+
+    /// The same build with another commit message.
+    pub fn with_message(self, message: impl Into<String>) -> SimBuild {
+        SimBuild {
+            message: message.into(),
+            ..self
+        }
+    }
+
+    /// The same build by another author.
+    pub fn with_author(self, author: impl Into<String>) -> SimBuild {
+        SimBuild {
+            author: author.into(),
+            ..self
+        }
+    }
+
     /// The state at simulated second `t`, or `None` before the build exists.
     pub fn state_at(&self, t: f64) -> Option<SimState> {
         if t < self.created_at {
@@ -93,12 +221,80 @@ impl SimBuild {
         Some(state)
     }
 
-    /// When the build reached its terminal state, if it has one.
+    /// When the build first reached a terminal state, if it does.
     pub fn finished_at(&self) -> Option<f64> {
         self.timeline
             .iter()
             .find(|(_, s)| s.is_terminal())
             .map(|&(at, _)| at)
+    }
+
+    /// Every change of state with its time, creation (as `Pending`) first: the moments a
+    /// notifier could first learn something, for measuring its latency. Timeline entries that
+    /// repeat the state before them are left out. Statuses read `Pending`, `Running` and
+    /// `Paused` all as INPROGRESS, so compare wire states when measuring those.
+    pub fn changes(&self) -> Vec<(f64, SimState)> {
+        let mut changes = vec![(self.created_at, SimState::Pending)];
+        for &(at, state) in &self.timeline {
+            if changes.last().is_some_and(|&(_, last)| last != state) {
+                changes.push((at, state));
+            }
+        }
+        changes
+    }
+
+    /// When the status was last posted as of `t` (its `updated_on`): its creation or the
+    /// latest timeline entry since. `None` before it exists.
+    pub fn updated_at(&self, t: f64) -> Option<f64> {
+        (t >= self.created_at).then(|| {
+            self.timeline
+                .iter()
+                .map(|&(at, _)| at)
+                .filter(|&at| at <= t)
+                .fold(self.created_at, f64::max)
+        })
+    }
+
+    /// The run in effect at `t`, or `None` before the build exists.
+    pub(super) fn run_at(&self, t: f64) -> Option<SimRun> {
+        if t < self.created_at {
+            return None;
+        }
+        let mut run = SimRun {
+            reruns: 0,
+            started_at: self.created_at,
+            finished_at: None,
+        };
+        for &(at, state) in self.timeline.iter().filter(|&&(at, _)| at <= t) {
+            if state.is_terminal() {
+                run.finished_at = Some(at);
+            } else if run.finished_at.is_some() {
+                run = SimRun {
+                    reruns: run.reruns + 1,
+                    started_at: at,
+                    finished_at: None,
+                };
+            }
+        }
+        Some(run)
+    }
+}
+
+impl SimRepo {
+    /// The tip of each branch at `t`, sorted by branch name: per branch, the build whose commit
+    /// was pushed last by then (the later one in `builds` on a tie). Branches appear with their
+    /// first push.
+    pub fn branch_tips(&self, t: f64) -> Vec<&SimBuild> {
+        let mut tips: Vec<&SimBuild> = Vec::new();
+        for build in self.builds.iter().filter(|b| b.pushed_at <= t) {
+            match tips.iter_mut().find(|tip| tip.branch == build.branch) {
+                Some(tip) if build.pushed_at >= tip.pushed_at => *tip = build,
+                Some(_) => {}
+                None => tips.push(build),
+            }
+        }
+        tips.sort_by(|a, b| a.branch.cmp(&b.branch));
+        tips
     }
 }
 
@@ -108,12 +304,16 @@ impl Scenario {
         self.repos
             .iter()
             .flat_map(|r| &r.builds)
-            .flat_map(|b| std::iter::once(b.created_at).chain(b.timeline.iter().map(|&(t, _)| t)))
+            .flat_map(|b| {
+                [b.pushed_at, b.created_at]
+                    .into_iter()
+                    .chain(b.timeline.iter().map(|&(t, _)| t))
+            })
             .fold(0.0, f64::max)
     }
 }
 
-/// A build on a branch, for writing scenarios compactly.
+/// A pipeline on a branch, for writing scenarios compactly.
 fn build(
     number: u64,
     branch: &str,
@@ -123,21 +323,17 @@ fn build(
     created_at: f64,
     timeline: &[(f64, SimState)],
 ) -> SimBuild {
-    SimBuild {
-        number,
-        branch: branch.to_owned(),
-        commit: commit.to_owned(),
-        message: message.to_owned(),
-        author: author.to_owned(),
-        created_at,
-        timeline: timeline.to_vec(),
-    }
+    SimBuild::pipeline(number, branch, created_at, timeline)
+        .with_commit(commit)
+        .with_author(author)
+        .with_message(message)
 }
 
-fn repo(slug: &str, builds: Vec<SimBuild>) -> SimRepo {
+fn repo(workspace: &str, slug: &str, source: SimSource, builds: Vec<SimBuild>) -> SimRepo {
     SimRepo {
-        workspace: "acme".to_owned(),
+        workspace: workspace.to_owned(),
         slug: slug.to_owned(),
+        source,
         builds,
     }
 }
@@ -152,7 +348,9 @@ impl Scenario {
     pub fn showcase() -> Scenario {
         use SimState::{Error, Expired, Failed, Paused, Running, Stopped, Successful};
         let api = repo(
+            "acme",
             "api",
+            SimSource::CloudPipelines,
             vec![
                 build(
                     1,
@@ -216,7 +414,9 @@ impl Scenario {
             ],
         );
         let web = repo(
+            "acme",
             "web",
+            SimSource::CloudPipelines,
             vec![
                 build(
                     1,
@@ -264,7 +464,9 @@ impl Scenario {
             ],
         );
         let mobile = repo(
+            "acme",
             "mobile",
+            SimSource::CloudPipelines,
             vec![
                 build(
                     1,
@@ -312,9 +514,322 @@ impl Scenario {
     }
 }
 
+/// Shape of the Pareto distribution per-repository activity is drawn from: a few busy
+/// repositories, a long tail of quiet ones (smaller is more skewed; above 1 the mean exists).
+const PARETO_SHAPE: f64 = 1.5;
+/// Mean builds per repository per hour of that distribution, before the cap.
+const MEAN_BUILDS_PER_HOUR: f64 = 0.5;
+/// The busiest a random repository gets: a build every five minutes.
+const MAX_BUILDS_PER_HOUR: f64 = 12.0;
+/// No random build is created before this simulated second, so a daemon can take a first look.
+const FIRST_RANDOM_BUILD: f64 = 60.0;
+
+/// Feature branch names for random builds.
+const FEATURES: [&str; 8] = [
+    "login-throttle",
+    "dark-mode",
+    "offline-sync",
+    "search-v2",
+    "billing-export",
+    "audit-log",
+    "sso",
+    "flaky-tests",
+];
+
+/// Authors of random builds.
+const AUTHORS: [&str; 8] = [
+    "Priya Raman",
+    "Tom Okafor",
+    "Hannah Schulz",
+    "Lena Fischer",
+    "Marco Bianchi",
+    "Sofia Nguyen",
+    "Daniel Kim",
+    "Aisha Bello",
+];
+
+/// Subject lines of random builds' commit messages.
+const SUBJECTS: [&str; 8] = [
+    "Fix race in the connection pool",
+    "Bump dependencies",
+    "Add retries to the export job",
+    "Refactor the settings page",
+    "Speed up the integration tests",
+    "Handle empty search results",
+    "Log request ids on errors",
+    "Update the release checklist",
+];
+
+impl Scenario {
+    /// A small scenario with one repository of each [`SimSource`], over about ten simulated
+    /// minutes, nothing before second 20: `acme/api` runs Pipelines (a success, a failure on
+    /// a feature branch, a pause that resumes); `acme/web` gets commit statuses from Jenkins
+    /// (`jenkins-build`) and SonarQube (`sonar-scan`) on every commit, one scan posted minutes
+    /// after its push and one build overwritten FAILED then SUCCESSFUL by a rerun; Data Center
+    /// project `PLAT` repository `platform` gets Bamboo statuses, one of them CANCELLED.
+    pub fn mixed() -> Scenario {
+        use SimState::{Failed, Paused, Running, Stopped, Successful};
+        let api = repo(
+            "acme",
+            "api",
+            SimSource::CloudPipelines,
+            vec![
+                build(
+                    1,
+                    "main",
+                    "a518d06d85783598b175bc61ccb96165ee69918a",
+                    "Priya Raman",
+                    "Cache tenant settings for a minute\n\nCuts settings lookups per request from three to one.",
+                    20.0,
+                    &[(31.0, Running), (205.0, Successful)],
+                ),
+                build(
+                    2,
+                    "feature/login-throttle",
+                    "577f999c6970e7bcd16984a68e3d7e2db61aeb72",
+                    "Tom Okafor",
+                    "Throttle failed logins per account\n\nFive failures lock the account for a minute.",
+                    95.0,
+                    &[(104.0, Running), (288.0, Failed)],
+                ),
+                build(
+                    3,
+                    "main",
+                    "d527a744d0a971a28163beb8283af45cf80cfdb0",
+                    "Priya Raman",
+                    "Deploy to staging after the tests\n\nThe deploy step waits for a manual trigger.",
+                    330.0,
+                    &[
+                        (342.0, Running),
+                        (420.0, Paused),
+                        (480.0, Running),
+                        (560.0, Successful),
+                    ],
+                ),
+            ],
+        );
+        // (commit, branch, pushed at, message) of each commit pushed to acme/web.
+        let lazy_load = (
+            "1665b012c5881b2301b5d2ec623de61f8d63a639",
+            "main",
+            25.0,
+            "Lazy-load the settings page\n\nThe bundle for settings is 300 kB.",
+        );
+        let search = (
+            "ecf85fd5d94fe97ccba84831ee496b9aa9472c8f",
+            "feature/search",
+            110.0,
+            "Search as you type\n\nDebounced by 200 ms.",
+        );
+        let retry = (
+            "7bc7789db04686e43f88d7a14d43a0d12cc43f6f",
+            "main",
+            300.0,
+            "Retry flaky asset uploads\n\nThe CDN answers 502 now and then.",
+        );
+        let status = |(commit, branch, pushed_at, message): (&str, &str, f64, &str),
+                      key: &str,
+                      created_at: f64,
+                      timeline: &[(f64, SimState)]| {
+            SimBuild::status(key, branch, commit, pushed_at, created_at, timeline)
+                .with_author("Lena Fischer")
+                .with_message(message)
+        };
+        let web = repo(
+            "acme",
+            "web",
+            SimSource::CloudStatuses,
+            vec![
+                status(
+                    lazy_load,
+                    "jenkins-build",
+                    30.0,
+                    &[(40.0, Running), (230.0, Successful)],
+                )
+                .with_number(101),
+                // SonarQube reports six minutes after the push.
+                status(lazy_load, "sonar-scan", 400.0, &[(440.0, Successful)]),
+                status(
+                    search,
+                    "jenkins-build",
+                    115.0,
+                    &[(116.0, Running), (290.0, Failed)],
+                )
+                .with_number(102),
+                status(search, "sonar-scan", 118.0, &[(180.0, Successful)]),
+                // Fails, is rerun under the same key and passes: one status, overwritten.
+                status(
+                    retry,
+                    "jenkins-build",
+                    306.0,
+                    &[
+                        (307.0, Running),
+                        (420.0, Failed),
+                        (470.0, Running),
+                        (575.0, Successful),
+                    ],
+                )
+                .with_number(103),
+                status(retry, "sonar-scan", 310.0, &[(360.0, Successful)]),
+            ],
+        );
+        // Bamboo posts its first status five seconds after each push.
+        let bamboo = |(commit, branch, pushed_at, message): (&str, &str, f64, &str),
+                      number: u64,
+                      timeline: &[(f64, SimState)]| {
+            SimBuild::status(
+                "PLAT-BUILD",
+                branch,
+                commit,
+                pushed_at,
+                pushed_at + 5.0,
+                timeline,
+            )
+            .with_number(number)
+            .with_author("Hannah Schulz")
+            .with_message(message)
+        };
+        let platform = repo(
+            "PLAT",
+            "platform",
+            SimSource::DataCenter,
+            vec![
+                bamboo(
+                    (
+                        "a0f6f9e3c745bc19241e8bb0331f59bb0497a515",
+                        "main",
+                        40.0,
+                        "Move the job queue to Postgres\n\nDrops the Redis dependency.",
+                    ),
+                    57,
+                    &[(52.0, Running), (250.0, Successful)],
+                ),
+                bamboo(
+                    (
+                        "410ae5956c9f16f1ae10a8d887c29e39719650e2",
+                        "release/3.1",
+                        150.0,
+                        "Release 3.1.0\n\n- Postgres job queue\n- audit log export",
+                    ),
+                    58,
+                    &[(160.0, Running), (335.0, Failed)],
+                ),
+                bamboo(
+                    (
+                        "8b55a88345b45a96dbc65459a02388dff876ae73",
+                        "main",
+                        380.0,
+                        "Vacuum the job table nightly\n\nThe table grew to 40 GB.",
+                    ),
+                    59,
+                    &[(386.0, Running), (455.0, Stopped)],
+                ),
+            ],
+        );
+        Scenario {
+            repos: vec![api, web, platform],
+        }
+    }
+
+    /// `repos` Cloud Pipelines repositories, `acme/repo-0001` on, with builds over `hours`
+    /// simulated hours, the same for the same `seed`: for benchmarks and soak runs.
+    ///
+    /// Activity is skewed as in real teams: each repository's build rate is drawn from a
+    /// Pareto distribution (mean about one build every two hours, capped at one every five
+    /// minutes), so a few repositories are busy and most idle. Builds arrive at random (a
+    /// Poisson process) from simulated second 60 on, none after `hours`, half of them on
+    /// `main`, the rest on `release/*` and `feature/*` branches; they run 2 to 15 minutes.
+    /// About 20% fail, 3% end in ERROR, 5% are stopped and 8% pause 1 to 10 minutes on a
+    /// manual step, then resume and succeed (three in four) or expire.
+    pub fn random(seed: u64, repos: usize, hours: f64) -> Scenario {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let horizon = if hours.is_finite() {
+            hours * 3600.0
+        } else {
+            0.0
+        };
+        let scale = MEAN_BUILDS_PER_HOUR * (PARETO_SHAPE - 1.0) / PARETO_SHAPE;
+        let repos = (1..=repos)
+            .map(|i| {
+                let per_hour = (scale / unit_open(&mut rng).powf(PARETO_SHAPE.recip()))
+                    .min(MAX_BUILDS_PER_HOUR);
+                let mean_gap = 3600.0 / per_hour;
+                let mut builds = Vec::new();
+                let mut t = FIRST_RANDOM_BUILD - unit_open(&mut rng).ln() * mean_gap;
+                while t <= horizon {
+                    builds.push(random_build(&mut rng, builds.len() as u64 + 1, t));
+                    t -= unit_open(&mut rng).ln() * mean_gap;
+                }
+                repo(
+                    "acme",
+                    &format!("repo-{i:04}"),
+                    SimSource::CloudPipelines,
+                    builds,
+                )
+            })
+            .collect();
+        Scenario { repos }
+    }
+}
+
+/// A uniform number in (0, 1], safe to take the logarithm of.
+fn unit_open(rng: &mut StdRng) -> f64 {
+    1.0 - rng.random::<f64>()
+}
+
+/// Picks one of `items`.
+fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
+    items[rng.random_range(0..items.len())]
+}
+
+/// Pipeline `number` created at `created_at`, with branch, duration and ending drawn as
+/// [`Scenario::random`] describes.
+fn random_build(rng: &mut StdRng, number: u64, created_at: f64) -> SimBuild {
+    use SimState::{Error, Expired, Failed, Paused, Running, Stopped, Successful};
+    let branch = match rng.random_range(0..100) {
+        0..50 => "main".to_owned(),
+        50..65 => format!(
+            "release/{}.{}",
+            rng.random_range(1..4),
+            rng.random_range(0..10)
+        ),
+        _ => format!("feature/{}", pick(rng, &FEATURES)),
+    };
+    let start = created_at + rng.random_range(5.0..30.0);
+    let duration = rng.random_range(120.0..900.0);
+    let end = start + duration;
+    let mut timeline = vec![(start, Running)];
+    let ending = rng.random::<f64>();
+    if ending < 0.03 {
+        timeline.push((start + rng.random_range(5.0..60.0), Error));
+    } else if ending < 0.23 {
+        timeline.push((end, Failed));
+    } else if ending < 0.28 {
+        timeline.push((start + duration * rng.random_range(0.2..0.9), Stopped));
+    } else if ending < 0.36 {
+        let paused = start + duration * rng.random_range(0.3..0.7);
+        let waited = rng.random_range(60.0..600.0);
+        timeline.push((paused, Paused));
+        if rng.random_bool(0.75) {
+            timeline.push((paused + waited, Running));
+            timeline.push((end + waited, Successful));
+        } else {
+            timeline.push((paused + waited, Expired));
+        }
+    } else {
+        timeline.push((end, Successful));
+    }
+    let message = format!("{}\n\nChange {number} on {branch}.", pick(rng, &SUBJECTS));
+    SimBuild::pipeline(number, branch, created_at, timeline)
+        .with_commit(hash40(rng.random()))
+        .with_author(pick(rng, &AUTHORS))
+        .with_message(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use SimState::{Failed, Running, Successful};
 
     #[test]
     fn showcase_covers_the_cases_the_demo_promises() {
@@ -359,6 +874,222 @@ mod tests {
                 builds.iter().any(|b| b.branch.starts_with(branch)),
                 "no {branch} build"
             );
+        }
+    }
+
+    #[test]
+    fn reruns_changes_and_updates() {
+        let status = SimBuild::status(
+            "ci",
+            "main",
+            "c".repeat(40),
+            5.0,
+            10.0,
+            [
+                (11.0, Running),
+                (20.0, Failed),
+                (30.0, Running),
+                (30.0, Running),
+                (45.0, Successful),
+            ],
+        )
+        .with_number(7);
+        assert_eq!(status.finished_at(), Some(20.0));
+        assert_eq!(status.state_at(25.0), Some(Failed));
+        assert_eq!(status.state_at(50.0), Some(Successful));
+        assert_eq!(
+            status.changes(),
+            vec![
+                (10.0, SimState::Pending),
+                (11.0, Running),
+                (20.0, Failed),
+                (30.0, Running),
+                (45.0, Successful)
+            ]
+        );
+        assert_eq!(status.updated_at(9.0), None);
+        assert_eq!(status.updated_at(10.5), Some(10.0));
+        assert_eq!(status.updated_at(25.0), Some(20.0));
+        let first = status.run_at(25.0).expect("exists");
+        assert_eq!((first.reruns, first.started_at), (0, 10.0));
+        assert_eq!(first.finished_at, Some(20.0));
+        let rerun = status.run_at(35.0).expect("exists");
+        assert_eq!(
+            (rerun.reruns, rerun.started_at, rerun.finished_at),
+            (1, 30.0, None)
+        );
+        assert_eq!(status.run_at(50.0).and_then(|r| r.finished_at), Some(45.0));
+
+        let pipeline = SimBuild::pipeline(3, "main", 4.0, []);
+        assert_eq!(pipeline.pushed_at, 4.0);
+        assert_eq!(pipeline.commit.len(), 40);
+        assert_ne!(
+            pipeline.commit,
+            SimBuild::pipeline(4, "main", 4.0, []).commit
+        );
+    }
+
+    #[test]
+    fn branch_tips_follow_pushes() {
+        let at = |branch: &str, commit: &str, pushed_at: f64| {
+            SimBuild::status("k", branch, commit, pushed_at, pushed_at + 100.0, [])
+        };
+        let repo = repo(
+            "acme",
+            "web",
+            SimSource::CloudStatuses,
+            vec![
+                at("main", "a", 10.0),
+                at("dev", "b", 20.0),
+                at("main", "c", 30.0),
+            ],
+        );
+        let tips = |t: f64| -> Vec<(String, String)> {
+            repo.branch_tips(t)
+                .into_iter()
+                .map(|b| (b.branch.clone(), b.commit.clone()))
+                .collect()
+        };
+        let pair = |b: &str, c: &str| (b.to_owned(), c.to_owned());
+        assert!(tips(5.0).is_empty());
+        assert_eq!(tips(25.0), vec![pair("dev", "b"), pair("main", "a")]);
+        assert_eq!(tips(30.0), vec![pair("dev", "b"), pair("main", "c")]);
+    }
+
+    #[test]
+    fn mixed_covers_its_promises() {
+        let scenario = Scenario::mixed();
+        let sources: Vec<SimSource> = scenario.repos.iter().map(|r| r.source).collect();
+        assert_eq!(
+            sources,
+            [
+                SimSource::CloudPipelines,
+                SimSource::CloudStatuses,
+                SimSource::DataCenter
+            ]
+        );
+        let builds: Vec<&SimBuild> = scenario.repos.iter().flat_map(|r| &r.builds).collect();
+        let first = builds
+            .iter()
+            .map(|b| b.pushed_at.min(b.created_at))
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(first, 20.0);
+        assert!((480.0..=660.0).contains(&scenario.end()));
+        for b in &builds {
+            assert_eq!(b.commit.len(), 40);
+            assert!(b.pushed_at <= b.created_at);
+            assert!(b.timeline.windows(2).all(|w| w[0].0 <= w[1].0));
+            assert!(b.state_at(1.0e9).is_some_and(SimState::is_terminal));
+        }
+
+        let web = &scenario.repos[1];
+        for commit in web.builds.iter().map(|b| &b.commit) {
+            let mut keys: Vec<&str> = web
+                .builds
+                .iter()
+                .filter(|b| &b.commit == commit)
+                .map(|b| b.key.as_str())
+                .collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["jenkins-build", "sonar-scan"], "on {commit}");
+        }
+        assert!(
+            web.builds
+                .iter()
+                .any(|b| b.created_at - b.pushed_at >= 300.0)
+        );
+        assert!(web.builds.iter().any(|b| {
+            let failed = b.timeline.iter().position(|&(_, s)| s == Failed);
+            failed.is_some_and(|i| b.timeline[i..].iter().any(|&(_, s)| s == Successful))
+        }));
+
+        let platform = &scenario.repos[2];
+        assert_eq!(
+            (platform.workspace.as_str(), platform.slug.as_str()),
+            ("PLAT", "platform")
+        );
+        assert!(
+            platform
+                .builds
+                .iter()
+                .any(|b| b.state_at(1.0e9) == Some(SimState::Stopped))
+        );
+        assert!(platform.builds.iter().all(|b| !b.key.is_empty()));
+    }
+
+    #[test]
+    fn random_is_deterministic_and_within_bounds() {
+        let scenario = Scenario::random(42, 30, 3.0);
+        assert_eq!(scenario, Scenario::random(42, 30, 3.0));
+        assert_ne!(scenario, Scenario::random(43, 30, 3.0));
+        assert_eq!(scenario.repos.len(), 30);
+        assert_eq!(scenario.repos[0].slug, "repo-0001");
+        assert_eq!(scenario.repos[29].slug, "repo-0030");
+        for repo in &scenario.repos {
+            assert_eq!(repo.workspace, "acme");
+            assert_eq!(repo.source, SimSource::CloudPipelines);
+            for (i, b) in repo.builds.iter().enumerate() {
+                assert_eq!(b.number, i as u64 + 1);
+                assert!((60.0..=3.0 * 3600.0).contains(&b.created_at));
+                assert_eq!(b.pushed_at, b.created_at);
+                assert!(b.timeline.windows(2).all(|w| w[0].0 <= w[1].0));
+                assert!(b.state_at(1.0e9).is_some_and(SimState::is_terminal));
+                assert_eq!(b.commit.len(), 40);
+            }
+        }
+        assert!(
+            Scenario::random(1, 5, f64::NAN)
+                .repos
+                .iter()
+                .all(|r| r.builds.is_empty())
+        );
+    }
+
+    #[test]
+    fn random_is_skewed_and_has_the_promised_mix() {
+        let (repos, hours) = (400, 24.0);
+        let scenario = Scenario::random(7, repos, hours);
+        let builds: Vec<&SimBuild> = scenario.repos.iter().flat_map(|r| &r.builds).collect();
+        let n = builds.len() as f64;
+        let per_repo_hour = n / (repos as f64 * hours);
+        assert!((0.3..=0.6).contains(&per_repo_hour), "{per_repo_hour}");
+
+        let mut counts: Vec<usize> = scenario.repos.iter().map(|r| r.builds.len()).collect();
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        let busiest_tenth: usize = counts[..repos / 10].iter().sum();
+        assert!(
+            busiest_tenth as f64 > 0.3 * n,
+            "top tenth: {busiest_tenth} of {n}"
+        );
+        assert!(
+            counts[repos / 2] < counts[0] / 10,
+            "median {}",
+            counts[repos / 2]
+        );
+        assert!(counts[0] as f64 <= MAX_BUILDS_PER_HOUR * hours * 1.5);
+
+        let share = |wanted: SimState| {
+            builds
+                .iter()
+                .filter(|b| b.state_at(1.0e9) == Some(wanted))
+                .count() as f64
+                / n
+        };
+        let paused = builds
+            .iter()
+            .filter(|b| b.timeline.iter().any(|&(_, s)| s == SimState::Paused))
+            .count() as f64
+            / n;
+        assert!((0.16..=0.24).contains(&share(Failed)), "failed");
+        assert!((0.015..=0.05).contains(&share(SimState::Error)), "error");
+        assert!((0.03..=0.07).contains(&share(SimState::Stopped)), "stopped");
+        assert!((0.05..=0.11).contains(&paused), "paused");
+        for branch in ["main", "release/", "feature/"] {
+            assert!(builds.iter().any(|b| b.branch.starts_with(branch)));
+        }
+        for b in builds.iter().filter(|b| b.timeline.len() == 2) {
+            let ran = b.timeline[1].0 - b.timeline[0].0;
+            assert!(ran <= 900.0, "ran {ran}");
         }
     }
 }

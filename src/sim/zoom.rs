@@ -3,7 +3,6 @@
 //! does (`{"code","message"}`, codes from `shared/api/zoom/chatbot.openapi.json`), and keeping
 //! what each channel shows.
 
-use super::clock::zoom_time;
 use super::{ChannelEvent, ChannelEventKind, Inner, SimMessage, State as Shared, bearer_token};
 use axum::Router;
 use axum::body::Bytes;
@@ -70,7 +69,7 @@ impl IntoResponse for ZoomError {
 }
 
 /// `client_id` and `client_secret` from an `Authorization: Basic` header.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -296,7 +295,7 @@ fn post_message(
             "message_id": message_id,
             "robot_jid": app.robot_jid,
             "to_jid": to_jid,
-            "sent_time": zoom_time(now),
+            "sent_time": inner.clock.zoom_time(now),
             "user_jid": request.user_jid,
         }),
     ))
@@ -336,7 +335,7 @@ fn edit_message(
             "message_id": message_id,
             "robot_jid": inner.options.zoom.robot_jid,
             "to_jid": to_jid,
-            "sent_time": zoom_time(now),
+            "sent_time": inner.clock.zoom_time(now),
         }),
     ))
 }

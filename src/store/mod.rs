@@ -11,10 +11,11 @@
 mod records;
 
 use crate::detect::Health;
-use crate::domain::{BuildKey, BuildState, BuildStatus, EventKind, RepoId};
+use crate::domain::{BranchTip, BuildKey, BuildState, BuildStatus, EventKind, RepoId};
 use records::*;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use records::SCHEMA_VERSION;
@@ -36,10 +37,31 @@ pub enum StoreError {
 /// Where polling of one repository stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepoCursor {
-    /// Highest build number recorded.
+    /// Highest build number recorded (pipelines).
     pub high_water: u64,
     /// Ids of builds last seen unfinished.
     pub active: Vec<String>,
+    /// The commit at the tip of each watched branch (statuses).
+    pub branch_tips: BTreeMap<String, String>,
+    /// Commits whose statuses are still read each poll (statuses).
+    pub followed: Vec<Followed>,
+}
+
+/// A commit a statuses source keeps reading: its branch tip and until when at least.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Followed {
+    pub tip: BranchTip,
+    /// Wall-clock Unix milliseconds until which the commit is read even when quiet, because
+    /// external CI posts late.
+    pub settle_until_ms: i64,
+}
+
+/// What the store remembers of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBuild {
+    pub state: BuildState,
+    /// The source's last update time (see [`BuildStatus::revision`]).
+    pub revision: i64,
 }
 
 /// A notification to enqueue.
@@ -56,8 +78,8 @@ pub struct PollUpdate {
     pub repo: RepoId,
     pub cursor: RepoCursor,
     /// New states of builds that changed.
-    pub builds: Vec<(BuildKey, BuildState)>,
-    /// New health of branches a finished build settled.
+    pub builds: Vec<(BuildKey, StoredBuild)>,
+    /// New health of lanes (branch and job, see [`BuildStatus::lane`]) a finished build settled.
     pub health: Vec<(String, Health)>,
     pub notifications: Vec<Notification>,
 }
@@ -91,6 +113,7 @@ pub struct Store {
     health: sled::Tree,
     outbox: sled::Tree,
     dead: sled::Tree,
+    meta: sled::Tree,
 }
 
 impl Store {
@@ -118,8 +141,31 @@ impl Store {
             health: db.open_tree(HEALTH)?,
             outbox: db.open_tree(OUTBOX)?,
             dead: db.open_tree(DEAD)?,
+            meta,
             db,
         })
+    }
+
+    /// When bbzoom started watching `repo` (Unix milliseconds): `now_ms` the first time it is
+    /// asked, the same answer ever after. Builds created before it are history.
+    pub fn watching_since(&self, repo: &RepoId, now_ms: i64) -> Result<i64, StoreError> {
+        let key = since_key(repo);
+        let fresh = now_ms.to_be_bytes();
+        let current =
+            match self
+                .meta
+                .compare_and_swap(&key, None as Option<&[u8]>, Some(&fresh[..]))?
+            {
+                Ok(()) => {
+                    self.meta.flush()?;
+                    return Ok(now_ms);
+                }
+                Err(existing) => existing.current,
+            };
+        current
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
+            .map(i64::from_be_bytes)
+            .ok_or_else(|| StoreError::Corrupt("watching-since time".into()))
     }
 
     /// Where polling of `repo` stands; `None` for a repository never polled (to be baselined).
@@ -128,40 +174,69 @@ impl Store {
         Ok(record.map(|r| RepoCursor {
             high_water: r.high_water,
             active: r.active,
+            branch_tips: r.branch_tips,
+            followed: r
+                .followed
+                .into_iter()
+                .map(|f| Followed {
+                    tip: BranchTip {
+                        branch: f.branch,
+                        commit: f.commit,
+                        message: f.message,
+                        author: f.author,
+                    },
+                    settle_until_ms: f.settle_until_ms,
+                })
+                .collect(),
         }))
     }
 
     /// The last recorded state of a build.
-    pub fn build_state(&self, key: &BuildKey) -> Result<Option<BuildState>, StoreError> {
+    pub fn build(&self, key: &BuildKey) -> Result<Option<StoredBuild>, StoreError> {
         let record: Option<BuildRecord> = get(&self.builds, &build_key(key))?;
-        Ok(record.map(|r| r.state))
+        Ok(record.map(|r| StoredBuild {
+            state: r.state,
+            revision: r.revision,
+        }))
     }
 
-    /// The health of a branch, if a finished build ever settled it.
-    pub fn health(&self, repo: &RepoId, branch: &str) -> Result<Option<Health>, StoreError> {
+    /// The health of a lane (branch and job), if a finished build ever settled it.
+    pub fn health(&self, repo: &RepoId, lane: &str) -> Result<Option<Health>, StoreError> {
         Ok(self
             .health
-            .get(health_key(repo, branch))?
+            .get(health_key(repo, lane))?
             .and_then(|b| decode_health(&b)))
     }
 
     /// Writes one poll's findings in one transaction and flushes it to disk (invariant 3).
     pub fn commit_poll(&self, update: &PollUpdate, now_ms: i64) -> Result<(), StoreError> {
+        let cursor = &update.cursor;
         let repo = encode(&RepoRecord {
-            high_water: update.cursor.high_water,
-            active: update.cursor.active.clone(),
+            high_water: cursor.high_water,
+            active: cursor.active.clone(),
+            branch_tips: cursor.branch_tips.clone(),
+            followed: cursor
+                .followed
+                .iter()
+                .map(|f| FollowedRecord {
+                    branch: f.tip.branch.clone(),
+                    commit: f.tip.commit.clone(),
+                    message: f.tip.message.clone(),
+                    author: f.tip.author.clone(),
+                    settle_until_ms: f.settle_until_ms,
+                })
+                .collect(),
         })?;
         let builds = update
             .builds
             .iter()
-            .map(|(key, state)| {
-                Ok((
-                    build_key(key),
-                    encode(&BuildRecord {
-                        state: state.clone(),
-                        observed_ms: now_ms,
-                    })?,
-                ))
+            .map(|(key, build)| {
+                let record = BuildRecord {
+                    state: build.state.clone(),
+                    revision: build.revision,
+                    observed_ms: now_ms,
+                };
+                Ok((build_key(key), encode(&record)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let rows = update
@@ -186,8 +261,8 @@ impl Store {
                     for (key, value) in &builds {
                         builds_tx.insert(key.as_slice(), value.as_slice())?;
                     }
-                    for (branch, h) in &update.health {
-                        health.insert(health_key(&update.repo, branch), &encode_health(*h))?;
+                    for (lane, h) in &update.health {
+                        health.insert(health_key(&update.repo, lane), &encode_health(*h))?;
                     }
                     for (channel, value) in &rows {
                         let seq = outbox.generate_id()?;
@@ -350,14 +425,23 @@ mod tests {
     use super::*;
     use crate::domain::Outcome;
 
-    fn build(repo: &RepoId, id: &str, state: BuildState) -> BuildStatus {
+    fn stored(build: &BuildStatus) -> StoredBuild {
+        StoredBuild {
+            state: build.state.clone(),
+            revision: build.revision,
+        }
+    }
+
+    fn status(repo: &RepoId, id: &str, state: BuildState) -> BuildStatus {
         BuildStatus {
             key: BuildKey {
                 repo: repo.clone(),
                 id: id.into(),
             },
+            job: "pipeline".into(),
             name: "Pipeline".into(),
-            number: 1,
+            number: Some(1),
+            revision: 0,
             branch: Some("main".into()),
             commit: None,
             commit_message: None,
@@ -373,15 +457,25 @@ mod tests {
     fn a_poll_commits_atomically_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let repo = RepoId::new("acme", "api");
-        let done = build(&repo, "{1}", BuildState::Completed(Outcome::Failed));
+        let done = status(&repo, "{1}", BuildState::Completed(Outcome::Failed));
         let update = PollUpdate {
             repo: repo.clone(),
             cursor: RepoCursor {
                 high_water: 7,
                 active: vec!["{2}".into()],
+                branch_tips: [("main".to_owned(), "c0ffee".to_owned())].into(),
+                followed: vec![Followed {
+                    tip: BranchTip {
+                        branch: "main".into(),
+                        commit: "c0ffee".into(),
+                        message: Some("Fix it".into()),
+                        author: None,
+                    },
+                    settle_until_ms: 600_000,
+                }],
             },
-            builds: vec![(done.key.clone(), done.state.clone())],
-            health: vec![("main".into(), Health::Failing)],
+            builds: vec![(done.key.clone(), stored(&done))],
+            health: vec![("main\0pipeline".into(), Health::Failing)],
             notifications: vec![
                 Notification {
                     channel: "ci".into(),
@@ -401,11 +495,11 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.cursor(&repo).unwrap(), Some(update.cursor.clone()));
+        assert_eq!(store.build(&done.key).unwrap(), Some(stored(&done)));
         assert_eq!(
-            store.build_state(&done.key).unwrap(),
-            Some(done.state.clone())
+            store.health(&repo, "main\0pipeline").unwrap(),
+            Some(Health::Failing)
         );
-        assert_eq!(store.health(&repo, "main").unwrap(), Some(Health::Failing));
         let row = store.next_outbox("ci").unwrap().unwrap();
         assert_eq!(
             (row.event, &row.build, row.attempts),
@@ -457,24 +551,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let repo = RepoId::new("acme", "api");
-        let old_done = build(&repo, "{old}", BuildState::Completed(Outcome::Successful));
-        let old_running = build(&repo, "{run}", BuildState::Running);
+        let old_done = status(&repo, "{old}", BuildState::Completed(Outcome::Successful));
+        let old_running = status(&repo, "{run}", BuildState::Running);
         let update = PollUpdate {
             repo: repo.clone(),
             cursor: RepoCursor::default(),
             builds: vec![
-                (old_done.key.clone(), old_done.state.clone()),
-                (old_running.key.clone(), old_running.state.clone()),
+                (old_done.key.clone(), stored(&old_done)),
+                (old_running.key.clone(), stored(&old_running)),
             ],
             health: vec![],
             notifications: vec![],
         };
         store.commit_poll(&update, 1_000).unwrap();
-        let recent = build(&repo, "{new}", BuildState::Completed(Outcome::Failed));
+        let recent = status(&repo, "{new}", BuildState::Completed(Outcome::Failed));
         store
             .commit_poll(
                 &PollUpdate {
-                    builds: vec![(recent.key.clone(), recent.state.clone())],
+                    builds: vec![(recent.key.clone(), stored(&recent))],
                     ..update
                 },
                 50_000,
@@ -482,9 +576,9 @@ mod tests {
             .unwrap();
 
         assert_eq!(store.prune_finished_builds(10_000).unwrap(), 1);
-        assert_eq!(store.build_state(&old_done.key).unwrap(), None);
-        assert!(store.build_state(&old_running.key).unwrap().is_some());
-        assert!(store.build_state(&recent.key).unwrap().is_some());
+        assert_eq!(store.build(&old_done.key).unwrap(), None);
+        assert!(store.build(&old_running.key).unwrap().is_some());
+        assert!(store.build(&recent.key).unwrap().is_some());
     }
 
     #[tokio::test]
@@ -492,30 +586,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let repo = RepoId::new("acme", "api");
-        let done = build(&repo, "{old}", BuildState::Completed(Outcome::Successful));
+        let done = status(&repo, "{old}", BuildState::Completed(Outcome::Successful));
         let update = PollUpdate {
             repo,
             cursor: RepoCursor::default(),
-            builds: vec![(done.key.clone(), done.state.clone())],
+            builds: vec![(done.key.clone(), stored(&done))],
             health: vec![],
             notifications: vec![],
         };
         store.commit_poll(&update, 1_000).unwrap();
-        let mut scheduler = crate::housekeeping::start(
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let job = tokio::spawn(crate::housekeeping::run(
             store.clone(),
             "* * * * * *",
             std::time::Duration::from_secs(1),
-        )
-        .await
-        .unwrap();
+            shutdown,
+        ));
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while store.build_state(&done.key).unwrap().is_some() {
+        while store.build(&done.key).unwrap().is_some() {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "the every-second job never pruned"
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        scheduler.shutdown().await.unwrap();
+        trigger.trigger();
+        job.await.unwrap().unwrap();
     }
 }

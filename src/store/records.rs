@@ -4,6 +4,7 @@
 use crate::detect::Health;
 use crate::domain::{BuildKey, BuildState, BuildStatus, EventKind, RepoId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Bumped whenever a record or key layout changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -23,12 +24,31 @@ pub struct RepoRecord {
     pub high_water: u64,
     /// Builds seen unfinished, followed by id until they end.
     pub active: Vec<String>,
+    /// Statuses sources: the commit at the tip of each watched branch.
+    #[serde(default)]
+    pub branch_tips: BTreeMap<String, String>,
+    /// Statuses sources: commits whose statuses are still read each poll.
+    #[serde(default)]
+    pub followed: Vec<FollowedRecord>,
+}
+
+/// A commit whose statuses are still read, and until when at least.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FollowedRecord {
+    pub branch: String,
+    pub commit: String,
+    pub message: Option<String>,
+    pub author: Option<String>,
+    pub settle_until_ms: i64,
 }
 
 /// Per build: the last state recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildRecord {
     pub state: BuildState,
+    /// The source's last update time, to tell an overwrite with the same state.
+    #[serde(default)]
+    pub revision: i64,
     /// Wall-clock Unix milliseconds of the observation, for housekeeping.
     pub observed_ms: i64,
 }
@@ -55,8 +75,16 @@ pub struct DeadRecord {
     pub dead_ms: i64,
 }
 
+/// `instance:owner/slug`: the same path on two instances is two repositories.
 pub fn repo_key(repo: &RepoId) -> Vec<u8> {
-    format!("{}/{}", repo.owner, repo.slug).into_bytes()
+    format!("{}:{}/{}", repo.instance, repo.owner, repo.slug).into_bytes()
+}
+
+/// Meta key of the time bbzoom started watching a repository.
+pub fn since_key(repo: &RepoId) -> Vec<u8> {
+    let mut out = b"watching_since\0".to_vec();
+    out.extend_from_slice(&repo_key(repo));
+    out
 }
 
 pub fn build_key(key: &BuildKey) -> Vec<u8> {
@@ -66,10 +94,10 @@ pub fn build_key(key: &BuildKey) -> Vec<u8> {
     out
 }
 
-pub fn health_key(repo: &RepoId, branch: &str) -> Vec<u8> {
+pub fn health_key(repo: &RepoId, lane: &str) -> Vec<u8> {
     let mut out = repo_key(repo);
     out.push(0);
-    out.extend_from_slice(branch.as_bytes());
+    out.extend_from_slice(lane.as_bytes());
     out
 }
 

@@ -142,6 +142,12 @@ impl ChatbotClient {
             })
     }
 
+    /// Fetches an access token, to check the app's credentials (`bbzoom check --online`).
+    pub async fn verify(&self) -> Result<(), ZoomError> {
+        *self.token.lock().await = None;
+        self.token().await.map(drop)
+    }
+
     /// Replaces the content of a message the bot posted earlier.
     pub async fn edit(&self, message_id: &str, content: &Value) -> Result<(), ZoomError> {
         let body = json!({

@@ -5,6 +5,7 @@
 use bbzoom::config::Config;
 use bbzoom::credentials::Credentials;
 use bbzoom::daemon::{self, Metrics, Tuning};
+use bbzoom::demo::{DEFAULT_BUDGET, Environment, SimPolling, write_environment};
 use bbzoom::shutdown::ShutdownTrigger;
 use bbzoom::sim::{Scenario, SimOptions, Simulator};
 use bbzoom::store::Store;
@@ -19,25 +20,46 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Starts `scenario` at `speed` and writes a config polling every `poll_sim_secs` simulated seconds.
+    /// Starts `scenario` at `speed` and writes a config polling at `polling` (simulated time),
+    /// with a budget that never throttles that polling: scripted tests check exact states.
     pub async fn start(
         scenario: Scenario,
         speed: f64,
-        poll_sim_secs: f64,
+        polling: SimPolling,
         subscriptions: &str,
     ) -> Harness {
-        let sim = Simulator::start(
+        let options = SimOptions {
+            speed,
+            ..SimOptions::default()
+        };
+        // Three requests a poll, every repository hot: more than any scripted test spends.
+        let budget = (scenario.repos.len() as f64 * 3.0 * 3600.0 / polling.hot) as u32;
+        Harness::start_with(
             scenario,
-            SimOptions {
-                speed,
-                ..SimOptions::default()
-            },
+            options,
+            polling,
+            budget.max(DEFAULT_BUDGET),
+            subscriptions,
         )
         .await
-        .unwrap();
+    }
+
+    /// As [`Harness::start`], with every simulator option and the budget chosen by the test.
+    pub async fn start_with(
+        scenario: Scenario,
+        options: SimOptions,
+        polling: SimPolling,
+        budget: u32,
+        subscriptions: &str,
+    ) -> Harness {
+        let sim = Simulator::start(scenario, options).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let path = bbzoom::demo::write_environment(dir.path(), &sim, poll_sim_secs, subscriptions)
-            .unwrap();
+        let env = Environment {
+            polling,
+            budget,
+            subscriptions: subscriptions.to_owned(),
+        };
+        let path = write_environment(dir.path(), &sim, &env).unwrap();
         let config = Config::load(&path).unwrap();
         Harness { sim, dir, config }
     }

@@ -1,0 +1,248 @@
+//! Bitbucket Data Center / Server: branch tips ordered by modification, and the build statuses
+//! Bamboo, Jenkins and friends posted on a commit. Its JSON stays in this file.
+
+use super::{Account, BitbucketError, join, wire::first_line};
+use crate::domain::{BranchTip, BuildKey, BuildState, BuildStatus, Outcome, RepoId};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use url::Url;
+
+/// Most branch pages read per poll (100 branches each, most recently modified first).
+const BRANCH_PAGES: usize = 3;
+
+/// The metadata key under which `details=true` puts a branch's latest commit.
+const LATEST_COMMIT_METADATA: &str =
+    "com.atlassian.bitbucket.server.bitbucket-branch:latest-commit-metadata";
+
+/// A Data Center client speaking through one credential's account.
+pub struct DataCenterClient {
+    pub account: Arc<Account>,
+    /// Base URL people browse; the REST API is under `{url}/rest`.
+    url: Url,
+}
+
+/// Data Center's paging envelope.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    values: Vec<T>,
+    #[serde(default = "default_true")]
+    is_last_page: bool,
+    next_page_start: Option<u64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Branch {
+    display_id: String,
+    latest_commit: Option<String>,
+    #[serde(default)]
+    metadata: HashMap<String, serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BuildStatusWire {
+    state: String,
+    key: String,
+    name: Option<String>,
+    url: Option<String>,
+    build_number: Option<String>,
+    created_date: Option<i64>,
+    updated_date: Option<i64>,
+    /// Older servers' name for the creation time.
+    date_added: Option<i64>,
+    /// Milliseconds.
+    duration: Option<u64>,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+}
+
+impl DataCenterClient {
+    pub fn new(account: Arc<Account>, url: Url) -> DataCenterClient {
+        DataCenterClient { account, url }
+    }
+
+    /// Branch tips, most recently modified first; reading stops at the first page holding a
+    /// branch `known` says is unchanged, since every branch after it is older.
+    pub async fn branch_tips(
+        &self,
+        repo: &RepoId,
+        known: impl Fn(&BranchTip) -> bool,
+    ) -> Result<Vec<BranchTip>, BitbucketError> {
+        let base = join(
+            &self.url,
+            &[
+                "rest",
+                "api",
+                "latest",
+                "projects",
+                &repo.owner,
+                "repos",
+                &repo.slug,
+                "branches",
+            ],
+        );
+        let mut tips = Vec::new();
+        let mut start = 0;
+        for _ in 0..BRANCH_PAGES {
+            let mut url = base.clone();
+            url.query_pairs_mut()
+                .append_pair("orderBy", "MODIFICATION")
+                .append_pair("details", "true")
+                .append_pair("limit", "100")
+                .append_pair("start", &start.to_string());
+            let page: Page<Branch> = self.account.get(url).await?;
+            let before = tips.len();
+            tips.extend(page.values.into_iter().filter_map(Branch::into_tip));
+            match page.next_page_start {
+                Some(next) if !page.is_last_page && !tips[before..].iter().any(&known) => {
+                    start = next
+                }
+                _ => break,
+            }
+        }
+        Ok(tips)
+    }
+
+    /// Every build status posted on `tip`'s commit (the server keeps the newest 100).
+    pub async fn statuses(
+        &self,
+        repo: &RepoId,
+        tip: &BranchTip,
+    ) -> Result<Vec<BuildStatus>, BitbucketError> {
+        let base = join(
+            &self.url,
+            &["rest", "build-status", "latest", "commits", &tip.commit],
+        );
+        let mut statuses = Vec::new();
+        let mut start = 0;
+        loop {
+            let mut url = base.clone();
+            url.query_pairs_mut()
+                .append_pair("limit", "100")
+                .append_pair("start", &start.to_string());
+            let page: Page<BuildStatusWire> = self.account.get(url).await?;
+            statuses.extend(
+                page.values
+                    .iter()
+                    .map(|s| s.to_domain(repo, tip, &self.url)),
+            );
+            match page.next_page_start {
+                Some(next) if !page.is_last_page => start = next,
+                _ => return Ok(statuses),
+            }
+        }
+    }
+}
+
+impl Branch {
+    fn into_tip(self) -> Option<BranchTip> {
+        let metadata = self.metadata.get(LATEST_COMMIT_METADATA);
+        let text = |pointer: &str| {
+            metadata
+                .and_then(|m| m.pointer(pointer))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        Some(BranchTip {
+            commit: self.latest_commit?,
+            message: text("/message").as_deref().map(first_line),
+            author: text("/author/displayName").or_else(|| text("/author/name")),
+            branch: self.display_id,
+        })
+    }
+}
+
+impl BuildStatusWire {
+    fn to_domain(&self, repo: &RepoId, tip: &BranchTip, base: &Url) -> BuildStatus {
+        let state = match self.state.as_str() {
+            "INPROGRESS" => BuildState::Running,
+            "SUCCESSFUL" => BuildState::Completed(Outcome::Successful),
+            "FAILED" => BuildState::Completed(Outcome::Failed),
+            "CANCELLED" => BuildState::Completed(Outcome::Stopped),
+            other => BuildState::InProgressOther(other.to_owned()),
+        };
+        let created_ms = self.created_date.or(self.date_added).unwrap_or(0);
+        let commit_url = format!(
+            "{}/projects/{}/repos/{}/commits/{}",
+            base.as_str().trim_end_matches('/'),
+            repo.owner,
+            repo.slug,
+            tip.commit
+        );
+        BuildStatus {
+            key: BuildKey {
+                repo: repo.clone(),
+                id: format!("{}/{}", tip.commit, self.key),
+            },
+            job: self.key.clone(),
+            name: self
+                .name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| self.key.clone()),
+            number: self
+                .build_number
+                .as_deref()
+                .and_then(|n| n.trim().parse().ok()),
+            revision: self.updated_date.unwrap_or(created_ms),
+            branch: Some(
+                self.git_ref
+                    .as_deref()
+                    .map(|r| r.strip_prefix("refs/heads/").unwrap_or(r).to_owned())
+                    .unwrap_or_else(|| tip.branch.clone()),
+            ),
+            commit: Some(tip.commit.clone()),
+            commit_message: tip.message.clone(),
+            author: tip.author.clone(),
+            duration_secs: self
+                .duration
+                .filter(|_| state.is_finished())
+                .map(|ms| ms / 1000),
+            state,
+            created_ms,
+            url: self.url.clone().unwrap_or(commit_url),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_published_datacenter_example_converts() {
+        let page: Page<BuildStatusWire> = serde_json::from_str(include_str!(
+            "../../tests/data/datacenter-build-status-page.json"
+        ))
+        .unwrap();
+        let repo = RepoId::on("corp", "PLAT", "platform");
+        let tip = BranchTip {
+            branch: "master".into(),
+            commit: "abc".into(),
+            message: None,
+            author: None,
+        };
+        let base = Url::parse("https://git.example.com").unwrap();
+        let build = page.values[0].to_domain(&repo, &tip, &base);
+        assert_eq!(build.key.id, "abc/TEST-REP3");
+        assert_eq!(build.name, "Database Matrix Tests");
+        assert_eq!(build.number, Some(3));
+        assert_eq!(build.branch.as_deref(), Some("master"));
+        assert_eq!(build.state, BuildState::Completed(Outcome::Successful));
+        assert_eq!(build.duration_secs, Some(600));
+        assert_eq!(
+            (build.created_ms, build.revision),
+            (1_587_533_099_278, 1_587_533_699_278)
+        );
+        assert_eq!(build.url, "https://bamboo.example.com/browse/TEST-REP3");
+        assert!(page.is_last_page);
+    }
+}

@@ -1,0 +1,249 @@
+//! Polling one repository: fetch what changed since the last poll (the source's business),
+//! classify each change against the store, route events to channels and commit it all in one
+//! store transaction, then wake the channels' delivery workers. When to poll is the
+//! [`scheduler`](crate::scheduler)'s business.
+//!
+//! A repository polled for the first time is baselined: builds that existed before bbzoom started
+//! watching it are recorded, not announced, and the unfinished ones are followed to the end.
+//! Builds created after watching started are announced even if the first poll comes late (a
+//! large set of repositories can take a while to baseline within its budget).
+
+mod pipelines;
+mod statuses;
+
+use crate::bitbucket::{Account, BitbucketError, CloudClient, DataCenterClient};
+use crate::config::Subscription;
+use crate::daemon::Metrics;
+use crate::delivery::Wakeups;
+use crate::detect::{self, Health};
+use crate::domain::{BuildState, BuildStatus};
+use crate::store::{Notification, PollUpdate, RepoCursor, Store, StoreError, StoredBuild};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error(transparent)]
+    Bitbucket(#[from] BitbucketError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a subscription's builds are read from, with the client that reads them.
+#[derive(Clone)]
+pub enum Source {
+    /// Bitbucket Cloud Pipelines.
+    Pipelines(Arc<CloudClient>),
+    /// Commit statuses on Bitbucket Cloud.
+    CloudStatuses(Arc<CloudClient>),
+    /// Build statuses on Bitbucket Data Center.
+    DataCenterStatuses(Arc<DataCenterClient>),
+}
+
+impl Source {
+    /// One cheap request for `repo`, to check that the credential works (`bbzoom check --online`).
+    pub async fn probe(&self, repo: &crate::domain::RepoId) -> Result<(), BitbucketError> {
+        match self {
+            Source::Pipelines(client) => client.pipelines(repo, None).await.map(drop),
+            Source::CloudStatuses(client) => client.branch_tips(repo, |_| true).await.map(drop),
+            Source::DataCenterStatuses(client) => {
+                client.branch_tips(repo, |_| true).await.map(drop)
+            }
+        }
+    }
+
+    /// The credential every request of this source passes through.
+    pub fn account(&self) -> &Arc<Account> {
+        match self {
+            Source::Pipelines(c) | Source::CloudStatuses(c) => &c.account,
+            Source::DataCenterStatuses(c) => &c.account,
+        }
+    }
+}
+
+/// What every poll needs, shared by all pollers.
+#[derive(Clone)]
+pub struct PollContext {
+    pub store: Store,
+    pub wakeups: Arc<Wakeups>,
+    pub metrics: Arc<Metrics>,
+    /// How long a commit's statuses are read after their last change.
+    pub settle: Duration,
+}
+
+/// What one poll found: for the log and for the scheduler's idea of how busy the repository is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollSummary {
+    pub baselined: bool,
+    /// Builds whose state changed.
+    pub transitions: usize,
+    pub notifications: usize,
+    /// Requests the poll spent.
+    pub requests: u64,
+    /// Something is running or still settling: the repository is hot.
+    pub busy: bool,
+}
+
+/// What a source fetched: observations plus the source-specific parts of the next cursor.
+pub(crate) struct Fetched {
+    pub builds: Vec<BuildStatus>,
+    pub cursor: RepoCursor,
+}
+
+/// One poll of one repository; commits before it returns.
+pub async fn poll_once(
+    ctx: &PollContext,
+    subscription: &Subscription,
+    source: &Source,
+) -> Result<PollSummary, PollError> {
+    let repo = &subscription.repo;
+    let now = now_ms();
+    let since = ctx.store.watching_since(repo, now)?;
+    let stored = ctx.store.cursor(repo)?;
+    let baselined = stored.is_none();
+    let cursor = stored.unwrap_or_default();
+    let requests_before = source.account().requests();
+
+    let fetched = match source {
+        Source::Pipelines(client) => {
+            pipelines::fetch(client, repo, &cursor, baselined.then_some(since)).await?
+        }
+        Source::CloudStatuses(_) | Source::DataCenterStatuses(_) => {
+            statuses::fetch(source, subscription, &cursor, now, ctx.settle).await?
+        }
+    };
+    let mut update = apply(
+        ctx,
+        subscription,
+        &cursor,
+        fetched,
+        baselined.then_some(since),
+    )?;
+    if !matches!(source, Source::Pipelines(_)) {
+        statuses::settle(&mut update, now, ctx.settle);
+    }
+    let summary = PollSummary {
+        baselined,
+        transitions: update.builds.len(),
+        notifications: update.notifications.len(),
+        requests: source.account().requests() - requests_before,
+        busy: !update.cursor.active.is_empty() || !update.cursor.followed.is_empty(),
+    };
+    let store = ctx.store.clone();
+    let update =
+        tokio::task::spawn_blocking(move || store.commit_poll(&update, now).map(|()| update))
+            .await
+            .expect("store commit does not panic")?;
+    if !baselined {
+        ctx.metrics
+            .transitions
+            .fetch_add(summary.transitions as u64, Ordering::Relaxed);
+    }
+    for channel in update
+        .notifications
+        .iter()
+        .map(|n| n.channel.as_str())
+        .collect::<BTreeSet<_>>()
+    {
+        ctx.wakeups.wake(channel);
+    }
+    Ok(summary)
+}
+
+/// Decides what each observed build means and what to tell whom. `baseline_since` is set on
+/// a repository's first poll: builds created before it are history.
+fn apply(
+    ctx: &PollContext,
+    subscription: &Subscription,
+    cursor: &RepoCursor,
+    fetched: Fetched,
+    baseline_since: Option<i64>,
+) -> Result<PollUpdate, StoreError> {
+    let repo = &subscription.repo;
+    let mut update = PollUpdate {
+        repo: repo.clone(),
+        cursor: RepoCursor {
+            active: Vec::new(),
+            ..fetched.cursor
+        },
+        builds: Vec::new(),
+        health: Vec::new(),
+        notifications: Vec::new(),
+    };
+    let mut builds = fetched.builds;
+    // Oldest first, so a branch's health follows the order its builds ran in.
+    builds.sort_by_key(|b| (b.number, b.created_ms));
+    builds.dedup_by(|a, b| a.key == b.key);
+    let mut health: HashMap<String, Option<Health>> = HashMap::new();
+    for build in builds {
+        let stored = ctx.store.build(&build.key)?;
+        let is_history = match baseline_since {
+            Some(since) => build.created_ms < since,
+            // A pipeline below the cursor never recorded (older than the baseline) is history.
+            None => stored.is_none() && build.number.is_some_and(|n| n <= cursor.high_water),
+        };
+        // A status overwritten with the same finished state is a new run that ended alike.
+        let overwritten = stored
+            .as_ref()
+            .is_some_and(|s| s.revision != build.revision);
+        let before = match &stored {
+            Some(s) if overwritten && s.state == build.state && build.state.is_finished() => {
+                Some(BuildState::Running)
+            }
+            Some(s) => Some(s.state.clone()),
+            None => None,
+        };
+        let lane = build.lane();
+        let lane_health = match &lane {
+            Some(lane) => match health.get(lane) {
+                Some(h) => *h,
+                None => *health
+                    .entry(lane.clone())
+                    .or_insert(ctx.store.health(repo, lane)?),
+            },
+            None => None,
+        };
+        let verdict = detect::classify(before.as_ref(), &build.state, lane_health);
+        update.cursor.high_water = update.cursor.high_water.max(build.number.unwrap_or(0));
+        if !build.state.is_finished() {
+            update.cursor.active.push(build.key.id.clone());
+        }
+        if !verdict.changed && !overwritten {
+            continue;
+        }
+        update.builds.push((
+            build.key.clone(),
+            StoredBuild {
+                state: build.state.clone(),
+                revision: build.revision,
+            },
+        ));
+        if let (Some(h), Some(lane)) = (verdict.health, lane) {
+            health.insert(lane.clone(), Some(h));
+            update.health.retain(|(l, _)| *l != lane);
+            update.health.push((lane, h));
+        }
+        if let Some(event) = verdict.event.filter(|_| !is_history) {
+            if subscription.wants(build.branch.as_deref(), event) {
+                update
+                    .notifications
+                    .extend(subscription.channels.iter().map(|channel| Notification {
+                        channel: channel.clone(),
+                        event,
+                        build: build.clone(),
+                    }));
+            }
+        }
+    }
+    Ok(update)
+}
+
+/// Wall-clock Unix milliseconds, for records that must mean the same after a restart.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,57 @@
+//! The Cloud Pipelines source: page newest-first until a recorded pipeline, then follow every
+//! unfinished one that fell off those pages by uuid.
+
+use super::{Fetched, PollError};
+use crate::bitbucket::{BitbucketError, CloudClient};
+use crate::domain::{BuildStatus, RepoId};
+use crate::store::RepoCursor;
+
+/// Most pages read in one poll (500 pipelines): a repository that starts more than that
+/// between two polls has the excess recorded as history, with an error in the log.
+const MAX_PAGES: usize = 50;
+
+/// Reads what changed since `cursor`. On a first poll (`baseline_since` set) pages go back to
+/// the first pipeline created before watching started.
+pub(super) async fn fetch(
+    client: &CloudClient,
+    repo: &RepoId,
+    cursor: &RepoCursor,
+    baseline_since: Option<i64>,
+) -> Result<Fetched, PollError> {
+    let mut builds: Vec<BuildStatus> = Vec::new();
+    let mut next: Option<String> = None;
+    for page_number in 1..=MAX_PAGES {
+        let page = client.pipelines(repo, next.as_deref()).await?;
+        let reached_known = page.builds.iter().any(|b| match baseline_since {
+            Some(since) => b.created_ms < since,
+            None => b.number.is_some_and(|n| n <= cursor.high_water),
+        });
+        builds.extend(page.builds);
+        next = page.next;
+        if reached_known || next.is_none() {
+            break;
+        }
+        if page_number == MAX_PAGES {
+            tracing::error!(%repo, "more than {MAX_PAGES} pages of new pipelines since the last poll; older ones are not announced");
+        }
+    }
+    for id in &cursor.active {
+        if builds.iter().any(|b| &b.key.id == id) {
+            continue;
+        }
+        match client.pipeline(repo, id).await {
+            Ok(build) => builds.push(build),
+            Err(BitbucketError::NotFound) => {
+                tracing::warn!(%repo, pipeline = %id, "a followed pipeline disappeared; no longer following it");
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(Fetched {
+        builds,
+        cursor: RepoCursor {
+            high_water: cursor.high_water,
+            ..RepoCursor::default()
+        },
+    })
+}

@@ -1,0 +1,311 @@
+//! When to poll: one scheduler per credential, on tokio timers, fitting the cadence of all the
+//! credential's repositories into its request budget.
+//!
+//! A repository with a build running (or statuses still settling) is hot and polled often; one
+//! that changed within `warm_for` is warm; the rest are cold and polled rarely. The planner
+//! ([`plan`], pure) gives each class its target interval when the budget allows, and otherwise
+//! stretches the cold class first, then the warm one, then all: latency grows, nothing is
+//! missed, and the limiter keeps the budget whatever happens. Every next poll is jittered so
+//! repositories never align.
+
+use crate::config::{PollingConfig, RateLimit, Subscription};
+use crate::poller::{self, PollContext, PollError, Source};
+use crate::shutdown::Shutdown;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Polls of one credential in flight at once; they share its limiter, so this only bounds
+/// how many wait at it.
+const CONCURRENT_POLLS: usize = 4;
+
+/// Share of the budget the plan spends, leaving room for follow-ups and retries.
+const PLANNED_SHARE: f64 = 0.9;
+
+/// Share of the planned budget the warm and the cold class each keep however busy the hot one
+/// is, so no repository is ever starved.
+const FLOOR_SHARE: f64 = 0.1;
+
+/// How busy a repository is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Heat {
+    Hot,
+    Warm,
+    Cold,
+}
+
+/// One repository's claim on the budget: its class and the requests one poll costs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Demand {
+    pub heat: Heat,
+    pub cost: f64,
+}
+
+/// The interval each class is polled at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub hot: Duration,
+    pub warm: Duration,
+    pub cold: Duration,
+}
+
+impl Plan {
+    pub fn interval(&self, heat: Heat) -> Duration {
+        match heat {
+            Heat::Hot => self.hot,
+            Heat::Warm => self.warm,
+            Heat::Cold => self.cold,
+        }
+    }
+}
+
+/// Fits `demands` into `budget`, by priority: the hot class gets what it needs, then the warm
+/// one, and the cold one the rest; but warm and cold each keep at least a tenth of the budget.
+/// A class that gets less than its targets cost has its interval stretched to fit. Budget left
+/// over shortens the warm and cold intervals alike, down to the hot one: an idle repository is
+/// looked at as often as the budget affords, so its next build is seen starting. Pure.
+pub fn plan(budget: RateLimit, targets: &PollingConfig, demands: &[Demand]) -> Plan {
+    let capacity = f64::from(budget.requests) * PLANNED_SHARE / budget.per.as_secs_f64();
+    // Requests per second each class costs at its target interval.
+    let rate = |heat: Heat, target: Duration| -> f64 {
+        demands
+            .iter()
+            .filter(|d| d.heat == heat)
+            .map(|d| d.cost)
+            .sum::<f64>()
+            / target.as_secs_f64()
+    };
+    let (hot, warm, cold) = (
+        rate(Heat::Hot, targets.hot),
+        rate(Heat::Warm, targets.warm),
+        rate(Heat::Cold, targets.cold),
+    );
+    let floor = |rate: f64| rate.min(capacity * FLOOR_SHARE);
+    let hot_share = hot.min(capacity - floor(warm) - floor(cold));
+    let warm_share = warm.min(capacity - hot_share - floor(cold));
+    let cold_share = (capacity - hot_share - warm_share).min(cold);
+    // A class costing `rate` at `target` that may spend `share` is polled every target * rate / share.
+    let stretch = |target: Duration, rate: f64, share: f64| {
+        if rate <= share {
+            target
+        } else {
+            target.mul_f64(rate / share)
+        }
+    };
+    let hot_interval = stretch(targets.hot, hot, hot_share);
+    let mut warm_interval = stretch(targets.warm, warm, warm_share).max(hot_interval);
+    let mut cold_interval = stretch(targets.cold, cold, cold_share).max(warm_interval);
+    // Spend what is left on warm and cold: scale both by the factor that fills the budget.
+    let spent_slow = warm * targets.warm.as_secs_f64() / warm_interval.as_secs_f64()
+        + cold * targets.cold.as_secs_f64() / cold_interval.as_secs_f64();
+    let room = capacity - hot_share;
+    if spent_slow > 0.0 && room > spent_slow {
+        let factor = spent_slow / room;
+        warm_interval = warm_interval.mul_f64(factor).max(hot_interval);
+        cold_interval = cold_interval.mul_f64(factor).max(hot_interval);
+    }
+    Plan {
+        hot: hot_interval,
+        warm: warm_interval,
+        cold: cold_interval,
+    }
+}
+
+/// One subscription as the scheduler tracks it.
+pub struct Watch {
+    pub subscription: Subscription,
+    pub source: Source,
+    /// Requests one poll costs, averaged.
+    cost: f64,
+    busy: bool,
+    last_change: Option<Instant>,
+}
+
+impl Watch {
+    pub fn new(subscription: Subscription, source: Source) -> Watch {
+        Watch {
+            subscription,
+            source,
+            cost: 1.0,
+            busy: false,
+            last_change: None,
+        }
+    }
+
+    fn heat(&self, now: Instant, warm_for: Duration) -> Heat {
+        if self.busy {
+            Heat::Hot
+        } else if self
+            .last_change
+            .is_some_and(|at| now.duration_since(at) < warm_for)
+        {
+            Heat::Warm
+        } else {
+            Heat::Cold
+        }
+    }
+
+    fn learn(&mut self, result: &Result<poller::PollSummary, PollError>, now: Instant) {
+        if let Ok(summary) = result {
+            self.cost = 0.8 * self.cost + 0.2 * summary.requests.max(1) as f64;
+            self.busy = summary.busy;
+            if summary.transitions > 0 && !summary.baselined {
+                self.last_change = Some(now);
+            }
+        }
+    }
+}
+
+/// Polls `watches` (all of one credential) within `budget` until shutdown.
+pub async fn run(
+    ctx: PollContext,
+    mut watches: Vec<Watch>,
+    budget: RateLimit,
+    targets: PollingConfig,
+    mut shutdown: Shutdown,
+) {
+    let start = Instant::now();
+    // First polls spread over what the budget needs for one round, at least the hot interval.
+    let round = budget
+        .per
+        .mul_f64(watches.len() as f64 / (f64::from(budget.requests) * PLANNED_SHARE));
+    let spread = round.max(targets.hot);
+    let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..watches.len())
+        .map(|i| Reverse((start + spread.mul_f64(rand::random::<f64>()), i)))
+        .collect();
+    let mut polls: JoinSet<(usize, Result<poller::PollSummary, PollError>)> = JoinSet::new();
+    let mut in_flight = 0;
+    loop {
+        let next = due
+            .peek()
+            .map(|Reverse((at, _))| *at)
+            .filter(|_| in_flight < CONCURRENT_POLLS);
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            Some(done) = polls.join_next(), if in_flight > 0 => {
+                in_flight -= 1;
+                let (index, result) = done.expect("a poll does not panic");
+                let now = Instant::now();
+                report(&watches[index], &result, &ctx);
+                watches[index].learn(&result, now);
+                let demands: Vec<Demand> = watches.iter().map(|w| Demand { heat: w.heat(now, targets.warm_for), cost: w.cost }).collect();
+                let interval = plan(budget, &targets, &demands).interval(watches[index].heat(now, targets.warm_for));
+                due.push(Reverse((now + jitter(interval), index)));
+            }
+            _ = sleep_until(next) => {
+                let Some(Reverse((_, index))) = due.pop() else { continue };
+                let (ctx, watch) = (ctx.clone(), &watches[index]);
+                let (subscription, source) = (watch.subscription.clone(), watch.source.clone());
+                in_flight += 1;
+                polls.spawn(async move { (index, poller::poll_once(&ctx, &subscription, &source).await) });
+            }
+        }
+    }
+    // Let polls under way commit: each is a bounded HTTP exchange and one transaction.
+    while polls.join_next().await.is_some() {}
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `interval` give or take 10%, so repositories polled alike drift apart.
+fn jitter(interval: Duration) -> Duration {
+    interval.mul_f64(0.9 + 0.2 * rand::random::<f64>())
+}
+
+fn report(watch: &Watch, result: &Result<poller::PollSummary, PollError>, ctx: &PollContext) {
+    let repo = &watch.subscription.repo;
+    match result {
+        Ok(summary) if summary.baselined => {
+            tracing::info!(%repo, "baselined repository: history recorded, not announced");
+        }
+        Ok(summary) if summary.transitions > 0 => {
+            tracing::debug!(%repo, ?summary, "poll recorded transitions")
+        }
+        Ok(_) => {}
+        Err(PollError::Bitbucket(crate::bitbucket::BitbucketError::NotFound)) => {
+            ctx.metrics
+                .poll_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(%repo, url = %watch.subscription.url, "repository not found (404): check the URL and the credential's access; other subscriptions go on");
+        }
+        Err(err) => {
+            ctx.metrics
+                .poll_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(%repo, credential = %watch.subscription.credential, %err, "poll failed; will try again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets() -> PollingConfig {
+        PollingConfig {
+            hot: Duration::from_secs(15),
+            warm: Duration::from_secs(60),
+            cold: Duration::from_secs(600),
+            warm_for: Duration::from_secs(1800),
+            settle: Duration::from_secs(600),
+        }
+    }
+
+    fn demands(hot: usize, warm: usize, cold: usize) -> Vec<Demand> {
+        let of = |heat, n| std::iter::repeat_n(Demand { heat, cost: 1.0 }, n);
+        of(Heat::Hot, hot)
+            .chain(of(Heat::Warm, warm))
+            .chain(of(Heat::Cold, cold))
+            .collect()
+    }
+
+    /// Requests per hour a plan spends on `demands`.
+    fn hourly(plan: &Plan, demands: &[Demand]) -> f64 {
+        demands
+            .iter()
+            .map(|d| d.cost * 3600.0 / plan.interval(d.heat).as_secs_f64())
+            .sum()
+    }
+
+    #[test]
+    fn plans_fit_the_budget_by_priority_and_starve_no_one() {
+        let budget = RateLimit {
+            requests: 900,
+            per: Duration::from_secs(3600),
+        };
+        let secs = |d: Duration| (d.as_secs_f64() * 10.0).round() / 10.0;
+        #[rustfmt::skip]
+        type Row = ((usize, usize, usize), (f64, f64, f64));
+        let table: &[Row] = &[
+            // (hot, warm, cold) repositories -> (hot, warm, cold) interval in seconds.
+            // The planned budget is 810 requests an hour, 0.225 a second.
+            ((0, 0, 10), (15.0, 15.0, 44.4)), // 10 idle: 810 an hour buys a look every 44 s
+            ((1, 0, 1), (15.0, 15.0, 15.0)),  // never faster than the hot interval
+            ((1, 2, 100), (15.0, 60.0, 800.0)), // hot and warm fit, cold gets the rest: 0.125/s
+            ((0, 0, 1000), (15.0, 60.0, 4444.4)), // 1,000 idle: 1,000 polls cost 810 an hour
+            ((3, 10, 1000), (16.7, 444.4, 44444.4)), // warm and cold at their floors (0.0225/s), hot gets 0.18/s
+            ((20, 10, 1000), (111.1, 444.4, 44444.4)), // hot stretched too; warm and cold at their floors
+        ];
+        for &((hot, warm, cold), (hot_s, warm_s, cold_s)) in table {
+            let demands = demands(hot, warm, cold);
+            let plan = plan(budget, &targets(), &demands);
+            assert_eq!(
+                (secs(plan.hot), secs(plan.warm), secs(plan.cold)),
+                (hot_s, warm_s, cold_s),
+                "{hot}/{warm}/{cold}"
+            );
+            let spent = hourly(&plan, &demands);
+            assert!(
+                spent <= 810.0 + 1e-6,
+                "{hot}/{warm}/{cold}: {plan:?} spends {spent}"
+            );
+        }
+    }
+}

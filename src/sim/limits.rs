@@ -1,0 +1,446 @@
+//! The gate every Bitbucket API request passes before it is answered: the credential check,
+//! Bitbucket's rolling limit of requests per credential per hour (in simulated time), and the
+//! faults a test asks for (5xx, 429 storms, slow, truncated or HTML answers).
+//!
+//! Order per request: count it; identify the credential (401 if none); record it under the
+//! credential; then an injected 429, a storm, or the full window answers 429 (plain text, as
+//! Bitbucket); otherwise the request takes a slot in the window and an injected or randomly
+//! drawn fault (503, delay, broken body) shapes the answer.
+
+use super::auth::{self, Denial};
+use super::{Inner, SimOptions, bitbucket, datacenter};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// The window of the rate limit, in simulated seconds.
+const HOUR: f64 = 3600.0;
+
+/// The body of every 429, as Bitbucket Cloud sends it (`text/plain`).
+const RATE_LIMITED: &str = "Rate limit for this resource has been exceeded";
+
+/// What a `Html` fault answers: the login page a misconfigured proxy or SSO shows instead of
+/// the API.
+const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>Log in to continue - Log in with Atlassian account</title></head>\n<body>\
+<form id=\"form-login\" action=\"/login\" method=\"post\"><input name=\"username\" type=\"email\">\
+<button type=\"submit\">Continue</button></form></body></html>\n";
+
+/// Faults drawn at random for every Bitbucket API request that passes the credential check
+/// and the rate limit; `Default` is none. Rates are shares of requests, 0 to 1.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BitbucketFaults {
+    /// Share answered 503, as Bitbucket does during incidents.
+    pub server_error_rate: f64,
+    /// Share answered only after `slow_by`, to test client timeouts.
+    pub slow_rate: f64,
+    /// How long a slow answer takes, in REAL time.
+    pub slow_by: Duration,
+    /// Share answered 200 with a truncated JSON body.
+    pub malformed_rate: f64,
+    /// Simulated seconds `[from, to)` during which every request is answered 429 (plain text;
+    /// `Retry-After`, to the storm's end, as `bitbucket_retry_after` says).
+    pub storm: Option<(f64, f64)>,
+}
+
+/// One fault for [`Simulator::fail_next_bitbucket_calls`](super::Simulator::fail_next_bitbucket_calls).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BitbucketFault {
+    /// 503 with the API's error body.
+    ServerError,
+    /// 429 with the plain-text body and this `Retry-After` value verbatim, if any (so tests can
+    /// send delta-seconds, HTTP-date or RFC 3339 forms).
+    RateLimited {
+        /// The `Retry-After` header value, or `None` for no header.
+        retry_after: Option<String>,
+    },
+    /// 200 with the answer's JSON cut in half.
+    Malformed,
+    /// 200 with an HTML login page (`text/html`).
+    Html,
+    /// The right answer, after this REAL delay.
+    Slow(Duration),
+}
+
+/// The two Bitbucket APIs, which accept different credentials and spell errors differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Api {
+    /// Bitbucket Cloud, under `/2.0`.
+    Cloud,
+    /// Bitbucket Data Center, under `/dc/rest`.
+    DataCenter,
+}
+
+impl Api {
+    /// A 401 for `denial`, worded as this API words it.
+    fn deny(self, denial: Denial) -> Response {
+        let status = StatusCode::UNAUTHORIZED;
+        match self {
+            Api::Cloud => bitbucket::error_response(
+                status,
+                match denial {
+                    Denial::Missing | Denial::Invalid => "Access token expired or invalid",
+                    Denial::Expired => "Access token expired.",
+                    Denial::ApiTokenAsBearer => {
+                        "Token is invalid, expired, or not supported for this endpoint."
+                    }
+                },
+            ),
+            Api::DataCenter => match denial {
+                Denial::Missing => datacenter::error_response(
+                    status,
+                    "You are not permitted to access this resource",
+                    "com.atlassian.bitbucket.AuthorisationException",
+                ),
+                _ => datacenter::error_response(
+                    status,
+                    "Authentication failed. Please check your credentials and try again.",
+                    "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
+                ),
+            },
+        }
+    }
+
+    /// A 503 in this API's error shape.
+    fn unavailable(self) -> Response {
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        let message = "Service temporarily unavailable";
+        match self {
+            Api::Cloud => bitbucket::error_response(status, message),
+            Api::DataCenter => datacenter::error_response(
+                status,
+                message,
+                "com.atlassian.bitbucket.ServiceUnavailableException",
+            ),
+        }
+    }
+}
+
+/// The requests of one credential.
+#[derive(Default)]
+struct Usage {
+    /// Simulated second of every request, refused ones included, in order.
+    requests: Vec<f64>,
+    /// Simulated seconds of the requests the limiter let through in the last hour, oldest
+    /// first.
+    admitted: VecDeque<f64>,
+}
+
+impl Usage {
+    /// Takes a slot in the rolling window at `now`, or says how many simulated seconds remain
+    /// until one frees.
+    fn take_slot(&mut self, now: f64, limit: u64) -> Result<(), f64> {
+        while self.admitted.front().is_some_and(|&t| now - t >= HOUR) {
+            self.admitted.pop_front();
+        }
+        if (self.admitted.len() as u64) < limit {
+            self.admitted.push_back(now);
+            Ok(())
+        } else {
+            Err(self.admitted.front().map_or(HOUR, |&t| t + HOUR - now))
+        }
+    }
+
+    /// The most requests in any simulated hour (`[t, t + 3600)`), by a sliding window.
+    fn max_per_hour(&self) -> usize {
+        let mut first = 0;
+        let mut most = 0;
+        for (last, &t) in self.requests.iter().enumerate() {
+            while t - self.requests[first] >= HOUR {
+                first += 1;
+            }
+            most = most.max(last + 1 - first);
+        }
+        most
+    }
+}
+
+/// What changes on the Bitbucket side while the simulator runs: requests per credential and
+/// the fault knobs.
+#[derive(Default)]
+pub(super) struct Ledger {
+    /// Per credential name.
+    usage: BTreeMap<String, Usage>,
+    /// The random faults in force.
+    pub(super) faults: BitbucketFaults,
+    /// A fault injected for the next calls, with how many calls it still applies to.
+    injected: Option<(u32, BitbucketFault)>,
+}
+
+impl Ledger {
+    /// A ledger with no requests yet and `faults` in force.
+    pub(super) fn new(faults: BitbucketFaults) -> Ledger {
+        Ledger {
+            faults,
+            ..Ledger::default()
+        }
+    }
+
+    /// The next `n` admitted calls get `fault`.
+    pub(super) fn inject(&mut self, n: u32, fault: BitbucketFault) {
+        self.injected = (n > 0).then_some((n, fault));
+    }
+
+    /// The injected fault for this call, if any calls are left.
+    fn take_injected(&mut self) -> Option<BitbucketFault> {
+        let (left, fault) = self.injected.take()?;
+        if left > 1 {
+            self.injected = Some((left - 1, fault.clone()));
+        }
+        Some(fault)
+    }
+
+    pub(super) fn requests_by_credential(&self) -> BTreeMap<String, u64> {
+        self.usage
+            .iter()
+            .map(|(name, usage)| (name.clone(), usage.requests.len() as u64))
+            .collect()
+    }
+
+    pub(super) fn max_per_hour(&self) -> u64 {
+        self.usage
+            .values()
+            .map(Usage::max_per_hour)
+            .max()
+            .unwrap_or(0) as u64
+    }
+}
+
+impl BitbucketFaults {
+    /// A fault for one request, drawn by the rates.
+    fn draw(&self) -> Option<BitbucketFault> {
+        let total = self.server_error_rate + self.slow_rate + self.malformed_rate;
+        if total.is_nan() || total <= 0.0 {
+            return None;
+        }
+        let roll: f64 = rand::rng().random();
+        if roll < self.server_error_rate {
+            Some(BitbucketFault::ServerError)
+        } else if roll < self.server_error_rate + self.slow_rate {
+            Some(BitbucketFault::Slow(self.slow_by))
+        } else if roll < total {
+            Some(BitbucketFault::Malformed)
+        } else {
+            None
+        }
+    }
+}
+
+/// How an admitted request is answered.
+#[derive(Default)]
+struct Plan {
+    /// Wait this long (real time) before answering.
+    delay: Option<Duration>,
+    /// What replaces a 200's body, if anything.
+    broken: Option<Broken>,
+}
+
+/// A 200 answer's body replaced by something a client cannot use.
+enum Broken {
+    /// The JSON cut in half.
+    Truncated,
+    /// A login page.
+    Html,
+}
+
+/// Answers a Bitbucket API request: through the gate, then `answer`'s body (200) or error,
+/// then the faults planned for it. Access tokens' answers all carry `X-RateLimit-Limit` and
+/// `X-RateLimit-Resource`.
+///
+/// `X-RateLimit-Limit` is requests per REAL hour, as clients read it, while the limiter counts
+/// per simulated hour: it carries `round(bitbucket_limit_per_hour * speed)` (1000 at speed 40
+/// says 40000; at speed 1 the limit itself), the rate the limit allows against the wall clock.
+pub(super) async fn serve<E: IntoResponse>(
+    inner: &Inner,
+    headers: &HeaderMap,
+    api: Api,
+    answer: impl FnOnce() -> Result<Value, E>,
+) -> Response {
+    let (access_token, verdict) = admit(inner, headers, api);
+    let mut response = match verdict {
+        Err(refused) => refused,
+        Ok(plan) => {
+            if let Some(delay) = plan.delay {
+                tokio::time::sleep(delay).await;
+            }
+            match (answer(), plan.broken) {
+                (Ok(_), Some(Broken::Html)) => {
+                    ([(CONTENT_TYPE, "text/html;charset=UTF-8")], LOGIN_PAGE).into_response()
+                }
+                (Ok(body), Some(Broken::Truncated)) => {
+                    let mut bytes = body.to_string().into_bytes();
+                    bytes.truncate(bytes.len() / 2);
+                    ([(CONTENT_TYPE, "application/json")], bytes).into_response()
+                }
+                (Ok(body), None) => axum::Json(body).into_response(),
+                (Err(error), _) => error.into_response(),
+            }
+        }
+    };
+    if access_token {
+        let limit = HeaderValue::from(real_hour_limit(&inner.options));
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", limit);
+        headers.insert("x-ratelimit-resource", HeaderValue::from_static("api"));
+    }
+    response
+}
+
+/// The per-simulated-hour limit as requests per real hour: `round(limit * speed)`, saturating
+/// at `u64::MAX`; exactly the limit at speed 1.
+fn real_hour_limit(options: &SimOptions) -> u64 {
+    let limit = options.bitbucket_limit_per_hour;
+    if options.speed == 1.0 {
+        return limit;
+    }
+    // A float-to-int `as` saturates; the speed is positive and finite (checked at start).
+    (limit as f64 * options.speed).round() as u64
+}
+
+/// The gate's decision, under the state lock: whether the credential is an access token (for
+/// the headers), and the plan or the refusal.
+fn admit(inner: &Inner, headers: &HeaderMap, api: Api) -> (bool, Result<Plan, Response>) {
+    let options = &inner.options;
+    let mut state = inner.lock();
+    state.stats.bitbucket_requests += 1;
+    let credential = match auth::identify(options, &state.bitbucket_grants, headers, api) {
+        Ok(credential) => credential,
+        Err(denial) => return (false, Err(api.deny(denial))),
+    };
+    let access_token = matches!(credential.kind, auth::SimCredentialKind::AccessToken { .. });
+    let now = inner.clock.now();
+    let ledger = &mut state.bitbucket;
+    let fault = ledger.take_injected();
+    let usage = ledger.usage.entry(credential.name.clone()).or_default();
+    usage.requests.push(now);
+
+    // Delta-seconds in real time, rounded up, for a wait in simulated seconds; only where
+    // the API sends the header at all.
+    let retry_after = |sim_secs: f64| {
+        (options.bitbucket_retry_after || api == Api::DataCenter)
+            .then(|| format!("{}", (sim_secs / options.speed).ceil()))
+    };
+    // An injected 429 answers as given, whatever the storm and the window say.
+    if !matches!(fault, Some(BitbucketFault::RateLimited { .. })) {
+        let storm = ledger.faults.storm;
+        if let Some((_, end)) = storm.filter(|(from, to)| (*from..*to).contains(&now)) {
+            return (access_token, Err(too_many(retry_after(end - now))));
+        }
+        if let Err(wait) = usage.take_slot(now, options.bitbucket_limit_per_hour) {
+            return (access_token, Err(too_many(retry_after(wait))));
+        }
+    }
+    let plan = match fault.or_else(|| ledger.faults.draw()) {
+        None => Plan::default(),
+        Some(BitbucketFault::RateLimited { retry_after }) => {
+            return (access_token, Err(too_many(retry_after)));
+        }
+        Some(BitbucketFault::ServerError) => return (access_token, Err(api.unavailable())),
+        Some(BitbucketFault::Slow(delay)) => Plan {
+            delay: Some(delay),
+            broken: None,
+        },
+        Some(BitbucketFault::Malformed) => Plan {
+            delay: None,
+            broken: Some(Broken::Truncated),
+        },
+        Some(BitbucketFault::Html) => Plan {
+            delay: None,
+            broken: Some(Broken::Html),
+        },
+    };
+    (access_token, Ok(plan))
+}
+
+/// A 429 as Bitbucket sends it: plain text, with `Retry-After` if given.
+fn too_many(retry_after: Option<String>) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(CONTENT_TYPE, "text/plain")],
+        RATE_LIMITED,
+    )
+        .into_response();
+    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_rolls_and_says_when_a_slot_frees() {
+        let mut usage = Usage::default();
+        assert_eq!(usage.take_slot(0.0, 2), Ok(()));
+        assert_eq!(usage.take_slot(100.0, 2), Ok(()));
+        assert_eq!(usage.take_slot(200.0, 2), Err(3400.0));
+        assert_eq!(usage.take_slot(3600.0, 2), Ok(()));
+        assert_eq!(usage.take_slot(3650.0, 2), Err(50.0));
+        assert_eq!(Usage::default().take_slot(0.0, 0), Err(3600.0));
+    }
+
+    #[test]
+    fn max_per_hour_slides() {
+        let usage = Usage {
+            requests: vec![0.0, 10.0, 3599.0, 3600.0, 3601.0, 3602.0, 9000.0],
+            admitted: VecDeque::new(),
+        };
+        // [10, 3610) holds 10, 3599, 3600, 3601, 3602.
+        assert_eq!(usage.max_per_hour(), 5);
+        assert_eq!(Usage::default().max_per_hour(), 0);
+    }
+
+    #[test]
+    fn header_limit_is_per_real_hour() {
+        let at = |limit: u64, speed: f64| {
+            real_hour_limit(&SimOptions {
+                bitbucket_limit_per_hour: limit,
+                speed,
+                ..SimOptions::default()
+            })
+        };
+        assert_eq!(at(1000, 40.0), 40_000);
+        assert_eq!(at(1000, 1.0), 1000);
+        assert_eq!(at(u64::MAX, 1.0), u64::MAX);
+        assert_eq!(at(1000, 0.5), 500);
+        assert_eq!(at(3, 0.25), 1);
+        assert_eq!(at(7, 1.5), 11);
+        assert_eq!(at(u64::MAX, 2.0), u64::MAX);
+    }
+
+    #[test]
+    fn injected_faults_run_out() {
+        let mut ledger = Ledger::default();
+        ledger.inject(2, BitbucketFault::Html);
+        assert_eq!(ledger.take_injected(), Some(BitbucketFault::Html));
+        assert_eq!(ledger.take_injected(), Some(BitbucketFault::Html));
+        assert_eq!(ledger.take_injected(), None);
+        ledger.inject(0, BitbucketFault::Html);
+        assert_eq!(ledger.take_injected(), None);
+    }
+
+    #[test]
+    fn draws_by_the_rates() {
+        assert_eq!(BitbucketFaults::default().draw(), None);
+        let always = BitbucketFaults {
+            server_error_rate: 1.0,
+            ..BitbucketFaults::default()
+        };
+        assert_eq!(always.draw(), Some(BitbucketFault::ServerError));
+        let slow = BitbucketFaults {
+            slow_rate: 1.0,
+            slow_by: Duration::from_millis(5),
+            ..BitbucketFaults::default()
+        };
+        assert_eq!(
+            slow.draw(),
+            Some(BitbucketFault::Slow(Duration::from_millis(5)))
+        );
+    }
+}

@@ -1,0 +1,539 @@
+//! Bitbucket in full, against the simulator over loopback: every source, every credential kind,
+//! 429s pausing the credential, the budget under a storm, paging, late statuses, and a broken
+//! credential that does not stop the others.
+
+mod common;
+
+use bbzoom::bitbucket::{Account, Auth, BitbucketError, CloudClient, OAuthConsumer, RetryPolicy};
+use bbzoom::config::RateLimit;
+use bbzoom::credentials::{Credential, Credentials};
+use bbzoom::demo::{SimPolling, score, subscribe_all};
+use bbzoom::domain::RepoId;
+use bbzoom::retry::Backoff;
+use bbzoom::sim::{
+    BitbucketFault, BitbucketFaults, Scenario, SimBuild, SimCredential, SimCredentialKind,
+    SimOptions, SimRepo, SimSource, SimState::*, Simulator,
+};
+use common::{Harness, fast_tuning};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 2,
+        backoff: Backoff {
+            base: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+        },
+        rate_limit_backoff: Backoff {
+            base: Duration::from_millis(300),
+            max: Duration::from_millis(300),
+        },
+    }
+}
+
+fn credential(name: &str, kind: SimCredentialKind) -> SimCredential {
+    SimCredential {
+        name: name.into(),
+        kind,
+    }
+}
+
+/// A client of `sim` through an account with `auth`, budget 1,000 a second (not in the way).
+fn client(sim: &Simulator, auth: Auth) -> CloudClient {
+    let http = bbzoom::http::client(Duration::from_secs(5));
+    let budget = RateLimit {
+        requests: 1000,
+        per: Duration::from_secs(1),
+    };
+    let account = Arc::new(Account::new("test".into(), http, auth, budget, retry()));
+    CloudClient::new(account, sim.bitbucket_api_url(), sim.bitbucket_web_url())
+}
+
+async fn showcase_sim(options: SimOptions) -> Simulator {
+    Simulator::start(Scenario::showcase(), options)
+        .await
+        .unwrap()
+}
+
+fn api() -> RepoId {
+    RepoId::new("acme", "api")
+}
+
+#[tokio::test]
+async fn every_cloud_credential_kind_authenticates() {
+    let options = SimOptions {
+        speed: 100.0,
+        bitbucket_credentials: vec![
+            credential(
+                "token",
+                SimCredentialKind::AccessToken {
+                    token: "t0k".into(),
+                },
+            ),
+            credential(
+                "oauth",
+                SimCredentialKind::OAuthConsumer {
+                    key: "k".into(),
+                    secret: "s3cret".into(),
+                },
+            ),
+            credential(
+                "api",
+                SimCredentialKind::ApiToken {
+                    email: "jane@example.com".into(),
+                    token: "at".into(),
+                },
+            ),
+        ],
+        ..SimOptions::default()
+    };
+    let sim = showcase_sim(options).await;
+    let http = bbzoom::http::client(Duration::from_secs(5));
+    let kinds = [
+        Auth::Bearer("t0k".to_owned().into()),
+        Auth::OAuth(OAuthConsumer::new(
+            http,
+            sim.bitbucket_oauth_url(),
+            "k".into(),
+            "s3cret".to_owned().into(),
+        )),
+        Auth::Basic {
+            user: "jane@example.com".into(),
+            password: "at".to_owned().into(),
+        },
+    ];
+    for auth in kinds {
+        let client = client(&sim, auth);
+        client.pipelines(&api(), None).await.unwrap();
+        assert_eq!(client.account.broken(), None);
+    }
+    // An API token sent as a bearer token is refused, as on Bitbucket; the account says so.
+    let wrong = client(&sim, Auth::Bearer("at".to_owned().into()));
+    assert!(matches!(
+        wrong.pipelines(&api(), None).await,
+        Err(BitbucketError::Unauthorized(401))
+    ));
+    assert!(wrong.account.broken().is_some());
+}
+
+#[tokio::test]
+async fn an_oauth_token_is_renewed_before_expiry_and_once_after_a_401() {
+    let options = SimOptions {
+        speed: 100.0,
+        bitbucket_credentials: vec![credential(
+            "oauth",
+            SimCredentialKind::OAuthConsumer {
+                key: "k".into(),
+                secret: "s".into(),
+            },
+        )],
+        oauth_token_lifetime: Duration::from_secs(2),
+        ..SimOptions::default()
+    };
+    let sim = showcase_sim(options).await;
+    let http = bbzoom::http::client(Duration::from_secs(5));
+    let client = client(
+        &sim,
+        Auth::OAuth(OAuthConsumer::new(
+            http,
+            sim.bitbucket_oauth_url(),
+            "k".into(),
+            "s".to_owned().into(),
+        )),
+    );
+    client.pipelines(&api(), None).await.unwrap();
+    client.pipelines(&api(), None).await.unwrap();
+    assert_eq!(
+        sim.stats().bitbucket_token_requests,
+        1,
+        "the token is cached"
+    );
+
+    sim.revoke_bitbucket_oauth_tokens();
+    client.pipelines(&api(), None).await.unwrap();
+    assert_eq!(
+        sim.stats().bitbucket_token_requests,
+        2,
+        "a 401 renews the token once"
+    );
+
+    // The 2 s token is renewed a quarter of its life early, before Zoom... Bitbucket refuses it.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let before = sim.stats().bitbucket_requests;
+    client.pipelines(&api(), None).await.unwrap();
+    assert_eq!(
+        sim.stats().bitbucket_token_requests,
+        3,
+        "renewed before expiry"
+    );
+    assert_eq!(
+        sim.stats().bitbucket_requests - before,
+        1,
+        "without a refused request first"
+    );
+}
+
+#[tokio::test]
+async fn a_429_pauses_the_whole_credential_for_retry_after_in_each_form() {
+    let sim = showcase_sim(SimOptions {
+        speed: 100.0,
+        ..SimOptions::default()
+    })
+    .await;
+    let client = client(&sim, Auth::Bearer("sim-bitbucket-token".to_owned().into()));
+    // Each form names a moment three seconds ahead of when it is sent (HTTP-dates in whole seconds).
+    let in_three_seconds = || std::time::SystemTime::now() + Duration::from_secs(3);
+    let forms: [fn(std::time::SystemTime) -> String; 3] = [
+        |_| "1".to_owned(),
+        httpdate::fmt_http_date,
+        |at| {
+            time::OffsetDateTime::from(at)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        },
+    ];
+    for form in forms {
+        let retry_after = form(in_three_seconds());
+        sim.fail_next_bitbucket_calls(
+            1,
+            BitbucketFault::RateLimited {
+                retry_after: Some(retry_after.clone()),
+            },
+        );
+        let err = client.pipelines(&api(), None).await.unwrap_err();
+        let BitbucketError::RateLimited(pause) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            pause >= Duration::from_millis(900) && pause <= Duration::from_secs(3),
+            "{retry_after}: {pause:?}"
+        );
+        assert!(
+            client.account.paused_until().is_some(),
+            "the credential is paused"
+        );
+        // Any other request of the credential waits the pause out.
+        let started = Instant::now();
+        client
+            .pipeline(&api(), "{00000000-0000-0000-0000-000000000000}")
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() >= pause - Duration::from_millis(100),
+            "{retry_after}: waited {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_429_without_retry_after_backs_off_with_jitter() {
+    let sim = showcase_sim(SimOptions {
+        speed: 100.0,
+        ..SimOptions::default()
+    })
+    .await;
+    let client = client(&sim, Auth::Bearer("sim-bitbucket-token".to_owned().into()));
+    sim.fail_next_bitbucket_calls(1, BitbucketFault::RateLimited { retry_after: None });
+    let err = client.pipelines(&api(), None).await.unwrap_err();
+    let BitbucketError::RateLimited(pause) = err else {
+        panic!("{err:?}")
+    };
+    // The injected backoff's ceiling is 300 ms; full jitter draws within [30 ms, 300 ms].
+    assert!(
+        pause >= Duration::from_millis(30) && pause <= Duration::from_millis(300),
+        "{pause:?}"
+    );
+    let started = Instant::now();
+    client.pipelines(&api(), None).await.unwrap();
+    assert!(started.elapsed() >= pause - Duration::from_millis(20));
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_malformed_answers_are_errors_of_that_call() {
+    let sim = showcase_sim(SimOptions {
+        speed: 100.0,
+        ..SimOptions::default()
+    })
+    .await;
+    let client = client(&sim, Auth::Bearer("sim-bitbucket-token".to_owned().into()));
+    sim.fail_next_bitbucket_calls(2, BitbucketFault::ServerError);
+    client
+        .pipelines(&api(), None)
+        .await
+        .expect("two 503s are within the retries");
+    for fault in [BitbucketFault::Malformed, BitbucketFault::Html] {
+        sim.fail_next_bitbucket_calls(1, fault);
+        assert!(matches!(
+            client.pipelines(&api(), None).await,
+            Err(BitbucketError::Malformed(_))
+        ));
+        client
+            .pipelines(&api(), None)
+            .await
+            .expect("the next call is fine");
+    }
+    // Unknown repository: 404 for that subscription only.
+    assert!(matches!(
+        client.pipelines(&RepoId::new("acme", "nope"), None).await,
+        Err(BitbucketError::NotFound)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_source_end_to_end_cloud_pipelines_cloud_statuses_and_data_center() {
+    let scenario = Scenario::mixed();
+    let subscriptions = subscribe_all(&scenario);
+    let options = SimOptions {
+        speed: 100.0,
+        bitbucket_credentials: vec![
+            credential(
+                "cloud",
+                SimCredentialKind::AccessToken { token: "c".into() },
+            ),
+            credential(
+                "dc",
+                SimCredentialKind::DataCenterToken { token: "d".into() },
+            ),
+        ],
+        ..SimOptions::default()
+    };
+    let harness = Harness::start_with(
+        scenario,
+        options,
+        SimPolling::default(),
+        bbzoom::demo::DEFAULT_BUDGET,
+        &subscriptions,
+    )
+    .await;
+    let daemon = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(40))
+        .await;
+    daemon.stop().await;
+
+    let score = score(&harness.sim, &harness.config);
+    assert!(
+        score.missed.is_empty(),
+        "missed {:?}\nshown {:?}",
+        score.missed,
+        score.shown
+    );
+    assert_eq!(score.duplicates, 0);
+    for repo in ["acme/api", "acme/web", "PLAT/platform"] {
+        assert!(
+            score
+                .shown
+                .keys()
+                .any(|(_, url, _)| url.contains(repo) || url.contains(&repo.to_lowercase())),
+            "{repo}: {:?}",
+            score.shown.keys()
+        );
+    }
+    let by_credential = harness.sim.bitbucket_requests_by_credential();
+    assert!(
+        by_credential["cloud"] > 0 && by_credential["dc"] > 0,
+        "{by_credential:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_past_a_full_page_of_new_pipelines_misses_none() {
+    // Forty pipelines created within half a simulated second, between two polls.
+    let builds: Vec<SimBuild> = (1..=40)
+        .map(|n| {
+            SimBuild::pipeline(
+                n,
+                "main",
+                30.0 + n as f64 / 100.0,
+                vec![(35.0, Running), (40.0 + n as f64 / 10.0, Failed)],
+            )
+        })
+        .collect();
+    let scenario = Scenario {
+        repos: vec![SimRepo {
+            workspace: "acme".into(),
+            slug: "api".into(),
+            builds,
+            ..SimRepo::default()
+        }],
+    };
+    let subscriptions = subscribe_all(&scenario).replace("[\"all\"]", "[\"failed\"]");
+    let harness = Harness::start(scenario, 20.0, SimPolling::every(20.0), &subscriptions).await;
+    let daemon = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(20))
+        .await;
+    daemon.stop().await;
+    let score = score(&harness.sim, &harness.config);
+    assert!(
+        score.missed.is_empty(),
+        "{} missed: {:?}",
+        score.missed.len(),
+        score.missed
+    );
+    // One failed, thirty-nine still failing: each announced once.
+    assert_eq!(score.shown.len(), 40);
+    assert_eq!(score.duplicates, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_posted_late_within_the_settle_time_is_announced() {
+    // Pushed at 10 s; CI posts its status 90 simulated seconds later, when nothing else moves.
+    let commit = "c".repeat(40);
+    let builds = vec![
+        SimBuild::status(
+            "jenkins-build",
+            "main",
+            commit.clone(),
+            10.0,
+            12.0,
+            vec![(40.0, Successful)],
+        ),
+        SimBuild::status(
+            "sonar-scan",
+            "main",
+            commit,
+            10.0,
+            100.0,
+            vec![(130.0, Failed)],
+        ),
+    ];
+    let scenario = Scenario {
+        repos: vec![SimRepo {
+            workspace: "acme".into(),
+            slug: "web".into(),
+            source: SimSource::CloudStatuses,
+            builds,
+        }],
+    };
+    let polling = SimPolling {
+        settle: 150.0,
+        ..SimPolling::every(5.0)
+    };
+    let harness = Harness::start(scenario.clone(), 20.0, polling, &subscribe_all(&scenario)).await;
+    let daemon = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(30))
+        .await;
+    daemon.stop().await;
+    let score = score(&harness.sim, &harness.config);
+    assert!(score.missed.is_empty(), "{:?}", score.missed);
+    let events: Vec<_> = score
+        .shown
+        .keys()
+        .map(|(_, url, event)| (url.rsplit('/').nth(2).unwrap().to_owned(), *event))
+        .collect();
+    assert!(
+        events.contains(&("sonar-scan".into(), bbzoom::domain::EventKind::Failed)),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_is_never_exceeded_under_a_rate_limit_storm() {
+    let scenario = Scenario::random(3, 20, 1.0);
+    let end = scenario.end();
+    let options = SimOptions {
+        speed: 600.0,
+        bitbucket_faults: BitbucketFaults {
+            storm: Some((end * 0.2, end * 0.4)),
+            ..BitbucketFaults::default()
+        },
+        ..SimOptions::default()
+    };
+    let subscriptions = subscribe_all(&scenario);
+    let harness = Harness::start_with(
+        scenario,
+        options,
+        SimPolling::default(),
+        300,
+        &subscriptions,
+    )
+    .await;
+    let daemon = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(60))
+        .await;
+    daemon.stop().await;
+
+    let max = harness.sim.bitbucket_max_per_hour();
+    assert!(
+        max <= 300,
+        "{max} requests in one simulated hour against a budget of 300"
+    );
+    let score = score(&harness.sim, &harness.config);
+    assert!(
+        score.missed.is_empty(),
+        "latency grows, nothing is missed: {:?}",
+        score.missed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_credential_does_not_stop_the_others() {
+    let scenario = Scenario::showcase();
+    let mut harness = Harness::start(
+        scenario,
+        150.0,
+        SimPolling::every(15.0),
+        bbzoom::demo::SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await;
+    // acme/mobile is polled with a credential Bitbucket does not know.
+    let config = &harness.config;
+    let mut credentials = Credentials::load(
+        &config.daemon.credentials_file,
+        &config.daemon.identity_file,
+    )
+    .unwrap();
+    credentials.insert(
+        "revoked",
+        Credential::BitbucketAccessToken {
+            token: "no-longer-valid".to_owned().into(),
+        },
+    );
+    credentials
+        .save(
+            &config.daemon.credentials_file,
+            &config.daemon.identity_file,
+        )
+        .unwrap();
+    let path = harness.config_path();
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "events = [\"failed\", \"fixed\", \"stopped\"]",
+        "events = [\"failed\", \"fixed\", \"stopped\"]\ncredential = \"revoked\"",
+    );
+    std::fs::write(&path, text).unwrap();
+    harness.config = bbzoom::config::Config::load(&path).unwrap();
+
+    let daemon = harness.run_daemon(fast_tuning());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while harness.sim.now() < harness.sim.scenario().end() + 60.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let poll_errors = daemon
+        .metrics
+        .poll_errors
+        .load(std::sync::atomic::Ordering::Relaxed);
+    daemon.stop().await;
+
+    let score = score(&harness.sim, &harness.config);
+    assert!(
+        score
+            .missed
+            .iter()
+            .all(|(_, url, _)| url.contains("/acme/mobile/")),
+        "only mobile is missed: {:?}",
+        score.missed
+    );
+    assert!(!score.missed.is_empty());
+    assert!(
+        score
+            .shown
+            .keys()
+            .any(|(_, url, _)| url.contains("/acme/api/"))
+    );
+    assert!(poll_errors > 0);
+}
