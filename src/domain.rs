@@ -116,8 +116,9 @@ pub struct BuildStatus {
     pub name: String,
     /// The build number a person sees (`#42`), when the source has one.
     pub number: Option<u64>,
-    /// When the source reports changes of an unchanged state (a status overwritten with the
-    /// same state), the moment of its last update in Unix milliseconds; 0 otherwise.
+    /// The moment of the build's last update in Unix milliseconds, as the source reports it
+    /// (a pipeline's completion, a status's `updated_on`), 0 if unknown: a finished build whose
+    /// revision moves ran again. It also orders endings seen in one poll.
     pub revision: i64,
     /// Branch the build ran for; `None` for builds on a bare commit or tag.
     pub branch: Option<String>,

@@ -24,9 +24,11 @@ const CONCURRENT_POLLS: usize = 4;
 /// Share of the budget the plan spends, leaving room for follow-ups and retries.
 const PLANNED_SHARE: f64 = 0.9;
 
-/// Share of the planned budget the warm and the cold class each keep however busy the hot one
-/// is, so no repository is ever starved.
-const FLOOR_SHARE: f64 = 0.1;
+/// Shares of the planned budget the warm and the cold class keep however busy the hot one is.
+/// Idle repositories are most of them and most builds start in one, so the cold class keeps
+/// the larger floor: a few running builds never take every look away from the many.
+const WARM_FLOOR: f64 = 0.1;
+const COLD_FLOOR: f64 = 0.4;
 
 /// How busy a repository is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,7 +64,7 @@ impl Plan {
 }
 
 /// Fits `demands` into `budget`, by priority: the hot class gets what it needs, then the warm
-/// one, and the cold one the rest; but warm and cold each keep at least a tenth of the budget.
+/// one, and the cold one the rest; but warm and cold keep floors of a tenth and two fifths.
 /// A class that gets less than its targets cost has its interval stretched to fit. Budget left
 /// over shortens the warm and cold intervals alike, down to the hot one: an idle repository is
 /// looked at as often as the budget affords, so its next build is seen starting. Pure.
@@ -82,9 +84,12 @@ pub fn plan(budget: RateLimit, targets: &PollingConfig, demands: &[Demand]) -> P
         rate(Heat::Warm, targets.warm),
         rate(Heat::Cold, targets.cold),
     );
-    let floor = |rate: f64| rate.min(capacity * FLOOR_SHARE);
-    let hot_share = hot.min(capacity - floor(warm) - floor(cold));
-    let warm_share = warm.min(capacity - hot_share - floor(cold));
+    let (warm_floor, cold_floor) = (
+        warm.min(capacity * WARM_FLOOR),
+        cold.min(capacity * COLD_FLOOR),
+    );
+    let hot_share = hot.min(capacity - warm_floor - cold_floor);
+    let warm_share = warm.min(capacity - hot_share - cold_floor);
     let cold_share = (capacity - hot_share - warm_share).min(cold);
     // A class costing `rate` at `target` that may spend `share` is polled every target * rate / share.
     let stretch = |target: Duration, rate: f64, share: f64| {
@@ -95,17 +100,29 @@ pub fn plan(budget: RateLimit, targets: &PollingConfig, demands: &[Demand]) -> P
         }
     };
     let hot_interval = stretch(targets.hot, hot, hot_share);
-    let mut warm_interval = stretch(targets.warm, warm, warm_share).max(hot_interval);
-    let mut cold_interval = stretch(targets.cold, cold, cold_share).max(warm_interval);
-    // Spend what is left on warm and cold: scale both by the factor that fills the budget.
-    let spent_slow = warm * targets.warm.as_secs_f64() / warm_interval.as_secs_f64()
-        + cold * targets.cold.as_secs_f64() / cold_interval.as_secs_f64();
+    let mut warm_interval = stretch(targets.warm, warm, warm_share);
+    let mut cold_interval = stretch(targets.cold, cold, cold_share);
+    // Requests one poll of every warm, every cold repository costs; and what hot leaves them.
+    let (warm_round, cold_round) = (
+        warm * targets.warm.as_secs_f64(),
+        cold * targets.cold.as_secs_f64(),
+    );
     let room = capacity - hot_share;
-    if spent_slow > 0.0 && room > spent_slow {
-        let factor = spent_slow / room;
-        warm_interval = warm_interval.mul_f64(factor).max(hot_interval);
-        cold_interval = cold_interval.mul_f64(factor).max(hot_interval);
+    if warm_interval > cold_interval {
+        // Too many warm repositories to keep them warm: pool them with the cold ones.
+        warm_interval = Duration::from_secs_f64((warm_round + cold_round) / room);
+        cold_interval = warm_interval;
+    } else {
+        // Spend what is left on warm and cold: scale both by the factor that fills the budget.
+        let spent =
+            warm_round / warm_interval.as_secs_f64() + cold_round / cold_interval.as_secs_f64();
+        if spent > 0.0 && room > spent {
+            warm_interval = warm_interval.mul_f64(spent / room);
+            cold_interval = cold_interval.mul_f64(spent / room);
+        }
     }
+    let warm_interval = warm_interval.max(hot_interval);
+    let cold_interval = cold_interval.max(warm_interval);
     Plan {
         hot: hot_interval,
         warm: warm_interval,
@@ -191,7 +208,9 @@ pub async fn run(
                 report(&watches[index], &result, &ctx);
                 watches[index].learn(&result, now);
                 let demands: Vec<Demand> = watches.iter().map(|w| Demand { heat: w.heat(now, targets.warm_for), cost: w.cost }).collect();
-                let interval = plan(budget, &targets, &demands).interval(watches[index].heat(now, targets.warm_for));
+                let heat = watches[index].heat(now, targets.warm_for);
+                let interval = plan(budget, &targets, &demands).interval(heat);
+                tracing::debug!(repo = %watches[index].subscription.repo, ?heat, ?interval, "next poll planned");
                 due.push(Reverse((now + jitter(interval), index)));
             }
             _ = sleep_until(next) => {
@@ -290,8 +309,9 @@ mod tests {
             ((1, 0, 1), (15.0, 15.0, 15.0)),  // never faster than the hot interval
             ((1, 2, 100), (15.0, 60.0, 800.0)), // hot and warm fit, cold gets the rest: 0.125/s
             ((0, 0, 1000), (15.0, 60.0, 4444.4)), // 1,000 idle: 1,000 polls cost 810 an hour
-            ((3, 10, 1000), (16.7, 444.4, 44444.4)), // warm and cold at their floors (0.0225/s), hot gets 0.18/s
-            ((20, 10, 1000), (111.1, 444.4, 44444.4)), // hot stretched too; warm and cold at their floors
+            ((3, 10, 1000), (26.7, 444.4, 11111.1)), // warm and cold at their floors (0.0225/s, 0.09/s)
+            ((20, 10, 1000), (177.8, 444.4, 11111.1)), // hot stretched to the half that is left
+            ((0, 500, 10), (15.0, 2266.7, 2266.7)),  // warm would be slower than cold: pooled
         ];
         for &((hot, warm, cold), (hot_s, warm_s, cold_s)) in table {
             let demands = demands(hot, warm, cold);

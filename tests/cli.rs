@@ -100,3 +100,46 @@ async fn check_summarises_a_valid_setup_and_rejects_a_broken_one_with_exit_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn demo_time_compression_keeps_the_budget_and_misses_nothing_under_faults() {
+    for faults in ["rate-limit-storm", "flaky"] {
+        let out = bbzoom()
+            .args([
+                "demo", "--json", "--repos", "12", "--hours", "1", "--speed", "400", "--budget",
+                "600",
+            ])
+            .args(["--faults", faults])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{faults}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let summary: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        for key in [
+            "bitbucket_requests_max_per_hour",
+            "latency_p50_s",
+            "latency_p95_s",
+            "latency_max_s",
+        ] {
+            assert!(
+                summary.get(key).is_some_and(|v| v.is_number()),
+                "{faults}: {key} in {summary}"
+            );
+        }
+        assert!(
+            summary["bitbucket_requests_max_per_hour"].as_u64().unwrap() <= 600,
+            "{faults}: {summary}"
+        );
+        assert_eq!(summary["missed"], 0, "{faults}: {summary}");
+        assert_eq!(summary["duplicates"], 0, "{faults}: {summary}");
+        assert!(
+            summary["cards"].as_u64().unwrap() > 0,
+            "{faults}: {summary}"
+        );
+    }
+}

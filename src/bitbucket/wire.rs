@@ -24,6 +24,7 @@ pub struct Pipeline {
     pub creator: Option<Account>,
     pub target: Option<Target>,
     pub duration_in_seconds: Option<u64>,
+    pub completed_on: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,7 +103,8 @@ impl Pipeline {
             job: "pipeline".into(),
             name: "Pipeline".into(),
             number: Some(self.build_number),
-            revision: 0,
+            // A rerun ends again with a new completion time: the same state, a new revision.
+            revision: self.completed_on.as_deref().and_then(parse_ms).unwrap_or(0),
             branch,
             commit: commit.and_then(|c| c.hash.clone()),
             commit_message: commit.and_then(|c| c.message.as_deref()).map(first_line),

@@ -173,8 +173,19 @@ fn apply(
         notifications: Vec::new(),
     };
     let mut builds = fetched.builds;
-    // Oldest first, so a branch's health follows the order its builds ran in.
-    builds.sort_by_key(|b| (b.number, b.created_ms));
+    // Endings in the order they happened, so a lane's health follows them; unfinished builds
+    // (which do not touch health) after.
+    builds.sort_by_key(|b| {
+        (
+            if b.state.is_finished() {
+                b.revision
+            } else {
+                i64::MAX
+            },
+            b.number,
+            b.created_ms,
+        )
+    });
     builds.dedup_by(|a, b| a.key == b.key);
     let mut health: HashMap<String, Option<Health>> = HashMap::new();
     for build in builds {
