@@ -25,6 +25,8 @@ pub enum Credential {
     BitbucketApiToken { email: String, token: SecretString },
     /// A Bitbucket Data Center / Server HTTP access token, sent as `Bearer`.
     DatacenterToken { token: SecretString },
+    /// A Zoom Incoming Webhook connection's verification token.
+    ZoomWebhook { token: SecretString },
     /// A Zoom Team Chat chatbot app's OAuth client (client-credentials grant).
     ZoomChatbot {
         client_id: String,
@@ -34,12 +36,13 @@ pub enum Credential {
 
 impl Credential {
     /// Every `kind` value, for messages and prompts.
-    pub const KINDS: [&'static str; 5] = [
+    pub const KINDS: [&'static str; 6] = [
         "bitbucket_access_token",
         "bitbucket_oauth_consumer",
         "bitbucket_api_token",
         "datacenter_token",
         "zoom_chatbot",
+        "zoom_webhook",
     ];
 
     /// The `kind` value, for messages.
@@ -50,6 +53,7 @@ impl Credential {
             Credential::BitbucketApiToken { .. } => Credential::KINDS[2],
             Credential::DatacenterToken { .. } => Credential::KINDS[3],
             Credential::ZoomChatbot { .. } => Credential::KINDS[4],
+            Credential::ZoomWebhook { .. } => Credential::KINDS[5],
         }
     }
 
@@ -57,7 +61,9 @@ impl Credential {
     /// layout for writing.
     fn fields(&self) -> Vec<(&'static str, &str)> {
         match self {
-            Credential::BitbucketAccessToken { token } | Credential::DatacenterToken { token } => {
+            Credential::BitbucketAccessToken { token }
+            | Credential::DatacenterToken { token }
+            | Credential::ZoomWebhook { token } => {
                 vec![("token", token.expose_secret())]
             }
             Credential::BitbucketOauthConsumer { key, secret } => {

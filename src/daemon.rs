@@ -3,9 +3,11 @@
 //! budget) and one delivery worker per channel, and stops them all on shutdown.
 
 use crate::bitbucket::{Account, Auth, CloudClient, DataCenterClient, OAuthConsumer, RetryPolicy};
-use crate::config::{Config, SourceKind};
+use crate::config::{
+    ChatbotConfig, Config, Destination as ConfigDestination, RateLimit, SourceKind,
+};
 use crate::credentials::{Credential, Credentials};
-use crate::delivery::{self, DeliveryContext, Wakeups};
+use crate::delivery::{self, DeliveryContext, Destination, Route, Wakeups};
 use crate::domain::CLOUD;
 use crate::http;
 use crate::poller::{PollContext, Source};
@@ -13,7 +15,7 @@ use crate::retry::Backoff;
 use crate::scheduler::{self, Watch};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
-use crate::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity};
+use crate::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, WebhookClient};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -171,7 +173,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), DaemonError> {
     let bitbucket = Bitbucket::new(config, credentials, tuning.bitbucket_retry)?;
-    let zoom = Arc::new(zoom_client(config, credentials)?);
+    let zoom = Zoom::new(config, credentials)?;
     let wakeups = Arc::new(Wakeups::new(
         config.zoom.channels.keys().map(String::as_str),
     ));
@@ -202,17 +204,14 @@ pub async fn run(
     }
     let deliver = DeliveryContext {
         store: store.clone(),
-        zoom,
         wakeups,
         metrics,
         backoff: tuning.delivery_backoff,
+        max_age: config.zoom.delivery.max_age,
+        fold_after: config.zoom.delivery.fold_after,
     };
-    for channel in config.zoom.channels.values() {
-        tasks.spawn(delivery::run(
-            deliver.clone(),
-            channel.clone(),
-            shutdown.clone(),
-        ));
+    for route in zoom.routes {
+        tasks.spawn(delivery::run(deliver.clone(), route, shutdown.clone()));
     }
     {
         let (store, shutdown) = (store.clone(), shutdown.clone());
@@ -237,11 +236,84 @@ pub async fn run(
     Ok(())
 }
 
-pub fn zoom_client(
+/// The Zoom side: the chatbot client (when some channel uses it) and every channel's route.
+pub struct Zoom {
+    pub chatbot: Option<Arc<ChatbotClient>>,
+    pub routes: Vec<Route>,
+}
+
+impl Zoom {
+    pub fn new(config: &Config, credentials: &Credentials) -> Result<Zoom, DaemonError> {
+        let http = http::client(config.daemon.request_timeout);
+        let chatbot = match &config.zoom.chatbot {
+            Some(bot) => Some(Arc::new(chatbot_client(config, bot, credentials, &http)?)),
+            None => None,
+        };
+        let mut routes = Vec::new();
+        for channel in config.zoom.channels.values() {
+            let destination = match &channel.destination {
+                ConfigDestination::Chatbot { to_jid } => Destination::Chatbot {
+                    client: chatbot
+                        .clone()
+                        .expect("validated: a to_jid channel has a [zoom.chatbot]"),
+                    to_jid: to_jid.clone(),
+                    style: channel.style,
+                },
+                ConfigDestination::Webhook {
+                    url,
+                    credential,
+                    format,
+                } => {
+                    let used_by = format!("[zoom.channels.{}] credential", channel.name);
+                    let token = match credentials.get(credential) {
+                        Some(Credential::ZoomWebhook { token }) => token.clone(),
+                        Some(other) => {
+                            return Err(DaemonError::WrongCredential {
+                                name: credential.clone(),
+                                used_by,
+                                found: other.kind(),
+                            });
+                        }
+                        None => {
+                            return Err(DaemonError::MissingCredential {
+                                name: credential.clone(),
+                                used_by,
+                            });
+                        }
+                    };
+                    let limiter = http::budget_limiter(WEBHOOK_RATE);
+                    Destination::Webhook {
+                        client: Arc::new(WebhookClient::new(
+                            http.clone(),
+                            url.clone(),
+                            token,
+                            *format,
+                            limiter,
+                        )),
+                    }
+                }
+            };
+            routes.push(Route {
+                channel: channel.name.clone(),
+                destination,
+            });
+        }
+        Ok(Zoom { chatbot, routes })
+    }
+}
+
+/// Our pace for one Incoming Webhook connection (Zoom publishes no figure for them).
+const WEBHOOK_RATE: RateLimit = RateLimit {
+    requests: 2,
+    per: Duration::from_secs(1),
+};
+
+fn chatbot_client(
     config: &Config,
+    bot: &ChatbotConfig,
     credentials: &Credentials,
+    http: &reqwest::Client,
 ) -> Result<ChatbotClient, DaemonError> {
-    let bot = &config.zoom.chatbot;
     let used_by = "[zoom.chatbot] credential".to_owned();
     let app = match credentials.get(&bot.credential) {
         Some(Credential::ZoomChatbot {
@@ -266,7 +338,7 @@ pub fn zoom_client(
         }
     };
     Ok(ChatbotClient::new(
-        http::client(config.daemon.request_timeout),
+        http.clone(),
         config.zoom.oauth_url.clone(),
         config.zoom.api_url.clone(),
         app,
@@ -276,5 +348,6 @@ pub fn zoom_client(
             user_jid: bot.user_jid.clone(),
         },
         http::budget_limiter(bot.rate_limit),
+        bot.daily_limit,
     ))
 }

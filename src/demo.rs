@@ -83,6 +83,10 @@ pub enum Faults {
     RateLimitStorm,
     /// 10% of Bitbucket requests fail with 5xx, 5% are slow, 2% come back malformed.
     Flaky,
+    /// Zoom cannot be reached for a fifth of the run.
+    ZoomOutage,
+    /// Zoom answers 429 now and then, with `Retry-After` as seconds, HTTP-date and RFC 3339.
+    ZoomRateLimit,
 }
 
 /// `bbzoom demo`'s options.
@@ -122,6 +126,12 @@ pub struct Summary {
     pub latency_p50_s: f64,
     pub latency_p95_s: f64,
     pub latency_max_s: f64,
+    /// Messages posted (cards, thread replies, summaries).
+    pub posts: u64,
+    /// Cards edited in place.
+    pub edits: u64,
+    /// Cards Zoom refused for good, kept in the store.
+    pub dead_letters: u64,
 }
 
 /// The subscriptions the demo and the tests use with [`Scenario::showcase`].
@@ -211,6 +221,14 @@ pub fn write_environment(
             client_secret: options.zoom.client_secret.clone().into(),
         },
     );
+    for webhook in &options.zoom.webhooks {
+        credentials.insert(
+            format!("sim-webhook-{}", webhook.endpoint_id),
+            Credential::ZoomWebhook {
+                token: webhook.token.clone().into(),
+            },
+        );
+    }
     credentials
         .save(&credentials_file, &identity)
         .map_err(to_io)?;
@@ -315,8 +333,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         }
     };
     let end = scenario.end();
+    let mut zoom = crate::sim::SimZoomApp::default();
+    if options.faults == Faults::ZoomOutage {
+        zoom.outage = Some((end * 0.3, end * 0.5));
+    }
     let bitbucket_faults = match options.faults {
-        Faults::None => BitbucketFaults::default(),
+        Faults::None | Faults::ZoomOutage | Faults::ZoomRateLimit => BitbucketFaults::default(),
         Faults::RateLimitStorm => BitbucketFaults {
             storm: Some((end * 0.3, end * 0.4)),
             ..BitbucketFaults::default()
@@ -329,15 +351,20 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
             ..BitbucketFaults::default()
         },
     };
-    let sim = Simulator::start(
-        scenario,
-        SimOptions {
-            speed: options.speed,
-            bitbucket_faults,
-            ..SimOptions::default()
-        },
-    )
-    .await?;
+    let sim = Arc::new(
+        Simulator::start(
+            scenario,
+            SimOptions {
+                speed: options.speed,
+                bitbucket_faults,
+                zoom,
+                ..SimOptions::default()
+            },
+        )
+        .await?,
+    );
+    let rate_limits = (options.faults == Faults::ZoomRateLimit)
+        .then(|| tokio::spawn(zoom_rate_limits(sim.clone())));
     let dir = tempfile::tempdir()?;
     let env = Environment {
         polling: SimPolling::default(),
@@ -365,7 +392,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     );
     let printer = options
         .print_cards
-        .then(|| tokio::spawn(print_cards(sim.subscribe(), config.clone())));
+        .then(|| tokio::spawn(print_cards(sim.subscribe(), sim.clone(), config.clone())));
     let metrics = Arc::new(Metrics::default());
     let (trigger, shutdown) = crate::shutdown::channel();
     let daemon = {
@@ -394,6 +421,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     if let Some(printer) = printer {
         printer.abort();
     }
+    if let Some(rate_limits) = rate_limits {
+        rate_limits.abort();
+    }
 
     let summary = summarize(&sim, &config, &metrics);
     println!(
@@ -409,11 +439,35 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         summary.latency_p95_s,
         summary.latency_max_s,
     );
+    println!(
+        "         {} posts, {} edits, {} dead letters",
+        summary.posts, summary.edits, summary.dead_letters
+    );
     for (channel, url, event) in score(&sim, &config).missed.iter().take(20) {
         println!("  missed: {event} of {url} in #{channel}");
     }
-    sim.shutdown().await;
+    if let Ok(sim) = Arc::try_unwrap(sim) {
+        sim.shutdown().await;
+    }
     Ok(summary)
+}
+
+/// Every two simulated minutes, Zoom answers the next calls with 429, cycling through the
+/// three `Retry-After` forms.
+async fn zoom_rate_limits(sim: Arc<Simulator>) {
+    let pause = Duration::from_secs_f64(120.0 / sim.options().speed);
+    for round in 0u32.. {
+        tokio::time::sleep(pause).await;
+        let soon = std::time::SystemTime::now() + Duration::from_secs(2);
+        let retry_after = match round % 3 {
+            0 => "1".to_owned(),
+            1 => httpdate::fmt_http_date(soon),
+            _ => time::OffsetDateTime::from(soon)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| "1".to_owned()),
+        };
+        sim.zoom_rate_limit_next(2, Some(retry_after));
+    }
 }
 
 /// The summary of a finished run.
@@ -440,6 +494,9 @@ pub fn summarize(sim: &Simulator, config: &Config, metrics: &Metrics) -> Summary
         latency_p50_s: quantile(0.5),
         latency_p95_s: quantile(0.95),
         latency_max_s: quantile(1.0),
+        posts: stats.posts,
+        edits: stats.edits,
+        dead_letters: metrics.dead_letters.load(Ordering::Relaxed),
     }
 }
 
@@ -501,14 +558,21 @@ pub struct Score {
 pub fn score(sim: &Simulator, config: &Config) -> Score {
     let mut score = Score::default();
     for channel in config.zoom.channels.values() {
-        for message in sim.channel(&channel.to_jid) {
+        // A thread reply repeats its card's result for notification; it is not another card.
+        for message in sim
+            .channel(&sim_jid(sim, channel))
+            .into_iter()
+            .filter(|m| m.reply_to.is_none())
+        {
             let showings = std::iter::once((message.posted_at, &message.first_content))
                 .chain(message.edits.iter().map(|(at, content)| (*at, content)));
             for (at, content) in showings {
                 let head = content["head"]["text"].as_str().unwrap_or_default();
-                if let (Some(event), Some(url)) =
-                    (render::event_from_head(head), first_link(content))
-                {
+                let shown = match (render::event_from_head(head), first_link(content)) {
+                    (Some(event), Some(url)) => vec![(event, url)],
+                    _ => render::summary_lines(content),
+                };
+                for (event, url) in shown {
                     let entry = score
                         .shown
                         .entry((channel.name.clone(), url, event))
@@ -540,6 +604,26 @@ pub fn score(sim: &Simulator, config: &Config) -> Score {
         }
     }
     score
+}
+
+/// The simulator's channel a configured channel shows up in: its `to_jid`, or the channel its
+/// webhook posts into.
+fn sim_jid(sim: &Simulator, channel: &crate::config::Channel) -> String {
+    match &channel.destination {
+        crate::config::Destination::Chatbot { to_jid } => to_jid.clone(),
+        crate::config::Destination::Webhook { url, .. } => {
+            let endpoint = url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .unwrap_or_default();
+            let webhooks = &sim.options().zoom.webhooks;
+            webhooks
+                .iter()
+                .find(|w| w.endpoint_id == endpoint)
+                .map(|w| w.channel.clone())
+                .unwrap_or_default()
+        }
+    }
 }
 
 /// Every event the scenario implies for `repo`, with the simulated second it happened: a
@@ -605,13 +689,14 @@ fn first_link(content: &Value) -> Option<String> {
 /// Prints each post and edit as the channel shows it.
 async fn print_cards(
     mut events: tokio::sync::broadcast::Receiver<crate::sim::ChannelEvent>,
+    sim: Arc<Simulator>,
     config: Config,
 ) {
     let names: BTreeMap<String, String> = config
         .zoom
         .channels
         .values()
-        .map(|c| (c.to_jid.clone(), c.name.clone()))
+        .map(|c| (sim_jid(&sim, c), c.name.clone()))
         .collect();
     while let Ok(event) = events.recv().await {
         let channel = names

@@ -133,6 +133,10 @@ pub struct BuildStatus {
     pub created_ms: i64,
     /// Link a person opens to see the build.
     pub url: String,
+    /// The commit's page, when known.
+    pub commit_url: Option<String>,
+    /// The branch's page, when known.
+    pub branch_url: Option<String>,
 }
 
 impl BuildStatus {

@@ -51,6 +51,15 @@ enum Command {
         #[arg(long)]
         online: bool,
     },
+    /// List the cards Zoom refused for good, or put them back in the outbox, or drop them.
+    ///
+    /// Example: bbzoom dead-letters retry --all --config /etc/bbzoom/config.toml
+    DeadLetters {
+        #[arg(long, short, default_value = "/etc/bbzoom/config.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: Option<DeadLetterAction>,
+    },
     /// Watch bbzoom work against its built-in Bitbucket and Zoom simulator.
     ///
     /// Example: bbzoom demo --repos 100 --hours 2 --speed 600 --faults flaky --json
@@ -76,6 +85,26 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum DeadLetterAction {
+    /// List them (the default).
+    List,
+    /// Put them back in their channel's outbox, to be delivered again.
+    Retry {
+        /// The dead letters' numbers, as `list` shows them.
+        ids: Vec<u64>,
+        /// Every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Drop them for good.
+    Drop {
+        ids: Vec<u64>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
@@ -91,6 +120,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { config } => run(config).await,
             Command::Check { config, online } => check(config, online).await,
+            Command::DeadLetters { config, action } => {
+                dead_letters(config, action.unwrap_or(DeadLetterAction::List))
+            }
             Command::Demo {
                 speed,
                 repos,
@@ -192,7 +224,7 @@ async fn check(config_path: PathBuf, online: bool) -> anyhow::Result<()> {
     )?;
     println!("{}: decrypted", config.daemon.credentials_file.display());
     let bitbucket = daemon::Bitbucket::new(&config, &credentials, Default::default())?;
-    let zoom = daemon::zoom_client(&config, &credentials)?;
+    let zoom = daemon::Zoom::new(&config, &credentials)?;
     let mut broken = 0;
     for (name, account) in &bitbucket.accounts {
         let budget = account.budget();
@@ -221,20 +253,30 @@ async fn check(config_path: PathBuf, online: bool) -> anyhow::Result<()> {
         }
         println!("{line}");
     }
-    let mut line = format!(
-        "credential {:?}: Zoom chatbot",
-        config.zoom.chatbot.credential
-    );
-    if online {
-        match zoom.verify().await {
-            Ok(()) => line.push_str(", works"),
-            Err(err) => {
-                broken += 1;
-                line.push_str(&format!(", BROKEN: {err}"));
+    if let (Some(bot), Some(client)) = (&config.zoom.chatbot, &zoom.chatbot) {
+        let mut line = format!("credential {:?}: Zoom chatbot", bot.credential);
+        if online {
+            match client.verify().await {
+                Ok(()) => line.push_str(", works"),
+                Err(err) => {
+                    broken += 1;
+                    line.push_str(&format!(", BROKEN: {err}"));
+                }
             }
         }
+        println!("{line}");
     }
-    println!("{line}");
+    for route in &zoom.routes {
+        if matches!(
+            route.destination,
+            bbzoom::delivery::Destination::Webhook { .. }
+        ) {
+            println!(
+                "channel #{}: Incoming Webhook (checked when a card is posted)",
+                route.channel
+            );
+        }
+    }
     println!("\n{} subscription(s):", config.subscriptions.len());
     for sub in &config.subscriptions {
         let branches: Vec<_> = sub.branches.iter().map(|b| b.to_string()).collect();
@@ -254,6 +296,69 @@ async fn check(config_path: PathBuf, online: bool) -> anyhow::Result<()> {
         );
     }
     anyhow::ensure!(broken == 0, "{broken} credential(s) do not work");
+    Ok(())
+}
+
+/// `bbzoom dead-letters`: works on the store directly, so the daemon must not be running (sled
+/// allows one process; the error says so).
+fn dead_letters(config_path: PathBuf, action: DeadLetterAction) -> anyhow::Result<()> {
+    let config = Config::load(&config_path)?;
+    let store = Store::open(&config.daemon.state_dir).with_context(|| {
+        format!(
+            "cannot open the store in {} (is the daemon running? stop it first)",
+            config.daemon.state_dir.display()
+        )
+    })?;
+    let letters = store.dead_letters()?;
+    let (ids, all, retry) = match action {
+        DeadLetterAction::List => {
+            if letters.is_empty() {
+                println!("no dead letters");
+            }
+            for letter in &letters {
+                println!(
+                    "{:>6}  #{}  {} {}  {}",
+                    letter.row.seq,
+                    letter.row.channel,
+                    letter.row.event,
+                    letter.row.build.key.repo,
+                    letter.reason
+                );
+            }
+            return Ok(());
+        }
+        DeadLetterAction::Retry { ids, all } => (ids, all, true),
+        DeadLetterAction::Drop { ids, all } => (ids, all, false),
+    };
+    anyhow::ensure!(
+        all || !ids.is_empty(),
+        "name the dead letters (numbers from `bbzoom dead-letters list`) or say --all"
+    );
+    let chosen: Vec<u64> = if all {
+        letters.iter().map(|l| l.row.seq).collect()
+    } else {
+        ids
+    };
+    for id in chosen {
+        let found = if retry {
+            store.retry_dead_letter(id, bbzoom::poller::now_ms())?
+        } else {
+            store.drop_dead_letter(id)?
+        };
+        anyhow::ensure!(
+            found,
+            "no dead letter {id}; `bbzoom dead-letters list` shows them"
+        );
+        println!(
+            "{} {id}",
+            if retry {
+                "back in the outbox:"
+            } else {
+                "dropped:"
+            }
+        );
+    }
+    store.flush()?;
     Ok(())
 }
 

@@ -1,30 +1,62 @@
 //! Cards: what a channel shows for a build event. Pure (invariant 1): the same build and event
 //! always render the same card, with no IO, no clock and no failure.
 //!
+//! A [`Card`] travels three ways: as a chatbot card ([`chatbot_content`]), as an Incoming
+//! Webhook card ([`webhook_full`]) and as plain text ([`webhook_message`], [`plain_text`], also
+//! what `bbzoom demo` prints). Each way has a size limit it keeps by construction: items are
+//! added while they fit and what does not fit is announced by a visible "… and N more".
+//!
 //! Everything a repository contributor controls (branch names, commit messages, author names,
-//! URLs) is untrusted (invariant 7): it is cleaned of control and zero-width characters, cut to
-//! a length, and links are only ever http(s).
+//! status names, URLs) is untrusted (invariant 7). Text is cleaned of control and zero-width
+//! characters, cut to a length with a visible ellipsis, and defused: mentions (`@all`) and the
+//! characters Zoom's markdown gives meaning to are replaced by look-alikes that mean nothing, so
+//! that not even a future `is_markdown_support` could turn build data into formatting, links or
+//! notifications. Links are only ever absolute http(s) URLs without credentials.
 
 use crate::domain::{BuildStatus, EventKind};
 use serde_json::{Value, json};
+
+/// Longest an Incoming Webhook body may be, in characters (what other clients use; Zoom does not
+/// document it). [`webhook_message`] and [`webhook_full`] stay within it, JSON encoding included.
+pub const WEBHOOK_MAX_CHARS: usize = 4000;
+
+/// Longest a chatbot card's `content` may serialize to, in bytes: well inside what Zoom renders.
+pub const CARD_MAX_BYTES: usize = 10_000;
 
 /// A rendered card, independent of how it travels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Card {
     /// "❌ FAILED · acme/api · main": result first, so it reads in a notification preview.
     pub head: String,
-    /// "Pipeline #42".
+    /// "Pipeline #42"; may be empty.
     pub sub_head: String,
     /// Sidebar colour by result.
     pub color: &'static str,
     /// Label and value pairs, in display order.
     pub fields: Vec<(String, String)>,
-    /// Link text and an http(s) URL.
-    pub link: Option<(String, String)>,
+    /// Link text and an http(s) URL, shown as links (never buttons). The build's own page comes
+    /// first: a reader of the card (the demo's scoreboard) takes the first link for the build.
+    pub links: Vec<(String, String)>,
+    /// Further lines after the links, each with an optional http(s) link (a summary's entries).
+    pub lines: Vec<(String, Option<String>)>,
 }
 
-/// Longest text taken from build data into one card field.
+/// Longest text taken from build data into one card field (a commit message).
 const FIELD_MAX_CHARS: usize = 300;
+/// Longest branch, author, repository or status name.
+const NAME_MAX_CHARS: usize = 120;
+/// Hard caps applied again when a card is rendered, whoever built it.
+const HEAD_MAX_CHARS: usize = 300;
+const KEY_MAX_CHARS: usize = 60;
+const VALUE_MAX_CHARS: usize = 400;
+const LINE_MAX_CHARS: usize = 400;
+/// Longer URLs are dropped, never cut (a cut URL leads somewhere else).
+const LINK_MAX_CHARS: usize = 1000;
+/// Field values up to this length sit two to a row; longer ones take the card's width.
+const SHORT_VALUE_CHARS: usize = 40;
+/// The head of a summary card begins with this; no build card's head does.
+const SUMMARY_PREFIX: &str = "📋 ";
+const NEUTRAL_COLOR: &str = "#6B778C";
 
 struct Look {
     emoji: &'static str,
@@ -40,7 +72,7 @@ fn look(event: EventKind) -> Look {
         EventKind::Fixed => ("✅", "FIXED", "#36B37E"),
         EventKind::Failed => ("❌", "FAILED", "#DE350B"),
         EventKind::StillFailing => ("❌", "STILL FAILING", "#DE350B"),
-        EventKind::Stopped => ("⏹️", "STOPPED", "#6B778C"),
+        EventKind::Stopped => ("⏹️", "STOPPED", NEUTRAL_COLOR),
     };
     Look {
         emoji,
@@ -52,73 +84,195 @@ fn look(event: EventKind) -> Look {
 /// The card for `event` on `build`.
 pub fn card(build: &BuildStatus, event: EventKind) -> Card {
     let look = look(event);
-    let branch = build
-        .branch
-        .as_deref()
-        .map(|b| clean(b, 120))
-        .unwrap_or_else(|| "(no branch)".into());
+    let branch = build.branch.as_deref().map(|b| text(b, NAME_MAX_CHARS));
     let head = format!(
         "{} {} · {} · {}",
-        look.emoji, look.label, build.key.repo, branch
+        look.emoji,
+        look.label,
+        text(&build.key.repo.to_string(), NAME_MAX_CHARS),
+        branch.as_deref().unwrap_or("(no branch)")
     );
-    let mut fields = vec![("Result".to_owned(), build.state.label())];
-    if let Some(commit) = &build.commit {
-        let short: String = clean(commit, 40).chars().take(7).collect();
-        let value = match &build.commit_message {
-            Some(message) => format!("{short} {}", clean(message, FIELD_MAX_CHARS)),
-            None => short,
-        };
-        fields.push(("Commit".into(), value));
-    }
-    if let Some(author) = &build.author {
-        fields.push(("Author".into(), clean(author, 120)));
-    }
+    // "Pipeline #42", or a status's name ("Jenkins build") when the source has no number.
+    let name = text(&build.name, NAME_MAX_CHARS);
+    let title = match build.number {
+        Some(number) => format!("{name} #{number}"),
+        None => name,
+    };
+    let short = build
+        .commit
+        .as_deref()
+        .map(|commit| text(&clean(commit, 40).chars().take(7).collect::<String>(), 7))
+        .filter(|short| !short.is_empty());
+
+    // Short values first, two to a row; the commit line last, full width when long.
+    let mut fields = vec![(
+        "Result".to_owned(),
+        text(&build.state.label(), NAME_MAX_CHARS),
+    )];
     if let Some(secs) = build.duration_secs.filter(|_| build.state.is_finished()) {
         fields.push(("Duration".into(), duration(secs)));
     }
-    // "Pipeline #42", or a status's name ("Jenkins build") when the source has no number.
-    let title = match build.number {
-        Some(number) => format!("{} #{number}", clean(&build.name, 120)),
-        None => clean(&build.name, 120),
-    };
+    if let Some(author) = &build.author {
+        fields.push(("Author".into(), text(author, NAME_MAX_CHARS)));
+    }
+    if let Some(short) = &short {
+        let message = build
+            .commit_message
+            .as_deref()
+            .and_then(|m| m.lines().map(str::trim).find(|l| !l.is_empty()))
+            .map(|first| text(first, FIELD_MAX_CHARS))
+            .filter(|m| !m.is_empty());
+        let value = match message {
+            Some(message) => format!("{short} {message}"),
+            None => short.clone(),
+        };
+        fields.push(("Commit".into(), value));
+    }
+
+    let mut links = Vec::new();
+    if let Some(url) = safe_link(&build.url) {
+        links.push((format!("Open {title}"), url));
+    }
+    if let Some(url) = build.commit_url.as_deref().and_then(safe_link) {
+        let label = short
+            .as_ref()
+            .map_or("Commit".into(), |s| format!("Commit {s}"));
+        links.push((label, url));
+    }
+    if let Some(url) = build.branch_url.as_deref().and_then(safe_link) {
+        let label = branch
+            .as_ref()
+            .map_or("Branch".into(), |b| format!("Branch {b}"));
+        links.push((label, url));
+    }
+
     Card {
         head,
+        sub_head: title,
         color: look.color,
         fields,
-        link: safe_link(&build.url).map(|url| (format!("Open {title} in Bitbucket"), url)),
-        sub_head: title,
+        links,
+        lines: Vec::new(),
     }
 }
 
-/// The chatbot message `content` for a card (see ../shared/api/zoom/samples/11).
+/// One card standing for `cards` (a backlog folded after an outage): "📋 3 build updates
+/// {why}", a count by event, and one line per card, "{head} · {sub_head}", linked to that card's
+/// first link (its build). `why` completes the head ("while Zoom could not be reached").
+pub fn summary_card(cards: &[Card], why: &str) -> Card {
+    let n = cards.len();
+    let why = text(why, NAME_MAX_CHARS);
+    let head = format!(
+        "{SUMMARY_PREFIX}{n} build update{} {why}",
+        if n == 1 { "" } else { "s" }
+    )
+    .trim_end()
+    .to_owned();
+    let events: Vec<EventKind> = cards
+        .iter()
+        .filter_map(|c| event_from_head(&c.head))
+        .collect();
+    let counts: Vec<String> = EventKind::ALL
+        .into_iter()
+        .filter_map(|kind| {
+            let count = events.iter().filter(|&&e| e == kind).count();
+            (count > 0).then(|| format!("{count} {}", look(kind).label.to_lowercase()))
+        })
+        .collect();
+    // The most pressing event gives the colour.
+    let color = [
+        EventKind::Failed,
+        EventKind::StillFailing,
+        EventKind::Paused,
+        EventKind::Stopped,
+        EventKind::Fixed,
+        EventKind::Succeeded,
+        EventKind::Started,
+    ]
+    .into_iter()
+    .find(|e| events.contains(e))
+    .map_or(NEUTRAL_COLOR, |e| look(e).color);
+    let lines = cards
+        .iter()
+        .map(|c| {
+            let line = if c.sub_head.is_empty() {
+                c.head.clone()
+            } else {
+                format!("{} · {}", c.head, c.sub_head)
+            };
+            (line, c.links.first().map(|(_, url)| url.clone()))
+        })
+        .collect();
+    Card {
+        head,
+        sub_head: counts.join(" · "),
+        color,
+        fields: Vec::new(),
+        links: Vec::new(),
+        lines,
+    }
+}
+
+/// The chatbot message `content` for a card (see ../shared/api/zoom/samples/11), at most
+/// [`CARD_MAX_BYTES`] when serialized. Meant to be sent without `is_markdown_support`.
 pub fn chatbot_content(card: &Card) -> Value {
-    let mut sections = vec![json!({
-        "type": "fields",
-        "items": card.fields.iter().map(|(k, v)| json!({"key": k, "value": v, "short": true})).collect::<Vec<_>>(),
-    })];
-    if let Some((text, url)) = &card.link {
-        sections.push(json!({"type": "message", "text": text, "link": url}));
-    }
-    json!({
-        "head": {"text": card.head, "sub_head": {"text": card.sub_head}},
-        "body": [{"type": "section", "sidebar_color": card.color, "sections": sections}],
-    })
+    content_within(card, CARD_MAX_BYTES)
 }
 
-/// The same card as plain text, for the demo and text-only destinations.
+/// The Incoming Webhook body for `format=full`: `{"content": <card>}`, at most
+/// [`WEBHOOK_MAX_CHARS`] when serialized.
+pub fn webhook_full(card: &Card) -> Value {
+    let wrapper = json!({"content": {}}).to_string().len() - 2;
+    json!({"content": content_within(card, WEBHOOK_MAX_CHARS - wrapper)})
+}
+
+/// The Incoming Webhook text for `format=message`: [`plain_text`], which stays within
+/// [`WEBHOOK_MAX_CHARS`] even as the JSON string it is sent as.
+pub fn webhook_message(card: &Card) -> String {
+    plain_text(card)
+}
+
+/// The card as plain text, for webhook messages and the demo:
+///
+/// ```text
+/// ❌ FAILED · acme/api · main
+/// Pipeline #42
+///   Result: FAILED
+///   Commit: 0123456 Fix the flaky test
+///   Open Pipeline #42: https://bitbucket.org/acme/api/pipelines/results/42
+/// ```
+///
+/// At most [`WEBHOOK_MAX_CHARS`] characters, also once encoded as a JSON string.
 pub fn plain_text(card: &Card) -> String {
-    let mut text = format!("{}\n{}", card.head, card.sub_head);
+    let mut lines = vec![text(&card.head, HEAD_MAX_CHARS)];
+    let sub_head = text(&card.sub_head, HEAD_MAX_CHARS);
+    if !sub_head.is_empty() {
+        lines.push(sub_head);
+    }
     for (key, value) in &card.fields {
-        text.push_str(&format!("\n  {key}: {value}"));
+        lines.push(format!(
+            "  {}: {}",
+            text(key, KEY_MAX_CHARS),
+            text(value, VALUE_MAX_CHARS)
+        ));
     }
-    if let Some((label, url)) = &card.link {
-        text.push_str(&format!("\n  {label}: {url}"));
+    for (label, url) in &card.links {
+        if let Some(url) = safe_link(url) {
+            lines.push(format!("  {}: {url}", text(label, LINE_MAX_CHARS)));
+        }
     }
-    text
+    for (line, url) in &card.lines {
+        let line = text(line, LINE_MAX_CHARS);
+        lines.push(match url.as_deref().and_then(safe_link) {
+            Some(url) => format!("  {line}: {url}"),
+            None => format!("  {line}"),
+        });
+    }
+    fit_text(&lines, WEBHOOK_MAX_CHARS)
 }
 
 /// Which event a card's head announces: the inverse of [`card`]'s head, used by the demo's
-/// scoreboard to read back what a channel shows.
+/// scoreboard to read back what a channel shows. A summary card's head announces none.
 pub fn event_from_head(head: &str) -> Option<EventKind> {
     EventKind::ALL.into_iter().find(|&e| {
         let look = look(e);
@@ -129,6 +283,153 @@ pub fn event_from_head(head: &str) -> Option<EventKind> {
     })
 }
 
+/// The (event, link) of each line of a summary card's chatbot `content`, in order; empty for
+/// any other card. Lines without a link or an event (the "… and N more") are skipped.
+pub fn summary_lines(content: &Value) -> Vec<(EventKind, String)> {
+    let is_summary = content["head"]["text"]
+        .as_str()
+        .is_some_and(|head| head.starts_with(SUMMARY_PREFIX));
+    if !is_summary {
+        return Vec::new();
+    }
+    let body = content["body"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    body.iter()
+        .filter_map(|section| section["sections"].as_array())
+        .flatten()
+        .filter(|item| item["type"] == "message")
+        .filter_map(|item| {
+            let event = event_from_head(item["text"].as_str()?)?;
+            Some((event, item["link"].as_str()?.to_owned()))
+        })
+        .collect()
+}
+
+/// `content` for `card` within `budget` bytes: fields, then links, then lines, as many as fit
+/// in that order; the rest is announced by a last "… and N more".
+fn content_within(card: &Card, budget: usize) -> Value {
+    let mut head = json!({"text": text(&card.head, HEAD_MAX_CHARS)});
+    let sub_head = text(&card.sub_head, HEAD_MAX_CHARS);
+    if !sub_head.is_empty() {
+        head["sub_head"] = json!({"text": sub_head});
+    }
+    let fields = card.fields.iter().map(|(key, value)| {
+        let value = text(value, VALUE_MAX_CHARS);
+        let short = value.chars().count() <= SHORT_VALUE_CHARS;
+        json!({"key": text(key, KEY_MAX_CHARS), "value": value, "short": short})
+    });
+    let links = card.links.iter().filter_map(|(label, url)| {
+        Some(json!({"type": "message", "text": text(label, LINE_MAX_CHARS), "link": safe_link(url)?}))
+    });
+    let lines = card.lines.iter().map(|(line, url)| {
+        let mut item = json!({"type": "message", "text": text(line, LINE_MAX_CHARS)});
+        if let Some(url) = url.as_deref().and_then(safe_link) {
+            item["link"] = Value::String(url);
+        }
+        item
+    });
+    let total = card.fields.len() + card.links.len() + card.lines.len();
+    let more = |n: usize| json!({"type": "message", "text": format!("… and {n} more")});
+
+    // The shell with an empty fields section, plus room for the "… and N more" item.
+    let mut used = shell(
+        head.clone(),
+        card.color,
+        vec![json!({"type": "fields", "items": []})],
+    )
+    .to_string()
+    .len()
+        + more(usize::MAX).to_string().len()
+        + 1;
+    let mut kept_fields = Vec::new();
+    let mut kept_messages = Vec::new();
+    let mut full = false;
+    for item in fields {
+        let size = item.to_string().len() + 1;
+        if used + size > budget {
+            full = true;
+            break;
+        }
+        used += size;
+        kept_fields.push(item);
+    }
+    if !full {
+        for item in links.chain(lines) {
+            let size = item.to_string().len() + 1;
+            if used + size > budget {
+                break;
+            }
+            used += size;
+            kept_messages.push(item);
+        }
+    }
+    // Links found unsafe were never candidates: only what the budget left out is counted.
+    let dropped_links = card.links.len()
+        - card
+            .links
+            .iter()
+            .filter(|(_, url)| safe_link(url).is_some())
+            .count();
+    let left_out = total - dropped_links - kept_fields.len() - kept_messages.len();
+
+    let mut sections = Vec::new();
+    if !kept_fields.is_empty() {
+        sections.push(json!({"type": "fields", "items": kept_fields}));
+    }
+    sections.extend(kept_messages);
+    if left_out > 0 {
+        sections.push(more(left_out));
+    }
+    shell(head, card.color, sections)
+}
+
+fn shell(head: Value, color: &str, sections: Vec<Value>) -> Value {
+    json!({
+        "head": head,
+        "body": [{"type": "section", "sidebar_color": color, "sections": sections}],
+    })
+}
+
+/// `lines` joined by newlines, as many as fit in `max` characters once encoded as a JSON
+/// string; the rest is announced by a last "  … and N more".
+fn fit_text(lines: &[String], max: usize) -> String {
+    // A line's characters and the "\n" before it; the string's quotes take 2 more.
+    let cost = |line: &str| json_chars(line) + 2;
+    let all: usize = lines.iter().map(|l| cost(l)).sum();
+    if all <= max {
+        return lines.join("\n");
+    }
+    let reserve = cost(&format!("  … and {} more", usize::MAX));
+    let mut used = 2 + reserve;
+    let mut kept: Vec<&str> = Vec::new();
+    for line in lines {
+        if used + cost(line) > max {
+            break;
+        }
+        used += cost(line);
+        kept.push(line);
+    }
+    let mut out = kept.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&format!("  … and {} more", lines.len() - kept.len()));
+    out
+}
+
+/// Characters `text` takes as a JSON string's content (serde_json's escapes).
+fn json_chars(text: &str) -> usize {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if u32::from(c) < 0x20 => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
 /// "3m 12s".
 fn duration(secs: u64) -> String {
     match (secs / 3600, secs % 3600 / 60, secs % 60) {
@@ -136,6 +437,11 @@ fn duration(secs: u64) -> String {
         (0, m, s) => format!("{m}m {s}s"),
         (h, m, _) => format!("{h}h {m}m"),
     }
+}
+
+/// Untrusted text as a card shows it: [`clean`], then [`defuse`].
+fn text(untrusted: &str, max: usize) -> String {
+    defuse(&clean(untrusted, max))
 }
 
 /// Untrusted text made safe to show: control and zero-width characters removed, whitespace
@@ -167,16 +473,64 @@ pub fn clean(text: &str, max: usize) -> String {
     out
 }
 
-/// Characters that render as nothing and can hide text: zero-width spaces and joiners,
-/// bidirectional overrides, the BOM.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+/// Cleaned text with nothing left for a chat to interpret, character for character (the
+/// length does not change) and readable as before:
+/// - `@` becomes the full-width `＠`, so `@all`, `@here` or `@jane` never mention anyone;
+/// - `<` and `>` become `‹ ›`: no `<!all>`, `<@jid>`, `<https://…|text>` link or HTML tag;
+/// - the markdown emphasis marks `*`, `~` and `` ` `` become `∗ ∼ ˋ`; `_` does too where it
+///   could open or close emphasis (next to anything but a letter or digit on both sides), so
+///   `snake_case` and `feature/my_branch` stay as they are;
+/// - the `(` of a markdown link's `](` becomes `（`, and a leading `#` (a heading) `＃`.
+fn defuse(cleaned: &str) -> String {
+    let chars: Vec<char> = cleaned.chars().collect();
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let prev = i.checked_sub(1).map(|p| chars[p]);
+            let next = chars.get(i + 1).copied();
+            match c {
+                '@' => '＠',
+                '<' => '‹',
+                '>' => '›',
+                '*' => '∗',
+                '~' => '∼',
+                '`' => 'ˋ',
+                '_' if !(prev.is_some_and(char::is_alphanumeric)
+                    && next.is_some_and(char::is_alphanumeric)) =>
+                {
+                    '＿'
+                }
+                '(' if prev == Some(']') => '（',
+                '#' if i == 0 => '＃',
+                c => c,
+            }
+        })
+        .collect()
 }
 
-/// `url` if it is an absolute http(s) URL; anything else (`javascript:`, relative) is dropped.
+/// Characters that render as nothing and can hide or reorder text: zero-width spaces and
+/// joiners, bidirectional marks, overrides and isolates, invisible fillers and separators, the
+/// BOM, soft hyphens and Unicode tags. (Variation selectors stay: emoji need them.)
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E007F}')
+}
+
+/// `url` if it is an absolute http(s) URL without credentials and at most 1,000 characters;
+/// anything else (`javascript:`, relative, `https://bitbucket.org@evil.example`) is dropped,
+/// never cut. An `@` left in the path or query is percent-encoded, so no link reads as a mention.
 pub fn safe_link(url: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
-    matches!(parsed.scheme(), "http" | "https").then(|| parsed.to_string())
+    let acceptable = matches!(parsed.scheme(), "http" | "https")
+        && parsed.host().is_some()
+        && parsed.username().is_empty()
+        && parsed.password().is_none();
+    let link = parsed.to_string().replace('@', "%40");
+    (acceptable && link.len() <= LINK_MAX_CHARS).then_some(link)
 }
 
 #[cfg(test)]
@@ -202,6 +556,8 @@ mod tests {
             duration_secs: Some(192),
             created_ms: 0,
             url: "https://bitbucket.org/acme/api/pipelines/results/42".into(),
+            commit_url: Some("https://bitbucket.org/acme/api/commits/0123456789abcdef".into()),
+            branch_url: Some("https://bitbucket.org/acme/api/branch/main".into()),
         }
     }
 
@@ -215,41 +571,433 @@ mod tests {
             card.fields,
             vec![
                 ("Result".into(), "FAILED".into()),
-                ("Commit".into(), "0123456 Fix the flaky test".into()),
-                ("Author".into(), "Jane Dev".into()),
                 ("Duration".into(), "3m 12s".into()),
+                ("Author".into(), "Jane Dev".into()),
+                ("Commit".into(), "0123456 Fix the flaky test".into()),
             ]
         );
         assert_eq!(
-            card.link,
-            Some((
-                "Open Pipeline #42 in Bitbucket".into(),
-                "https://bitbucket.org/acme/api/pipelines/results/42".into()
-            ))
+            card.links,
+            vec![
+                (
+                    "Open Pipeline #42".into(),
+                    "https://bitbucket.org/acme/api/pipelines/results/42".into()
+                ),
+                (
+                    "Commit 0123456".into(),
+                    "https://bitbucket.org/acme/api/commits/0123456789abcdef".into()
+                ),
+                (
+                    "Branch main".into(),
+                    "https://bitbucket.org/acme/api/branch/main".into()
+                ),
+            ]
         );
         let content = chatbot_content(&card);
-        assert_eq!(content["head"]["text"], "❌ FAILED · acme/api · main");
-        assert_eq!(content["body"][0]["sidebar_color"], "#DE350B");
         assert_eq!(
-            content["body"][0]["sections"][1]["link"],
-            "https://bitbucket.org/acme/api/pipelines/results/42"
+            content,
+            json!({
+                "head": {"text": "❌ FAILED · acme/api · main", "sub_head": {"text": "Pipeline #42"}},
+                "body": [{"type": "section", "sidebar_color": "#DE350B", "sections": [
+                    {"type": "fields", "items": [
+                        {"key": "Result", "value": "FAILED", "short": true},
+                        {"key": "Duration", "value": "3m 12s", "short": true},
+                        {"key": "Author", "value": "Jane Dev", "short": true},
+                        {"key": "Commit", "value": "0123456 Fix the flaky test", "short": true},
+                    ]},
+                    {"type": "message", "text": "Open Pipeline #42",
+                     "link": "https://bitbucket.org/acme/api/pipelines/results/42"},
+                    {"type": "message", "text": "Commit 0123456",
+                     "link": "https://bitbucket.org/acme/api/commits/0123456789abcdef"},
+                    {"type": "message", "text": "Branch main",
+                     "link": "https://bitbucket.org/acme/api/branch/main"},
+                ]}],
+            })
         );
         assert_eq!(
             plain_text(&card),
-            "❌ FAILED · acme/api · main\nPipeline #42\n  Result: FAILED\n  Commit: 0123456 Fix the flaky test\n  Author: Jane Dev\n  Duration: 3m 12s\n  Open Pipeline #42 in Bitbucket: https://bitbucket.org/acme/api/pipelines/results/42"
+            "❌ FAILED · acme/api · main\nPipeline #42\n  Result: FAILED\n  Duration: 3m 12s\n  Author: Jane Dev\n  Commit: 0123456 Fix the flaky test\n  Open Pipeline #42: https://bitbucket.org/acme/api/pipelines/results/42\n  Commit 0123456: https://bitbucket.org/acme/api/commits/0123456789abcdef\n  Branch main: https://bitbucket.org/acme/api/branch/main"
         );
+        assert_eq!(webhook_message(&card), plain_text(&card));
+        assert_eq!(webhook_full(&card), json!({ "content": content }));
+    }
+
+    #[test]
+    fn a_long_commit_message_takes_the_width_and_only_its_first_line_shows() {
+        let mut b = build();
+        b.commit_message =
+            Some("Make the scheduler fit every class into the budget\n\nLong body".into());
+        b.state = BuildState::Running;
+        b.commit_url = None;
+        let card = card(&b, EventKind::Started);
+        assert_eq!(
+            card.fields,
+            vec![
+                ("Result".into(), "RUNNING".into()),
+                ("Author".into(), "Jane Dev".into()),
+                (
+                    "Commit".into(),
+                    "0123456 Make the scheduler fit every class into the budget".into()
+                ),
+            ]
+        );
+        let content = chatbot_content(&card);
+        assert_eq!(
+            content["body"][0]["sections"][0]["items"][2]["short"],
+            false
+        );
+        assert_eq!(card.links.len(), 2, "no commit link without a commit URL");
+        assert_eq!(card.links[1].0, "Branch main");
     }
 
     #[test]
     fn every_event_head_reads_back() {
         for event in EventKind::ALL {
+            let card = card(&build(), event);
+            assert_eq!(event_from_head(&card.head), Some(event), "{event}");
+            let content = chatbot_content(&card);
             assert_eq!(
-                event_from_head(&card(&build(), event).head),
+                event_from_head(content["head"]["text"].as_str().unwrap()),
                 Some(event),
                 "{event}"
             );
         }
         assert_eq!(event_from_head("❌ FAILEDX · a/b · c"), None);
+        let summary = summary_card(
+            &[card(&build(), EventKind::Failed)],
+            "while Zoom could not be reached",
+        );
+        assert_eq!(event_from_head(&summary.head), None);
+    }
+
+    #[test]
+    fn a_summary_card_lists_each_card_with_its_build_link() {
+        let mut other = build();
+        other.url = "https://bitbucket.org/acme/api/pipelines/results/43".into();
+        other.number = Some(43);
+        other.state = BuildState::Completed(Outcome::Successful);
+        let cards = [
+            card(&build(), EventKind::Failed),
+            card(&other, EventKind::Fixed),
+            card(&build(), EventKind::Started),
+        ];
+        let summary = summary_card(&cards, "while Zoom could not be reached");
+        assert_eq!(
+            summary.head,
+            "📋 3 build updates while Zoom could not be reached"
+        );
+        assert_eq!(summary.sub_head, "1 started · 1 fixed · 1 failed");
+        assert_eq!(summary.color, "#DE350B");
+        assert_eq!(
+            summary.lines[1],
+            (
+                "✅ FIXED · acme/api · main · Pipeline #43".into(),
+                Some("https://bitbucket.org/acme/api/pipelines/results/43".into())
+            )
+        );
+        let content = chatbot_content(&summary);
+        assert_eq!(
+            summary_lines(&content),
+            vec![
+                (
+                    EventKind::Failed,
+                    "https://bitbucket.org/acme/api/pipelines/results/42".into()
+                ),
+                (
+                    EventKind::Fixed,
+                    "https://bitbucket.org/acme/api/pipelines/results/43".into()
+                ),
+                (
+                    EventKind::Started,
+                    "https://bitbucket.org/acme/api/pipelines/results/42".into()
+                ),
+            ]
+        );
+        assert_eq!(summary_lines(&chatbot_content(&cards[0])), vec![]);
+        assert_eq!(
+            plain_text(&summary),
+            "📋 3 build updates while Zoom could not be reached\n1 started · 1 fixed · 1 failed\n  ❌ FAILED · acme/api · main · Pipeline #42: https://bitbucket.org/acme/api/pipelines/results/42\n  ✅ FIXED · acme/api · main · Pipeline #43: https://bitbucket.org/acme/api/pipelines/results/43\n  🔵 STARTED · acme/api · main · Pipeline #42: https://bitbucket.org/acme/api/pipelines/results/42"
+        );
+        let one = summary_card(&cards[..1], "");
+        assert_eq!(one.head, "📋 1 build update");
+    }
+
+    #[test]
+    fn a_large_backlog_fits_every_limit() {
+        let cards: Vec<Card> = (0..2000)
+            .map(|n| {
+                let mut b = build();
+                b.number = Some(n);
+                b.url = format!("https://bitbucket.org/acme/api/pipelines/results/{n}");
+                card(&b, EventKind::Failed)
+            })
+            .collect();
+        let summary = summary_card(&cards, "while Zoom could not be reached");
+        assert_eq!(
+            summary.head,
+            "📋 2000 build updates while Zoom could not be reached"
+        );
+
+        let content = chatbot_content(&summary);
+        assert!(content.to_string().len() <= CARD_MAX_BYTES);
+        let shown = summary_lines(&content);
+        assert!(shown.len() > 20, "{}", shown.len());
+        assert_eq!(
+            shown[0].1,
+            "https://bitbucket.org/acme/api/pipelines/results/0"
+        );
+        let items = content["body"][0]["sections"].as_array().unwrap();
+        assert_eq!(
+            items.last().unwrap()["text"],
+            format!("… and {} more", 2000 - shown.len())
+        );
+
+        let full = webhook_full(&summary);
+        assert!(full.to_string().chars().count() <= WEBHOOK_MAX_CHARS);
+        let in_full = summary_lines(&full["content"]).len();
+        assert!(in_full > 5 && in_full < shown.len());
+
+        let message = webhook_message(&summary);
+        assert!(Value::String(message.clone()).to_string().chars().count() <= WEBHOOK_MAX_CHARS);
+        assert!(
+            message.lines().last().unwrap().starts_with("  … and "),
+            "{message}"
+        );
+    }
+
+    /// Rendering hostile build data: whatever the input, every rendering keeps the promises.
+    fn check(name: &str, hostile: impl FnOnce(&mut BuildStatus), expect_in_text: &str) {
+        let mut b = build();
+        hostile(&mut b);
+        for event in EventKind::ALL {
+            let card = card(&b, event);
+            assert_eq!(event_from_head(&card.head), Some(event), "{name}");
+            let content = chatbot_content(&card);
+            let full = webhook_full(&card);
+            let message = webhook_message(&card);
+            let summary = chatbot_content(&summary_card(&[card.clone(), card.clone()], "now"));
+            let serialized = [
+                content.to_string(),
+                full.to_string(),
+                Value::String(message.clone()).to_string(),
+                summary.to_string(),
+            ];
+            for out in &serialized {
+                let lower = out.to_lowercase();
+                for mention in [
+                    "@all",
+                    "@here",
+                    "@channel",
+                    "@everyone",
+                    "<!",
+                    "<@",
+                    "<script",
+                ] {
+                    assert!(!lower.contains(mention), "{name}: {mention} in {out}");
+                }
+                assert!(
+                    !out.chars().any(|c| c.is_control() || is_invisible(c)),
+                    "{name}: invisible character in {out:?}"
+                );
+            }
+            assert!(serialized[0].len() <= CARD_MAX_BYTES, "{name}");
+            assert!(serialized[1].chars().count() <= WEBHOOK_MAX_CHARS, "{name}");
+            assert!(serialized[2].chars().count() <= WEBHOOK_MAX_CHARS, "{name}");
+            assert!(serialized[3].len() <= CARD_MAX_BYTES, "{name}");
+            assert!(
+                !message.chars().any(|c| c != '\n' && c.is_control()),
+                "{name}"
+            );
+            for value in [&content, &full, &summary] {
+                for link in links_in(value) {
+                    assert!(
+                        link.starts_with("https://") || link.starts_with("http://"),
+                        "{name}: {link}"
+                    );
+                    assert!(link.len() <= LINK_MAX_CHARS, "{name}");
+                }
+            }
+            if let Some(build_link) = safe_link(&b.url) {
+                assert_eq!(
+                    links_in(&content).first(),
+                    Some(&build_link),
+                    "{name}: build link first"
+                );
+            }
+            assert!(
+                message.contains(expect_in_text),
+                "{name}: {expect_in_text:?} not in {message}"
+            );
+        }
+    }
+
+    fn links_in(value: &Value) -> Vec<String> {
+        match value {
+            Value::Object(map) => map
+                .iter()
+                .flat_map(|(k, v)| match (k.as_str(), v) {
+                    ("link", Value::String(link)) => vec![link.clone()],
+                    _ => links_in(v),
+                })
+                .collect(),
+            Value::Array(items) => items.iter().flat_map(links_in).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn hostile_build_data_is_neutralised() {
+        let huge = "x".repeat(100_000);
+        let huge_url = format!("https://evil.example/{huge}");
+        check(
+            "markdown",
+            |b| {
+                b.commit_message =
+                    Some("**bold** [x](javascript:alert(1)) `code` ~strike~ _it_".into())
+            },
+            "∗∗bold∗∗ [x]（javascript:alert(1)) ˋcodeˋ ∼strike∼ ＿it＿",
+        );
+        check(
+            "markdown branch",
+            |b| b.branch = Some("_x_/`y`/**z**".into()),
+            "· ＿x＿/ˋyˋ/∗∗z∗∗",
+        );
+        check(
+            "snake_case stays",
+            |b| b.branch = Some("feature/my_branch-2".into()),
+            "· feature/my_branch-2\n",
+        );
+        check(
+            "@all in a message",
+            |b| b.commit_message = Some("@all deploy now".into()),
+            "＠all deploy now",
+        );
+        check(
+            "@here in a branch",
+            |b| b.branch = Some("@here please".into()),
+            "· ＠here please\n",
+        );
+        check(
+            "@channel author",
+            |b| b.author = Some("@channel <@U123> <!all> <!here|here>".into()),
+            "Author: ＠channel ‹＠U123› ‹!all› ‹!here|here›",
+        );
+        check(
+            "@everyone status name",
+            |b| b.name = "@everyone".into(),
+            "＠everyone #42",
+        );
+        check(
+            "mention in a state",
+            |b| b.state = BuildState::InProgressOther("@all".into()),
+            "Result: ＠all",
+        );
+        check(
+            "zero-width mention",
+            |b| {
+                b.commit_message =
+                    Some("@\u{200B}all a\u{200D}b\u{2066}c\u{202E}d\u{FEFF}e\u{E0041}".into())
+            },
+            "＠all abcde",
+        );
+        check(
+            "zero-width link syntax",
+            |b| b.commit_message = Some("[x]\u{200B}(javascript:alert(1))".into()),
+            "[x]（javascript",
+        );
+        check(
+            "bidi branch",
+            |b| b.branch = Some("main\u{202E}txt.exe".into()),
+            "· maintxt.exe",
+        );
+        check(
+            "newlines and tabs",
+            |b| b.commit_message = Some("first\tline\r\nsecond line".into()),
+            "0123456 first line\n",
+        );
+        check(
+            "blank first line",
+            |b| b.commit_message = Some("\n\n  real subject\nbody".into()),
+            "0123456 real subject\n",
+        );
+        check(
+            "html",
+            |b| {
+                b.commit_message =
+                    Some("<script>alert(1)</script> <img src=x onerror=alert(1)>".into())
+            },
+            "‹script›alert(1)‹/script› ‹img",
+        );
+        check(
+            "heading",
+            |b| b.author = Some("# Big".into()),
+            "Author: ＃ Big",
+        );
+        check(
+            "100 KB message",
+            |b| b.commit_message = Some(huge.clone()),
+            &format!("0123456 {}…", "x".repeat(FIELD_MAX_CHARS)),
+        );
+        check(
+            "100 KB branch",
+            |b| b.branch = Some(huge.clone()),
+            &format!("· {}…\n", "x".repeat(NAME_MAX_CHARS)),
+        );
+        check(
+            "100 KB everything",
+            |b| {
+                b.author = Some(huge.clone());
+                b.name.clone_from(&huge);
+                b.commit = Some(huge.clone());
+                b.commit_message = Some(huge.clone());
+                b.branch = Some(huge.clone());
+                b.state = BuildState::Completed(Outcome::Other(huge.clone()));
+            },
+            "Result: xxx",
+        );
+        check(
+            "100 KB URLs",
+            |b| {
+                b.url.clone_from(&huge_url);
+                b.commit_url = Some(huge_url.clone());
+                b.branch_url = Some(huge_url.clone());
+            },
+            "Pipeline #42\n",
+        );
+        check(
+            "javascript: everywhere",
+            |b| {
+                b.url = "javascript:alert(1)".into();
+                b.commit_url = Some("JavaScript:alert(1)".into());
+                b.branch_url = Some(" javascript:alert(1)".into());
+            },
+            "Commit: 0123456",
+        );
+        check(
+            "other schemes",
+            |b| {
+                b.url = "data:text/html,<script>alert(1)</script>".into();
+                b.commit_url = Some("file:///etc/passwd".into());
+                b.branch_url = Some("/relative/main".into());
+            },
+            "Pipeline #42\n",
+        );
+        check(
+            "credentials and @ in URLs",
+            |b| {
+                b.url = "https://bitbucket.org@evil.example/x".into();
+                b.commit_url = Some("https://x.example/@all?who=@here#@channel".into());
+            },
+            "Commit 0123456: https://x.example/%40all?who=%40here#%40channel",
+        );
+        check(
+            "no commit, no branch",
+            |b| {
+                b.commit = None;
+                b.branch = None;
+            },
+            "· (no branch)\n",
+        );
     }
 
     #[test]
@@ -262,6 +1010,7 @@ mod tests {
             ("bell\u{7}",                    10, "bell"),
             ("abcdefghijkl",                 5,  "abcde…"),
             ("  leading",                    10, "leading"),
+            ("a\u{2028}b\u{85}c",            10, "a b c"),
         ];
         for (input, max, expected) in table {
             assert_eq!(clean(input, max), expected, "{input:?}");
@@ -270,16 +1019,51 @@ mod tests {
     }
 
     #[test]
+    fn defusing_keeps_length_and_is_idempotent() {
+        #[rustfmt::skip]
+        let table = [
+            ("snake_case feature/my_branch", "snake_case feature/my_branch"),
+            ("__init__.py",                  "＿＿init＿＿.py"),
+            ("@all @here a@b",               "＠all ＠here a＠b"),
+            ("<https://x|click>",            "‹https://x|click›"),
+            ("[skip ci] (#12)",              "[skip ci] (#12)"),
+            ("[a](b)",                       "[a]（b)"),
+            ("#1 fix",                       "＃1 fix"),
+            ("⏸️ PAUSED",                    "⏸️ PAUSED"),
+        ];
+        for (input, expected) in table {
+            let once = defuse(input);
+            assert_eq!(once, expected, "{input:?}");
+            assert_eq!(once.chars().count(), input.chars().count(), "{input:?}");
+            assert_eq!(defuse(&once), once, "{input:?}");
+        }
+    }
+
+    #[test]
     fn only_http_links_survive() {
-        assert_eq!(safe_link("javascript:alert(1)"), None);
-        assert_eq!(safe_link("/relative"), None);
+        #[rustfmt::skip]
+        let table = [
+            ("javascript:alert(1)",                None),
+            ("/relative",                          None),
+            ("mailto:a@b.example",                 None),
+            ("https://user:pw@x.example/",         None),
+            ("https://bitbucket.org@evil.example", None),
+            ("https://x.example/p",                Some("https://x.example/p")),
+            ("HTTP://X.example",                   Some("http://x.example/")),
+            ("https://x.example/a b<c>",           Some("https://x.example/a%20b%3Cc%3E")),
+            ("https://x.example/~u/@x",            Some("https://x.example/~u/%40x")),
+        ];
+        for (input, expected) in table {
+            assert_eq!(safe_link(input).as_deref(), expected, "{input:?}");
+        }
         assert_eq!(
-            safe_link("https://x.example/p").as_deref(),
-            Some("https://x.example/p")
+            safe_link(&format!("https://x.example/{}", "a".repeat(LINK_MAX_CHARS))),
+            None
         );
         let mut hostile = build();
         hostile.url = "javascript:alert(1)".into();
-        assert_eq!(card(&hostile, EventKind::Failed).link, None);
+        let card = card(&hostile, EventKind::Failed);
+        assert!(card.links.iter().all(|(text, _)| !text.starts_with("Open")));
     }
 
     #[test]

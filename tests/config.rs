@@ -4,7 +4,10 @@
 //! The broken configurations are edits of one valid base (`BASE`), so each row changes one
 //! thing and states only what it expects; see [`check`].
 
-use bbzoom::config::{Config, PollingConfig, RateLimit, SourceKind};
+use bbzoom::config::{
+    Channel, ChatbotConfig, Config, DeliveryConfig, Destination, PollingConfig, RateLimit,
+    SourceKind, Style, WebhookFormat,
+};
 use bbzoom::domain::{CLOUD, EventKind, RepoId};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -76,6 +79,39 @@ fn subscribe(text: &str, repository: &str, keys: &str) -> String {
     format!("{text}\n[[subscription]]\nrepository = \"{repository}\"\n{keys}channels = [\"ci\"]\n")
 }
 
+/// An Incoming Webhook channel `alerts`, for [`with_webhook`].
+const WEBHOOK_URL: &str = "https://integrations.zoom.us/chat/webhooks/incomingwebhook/abc";
+
+/// `BASE` with the channel `alerts` (an Incoming Webhook) inserted before the subscription:
+/// its header on line 21, `webhook_url` on 22, `credential` on 23, then `keys` from line 24.
+fn with_webhook(keys: &str) -> String {
+    edit(
+        "[[subscription]]",
+        &format!(
+            "[zoom.channels.alerts]\nwebhook_url = \"{WEBHOOK_URL}\"\ncredential = \
+             \"alerts-webhook\"\n{keys}\n[[subscription]]"
+        ),
+    )
+}
+
+/// The `[zoom.chatbot]` table of `BASE` (lines 9 to 14), for removing it.
+const CHATBOT: &str = "[zoom.chatbot]
+credential = \"zoom-bot\"
+account_id = \"AbCdEf\"
+robot_jid = \"v1bot@xmpp.zoom.us\"
+user_jid = \"user@xmpp.zoom.us\"
+
+";
+
+/// The `[zoom.chatbot]` of a configuration that has one.
+fn chatbot(config: &Config) -> &ChatbotConfig {
+    config
+        .zoom
+        .chatbot
+        .as_ref()
+        .expect("[zoom.chatbot] is configured")
+}
+
 fn parse(text: &str) -> Config {
     Config::parse(Path::new(PATH), text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
@@ -123,8 +159,30 @@ fn base_is_valid_and_gets_defaults() {
         "https://zoom.us/oauth/token"
     );
     assert_eq!(config.zoom.api_url.as_str(), "https://api.zoom.us/v2");
-    assert_eq!(config.zoom.chatbot.rate_limit.requests, 20);
-    assert_eq!(config.zoom.chatbot.rate_limit.per, Duration::from_secs(1));
+    assert_eq!(chatbot(&config).rate_limit.requests, 20);
+    assert_eq!(chatbot(&config).rate_limit.per, Duration::from_secs(1));
+    assert_eq!(
+        chatbot(&config).daily_limit,
+        None,
+        "pro, the default plan, has no daily cap"
+    );
+    assert_eq!(
+        config.zoom.channels["ci"],
+        Channel {
+            name: "ci".into(),
+            destination: Destination::Chatbot {
+                to_jid: "ci@conference.xmpp.zoom.us".into()
+            },
+            style: Style::UpdateAndReply,
+        }
+    );
+    assert_eq!(
+        config.zoom.delivery,
+        DeliveryConfig {
+            max_age: Duration::from_secs(24 * 3600),
+            fold_after: 10,
+        }
+    );
     let sub = &config.subscriptions[0];
     assert_eq!(sub.repo, RepoId::on(CLOUD, "acme", "api"));
     assert_eq!(sub.source, SourceKind::Pipelines);
@@ -260,15 +318,119 @@ fn budget_for_prefers_the_override_then_the_instance_default() {
 fn plan_and_rate_limit_override() {
     let free = edit("user_jid", "plan = \"free\"\nuser_jid");
     let config = parse(&free);
-    assert_eq!(config.zoom.chatbot.rate_limit.requests, 2);
+    assert_eq!(chatbot(&config).rate_limit.requests, 2);
 
     let custom = edit(
         "user_jid",
         "plan = \"free\"\nrate_limit = { requests = 5, per = \"2s\" }\nuser_jid",
     );
     let config = parse(&custom);
-    assert_eq!(config.zoom.chatbot.rate_limit.requests, 5);
-    assert_eq!(config.zoom.chatbot.rate_limit.per, Duration::from_secs(2));
+    assert_eq!(chatbot(&config).rate_limit.requests, 5);
+    assert_eq!(chatbot(&config).rate_limit.per, Duration::from_secs(2));
+}
+
+#[test]
+fn daily_limit_by_plan_and_override() {
+    let daily = |text: &str| chatbot(&parse(text)).daily_limit;
+    assert_eq!(
+        daily(&edit("user_jid", "plan = \"free\"\nuser_jid")),
+        Some(2000)
+    );
+    assert_eq!(daily(&edit("user_jid", "plan = \"pro\"\nuser_jid")), None);
+    assert_eq!(
+        daily(&edit("user_jid", "plan = \"business\"\nuser_jid")),
+        None
+    );
+    assert_eq!(
+        daily(&edit("user_jid", "daily_limit = 500\nuser_jid")),
+        Some(500)
+    );
+    assert_eq!(
+        daily(&edit(
+            "user_jid",
+            "plan = \"free\"\ndaily_limit = 5000\nuser_jid"
+        )),
+        Some(5000)
+    );
+}
+
+#[test]
+fn channel_styles_and_delivery_overrides() {
+    let styles = [
+        ("update", Style::Update),
+        ("post", Style::Post),
+        ("update+reply", Style::UpdateAndReply),
+    ];
+    for (name, style) in styles {
+        let text = edit(
+            "to_jid = \"ci@conference.xmpp.zoom.us\"",
+            &format!("to_jid = \"ci@conference.xmpp.zoom.us\"\nstyle = \"{name}\""),
+        );
+        assert_eq!(parse(&text).zoom.channels["ci"].style, style, "{name}");
+    }
+    let config = parse(&with_tables(
+        "[zoom.delivery]\nmax_age = \"2h\"\nfold_after = 3\n",
+    ));
+    assert_eq!(
+        config.zoom.delivery,
+        DeliveryConfig {
+            max_age: Duration::from_secs(7200),
+            fold_after: 3,
+        }
+    );
+}
+
+#[test]
+fn webhook_channels() {
+    let config = parse(&with_webhook(""));
+    let alerts = &config.zoom.channels["alerts"];
+    assert_eq!(
+        alerts.destination,
+        Destination::Webhook {
+            url: WEBHOOK_URL.parse().unwrap(),
+            credential: "alerts-webhook".into(),
+            format: WebhookFormat::Full,
+        }
+    );
+    assert_eq!(alerts.style, Style::Post, "webhooks cannot edit");
+
+    let config = parse(&with_webhook("format = \"message\"\nstyle = \"post\"\n"));
+    let alerts = &config.zoom.channels["alerts"];
+    assert!(matches!(
+        alerts.destination,
+        Destination::Webhook {
+            format: WebhookFormat::Message,
+            ..
+        }
+    ));
+    assert_eq!(alerts.style, Style::Post);
+}
+
+#[test]
+fn webhook_only_config_needs_no_chatbot() {
+    let text = edit_in(
+        &edit(CHATBOT, ""),
+        "to_jid = \"ci@conference.xmpp.zoom.us\"",
+        &format!("webhook_url = \"{WEBHOOK_URL}\"\ncredential = \"ci-webhook\""),
+    );
+    let text = edit_in(
+        &text,
+        "to_jid = \"rel@conference.xmpp.zoom.us\"",
+        "webhook_url = \"http://127.0.0.1:9000/hook/rel\"\ncredential = \"rel-webhook\"",
+    );
+    let config = parse(&text);
+    assert!(config.zoom.chatbot.is_none());
+    let credentials: Vec<&str> = config
+        .zoom
+        .channels
+        .values()
+        .map(|c| match &c.destination {
+            Destination::Webhook { credential, .. } => credential.as_str(),
+            Destination::Chatbot { .. } => panic!("{c:?} is not a webhook"),
+        })
+        .collect();
+    assert_eq!(credentials, ["ci-webhook", "rel-webhook"]);
+    assert_eq!(config.subscriptions[0].channels, ["ci"]);
 }
 
 #[test]
@@ -288,7 +450,7 @@ fn example_file_validates() {
     assert_eq!(config.bitbucket.credential.as_deref(), Some("acme-ci"));
     assert_eq!(config.budget_for("acme-ci").requests, 900);
     assert_eq!(config.budget_for("corp-token").requests, 3600);
-    assert_eq!(config.zoom.chatbot.rate_limit.requests, 20);
+    assert_eq!(chatbot(&config).rate_limit.requests, 20);
     let channels: Vec<&str> = config.zoom.channels.keys().map(String::as_str).collect();
     assert_eq!(channels, ["ci", "releases"]);
     let subs: Vec<(&RepoId, SourceKind, &str)> = config
@@ -328,6 +490,34 @@ fn example_file_validates() {
         BTreeSet::from(EventKind::ALL)
     );
     assert_eq!(config.subscriptions[1].channels, ["ci", "releases"]);
+    assert_eq!(
+        config.zoom.delivery,
+        parse(BASE).zoom.delivery,
+        "the example shows the defaults"
+    );
+    assert_eq!(chatbot(&config).daily_limit, None);
+    assert_eq!(config.zoom.channels["ci"].style, Style::UpdateAndReply);
+
+    // The commented-out webhook channel validates once uncommented.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text
+        .find("# [zoom.channels.alerts]\n")
+        .expect("the example shows a webhook channel");
+    let block_len = text[start..].find("\n\n").expect("the block ends");
+    let block = &text[start..start + block_len];
+    let uncommented: String = block
+        .lines()
+        .map(|line| line.strip_prefix("# ").expect("every line commented out"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = parse(&text.replacen(block, &uncommented, 1));
+    assert!(matches!(
+        config.zoom.channels["alerts"].destination,
+        Destination::Webhook {
+            format: WebhookFormat::Full,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -561,8 +751,9 @@ fn broken_configs() {
     check(
         &edit("to_jid = \"ci@conference.xmpp.zoom.us\"\n", ""),
         Some(15),
-        Some("zoom.channels.ci.to_jid"),
-        "missing key \"to_jid\" in [zoom.channels.ci]; add it, e.g. to_jid = ",
+        Some("zoom.channels.ci"),
+        "[zoom.channels.ci] has no destination; add to_jid = \"NAME@conference.xmpp.zoom.us\" \
+         for a channel the chatbot posts to, or webhook_url = \"https://",
     );
     check(
         &edit("[zoom.chatbot]", "[zoom.chatbot]\n[daemon]"),
@@ -571,6 +762,199 @@ fn broken_configs() {
         "daemon is defined twice; keep only one",
     );
     check("", None, Some("daemon"), "missing table [daemon]");
+    check(
+        &edit("user_jid", "daily_limit = 0\nuser_jid"),
+        Some(13),
+        Some("zoom.chatbot.daily_limit"),
+        "a daily limit of 0 would never let the chatbot post",
+    );
+    check(
+        &edit("user_jid", "daily_limit = \"2000\"\nuser_jid"),
+        Some(13),
+        Some("zoom.chatbot.daily_limit"),
+        "expected a whole number from 0 to 4294967295, found a string; write it like \
+         daily_limit = 2000",
+    );
+
+    // Channels: chatbot or webhook, and how cards evolve.
+    let ci_jid = "to_jid = \"ci@conference.xmpp.zoom.us\"";
+    check(
+        &edit(
+            ci_jid,
+            &format!("{ci_jid}\nwebhook_url = \"{WEBHOOK_URL}\""),
+        ),
+        Some(17),
+        Some("zoom.channels.ci.webhook_url"),
+        "[zoom.channels.ci] has both to_jid and webhook_url; keep to_jid for a channel the \
+         chatbot posts to, or webhook_url for an Incoming Webhook",
+    );
+    check(
+        &edit(
+            ci_jid,
+            &format!("webhook_url = \"{WEBHOOK_URL}\"\n{ci_jid}"),
+        ),
+        Some(17),
+        Some("zoom.channels.ci.to_jid"),
+        "has both to_jid and webhook_url",
+    );
+    check(
+        &edit(ci_jid, &format!("{ci_jid}\nstyle = \"updates\"")),
+        Some(17),
+        Some("zoom.channels.ci.style"),
+        "unknown style \"updates\" (did you mean \"update\"?); use \"update\" (one card, \
+         edited as the build moves on), \"post\"",
+    );
+    check(
+        &edit(ci_jid, &format!("{ci_jid}\nstyle = \"update + reply\"")),
+        Some(17),
+        Some("zoom.channels.ci.style"),
+        "(did you mean \"update+reply\"?)",
+    );
+    check(
+        &edit(ci_jid, &format!("{ci_jid}\nstyle = 1")),
+        Some(17),
+        Some("zoom.channels.ci.style"),
+        "expected a string, found integer `1`; write it like style = \"update+reply\"",
+    );
+    check(
+        &edit(ci_jid, &format!("{ci_jid}\nformat = \"message\"")),
+        Some(17),
+        Some("zoom.channels.ci.format"),
+        "format is only for webhook channels (with webhook_url); remove it",
+    );
+    check(
+        &edit(ci_jid, &format!("{ci_jid}\ncredential = \"ci-webhook\"")),
+        Some(17),
+        Some("zoom.channels.ci.credential"),
+        "credential is only for webhook channels",
+    );
+    check(
+        &edit(ci_jid, &format!("{ci_jid}\nstlye = \"post\"")),
+        Some(17),
+        Some("zoom.channels.ci.stlye"),
+        "unknown key \"stlye\" in [zoom.channels.ci]; did you mean \"style\"? expected one of: \
+         to_jid, webhook_url, credential, format, style",
+    );
+    check(
+        &with_webhook("style = \"update\"\n"),
+        Some(24),
+        Some("zoom.channels.alerts.style"),
+        "style \"update\" is not possible on a webhook channel: Zoom returns no message id for \
+         webhook posts, so cards cannot be edited; remove the key or set style = \"post\"",
+    );
+    check(
+        &with_webhook("style = \"update+reply\"\n"),
+        Some(24),
+        Some("zoom.channels.alerts.style"),
+        "is not possible on a webhook channel",
+    );
+    check(
+        &with_webhook("style = \"pots\"\n"),
+        Some(24),
+        Some("zoom.channels.alerts.style"),
+        "unknown style \"pots\" (did you mean \"post\"?)",
+    );
+    check(
+        &edit_in(
+            &with_webhook(""),
+            WEBHOOK_URL,
+            &format!("{WEBHOOK_URL}?format=message&s3cr3t=1"),
+        ),
+        Some(22),
+        Some("zoom.channels.alerts.webhook_url"),
+        "the URL has a query (?...); remove it: bbzoom sets the query itself; choose a card or \
+         plain text with format = \"full\" or \"message\"",
+    );
+    check(
+        &edit_in(
+            &with_webhook(""),
+            "https://integrations",
+            "https://bot:s3cr3t@integrations",
+        ),
+        Some(22),
+        Some("zoom.channels.alerts.webhook_url"),
+        "the URL contains a user name or password; remove it",
+    );
+    check(
+        &edit_in(
+            &with_webhook(""),
+            "https://integrations",
+            "ftp://integrations",
+        ),
+        Some(22),
+        Some("zoom.channels.alerts.webhook_url"),
+        "is not an http(s) URL; write an http(s) URL like \
+         \"https://integrations.zoom.us/chat/webhooks/incomingwebhook/XXXX\"",
+    );
+    check(
+        &edit_in(&with_webhook(""), "credential = \"alerts-webhook\"\n", ""),
+        Some(21),
+        Some("zoom.channels.alerts.credential"),
+        "missing key \"credential\" in [zoom.channels.alerts]: a webhook channel needs the name \
+         of the credentials file entry holding the connection's verification token; add it, \
+         e.g. credential = \"alerts-webhook\"",
+    );
+    check(
+        &edit_in(
+            &with_webhook(""),
+            "credential = \"alerts-webhook\"",
+            "credential = \"\"",
+        ),
+        Some(23),
+        Some("zoom.channels.alerts.credential"),
+        "the value is empty; write e.g. credential = \"alerts-webhook\"",
+    );
+    check(
+        &with_webhook("format = \"card\"\n"),
+        Some(24),
+        Some("zoom.channels.alerts.format"),
+        "unknown format \"card\"; use \"full\" (a card) or \"message\" (plain text)",
+    );
+    check(
+        &with_webhook("format = \"mesage\"\n"),
+        Some(24),
+        Some("zoom.channels.alerts.format"),
+        "(did you mean \"message\"?)",
+    );
+    check(
+        &edit(CHATBOT, ""),
+        Some(10),
+        Some("zoom.channels.ci.to_jid"),
+        "add a [zoom.chatbot] section: a to_jid channel is posted to by the chatbot",
+    );
+
+    // Delivery.
+    check(
+        &with_tables("[zoom.delivery]\nfold_after = 0\n"),
+        Some(10),
+        Some("zoom.delivery.fold_after"),
+        "fold_after must be at least 1",
+    );
+    check(
+        &with_tables("[zoom.delivery]\nfold_after = -1\n"),
+        Some(10),
+        Some("zoom.delivery.fold_after"),
+        "expected a whole number from 0 to 4294967295, found integer `-1`; write it like \
+         fold_after = 10",
+    );
+    check(
+        &with_tables("[zoom.delivery]\nmax_age = \"1 day\"\n"),
+        Some(10),
+        Some("zoom.delivery.max_age"),
+        "invalid duration \"1 day\"; write a number and a unit",
+    );
+    check(
+        &with_tables("[zoom.delivery]\nmax_age = \"0s\"\n"),
+        Some(10),
+        Some("zoom.delivery.max_age"),
+        "the duration \"0s\" is zero",
+    );
+    check(
+        &with_tables("[zoom.delivery]\nmax_age = \"24h\"\nretries = 3\n"),
+        Some(11),
+        Some("zoom.delivery.retries"),
+        "unknown key \"retries\" in [zoom.delivery]; expected one of: max_age, fold_after",
+    );
     let no_channels = edit(
         "[zoom.channels.ci]\nto_jid = \"ci@conference.xmpp.zoom.us\"\n\n\
          [zoom.channels.releases]\nto_jid = \"rel@conference.xmpp.zoom.us\"\n",

@@ -5,7 +5,7 @@ mod common;
 
 use bbzoom::demo::SimPolling;
 use bbzoom::sim::{Scenario, SimBuild, SimRepo, SimState};
-use common::{Harness, cards, fast_tuning};
+use common::{Harness, cards, fast_tuning, replies};
 use std::time::Duration;
 
 use SimState::*;
@@ -72,41 +72,63 @@ events = ["failed", "fixed"]
 channels = ["ci", "releases"]
 "#;
 
-fn expected_ci() -> Vec<(String, String)> {
-    let mut cards: Vec<(String, String)> = [
-        ("🔵 STARTED · acme/api · main", "Pipeline #1"),
-        ("✅ SUCCEEDED · acme/api · main", "Pipeline #1"),
-        ("🔵 STARTED · acme/api · main", "Pipeline #2"),
-        ("❌ FAILED · acme/api · main", "Pipeline #2"),
-        ("🔵 STARTED · acme/api · feature/x", "Pipeline #3"),
-        ("⏹️ STOPPED · acme/api · feature/x", "Pipeline #3"),
-        ("🔵 STARTED · acme/api · main", "Pipeline #4"),
-        ("⏸️ PAUSED · acme/api · main", "Pipeline #4"),
-        ("✅ FIXED · acme/api · main", "Pipeline #4"),
-    ]
-    .iter()
-    .chain(expected_releases_heads().iter())
-    .map(|(h, s)| (h.to_string(), s.to_string()))
-    .collect();
-    cards.sort();
-    cards
-}
-
-fn expected_releases_heads() -> [(&'static str, &'static str); 3] {
-    [
-        ("❌ FAILED · acme/web · main", "Pipeline #1"),
-        ("❌ STILL FAILING · acme/web · main", "Pipeline #2"),
-        ("✅ FIXED · acme/web · main", "Pipeline #4"),
-    ]
-}
-
-fn expected_releases() -> Vec<(String, String)> {
-    let mut cards: Vec<_> = expected_releases_heads()
+/// Cards as sequences of "head (sub-head)": one card per build per channel, edited in place.
+fn cards_of(cards: &[&[&str]]) -> Vec<Vec<String>> {
+    let mut cards: Vec<Vec<String>> = cards
         .iter()
-        .map(|(h, s)| (h.to_string(), s.to_string()))
+        .map(|c| c.iter().map(|t| t.to_string()).collect())
         .collect();
     cards.sort();
     cards
+}
+
+fn sorted(titles: &[&str]) -> Vec<String> {
+    let mut titles: Vec<String> = titles.iter().map(|t| t.to_string()).collect();
+    titles.sort();
+    titles
+}
+
+const WEB_CARDS: [&[&str]; 3] = [
+    &["❌ FAILED · acme/web · main (Pipeline #1)"],
+    &["❌ STILL FAILING · acme/web · main (Pipeline #2)"],
+    &["✅ FIXED · acme/web · main (Pipeline #4)"],
+];
+
+fn expected_ci() -> Vec<Vec<String>> {
+    let api: [&[&str]; 4] = [
+        &[
+            "🔵 STARTED · acme/api · main (Pipeline #1)",
+            "✅ SUCCEEDED · acme/api · main (Pipeline #1)",
+        ],
+        &[
+            "🔵 STARTED · acme/api · main (Pipeline #2)",
+            "❌ FAILED · acme/api · main (Pipeline #2)",
+        ],
+        &[
+            "🔵 STARTED · acme/api · feature/x (Pipeline #3)",
+            "⏹️ STOPPED · acme/api · feature/x (Pipeline #3)",
+        ],
+        &[
+            "🔵 STARTED · acme/api · main (Pipeline #4)",
+            "⏸️ PAUSED · acme/api · main (Pipeline #4)",
+            "✅ FIXED · acme/api · main (Pipeline #4)",
+        ],
+    ];
+    cards_of(&[&api[..], &WEB_CARDS[..]].concat())
+}
+
+/// Endings that edited an existing card are also posted in its thread, so people are notified.
+fn expected_ci_replies() -> Vec<String> {
+    sorted(&[
+        "✅ SUCCEEDED · acme/api · main (Pipeline #1)",
+        "❌ FAILED · acme/api · main (Pipeline #2)",
+        "⏹️ STOPPED · acme/api · feature/x (Pipeline #3)",
+        "✅ FIXED · acme/api · main (Pipeline #4)",
+    ])
+}
+
+fn expected_releases() -> Vec<Vec<String>> {
+    cards_of(&WEB_CARDS)
 }
 
 const SPEED: f64 = 20.0;
@@ -128,9 +150,14 @@ async fn scripted_builds_become_exactly_the_expected_cards() {
         expected_ci()
     );
     assert_eq!(
+        replies(&harness.sim, "ci@conference.xmpp.zoom.us"),
+        expected_ci_replies()
+    );
+    assert_eq!(
         cards(&harness.sim, "releases@conference.xmpp.zoom.us"),
         expected_releases()
     );
+    assert!(replies(&harness.sim, "releases@conference.xmpp.zoom.us").is_empty());
     // The card carries the pipeline's facts and a link to it.
     let card = harness
         .sim
@@ -154,10 +181,10 @@ async fn a_restart_in_the_middle_misses_and_repeats_nothing() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     first.stop().await;
-    let shown_before = harness.sim.stats().posts;
+    let shown_before = harness.sim.stats();
     assert!(
-        shown_before > 0 && (shown_before as usize) < expected_ci().len(),
-        "stopped mid-scenario"
+        shown_before.posts > 0 && shown_before.edits < 6,
+        "stopped mid-scenario: {shown_before:?}"
     );
     // Down for a while: builds move on meanwhile.
     while harness.sim.now() < 48.0 {
@@ -169,9 +196,24 @@ async fn a_restart_in_the_middle_misses_and_repeats_nothing() {
         .await;
     second.stop().await;
 
+    // The message ids survived the restart: the same cards were edited, none posted twice. (A
+    // start that queued up behind a later state while the daemon caught up is superseded, so
+    // only each card's final state is compared.)
+    let last = |cards: Vec<Vec<String>>| -> Vec<String> {
+        let mut last: Vec<String> = cards
+            .into_iter()
+            .filter_map(|c| c.last().cloned())
+            .collect();
+        last.sort();
+        last
+    };
     assert_eq!(
-        cards(&harness.sim, "ci@conference.xmpp.zoom.us"),
-        expected_ci()
+        last(cards(&harness.sim, "ci@conference.xmpp.zoom.us")),
+        last(expected_ci())
+    );
+    assert_eq!(
+        replies(&harness.sim, "ci@conference.xmpp.zoom.us"),
+        expected_ci_replies()
     );
     assert_eq!(
         cards(&harness.sim, "releases@conference.xmpp.zoom.us"),
@@ -192,19 +234,17 @@ async fn a_repository_seen_first_is_baselined_and_its_running_builds_followed() 
         .await;
     daemon.stop().await;
 
-    let mut expected: Vec<(String, String)> = [
+    let expected = cards_of(&[
         // api #3 was running when first seen: its start is not news, its ending is.
-        ("⏹️ STOPPED · acme/api · feature/x", "Pipeline #3"),
-        ("🔵 STARTED · acme/api · main", "Pipeline #4"),
-        ("⏸️ PAUSED · acme/api · main", "Pipeline #4"),
+        &["⏹️ STOPPED · acme/api · feature/x (Pipeline #3)"],
         // api #2 failed before bbzoom looked, yet the baseline remembers it: #4 fixes main.
-        ("✅ FIXED · acme/api · main", "Pipeline #4"),
-        ("❌ STILL FAILING · acme/web · main", "Pipeline #2"),
-        ("✅ FIXED · acme/web · main", "Pipeline #4"),
-    ]
-    .iter()
-    .map(|(h, s)| (h.to_string(), s.to_string()))
-    .collect();
-    expected.sort();
+        &[
+            "🔵 STARTED · acme/api · main (Pipeline #4)",
+            "⏸️ PAUSED · acme/api · main (Pipeline #4)",
+            "✅ FIXED · acme/api · main (Pipeline #4)",
+        ],
+        &["❌ STILL FAILING · acme/web · main (Pipeline #2)"],
+        &["✅ FIXED · acme/web · main (Pipeline #4)"],
+    ]);
     assert_eq!(cards(&harness.sim, "ci@conference.xmpp.zoom.us"), expected);
 }

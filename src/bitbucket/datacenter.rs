@@ -170,13 +170,25 @@ impl BuildStatusWire {
             other => BuildState::InProgressOther(other.to_owned()),
         };
         let created_ms = self.created_date.or(self.date_added).unwrap_or(0);
-        let commit_url = format!(
-            "{}/projects/{}/repos/{}/commits/{}",
-            base.as_str().trim_end_matches('/'),
-            repo.owner,
-            repo.slug,
-            tip.commit
-        );
+        let page = |tail: &[&str]| {
+            let mut url = base.clone();
+            url.path_segments_mut()
+                .expect("an http(s) base URL")
+                .pop_if_empty()
+                .extend(["projects", &repo.owner, "repos", &repo.slug])
+                .extend(tail);
+            url
+        };
+        let commit_url = page(&["commits", &tip.commit]).to_string();
+        let branch = self
+            .git_ref
+            .as_deref()
+            .map(|r| r.strip_prefix("refs/heads/").unwrap_or(r).to_owned())
+            .unwrap_or_else(|| tip.branch.clone());
+        let mut branch_url = page(&["browse"]);
+        branch_url
+            .query_pairs_mut()
+            .append_pair("at", &format!("refs/heads/{branch}"));
         BuildStatus {
             key: BuildKey {
                 repo: repo.clone(),
@@ -193,12 +205,8 @@ impl BuildStatusWire {
                 .as_deref()
                 .and_then(|n| n.trim().parse().ok()),
             revision: self.updated_date.unwrap_or(created_ms),
-            branch: Some(
-                self.git_ref
-                    .as_deref()
-                    .map(|r| r.strip_prefix("refs/heads/").unwrap_or(r).to_owned())
-                    .unwrap_or_else(|| tip.branch.clone()),
-            ),
+            branch: Some(branch),
+            branch_url: Some(branch_url.to_string()),
             commit: Some(tip.commit.clone()),
             commit_message: tip.message.clone(),
             author: tip.author.clone(),
@@ -208,7 +216,8 @@ impl BuildStatusWire {
                 .map(|ms| ms / 1000),
             state,
             created_ms,
-            url: self.url.clone().unwrap_or(commit_url),
+            url: self.url.clone().unwrap_or_else(|| commit_url.clone()),
+            commit_url: Some(commit_url),
         }
     }
 }

@@ -95,7 +95,12 @@ impl Pipeline {
             None => t.source.clone(),
         });
         let commit = target.and_then(|t| t.commit.as_ref());
+        let hash = commit.and_then(|c| c.hash.as_deref());
         BuildStatus {
+            commit_url: hash.map(|h| cloud_page(web_url, repo, &["commits", h])),
+            branch_url: branch
+                .as_deref()
+                .map(|b| cloud_branch_page(web_url, repo, b)),
             key: BuildKey {
                 repo: repo.clone(),
                 id: self.uuid.clone(),
@@ -112,12 +117,10 @@ impl Pipeline {
             state: self.state.to_domain(),
             duration_secs: self.duration_in_seconds,
             created_ms: self.created_on.as_deref().and_then(parse_ms).unwrap_or(0),
-            url: format!(
-                "{}/{}/{}/pipelines/results/{}",
-                web_url.as_str().trim_end_matches('/'),
-                repo.owner,
-                repo.slug,
-                self.build_number
+            url: cloud_page(
+                web_url,
+                repo,
+                &["pipelines", "results", &self.build_number.to_string()],
             ),
         }
     }
@@ -195,14 +198,14 @@ impl CommitStatus {
         let duration_secs = state
             .is_finished()
             .then(|| u64::try_from((updated_ms - created_ms) / 1000).unwrap_or(0));
-        let commit_url = format!(
-            "{}/{}/{}/commits/{}",
-            web_url.as_str().trim_end_matches('/'),
-            repo.owner,
-            repo.slug,
-            tip.commit
-        );
+        let commit_url = cloud_page(web_url, repo, &["commits", &tip.commit]);
+        let branch = self
+            .refname
+            .clone()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| tip.branch.clone());
         BuildStatus {
+            branch_url: Some(cloud_branch_page(web_url, repo, &branch)),
             key: BuildKey {
                 repo: repo.clone(),
                 id: format!("{}/{}", tip.commit, self.key),
@@ -215,12 +218,7 @@ impl CommitStatus {
                 .unwrap_or_else(|| self.key.clone()),
             number: None,
             revision: updated_ms,
-            branch: Some(
-                self.refname
-                    .clone()
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| tip.branch.clone()),
-            ),
+            branch: Some(branch),
             commit: Some(tip.commit.clone()),
             commit_message: tip.message.clone(),
             author: tip.author.clone(),
@@ -231,9 +229,27 @@ impl CommitStatus {
                 .url
                 .clone()
                 .filter(|u| !u.contains('{'))
-                .unwrap_or(commit_url),
+                .unwrap_or_else(|| commit_url.clone()),
+            commit_url: Some(commit_url),
         }
     }
+}
+
+/// A page of `repo` on Bitbucket Cloud's web site, each segment percent-encoded.
+fn cloud_page(web_url: &url::Url, repo: &RepoId, tail: &[&str]) -> String {
+    let mut url = web_url.clone();
+    url.path_segments_mut()
+        .expect("an http(s) web URL")
+        .pop_if_empty()
+        .extend([repo.owner.as_str(), repo.slug.as_str()])
+        .extend(tail);
+    url.to_string()
+}
+
+/// A branch's page on Bitbucket Cloud: `/branch/feature/x`, slashes kept as the site writes them.
+fn cloud_branch_page(web_url: &url::Url, repo: &RepoId, branch: &str) -> String {
+    let tail: Vec<&str> = std::iter::once("branch").chain(branch.split('/')).collect();
+    cloud_page(web_url, repo, &tail)
 }
 
 pub fn first_line(text: &str) -> String {

@@ -106,16 +106,19 @@ pub struct RateLimit {
     pub per: Duration,
 }
 
-/// `[zoom]`: the chatbot that posts and the channels it posts to.
+/// `[zoom]`: where cards go (chatbot channels and Incoming Webhooks) and how they get there.
 #[derive(Debug, Clone)]
 pub struct ZoomConfig {
     /// OAuth token endpoint, `https://zoom.us/oauth/token`.
     pub oauth_url: Url,
     /// REST API base, `https://api.zoom.us/v2`.
     pub api_url: Url,
-    pub chatbot: ChatbotConfig,
+    /// `[zoom.chatbot]`, required only when some channel uses the chatbot (has `to_jid`).
+    pub chatbot: Option<ChatbotConfig>,
     /// Named destinations, keyed by the name subscriptions use.
     pub channels: BTreeMap<String, Channel>,
+    /// `[zoom.delivery]`
+    pub delivery: DeliveryConfig,
 }
 
 /// `[zoom.chatbot]`: the Zoom Team Chat chatbot app.
@@ -123,6 +126,7 @@ pub struct ZoomConfig {
 pub struct ChatbotConfig {
     /// Name of the credential holding the app's client id and secret.
     pub credential: String,
+    /// The Zoom account the app is installed on.
     pub account_id: String,
     /// The bot's JID, ending `@xmpp.zoom.us`.
     pub robot_jid: String,
@@ -130,14 +134,69 @@ pub struct ChatbotConfig {
     pub user_jid: String,
     /// Our budget for chat calls on this account (Zoom's plan limit: Free 2/s, Pro 20/s, Business+ 60/s).
     pub rate_limit: RateLimit,
+    /// Chat calls Zoom allows per day on this account: the plan's (Free: 2,000; others: none) or
+    /// `daily_limit = N`.
+    pub daily_limit: Option<u32>,
+}
+
+/// `[zoom.delivery]`: how long and how much is kept for a channel Zoom does not take cards for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// Give up retrying a card (dead letter) this long after it was queued. Default "24h".
+    pub max_age: Duration,
+    /// More cards than this waiting for one channel are folded into one summary card. Default 10.
+    pub fold_after: usize,
 }
 
 /// `[zoom.channels.NAME]`: one place cards go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Channel {
+    /// The table's name, which subscriptions refer to.
     pub name: String,
-    /// Channel JID, ending `@conference.xmpp.zoom.us`.
-    pub to_jid: String,
+    /// Where and how its cards are sent.
+    pub destination: Destination,
+    /// How a build's card evolves there (always [`Style::Post`] for a webhook).
+    pub style: Style,
+}
+
+/// Where a channel's cards are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A channel the chatbot posts to.
+    Chatbot {
+        /// Channel JID, ending `@conference.xmpp.zoom.us`.
+        to_jid: String,
+    },
+    /// A Zoom Incoming Webhook connection.
+    Webhook {
+        /// The connection's endpoint, without a query (bbzoom adds `format`).
+        url: Url,
+        /// Name of the credential holding the connection's verification token.
+        credential: String,
+        /// What is posted: a card or plain text.
+        format: WebhookFormat,
+    },
+}
+
+/// What an Incoming Webhook is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// A card (`format=full`), the default.
+    Full,
+    /// Plain text (`format=message`).
+    Message,
+}
+
+/// How a build's card evolves in a chatbot channel (webhooks cannot edit: always `Post`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// One card per build, edited as the build moves on (`"update"`).
+    Update,
+    /// A new card per event (`"post"`).
+    Post,
+    /// One card, edited, and the final result also posted as a thread reply so people get
+    /// notified (`"update+reply"`, the default for chatbot channels).
+    UpdateAndReply,
 }
 
 /// `[[subscription]]`: which builds of which repository go to which channels.

@@ -10,7 +10,8 @@
 use super::error::line_column;
 use super::{
     BitbucketConfig, Channel, ChatbotConfig, Config, ConfigError, DaemonConfig, DataCenterConfig,
-    PollingConfig, RateLimit, SourceKind, Subscription, ZoomConfig,
+    DeliveryConfig, Destination, PollingConfig, RateLimit, SourceKind, Style, Subscription,
+    WebhookFormat, ZoomConfig,
 };
 use crate::domain::{CLOUD, EventKind, RepoId};
 use crate::glob::BranchGlob;
@@ -54,10 +55,52 @@ const DEFAULT_ZOOM_API: &str = "https://api.zoom.us/v2";
 const USER_DOMAIN: &str = "@xmpp.zoom.us";
 /// Domain of Zoom channel JIDs.
 const CHANNEL_DOMAIN: &str = "@conference.xmpp.zoom.us";
-/// Zoom Team Chat plans and their chat message limits per second.
-const PLANS: [(&str, u32); 3] = [("free", 2), ("pro", 20), ("business", 60)];
+/// A Zoom plan's limits on chat calls.
+#[derive(Clone, Copy)]
+struct Plan {
+    name: &'static str,
+    per_second: u32,
+    /// `None`: the plan has no daily cap.
+    per_day: Option<u32>,
+}
+/// Zoom Team Chat plans and their chat message limits.
+const PLANS: [Plan; 3] = [
+    Plan {
+        name: "free",
+        per_second: 2,
+        per_day: Some(2000),
+    },
+    Plan {
+        name: "pro",
+        per_second: 20,
+        per_day: None,
+    },
+    Plan {
+        name: "business",
+        per_second: 60,
+        per_day: None,
+    },
+];
 /// Pro: the plan most teams with a chatbot app have.
-const DEFAULT_PLAN: (&str, u32) = PLANS[1];
+const DEFAULT_PLAN: Plan = PLANS[1];
+/// Shown where an Incoming Webhook URL is expected.
+const EXAMPLE_WEBHOOK_URL: &str = "https://integrations.zoom.us/chat/webhooks/incomingwebhook/XXXX";
+/// The values of a channel's `style`.
+const STYLES: [(&str, Style); 3] = [
+    ("update", Style::Update),
+    ("post", Style::Post),
+    ("update+reply", Style::UpdateAndReply),
+];
+/// Edited in place, and the result replied in a thread so people are notified of it.
+const DEFAULT_STYLE: Style = Style::UpdateAndReply;
+/// The values of a webhook channel's `format`.
+const FORMATS: [(&str, WebhookFormat); 2] = [
+    ("full", WebhookFormat::Full),
+    ("message", WebhookFormat::Message),
+];
+/// `[zoom.delivery]` defaults.
+const DEFAULT_MAX_AGE: &str = "24h";
+const DEFAULT_FOLD_AFTER: usize = 10;
 /// The values of a subscription's `source`.
 const SOURCES: [(&str, SourceKind); 2] = [
     ("pipelines", SourceKind::Pipelines),
@@ -145,9 +188,12 @@ struct RawRateLimit {
 struct RawZoom {
     oauth_url: Option<Spanned<String>>,
     api_url: Option<Spanned<String>>,
-    chatbot: RawChatbot,
+    /// Optional: only channels with a `to_jid` need it.
+    chatbot: Option<RawChatbot>,
     /// Optional for serde so that a missing table gets the "define a channel" message.
     channels: Option<Spanned<BTreeMap<Spanned<String>, RawChannel>>>,
+    #[serde(default)]
+    delivery: RawDelivery,
 }
 
 /// `[zoom.chatbot]`.
@@ -160,13 +206,29 @@ struct RawChatbot {
     user_jid: Spanned<String>,
     plan: Option<Spanned<String>>,
     rate_limit: Option<RawRateLimit>,
+    daily_limit: Option<Spanned<u32>>,
 }
 
-/// `[zoom.channels.NAME]`.
+/// `[zoom.channels.NAME]`: exactly one of `to_jid` (chatbot) and `webhook_url` (Incoming
+/// Webhook), which the checks enforce so that the message can say what to do.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawChannel {
-    to_jid: Spanned<String>,
+    to_jid: Option<Spanned<String>>,
+    webhook_url: Option<Spanned<String>>,
+    /// Webhooks only: the verification token's credential.
+    credential: Option<Spanned<String>>,
+    /// Webhooks only.
+    format: Option<Spanned<String>>,
+    style: Option<Spanned<String>>,
+}
+
+/// `[zoom.delivery]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    max_age: Option<Spanned<String>>,
+    fold_after: Option<Spanned<u32>>,
 }
 
 /// `[[subscription]]`.
@@ -212,7 +274,7 @@ fn shape_error(path: &Path, text: &str, doc: &DeTable<'_>, e: &toml::de::Error) 
             .and_then(|s| path_where(doc, &|v| v == s))
             .unwrap_or_default();
         let key = join(&table, field);
-        let message = if ["daemon", "zoom", "zoom.chatbot"].contains(&key.as_str()) {
+        let message = if ["daemon", "zoom"].contains(&key.as_str()) {
             format!("missing table [{key}]; add it (config.example.toml shows all its keys)")
         } else {
             let fix = example(&key).map_or_else(
@@ -363,6 +425,9 @@ fn example(key: &str) -> Option<&'static str> {
     let leaf = key.rsplit('.').next()?;
     let leaf = leaf.split('[').next()?;
     let zoom = key.starts_with("zoom");
+    if leaf == "credential" && key.starts_with("zoom.channels.") {
+        return Some(r#"credential = "alerts-webhook""#);
+    }
     Some(match (leaf, zoom) {
         ("state_dir", _) => r#"state_dir = "/var/lib/bbzoom""#,
         ("hot", _) => r#"hot = "15s""#,
@@ -397,6 +462,16 @@ fn example(key: &str) -> Option<&'static str> {
         ("user_jid", _) => r#"user_jid = "abcdefghijklmnopqrstuv@xmpp.zoom.us""#,
         ("plan", _) => r#"plan = "pro""#,
         ("to_jid", _) => r#"to_jid = "0123456789abcdef@conference.xmpp.zoom.us""#,
+        ("webhook_url", _) => {
+            r#"webhook_url = "https://integrations.zoom.us/chat/webhooks/incomingwebhook/XXXX""#
+        }
+        ("style", _) => r#"style = "update+reply""#,
+        ("format", _) => r#"format = "full""#,
+        ("daily_limit", _) => "daily_limit = 2000",
+        ("chatbot", true) => "[zoom.chatbot] with credential, account_id, robot_jid and user_jid",
+        ("delivery", true) => r#"[zoom.delivery] with max_age = "24h" and fold_after = 10"#,
+        ("max_age", _) => r#"max_age = "24h""#,
+        ("fold_after", _) => "fold_after = 10",
         ("subscription", false) => "[[subscription]] (double brackets: there may be several)",
         ("repository", _) => r#"repository = "https://bitbucket.org/acme/api""#,
         ("branches", _) => r#"branches = ["main", "release/*"]"#,
@@ -687,19 +762,23 @@ impl Checker<'_> {
     fn zoom(&self, raw: Spanned<RawZoom>) -> Result<ZoomConfig, ConfigError> {
         let zoom_span = raw.span();
         let raw = raw.into_inner();
+        let oauth_url = self.url(raw.oauth_url, "zoom.oauth_url", DEFAULT_ZOOM_OAUTH)?;
+        let api_url = self.url(raw.api_url, "zoom.api_url", DEFAULT_ZOOM_API)?;
+        let chatbot = raw.chatbot.map(|c| self.chatbot(c)).transpose()?;
         Ok(ZoomConfig {
-            oauth_url: self.url(raw.oauth_url, "zoom.oauth_url", DEFAULT_ZOOM_OAUTH)?,
-            api_url: self.url(raw.api_url, "zoom.api_url", DEFAULT_ZOOM_API)?,
-            chatbot: self.chatbot(raw.chatbot)?,
-            channels: self.channels(raw.channels, zoom_span)?,
+            oauth_url,
+            api_url,
+            channels: self.channels(raw.channels, zoom_span, chatbot.is_some())?,
+            chatbot,
+            delivery: self.delivery(raw.delivery)?,
         })
     }
 
     fn chatbot(&self, raw: RawChatbot) -> Result<ChatbotConfig, ConfigError> {
-        let plan_requests = match raw.plan {
-            None => DEFAULT_PLAN.1,
-            Some(plan) => plan_limit(plan.get_ref()).ok_or_else(|| {
-                let names: Vec<&str> = PLANS.iter().map(|&(name, _)| name).collect();
+        let plan = match raw.plan {
+            None => DEFAULT_PLAN,
+            Some(plan) => find_plan(plan.get_ref()).ok_or_else(|| {
+                let names: Vec<&str> = PLANS.iter().map(|p| p.name).collect();
                 self.err(
                     plan.span(),
                     "zoom.chatbot.plan",
@@ -712,7 +791,7 @@ impl Checker<'_> {
             })?,
         };
         let plan_limit = RateLimit {
-            requests: plan_requests,
+            requests: plan.per_second,
             per: Duration::from_secs(1),
         };
         Ok(ChatbotConfig {
@@ -735,13 +814,29 @@ impl Checker<'_> {
                 "zoom.chatbot.rate_limit",
                 plan_limit,
             )?,
+            daily_limit: match raw.daily_limit {
+                None => plan.per_day,
+                Some(limit) if *limit.get_ref() == 0 => {
+                    return Err(self.err(
+                        limit.span(),
+                        "zoom.chatbot.daily_limit",
+                        "a daily limit of 0 would never let the chatbot post; set the account's \
+                         limit (at least 1), or remove the key for the plan's (free: 2000, pro \
+                         and business: none)"
+                            .into(),
+                    ));
+                }
+                Some(limit) => Some(limit.into_inner()),
+            },
         })
     }
 
+    /// `[zoom.channels]`, checked in file order; `chatbot` is whether `[zoom.chatbot]` exists.
     fn channels(
         &self,
         raw: Option<Spanned<BTreeMap<Spanned<String>, RawChannel>>>,
         zoom_span: Range<usize>,
+        chatbot: bool,
     ) -> Result<BTreeMap<String, Channel>, ConfigError> {
         let (span, raw) = raw.map_or((zoom_span, BTreeMap::new()), |c| (c.span(), c.into_inner()));
         if raw.is_empty() {
@@ -749,24 +844,227 @@ impl Checker<'_> {
                 span,
                 "zoom.channels",
                 "no channels defined; add at least one table like [zoom.channels.ci] with a \
-                 to_jid, for subscriptions to post to"
+                 to_jid (a channel the chatbot posts to) or a webhook_url (an Incoming Webhook), \
+                 for subscriptions to post to"
                     .into(),
             ));
         }
+        let mut raw: Vec<_> = raw.into_iter().collect();
+        raw.sort_by_key(|(name, _)| name.span().start);
         let mut channels = BTreeMap::new();
         for (name, channel) in raw {
             let key = format!("zoom.channels.{}", segment(name.get_ref()));
             self.table_name(&name, &key, "a channel")?;
-            let to_jid = self.jid(
-                channel.to_jid,
-                &format!("{key}.to_jid"),
-                CHANNEL_DOMAIN,
-                "copy the channel JID from the channel's details in Zoom Team Chat",
-            )?;
-            let name = name.into_inner();
-            channels.insert(name.clone(), Channel { name, to_jid });
+            let channel = self.channel(&name, channel, &key, chatbot)?;
+            channels.insert(channel.name.clone(), channel);
         }
         Ok(channels)
+    }
+
+    /// One `[zoom.channels.NAME]` table, at `key`.
+    fn channel(
+        &self,
+        name: &Spanned<String>,
+        raw: RawChannel,
+        key: &str,
+        chatbot: bool,
+    ) -> Result<Channel, ConfigError> {
+        let style_key = format!("{key}.style");
+        let style = raw
+            .style
+            .as_ref()
+            .map(|style| {
+                self.choice(
+                    style,
+                    &style_key,
+                    &STYLES,
+                    "style",
+                    "\"update\" (one card, edited as the build moves on), \"post\" (a new card \
+                     per event) or \"update+reply\" (edited, and the result also replied in a \
+                     thread so people are notified)",
+                )
+            })
+            .transpose()?;
+        let (destination, style) = match (raw.to_jid, raw.webhook_url) {
+            (Some(to_jid), Some(url)) => {
+                // Blame the one written second.
+                let (later, span) = if url.span().start > to_jid.span().start {
+                    ("webhook_url", url.span())
+                } else {
+                    ("to_jid", to_jid.span())
+                };
+                return Err(self.err(
+                    span,
+                    &format!("{key}.{later}"),
+                    format!(
+                        "[{key}] has both to_jid and webhook_url; keep to_jid for a channel the \
+                         chatbot posts to, or webhook_url for an Incoming Webhook, or split it \
+                         into two channels"
+                    ),
+                ));
+            }
+            (None, None) => {
+                return Err(self.err(
+                    name.span(),
+                    key,
+                    format!(
+                        "[{key}] has no destination; add to_jid = \
+                         \"NAME{CHANNEL_DOMAIN}\" for a channel the chatbot posts to, or \
+                         webhook_url = \"{EXAMPLE_WEBHOOK_URL}\" for an Incoming Webhook"
+                    ),
+                ));
+            }
+            (Some(to_jid), None) => {
+                for (field, value) in [("credential", &raw.credential), ("format", &raw.format)] {
+                    if let Some(value) = value {
+                        return Err(self.err(
+                            value.span(),
+                            &format!("{key}.{field}"),
+                            format!(
+                                "{field} is only for webhook channels (with webhook_url); remove \
+                                 it: the chatbot posts to a to_jid channel with [zoom.chatbot] \
+                                 credential"
+                            ),
+                        ));
+                    }
+                }
+                let jid_key = format!("{key}.to_jid");
+                let span = to_jid.span();
+                let to_jid = self.jid(
+                    to_jid,
+                    &jid_key,
+                    CHANNEL_DOMAIN,
+                    "copy the channel JID from the channel's details in Zoom Team Chat",
+                )?;
+                if !chatbot {
+                    return Err(self.err(
+                        span,
+                        &jid_key,
+                        "add a [zoom.chatbot] section: a to_jid channel is posted to by the \
+                         chatbot (or post through an Incoming Webhook with webhook_url instead)"
+                            .into(),
+                    ));
+                }
+                (
+                    Destination::Chatbot { to_jid },
+                    style.unwrap_or(DEFAULT_STYLE),
+                )
+            }
+            (None, Some(url)) => {
+                let url = self.url_with(
+                    &url,
+                    &format!("{key}.webhook_url"),
+                    EXAMPLE_WEBHOOK_URL,
+                    Some(
+                        "remove it: bbzoom sets the query itself; choose a card or plain text \
+                         with format = \"full\" or \"message\"",
+                    ),
+                )?;
+                let credential_key = format!("{key}.credential");
+                let credential = match raw.credential {
+                    Some(credential) => self.name(credential, &credential_key)?,
+                    None => {
+                        return Err(self.err(
+                            name.span(),
+                            &credential_key,
+                            format!(
+                                "missing key \"credential\" in [{key}]: a webhook channel needs \
+                                 the name of the credentials file entry holding the \
+                                 connection's verification token; add it, e.g. credential = \
+                                 \"alerts-webhook\""
+                            ),
+                        ));
+                    }
+                };
+                let format = raw
+                    .format
+                    .map(|format| {
+                        self.choice(
+                            &format,
+                            &format!("{key}.format"),
+                            &FORMATS,
+                            "format",
+                            "\"full\" (a card) or \"message\" (plain text)",
+                        )
+                    })
+                    .transpose()?
+                    .unwrap_or(WebhookFormat::Full);
+                if let (Some(style), Some(written)) = (style, &raw.style)
+                    && style != Style::Post
+                {
+                    return Err(self.err(
+                        written.span(),
+                        &style_key,
+                        format!(
+                            "style {:?} is not possible on a webhook channel: Zoom returns no \
+                             message id for webhook posts, so cards cannot be edited; remove \
+                             the key or set style = \"post\"",
+                            written.get_ref()
+                        ),
+                    ));
+                }
+                (
+                    Destination::Webhook {
+                        url,
+                        credential,
+                        format,
+                    },
+                    Style::Post,
+                )
+            }
+        };
+        Ok(Channel {
+            name: name.get_ref().clone(),
+            destination,
+            style,
+        })
+    }
+
+    fn delivery(&self, raw: RawDelivery) -> Result<DeliveryConfig, ConfigError> {
+        let default_max_age = parse_duration(DEFAULT_MAX_AGE).expect("default durations are valid");
+        let fold_after = match raw.fold_after {
+            None => DEFAULT_FOLD_AFTER,
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(self.err(
+                    n.span(),
+                    "zoom.delivery.fold_after",
+                    "fold_after must be at least 1: it is how many cards may wait for one \
+                     channel before the rest are folded into one summary card"
+                        .into(),
+                ));
+            }
+            Some(n) => usize::try_from(n.into_inner()).unwrap_or(usize::MAX),
+        };
+        Ok(DeliveryConfig {
+            max_age: self.duration_or(raw.max_age, "zoom.delivery.max_age", default_max_age)?,
+            fold_after,
+        })
+    }
+
+    /// One of the named values in `table` (`what` for the message, `help` listing them).
+    fn choice<T: Copy>(
+        &self,
+        raw: &Spanned<String>,
+        key: &str,
+        table: &[(&'static str, T)],
+        what: &str,
+        help: &str,
+    ) -> Result<T, ConfigError> {
+        let value = raw.get_ref();
+        table
+            .iter()
+            .find(|&&(name, _)| name == value)
+            .map(|&(_, t)| t)
+            .ok_or_else(|| {
+                self.err(
+                    raw.span(),
+                    key,
+                    format!(
+                        "unknown {what} {value:?}{}; use {help}",
+                        guess(closest(value, table.iter().map(|&(name, _)| name)))
+                    ),
+                )
+            })
     }
 
     fn subscriptions(
@@ -1056,8 +1354,20 @@ impl Checker<'_> {
         let Some(raw) = raw else {
             return Ok(Url::parse(default).expect("default URLs are valid"));
         };
+        self.url_with(&raw, key, default, None)
+    }
+
+    /// An http(s) URL without user, password or fragment, like `example`; a query is refused
+    /// too, with `query_fix` as the advice when given.
+    fn url_with(
+        &self,
+        raw: &Spanned<String>,
+        key: &str,
+        example: &str,
+        query_fix: Option<&str>,
+    ) -> Result<Url, ConfigError> {
         let text = raw.get_ref();
-        let fix = format!("write an http(s) URL like \"{default}\"");
+        let fix = format!("write an http(s) URL like \"{example}\"");
         let url = Url::parse(text).map_err(|e| {
             self.err(
                 raw.span(),
@@ -1084,11 +1394,13 @@ impl Checker<'_> {
         }
         if url.query().is_some() || url.fragment().is_some() {
             // Not echoed either: a query may carry a token.
-            return Err(self.err(
-                raw.span(),
-                key,
-                format!("the URL has a query (?...) or fragment (#...); remove it and {fix}"),
-            ));
+            let message = match query_fix {
+                Some(query_fix) if url.query().is_some() => {
+                    format!("the URL has a query (?...); {query_fix}")
+                }
+                _ => format!("the URL has a query (?...) or fragment (#...); remove it and {fix}"),
+            };
+            return Err(self.err(raw.span(), key, message));
         }
         Ok(url)
     }
@@ -1138,12 +1450,9 @@ impl Checker<'_> {
     }
 }
 
-/// Requests per second Zoom allows on `plan`.
-fn plan_limit(plan: &str) -> Option<u32> {
-    PLANS
-        .iter()
-        .find(|&&(name, _)| name == plan)
-        .map(|&(_, requests)| requests)
+/// The Zoom plan called `name`.
+fn find_plan(name: &str) -> Option<Plan> {
+    PLANS.iter().find(|p| p.name == name).copied()
 }
 
 fn empty_message(key: &str) -> String {

@@ -1,7 +1,7 @@
 //! A faithful, stateful simulator of the services bbzoom talks to: Bitbucket's read side
 //! (Cloud Pipelines, Cloud commit statuses and branches, Data Center build statuses and
-//! branches, the OAuth consumer token endpoint) and Zoom's Chatbot API (OAuth token, send and
-//! edit messages).
+//! branches, the OAuth consumer token endpoint) and Zoom's Chatbot API (OAuth token, send,
+//! edit and delete messages) and Incoming Webhooks.
 //!
 //! No machine that builds or tests bbzoom can reach these services, so `bbzoom demo`, the
 //! integration tests and the benchmarks point the real clients at this simulator instead. It
@@ -9,7 +9,8 @@
 //! [`Scenario`] on a sped-up clock, records every chat message it accepts, enforces
 //! Bitbucket's rolling hourly limit per credential, and offers fault knobs (5xx, 429 storms,
 //! slow and malformed answers, revoked and expiring tokens) for tests of retries, backoff and
-//! token renewal.
+//! token renewal. The Zoom side also serves Incoming Webhooks, Zoom's per-second and daily
+//! rate limits and outages (see [`SimZoomApp`]).
 
 pub mod scenario;
 
@@ -24,6 +25,7 @@ mod paging;
 mod statuses;
 #[cfg(test)]
 mod testing;
+mod webhook;
 mod zoom;
 
 pub use auth::{SimCredential, SimCredentialKind};
@@ -122,8 +124,48 @@ pub struct SimZoomApp {
     pub robot_jid: String,
     /// The installing user's JID, sent along with every message.
     pub user_jid: String,
-    /// Channel JIDs that exist.
+    /// Channel JIDs that exist (the ones the chatbot may post to).
     pub channels: Vec<String>,
+    /// Incoming Webhook connections (`/inc connect`), each posting into one channel. Endpoint
+    /// ids must be unique. Default: one, [`SimWebhook::default`].
+    pub webhooks: Vec<SimWebhook>,
+    /// Chatbot API calls (send, edit, delete) the account may make per simulated day (86,400
+    /// simulated seconds from second 0); further calls answer 429 `Daily-limit` until the next
+    /// simulated day. Webhook posts are not counted. Default `None`: no daily cap (Zoom's Free
+    /// plan has 2,000 a day). [`Simulator::exhaust_zoom_daily_limit`] hits the cap on demand.
+    pub daily_limit: Option<u32>,
+    /// Chatbot API calls and webhook posts, together, the account may make per REAL second
+    /// (sliding window); further calls answer 429 `QPS` with `Retry-After: 1`. Default `None`
+    /// (Zoom: 2/s Free, 20/s Pro, 60/s Business+ for these "Medium" APIs).
+    pub per_second: Option<u32>,
+    /// A simulated window `[from, to)` in which every Zoom request (token, chat, webhook)
+    /// answers 502 Bad Gateway with an HTML page, as a proxy in front of an unreachable service
+    /// would. Default `None`; switch one on and off with [`Simulator::set_zoom_outage`].
+    pub outage: Option<(f64, f64)>,
+}
+
+/// One Incoming Webhook connection: the URL and verification token a channel admin gets from
+/// `/inc connect NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimWebhook {
+    /// The last path segment of the webhook URL.
+    pub endpoint_id: String,
+    /// The verification token, sent raw (no scheme word) as the `Authorization` header.
+    pub token: String,
+    /// The channel JID the webhook posts into.
+    pub channel: String,
+}
+
+impl Default for SimWebhook {
+    /// Endpoint "sim-alerts", token "sim-webhook-token", posting into
+    /// "alerts@conference.xmpp.zoom.us".
+    fn default() -> Self {
+        SimWebhook {
+            endpoint_id: "sim-alerts".to_owned(),
+            token: "sim-webhook-token".to_owned(),
+            channel: "alerts@conference.xmpp.zoom.us".to_owned(),
+        }
+    }
 }
 
 impl Default for SimZoomApp {
@@ -137,9 +179,28 @@ impl Default for SimZoomApp {
             channels: vec![
                 "ci@conference.xmpp.zoom.us".to_owned(),
                 "releases@conference.xmpp.zoom.us".to_owned(),
+                "alerts@conference.xmpp.zoom.us".to_owned(),
             ],
+            webhooks: vec![SimWebhook::default()],
+            daily_limit: None,
+            per_second: None,
+            outage: None,
         }
     }
+}
+
+/// How a message reached its channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MessageVia {
+    /// The Chatbot API (`POST /v2/im/chat/messages`); `content` is the card as sent.
+    Chatbot,
+    /// An Incoming Webhook with `format=message`; `content` is `{"text": <the text>}`.
+    WebhookMessage,
+    /// An Incoming Webhook with `format=fields`; `content` is the key/value object as sent.
+    WebhookFields,
+    /// An Incoming Webhook with `format=full`; `content` is the card (unwrapped from
+    /// `{"content": ...}` when it came wrapped).
+    WebhookFull,
 }
 
 /// A chat message the Zoom side accepted, as the channel shows it now.
@@ -159,6 +220,12 @@ pub struct SimMessage {
     pub posted_at: f64,
     /// Simulated seconds of each edit, oldest first, with the content it set.
     pub edits: Vec<(f64, serde_json::Value)>,
+    /// How it was posted. Only chatbot messages can be edited or deleted through the API.
+    pub via: MessageVia,
+    /// Deleted (by the bot's `DELETE` call or by a person, [`Simulator::delete_message`]): the
+    /// channel no longer shows it ([`Simulator::channel`] leaves it out) and edits answer 404,
+    /// code 8001.
+    pub deleted: bool,
 }
 
 /// Whether a [`ChannelEvent`] is a new message or a change to one.
@@ -183,6 +250,8 @@ pub struct ChannelEvent {
     pub content: serde_json::Value,
     /// Simulated second it happened.
     pub at: f64,
+    /// How the message was posted.
+    pub via: MessageVia,
 }
 
 /// Counters a test or benchmark reads to check how hard bbzoom worked the services.
@@ -192,16 +261,25 @@ pub struct SimStats {
     pub bitbucket_requests: u64,
     /// Requests to Bitbucket's OAuth token endpoint.
     pub bitbucket_token_requests: u64,
-    /// Chat calls (send and edit) to the Zoom side, errors included.
+    /// Chat calls (send, edit, delete) and webhook posts to the Zoom side, errors (outage
+    /// answers included).
     pub zoom_requests: u64,
-    /// Requests to the Zoom token endpoint.
+    /// Requests to the Zoom token endpoint, outage answers included.
     pub zoom_token_requests: u64,
-    /// Chat calls answered with a 4xx.
+    /// Chat calls and webhook posts answered with a 4xx (429s included).
     pub zoom_rejected: u64,
-    /// Messages sent successfully.
+    /// Chat calls and webhook posts answered 429 (forced, per-second or daily).
+    pub zoom_rate_limited: u64,
+    /// Zoom requests of any kind (token, chat, webhook) answered 502 during an outage.
+    pub zoom_unavailable: u64,
+    /// Messages sent successfully, through the chatbot or a webhook.
     pub posts: u64,
+    /// Of `posts`, those sent through an Incoming Webhook.
+    pub webhook_posts: u64,
     /// Messages edited successfully.
     pub edits: u64,
+    /// Messages the bot deleted successfully (deletions by a person are not counted).
+    pub deletes: u64,
 }
 
 /// A running simulator. It owns the server task: dropping it or calling [`Simulator::shutdown`]
@@ -235,8 +313,10 @@ struct State {
     /// Zoom access tokens issued, each with the real instant it expires (`None`: never, for a
     /// lifetime too long to represent).
     tokens: HashMap<String, Option<Instant>>,
-    /// Chat calls still to be failed with 503.
+    /// Chat calls and webhook posts still to be failed with 503.
     failures_pending: u32,
+    /// Zoom's rate limits and outage switch.
+    zoom_limits: zoom::Limits,
     /// Every accepted message, all channels together, in posting order.
     messages: Vec<SimMessage>,
     /// Message id to its index in `messages`.
@@ -290,6 +370,7 @@ impl Simulator {
                 format!("two Bitbucket credentials are named {:?}", twice[0]),
             ));
         }
+        zoom::check_options(&options.zoom)?;
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
         let origin = format!("http://{addr}");
@@ -312,6 +393,7 @@ impl Simulator {
             .merge(datacenter::routes())
             .merge(auth::routes())
             .merge(zoom::routes())
+            .merge(webhook::routes())
             .with_state(Arc::clone(&inner));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -376,6 +458,17 @@ impl Simulator {
         self.url("/v2")
     }
 
+    /// The URL of Incoming Webhook `endpoint_id`,
+    /// `http://127.0.0.1:PORT/chat/webhooks/incomingwebhook/{endpoint_id}` (add `?format=...`).
+    /// Any id gives a URL; ids not in [`SimZoomApp::webhooks`] answer 404.
+    pub fn zoom_webhook_url(&self, endpoint_id: &str) -> Url {
+        let mut url = self.url(webhook::PREFIX);
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push(endpoint_id);
+        }
+        url
+    }
+
     /// The options it was started with.
     pub fn options(&self) -> &SimOptions {
         &self.inner.options
@@ -423,15 +516,38 @@ impl Simulator {
         }
     }
 
-    /// What a channel shows now, in posting order.
+    /// What a channel shows now, in posting order (deleted messages left out).
     pub fn channel(&self, to_jid: &str) -> Vec<SimMessage> {
         let state = self.inner.lock();
         state
             .messages
             .iter()
-            .filter(|m| m.to_jid == to_jid)
+            .filter(|m| m.to_jid == to_jid && !m.deleted)
             .cloned()
             .collect()
+    }
+
+    /// One message by id, deleted or not (webhook messages have ids here too, though Zoom never
+    /// tells the poster).
+    pub fn message(&self, message_id: &str) -> Option<SimMessage> {
+        let state = self.inner.lock();
+        let index = state.by_id.get(message_id).copied()?;
+        state.messages.get(index).cloned()
+    }
+
+    /// A person deletes message `message_id` in Zoom: the channel stops showing it and later
+    /// edits or deletions by the bot answer 404, code 8001. Returns whether a message that was
+    /// still shown was deleted.
+    pub fn delete_message(&self, message_id: &str) -> bool {
+        let mut state = self.inner.lock();
+        let index = state.by_id.get(message_id).copied();
+        match index.and_then(|i| state.messages.get_mut(i)) {
+            Some(message) if !message.deleted => {
+                message.deleted = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Every post and edit as it happens (for the demo's live printout).
@@ -444,9 +560,31 @@ impl Simulator {
         self.inner.lock().stats.clone()
     }
 
-    /// The next `n` Zoom chat API calls (send/edit) answer 503.
+    /// The next `n` Zoom chat API calls (send, edit, delete) and webhook posts that get past
+    /// authentication and the rate limits answer 503.
     pub fn fail_next_zoom_calls(&self, n: u32) {
         self.inner.lock().failures_pending = n;
+    }
+
+    /// The next `n` Zoom chat API calls and webhook posts that get past authentication answer
+    /// 429 with Zoom's per-second message, `X-RateLimit-Type: QPS` and, when given,
+    /// `Retry-After: <retry_after>` verbatim (any text: delta-seconds, an HTTP-date, an RFC 3339
+    /// instant). Replaces any calls still pending.
+    pub fn zoom_rate_limit_next(&self, n: u32, retry_after: Option<String>) {
+        self.inner.lock().zoom_limits.force(n, retry_after);
+    }
+
+    /// The daily cap is hit now, whatever [`SimZoomApp::daily_limit`] says: chat API calls
+    /// answer 429 `Daily-limit` until the next simulated day begins (second `86400 * k`).
+    pub fn exhaust_zoom_daily_limit(&self) {
+        let now = self.inner.clock.now();
+        self.inner.lock().zoom_limits.exhaust_day(now);
+    }
+
+    /// Switches a Zoom outage on or off (besides any [`SimZoomApp::outage`] window): while on,
+    /// every Zoom request answers 502 Bad Gateway with an HTML page.
+    pub fn set_zoom_outage(&self, on: bool) {
+        self.inner.lock().zoom_limits.outage = on;
     }
 
     /// Every Zoom access token issued so far becomes invalid (answers 401 code 124).

@@ -1,22 +1,46 @@
 //! The Zoom side of the simulator: the chatbot's client-credentials token endpoint and the
-//! Chatbot API's send and edit calls, validating requests and answering errors the way Zoom
-//! does (`{"code","message"}`, codes from `shared/api/zoom/chatbot.openapi.json`), and keeping
-//! what each channel shows.
+//! Chatbot API's send, edit and delete calls, validating requests and answering errors the way
+//! Zoom does (`{"code","message"}`, codes from `shared/api/zoom/chatbot.openapi.json`), and
+//! keeping what each channel shows. Also what every Zoom request meets first, Incoming Webhooks
+//! (`webhook.rs`) included: outages (502 from the proxy in front) and Zoom's rate limits (429
+//! per second or per day, the messages of `shared/api/zoom/rate-limits.page.md`).
 
-use super::{ChannelEvent, ChannelEventKind, Inner, SimMessage, State as Shared, bearer_token};
+use super::{
+    ChannelEvent, ChannelEventKind, Inner, MessageVia, SimMessage, SimStats, SimZoomApp,
+    State as Shared, bearer_token,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde_json::{Map, Value, json};
+use std::collections::{HashSet, VecDeque};
+use std::io;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use url::form_urlencoded;
+
+/// Simulated seconds in a day: the period of [`SimZoomApp::daily_limit`].
+const DAY: f64 = 86_400.0;
+
+/// Zoom's answer text when the per-second limit is hit (`rate-limits.page.md`).
+const QPS_MESSAGE: &str =
+    "You have reached the maximum per-second rate limit for this API. Try again later.";
+
+/// Zoom's answer text when the daily limit is hit (`rate-limits.page.md`).
+const DAILY_MESSAGE: &str = "You have reached the maximum daily rate limit for this API. Refer \
+                             to the response header for details on when you can make another \
+                             request.";
+
+/// What a reverse proxy (nginx) in front of an unreachable Zoom answers.
+const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n\
+                                <body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n\
+                                <hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
 /// Card body element types Zoom renders for a chatbot that has no inbound endpoint.
 const BODY_TYPES: [&str; 6] = [
@@ -33,14 +57,193 @@ pub(super) fn routes() -> Router<Arc<Inner>> {
     Router::new()
         .route("/oauth/token", post(token))
         .route("/v2/im/chat/messages", post(send))
-        .route("/v2/im/chat/messages/{message_id}", put(edit))
+        .route(
+            "/v2/im/chat/messages/{message_id}",
+            put(edit).delete(delete),
+        )
 }
 
-/// A Zoom API error: HTTP status plus the `{"code","message"}` body.
-struct ZoomError {
-    status: StatusCode,
+/// Refuses Zoom options the simulator cannot serve: two webhooks with one endpoint id, an
+/// outage window that is not a pair of numbers.
+pub(super) fn check_options(app: &SimZoomApp) -> io::Result<()> {
+    let invalid = |message: String| Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+    let mut ids = HashSet::new();
+    for webhook in &app.webhooks {
+        if !ids.insert(webhook.endpoint_id.as_str()) {
+            return invalid(format!(
+                "two Zoom webhooks have the endpoint id {:?}",
+                webhook.endpoint_id
+            ));
+        }
+    }
+    if let Some((from, to)) = app.outage
+        && (from.is_nan() || to.is_nan())
+    {
+        return invalid(format!(
+            "Zoom outage window [{from}, {to}) is not a pair of numbers"
+        ));
+    }
+    Ok(())
+}
+
+/// Zoom's rate limits and outage switch: what the gate in front of every Zoom call reads.
+#[derive(Default)]
+pub(super) struct Limits {
+    /// Calls still to be answered 429 QPS ([`super::Simulator::zoom_rate_limit_next`]).
+    forced: u32,
+    /// The `Retry-After` those answers carry, verbatim.
+    forced_retry_after: Option<String>,
+    /// [`super::Simulator::set_zoom_outage`].
+    pub(super) outage: bool,
+    /// The simulated day `day_calls` counts.
+    day: u64,
+    /// Chatbot calls admitted during `day`.
+    day_calls: u32,
+    /// A day [`super::Simulator::exhaust_zoom_daily_limit`] closed.
+    exhausted_day: Option<u64>,
+    /// Real instants of the calls admitted within the last real second, oldest first.
+    recent: VecDeque<Instant>,
+}
+
+impl Limits {
+    pub(super) fn force(&mut self, n: u32, retry_after: Option<String>) {
+        self.forced = n;
+        self.forced_retry_after = retry_after;
+    }
+
+    pub(super) fn exhaust_day(&mut self, now: f64) {
+        self.exhausted_day = Some(day_of(now));
+    }
+}
+
+/// The simulated day (0, 1, ...) simulated second `t` falls in.
+fn day_of(t: f64) -> u64 {
+    // Saturating: a negative or NaN time is day 0.
+    (t / DAY).floor() as u64
+}
+
+/// Whether Zoom is unreachable at simulated second `now`.
+pub(super) fn in_outage(inner: &Inner, state: &Shared, now: f64) -> bool {
+    state.zoom_limits.outage
+        || inner
+            .options
+            .zoom
+            .outage
+            .is_some_and(|(from, to)| from <= now && now < to)
+}
+
+/// The answer during an outage: what a proxy in front of an unreachable service says.
+pub(super) fn bad_gateway() -> Response {
+    (
+        StatusCode::BAD_GATEWAY,
+        [(CONTENT_TYPE, "text/html")],
+        BAD_GATEWAY_PAGE,
+    )
+        .into_response()
+}
+
+/// Zoom's rate limits, in order: calls forced to 429, the per-second limit (chat calls and
+/// webhook posts together), and, for chatbot calls (`daily`), the daily cap. A call that
+/// passes is counted.
+pub(super) fn rate_limit(
+    inner: &Inner,
+    state: &mut Shared,
+    now: f64,
+    daily: bool,
+) -> Result<(), ZoomError> {
+    let app = &inner.options.zoom;
+    let limits = &mut state.zoom_limits;
+    if limits.forced > 0 {
+        limits.forced -= 1;
+        let mut error = ZoomError::rate_limited("QPS", QPS_MESSAGE);
+        if let Some(retry_after) = &limits.forced_retry_after {
+            error = error.with_header(RETRY_AFTER, retry_after.clone());
+        }
+        return Err(error);
+    }
+    if let Some(per_second) = app.per_second {
+        let real_now = Instant::now();
+        while limits
+            .recent
+            .front()
+            .is_some_and(|&t| real_now.duration_since(t) >= Duration::from_secs(1))
+        {
+            limits.recent.pop_front();
+        }
+        if limits.recent.len() >= per_second as usize {
+            return Err(ZoomError::rate_limited("QPS", QPS_MESSAGE)
+                .with_header(RETRY_AFTER, "1".to_owned())
+                .with_header(
+                    HeaderName::from_static("x-ratelimit-limit"),
+                    per_second.to_string(),
+                ));
+        }
+        limits.recent.push_back(real_now);
+    }
+    if daily {
+        let day = day_of(now);
+        if limits.day != day {
+            limits.day = day;
+            limits.day_calls = 0;
+        }
+        let capped = app.daily_limit.is_some_and(|cap| limits.day_calls >= cap);
+        if capped || limits.exhausted_day == Some(day) {
+            // The real instant the next simulated day begins, rounded up to the millisecond the
+            // text shows (plus one for the epoch's own rounding), so a client waiting until then
+            // is not early.
+            let reset = (day + 1) as f64 * DAY + 0.002 * inner.options.speed;
+            let mut error = ZoomError::rate_limited("Daily-limit", DAILY_MESSAGE)
+                .with_header(RETRY_AFTER, inner.clock.rfc3339(reset));
+            if let Some(cap) = app.daily_limit {
+                error = error.with_header(
+                    HeaderName::from_static("x-ratelimit-limit"),
+                    cap.to_string(),
+                );
+            }
+            return Err(error);
+        }
+        limits.day_calls = limits.day_calls.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// A call still to be failed with 503 ([`super::Simulator::fail_next_zoom_calls`]).
+pub(super) fn injected_failure(state: &mut Shared) -> Result<(), ZoomError> {
+    if state.failures_pending > 0 {
+        state.failures_pending -= 1;
+        return Err(ZoomError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            503,
+            "Service temporarily unavailable.",
+        ));
+    }
+    Ok(())
+}
+
+/// Counts a refused chat call or webhook post.
+pub(super) fn count_refusal(stats: &mut SimStats, status: StatusCode) {
+    if status.is_client_error() {
+        stats.zoom_rejected += 1;
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        stats.zoom_rate_limited += 1;
+    }
+}
+
+/// Tags an answer with a tracking id, as Zoom does for its support; clients log it on errors.
+pub(super) fn add_tracking_id(response: &mut Response) {
+    let rid: u64 = rand::rng().random();
+    if let Ok(value) = HeaderValue::from_str(&format!("v=2.0;clid=sim;rid=SIM_{rid:016x}")) {
+        response.headers_mut().insert("x-zm-trackingid", value);
+    }
+}
+
+/// A Zoom API error: HTTP status plus the `{"code","message"}` body, and any headers.
+pub(super) struct ZoomError {
+    pub(super) status: StatusCode,
     code: u32,
     message: String,
+    headers: Vec<(HeaderName, String)>,
 }
 
 impl ZoomError {
@@ -49,22 +252,50 @@ impl ZoomError {
             status,
             code,
             message: message.into(),
+            headers: Vec::new(),
         }
     }
 
+    /// A 429 of limit type `kind` (`QPS`, `Daily-limit`).
+    fn rate_limited(kind: &str, message: &str) -> ZoomError {
+        ZoomError::new(StatusCode::TOO_MANY_REQUESTS, 429, message)
+            .with_header(
+                HeaderName::from_static("x-ratelimit-category"),
+                "Medium".to_owned(),
+            )
+            .with_header(HeaderName::from_static("x-ratelimit-type"), kind.to_owned())
+    }
+
+    /// The `message` of the body.
+    pub(super) fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn with_header(mut self, name: HeaderName, value: String) -> ZoomError {
+        self.headers.push((name, value));
+        self
+    }
+
     /// 7001, Zoom's answer to any malformed request body.
-    fn bad_body(message: impl Into<String>) -> ZoomError {
+    pub(super) fn bad_body(message: impl Into<String>) -> ZoomError {
         ZoomError::new(StatusCode::BAD_REQUEST, 7001, message)
     }
 }
 
 impl IntoResponse for ZoomError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             axum::Json(json!({ "code": self.code, "message": self.message })),
         )
-            .into_response()
+            .into_response();
+        for (name, value) in self.headers {
+            // A verbatim value a test chose may not be a valid header; leave it out then.
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(name, value);
+            }
+        }
+        response
     }
 }
 
@@ -112,7 +343,14 @@ async fn token(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    inner.lock().stats.zoom_token_requests += 1;
+    {
+        let mut state = inner.lock();
+        state.stats.zoom_token_requests += 1;
+        if in_outage(&inner, &state, inner.clock.now()) {
+            state.stats.zoom_unavailable += 1;
+            return bad_gateway();
+        }
+    }
     let app = &inner.options.zoom;
     let known = basic_credentials(&headers)
         .is_some_and(|(id, secret)| id == app.client_id && secret == app.client_secret);
@@ -153,7 +391,7 @@ async fn token(
 
 /// `POST /v2/im/chat/messages`.
 async fn send(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
-    chat_call(&inner, &headers, &body, None)
+    chat_call(&inner, &headers, Call::Send(&body))
 }
 
 /// `PUT /v2/im/chat/messages/{message_id}`.
@@ -163,27 +401,51 @@ async fn edit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    chat_call(&inner, &headers, &body, Some(&message_id))
+    chat_call(&inner, &headers, Call::Edit(&message_id, &body))
 }
 
-/// Runs a send (`editing` is `None`) or an edit under the state lock, counting it.
-fn chat_call(inner: &Inner, headers: &HeaderMap, body: &[u8], editing: Option<&str>) -> Response {
+/// `DELETE /v2/im/chat/messages/{message_id}?robot_jid=&account_id=[&user_jid=]`.
+async fn delete(
+    State(inner): State<Arc<Inner>>,
+    Path(message_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    chat_call(
+        &inner,
+        &headers,
+        Call::Delete(&message_id, uri.query().unwrap_or("")),
+    )
+}
+
+/// One Chatbot API call.
+#[derive(Clone, Copy)]
+enum Call<'a> {
+    /// A send, with its body.
+    Send(&'a [u8]),
+    /// An edit of a message id, with its body.
+    Edit(&'a str, &'a [u8]),
+    /// A deletion of a message id, with the query string.
+    Delete(&'a str, &'a str),
+}
+
+/// Runs a chat call under the state lock, counting it.
+fn chat_call(inner: &Inner, headers: &HeaderMap, call: Call<'_>) -> Response {
     let mut state = inner.lock();
     state.stats.zoom_requests += 1;
-    let mut response = match answer(inner, &mut state, headers, body, editing) {
+    let now = inner.clock.now();
+    if in_outage(inner, &state, now) {
+        state.stats.zoom_unavailable += 1;
+        return bad_gateway();
+    }
+    let mut response = match answer(inner, &mut state, headers, call, now) {
         Ok((status, body)) => (status, axum::Json(body)).into_response(),
         Err(error) => {
-            if error.status.is_client_error() {
-                state.stats.zoom_rejected += 1;
-            }
+            count_refusal(&mut state.stats, error.status);
             error.into_response()
         }
     };
-    // Zoom tags every answer with a tracking id for its support; clients log it on errors.
-    let rid: u64 = rand::rng().random();
-    if let Ok(value) = HeaderValue::from_str(&format!("v=2.0;clid=sim;rid=SIM_{rid:016x}")) {
-        response.headers_mut().insert("x-zm-trackingid", value);
-    }
+    add_tracking_id(&mut response);
     response
 }
 
@@ -192,10 +454,11 @@ fn answer(
     inner: &Inner,
     state: &mut Shared,
     headers: &HeaderMap,
-    body: &[u8],
-    editing: Option<&str>,
+    call: Call<'_>,
+    now: f64,
 ) -> Result<(StatusCode, Value), ZoomError> {
-    // Checks run in Zoom's order: header, token, body, then the identities the body names.
+    // Checks run in Zoom's order: header, token, the account's rate limits (the token names
+    // the account), body, then the identities the body names.
     let unauthorized = |code, message| ZoomError::new(StatusCode::UNAUTHORIZED, code, message);
     if !headers.contains_key(AUTHORIZATION) {
         return Err(unauthorized(7010, "Missing Authorization header."));
@@ -208,35 +471,111 @@ fn answer(
         }
         Some(_) => {}
     }
-    if state.failures_pending > 0 {
-        state.failures_pending -= 1;
-        return Err(ZoomError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            503,
-            "Service temporarily unavailable.",
-        ));
+    rate_limit(inner, state, now, true)?;
+    injected_failure(state)?;
+    match call {
+        Call::Send(body) => {
+            let request = ChatRequest::parse(body, true)?;
+            check_identities(&inner.options.zoom, &request.robot_jid, &request.account_id)?;
+            post_message(inner, state, request, now)
+        }
+        Call::Edit(message_id, body) => {
+            let request = ChatRequest::parse(body, false)?;
+            check_identities(&inner.options.zoom, &request.robot_jid, &request.account_id)?;
+            edit_message(inner, state, message_id, request.content, now)
+        }
+        Call::Delete(message_id, query) => {
+            let query: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            let param = |name: &str| {
+                query
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+                    .ok_or_else(|| {
+                        ZoomError::bad_body(format!("Invalid field: '{name}' is required."))
+                    })
+            };
+            let robot_jid = param("robot_jid")?;
+            let account_id = param("account_id")?;
+            check_identities(&inner.options.zoom, robot_jid, account_id)?;
+            let user_jid = param("user_jid").ok().map(str::to_owned);
+            delete_chatbot_message(inner, state, message_id, user_jid, now)
+        }
     }
-    let request = ChatRequest::parse(body, editing.is_none())?;
-    let app = &inner.options.zoom;
-    if request.robot_jid != app.robot_jid {
+}
+
+/// The bot and account a call names must be the app's.
+fn check_identities(app: &SimZoomApp, robot_jid: &str, account_id: &str) -> Result<(), ZoomError> {
+    if robot_jid != app.robot_jid {
         return Err(ZoomError::new(
             StatusCode::NOT_FOUND,
             7002,
             "Invalid robot_jid value specified in the Request Body.",
         ));
     }
-    if request.account_id != app.account_id {
+    if account_id != app.account_id {
         return Err(ZoomError::new(
             StatusCode::FORBIDDEN,
             7004,
             "Not authorized.",
         ));
     }
-    let now = inner.clock.now();
-    match editing {
-        None => post_message(inner, state, request, now),
-        Some(message_id) => edit_message(inner, state, message_id, request.content, now),
+    Ok(())
+}
+
+/// Records an accepted message in its channel and tells subscribers; returns its id.
+pub(super) fn record_message(
+    inner: &Inner,
+    state: &mut Shared,
+    to_jid: &str,
+    content: Value,
+    reply_to: Option<String>,
+    via: MessageVia,
+    now: f64,
+) -> String {
+    let message_id = new_message_id();
+    state.by_id.insert(message_id.clone(), state.messages.len());
+    state.messages.push(SimMessage {
+        message_id: message_id.clone(),
+        to_jid: to_jid.to_owned(),
+        content: content.clone(),
+        first_content: content.clone(),
+        reply_to,
+        posted_at: now,
+        edits: Vec::new(),
+        via,
+        deleted: false,
+    });
+    state.stats.posts += 1;
+    if via != MessageVia::Chatbot {
+        state.stats.webhook_posts += 1;
     }
+    tracing::debug!(%to_jid, %message_id, ?via, "simulated Zoom: message posted");
+    // Sent under the lock so subscribers see events in posting order; nobody listening is fine.
+    let _ = inner.events.send(ChannelEvent {
+        kind: ChannelEventKind::Posted,
+        to_jid: to_jid.to_owned(),
+        message_id: message_id.clone(),
+        content,
+        at: now,
+        via,
+    });
+    message_id
+}
+
+/// The chatbot message `message_id` as the API sees it: it must exist, be the bot's and not be
+/// deleted.
+fn chatbot_message<'s>(
+    state: &'s mut Shared,
+    message_id: &str,
+) -> Result<&'s mut SimMessage, ZoomError> {
+    let index = state.by_id.get(message_id).copied();
+    index
+        .and_then(|i| state.messages.get_mut(i))
+        .filter(|m| m.via == MessageVia::Chatbot && !m.deleted)
+        .ok_or_else(|| ZoomError::new(StatusCode::NOT_FOUND, 8001, "Invalid message_id."))
 }
 
 /// A send that passed the common checks: the channel and thread must exist.
@@ -261,34 +600,22 @@ fn post_message(
             .by_id
             .get(parent)
             .and_then(|&i| state.messages.get(i))
-            .is_some_and(|m| m.to_jid == to_jid);
+            .is_some_and(|m| m.to_jid == to_jid && !m.deleted);
         if !in_channel {
             return Err(ZoomError::bad_body(format!(
                 "Invalid reply_to: no message '{parent}' in this channel."
             )));
         }
     }
-    let message_id = new_message_id();
-    state.by_id.insert(message_id.clone(), state.messages.len());
-    state.messages.push(SimMessage {
-        message_id: message_id.clone(),
-        to_jid: to_jid.clone(),
-        content: request.content.clone(),
-        first_content: request.content.clone(),
-        reply_to: request.reply_to,
-        posted_at: now,
-        edits: Vec::new(),
-    });
-    state.stats.posts += 1;
-    tracing::debug!(%to_jid, %message_id, "simulated Zoom: message posted");
-    // Sent under the lock so subscribers see events in posting order; nobody listening is fine.
-    let _ = inner.events.send(ChannelEvent {
-        kind: ChannelEventKind::Posted,
-        to_jid: to_jid.clone(),
-        message_id: message_id.clone(),
-        content: request.content,
-        at: now,
-    });
+    let message_id = record_message(
+        inner,
+        state,
+        &to_jid,
+        request.content,
+        request.reply_to,
+        MessageVia::Chatbot,
+        now,
+    );
     Ok((
         StatusCode::CREATED,
         json!({
@@ -309,14 +636,7 @@ fn edit_message(
     content: Value,
     now: f64,
 ) -> Result<(StatusCode, Value), ZoomError> {
-    let index = state.by_id.get(message_id).copied();
-    let Some(message) = index.and_then(|i| state.messages.get_mut(i)) else {
-        return Err(ZoomError::new(
-            StatusCode::NOT_FOUND,
-            8001,
-            "Invalid message_id.",
-        ));
-    };
+    let message = chatbot_message(state, message_id)?;
     message.content = content.clone();
     message.edits.push((now, content.clone()));
     let to_jid = message.to_jid.clone();
@@ -328,6 +648,7 @@ fn edit_message(
         message_id: message_id.to_owned(),
         content,
         at: now,
+        via: MessageVia::Chatbot,
     });
     Ok((
         StatusCode::OK,
@@ -338,6 +659,32 @@ fn edit_message(
             "sent_time": inner.clock.zoom_time(now),
         }),
     ))
+}
+
+/// A deletion that passed the common checks: the message must exist and still be shown. It
+/// is kept, marked deleted.
+fn delete_chatbot_message(
+    inner: &Inner,
+    state: &mut Shared,
+    message_id: &str,
+    user_jid: Option<String>,
+    now: f64,
+) -> Result<(StatusCode, Value), ZoomError> {
+    let message = chatbot_message(state, message_id)?;
+    message.deleted = true;
+    let to_jid = message.to_jid.clone();
+    state.stats.deletes += 1;
+    tracing::debug!(%to_jid, %message_id, "simulated Zoom: message deleted");
+    let mut answer = json!({
+        "message_id": message_id,
+        "robot_jid": inner.options.zoom.robot_jid,
+        "to_jid": to_jid,
+        "sent_time": inner.clock.zoom_time(now),
+    });
+    if let Some(user_jid) = user_jid {
+        answer["user_jid"] = json!(user_jid);
+    }
+    Ok((StatusCode::OK, answer))
 }
 
 /// A message id in Zoom's upper-case UUID form, e.g. `5AF2A82E-9220-4600-AFB2-A028852E377C`.
@@ -437,7 +784,7 @@ fn optional_string(fields: &Map<String, Value>, name: &str) -> Result<Option<Str
 }
 
 /// A card needs a head with text and/or a body of known elements.
-fn validate_content(content: &Map<String, Value>) -> Result<(), ZoomError> {
+pub(super) fn validate_content(content: &Map<String, Value>) -> Result<(), ZoomError> {
     let head = content.get("head");
     let body = content.get("body");
     if head.is_none() && body.is_none() {
@@ -506,9 +853,11 @@ fn validate_element(element: &Value, at: &str) -> Result<(), ZoomError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::sim::{ChannelEventKind, Scenario, SimOptions, Simulator};
+    use crate::sim::{ChannelEventKind, MessageVia, Scenario, SimOptions, Simulator, testing};
     use serde_json::{Value, json};
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
 
     const CHANNEL: &str = "ci@conference.xmpp.zoom.us";
 
@@ -790,6 +1139,289 @@ mod tests {
         let (status, error) = edit(&sim, &token, "NO-SUCH-ID", card("x")).await;
         assert_eq!((status, error["code"].clone()), (404, json!(8001)));
         assert_eq!(sim.stats().edits, 0);
+    }
+
+    /// A send answered whole: status, headers and body text (502s are not JSON).
+    async fn send_raw(sim: &Simulator, token: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/im/chat/messages", sim.zoom_api_url()))
+            .bearer_auth(token)
+            .json(&send_body(sim, card("x")))
+            .send()
+            .await
+            .expect("request goes through");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.expect("body"))
+    }
+
+    fn header<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> Option<&'h str> {
+        headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn forced_429s_carry_retry_after_verbatim() {
+        let sim = start(SimOptions::default()).await;
+        let token = fetch_token(&sim).await;
+        let forms = [
+            Some("7"),
+            Some("Wed, 21 Oct 2026 07:28:00 GMT"),
+            Some("2026-10-21T07:28:00Z"),
+            None,
+        ];
+        for form in forms {
+            sim.zoom_rate_limit_next(1, form.map(str::to_owned));
+            let (status, headers, text) = send_raw(&sim, &token).await;
+            assert_eq!(status, 429, "{text}");
+            let body: Value = serde_json::from_str(&text).expect("JSON body");
+            assert_eq!(
+                body,
+                json!({
+                    "code": 429,
+                    "message": "You have reached the maximum per-second rate limit for this API. Try again later."
+                })
+            );
+            assert_eq!(header(&headers, "retry-after"), form);
+            assert_eq!(header(&headers, "x-ratelimit-type"), Some("QPS"));
+            assert!(headers.contains_key("x-zm-trackingid"));
+        }
+        // Only `n` calls are refused; then Zoom answers again.
+        sim.zoom_rate_limit_next(2, None);
+        assert_eq!(send_raw(&sim, &token).await.0, 429);
+        assert_eq!(send_raw(&sim, &token).await.0, 429);
+        assert_eq!(send_raw(&sim, &token).await.0, 201);
+        let stats = sim.stats();
+        assert_eq!(
+            (stats.zoom_rate_limited, stats.zoom_rejected, stats.posts),
+            (6, 6, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn per_second_limit_counts_real_seconds() {
+        let mut options = SimOptions {
+            speed: 1000.0,
+            ..SimOptions::default()
+        };
+        options.zoom.per_second = Some(2);
+        let sim = start(options).await;
+        let token = fetch_token(&sim).await;
+        assert_eq!(send_raw(&sim, &token).await.0, 201);
+        assert_eq!(send_raw(&sim, &token).await.0, 201);
+        let (status, headers, _) = send_raw(&sim, &token).await;
+        assert_eq!(status, 429);
+        assert_eq!(header(&headers, "retry-after"), Some("1"));
+        assert_eq!(header(&headers, "x-ratelimit-type"), Some("QPS"));
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        assert_eq!(send_raw(&sim, &token).await.0, 201);
+    }
+
+    /// The instant a `Retry-After` in RFC 3339 names.
+    fn instant(text: &str) -> SystemTime {
+        let parsed = OffsetDateTime::parse(text, &Rfc3339).expect("RFC 3339");
+        SystemTime::from(parsed)
+    }
+
+    #[tokio::test]
+    async fn daily_cap_answers_until_the_next_simulated_day() {
+        // A simulated day lasts one real second.
+        let mut options = SimOptions {
+            speed: 86_400.0,
+            ..SimOptions::default()
+        };
+        options.zoom.daily_limit = Some(2);
+        let sim = start(options).await;
+        let token = fetch_token(&sim).await;
+        assert_eq!(send_raw(&sim, &token).await.0, 201);
+        assert_eq!(send_raw(&sim, &token).await.0, 201);
+        let (status, headers, text) = send_raw(&sim, &token).await;
+        assert!(sim.now() < 86_400.0, "machine too slow for this test");
+        assert_eq!(status, 429);
+        let body: Value = serde_json::from_str(&text).expect("JSON body");
+        assert_eq!(
+            body["message"],
+            "You have reached the maximum daily rate limit for this API. Refer to the response \
+             header for details on when you can make another request."
+        );
+        assert_eq!(header(&headers, "x-ratelimit-type"), Some("Daily-limit"));
+        let reset = instant(header(&headers, "retry-after").expect("Retry-After"));
+        // Day 1 begins one real second after the epoch; the header is not early.
+        let day_one = sim.epoch() + Duration::from_secs(1);
+        let late = reset.duration_since(day_one).expect("not before the reset");
+        assert!(late < Duration::from_millis(10), "{late:?}");
+        let wait = reset
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        tokio::time::sleep(wait).await;
+        assert_eq!(send_raw(&sim, &token).await.0, 201);
+        assert_eq!(sim.stats().zoom_rate_limited, 1);
+    }
+
+    #[tokio::test]
+    async fn exhausting_the_day_needs_no_configured_cap() {
+        let options = SimOptions {
+            speed: 86_400.0 * 4.0,
+            ..SimOptions::default()
+        };
+        let sim = start(options).await;
+        let token = fetch_token(&sim).await;
+        // Once day 0 is well under way, so the reset is the next boundary.
+        testing::wait_until(&sim, 86_400.0 * 1.2).await;
+        sim.exhaust_zoom_daily_limit();
+        let (status, headers, _) = send_raw(&sim, &token).await;
+        assert_eq!(status, 429);
+        assert_eq!(header(&headers, "x-ratelimit-type"), Some("Daily-limit"));
+        let reset = instant(header(&headers, "retry-after").expect("Retry-After"));
+        let day_two = sim.epoch() + Duration::from_millis(500);
+        assert!(reset >= day_two && reset < day_two + Duration::from_millis(10));
+        testing::wait_until(&sim, 86_400.0 * 2.0).await;
+        assert_eq!(send_raw(&sim, &token).await.0, 201);
+    }
+
+    #[tokio::test]
+    async fn outage_window_answers_502_to_everything() {
+        let mut options = SimOptions {
+            speed: 1000.0,
+            ..SimOptions::default()
+        };
+        options.zoom.outage = Some((0.0, 300.0));
+        let sim = start(options).await;
+        let app = &sim.options().zoom;
+        let response = reqwest::Client::new()
+            .post(sim.zoom_oauth_url())
+            .query(&[("grant_type", "client_credentials")])
+            .basic_auth(&app.client_id, Some(&app.client_secret))
+            .send()
+            .await
+            .expect("request goes through");
+        assert_eq!(response.status().as_u16(), 502);
+        let page = response.text().await.expect("body");
+        assert!(page.contains("<h1>502 Bad Gateway</h1>"), "{page}");
+        let (status, _, _) = send_raw(&sim, "any-token").await;
+        assert_eq!(status, 502);
+        assert!(sim.now() < 300.0, "machine too slow for this test");
+
+        testing::wait_until(&sim, 300.0).await;
+        let token = fetch_token(&sim).await;
+        assert_eq!(send_raw(&sim, &token).await.0, 201);
+        // The switch works outside any window.
+        sim.set_zoom_outage(true);
+        let (status, headers, _) = send_raw(&sim, &token).await;
+        assert_eq!(status, 502);
+        assert_eq!(header(&headers, "content-type"), Some("text/html"));
+        sim.set_zoom_outage(false);
+        assert_eq!(send_raw(&sim, &token).await.0, 201);
+        let stats = sim.stats();
+        assert_eq!(
+            (
+                stats.zoom_token_requests,
+                stats.zoom_requests,
+                stats.zoom_unavailable,
+                stats.zoom_rejected,
+                stats.posts
+            ),
+            (2, 4, 3, 0, 2)
+        );
+    }
+
+    async fn delete(
+        sim: &Simulator,
+        token: &str,
+        id: &str,
+        query: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .delete(format!("{}/im/chat/messages/{id}", sim.zoom_api_url()))
+            .query(query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request goes through");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    #[tokio::test]
+    async fn deleted_messages_leave_the_channel_and_cannot_be_edited() {
+        let sim = start(SimOptions::default()).await;
+        let token = fetch_token(&sim).await;
+        let (robot, account) = {
+            let app = &sim.options().zoom;
+            (app.robot_jid.clone(), app.account_id.clone())
+        };
+        let ids = [(); 3];
+        let mut posted = Vec::new();
+        for _ in ids {
+            let (status, sent) = send(&sim, &token, &send_body(&sim, card("RUNNING"))).await;
+            assert_eq!(status, 201);
+            posted.push(sent["message_id"].as_str().expect("id").to_owned());
+        }
+        let query = [
+            ("robot_jid", robot.as_str()),
+            ("account_id", account.as_str()),
+        ];
+
+        // The bot deletes the first.
+        let (status, answer) = delete(&sim, &token, &posted[0], &query).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["message_id"], posted[0].as_str());
+        assert_eq!(answer["to_jid"], CHANNEL);
+        let (status, error) = edit(&sim, &token, &posted[0], card("PASSED")).await;
+        assert_eq!((status, error["code"].clone()), (404, json!(8001)));
+        let (status, error) = delete(&sim, &token, &posted[0], &query).await;
+        assert_eq!((status, error["code"].clone()), (404, json!(8001)));
+        let gone = sim.message(&posted[0]).expect("kept");
+        assert!(gone.deleted);
+
+        // A person deletes the second in Zoom.
+        assert!(sim.delete_message(&posted[1]));
+        assert!(!sim.delete_message(&posted[1]));
+        let (status, error) = edit(&sim, &token, &posted[1], card("PASSED")).await;
+        assert_eq!((status, error["code"].clone()), (404, json!(8001)));
+        let mut reply = send_body(&sim, card("log"));
+        reply["reply_to"] = json!(posted[1]);
+        let (status, error) = send(&sim, &token, &reply).await;
+        assert_eq!((status, error["code"].clone()), (400, json!(7001)));
+
+        // Deleting needs the bot's identities in the query.
+        let (status, error) = delete(&sim, &token, &posted[2], &query[..1]).await;
+        assert_eq!((status, error["code"].clone()), (400, json!(7001)));
+        let wrong = [
+            ("robot_jid", "other@xmpp.zoom.us"),
+            ("account_id", account.as_str()),
+        ];
+        let (status, error) = delete(&sim, &token, &posted[2], &wrong).await;
+        assert_eq!((status, error["code"].clone()), (404, json!(7002)));
+
+        let shown: Vec<String> = sim
+            .channel(CHANNEL)
+            .into_iter()
+            .map(|m| m.message_id)
+            .collect();
+        assert_eq!(shown, [posted[2].clone()]);
+        let stats = sim.stats();
+        assert_eq!((stats.deletes, stats.edits, stats.posts), (1, 0, 3));
+    }
+
+    #[tokio::test]
+    async fn replies_record_their_parent() {
+        let sim = start(SimOptions::default()).await;
+        let token = fetch_token(&sim).await;
+        let (_, sent) = send(&sim, &token, &send_body(&sim, card("FAILED"))).await;
+        let parent = sent["message_id"].as_str().expect("id").to_owned();
+        let mut reply = send_body(&sim, json!({ "head": { "text": "log tail" } }));
+        reply["reply_to"] = json!(parent);
+        let (status, answer) = send(&sim, &token, &reply).await;
+        assert_eq!(status, 201);
+        let id = answer["message_id"].as_str().expect("id");
+        let recorded = sim.message(id).expect("recorded");
+        assert_eq!(recorded.reply_to.as_deref(), Some(parent.as_str()));
+        assert_eq!(recorded.via, MessageVia::Chatbot);
+        assert!(sim.message(&parent).expect("parent").reply_to.is_none());
+        // A reply must name a message of the same channel.
+        reply["to_jid"] = json!("releases@conference.xmpp.zoom.us");
+        let (status, _) = send(&sim, &token, &reply).await;
+        assert_eq!(status, 400);
     }
 
     #[tokio::test]

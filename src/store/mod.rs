@@ -1,8 +1,9 @@
 //! The store: sled on disk, holding what bbzoom knows between polls and across restarts.
 //!
 //! Trees: `repos` (polling cursor per repository), `builds` (last state per build), `health`
-//! (last result per branch, for "fixed"), `outbox` (notifications not yet delivered, per channel
-//! in sequence order), `dead_letters`, and `meta` (the schema version).
+//! (last result per lane, for "fixed"), `outbox` (notifications not yet delivered, per channel
+//! in sequence order), `messages` (the card each channel shows for a build, for edits),
+//! `dead_letters`, and `meta` (schema version, when watching each repository began).
 //!
 //! Invariant 3: a poll's transitions and the notifications they cause are written in ONE
 //! transaction, flushed to disk before it returns, so before anything is sent. An outbox row is
@@ -94,6 +95,8 @@ pub struct OutboxRow {
     pub build: BuildStatus,
     pub attempts: u32,
     pub next_attempt_ms: i64,
+    /// When the row was queued (wall-clock Unix milliseconds), for giving up after a maximum age.
+    pub enqueued_ms: i64,
 }
 
 /// A dead letter as `bbzoom` lists it.
@@ -114,6 +117,7 @@ pub struct Store {
     outbox: sled::Tree,
     dead: sled::Tree,
     meta: sled::Tree,
+    messages: sled::Tree,
 }
 
 impl Store {
@@ -141,6 +145,7 @@ impl Store {
             health: db.open_tree(HEALTH)?,
             outbox: db.open_tree(OUTBOX)?,
             dead: db.open_tree(DEAD)?,
+            messages: db.open_tree(MESSAGES)?,
             meta,
             db,
         })
@@ -272,27 +277,58 @@ impl Store {
                     Ok::<(), ConflictableTransactionError<StoreError>>(())
                 },
             );
-        result.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
-        })
+        result.map_err(transaction_error)
     }
 
-    /// The oldest row waiting for `channel`, due or not.
-    pub fn next_outbox(&self, channel: &str) -> Result<Option<OutboxRow>, StoreError> {
-        match self.outbox.scan_prefix(outbox_prefix(channel)).next() {
-            None => Ok(None),
-            Some(entry) => {
+    /// Every row waiting for `channel`, in delivery order, due or not.
+    pub fn outbox(&self, channel: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        self.outbox
+            .scan_prefix(outbox_prefix(channel))
+            .map(|entry| {
                 let (key, value) = entry?;
-                Ok(Some(to_row(&key, &decode::<OutboxRecord>(&value)?)?))
-            }
-        }
+                to_row(&key, &decode::<OutboxRecord>(&value)?)
+            })
+            .collect()
     }
 
-    /// Zoom accepted `row`: remove it and flush, so it is never sent again.
-    pub fn complete(&self, row: &OutboxRow) -> Result<(), StoreError> {
-        self.outbox.remove(outbox_key(&row.channel, row.seq))?;
-        self.outbox.flush()?;
+    /// Zoom accepted `rows` (several when folded or superseded): remove them and, when a card
+    /// was posted, remember its message id for later edits, in one flushed transaction, so
+    /// none is ever sent again.
+    pub fn complete(
+        &self,
+        rows: &[OutboxRow],
+        card: Option<(&BuildKey, &str)>,
+    ) -> Result<(), StoreError> {
+        let result: Result<(), TransactionError<StoreError>> = (&self.outbox, &self.messages)
+            .transaction(|(outbox, messages)| {
+                for row in rows {
+                    outbox.remove(outbox_key(&row.channel, row.seq))?;
+                }
+                if let (Some((build, message_id)), Some(row)) = (card, rows.first()) {
+                    messages.insert(message_key(&row.channel, build), message_id.as_bytes())?;
+                }
+                outbox.flush();
+                Ok(())
+            });
+        result.map_err(transaction_error)
+    }
+
+    /// The message id of the card `channel` shows for `build`, if one was posted.
+    pub fn card_message(
+        &self,
+        channel: &str,
+        build: &BuildKey,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .messages
+            .get(message_key(channel, build))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The card was deleted in Zoom: forget it, so the next event posts a new one.
+    pub fn forget_card_message(&self, channel: &str, build: &BuildKey) -> Result<(), StoreError> {
+        self.messages.remove(message_key(channel, build))?;
+        self.messages.flush()?;
         Ok(())
     }
 
@@ -333,10 +369,54 @@ impl Store {
                 outbox.flush();
                 Ok(())
             });
-        result.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Sled(e),
-        })
+        result.map_err(transaction_error)
+    }
+
+    /// Puts dead letter `seq` back in its channel's outbox, due now with no attempts counted.
+    /// Returns whether there was one.
+    pub fn retry_dead_letter(&self, seq: u64, now_ms: i64) -> Result<bool, StoreError> {
+        let Some(key) = self.dead_key(seq)? else {
+            return Ok(false);
+        };
+        let result: Result<(), TransactionError<StoreError>> = (&self.dead, &self.outbox)
+            .transaction(|(dead, outbox)| {
+                if let Some(value) = dead.remove(&key)? {
+                    let mut row = decode::<DeadRecord>(&value)
+                        .map_err(ConflictableTransactionError::Abort)?
+                        .row;
+                    row.attempts = 0;
+                    row.next_attempt_ms = now_ms;
+                    row.enqueued_ms = now_ms;
+                    outbox.insert(
+                        &key,
+                        encode(&row).map_err(ConflictableTransactionError::Abort)?,
+                    )?;
+                }
+                outbox.flush();
+                Ok(())
+            });
+        result.map_err(transaction_error)?;
+        Ok(true)
+    }
+
+    /// Drops dead letter `seq` for good. Returns whether there was one.
+    pub fn drop_dead_letter(&self, seq: u64) -> Result<bool, StoreError> {
+        let Some(key) = self.dead_key(seq)? else {
+            return Ok(false);
+        };
+        self.dead.remove(key)?;
+        self.dead.flush()?;
+        Ok(true)
+    }
+
+    fn dead_key(&self, seq: u64) -> Result<Option<sled::IVec>, StoreError> {
+        for entry in self.dead.iter() {
+            let (key, _) = entry?;
+            if key.ends_with(&seq.to_be_bytes()) {
+                return Ok(Some(key));
+            }
+        }
+        Ok(None)
     }
 
     /// Rows waiting in the outbox, all channels.
@@ -388,6 +468,13 @@ impl Store {
     }
 }
 
+fn transaction_error(error: TransactionError<StoreError>) -> StoreError {
+    match error {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}
+
 fn to_row(key: &[u8], record: &OutboxRecord) -> Result<OutboxRow, StoreError> {
     let seq = key
         .len()
@@ -402,6 +489,7 @@ fn to_row(key: &[u8], record: &OutboxRecord) -> Result<OutboxRow, StoreError> {
         build: record.build.clone(),
         attempts: record.attempts,
         next_attempt_ms: record.next_attempt_ms,
+        enqueued_ms: record.enqueued_ms,
     })
 }
 
@@ -450,6 +538,8 @@ mod tests {
             duration_secs: None,
             created_ms: 0,
             url: "https://bitbucket.org/a/b/pipelines/results/1".into(),
+            commit_url: None,
+            branch_url: None,
         }
     }
 
@@ -500,20 +590,27 @@ mod tests {
             store.health(&repo, "main\0pipeline").unwrap(),
             Some(Health::Failing)
         );
-        let row = store.next_outbox("ci").unwrap().unwrap();
+        let row = store.outbox("ci").unwrap().remove(0);
         assert_eq!(
             (row.event, &row.build, row.attempts),
             (EventKind::Failed, &done, 0)
         );
         store.reschedule(&row, 5_000).unwrap();
-        let again = store.next_outbox("ci").unwrap().unwrap();
+        let again = store.outbox("ci").unwrap().remove(0);
         assert_eq!(
             (again.seq, again.attempts, again.next_attempt_ms),
             (row.seq, 1, 5_000)
         );
-        store.complete(&again).unwrap();
-        assert_eq!(store.next_outbox("ci").unwrap(), None);
-        let ops = store.next_outbox("ops").unwrap().unwrap();
+        store
+            .complete(&[again], Some((&done.key, "MSG-1")))
+            .unwrap();
+        assert_eq!(store.outbox("ci").unwrap(), vec![]);
+        assert_eq!(
+            store.card_message("ci", &done.key).unwrap().as_deref(),
+            Some("MSG-1")
+        );
+        assert_eq!(store.card_message("ops", &done.key).unwrap(), None);
+        let ops = store.outbox("ops").unwrap().remove(0);
         store
             .dead_letter(&ops, "HTTP 403, code 7004", 9_000)
             .unwrap();
@@ -527,6 +624,17 @@ mod tests {
             ),
             (1, "HTTP 403, code 7004", "ops")
         );
+        // Back to the outbox from the CLI, then dropped for good after a second death.
+        assert!(store.retry_dead_letter(ops.seq, 10_000).unwrap());
+        let retried = store.outbox("ops").unwrap().remove(0);
+        assert_eq!(
+            (retried.seq, retried.attempts, retried.next_attempt_ms),
+            (ops.seq, 0, 10_000)
+        );
+        store.dead_letter(&retried, "again", 11_000).unwrap();
+        assert!(store.drop_dead_letter(ops.seq).unwrap());
+        assert!(!store.drop_dead_letter(ops.seq).unwrap());
+        assert!(store.dead_letters().unwrap().is_empty());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub const BUILDS: &str = "builds";
 pub const HEALTH: &str = "health";
 pub const OUTBOX: &str = "outbox";
 pub const DEAD: &str = "dead_letters";
+pub const MESSAGES: &str = "messages";
 pub const SCHEMA_KEY: &[u8] = b"schema_version";
 
 /// Per repository: how far polling got.
@@ -78,6 +79,13 @@ pub struct DeadRecord {
 /// `instance:owner/slug`: the same path on two instances is two repositories.
 pub fn repo_key(repo: &RepoId) -> Vec<u8> {
     format!("{}:{}/{}", repo.instance, repo.owner, repo.slug).into_bytes()
+}
+
+/// The card a channel shows for a build: `channel \0 build key`.
+pub fn message_key(channel: &str, build: &BuildKey) -> Vec<u8> {
+    let mut out = outbox_prefix(channel);
+    out.extend_from_slice(&build_key(build));
+    out
 }
 
 /// Meta key of the time bbzoom started watching a repository.

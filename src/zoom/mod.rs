@@ -1,6 +1,11 @@
-//! The Zoom Team Chat chatbot client: an access token cached and renewed before it expires, one
-//! rate limiter for the account, and every answer classified (after vector's sinks, *what* to
-//! retry lives here; *when* is the outbox's business).
+//! Zoom Team Chat clients: the chatbot (an access token cached and renewed before it expires,
+//! one rate limiter and one daily allowance for the account) and Incoming Webhooks. Every answer
+//! is classified here (after vector's sinks, *what* to retry lives here; *when* is the outbox's
+//! business). A daily-limit 429 pauses the whole account until Zoom's reset.
+
+mod webhook;
+
+pub use webhook::WebhookClient;
 
 use crate::http::Limiter;
 use crate::retry::parse_retry_after;
@@ -68,6 +73,12 @@ pub struct ChatbotClient {
     token: Mutex<Option<CachedToken>>,
     /// The account's one limiter (invariant 4).
     limiter: Limiter,
+    /// Chat calls allowed per UTC day, from the plan or the config; `None`: no daily cap.
+    daily_limit: Option<u32>,
+    /// Calls made today: (days since the Unix epoch, count).
+    today: std::sync::Mutex<(u64, u32)>,
+    /// Until when the account is paused after a daily-limit 429 (or our own count reached it).
+    paused_until: std::sync::Mutex<Option<SystemTime>>,
 }
 
 struct CachedToken {
@@ -101,6 +112,7 @@ impl ChatbotClient {
         app: AppCredentials,
         identity: ChatbotIdentity,
         limiter: Limiter,
+        daily_limit: Option<u32>,
     ) -> ChatbotClient {
         ChatbotClient {
             http,
@@ -110,7 +122,68 @@ impl ChatbotClient {
             identity,
             token: Mutex::new(None),
             limiter,
+            daily_limit,
+            today: std::sync::Mutex::new((0, 0)),
+            paused_until: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Refuses the call while the account is paused, and counts it against the daily cap.
+    fn admit(&self) -> Result<(), ZoomError> {
+        let now = SystemTime::now();
+        let mut paused = self.paused_until.lock().expect("pause lock");
+        if let Some(until) = paused.filter(|&until| until > now) {
+            let wait = until.duration_since(now).unwrap_or_default();
+            return Err(ZoomError {
+                class: ErrorClass::Transient {
+                    retry_after: Some(wait),
+                },
+                detail: format!(
+                    "the Zoom account is paused for {}s after reaching its daily limit",
+                    wait.as_secs()
+                ),
+            });
+        }
+        let day = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            / 86_400;
+        let mut today = self.today.lock().expect("daily count lock");
+        if today.0 != day {
+            *today = (day, 0);
+        }
+        if self.daily_limit.is_some_and(|limit| today.1 >= limit) {
+            let reset = next_utc_midnight(now);
+            *paused = Some(reset);
+            tracing::warn!(
+                "the Zoom account's daily limit is used up; pausing until 00:00 UTC, the outbox keeps every card"
+            );
+            return Err(ZoomError {
+                class: ErrorClass::Transient {
+                    retry_after: reset.duration_since(now).ok(),
+                },
+                detail: "the Zoom account's daily limit is used up".into(),
+            });
+        }
+        today.1 += 1;
+        Ok(())
+    }
+
+    /// After Zoom said the daily limit is reached: pause every call until its reset.
+    fn pause_for_the_day(&self, retry_after: Option<Duration>) -> Duration {
+        let now = SystemTime::now();
+        let wait = retry_after.unwrap_or_else(|| {
+            next_utc_midnight(now)
+                .duration_since(now)
+                .unwrap_or_default()
+        });
+        *self.paused_until.lock().expect("pause lock") = Some(now + wait);
+        tracing::warn!(
+            pause_s = wait.as_secs(),
+            "Zoom says the account's daily limit is reached; pausing every chat call, the outbox keeps every card"
+        );
+        wait
     }
 
     /// Posts `content` (a chatbot card) to `to_jid`, as a thread reply when `reply_to` is given.
@@ -178,6 +251,7 @@ impl ChatbotClient {
     ) -> Result<Value, ZoomError> {
         let mut renewed = false;
         loop {
+            self.admit()?;
             let token = self.token().await?;
             self.limiter.until_ready().await;
             let response = self
@@ -200,6 +274,15 @@ impl ChatbotClient {
                     return Err(ZoomError::transient(
                         "Zoom rejected a freshly issued access token (code 124)",
                     ));
+                }
+                Err(ZoomAnswer::DailyLimit(retry_after)) => {
+                    let wait = self.pause_for_the_day(retry_after);
+                    return Err(ZoomError {
+                        class: ErrorClass::Transient {
+                            retry_after: Some(wait),
+                        },
+                        detail: "Zoom's daily limit for the account is reached (HTTP 429)".into(),
+                    });
                 }
                 Err(ZoomAnswer::Failed(err)) => return Err(err),
                 Ok(value) => return Ok(value),
@@ -265,6 +348,8 @@ impl ChatbotClient {
 enum ZoomAnswer {
     /// 401 with code 124: the token expired or was revoked.
     TokenRejected,
+    /// 429 naming the daily limit, with when it resets if Zoom said.
+    DailyLimit(Option<Duration>),
     Failed(ZoomError),
 }
 
@@ -281,6 +366,11 @@ async fn classify(response: reqwest::Response) -> Result<Value, ZoomAnswer> {
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let headers_say_daily = response
+        .headers()
+        .get("x-ratelimit-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("daily"));
     let body = response.bytes().await.unwrap_or_default();
     if (200..300).contains(&status) {
         return Ok(serde_json::from_slice(&body).unwrap_or(Value::Null));
@@ -290,6 +380,10 @@ async fn classify(response: reqwest::Response) -> Result<Value, ZoomAnswer> {
     let message = error.and_then(|e| e.message).unwrap_or_default();
     if status == 401 && code == Some(124) {
         return Err(ZoomAnswer::TokenRejected);
+    }
+    let daily = headers_say_daily || message.to_ascii_lowercase().contains("daily");
+    if status == 429 && daily {
+        return Err(ZoomAnswer::DailyLimit(retry_after));
     }
     let class = match (status, code) {
         (404, Some(8001)) => ErrorClass::MessageGone,
@@ -309,4 +403,13 @@ async fn classify(response: reqwest::Response) -> Result<Value, ZoomAnswer> {
             .unwrap_or_default(),
     );
     Err(ZoomAnswer::Failed(ZoomError { class, detail }))
+}
+
+/// The next 00:00 UTC after `now`, when Zoom's daily limits reset.
+fn next_utc_midnight(now: SystemTime) -> SystemTime {
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    SystemTime::UNIX_EPOCH + Duration::from_secs((secs / 86_400 + 1) * 86_400)
 }

@@ -145,24 +145,43 @@ pub fn fast_tuning() -> Tuning {
     tuning
 }
 
-/// (head, sub-head) of every card each showing in a channel, sorted.
-pub fn cards(sim: &Simulator, to_jid: &str) -> Vec<(String, String)> {
-    let mut cards: Vec<_> = sim
+/// "head (sub-head)" of a card's content.
+fn title(content: &serde_json::Value) -> String {
+    format!(
+        "{} ({})",
+        content["head"]["text"].as_str().unwrap_or_default(),
+        content["head"]["sub_head"]["text"]
+            .as_str()
+            .unwrap_or_default()
+    )
+}
+
+/// Every card a channel shows (thread replies aside), each as the sequence of titles it showed:
+/// as posted, then after each edit. Sorted, so tests compare sets.
+pub fn cards(sim: &Simulator, to_jid: &str) -> Vec<Vec<String>> {
+    let mut cards: Vec<Vec<String>> = sim
         .channel(to_jid)
         .iter()
+        .filter(|m| m.reply_to.is_none())
         .map(|m| {
-            (
-                m.content["head"]["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                m.content["head"]["sub_head"]["text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            )
+            std::iter::once(&m.first_content)
+                .chain(m.edits.iter().map(|(_, c)| c))
+                .map(title)
+                .collect()
         })
         .collect();
     cards.sort();
     cards
+}
+
+/// The titles of the thread replies in a channel, sorted.
+pub fn replies(sim: &Simulator, to_jid: &str) -> Vec<String> {
+    let mut replies: Vec<String> = sim
+        .channel(to_jid)
+        .iter()
+        .filter(|m| m.reply_to.is_some())
+        .map(|m| title(&m.content))
+        .collect();
+    replies.sort();
+    replies
 }
