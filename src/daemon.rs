@@ -39,6 +39,24 @@ pub struct Tuning {
     pub delivery_backoff: Backoff,
 }
 
+impl Tuning {
+    /// Every delay divided by `speed`: for runs against the simulator with compressed time.
+    pub fn compressed(self, speed: f64) -> Tuning {
+        let scale = |backoff: Backoff| Backoff {
+            base: backoff.base.div_f64(speed),
+            max: backoff.max.div_f64(speed),
+        };
+        Tuning {
+            bitbucket_retry: RetryPolicy {
+                backoff: scale(self.bitbucket_retry.backoff),
+                rate_limit_backoff: scale(self.bitbucket_retry.rate_limit_backoff),
+                ..self.bitbucket_retry
+            },
+            delivery_backoff: scale(self.delivery_backoff),
+        }
+    }
+}
+
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
@@ -185,6 +203,14 @@ pub async fn run(
         metrics: metrics.clone(),
         settle: config.polling.settle,
     };
+    // Watching begins now for every repository, whenever its first poll comes: builds created
+    // from now on are announced even if the budget takes an hour to baseline them all.
+    let started = crate::poller::now_ms();
+    for (subscription, _) in &bitbucket.watches {
+        if let Err(err) = store.watching_since(&subscription.repo, started) {
+            tracing::error!(repo = %subscription.repo, %err, "cannot record when watching began");
+        }
+    }
     let mut by_credential: BTreeMap<String, Vec<Watch>> = BTreeMap::new();
     for (subscription, source) in bitbucket.watches {
         by_credential

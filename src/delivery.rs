@@ -274,19 +274,27 @@ async fn failed(
 ) -> Result<(), StoreError> {
     let now = now_ms();
     let max_age = i64::try_from(ctx.max_age.as_millis()).unwrap_or(i64::MAX);
+    // One attempt, one delay: rows tried together (a fold) stay due together.
+    let attempts = rows.first().map_or(0, |r| r.attempts);
+    let retry_after = match err.class {
+        ErrorClass::Transient { retry_after } => retry_after,
+        _ => None,
+    };
+    let delay = ctx
+        .backoff
+        .delay(attempts)
+        .max(retry_after.unwrap_or_default());
+    if matches!(err.class, ErrorClass::Transient { .. }) {
+        ctx.metrics
+            .delivery_failures
+            .fetch_add(1, Ordering::Relaxed);
+    }
     for row in rows {
         let store = ctx.store.clone();
         let too_old = now - row.enqueued_ms > max_age;
         match err.class {
-            ErrorClass::Transient { retry_after } if !too_old => {
-                let delay = ctx
-                    .backoff
-                    .delay(row.attempts)
-                    .max(retry_after.unwrap_or_default());
+            ErrorClass::Transient { .. } if !too_old => {
                 tracing::warn!(channel = %route.channel, build = %row.build.key, attempts = row.attempts + 1, ?delay, %err, "delivery failed; will retry");
-                ctx.metrics
-                    .delivery_failures
-                    .fetch_add(1, Ordering::Relaxed);
                 let next = now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
                 blocking(move || store.reschedule(&row, next)).await?;
             }

@@ -308,9 +308,31 @@ user_jid = \"{user}\"
         robot = options.zoom.robot_jid,
         user = options.zoom.user_jid,
     ));
-    for jid in &options.zoom.channels {
-        let name = jid.split('@').next().unwrap_or(jid);
-        config.push_str(&format!("\n[zoom.channels.{name}]\nto_jid = \"{jid}\"\n"));
+    let channel_name = |jid: &str| jid.split('@').next().unwrap_or(jid).to_owned();
+    let webhook_targets: Vec<&str> = options
+        .zoom
+        .webhooks
+        .iter()
+        .map(|w| w.channel.as_str())
+        .collect();
+    for jid in options
+        .zoom
+        .channels
+        .iter()
+        .filter(|jid| !webhook_targets.contains(&jid.as_str()))
+    {
+        config.push_str(&format!(
+            "\n[zoom.channels.{}]\nto_jid = \"{jid}\"\n",
+            channel_name(jid)
+        ));
+    }
+    for webhook in &options.zoom.webhooks {
+        config.push_str(&format!(
+            "\n[zoom.channels.{}]\nwebhook_url = \"{}\"\ncredential = \"sim-webhook-{}\"\n",
+            channel_name(&webhook.channel),
+            sim.zoom_webhook_url(&webhook.endpoint_id),
+            webhook.endpoint_id
+        ));
     }
     config.push_str(
         &env.subscriptions
@@ -396,13 +418,18 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     let metrics = Arc::new(Metrics::default());
     let (trigger, shutdown) = crate::shutdown::channel();
     let daemon = {
-        let (config, store, metrics) = (config.clone(), store.clone(), metrics.clone());
+        let (config, store, metrics, speed) = (
+            config.clone(),
+            store.clone(),
+            metrics.clone(),
+            options.speed,
+        );
         tokio::spawn(async move {
             daemon::run(
                 &config,
                 &credentials,
                 store,
-                Tuning::default(),
+                Tuning::default().compressed(speed),
                 metrics,
                 shutdown,
             )
@@ -452,10 +479,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// Every two simulated minutes, Zoom answers the next calls with 429, cycling through the
-/// three `Retry-After` forms.
+/// Every four simulated minutes, Zoom answers the next call with 429, cycling through the three
+/// `Retry-After` forms (whole real seconds: under compressed time each costs many simulated ones).
 async fn zoom_rate_limits(sim: Arc<Simulator>) {
-    let pause = Duration::from_secs_f64(120.0 / sim.options().speed);
+    let pause = Duration::from_secs_f64(240.0 / sim.options().speed);
     for round in 0u32.. {
         tokio::time::sleep(pause).await;
         let soon = std::time::SystemTime::now() + Duration::from_secs(2);
@@ -466,7 +493,7 @@ async fn zoom_rate_limits(sim: Arc<Simulator>) {
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_else(|_| "1".to_owned()),
         };
-        sim.zoom_rate_limit_next(2, Some(retry_after));
+        sim.zoom_rate_limit_next(1, Some(retry_after));
     }
 }
 

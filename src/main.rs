@@ -55,7 +55,7 @@ enum Command {
     ///
     /// Example: bbzoom dead-letters retry --all --config /etc/bbzoom/config.toml
     DeadLetters {
-        #[arg(long, short, default_value = "/etc/bbzoom/config.toml")]
+        #[arg(long, short, global = true, default_value = "/etc/bbzoom/config.toml")]
         config: PathBuf,
         #[command(subcommand)]
         action: Option<DeadLetterAction>,

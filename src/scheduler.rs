@@ -138,6 +138,8 @@ pub struct Watch {
     cost: f64,
     busy: bool,
     last_change: Option<Instant>,
+    /// When its last poll finished.
+    polled: Option<Instant>,
 }
 
 impl Watch {
@@ -148,6 +150,7 @@ impl Watch {
             cost: 1.0,
             busy: false,
             last_change: None,
+            polled: None,
         }
     }
 
@@ -208,9 +211,20 @@ pub async fn run(
                 report(&watches[index], &result, &ctx);
                 watches[index].learn(&result, now);
                 let demands: Vec<Demand> = watches.iter().map(|w| Demand { heat: w.heat(now, targets.warm_for), cost: w.cost }).collect();
+                let plan = plan(budget, &targets, &demands);
                 let heat = watches[index].heat(now, targets.warm_for);
-                let interval = plan(budget, &targets, &demands).interval(heat);
+                let interval = plan.interval(heat);
                 tracing::debug!(repo = %watches[index].subscription.repo, ?heat, ?interval, "next poll planned");
+                watches[index].polled = Some(now);
+                // A poll planned in a busy moment must not stay far off once the plan relaxes:
+                // bring every queued poll forward to what the current plan gives it.
+                due = due
+                    .into_iter()
+                    .map(|Reverse((at, i))| {
+                        let planned = watches[i].polled.map(|p| p + plan.interval(watches[i].heat(now, targets.warm_for)));
+                        Reverse((planned.map_or(at, |p| at.min(p)), i))
+                    })
+                    .collect();
                 due.push(Reverse((now + jitter(interval), index)));
             }
             _ = sleep_until(next) => {

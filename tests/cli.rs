@@ -143,3 +143,39 @@ fn demo_time_compression_keeps_the_budget_and_misses_nothing_under_faults() {
         );
     }
 }
+
+#[test]
+fn demo_under_zoom_faults_misses_and_repeats_nothing() {
+    for faults in ["zoom-outage", "zoom-rate-limit"] {
+        let out = bbzoom()
+            .args(["demo", "--json", "--speed", "80", "--faults", faults])
+            .output()
+            .unwrap();
+
+        assert!(
+            out.status.success(),
+            "{faults}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let summary: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        for key in ["posts", "edits", "dead_letters"] {
+            assert!(
+                summary.get(key).is_some_and(serde_json::Value::is_u64),
+                "{faults}: {key} in {summary}"
+            );
+        }
+        assert!(
+            summary["edits"].as_u64().unwrap() > 0,
+            "cards are edited in place: {summary}"
+        );
+        assert!(
+            stdout.contains("(card edited)"),
+            "the demo shows edits as edits"
+        );
+        assert_eq!(summary["missed"], 0, "{faults}: {summary}");
+        assert_eq!(summary["duplicates"], 0, "{faults}: {summary}");
+        assert_eq!(summary["dead_letters"], 0, "{faults}: {summary}");
+    }
+}

@@ -224,7 +224,9 @@ async fn a_restart_in_the_middle_misses_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repository_seen_first_is_baselined_and_its_running_builds_followed() {
     // Start watching at 42 s: api #1, #2 and web #1 are history; api #3 and web #2, #3 are running.
-    let harness = Harness::start(scenario(), SPEED, polling(), SUBSCRIPTIONS).await;
+    // Half speed: api #3 stops 3 simulated seconds after the start, which must not be less
+    // than the daemon needs to start and take its first look.
+    let harness = Harness::start(scenario(), SPEED / 2.0, polling(), SUBSCRIPTIONS).await;
     while harness.sim.now() < 42.0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -90,6 +90,8 @@ pub struct PollSummary {
 pub(crate) struct Fetched {
     pub builds: Vec<BuildStatus>,
     pub cursor: RepoCursor,
+    /// Calls the fetch made (other polls share the account, so its counter cannot tell).
+    pub requests: u64,
 }
 
 /// One poll of one repository; commits before it returns.
@@ -104,7 +106,6 @@ pub async fn poll_once(
     let stored = ctx.store.cursor(repo)?;
     let baselined = stored.is_none();
     let cursor = stored.unwrap_or_default();
-    let requests_before = source.account().requests();
 
     let fetched = match source {
         Source::Pipelines(client) => {
@@ -114,6 +115,7 @@ pub async fn poll_once(
             statuses::fetch(source, subscription, &cursor, now, ctx.settle).await?
         }
     };
+    let requests = fetched.requests;
     let mut update = apply(
         ctx,
         subscription,
@@ -128,7 +130,7 @@ pub async fn poll_once(
         baselined,
         transitions: update.builds.len(),
         notifications: update.notifications.len(),
-        requests: source.account().requests() - requests_before,
+        requests,
         busy: !update.cursor.active.is_empty() || !update.cursor.followed.is_empty(),
     };
     let store = ctx.store.clone();

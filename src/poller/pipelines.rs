@@ -19,8 +19,10 @@ pub(super) async fn fetch(
     baseline_since: Option<i64>,
 ) -> Result<Fetched, PollError> {
     let mut builds: Vec<BuildStatus> = Vec::new();
+    let mut requests = 0;
     let mut next: Option<String> = None;
     for page_number in 1..=MAX_PAGES {
+        requests += 1;
         let page = client.pipelines(repo, next.as_deref()).await?;
         let reached_known = page.builds.iter().any(|b| match baseline_since {
             Some(since) => b.created_ms < since,
@@ -39,6 +41,7 @@ pub(super) async fn fetch(
         if builds.iter().any(|b| &b.key.id == id) {
             continue;
         }
+        requests += 1;
         match client.pipeline(repo, id).await {
             Ok(build) => builds.push(build),
             Err(BitbucketError::NotFound) => {
@@ -53,5 +56,6 @@ pub(super) async fn fetch(
             high_water: cursor.high_water,
             ..RepoCursor::default()
         },
+        requests,
     })
 }

@@ -50,6 +50,8 @@ pub(super) async fn fetch(
             Source::Pipelines(_) => unreachable!("pipelines are not a statuses source"),
         });
     }
+    // One call for the branch tips (usually one page), one per followed commit.
+    let requests = 1 + followed.len() as u64;
     Ok(Fetched {
         builds,
         cursor: RepoCursor {
@@ -57,6 +59,7 @@ pub(super) async fn fetch(
             followed,
             ..RepoCursor::default()
         },
+        requests,
     })
 }
 
