@@ -2,7 +2,7 @@
 //! Bamboo, Jenkins and friends posted on a commit. Its JSON stays in this file.
 
 use super::{Account, BitbucketError, join, wire::first_line};
-use crate::domain::{BranchTip, BuildKey, BuildState, BuildStatus, Outcome, RepoId};
+use crate::domain::{BranchTip, BuildStatus, RepoId};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -162,14 +162,6 @@ impl Branch {
 
 impl BuildStatusWire {
     fn to_domain(&self, repo: &RepoId, tip: &BranchTip, base: &Url) -> BuildStatus {
-        let state = match self.state.as_str() {
-            "INPROGRESS" => BuildState::Running,
-            "SUCCESSFUL" => BuildState::Completed(Outcome::Successful),
-            "FAILED" => BuildState::Completed(Outcome::Failed),
-            "CANCELLED" => BuildState::Completed(Outcome::Stopped),
-            other => BuildState::InProgressOther(other.to_owned()),
-        };
-        let created_ms = self.created_date.or(self.date_added).unwrap_or(0);
         let page = |tail: &[&str]| {
             let mut url = base.clone();
             url.path_segments_mut()
@@ -179,7 +171,6 @@ impl BuildStatusWire {
                 .extend(tail);
             url
         };
-        let commit_url = page(&["commits", &tip.commit]).to_string();
         let branch = self
             .git_ref
             .as_deref()
@@ -189,42 +180,31 @@ impl BuildStatusWire {
         branch_url
             .query_pairs_mut()
             .append_pair("at", &format!("refs/heads/{branch}"));
-        BuildStatus {
-            key: BuildKey {
-                repo: repo.clone(),
-                id: format!("{}/{}", tip.commit, self.key),
-            },
-            job: self.key.clone(),
-            name: self
-                .name
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| self.key.clone()),
+        let created_ms = self.created_date.or(self.date_added).unwrap_or(0);
+        super::PostedStatus {
+            key: &self.key,
+            name: self.name.as_deref(),
+            state: &self.state,
             number: self
                 .build_number
                 .as_deref()
                 .and_then(|n| n.trim().parse().ok()),
-            revision: self.updated_date.unwrap_or(created_ms),
-            branch: Some(branch),
-            branch_url: Some(branch_url.to_string()),
-            commit: Some(tip.commit.clone()),
-            commit_message: tip.message.clone(),
-            author: tip.author.clone(),
-            duration_secs: self
-                .duration
-                .filter(|_| state.is_finished())
-                .map(|ms| ms / 1000),
-            state,
+            branch,
+            branch_url: branch_url.to_string(),
+            commit_url: page(&["commits", &tip.commit]).to_string(),
+            url: self.url.clone(),
             created_ms,
-            url: self.url.clone().unwrap_or_else(|| commit_url.clone()),
-            commit_url: Some(commit_url),
+            updated_ms: self.updated_date.unwrap_or(created_ms),
+            duration_secs: self.duration.map(|ms| ms / 1000),
         }
+        .into_build(repo, tip)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{BuildState, Outcome};
 
     #[test]
     fn the_published_datacenter_example_converts() {

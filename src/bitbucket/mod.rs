@@ -269,6 +269,69 @@ impl Account {
     }
 }
 
+/// A build status as either API posts it, before it becomes a domain [`BuildStatus`]: the one
+/// place both statuses sources meet, so Cloud and Data Center statuses read alike.
+struct PostedStatus<'a> {
+    key: &'a str,
+    name: Option<&'a str>,
+    /// The API's state word (`INPROGRESS`, `SUCCESSFUL`, `FAILED`, `STOPPED`/`CANCELLED`, ...).
+    state: &'a str,
+    number: Option<u64>,
+    branch: String,
+    branch_url: String,
+    commit_url: String,
+    /// The CI's link, if it gave a usable one.
+    url: Option<String>,
+    created_ms: i64,
+    updated_ms: i64,
+    /// As reported; otherwise derived from the times once finished.
+    duration_secs: Option<u64>,
+}
+
+impl PostedStatus<'_> {
+    fn into_build(
+        self,
+        repo: &crate::domain::RepoId,
+        tip: &crate::domain::BranchTip,
+    ) -> crate::domain::BuildStatus {
+        use crate::domain::{BuildKey, BuildState, Outcome};
+        let state = match self.state {
+            "INPROGRESS" => BuildState::Running,
+            "SUCCESSFUL" => BuildState::Completed(Outcome::Successful),
+            "FAILED" => BuildState::Completed(Outcome::Failed),
+            "STOPPED" | "CANCELLED" => BuildState::Completed(Outcome::Stopped),
+            other => BuildState::InProgressOther(other.to_owned()),
+        };
+        let derived = u64::try_from((self.updated_ms - self.created_ms) / 1000).unwrap_or(0);
+        crate::domain::BuildStatus {
+            key: BuildKey {
+                repo: repo.clone(),
+                id: format!("{}/{}", tip.commit, self.key),
+            },
+            job: self.key.to_owned(),
+            name: self
+                .name
+                .filter(|n| !n.is_empty())
+                .unwrap_or(self.key)
+                .to_owned(),
+            number: self.number,
+            revision: self.updated_ms,
+            branch: Some(self.branch),
+            branch_url: Some(self.branch_url),
+            commit: Some(tip.commit.clone()),
+            commit_message: tip.message.clone(),
+            author: tip.author.clone(),
+            duration_secs: state
+                .is_finished()
+                .then(|| self.duration_secs.unwrap_or(derived)),
+            state,
+            created_ms: self.created_ms,
+            url: self.url.unwrap_or_else(|| self.commit_url.clone()),
+            commit_url: Some(self.commit_url),
+        }
+    }
+}
+
 /// `base` with `segments` appended, each percent-encoded.
 fn join(base: &Url, segments: &[&str]) -> Url {
     let mut url = base.clone();

@@ -182,56 +182,31 @@ pub struct CommitStatus {
 impl CommitStatus {
     /// The domain view of this status of `tip`'s commit.
     pub fn to_domain(&self, repo: &RepoId, tip: &BranchTip, web_url: &url::Url) -> BuildStatus {
-        let state = match self.state.as_str() {
-            "INPROGRESS" => BuildState::Running,
-            "SUCCESSFUL" => BuildState::Completed(Outcome::Successful),
-            "FAILED" => BuildState::Completed(Outcome::Failed),
-            "STOPPED" => BuildState::Completed(Outcome::Stopped),
-            other => BuildState::InProgressOther(other.to_owned()),
-        };
         let created_ms = self.created_on.as_deref().and_then(parse_ms).unwrap_or(0);
-        let updated_ms = self
-            .updated_on
-            .as_deref()
-            .and_then(parse_ms)
-            .unwrap_or(created_ms);
-        let duration_secs = state
-            .is_finished()
-            .then(|| u64::try_from((updated_ms - created_ms) / 1000).unwrap_or(0));
-        let commit_url = cloud_page(web_url, repo, &["commits", &tip.commit]);
         let branch = self
             .refname
             .clone()
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| tip.branch.clone());
-        BuildStatus {
-            branch_url: Some(cloud_branch_page(web_url, repo, &branch)),
-            key: BuildKey {
-                repo: repo.clone(),
-                id: format!("{}/{}", tip.commit, self.key),
-            },
-            job: self.key.clone(),
-            name: self
-                .name
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| self.key.clone()),
+        super::PostedStatus {
+            key: &self.key,
+            name: self.name.as_deref(),
+            state: &self.state,
             number: None,
-            revision: updated_ms,
-            branch: Some(branch),
-            commit: Some(tip.commit.clone()),
-            commit_message: tip.message.clone(),
-            author: tip.author.clone(),
-            state,
-            duration_secs,
+            branch_url: cloud_branch_page(web_url, repo, &branch),
+            branch,
+            commit_url: cloud_page(web_url, repo, &["commits", &tip.commit]),
+            // CI servers sometimes post their URL template unexpanded.
+            url: self.url.clone().filter(|u| !u.contains('{')),
             created_ms,
-            url: self
-                .url
-                .clone()
-                .filter(|u| !u.contains('{'))
-                .unwrap_or_else(|| commit_url.clone()),
-            commit_url: Some(commit_url),
+            updated_ms: self
+                .updated_on
+                .as_deref()
+                .and_then(parse_ms)
+                .unwrap_or(created_ms),
+            duration_secs: None,
         }
+        .into_build(repo, tip)
     }
 }
 
