@@ -179,3 +179,44 @@ fn demo_under_zoom_faults_misses_and_repeats_nothing() {
         assert_eq!(summary["dead_letters"], 0, "{faults}: {summary}");
     }
 }
+
+#[test]
+fn a_debug_level_demo_logs_no_secret_and_json_logs_are_one_object_per_line() {
+    let out = bbzoom()
+        .args(["--log-format", "json", "demo", "--speed", "200"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stderr.lines().count() > 100, "debug logging is on");
+    for line in stderr.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    // Every secret the demo's simulator knows: Bitbucket token, Zoom client secret, webhook
+    // token, and the age identity written for the run.
+    let options = bbzoom::sim::SimOptions::default();
+    let mut secrets = vec![
+        options.zoom.client_secret.clone(),
+        "AGE-SECRET-KEY".to_owned(),
+    ];
+    secrets.extend(options.bitbucket_token().map(str::to_owned));
+    secrets.extend(options.zoom.webhooks.iter().map(|w| w.token.clone()));
+    for secret in secrets {
+        assert!(
+            !stderr.contains(&secret) && !stdout.contains(&secret),
+            "{secret} leaked"
+        );
+    }
+    assert!(
+        !stderr.to_ascii_lowercase().contains("bearer "),
+        "no Authorization header is logged"
+    );
+}
