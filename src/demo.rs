@@ -485,15 +485,8 @@ async fn zoom_rate_limits(sim: Arc<Simulator>) {
     let pause = Duration::from_secs_f64(240.0 / sim.options().speed);
     for round in 0u32.. {
         tokio::time::sleep(pause).await;
-        let soon = std::time::SystemTime::now() + Duration::from_secs(2);
-        let retry_after = match round % 3 {
-            0 => "1".to_owned(),
-            1 => httpdate::fmt_http_date(soon),
-            _ => time::OffsetDateTime::from(soon)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|_| "1".to_owned()),
-        };
-        sim.zoom_rate_limit_next(1, Some(retry_after));
+        let forms = crate::retry::retry_after_forms(Duration::from_secs(1));
+        sim.zoom_rate_limit_next(1, Some(forms[round as usize % 3].clone()));
     }
 }
 

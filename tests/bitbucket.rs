@@ -182,19 +182,9 @@ async fn a_429_pauses_the_whole_credential_for_retry_after_in_each_form() {
     })
     .await;
     let client = client(&sim, Auth::Bearer("sim-bitbucket-token".to_owned().into()));
-    // Each form names a moment three seconds ahead of when it is sent (HTTP-dates in whole seconds).
-    let in_three_seconds = || std::time::SystemTime::now() + Duration::from_secs(3);
-    let forms: [fn(std::time::SystemTime) -> String; 3] = [
-        |_| "1".to_owned(),
-        httpdate::fmt_http_date,
-        |at| {
-            time::OffsetDateTime::from(at)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap()
-        },
-    ];
-    for form in forms {
-        let retry_after = form(in_three_seconds());
+    // Each form asks for three seconds from when it is sent (HTTP-dates in whole seconds).
+    for form in 0..3 {
+        let retry_after = bbzoom::retry::retry_after_forms(Duration::from_secs(3))[form].clone();
         sim.fail_next_bitbucket_calls(
             1,
             BitbucketFault::RateLimited {

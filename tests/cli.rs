@@ -8,6 +8,23 @@ fn bbzoom() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bbzoom"))
 }
 
+/// Runs `bbzoom demo --json` with `args`; returns its stdout and the summary on its last line.
+fn demo_json(args: &[&str]) -> (String, serde_json::Value) {
+    let out = bbzoom()
+        .args(["demo", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let summary = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    (stdout, summary)
+}
+
 #[test]
 fn help_lists_every_command() {
     let out = bbzoom().arg("--help").output().unwrap();
@@ -20,21 +37,11 @@ fn help_lists_every_command() {
 
 #[test]
 fn demo_json_summary_is_complete_and_clean() {
-    let out = bbzoom()
-        .args(["demo", "--json", "--speed", "80"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (stdout, summary) = demo_json(&["--speed", "80"]);
     assert!(
         stdout.contains("FIXED · acme/"),
         "cards are printed as they arrive:\n{stdout}"
     );
-    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     for key in [
         "builds",
         "transitions",
@@ -104,22 +111,10 @@ async fn check_summarises_a_valid_setup_and_rejects_a_broken_one_with_exit_2() {
 #[test]
 fn demo_time_compression_keeps_the_budget_and_misses_nothing_under_faults() {
     for faults in ["rate-limit-storm", "flaky"] {
-        let out = bbzoom()
-            .args([
-                "demo", "--json", "--repos", "12", "--hours", "1", "--speed", "400", "--budget",
-                "600",
-            ])
-            .args(["--faults", faults])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{faults}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let summary: serde_json::Value =
-            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let (_, summary) = demo_json(&[
+            "--repos", "12", "--hours", "1", "--speed", "400", "--budget", "600", "--faults",
+            faults,
+        ]);
         for key in [
             "bitbucket_requests_max_per_hour",
             "latency_p50_s",
@@ -147,19 +142,7 @@ fn demo_time_compression_keeps_the_budget_and_misses_nothing_under_faults() {
 #[test]
 fn demo_under_zoom_faults_misses_and_repeats_nothing() {
     for faults in ["zoom-outage", "zoom-rate-limit"] {
-        let out = bbzoom()
-            .args(["demo", "--json", "--speed", "80", "--faults", faults])
-            .output()
-            .unwrap();
-
-        assert!(
-            out.status.success(),
-            "{faults}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let summary: serde_json::Value =
-            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let (stdout, summary) = demo_json(&["--speed", "80", "--faults", faults]);
         for key in ["posts", "edits", "dead_letters"] {
             assert!(
                 summary.get(key).is_some_and(serde_json::Value::is_u64),

@@ -114,21 +114,13 @@ async fn tokens_expiring_mid_run_are_renewed() {
 async fn zoom_429s_in_each_retry_after_form_are_waited_out() {
     let harness = start(SimOptions::default(), SHOWCASE_SUBSCRIPTIONS).await;
     let daemon = harness.run_daemon(fast_tuning());
-    let soon = || std::time::SystemTime::now() + Duration::from_secs(1);
-    let forms: [fn(std::time::SystemTime) -> String; 3] = [
-        |_| "1".to_owned(),
-        httpdate::fmt_http_date,
-        |at| {
-            time::OffsetDateTime::from(at)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap()
-        },
-    ];
-    for (i, form) in forms.into_iter().enumerate() {
+
+    for i in 0..3 {
         while harness.sim.stats().posts < 1 + 4 * i as u64 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        harness.sim.zoom_rate_limit_next(1, Some(form(soon())));
+        let form = bbzoom::retry::retry_after_forms(Duration::from_secs(1))[i].clone();
+        harness.sim.zoom_rate_limit_next(1, Some(form));
     }
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(30))
