@@ -1,0 +1,59 @@
+//! The binary's commands, one module each. They parse nothing themselves (clap does, in
+//! `main.rs`) and hold no machinery (the library does): each reads the configuration, calls the
+//! library and prints for a person.
+
+pub mod check;
+pub mod connect;
+pub mod dead_letters;
+pub mod demo;
+pub mod preview;
+pub mod run;
+pub mod status;
+pub mod subscriptions;
+
+/// Exit status for a configuration or credential the admin must fix.
+const EXIT_CONFIG: u8 = 2;
+/// Exit status when the command needs the daemon and it is not running (as `systemctl status`).
+const EXIT_NOT_RUNNING: u8 = 3;
+
+/// The daemon is not running: said plainly, with the socket that nothing answers on.
+#[derive(Debug, thiserror::Error)]
+#[error("bbzoom is not running (nothing answers on {socket})")]
+pub struct NotRunning {
+    pub socket: std::path::PathBuf,
+}
+
+/// The exit status for a failed command.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<bbzoom::config::ConfigError>().is_some()
+        || err
+            .downcast_ref::<bbzoom::credentials::CredentialsError>()
+            .is_some()
+    {
+        EXIT_CONFIG
+    } else if err.downcast_ref::<NotRunning>().is_some() {
+        EXIT_NOT_RUNNING
+    } else {
+        1
+    }
+}
+
+/// Every command with an example, for `bbzoom help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  bbzoom demo                                   watch bbzoom against its built-in simulator
+  bbzoom connect bitbucket --name acme-ci       store a Bitbucket credential (asks, no echo)
+  bbzoom connect zoom --name zoom-bot           store the Zoom chatbot's client secret
+  bbzoom disconnect bitbucket --name acme-ci    remove a credential
+  bbzoom configure https://bitbucket.org/acme/api --channel ci --branch main --event all
+  bbzoom unsubscribe https://bitbucket.org/acme/api
+  bbzoom subscriptions                          list what is subscribed where
+  bbzoom check --online                         validate config and credentials, try them
+  bbzoom preview https://bitbucket.org/acme/api print the cards recent builds would make
+  bbzoom run                                    run the daemon (systemd does this)
+  bbzoom status                                 what the running daemon is doing
+  bbzoom reload                                 make the daemon re-read its files
+  bbzoom dead-letters retry --all               retry the cards Zoom refused
+
+Every command reads --config (default /etc/bbzoom/config.toml, or $BBZOOM_CONFIG).
+`bbzoom help COMMAND` explains one command.";
