@@ -7,9 +7,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+/// File mode of the identity and the credentials file: their owner's only.
+const PRIVATE: u32 = 0o600;
 
 /// One named credential, as `[NAME]` in the decrypted document.
 #[derive(Clone, Deserialize)]
@@ -200,7 +202,7 @@ impl Credentials {
                 path: credentials_file.to_owned(),
                 source: std::io::Error::other(e),
             })?;
-        write_private_atomically(credentials_file, &ciphertext).map_err(|source| {
+        crate::atomic_file::write(credentials_file, &ciphertext, PRIVATE).map_err(|source| {
             CredentialsError::Write {
                 path: credentials_file.to_owned(),
                 source,
@@ -220,9 +222,11 @@ pub fn ensure_identity(path: &Path) -> Result<(), CredentialsError> {
         identity.to_public(),
         identity.to_string().expose_secret()
     );
-    write_private_atomically(path, text.as_bytes()).map_err(|source| CredentialsError::Write {
-        path: path.to_owned(),
-        source,
+    crate::atomic_file::write(path, text.as_bytes(), PRIVATE).map_err(|source| {
+        CredentialsError::Write {
+            path: path.to_owned(),
+            source,
+        }
     })
 }
 
@@ -238,32 +242,6 @@ fn read_identity(path: &Path) -> Result<age::x25519::Identity, CredentialsError>
         .ok_or_else(|| CredentialsError::BadIdentity {
             path: path.to_owned(),
         })
-}
-
-/// Writes `bytes` to `path` readable by its owner only, atomically.
-pub(crate) fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

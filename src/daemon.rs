@@ -142,6 +142,21 @@ impl Bitbucket {
     }
 }
 
+/// The source `subscription` is read with, through a fresh account of its credential: for the
+/// one-off commands (`connect`'s live check, `preview`), which poll nothing on a schedule.
+pub fn one_off_source(
+    config: &Config,
+    credentials: &Credentials,
+    subscription: &crate::config::Subscription,
+) -> Result<Source, DaemonError> {
+    let alone = Config {
+        subscriptions: vec![subscription.clone()],
+        ..config.clone()
+    };
+    let mut bitbucket = Bitbucket::new(&alone, credentials, RetryPolicy::default())?;
+    Ok(bitbucket.watches.remove(0).1)
+}
+
 /// The request form of credential `name`, checked to fit where it is used.
 fn auth(
     config: &Config,

@@ -25,9 +25,10 @@
 //! - [`sim`]: a faithful simulator of both APIs for the demo, the tests and the benchmarks.
 //! - [`demo`]: `bbzoom demo`, the daemon against the simulator, with a scoreboard.
 //!
-//! Helpers: [`glob`] (branch patterns), [`repo_url`] (repository URLs as people paste them),
+//! Helpers: [`atomic_file`] (replace a file whole or not at all), [`glob`] (branch patterns), [`repo_url`] (repository URLs as people paste them),
 //! [`retry`] (backoff with jitter and `Retry-After`), [`http`] (the shared HTTP client).
 
+pub mod atomic_file;
 pub mod bitbucket;
 pub mod config;
 pub mod credentials;

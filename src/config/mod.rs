@@ -40,6 +40,8 @@ pub struct DaemonConfig {
     pub credentials_file: PathBuf,
     /// The age X25519 identity that decrypts `credentials_file`.
     pub identity_file: PathBuf,
+    /// The Unix socket `bbzoom status` and `bbzoom reload` talk to the daemon over.
+    pub control_socket: PathBuf,
 }
 
 /// `[polling]`: how often a repository is looked at, by how busy it is. The planner stretches

@@ -137,6 +137,7 @@ struct RawDaemon {
     request_timeout: Option<Spanned<String>>,
     credentials: Spanned<String>,
     identity: Spanned<String>,
+    control_socket: Option<Spanned<String>>,
 }
 
 /// `[polling]`.
@@ -438,6 +439,7 @@ fn example(key: &str) -> Option<&'static str> {
         ("request_timeout", _) => r#"request_timeout = "20s""#,
         ("credentials", _) => r#"credentials = "credentials.age""#,
         ("identity", _) => r#"identity = "identity.txt""#,
+        ("control_socket", _) => r#"control_socket = "/run/bbzoom/control.sock""#,
         ("api_url", false) => r#"api_url = "https://api.bitbucket.org/2.0""#,
         ("api_url", true) => r#"api_url = "https://api.zoom.us/v2""#,
         ("web_url", _) => r#"web_url = "https://bitbucket.org""#,
@@ -584,8 +586,25 @@ impl Checker<'_> {
     }
 
     fn daemon(&self, raw: RawDaemon) -> Result<DaemonConfig, ConfigError> {
+        let state_dir = self.file(&raw.state_dir, "daemon.state_dir")?;
+        let control_socket = match &raw.control_socket {
+            Some(raw) => {
+                let path = self.file(raw, "daemon.control_socket")?;
+                // The kernel's limit for a Unix socket address (sun_path), less the NUL.
+                if path.as_os_str().len() > 107 {
+                    return Err(self.err(
+                        raw.span(),
+                        "daemon.control_socket",
+                        "is longer than the 107 bytes a Unix socket path may have; choose a shorter path".into(),
+                    ));
+                }
+                path
+            }
+            None => state_dir.join("control.sock"),
+        };
         Ok(DaemonConfig {
-            state_dir: self.file(&raw.state_dir, "daemon.state_dir")?,
+            state_dir,
+            control_socket,
             request_timeout: self.duration_or(
                 raw.request_timeout,
                 "daemon.request_timeout",
