@@ -26,7 +26,8 @@
 //! - [`demo`]: `bbzoom demo`, the daemon against the simulator, with a scoreboard.
 //!
 //! Helpers: [`atomic_file`] (replace a file whole or not at all), [`glob`] (branch patterns), [`repo_url`] (repository URLs as people paste them),
-//! [`retry`] (backoff with jitter and `Retry-After`), [`http`] (the shared HTTP client).
+//! [`retry`] (backoff with jitter and `Retry-After`), [`http`] (the shared HTTP client), [`notify`] (telling systemd
+//! how the daemon is doing).
 
 pub mod atomic_file;
 pub mod bitbucket;
@@ -38,6 +39,7 @@ pub mod demo;
 pub mod detect;
 pub mod domain;
 pub mod glob;
+pub mod notify;
 pub mod housekeeping;
 pub mod http;
 pub mod poller;

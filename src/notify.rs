@@ -1,0 +1,1 @@
+//! Telling systemd how the daemon is doing (`sd_notify`): not built yet.
