@@ -85,6 +85,16 @@ impl Credential {
     }
 }
 
+/// Same kind and every field equal, secrets included: what tells a credential replaced by new
+/// values from one stored again unchanged.
+impl PartialEq for Credential {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind() == other.kind() && self.fields() == other.fields()
+    }
+}
+
+impl Eq for Credential {}
+
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Credential({}, [REDACTED])", self.kind())
@@ -128,12 +138,14 @@ impl Credentials {
         credentials_file: &Path,
         identity_file: &Path,
     ) -> Result<Credentials, CredentialsError> {
-        let identity = read_identity(identity_file)?;
+        // The file before the identity: a missing file is then told apart from a missing
+        // identity, which `load_or_empty` relies on.
         let ciphertext =
             std::fs::read(credentials_file).map_err(|source| CredentialsError::Io {
                 path: credentials_file.to_owned(),
                 source,
             })?;
+        let identity = read_identity(identity_file)?;
         let plaintext =
             age::decrypt(&identity, &ciphertext).map_err(|e| CredentialsError::Decrypt {
                 path: credentials_file.to_owned(),
@@ -148,6 +160,23 @@ impl Credentials {
             path: credentials_file.to_owned(),
             reason,
         })
+    }
+
+    /// As [`Credentials::load`], except that a credentials file that does not exist yet holds no
+    /// credentials (the identity is then not needed either): `bbzoom connect` creates the file.
+    /// A file that exists but cannot be read or decrypted is still an error.
+    pub fn load_or_empty(
+        credentials_file: &Path,
+        identity_file: &Path,
+    ) -> Result<Credentials, CredentialsError> {
+        match Credentials::load(credentials_file, identity_file) {
+            Err(CredentialsError::Io { path, source })
+                if path == credentials_file && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(Credentials::default())
+            }
+            other => other,
+        }
     }
 
     /// Parses a decrypted document. The error never quotes the document (it holds secrets).
@@ -173,6 +202,11 @@ impl Credentials {
 
     pub fn insert(&mut self, name: impl Into<String>, credential: Credential) {
         self.entries.insert(name.into(), credential);
+    }
+
+    /// Removes the entry `name`, returning it if there was one.
+    pub fn remove(&mut self, name: &str) -> Option<Credential> {
+        self.entries.remove(name)
     }
 
     /// The plaintext document; only ever handed to age for encryption.
@@ -290,6 +324,49 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(!format!("{loaded:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn equality_compares_the_kind_and_every_field() {
+        let bearer = |token: &str| Credential::BitbucketAccessToken {
+            token: token.into(),
+        };
+        let bot = |client_id: &str, client_secret: &str| Credential::ZoomChatbot {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+        };
+        assert_eq!(bearer("t-1"), bearer("t-1"));
+        assert_ne!(bearer("t-1"), bearer("t-2"));
+        assert_ne!(
+            bearer("t-1"),
+            Credential::DatacenterToken {
+                token: "t-1".into()
+            }
+        );
+        assert_eq!(bot("id", "s-1"), bot("id", "s-1"));
+        assert_ne!(bot("id", "s-1"), bot("other", "s-1"));
+        assert_ne!(bot("id", "s-1"), bot("id", "s-2"));
+    }
+
+    #[test]
+    fn a_missing_file_loads_empty_and_an_unreadable_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (identity, file) = (
+            dir.path().join("identity.txt"),
+            dir.path().join("credentials.age"),
+        );
+        let none = Credentials::load_or_empty(&file, &identity).unwrap();
+        assert_eq!(none.names().count(), 0);
+
+        std::fs::write(&file, b"not age").unwrap();
+        let err = Credentials::load_or_empty(&file, &identity).unwrap_err();
+        assert!(
+            err.to_string().contains("identity.txt"),
+            "the missing identity is named: {err}"
+        );
+        ensure_identity(&identity).unwrap();
+        let err = Credentials::load_or_empty(&file, &identity).unwrap_err();
+        assert!(matches!(err, CredentialsError::Decrypt { .. }), "{err}");
     }
 
     #[test]

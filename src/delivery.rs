@@ -21,36 +21,32 @@ use crate::shutdown::Shutdown;
 use crate::store::{OutboxRow, Store, StoreError};
 use crate::zoom::{ChatbotClient, ErrorClass, WebhookClient, ZoomError};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
 /// One wake-up signal per channel: pollers ring it after committing rows for that channel.
+/// Channels come and go with reloads, so a signal is made the first time either side asks.
 #[derive(Debug, Default)]
 pub struct Wakeups {
-    by_channel: HashMap<String, Arc<Notify>>,
+    by_channel: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl Wakeups {
-    pub fn new<'a>(channels: impl IntoIterator<Item = &'a str>) -> Wakeups {
-        Wakeups {
-            by_channel: channels
-                .into_iter()
-                .map(|c| (c.to_owned(), Arc::new(Notify::new())))
-                .collect(),
-        }
-    }
-
-    /// Wakes `channel`'s worker; a wake-up sent while it is busy is kept for its next wait.
+    /// Wakes `channel`'s worker; a wake-up sent while it is busy (or not started yet) is kept
+    /// for its next wait.
     pub fn wake(&self, channel: &str) {
-        if let Some(notify) = self.by_channel.get(channel) {
-            notify.notify_one();
-        }
+        self.signal(channel).notify_one();
     }
 
     fn signal(&self, channel: &str) -> Arc<Notify> {
-        self.by_channel.get(channel).cloned().unwrap_or_default()
+        self.by_channel
+            .lock()
+            .expect("wakeups lock")
+            .entry(channel.to_owned())
+            .or_default()
+            .clone()
     }
 }
 

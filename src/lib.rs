@@ -21,7 +21,8 @@
 //! - [`render`]: pure card rendering (chatbot JSON and plain text).
 //! - [`zoom`]: the Zoom chatbot client: token cache, rate limiter, error classes.
 //! - [`housekeeping`]: cron-shaped jobs (forgetting long-finished builds).
-//! - [`daemon`]: wires the above together under one [`shutdown::Shutdown`].
+//! - [`daemon`]: wires the above together under one [`shutdown::Shutdown`]; reloads in place.
+//! - [`control`]: the Unix control socket `bbzoom status`, `reload` and `dead-letters` use.
 //! - [`sim`]: a faithful simulator of both APIs for the demo, the tests and the benchmarks.
 //! - [`demo`]: `bbzoom demo`, the daemon against the simulator, with a scoreboard.
 //!
@@ -32,6 +33,7 @@
 pub mod atomic_file;
 pub mod bitbucket;
 pub mod config;
+pub mod control;
 pub mod credentials;
 pub mod daemon;
 pub mod delivery;
@@ -39,9 +41,9 @@ pub mod demo;
 pub mod detect;
 pub mod domain;
 pub mod glob;
-pub mod notify;
 pub mod housekeeping;
 pub mod http;
+pub mod notify;
 pub mod poller;
 pub mod render;
 pub mod repo_url;

@@ -9,11 +9,14 @@
 //! repositories never align.
 
 use crate::config::{PollingConfig, RateLimit, Subscription};
+use crate::domain::RepoId;
 use crate::poller::{self, PollContext, PollError, Source};
 use crate::shutdown::Shutdown;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -131,7 +134,7 @@ pub fn plan(budget: RateLimit, targets: &PollingConfig, demands: &[Demand]) -> P
 }
 
 /// One subscription as the scheduler tracks it.
-pub struct Watch {
+struct Watch {
     pub subscription: Subscription,
     pub source: Source,
     /// Requests one poll costs, averaged.
@@ -143,7 +146,7 @@ pub struct Watch {
 }
 
 impl Watch {
-    pub fn new(subscription: Subscription, source: Source) -> Watch {
+    fn new(subscription: Subscription, source: Source) -> Watch {
         Watch {
             subscription,
             source,
@@ -178,35 +181,100 @@ impl Watch {
     }
 }
 
-/// Polls `watches` (all of one credential) within `budget` until shutdown.
+/// What one scheduler polls: every subscription of its credential, each with its source, and
+/// the target intervals. A reload sends a new roster; see [`run`].
+#[derive(Clone)]
+pub struct Roster {
+    pub watches: Vec<(Subscription, Source)>,
+    pub targets: PollingConfig,
+}
+
+/// The last poll of each repository and how it went, for `bbzoom status`.
+#[derive(Debug, Default)]
+pub struct PollLog {
+    by_repo: Mutex<HashMap<RepoId, LastPoll>>,
+}
+
+/// One repository's last poll.
+#[derive(Debug, Clone)]
+pub struct LastPoll {
+    /// When it finished (Unix milliseconds).
+    pub at_ms: i64,
+    /// Transitions it recorded, or why it failed.
+    pub outcome: Result<usize, String>,
+}
+
+impl PollLog {
+    pub fn last(&self, repo: &RepoId) -> Option<LastPoll> {
+        self.by_repo
+            .lock()
+            .expect("poll log lock")
+            .get(repo)
+            .cloned()
+    }
+
+    fn record(&self, repo: &RepoId, result: &Result<poller::PollSummary, PollError>) {
+        let outcome = match result {
+            Ok(summary) => Ok(summary.transitions),
+            Err(err) => Err(err.to_string()),
+        };
+        let last = LastPoll {
+            at_ms: poller::now_ms(),
+            outcome,
+        };
+        self.by_repo
+            .lock()
+            .expect("poll log lock")
+            .insert(repo.clone(), last);
+    }
+}
+
+/// Polls the roster's repositories (all of one credential) within `budget` until shutdown.
+///
+/// A new roster (a reload) is merged in: a repository still there keeps what was learnt of it
+/// and its next poll, one that is new gets its first poll soon, one that is gone is dropped
+/// (a poll of it under way still commits).
 pub async fn run(
     ctx: PollContext,
-    mut watches: Vec<Watch>,
+    mut roster: watch::Receiver<Roster>,
     budget: RateLimit,
-    targets: PollingConfig,
+    log: Arc<PollLog>,
     mut shutdown: Shutdown,
 ) {
     let start = Instant::now();
-    // First polls spread over what the budget needs for one round, at least the hot interval.
-    let round = budget
-        .per
-        .mul_f64(watches.len() as f64 / (f64::from(budget.requests) * PLANNED_SHARE));
-    let spread = round.max(targets.hot);
+    let (mut watches, mut targets) = {
+        let roster = roster.borrow_and_update();
+        let watches: Vec<Watch> = roster
+            .watches
+            .iter()
+            .map(|(s, source)| Watch::new(s.clone(), source.clone()))
+            .collect();
+        (watches, roster.targets)
+    };
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..watches.len())
-        .map(|i| Reverse((start + spread.mul_f64(rand::random::<f64>()), i)))
+        .map(|i| Reverse((start + first_poll_delay(watches.len(), budget, &targets), i)))
         .collect();
-    let mut polls: JoinSet<(usize, Result<poller::PollSummary, PollError>)> = JoinSet::new();
-    let mut in_flight = 0;
+    let mut polls: JoinSet<(RepoId, Result<poller::PollSummary, PollError>)> = JoinSet::new();
+    let mut in_flight: HashSet<RepoId> = HashSet::new();
     loop {
         let next = due
             .peek()
             .map(|Reverse((at, _))| *at)
-            .filter(|_| in_flight < CONCURRENT_POLLS);
+            .filter(|_| in_flight.len() < CONCURRENT_POLLS);
         tokio::select! {
             _ = shutdown.wait() => break,
-            Some(done) = polls.join_next(), if in_flight > 0 => {
-                in_flight -= 1;
-                let (index, result) = done.expect("a poll does not panic");
+            Ok(()) = roster.changed() => {
+                let roster = roster.borrow_and_update().clone();
+                targets = roster.targets;
+                (watches, due) = merge(watches, due, &roster, &in_flight, budget);
+                tracing::info!(repositories = watches.len(), "scheduler took the reloaded subscriptions");
+            }
+            Some(done) = polls.join_next(), if !in_flight.is_empty() => {
+                let (repo, result) = done.expect("a poll does not panic");
+                in_flight.remove(&repo);
+                log.record(&repo, &result);
+                // Removed by a reload while it ran: its result is committed, its turn is over.
+                let Some(index) = watches.iter().position(|w| w.subscription.repo == repo) else { continue };
                 let now = Instant::now();
                 report(&watches[index], &result, &ctx);
                 watches[index].learn(&result, now);
@@ -214,7 +282,7 @@ pub async fn run(
                 let plan = plan(budget, &targets, &demands);
                 let heat = watches[index].heat(now, targets.warm_for);
                 let interval = plan.interval(heat);
-                tracing::debug!(repo = %watches[index].subscription.repo, ?heat, ?interval, "next poll planned");
+                tracing::debug!(%repo, ?heat, ?interval, "next poll planned");
                 watches[index].polled = Some(now);
                 // A poll planned in a busy moment must not stay far off once the plan relaxes:
                 // bring every queued poll forward to what the current plan gives it.
@@ -231,13 +299,67 @@ pub async fn run(
                 let Some(Reverse((_, index))) = due.pop() else { continue };
                 let (ctx, watch) = (ctx.clone(), &watches[index]);
                 let (subscription, source) = (watch.subscription.clone(), watch.source.clone());
-                in_flight += 1;
-                polls.spawn(async move { (index, poller::poll_once(&ctx, &subscription, &source).await) });
+                in_flight.insert(subscription.repo.clone());
+                polls.spawn(async move { (subscription.repo.clone(), poller::poll_once(&ctx, &subscription, &source).await) });
             }
         }
     }
     // Let polls under way commit: each is a bounded HTTP exchange and one transaction.
     while polls.join_next().await.is_some() {}
+}
+
+/// When a repository's first poll comes: spread over what the budget needs for one round of
+/// `repositories`, at least the hot interval, so a large set does not start in a burst.
+fn first_poll_delay(repositories: usize, budget: RateLimit, targets: &PollingConfig) -> Duration {
+    let round = budget
+        .per
+        .mul_f64(repositories as f64 / (f64::from(budget.requests) * PLANNED_SHARE));
+    round.max(targets.hot).mul_f64(rand::random::<f64>())
+}
+
+/// The watches and queue after a reload: see [`run`].
+fn merge(
+    old: Vec<Watch>,
+    old_due: BinaryHeap<Reverse<(Instant, usize)>>,
+    roster: &Roster,
+    in_flight: &HashSet<RepoId>,
+    budget: RateLimit,
+) -> (Vec<Watch>, BinaryHeap<Reverse<(Instant, usize)>>) {
+    let now = Instant::now();
+    let mut next_at: HashMap<usize, Instant> = old_due
+        .into_iter()
+        .map(|Reverse((at, i))| (i, at))
+        .collect();
+    let mut kept: HashMap<RepoId, (Watch, Option<Instant>)> = old
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| (w.subscription.repo.clone(), (w, next_at.remove(&i))))
+        .collect();
+    let mut watches = Vec::with_capacity(roster.watches.len());
+    let mut due = BinaryHeap::new();
+    for (subscription, source) in &roster.watches {
+        let repo = &subscription.repo;
+        let (watch, at) = match kept.remove(repo) {
+            Some((mut watch, at)) => {
+                watch.subscription = subscription.clone();
+                watch.source = source.clone();
+                (watch, at)
+            }
+            None => {
+                let first = now + first_poll_delay(1, budget, &roster.targets);
+                (
+                    Watch::new(subscription.clone(), source.clone()),
+                    Some(first),
+                )
+            }
+        };
+        // A repository being polled is queued again when its poll ends.
+        if let Some(at) = at.filter(|_| !in_flight.contains(repo)) {
+            due.push(Reverse((at, watches.len())));
+        }
+        watches.push(watch);
+    }
+    (watches, due)
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -21,6 +21,7 @@ use crate::config::RateLimit;
 use crate::http::{Limiter, budget_limiter};
 use crate::retry::{Backoff, parse_retry_after};
 use backon::{ExponentialBuilder, Retryable};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -58,7 +59,7 @@ impl BitbucketError {
 }
 
 /// How an account retries and backs off; injectable so tests run in milliseconds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Extra tries for a transient failure within one call.
     pub attempts: usize,
@@ -84,6 +85,9 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The window `status` reports a credential's spending over.
+const RECENT_WINDOW: Duration = Duration::from_secs(3600);
+
 /// One credential as the clients use it: identity, budget, pause and health.
 pub struct Account {
     /// The credential's name in the configuration, for logs and `status`.
@@ -101,6 +105,8 @@ pub struct Account {
     consecutive_429: AtomicU32,
     /// Requests sent, for `status` and the demo.
     requests: AtomicU64,
+    /// When each request of the last hour was sent, oldest first, for `status`.
+    recent: Mutex<VecDeque<Instant>>,
     /// Why the credential was last rejected (401/403), until a request succeeds again.
     broken: Mutex<Option<String>>,
 }
@@ -123,6 +129,7 @@ impl Account {
             paused_until: Mutex::new(None),
             consecutive_429: AtomicU32::new(0),
             requests: AtomicU64::new(0),
+            recent: Mutex::new(VecDeque::new()),
             broken: Mutex::new(None),
         }
     }
@@ -130,6 +137,16 @@ impl Account {
     /// Requests sent so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent within the last hour.
+    pub fn requests_last_hour(&self) -> usize {
+        let now = Instant::now();
+        let recent = self.recent.lock().expect("recent lock");
+        recent
+            .iter()
+            .filter(|&&at| now.duration_since(at) <= RECENT_WINDOW)
+            .count()
     }
 
     /// The budget in force.
@@ -200,6 +217,17 @@ impl Account {
         let limiter = self.limiter.read().expect("limiter lock").clone();
         limiter.until_ready().await;
         self.requests.fetch_add(1, Ordering::Relaxed);
+        {
+            let now = Instant::now();
+            let mut recent = self.recent.lock().expect("recent lock");
+            recent.push_back(now);
+            while recent
+                .front()
+                .is_some_and(|&at| now.duration_since(at) > RECENT_WINDOW)
+            {
+                recent.pop_front();
+            }
+        }
         let request = self.auth.authorize(self.http.get(url)).await?;
         let response = request
             .send()

@@ -1,10 +1,16 @@
 //! `bbzoom check`: validates the configuration and credentials, and with `--online` tries each
 //! credential with one cheap live call.
+//!
+//! An admin runs it after editing a file, so it reports every problem it finds (each naming the
+//! file, credential or subscription and the command that fixes it) before failing, rather than
+//! stopping at the first one as the daemon does.
 
-use bbzoom::config::Config;
-use bbzoom::credentials::Credentials;
+use bbzoom::config::{Config, DaemonConfig, Destination};
+use bbzoom::credentials::{self, Credential, Credentials, CredentialsError};
 use bbzoom::daemon;
-use std::path::PathBuf;
+use bbzoom::domain::CLOUD;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -18,13 +24,280 @@ pub struct CheckArgs {
 pub async fn check(config_path: PathBuf, args: CheckArgs) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
     println!("{}: configuration is valid", config_path.display());
-    let credentials = Credentials::load(
-        &config.daemon.credentials_file,
-        &config.daemon.identity_file,
-    )?;
-    println!("{}: decrypted", config.daemon.credentials_file.display());
-    let bitbucket = daemon::Bitbucket::new(&config, &credentials, Default::default())?;
-    let zoom = daemon::Zoom::new(&config, &credentials)?;
+    let credentials = open_credentials(&config.daemon)?;
+    let misfits = misfits(&config, &credentials);
+    for misfit in &misfits {
+        eprintln!("problem: {misfit}");
+    }
+    // The clients cannot be built without every credential they need.
+    let broken = if misfits.is_empty() {
+        try_credentials(&config, &credentials, args.online).await?
+    } else {
+        0
+    };
+    for (name, credential) in unused(&config, &credentials) {
+        println!(
+            "note: credential {name:?} ({}) is not used by the configuration",
+            credential.kind()
+        );
+    }
+    print_subscriptions(&config);
+    if !misfits.is_empty() {
+        // exit_code() gives a CredentialsError the status of a file the admin must fix.
+        return Err(CredentialsError::Malformed {
+            path: config.daemon.credentials_file.clone(),
+            reason: format!(
+                "{} credential(s) the configuration uses are missing or of the wrong kind (see \
+                 the problems above)",
+                misfits.len()
+            ),
+        }
+        .into());
+    }
+    anyhow::ensure!(broken == 0, "{broken} credential(s) do not work");
+    Ok(())
+}
+
+/// The commands that create the credentials file (and the identity, if there is none).
+const CONNECT: &str = "`bbzoom connect bitbucket` and `bbzoom connect zoom`";
+
+/// Decrypts the credentials file. On failure, reports what is wrong with the identity and with
+/// the credentials file (both, when both are), and fails with the error that stopped decryption.
+fn open_credentials(daemon: &DaemonConfig) -> Result<Credentials, CredentialsError> {
+    let (identity, file) = (&daemon.identity_file, &daemon.credentials_file);
+    let err = match Credentials::load(file, identity) {
+        Ok(credentials) => {
+            println!("{}: an age identity", identity.display());
+            println!(
+                "{}: decrypted, {} credential(s)",
+                file.display(),
+                credentials.names().count()
+            );
+            return Ok(credentials);
+        }
+        Err(err) => err,
+    };
+    let no_file = || {
+        format!(
+            "{}: there is no credentials file; {CONNECT} create it",
+            file.display()
+        )
+    };
+    // Decryption stopped at the identity: whether the file is there can still be told.
+    let identity_stopped = || (Some(fix_identity(&err)), (!file.exists()).then(no_file));
+    let (identity_problem, file_problem) = match &err {
+        CredentialsError::BadIdentity { .. } => identity_stopped(),
+        CredentialsError::Io { path, .. } if path == identity => identity_stopped(),
+        CredentialsError::Io { source, .. } if source.kind() == ErrorKind::NotFound => (
+            identity_error(identity).map(|e| fix_identity(&e)),
+            Some(no_file()),
+        ),
+        CredentialsError::Io { .. } => (
+            identity_error(identity).map(|e| fix_identity(&e)),
+            Some(format!("{err}; {UNREADABLE}")),
+        ),
+        CredentialsError::Decrypt { reason, .. } => (
+            None,
+            Some(format!(
+                "{} cannot be decrypted with the identity {}: it was encrypted to another \
+                 identity, or is damaged (age: {reason}); point [daemon] identity at the \
+                 identity it was encrypted to, or store its credentials again with {CONNECT}",
+                file.display(),
+                identity.display()
+            )),
+        ),
+        CredentialsError::Malformed { .. } | CredentialsError::Write { .. } => (
+            None,
+            Some(format!("{err}; store its credentials again with {CONNECT}")),
+        ),
+    };
+    match identity_problem {
+        Some(problem) => eprintln!("problem: {problem}"),
+        None => println!("{}: an age identity", identity.display()),
+    }
+    if let Some(problem) = file_problem {
+        eprintln!("problem: {problem}");
+    }
+    Err(err)
+}
+
+/// What to do about a file that cannot be read.
+const UNREADABLE: &str = "make it readable by the user bbzoom runs as";
+
+/// What is wrong with the identity file, checked on its own (decryption stopped before it).
+fn identity_error(identity: &Path) -> Option<CredentialsError> {
+    if !identity.exists() {
+        return Some(CredentialsError::Io {
+            path: identity.to_owned(),
+            source: ErrorKind::NotFound.into(),
+        });
+    }
+    // With a file there, this only reads and validates it.
+    credentials::ensure_identity(identity).err()
+}
+
+/// `err`, an identity file's problem, with what to do about it.
+fn fix_identity(err: &CredentialsError) -> String {
+    let fix = match err {
+        CredentialsError::Io { source, .. } if source.kind() == ErrorKind::NotFound => format!(
+            "restore it, or let {CONNECT} create a new one (credentials encrypted to the lost \
+             one must then be stored again)"
+        ),
+        CredentialsError::Io { .. } => UNREADABLE.to_owned(),
+        _ => "point [daemon] identity at the identity the credentials were encrypted to".to_owned(),
+    };
+    format!("{err}; {fix}")
+}
+
+/// Where the configuration uses a credential, which decides the kinds that fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Polling Bitbucket Cloud.
+    Cloud,
+    /// Polling a Bitbucket Data Center instance.
+    DataCenter,
+    /// The Zoom chatbot app.
+    Chatbot,
+    /// An Incoming Webhook connection.
+    Webhook,
+}
+
+impl Need {
+    /// Whether `credential` can serve here. Exhaustive on purpose: a new kind must be placed.
+    fn fits(self, credential: &Credential) -> bool {
+        match credential {
+            Credential::BitbucketAccessToken { .. }
+            | Credential::BitbucketOauthConsumer { .. }
+            | Credential::BitbucketApiToken { .. } => self == Need::Cloud,
+            Credential::DatacenterToken { .. } => self == Need::DataCenter,
+            Credential::ZoomChatbot { .. } => self == Need::Chatbot,
+            Credential::ZoomWebhook { .. } => self == Need::Webhook,
+        }
+    }
+
+    /// The kinds that fit, for messages.
+    fn kinds(self) -> &'static str {
+        match self {
+            Need::Cloud => {
+                "bitbucket_access_token, bitbucket_oauth_consumer or bitbucket_api_token"
+            }
+            Need::DataCenter => "datacenter_token",
+            Need::Chatbot => "zoom_chatbot",
+            Need::Webhook => "zoom_webhook",
+        }
+    }
+
+    /// The `bbzoom connect` service that stores such a credential.
+    fn service(self) -> &'static str {
+        match self {
+            Need::Cloud | Need::DataCenter => "bitbucket",
+            Need::Chatbot | Need::Webhook => "zoom",
+        }
+    }
+}
+
+/// Every credential the configuration names, with where (for messages) and what it needs, in
+/// file order: subscriptions, the instances' defaults, the chatbot, the webhook channels.
+fn uses(config: &Config) -> Vec<(&str, String, Need)> {
+    let mut uses = Vec::new();
+    for sub in &config.subscriptions {
+        let need = if sub.repo.instance == CLOUD {
+            Need::Cloud
+        } else {
+            Need::DataCenter
+        };
+        let place = format!("the subscription of {}", sub.url);
+        uses.push((sub.credential.as_str(), place, need));
+    }
+    if let Some(name) = &config.bitbucket.credential {
+        uses.push((
+            name.as_str(),
+            "[bitbucket] credential".to_owned(),
+            Need::Cloud,
+        ));
+    }
+    for dc in config.bitbucket.datacenter.values() {
+        let place = format!("[bitbucket.datacenter.{}] credential", dc.name);
+        uses.push((dc.credential.as_str(), place, Need::DataCenter));
+    }
+    if let Some(bot) = &config.zoom.chatbot {
+        let place = "[zoom.chatbot] credential".to_owned();
+        uses.push((bot.credential.as_str(), place, Need::Chatbot));
+    }
+    for channel in config.zoom.channels.values() {
+        if let Destination::Webhook { credential, .. } = &channel.destination {
+            let place = format!("[zoom.channels.{}] credential", channel.name);
+            uses.push((credential.as_str(), place, Need::Webhook));
+        }
+    }
+    uses
+}
+
+/// One line per credential the configuration needs but the file lacks or holds as the wrong
+/// kind, naming everywhere it is used and the command that stores it.
+fn misfits(config: &Config, credentials: &Credentials) -> Vec<String> {
+    // The places of each (credential, need), in order of first use.
+    let mut grouped: Vec<((&str, Need), Vec<String>)> = Vec::new();
+    for (name, place, need) in uses(config) {
+        match grouped.iter_mut().find(|(key, _)| *key == (name, need)) {
+            Some((_, places)) => places.push(place),
+            None => grouped.push(((name, need), vec![place])),
+        }
+    }
+    let file = config.daemon.credentials_file.display();
+    grouped
+        .into_iter()
+        .filter_map(|((name, need), places)| {
+            let places = and_list(&places);
+            let fix = format!("`bbzoom connect {} --name {name}`", need.service());
+            match credentials.get(name) {
+                None => Some(format!(
+                    "credential {name:?} (used by {places}) is not in {file}; store it with {fix}"
+                )),
+                Some(found) if !need.fits(found) => Some(format!(
+                    "credential {name:?} (used by {places}) is a {} in {file}, but must be a {}; \
+                     replace it with {fix}",
+                    found.kind(),
+                    need.kinds()
+                )),
+                Some(_) => None,
+            }
+        })
+        .collect()
+}
+
+/// "a", "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [init @ .., last] if !init.is_empty() => format!("{} and {last}", init.join(", ")),
+        _ => items.concat(),
+    }
+}
+
+/// The credentials of the file the configuration never names.
+fn unused<'a>(
+    config: &Config,
+    credentials: &'a Credentials,
+) -> impl Iterator<Item = (&'a str, &'a Credential)> {
+    let used: Vec<String> = uses(config)
+        .into_iter()
+        .map(|(name, _, _)| name.to_owned())
+        .collect();
+    credentials
+        .names()
+        .filter(move |name| !used.iter().any(|u| u == name))
+        .filter_map(|name| credentials.get(name).map(|credential| (name, credential)))
+}
+
+/// One line per credential in use: what uses it, its budget, and with `online` whether one
+/// live call with it works. Returns how many do not.
+async fn try_credentials(
+    config: &Config,
+    credentials: &Credentials,
+    online: bool,
+) -> anyhow::Result<usize> {
+    let bitbucket = daemon::Bitbucket::new(config, credentials, Default::default())?;
+    let zoom = daemon::Zoom::new(config, credentials)?;
     let mut broken = 0;
     for (name, account) in &bitbucket.accounts {
         let budget = account.budget();
@@ -37,7 +310,7 @@ pub async fn check(config_path: PathBuf, args: CheckArgs) -> anyhow::Result<()> 
             "credential {name:?}: used by {used} subscription(s), budget {} per {:?}",
             budget.requests, budget.per
         );
-        if args.online {
+        if online {
             let (subscription, source) = bitbucket
                 .watches
                 .iter()
@@ -55,7 +328,7 @@ pub async fn check(config_path: PathBuf, args: CheckArgs) -> anyhow::Result<()> 
     }
     if let (Some(bot), Some(client)) = (&config.zoom.chatbot, &zoom.chatbot) {
         let mut line = format!("credential {:?}: Zoom chatbot", bot.credential);
-        if args.online {
+        if online {
             match client.verify().await {
                 Ok(()) => line.push_str(", works"),
                 Err(err) => {
@@ -77,6 +350,11 @@ pub async fn check(config_path: PathBuf, args: CheckArgs) -> anyhow::Result<()> 
             );
         }
     }
+    Ok(broken)
+}
+
+/// The subscriptions as the daemon reads them: repository, source, filters and channels.
+fn print_subscriptions(config: &Config) {
     println!("\n{} subscription(s):", config.subscriptions.len());
     for sub in &config.subscriptions {
         let branches: Vec<_> = sub.branches.iter().map(|b| b.to_string()).collect();
@@ -95,6 +373,4 @@ pub async fn check(config_path: PathBuf, args: CheckArgs) -> anyhow::Result<()> 
                 .join(", ")
         );
     }
-    anyhow::ensure!(broken == 0, "{broken} credential(s) do not work");
-    Ok(())
 }

@@ -1,7 +1,9 @@
-//! `bbzoom dead-letters`: the cards Zoom refused for good; list, retry or drop them.
+//! `bbzoom dead-letters`: the cards Zoom refused for good; list, retry or drop them. Asks the
+//! running daemon over its control socket; without one, works on the store directly.
 
 use anyhow::Context;
 use bbzoom::config::Config;
+use bbzoom::control::{self, Answer, DeadLetterAction, Request};
 use bbzoom::store::Store;
 use std::path::PathBuf;
 
@@ -20,71 +22,50 @@ pub enum Action {
     },
     /// Drop them for good.
     Drop {
+        /// The dead letters' numbers, as `list` shows them.
         ids: Vec<u64>,
+        /// Every dead letter.
         #[arg(long)]
         all: bool,
     },
 }
 
-/// `bbzoom dead-letters`: works on the store directly, so the daemon must not be running (sled
-/// allows one process; the error says so).
 pub async fn dead_letters(config_path: PathBuf, action: Action) -> anyhow::Result<()> {
-    let config = Config::load(&config_path)?;
-    let store = Store::open(&config.daemon.state_dir).with_context(|| {
-        format!(
-            "cannot open the store in {} (is the daemon running? stop it first)",
-            config.daemon.state_dir.display()
-        )
-    })?;
-    let letters = store.dead_letters()?;
-    let (ids, all, retry) = match action {
-        Action::List => {
-            if letters.is_empty() {
-                println!("no dead letters");
-            }
-            for letter in &letters {
-                println!(
-                    "{:>6}  #{}  {} {}  {}",
-                    letter.row.seq,
-                    letter.row.channel,
-                    letter.row.event,
-                    letter.row.build.key.repo,
-                    letter.reason
-                );
-            }
-            return Ok(());
+    let (action, verb) = match action {
+        Action::List => (DeadLetterAction::List, ""),
+        Action::Retry { ids, all } => (DeadLetterAction::Retry { ids, all }, "back in the outbox"),
+        Action::Drop { ids, all } => (DeadLetterAction::Drop { ids, all }, "dropped"),
+    };
+    let request = Request::DeadLetters {
+        action: action.clone(),
+    };
+    let report = match super::status::ask(&config_path, &request).await? {
+        Some(Answer::DeadLetters(report)) => report,
+        Some(other) => anyhow::bail!("unexpected answer: {other:?}"),
+        None => {
+            let config = Config::load(&config_path)?;
+            let store = Store::open(&config.daemon.state_dir).with_context(|| {
+                format!(
+                    "cannot open the store in {}",
+                    config.daemon.state_dir.display()
+                )
+            })?;
+            control::dead_letters(&store, &action).map_err(anyhow::Error::msg)?
         }
-        Action::Retry { ids, all } => (ids, all, true),
-        Action::Drop { ids, all } => (ids, all, false),
     };
-    anyhow::ensure!(
-        all || !ids.is_empty(),
-        "name the dead letters (numbers from `bbzoom dead-letters list`) or say --all"
-    );
-    let chosen: Vec<u64> = if all {
-        letters.iter().map(|l| l.row.seq).collect()
-    } else {
-        ids
-    };
-    for id in chosen {
-        let found = if retry {
-            store.retry_dead_letter(id, bbzoom::poller::now_ms())?
-        } else {
-            store.drop_dead_letter(id)?
-        };
-        anyhow::ensure!(
-            found,
-            "no dead letter {id}; `bbzoom dead-letters list` shows them"
-        );
-        println!(
-            "{} {id}",
-            if retry {
-                "back in the outbox:"
-            } else {
-                "dropped:"
-            }
-        );
+    for id in &report.touched {
+        println!("{verb}: {id}");
     }
-    store.flush()?;
+    if matches!(action, DeadLetterAction::List) {
+        if report.letters.is_empty() {
+            println!("no dead letters");
+        }
+        for letter in &report.letters {
+            println!(
+                "{:>6}  #{}  {} {}  {}",
+                letter.id, letter.channel, letter.event, letter.repository, letter.reason
+            );
+        }
+    }
     Ok(())
 }

@@ -1,12 +1,22 @@
-//! `bbzoom run`: the daemon in the foreground, stopped by SIGTERM or SIGINT.
+//! `bbzoom run`: the daemon in the foreground. SIGTERM or SIGINT stop it (deliveries under way
+//! finish first); SIGHUP, like `bbzoom reload`, makes it re-read its files. It answers the
+//! control socket and, under systemd, reports readiness, status and watchdog pings.
 
 use anyhow::Context;
 use bbzoom::config::Config;
+use bbzoom::control::{self, Envelope, Request};
 use bbzoom::credentials::Credentials;
-use bbzoom::daemon::{self, Metrics, Tuning};
+use bbzoom::daemon::{self, Control, Metrics, Tuning};
+use bbzoom::notify::Notifier;
 use bbzoom::store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+/// How long the daemon waits for a command that was reading the store to let go of it.
+const STORE_PATIENCE: Duration = Duration::from_secs(5);
 
 pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
@@ -14,36 +24,60 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         &config.daemon.credentials_file,
         &config.daemon.identity_file,
     )?;
-    let store = Store::open(&config.daemon.state_dir).with_context(|| {
+    // The socket first: from now on `bbzoom status` asks (and waits for) this daemon rather
+    // than reading the store, whose lock the daemon needs.
+    let socket = &config.daemon.control_socket;
+    let listener = control::bind(socket).with_context(|| {
         format!(
-            "cannot open the store in {}",
-            config.daemon.state_dir.display()
+            "cannot listen on the control socket {} ([daemon] control_socket)",
+            socket.display()
         )
     })?;
+    let store =
+        Store::open_waiting(&config.daemon.state_dir, STORE_PATIENCE).with_context(|| {
+            let _ = std::fs::remove_file(socket);
+            format!(
+                "cannot open the store in {} (is another bbzoom running on it?)",
+                config.daemon.state_dir.display()
+            )
+        })?;
+    let (requests, received) = mpsc::channel::<Envelope>(16);
+    tokio::spawn(control::serve(listener, requests.clone()));
     let (trigger, shutdown) = bbzoom::shutdown::channel();
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     tokio::spawn(async move {
-        wait_for_stop_signal().await;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    // The daemon logs the outcome; nobody waits for the reply.
+                    let (reply, _) = tokio::sync::oneshot::channel();
+                    let _ = requests.send((Request::Reload, reply)).await;
+                }
+            }
+        }
         tracing::info!("stop signal received; finishing deliveries under way");
         trigger.trigger();
     });
-    daemon::run(
+    let control = Control {
+        requests: received,
+        notifier: Notifier::from_env(),
+    };
+    let result = daemon::run_with_control(
         &config,
         &credentials,
         store,
         Tuning::default(),
         Arc::new(Metrics::default()),
+        control,
         shutdown,
     )
-    .await?;
+    .await;
+    let _ = std::fs::remove_file(socket);
+    result?;
     Ok(())
-}
-
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

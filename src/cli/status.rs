@@ -1,6 +1,11 @@
-//! `bbzoom status` and `bbzoom reload`: questions to the running daemon over its control socket.
+//! `bbzoom status` and `bbzoom reload`: questions to the running daemon over its control
+//! socket. Without a daemon, `status` says so plainly and shows what the store recorded.
 
-use std::path::PathBuf;
+use super::NotRunning;
+use bbzoom::config::Config;
+use bbzoom::control::{self, Answer, ControlError, ReloadSummary, Request, StatusReport};
+use bbzoom::store::Store;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
@@ -9,19 +14,267 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-pub async fn status(_config: PathBuf, _args: StatusArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+/// Asks the daemon of the configuration at `config_path` (even if the file is broken now: the
+/// daemon runs on its last good one); `Ok(None)` if it is not running.
+pub async fn ask(config_path: &Path, request: &Request) -> anyhow::Result<Option<Answer>> {
+    let socket = Config::control_socket(config_path)?;
+    match control::ask(&socket, request).await {
+        Ok(Ok(answer)) => Ok(Some(answer)),
+        Ok(Err(refusal)) => Err(anyhow::anyhow!(refusal)),
+        Err(ControlError::NotRunning { .. }) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
 }
 
-pub async fn reload(_config: PathBuf) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+pub async fn status(config_path: PathBuf, args: StatusArgs) -> anyhow::Result<()> {
+    let report = match ask(&config_path, &Request::Status).await? {
+        Some(Answer::Status(report)) => *report,
+        Some(other) => anyhow::bail!("unexpected answer to status: {other:?}"),
+        None => {
+            let config = Config::load(&config_path)?;
+            // Only the store is left to read; it may be missing or locked.
+            match Store::open(&config.daemon.state_dir) {
+                Ok(store) => StatusReport::from_store(&config, &store),
+                Err(err) => {
+                    eprintln!(
+                        "the store in {} cannot be read either: {err}",
+                        config.daemon.state_dir.display()
+                    );
+                    return Err(not_running(&config_path)?.into());
+                }
+            }
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", describe(&report, bbzoom::poller::now_ms()));
+    }
+    if report.running {
+        Ok(())
+    } else {
+        Err(not_running(&config_path)?.into())
+    }
+}
+
+fn not_running(config_path: &Path) -> anyhow::Result<NotRunning> {
+    Ok(NotRunning {
+        socket: Config::control_socket(config_path)?,
+    })
+}
+
+/// The report as an admin reads it, relative to `now_ms`.
+fn describe(report: &StatusReport, now_ms: i64) -> String {
+    use std::fmt::Write;
+    let ago = |at: i64| format_ago(now_ms - at);
+    let mut out = String::new();
+    match report.started_ms {
+        Some(started) if report.running => writeln!(
+            out,
+            "bbzoom is running (started {}, configuration {})",
+            ago(started),
+            report.config.display()
+        ),
+        _ => writeln!(
+            out,
+            "bbzoom is NOT running; what the store recorded ({}):",
+            report.config.display()
+        ),
+    }
+    .unwrap();
+    if let Some(reload) = &report.last_reload {
+        let outcome = match &reload.outcome {
+            Ok(summary) => format!("ok; {}", summarize(summary)),
+            Err(err) => format!("REFUSED, the previous configuration kept running: {err}"),
+        };
+        writeln!(out, "last reload {}: {outcome}", ago(reload.at_ms)).unwrap();
+    }
+    let mut rows = vec![[
+        "SUBSCRIPTION".to_owned(),
+        "LAST POLL".into(),
+        "OUTCOME".into(),
+        "LAST STATE".into(),
+        "LANES".into(),
+    ]];
+    for s in &report.subscriptions {
+        let lanes: Vec<String> = s.lanes.iter().map(|(l, h)| format!("{l} {h}")).collect();
+        let mut state = s.last_state.as_ref().map_or("-".to_owned(), |(state, at)| {
+            format!("{state} {}", ago(*at))
+        });
+        if s.unfinished > 0 {
+            state.push_str(&format!(" ({} running)", s.unfinished));
+        }
+        rows.push([
+            s.repository.clone(),
+            s.last_poll_ms.map_or("-".into(), ago),
+            s.last_outcome.clone().unwrap_or_else(|| "-".into()),
+            state,
+            if lanes.is_empty() {
+                "-".into()
+            } else {
+                lanes.join(", ")
+            },
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&table(&rows));
+    if report.running {
+        let mut rows = vec![[
+            "CREDENTIAL".to_owned(),
+            "REQUESTS (LAST HOUR)".into(),
+            "BUDGET".into(),
+            "PAUSED".into(),
+            "PROBLEM".into(),
+        ]];
+        for c in &report.credentials {
+            rows.push([
+                c.name.clone(),
+                c.requests_last_hour.to_string(),
+                c.budget.clone(),
+                c.paused_for_secs
+                    .map_or("-".into(), |s| format!("{s}s more")),
+                c.broken.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table(&rows));
+    }
+    let mut rows = vec![["CHANNEL".to_owned(), "CARDS WAITING".into()]];
+    rows.extend(
+        report
+            .channels
+            .iter()
+            .map(|c| [c.name.clone(), c.outbox.to_string()]),
+    );
+    out.push('\n');
+    out.push_str(&table(&rows));
+    writeln!(
+        out,
+        "\ndead letters: {}{}",
+        report.dead_letters,
+        if report.dead_letters > 0 {
+            " (bbzoom dead-letters list)"
+        } else {
+            ""
+        }
+    )
+    .unwrap();
+    out
+}
+
+/// Columns padded to their widest cell; the last one is not padded.
+pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, &width))| {
+                if i + 1 == N {
+                    cell.clone()
+                } else {
+                    format!("{cell:width$}")
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// "12s ago", "5m ago", "3h ago", "2d ago".
+fn format_ago(ms: i64) -> String {
+    let secs = (ms / 1000).max(0);
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86_400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}
+
+fn summarize(summary: &ReloadSummary) -> String {
+    let mut parts = Vec::new();
+    let list = |what: &str, items: &[String]| format!("{what} {}", items.join(", "));
+    if !summary.added.is_empty() {
+        parts.push(list("added", &summary.added));
+    }
+    if !summary.removed.is_empty() {
+        parts.push(list("removed", &summary.removed));
+    }
+    if !summary.restarted_credentials.is_empty() {
+        parts.push(list("new credential for", &summary.restarted_credentials));
+    }
+    if !summary.restarted_channels.is_empty() {
+        parts.push(list(
+            "channel settings changed for",
+            &summary.restarted_channels,
+        ));
+    }
+    if !summary.needs_restart.is_empty() {
+        parts.push(list(
+            "takes effect at the next restart:",
+            &summary.needs_restart,
+        ));
+    }
+    if parts.is_empty() {
+        "nothing changed".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+pub async fn reload(config_path: PathBuf) -> anyhow::Result<()> {
+    match ask(&config_path, &Request::Reload).await? {
+        Some(Answer::Reloaded(summary)) => {
+            println!("reloaded: {}", summarize(&summary));
+            Ok(())
+        }
+        Some(other) => anyhow::bail!("unexpected answer to reload: {other:?}"),
+        None => Err(not_running(&config_path)?.into()),
+    }
 }
 
 /// After `configure`, `unsubscribe`, `connect` or `disconnect` changed a file: makes a running
 /// daemon reload and reports what it said; if the daemon is not running, says it will read the
 /// files when it starts. Fails if the daemon refused the new files (it keeps the old ones).
-pub async fn reload_if_running(config_path: &std::path::Path) -> anyhow::Result<()> {
-    let _ = config_path;
-    println!("bbzoom is not running; it reads the new configuration when it starts");
-    Ok(())
+pub async fn reload_if_running(config_path: &Path) -> anyhow::Result<()> {
+    match ask(config_path, &Request::Reload).await {
+        Ok(Some(Answer::Reloaded(summary))) => {
+            println!("the running daemon reloaded: {}", summarize(&summary));
+            Ok(())
+        }
+        Ok(Some(other)) => anyhow::bail!("unexpected answer to reload: {other:?}"),
+        Ok(None) => {
+            println!("bbzoom is not running; it reads the new configuration when it starts");
+            Ok(())
+        }
+        Err(err) => Err(err.context(
+            "the running daemon refused the new files and keeps its previous configuration",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_naturally_and_tables_align() {
+        assert_eq!(format_ago(12_400), "12s ago");
+        assert_eq!(format_ago(-5), "0s ago");
+        assert_eq!(format_ago(125_000), "2m ago");
+        assert_eq!(format_ago(3 * 3_600_000), "3h ago");
+        assert_eq!(format_ago(50 * 3_600_000), "2d ago");
+        let rows = [
+            ["A".to_owned(), "long cell".into(), "x".into()],
+            ["longer".to_owned(), "b".into(), "y".into()],
+        ];
+        assert_eq!(table(&rows), "A       long cell  x\nlonger  b          y\n");
+    }
 }

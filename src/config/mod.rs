@@ -5,6 +5,7 @@
 //! types below, which the rest of bbzoom uses and which cannot hold an invalid value. Every error
 //! names the file, the line and the key, and says what to do.
 
+pub mod edit;
 mod error;
 mod raw;
 
@@ -124,7 +125,7 @@ pub struct ZoomConfig {
 }
 
 /// `[zoom.chatbot]`: the Zoom Team Chat chatbot app.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatbotConfig {
     /// Name of the credential holding the app's client id and secret.
     pub credential: String,
@@ -252,6 +253,24 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
         Config::parse(path, &text)
+    }
+
+    /// The control socket the daemon of the file at `path` listens on, read leniently: the
+    /// daemon keeps running on its last good configuration when the file is broken, and
+    /// `bbzoom status` must still reach it then. Only if `[daemon]` itself cannot be read is
+    /// the full validation's error returned.
+    pub fn control_socket(path: &Path) -> Result<PathBuf, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+        let daemon = toml::from_str::<toml::Table>(&text)
+            .ok()
+            .and_then(|doc| doc.get("daemon")?.as_table().cloned());
+        let key = |name: &str| daemon.as_ref()?.get(name)?.as_str().map(PathBuf::from);
+        let dir = path.parent().unwrap_or(Path::new(""));
+        match (key("control_socket"), key("state_dir")) {
+            (Some(socket), _) => Ok(dir.join(socket)),
+            (None, Some(state)) => Ok(dir.join(state).join("control.sock")),
+            (None, None) => Config::parse(path, &text).map(|c| c.daemon.control_socket),
+        }
     }
 
     /// Validates `text` as if read from `path` (the path only appears in messages and resolves

@@ -16,7 +16,7 @@ use crate::config::Subscription;
 use crate::daemon::Metrics;
 use crate::delivery::Wakeups;
 use crate::detect::{self, Health};
-use crate::domain::{BuildState, BuildStatus};
+use crate::domain::{BuildState, BuildStatus, RepoId};
 use crate::store::{Notification, PollUpdate, RepoCursor, Store, StoreError, StoredBuild};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -44,12 +44,29 @@ pub enum Source {
 
 impl Source {
     /// One cheap request for `repo`, to check that the credential works (`bbzoom check --online`).
-    pub async fn probe(&self, repo: &crate::domain::RepoId) -> Result<(), BitbucketError> {
+    pub async fn probe(&self, repo: &RepoId) -> Result<(), BitbucketError> {
         match self {
             Source::Pipelines(client) => client.pipelines(repo, None).await.map(drop),
             Source::CloudStatuses(client) => client.branch_tips(repo, |_| true).await.map(drop),
             Source::DataCenterStatuses(client) => {
                 client.branch_tips(repo, |_| true).await.map(drop)
+            }
+        }
+    }
+
+    /// The `limit` most recent builds of `repo`, newest first, read once: for `bbzoom preview`,
+    /// which shows them without classifying them against the store or recording anything.
+    /// Pipelines come from the pipelines list; statuses from the most recently pushed branch
+    /// tips, at most one request per build shown plus one.
+    pub async fn recent_builds(
+        &self,
+        repo: &RepoId,
+        limit: usize,
+    ) -> Result<Vec<BuildStatus>, BitbucketError> {
+        match self {
+            Source::Pipelines(client) => pipelines::recent(client, repo, limit).await,
+            Source::CloudStatuses(_) | Source::DataCenterStatuses(_) => {
+                statuses::recent(self, repo, limit).await
             }
         }
     }

@@ -59,3 +59,23 @@ pub(super) async fn fetch(
         requests,
     })
 }
+
+/// The `limit` newest pipelines, from as many pages as they take.
+pub(super) async fn recent(
+    client: &CloudClient,
+    repo: &RepoId,
+    limit: usize,
+) -> Result<Vec<BuildStatus>, BitbucketError> {
+    let mut builds: Vec<BuildStatus> = Vec::new();
+    let mut next: Option<String> = None;
+    while builds.len() < limit {
+        let page = client.pipelines(repo, next.as_deref()).await?;
+        builds.extend(page.builds);
+        next = page.next;
+        if next.is_none() {
+            break;
+        }
+    }
+    builds.truncate(limit);
+    Ok(builds)
+}

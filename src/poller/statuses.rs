@@ -4,8 +4,9 @@
 //! changed less than the settle time ago, because external CI posts late.
 
 use super::{Fetched, PollError, Source};
+use crate::bitbucket::BitbucketError;
 use crate::config::Subscription;
-use crate::domain::BranchTip;
+use crate::domain::{BranchTip, BuildStatus, RepoId};
 use crate::store::{Followed, PollUpdate, RepoCursor};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -20,11 +21,7 @@ pub(super) async fn fetch(
 ) -> Result<Fetched, PollError> {
     let repo = &subscription.repo;
     let known = |tip: &BranchTip| cursor.branch_tips.get(&tip.branch) == Some(&tip.commit);
-    let tips = match source {
-        Source::CloudStatuses(client) => client.branch_tips(repo, known).await?,
-        Source::DataCenterStatuses(client) => client.branch_tips(repo, known).await?,
-        Source::Pipelines(_) => unreachable!("pipelines are not a statuses source"),
-    };
+    let tips = branch_tips(source, repo, known).await?;
     let mut branch_tips = cursor.branch_tips.clone();
     let mut followed = cursor.followed.clone();
     for tip in tips
@@ -44,11 +41,7 @@ pub(super) async fn fetch(
     }
     let mut builds = Vec::new();
     for commit in &followed {
-        builds.extend(match source {
-            Source::CloudStatuses(client) => client.statuses(repo, &commit.tip).await?,
-            Source::DataCenterStatuses(client) => client.statuses(repo, &commit.tip).await?,
-            Source::Pipelines(_) => unreachable!("pipelines are not a statuses source"),
-        });
+        builds.extend(commit_statuses(source, repo, &commit.tip).await?);
     }
     // One call for the branch tips (usually one page), one per followed commit.
     let requests = 1 + followed.len() as u64;
@@ -61,6 +54,54 @@ pub(super) async fn fetch(
         },
         requests,
     })
+}
+
+/// The newest `limit` statuses on the most recently pushed branch tips (the first page of
+/// them), reading at most `limit` tips: on every branch, since a preview shows what the
+/// subscription's branches filter out too.
+pub(super) async fn recent(
+    source: &Source,
+    repo: &RepoId,
+    limit: usize,
+) -> Result<Vec<BuildStatus>, BitbucketError> {
+    // "Every tip is known" stops the tips at their first page.
+    let tips = branch_tips(source, repo, |_| true).await?;
+    let mut builds = Vec::new();
+    for tip in tips.iter().take(limit) {
+        builds.extend(commit_statuses(source, repo, tip).await?);
+        if builds.len() >= limit {
+            break;
+        }
+    }
+    builds.sort_by_key(|b| std::cmp::Reverse((b.created_ms, b.revision)));
+    builds.truncate(limit);
+    Ok(builds)
+}
+
+/// Branch tips through whichever client `source` holds; see `CloudClient::branch_tips`.
+async fn branch_tips(
+    source: &Source,
+    repo: &RepoId,
+    known: impl Fn(&BranchTip) -> bool,
+) -> Result<Vec<BranchTip>, BitbucketError> {
+    match source {
+        Source::CloudStatuses(client) => client.branch_tips(repo, known).await,
+        Source::DataCenterStatuses(client) => client.branch_tips(repo, known).await,
+        Source::Pipelines(_) => unreachable!("pipelines are not a statuses source"),
+    }
+}
+
+/// Every status posted on `tip`'s commit, through whichever client `source` holds.
+async fn commit_statuses(
+    source: &Source,
+    repo: &RepoId,
+    tip: &BranchTip,
+) -> Result<Vec<BuildStatus>, BitbucketError> {
+    match source {
+        Source::CloudStatuses(client) => client.statuses(repo, tip).await,
+        Source::DataCenterStatuses(client) => client.statuses(repo, tip).await,
+        Source::Pipelines(_) => unreachable!("pipelines are not a statuses source"),
+    }
 }
 
 /// After classification: a commit whose statuses changed settles again from now; one that is

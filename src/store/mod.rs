@@ -99,6 +99,18 @@ pub struct OutboxRow {
     pub enqueued_ms: i64,
 }
 
+/// What the store holds of one repository, for `bbzoom status`.
+#[derive(Debug, Clone, Default)]
+pub struct RepoSummary {
+    /// Each lane (branch and job) with the health of its last finished build.
+    pub lanes: Vec<(String, Health)>,
+    /// Builds recorded, and how many of them have not finished.
+    pub builds: usize,
+    pub unfinished: usize,
+    /// The state observed last, and when (Unix milliseconds).
+    pub last: Option<(BuildState, i64)>,
+}
+
 /// A dead letter as `bbzoom` lists it.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
@@ -149,6 +161,24 @@ impl Store {
             meta,
             db,
         })
+    }
+
+    /// As [`Store::open`], but waits up to `patience` while another process holds the store's
+    /// lock: `bbzoom status` or `dead-letters` read it briefly when no daemon answers them.
+    pub fn open_waiting(dir: &Path, patience: std::time::Duration) -> Result<Store, StoreError> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match Store::open(dir) {
+                // sled 0.34 reports a held lock only in its message (config.rs).
+                Err(StoreError::Sled(sled::Error::Io(e)))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                result => return result,
+            }
+        }
     }
 
     /// When bbzoom started watching `repo` (Unix milliseconds): `now_ms` the first time it is
@@ -417,6 +447,48 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// What is recorded of `repo`, for `status`: each lane's health, and its builds' states.
+    pub fn repo_summary(&self, repo: &RepoId) -> Result<RepoSummary, StoreError> {
+        let mut prefix = repo_key(repo);
+        prefix.push(0);
+        let lanes = self
+            .health
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let lane = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                let health = decode_health(&value)
+                    .ok_or_else(|| StoreError::Corrupt(format!("health of {repo} {lane}")))?;
+                Ok((lane, health))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let mut summary = RepoSummary {
+            lanes,
+            ..RepoSummary::default()
+        };
+        for entry in self.builds.scan_prefix(&prefix) {
+            let (_, value) = entry?;
+            let record: BuildRecord = decode(&value)?;
+            summary.builds += 1;
+            if !record.state.is_finished() {
+                summary.unfinished += 1;
+            }
+            if summary
+                .last
+                .as_ref()
+                .is_none_or(|(_, at)| record.observed_ms > *at)
+            {
+                summary.last = Some((record.state, record.observed_ms));
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Rows waiting in `channel`'s outbox.
+    pub fn outbox_depth(&self, channel: &str) -> usize {
+        self.outbox.scan_prefix(outbox_prefix(channel)).count()
     }
 
     /// Rows waiting in the outbox, all channels.

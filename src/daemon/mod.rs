@@ -1,20 +1,27 @@
 //! The daemon: builds one account per Bitbucket credential and the clients that speak through
-//! them, starts one scheduler per credential (each polling its repositories within its
-//! budget) and one delivery worker per channel, and stops them all on shutdown.
+//! them; its [`supervisor`] starts one scheduler per credential (each polling its repositories
+//! within its budget) and one delivery worker per channel, changes them in place on reload, and
+//! stops them all on shutdown.
+//!
+//! Building is separate from running so a reload can build everything from the new files
+//! first (any error leaves the running configuration untouched) and reuse what did not change:
+//! an account whose credential and budget are the same keeps its limiter, pause and counts; a
+//! chatbot client whose app is the same keeps its token.
+
+mod supervisor;
+
+pub use supervisor::{Control, run, run_with_control};
 
 use crate::bitbucket::{Account, Auth, CloudClient, DataCenterClient, OAuthConsumer, RetryPolicy};
 use crate::config::{
     ChatbotConfig, Config, Destination as ConfigDestination, RateLimit, SourceKind,
 };
 use crate::credentials::{Credential, Credentials};
-use crate::delivery::{self, DeliveryContext, Destination, Route, Wakeups};
+use crate::delivery::{Destination, Route};
 use crate::domain::CLOUD;
 use crate::http;
-use crate::poller::{PollContext, Source};
+use crate::poller::Source;
 use crate::retry::Backoff;
-use crate::scheduler::{self, Watch};
-use crate::shutdown::Shutdown;
-use crate::store::Store;
 use crate::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, WebhookClient};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -89,6 +96,19 @@ pub struct Bitbucket {
     pub accounts: BTreeMap<String, Arc<Account>>,
     /// Each subscription with the source that reads it, in configuration order.
     pub watches: Vec<(crate::config::Subscription, Source)>,
+    /// What each account was made from, to tell on reload whether it can be kept.
+    specs: BTreeMap<String, AccountSpec>,
+}
+
+/// Everything an [`Account`] is made from: on reload, an equal spec keeps the account.
+#[derive(Clone, PartialEq)]
+struct AccountSpec {
+    credential: Credential,
+    budget: RateLimit,
+    on_cloud: bool,
+    oauth_url: url::Url,
+    request_timeout: Duration,
+    retry: RetryPolicy,
 }
 
 impl Bitbucket {
@@ -97,8 +117,20 @@ impl Bitbucket {
         credentials: &Credentials,
         retry: RetryPolicy,
     ) -> Result<Bitbucket, DaemonError> {
+        Bitbucket::reusing(config, credentials, retry, None)
+    }
+
+    /// As [`Bitbucket::new`], keeping `previous`' account of every credential whose spec is
+    /// unchanged.
+    fn reusing(
+        config: &Config,
+        credentials: &Credentials,
+        retry: RetryPolicy,
+        previous: Option<&Bitbucket>,
+    ) -> Result<Bitbucket, DaemonError> {
         let http = http::client(config.daemon.request_timeout);
         let mut accounts: BTreeMap<String, Arc<Account>> = BTreeMap::new();
+        let mut specs = BTreeMap::new();
         let mut watches = Vec::new();
         for subscription in &config.subscriptions {
             let name = &subscription.credential;
@@ -108,14 +140,28 @@ impl Bitbucket {
                 Some(account) => account.clone(),
                 None => {
                     let auth = auth(config, credentials, name, on_cloud, &used_by, &http)?;
-                    let account = Arc::new(Account::new(
-                        name.clone(),
-                        http.clone(),
-                        auth,
-                        config.budget_for(name),
+                    let spec = AccountSpec {
+                        credential: credentials.get(name).expect("auth checked it").clone(),
+                        budget: config.budget_for(name),
+                        on_cloud,
+                        oauth_url: config.bitbucket.oauth_url.clone(),
+                        request_timeout: config.daemon.request_timeout,
                         retry,
-                    ));
+                    };
+                    let kept = previous
+                        .filter(|p| p.specs.get(name) == Some(&spec))
+                        .map(|p| p.accounts[name].clone());
+                    let account = kept.unwrap_or_else(|| {
+                        Arc::new(Account::new(
+                            name.clone(),
+                            http.clone(),
+                            auth,
+                            spec.budget,
+                            retry,
+                        ))
+                    });
                     accounts.insert(name.clone(), account.clone());
+                    specs.insert(name.clone(), spec);
                     account
                 }
             };
@@ -138,7 +184,11 @@ impl Bitbucket {
             };
             watches.push((subscription.clone(), source));
         }
-        Ok(Bitbucket { accounts, watches })
+        Ok(Bitbucket {
+            accounts,
+            watches,
+            specs,
+        })
     }
 }
 
@@ -196,102 +246,84 @@ fn auth(
     }
 }
 
-/// Runs until `shutdown` triggers, then lets every task finish what it has under way.
-pub async fn run(
-    config: &Config,
-    credentials: &Credentials,
-    store: Store,
-    tuning: Tuning,
-    metrics: Arc<Metrics>,
-    shutdown: Shutdown,
-) -> Result<(), DaemonError> {
-    let bitbucket = Bitbucket::new(config, credentials, tuning.bitbucket_retry)?;
-    let zoom = Zoom::new(config, credentials)?;
-    let wakeups = Arc::new(Wakeups::new(
-        config.zoom.channels.keys().map(String::as_str),
-    ));
-
-    let mut tasks = tokio::task::JoinSet::new();
-    let poll = PollContext {
-        store: store.clone(),
-        wakeups: wakeups.clone(),
-        metrics: metrics.clone(),
-        settle: config.polling.settle,
-    };
-    // Watching begins now for every repository, whenever its first poll comes: builds created
-    // from now on are announced even if the budget takes an hour to baseline them all.
-    let started = crate::poller::now_ms();
-    for (subscription, _) in &bitbucket.watches {
-        if let Err(err) = store.watching_since(&subscription.repo, started) {
-            tracing::error!(repo = %subscription.repo, %err, "cannot record when watching began");
-        }
-    }
-    let mut by_credential: BTreeMap<String, Vec<Watch>> = BTreeMap::new();
-    for (subscription, source) in bitbucket.watches {
-        by_credential
-            .entry(subscription.credential.clone())
-            .or_default()
-            .push(Watch::new(subscription, source));
-    }
-    for (credential, watches) in by_credential {
-        let budget = bitbucket.accounts[&credential].budget();
-        tasks.spawn(scheduler::run(
-            poll.clone(),
-            watches,
-            budget,
-            config.polling,
-            shutdown.clone(),
-        ));
-    }
-    let deliver = DeliveryContext {
-        store: store.clone(),
-        wakeups,
-        metrics,
-        backoff: tuning.delivery_backoff,
-        max_age: config.zoom.delivery.max_age,
-        fold_after: config.zoom.delivery.fold_after,
-    };
-    for route in zoom.routes {
-        tasks.spawn(delivery::run(deliver.clone(), route, shutdown.clone()));
-    }
-    {
-        let (store, shutdown) = (store.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            let retention = crate::housekeeping::BUILD_RETENTION;
-            if let Err(err) = crate::housekeeping::run(store, crate::housekeeping::DAILY, retention, shutdown).await {
-                tracing::error!(%err, "the housekeeping scheduler failed; old builds are not pruned");
-            }
-        });
-    }
-    tracing::info!(
-        subscriptions = config.subscriptions.len(),
-        credentials = bitbucket.accounts.len(),
-        channels = config.zoom.channels.len(),
-        "bbzoom running"
-    );
-    while tasks.join_next().await.is_some() {}
-    if let Err(err) = store.flush() {
-        tracing::error!(%err, "final store flush failed");
-    }
-    tracing::info!("bbzoom stopped");
-    Ok(())
-}
-
 /// The Zoom side: the chatbot client (when some channel uses it) and every channel's route.
 pub struct Zoom {
     pub chatbot: Option<Arc<ChatbotClient>>,
     pub routes: Vec<Route>,
+    /// What the chatbot client was made from, to tell on reload whether it can be kept.
+    chatbot_spec: Option<ChatbotSpec>,
+    /// What each route was made from: on reload, a channel whose spec changed gets a new worker.
+    route_specs: BTreeMap<String, RouteSpec>,
+}
+
+/// Everything a [`ChatbotClient`] is made from.
+#[derive(Clone, PartialEq)]
+struct ChatbotSpec {
+    config: ChatbotConfig,
+    credential: Option<Credential>,
+    oauth_url: url::Url,
+    api_url: url::Url,
+    request_timeout: Duration,
+}
+
+/// Everything a channel's delivery worker is made from.
+#[derive(Clone, PartialEq)]
+struct RouteSpec {
+    channel: crate::config::Channel,
+    chatbot: Option<ChatbotSpec>,
+    webhook_credential: Option<Credential>,
+    delivery: crate::config::DeliveryConfig,
+    request_timeout: Duration,
 }
 
 impl Zoom {
     pub fn new(config: &Config, credentials: &Credentials) -> Result<Zoom, DaemonError> {
+        Zoom::reusing(config, credentials, None)
+    }
+
+    /// As [`Zoom::new`], keeping `previous`' chatbot client if its spec is unchanged.
+    fn reusing(
+        config: &Config,
+        credentials: &Credentials,
+        previous: Option<&Zoom>,
+    ) -> Result<Zoom, DaemonError> {
         let http = http::client(config.daemon.request_timeout);
-        let chatbot = match &config.zoom.chatbot {
-            Some(bot) => Some(Arc::new(chatbot_client(config, bot, credentials, &http)?)),
-            None => None,
+        let chatbot_spec = config.zoom.chatbot.as_ref().map(|bot| ChatbotSpec {
+            config: bot.clone(),
+            credential: credentials.get(&bot.credential).cloned(),
+            oauth_url: config.zoom.oauth_url.clone(),
+            api_url: config.zoom.api_url.clone(),
+            request_timeout: config.daemon.request_timeout,
+        });
+        let kept = previous
+            .filter(|p| p.chatbot_spec.is_some() && p.chatbot_spec == chatbot_spec)
+            .and_then(|p| p.chatbot.clone());
+        let chatbot = match (&config.zoom.chatbot, kept) {
+            (Some(_), Some(client)) => Some(client),
+            (Some(bot), None) => Some(Arc::new(chatbot_client(config, bot, credentials, &http)?)),
+            (None, _) => None,
         };
         let mut routes = Vec::new();
+        let mut route_specs = BTreeMap::new();
         for channel in config.zoom.channels.values() {
+            let webhook_credential = match &channel.destination {
+                ConfigDestination::Webhook { credential, .. } => {
+                    credentials.get(credential).cloned()
+                }
+                ConfigDestination::Chatbot { .. } => None,
+            };
+            route_specs.insert(
+                channel.name.clone(),
+                RouteSpec {
+                    channel: channel.clone(),
+                    chatbot: chatbot_spec
+                        .clone()
+                        .filter(|_| webhook_credential.is_none()),
+                    webhook_credential,
+                    delivery: config.zoom.delivery,
+                    request_timeout: config.daemon.request_timeout,
+                },
+            );
             let destination = match &channel.destination {
                 ConfigDestination::Chatbot { to_jid } => Destination::Chatbot {
                     client: chatbot
@@ -339,7 +371,12 @@ impl Zoom {
                 destination,
             });
         }
-        Ok(Zoom { chatbot, routes })
+        Ok(Zoom {
+            chatbot,
+            routes,
+            chatbot_spec,
+            route_specs,
+        })
     }
 }
 

@@ -1,0 +1,384 @@
+//! The control socket: how `bbzoom status`, `bbzoom reload` and `bbzoom dead-letters` talk to a
+//! running daemon. sled lets one process open the store, so while the daemon runs, these
+//! commands ask it rather than the store.
+//!
+//! One request per connection, one JSON line each way. The socket is a file in the state
+//! directory (or `[daemon] control_socket`), readable and writable by its owner only: whoever
+//! may talk to it may reload the daemon.
+
+use crate::config::Config;
+use crate::detect::Health;
+use crate::store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// What a client may ask.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    /// Re-read the configuration and credentials; keep the old ones if they are invalid.
+    Reload,
+    DeadLetters {
+        action: DeadLetterAction,
+    },
+}
+
+/// `bbzoom dead-letters`' actions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum DeadLetterAction {
+    #[default]
+    List,
+    /// Back into their channel's outbox: the given ones, or all.
+    Retry { ids: Vec<u64>, all: bool },
+    /// Gone for good: the given ones, or all.
+    Drop { ids: Vec<u64>, all: bool },
+}
+
+/// The daemon's answer: what was asked for, or why not.
+pub type Reply = Result<Answer, String>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    Status(Box<StatusReport>),
+    Reloaded(ReloadSummary),
+    DeadLetters(DeadLetterReport),
+}
+
+/// What `bbzoom status` shows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Whether this came from the running daemon; if not, only what the store holds is known.
+    pub running: bool,
+    pub config: PathBuf,
+    /// When the daemon started (Unix milliseconds).
+    pub started_ms: Option<i64>,
+    pub last_reload: Option<ReloadRecord>,
+    pub subscriptions: Vec<SubscriptionStatus>,
+    pub credentials: Vec<CredentialStatus>,
+    pub channels: Vec<ChannelStatus>,
+    pub dead_letters: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscriptionStatus {
+    pub repository: String,
+    pub credential: String,
+    pub channels: Vec<String>,
+    /// When the last poll finished (Unix milliseconds), if the daemon knows.
+    pub last_poll_ms: Option<i64>,
+    /// "ok (N transitions)", or why the last poll failed.
+    pub last_outcome: Option<String>,
+    /// The state observed last, and when (Unix milliseconds).
+    pub last_state: Option<(String, i64)>,
+    /// Each lane (branch and job) with "passing" or "failing".
+    pub lanes: Vec<(String, String)>,
+    /// Builds seen running or waiting.
+    pub unfinished: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialStatus {
+    pub name: String,
+    pub requests_last_hour: usize,
+    /// The budget, e.g. "900 per 3600s".
+    pub budget: String,
+    /// Seconds until a 429's pause ends.
+    pub paused_for_secs: Option<u64>,
+    /// Why Bitbucket last refused it (401/403).
+    pub broken: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChannelStatus {
+    pub name: String,
+    /// Cards waiting to be delivered.
+    pub outbox: usize,
+}
+
+/// The last reload and how it went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReloadRecord {
+    pub at_ms: i64,
+    pub outcome: Result<ReloadSummary, String>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadSummary {
+    /// Repositories now polled that were not.
+    pub added: Vec<String>,
+    /// Repositories no longer polled.
+    pub removed: Vec<String>,
+    /// Channels whose worker was restarted because their settings changed.
+    pub restarted_channels: Vec<String>,
+    /// Credentials whose poller was restarted because the credential or its budget changed.
+    pub restarted_credentials: Vec<String>,
+    /// Settings that only take effect at the next start.
+    pub needs_restart: Vec<String>,
+}
+
+/// The dead letters after a `bbzoom dead-letters` action, and which ones it touched.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeadLetterReport {
+    pub letters: Vec<DeadLetterLine>,
+    pub touched: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLetterLine {
+    pub id: u64,
+    pub channel: String,
+    pub event: String,
+    pub repository: String,
+    pub reason: String,
+}
+
+impl StatusReport {
+    /// What the store alone tells: every subscription's recorded states, the outboxes and the
+    /// dead letters. The daemon adds what only it knows; without it, this is all there is.
+    pub fn from_store(config: &Config, store: &Store) -> StatusReport {
+        let subscriptions = config
+            .subscriptions
+            .iter()
+            .map(|s| {
+                let summary = store.repo_summary(&s.repo).unwrap_or_else(|err| {
+                    tracing::warn!(repo = %s.repo, %err, "cannot read what the store holds");
+                    Default::default()
+                });
+                SubscriptionStatus {
+                    repository: s.url.clone(),
+                    credential: s.credential.clone(),
+                    channels: s.channels.clone(),
+                    last_poll_ms: None,
+                    last_outcome: None,
+                    last_state: summary.last.map(|(state, at)| (state.label(), at)),
+                    lanes: summary
+                        .lanes
+                        .into_iter()
+                        .map(|(lane, health)| {
+                            let health = match health {
+                                Health::Passing => "passing",
+                                Health::Failing => "failing",
+                            };
+                            (lane, health.to_owned())
+                        })
+                        .collect(),
+                    unfinished: summary.unfinished,
+                }
+            })
+            .collect();
+        StatusReport {
+            running: false,
+            config: config.source.clone(),
+            subscriptions,
+            channels: config
+                .zoom
+                .channels
+                .keys()
+                .map(|name| ChannelStatus {
+                    name: name.clone(),
+                    outbox: store.outbox_depth(name),
+                })
+                .collect(),
+            dead_letters: store.dead_letters().map_or(0, |l| l.len()),
+            ..StatusReport::default()
+        }
+    }
+}
+
+/// Does a dead-letter action on `store`: the daemon's way, and the CLI's when no daemon runs.
+pub fn dead_letters(store: &Store, action: &DeadLetterAction) -> Result<DeadLetterReport, String> {
+    let fail = |e: StoreError| e.to_string();
+    let (ids, all, retry) = match action {
+        DeadLetterAction::List => (&Vec::new(), false, false),
+        DeadLetterAction::Retry { ids, all } => (ids, *all, true),
+        DeadLetterAction::Drop { ids, all } => (ids, *all, false),
+    };
+    if !matches!(action, DeadLetterAction::List) && !all && ids.is_empty() {
+        return Err(
+            "name the dead letters (numbers from `bbzoom dead-letters list`) or say --all".into(),
+        );
+    }
+    let chosen: Vec<u64> = if all {
+        store
+            .dead_letters()
+            .map_err(fail)?
+            .iter()
+            .map(|l| l.row.seq)
+            .collect()
+    } else {
+        ids.clone()
+    };
+    for &id in &chosen {
+        let found = if retry {
+            store
+                .retry_dead_letter(id, crate::poller::now_ms())
+                .map_err(fail)?
+        } else {
+            store.drop_dead_letter(id).map_err(fail)?
+        };
+        if !found {
+            return Err(format!(
+                "no dead letter {id}; `bbzoom dead-letters list` shows them"
+            ));
+        }
+    }
+    store.flush().map_err(fail)?;
+    let letters = store
+        .dead_letters()
+        .map_err(fail)?
+        .into_iter()
+        .map(|l| DeadLetterLine {
+            id: l.row.seq,
+            channel: l.row.channel.clone(),
+            event: l.row.event.to_string(),
+            repository: l.row.build.key.repo.to_string(),
+            reason: l.reason,
+        })
+        .collect();
+    Ok(DeadLetterReport {
+        letters,
+        touched: chosen,
+    })
+}
+
+/// A request on its way to the daemon's supervisor, with where its reply goes.
+pub type Envelope = (Request, oneshot::Sender<Reply>);
+
+/// Why a client got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("bbzoom is not running (nothing answers on {})", .socket.display())]
+    NotRunning { socket: PathBuf },
+    #[error("{}: {source}", .socket.display())]
+    Io {
+        socket: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: the daemon gave no answer within {}s", .socket.display(), .after.as_secs())]
+    Timeout { socket: PathBuf, after: Duration },
+    #[error("{}: unreadable answer: {reason}", .socket.display())]
+    Garbled { socket: PathBuf, reason: String },
+}
+
+/// How long a client waits: a reload may wait for a delivery under way to finish.
+const ANSWER_WITHIN: Duration = Duration::from_secs(90);
+
+/// The longest request line the daemon reads.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// Asks the daemon listening on `socket`.
+pub async fn ask(socket: &Path, request: &Request) -> Result<Reply, ControlError> {
+    let io = |source| ControlError::Io {
+        socket: socket.to_owned(),
+        source,
+    };
+    let stream = match UnixStream::connect(socket).await {
+        Ok(stream) => stream,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Err(ControlError::NotRunning {
+                socket: socket.to_owned(),
+            });
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let exchange = async {
+        let (read, mut write) = stream.into_split();
+        let mut line = serde_json::to_string(request).expect("requests serialize");
+        line.push('\n');
+        write.write_all(line.as_bytes()).await.map_err(io)?;
+        let mut answer = String::new();
+        BufReader::new(read)
+            .read_line(&mut answer)
+            .await
+            .map_err(io)?;
+        serde_json::from_str(&answer).map_err(|e| ControlError::Garbled {
+            socket: socket.to_owned(),
+            reason: e.to_string(),
+        })
+    };
+    tokio::time::timeout(ANSWER_WITHIN, exchange)
+        .await
+        .map_err(|_| ControlError::Timeout {
+            socket: socket.to_owned(),
+            after: ANSWER_WITHIN,
+        })?
+}
+
+/// Binds `path` for the daemon, owner-only. A socket file left by a daemon that died is
+/// replaced; one a live daemon answers on is not.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another bbzoom answers on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Answers connections on `listener` by passing each request to `supervisor`, until the
+/// supervisor is gone.
+pub async fn serve(listener: UnixListener, supervisor: mpsc::Sender<Envelope>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!(%err, "control socket: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let supervisor = supervisor.clone();
+        tokio::spawn(async move {
+            if let Err(err) = answer(stream, supervisor).await {
+                tracing::debug!(%err, "control socket: a client went away");
+            }
+        });
+    }
+}
+
+async fn answer(stream: UnixStream, supervisor: mpsc::Sender<Envelope>) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
+    let reply: Reply = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Err(format!("not a request: {e}")),
+        Ok(request) => {
+            let (tx, rx) = oneshot::channel();
+            if supervisor.send((request, tx)).await.is_err() {
+                Err("bbzoom is stopping".into())
+            } else {
+                rx.await
+                    .unwrap_or_else(|_| Err("bbzoom is stopping".into()))
+            }
+        }
+    };
+    let mut out = serde_json::to_string(&reply).expect("replies serialize");
+    out.push('\n');
+    write.write_all(out.as_bytes()).await
+}

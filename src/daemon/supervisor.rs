@@ -1,0 +1,438 @@
+//! The running daemon: one task per credential (its scheduler) and per channel (its delivery
+//! worker), owned by a supervisor that applies a configuration, reloads it in place, answers
+//! the control socket and keeps systemd informed.
+//!
+//! A reload builds everything from the new files first; any error is reported and the running
+//! configuration stays. Then it changes only what changed: a credential's scheduler gets its
+//! new roster and keeps its state (each repository still subscribed keeps its next poll); a
+//! scheduler whose account changed, or a worker whose channel changed, is stopped, awaited and
+//! started anew, so no two tasks ever poll one repository or deliver one channel at once.
+
+use super::{Bitbucket, DaemonError, Metrics, Tuning, Zoom};
+use crate::bitbucket::Account;
+use crate::config::Config;
+use crate::control::{
+    Answer, CredentialStatus, Envelope, ReloadRecord, ReloadSummary, Reply, Request, StatusReport,
+};
+use crate::credentials::Credentials;
+use crate::delivery::{self, DeliveryContext, Wakeups};
+use crate::notify::Notifier;
+use crate::poller::{PollContext, now_ms};
+use crate::scheduler::{self, PollLog, Roster};
+use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::store::Store;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// What the daemon listens to besides shutdown: the binary's control socket and signals.
+pub struct Control {
+    /// Requests (from the control socket, or SIGHUP as a reload), each with its reply's way.
+    pub requests: mpsc::Receiver<Envelope>,
+    /// Tells systemd how the daemon is doing; does nothing outside systemd.
+    pub notifier: Notifier,
+}
+
+/// How often the systemd status line is refreshed when no watchdog sets the pace.
+const STATUS_EVERY: Duration = Duration::from_secs(30);
+
+/// Runs until `shutdown` triggers, then lets every task finish what it has under way. No
+/// reloads: for the demo and tests that drive the daemon in-process.
+pub async fn run(
+    config: &Config,
+    credentials: &Credentials,
+    store: Store,
+    tuning: Tuning,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) -> Result<(), DaemonError> {
+    let (_no_sender, requests) = mpsc::channel(1);
+    let control = Control {
+        requests,
+        notifier: Notifier::default(),
+    };
+    run_with_control(
+        config,
+        credentials,
+        store,
+        tuning,
+        metrics,
+        control,
+        shutdown,
+    )
+    .await
+}
+
+/// As [`run`], also answering `control`'s requests (status, reload, dead letters).
+pub async fn run_with_control(
+    config: &Config,
+    credentials: &Credentials,
+    store: Store,
+    tuning: Tuning,
+    metrics: Arc<Metrics>,
+    mut control: Control,
+    mut shutdown: Shutdown,
+) -> Result<(), DaemonError> {
+    let bitbucket = Bitbucket::new(config, credentials, tuning.bitbucket_retry)?;
+    let zoom = Zoom::new(config, credentials)?;
+    let mut supervisor = Supervisor {
+        config: config.clone(),
+        bitbucket,
+        zoom,
+        store: store.clone(),
+        tuning,
+        metrics,
+        wakeups: Arc::new(Wakeups::default()),
+        polls: Arc::new(PollLog::default()),
+        shutdown: shutdown.clone(),
+        schedulers: BTreeMap::new(),
+        workers: BTreeMap::new(),
+        started_ms: now_ms(),
+        last_reload: None,
+    };
+    supervisor.apply(&mut ReloadSummary::default()).await;
+    let housekeeping = {
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let retention = crate::housekeeping::BUILD_RETENTION;
+            if let Err(err) =
+                crate::housekeeping::run(store, crate::housekeeping::DAILY, retention, shutdown)
+                    .await
+            {
+                tracing::error!(%err, "the housekeeping scheduler failed; old builds are not pruned");
+            }
+        })
+    };
+    tracing::info!(
+        subscriptions = config.subscriptions.len(),
+        credentials = supervisor.schedulers.len(),
+        channels = supervisor.workers.len(),
+        "bbzoom running"
+    );
+    let notifier = control.notifier;
+    notifier.ready();
+    notifier.status(&supervisor.status_line());
+    let mut tick = tokio::time::interval(notifier.watchdog_interval().unwrap_or(STATUS_EVERY));
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            Some((request, reply)) = control.requests.recv() => {
+                if matches!(request, Request::Reload) {
+                    notifier.reloading();
+                }
+                let answer = supervisor.answer(request).await;
+                let _ = reply.send(answer);
+                notifier.ready();
+                notifier.status(&supervisor.status_line());
+            }
+            _ = tick.tick() => {
+                // The supervisor answers, so the daemon is not wedged: tell the watchdog.
+                notifier.watchdog();
+                notifier.status(&supervisor.status_line());
+            }
+        }
+    }
+    notifier.stopping();
+    notifier.status("stopping: finishing deliveries and polls under way");
+    // Every task's shutdown is a child of the daemon's: they are all stopping.
+    for scheduler in supervisor.schedulers.into_values() {
+        let _ = scheduler.task.handle.await;
+    }
+    for worker in supervisor.workers.into_values() {
+        let _ = worker.task.handle.await;
+    }
+    let _ = housekeeping.await;
+    if let Err(err) = store.flush() {
+        tracing::error!(%err, "final store flush failed");
+    }
+    tracing::info!("bbzoom stopped");
+    Ok(())
+}
+
+/// A task the supervisor can stop alone.
+struct Task {
+    stop: ShutdownTrigger,
+    handle: JoinHandle<()>,
+}
+
+impl Task {
+    /// Stops it and waits until it finished what it had under way.
+    async fn stop(self) {
+        self.stop.trigger();
+        let _ = self.handle.await;
+    }
+}
+
+/// One credential's scheduler, and how to hand it a new roster.
+struct SchedulerTask {
+    /// The account it polls through: a reload that replaces it restarts the scheduler.
+    account: Arc<Account>,
+    roster: watch::Sender<Roster>,
+    task: Task,
+}
+
+/// One channel's delivery worker, and what it was made from.
+struct WorkerTask {
+    spec: super::RouteSpec,
+    task: Task,
+}
+
+struct Supervisor {
+    /// The configuration running now (the last good one).
+    config: Config,
+    bitbucket: Bitbucket,
+    zoom: Zoom,
+    store: Store,
+    tuning: Tuning,
+    metrics: Arc<Metrics>,
+    wakeups: Arc<Wakeups>,
+    polls: Arc<PollLog>,
+    /// The daemon's shutdown; every task's is a child of it.
+    shutdown: Shutdown,
+    schedulers: BTreeMap<String, SchedulerTask>,
+    workers: BTreeMap<String, WorkerTask>,
+    started_ms: i64,
+    last_reload: Option<ReloadRecord>,
+}
+
+impl Supervisor {
+    async fn answer(&mut self, request: Request) -> Reply {
+        match request {
+            Request::Status => Ok(Answer::Status(Box::new(self.status()))),
+            Request::Reload => {
+                let outcome = self.reload().await;
+                match &outcome {
+                    Ok(summary) => tracing::info!(?summary, "configuration reloaded"),
+                    Err(err) => tracing::error!(
+                        %err,
+                        "reload refused; the previous configuration keeps running"
+                    ),
+                }
+                self.last_reload = Some(ReloadRecord {
+                    at_ms: now_ms(),
+                    outcome: outcome.clone(),
+                });
+                outcome.map(Answer::Reloaded)
+            }
+            Request::DeadLetters { action } => {
+                let report = crate::control::dead_letters(&self.store, &action)?;
+                // Retried letters are back in their outboxes: let the workers look.
+                for channel in self.workers.keys() {
+                    self.wakeups.wake(channel);
+                }
+                Ok(Answer::DeadLetters(report))
+            }
+        }
+    }
+
+    /// Reads the files again and applies them, or says why not and changes nothing.
+    async fn reload(&mut self) -> Result<ReloadSummary, String> {
+        let config = Config::load(&self.config.source).map_err(|e| e.to_string())?;
+        let credentials = Credentials::load(
+            &config.daemon.credentials_file,
+            &config.daemon.identity_file,
+        )
+        .map_err(|e| e.to_string())?;
+        let retry = self.tuning.bitbucket_retry;
+        let bitbucket = Bitbucket::reusing(&config, &credentials, retry, Some(&self.bitbucket))
+            .map_err(|e| e.to_string())?;
+        let zoom =
+            Zoom::reusing(&config, &credentials, Some(&self.zoom)).map_err(|e| e.to_string())?;
+
+        let urls = |config: &Config| -> BTreeMap<_, _> {
+            config
+                .subscriptions
+                .iter()
+                .map(|s| (s.repo.clone(), s.url.clone()))
+                .collect()
+        };
+        let (before, after) = (urls(&self.config), urls(&config));
+        let mut summary = ReloadSummary {
+            added: after
+                .iter()
+                .filter(|(repo, _)| !before.contains_key(*repo))
+                .map(|(_, url)| url.clone())
+                .collect(),
+            removed: before
+                .iter()
+                .filter(|(repo, _)| !after.contains_key(*repo))
+                .map(|(_, url)| url.clone())
+                .collect(),
+            ..ReloadSummary::default()
+        };
+        let (old, new) = (&self.config.daemon, &config.daemon);
+        for (key, changed) in [
+            ("[daemon] state_dir", old.state_dir != new.state_dir),
+            (
+                "[daemon] control_socket",
+                old.control_socket != new.control_socket,
+            ),
+        ] {
+            if changed {
+                summary.needs_restart.push(key.to_owned());
+            }
+        }
+        self.config = config;
+        self.bitbucket = bitbucket;
+        self.zoom = zoom;
+        self.apply(&mut summary).await;
+        Ok(summary)
+    }
+
+    /// Makes the tasks match `self.config`, `self.bitbucket` and `self.zoom`: see the module
+    /// doc. Records restarts in `summary`.
+    async fn apply(&mut self, summary: &mut ReloadSummary) {
+        // Watching begins now for every new repository, whenever its first poll comes: builds
+        // created from now on are announced even if the budget takes an hour to baseline them.
+        let started = now_ms();
+        let mut rosters: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for (subscription, source) in &self.bitbucket.watches {
+            if let Err(err) = self.store.watching_since(&subscription.repo, started) {
+                tracing::error!(repo = %subscription.repo, %err, "cannot record when watching began");
+            }
+            rosters
+                .entry(subscription.credential.clone())
+                .or_default()
+                .push((subscription.clone(), source.clone()));
+        }
+
+        let running: Vec<String> = self.schedulers.keys().cloned().collect();
+        for name in running {
+            let account = self.bitbucket.accounts.get(&name);
+            let same = account.is_some_and(|a| Arc::ptr_eq(a, &self.schedulers[&name].account));
+            if !same {
+                if account.is_some() {
+                    summary.restarted_credentials.push(name.clone());
+                }
+                let old = self.schedulers.remove(&name).expect("listed");
+                old.task.stop().await;
+            }
+        }
+        for (name, watches) in rosters {
+            let roster = Roster {
+                watches,
+                targets: self.config.polling,
+            };
+            if let Some(running) = self.schedulers.get(&name) {
+                running.roster.send_replace(roster);
+                continue;
+            }
+            let account = self.bitbucket.accounts[&name].clone();
+            let (sender, receiver) = watch::channel(roster);
+            let (stop, shutdown) = self.shutdown.child();
+            let poll = PollContext {
+                store: self.store.clone(),
+                wakeups: self.wakeups.clone(),
+                metrics: self.metrics.clone(),
+                settle: self.config.polling.settle,
+            };
+            let handle = tokio::spawn(scheduler::run(
+                poll,
+                receiver,
+                account.budget(),
+                self.polls.clone(),
+                shutdown,
+            ));
+            self.schedulers.insert(
+                name,
+                SchedulerTask {
+                    account,
+                    roster: sender,
+                    task: Task { stop, handle },
+                },
+            );
+        }
+
+        let running: Vec<String> = self.workers.keys().cloned().collect();
+        for name in running {
+            let spec = self.zoom.route_specs.get(&name);
+            if spec != Some(&self.workers[&name].spec) {
+                if spec.is_some() {
+                    summary.restarted_channels.push(name.clone());
+                }
+                let old = self.workers.remove(&name).expect("listed");
+                old.task.stop().await;
+            }
+        }
+        let deliver = DeliveryContext {
+            store: self.store.clone(),
+            wakeups: self.wakeups.clone(),
+            metrics: self.metrics.clone(),
+            backoff: self.tuning.delivery_backoff,
+            max_age: self.config.zoom.delivery.max_age,
+            fold_after: self.config.zoom.delivery.fold_after,
+        };
+        for route in &self.zoom.routes {
+            if self.workers.contains_key(&route.channel) {
+                continue;
+            }
+            let (stop, shutdown) = self.shutdown.child();
+            let handle = tokio::spawn(delivery::run(deliver.clone(), route.clone(), shutdown));
+            self.workers.insert(
+                route.channel.clone(),
+                WorkerTask {
+                    spec: self.zoom.route_specs[&route.channel].clone(),
+                    task: Task { stop, handle },
+                },
+            );
+        }
+    }
+
+    fn status(&self) -> StatusReport {
+        let mut report = StatusReport::from_store(&self.config, &self.store);
+        report.running = true;
+        report.started_ms = Some(self.started_ms);
+        report.last_reload = self.last_reload.clone();
+        // `from_store` lists the subscriptions in configuration order.
+        for (subscription, configured) in report
+            .subscriptions
+            .iter_mut()
+            .zip(&self.config.subscriptions)
+        {
+            if let Some(last) = self.polls.last(&configured.repo) {
+                subscription.last_poll_ms = Some(last.at_ms);
+                subscription.last_outcome = Some(match last.outcome {
+                    Ok(transitions) => format!("ok, {transitions} change(s)"),
+                    Err(err) => format!("failed: {err}"),
+                });
+            }
+        }
+        report.credentials = self
+            .bitbucket
+            .accounts
+            .iter()
+            .map(|(name, account)| {
+                let budget = account.budget();
+                CredentialStatus {
+                    name: name.clone(),
+                    requests_last_hour: account.requests_last_hour(),
+                    budget: format!("{} per {}s", budget.requests, budget.per.as_secs()),
+                    paused_for_secs: account
+                        .paused_until()
+                        .map(|until| until.duration_since(tokio::time::Instant::now()).as_secs()),
+                    broken: account.broken(),
+                }
+            })
+            .collect();
+        report
+    }
+
+    /// One line for `systemctl status`.
+    fn status_line(&self) -> String {
+        let spent: usize = self
+            .bitbucket
+            .accounts
+            .values()
+            .map(|a| a.requests_last_hour())
+            .sum();
+        format!(
+            "polling {} repositories with {} credential(s), {} requests in the last hour; {} card(s) waiting",
+            self.config.subscriptions.len(),
+            self.bitbucket.accounts.len(),
+            spent,
+            self.store.outbox_len(),
+        )
+    }
+}

@@ -1,0 +1,185 @@
+//! `bbzoom check` through the real binary: a healthy setup passes (offline and against the
+//! simulator); a missing or mistyped credential, an undecryptable credentials file and a missing
+//! one each fail with exit status 2 and a message that names what to fix and how.
+
+mod common;
+
+use bbzoom::credentials::{self, Credential, Credentials};
+use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
+use bbzoom::sim::Scenario;
+use common::Harness;
+
+/// The showcase environment: three Cloud subscriptions on credential "sim-bitbucket", the
+/// chatbot on "sim-zoom" and the #alerts webhook on "sim-webhook-sim-alerts".
+async fn harness() -> Harness {
+    Harness::start(
+        Scenario::showcase(),
+        1.0,
+        SimPolling::default(),
+        SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await
+}
+
+/// Runs `bbzoom check` with `args`; returns its exit status, stdout and stderr.
+async fn check(harness: &Harness, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bbzoom"))
+        .arg("check")
+        .args(args)
+        .arg("--config")
+        .arg(harness.config_path())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn load_credentials(harness: &Harness) -> Credentials {
+    let daemon = &harness.config.daemon;
+    Credentials::load(&daemon.credentials_file, &daemon.identity_file).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_setup_passes_offline_and_online_without_showing_a_secret() {
+    let harness = harness().await;
+    for args in [&[][..], &["--online"][..]] {
+        let (status, stdout, stderr) = check(&harness, args).await;
+        assert_eq!(status, Some(0), "{args:?}\n{stdout}{stderr}");
+        for line in [
+            "configuration is valid",
+            "identity.txt: an age identity",
+            "credentials.age: decrypted, 3 credential(s)",
+            "credential \"sim-bitbucket\": used by 3 subscription(s)",
+            "credential \"sim-zoom\": Zoom chatbot",
+            "channel #alerts: Incoming Webhook",
+            "3 subscription(s):",
+        ] {
+            assert!(stdout.contains(line), "{args:?}: {line:?} in\n{stdout}");
+        }
+        assert!(!stderr.contains("problem"), "{args:?}: {stderr}");
+        if args == ["--online"] {
+            assert_eq!(stdout.matches(", works").count(), 2, "{stdout}");
+        }
+        let options = harness.sim.options();
+        for secret in [
+            options.bitbucket_token().unwrap(),
+            options.zoom.client_secret.as_str(),
+            options.zoom.webhooks[0].token.as_str(),
+            "AGE-SECRET-KEY",
+        ] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "{secret} shown"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_missing_or_mistyped_credential_is_named_with_its_users_and_the_fix() {
+    let harness = harness().await;
+    let stored = load_credentials(&harness);
+    // The Bitbucket token is dropped, the chatbot's is replaced by a webhook token, and a
+    // credential nothing uses is added.
+    let mut rewritten = Credentials::default();
+    for name in stored.names().filter(|&n| n != "sim-bitbucket") {
+        rewritten.insert(name, stored.get(name).unwrap().clone());
+    }
+    let webhook_token = || Credential::ZoomWebhook {
+        token: "stray-token".to_owned().into(),
+    };
+    rewritten.insert("sim-zoom", webhook_token());
+    rewritten.insert("left-over", webhook_token());
+    let daemon = &harness.config.daemon;
+    rewritten
+        .save(&daemon.credentials_file, &daemon.identity_file)
+        .unwrap();
+
+    let (status, stdout, stderr) = check(&harness, &[]).await;
+    assert_eq!(status, Some(2), "{stdout}{stderr}");
+    let web = harness.sim.bitbucket_web_url();
+    let web = web.as_str().trim_end_matches('/');
+    let missing = stderr
+        .lines()
+        .find(|l| l.starts_with("problem: credential \"sim-bitbucket\""))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    for part in [
+        &format!("the subscription of {web}/acme/api"),
+        &format!("the subscription of {web}/acme/mobile"),
+        "[bitbucket] credential",
+        "is not in ",
+        "`bbzoom connect bitbucket --name sim-bitbucket`",
+    ] {
+        assert!(missing.contains(part), "{part:?} in {missing}");
+    }
+    assert!(
+        stderr.contains(
+            "problem: credential \"sim-zoom\" (used by [zoom.chatbot] credential) is a \
+             zoom_webhook in "
+        ) && stderr.contains(
+            "but must be a zoom_chatbot; replace it with `bbzoom connect zoom --name sim-zoom`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 credential(s) the configuration uses are missing or of the wrong kind"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("note: credential \"left-over\" (zoom_webhook) is not used"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("stray-token") && !stdout.contains("stray-token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credentials_file_encrypted_to_another_identity_is_named_with_exit_2() {
+    let harness = harness().await;
+    let other_identity = harness.dir.path().join("other-identity.txt");
+    credentials::ensure_identity(&other_identity).unwrap();
+    let daemon = &harness.config.daemon;
+    load_credentials(&harness)
+        .save(&daemon.credentials_file, &other_identity)
+        .unwrap();
+
+    let (status, stdout, stderr) = check(&harness, &[]).await;
+    assert_eq!(status, Some(2), "{stdout}{stderr}");
+    let expected = format!(
+        "problem: {} cannot be decrypted with the identity {}: it was encrypted to another \
+         identity",
+        daemon.credentials_file.display(),
+        daemon.identity_file.display()
+    );
+    assert!(stderr.contains(&expected), "{expected:?} in\n{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_credentials_file_says_bbzoom_connect_creates_it_and_a_missing_identity_too() {
+    let harness = harness().await;
+    let file = &harness.config.daemon.credentials_file;
+    std::fs::remove_file(file).unwrap();
+
+    let (status, stdout, stderr) = check(&harness, &[]).await;
+    assert_eq!(status, Some(2), "{stdout}{stderr}");
+    let expected = format!(
+        "problem: {}: there is no credentials file; `bbzoom connect bitbucket` and `bbzoom \
+         connect zoom` create it",
+        file.display()
+    );
+    assert!(stderr.contains(&expected), "{expected:?} in\n{stderr}");
+
+    // Without the identity too, both are reported.
+    let identity = &harness.config.daemon.identity_file;
+    std::fs::remove_file(identity).unwrap();
+    let (status, stdout, stderr) = check(&harness, &[]).await;
+    assert_eq!(status, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("problem: {}: cannot read", identity.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&expected), "{expected:?} in\n{stderr}");
+}

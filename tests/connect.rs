@@ -1,0 +1,422 @@
+//! `bbzoom connect` and `bbzoom disconnect` as an admin runs them: the real binary against the
+//! simulator on loopback. A credential is stored only after its live check passes (or with
+//! --offline), encrypted and owner-only; its secret never appears in plain text in the file nor
+//! in any output; a removal names what it leaves without a credential.
+
+mod common;
+
+use bbzoom::credentials::{Credential, Credentials};
+use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
+use bbzoom::sim::Scenario;
+use common::Harness;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+
+/// How one run of the binary ended and what it printed.
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Both streams, for failure messages.
+    fn output(&self) -> String {
+        format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
+    }
+}
+
+async fn start() -> Harness {
+    Harness::start(
+        Scenario::showcase(),
+        1.0,
+        SimPolling::default(),
+        SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await
+}
+
+/// Runs `bbzoom ARGS --config HARNESS`, with `stdin` as its input (`None`: no input at all);
+/// either way stdin is not a terminal. Async, so the in-process simulator keeps answering.
+async fn bbzoom(harness: &Harness, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bbzoom"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(harness.config_path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = command.spawn().unwrap();
+    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+        // A command that fails before reading its input has closed it: that failure is what
+        // the test then looks at, not this write's.
+        let _ = input.write_all(text.as_bytes()).await;
+    }
+    let out = child.wait_with_output().await.unwrap();
+    Run {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn stored(harness: &Harness) -> Credentials {
+    Credentials::load(
+        &harness.config.daemon.credentials_file,
+        &harness.config.daemon.identity_file,
+    )
+    .unwrap()
+}
+
+fn credentials_bytes(harness: &Harness) -> Vec<u8> {
+    std::fs::read(&harness.config.daemon.credentials_file).unwrap()
+}
+
+/// `secret` is in neither of the run's outputs nor, in plain text, in the credentials file.
+fn assert_hidden(harness: &Harness, run: &Run, secret: &str) {
+    assert!(
+        !run.stdout.contains(secret) && !run.stderr.contains(secret),
+        "the secret was printed:\n{}",
+        run.output()
+    );
+    if let Ok(bytes) = std::fs::read(&harness.config.daemon.credentials_file) {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the credentials file holds the secret in plain text"
+        );
+    }
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_bitbucket_from_stdin_checks_it_live_and_stores_it_encrypted() {
+    let harness = start().await;
+    let token = harness.sim.options().bitbucket_token().unwrap().to_owned();
+    let requests = harness.sim.stats().bitbucket_requests;
+    // Pasted from a browser page, as an admin would.
+    let repo = format!(
+        "{}acme/api/src/main/README.md",
+        harness.sim.bitbucket_web_url()
+    );
+    let run = bbzoom(
+        &harness,
+        &[
+            "connect",
+            "bitbucket",
+            "--name",
+            "acme-new",
+            "--stdin",
+            "--repo",
+            &repo,
+        ],
+        Some(&format!("{token}\n")),
+    )
+    .await;
+    assert!(run.success, "{}", run.output());
+    assert!(
+        run.stdout
+            .contains("checked: Bitbucket accepted it for acme/api")
+            && run
+                .stdout
+                .contains("stored new credential \"acme-new\" (bitbucket_access_token)"),
+        "{}",
+        run.output()
+    );
+    assert!(harness.sim.stats().bitbucket_requests > requests);
+    let credentials = stored(&harness);
+    assert_eq!(
+        credentials.get("acme-new"),
+        Some(&Credential::BitbucketAccessToken {
+            token: token.clone().into()
+        })
+    );
+    assert!(credentials.get("sim-zoom").is_some(), "the others are kept");
+    assert_eq!(mode(&harness.config.daemon.credentials_file), 0o600);
+    assert_hidden(&harness, &run, &token);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_fails_the_check_and_stores_nothing() {
+    let harness = start().await;
+    let before = credentials_bytes(&harness);
+    let wrong = "wrong-token-3f9a";
+    // The default name is [bitbucket] credential, checked against its first subscription.
+    let run = bbzoom(
+        &harness,
+        &["connect", "bitbucket", "--stdin"],
+        Some(&format!("{wrong}\n")),
+    )
+    .await;
+    assert!(!run.success, "{}", run.output());
+    assert!(
+        run.stderr
+            .contains("credential \"sim-bitbucket\" was not stored")
+            && run
+                .stderr
+                .contains("Bitbucket refused the access token (HTTP 401) for acme/api"),
+        "{}",
+        run.output()
+    );
+    assert_eq!(credentials_bytes(&harness), before, "the file is untouched");
+    assert_hidden(&harness, &run, wrong);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_stores_without_a_call_and_a_check_needs_something_to_call() {
+    let harness = start().await;
+    let before = credentials_bytes(&harness);
+    let token = "api-token-81c2";
+    let args = [
+        "connect",
+        "bitbucket",
+        "--name",
+        "jane",
+        "--kind",
+        "bitbucket_api_token",
+        "--email",
+        "jane@example.com",
+        "--stdin",
+    ];
+    let input = format!("{token}\n");
+
+    // No subscription uses "jane", and no --repo says what to try it on.
+    let run = bbzoom(&harness, &args, Some(&input)).await;
+    assert!(!run.success, "{}", run.output());
+    assert!(
+        run.stderr.contains(
+            "nothing to check it against: give --repo URL of a repository it can read, or \
+             --offline"
+        ),
+        "{}",
+        run.output()
+    );
+    // With --stdin nothing is asked: a missing value is an error naming its flag.
+    let without_email: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| !["--email", "jane@example.com"].contains(a))
+        .collect();
+    let run = bbzoom(&harness, &without_email, Some(&input)).await;
+    assert!(
+        !run.success && run.stderr.contains("--email"),
+        "{}",
+        run.output()
+    );
+    assert_eq!(credentials_bytes(&harness), before);
+
+    let requests = harness.sim.stats().bitbucket_requests;
+    let run = bbzoom(
+        &harness,
+        &[&args[..], &["--offline"]].concat(),
+        Some(&input),
+    )
+    .await;
+    assert!(run.success, "{}", run.output());
+    assert!(
+        run.stdout.contains("not checked (--offline)"),
+        "{}",
+        run.output()
+    );
+    assert_eq!(harness.sim.stats().bitbucket_requests, requests, "no call");
+    assert_eq!(
+        stored(&harness).get("jane"),
+        Some(&Credential::BitbucketApiToken {
+            email: "jane@example.com".into(),
+            token: token.into()
+        })
+    );
+    assert_hidden(&harness, &run, token);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_zoom_chatbot_fetches_a_token_and_first_use_creates_the_identity() {
+    let harness = start().await;
+    let daemon = &harness.config.daemon;
+    std::fs::remove_file(&daemon.identity_file).unwrap();
+    std::fs::remove_file(&daemon.credentials_file).unwrap();
+    let zoom = harness.sim.options().zoom.clone();
+    let args = ["connect", "zoom", "--stdin", "--client-id", &zoom.client_id];
+
+    let wrong = "wrong-client-secret-77";
+    let run = bbzoom(&harness, &args, Some(&format!("{wrong}\n"))).await;
+    assert!(!run.success, "{}", run.output());
+    assert!(
+        run.stderr
+            .contains("Zoom refused the chatbot's client credentials"),
+        "{}",
+        run.output()
+    );
+    assert!(
+        !daemon.identity_file.exists() && !daemon.credentials_file.exists(),
+        "a failed check creates nothing"
+    );
+    assert_hidden(&harness, &run, wrong);
+
+    let tokens = harness.sim.stats().zoom_token_requests;
+    let secret = &zoom.client_secret;
+    let run = bbzoom(&harness, &args, Some(&format!("{secret}\n"))).await;
+    assert!(run.success, "{}", run.output());
+    assert!(
+        run.stdout.contains("checked: Zoom issued a token")
+            && run
+                .stdout
+                .contains("stored new credential \"sim-zoom\" (zoom_chatbot)"),
+        "{}",
+        run.output()
+    );
+    assert_eq!(harness.sim.stats().zoom_token_requests, tokens + 1);
+    assert_eq!(mode(&daemon.identity_file), 0o600);
+    assert_eq!(mode(&daemon.credentials_file), 0o600);
+    let credentials = stored(&harness);
+    assert_eq!(
+        credentials.get("sim-zoom"),
+        Some(&Credential::ZoomChatbot {
+            client_id: zoom.client_id.clone(),
+            client_secret: secret.clone().into()
+        })
+    );
+    assert_eq!(credentials.names().count(), 1);
+    assert_hidden(&harness, &run, secret);
+
+    // The same values again: checked, and nothing to change.
+    let run = bbzoom(&harness, &args, Some(&format!("{secret}\n"))).await;
+    assert!(
+        run.success && run.stdout.contains("nothing changed"),
+        "{}",
+        run.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_zoom_webhook_posts_a_hello_to_its_channel() {
+    let harness = start().await;
+    let webhook = harness.sim.options().zoom.webhooks[0].clone();
+    let name = format!("sim-webhook-{}", webhook.endpoint_id);
+    // The kind follows from the name: a webhook channel uses it.
+    let run = bbzoom(
+        &harness,
+        &["connect", "zoom", "--name", &name, "--stdin"],
+        Some(&format!("{}\n", webhook.token)),
+    )
+    .await;
+    assert!(run.success, "{}", run.output());
+    let posted = harness.sim.channel(&webhook.channel);
+    assert!(
+        posted
+            .iter()
+            .any(|m| m.content.to_string().contains("bbzoom is connected")),
+        "{posted:?}"
+    );
+    assert_hidden(&harness, &run, &webhook.token);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disconnect_with_yes_removes_it_and_names_what_now_lacks_a_credential() {
+    let harness = start().await;
+
+    // A Bitbucket credential is not removed through the Zoom command.
+    let run = bbzoom(
+        &harness,
+        &["disconnect", "zoom", "--name", "sim-bitbucket", "--yes"],
+        None,
+    )
+    .await;
+    assert!(
+        !run.success
+            && run
+                .stderr
+                .contains("bbzoom disconnect bitbucket --name sim-bitbucket"),
+        "{}",
+        run.output()
+    );
+
+    let run = bbzoom(&harness, &["disconnect", "bitbucket", "--yes"], None).await;
+    assert!(run.success, "{}", run.output());
+    assert!(
+        run.stdout
+            .contains("removed credential \"sim-bitbucket\" (bitbucket_access_token)"),
+        "{}",
+        run.output()
+    );
+    for repo in ["acme/api", "acme/web", "acme/mobile"] {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.contains("subscription") && l.contains(repo)),
+            "{repo} is named:\n{}",
+            run.output()
+        );
+    }
+    assert!(
+        run.stdout.contains("keeps its last good configuration"),
+        "{}",
+        run.output()
+    );
+    let credentials = stored(&harness);
+    assert!(credentials.get("sim-bitbucket").is_none());
+    assert!(credentials.get("sim-zoom").is_some(), "the others are kept");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disconnect_without_yes_and_no_terminal_refuses_and_changes_nothing() {
+    let harness = start().await;
+    let before = credentials_bytes(&harness);
+    let run = bbzoom(&harness, &["disconnect", "bitbucket"], None).await;
+    assert!(
+        !run.success && run.stderr.contains("pass --yes"),
+        "{}",
+        run.output()
+    );
+    assert_eq!(credentials_bytes(&harness), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credentials_file_that_cannot_be_decrypted_is_never_overwritten() {
+    let harness = start().await;
+    let file = &harness.config.daemon.credentials_file;
+    std::fs::write(file, b"not an age file").unwrap();
+    let run = bbzoom(
+        &harness,
+        &[
+            "connect",
+            "bitbucket",
+            "--name",
+            "other",
+            "--stdin",
+            "--offline",
+        ],
+        Some("tok-5e1d\n"),
+    )
+    .await;
+    assert!(
+        !run.success && run.stderr.contains("credentials.age: cannot decrypt"),
+        "{}",
+        run.output()
+    );
+    assert_eq!(std::fs::read(file).unwrap(), b"not an age file");
+}
+
+#[test]
+fn long_help_ends_with_examples() {
+    for command in ["connect", "disconnect"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bbzoom"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        let examples = help.rsplit("Examples:").next().unwrap();
+        assert!(
+            help.contains("Examples:") && examples.contains(&format!("bbzoom {command} ")),
+            "{help}"
+        );
+    }
+}

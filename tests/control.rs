@@ -1,0 +1,343 @@
+//! The running daemon as an admin and systemd meet it: the real `bbzoom run` process, asked
+//! over its control socket (`status`, `reload`), sent SIGHUP and SIGTERM, and listened to on a
+//! NOTIFY_SOCKET as systemd would.
+
+mod common;
+
+use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
+use bbzoom::sim::Scenario;
+use common::Harness;
+use serde_json::Value;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The showcase's first subscription (acme/api) alone, and its second (acme/web).
+fn showcase_parts() -> (String, String) {
+    let tables: Vec<usize> = SHOWCASE_SUBSCRIPTIONS
+        .match_indices("[[subscription]]")
+        .map(|(at, _)| at)
+        .collect();
+    (
+        SHOWCASE_SUBSCRIPTIONS[..tables[1]].to_owned(),
+        SHOWCASE_SUBSCRIPTIONS[tables[1]..tables[2]].to_owned(),
+    )
+}
+
+async fn harness(subscriptions: &str) -> Harness {
+    Harness::start(
+        Scenario::showcase(),
+        40.0,
+        SimPolling::every(10.0),
+        subscriptions,
+    )
+    .await
+}
+
+fn start_daemon(harness: &Harness, envs: &[(&str, &str)]) -> Child {
+    let log = std::fs::File::create(harness.dir.path().join("daemon.log")).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_bbzoom"))
+        .args(["run", "--config"])
+        .arg(harness.config_path())
+        .env("RUST_LOG", "bbzoom=info")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn daemon_log(harness: &Harness) -> String {
+    std::fs::read_to_string(harness.dir.path().join("daemon.log")).unwrap_or_default()
+}
+
+/// Runs `bbzoom ARGS --config <harness>` off the runtime's threads, so the simulator serves.
+async fn bbzoom(harness: &Harness, args: &[&str]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bbzoom"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(harness.config_path());
+    command.output().await.unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `bbzoom status --json` once `ready` holds for it, within ten seconds.
+async fn status_when(harness: &Harness, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = bbzoom(harness, &["status", "--json"]).await;
+        if out.status.success() {
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+            if ready(&report) {
+                return report;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never got there; last: {}{}\ndaemon log:\n{}",
+            text(&out.stdout),
+            text(&out.stderr),
+            daemon_log(harness)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The subscriptions a status report lists, by repository URL.
+fn repositories(report: &Value) -> Vec<String> {
+    report["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["repository"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn every_subscription_polled(report: &Value) -> bool {
+    report["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["last_poll_ms"].is_i64())
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// SIGTERM, then the exit status, within the unit's TimeoutStopSec.
+fn stop(mut child: Child, harness: &Harness) {
+    signal(&child, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}; log:\n{}", daemon_log(harness));
+            return;
+        }
+        assert!(Instant::now() < deadline, "no exit within TimeoutStopSec");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_answers_while_running_and_says_plainly_when_not() {
+    let harness = harness(SHOWCASE_SUBSCRIPTIONS).await;
+
+    let before = bbzoom(&harness, &["status"]).await;
+    assert_eq!(before.status.code(), Some(3), "{}", text(&before.stderr));
+    assert!(
+        text(&before.stderr).contains("bbzoom is not running (nothing answers on"),
+        "{}",
+        text(&before.stderr)
+    );
+    assert!(text(&before.stdout).contains("NOT running"));
+
+    let daemon = start_daemon(&harness, &[]);
+    let report = status_when(&harness, every_subscription_polled).await;
+    assert_eq!(report["running"], true);
+    assert_eq!(
+        repositories(&report).len(),
+        harness.config.subscriptions.len()
+    );
+    let credentials = report["credentials"].as_array().unwrap();
+    assert!(!credentials.is_empty());
+    assert!(
+        credentials
+            .iter()
+            .all(|c| c["requests_last_hour"].as_u64().unwrap() > 0),
+        "{report}"
+    );
+    // Let the scenario's builds move so the store has states to show.
+    while harness.sim.now() < 400.0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let running = bbzoom(&harness, &["status"]).await;
+    assert!(running.status.success(), "{}", text(&running.stderr));
+    let shown = text(&running.stdout);
+    for expected in [
+        "bbzoom is running",
+        "LAST POLL",
+        "REQUESTS (LAST HOUR)",
+        "CARDS WAITING",
+        "dead letters: 0",
+    ] {
+        assert!(shown.contains(expected), "{expected} in:\n{shown}");
+    }
+    for subscription in &harness.config.subscriptions {
+        assert!(shown.contains(&subscription.url), "{shown}");
+    }
+    assert!(shown.contains("ok, "), "each poll's outcome:\n{shown}");
+
+    stop(daemon, &harness);
+    let after = bbzoom(&harness, &["status"]).await;
+    assert_eq!(after.status.code(), Some(3));
+    let recorded = text(&after.stdout);
+    assert!(
+        recorded.contains("NOT running") && recorded.contains("passing"),
+        "the store's last states are shown:\n{recorded}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_refuses_a_bad_file_and_sighup_adds_a_subscription_without_a_restart() {
+    let (api, web) = showcase_parts();
+    let harness = harness(&api).await;
+    let config_path = harness.config_path();
+    let good = std::fs::read_to_string(&config_path).unwrap();
+    let base = harness
+        .sim
+        .bitbucket_web_url()
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    let web_url = format!("{base}/acme/web");
+    let web = web.replace("{web}", &base);
+
+    let mut daemon = start_daemon(&harness, &[]);
+    let report = status_when(&harness, every_subscription_polled).await;
+    assert_eq!(repositories(&report).len(), 1);
+
+    // A channel that does not exist: reload refuses, names the place, and the old runs on.
+    let bad = format!(
+        "{good}{}",
+        web.replace(
+            "channels = [\"ci\", \"releases\"]",
+            "channels = [\"nosuch\"]"
+        )
+    );
+    assert!(bad.contains("nosuch"));
+    std::fs::write(&config_path, &bad).unwrap();
+    let refused = bbzoom(&harness, &["reload"]).await;
+    assert!(!refused.status.success());
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains("config.toml:") && message.contains("nosuch"),
+        "{message}"
+    );
+    let report = status_when(&harness, |r| r["last_reload"].is_object()).await;
+    assert!(
+        report["last_reload"]["outcome"]["Err"].is_string(),
+        "{report}"
+    );
+    assert_eq!(
+        repositories(&report).len(),
+        1,
+        "the old configuration runs on"
+    );
+    assert!(daemon.try_wait().unwrap().is_none(), "still running");
+
+    // The admin fixes it and sends SIGHUP: acme/web is polled, by the same process.
+    std::fs::write(&config_path, format!("{good}{web}")).unwrap();
+    signal(&daemon, "HUP");
+    let report = status_when(&harness, |r| {
+        repositories(r).len() == 2 && every_subscription_polled(r)
+    })
+    .await;
+    assert_eq!(
+        report["last_reload"]["outcome"]["Ok"]["added"],
+        serde_json::json!([web_url]),
+        "{report}"
+    );
+    assert!(daemon.try_wait().unwrap().is_none(), "no restart");
+
+    // Unsubscribing acme/api with `bbzoom reload`: it is no longer polled.
+    let web_only = good.replacen(&api.replace("{web}", &base), "", 1);
+    std::fs::write(&config_path, format!("{web_only}{web}")).unwrap();
+    let reloaded = bbzoom(&harness, &["reload"]).await;
+    assert!(reloaded.status.success(), "{}", text(&reloaded.stderr));
+    assert!(
+        text(&reloaded.stdout).contains("removed"),
+        "{}",
+        text(&reloaded.stdout)
+    );
+    let report = status_when(&harness, |r| repositories(r).len() == 1).await;
+    assert_eq!(repositories(&report), vec![web_url]);
+    stop(daemon, &harness);
+    let log = daemon_log(&harness);
+    assert!(log.contains("reload refused"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
+    let harness = harness(SHOWCASE_SUBSCRIPTIONS).await;
+    let socket_path = harness.dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let daemon = start_daemon(
+        &harness,
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            // Pinged every 200 ms.
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let listener = {
+        let heard = heard.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let stopping = message.contains("STOPPING=1");
+                    heard.lock().unwrap().push(message);
+                    if stopping {
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    let count = |what: &str| {
+        heard
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains(what))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count("WATCHDOG=1") < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "heard: {:?}",
+            heard.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reloaded = bbzoom(&harness, &["reload"]).await;
+    assert!(reloaded.status.success(), "{}", text(&reloaded.stderr));
+    stop(daemon, &harness);
+    listener.join().unwrap();
+    let heard = heard.lock().unwrap().clone();
+    let polling = format!(
+        "STATUS=polling {} repositories",
+        harness.config.subscriptions.len()
+    );
+    let first = |what: &str| {
+        heard
+            .iter()
+            .position(|m| m.contains(what))
+            .unwrap_or_else(|| panic!("{what} in {heard:?}"))
+    };
+    assert_eq!(first("READY=1"), 0, "{heard:?}");
+    assert!(heard.iter().any(|m| m.starts_with(&polling)), "{heard:?}");
+    let reloading = first("RELOADING=1");
+    assert!(heard[reloading].contains("MONOTONIC_USEC="));
+    assert!(
+        heard[reloading..].iter().any(|m| m.contains("READY=1")),
+        "READY follows RELOADING: {heard:?}"
+    );
+    assert!(first("STOPPING=1") > reloading);
+}
