@@ -10,8 +10,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// File mode of the identity and the credentials file: their owner's only.
+/// File mode of the identity: its owner's only. It is the one secret at rest.
 const PRIVATE: u32 = 0o600;
+
+/// File mode of a new credentials file. It is ciphertext, useless without the identity, and
+/// the service's own (dynamic) user must read it to reload; an existing file keeps its mode.
+const ENCRYPTED: u32 = 0o644;
 
 /// One named credential, as `[NAME]` in the decrypted document.
 #[derive(Clone, Deserialize)]
@@ -110,10 +114,11 @@ pub struct Credentials {
 /// Why the credentials could not be read. Messages name files, never contents.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        // Not named `source`: the message carries it, and a chain would print it twice.
+        cause: std::io::Error,
     },
     #[error("{path}: not an age X25519 identity (expected a line starting AGE-SECRET-KEY-1)")]
     BadIdentity { path: PathBuf },
@@ -125,10 +130,10 @@ pub enum CredentialsError {
     },
     #[error("{path}: decrypted, but the contents are not a valid credentials document: {reason}")]
     Malformed { path: PathBuf, reason: String },
-    #[error("{path}: cannot write: {source}")]
+    #[error("{path}: cannot write: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -143,7 +148,7 @@ impl Credentials {
         let ciphertext =
             std::fs::read(credentials_file).map_err(|source| CredentialsError::Io {
                 path: credentials_file.to_owned(),
-                source,
+                cause: source,
             })?;
         let identity = read_identity(identity_file)?;
         let plaintext =
@@ -170,7 +175,10 @@ impl Credentials {
         identity_file: &Path,
     ) -> Result<Credentials, CredentialsError> {
         match Credentials::load(credentials_file, identity_file) {
-            Err(CredentialsError::Io { path, source })
+            Err(CredentialsError::Io {
+                path,
+                cause: source,
+            })
                 if path == credentials_file && source.kind() == std::io::ErrorKind::NotFound =>
             {
                 Ok(Credentials::default())
@@ -234,12 +242,13 @@ impl Credentials {
         let ciphertext = age::encrypt(&recipient, self.to_document().expose_secret().as_bytes())
             .map_err(|e| CredentialsError::Write {
                 path: credentials_file.to_owned(),
-                source: std::io::Error::other(e),
+                cause: std::io::Error::other(e),
             })?;
-        crate::atomic_file::write(credentials_file, &ciphertext, PRIVATE).map_err(|source| {
+        let mode = crate::atomic_file::mode_or(credentials_file, ENCRYPTED);
+        crate::atomic_file::write(credentials_file, &ciphertext, mode).map_err(|source| {
             CredentialsError::Write {
                 path: credentials_file.to_owned(),
-                source,
+                cause: source,
             }
         })
     }
@@ -259,7 +268,7 @@ pub fn ensure_identity(path: &Path) -> Result<(), CredentialsError> {
     crate::atomic_file::write(path, text.as_bytes(), PRIVATE).map_err(|source| {
         CredentialsError::Write {
             path: path.to_owned(),
-            source,
+            cause: source,
         }
     })
 }
@@ -267,7 +276,7 @@ pub fn ensure_identity(path: &Path) -> Result<(), CredentialsError> {
 fn read_identity(path: &Path) -> Result<age::x25519::Identity, CredentialsError> {
     let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Io {
         path: path.to_owned(),
-        source,
+        cause: source,
     })?;
     text.lines()
         .map(str::trim)

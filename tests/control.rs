@@ -175,6 +175,10 @@ async fn status_answers_while_running_and_says_plainly_when_not() {
         assert!(shown.contains(&subscription.url), "{shown}");
     }
     assert!(shown.contains("ok, "), "each poll's outcome:\n{shown}");
+    // The store is the daemon's (sled allows one process): dead letters go through the socket.
+    let letters = bbzoom(&harness, &["dead-letters"]).await;
+    assert!(letters.status.success(), "{}", text(&letters.stderr));
+    assert_eq!(text(&letters.stdout).trim(), "no dead letters");
 
     stop(daemon, &harness);
     let after = bbzoom(&harness, &["status"]).await;
@@ -247,6 +251,17 @@ async fn reload_refuses_a_bad_file_and_sighup_adds_a_subscription_without_a_rest
         "{report}"
     );
     assert!(daemon.try_wait().unwrap().is_none(), "no restart");
+
+    // `bbzoom configure` on a running daemon: the change is written and applied at once.
+    let configured = bbzoom(&harness, &["configure", &web_url, "--event", "all"]).await;
+    assert!(configured.status.success(), "{}", text(&configured.stderr));
+    assert!(
+        text(&configured.stdout).contains("the running daemon reloaded"),
+        "{}",
+        text(&configured.stdout)
+    );
+    let report = status_when(&harness, |r| r["last_reload"]["outcome"]["Ok"].is_object()).await;
+    assert_eq!(repositories(&report).len(), 2);
 
     // Unsubscribing acme/api with `bbzoom reload`: it is no longer polled.
     let web_only = good.replacen(&api.replace("{web}", &base), "", 1);

@@ -1,6 +1,8 @@
 //! Crash safety, the claim that earns sled its place: the real `bbzoom run` process is killed
 //! with SIGKILL at random moments and restarted on the same state directory, again and again.
 //! The store must always open, nothing may be missed, and duplicates may not exceed the kills.
+//! Stopped with SIGTERM instead, as systemd stops it, it must exit within the unit's
+//! `TimeoutStopSec` having finished what it had under way: nothing missed, nothing repeated.
 
 mod common;
 
@@ -8,11 +10,13 @@ use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, score};
 use bbzoom::sim::Scenario;
 use common::Harness;
 use rand::Rng;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const KILLS: usize = 24;
+/// Graceful stops and restarts in the SIGTERM test.
+const STOPS: usize = 6;
 const SPEED: f64 = 40.0;
 
 fn start_daemon(config: &Path, log: &Path) -> Child {
@@ -38,29 +42,10 @@ fn log_text(log: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_nothing() {
-    let harness = Harness::start(
-        Scenario::showcase(),
-        SPEED,
-        bbzoom::demo::SimPolling::every(15.0),
-        SHOWCASE_SUBSCRIPTIONS,
-    )
-    .await;
-    let log = harness.dir.path().join("daemon.log");
+    let (harness, log) = started_showcase().await;
     let config = harness.config_path();
-    let repos = harness.config.subscriptions.len();
-
-    // The first run must get as far as baselining every repository: a repository never
-    // recorded is, by design, baselined (its history not announced) on the next start.
     let mut child = start_daemon(&config, &log);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while log_text(&log).matches("baselined repository").count() < repos {
-        assert!(
-            Instant::now() < deadline,
-            "no baseline; log:\n{}",
-            log_text(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_baselines(&harness, &log).await;
 
     let mut rng = rand::rng();
     for kill in 0..KILLS {
@@ -86,35 +71,9 @@ async fn sigkill_at_random_moments_loses_nothing() {
         harness.sim.now(),
         harness.sim.scenario().end()
     );
-    // Let the last run finish the scenario and deliver everything.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while harness.sim.now() < harness.sim.scenario().end()
-        || !score(&harness.sim, &harness.config).missed.is_empty()
-    {
-        if Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!("caught up at simulated second {:.0}", harness.sim.now());
-    if std::env::var_os("BBZOOM_CRASH_LOG").is_some() {
-        eprintln!("{}", log_text(&log));
-    }
-    // A little longer, so any late duplicate would be counted too.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    catch_up(&harness, &log).await;
 
-    // SIGTERM: the daemon drains and exits cleanly.
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "exit after SIGTERM: {status}; log:\n{}",
-        log_text(&log)
-    );
+    sigterm(child, &log);
 
     let score = score(&harness.sim, &harness.config);
     assert!(
@@ -140,4 +99,111 @@ async fn sigkill_at_random_moments_loses_nothing() {
         score.shown.len(),
         score.duplicates
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_work_in_time_and_repeats_nothing() {
+    let (harness, log) = started_showcase().await;
+    let config = harness.config_path();
+    let mut child = start_daemon(&config, &log);
+    wait_for_baselines(&harness, &log).await;
+    let mut rng = rand::rng();
+    for _ in 0..STOPS {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..900))).await;
+        sigterm(child, &log);
+        child = start_daemon(&config, &log);
+    }
+    assert!(
+        harness.sim.now() < harness.sim.scenario().end(),
+        "the stops happened while builds were running"
+    );
+    catch_up(&harness, &log).await;
+    sigterm(child, &log);
+    let score = score(&harness.sim, &harness.config);
+    assert!(score.missed.is_empty(), "missed: {:?}", score.missed);
+    assert_eq!(score.duplicates, 0, "a graceful stop repeats nothing");
+    assert!(!score.shown.is_empty());
+}
+
+/// The showcase on a simulator, and the file the daemons of a test log to.
+async fn started_showcase() -> (Harness, PathBuf) {
+    let harness = Harness::start(
+        Scenario::showcase(),
+        SPEED,
+        bbzoom::demo::SimPolling::every(15.0),
+        SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await;
+    let log = harness.dir.path().join("daemon.log");
+    (harness, log)
+}
+
+/// Waits until the first run has baselined every repository: a repository never recorded is,
+/// by design, baselined (its history not announced) on the next start.
+async fn wait_for_baselines(harness: &Harness, log: &Path) {
+    let repos = harness.config.subscriptions.len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log_text(log).matches("baselined repository").count() < repos {
+        assert!(
+            Instant::now() < deadline,
+            "no baseline; log:\n{}",
+            log_text(log)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Lets the last run finish the scenario and deliver everything (bounded).
+async fn catch_up(harness: &Harness, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while harness.sim.now() < harness.sim.scenario().end()
+        || !score(&harness.sim, &harness.config).missed.is_empty()
+    {
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("caught up at simulated second {:.0}", harness.sim.now());
+    if std::env::var_os("BBZOOM_CRASH_LOG").is_some() {
+        eprintln!("{}", log_text(log));
+    }
+    // A little longer, so any late duplicate would be counted too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// Stops the daemon as systemd does: SIGTERM, then a clean exit within `TimeoutStopSec`.
+fn sigterm(mut child: Child, log: &Path) {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + timeout_stop_sec();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running after TimeoutStopSec; log:\n{}",
+            log_text(log)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status}; log:\n{}",
+        log_text(log)
+    );
+}
+
+/// The unit's `TimeoutStopSec=`, in seconds as the unit writes it ("60s").
+fn timeout_stop_sec() -> Duration {
+    let unit = include_str!("../systemd/bbzoom.service");
+    let value = unit
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("TimeoutStopSec="))
+        .expect("the unit sets TimeoutStopSec");
+    Duration::from_secs(value.trim_end_matches('s').parse().expect("seconds"))
 }

@@ -43,15 +43,11 @@ pub async fn check(config_path: PathBuf, args: CheckArgs) -> anyhow::Result<()> 
     }
     print_subscriptions(&config);
     if !misfits.is_empty() {
-        // exit_code() gives a CredentialsError the status of a file the admin must fix.
-        return Err(CredentialsError::Malformed {
-            path: config.daemon.credentials_file.clone(),
-            reason: format!(
-                "{} credential(s) the configuration uses are missing or of the wrong kind (see \
-                 the problems above)",
-                misfits.len()
-            ),
-        }
+                return Err(super::MustFix(format!(
+            "{} credential(s) the configuration uses are missing or of the wrong kind (see the \
+             problems above)",
+            misfits.len()
+        ))
         .into());
     }
     anyhow::ensure!(broken == 0, "{broken} credential(s) do not work");
@@ -88,7 +84,7 @@ fn open_credentials(daemon: &DaemonConfig) -> Result<Credentials, CredentialsErr
     let (identity_problem, file_problem) = match &err {
         CredentialsError::BadIdentity { .. } => identity_stopped(),
         CredentialsError::Io { path, .. } if path == identity => identity_stopped(),
-        CredentialsError::Io { source, .. } if source.kind() == ErrorKind::NotFound => (
+        CredentialsError::Io { cause: source, .. } if source.kind() == ErrorKind::NotFound => (
             identity_error(identity).map(|e| fix_identity(&e)),
             Some(no_file()),
         ),
@@ -129,7 +125,7 @@ fn identity_error(identity: &Path) -> Option<CredentialsError> {
     if !identity.exists() {
         return Some(CredentialsError::Io {
             path: identity.to_owned(),
-            source: ErrorKind::NotFound.into(),
+            cause: ErrorKind::NotFound.into(),
         });
     }
     // With a file there, this only reads and validates it.
@@ -139,7 +135,7 @@ fn identity_error(identity: &Path) -> Option<CredentialsError> {
 /// `err`, an identity file's problem, with what to do about it.
 fn fix_identity(err: &CredentialsError) -> String {
     let fix = match err {
-        CredentialsError::Io { source, .. } if source.kind() == ErrorKind::NotFound => format!(
+        CredentialsError::Io { cause: source, .. } if source.kind() == ErrorKind::NotFound => format!(
             "restore it, or let {CONNECT} create a new one (credentials encrypted to the lost \
              one must then be stored again)"
         ),

@@ -23,12 +23,19 @@ pub struct NotRunning {
     pub socket: std::path::PathBuf,
 }
 
+/// Problems in the admin's files, already reported one per line: the status of a
+/// configuration to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MustFix(pub String);
+
 /// The exit status for a failed command.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<bbzoom::config::ConfigError>().is_some()
         || err
-            .downcast_ref::<bbzoom::credentials::CredentialsError>()
+                        .downcast_ref::<bbzoom::credentials::CredentialsError>()
             .is_some()
+        || err.downcast_ref::<MustFix>().is_some()
     {
         EXIT_CONFIG
     } else if err.downcast_ref::<NotRunning>().is_some() {
@@ -36,6 +43,27 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     } else {
         1
     }
+}
+
+/// `rows` as columns two spaces apart, each as wide as its widest cell; no line ends in spaces.
+pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// Every command with an example, for `bbzoom help`.
@@ -57,3 +85,15 @@ Examples:
 
 Every command reads --config (default /etc/bbzoom/config.toml, or $BBZOOM_CONFIG).
 `bbzoom help COMMAND` explains one command.";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_align_without_trailing_spaces() {
+        let rows = [
+            ["A".to_owned(), "long cell".into(), "x".into()],
+            ["longer".to_owned(), "b".into(), "".into()],
+        ];
+        assert_eq!(super::table(&rows), "A       long cell  x\nlonger  b\n");
+    }
+}

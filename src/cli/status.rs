@@ -117,7 +117,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         ]);
     }
     out.push('\n');
-    out.push_str(&table(&rows));
+    out.push_str(&super::table(&rows));
     if report.running {
         let mut rows = vec![[
             "CREDENTIAL".to_owned(),
@@ -137,7 +137,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
             ]);
         }
         out.push('\n');
-        out.push_str(&table(&rows));
+        out.push_str(&super::table(&rows));
     }
     let mut rows = vec![["CHANNEL".to_owned(), "CARDS WAITING".into()]];
     rows.extend(
@@ -147,7 +147,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
             .map(|c| [c.name.clone(), c.outbox.to_string()]),
     );
     out.push('\n');
-    out.push_str(&table(&rows));
+    out.push_str(&super::table(&rows));
     writeln!(
         out,
         "\ndead letters: {}{}",
@@ -162,30 +162,6 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
     out
 }
 
-/// Columns padded to their widest cell; the last one is not padded.
-pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let widths: Vec<usize> = (0..N)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, &width))| {
-                if i + 1 == N {
-                    cell.clone()
-                } else {
-                    format!("{cell:width$}")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
 
 /// "12s ago", "5m ago", "3h ago", "2d ago".
 fn format_ago(ms: i64) -> String {
@@ -265,16 +241,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ages_read_naturally_and_tables_align() {
+    fn ages_read_naturally() {
         assert_eq!(format_ago(12_400), "12s ago");
         assert_eq!(format_ago(-5), "0s ago");
         assert_eq!(format_ago(125_000), "2m ago");
         assert_eq!(format_ago(3 * 3_600_000), "3h ago");
         assert_eq!(format_ago(50 * 3_600_000), "2d ago");
-        let rows = [
-            ["A".to_owned(), "long cell".into(), "x".into()],
-            ["longer".to_owned(), "b".into(), "y".into()],
-        ];
-        assert_eq!(table(&rows), "A       long cell  x\nlonger  b          y\n");
     }
 }

@@ -179,7 +179,7 @@ pub fn list(config: PathBuf) -> anyhow::Result<()> {
             ]
         }))
         .collect();
-    print!("{}", aligned(&rows));
+    print!("{}", super::table(&rows));
     Ok(())
 }
 
@@ -279,23 +279,3 @@ fn events(events: &BTreeSet<EventKind>) -> String {
     names.join(", ")
 }
 
-/// `rows` as columns two spaces apart, each as wide as its widest cell; no line ends in spaces.
-fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0; N];
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
