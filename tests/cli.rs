@@ -25,13 +25,44 @@ fn demo_json(args: &[&str]) -> (String, serde_json::Value) {
     (stdout, summary)
 }
 
+/// Every command, as `bbzoom help` must list it.
+const COMMANDS: [&str; 12] = [
+    "run",
+    "connect",
+    "disconnect",
+    "configure",
+    "unsubscribe",
+    "subscriptions",
+    "check",
+    "preview",
+    "status",
+    "reload",
+    "dead-letters",
+    "demo",
+];
+
 #[test]
-fn help_lists_every_command() {
-    let out = bbzoom().arg("--help").output().unwrap();
+fn help_lists_every_command_with_an_example_and_each_command_explains_itself() {
+    let out = bbzoom().arg("help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for command in ["run", "check", "demo"] {
-        assert!(text.contains(command), "{command} in:\n{text}");
+    let examples = &text[text.find("Examples:").expect("an examples section")..];
+    for command in COMMANDS {
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(command)),
+            "{command} listed with its purpose in:\n{text}"
+        );
+        assert!(
+            examples.contains(&format!("bbzoom {command}")),
+            "an example of {command} in:\n{examples}"
+        );
+        let out = bbzoom().args([command, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{command} --help");
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            help.contains("Example") && help.contains(&format!("bbzoom {command}")),
+            "{command} --help gives an example:\n{help}"
+        );
     }
 }
 
