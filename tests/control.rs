@@ -251,6 +251,18 @@ async fn reload_refuses_a_bad_file_and_sighup_adds_a_subscription_without_a_rest
         "{report}"
     );
     assert!(daemon.try_wait().unwrap().is_none(), "no restart");
+    // Everything else kept its state: the account (limiter, counts) and every channel's worker.
+    let outcome = &report["last_reload"]["outcome"]["Ok"];
+    assert_eq!(
+        outcome["restarted_credentials"],
+        serde_json::json!([]),
+        "{report}"
+    );
+    assert_eq!(
+        outcome["restarted_channels"],
+        serde_json::json!([]),
+        "{report}"
+    );
 
     // `bbzoom configure` on a running daemon: the change is written and applied at once.
     let configured = bbzoom(&harness, &["configure", &web_url, "--event", "all"]).await;
