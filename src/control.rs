@@ -118,7 +118,8 @@ pub struct ReloadSummary {
     pub removed: Vec<String>,
     /// Channels whose worker was restarted because their settings changed.
     pub restarted_channels: Vec<String>,
-    /// Credentials whose poller was restarted because the credential or its budget changed.
+    /// Credentials whose poller was restarted: the credential or its budget changed, or one of
+    /// its repositories moved to another credential.
     pub restarted_credentials: Vec<String>,
     /// Settings that only take effect at the next start.
     pub needs_restart: Vec<String>,

@@ -178,9 +178,7 @@ impl Credentials {
             Err(CredentialsError::Io {
                 path,
                 cause: source,
-            })
-                if path == credentials_file && source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            }) if path == credentials_file && source.kind() == std::io::ErrorKind::NotFound => {
                 Ok(Credentials::default())
             }
             other => other,

@@ -213,6 +213,14 @@ impl PollLog {
             .cloned()
     }
 
+    /// Forgets the repositories `keep` rejects: those no longer subscribed.
+    pub fn retain(&self, keep: impl Fn(&RepoId) -> bool) {
+        self.by_repo
+            .lock()
+            .expect("poll log lock")
+            .retain(|repo, _| keep(repo));
+    }
+
     fn record(&self, repo: &RepoId, result: &Result<poller::PollSummary, PollError>) {
         let outcome = match result {
             Ok(summary) => Ok(summary.transitions),

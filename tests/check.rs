@@ -5,47 +5,17 @@
 mod common;
 
 use bbzoom::credentials::{self, Credential, Credentials};
-use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
-use bbzoom::sim::Scenario;
 use common::Harness;
-
-/// The showcase environment: three Cloud subscriptions on credential "sim-bitbucket", the
-/// chatbot on "sim-zoom" and the #alerts webhook on "sim-webhook-sim-alerts".
-async fn harness() -> Harness {
-    Harness::start(
-        Scenario::showcase(),
-        1.0,
-        SimPolling::default(),
-        SHOWCASE_SUBSCRIPTIONS,
-    )
-    .await
-}
 
 /// Runs `bbzoom check` with `args`; returns its exit status, stdout and stderr.
 async fn check(harness: &Harness, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bbzoom"))
-        .arg("check")
-        .args(args)
-        .arg("--config")
-        .arg(harness.config_path())
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-fn load_credentials(harness: &Harness) -> Credentials {
-    let daemon = &harness.config.daemon;
-    Credentials::load(&daemon.credentials_file, &daemon.identity_file).unwrap()
+    let run = harness.bbzoom(&[&["check"], args].concat(), None).await;
+    (run.status, run.stdout, run.stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_setup_passes_offline_and_online_without_showing_a_secret() {
-    let harness = harness().await;
+    let harness = Harness::showcase().await;
     for args in [&[][..], &["--online"][..]] {
         let (status, stdout, stderr) = check(&harness, args).await;
         assert_eq!(status, Some(0), "{args:?}\n{stdout}{stderr}");
@@ -81,8 +51,8 @@ async fn a_healthy_setup_passes_offline_and_online_without_showing_a_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_missing_or_mistyped_credential_is_named_with_its_users_and_the_fix() {
-    let harness = harness().await;
-    let stored = load_credentials(&harness);
+    let harness = Harness::showcase().await;
+    let stored = harness.stored_credentials();
     // The Bitbucket token is dropped, the chatbot's is replaced by a webhook token, and a
     // credential nothing uses is added.
     let mut rewritten = Credentials::default();
@@ -101,8 +71,7 @@ async fn every_missing_or_mistyped_credential_is_named_with_its_users_and_the_fi
 
     let (status, stdout, stderr) = check(&harness, &[]).await;
     assert_eq!(status, Some(2), "{stdout}{stderr}");
-    let web = harness.sim.bitbucket_web_url();
-    let web = web.as_str().trim_end_matches('/');
+    let web = harness.web_url();
     let missing = stderr
         .lines()
         .find(|l| l.starts_with("problem: credential \"sim-bitbucket\""))
@@ -138,11 +107,12 @@ async fn every_missing_or_mistyped_credential_is_named_with_its_users_and_the_fi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credentials_file_encrypted_to_another_identity_is_named_with_exit_2() {
-    let harness = harness().await;
+    let harness = Harness::showcase().await;
     let other_identity = harness.dir.path().join("other-identity.txt");
     credentials::ensure_identity(&other_identity).unwrap();
     let daemon = &harness.config.daemon;
-    load_credentials(&harness)
+    harness
+        .stored_credentials()
         .save(&daemon.credentials_file, &other_identity)
         .unwrap();
 
@@ -159,7 +129,7 @@ async fn a_credentials_file_encrypted_to_another_identity_is_named_with_exit_2()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_credentials_file_says_bbzoom_connect_creates_it_and_a_missing_identity_too() {
-    let harness = harness().await;
+    let harness = Harness::showcase().await;
     let file = &harness.config.daemon.credentials_file;
     std::fs::remove_file(file).unwrap();
 

@@ -4,11 +4,14 @@
 //! The broken configurations are edits of one valid base (`BASE`), so each row changes one
 //! thing and states only what it expects; see [`check`].
 
+mod common;
+
 use bbzoom::config::{
     Channel, ChatbotConfig, Config, DeliveryConfig, Destination, PollingConfig, RateLimit,
     SourceKind, Style, WebhookFormat,
 };
 use bbzoom::domain::{CLOUD, EventKind, RepoId};
+use common::replaced;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -51,16 +54,9 @@ credential = "corp-token"
 /// A repository on [`CORP`].
 const PLATFORM: &str = "https://git.example.com/projects/PLAT/repos/platform/browse";
 
-/// `text` with the first `from` replaced by `to`; `from` must occur, so a stale row fails
-/// loudly instead of testing the valid base.
-fn edit_in(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "the text does not contain {from:?}");
-    text.replacen(from, to, 1)
-}
-
-/// `BASE` edited as by [`edit_in`].
+/// `BASE` edited as by [`replaced`].
 fn edit(from: &str, to: &str) -> String {
-    edit_in(BASE, from, to)
+    replaced(BASE, from, to)
 }
 
 /// `BASE` with `tables` inserted at line 9, before `[zoom.chatbot]`; the lines of
@@ -226,7 +222,7 @@ fn polling_defaults_and_overrides() {
 
 #[test]
 fn datacenter_subscription_resolves_instance_credential_and_source() {
-    let config = parse(&edit_in(
+    let config = parse(&replaced(
         &with_datacenter(),
         "https://bitbucket.org/acme/api",
         PLATFORM,
@@ -275,7 +271,7 @@ fn subscription_credential_overrides_the_default() {
     );
 
     // Without a default, [bitbucket] itself may go.
-    let own_only = edit_in(
+    let own_only = replaced(
         &edit("[bitbucket]\ncredential = \"acme-ci\"\n", ""),
         "channels = [\"ci\"]",
         "credential = \"acme-ci\"\nchannels = [\"ci\"]",
@@ -408,12 +404,12 @@ fn webhook_channels() {
 
 #[test]
 fn webhook_only_config_needs_no_chatbot() {
-    let text = edit_in(
+    let text = replaced(
         &edit(CHATBOT, ""),
         "to_jid = \"ci@conference.xmpp.zoom.us\"",
         &format!("webhook_url = \"{WEBHOOK_URL}\"\ncredential = \"ci-webhook\""),
     );
-    let text = edit_in(
+    let text = replaced(
         &text,
         "to_jid = \"rel@conference.xmpp.zoom.us\"",
         "webhook_url = \"http://127.0.0.1:9000/hook/rel\"\ncredential = \"rel-webhook\"",
@@ -855,7 +851,7 @@ fn broken_configs() {
         "unknown style \"pots\" (did you mean \"post\"?)",
     );
     check(
-        &edit_in(
+        &replaced(
             &with_webhook(""),
             WEBHOOK_URL,
             &format!("{WEBHOOK_URL}?format=message&s3cr3t=1"),
@@ -866,7 +862,7 @@ fn broken_configs() {
          plain text with format = \"full\" or \"message\"",
     );
     check(
-        &edit_in(
+        &replaced(
             &with_webhook(""),
             "https://integrations",
             "https://bot:s3cr3t@integrations",
@@ -876,7 +872,7 @@ fn broken_configs() {
         "the URL contains a user name or password; remove it",
     );
     check(
-        &edit_in(
+        &replaced(
             &with_webhook(""),
             "https://integrations",
             "ftp://integrations",
@@ -887,7 +883,7 @@ fn broken_configs() {
          \"https://integrations.zoom.us/chat/webhooks/incomingwebhook/XXXX\"",
     );
     check(
-        &edit_in(&with_webhook(""), "credential = \"alerts-webhook\"\n", ""),
+        &replaced(&with_webhook(""), "credential = \"alerts-webhook\"\n", ""),
         Some(21),
         Some("zoom.channels.alerts.credential"),
         "missing key \"credential\" in [zoom.channels.alerts]: a webhook channel needs the name \
@@ -895,7 +891,7 @@ fn broken_configs() {
          e.g. credential = \"alerts-webhook\"",
     );
     check(
-        &edit_in(
+        &replaced(
             &with_webhook(""),
             "credential = \"alerts-webhook\"",
             "credential = \"\"",
@@ -1102,32 +1098,32 @@ fn broken_configs() {
     // Data Center instances and routing repositories to them.
     let corp = with_datacenter();
     check(
-        &edit_in(&corp, "datacenter.corp]", "datacenter.cloud]"),
+        &replaced(&corp, "datacenter.corp]", "datacenter.cloud]"),
         Some(9),
         Some("bitbucket.datacenter.cloud"),
         "the name \"cloud\" is reserved for Bitbucket Cloud",
     );
     check(
-        &edit_in(&corp, "datacenter.corp]", "datacenter.\"corp dc\"]"),
+        &replaced(&corp, "datacenter.corp]", "datacenter.\"corp dc\"]"),
         Some(9),
         Some("bitbucket.datacenter.\"corp dc\""),
         "an instance name may only contain ASCII letters, digits, '-' and '_'",
     );
     check(
-        &edit_in(&corp, "url = \"https://git.example.com\"\n", ""),
+        &replaced(&corp, "url = \"https://git.example.com\"\n", ""),
         Some(9),
         Some("bitbucket.datacenter.corp.url"),
         "missing key \"url\" in [bitbucket.datacenter.corp]; add it, e.g. url = \
          \"https://git.example.com\"",
     );
     check(
-        &edit_in(&corp, "credential = \"corp-token\"\n", ""),
+        &replaced(&corp, "credential = \"corp-token\"\n", ""),
         Some(9),
         Some("bitbucket.datacenter.corp.credential"),
         "missing key \"credential\" in [bitbucket.datacenter.corp]",
     );
     check(
-        &edit_in(
+        &replaced(
             &corp,
             "https://git.example.com",
             "https://jdoe:s3cr3t@git.example.com",
@@ -1137,7 +1133,7 @@ fn broken_configs() {
         "the URL contains a user name or password; remove it",
     );
     check(
-        &edit_in(
+        &replaced(
             &corp,
             "https://git.example.com",
             "https://git.example.com/?token=s3cr3t",
@@ -1157,13 +1153,13 @@ fn broken_configs() {
          each server once",
     );
     check(
-        &edit_in(&corp, "https://git.example.com", "https://bitbucket.org"),
+        &replaced(&corp, "https://git.example.com", "https://bitbucket.org"),
         Some(10),
         Some("bitbucket.datacenter.corp.url"),
         "bitbucket.org is already configured as [bitbucket] web_url",
     );
     check(
-        &edit_in(
+        &replaced(
             &corp,
             "https://bitbucket.org/acme/api",
             "https://git.example.org/scm/plat/x.git",
@@ -1173,9 +1169,9 @@ fn broken_configs() {
         "is on none of the configured Bitbucket hosts: bitbucket.org ([bitbucket] web_url), \
          git.example.com ([bitbucket.datacenter.corp]); use",
     );
-    let platform = edit_in(&corp, "https://bitbucket.org/acme/api", PLATFORM);
+    let platform = replaced(&corp, "https://bitbucket.org/acme/api", PLATFORM);
     check(
-        &edit_in(&platform, r#"["ci"]"#, "[\"ci\"]\nsource = \"pipelines\""),
+        &replaced(&platform, r#"["ci"]"#, "[\"ci\"]\nsource = \"pipelines\""),
         Some(28),
         Some("subscription[0].source"),
         "Data Center has no Pipelines; use source = \"statuses\"",

@@ -5,74 +5,9 @@
 
 mod common;
 
-use bbzoom::credentials::{Credential, Credentials};
-use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
-use bbzoom::sim::Scenario;
-use common::Harness;
+use bbzoom::credentials::Credential;
+use common::{Harness, Run};
 use std::os::unix::fs::PermissionsExt;
-use std::process::Stdio;
-use tokio::io::AsyncWriteExt;
-
-/// How one run of the binary ended and what it printed.
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Both streams, for failure messages.
-    fn output(&self) -> String {
-        format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
-    }
-}
-
-async fn start() -> Harness {
-    Harness::start(
-        Scenario::showcase(),
-        1.0,
-        SimPolling::default(),
-        SHOWCASE_SUBSCRIPTIONS,
-    )
-    .await
-}
-
-/// Runs `bbzoom ARGS --config HARNESS`, with `stdin` as its input (`None`: no input at all);
-/// either way stdin is not a terminal. Async, so the in-process simulator keeps answering.
-async fn bbzoom(harness: &Harness, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bbzoom"));
-    command
-        .args(args)
-        .arg("--config")
-        .arg(harness.config_path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = command.spawn().unwrap();
-    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
-        // A command that fails before reading its input has closed it: that failure is what
-        // the test then looks at, not this write's.
-        let _ = input.write_all(text.as_bytes()).await;
-    }
-    let out = child.wait_with_output().await.unwrap();
-    Run {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn stored(harness: &Harness) -> Credentials {
-    Credentials::load(
-        &harness.config.daemon.credentials_file,
-        &harness.config.daemon.identity_file,
-    )
-    .unwrap()
-}
 
 fn credentials_bytes(harness: &Harness) -> Vec<u8> {
     std::fs::read(&harness.config.daemon.credentials_file).unwrap()
@@ -99,29 +34,31 @@ fn mode(path: &std::path::Path) -> u32 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_bitbucket_from_stdin_checks_it_live_and_stores_it_encrypted() {
-    let harness = start().await;
+    let harness = Harness::showcase().await;
     let token = harness.sim.options().bitbucket_token().unwrap().to_owned();
     let requests = harness.sim.stats().bitbucket_requests;
+    let file = &harness.config.daemon.credentials_file;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o640)).unwrap();
     // Pasted from a browser page, as an admin would.
     let repo = format!(
         "{}acme/api/src/main/README.md",
         harness.sim.bitbucket_web_url()
     );
-    let run = bbzoom(
-        &harness,
-        &[
-            "connect",
-            "bitbucket",
-            "--name",
-            "acme-new",
-            "--stdin",
-            "--repo",
-            &repo,
-        ],
-        Some(&format!("{token}\n")),
-    )
-    .await;
-    assert!(run.success, "{}", run.output());
+    let run = harness
+        .bbzoom(
+            &[
+                "connect",
+                "bitbucket",
+                "--name",
+                "acme-new",
+                "--stdin",
+                "--repo",
+                &repo,
+            ],
+            Some(&format!("{token}\n")),
+        )
+        .await;
+    assert!(run.success(), "{}", run.output());
     assert!(
         run.stdout
             .contains("checked: Bitbucket accepted it for acme/api")
@@ -132,7 +69,7 @@ async fn connect_bitbucket_from_stdin_checks_it_live_and_stores_it_encrypted() {
         run.output()
     );
     assert!(harness.sim.stats().bitbucket_requests > requests);
-    let credentials = stored(&harness);
+    let credentials = harness.stored_credentials();
     assert_eq!(
         credentials.get("acme-new"),
         Some(&Credential::BitbucketAccessToken {
@@ -140,23 +77,27 @@ async fn connect_bitbucket_from_stdin_checks_it_live_and_stores_it_encrypted() {
         })
     );
     assert!(credentials.get("sim-zoom").is_some(), "the others are kept");
-    assert_eq!(mode(&harness.config.daemon.credentials_file), 0o600);
+    assert_eq!(
+        mode(&harness.config.daemon.credentials_file),
+        0o640,
+        "a replaced credentials file keeps the mode the admin gave it"
+    );
     assert_hidden(&harness, &run, &token);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_token_fails_the_check_and_stores_nothing() {
-    let harness = start().await;
+    let harness = Harness::showcase().await;
     let before = credentials_bytes(&harness);
     let wrong = "wrong-token-3f9a";
     // The default name is [bitbucket] credential, checked against its first subscription.
-    let run = bbzoom(
-        &harness,
-        &["connect", "bitbucket", "--stdin"],
-        Some(&format!("{wrong}\n")),
-    )
-    .await;
-    assert!(!run.success, "{}", run.output());
+    let run = harness
+        .bbzoom(
+            &["connect", "bitbucket", "--stdin"],
+            Some(&format!("{wrong}\n")),
+        )
+        .await;
+    assert!(!run.success(), "{}", run.output());
     assert!(
         run.stderr
             .contains("credential \"sim-bitbucket\" was not stored")
@@ -172,7 +113,7 @@ async fn a_wrong_token_fails_the_check_and_stores_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn offline_stores_without_a_call_and_a_check_needs_something_to_call() {
-    let harness = start().await;
+    let harness = Harness::showcase().await;
     let before = credentials_bytes(&harness);
     let token = "api-token-81c2";
     let args = [
@@ -189,8 +130,8 @@ async fn offline_stores_without_a_call_and_a_check_needs_something_to_call() {
     let input = format!("{token}\n");
 
     // No subscription uses "jane", and no --repo says what to try it on.
-    let run = bbzoom(&harness, &args, Some(&input)).await;
-    assert!(!run.success, "{}", run.output());
+    let run = harness.bbzoom(&args, Some(&input)).await;
+    assert!(!run.success(), "{}", run.output());
     assert!(
         run.stderr.contains(
             "nothing to check it against: give --repo URL of a repository it can read, or \
@@ -205,22 +146,19 @@ async fn offline_stores_without_a_call_and_a_check_needs_something_to_call() {
         .copied()
         .filter(|a| !["--email", "jane@example.com"].contains(a))
         .collect();
-    let run = bbzoom(&harness, &without_email, Some(&input)).await;
+    let run = harness.bbzoom(&without_email, Some(&input)).await;
     assert!(
-        !run.success && run.stderr.contains("--email"),
+        !run.success() && run.stderr.contains("--email"),
         "{}",
         run.output()
     );
     assert_eq!(credentials_bytes(&harness), before);
 
     let requests = harness.sim.stats().bitbucket_requests;
-    let run = bbzoom(
-        &harness,
-        &[&args[..], &["--offline"]].concat(),
-        Some(&input),
-    )
-    .await;
-    assert!(run.success, "{}", run.output());
+    let run = harness
+        .bbzoom(&[&args[..], &["--offline"]].concat(), Some(&input))
+        .await;
+    assert!(run.success(), "{}", run.output());
     assert!(
         run.stdout.contains("not checked (--offline)"),
         "{}",
@@ -228,7 +166,7 @@ async fn offline_stores_without_a_call_and_a_check_needs_something_to_call() {
     );
     assert_eq!(harness.sim.stats().bitbucket_requests, requests, "no call");
     assert_eq!(
-        stored(&harness).get("jane"),
+        harness.stored_credentials().get("jane"),
         Some(&Credential::BitbucketApiToken {
             email: "jane@example.com".into(),
             token: token.into()
@@ -239,7 +177,7 @@ async fn offline_stores_without_a_call_and_a_check_needs_something_to_call() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_zoom_chatbot_fetches_a_token_and_first_use_creates_the_identity() {
-    let harness = start().await;
+    let harness = Harness::showcase().await;
     let daemon = &harness.config.daemon;
     std::fs::remove_file(&daemon.identity_file).unwrap();
     std::fs::remove_file(&daemon.credentials_file).unwrap();
@@ -247,8 +185,8 @@ async fn connect_zoom_chatbot_fetches_a_token_and_first_use_creates_the_identity
     let args = ["connect", "zoom", "--stdin", "--client-id", &zoom.client_id];
 
     let wrong = "wrong-client-secret-77";
-    let run = bbzoom(&harness, &args, Some(&format!("{wrong}\n"))).await;
-    assert!(!run.success, "{}", run.output());
+    let run = harness.bbzoom(&args, Some(&format!("{wrong}\n"))).await;
+    assert!(!run.success(), "{}", run.output());
     assert!(
         run.stderr
             .contains("Zoom refused the chatbot's client credentials"),
@@ -263,8 +201,8 @@ async fn connect_zoom_chatbot_fetches_a_token_and_first_use_creates_the_identity
 
     let tokens = harness.sim.stats().zoom_token_requests;
     let secret = &zoom.client_secret;
-    let run = bbzoom(&harness, &args, Some(&format!("{secret}\n"))).await;
-    assert!(run.success, "{}", run.output());
+    let run = harness.bbzoom(&args, Some(&format!("{secret}\n"))).await;
+    assert!(run.success(), "{}", run.output());
     assert!(
         run.stdout.contains("checked: Zoom issued a token")
             && run
@@ -274,9 +212,17 @@ async fn connect_zoom_chatbot_fetches_a_token_and_first_use_creates_the_identity
         run.output()
     );
     assert_eq!(harness.sim.stats().zoom_token_requests, tokens + 1);
-    assert_eq!(mode(&daemon.identity_file), 0o600);
-    assert_eq!(mode(&daemon.credentials_file), 0o600);
-    let credentials = stored(&harness);
+    assert_eq!(
+        mode(&daemon.identity_file),
+        0o600,
+        "the identity is the secret"
+    );
+    assert_eq!(
+        mode(&daemon.credentials_file),
+        0o644,
+        "ciphertext, readable by the service's dynamic user"
+    );
+    let credentials = harness.stored_credentials();
     assert_eq!(
         credentials.get("sim-zoom"),
         Some(&Credential::ZoomChatbot {
@@ -288,9 +234,9 @@ async fn connect_zoom_chatbot_fetches_a_token_and_first_use_creates_the_identity
     assert_hidden(&harness, &run, secret);
 
     // The same values again: checked, and nothing to change.
-    let run = bbzoom(&harness, &args, Some(&format!("{secret}\n"))).await;
+    let run = harness.bbzoom(&args, Some(&format!("{secret}\n"))).await;
     assert!(
-        run.success && run.stdout.contains("nothing changed"),
+        run.success() && run.stdout.contains("nothing changed"),
         "{}",
         run.output()
     );
@@ -298,17 +244,17 @@ async fn connect_zoom_chatbot_fetches_a_token_and_first_use_creates_the_identity
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_zoom_webhook_posts_a_hello_to_its_channel() {
-    let harness = start().await;
+    let harness = Harness::showcase().await;
     let webhook = harness.sim.options().zoom.webhooks[0].clone();
     let name = format!("sim-webhook-{}", webhook.endpoint_id);
     // The kind follows from the name: a webhook channel uses it.
-    let run = bbzoom(
-        &harness,
-        &["connect", "zoom", "--name", &name, "--stdin"],
-        Some(&format!("{}\n", webhook.token)),
-    )
-    .await;
-    assert!(run.success, "{}", run.output());
+    let run = harness
+        .bbzoom(
+            &["connect", "zoom", "--name", &name, "--stdin"],
+            Some(&format!("{}\n", webhook.token)),
+        )
+        .await;
+    assert!(run.success(), "{}", run.output());
     let posted = harness.sim.channel(&webhook.channel);
     assert!(
         posted
@@ -321,17 +267,17 @@ async fn connect_zoom_webhook_posts_a_hello_to_its_channel() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn disconnect_with_yes_removes_it_and_names_what_now_lacks_a_credential() {
-    let harness = start().await;
+    let harness = Harness::showcase().await;
 
     // A Bitbucket credential is not removed through the Zoom command.
-    let run = bbzoom(
-        &harness,
-        &["disconnect", "zoom", "--name", "sim-bitbucket", "--yes"],
-        None,
-    )
-    .await;
+    let run = harness
+        .bbzoom(
+            &["disconnect", "zoom", "--name", "sim-bitbucket", "--yes"],
+            None,
+        )
+        .await;
     assert!(
-        !run.success
+        !run.success()
             && run
                 .stderr
                 .contains("bbzoom disconnect bitbucket --name sim-bitbucket"),
@@ -339,8 +285,10 @@ async fn disconnect_with_yes_removes_it_and_names_what_now_lacks_a_credential() 
         run.output()
     );
 
-    let run = bbzoom(&harness, &["disconnect", "bitbucket", "--yes"], None).await;
-    assert!(run.success, "{}", run.output());
+    let run = harness
+        .bbzoom(&["disconnect", "bitbucket", "--yes"], None)
+        .await;
+    assert!(run.success(), "{}", run.output());
     assert!(
         run.stdout
             .contains("removed credential \"sim-bitbucket\" (bitbucket_access_token)"),
@@ -361,18 +309,18 @@ async fn disconnect_with_yes_removes_it_and_names_what_now_lacks_a_credential() 
         "{}",
         run.output()
     );
-    let credentials = stored(&harness);
+    let credentials = harness.stored_credentials();
     assert!(credentials.get("sim-bitbucket").is_none());
     assert!(credentials.get("sim-zoom").is_some(), "the others are kept");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn disconnect_without_yes_and_no_terminal_refuses_and_changes_nothing() {
-    let harness = start().await;
+    let harness = Harness::showcase().await;
     let before = credentials_bytes(&harness);
-    let run = bbzoom(&harness, &["disconnect", "bitbucket"], None).await;
+    let run = harness.bbzoom(&["disconnect", "bitbucket"], None).await;
     assert!(
-        !run.success && run.stderr.contains("pass --yes"),
+        !run.success() && run.stderr.contains("pass --yes"),
         "{}",
         run.output()
     );
@@ -381,24 +329,24 @@ async fn disconnect_without_yes_and_no_terminal_refuses_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_credentials_file_that_cannot_be_decrypted_is_never_overwritten() {
-    let harness = start().await;
+    let harness = Harness::showcase().await;
     let file = &harness.config.daemon.credentials_file;
     std::fs::write(file, b"not an age file").unwrap();
-    let run = bbzoom(
-        &harness,
-        &[
-            "connect",
-            "bitbucket",
-            "--name",
-            "other",
-            "--stdin",
-            "--offline",
-        ],
-        Some("tok-5e1d\n"),
-    )
-    .await;
+    let run = harness
+        .bbzoom(
+            &[
+                "connect",
+                "bitbucket",
+                "--name",
+                "other",
+                "--stdin",
+                "--offline",
+            ],
+            Some("tok-5e1d\n"),
+        )
+        .await;
     assert!(
-        !run.success && run.stderr.contains("credentials.age: cannot decrypt"),
+        !run.success() && run.stderr.contains("credentials.age: cannot decrypt"),
         "{}",
         run.output()
     );

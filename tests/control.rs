@@ -368,3 +368,133 @@ async fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
     );
     assert!(first("STOPPING=1") > reloading);
 }
+
+/// Asks the in-process daemon to reload; its summary, or why it refused.
+async fn reload(requests: &tokio::sync::mpsc::Sender<bbzoom::control::Envelope>) -> Value {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    requests
+        .send((bbzoom::control::Request::Reload, reply))
+        .await
+        .unwrap();
+    serde_json::to_value(answer.await.unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_restarts_only_what_changed() {
+    use bbzoom::sim::{SimCredential, SimCredentialKind, SimOptions};
+    let mut options = SimOptions {
+        speed: 40.0,
+        ..SimOptions::default()
+    };
+    options.bitbucket_credentials.push(SimCredential {
+        name: "second".into(),
+        kind: SimCredentialKind::AccessToken {
+            token: "second-token".into(),
+        },
+    });
+    let harness = Harness::start_with(
+        Scenario::showcase(),
+        options,
+        SimPolling::every(10.0),
+        bbzoom::demo::DEFAULT_BUDGET * 10,
+        SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await;
+    let path = harness.config_path();
+    let edit = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from} in:\n{text}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+    let credentials = bbzoom::credentials::Credentials::load(
+        &harness.config.daemon.credentials_file,
+        &harness.config.daemon.identity_file,
+    )
+    .unwrap();
+    let store = bbzoom::store::Store::open(&harness.config.daemon.state_dir).unwrap();
+    let (requests, received) = tokio::sync::mpsc::channel(1);
+    let (trigger, shutdown) = bbzoom::shutdown::channel();
+    let config = harness.config.clone();
+    let daemon = tokio::spawn(async move {
+        let control = bbzoom::daemon::Control {
+            requests: received,
+            notifier: Default::default(),
+        };
+        let metrics = Default::default();
+        bbzoom::daemon::run_with_control(
+            &config,
+            &credentials,
+            store,
+            common::fast_tuning(),
+            metrics,
+            control,
+            shutdown,
+        )
+        .await
+        .unwrap();
+    });
+    let nothing = serde_json::json!({"Ok": {"reloaded": {
+        "added": [], "removed": [], "restarted_channels": [],
+        "restarted_credentials": [], "needs_restart": []
+    }}});
+    assert_eq!(
+        reload(&requests).await,
+        nothing,
+        "the same files change nothing"
+    );
+
+    // acme/web moves to the second token: the scheduler it leaves is restarted, so the two
+    // never poll it at once; the second one starts.
+    edit("/acme/web\"\n", "/acme/web\"\ncredential = \"second\"\n");
+    let moved = reload(&requests).await;
+    let summary = &moved["Ok"]["reloaded"];
+    assert_eq!(
+        summary["restarted_credentials"],
+        serde_json::json!(["sim-bitbucket"]),
+        "{moved}"
+    );
+    assert_eq!(
+        summary["restarted_channels"],
+        serde_json::json!([]),
+        "{moved}"
+    );
+
+    // A budget of its own for the second token: only its scheduler restarts.
+    edit(
+        "\n[zoom]",
+        "\n[bitbucket.budgets]\nsecond = { requests = 5000, per = \"90s\" }\n\n[zoom]",
+    );
+    let budget = reload(&requests).await;
+    assert_eq!(
+        budget["Ok"]["reloaded"]["restarted_credentials"],
+        serde_json::json!(["second"]),
+        "{budget}"
+    );
+
+    // One channel's style: only its worker restarts. A new state directory needs a restart.
+    edit(
+        "[zoom.channels.releases]\n",
+        "[zoom.channels.releases]\nstyle = \"post\"\n",
+    );
+    edit("state_dir = \"", "state_dir = \"elsewhere-");
+    let styled = reload(&requests).await;
+    let summary = &styled["Ok"]["reloaded"];
+    assert_eq!(
+        summary["restarted_channels"],
+        serde_json::json!(["releases"]),
+        "{styled}"
+    );
+    assert_eq!(
+        summary["restarted_credentials"],
+        serde_json::json!([]),
+        "{styled}"
+    );
+    assert_eq!(
+        summary["needs_restart"],
+        // The default control socket lives in the state directory: it moves too.
+        serde_json::json!(["[daemon] state_dir", "[daemon] control_socket"]),
+        "{styled}"
+    );
+    trigger.trigger();
+    daemon.await.unwrap();
+}

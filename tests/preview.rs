@@ -77,25 +77,8 @@ async fn harness() -> Harness {
 
 /// Runs `bbzoom preview` with `args`; returns its exit status, stdout and stderr.
 async fn preview(harness: &Harness, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bbzoom"))
-        .arg("preview")
-        .args(args)
-        .arg("--config")
-        .arg(harness.config_path())
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-/// The web URL of the simulated Bitbucket Cloud, without a trailing slash.
-fn web(harness: &Harness) -> String {
-    let url = harness.sim.bitbucket_web_url();
-    url.as_str().trim_end_matches('/').to_owned()
+    let run = harness.bbzoom(&[&["preview"], args].concat(), None).await;
+    (run.status, run.stdout, run.stderr)
 }
 
 /// Nothing reached Zoom and no store was created: a preview is read-only.
@@ -116,7 +99,7 @@ fn assert_nothing_sent_or_recorded(harness: &Harness) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_prints_the_cards_of_each_source_and_sends_and_records_nothing() {
     let harness = harness().await;
-    let web = web(&harness);
+    let web = harness.web_url();
 
     // Pipelines, found by a URL written differently from the subscription's.
     let (status, stdout, stderr) = preview(&harness, &[&format!("{web}/acme/api.git")]).await;
@@ -192,7 +175,7 @@ async fn preview_prints_the_cards_of_each_source_and_sends_and_records_nothing()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_of_an_unknown_repository_says_what_is_wrong() {
     let harness = harness().await;
-    let web = web(&harness);
+    let web = harness.web_url();
 
     // Not subscribed: previewed with the defaults, and Bitbucket does not know it.
     let (status, stdout, stderr) = preview(&harness, &[&format!("{web}/acme/nope")]).await;

@@ -2,8 +2,11 @@
 //! on a commented configuration file: what changes is exactly the table concerned, whichever
 //! form of a repository's address is pasted, and an invalid change writes nothing.
 
+mod common;
+
 use bbzoom::config::{Config, SourceKind};
 use bbzoom::domain::{CLOUD, EventKind, RepoId};
+use common::replaced;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -111,12 +114,6 @@ impl ConfigFile {
         assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
         stderr
     }
-}
-
-/// `text` with the first `from` replaced by `to`; `from` must occur.
-fn replaced(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "{from:?} not in:\n{text}");
-    text.replacen(from, to, 1)
 }
 
 fn subscription_count(path: &Path) -> usize {

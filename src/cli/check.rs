@@ -43,7 +43,7 @@ pub async fn check(config_path: PathBuf, args: CheckArgs) -> anyhow::Result<()> 
     }
     print_subscriptions(&config);
     if !misfits.is_empty() {
-                return Err(super::MustFix(format!(
+        return Err(super::MustFix(format!(
             "{} credential(s) the configuration uses are missing or of the wrong kind (see the \
              problems above)",
             misfits.len()
@@ -135,10 +135,12 @@ fn identity_error(identity: &Path) -> Option<CredentialsError> {
 /// `err`, an identity file's problem, with what to do about it.
 fn fix_identity(err: &CredentialsError) -> String {
     let fix = match err {
-        CredentialsError::Io { cause: source, .. } if source.kind() == ErrorKind::NotFound => format!(
-            "restore it, or let {CONNECT} create a new one (credentials encrypted to the lost \
+        CredentialsError::Io { cause: source, .. } if source.kind() == ErrorKind::NotFound => {
+            format!(
+                "restore it, or let {CONNECT} create a new one (credentials encrypted to the lost \
              one must then be stored again)"
-        ),
+            )
+        }
         CredentialsError::Io { .. } => UNREADABLE.to_owned(),
         _ => "point [daemon] identity at the identity the credentials were encrypted to".to_owned(),
     };

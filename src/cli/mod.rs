@@ -33,7 +33,7 @@ pub struct MustFix(pub String);
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<bbzoom::config::ConfigError>().is_some()
         || err
-                        .downcast_ref::<bbzoom::credentials::CredentialsError>()
+            .downcast_ref::<bbzoom::credentials::CredentialsError>()
             .is_some()
         || err.downcast_ref::<MustFix>().is_some()
     {

@@ -162,7 +162,6 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
     out
 }
 
-
 /// "12s ago", "5m ago", "3h ago", "2d ago".
 fn format_ago(ms: i64) -> String {
     let secs = (ms / 1000).max(0);

@@ -278,4 +278,3 @@ fn events(events: &BTreeSet<EventKind>) -> String {
     let names: Vec<&str> = events.iter().map(|e| e.config_name()).collect();
     names.join(", ")
 }
-

@@ -21,7 +21,7 @@ use crate::poller::{PollContext, now_ms};
 use crate::scheduler::{self, PollLog, Roster};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::store::Store;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -92,7 +92,9 @@ pub async fn run_with_control(
         started_ms: now_ms(),
         last_reload: None,
     };
-    supervisor.apply(&mut ReloadSummary::default()).await;
+    supervisor
+        .apply(&mut ReloadSummary::default(), &BTreeSet::new())
+        .await;
     let housekeeping = {
         let (store, shutdown) = (store.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -274,16 +276,36 @@ impl Supervisor {
                 summary.needs_restart.push(key.to_owned());
             }
         }
+        // A repository moving to another credential must not be polled by both schedulers at
+        // once: the one it leaves is stopped (its polls under way finish) and started anew.
+        let credential_of = |config: &Config, repo| {
+            config
+                .subscriptions
+                .iter()
+                .find(|s| &s.repo == repo)
+                .map(|s| s.credential.clone())
+        };
+        let handed_over: BTreeSet<String> = before
+            .keys()
+            .filter_map(|repo| {
+                let (old, new) = (
+                    credential_of(&self.config, repo)?,
+                    credential_of(&config, repo)?,
+                );
+                (old != new).then_some(old)
+            })
+            .collect();
         self.config = config;
         self.bitbucket = bitbucket;
         self.zoom = zoom;
-        self.apply(&mut summary).await;
+        self.apply(&mut summary, &handed_over).await;
         Ok(summary)
     }
 
     /// Makes the tasks match `self.config`, `self.bitbucket` and `self.zoom`: see the module
-    /// doc. Records restarts in `summary`.
-    async fn apply(&mut self, summary: &mut ReloadSummary) {
+    /// doc. The schedulers of `restart` are restarted even if their account is unchanged.
+    /// Records restarts in `summary`.
+    async fn apply(&mut self, summary: &mut ReloadSummary, restart: &BTreeSet<String>) {
         // Watching begins now for every new repository, whenever its first poll comes: builds
         // created from now on are announced even if the budget takes an hour to baseline them.
         let started = now_ms();
@@ -298,10 +320,18 @@ impl Supervisor {
                 .push((subscription.clone(), source.clone()));
         }
 
+        let subscribed: BTreeSet<_> = self
+            .bitbucket
+            .watches
+            .iter()
+            .map(|(s, _)| &s.repo)
+            .collect();
+        self.polls.retain(|repo| subscribed.contains(repo));
         let running: Vec<String> = self.schedulers.keys().cloned().collect();
         for name in running {
             let account = self.bitbucket.accounts.get(&name);
-            let same = account.is_some_and(|a| Arc::ptr_eq(a, &self.schedulers[&name].account));
+            let same = account.is_some_and(|a| Arc::ptr_eq(a, &self.schedulers[&name].account))
+                && !restart.contains(&name);
             if !same {
                 if account.is_some() {
                     summary.restarted_credentials.push(name.clone());

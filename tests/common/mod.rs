@@ -5,12 +5,16 @@
 use bbzoom::config::Config;
 use bbzoom::credentials::Credentials;
 use bbzoom::daemon::{self, Metrics, Tuning};
-use bbzoom::demo::{DEFAULT_BUDGET, Environment, SimPolling, write_environment};
+use bbzoom::demo::{
+    DEFAULT_BUDGET, Environment, SHOWCASE_SUBSCRIPTIONS, SimPolling, write_environment,
+};
 use bbzoom::shutdown::ShutdownTrigger;
 use bbzoom::sim::{Scenario, SimOptions, Simulator};
 use bbzoom::store::Store;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 /// A simulator and a config directory pointing at it.
 pub struct Harness {
@@ -64,17 +68,69 @@ impl Harness {
         Harness { sim, dir, config }
     }
 
+    /// The showcase scenario in real time at the default polling, with
+    /// [`SHOWCASE_SUBSCRIPTIONS`]: three Cloud subscriptions on credential "sim-bitbucket", the
+    /// chatbot on "sim-zoom" and the #alerts webhook on "sim-webhook-sim-alerts".
+    pub async fn showcase() -> Harness {
+        Harness::start(
+            Scenario::showcase(),
+            1.0,
+            SimPolling::default(),
+            SHOWCASE_SUBSCRIPTIONS,
+        )
+        .await
+    }
+
     pub fn config_path(&self) -> std::path::PathBuf {
         self.dir.path().join("config.toml")
     }
 
+    /// The web URL of the simulated Bitbucket Cloud (what `{web}` stands for in
+    /// subscriptions), without a trailing slash.
+    pub fn web_url(&self) -> String {
+        let url = self.sim.bitbucket_web_url();
+        url.as_str().trim_end_matches('/').to_owned()
+    }
+
+    /// The credentials in the harness's credentials file, decrypted with its identity.
+    pub fn stored_credentials(&self) -> Credentials {
+        let daemon = &self.config.daemon;
+        Credentials::load(&daemon.credentials_file, &daemon.identity_file).unwrap()
+    }
+
+    /// Runs the real binary as `bbzoom ARGS --config <the harness's config>`, with `stdin` as
+    /// its input (`None`: no input at all); either way stdin is not a terminal. Async, so the
+    /// in-process simulator keeps answering while it runs.
+    pub async fn bbzoom(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bbzoom"));
+        command
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let mut child = command.spawn().unwrap();
+        if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+            // A command that fails before reading its input has closed it: that failure is
+            // what the test then looks at, not this write's.
+            let _ = input.write_all(text.as_bytes()).await;
+        }
+        let out = child.wait_with_output().await.unwrap();
+        Run {
+            status: out.status.code(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
     /// Runs the real daemon code in this process on the harness's state directory.
     pub fn run_daemon(&self, tuning: Tuning) -> RunningDaemon {
-        let credentials = Credentials::load(
-            &self.config.daemon.credentials_file,
-            &self.config.daemon.identity_file,
-        )
-        .unwrap();
+        let credentials = self.stored_credentials();
         let store = Store::open(&self.config.daemon.state_dir).unwrap();
         let metrics = Arc::new(Metrics::default());
         let (trigger, shutdown) = bbzoom::shutdown::channel();
@@ -111,6 +167,26 @@ impl Harness {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// How one run of the binary ended (its exit status, `None` if a signal ended it) and what it
+/// printed.
+pub struct Run {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Whether it exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    /// Both streams, for failure messages.
+    pub fn output(&self) -> String {
+        format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
     }
 }
 
@@ -184,4 +260,12 @@ pub fn replies(sim: &Simulator, to_jid: &str) -> Vec<String> {
         .collect();
     replies.sort();
     replies
+}
+
+/// `text` with the first `from` replaced by `to`; `from` must occur, so a stale expectation
+/// fails loudly instead of comparing against the unchanged text.
+#[track_caller]
+pub fn replaced(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} not in:\n{text}");
+    text.replacen(from, to, 1)
 }
