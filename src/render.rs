@@ -92,11 +92,12 @@ pub fn card(build: &BuildStatus, event: EventKind) -> Card {
         text(&build.key.repo.to_string(), NAME_MAX_CHARS),
         branch.as_deref().unwrap_or("(no branch)")
     );
-    // "Pipeline #42", or a status's name ("Jenkins build") when the source has no number.
+    // "Pipeline #42", or a status's name ("Jenkins build") when the source has no number, or
+    // when the name already ends with it (CI servers often name a status "job #42").
     let name = text(&build.name, NAME_MAX_CHARS);
     let title = match build.number {
-        Some(number) => format!("{name} #{number}"),
-        None => name,
+        Some(number) if !name.ends_with(&format!("#{number}")) => format!("{name} #{number}"),
+        _ => name,
     };
     let short = build
         .commit
@@ -620,6 +621,19 @@ mod tests {
         );
         assert_eq!(webhook_message(&card), plain_text(&card));
         assert_eq!(webhook_full(&card), json!({ "content": content }));
+    }
+
+    #[test]
+    fn a_number_the_name_already_ends_with_is_not_repeated() {
+        let titled = |name: &str, number| {
+            let mut b = build();
+            b.name = name.into();
+            b.number = number;
+            card(&b, EventKind::Failed).sub_head
+        };
+        assert_eq!(titled("PLAT-BUILD #58", Some(58)), "PLAT-BUILD #58");
+        assert_eq!(titled("PLAT-BUILD #5", Some(58)), "PLAT-BUILD #5 #58");
+        assert_eq!(titled("Jenkins build", None), "Jenkins build");
     }
 
     #[test]
