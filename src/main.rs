@@ -97,9 +97,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The daemon's log is its voice; a one-off command speaks on stdout, and logs only what
+    // went wrong underneath.
     let default_level = match cli.command {
-        Command::Demo(_) => "warn",
-        _ => "info",
+        Command::Run => "info",
+        _ => "warn",
     };
     init_logging(cli.log_format, default_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -24,6 +24,9 @@ use tokio::time::Instant;
 /// how many wait at it.
 const CONCURRENT_POLLS: usize = 4;
 
+/// How long a stopping scheduler waits for its polls under way.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Share of the budget the plan spends, leaving room for follow-ups and retries.
 const PLANNED_SHARE: f64 = 0.9;
 
@@ -243,7 +246,7 @@ impl PollLog {
 /// and its next poll, one that is new gets its first poll soon, one that is gone is dropped
 /// (a poll of it under way still commits).
 pub async fn run(
-    ctx: PollContext,
+    mut ctx: PollContext,
     mut roster: watch::Receiver<Roster>,
     budget: RateLimit,
     log: Arc<PollLog>,
@@ -273,7 +276,8 @@ pub async fn run(
             _ = shutdown.wait() => break,
             Ok(()) = roster.changed() => {
                 let roster = roster.borrow_and_update().clone();
-                targets = roster.targets;
+                                targets = roster.targets;
+                ctx.settle = targets.settle;
                 (watches, due) = merge(watches, due, &roster, &in_flight, budget);
                 tracing::info!(repositories = watches.len(), "scheduler took the reloaded subscriptions");
             }
@@ -312,8 +316,20 @@ pub async fn run(
             }
         }
     }
-    // Let polls under way commit: each is a bounded HTTP exchange and one transaction.
-    while polls.join_next().await.is_some() {}
+    // Let polls under way commit, for a while: one waiting out a 429 pause or the budget would
+    // hold a reload or a stop for minutes. Abandoned, a poll leaves nothing half done (see
+    // `poll_once`) and is simply made again.
+    let drained = tokio::time::timeout(STOP_GRACE, async {
+        while polls.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(
+            abandoned = polls.len(),
+            "polls still waiting on Bitbucket were abandoned; they are made again later"
+        );
+        polls.shutdown().await;
+    }
 }
 
 /// When a repository's first poll comes: spread over what the budget needs for one round of

@@ -103,6 +103,17 @@ async fn every_missing_or_mistyped_credential_is_named_with_its_users_and_the_fi
         "{stdout}"
     );
     assert!(!stderr.contains("stray-token") && !stdout.contains("stray-token"));
+
+    // The daemon refuses to start on it with the same status, so systemd does not restart it
+    // in a loop (RestartPreventExitStatus=2), and says how to fix it.
+    let run = harness.bbzoom(&["run"], None).await;
+    assert_eq!(run.status, Some(2), "{}", run.output());
+    assert!(
+        run.stderr
+            .contains("`bbzoom connect bitbucket --name sim-bitbucket`"),
+        "{}",
+        run.output()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

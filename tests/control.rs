@@ -220,7 +220,7 @@ async fn reload_refuses_a_bad_file_and_sighup_adds_a_subscription_without_a_rest
     assert!(bad.contains("nosuch"));
     std::fs::write(&config_path, &bad).unwrap();
     let refused = bbzoom(&harness, &["reload"]).await;
-    assert!(!refused.status.success());
+    assert_eq!(refused.status.code(), Some(2), "a file to fix");
     let message = text(&refused.stderr);
     assert!(
         message.contains("config.toml:") && message.contains("nosuch"),

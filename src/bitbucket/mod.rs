@@ -183,7 +183,7 @@ impl Account {
                 if broken.is_none() {
                     tracing::error!(
                         credential = %self.name, status,
-                        "Bitbucket rejects this credential; its subscriptions are not polled until it is fixed (other credentials go on)"
+                        "Bitbucket rejects this credential: every request made with it fails until it is fixed (other credentials go on)"
                     );
                 }
                 *broken = Some(format!("rejected with HTTP {status}"));

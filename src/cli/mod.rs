@@ -36,6 +36,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             .downcast_ref::<bbzoom::credentials::CredentialsError>()
             .is_some()
         || err.downcast_ref::<MustFix>().is_some()
+        || err.downcast_ref::<bbzoom::daemon::DaemonError>().is_some()
     {
         EXIT_CONFIG
     } else if err.downcast_ref::<NotRunning>().is_some() {

@@ -1,7 +1,7 @@
 //! `bbzoom status` and `bbzoom reload`: questions to the running daemon over its control
 //! socket. Without a daemon, `status` says so plainly and shows what the store recorded.
 
-use super::NotRunning;
+use super::{MustFix, NotRunning};
 use bbzoom::config::Config;
 use bbzoom::control::{self, Answer, ControlError, ReloadSummary, Request, StatusReport};
 use bbzoom::store::Store;
@@ -204,13 +204,29 @@ fn summarize(summary: &ReloadSummary) -> String {
     }
 }
 
+/// Asks the daemon to reload: what changed, `None` if it is not running. A refusal is a file
+/// the admin must fix (exit status 2); the daemon keeps its previous configuration.
+async fn ask_reload(config_path: &Path) -> anyhow::Result<Option<ReloadSummary>> {
+    let socket = Config::control_socket(config_path)?;
+    match control::ask(&socket, &Request::Reload).await {
+        Ok(Ok(Answer::Reloaded(summary))) => Ok(Some(summary)),
+        Ok(Ok(other)) => anyhow::bail!("unexpected answer to reload: {other:?}"),
+        Ok(Err(refusal)) => Err(MustFix(format!(
+            "the running daemon refused the new files and keeps its previous configuration: \
+             {refusal}"
+        ))
+        .into()),
+        Err(ControlError::NotRunning { .. }) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
 pub async fn reload(config_path: PathBuf) -> anyhow::Result<()> {
-    match ask(&config_path, &Request::Reload).await? {
-        Some(Answer::Reloaded(summary)) => {
+    match ask_reload(&config_path).await? {
+        Some(summary) => {
             println!("reloaded: {}", summarize(&summary));
             Ok(())
         }
-        Some(other) => anyhow::bail!("unexpected answer to reload: {other:?}"),
         None => Err(not_running(&config_path)?.into()),
     }
 }
@@ -219,20 +235,11 @@ pub async fn reload(config_path: PathBuf) -> anyhow::Result<()> {
 /// daemon reload and reports what it said; if the daemon is not running, says it will read the
 /// files when it starts. Fails if the daemon refused the new files (it keeps the old ones).
 pub async fn reload_if_running(config_path: &Path) -> anyhow::Result<()> {
-    match ask(config_path, &Request::Reload).await {
-        Ok(Some(Answer::Reloaded(summary))) => {
-            println!("the running daemon reloaded: {}", summarize(&summary));
-            Ok(())
-        }
-        Ok(Some(other)) => anyhow::bail!("unexpected answer to reload: {other:?}"),
-        Ok(None) => {
-            println!("bbzoom is not running; it reads the new configuration when it starts");
-            Ok(())
-        }
-        Err(err) => Err(err.context(
-            "the running daemon refused the new files and keeps its previous configuration",
-        )),
+    match ask_reload(config_path).await? {
+        Some(summary) => println!("the running daemon reloaded: {}", summarize(&summary)),
+        None => println!("bbzoom is not running; it reads the new configuration when it starts"),
     }
+    Ok(())
 }
 
 #[cfg(test)]

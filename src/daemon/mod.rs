@@ -79,7 +79,7 @@ impl Default for Tuning {
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(
-        "credential \"{name}\" (named by {used_by}) is not in the credentials file; store it there"
+        "credential \"{name}\" (named by {used_by}) is not in the credentials file; store it with `bbzoom connect bitbucket --name {name}` (or `connect zoom` for a Zoom one)"
     )]
     MissingCredential { name: String, used_by: String },
     #[error("credential \"{name}\" (named by {used_by}) is a {found}, which cannot be used there")]

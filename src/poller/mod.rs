@@ -150,25 +150,29 @@ pub async fn poll_once(
         requests,
         busy: !update.cursor.active.is_empty() || !update.cursor.followed.is_empty(),
     };
-    let store = ctx.store.clone();
-    let update =
-        tokio::task::spawn_blocking(move || store.commit_poll(&update, now).map(|()| update))
-            .await
-            .expect("store commit does not panic")?;
-    if !baselined {
-        ctx.metrics
-            .transitions
-            .fetch_add(summary.transitions as u64, Ordering::Relaxed);
-    }
-    for channel in update
-        .notifications
-        .iter()
-        .map(|n| n.channel.as_str())
-        .collect::<BTreeSet<_>>()
-    {
-        ctx.wakeups.wake(channel);
-    }
-    Ok(summary)
+    // The commit and the wake-ups are one blocking unit: once started it completes even if
+    // this poll is abandoned (a scheduler stopping does that), so no committed row waits for a
+    // wake-up that never comes. Abandoned before it, a poll leaves nothing behind.
+    let ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        ctx.store.commit_poll(&update, now)?;
+        if !baselined {
+            ctx.metrics
+                .transitions
+                .fetch_add(summary.transitions as u64, Ordering::Relaxed);
+        }
+        for channel in update
+            .notifications
+            .iter()
+            .map(|n| n.channel.as_str())
+            .collect::<BTreeSet<_>>()
+        {
+            ctx.wakeups.wake(channel);
+        }
+        Ok(summary)
+    })
+    .await
+    .expect("store commit does not panic")
 }
 
 /// Decides what each observed build means and what to tell whom. `baseline_since` is set on
