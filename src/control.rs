@@ -100,6 +100,9 @@ pub struct ChannelStatus {
     pub name: String,
     /// Cards waiting to be delivered.
     pub outbox: usize,
+    /// False for a channel removed from the configuration whose cards still wait in the
+    /// store (for a channel of that name to come back).
+    pub configured: bool,
 }
 
 /// The last reload and how it went.
@@ -179,19 +182,36 @@ impl StatusReport {
             running: false,
             config: config.source.clone(),
             subscriptions,
-            channels: config
-                .zoom
-                .channels
-                .keys()
-                .map(|name| ChannelStatus {
-                    name: name.clone(),
-                    outbox: store.outbox_depth(name),
-                })
-                .collect(),
+            channels: channels(config, store),
             dead_letters: store.dead_letters().map_or(0, |l| l.len()),
             ..StatusReport::default()
         }
     }
+}
+
+/// Every configured channel with its waiting cards, then any channel the store still holds
+/// cards for that the configuration no longer has.
+fn channels(config: &Config, store: &Store) -> Vec<ChannelStatus> {
+    let mut depths = store.outbox_depths().unwrap_or_else(|err| {
+        tracing::warn!(%err, "cannot count the outbox");
+        Default::default()
+    });
+    let mut channels: Vec<ChannelStatus> = config
+        .zoom
+        .channels
+        .keys()
+        .map(|name| ChannelStatus {
+            name: name.clone(),
+            outbox: depths.remove(name).unwrap_or(0),
+            configured: true,
+        })
+        .collect();
+    channels.extend(depths.into_iter().map(|(name, outbox)| ChannelStatus {
+        name,
+        outbox,
+        configured: false,
+    }));
+    channels
 }
 
 /// Does a dead-letter action on `store`: the daemon's way, and the CLI's when no daemon runs.
@@ -334,8 +354,15 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    // Bound under a temporary name, made owner-only, then renamed into place: nobody can
+    // connect while it still has the umask's mode.
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(format!(".{}", std::process::id()));
+    let staging = PathBuf::from(staging);
+    let _ = std::fs::remove_file(&staging);
+    let listener = UnixListener::bind(&staging)?;
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&staging, path)?;
     Ok(listener)
 }
 

@@ -138,7 +138,12 @@ async fn status_answers_while_running_and_says_plainly_when_not() {
         "{}",
         text(&before.stderr)
     );
-    assert!(text(&before.stdout).contains("NOT running"));
+    assert!(
+        text(&before.stderr).contains("nothing recorded yet"),
+        "never started, so no store to show (and none is created):\n{}",
+        text(&before.stderr)
+    );
+    assert!(!harness.config.daemon.state_dir.exists());
 
     let daemon = start_daemon(&harness, &[]);
     let report = status_when(&harness, every_subscription_polled).await;
@@ -188,6 +193,23 @@ async fn status_answers_while_running_and_says_plainly_when_not() {
         recorded.contains("NOT running") && recorded.contains("passing"),
         "the store's last states are shown:\n{recorded}"
     );
+
+    // A store the service's own user owns is not opened by another (as root would after
+    // `systemctl stop`): sled could leave files there the service cannot write.
+    let state = &harness.config.daemon.state_dir;
+    let theirs = 4242;
+    std::os::unix::fs::chown(state, Some(theirs), None)
+        .expect("this test runs as root, as CI does, to give the store to another user");
+    let refused = bbzoom(&harness, &["status"]).await;
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(
+        text(&refused.stderr).contains(&format!("belongs to uid {theirs}")),
+        "{}",
+        text(&refused.stderr)
+    );
+    let letters = bbzoom(&harness, &["dead-letters"]).await;
+    assert!(!letters.status.success());
+    assert!(text(&letters.stderr).contains("start the daemon and ask it"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

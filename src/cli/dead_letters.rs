@@ -1,10 +1,8 @@
 //! `bbzoom dead-letters`: the cards Zoom refused for good; list, retry or drop them. Asks the
 //! running daemon over its control socket; without one, works on the store directly.
 
-use anyhow::Context;
 use bbzoom::config::Config;
 use bbzoom::control::{self, Answer, DeadLetterAction, Request};
-use bbzoom::store::Store;
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Default)]
@@ -44,12 +42,7 @@ pub async fn dead_letters(config_path: PathBuf, action: Action) -> anyhow::Resul
         Some(other) => anyhow::bail!("unexpected answer: {other:?}"),
         None => {
             let config = Config::load(&config_path)?;
-            let store = Store::open(&config.daemon.state_dir).with_context(|| {
-                format!(
-                    "cannot open the store in {}",
-                    config.daemon.state_dir.display()
-                )
-            })?;
+            let store = super::open_idle_store(&config)?;
             control::dead_letters(&store, &action).map_err(anyhow::Error::msg)?
         }
     };

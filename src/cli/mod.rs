@@ -29,6 +29,33 @@ pub struct NotRunning {
 #[error("{0}")]
 pub struct MustFix(pub String);
 
+/// Opens the store for a command while no daemon runs. It refuses a state directory that does
+/// not exist (it would create one) or that another user owns, such as the service's dynamic
+/// user: sled may add files as whoever opens it, which the service then could not write.
+pub fn open_idle_store(config: &bbzoom::config::Config) -> anyhow::Result<bbzoom::store::Store> {
+    use anyhow::Context;
+    use std::os::unix::fs::MetadataExt;
+    let dir = &config.daemon.state_dir;
+    let owner = std::fs::metadata(dir)
+        .with_context(|| {
+            format!(
+                "{}: nothing recorded yet ([daemon] state_dir; the daemon creates it)",
+                dir.display()
+            )
+        })?
+        .uid();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    anyhow::ensure!(
+        owner == me,
+        "{} belongs to uid {owner}, not to this user (uid {me}): opening it could leave files \
+         the service cannot write; start the daemon and ask it, or run this as its user",
+        dir.display()
+    );
+    bbzoom::store::Store::open(dir)
+        .with_context(|| format!("cannot open the store in {}", dir.display()))
+}
+
 /// The exit status for a failed command.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<bbzoom::config::ConfigError>().is_some()

@@ -33,14 +33,18 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             socket.display()
         )
     })?;
-    let store =
-        Store::open_waiting(&config.daemon.state_dir, STORE_PATIENCE).with_context(|| {
-            let _ = std::fs::remove_file(socket);
-            format!(
-                "cannot open the store in {} (is another bbzoom running on it?)",
-                config.daemon.state_dir.display()
-            )
-        })?;
+    let state_dir = config.daemon.state_dir.clone();
+    let opened =
+        tokio::task::spawn_blocking(move || Store::open_waiting(&state_dir, STORE_PATIENCE))
+            .await
+            .context("opening the store")?;
+    let store = opened.with_context(|| {
+        let _ = std::fs::remove_file(socket);
+        format!(
+            "cannot open the store in {} (is another bbzoom running on it?)",
+            config.daemon.state_dir.display()
+        )
+    })?;
     let (requests, received) = mpsc::channel::<Envelope>(16);
     tokio::spawn(control::serve(listener, requests.clone()));
     let (trigger, shutdown) = bbzoom::shutdown::channel();

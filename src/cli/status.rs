@@ -4,7 +4,6 @@
 use super::{MustFix, NotRunning};
 use bbzoom::config::Config;
 use bbzoom::control::{self, Answer, ControlError, ReloadSummary, Request, StatusReport};
-use bbzoom::store::Store;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -32,14 +31,11 @@ pub async fn status(config_path: PathBuf, args: StatusArgs) -> anyhow::Result<()
         Some(other) => anyhow::bail!("unexpected answer to status: {other:?}"),
         None => {
             let config = Config::load(&config_path)?;
-            // Only the store is left to read; it may be missing or locked.
-            match Store::open(&config.daemon.state_dir) {
+            // Only the store is left to read; it may be missing, locked or not ours.
+            match super::open_idle_store(&config) {
                 Ok(store) => StatusReport::from_store(&config, &store),
                 Err(err) => {
-                    eprintln!(
-                        "the store in {} cannot be read either: {err}",
-                        config.daemon.state_dir.display()
-                    );
+                    eprintln!("what the store recorded cannot be shown: {err:#}");
                     return Err(not_running(&config_path)?.into());
                 }
             }
@@ -140,12 +136,14 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         out.push_str(&super::table(&rows));
     }
     let mut rows = vec![["CHANNEL".to_owned(), "CARDS WAITING".into()]];
-    rows.extend(
-        report
-            .channels
-            .iter()
-            .map(|c| [c.name.clone(), c.outbox.to_string()]),
-    );
+    rows.extend(report.channels.iter().map(|c| {
+        let name = if c.configured {
+            c.name.clone()
+        } else {
+            format!("{} (no longer configured; kept until it is again)", c.name)
+        };
+        [name, c.outbox.to_string()]
+    }));
     out.push('\n');
     out.push_str(&super::table(&rows));
     writeln!(

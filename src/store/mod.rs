@@ -486,9 +486,18 @@ impl Store {
         Ok(summary)
     }
 
-    /// Rows waiting in `channel`'s outbox.
-    pub fn outbox_depth(&self, channel: &str) -> usize {
-        self.outbox.scan_prefix(outbox_prefix(channel)).count()
+    /// Rows waiting in the outbox, by channel: including channels no longer configured, whose
+    /// rows wait for a channel of that name to come back.
+    pub fn outbox_depths(&self) -> Result<BTreeMap<String, usize>, StoreError> {
+        let mut depths = BTreeMap::new();
+        for key in self.outbox.iter().keys() {
+            let key = key?;
+            let channel = key.split(|&b| b == 0).next().unwrap_or_default();
+            *depths
+                .entry(String::from_utf8_lossy(channel).into_owned())
+                .or_default() += 1;
+        }
+        Ok(depths)
     }
 
     /// Rows waiting in the outbox, all channels.
@@ -657,6 +666,20 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.cursor(&repo).unwrap(), Some(update.cursor.clone()));
+        let depths = store.outbox_depths().unwrap();
+        assert_eq!(depths, [("ci".to_owned(), 1), ("ops".to_owned(), 1)].into());
+        let summary = store.repo_summary(&repo).unwrap();
+        assert_eq!(
+            summary.lanes,
+            vec![("main\0pipeline".to_owned(), Health::Failing)]
+        );
+        assert_eq!((summary.builds, summary.unfinished), (1, 0));
+        assert_eq!(
+            summary.last,
+            Some((BuildState::Completed(Outcome::Failed), 1_000))
+        );
+        let other = store.repo_summary(&RepoId::new("acme", "web")).unwrap();
+        assert_eq!((other.builds, other.lanes.len()), (0, 0));
         assert_eq!(store.build(&done.key).unwrap(), Some(stored(&done)));
         assert_eq!(
             store.health(&repo, "main\0pipeline").unwrap(),
