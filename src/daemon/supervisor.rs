@@ -138,14 +138,24 @@ pub async fn run_with_control(
     }
     notifier.stopping();
     notifier.status("stopping: finishing deliveries and polls under way");
-    // Every task's shutdown is a child of the daemon's: they are all stopping.
-    for scheduler in supervisor.schedulers.into_values() {
-        let _ = scheduler.task.handle.await;
+    // Every task's shutdown is a child of the daemon's: they are all stopping. The watchdog
+    // hears from us until they are done, so a slow last delivery is not taken for a hang.
+    let drained = async {
+        for scheduler in supervisor.schedulers.into_values() {
+            let _ = scheduler.task.handle.await;
+        }
+        for worker in supervisor.workers.into_values() {
+            let _ = worker.task.handle.await;
+        }
+        let _ = housekeeping.await;
+    };
+    tokio::pin!(drained);
+    loop {
+        tokio::select! {
+            () = &mut drained => break,
+            _ = tick.tick() => notifier.watchdog(),
+        }
     }
-    for worker in supervisor.workers.into_values() {
-        let _ = worker.task.handle.await;
-    }
-    let _ = housekeeping.await;
     if let Err(err) = store.flush() {
         tracing::error!(%err, "final store flush failed");
     }
