@@ -77,7 +77,7 @@ pub struct SubscriptionStatus {
     pub last_outcome: Option<String>,
     /// The state observed last, and when (Unix milliseconds).
     pub last_state: Option<(String, i64)>,
-    /// Each lane (branch and job) with "passing" or "failing".
+    /// Each lane ("branch · job") with "passing" or "failing".
     pub lanes: Vec<(String, String)>,
     /// Builds seen running or waiting.
     pub unfinished: usize,
@@ -162,7 +162,7 @@ impl StatusReport {
                     channels: s.channels.clone(),
                     last_poll_ms: None,
                     last_outcome: None,
-                    last_state: summary.last.map(|(state, at)| (state.label(), at)),
+                    last_state: summary.last.map(|(state, at)| (shown(&state.label()), at)),
                     lanes: summary
                         .lanes
                         .into_iter()
@@ -171,7 +171,9 @@ impl StatusReport {
                                 Health::Passing => "passing",
                                 Health::Failing => "failing",
                             };
-                            (lane, health.to_owned())
+                            // A lane is "branch\0job"; both come from the build data.
+                            let lane: Vec<String> = lane.split('\0').map(shown).collect();
+                            (lane.join(" · "), health.to_owned())
                         })
                         .collect(),
                     unfinished: summary.unfinished,
@@ -187,6 +189,12 @@ impl StatusReport {
             ..StatusReport::default()
         }
     }
+}
+
+/// Text from build data or a server's answer, made safe for the admin's terminal: whoever can
+/// post a commit status chooses a lane's job name.
+pub fn shown(untrusted: &str) -> String {
+    crate::render::clean(untrusted, 200)
 }
 
 /// Every configured channel with its waiting cards, then any channel the store still holds
@@ -261,7 +269,7 @@ pub fn dead_letters(store: &Store, action: &DeadLetterAction) -> Result<DeadLett
             channel: l.row.channel.clone(),
             event: l.row.event.to_string(),
             repository: l.row.build.key.repo.to_string(),
-            reason: l.reason,
+            reason: shown(&l.reason),
         })
         .collect();
     Ok(DeadLetterReport {
@@ -276,7 +284,7 @@ pub type Envelope = (Request, oneshot::Sender<Reply>);
 /// Why a client got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("bbzoom is not running (nothing answers on {})", .socket.display())]
+    #[error("the daemon is not running (nothing answers on {})", .socket.display())]
     NotRunning { socket: PathBuf },
     #[error("{}: {source}", .socket.display())]
     Io {
@@ -338,18 +346,32 @@ pub async fn ask(socket: &Path, request: &Request) -> Result<Reply, ControlError
         })?
 }
 
-/// Binds `path` for the daemon, owner-only. A socket file left by a daemon that died is
-/// replaced; one a live daemon answers on is not.
+/// Binds `path` for the daemon, owner-only. A socket left by a daemon that died is replaced;
+/// one a live daemon answers on is not, and nothing that is not a socket is ever removed (a
+/// `control_socket` pointing at a real file by mistake must not delete it).
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                format!("another bbzoom answers on {}", path.display()),
-            ));
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        let in_use = |what: String| std::io::Error::new(std::io::ErrorKind::AddrInUse, what);
+        if !meta.file_type().is_socket() {
+            return Err(in_use(format!(
+                "{} exists and is not a socket; choose another [daemon] control_socket",
+                path.display()
+            )));
         }
-        std::fs::remove_file(path)?;
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(in_use(format!(
+                    "another bbzoom answers on {}",
+                    path.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path)?;
+            }
+            Err(e) => return Err(e),
+        }
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -359,17 +381,37 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     let mut staging = path.as_os_str().to_owned();
     staging.push(format!(".{}", std::process::id()));
     let staging = PathBuf::from(staging);
-    let _ = std::fs::remove_file(&staging);
+    unlink(&staging);
     let listener = UnixListener::bind(&staging)?;
     std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&staging, path)?;
     Ok(listener)
 }
 
+/// Removes the socket at `path`, if a socket is what is there.
+pub fn unlink(path: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Clients answered at once; more wait to be accepted.
+const CONCURRENT_CLIENTS: usize = 8;
+
+/// How long a client may take to send its request, or to read the answer.
+const CLIENT_PATIENCE: Duration = Duration::from_secs(10);
+
 /// Answers connections on `listener` by passing each request to `supervisor`, until the
-/// supervisor is gone.
+/// process ends.
 pub async fn serve(listener: UnixListener, supervisor: mpsc::Sender<Envelope>) {
+    let clients = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CLIENTS));
     loop {
+        let permit = clients
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(err) => {
@@ -383,18 +425,23 @@ pub async fn serve(listener: UnixListener, supervisor: mpsc::Sender<Envelope>) {
             if let Err(err) = answer(stream, supervisor).await {
                 tracing::debug!(%err, "control socket: a client went away");
             }
+            drop(permit);
         });
     }
 }
 
 async fn answer(stream: UnixStream, supervisor: mpsc::Sender<Envelope>) -> std::io::Result<()> {
     use tokio::io::AsyncReadExt;
+    let too_slow = |what| std::io::Error::new(std::io::ErrorKind::TimedOut, what);
     let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST))
-        .read_line(&mut line)
-        .await?;
-    let reply: Reply = match serde_json::from_str::<Request>(&line) {
+    let mut line = Vec::new();
+    tokio::time::timeout(
+        CLIENT_PATIENCE,
+        BufReader::new(read.take(MAX_REQUEST)).read_until(b'\n', &mut line),
+    )
+    .await
+    .map_err(|_| too_slow("no request"))??;
+    let reply: Reply = match serde_json::from_slice::<Request>(&line) {
         Err(e) => Err(format!("not a request: {e}")),
         Ok(request) => {
             let (tx, rx) = oneshot::channel();
@@ -406,7 +453,9 @@ async fn answer(stream: UnixStream, supervisor: mpsc::Sender<Envelope>) -> std::
             }
         }
     };
-    let mut out = serde_json::to_string(&reply).expect("replies serialize");
-    out.push('\n');
-    write.write_all(out.as_bytes()).await
+    let mut out = serde_json::to_vec(&reply).expect("replies serialize");
+    out.push(b'\n');
+    tokio::time::timeout(CLIENT_PATIENCE, write.write_all(&out))
+        .await
+        .map_err(|_| too_slow("answer not read"))?
 }

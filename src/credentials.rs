@@ -252,23 +252,29 @@ impl Credentials {
     }
 }
 
-/// Creates a new X25519 identity at `path` (mode 0600) unless one is already there.
+/// Creates a new X25519 identity at `path` (mode 0600) unless one is already there, which is then
+/// read and validated instead.
 pub fn ensure_identity(path: &Path) -> Result<(), CredentialsError> {
-    if path.exists() {
-        return read_identity(path).map(drop);
-    }
     let identity = age::x25519::Identity::generate();
-    let text = format!(
+    let text = SecretString::from(format!(
         "# bbzoom credentials identity; public key: {}\n{}\n",
         identity.to_public(),
         identity.to_string().expose_secret()
-    );
-    crate::atomic_file::write(path, text.as_bytes(), PRIVATE).map_err(|source| {
-        CredentialsError::Write {
+    ));
+    // Created, never replaced: of two first-time `bbzoom connect`s racing here, the second must
+    // not swap the identity after the first has encrypted credentials to it, so it uses that one.
+    match crate::atomic_file::create_new(path, text.expose_secret().as_bytes(), PRIVATE) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => check_identity(path),
+        written => written.map_err(|source| CredentialsError::Write {
             path: path.to_owned(),
             cause: source,
-        }
-    })
+        }),
+    }
+}
+
+/// Reads and validates the identity at `path` without ever creating one.
+pub fn check_identity(path: &Path) -> Result<(), CredentialsError> {
+    read_identity(path).map(drop)
 }
 
 fn read_identity(path: &Path) -> Result<age::x25519::Identity, CredentialsError> {
@@ -331,6 +337,52 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(!format!("{loaded:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn concurrent_first_identities_agree_on_one() {
+        for _ in 0..100 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("identity.txt");
+            let barrier = std::sync::Barrier::new(2);
+            let results: Vec<Result<String, CredentialsError>> = std::thread::scope(|scope| {
+                let racers: Vec<_> = (0..2)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            barrier.wait();
+                            ensure_identity(&path)
+                                .and_then(|()| read_identity(&path))
+                                .map(|identity| identity.to_public().to_string())
+                        })
+                    })
+                    .collect();
+                racers.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            let keys: Vec<String> = results.into_iter().map(Result::unwrap).collect();
+            assert_eq!(keys[0], keys[1], "both use the one identity");
+            let stored = read_identity(&path).unwrap().to_public().to_string();
+            assert_eq!(stored, keys[0]);
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
+    }
+
+    #[test]
+    fn checking_an_identity_never_creates_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.txt");
+        let err = check_identity(&path).unwrap_err();
+        assert!(matches!(err, CredentialsError::Io { .. }), "{err}");
+        assert!(!path.exists());
+        std::fs::write(&path, "not an identity\n").unwrap();
+        let err = check_identity(&path).unwrap_err();
+        assert!(matches!(err, CredentialsError::BadIdentity { .. }), "{err}");
+        assert!(
+            ensure_identity(&path).is_err(),
+            "a bad identity is not replaced"
+        );
+        std::fs::remove_file(&path).unwrap();
+        ensure_identity(&path).unwrap();
+        check_identity(&path).unwrap();
     }
 
     #[test]

@@ -26,9 +26,10 @@
 //! - [`sim`]: a faithful simulator of both APIs for the demo, the tests and the benchmarks.
 //! - [`demo`]: `bbzoom demo`, the daemon against the simulator, with a scoreboard.
 //!
-//! Helpers: [`atomic_file`] (replace a file whole or not at all), [`glob`] (branch patterns), [`repo_url`] (repository URLs as people paste them),
-//! [`retry`] (backoff with jitter and `Retry-After`), [`http`] (the shared HTTP client), [`notify`] (telling systemd
-//! how the daemon is doing).
+//! Helpers: [`atomic_file`] (replace a file whole or not at all), [`glob`] (branch patterns),
+//! [`repo_url`] (repository URLs as people paste them), [`retry`] (backoff with jitter and
+//! `Retry-After`), [`http`] (the shared HTTP client), [`notify`] (telling systemd how the
+//! daemon is doing).
 
 pub mod atomic_file;
 pub mod bitbucket;

@@ -138,8 +138,8 @@ pub fn plan(budget: RateLimit, targets: &PollingConfig, demands: &[Demand]) -> P
 
 /// One subscription as the scheduler tracks it.
 struct Watch {
-    pub subscription: Subscription,
-    pub source: Source,
+    subscription: Subscription,
+    source: Source,
     /// Requests one poll costs, averaged.
     cost: f64,
     busy: bool,
@@ -283,10 +283,10 @@ pub async fn run(
             }
             Some(done) = polls.join_next(), if !in_flight.is_empty() => {
                 let (repo, result) = done.expect("a poll does not panic");
-                in_flight.remove(&repo);
-                log.record(&repo, &result);
+                                in_flight.remove(&repo);
                 // Removed by a reload while it ran: its result is committed, its turn is over.
                 let Some(index) = watches.iter().position(|w| w.subscription.repo == repo) else { continue };
+                log.record(&repo, &result);
                 let now = Instant::now();
                 report(&watches[index], &result, &ctx);
                 watches[index].learn(&result, now);

@@ -108,6 +108,9 @@ async fn every_missing_or_mistyped_credential_is_named_with_its_users_and_the_fi
     // in a loop (RestartPreventExitStatus=2), and says how to fix it.
     let run = harness.bbzoom(&["run"], None).await;
     assert_eq!(run.status, Some(2), "{}", run.output());
+    let api = format!("{web}/acme/api");
+    let preview = harness.bbzoom(&["preview", &api], None).await;
+    assert_eq!(preview.status, Some(2), "{}", preview.output());
     assert!(
         run.stderr
             .contains("`bbzoom connect bitbucket --name sim-bitbucket`"),

@@ -8,10 +8,10 @@ mod common;
 
 use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, score};
 use bbzoom::sim::Scenario;
-use common::Harness;
+use common::{Harness, log_text, sigterm, spawn_daemon};
 use rand::Rng;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 const KILLS: usize = 24;
@@ -19,32 +19,11 @@ const KILLS: usize = 24;
 const STOPS: usize = 6;
 const SPEED: f64 = 40.0;
 
-fn start_daemon(config: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_bbzoom"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "bbzoom=info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-fn log_text(log: &Path) -> String {
-    std::fs::read_to_string(log).unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_nothing() {
     let (harness, log) = started_showcase().await;
     let config = harness.config_path();
-    let mut child = start_daemon(&config, &log);
+    let mut child = spawn_daemon(&config, &log, &[]);
     wait_for_baselines(&harness, &log).await;
 
     let mut rng = rand::rng();
@@ -59,7 +38,7 @@ async fn sigkill_at_random_moments_loses_nothing() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..150))).await;
-        child = start_daemon(&config, &log);
+        child = spawn_daemon(&config, &log, &[]);
     }
     assert!(
         harness.sim.now() < harness.sim.scenario().end(),
@@ -105,13 +84,13 @@ async fn sigkill_at_random_moments_loses_nothing() {
 async fn sigterm_finishes_in_flight_work_in_time_and_repeats_nothing() {
     let (harness, log) = started_showcase().await;
     let config = harness.config_path();
-    let mut child = start_daemon(&config, &log);
+    let mut child = spawn_daemon(&config, &log, &[]);
     wait_for_baselines(&harness, &log).await;
     let mut rng = rand::rng();
     for _ in 0..STOPS {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..900))).await;
         sigterm(child, &log);
-        child = start_daemon(&config, &log);
+        child = spawn_daemon(&config, &log, &[]);
     }
     assert!(
         harness.sim.now() < harness.sim.scenario().end(),
@@ -170,40 +149,4 @@ async fn catch_up(harness: &Harness, log: &Path) {
     }
     // A little longer, so any late duplicate would be counted too.
     tokio::time::sleep(Duration::from_millis(500)).await;
-}
-
-/// Stops the daemon as systemd does: SIGTERM, then a clean exit within `TimeoutStopSec`.
-fn sigterm(mut child: Child, log: &Path) {
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let deadline = Instant::now() + timeout_stop_sec();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running after TimeoutStopSec; log:\n{}",
-            log_text(log)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert!(
-        status.success(),
-        "exit after SIGTERM: {status}; log:\n{}",
-        log_text(log)
-    );
-}
-
-/// The unit's `TimeoutStopSec=`, in seconds as the unit writes it ("60s").
-fn timeout_stop_sec() -> Duration {
-    let unit = include_str!("../systemd/bbzoom.service");
-    let value = unit
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("TimeoutStopSec="))
-        .expect("the unit sets TimeoutStopSec");
-    Duration::from_secs(value.trim_end_matches('s').parse().expect("seconds"))
 }

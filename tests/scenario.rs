@@ -250,3 +250,51 @@ async fn a_repository_seen_first_is_baselined_and_its_running_builds_followed() 
     ]);
     assert_eq!(cards(&harness.sim, "ci@conference.xmpp.zoom.us"), expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_polls_of_one_repository_at_once_record_each_change_once() {
+    use bbzoom::poller::{PollContext, PollTurns, poll_once};
+    let harness = Harness::start(
+        scenario(),
+        20.0,
+        SimPolling::every(5.0),
+        bbzoom::demo::SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await;
+    let credentials = harness.stored_credentials();
+    let store = bbzoom::store::Store::open(&harness.config.daemon.state_dir).unwrap();
+    let ctx = PollContext {
+        store: store.clone(),
+        wakeups: Default::default(),
+        metrics: Default::default(),
+        polling: std::sync::Arc::new(PollTurns::default()),
+        settle: harness.config.polling.settle,
+    };
+    let subscription = harness.config.subscriptions[0].clone();
+    // Two sources, as two schedulers would have (a reload moved it between credentials).
+    let source =
+        || bbzoom::daemon::one_off_source(&harness.config, &credentials, &subscription).unwrap();
+    let (first, second) = (source(), source());
+    poll_once(&ctx, &subscription, &first).await.unwrap();
+    // Builds start and end meanwhile; then both poll at the same moment.
+    while harness.sim.now() < 50.0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (a, b) = tokio::join!(
+        poll_once(&ctx, &subscription, &first),
+        poll_once(&ctx, &subscription, &second)
+    );
+    let recorded = a.unwrap().transitions + b.unwrap().transitions;
+    assert!(recorded > 0, "there were changes to record");
+    let rows = store.outbox("ci").unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for row in &rows {
+        assert!(
+            seen.insert((row.build.key.clone(), row.event)),
+            "{} {} queued twice",
+            row.build.key,
+            row.event
+        );
+    }
+    assert!(!rows.is_empty());
+}

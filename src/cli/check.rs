@@ -10,7 +10,7 @@ use bbzoom::credentials::{self, Credential, Credentials, CredentialsError};
 use bbzoom::daemon;
 use bbzoom::domain::CLOUD;
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -79,17 +79,23 @@ fn open_credentials(daemon: &DaemonConfig) -> Result<Credentials, CredentialsErr
             file.display()
         )
     };
-    // Decryption stopped at the identity: whether the file is there can still be told.
+    // Decryption stopped at the identity: whether the file is there can still be told. When it
+    // stopped at the file instead, the identity is checked on its own, read-only: `check` must
+    // not create one.
     let identity_stopped = || (Some(fix_identity(&err)), (!file.exists()).then(no_file));
     let (identity_problem, file_problem) = match &err {
         CredentialsError::BadIdentity { .. } => identity_stopped(),
         CredentialsError::Io { path, .. } if path == identity => identity_stopped(),
         CredentialsError::Io { cause: source, .. } if source.kind() == ErrorKind::NotFound => (
-            identity_error(identity).map(|e| fix_identity(&e)),
+            credentials::check_identity(identity)
+                .err()
+                .map(|e| fix_identity(&e)),
             Some(no_file()),
         ),
         CredentialsError::Io { .. } => (
-            identity_error(identity).map(|e| fix_identity(&e)),
+            credentials::check_identity(identity)
+                .err()
+                .map(|e| fix_identity(&e)),
             Some(format!("{err}; {UNREADABLE}")),
         ),
         CredentialsError::Decrypt { reason, .. } => (
@@ -119,18 +125,6 @@ fn open_credentials(daemon: &DaemonConfig) -> Result<Credentials, CredentialsErr
 
 /// What to do about a file that cannot be read.
 const UNREADABLE: &str = "make it readable by the user bbzoom runs as";
-
-/// What is wrong with the identity file, checked on its own (decryption stopped before it).
-fn identity_error(identity: &Path) -> Option<CredentialsError> {
-    if !identity.exists() {
-        return Some(CredentialsError::Io {
-            path: identity.to_owned(),
-            cause: ErrorKind::NotFound.into(),
-        });
-    }
-    // With a file there, this only reads and validates it.
-    credentials::ensure_identity(identity).err()
-}
 
 /// `err`, an identity file's problem, with what to do about it.
 fn fix_identity(err: &CredentialsError) -> String {

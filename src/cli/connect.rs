@@ -9,10 +9,10 @@
 
 use anyhow::{Context, anyhow, bail, ensure};
 use bbzoom::bitbucket::BitbucketError;
-use bbzoom::config::{Channel, Config, Destination, SourceKind, Subscription};
+use bbzoom::config::{Channel, Config, Destination, SourceKind, Subscription, edit};
 use bbzoom::credentials::{self, Credential, Credentials};
 use bbzoom::daemon;
-use bbzoom::domain::{CLOUD, RepoId};
+use bbzoom::domain::CLOUD;
 use bbzoom::render::Card;
 use clap::ValueEnum;
 use secrecy::SecretString;
@@ -651,14 +651,16 @@ async fn check_bitbucket(
         ..subscription
     };
     let repo = &subscription.repo;
-    let source = daemon::one_off_source(config, alone, &subscription).map_err(|err| {
+    // The error stays a `DaemonError` under its context, so the exit status says "fix the
+    // configuration or the credential".
+    let source = daemon::one_off_source(config, alone, &subscription).with_context(|| {
         let fits = if repo.instance == CLOUD {
-            "Bitbucket Cloud takes bitbucket_access_token, bitbucket_oauth_consumer or \
+            "Bitbucket Cloud, which takes bitbucket_access_token, bitbucket_oauth_consumer or \
              bitbucket_api_token"
         } else {
-            "Data Center takes datacenter_token"
+            "Data Center, which takes datacenter_token"
         };
-        anyhow!("{err}; {fits}")
+        format!("{repo} is on {fits}")
     })?;
     source.probe(repo).await.map_err(|err| match err {
         BitbucketError::Unauthorized(status) => anyhow!(
@@ -681,15 +683,7 @@ async fn check_bitbucket(
 /// The subscription to probe `url` with: the configuration's for that repository if there is
 /// one, else one made up for the probe alone.
 fn subscription_of(config: &Config, url: &str) -> anyhow::Result<Subscription> {
-    let datacenter: Vec<(&str, &url::Url)> = config
-        .bitbucket
-        .datacenter
-        .values()
-        .map(|dc| (dc.name.as_str(), &dc.url))
-        .collect();
-    let repo: RepoId =
-        bbzoom::repo_url::parse_repo_url(url, &config.bitbucket.web_url, &datacenter)
-            .map_err(|message| anyhow!("--repo: {message}"))?;
+    let repo = edit::repository_of(config, url).map_err(|message| anyhow!("--repo: {message}"))?;
     if let Some(subscribed) = config.subscriptions.iter().find(|s| s.repo == repo) {
         return Ok(subscribed.clone());
     }

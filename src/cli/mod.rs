@@ -18,7 +18,7 @@ const EXIT_NOT_RUNNING: u8 = 3;
 
 /// The daemon is not running: said plainly, with the socket that nothing answers on.
 #[derive(Debug, thiserror::Error)]
-#[error("bbzoom is not running (nothing answers on {socket})")]
+#[error("the daemon is not running (nothing answers on {})", .socket.display())]
 pub struct NotRunning {
     pub socket: std::path::PathBuf,
 }

@@ -5,14 +5,15 @@
 //! without history, each build's event is what its own state says (a success is "succeeded",
 //! never "fixed"). It writes no file and calls no Zoom API.
 
+use super::subscriptions::source_name;
 use anyhow::Context;
+use bbzoom::config::edit::repository_of;
 use bbzoom::config::{Config, SourceKind, Subscription};
 use bbzoom::credentials::Credentials;
 use bbzoom::domain::{BuildStatus, CLOUD, EventKind, RepoId};
 use bbzoom::glob::BranchGlob;
 use bbzoom::{daemon, detect, render};
 use std::path::PathBuf;
-use url::Url;
 
 /// The longest text taken from a build into a line of the preview's own (cards clean theirs).
 const NAME_MAX_CHARS: usize = 120;
@@ -30,7 +31,8 @@ pub struct PreviewArgs {
 /// would go, or why it would not be sent.
 pub async fn preview(config_path: PathBuf, args: PreviewArgs) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
-    let repo = parse_url(&config, &args.url)?;
+    let repo = repository_of(&config, &args.url)
+        .map_err(|message| anyhow::anyhow!("cannot preview it: {message}"))?;
     let subscription = match config.subscriptions.iter().find(|s| s.repo == repo) {
         Some(subscription) => {
             println!(
@@ -61,8 +63,12 @@ pub async fn preview(config_path: PathBuf, args: PreviewArgs) -> anyhow::Result<
         &config.daemon.credentials_file,
         &config.daemon.identity_file,
     )?;
-    let source = daemon::one_off_source(&config, &credentials, &subscription)
-        .map_err(|err| anyhow::anyhow!("{err} (`bbzoom check` says how)"))?;
+    // The error stays a `DaemonError` under its context, so the exit status says "fix the
+    // configuration or the credentials file".
+    let source =
+        daemon::one_off_source(&config, &credentials, &subscription).with_context(|| {
+            format!("cannot preview {repo} with its credential (`bbzoom check` says how to fix it)")
+        })?;
     let limit = usize::from(args.limit);
     let builds = source
         .recent_builds(&repo, limit)
@@ -93,18 +99,6 @@ pub async fn preview(config_path: PathBuf, args: PreviewArgs) -> anyhow::Result<
         );
     }
     Ok(())
-}
-
-/// The repository `url` names, on one of the configured instances.
-fn parse_url(config: &Config, url: &str) -> anyhow::Result<RepoId> {
-    let datacenter: Vec<(&str, &Url)> = config
-        .bitbucket
-        .datacenter
-        .values()
-        .map(|dc| (dc.name.as_str(), &dc.url))
-        .collect();
-    bbzoom::repo_url::parse_repo_url(url, &config.bitbucket.web_url, &datacenter)
-        .map_err(|message| anyhow::anyhow!("cannot preview it: {message}"))
 }
 
 /// A stand-in subscription for a repository the configuration does not subscribe: the
@@ -186,14 +180,6 @@ fn instance_name(repo: &RepoId) -> String {
         "Bitbucket Cloud".to_owned()
     } else {
         format!("Data Center instance {:?}", repo.instance)
-    }
-}
-
-/// The configuration's name of a source.
-fn source_name(source: SourceKind) -> &'static str {
-    match source {
-        SourceKind::Pipelines => "pipelines",
-        SourceKind::Statuses => "statuses",
     }
 }
 

@@ -8,17 +8,31 @@ use bbzoom::control::{self, Envelope, Request};
 use bbzoom::credentials::Credentials;
 use bbzoom::daemon::{self, Control, Metrics, Tuning};
 use bbzoom::notify::Notifier;
+use bbzoom::shutdown::ShutdownTrigger;
 use bbzoom::store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 /// How long the daemon waits for a command that was reading the store to let go of it.
 const STORE_PATIENCE: Duration = Duration::from_secs(5);
 
+/// The signals the daemon handles, installed before anything else so that none arriving
+/// during start-up kills it by default.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
 pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    let signals = Signals {
+        term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+        int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+        hup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+    };
     let config = Config::load(&config_path)?;
     let credentials = Credentials::load(
         &config.daemon.credentials_file,
@@ -33,55 +47,69 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             socket.display()
         )
     })?;
+    let result = serve(&config, &credentials, listener, signals).await;
+    control::unlink(socket);
+    result
+}
+
+/// Everything after the socket is bound, so that `run` removes it however this ends.
+async fn serve(
+    config: &Config,
+    credentials: &Credentials,
+    listener: tokio::net::UnixListener,
+    signals: Signals,
+) -> anyhow::Result<()> {
     let state_dir = config.daemon.state_dir.clone();
-    let opened =
+    let store =
         tokio::task::spawn_blocking(move || Store::open_waiting(&state_dir, STORE_PATIENCE))
             .await
-            .context("opening the store")?;
-    let store = opened.with_context(|| {
-        let _ = std::fs::remove_file(socket);
-        format!(
-            "cannot open the store in {} (is another bbzoom running on it?)",
-            config.daemon.state_dir.display()
-        )
-    })?;
+            .context("opening the store")?
+            .with_context(|| {
+                format!(
+                    "cannot open the store in {} (is another bbzoom running on it?)",
+                    config.daemon.state_dir.display()
+                )
+            })?;
     let (requests, received) = mpsc::channel::<Envelope>(16);
     tokio::spawn(control::serve(listener, requests.clone()));
     let (trigger, shutdown) = bbzoom::shutdown::channel();
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading the configuration");
-                    // The daemon logs the outcome; nobody waits for the reply.
-                    let (reply, _) = tokio::sync::oneshot::channel();
-                    let _ = requests.send((Request::Reload, reply)).await;
-                }
-            }
-        }
-        tracing::info!("stop signal received; finishing deliveries under way");
-        trigger.trigger();
-    });
+    tokio::spawn(handle_signals(signals, requests, trigger));
     let control = Control {
         requests: received,
         notifier: Notifier::from_env(),
     };
-    let result = daemon::run_with_control(
-        &config,
-        &credentials,
+    daemon::run_with_control(
+        config,
+        credentials,
         store,
         Tuning::default(),
         Arc::new(Metrics::default()),
         control,
         shutdown,
     )
-    .await;
-    let _ = std::fs::remove_file(socket);
-    result?;
+    .await?;
     Ok(())
+}
+
+/// SIGHUP asks for a reload; SIGTERM or SIGINT stops the daemon.
+async fn handle_signals(
+    mut signals: Signals,
+    requests: mpsc::Sender<Envelope>,
+    trigger: ShutdownTrigger,
+) {
+    loop {
+        tokio::select! {
+            _ = signals.term.recv() => break,
+            _ = signals.int.recv() => break,
+            _ = signals.hup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                // The daemon logs the outcome; nobody waits for the reply. A full queue means
+                // reloads are already pending, which read the same files.
+                let (reply, _) = tokio::sync::oneshot::channel();
+                let _ = requests.try_send((Request::Reload, reply));
+            }
+        }
+    }
+    tracing::info!("stop signal received; finishing deliveries under way");
+    trigger.trigger();
 }

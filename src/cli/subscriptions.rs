@@ -258,7 +258,8 @@ fn subscribed(subscriptions: &[Subscription]) -> String {
     }
 }
 
-fn source_name(source: SourceKind) -> &'static str {
+/// The configuration's name of a source, as its `source` key writes it.
+pub(super) fn source_name(source: SourceKind) -> &'static str {
     match source {
         SourceKind::Pipelines => "pipelines",
         SourceKind::Statuses => "statuses",

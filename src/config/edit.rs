@@ -70,6 +70,7 @@ impl SubscriptionKeys {
 
 /// The repository `url` names, read against the instances `config` defines exactly as the
 /// file's own `repository` keys are, so any form the file accepts names the same repository.
+/// Every command that takes a repository URL reads it with this.
 pub fn repository_of(config: &Config, url: &str) -> Result<RepoId, String> {
     let datacenter: Vec<(&str, &url::Url)> = config
         .bitbucket

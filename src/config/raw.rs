@@ -587,21 +587,30 @@ impl Checker<'_> {
 
     fn daemon(&self, raw: RawDaemon) -> Result<DaemonConfig, ConfigError> {
         let state_dir = self.file(&raw.state_dir, "daemon.state_dir")?;
-        let control_socket = match &raw.control_socket {
-            Some(raw) => {
-                let path = self.file(raw, "daemon.control_socket")?;
-                // The kernel's limit for a Unix socket address (sun_path), less the NUL.
-                if path.as_os_str().len() > 107 {
-                    return Err(self.err(
-                        raw.span(),
-                        "daemon.control_socket",
-                        "is longer than the 107 bytes a Unix socket path may have; choose a shorter path".into(),
-                    ));
-                }
-                path
-            }
-            None => state_dir.join("control.sock"),
+        // The kernel's limit for a Unix socket address (sun_path), less the NUL.
+        let (control_socket, span, key) = match &raw.control_socket {
+            Some(raw) => (
+                self.file(raw, "daemon.control_socket")?,
+                raw.span(),
+                "daemon.control_socket",
+            ),
+            None => (
+                state_dir.join("control.sock"),
+                raw.state_dir.span(),
+                "daemon.state_dir",
+            ),
         };
+        if control_socket.as_os_str().len() > 107 {
+            return Err(self.err(
+                span,
+                key,
+                format!(
+                    "makes the control socket {} longer than the 107 bytes a Unix socket path \
+                     may have; set [daemon] control_socket to a shorter path",
+                    control_socket.display()
+                ),
+            ));
+        }
         Ok(DaemonConfig {
             state_dir,
             control_socket,

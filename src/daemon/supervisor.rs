@@ -6,7 +6,9 @@
 //! configuration stays. Then it changes only what changed: a credential's scheduler gets its
 //! new roster and keeps its state (each repository still subscribed keeps its next poll); a
 //! scheduler whose account changed, or a worker whose channel changed, is stopped, awaited and
-//! started anew, so no two tasks ever poll one repository or deliver one channel at once.
+//! started anew, so no two workers ever deliver one channel at once. Schedulers that both hold
+//! a repository for a while (it moved between credentials) take turns on it
+//! ([`PollTurns`]), so no two polls of it run at once either.
 
 use super::{Bitbucket, DaemonError, Metrics, Tuning, Zoom};
 use crate::bitbucket::Account;
@@ -17,7 +19,7 @@ use crate::control::{
 use crate::credentials::Credentials;
 use crate::delivery::{self, DeliveryContext, Wakeups};
 use crate::notify::Notifier;
-use crate::poller::{PollContext, now_ms};
+use crate::poller::{PollContext, PollTurns, now_ms};
 use crate::scheduler::{self, PollLog, Roster};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::store::Store;
@@ -86,15 +88,14 @@ pub async fn run_with_control(
         metrics,
         wakeups: Arc::new(Wakeups::default()),
         polls: Arc::new(PollLog::default()),
+        turns: Arc::new(PollTurns::default()),
         shutdown: shutdown.clone(),
         schedulers: BTreeMap::new(),
         workers: BTreeMap::new(),
         started_ms: now_ms(),
         last_reload: None,
     };
-    supervisor
-        .apply(&mut ReloadSummary::default(), &BTreeSet::new())
-        .await;
+    supervisor.apply(&mut ReloadSummary::default()).await;
     let housekeeping = {
         let (store, shutdown) = (store.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -124,7 +125,18 @@ pub async fn run_with_control(
                 if matches!(request, Request::Reload) {
                     notifier.reloading();
                 }
-                let answer = supervisor.answer(request).await;
+                                // A reload may wait for tasks to finish what they have under way: the watchdog
+                // keeps hearing from the loop meanwhile.
+                                let answer = {
+                    let answering = supervisor.answer(request);
+                    tokio::pin!(answering);
+                    loop {
+                        tokio::select! {
+                            answer = &mut answering => break answer,
+                            _ = tick.tick() => notifier.watchdog(),
+                        }
+                    }
+                };
                 let _ = reply.send(answer);
                 notifier.ready();
                 notifier.status(&supervisor.status_line());
@@ -136,6 +148,8 @@ pub async fn run_with_control(
             }
         }
     }
+    // Requests still queued, and any that come now, are answered "bbzoom is stopping".
+    drop(control.requests);
     notifier.stopping();
     notifier.status("stopping: finishing deliveries and polls under way");
     // Every task's shutdown is a child of the daemon's: they are all stopping. The watchdog
@@ -170,10 +184,15 @@ struct Task {
 }
 
 impl Task {
-    /// Stops it and waits until it finished what it had under way.
-    async fn stop(self) {
-        self.stop.trigger();
-        let _ = self.handle.await;
+    /// Stops them all at once and waits until each finished what it had under way: a reload
+    /// costs the slowest, not the sum.
+    async fn stop_all(tasks: Vec<Task>) {
+        for task in &tasks {
+            task.stop.trigger();
+        }
+        for task in tasks {
+            let _ = task.handle.await;
+        }
     }
 }
 
@@ -201,6 +220,8 @@ struct Supervisor {
     metrics: Arc<Metrics>,
     wakeups: Arc<Wakeups>,
     polls: Arc<PollLog>,
+    /// Shared by every scheduler, old and new: one poll of a repository at a time.
+    turns: Arc<PollTurns>,
     /// The daemon's shutdown; every task's is a child of it.
     shutdown: Shutdown,
     schedulers: BTreeMap<String, SchedulerTask>,
@@ -286,36 +307,16 @@ impl Supervisor {
                 summary.needs_restart.push(key.to_owned());
             }
         }
-        // A repository moving to another credential must not be polled by both schedulers at
-        // once: the one it leaves is stopped (its polls under way finish) and started anew.
-        let credential_of = |config: &Config, repo| {
-            config
-                .subscriptions
-                .iter()
-                .find(|s| &s.repo == repo)
-                .map(|s| s.credential.clone())
-        };
-        let handed_over: BTreeSet<String> = before
-            .keys()
-            .filter_map(|repo| {
-                let (old, new) = (
-                    credential_of(&self.config, repo)?,
-                    credential_of(&config, repo)?,
-                );
-                (old != new).then_some(old)
-            })
-            .collect();
         self.config = config;
         self.bitbucket = bitbucket;
         self.zoom = zoom;
-        self.apply(&mut summary, &handed_over).await;
+        self.apply(&mut summary).await;
         Ok(summary)
     }
 
     /// Makes the tasks match `self.config`, `self.bitbucket` and `self.zoom`: see the module
-    /// doc. The schedulers of `restart` are restarted even if their account is unchanged.
-    /// Records restarts in `summary`.
-    async fn apply(&mut self, summary: &mut ReloadSummary, restart: &BTreeSet<String>) {
+    /// doc. Records restarts in `summary`.
+    async fn apply(&mut self, summary: &mut ReloadSummary) {
         // Watching begins now for every new repository, whenever its first poll comes: builds
         // created from now on are announced even if the budget takes an hour to baseline them.
         let started = now_ms();
@@ -337,17 +338,17 @@ impl Supervisor {
             .map(|(s, _)| &s.repo)
             .collect();
         self.polls.retain(|repo| subscribed.contains(repo));
+        self.turns.retain(|repo| subscribed.contains(repo));
+        let mut stopping = Vec::new();
         let running: Vec<String> = self.schedulers.keys().cloned().collect();
         for name in running {
             let account = self.bitbucket.accounts.get(&name);
-            let same = account.is_some_and(|a| Arc::ptr_eq(a, &self.schedulers[&name].account))
-                && !restart.contains(&name);
+            let same = account.is_some_and(|a| Arc::ptr_eq(a, &self.schedulers[&name].account));
             if !same {
                 if account.is_some() {
                     summary.restarted_credentials.push(name.clone());
                 }
-                let old = self.schedulers.remove(&name).expect("listed");
-                old.task.stop().await;
+                stopping.push(self.schedulers.remove(&name).expect("listed").task);
             }
         }
         for (name, watches) in rosters {
@@ -366,6 +367,7 @@ impl Supervisor {
                 store: self.store.clone(),
                 wakeups: self.wakeups.clone(),
                 metrics: self.metrics.clone(),
+                polling: self.turns.clone(),
                 settle: self.config.polling.settle,
             };
             let handle = tokio::spawn(scheduler::run(
@@ -392,10 +394,12 @@ impl Supervisor {
                 if spec.is_some() {
                     summary.restarted_channels.push(name.clone());
                 }
-                let old = self.workers.remove(&name).expect("listed");
-                old.task.stop().await;
+                stopping.push(self.workers.remove(&name).expect("listed").task);
             }
         }
+        // Every replaced task is gone before any successor starts (invariant: one task per
+        // credential and per channel).
+        Task::stop_all(stopping).await;
         let deliver = DeliveryContext {
             store: self.store.clone(),
             wakeups: self.wakeups.clone(),
@@ -435,7 +439,7 @@ impl Supervisor {
                 subscription.last_poll_ms = Some(last.at_ms);
                 subscription.last_outcome = Some(match last.outcome {
                     Ok(transitions) => format!("ok, {transitions} change(s)"),
-                    Err(err) => format!("failed: {err}"),
+                    Err(err) => format!("failed: {}", crate::control::shown(&err)),
                 });
             }
         }

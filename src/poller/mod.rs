@@ -86,8 +86,40 @@ pub struct PollContext {
     pub store: Store,
     pub wakeups: Arc<Wakeups>,
     pub metrics: Arc<Metrics>,
+    /// One poll at a time per repository, across every scheduler.
+    pub polling: Arc<PollTurns>,
     /// How long a commit's statuses are read after their last change.
     pub settle: Duration,
+}
+
+/// One turn at a time per repository, across every scheduler: two polls of one repository at
+/// once (a reload just moved it to another credential, or re-added it while an old poll still
+/// waits on Bitbucket) would both read the same cursor and record the same transitions twice.
+#[derive(Debug, Default)]
+pub struct PollTurns {
+    by_repo: std::sync::Mutex<HashMap<RepoId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl PollTurns {
+    /// Waits for `repo`'s turn; it lasts as long as the guard.
+    pub async fn turn(&self, repo: &RepoId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .by_repo
+            .lock()
+            .expect("poll turns lock")
+            .entry(repo.clone())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    /// Forgets the repositories `keep` rejects, unless a poll of one is under way.
+    pub fn retain(&self, keep: impl Fn(&RepoId) -> bool) {
+        self.by_repo
+            .lock()
+            .expect("poll turns lock")
+            .retain(|repo, lock| keep(repo) || Arc::strong_count(lock) > 1);
+    }
 }
 
 /// What one poll found: for the log and for the scheduler's idea of how busy the repository is.
@@ -118,6 +150,9 @@ pub async fn poll_once(
     source: &Source,
 ) -> Result<PollSummary, PollError> {
     let repo = &subscription.repo;
+    // Held until the commit is done (it moves into the blocking commit below), so a poll of
+    // the same repository by another scheduler reads this one's cursor, never the one before.
+    let turn = ctx.polling.turn(repo).await;
     let now = now_ms();
     let since = ctx.store.watching_since(repo, now)?;
     let stored = ctx.store.cursor(repo)?;
@@ -155,6 +190,7 @@ pub async fn poll_once(
     // wake-up that never comes. Abandoned before it, a poll leaves nothing behind.
     let ctx = ctx.clone();
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         ctx.store.commit_poll(&update, now)?;
         if !baselined {
             ctx.metrics

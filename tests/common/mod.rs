@@ -11,7 +11,8 @@ use bbzoom::demo::{
 use bbzoom::shutdown::ShutdownTrigger;
 use bbzoom::sim::{Scenario, SimOptions, Simulator};
 use bbzoom::store::Store;
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -107,6 +108,9 @@ impl Harness {
             .args(args)
             .arg("--config")
             .arg(self.config_path())
+            // At debug level: every test that checks a command shows no secret checks its
+            // most talkative logs too.
+            .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         command.stdin(if stdin.is_some() {
@@ -268,4 +272,70 @@ pub fn replies(sim: &Simulator, to_jid: &str) -> Vec<String> {
 pub fn replaced(text: &str, from: &str, to: &str) -> String {
     assert!(text.contains(from), "{from:?} not in:\n{text}");
     text.replacen(from, to, 1)
+}
+
+/// The real `bbzoom run` on `config`, its log appended to `log`, with `envs` set.
+pub fn spawn_daemon(config: &Path, log: &Path, envs: &[(&str, &str)]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_bbzoom"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "bbzoom=info")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// What the daemons of a test logged so far.
+pub fn log_text(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+/// Sends signal `name` ("HUP", "TERM") to `child`.
+pub fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Stops the daemon as systemd does: SIGTERM, then a clean exit within the unit's
+/// `TimeoutStopSec`.
+pub fn sigterm(mut child: Child, log: &Path) {
+    signal(&child, "TERM");
+    let deadline = std::time::Instant::now() + timeout_stop_sec();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after TimeoutStopSec; log:\n{}",
+            log_text(log)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status}; log:\n{}",
+        log_text(log)
+    );
+}
+
+/// The unit's `TimeoutStopSec=`, in seconds as the unit writes it ("90s").
+fn timeout_stop_sec() -> Duration {
+    let unit = include_str!("../../systemd/bbzoom.service");
+    let value = unit
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("TimeoutStopSec="))
+        .expect("the unit sets TimeoutStopSec");
+    Duration::from_secs(value.trim_end_matches('s').parse().expect("seconds"))
 }
