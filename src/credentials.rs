@@ -99,6 +99,54 @@ impl PartialEq for Credential {
 
 impl Eq for Credential {}
 
+/// Where a credential serves; each place takes its own kinds. The one statement of which kind
+/// fits where: the daemon, `check` and `connect` all ask it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Polling Bitbucket Cloud.
+    Cloud,
+    /// Polling a Bitbucket Data Center instance.
+    DataCenter,
+    /// The Zoom chatbot app.
+    Chatbot,
+    /// An Incoming Webhook connection.
+    Webhook,
+}
+
+impl Role {
+    /// Whether `credential` can serve here. Exhaustive on purpose: a new kind must be placed.
+    pub fn fits(self, credential: &Credential) -> bool {
+        match credential {
+            Credential::BitbucketAccessToken { .. }
+            | Credential::BitbucketOauthConsumer { .. }
+            | Credential::BitbucketApiToken { .. } => self == Role::Cloud,
+            Credential::DatacenterToken { .. } => self == Role::DataCenter,
+            Credential::ZoomChatbot { .. } => self == Role::Chatbot,
+            Credential::ZoomWebhook { .. } => self == Role::Webhook,
+        }
+    }
+
+    /// The kinds that fit, for messages.
+    pub fn kinds(self) -> &'static str {
+        match self {
+            Role::Cloud => {
+                "bitbucket_access_token, bitbucket_oauth_consumer or bitbucket_api_token"
+            }
+            Role::DataCenter => "datacenter_token",
+            Role::Chatbot => "zoom_chatbot",
+            Role::Webhook => "zoom_webhook",
+        }
+    }
+
+    /// The `bbzoom connect` service that stores such a credential.
+    pub fn service(self) -> &'static str {
+        match self {
+            Role::Cloud | Role::DataCenter => "bitbucket",
+            Role::Chatbot | Role::Webhook => "zoom",
+        }
+    }
+}
+
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Credential({}, [REDACTED])", self.kind())
@@ -383,6 +431,34 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         ensure_identity(&path).unwrap();
         check_identity(&path).unwrap();
+    }
+
+    #[test]
+    fn every_kind_fits_exactly_one_role() {
+        let secret = || SecretString::from("s");
+        let all = [
+            Credential::BitbucketAccessToken { token: secret() },
+            Credential::BitbucketOauthConsumer {
+                key: "k".into(),
+                secret: secret(),
+            },
+            Credential::BitbucketApiToken {
+                email: "e".into(),
+                token: secret(),
+            },
+            Credential::DatacenterToken { token: secret() },
+            Credential::ZoomChatbot {
+                client_id: "c".into(),
+                client_secret: secret(),
+            },
+            Credential::ZoomWebhook { token: secret() },
+        ];
+        let roles = [Role::Cloud, Role::DataCenter, Role::Chatbot, Role::Webhook];
+        for credential in &all {
+            let fitting: Vec<Role> = roles.into_iter().filter(|r| r.fits(credential)).collect();
+            assert_eq!(fitting.len(), 1, "{credential:?} fits {fitting:?}");
+            assert!(fitting[0].kinds().contains(credential.kind()));
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! stopping at the first one as the daemon does.
 
 use bbzoom::config::{Config, DaemonConfig, Destination};
-use bbzoom::credentials::{self, Credential, Credentials, CredentialsError};
+use bbzoom::credentials::{self, Credential, Credentials, CredentialsError, Role};
 use bbzoom::daemon;
 use bbzoom::domain::CLOUD;
 use std::io::ErrorKind;
@@ -141,62 +141,15 @@ fn fix_identity(err: &CredentialsError) -> String {
     format!("{err}; {fix}")
 }
 
-/// Where the configuration uses a credential, which decides the kinds that fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Need {
-    /// Polling Bitbucket Cloud.
-    Cloud,
-    /// Polling a Bitbucket Data Center instance.
-    DataCenter,
-    /// The Zoom chatbot app.
-    Chatbot,
-    /// An Incoming Webhook connection.
-    Webhook,
-}
-
-impl Need {
-    /// Whether `credential` can serve here. Exhaustive on purpose: a new kind must be placed.
-    fn fits(self, credential: &Credential) -> bool {
-        match credential {
-            Credential::BitbucketAccessToken { .. }
-            | Credential::BitbucketOauthConsumer { .. }
-            | Credential::BitbucketApiToken { .. } => self == Need::Cloud,
-            Credential::DatacenterToken { .. } => self == Need::DataCenter,
-            Credential::ZoomChatbot { .. } => self == Need::Chatbot,
-            Credential::ZoomWebhook { .. } => self == Need::Webhook,
-        }
-    }
-
-    /// The kinds that fit, for messages.
-    fn kinds(self) -> &'static str {
-        match self {
-            Need::Cloud => {
-                "bitbucket_access_token, bitbucket_oauth_consumer or bitbucket_api_token"
-            }
-            Need::DataCenter => "datacenter_token",
-            Need::Chatbot => "zoom_chatbot",
-            Need::Webhook => "zoom_webhook",
-        }
-    }
-
-    /// The `bbzoom connect` service that stores such a credential.
-    fn service(self) -> &'static str {
-        match self {
-            Need::Cloud | Need::DataCenter => "bitbucket",
-            Need::Chatbot | Need::Webhook => "zoom",
-        }
-    }
-}
-
 /// Every credential the configuration names, with where (for messages) and what it needs, in
 /// file order: subscriptions, the instances' defaults, the chatbot, the webhook channels.
-fn uses(config: &Config) -> Vec<(&str, String, Need)> {
+fn uses(config: &Config) -> Vec<(&str, String, Role)> {
     let mut uses = Vec::new();
     for sub in &config.subscriptions {
         let need = if sub.repo.instance == CLOUD {
-            Need::Cloud
+            Role::Cloud
         } else {
-            Need::DataCenter
+            Role::DataCenter
         };
         let place = format!("the subscription of {}", sub.url);
         uses.push((sub.credential.as_str(), place, need));
@@ -205,21 +158,21 @@ fn uses(config: &Config) -> Vec<(&str, String, Need)> {
         uses.push((
             name.as_str(),
             "[bitbucket] credential".to_owned(),
-            Need::Cloud,
+            Role::Cloud,
         ));
     }
     for dc in config.bitbucket.datacenter.values() {
         let place = format!("[bitbucket.datacenter.{}] credential", dc.name);
-        uses.push((dc.credential.as_str(), place, Need::DataCenter));
+        uses.push((dc.credential.as_str(), place, Role::DataCenter));
     }
     if let Some(bot) = &config.zoom.chatbot {
         let place = "[zoom.chatbot] credential".to_owned();
-        uses.push((bot.credential.as_str(), place, Need::Chatbot));
+        uses.push((bot.credential.as_str(), place, Role::Chatbot));
     }
     for channel in config.zoom.channels.values() {
         if let Destination::Webhook { credential, .. } = &channel.destination {
             let place = format!("[zoom.channels.{}] credential", channel.name);
-            uses.push((credential.as_str(), place, Need::Webhook));
+            uses.push((credential.as_str(), place, Role::Webhook));
         }
     }
     uses
@@ -229,7 +182,7 @@ fn uses(config: &Config) -> Vec<(&str, String, Need)> {
 /// kind, naming everywhere it is used and the command that stores it.
 fn misfits(config: &Config, credentials: &Credentials) -> Vec<String> {
     // The places of each (credential, need), in order of first use.
-    let mut grouped: Vec<((&str, Need), Vec<String>)> = Vec::new();
+    let mut grouped: Vec<((&str, Role), Vec<String>)> = Vec::new();
     for (name, place, need) in uses(config) {
         match grouped.iter_mut().find(|(key, _)| *key == (name, need)) {
             Some((_, places)) => places.push(place),

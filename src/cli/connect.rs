@@ -654,13 +654,12 @@ async fn check_bitbucket(
     // The error stays a `DaemonError` under its context, so the exit status says "fix the
     // configuration or the credential".
     let source = daemon::one_off_source(config, alone, &subscription).with_context(|| {
-        let fits = if repo.instance == CLOUD {
-            "Bitbucket Cloud, which takes bitbucket_access_token, bitbucket_oauth_consumer or \
-             bitbucket_api_token"
+        let on = if repo.instance == CLOUD {
+            "Bitbucket Cloud"
         } else {
-            "Data Center, which takes datacenter_token"
+            "Data Center"
         };
-        format!("{repo} is on {fits}")
+        format!("{repo} is on {on}")
     })?;
     source.probe(repo).await.map_err(|err| match err {
         BitbucketError::Unauthorized(status) => anyhow!(

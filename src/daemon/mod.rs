@@ -16,7 +16,7 @@ use crate::bitbucket::{Account, Auth, CloudClient, DataCenterClient, OAuthConsum
 use crate::config::{
     ChatbotConfig, Config, Destination as ConfigDestination, RateLimit, SourceKind,
 };
-use crate::credentials::{Credential, Credentials};
+use crate::credentials::{Credential, Credentials, Role};
 use crate::delivery::{Destination, Route};
 use crate::domain::CLOUD;
 use crate::http;
@@ -79,14 +79,21 @@ impl Default for Tuning {
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(
-        "credential \"{name}\" (named by {used_by}) is not in the credentials file; store it with `bbzoom connect bitbucket --name {name}` (or `connect zoom` for a Zoom one)"
+        "credential \"{name}\" (named by {used_by}) is not in the credentials file; store it with `bbzoom connect {} --name {name}`", .role.service()
     )]
-    MissingCredential { name: String, used_by: String },
-    #[error("credential \"{name}\" (named by {used_by}) is a {found}, which cannot be used there")]
+    MissingCredential {
+        name: String,
+        used_by: String,
+        role: Role,
+    },
+    #[error(
+        "credential \"{name}\" (named by {used_by}) is a {found}, which cannot be used there: it takes {}", .role.kinds()
+    )]
     WrongCredential {
         name: String,
         used_by: String,
         found: &'static str,
+        role: Role,
     },
 }
 
@@ -216,33 +223,51 @@ fn auth(
     used_by: &str,
     http: &reqwest::Client,
 ) -> Result<Auth, DaemonError> {
-    let wrong = |found| DaemonError::WrongCredential {
-        name: name.to_owned(),
-        used_by: used_by.to_owned(),
-        found,
+    let role = if on_cloud {
+        Role::Cloud
+    } else {
+        Role::DataCenter
     };
+    Ok(match credential_for(credentials, name, role, used_by)? {
+        Credential::BitbucketAccessToken { token } | Credential::DatacenterToken { token } => {
+            Auth::Bearer(token.clone())
+        }
+        Credential::BitbucketOauthConsumer { key, secret } => Auth::OAuth(OAuthConsumer::new(
+            http.clone(),
+            config.bitbucket.oauth_url.clone(),
+            key.clone(),
+            secret.clone(),
+        )),
+        Credential::BitbucketApiToken { email, token } => Auth::Basic {
+            user: email.clone(),
+            password: token.clone(),
+        },
+        Credential::ZoomChatbot { .. } | Credential::ZoomWebhook { .. } => {
+            unreachable!("credential_for gives only a Bitbucket credential here")
+        }
+    })
+}
+
+/// Credential `name`, which must fit `role`; the errors say who uses it and how to fix it.
+fn credential_for<'a>(
+    credentials: &'a Credentials,
+    name: &str,
+    role: Role,
+    used_by: &str,
+) -> Result<&'a Credential, DaemonError> {
     match credentials.get(name) {
+        Some(credential) if role.fits(credential) => Ok(credential),
+        Some(other) => Err(DaemonError::WrongCredential {
+            name: name.to_owned(),
+            used_by: used_by.to_owned(),
+            found: other.kind(),
+            role,
+        }),
         None => Err(DaemonError::MissingCredential {
             name: name.to_owned(),
             used_by: used_by.to_owned(),
+            role,
         }),
-        Some(Credential::BitbucketAccessToken { token }) if on_cloud => {
-            Ok(Auth::Bearer(token.clone()))
-        }
-        Some(Credential::BitbucketOauthConsumer { key, secret }) if on_cloud => {
-            Ok(Auth::OAuth(OAuthConsumer::new(
-                http.clone(),
-                config.bitbucket.oauth_url.clone(),
-                key.clone(),
-                secret.clone(),
-            )))
-        }
-        Some(Credential::BitbucketApiToken { email, token }) if on_cloud => Ok(Auth::Basic {
-            user: email.clone(),
-            password: token.clone(),
-        }),
-        Some(Credential::DatacenterToken { token }) if !on_cloud => Ok(Auth::Bearer(token.clone())),
-        Some(other) => Err(wrong(other.kind())),
     }
 }
 
@@ -338,28 +363,17 @@ impl Zoom {
                     format,
                 } => {
                     let used_by = format!("[zoom.channels.{}] credential", channel.name);
-                    let token = match credentials.get(credential) {
-                        Some(Credential::ZoomWebhook { token }) => token.clone(),
-                        Some(other) => {
-                            return Err(DaemonError::WrongCredential {
-                                name: credential.clone(),
-                                used_by,
-                                found: other.kind(),
-                            });
-                        }
-                        None => {
-                            return Err(DaemonError::MissingCredential {
-                                name: credential.clone(),
-                                used_by,
-                            });
-                        }
+                    let Credential::ZoomWebhook { token } =
+                        credential_for(credentials, credential, Role::Webhook, &used_by)?
+                    else {
+                        unreachable!("credential_for gives only a webhook credential here")
                     };
                     let limiter = http::budget_limiter(WEBHOOK_RATE);
                     Destination::Webhook {
                         client: Arc::new(WebhookClient::new(
                             http.clone(),
                             url.clone(),
-                            token,
+                            token.clone(),
                             *format,
                             limiter,
                         )),
@@ -393,27 +407,16 @@ fn chatbot_client(
     http: &reqwest::Client,
 ) -> Result<ChatbotClient, DaemonError> {
     let used_by = "[zoom.chatbot] credential".to_owned();
-    let app = match credentials.get(&bot.credential) {
-        Some(Credential::ZoomChatbot {
-            client_id,
-            client_secret,
-        }) => AppCredentials {
-            client_id: client_id.clone(),
-            client_secret: client_secret.clone(),
-        },
-        Some(other) => {
-            return Err(DaemonError::WrongCredential {
-                name: bot.credential.clone(),
-                used_by,
-                found: other.kind(),
-            });
-        }
-        None => {
-            return Err(DaemonError::MissingCredential {
-                name: bot.credential.clone(),
-                used_by,
-            });
-        }
+    let Credential::ZoomChatbot {
+        client_id,
+        client_secret,
+    } = credential_for(credentials, &bot.credential, Role::Chatbot, &used_by)?
+    else {
+        unreachable!("credential_for gives only a chatbot credential here")
+    };
+    let app = AppCredentials {
+        client_id: client_id.clone(),
+        client_secret: client_secret.clone(),
     };
     Ok(ChatbotClient::new(
         http.clone(),
