@@ -351,6 +351,19 @@ impl Supervisor {
                 stopping.push(self.schedulers.remove(&name).expect("listed").task);
             }
         }
+        let running: Vec<String> = self.workers.keys().cloned().collect();
+        for name in running {
+            let spec = self.zoom.route_specs.get(&name);
+            if spec != Some(&self.workers[&name].spec) {
+                if spec.is_some() {
+                    summary.restarted_channels.push(name.clone());
+                }
+                stopping.push(self.workers.remove(&name).expect("listed").task);
+            }
+        }
+        // Every replaced task is gone before any successor starts (invariant: one task per
+        // credential and per channel).
+        Task::stop_all(stopping).await;
         for (name, watches) in rosters {
             let roster = Roster {
                 watches,
@@ -387,19 +400,6 @@ impl Supervisor {
             );
         }
 
-        let running: Vec<String> = self.workers.keys().cloned().collect();
-        for name in running {
-            let spec = self.zoom.route_specs.get(&name);
-            if spec != Some(&self.workers[&name].spec) {
-                if spec.is_some() {
-                    summary.restarted_channels.push(name.clone());
-                }
-                stopping.push(self.workers.remove(&name).expect("listed").task);
-            }
-        }
-        // Every replaced task is gone before any successor starts (invariant: one task per
-        // credential and per channel).
-        Task::stop_all(stopping).await;
         let deliver = DeliveryContext {
             store: self.store.clone(),
             wakeups: self.wakeups.clone(),
