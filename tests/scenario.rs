@@ -298,3 +298,68 @@ async fn two_polls_of_one_repository_at_once_record_each_change_once() {
     }
     assert!(!rows.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_switched_to_another_source_is_baselined_again_not_replayed() {
+    use bbzoom::config::SourceKind;
+    use bbzoom::poller::{PollContext, PollTurns, poll_once};
+    use bbzoom::sim::{SimRepo, SimSource};
+    let commit = "c".repeat(40);
+    let jenkins = |key: &str, at: f64| {
+        SimBuild::status(
+            key,
+            "main",
+            commit.as_str(),
+            1.0,
+            at,
+            [(at + 5.0, Successful)],
+        )
+    };
+    let scenario = Scenario {
+        repos: vec![SimRepo {
+            workspace: "acme".into(),
+            slug: "mobile".into(),
+            source: SimSource::CloudStatuses,
+            builds: vec![jenkins("jenkins-build", 2.0), jenkins("jenkins-lint", 3.0)],
+        }],
+    };
+    let harness = Harness::start(
+        scenario,
+        20.0,
+        SimPolling::every(5.0),
+        "\n[[subscription]]\nrepository = \"{web}/acme/mobile\"\nsource = \"pipelines\"\nevents = [\"all\"]\nchannels = [\"ci\"]\n",
+    )
+    .await;
+    let credentials = harness.stored_credentials();
+    let store = bbzoom::store::Store::open(&harness.config.daemon.state_dir).unwrap();
+    let ctx = PollContext {
+        store: store.clone(),
+        wakeups: Default::default(),
+        metrics: Default::default(),
+        polling: std::sync::Arc::new(PollTurns::default()),
+        settle: harness.config.polling.settle,
+    };
+    while harness.sim.now() < 20.0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Polled as pipelines first (there are none), then the admin runs
+    // `bbzoom configure ... --source statuses`: the statuses, all old, are history.
+    let as_pipelines = harness.config.subscriptions[0].clone();
+    let as_statuses = bbzoom::config::Subscription {
+        source: SourceKind::Statuses,
+        ..as_pipelines.clone()
+    };
+    for subscription in [&as_pipelines, &as_statuses] {
+        let source =
+            bbzoom::daemon::one_off_source(&harness.config, &credentials, subscription).unwrap();
+        let summary = poll_once(&ctx, subscription, &source).await.unwrap();
+        assert!(summary.baselined, "{:?}: {summary:?}", subscription.source);
+    }
+    assert_eq!(
+        store.outbox("ci").unwrap(),
+        vec![],
+        "nothing old is announced"
+    );
+    let recorded = store.repo_summary(&as_statuses.repo).unwrap();
+    assert_eq!(recorded.builds, 2, "the statuses are recorded");
+}

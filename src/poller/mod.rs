@@ -154,8 +154,18 @@ pub async fn poll_once(
     // the same repository by another scheduler reads this one's cursor, never the one before.
     let turn = ctx.polling.turn(repo).await;
     let now = now_ms();
-    let since = ctx.store.watching_since(repo, now)?;
-    let stored = ctx.store.cursor(repo)?;
+    let mut since = ctx.store.watching_since(repo, now)?;
+    let mut stored = ctx.store.cursor(repo)?;
+    // The subscription's source changed (`configure --source`): the other source's cursor
+    // means nothing here. Start afresh, watching from now, so its history is not announced.
+    if stored
+        .as_ref()
+        .is_some_and(|c| c.source.is_some_and(|s| s != subscription.source))
+    {
+        tracing::info!(%repo, source = ?subscription.source, "the source changed; baselining the repository again");
+        since = ctx.store.restart_watching(repo, now)?;
+        stored = None;
+    }
     let baselined = stored.is_none();
     let cursor = stored.unwrap_or_default();
 
@@ -168,6 +178,8 @@ pub async fn poll_once(
         }
     };
     let requests = fetched.requests;
+    let mut fetched = fetched;
+    fetched.cursor.source = Some(subscription.source);
     let mut update = apply(
         ctx,
         subscription,

@@ -11,6 +11,7 @@
 
 mod records;
 
+use crate::config::SourceKind;
 use crate::detect::Health;
 use crate::domain::{BranchTip, BuildKey, BuildState, BuildStatus, EventKind, RepoId};
 use records::*;
@@ -20,6 +21,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use records::SCHEMA_VERSION;
+
+/// How a cursor's source is written in its record.
+const PIPELINES: &str = "pipelines";
+const STATUSES: &str = "statuses";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -46,6 +51,8 @@ pub struct RepoCursor {
     pub branch_tips: BTreeMap<String, String>,
     /// Commits whose statuses are still read each poll (statuses).
     pub followed: Vec<Followed>,
+    /// The source this cursor was made by: a cursor of the other one means nothing.
+    pub source: Option<SourceKind>,
 }
 
 /// A commit a statuses source keeps reading: its branch tip and until when at least.
@@ -203,6 +210,14 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("watching-since time".into()))
     }
 
+    /// Watching `repo` begins again at `now_ms`: its subscription now reads another source,
+    /// whose history is not to be announced.
+    pub fn restart_watching(&self, repo: &RepoId, now_ms: i64) -> Result<i64, StoreError> {
+        self.meta.insert(since_key(repo), &now_ms.to_be_bytes())?;
+        self.meta.flush()?;
+        Ok(now_ms)
+    }
+
     /// Where polling of `repo` stands; `None` for a repository never polled (to be baselined).
     pub fn cursor(&self, repo: &RepoId) -> Result<Option<RepoCursor>, StoreError> {
         let record: Option<RepoRecord> = get(&self.repos, &repo_key(repo))?;
@@ -223,6 +238,11 @@ impl Store {
                     settle_until_ms: f.settle_until_ms,
                 })
                 .collect(),
+            source: match r.source.as_deref() {
+                Some(PIPELINES) => Some(SourceKind::Pipelines),
+                Some(STATUSES) => Some(SourceKind::Statuses),
+                _ => None,
+            },
         }))
     }
 
@@ -261,6 +281,13 @@ impl Store {
                     settle_until_ms: f.settle_until_ms,
                 })
                 .collect(),
+            source: cursor.source.map(|source| {
+                match source {
+                    SourceKind::Pipelines => PIPELINES,
+                    SourceKind::Statuses => STATUSES,
+                }
+                .to_owned()
+            }),
         })?;
         let builds = update
             .builds
@@ -644,6 +671,7 @@ mod tests {
                     },
                     settle_until_ms: 600_000,
                 }],
+                source: Some(SourceKind::Statuses),
             },
             builds: vec![(done.key.clone(), stored(&done))],
             health: vec![("main\0pipeline".into(), Health::Failing)],

@@ -31,6 +31,10 @@ pub struct RepoRecord {
     /// Statuses sources: commits whose statuses are still read each poll.
     #[serde(default)]
     pub followed: Vec<FollowedRecord>,
+    /// The source the cursor belongs to ("pipelines" or "statuses"); absent in records written
+    /// before it was kept.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// A commit whose statuses are still read, and until when at least.
