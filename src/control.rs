@@ -121,8 +121,8 @@ pub struct ReloadSummary {
     pub removed: Vec<String>,
     /// Channels whose worker was restarted because their settings changed.
     pub restarted_channels: Vec<String>,
-    /// Credentials whose poller was restarted: the credential or its budget changed, or one of
-    /// its repositories moved to another credential.
+    /// Credentials whose poller was restarted: the credential, its budget or how it is
+    /// reached changed.
     pub restarted_credentials: Vec<String>,
     /// Settings that only take effect at the next start.
     pub needs_restart: Vec<String>,
@@ -346,10 +346,14 @@ pub async fn ask(socket: &Path, request: &Request) -> Result<Reply, ControlError
         })?
 }
 
+/// The longest control socket path: the kernel's limit for a Unix socket address (sun_path,
+/// 108 bytes with its NUL) less the staging suffix [`bind`] adds (`.` and a process id).
+pub const MAX_SOCKET_PATH: usize = 107 - 8;
+
 /// Binds `path` for the daemon, owner-only. A socket left by a daemon that died is replaced;
 /// one a live daemon answers on is not, and nothing that is not a socket is ever removed (a
 /// `control_socket` pointing at a real file by mistake must not delete it).
-pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+pub fn bind(path: &Path) -> std::io::Result<(UnixListener, SocketFile)> {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;
@@ -381,18 +385,49 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     let mut staging = path.as_os_str().to_owned();
     staging.push(format!(".{}", std::process::id()));
     let staging = PathBuf::from(staging);
-    unlink(&staging);
     let listener = UnixListener::bind(&staging)?;
-    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
+    let owner_only = std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600));
+    // Should a step fail, dropping `staged` removes the staging socket.
+    let staged = SocketFile::at(&staging)?;
+    owner_only?;
     std::fs::rename(&staging, path)?;
-    Ok(listener)
+    drop(staged);
+    Ok((listener, SocketFile::at(path)?))
 }
 
-/// Removes the socket at `path`, if a socket is what is there.
-pub fn unlink(path: &Path) {
-    use std::os::unix::fs::FileTypeExt;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(path);
+/// The socket file a daemon bound, removed when this is dropped (however the daemon ends),
+/// unless something else now sits at its path: another daemon's socket after a race, or a
+/// file an admin put there.
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    /// Device, inode and change time of the socket we bound, to recognise it (an inode number
+    /// alone may be reused by the next file).
+    identity: (u64, u64, i64, i64),
+}
+
+impl SocketFile {
+    fn at(path: &Path) -> std::io::Result<SocketFile> {
+        let meta = std::fs::symlink_metadata(path)?;
+        Ok(SocketFile {
+            path: path.to_owned(),
+            identity: identity(&meta),
+        })
+    }
+}
+
+fn identity(meta: &std::fs::Metadata) -> (u64, u64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| identity(&meta) == self.identity);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -458,4 +493,54 @@ async fn answer(stream: UnixStream, supervisor: mpsc::Sender<Envelope>) -> std::
     tokio::time::timeout(CLIENT_PATIENCE, write.write_all(&out))
         .await
         .map_err(|_| too_slow("answer not read"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn the_socket_is_owner_only_exclusive_and_removed_only_if_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let (listener, file) = bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let second = bind(&path).unwrap_err();
+        assert!(
+            second.to_string().contains("another bbzoom answers"),
+            "{second}"
+        );
+
+        // A daemon that died left its socket: the next one replaces it.
+        drop(listener);
+        std::mem::forget(file);
+        let (_listener, file) = bind(&path).unwrap();
+        drop(file);
+        assert!(!path.exists(), "removed at exit");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no staging left"
+        );
+
+        // Not a socket: refused, and left alone.
+        std::fs::write(&path, "precious").unwrap();
+        let refused = bind(&path).unwrap_err();
+        assert!(refused.to_string().contains("is not a socket"), "{refused}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+    }
+
+    #[tokio::test]
+    async fn a_socket_someone_else_put_in_its_place_is_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let (listener, file) = bind(&path).unwrap();
+        drop(listener);
+        std::fs::remove_file(&path).unwrap();
+        let _other = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(file);
+        assert!(path.exists(), "another daemon's socket stays");
+    }
 }

@@ -13,11 +13,11 @@ use crate::domain::RepoId;
 use crate::poller::{self, PollContext, PollError, Source};
 use crate::shutdown::Shutdown;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{self, AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 /// Polls of one credential in flight at once; they share its limiter, so this only bounds
@@ -267,8 +267,10 @@ pub async fn run(
     let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..watches.len())
         .map(|i| Reverse((start + first_poll_delay(watches.len(), budget, &targets), i)))
         .collect();
-    let mut polls: JoinSet<(RepoId, Result<poller::PollSummary, PollError>)> = JoinSet::new();
-    let mut in_flight: HashSet<RepoId> = HashSet::new();
+    let mut polls: JoinSet<Result<poller::PollSummary, PollError>> = JoinSet::new();
+    // Each poll under way: its repository, and its task to abandon it by.
+    let mut in_flight: HashMap<RepoId, AbortHandle> = HashMap::new();
+    let mut polling: HashMap<task::Id, RepoId> = HashMap::new();
     loop {
         let next = due
             .peek()
@@ -276,17 +278,30 @@ pub async fn run(
             .filter(|_| in_flight.len() < CONCURRENT_POLLS);
         tokio::select! {
             _ = shutdown.wait() => break,
-            Ok(()) = roster.changed() => {
+                        Ok(()) = roster.changed() => {
                 let roster = roster.borrow_and_update().clone();
-                                targets = roster.targets;
+                targets = roster.targets;
                 ctx.settle = targets.settle;
+                abandon_outdated(&watches, &roster, &mut in_flight);
                 (watches, due) = merge(watches, due, &roster, &in_flight, budget);
                 tracing::info!(repositories = watches.len(), "scheduler took the reloaded subscriptions");
             }
-            Some(done) = polls.join_next(), if !in_flight.is_empty() => {
-                let (repo, result) = done.expect("a poll does not panic");
-                                in_flight.remove(&repo);
-                // Removed by a reload while it ran: its result is committed, its turn is over.
+            Some(done) = polls.join_next_with_id(), if !polling.is_empty() => {
+                let (id, result) = match done {
+                    Ok(done) => done,
+                    Err(err) if err.is_cancelled() => {
+                        polling.remove(&err.id());
+                        continue;
+                    }
+                    Err(err) => panic!("a poll panicked: {err}"),
+                };
+                let repo = polling.remove(&id).expect("every poll is listed");
+                // Abandoned by a reload but done first: what it committed stands; the
+                // repository's turn is the reload's business now.
+                if in_flight.get(&repo).is_none_or(|poll| poll.id() != id) {
+                    continue;
+                }
+                in_flight.remove(&repo);
                 let Some(index) = watches.iter().position(|w| w.subscription.repo == repo) else { continue };
                 log.record(&repo, &result);
                 let now = Instant::now();
@@ -313,8 +328,10 @@ pub async fn run(
                 let Some(Reverse((_, index))) = due.pop() else { continue };
                 let (ctx, watch) = (ctx.clone(), &watches[index]);
                 let (subscription, source) = (watch.subscription.clone(), watch.source.clone());
-                in_flight.insert(subscription.repo.clone());
-                polls.spawn(async move { (subscription.repo.clone(), poller::poll_once(&ctx, &subscription, &source).await) });
+                let repo = subscription.repo.clone();
+                let poll = polls.spawn(async move { poller::poll_once(&ctx, &subscription, &source).await });
+                polling.insert(poll.id(), repo.clone());
+                in_flight.insert(repo, poll);
             }
         }
     }
@@ -343,12 +360,35 @@ fn first_poll_delay(repositories: usize, budget: RateLimit, targets: &PollingCon
     round.max(targets.hot).mul_f64(rand::random::<f64>())
 }
 
+/// Abandons the polls under way of repositories a reload took away from this scheduler or gave
+/// another source: one would hold the repository's turn (through a 429 pause, say) while its
+/// new scheduler's polls wait, and one with the old source would read the wrong cursor.
+/// Abandoning is safe (see `poll_once`); a repository still here is polled again soon.
+fn abandon_outdated(
+    watches: &[Watch],
+    roster: &Roster,
+    in_flight: &mut HashMap<RepoId, AbortHandle>,
+) {
+    in_flight.retain(|repo, poll| {
+        let before = watches.iter().find(|w| &w.subscription.repo == repo);
+        let after = roster.watches.iter().find(|(s, _)| &s.repo == repo);
+        let current = match (before, after) {
+            (Some(before), Some((after, _))) => before.subscription.source == after.source,
+            _ => false,
+        };
+        if !current {
+            poll.abort();
+        }
+        current
+    });
+}
+
 /// The watches and queue after a reload: see [`run`].
 fn merge(
     old: Vec<Watch>,
     old_due: BinaryHeap<Reverse<(Instant, usize)>>,
     roster: &Roster,
-    in_flight: &HashSet<RepoId>,
+    in_flight: &HashMap<RepoId, AbortHandle>,
     budget: RateLimit,
 ) -> (Vec<Watch>, BinaryHeap<Reverse<(Instant, usize)>>) {
     let now = Instant::now();
@@ -379,9 +419,10 @@ fn merge(
                 )
             }
         };
-        // A repository being polled is queued again when its poll ends.
-        if let Some(at) = at.filter(|_| !in_flight.contains(repo)) {
-            due.push(Reverse((at, watches.len())));
+        // A repository being polled is queued again when its poll ends; one whose poll was
+        // just abandoned is due now.
+        if !in_flight.contains_key(repo) {
+            due.push(Reverse((at.unwrap_or(now), watches.len())));
         }
         watches.push(watch);
     }

@@ -590,7 +590,8 @@ fn broken_configs() {
         "unknown key \"name\" in [zoom.channels.ci]; expected one of: to_jid",
     );
 
-    // A Unix socket path is at most 107 bytes, whether set or derived from state_dir.
+    // A Unix socket path is at most 107 bytes (99 with bind's staging suffix), whether set or
+    // derived from state_dir.
     let long = "d".repeat(110);
     check(
         &edit(
@@ -599,13 +600,13 @@ fn broken_configs() {
         ),
         Some(3),
         Some("daemon.control_socket"),
-        "longer than the 107 bytes a Unix socket path may have; set [daemon] control_socket",
+        "longer than the 99 bytes its path may have; set [daemon] control_socket",
     );
     check(
         &edit("state_dir = \"state\"", &format!("state_dir = \"/{long}\"")),
         Some(2),
         Some("daemon.state_dir"),
-        "control.sock longer than the 107 bytes",
+        "control.sock longer than the 99 bytes",
     );
 
     // Wrong types.

@@ -88,8 +88,8 @@ fn every_subscription_polled(report: &Value) -> bool {
 }
 
 /// SIGTERM, then a clean exit within the unit's TimeoutStopSec.
-fn stop(child: Child, harness: &Harness) {
-    sigterm(child, &daemon_log_path(harness));
+async fn stop(child: Child, harness: &Harness) {
+    sigterm(child, &daemon_log_path(harness)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +154,7 @@ async fn status_answers_while_running_and_says_plainly_when_not() {
     assert!(letters.success(), "{}", letters.stderr);
     assert_eq!(letters.stdout.trim(), "no dead letters");
 
-    stop(daemon, &harness);
+    stop(daemon, &harness).await;
     let after = harness.bbzoom(&["status"], None).await;
     assert_eq!(after.status, Some(3));
     let recorded = after.stdout;
@@ -294,7 +294,7 @@ async fn reload_refuses_a_bad_file_and_sighup_adds_a_subscription_without_a_rest
     assert!(reloaded.stdout.contains("removed"), "{}", reloaded.stdout);
     let report = status_when(&harness, |r| repositories(r).len() == 1).await;
     assert_eq!(repositories(&report), vec![web_url]);
-    stop(daemon, &harness);
+    stop(daemon, &harness).await;
     let log = daemon_log(&harness);
     assert!(log.contains("reload refused"), "{log}");
 }
@@ -352,7 +352,7 @@ async fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
     }
     let reloaded = harness.bbzoom(&["reload"], None).await;
     assert!(reloaded.success(), "{}", reloaded.stderr);
-    stop(daemon, &harness);
+    stop(daemon, &harness).await;
     listener.join().unwrap();
     let heard = heard.lock().unwrap().clone();
     let polling = format!(

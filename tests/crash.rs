@@ -11,7 +11,6 @@ use bbzoom::sim::Scenario;
 use common::{Harness, log_text, sigterm, spawn_daemon};
 use rand::Rng;
 use std::path::{Path, PathBuf};
-
 use std::time::{Duration, Instant};
 
 const KILLS: usize = 24;
@@ -52,7 +51,7 @@ async fn sigkill_at_random_moments_loses_nothing() {
     );
     catch_up(&harness, &log).await;
 
-    sigterm(child, &log);
+    sigterm(child, &log).await;
 
     let score = score(&harness.sim, &harness.config);
     assert!(
@@ -89,7 +88,7 @@ async fn sigterm_finishes_in_flight_work_in_time_and_repeats_nothing() {
     let mut rng = rand::rng();
     for _ in 0..STOPS {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..900))).await;
-        sigterm(child, &log);
+        sigterm(child, &log).await;
         child = spawn_daemon(&config, &log, &[]);
     }
     assert!(
@@ -97,7 +96,7 @@ async fn sigterm_finishes_in_flight_work_in_time_and_repeats_nothing() {
         "the stops happened while builds were running"
     );
     catch_up(&harness, &log).await;
-    sigterm(child, &log);
+    sigterm(child, &log).await;
     let score = score(&harness.sim, &harness.config);
     assert!(score.missed.is_empty(), "missed: {:?}", score.missed);
     assert_eq!(score.duplicates, 0, "a graceful stop repeats nothing");

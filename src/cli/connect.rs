@@ -107,10 +107,14 @@ impl Kind {
         }
     }
 
+    /// Exhaustive on purpose: a new kind must say which service it belongs to.
     fn service(self) -> Service {
         match self {
             Kind::ZoomChatbot | Kind::ZoomWebhook => Service::Zoom,
-            _ => Service::Bitbucket,
+            Kind::BitbucketAccessToken
+            | Kind::BitbucketOauthConsumer
+            | Kind::BitbucketApiToken
+            | Kind::DatacenterToken => Service::Bitbucket,
         }
     }
 

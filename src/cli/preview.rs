@@ -5,7 +5,6 @@
 //! without history, each build's event is what its own state says (a success is "succeeded",
 //! never "fixed"). It writes no file and calls no Zoom API.
 
-use super::subscriptions::source_name;
 use anyhow::Context;
 use bbzoom::config::edit::repository_of;
 use bbzoom::config::{Config, SourceKind, Subscription};
@@ -37,7 +36,7 @@ pub async fn preview(config_path: PathBuf, args: PreviewArgs) -> anyhow::Result<
         Some(subscription) => {
             println!(
                 "{repo} ({} on {}, credential {:?}): branches {}; events {}; to {}",
-                source_name(subscription.source),
+                subscription.source.name(),
                 instance_name(&repo),
                 subscription.credential,
                 list(&subscription.branches),
@@ -54,7 +53,7 @@ pub async fn preview(config_path: PathBuf, args: PreviewArgs) -> anyhow::Result<
                 config_path.display(),
                 instance_name(&repo),
                 subscription.credential,
-                source_name(subscription.source)
+                subscription.source.name()
             );
             subscription
         }

@@ -41,18 +41,17 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     // The socket first: from now on `bbzoom status` asks (and waits for) this daemon rather
     // than reading the store, whose lock the daemon needs.
     let socket = &config.daemon.control_socket;
-    let listener = control::bind(socket).with_context(|| {
+    // Removed when `_socket` drops, on every way out of here.
+    let (listener, _socket) = control::bind(socket).with_context(|| {
         format!(
             "cannot listen on the control socket {} ([daemon] control_socket)",
             socket.display()
         )
     })?;
-    let result = serve(&config, &credentials, listener, signals).await;
-    control::unlink(socket);
-    result
+    serve(&config, &credentials, listener, signals).await
 }
 
-/// Everything after the socket is bound, so that `run` removes it however this ends.
+/// Everything after the socket is bound.
 async fn serve(
     config: &Config,
     credentials: &Credentials,
@@ -91,7 +90,7 @@ async fn serve(
     Ok(())
 }
 
-/// SIGHUP asks for a reload; SIGTERM or SIGINT stops the daemon.
+/// SIGHUP asks for a reload; SIGTERM or SIGINT stops the daemon, a second one at once.
 async fn handle_signals(
     mut signals: Signals,
     requests: mpsc::Sender<Envelope>,
@@ -112,4 +111,12 @@ async fn handle_signals(
     }
     tracing::info!("stop signal received; finishing deliveries under way");
     trigger.trigger();
+    // A second one means now (an admin's second Ctrl-C): what is not delivered stays in the
+    // outbox, and the card in flight may be repeated, as after a crash.
+    tokio::select! {
+        _ = signals.term.recv() => {}
+        _ = signals.int.recv() => {}
+    }
+    tracing::warn!("second stop signal: exiting without waiting for deliveries under way");
+    std::process::exit(1);
 }

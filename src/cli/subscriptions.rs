@@ -7,7 +7,7 @@
 
 use anyhow::Context;
 use bbzoom::config::edit::{self, SubscriptionKeys};
-use bbzoom::config::{Config, ConfigError, SourceKind, Subscription};
+use bbzoom::config::{Config, ConfigError, Subscription};
 use bbzoom::domain::{EventKind, RepoId};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -171,7 +171,7 @@ pub fn list(config: PathBuf) -> anyhow::Result<()> {
             [
                 s.url.clone(),
                 s.repo.instance.clone(),
-                source_name(s.source).to_owned(),
+                s.source.name().to_owned(),
                 s.credential.clone(),
                 branches(s),
                 events(&s.events),
@@ -237,7 +237,7 @@ fn describe(s: &Subscription) -> String {
     format!(
         "channels {}; source {}; credential {}; branches {}; events {}",
         s.channels.join(", "),
-        source_name(s.source),
+        s.source.name(),
         s.credential,
         branches(s),
         events(&s.events)
@@ -255,14 +255,6 @@ fn subscribed(subscriptions: &[Subscription]) -> String {
             let names: Vec<String> = subscriptions.iter().map(|s| name(&s.repo)).collect();
             format!("subscribed are: {}", names.join(", "))
         }
-    }
-}
-
-/// The configuration's name of a source, as its `source` key writes it.
-pub(super) fn source_name(source: SourceKind) -> &'static str {
-    match source {
-        SourceKind::Pipelines => "pipelines",
-        SourceKind::Statuses => "statuses",
     }
 }
 

@@ -102,6 +102,22 @@ pub enum SourceKind {
     Statuses,
 }
 
+impl SourceKind {
+    pub const ALL: [SourceKind; 2] = [SourceKind::Pipelines, SourceKind::Statuses];
+
+    /// Its name in the configuration file, and wherever else it is written down.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Pipelines => "pipelines",
+            SourceKind::Statuses => "statuses",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SourceKind> {
+        SourceKind::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
 /// A request budget: at most `requests` in any window of `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {

@@ -101,11 +101,7 @@ const FORMATS: [(&str, WebhookFormat); 2] = [
 /// `[zoom.delivery]` defaults.
 const DEFAULT_MAX_AGE: &str = "24h";
 const DEFAULT_FOLD_AFTER: usize = 10;
-/// The values of a subscription's `source`.
-const SOURCES: [(&str, SourceKind); 2] = [
-    ("pipelines", SourceKind::Pipelines),
-    ("statuses", SourceKind::Statuses),
-];
+
 /// Keys bbzoom used to read, and where their setting went: an old file gets directions rather
 /// than a list of valid keys.
 const MOVED: [(&str, &str); 1] = [(
@@ -587,7 +583,6 @@ impl Checker<'_> {
 
     fn daemon(&self, raw: RawDaemon) -> Result<DaemonConfig, ConfigError> {
         let state_dir = self.file(&raw.state_dir, "daemon.state_dir")?;
-        // The kernel's limit for a Unix socket address (sun_path), less the NUL.
         let (control_socket, span, key) = match &raw.control_socket {
             Some(raw) => (
                 self.file(raw, "daemon.control_socket")?,
@@ -600,14 +595,15 @@ impl Checker<'_> {
                 "daemon.state_dir",
             ),
         };
-        if control_socket.as_os_str().len() > 107 {
+        if control_socket.as_os_str().len() > crate::control::MAX_SOCKET_PATH {
             return Err(self.err(
                 span,
                 key,
                 format!(
-                    "makes the control socket {} longer than the 107 bytes a Unix socket path \
-                     may have; set [daemon] control_socket to a shorter path",
-                    control_socket.display()
+                    "makes the control socket {} longer than the {} bytes its path may have; \
+                     set [daemon] control_socket to a shorter path",
+                    control_socket.display(),
+                    crate::control::MAX_SOCKET_PATH
                 ),
             ));
         }
@@ -1173,8 +1169,8 @@ impl Checker<'_> {
         };
         let key = format!("{sub_key}.source");
         let value = raw.get_ref();
-        let names = SOURCES.map(|(name, _)| name);
-        let Some(&(_, source)) = SOURCES.iter().find(|&&(name, _)| name == value) else {
+        let names = SourceKind::ALL.map(SourceKind::name);
+        let Some(source) = SourceKind::from_name(value) else {
             return Err(self.err(
                 raw.span(),
                 &key,

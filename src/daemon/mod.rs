@@ -87,7 +87,7 @@ pub enum DaemonError {
         role: Role,
     },
     #[error(
-        "credential \"{name}\" (named by {used_by}) is a {found}, which cannot be used there: it takes {}", .role.kinds()
+                "credential \"{name}\" (named by {used_by}) is a {found}, which cannot be used there: it takes {}; replace it with `bbzoom connect {} --name {name}`", .role.kinds(), .role.service()
     )]
     WrongCredential {
         name: String,

@@ -115,7 +115,10 @@ pub async fn run_with_control(
         "bbzoom running"
     );
     let notifier = control.notifier;
-    notifier.ready();
+    // A stop asked for during start-up: systemd hears STOPPING, never READY.
+    if !shutdown.is_triggered() {
+        notifier.ready();
+    }
     notifier.status(&supervisor.status_line());
     let mut tick = tokio::time::interval(notifier.watchdog_interval().unwrap_or(STATUS_EVERY));
     loop {
@@ -125,9 +128,9 @@ pub async fn run_with_control(
                 if matches!(request, Request::Reload) {
                     notifier.reloading();
                 }
-                                // A reload may wait for tasks to finish what they have under way: the watchdog
-                // keeps hearing from the loop meanwhile.
-                                let answer = {
+                // A reload may wait for tasks to finish what they have under way: the
+                // watchdog keeps hearing from the loop meanwhile.
+                let answer = {
                     let answering = supervisor.answer(request);
                     tokio::pin!(answering);
                     loop {
@@ -322,7 +325,11 @@ impl Supervisor {
         let started = now_ms();
         let mut rosters: BTreeMap<String, Vec<_>> = BTreeMap::new();
         for (subscription, source) in &self.bitbucket.watches {
-            if let Err(err) = self.store.watching_since(&subscription.repo, started) {
+            let repo = &subscription.repo;
+            if let Err(err) = self
+                .store
+                .watching_since(repo, subscription.source, started)
+            {
                 tracing::error!(repo = %subscription.repo, %err, "cannot record when watching began");
             }
             rosters

@@ -154,22 +154,21 @@ pub async fn poll_once(
     // the same repository by another scheduler reads this one's cursor, never the one before.
     let turn = ctx.polling.turn(repo).await;
     let now = now_ms();
-    let mut since = ctx.store.watching_since(repo, now)?;
+    // Restarted when the subscription's source changed (`configure --source`): see the store.
+    let since = ctx.store.watching_since(repo, subscription.source, now)?;
     let mut stored = ctx.store.cursor(repo)?;
-    // The subscription's source changed (`configure --source`): the other source's cursor
-    // means nothing here. Start afresh, watching from now, so its history is not announced.
+    // The other source's cursor means nothing here: baseline afresh.
     if stored
         .as_ref()
         .is_some_and(|c| c.source.is_some_and(|s| s != subscription.source))
     {
-        tracing::info!(%repo, source = ?subscription.source, "the source changed; baselining the repository again");
-        since = ctx.store.restart_watching(repo, now)?;
+        tracing::info!(%repo, source = subscription.source.name(), "the source changed; baselining the repository again");
         stored = None;
     }
     let baselined = stored.is_none();
     let cursor = stored.unwrap_or_default();
 
-    let fetched = match source {
+    let mut fetched = match source {
         Source::Pipelines(client) => {
             pipelines::fetch(client, repo, &cursor, baselined.then_some(since)).await?
         }
@@ -178,7 +177,6 @@ pub async fn poll_once(
         }
     };
     let requests = fetched.requests;
-    let mut fetched = fetched;
     fetched.cursor.source = Some(subscription.source);
     let mut update = apply(
         ctx,
@@ -198,8 +196,9 @@ pub async fn poll_once(
         busy: !update.cursor.active.is_empty() || !update.cursor.followed.is_empty(),
     };
     // The commit and the wake-ups are one blocking unit: once started it completes even if
-    // this poll is abandoned (a scheduler stopping does that), so no committed row waits for a
-    // wake-up that never comes. Abandoned before it, a poll leaves nothing behind.
+    // this poll is abandoned (a scheduler stopping or a reload does that), so no committed row
+    // waits for a wake-up that never comes. Abandoned before it, a poll leaves nothing behind
+    // but when watching began, which every try agrees on.
     let ctx = ctx.clone();
     tokio::task::spawn_blocking(move || {
         let _turn = turn;

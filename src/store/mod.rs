@@ -22,10 +22,6 @@ use std::path::Path;
 
 pub use records::SCHEMA_VERSION;
 
-/// How a cursor's source is written in its record.
-const PIPELINES: &str = "pipelines";
-const STATUSES: &str = "statuses";
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
@@ -188,34 +184,38 @@ impl Store {
         }
     }
 
-    /// When bbzoom started watching `repo` (Unix milliseconds): `now_ms` the first time it is
-    /// asked, the same answer ever after. Builds created before it are history.
-    pub fn watching_since(&self, repo: &RepoId, now_ms: i64) -> Result<i64, StoreError> {
+    /// When bbzoom started watching `repo` through `source` (Unix milliseconds): `now_ms` the
+    /// first time it is asked, the same answer ever after, until it is asked with another
+    /// source (the subscription's `source` changed): then watching begins again at `now_ms`,
+    /// since what the new source already holds is history, not news. Builds created before
+    /// the answer are history.
+    pub fn watching_since(
+        &self,
+        repo: &RepoId,
+        source: SourceKind,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
         let key = since_key(repo);
-        let fresh = now_ms.to_be_bytes();
-        let current =
-            match self
-                .meta
-                .compare_and_swap(&key, None as Option<&[u8]>, Some(&fresh[..]))?
-            {
-                Ok(()) => {
-                    self.meta.flush()?;
-                    return Ok(now_ms);
+        let fresh = encode_since(now_ms, source.name());
+        loop {
+            let current = self.meta.get(&key)?;
+            if let Some(bytes) = &current {
+                let (since, watched) = decode_since(bytes)
+                    .ok_or_else(|| StoreError::Corrupt("watching-since time".into()))?;
+                // Recorded before the source was kept with it: taken as this one.
+                if watched.is_none_or(|name| name == source.name()) {
+                    return Ok(since);
                 }
-                Err(existing) => existing.current,
-            };
-        current
-            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
-            .map(i64::from_be_bytes)
-            .ok_or_else(|| StoreError::Corrupt("watching-since time".into()))
-    }
-
-    /// Watching `repo` begins again at `now_ms`: its subscription now reads another source,
-    /// whose history is not to be announced.
-    pub fn restart_watching(&self, repo: &RepoId, now_ms: i64) -> Result<i64, StoreError> {
-        self.meta.insert(since_key(repo), &now_ms.to_be_bytes())?;
-        self.meta.flush()?;
-        Ok(now_ms)
+            }
+            if self
+                .meta
+                .compare_and_swap(&key, current, Some(fresh.clone()))?
+                .is_ok()
+            {
+                self.meta.flush()?;
+                return Ok(now_ms);
+            }
+        }
     }
 
     /// Where polling of `repo` stands; `None` for a repository never polled (to be baselined).
@@ -238,11 +238,7 @@ impl Store {
                     settle_until_ms: f.settle_until_ms,
                 })
                 .collect(),
-            source: match r.source.as_deref() {
-                Some(PIPELINES) => Some(SourceKind::Pipelines),
-                Some(STATUSES) => Some(SourceKind::Statuses),
-                _ => None,
-            },
+            source: r.source.as_deref().and_then(SourceKind::from_name),
         }))
     }
 
@@ -281,13 +277,7 @@ impl Store {
                     settle_until_ms: f.settle_until_ms,
                 })
                 .collect(),
-            source: cursor.source.map(|source| {
-                match source {
-                    SourceKind::Pipelines => PIPELINES,
-                    SourceKind::Statuses => STATUSES,
-                }
-                .to_owned()
-            }),
+            source: cursor.source.map(|source| source.name().to_owned()),
         })?;
         let builds = update
             .builds
@@ -758,6 +748,26 @@ mod tests {
         assert!(store.drop_dead_letter(ops.seq).unwrap());
         assert!(!store.drop_dead_letter(ops.seq).unwrap());
         assert!(store.dead_letters().unwrap().is_empty());
+    }
+
+    #[test]
+    fn watching_begins_once_per_source_and_again_when_the_source_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let repo = RepoId::new("acme", "api");
+        let (pipelines, statuses) = (SourceKind::Pipelines, SourceKind::Statuses);
+        assert_eq!(store.watching_since(&repo, pipelines, 100).unwrap(), 100);
+        assert_eq!(store.watching_since(&repo, pipelines, 200).unwrap(), 100);
+        // The subscription now reads statuses: watching begins again, once.
+        assert_eq!(store.watching_since(&repo, statuses, 300).unwrap(), 300);
+        assert_eq!(store.watching_since(&repo, statuses, 400).unwrap(), 300);
+        // A value written before the source was kept with it counts for any source.
+        store
+            .meta
+            .insert(since_key(&repo), &50_i64.to_be_bytes())
+            .unwrap();
+        assert_eq!(store.watching_since(&repo, statuses, 500).unwrap(), 50);
+        assert_eq!(store.watching_since(&repo, pipelines, 600).unwrap(), 50);
     }
 
     #[test]

@@ -99,6 +99,22 @@ pub fn since_key(repo: &RepoId) -> Vec<u8> {
     out
 }
 
+/// Its value: the time (8 bytes, big-endian Unix milliseconds), then the name of the source
+/// watched (absent in values written before it was kept).
+pub fn encode_since(since_ms: i64, source: &str) -> Vec<u8> {
+    let mut out = since_ms.to_be_bytes().to_vec();
+    out.extend_from_slice(source.as_bytes());
+    out
+}
+
+pub fn decode_since(bytes: &[u8]) -> Option<(i64, Option<&str>)> {
+    let (time, source) = bytes.split_first_chunk::<8>()?;
+    let source = (!source.is_empty())
+        .then(|| std::str::from_utf8(source).ok())
+        .map_or(Some(None), |name| name.map(Some))?;
+    Some((i64::from_be_bytes(*time), source))
+}
+
 pub fn build_key(key: &BuildKey) -> Vec<u8> {
     let mut out = repo_key(&key.repo);
     out.push(0);

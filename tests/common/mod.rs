@@ -308,8 +308,8 @@ pub fn signal(child: &Child, name: &str) {
 }
 
 /// Stops the daemon as systemd does: SIGTERM, then a clean exit within the unit's
-/// `TimeoutStopSec`.
-pub fn sigterm(mut child: Child, log: &Path) {
+/// `TimeoutStopSec`. Async, so the in-process simulator keeps answering its last deliveries.
+pub async fn sigterm(mut child: Child, log: &Path) {
     signal(&child, "TERM");
     let deadline = std::time::Instant::now() + timeout_stop_sec();
     let status = loop {
@@ -321,7 +321,7 @@ pub fn sigterm(mut child: Child, log: &Path) {
             "still running after TimeoutStopSec; log:\n{}",
             log_text(log)
         );
-        std::thread::sleep(Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert!(
         status.success(),
