@@ -253,7 +253,7 @@ async fn a_repository_seen_first_is_baselined_and_its_running_builds_followed() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_polls_of_one_repository_at_once_record_each_change_once() {
-    use bbzoom::poller::{PollContext, PollTurns, poll_once};
+    use bbzoom::poller::poll_once;
     let harness = Harness::start(
         scenario(),
         20.0,
@@ -262,14 +262,7 @@ async fn two_polls_of_one_repository_at_once_record_each_change_once() {
     )
     .await;
     let credentials = harness.stored_credentials();
-    let store = bbzoom::store::Store::open(&harness.config.daemon.state_dir).unwrap();
-    let ctx = PollContext {
-        store: store.clone(),
-        wakeups: Default::default(),
-        metrics: Default::default(),
-        polling: std::sync::Arc::new(PollTurns::default()),
-        settle: harness.config.polling.settle,
-    };
+    let (store, ctx) = poll_context(&harness);
     let subscription = harness.config.subscriptions[0].clone();
     // Two sources, as two schedulers would have (a reload moved it between credentials).
     let source =
@@ -302,7 +295,7 @@ async fn two_polls_of_one_repository_at_once_record_each_change_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_switched_to_another_source_is_baselined_again_not_replayed() {
     use bbzoom::config::SourceKind;
-    use bbzoom::poller::{PollContext, PollTurns, poll_once};
+    use bbzoom::poller::poll_once;
     use bbzoom::sim::{SimRepo, SimSource};
     let commit = "c".repeat(40);
     let jenkins = |key: &str, at: f64| {
@@ -331,14 +324,7 @@ async fn a_subscription_switched_to_another_source_is_baselined_again_not_replay
     )
     .await;
     let credentials = harness.stored_credentials();
-    let store = bbzoom::store::Store::open(&harness.config.daemon.state_dir).unwrap();
-    let ctx = PollContext {
-        store: store.clone(),
-        wakeups: Default::default(),
-        metrics: Default::default(),
-        polling: std::sync::Arc::new(PollTurns::default()),
-        settle: harness.config.polling.settle,
-    };
+    let (store, ctx) = poll_context(&harness);
     while harness.sim.now() < 20.0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -362,4 +348,17 @@ async fn a_subscription_switched_to_another_source_is_baselined_again_not_replay
     );
     let recorded = store.repo_summary(&as_statuses.repo).unwrap();
     assert_eq!(recorded.builds, 2, "the statuses are recorded");
+}
+
+/// The harness's store, and what polls need to write to it, for tests that poll by hand.
+fn poll_context(harness: &Harness) -> (bbzoom::store::Store, bbzoom::poller::PollContext) {
+    let store = bbzoom::store::Store::open(&harness.config.daemon.state_dir).unwrap();
+    let ctx = bbzoom::poller::PollContext {
+        store: store.clone(),
+        wakeups: Default::default(),
+        metrics: Default::default(),
+        polling: Default::default(),
+        settle: harness.config.polling.settle,
+    };
+    (store, ctx)
 }
