@@ -376,84 +376,126 @@ async fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
     assert!(first("STOPPING=1") > reloading);
 }
 
-/// Asks the in-process daemon to reload; its summary, or why it refused.
-async fn reload(requests: &tokio::sync::mpsc::Sender<bbzoom::control::Envelope>) -> Value {
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    requests
-        .send((bbzoom::control::Request::Reload, reply))
-        .await
-        .unwrap();
-    serde_json::to_value(answer.await.unwrap()).unwrap()
+/// The real daemon code in this process, on the showcase with a second Bitbucket token
+/// ("second") the simulator knows, driven through its control channel as the socket would.
+struct InProcess {
+    harness: Harness,
+    requests: tokio::sync::mpsc::Sender<bbzoom::control::Envelope>,
+    trigger: bbzoom::shutdown::ShutdownTrigger,
+    daemon: tokio::task::JoinHandle<()>,
+}
+
+impl InProcess {
+    async fn start() -> InProcess {
+        use bbzoom::sim::{SimCredential, SimCredentialKind, SimOptions};
+        let mut options = SimOptions {
+            speed: 40.0,
+            ..SimOptions::default()
+        };
+        options.bitbucket_credentials.push(SimCredential {
+            name: "second".into(),
+            kind: SimCredentialKind::AccessToken {
+                token: "second-token".into(),
+            },
+        });
+        let harness = Harness::start_with(
+            Scenario::showcase(),
+            options,
+            SimPolling::every(10.0),
+            bbzoom::demo::DEFAULT_BUDGET * 10,
+            SHOWCASE_SUBSCRIPTIONS,
+        )
+        .await;
+        let credentials = harness.stored_credentials();
+        let store = bbzoom::store::Store::open(&harness.config.daemon.state_dir).unwrap();
+        let (requests, received) = tokio::sync::mpsc::channel(1);
+        let (trigger, shutdown) = bbzoom::shutdown::channel();
+        let config = harness.config.clone();
+        let daemon = tokio::spawn(async move {
+            let control = bbzoom::daemon::Control {
+                requests: received,
+                notifier: Default::default(),
+            };
+            let metrics = Default::default();
+            bbzoom::daemon::run_with_control(
+                &config,
+                &credentials,
+                store,
+                common::fast_tuning(),
+                metrics,
+                control,
+                shutdown,
+            )
+            .await
+            .unwrap();
+        });
+        InProcess {
+            harness,
+            requests,
+            trigger,
+            daemon,
+        }
+    }
+
+    /// Replaces the first `from` in the configuration file with `to`.
+    fn edit(&self, from: &str, to: &str) {
+        let path = self.harness.config_path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from} in:\n{text}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// The daemon's answer to `request`, as JSON.
+    async fn ask(&self, request: bbzoom::control::Request) -> Value {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.requests.send((request, reply)).await.unwrap();
+        serde_json::to_value(answer.await.unwrap()).unwrap()
+    }
+
+    async fn reload(&self) -> Value {
+        self.ask(bbzoom::control::Request::Reload).await
+    }
+
+    /// The status report once `ready` holds for it, within ten seconds.
+    async fn status_when(&self, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let report = self.ask(bbzoom::control::Request::Status).await;
+            let report = &report["Ok"]["status"];
+            if ready(report) {
+                return report.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "status never got there: {report}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.trigger.trigger();
+        self.daemon.await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_restarts_only_what_changed() {
-    use bbzoom::sim::{SimCredential, SimCredentialKind, SimOptions};
-    let mut options = SimOptions {
-        speed: 40.0,
-        ..SimOptions::default()
-    };
-    options.bitbucket_credentials.push(SimCredential {
-        name: "second".into(),
-        kind: SimCredentialKind::AccessToken {
-            token: "second-token".into(),
-        },
-    });
-    let harness = Harness::start_with(
-        Scenario::showcase(),
-        options,
-        SimPolling::every(10.0),
-        bbzoom::demo::DEFAULT_BUDGET * 10,
-        SHOWCASE_SUBSCRIPTIONS,
-    )
-    .await;
-    let path = harness.config_path();
-    let edit = |from: &str, to: &str| {
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "{from} in:\n{text}");
-        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
-    };
-    let credentials = bbzoom::credentials::Credentials::load(
-        &harness.config.daemon.credentials_file,
-        &harness.config.daemon.identity_file,
-    )
-    .unwrap();
-    let store = bbzoom::store::Store::open(&harness.config.daemon.state_dir).unwrap();
-    let (requests, received) = tokio::sync::mpsc::channel(1);
-    let (trigger, shutdown) = bbzoom::shutdown::channel();
-    let config = harness.config.clone();
-    let daemon = tokio::spawn(async move {
-        let control = bbzoom::daemon::Control {
-            requests: received,
-            notifier: Default::default(),
-        };
-        let metrics = Default::default();
-        bbzoom::daemon::run_with_control(
-            &config,
-            &credentials,
-            store,
-            common::fast_tuning(),
-            metrics,
-            control,
-            shutdown,
-        )
-        .await
-        .unwrap();
-    });
+    let daemon = InProcess::start().await;
     let nothing = serde_json::json!({"Ok": {"reloaded": {
         "added": [], "removed": [], "restarted_channels": [],
         "restarted_credentials": [], "needs_restart": []
     }}});
     assert_eq!(
-        reload(&requests).await,
+        daemon.reload().await,
         nothing,
         "the same files change nothing"
     );
 
     // acme/web moves to the second token, which starts polling it; nothing restarts (the two
     // schedulers take turns on it: see two_polls_of_one_repository_at_once_record_each_change_once).
-    edit("/acme/web\"\n", "/acme/web\"\ncredential = \"second\"\n");
-    let moved = reload(&requests).await;
+    daemon.edit("/acme/web\"\n", "/acme/web\"\ncredential = \"second\"\n");
+    let moved = daemon.reload().await;
     let summary = &moved["Ok"]["reloaded"];
     assert_eq!(
         summary["restarted_credentials"],
@@ -467,11 +509,11 @@ async fn a_reload_restarts_only_what_changed() {
     );
 
     // A budget of its own for the second token: only its scheduler restarts.
-    edit(
+    daemon.edit(
         "\n[zoom]",
         "\n[bitbucket.budgets]\nsecond = { requests = 5000, per = \"90s\" }\n\n[zoom]",
     );
-    let budget = reload(&requests).await;
+    let budget = daemon.reload().await;
     assert_eq!(
         budget["Ok"]["reloaded"]["restarted_credentials"],
         serde_json::json!(["second"]),
@@ -479,12 +521,12 @@ async fn a_reload_restarts_only_what_changed() {
     );
 
     // One channel's style: only its worker restarts. A new state directory needs a restart.
-    edit(
+    daemon.edit(
         "[zoom.channels.releases]\n",
         "[zoom.channels.releases]\nstyle = \"post\"\n",
     );
-    edit("state_dir = \"", "state_dir = \"elsewhere-");
-    let styled = reload(&requests).await;
+    daemon.edit("state_dir = \"", "state_dir = \"elsewhere-");
+    let styled = daemon.reload().await;
     let summary = &styled["Ok"]["reloaded"];
     assert_eq!(
         summary["restarted_channels"],
@@ -502,6 +544,50 @@ async fn a_reload_restarts_only_what_changed() {
         serde_json::json!(["[daemon] state_dir", "[daemon] control_socket"]),
         "{styled}"
     );
-    trigger.trigger();
-    daemon.await.unwrap();
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_moved_off_a_paused_credential_is_polled_by_its_new_one_at_once() {
+    use bbzoom::sim::BitbucketFault;
+    let daemon = InProcess::start().await;
+    daemon.status_when(every_subscription_polled).await;
+    // Bitbucket pauses the first token for ten minutes: its polls wait, each holding its
+    // repository's turn.
+    daemon.harness.sim.fail_next_bitbucket_calls(
+        1,
+        BitbucketFault::RateLimited {
+            retry_after: Some("600".into()),
+        },
+    );
+    daemon
+        .status_when(|r| r["credentials"][0]["paused_for_secs"].as_u64() > Some(0))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The admin moves acme/web to the second token: it is polled at once, not in ten minutes.
+    daemon.edit("/acme/web\"\n", "/acme/web\"\ncredential = \"second\"\n");
+    let moved_at = bbzoom::poller::now_ms();
+    assert!(daemon.reload().await["Ok"].is_object());
+    let web = |r: &Value| {
+        r["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["repository"].as_str().unwrap().ends_with("/acme/web"))
+            .unwrap()
+            .clone()
+    };
+    let report = daemon
+        .status_when(|r| web(r)["last_poll_ms"].as_i64() > Some(moved_at))
+        .await;
+    assert_eq!(web(&report)["credential"], "second");
+    assert!(
+        web(&report)["last_outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("ok"),
+        "{report}"
+    );
+    daemon.stop().await;
 }
