@@ -278,7 +278,7 @@ pub async fn run(
             .filter(|_| in_flight.len() < CONCURRENT_POLLS);
         tokio::select! {
             _ = shutdown.wait() => break,
-                        Ok(()) = roster.changed() => {
+            Ok(()) = roster.changed() => {
                 let roster = roster.borrow_and_update().clone();
                 targets = roster.targets;
                 ctx.settle = targets.settle;
