@@ -202,8 +202,15 @@ impl Store {
             if let Some(bytes) = &current {
                 let (since, watched) = decode_since(bytes)
                     .ok_or_else(|| StoreError::Corrupt("watching-since time".into()))?;
-                // Recorded before the source was kept with it: taken as this one.
-                if watched.is_none_or(|name| name == source.name()) {
+                let same = match watched {
+                    Some(name) => name == source.name(),
+                    // Recorded before the source was kept with it: the cursor's tells, if any.
+                    None => self
+                        .cursor(repo)?
+                        .and_then(|cursor| cursor.source)
+                        .is_none_or(|watched| watched == source),
+                };
+                if same {
                     return Ok(since);
                 }
             }
@@ -221,24 +228,27 @@ impl Store {
     /// Where polling of `repo` stands; `None` for a repository never polled (to be baselined).
     pub fn cursor(&self, repo: &RepoId) -> Result<Option<RepoCursor>, StoreError> {
         let record: Option<RepoRecord> = get(&self.repos, &repo_key(repo))?;
-        Ok(record.map(|r| RepoCursor {
-            high_water: r.high_water,
-            active: r.active,
-            branch_tips: r.branch_tips,
-            followed: r
-                .followed
-                .into_iter()
-                .map(|f| Followed {
-                    tip: BranchTip {
-                        branch: f.branch,
-                        commit: f.commit,
-                        message: f.message,
-                        author: f.author,
-                    },
-                    settle_until_ms: f.settle_until_ms,
-                })
-                .collect(),
-            source: r.source.as_deref().and_then(SourceKind::from_name),
+        Ok(record.map(|r| {
+            let source = recorded_source(&r);
+            RepoCursor {
+                high_water: r.high_water,
+                active: r.active,
+                branch_tips: r.branch_tips,
+                followed: r
+                    .followed
+                    .into_iter()
+                    .map(|f| Followed {
+                        tip: BranchTip {
+                            branch: f.branch,
+                            commit: f.commit,
+                            message: f.message,
+                            author: f.author,
+                        },
+                        settle_until_ms: f.settle_until_ms,
+                    })
+                    .collect(),
+                source,
+            }
         }))
     }
 
@@ -606,6 +616,22 @@ fn get<T: serde::de::DeserializeOwned>(
     tree.get(key)?.map(|v| decode(&v)).transpose()
 }
 
+/// The source a cursor record belongs to: as written, or for a record written before it was
+/// kept, as its shape shows (branch tips are statuses', build numbers pipelines').
+fn recorded_source(record: &RepoRecord) -> Option<SourceKind> {
+    let shape = if !record.branch_tips.is_empty() || !record.followed.is_empty() {
+        Some(SourceKind::Statuses)
+    } else if record.high_water > 0 || !record.active.is_empty() {
+        Some(SourceKind::Pipelines)
+    } else {
+        None
+    };
+    match &record.source {
+        Some(name) => SourceKind::from_name(name),
+        None => shape,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -761,13 +787,32 @@ mod tests {
         // The subscription now reads statuses: watching begins again, once.
         assert_eq!(store.watching_since(&repo, statuses, 300).unwrap(), 300);
         assert_eq!(store.watching_since(&repo, statuses, 400).unwrap(), 300);
-        // A value written before the source was kept with it counts for any source.
-        store
-            .meta
-            .insert(since_key(&repo), &50_i64.to_be_bytes())
-            .unwrap();
+        // A value written before the source was kept with it counts for any source while the
+        // repository has no cursor to tell which it was...
+        let legacy = |store: &Store| {
+            store
+                .meta
+                .insert(since_key(&repo), &50_i64.to_be_bytes())
+                .unwrap()
+        };
+        legacy(&store);
         assert_eq!(store.watching_since(&repo, statuses, 500).unwrap(), 50);
         assert_eq!(store.watching_since(&repo, pipelines, 600).unwrap(), 50);
+        // ... and for the source its cursor's shape shows (branch tips: statuses) otherwise.
+        let update = PollUpdate {
+            repo: repo.clone(),
+            cursor: RepoCursor {
+                branch_tips: [("main".to_owned(), "c0ffee".to_owned())].into(),
+                ..RepoCursor::default()
+            },
+            builds: vec![],
+            health: vec![],
+            notifications: vec![],
+        };
+        store.commit_poll(&update, 700).unwrap();
+        assert_eq!(store.cursor(&repo).unwrap().unwrap().source, Some(statuses));
+        assert_eq!(store.watching_since(&repo, statuses, 800).unwrap(), 50);
+        assert_eq!(store.watching_since(&repo, pipelines, 900).unwrap(), 900);
     }
 
     #[test]
