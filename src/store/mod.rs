@@ -211,6 +211,11 @@ impl Store {
                         .is_none_or(|watched| watched == source),
                 };
                 if same {
+                    if watched.is_none() {
+                        // Kept with its source from now on, so the cursor is read only once.
+                        let tagged = encode_since(since, source.name());
+                        let _ = self.meta.compare_and_swap(&key, current, Some(tagged))?;
+                    }
                     return Ok(since);
                 }
             }
@@ -787,8 +792,8 @@ mod tests {
         // The subscription now reads statuses: watching begins again, once.
         assert_eq!(store.watching_since(&repo, statuses, 300).unwrap(), 300);
         assert_eq!(store.watching_since(&repo, statuses, 400).unwrap(), 300);
-        // A value written before the source was kept with it counts for any source while the
-        // repository has no cursor to tell which it was...
+        // A value written before the source was kept with it goes to the first source asking
+        // while the repository has no cursor to tell which it was, and is kept with it...
         let legacy = |store: &Store| {
             store
                 .meta
@@ -797,8 +802,9 @@ mod tests {
         };
         legacy(&store);
         assert_eq!(store.watching_since(&repo, statuses, 500).unwrap(), 50);
-        assert_eq!(store.watching_since(&repo, pipelines, 600).unwrap(), 50);
-        // ... and for the source its cursor's shape shows (branch tips: statuses) otherwise.
+        assert_eq!(store.watching_since(&repo, pipelines, 600).unwrap(), 600);
+        // ... and to the source its cursor's shape shows (branch tips: statuses) otherwise.
+        legacy(&store);
         let update = PollUpdate {
             repo: repo.clone(),
             cursor: RepoCursor {
