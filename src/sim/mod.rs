@@ -1,6 +1,6 @@
 //! A faithful, stateful simulator of the services bbzoom talks to: Bitbucket's read side
-//! (Cloud Pipelines, Cloud commit statuses and branches, Data Center build statuses and
-//! branches, the OAuth consumer token endpoint) and Zoom's Chatbot API (OAuth token, send,
+//! (Cloud Pipelines, Cloud commit statuses, branches and tags, Data Center build statuses,
+//! branches and tags, the OAuth consumer token endpoint) and Zoom's Chatbot API (OAuth token, send,
 //! edit and delete messages) and Incoming Webhooks.
 //!
 //! No machine that builds or tests bbzoom can reach these services, so `bbzoom demo`, the
@@ -30,7 +30,9 @@ mod zoom;
 
 pub use auth::{SimCredential, SimCredentialKind};
 pub use limits::{BitbucketFault, BitbucketFaults};
-pub use scenario::{Scenario, SimBuild, SimRepo, SimSource, SimState};
+pub use scenario::{
+    Scenario, SimBuild, SimRepo, SimSource, SimState, SimTarget, pipeline_status_key,
+};
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -498,22 +500,40 @@ impl Simulator {
     }
 
     /// The link a card about `build` of `repo` carries when announcing its state at simulated
-    /// second `at`: the pipeline's page, or the link the CI server posted with the status at
-    /// that moment (a rerun posts a new one). Scoreboards match cards to builds with it.
+    /// second `at`: the pipeline's page (whatever it ran for), the link the CI server posted
+    /// with the status at that moment (a rerun posts a new one), or, for the status Pipelines
+    /// posts for a run ([`SimBuild::pipeline_status`]), the run's page in the Pipelines add-on.
+    /// Scoreboards match cards to builds with it. Empty for a status not in the scenario.
     pub fn card_link(&self, repo: &SimRepo, build: &SimBuild, at: f64) -> String {
-        match repo.source {
-            SimSource::CloudPipelines => format!(
-                "{}/{}/{}/pipelines/results/{}",
-                self.inner.origin, repo.workspace, repo.slug, build.number
-            ),
-            SimSource::CloudStatuses | SimSource::DataCenter => {
-                statuses::posted(&self.inner.origin, [repo], &build.commit, at)
-                    .into_iter()
-                    .find(|status| status.build.key == build.key)
-                    .map(|status| status.url)
-                    .unwrap_or_default()
-            }
+        let origin = &self.inner.origin;
+        let index = self.repo_index(repo);
+        let posted_by_pipelines = repo.source.runs_pipelines()
+            && index.is_some_and(|i| build.key == pipeline_status_key(i, build.number));
+        if posted_by_pipelines {
+            statuses::pipeline_url(origin, repo, build.number)
+        } else if repo.runs_pipeline(build) {
+            format!(
+                "{origin}/{}/{}/pipelines/results/{}",
+                repo.workspace, repo.slug, build.number
+            )
+        } else {
+            let repo = (index.unwrap_or_default(), repo);
+            statuses::posted(origin, [repo], &build.commit, at)
+                .into_iter()
+                .find(|status| status.key == build.key)
+                .map(|status| status.url)
+                .unwrap_or_default()
         }
+    }
+
+    /// The position of `repo` in the scenario (which seeds its identifiers), found by where it
+    /// lives: workspace and slug (any case) and source.
+    fn repo_index(&self, repo: &SimRepo) -> Option<usize> {
+        self.inner.scenario.repos.iter().position(|r| {
+            r.source == repo.source
+                && r.workspace.eq_ignore_ascii_case(&repo.workspace)
+                && r.slug.eq_ignore_ascii_case(&repo.slug)
+        })
     }
 
     /// What a channel shows now, in posting order (deleted messages left out).

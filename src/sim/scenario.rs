@@ -1,10 +1,11 @@
 //! Scenarios: the scripted timeline the simulator plays. Times are simulated seconds from the
 //! moment the simulator starts; the simulator's clock runs `speed` times faster than the wall.
 //!
-//! A repository's builds are either Bitbucket Pipelines runs or commit statuses that an
-//! external CI posts (on Bitbucket Cloud or Data Center); [`SimSource`] says which. Scenarios
-//! are written by hand ([`Scenario::showcase`], [`Scenario::mixed`]) or drawn at random for
-//! load tests ([`Scenario::random`]).
+//! A repository's builds are Bitbucket Pipelines runs, commit statuses that an external CI
+//! posts (on Bitbucket Cloud or Data Center), or both; [`SimSource`] says which. A build runs
+//! for a branch push, a tag push or, for a custom pipeline, a bare commit ([`SimTarget`]).
+//! Scenarios are written by hand ([`Scenario::showcase`], [`Scenario::mixed`],
+//! [`Scenario::burst`]) or drawn at random for load tests ([`Scenario::random`]).
 
 use super::ids::{fnv1a, hash40};
 use rand::rngs::StdRng;
@@ -32,6 +33,39 @@ pub enum SimSource {
     /// `/dc/rest/api/latest/.../branches`, statuses under
     /// `/dc/rest/build-status/latest/commits/{hash}`.
     DataCenter,
+    /// Bitbucket Cloud running Pipelines and also getting commit statuses from an outside CI
+    /// (a scanner, a deploy tool): builds with an empty `key` are pipelines, listed by
+    /// `/pipelines`; the others are statuses, found as [`SimSource::CloudStatuses`] finds them.
+    CloudMixed,
+}
+
+impl SimSource {
+    /// Whether the repository runs Pipelines (and so also carries the commit statuses
+    /// Pipelines posts for its runs).
+    pub fn runs_pipelines(self) -> bool {
+        matches!(self, SimSource::CloudPipelines | SimSource::CloudMixed)
+    }
+}
+
+/// What a build ran for: a branch push, a tag push or, for a custom pipeline, a bare commit.
+/// Decides the pipeline's `target`, a status's `refname` (Cloud) or `ref` (Data Center), and
+/// which ref listings show the commit.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub enum SimTarget {
+    /// A push to `branch` (pipeline `pipeline_ref_target` with `ref_type: branch`; a status's
+    /// `refname` is the branch). The default.
+    #[default]
+    Branch,
+    /// A tag: pipeline `pipeline_ref_target` with `ref_type: "tag"`, `ref_name` the tag; a
+    /// status whose `refname` (Cloud) is the tag / whose `ref` (Data Center) is
+    /// `refs/tags/NAME`.
+    Tag(String),
+    /// A custom pipeline run on a bare commit (`pipeline_commit_target`,
+    /// `selector {type: "custom", pattern}`), e.g. a manual deploy. Pipelines only.
+    Commit {
+        /// The custom pipeline's name in `bitbucket-pipelines.yml` (the selector's `pattern`).
+        pipeline: String,
+    },
 }
 
 /// A Bitbucket repository, `{workspace}/{slug}` (Cloud) or project `{workspace}`, repository
@@ -45,7 +79,8 @@ pub struct SimRepo {
     /// Which API serves the repository and whether its builds are pipelines or statuses.
     pub source: SimSource,
     /// Builds in creation order. Pipelines: numbers count up from 1 as on Bitbucket.
-    /// Statuses: one entry per (commit, key), which should be unique.
+    /// Statuses: one entry per (commit, key), which should be unique. In a
+    /// [`SimSource::CloudMixed`] repository both, told apart by `key`.
     pub builds: Vec<SimBuild>,
 }
 
@@ -56,19 +91,23 @@ pub struct SimBuild {
     /// Pipeline number (`build_number`); for a status, the CI's build number, which a rerun
     /// counts up from (in the status `name` and Data Center's `buildNumber`).
     pub number: u64,
-    /// Status key (`jenkins-build`), what identifies a status on its commit. Unused by
-    /// pipelines.
+    /// Status key (`jenkins-build`), what identifies a status on its commit. Empty for
+    /// pipelines (which is how a [`SimSource::CloudMixed`] repository tells them apart).
     pub key: String,
-    /// Branch the push was to (`target.ref_name`, status `refname`).
+    /// Branch the push was to (`target.ref_name`, status `refname`). For a tag or commit
+    /// build, the branch the commit came from, which no ref listing shows for it.
     pub branch: String,
+    /// What the build ran for: `branch` (the default), a tag or a bare commit.
+    pub target: SimTarget,
     /// Full 40-hex commit hash (`target.commit.hash`).
     pub commit: String,
     /// Full commit message, served only when asked for with `fields`.
     pub message: String,
     /// Display name of the pusher (`creator.display_name`, the commit's author).
     pub author: String,
-    /// Simulated second the commit became the tip of its branch (for branch listings). Equal to
-    /// `created_at` for pipelines; statuses may be posted later.
+    /// Simulated second the commit became the tip of its branch (for branch listings), or the
+    /// tag was pushed (for tag listings). Equal to `created_at` for pipelines; statuses may be
+    /// posted later.
     pub pushed_at: f64,
     /// Simulated second the pipeline is created (PENDING from then on) or the status first
     /// posted (INPROGRESS).
@@ -147,6 +186,7 @@ impl SimBuild {
             message: format!("Change {number} on {branch}"),
             author: "Sam Developer".to_owned(),
             branch,
+            target: SimTarget::Branch,
             pushed_at: created_at,
             created_at,
             timeline: timeline.into(),
@@ -171,6 +211,7 @@ impl SimBuild {
             message: format!("Change on {branch}"),
             author: "Sam Developer".to_owned(),
             branch,
+            target: SimTarget::Branch,
             commit: commit.into(),
             pushed_at,
             created_at,
@@ -204,6 +245,47 @@ impl SimBuild {
         SimBuild {
             author: author.into(),
             ..self
+        }
+    }
+
+    /// The same build run for tag `name` (pushed at `pushed_at`) instead of a branch push;
+    /// `branch` stays where the commit came from.
+    pub fn on_tag(self, name: impl Into<String>) -> SimBuild {
+        SimBuild {
+            target: SimTarget::Tag(name.into()),
+            ..self
+        }
+    }
+
+    /// The same pipeline run as custom pipeline `pipeline` on its bare commit (someone
+    /// started it by hand), instead of for a push.
+    pub fn as_custom(self, pipeline: impl Into<String>) -> SimBuild {
+        SimBuild {
+            target: SimTarget::Commit {
+                pipeline: pipeline.into(),
+            },
+            ..self
+        }
+    }
+
+    /// The name of the ref the build ran for: the branch, the tag, or `None` for a bare
+    /// commit.
+    pub fn ref_name(&self) -> Option<&str> {
+        match &self.target {
+            SimTarget::Branch => Some(&self.branch),
+            SimTarget::Tag(name) => Some(name),
+            SimTarget::Commit { .. } => None,
+        }
+    }
+
+    /// The commit status Bitbucket Pipelines posts for this pipeline in the repository at
+    /// position `repo_index` of the scenario: the same commit, ref and timeline under the key
+    /// [`pipeline_status_key`]. Pass it to [`Simulator::card_link`](super::Simulator::card_link)
+    /// for the link such a status carries.
+    pub fn pipeline_status(&self, repo_index: usize) -> SimBuild {
+        SimBuild {
+            key: pipeline_status_key(repo_index, self.number),
+            ..self.clone()
         }
     }
 
@@ -280,13 +362,35 @@ impl SimBuild {
     }
 }
 
+/// The `key` of the commit status Bitbucket Pipelines posts for pipeline `number` of the
+/// repository at position `repo_index` of the scenario: a signed 32-bit number in decimal, as
+/// real ones look (`"-897687013"`), the same in every run. A scoreboard tells such a status
+/// from an outside CI's by it.
+pub fn pipeline_status_key(repo_index: usize, number: u64) -> String {
+    // The low 32 bits, read as signed: what gives real keys their sign.
+    (fnv1a(format!("pipeline-status/{repo_index}/{number}").as_bytes()) as u32 as i32).to_string()
+}
+
 impl SimRepo {
+    /// Whether `build` is a pipeline run here rather than a status an outside CI posts.
+    pub fn runs_pipeline(&self, build: &SimBuild) -> bool {
+        match self.source {
+            SimSource::CloudPipelines => true,
+            SimSource::CloudMixed => build.key.is_empty(),
+            SimSource::CloudStatuses | SimSource::DataCenter => false,
+        }
+    }
+
     /// The tip of each branch at `t`, sorted by branch name: per branch, the build whose commit
     /// was pushed last by then (the later one in `builds` on a tie). Branches appear with their
-    /// first push.
+    /// first push; tag and commit builds move no branch.
     pub fn branch_tips(&self, t: f64) -> Vec<&SimBuild> {
         let mut tips: Vec<&SimBuild> = Vec::new();
-        for build in self.builds.iter().filter(|b| b.pushed_at <= t) {
+        let pushes = self
+            .builds
+            .iter()
+            .filter(|b| b.target == SimTarget::Branch && b.pushed_at <= t);
+        for build in pushes {
             match tips.iter_mut().find(|tip| tip.branch == build.branch) {
                 Some(tip) if build.pushed_at >= tip.pushed_at => *tip = build,
                 Some(_) => {}
@@ -295,6 +399,25 @@ impl SimRepo {
         }
         tips.sort_by(|a, b| a.branch.cmp(&b.branch));
         tips
+    }
+
+    /// Each tag pushed by `t` with the build that pushed it (its commit and `pushed_at`),
+    /// sorted by tag name. Tags do not move: when several builds name a tag, the first pushed
+    /// (the earlier in `builds` on a tie) decides.
+    pub fn tag_tips(&self, t: f64) -> Vec<(&str, &SimBuild)> {
+        let mut tags: Vec<(&str, &SimBuild)> = Vec::new();
+        for build in self.builds.iter().filter(|b| b.pushed_at <= t) {
+            let SimTarget::Tag(name) = &build.target else {
+                continue;
+            };
+            match tags.iter_mut().find(|(tag, _)| tag == name) {
+                Some(tag) if build.pushed_at < tag.1.pushed_at => tag.1 = build,
+                Some(_) => {}
+                None => tags.push((name, build)),
+            }
+        }
+        tags.sort_by(|a, b| a.0.cmp(b.0));
+        tags
     }
 }
 
