@@ -2,10 +2,12 @@
 //! from the scenario as it stands at the current simulated second, in the wire shape of the
 //! real service (see `shared/api/bitbucket/samples`):
 //!
-//! - `GET /2.0/repositories/{ws}/{slug}/pipelines` and `.../pipelines/{uuid}` (Pipelines
-//!   repositories);
-//! - `GET .../refs/branches`, branch tips with their commits (every Cloud repository);
-//! - `GET .../commit/{hash}/statuses`, the statuses an outside CI posted (status repositories).
+//! - `GET /2.0/repositories/{ws}/{slug}/pipelines` and `.../pipelines/{uuid}` (repositories
+//!   running Pipelines), for branch pushes, tag pushes and custom pipelines on a commit;
+//! - `GET .../refs`, `.../refs/branches` and `.../refs/tags`, branch tips and tags with their
+//!   commits (every Cloud repository);
+//! - `GET .../commit/{hash}/statuses`, the statuses an outside CI posted and those Pipelines
+//!   posts for its own runs.
 //!
 //! Every request passes [`serve`]'s gate first: credentials, rate limit, faults.
 
@@ -14,7 +16,7 @@ use super::ids::{email, encode_braces, fnv1a, nickname, splitmix, uuid_from};
 use super::limits::{Api, serve};
 use super::paging::{Query, window};
 use super::statuses::{self, StatusView};
-use super::{Inner, SimBuild, SimRepo, SimSource, SimState};
+use super::{Inner, SimBuild, SimRepo, SimSource, SimState, SimTarget};
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -22,6 +24,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// Page size when the client names none (as Bitbucket).
@@ -44,9 +47,14 @@ pub(super) fn routes() -> Router<Arc<Inner>> {
             "/2.0/repositories/{workspace}/{repo_slug}/pipelines/{pipeline_uuid}",
             get(get_one),
         )
+        .route("/2.0/repositories/{workspace}/{repo_slug}/refs", get(refs))
         .route(
             "/2.0/repositories/{workspace}/{repo_slug}/refs/branches",
             get(branches),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{repo_slug}/refs/tags",
+            get(tags),
         )
         .route(
             "/2.0/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses",
@@ -218,7 +226,8 @@ async fn list(
 }
 
 /// One page of a repository's visible pipelines, per the query's paging, sort and filters. A
-/// statuses repository runs no pipelines: its pages are empty.
+/// statuses repository runs no pipelines: its pages are empty. `target.branch` keeps branch
+/// pushes to that branch, `target.ref_name` pushes of that branch or tag.
 fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Value, BbError> {
     let query = Query::of(uri);
     let paging = Paging::of(&query)?;
@@ -238,16 +247,15 @@ fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Va
 
     let now = inner.clock.now();
     // The typed filters the spec documents that a poller might use.
-    let branch = query
-        .last("target.branch")
-        .or(query.last("target.ref_name"));
+    let branch = query.last("target.branch");
+    let ref_name = query.last("target.ref_name");
     let hash = query.last("target.commit.hash");
     let mut visible: Vec<&SimBuild> = repo
         .builds
         .iter()
-        .filter(|_| repo.source == SimSource::CloudPipelines)
-        .filter(|b| b.created_at <= now)
-        .filter(|b| branch.is_none_or(|name| b.branch == name))
+        .filter(|b| repo.runs_pipeline(b) && b.created_at <= now)
+        .filter(|b| branch.is_none_or(|name| b.target == SimTarget::Branch && b.branch == name))
+        .filter(|b| ref_name.is_none_or(|name| b.ref_name() == Some(name)))
         .filter(|b| hash.is_none_or(|h| b.commit == h))
         .collect();
     visible.sort_by(|a, b| {
@@ -279,13 +287,38 @@ async fn get_one(
         let build = repo
             .builds
             .iter()
-            .filter(|_| repo.source == SimSource::CloudPipelines)
+            .filter(|b| repo.runs_pipeline(b))
             .find(|b| {
                 b.created_at <= now && pipeline_uuid(index, b.number).eq_ignore_ascii_case(&uuid)
             })
             .ok_or(BbError::new(StatusCode::NOT_FOUND, "Pipeline not found"))?;
         let with_message = wants_commit_message(&Query::of(&uri));
         Ok::<_, BbError>(pipeline_json(&inner, index, repo, build, now, with_message))
+    })
+    .await
+}
+
+/// Which refs a listing shows.
+#[derive(Clone, Copy)]
+enum Refs {
+    /// `GET .../refs`: branches and tags.
+    All,
+    /// `GET .../refs/branches`.
+    Branches,
+    /// `GET .../refs/tags`.
+    Tags,
+}
+
+/// `GET /2.0/repositories/{workspace}/{repo_slug}/refs`.
+async fn refs(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    serve(&inner, &headers, Api::Cloud, || {
+        let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
+        refs_page(&inner, &workspace, &slug, &uri, Refs::All)
     })
     .await
 }
@@ -299,41 +332,148 @@ async fn branches(
 ) -> Response {
     serve(&inner, &headers, Api::Cloud, || {
         let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
-        branches_page(&inner, &workspace, &slug, &uri)
+        refs_page(&inner, &workspace, &slug, &uri, Refs::Branches)
     })
     .await
 }
 
-/// One page of a repository's branches as they stand now: by name unless sorted by tip date
-/// (`sort=-target.date`: most recently pushed first), filtered by `q` on `name`.
-fn branches_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Value, BbError> {
+/// `GET /2.0/repositories/{workspace}/{repo_slug}/refs/tags`.
+async fn tags(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    serve(&inner, &headers, Api::Cloud, || {
+        let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
+        refs_page(&inner, &workspace, &slug, &uri, Refs::Tags)
+    })
+    .await
+}
+
+/// A branch tip or a tag, as the ref listings see it.
+enum Ref<'a> {
+    /// A branch, named by its tip's `branch`.
+    Branch(&'a SimBuild),
+    /// A tag and the build that pushed it.
+    Tag(&'a str, &'a SimBuild),
+}
+
+impl Ref<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Ref::Branch(tip) => &tip.branch,
+            Ref::Tag(name, _) => name,
+        }
+    }
+
+    /// When the ref last moved: its tip's push, or the tag's.
+    fn pushed_at(&self) -> f64 {
+        match self {
+            Ref::Branch(build) | Ref::Tag(_, build) => build.pushed_at,
+        }
+    }
+}
+
+/// One page of a repository's refs as they stand now. Unsorted they come as `git show-ref`
+/// lists them: by name, branches before tags. `sort=name` sorts naturally (numbers inside
+/// names by value: `v1.9` before `v1.10`), `sort=target.date` by when the ref moved (a tag:
+/// when it was pushed); `-` reverses. `q` filters on `name`.
+fn refs_page(
+    inner: &Inner,
+    workspace: &str,
+    slug: &str,
+    uri: &Uri,
+    which: Refs,
+) -> Result<Value, BbError> {
+    /// How a listing is ordered.
+    #[derive(Clone, Copy)]
+    enum By {
+        Git,
+        Name,
+        Date,
+    }
     let query = Query::of(uri);
     let paging = Paging::of(&query)?;
-    let (by_date, descending) = sort(
+    let (by, descending) = sort(
         &query,
         &[
-            ("name", (false, false)),
-            ("-name", (false, true)),
-            ("target.date", (true, false)),
-            ("-target.date", (true, true)),
+            ("name", (By::Name, false)),
+            ("-name", (By::Name, true)),
+            ("target.date", (By::Date, false)),
+            ("-target.date", (By::Date, true)),
         ],
-        (false, false),
+        (By::Git, false),
     )?;
     let filter = filter(&query, &["name"])?;
     let (index, repo) = find_repo(inner, workspace, slug)?;
-    let mut tips = repo.branch_tips(inner.clock.now());
-    if let Some(filter) = filter {
-        tips.retain(|tip| filter.matches(&|_: &str| tip.branch.clone()));
+    let now = inner.clock.now();
+    let mut refs: Vec<Ref> = Vec::new();
+    if matches!(which, Refs::All | Refs::Branches) {
+        refs.extend(repo.branch_tips(now).into_iter().map(Ref::Branch));
     }
-    if by_date {
-        tips.sort_by(|a, b| a.pushed_at.total_cmp(&b.pushed_at));
+    if matches!(which, Refs::All | Refs::Tags) {
+        refs.extend(
+            repo.tag_tips(now)
+                .into_iter()
+                .map(|(name, build)| Ref::Tag(name, build)),
+        );
+    }
+    if let Some(filter) = filter {
+        refs.retain(|r| filter.matches(&|_: &str| r.name().to_owned()));
+    }
+    match by {
+        // Both lists come sorted by name already, branches first.
+        By::Git => {}
+        By::Name => refs.sort_by(|a, b| natural_order(a.name(), b.name())),
+        By::Date => refs.sort_by(|a, b| a.pushed_at().total_cmp(&b.pushed_at())),
     }
     if descending {
-        tips.reverse();
+        refs.reverse();
     }
-    Ok(paging.page(inner, uri, &query, tips, |tip| {
-        branch_json(inner, index, repo, tip)
+    Ok(paging.page(inner, uri, &query, refs, |r| match r {
+        Ref::Branch(tip) => branch_json(inner, index, repo, tip),
+        Ref::Tag(name, build) => tag_json(inner, index, repo, name, build),
     }))
+}
+
+/// Bitbucket's natural order of ref names: runs of digits compare by value, the rest as text.
+fn natural_order(a: &str, b: &str) -> Ordering {
+    /// The name cut into runs of digits and runs of anything else.
+    fn runs(name: &str) -> Vec<&str> {
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for (i, c) in name.char_indices().skip(1) {
+            let previous = name[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|p| p.is_ascii_digit());
+            if c.is_ascii_digit() != previous {
+                runs.push(&name[start..i]);
+                start = i;
+            }
+        }
+        if start < name.len() {
+            runs.push(&name[start..]);
+        }
+        runs
+    }
+    /// A run of digits without its leading zeros; `None` for any other run.
+    fn number(run: &str) -> Option<&str> {
+        run.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| run.trim_start_matches('0'))
+    }
+    for (x, y) in runs(a).into_iter().zip(runs(b)) {
+        let order = match (number(x), number(y)) {
+            (Some(x), Some(y)) => x.len().cmp(&y.len()).then_with(|| x.cmp(y)),
+            _ => x.cmp(y),
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    runs(a).len().cmp(&runs(b).len()).then_with(|| a.cmp(b))
 }
 
 /// `GET /2.0/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses`.
@@ -351,8 +491,9 @@ async fn commit_statuses(
 }
 
 /// One page of the statuses posted on a commit by now, most recently updated first (or
-/// oldest with `sort=updated_on`), filtered by `q` on `key`, `state` or `refname`. A commit
-/// not pushed yet is 404; a Pipelines repository's commits carry no statuses here.
+/// oldest with `sort=updated_on`), filtered by `q` on `key`, `state` or `refname`: an outside
+/// CI's and, where Pipelines runs, one per pipeline run. A commit not pushed yet (on a branch
+/// or a tag) is 404.
 fn statuses_page(
     inner: &Inner,
     workspace: &str,
@@ -377,14 +518,13 @@ fn statuses_page(
     if !pushed {
         return Err(BbError::new(StatusCode::NOT_FOUND, "Commit not found"));
     }
-    let posting = (repo.source == SimSource::CloudStatuses).then_some(repo);
-    let mut views = statuses::posted(&inner.origin, posting, commit, now);
+    let mut views = statuses::posted(&inner.origin, [(index, repo)], commit, now);
     if let Some(filter) = filter {
         views.retain(|v| {
             filter.matches(&|field: &str| match field {
-                "key" => v.build.key.clone(),
+                "key" => v.key.clone(),
                 "state" => v.state.to_owned(),
-                _ => v.build.branch.clone(),
+                _ => v.refname.unwrap_or_default().to_owned(),
             })
         });
     }
@@ -439,24 +579,35 @@ fn commit_json(inner: &Inner, repo: &SimRepo, hash: &str) -> Value {
     })
 }
 
+/// The commit a ref points at, as ref listings spell their `target`: dated when the ref moved
+/// there (`build`'s push).
+fn ref_target_json(inner: &Inner, index: usize, repo: &SimRepo, build: &SimBuild) -> Value {
+    let mut target = commit_json(inner, repo, &build.commit);
+    target["date"] = json!(inner.clock.git_date(build.pushed_at));
+    target["message"] = json!(build.message);
+    target["author"] = author_json(&inner.origin, &build.author);
+    target["parents"] = json!([]);
+    target["repository"] = repository_json(inner, index, repo);
+    target
+}
+
+/// An `author` object (a commit's author, a tag's tagger) for a display name.
+fn author_json(origin: &str, name: &str) -> Value {
+    json!({
+        "type": "author",
+        "raw": format!("{name} <{}>", email(name)),
+        "user": user_json(origin, name),
+    })
+}
+
 /// A branch as `GET .../refs/branches` spells it (sample 06), its tip at `tip`'s push.
 fn branch_json(inner: &Inner, index: usize, repo: &SimRepo, tip: &SimBuild) -> Value {
     let (api_repo, web_repo) = repo_urls(inner, repo);
     let name = &tip.branch;
-    let mut target = commit_json(inner, repo, &tip.commit);
-    target["date"] = json!(inner.clock.git_date(tip.pushed_at));
-    target["message"] = json!(tip.message);
-    target["author"] = json!({
-        "type": "author",
-        "raw": format!("{} <{}>", tip.author, email(&tip.author)),
-        "user": user_json(&inner.origin, &tip.author),
-    });
-    target["parents"] = json!([]);
-    target["repository"] = repository_json(inner, index, repo);
     json!({
         "type": "branch",
         "name": name,
-        "target": target,
+        "target": ref_target_json(inner, index, repo, tip),
         "links": {
             "self": { "href": format!("{api_repo}/refs/branches/{name}") },
             "commits": { "href": format!("{api_repo}/commits/{name}") },
@@ -467,20 +618,40 @@ fn branch_json(inner: &Inner, index: usize, repo: &SimRepo, tip: &SimBuild) -> V
     })
 }
 
-/// A commit status as `GET .../commit/{hash}/statuses` spells it (samples 04, 05).
+/// A tag as `GET .../refs/tags` spells it (the spec's `tag`): an annotated tag on `build`'s
+/// commit, made by its author when `build` pushed it.
+fn tag_json(inner: &Inner, index: usize, repo: &SimRepo, name: &str, build: &SimBuild) -> Value {
+    let (api_repo, web_repo) = repo_urls(inner, repo);
+    json!({
+        "type": "tag",
+        "name": name,
+        "target": ref_target_json(inner, index, repo, build),
+        "message": format!("Release {name}\n"),
+        "date": inner.clock.git_date(build.pushed_at),
+        "tagger": author_json(&inner.origin, &build.author),
+        "links": {
+            "self": { "href": format!("{api_repo}/refs/tags/{name}") },
+            "commits": { "href": format!("{api_repo}/commits/{name}") },
+            "html": { "href": format!("{web_repo}/commits/tag/{name}") },
+        },
+    })
+}
+
+/// A commit status as `GET .../commit/{hash}/statuses` spells it (samples 04, 05); `refname`
+/// is null for a pipeline run on a bare commit.
 fn status_json(inner: &Inner, index: usize, status: &StatusView) -> Value {
     let (api_repo, _) = repo_urls(inner, status.repo);
     let build = status.build;
-    let (hash, key) = (&build.commit, &build.key);
+    let (hash, key) = (&build.commit, &status.key);
     json!({
         "type": "build",
         "uuid": uuid_from(fnv1a(format!("status/{index}/{hash}/{key}").as_bytes())),
         "key": key,
-        "name": status.name(),
+        "name": status.name,
         "state": status.state,
         "url": status.url,
         "description": status.description,
-        "refname": build.branch,
+        "refname": status.refname,
         "created_on": inner.clock.rfc3339(build.created_at),
         "updated_on": inner.clock.rfc3339(status.updated_at),
         "commit": commit_json(inner, status.repo, hash),
@@ -515,15 +686,22 @@ fn pipeline_json(
     let until = completed_on.unwrap_or(now);
     let creator = user_json(&inner.origin, &build.author);
     let first_successful = state == SimState::Successful
-        && !repo
-            .builds
-            .iter()
-            .any(|b| b.number < build.number && b.state_at(now) == Some(SimState::Successful));
+        && !repo.builds.iter().any(|b| {
+            repo.runs_pipeline(b)
+                && b.number < build.number
+                && b.state_at(now) == Some(SimState::Successful)
+        });
 
     let mut commit = commit_json(inner, repo, &build.commit);
     if with_message {
         commit["message"] = json!(build.message);
     }
+    let trigger = match build.target {
+        SimTarget::Commit { .. } => json!({ "name": "MANUAL", "type": "pipeline_trigger_manual" }),
+        SimTarget::Branch | SimTarget::Tag(_) => {
+            json!({ "name": "PUSH", "type": "pipeline_trigger_push" })
+        }
+    };
     let mut pipeline = json!({
         "type": "pipeline",
         "uuid": uuid,
@@ -532,14 +710,8 @@ fn pipeline_json(
         "build_number": build.number,
         "creator": creator,
         "created_on": inner.clock.rfc3339(build.created_at),
-        "target": {
-            "type": "pipeline_ref_target",
-            "ref_type": "branch",
-            "ref_name": build.branch,
-            "selector": { "type": "default" },
-            "commit": commit,
-        },
-        "trigger": { "name": "PUSH", "type": "pipeline_trigger_push" },
+        "target": target_json(build, commit),
+        "trigger": trigger,
         "run_number": 1,
         "duration_in_seconds": (until - build.created_at).max(0.0).floor() as u64,
         "build_seconds_used": build_seconds(build, until),
@@ -555,6 +727,32 @@ fn pipeline_json(
         pipeline["completed_on"] = json!(inner.clock.rfc3339(at));
     }
     pipeline
+}
+
+/// A pipeline's `target`: the branch or tag pushed, or the bare commit a custom pipeline ran
+/// on, with the selector of `bitbucket-pipelines.yml` that matched.
+fn target_json(build: &SimBuild, commit: Value) -> Value {
+    match &build.target {
+        SimTarget::Branch => json!({
+            "type": "pipeline_ref_target",
+            "ref_type": "branch",
+            "ref_name": build.branch,
+            "selector": { "type": "default" },
+            "commit": commit,
+        }),
+        SimTarget::Tag(name) => json!({
+            "type": "pipeline_ref_target",
+            "ref_type": "tag",
+            "ref_name": name,
+            "selector": { "type": "tags", "pattern": name },
+            "commit": commit,
+        }),
+        SimTarget::Commit { pipeline } => json!({
+            "type": "pipeline_commit_target",
+            "selector": { "type": "custom", "pattern": pipeline },
+            "commit": commit,
+        }),
+    }
 }
 
 /// `state` with its `type` discriminators, as in sample 09. A STOPPED pipeline names who
@@ -1077,7 +1275,8 @@ mod tests {
             .collect();
         assert_eq!(keys, ["sonar", "jenkins-build"]);
 
-        // Unknown commits are 404; a pipelines repository's commits carry none here.
+        // Unknown commits are 404; a pipelines repository's commits carry only the status
+        // Pipelines posts for each run.
         let (status, _) = get_json(&url.replace(&commit, &"0".repeat(40))).await;
         assert_eq!(status, 404);
         let (status, page) = get_json(&format!(
@@ -1086,7 +1285,8 @@ mod tests {
             1
         ))
         .await;
-        assert_eq!((status, page["size"].as_u64()), (200, Some(0)));
+        assert_eq!((status, page["size"].as_u64()), (200, Some(1)));
+        assert_eq!(page["values"][0]["name"], "Pipeline #1");
         // And a statuses repository runs no pipelines.
         let (status, page) = get_json(&format!(
             "{}/repositories/acme/web/pipelines",
@@ -1094,6 +1294,234 @@ mod tests {
         ))
         .await;
         assert_eq!((status, page["size"].as_u64()), (200, Some(0)));
+    }
+
+    #[tokio::test]
+    async fn pipelines_run_for_tags_and_commits_and_post_their_own_statuses() {
+        let commit = format!("{:040x}", 1);
+        let scenario = Scenario {
+            repos: vec![repo(
+                "ops",
+                SimSource::CloudMixed,
+                vec![
+                    build(1, 0.0, vec![(1.0, Running), (5.0, Successful)]),
+                    build(2, 10.0, vec![(11.0, Running), (20.0, Failed)])
+                        .with_commit(&commit)
+                        .on_tag("v1.10.0"),
+                    build(3, 12.0, vec![(13.0, Running)])
+                        .with_commit(&commit)
+                        .as_custom("deploy-staging"),
+                    SimBuild::status(
+                        "security-scan",
+                        "main",
+                        &commit,
+                        0.0,
+                        2.0,
+                        [(3.0, Successful)],
+                    )
+                    .with_number(77),
+                ],
+            )],
+        };
+        let sim = start(scenario, at_speed(1000.0)).await;
+        wait_until(&sim, 21.0).await;
+        let api = sim.bitbucket_api_url();
+        let pipelines = |query: &str| format!("{api}/repositories/acme/ops/pipelines?{query}");
+
+        // Only the runs are pipelines; the scanner's status is not one.
+        let (_, page) = get_json(&pipelines("")).await;
+        assert_eq!(page["size"], 3);
+        let (tag, custom) = (&page["values"][1], &page["values"][2]);
+        assert_eq!(tag["target"]["type"], "pipeline_ref_target");
+        assert_eq!(tag["target"]["ref_type"], "tag");
+        assert_eq!(tag["target"]["ref_name"], "v1.10.0");
+        assert_eq!(tag["target"]["selector"]["type"], "tags");
+        assert_eq!(tag["target"]["selector"]["pattern"], "v1.10.0");
+        assert_eq!(tag["target"]["commit"]["hash"], commit.as_str());
+        assert_eq!(tag["trigger"]["type"], "pipeline_trigger_push");
+        assert_eq!(custom["target"]["type"], "pipeline_commit_target");
+        assert!(custom["target"].get("ref_name").is_none());
+        assert_eq!(custom["target"]["selector"]["type"], "custom");
+        assert_eq!(custom["target"]["selector"]["pattern"], "deploy-staging");
+        assert_eq!(custom["trigger"]["name"], "MANUAL");
+        assert_eq!(custom["trigger"]["type"], "pipeline_trigger_manual");
+        for (query, numbers) in [
+            ("target.branch=main", vec!["1"]),
+            ("target.ref_name=main", vec!["1"]),
+            ("target.ref_name=v1.10.0", vec!["2"]),
+            ("target.branch=v1.10.0", vec![]),
+        ] {
+            let (seen, _) = collect(pipelines(query), "/build_number").await;
+            assert_eq!(seen, numbers, "{query}");
+        }
+
+        // Each run posts a status on its commit, beside the scanner's.
+        let url = format!("{api}/repositories/acme/ops/commit/{commit}/statuses");
+        let (status, page) = get_json(&url).await;
+        assert_eq!(status, 200, "{page}");
+        let values = page["values"].as_array().expect("values");
+        let by_key = |key: &str| {
+            values
+                .iter()
+                .find(|s| s["key"] == key)
+                .unwrap_or_else(|| panic!("no status {key} in {page}"))
+        };
+        let ops = &sim.scenario().repos[0];
+        let web = sim.bitbucket_web_url();
+        for (number, state, refname) in [
+            (1, "SUCCESSFUL", Value::from("main")),
+            (2, "FAILED", Value::from("v1.10.0")),
+            (3, "INPROGRESS", Value::Null),
+        ] {
+            let key = crate::sim::pipeline_status_key(0, number);
+            let posted = by_key(&key);
+            assert_eq!(posted["name"], format!("Pipeline #{number}"));
+            assert_eq!(posted["state"], state, "#{number}");
+            assert_eq!(posted["refname"], refname, "#{number}");
+            let link = format!("{web}acme/ops/addon/pipelines/home#!/results/{number}");
+            assert_eq!(posted["url"], link.as_str());
+            let pipeline = &ops.builds[number as usize - 1];
+            assert_eq!(sim.card_link(ops, &pipeline.pipeline_status(0), 21.0), link);
+            assert_eq!(
+                sim.card_link(ops, pipeline, 21.0),
+                format!("{web}acme/ops/pipelines/results/{number}")
+            );
+        }
+        assert!(
+            crate::sim::pipeline_status_key(0, 1)
+                .trim_start_matches('-')
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        );
+        let scan = by_key("security-scan");
+        assert_eq!(scan["name"], "security-scan #77");
+        assert_eq!(scan["refname"], "main");
+        assert_eq!(
+            sim.card_link(ops, &ops.builds[3], 21.0),
+            scan["url"].as_str().expect("url")
+        );
+        let (_, tagged) = get_json(&format!("{url}?q=refname%3D%22v1.10.0%22")).await;
+        assert_eq!(tagged["size"], 1);
+    }
+
+    #[tokio::test]
+    async fn refs_list_branches_and_tags() {
+        let push = |branch: &str, n: u64, pushed_at: f64| {
+            SimBuild::status("ci", branch, format!("{n:040x}"), pushed_at, pushed_at, [])
+                .with_author("Priya Raman")
+                .with_message(format!("Change {n}"))
+        };
+        let scenario = Scenario {
+            repos: vec![repo(
+                "web",
+                SimSource::CloudStatuses,
+                vec![
+                    push("main", 1, 10.0),
+                    push("main", 2, 20.0).on_tag("v1.9.0"),
+                    push("main", 3, 30.0).on_tag("v1.10.0"),
+                    push("feature/x", 4, 25.0),
+                    push("main", 5, 1.0e6).on_tag("v2.0.0"),
+                ],
+            )],
+        };
+        let sim = start(scenario, at_speed(1000.0)).await;
+        wait_until(&sim, 30.0).await;
+        let refs = |path: &str, query: &str| {
+            format!(
+                "{}/repositories/acme/web/refs{path}?{query}",
+                sim.bitbucket_api_url()
+            )
+        };
+
+        // A tag moves no branch: main is still at its own push.
+        let (_, page) = get_json(&refs("/branches", "")).await;
+        assert_eq!(page["size"], 2);
+        assert_eq!(page["values"][1]["target"]["hash"], format!("{:040x}", 1));
+        for (query, names) in [
+            ("", ["v1.10.0", "v1.9.0"]),
+            ("sort=name", ["v1.9.0", "v1.10.0"]),
+            ("sort=-target.date", ["v1.10.0", "v1.9.0"]),
+        ] {
+            let (seen, _) = collect(refs("/tags", query), "/name").await;
+            assert_eq!(seen, names, "{query}");
+        }
+        let (seen, pages) = collect(refs("", "pagelen=3"), "/name").await;
+        assert_eq!(seen, ["feature/x", "main", "v1.10.0", "v1.9.0"]);
+        assert_eq!(pages, 2);
+        let (types, _) = collect(refs("", ""), "/type").await;
+        assert_eq!(types, ["branch", "branch", "tag", "tag"]);
+        let (seen, _) = collect(refs("", "sort=-name"), "/name").await;
+        assert_eq!(seen, ["v1.10.0", "v1.9.0", "main", "feature/x"]);
+        let (seen, _) = collect(refs("", "q=name~%22v1%22"), "/name").await;
+        assert_eq!(seen, ["v1.10.0", "v1.9.0"]);
+
+        let (_, page) = get_json(&refs("/tags", "pagelen=1")).await;
+        let tag = &page["values"][0];
+        assert_eq!(tag["type"], "tag");
+        assert_eq!(tag["name"], "v1.10.0");
+        assert_eq!(tag["target"]["hash"], format!("{:040x}", 3));
+        assert_eq!(tag["target"]["date"], sim.inner.clock.git_date(30.0));
+        assert_eq!(tag["target"]["message"], "Change 3");
+        assert_eq!(tag["date"], sim.inner.clock.git_date(30.0));
+        assert_eq!(tag["message"], "Release v1.10.0\n");
+        assert_eq!(
+            tag["tagger"]["raw"],
+            "Priya Raman <priya.raman@example.com>"
+        );
+        assert_eq!(
+            tag["links"]["html"]["href"],
+            format!("{}acme/web/commits/tag/v1.10.0", sim.bitbucket_web_url())
+        );
+        assert_eq!(
+            tag["links"]["self"]["href"],
+            format!(
+                "{}/repositories/acme/web/refs/tags/v1.10.0",
+                sim.bitbucket_api_url()
+            )
+        );
+        assert!(page["next"].as_str().is_some_and(|n| n.contains("page=2")));
+        let (status, _) = get_json(&refs("/tags", "sort=date")).await;
+        assert_eq!(status, 400);
+
+        // A commit only a tag points at is known, and its status names the tag.
+        let (status, page) = get_json(&format!(
+            "{}/repositories/acme/web/commit/{:040x}/statuses",
+            sim.bitbucket_api_url(),
+            2
+        ))
+        .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["values"][0]["refname"], "v1.9.0");
+    }
+
+    #[test]
+    fn natural_order_reads_numbers_by_value() {
+        let mut names = [
+            "v1.10.0",
+            "v1.9.0",
+            "main",
+            "release/10",
+            "release/9",
+            "v1.9.0-rc1",
+            "a01",
+            "a1",
+            "v2",
+        ];
+        names.sort_by(|a, b| super::natural_order(a, b));
+        assert_eq!(
+            names,
+            [
+                "a01",
+                "a1",
+                "main",
+                "release/9",
+                "release/10",
+                "v1.9.0",
+                "v1.9.0-rc1",
+                "v1.10.0",
+                "v2"
+            ]
+        );
     }
 
     fn credential(name: &str, kind: SimCredentialKind) -> SimCredential {
