@@ -1,9 +1,9 @@
 //! The Bitbucket Data Center side of the simulator, on the same port under [`PREFIX`] (`/dc`),
 //! as if the instance were served from `http://127.0.0.1:PORT/dc`: branch tips
-//! (`GET /dc/rest/api/latest/projects/{p}/repos/{r}/branches`) and the build statuses of a
-//! commit (`GET /dc/rest/build-status/latest/commits/{commit}`), for the scenario's
-//! [`SimSource::DataCenter`] repositories, in the 9.2 wire shapes (`RestBranch`,
-//! `RestBuildStatus`, `{size, limit, isLastPage, start, nextPageStart}` pages,
+//! (`GET /dc/rest/api/latest/projects/{p}/repos/{r}/branches`), tags (`.../tags`) and the
+//! build statuses of a commit (`GET /dc/rest/build-status/latest/commits/{commit}`), for the
+//! scenario's [`SimSource::DataCenter`] repositories, in the 9.2 wire shapes (`RestBranch`,
+//! `RestTag`, `RestBuildStatus`, `{size, limit, isLastPage, start, nextPageStart}` pages,
 //! `{"errors":[...]}` errors). Only Data Center tokens are accepted here. The prefix keeps the
 //! instance's base URL distinct from Bitbucket Cloud's web URL (`http://127.0.0.1:PORT`), as
 //! a daemon configured with both requires.
@@ -13,7 +13,7 @@ use super::ids::{email, nickname};
 use super::limits::{Api, serve};
 use super::paging::{Query, window};
 use super::statuses::{self, StatusView};
-use super::{Inner, SimBuild, SimRepo, SimSource};
+use super::{Inner, SimBuild, SimRepo, SimSource, SimTarget};
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -42,6 +42,10 @@ pub(super) fn routes() -> Router<Arc<Inner>> {
         .route(
             "/rest/api/{version}/projects/{project}/repos/{repo}/branches",
             get(branches),
+        )
+        .route(
+            "/rest/api/{version}/projects/{project}/repos/{repo}/tags",
+            get(tags),
         )
         .route(
             "/rest/build-status/{version}/commits/{commit}",
@@ -224,6 +228,43 @@ fn branches_page(inner: &Inner, project: &str, slug: &str, uri: &Uri) -> Result<
     Ok(paging.page(tips, |tip| branch_json(&inner.clock, tip, details)))
 }
 
+/// `GET /dc/rest/api/latest/projects/{project}/repos/{repo}/tags`.
+async fn tags(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    serve(&inner, &headers, Api::DataCenter, || {
+        let Path((version, project, slug)) = path.map_err(|_| DcError::no_resource())?;
+        check_version(&version)?;
+        tags_page(&inner, &project, &slug, &uri)
+    })
+    .await
+}
+
+/// One page of a repository's tags as they stand now: by name, or most recently pushed first
+/// with `orderBy=MODIFICATION`; `filterText` keeps names containing it (any case).
+fn tags_page(inner: &Inner, project: &str, slug: &str, uri: &Uri) -> Result<Value, DcError> {
+    let query = Query::of(uri);
+    let paging = Paging::of(&query)?;
+    let by_modification = order(
+        &query,
+        &[("ALPHABETICAL", false), ("MODIFICATION", true)],
+        false,
+    )?;
+    let repo = find_repo(inner, project, slug)?;
+    let mut tags = repo.tag_tips(inner.clock.now());
+    if let Some(text) = query.last("filterText") {
+        let text = text.to_lowercase();
+        tags.retain(|(name, _)| name.to_lowercase().contains(&text));
+    }
+    if by_modification {
+        tags.sort_by(|a, b| b.1.pushed_at.total_cmp(&a.1.pushed_at));
+    }
+    Ok(paging.page(tags, |(name, build)| tag_json(name, build)))
+}
+
 /// `GET /dc/rest/build-status/latest/commits/{commit}`.
 async fn build_statuses(
     State(inner): State<Arc<Inner>>,
@@ -243,7 +284,8 @@ async fn build_statuses(
             .scenario
             .repos
             .iter()
-            .filter(|r| r.source == SimSource::DataCenter);
+            .enumerate()
+            .filter(|(_, r)| r.source == SimSource::DataCenter);
         let mut views = statuses::posted(&inner.origin, repos, &commit, inner.clock.now());
         views.truncate(MAX_STATUSES);
         if !newest_first {
@@ -296,20 +338,38 @@ fn branch_json(clock: &Clock, tip: &SimBuild, details: bool) -> Value {
     branch
 }
 
-/// A build status as `RestBuildStatus` spells it (sample 07); `duration` once finished.
+/// A tag as `RestTag` spells it: a lightweight tag, so its `hash` is the commit's.
+fn tag_json(name: &str, build: &SimBuild) -> Value {
+    json!({
+        "id": format!("refs/tags/{name}"),
+        "displayId": name,
+        "type": "TAG",
+        "latestCommit": build.commit,
+        "latestChangeset": build.commit,
+        "hash": build.commit,
+    })
+}
+
+/// A build status as `RestBuildStatus` spells it (sample 07); `duration` once finished, `ref`
+/// the branch or tag it was built for.
 fn status_json(clock: &Clock, status: &StatusView) -> Value {
     let build = status.build;
     let mut value = json!({
         "state": if status.state == "STOPPED" { "CANCELLED" } else { status.state },
-        "key": build.key,
-        "name": status.name(),
+        "key": status.key,
+        "name": status.name,
         "url": status.url,
         "description": status.description,
         "buildNumber": status.build_number.to_string(),
         "createdDate": clock.epoch_millis(build.created_at),
         "updatedDate": clock.epoch_millis(status.updated_at),
-        "ref": format!("refs/heads/{}", build.branch),
     });
+    match &build.target {
+        SimTarget::Branch => value["ref"] = json!(format!("refs/heads/{}", build.branch)),
+        SimTarget::Tag(name) => value["ref"] = json!(format!("refs/tags/{name}")),
+        // Data Center runs no pipelines, so no status is for a bare commit; none says a ref.
+        SimTarget::Commit { .. } => {}
+    }
     if let Some(ms) = status.duration_ms {
         value["duration"] = json!(ms);
     }
@@ -476,6 +536,65 @@ mod tests {
         )
         .await;
         assert_eq!((status, none["size"].as_u64()), (200, Some(0)));
+    }
+
+    #[tokio::test]
+    async fn tags_page_and_statuses_name_their_ref() {
+        use SimState::{Running, Successful};
+        let commit = |n: u64| format!("{n:040x}");
+        let scenario = platform(vec![
+            SimBuild::status(
+                "PLAT-BUILD",
+                "main",
+                commit(1),
+                10.0,
+                11.0,
+                [(12.0, Running)],
+            ),
+            SimBuild::status(
+                "PLAT-RELEASE",
+                "main",
+                commit(1),
+                20.0,
+                21.0,
+                [(22.0, Successful)],
+            )
+            .on_tag("v3.1.0"),
+            SimBuild::status("PLAT-RELEASE", "main", commit(2), 15.0, 16.0, []).on_tag("v3.0.0"),
+            SimBuild::status("PLAT-RELEASE", "main", commit(3), 1.0e6, 1.0e6, []).on_tag("v4.0.0"),
+        ]);
+        let sim = start(scenario, options(1000.0)).await;
+        wait_until(&sim, 22.0).await;
+        let tags = "/api/latest/projects/PLAT/repos/platform/tags";
+
+        let (status, page) = dc_get(&sim, tags).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(field(&page, "displayId"), ["v3.0.0", "v3.1.0"]);
+        let (_, newest) = dc_get(&sim, &format!("{tags}?orderBy=MODIFICATION&limit=1")).await;
+        assert_eq!(field(&newest, "displayId"), ["v3.1.0"]);
+        assert_eq!(newest["isLastPage"], false);
+        assert_eq!(newest["nextPageStart"], 1);
+        let tag = &newest["values"][0];
+        assert_eq!(tag["id"], "refs/tags/v3.1.0");
+        assert_eq!(tag["type"], "TAG");
+        for name in ["latestCommit", "latestChangeset", "hash"] {
+            assert_eq!(tag[name], commit(1), "{name}");
+        }
+        let (_, filtered) = dc_get(&sim, &format!("{tags}?filterText=.1")).await;
+        assert_eq!(field(&filtered, "displayId"), ["v3.1.0"]);
+        let (status, _) = dc_get(&sim, &format!("{tags}?orderBy=NEWEST")).await;
+        assert_eq!(status, 400);
+
+        // Tags move no branch.
+        let (_, branches) = dc_get(&sim, "/api/latest/projects/PLAT/repos/platform/branches").await;
+        assert_eq!(field(&branches, "latestCommit"), [commit(1)]);
+        let (_, statuses) =
+            dc_get(&sim, &format!("/build-status/latest/commits/{}", commit(1))).await;
+        assert_eq!(field(&statuses, "key"), ["PLAT-RELEASE", "PLAT-BUILD"]);
+        assert_eq!(
+            field(&statuses, "ref"),
+            ["refs/tags/v3.1.0", "refs/heads/main"]
+        );
     }
 
     #[tokio::test]
