@@ -729,6 +729,31 @@ mod tests {
         let statuses = get(&url, Auth::Bearer("dc-token")).await.json();
         assert_eq!(statuses["values"][0]["state"], "CANCELLED");
         assert_eq!(statuses["values"][0]["key"], "PLAT-BUILD");
+        let url = dc("/api/latest/projects/PLAT/repos/platform/tags");
+        let tags = get(&url, Auth::Bearer("dc-token")).await.json();
+        assert_eq!(tags["values"][0]["displayId"], "v3.0.0");
+
+        let url = cloud("/repositories/acme/web/refs/tags");
+        let tags = get(&url, Auth::Bearer(TOKEN)).await.json();
+        assert_eq!(tags["values"][0]["name"], "v5.2.0");
+
+        // acme/ops: pipelines, and on their commits the scanner's statuses beside theirs.
+        let url = cloud("/repositories/acme/ops/pipelines");
+        let pipelines = get(&url, Auth::Bearer(TOKEN)).await.json();
+        assert_eq!(pipelines["size"], 3);
+        let first = pipelines["values"][0]["target"]["commit"]["hash"]
+            .as_str()
+            .expect("hash");
+        let url = cloud(&format!("/repositories/acme/ops/commit/{first}/statuses"));
+        let statuses = get(&url, Auth::Bearer(TOKEN)).await.json();
+        let mut names: Vec<&str> = statuses["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["Pipeline #1", "security-scan #31"]);
     }
 
     #[tokio::test]

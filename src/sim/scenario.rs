@@ -462,12 +462,14 @@ fn repo(workspace: &str, slug: &str, source: SimSource, builds: Vec<SimBuild>) -
 }
 
 impl Scenario {
-    /// The demo: three repositories and twelve builds over about twelve simulated minutes,
+    /// The demo: three repositories and fourteen builds over about thirteen simulated minutes,
     /// touching every case a notifier must handle: a success, a failure then a fix on the same
     /// branch, a failure followed by another failure, an ERROR, a STOPPED build, a pause on a
-    /// manual step that resumes and succeeds, one that expires waiting, and pushes to `main`,
-    /// `release/*` and feature branches. Nothing happens before simulated second 20, so a
-    /// daemon has time to start and take its first look.
+    /// manual step that resumes and succeeds, one that expires waiting, pushes to `main`,
+    /// `release/*` and feature branches, a release tag (`v1.8.0`, successful) and a custom
+    /// pipeline someone ran by hand on a commit (`deploy-staging`, failed), both in `acme/api`.
+    /// Nothing happens before simulated second 20, so a daemon has time to start and take its
+    /// first look.
     pub fn showcase() -> Scenario {
         use SimState::{Error, Expired, Failed, Paused, Running, Stopped, Successful};
         let api = repo(
@@ -534,6 +536,34 @@ impl Scenario {
                     640.0,
                     &[(651.0, Running), (745.0, Successful)],
                 ),
+                // Someone deploys an earlier main commit to staging by hand.
+                build(
+                    6,
+                    "main",
+                    "f616201906c7661b8251ae3efd60d650d2fbbfd1",
+                    "Priya Raman",
+                    "Add /healthz readiness probe\n\n\
+                     Kubernetes kept routing traffic to pods that were still warming the\n\
+                     connection pool. The probe now waits for the pool and the migration\n\
+                     check before it answers 200.\n\n\
+                     Refs OPS-231",
+                    655.0,
+                    &[(666.0, Running), (770.0, Failed)],
+                )
+                .as_custom("deploy-staging"),
+                build(
+                    7,
+                    "release/1.8",
+                    "33450c751618f4dc1a4650430cc34b982ee5a818",
+                    "Hannah Schulz",
+                    "Release 1.8.0\n\n\
+                     - rate-limit headers on every response\n\
+                     - /healthz readiness probe\n\
+                     - dependency updates",
+                    700.0,
+                    &[(711.0, Running), (792.0, Successful)],
+                )
+                .on_tag("v1.8.0"),
             ],
         );
         let web = repo(
@@ -659,6 +689,9 @@ const FEATURES: [&str; 8] = [
     "flaky-tests",
 ];
 
+/// Custom pipelines random builds run on a commit.
+const RANDOM_CUSTOM: [&str; 3] = ["deploy-staging", "nightly-e2e", "db-migrate"];
+
 /// Authors of random builds.
 const AUTHORS: [&str; 8] = [
     "Priya Raman",
@@ -688,8 +721,11 @@ impl Scenario {
     /// minutes, nothing before second 20: `acme/api` runs Pipelines (a success, a failure on
     /// a feature branch, a pause that resumes); `acme/web` gets commit statuses from Jenkins
     /// (`jenkins-build`) and SonarQube (`sonar-scan`) on every commit, one scan posted minutes
-    /// after its push and one build overwritten FAILED then SUCCESSFUL by a rerun; Data Center
-    /// project `PLAT` repository `platform` gets Bamboo statuses, one of them CANCELLED.
+    /// after its push, one build overwritten FAILED then SUCCESSFUL by a rerun, and both on
+    /// release tag `v5.2.0`; Data Center project `PLAT` repository `platform` gets Bamboo
+    /// statuses, one of them CANCELLED, one for tag `v3.0.0` (`PLAT-RELEASE`); `acme/ops` runs
+    /// Pipelines and also gets a scanner's statuses (`security-scan`) on the same commits,
+    /// one of each failing on a feature branch.
     pub fn mixed() -> Scenario {
         use SimState::{Failed, Paused, Running, Stopped, Successful};
         let api = repo(
@@ -750,6 +786,13 @@ impl Scenario {
             300.0,
             "Retry flaky asset uploads\n\nThe CDN answers 502 now and then.",
         );
+        // A release tag on a commit of main that no branch listing shows at its tip.
+        let release = (
+            "b6d0176d7a1558ecc756e51c907f537a1f7f1c0a",
+            "main",
+            480.0,
+            "Release 5.2.0\n\nLazy settings, search as you type, upload retries.",
+        );
         let status = |(commit, branch, pushed_at, message): (&str, &str, f64, &str),
                       key: &str,
                       created_at: f64,
@@ -794,6 +837,15 @@ impl Scenario {
                 )
                 .with_number(103),
                 status(retry, "sonar-scan", 310.0, &[(360.0, Successful)]),
+                status(
+                    release,
+                    "jenkins-build",
+                    482.0,
+                    &[(483.0, Running), (600.0, Successful)],
+                )
+                .with_number(105)
+                .on_tag("v5.2.0"),
+                status(release, "sonar-scan", 485.0, &[(540.0, Successful)]).on_tag("v5.2.0"),
             ],
         );
         // Bamboo posts its first status five seconds after each push.
@@ -847,10 +899,83 @@ impl Scenario {
                     59,
                     &[(386.0, Running), (455.0, Stopped)],
                 ),
+                // The release build of tag v3.0.0, on main's first commit.
+                SimBuild::status(
+                    "PLAT-RELEASE",
+                    "main",
+                    "a0f6f9e3c745bc19241e8bb0331f59bb0497a515",
+                    300.0,
+                    305.0,
+                    [(310.0, Running), (470.0, Successful)],
+                )
+                .with_number(12)
+                .with_author("Hannah Schulz")
+                .with_message("Move the job queue to Postgres\n\nDrops the Redis dependency.")
+                .on_tag("v3.0.0"),
+            ],
+        );
+        // Pipelines and a security scanner on the same pushes.
+        let scan =
+            |number: u64, pipeline: &SimBuild, created_at: f64, timeline: &[(f64, SimState)]| {
+                SimBuild::status(
+                    "security-scan",
+                    pipeline.branch.as_str(),
+                    pipeline.commit.as_str(),
+                    pipeline.pushed_at,
+                    created_at,
+                    timeline,
+                )
+                .with_number(number)
+                .with_author(pipeline.author.as_str())
+                .with_message(pipeline.message.as_str())
+            };
+        let terraform = build(
+            1,
+            "main",
+            "1e9d0900fe342b224cf99f4fc689cbdc1a1a0857",
+            "Aisha Bello",
+            "Pin the Terraform AWS provider\n\nProvider 6.0 renamed half the S3 arguments.",
+            60.0,
+            &[(71.0, Running), (240.0, Successful)],
+        );
+        let upgrade = build(
+            2,
+            "feature/terraform-1.9",
+            "93a5b428389564a91eeadd315025335827888833",
+            "Daniel Kim",
+            "Upgrade to Terraform 1.9\n\nThe new state encryption needs a KMS key.",
+            200.0,
+            &[(212.0, Running), (390.0, Failed)],
+        );
+        let alerts = build(
+            3,
+            "main",
+            "c230053715d4123d96c2078d206b70ffca9216c6",
+            "Aisha Bello",
+            "Page on disk usage above 90%\n\nThe old threshold fired at 80% every night.",
+            420.0,
+            &[(431.0, Running), (610.0, Successful)],
+        );
+        let ops = repo(
+            "acme",
+            "ops",
+            SimSource::CloudMixed,
+            vec![
+                scan(
+                    31,
+                    &terraform,
+                    90.0,
+                    &[(91.0, Running), (200.0, Successful)],
+                ),
+                scan(32, &upgrade, 230.0, &[(231.0, Running), (300.0, Failed)]),
+                scan(33, &alerts, 440.0, &[(441.0, Running), (520.0, Successful)]),
+                terraform,
+                upgrade,
+                alerts,
             ],
         );
         Scenario {
-            repos: vec![api, web, platform],
+            repos: vec![api, web, platform, ops],
         }
     }
 
@@ -860,10 +985,12 @@ impl Scenario {
     /// Activity is skewed as in real teams: each repository's build rate is drawn from a
     /// Pareto distribution (mean about one build every two hours, capped at one every five
     /// minutes), so a few repositories are busy and most idle. Builds arrive at random (a
-    /// Poisson process) from simulated second 60 on, none after `hours`, half of them on
-    /// `main`, the rest on `release/*` and `feature/*` branches; they run 2 to 15 minutes.
-    /// About 20% fail, 3% end in ERROR, 5% are stopped and 8% pause 1 to 10 minutes on a
-    /// manual step, then resume and succeed (three in four) or expire.
+    /// Poisson process) from simulated second 60 on, none after `hours`. About 5% are pushes
+    /// of a release tag (`v{major}.{minor}.{patch}`, counting up, so unique per repository)
+    /// and 3% custom pipelines someone ran on a commit of `main` ([`RANDOM_CUSTOM`]); of the
+    /// branch pushes, half are to `main`, the rest to `release/*` and `feature/*` branches.
+    /// They run 2 to 15 minutes. About 20% fail, 3% end in ERROR, 5% are stopped and 8% pause
+    /// 1 to 10 minutes on a manual step, then resume and succeed (three in four) or expire.
     pub fn random(seed: u64, repos: usize, hours: f64) -> Scenario {
         let mut rng = StdRng::seed_from_u64(seed);
         let horizon = if hours.is_finite() {
@@ -878,9 +1005,11 @@ impl Scenario {
                     .min(MAX_BUILDS_PER_HOUR);
                 let mean_gap = 3600.0 / per_hour;
                 let mut builds = Vec::new();
+                let mut release = (1, 0, 0);
                 let mut t = FIRST_RANDOM_BUILD - unit_open(&mut rng).ln() * mean_gap;
                 while t <= horizon {
-                    builds.push(random_build(&mut rng, builds.len() as u64 + 1, t));
+                    let number = builds.len() as u64 + 1;
+                    builds.push(random_build(&mut rng, number, t, &mut release));
                     t -= unit_open(&mut rng).ln() * mean_gap;
                 }
                 repo(
@@ -889,6 +1018,76 @@ impl Scenario {
                     SimSource::CloudPipelines,
                     builds,
                 )
+            })
+            .collect();
+        Scenario { repos }
+    }
+}
+
+/// Repositories of [`Scenario::burst`].
+const BURST_REPOS: [&str; 6] = [
+    "gateway",
+    "billing",
+    "search",
+    "accounts",
+    "notifications",
+    "frontend",
+];
+
+impl Scenario {
+    /// A release: six Cloud Pipelines repositories (`acme/gateway` to `acme/frontend`), seven
+    /// pipelines each, 42 in all, created at staggered times from second 30 on (the
+    /// repositories take turns, one build every 12 seconds) and all ending between seconds
+    /// 600 and 660, each at its own second. Per repository: five pushes to `main`, one to
+    /// `release/3.0`, and tag `v3.0.0` on that release commit; one build in five fails, one
+    /// is stopped. For `bbzoom demo --faults burst` and the tests behind it: a burst of
+    /// endings is not an outage, so every card should still arrive, promptly and once.
+    pub fn burst() -> Scenario {
+        use SimState::{Failed, Running, Stopped, Successful};
+        let repos = BURST_REPOS
+            .iter()
+            .enumerate()
+            .map(|(r, slug)| {
+                let builds = (0..7u32)
+                    .map(|k| {
+                        // Turns interleave the repositories; 37 and 60 are coprime, so
+                        // the 42 endings fall on distinct seconds of the minute.
+                        let turn = k as usize * BURST_REPOS.len() + r;
+                        let created_at = 30.0 + 12.0 * turn as f64;
+                        let ended_at = 600.0 + (turn * 37 % 60) as f64;
+                        let ending = if (r, k) == (2, 3) {
+                            Stopped
+                        } else if turn % 5 == 3 {
+                            Failed
+                        } else {
+                            Successful
+                        };
+                        let (branch, commit_of) = match k {
+                            0..5 => ("main", k),
+                            _ => ("release/3.0", 5),
+                        };
+                        let build = SimBuild::pipeline(
+                            u64::from(k) + 1,
+                            branch,
+                            created_at,
+                            [(created_at + 10.0, Running), (ended_at, ending)],
+                        )
+                        .with_commit(hash40(fnv1a(
+                            format!("burst/{slug}/{commit_of}").as_bytes(),
+                        )))
+                        .with_author(AUTHORS[turn % AUTHORS.len()])
+                        .with_message(format!(
+                            "{}\n\nPart of the 3.0 release of {slug}.",
+                            SUBJECTS[turn % SUBJECTS.len()]
+                        ));
+                        if k == 6 {
+                            build.on_tag("v3.0.0")
+                        } else {
+                            build
+                        }
+                    })
+                    .collect();
+                repo("acme", slug, SimSource::CloudPipelines, builds)
             })
             .collect();
         Scenario { repos }
@@ -905,18 +1104,41 @@ fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
     items[rng.random_range(0..items.len())]
 }
 
-/// Pipeline `number` created at `created_at`, with branch, duration and ending drawn as
-/// [`Scenario::random`] describes.
-fn random_build(rng: &mut StdRng, number: u64, created_at: f64) -> SimBuild {
+/// Pipeline `number` created at `created_at`, with target, branch, duration and ending drawn
+/// as [`Scenario::random`] describes. `release` is the repository's last tagged version
+/// (major, minor, patch), bumped when this build is a tag push.
+fn random_build(
+    rng: &mut StdRng,
+    number: u64,
+    created_at: f64,
+    release: &mut (u32, u32, u32),
+) -> SimBuild {
     use SimState::{Error, Expired, Failed, Paused, Running, Stopped, Successful};
-    let branch = match rng.random_range(0..100) {
-        0..50 => "main".to_owned(),
-        50..65 => format!(
+    let target = match rng.random_range(0..100) {
+        0..5 => {
+            *release = if rng.random_bool(0.25) {
+                (release.0, release.1 + 1, 0)
+            } else {
+                (release.0, release.1, release.2 + 1)
+            };
+            let (major, minor, patch) = *release;
+            SimTarget::Tag(format!("v{major}.{minor}.{patch}"))
+        }
+        5..8 => SimTarget::Commit {
+            pipeline: pick(rng, &RANDOM_CUSTOM).to_owned(),
+        },
+        _ => SimTarget::Branch,
+    };
+    let branch = match (&target, rng.random_range(0..100)) {
+        (SimTarget::Tag(_) | SimTarget::Commit { .. }, _) | (SimTarget::Branch, 0..50) => {
+            "main".to_owned()
+        }
+        (SimTarget::Branch, 50..65) => format!(
             "release/{}.{}",
             rng.random_range(1..4),
             rng.random_range(0..10)
         ),
-        _ => format!("feature/{}", pick(rng, &FEATURES)),
+        (SimTarget::Branch, _) => format!("feature/{}", pick(rng, &FEATURES)),
     };
     let start = created_at + rng.random_range(5.0..30.0);
     let duration = rng.random_range(120.0..900.0);
@@ -943,10 +1165,13 @@ fn random_build(rng: &mut StdRng, number: u64, created_at: f64) -> SimBuild {
         timeline.push((end, Successful));
     }
     let message = format!("{}\n\nChange {number} on {branch}.", pick(rng, &SUBJECTS));
-    SimBuild::pipeline(number, branch, created_at, timeline)
-        .with_commit(hash40(rng.random()))
-        .with_author(pick(rng, &AUTHORS))
-        .with_message(message)
+    SimBuild {
+        target,
+        ..SimBuild::pipeline(number, branch, created_at, timeline)
+            .with_commit(hash40(rng.random()))
+            .with_author(pick(rng, &AUTHORS))
+            .with_message(message)
+    }
 }
 
 #[cfg(test)]
@@ -959,7 +1184,7 @@ mod tests {
         let scenario = Scenario::showcase();
         assert_eq!(scenario.repos.len(), 3);
         let builds: Vec<&SimBuild> = scenario.repos.iter().flat_map(|r| &r.builds).collect();
-        assert_eq!(builds.len(), 12);
+        assert_eq!(builds.len(), 14);
         assert!(builds.iter().all(|b| b.created_at >= 20.0));
         assert!((600.0..=900.0).contains(&scenario.end()));
         for b in &builds {
@@ -998,6 +1223,32 @@ mod tests {
                 "no {branch} build"
             );
         }
+        let api = &scenario.repos[0];
+        let targets: Vec<&SimTarget> = api
+            .builds
+            .iter()
+            .map(|b| &b.target)
+            .filter(|t| **t != SimTarget::Branch)
+            .collect();
+        let deploy = SimTarget::Commit {
+            pipeline: "deploy-staging".to_owned(),
+        };
+        assert_eq!(targets, [&deploy, &SimTarget::Tag("v1.8.0".to_owned())]);
+        let ending = |target: &SimTarget| {
+            let build = api.builds.iter().find(|b| &b.target == target);
+            build.and_then(|b| b.state_at(1.0e9))
+        };
+        assert_eq!(ending(&deploy), Some(SimState::Failed));
+        assert_eq!(
+            ending(&SimTarget::Tag("v1.8.0".to_owned())),
+            Some(SimState::Successful)
+        );
+        assert!(
+            api.builds
+                .windows(2)
+                .all(|w| w[0].number + 1 == w[1].number && w[0].created_at <= w[1].created_at),
+            "pipelines numbered in creation order"
+        );
     }
 
     #[test]
@@ -1080,6 +1331,58 @@ mod tests {
     }
 
     #[test]
+    fn tags_and_commits_move_no_branch_and_tags_do_not_move() {
+        let at = |commit: &str, pushed_at: f64| {
+            SimBuild::status("k", "main", commit, pushed_at, pushed_at, [])
+        };
+        let repo = repo(
+            "acme",
+            "web",
+            SimSource::CloudMixed,
+            vec![
+                at("a", 10.0),
+                at("b", 20.0).on_tag("v1.10.0"),
+                SimBuild::pipeline(1, "main", 25.0, [])
+                    .with_commit("c")
+                    .as_custom("deploy"),
+                at("d", 30.0).on_tag("v1.9.0"),
+                at("e", 40.0).on_tag("v1.10.0"),
+                at("f", 5.0).on_tag("v0.1.0").with_number(2),
+            ],
+        );
+        let tips: Vec<&str> = repo
+            .branch_tips(1.0e9)
+            .iter()
+            .map(|b| b.commit.as_str())
+            .collect();
+        assert_eq!(tips, ["a"]);
+        let tags = |t: f64| -> Vec<(&str, &str)> {
+            repo.tag_tips(t)
+                .into_iter()
+                .map(|(name, b)| (name, b.commit.as_str()))
+                .collect()
+        };
+        assert_eq!(tags(4.0), []);
+        assert_eq!(tags(25.0), [("v0.1.0", "f"), ("v1.10.0", "b")]);
+        assert_eq!(
+            tags(1.0e9),
+            [("v0.1.0", "f"), ("v1.10.0", "b"), ("v1.9.0", "d")]
+        );
+        assert_eq!(repo.builds[1].ref_name(), Some("v1.10.0"));
+        assert_eq!(repo.builds[2].ref_name(), None);
+        assert!(repo.runs_pipeline(&repo.builds[2]));
+        assert!(!repo.runs_pipeline(&repo.builds[0]));
+        let status = repo.builds[2].pipeline_status(3);
+        assert_eq!(status.key, pipeline_status_key(3, 1));
+        assert_ne!(status.key, pipeline_status_key(4, 1));
+        assert_ne!(status.key, pipeline_status_key(3, 2));
+        assert_eq!(
+            (status.commit.as_str(), &status.target),
+            ("c", &repo.builds[2].target)
+        );
+    }
+
+    #[test]
     fn mixed_covers_its_promises() {
         let scenario = Scenario::mixed();
         let sources: Vec<SimSource> = scenario.repos.iter().map(|r| r.source).collect();
@@ -1088,7 +1391,8 @@ mod tests {
             [
                 SimSource::CloudPipelines,
                 SimSource::CloudStatuses,
-                SimSource::DataCenter
+                SimSource::DataCenter,
+                SimSource::CloudMixed
             ]
         );
         let builds: Vec<&SimBuild> = scenario.repos.iter().flat_map(|r| &r.builds).collect();
@@ -1125,6 +1429,11 @@ mod tests {
             let failed = b.timeline.iter().position(|&(_, s)| s == Failed);
             failed.is_some_and(|i| b.timeline[i..].iter().any(|&(_, s)| s == Successful))
         }));
+        let v520 = SimTarget::Tag("v5.2.0".to_owned());
+        assert_eq!(web.builds.iter().filter(|b| b.target == v520).count(), 2);
+        assert_eq!(web.tag_tips(1.0e9).len(), 1);
+        let main = web.branch_tips(1.0e9);
+        assert!(main.iter().all(|tip| tip.target == SimTarget::Branch));
 
         let platform = &scenario.repos[2];
         assert_eq!(
@@ -1138,6 +1447,30 @@ mod tests {
                 .any(|b| b.state_at(1.0e9) == Some(SimState::Stopped))
         );
         assert!(platform.builds.iter().all(|b| !b.key.is_empty()));
+        let tags: Vec<&str> = platform.tag_tips(1.0e9).iter().map(|t| t.0).collect();
+        assert_eq!(tags, ["v3.0.0"]);
+
+        let ops = &scenario.repos[3];
+        let pipelines: Vec<&SimBuild> =
+            ops.builds.iter().filter(|b| ops.runs_pipeline(b)).collect();
+        let numbers: Vec<u64> = pipelines.iter().map(|b| b.number).collect();
+        assert_eq!(numbers, [1, 2, 3]);
+        for pipeline in &pipelines {
+            let scans = ops
+                .builds
+                .iter()
+                .filter(|b| b.commit == pipeline.commit && b.key == "security-scan");
+            assert_eq!(scans.count(), 1, "on #{}", pipeline.number);
+        }
+        assert_eq!(ops.builds.len(), 2 * pipelines.len());
+        let failed = |b: &&SimBuild| b.state_at(1.0e9) == Some(Failed);
+        assert!(pipelines.iter().any(failed));
+        assert!(
+            ops.builds
+                .iter()
+                .filter(|b| !ops.runs_pipeline(b))
+                .any(|b| failed(&b))
+        );
     }
 
     #[test]
@@ -1158,7 +1491,27 @@ mod tests {
                 assert!(b.timeline.windows(2).all(|w| w[0].0 <= w[1].0));
                 assert!(b.state_at(1.0e9).is_some_and(SimState::is_terminal));
                 assert_eq!(b.commit.len(), 40);
+                if b.target != SimTarget::Branch {
+                    assert_eq!(b.branch, "main");
+                }
             }
+            let mut tags: Vec<&str> = repo
+                .builds
+                .iter()
+                .filter_map(|b| match &b.target {
+                    SimTarget::Tag(name) => Some(name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            for tag in &tags {
+                let parts: Vec<&str> = tag.trim_start_matches('v').split('.').collect();
+                assert!(tag.starts_with('v') && parts.len() == 3, "{tag}");
+                assert!(parts.iter().all(|p| p.parse::<u32>().is_ok()), "{tag}");
+            }
+            let count = tags.len();
+            tags.sort_unstable();
+            tags.dedup();
+            assert_eq!(tags.len(), count, "a tag pushed twice in {}", repo.slug);
         }
         assert!(
             Scenario::random(1, 5, f64::NAN)
@@ -1210,9 +1563,68 @@ mod tests {
         for branch in ["main", "release/", "feature/"] {
             assert!(builds.iter().any(|b| b.branch.starts_with(branch)));
         }
+        let kind = |wanted: fn(&SimTarget) -> bool| {
+            builds.iter().filter(|b| wanted(&b.target)).count() as f64 / n
+        };
+        let tags = kind(|t| matches!(t, SimTarget::Tag(_)));
+        let custom = kind(|t| matches!(t, SimTarget::Commit { .. }));
+        assert!((0.035..=0.065).contains(&tags), "tags {tags}");
+        assert!((0.015..=0.045).contains(&custom), "custom {custom}");
+        for name in RANDOM_CUSTOM {
+            let wanted = SimTarget::Commit {
+                pipeline: name.to_owned(),
+            };
+            assert!(builds.iter().any(|b| b.target == wanted), "no {name}");
+        }
         for b in builds.iter().filter(|b| b.timeline.len() == 2) {
             let ran = b.timeline[1].0 - b.timeline[0].0;
             assert!(ran <= 900.0, "ran {ran}");
         }
+    }
+
+    #[test]
+    fn burst_ends_everything_within_a_minute() {
+        let scenario = Scenario::burst();
+        assert!(scenario.repos.len() >= 6);
+        let builds: Vec<&SimBuild> = scenario.repos.iter().flat_map(|r| &r.builds).collect();
+        assert!(builds.len() >= 40);
+        let endings: Vec<f64> = builds
+            .iter()
+            .map(|b| b.finished_at().expect("every build ends"))
+            .collect();
+        let first = endings.iter().copied().fold(f64::INFINITY, f64::min);
+        let last = endings.iter().copied().fold(0.0, f64::max);
+        assert!(last - first <= 60.0, "endings from {first} to {last}");
+        assert!(
+            builds
+                .iter()
+                .all(|b| b.created_at >= 30.0 && b.created_at < first)
+        );
+        let mut starts: Vec<f64> = builds.iter().map(|b| b.created_at).collect();
+        starts.sort_by(f64::total_cmp);
+        starts.dedup();
+        assert_eq!(starts.len(), builds.len(), "starts staggered");
+        for repo in &scenario.repos {
+            assert_eq!(repo.source, SimSource::CloudPipelines);
+            let tag = SimTarget::Tag("v3.0.0".to_owned());
+            assert_eq!(repo.builds.iter().filter(|b| b.target == tag).count(), 1);
+            let main = repo.builds.iter().filter(|b| b.branch == "main").count();
+            assert!(main * 2 > repo.builds.len(), "mostly main in {}", repo.slug);
+            assert!(
+                repo.builds
+                    .iter()
+                    .enumerate()
+                    .all(|(i, b)| b.number == i as u64 + 1)
+            );
+        }
+        let ended = |wanted: SimState| {
+            builds
+                .iter()
+                .filter(|b| b.state_at(1.0e9) == Some(wanted))
+                .count()
+        };
+        assert!(ended(Failed) >= 3);
+        assert!(ended(SimState::Stopped) >= 1);
+        assert!(ended(Successful) > builds.len() / 2);
     }
 }
