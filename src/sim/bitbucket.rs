@@ -360,6 +360,7 @@ enum Ref<'a> {
 }
 
 impl Ref<'_> {
+    /// The branch's or the tag's name.
     fn name(&self) -> &str {
         match self {
             Ref::Branch(tip) => &tip.branch,
@@ -441,17 +442,14 @@ fn refs_page(
 fn natural_order(a: &str, b: &str) -> Ordering {
     /// The name cut into runs of digits and runs of anything else.
     fn runs(name: &str) -> Vec<&str> {
-        let mut runs = Vec::new();
-        let mut start = 0;
-        for (i, c) in name.char_indices().skip(1) {
-            let previous = name[..i]
-                .chars()
-                .next_back()
-                .is_some_and(|p| p.is_ascii_digit());
-            if c.is_ascii_digit() != previous {
+        let (mut runs, mut start, mut digits) = (Vec::new(), 0, None);
+        for (i, c) in name.char_indices() {
+            let digit = c.is_ascii_digit();
+            if digits.is_some_and(|d| d != digit) {
                 runs.push(&name[start..i]);
                 start = i;
             }
+            digits = Some(digit);
         }
         if start < name.len() {
             runs.push(&name[start..]);
@@ -464,7 +462,8 @@ fn natural_order(a: &str, b: &str) -> Ordering {
             .all(|b| b.is_ascii_digit())
             .then(|| run.trim_start_matches('0'))
     }
-    for (x, y) in runs(a).into_iter().zip(runs(b)) {
+    let (a_runs, b_runs) = (runs(a), runs(b));
+    for (x, y) in a_runs.iter().zip(&b_runs) {
         let order = match (number(x), number(y)) {
             (Some(x), Some(y)) => x.len().cmp(&y.len()).then_with(|| x.cmp(y)),
             _ => x.cmp(y),
@@ -473,7 +472,7 @@ fn natural_order(a: &str, b: &str) -> Ordering {
             return order;
         }
     }
-    runs(a).len().cmp(&runs(b).len()).then_with(|| a.cmp(b))
+    a_runs.len().cmp(&b_runs.len()).then_with(|| a.cmp(b))
 }
 
 /// `GET /2.0/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses`.
