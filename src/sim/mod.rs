@@ -11,8 +11,12 @@
 //! slow and malformed answers, revoked and expiring tokens) for tests of retries, backoff and
 //! token renewal. The Zoom side also serves Incoming Webhooks, Zoom's per-second and daily
 //! rate limits and outages (see [`SimZoomApp`]).
+//!
+//! [`score`] reads the channels back and checks them against what the scenario implies, on
+//! its own reading of the product's rules, so a run is judged without bbzoom's own code.
 
 pub mod scenario;
+pub mod score;
 
 mod auth;
 mod bbql;
