@@ -987,9 +987,9 @@ impl Scenario {
     /// minutes), so a few repositories are busy and most idle. Builds arrive at random (a
     /// Poisson process) from simulated second 60 on, none after `hours`. About 5% are pushes
     /// of a release tag (`v{major}.{minor}.{patch}`, counting up, so unique per repository)
-    /// and 3% custom pipelines someone ran on a commit of `main` ([`RANDOM_CUSTOM`]); of the
-    /// branch pushes, half are to `main`, the rest to `release/*` and `feature/*` branches.
-    /// They run 2 to 15 minutes. About 20% fail, 3% end in ERROR, 5% are stopped and 8% pause
+    /// and 3% custom pipelines someone ran on a commit of `main` (`deploy-staging`,
+    /// `nightly-e2e`, `db-migrate`); of the branch pushes, half are to `main`, the rest to
+    /// `release/*` and `feature/*` branches. They run 2 to 15 minutes. About 20% fail, 3% end in ERROR, 5% are stopped and 8% pause
     /// 1 to 10 minutes on a manual step, then resume and succeed (three in four) or expire.
     pub fn random(seed: u64, repos: usize, hours: f64) -> Scenario {
         let mut rng = StdRng::seed_from_u64(seed);

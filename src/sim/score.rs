@@ -10,7 +10,7 @@
 //! cards headed `"📋 "` with one linked line per card, and the same as plain text for webhook
 //! messages.
 
-use super::{SimBuild, SimRepo, SimState, SimTarget, Simulator};
+use super::{SimBuild, SimRepo, SimState, SimTarget, Simulator, pipeline_status_key};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -342,7 +342,7 @@ fn happenings(repo: &SimRepo, index: usize) -> Vec<Happening<'_>> {
             let job = match seen {
                 Seen::Pipeline => None,
                 Seen::Status => Some(build.key.clone()),
-                Seen::PipelineStatus => Some(build.pipeline_status(index).key),
+                Seen::PipelineStatus => Some(pipeline_status_key(index, build.number)),
             };
             (matches!(build.target, SimTarget::Tag(_)), name, job)
         });
