@@ -184,18 +184,26 @@ pub fn score(sim: &Simulator, watchers: &[Watcher]) -> Score {
 /// named by several watchers that want the same event expects it once.
 fn expected(sim: &Simulator, watchers: &[Watcher]) -> BTreeMap<(String, String, SimEvent), f64> {
     let repos = &sim.scenario().repos;
+    let followed: Vec<Option<usize>> = watchers
+        .iter()
+        .map(|w| {
+            repos.iter().position(|r| {
+                r.workspace.eq_ignore_ascii_case(&w.workspace)
+                    && r.slug.eq_ignore_ascii_case(&w.slug)
+            })
+        })
+        .collect();
     let mut expected = BTreeMap::new();
     for (index, repo) in repos.iter().enumerate() {
         let mine: Vec<&Watcher> = watchers
             .iter()
-            .filter(|w| {
-                let first = repos.iter().position(|r| {
-                    r.workspace.eq_ignore_ascii_case(&w.workspace)
-                        && r.slug.eq_ignore_ascii_case(&w.slug)
-                });
-                first == Some(index)
-            })
+            .zip(&followed)
+            .filter(|(_, followed)| **followed == Some(index))
+            .map(|(w, _)| w)
             .collect();
+        if mine.is_empty() {
+            continue;
+        }
         let pipelines_followed = mine.iter().any(|w| w.pipelines);
         for happening in happenings(repo, index) {
             let hearing: Vec<&Watcher> = mine
