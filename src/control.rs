@@ -66,10 +66,16 @@ pub struct StatusReport {
     pub dead_letters: usize,
 }
 
+/// One repository read through one source, whichever subscriptions it serves.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubscriptionStatus {
     pub repository: String,
+    /// "pipelines" or "statuses".
+    pub source: String,
     pub credential: String,
+    /// How many `[[subscription]]` tables it serves.
+    pub subscriptions: usize,
+    /// Every channel of those subscriptions, each once.
     pub channels: Vec<String>,
     /// When the last poll finished (Unix milliseconds), if the daemon knows.
     pub last_poll_ms: Option<i64>,
@@ -77,7 +83,8 @@ pub struct SubscriptionStatus {
     pub last_outcome: Option<String>,
     /// The state observed last, and when (Unix milliseconds).
     pub last_state: Option<(String, i64)>,
-    /// Each lane ("branch · job") with "passing" or "failing".
+    /// Each lane of the repository ("branch · job", "tag v1 · job") with "passing" or
+    /// "failing".
     pub lanes: Vec<(String, String)>,
     /// Builds seen running or waiting.
     pub unfinished: usize,
@@ -145,21 +152,29 @@ pub struct DeadLetterLine {
 }
 
 impl StatusReport {
-    /// What the store alone tells: every subscription's recorded states, the outboxes and the
-    /// dead letters. The daemon adds what only it knows; without it, this is all there is.
+    /// What the store alone tells: every watch's recorded states, the outboxes and the dead
+    /// letters. The daemon adds what only it knows; without it, this is all there is.
     pub fn from_store(config: &Config, store: &Store) -> StatusReport {
         let subscriptions = config
-            .subscriptions
+            .watches
             .iter()
-            .map(|s| {
-                let summary = store.repo_summary(&s.repo).unwrap_or_else(|err| {
-                    tracing::warn!(repo = %s.repo, %err, "cannot read what the store holds");
+            .map(|w| {
+                let summary = store.repo_summary(&w.repo).unwrap_or_else(|err| {
+                    tracing::warn!(repo = %w.repo, %err, "cannot read what the store holds");
                     Default::default()
                 });
+                let mut channels: Vec<String> = Vec::new();
+                for channel in w.subscriptions.iter().flat_map(|s| &s.channels) {
+                    if !channels.contains(channel) {
+                        channels.push(channel.clone());
+                    }
+                }
                 SubscriptionStatus {
-                    repository: s.url.clone(),
-                    credential: s.credential.clone(),
-                    channels: s.channels.clone(),
+                    repository: w.url.clone(),
+                    source: w.source.name().to_owned(),
+                    credential: w.credential.clone(),
+                    subscriptions: w.subscriptions.len(),
+                    channels,
                     last_poll_ms: None,
                     last_outcome: None,
                     last_state: summary.last.map(|(state, at)| (shown(&state.label()), at)),
@@ -171,9 +186,8 @@ impl StatusReport {
                                 Health::Passing => "passing",
                                 Health::Failing => "failing",
                             };
-                            // A lane is "branch\0job"; both come from the build data.
-                            let lane: Vec<String> = lane.split('\0').map(shown).collect();
-                            (lane.join(" · "), health.to_owned())
+                            // Both the ref and the job come from the build data.
+                            (shown(&lane.to_string()), health.to_owned())
                         })
                         .collect(),
                     unfinished: summary.unfinished,
@@ -240,7 +254,9 @@ pub fn dead_letters(store: &Store, action: &DeadLetterAction) -> Result<DeadLett
             .dead_letters()
             .map_err(fail)?
             .iter()
-            .map(|l| l.row.seq)
+            // "Retry all" leaves the unreadable ones, which can only be dropped.
+            .filter(|l| !retry || l.row.is_some())
+            .map(|l| l.seq)
             .collect()
     } else {
         ids.clone()
@@ -265,10 +281,16 @@ pub fn dead_letters(store: &Store, action: &DeadLetterAction) -> Result<DeadLett
         .map_err(fail)?
         .into_iter()
         .map(|l| DeadLetterLine {
-            id: l.row.seq,
-            channel: l.row.channel.clone(),
-            event: l.row.event.to_string(),
-            repository: l.row.build.key.repo.to_string(),
+            id: l.seq,
+            channel: shown(&l.channel),
+            event: l
+                .row
+                .as_ref()
+                .map_or("unreadable".into(), |r| r.event.to_string()),
+            repository: l
+                .row
+                .as_ref()
+                .map_or("?".into(), |r| shown(&r.build.key.repo.to_string())),
             reason: shown(&l.reason),
         })
         .collect();

@@ -4,27 +4,34 @@
 //! A chatbot channel keeps one card per build, edited in place as the build moves on (style
 //! `update`), with the final result also posted as a thread reply (`update+reply`, so people are
 //! notified), or posts a card per event (`post`); the card's message id is kept in the store. A
-//! webhook channel always posts. After an outage the channel gets each build's latest state, not
-//! a stale sequence (a start or pause already followed by a later event is dropped), and a
-//! backlog longer than `fold_after` is folded into one summary card.
+//! webhook channel always posts. Messages sent to one channel are paced to Zoom's per-channel
+//! limits, so a burst (a release ending forty builds at once) is delivered card by card.
+//!
+//! After an outage the channel gets each build's latest state, not a stale sequence (a start or
+//! pause already followed by a later event is dropped). The fold rule ([`outage_backlog`]): only
+//! a channel whose deliveries are really failing, with more than `fold_after` cards queued
+//! since they began to fail, has its backlog folded into summary cards, as many as it takes
+//! to list every update: a fold never hides a result.
 //!
 //! What to retry is the Zoom client's classification; when is decided here and persisted in the
 //! row (attempts, next attempt time) so a restart resumes the backoff. A row still failing
-//! `max_age` after it was queued, or refused for good, becomes a dead letter.
+//! `max_age` after it was queued, or refused for good, becomes a dead letter, and so does a row
+//! the store cannot read: it must never block its channel.
 
-use crate::config::Style;
+use crate::config::{RateLimit, Style};
 use crate::daemon::Metrics;
 use crate::poller::now_ms;
-use crate::render;
+use crate::render::{self, Form};
 use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use crate::store::{OutboxRow, Store, StoreError};
 use crate::zoom::{ChatbotClient, ErrorClass, WebhookClient, ZoomError};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// One wake-up signal per channel: pollers ring it after committing rows for that channel.
 /// Channels come and go with reloads, so a signal is made the first time either side asks.
@@ -80,8 +87,84 @@ pub struct DeliveryContext {
     pub backoff: Backoff,
     /// A row still failing this long after it was queued becomes a dead letter.
     pub max_age: Duration,
-    /// More due rows than this are folded into one summary card.
+    /// See [`outage_backlog`].
     pub fold_after: usize,
+    /// The most messages one channel is sent in any window of each limit's length.
+    pub channel_pace: Vec<RateLimit>,
+}
+
+/// The most messages Zoom lets one channel receive in its windows (10 a second, 30 in 10 s, 60
+/// in 100 s, 450 in 1,000 s; beyond them it blocks the channel for 10 to 300 s).
+pub const ZOOM_CHANNEL_PACE: [RateLimit; 4] = [
+    RateLimit {
+        requests: 10,
+        per: Duration::from_secs(1),
+    },
+    RateLimit {
+        requests: 30,
+        per: Duration::from_secs(10),
+    },
+    RateLimit {
+        requests: 60,
+        per: Duration::from_secs(100),
+    },
+    RateLimit {
+        requests: 450,
+        per: Duration::from_secs(1000),
+    },
+];
+
+/// One channel's pace: the times of its recent messages, so that no window of any limit holds
+/// more than the limit (an exact sliding window: a burst goes out at once while it fits).
+struct Pace {
+    limits: Vec<RateLimit>,
+    sent: VecDeque<Instant>,
+}
+
+impl Pace {
+    fn new(limits: Vec<RateLimit>) -> Pace {
+        Pace {
+            limits,
+            sent: VecDeque::new(),
+        }
+    }
+
+    /// Waits until one more message fits every window, and counts it.
+    async fn ready(&mut self) {
+        loop {
+            let now = Instant::now();
+            let longest = self.limits.iter().map(|l| l.per).max().unwrap_or_default();
+            while self
+                .sent
+                .front()
+                .is_some_and(|&at| now.duration_since(at) >= longest)
+            {
+                self.sent.pop_front();
+            }
+            // The earliest moment each full window frees a place.
+            let wait_until = self
+                .limits
+                .iter()
+                .filter_map(|limit| {
+                    let in_window = self
+                        .sent
+                        .iter()
+                        .rev()
+                        .take_while(|&&at| now.duration_since(at) < limit.per)
+                        .count();
+                    let full = in_window >= limit.requests as usize;
+                    full.then(|| self.sent[self.sent.len() - in_window] + limit.per)
+                })
+                .max();
+            match wait_until {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => {
+                    self.sent.push_back(now);
+                    return;
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,12 +178,18 @@ enum DeliveryError {
 /// Delivers `route`'s outbox until shutdown. A delivery under way is finished first.
 pub async fn run(ctx: DeliveryContext, route: Route, mut shutdown: Shutdown) {
     let signal = ctx.wakeups.signal(&route.channel);
+    let mut worker = Worker {
+        pace: Pace::new(ctx.channel_pace.clone()),
+        ctx,
+        route,
+        failing_since: None,
+    };
     while !shutdown.is_triggered() {
-        let wait = match step(&ctx, &route).await {
+        let wait = match worker.step().await {
             Ok(wait) => wait,
             Err(err) => {
-                tracing::error!(channel = %route.channel, %err, "cannot read or update the outbox");
-                Some(ctx.backoff.max)
+                tracing::error!(channel = %worker.route.channel, %err, "cannot read or update the outbox");
+                Some(worker.ctx.backoff.max)
             }
         };
         if wait == Some(Duration::ZERO) {
@@ -120,37 +209,194 @@ pub async fn run(ctx: DeliveryContext, route: Route, mut shutdown: Shutdown) {
     }
 }
 
-/// One step: drop superseded rows, or deliver the head row (or a folded backlog). Returns how
-/// long to wait before the next step (`None`: until woken).
-async fn step(ctx: &DeliveryContext, route: &Route) -> Result<Option<Duration>, StoreError> {
-    let store = ctx.store.clone();
-    let channel = route.channel.clone();
-    let rows = blocking(move || store.outbox(&channel)).await?;
-    let Some(head) = rows.first().cloned() else {
-        return Ok(None);
+/// The fold rule: the due rows of a channel are folded into summary cards only while its
+/// deliveries are really failing (`failing_since`: the first failure of the streak its last
+/// attempt belongs to) and more than `fold_after` rows were queued since then: the backlog
+/// grew while Zoom refused or could not be reached. A burst with Zoom healthy never folds.
+pub fn outage_backlog(due: &[OutboxRow], fold_after: usize, failing_since: Option<i64>) -> bool {
+    let Some(since) = failing_since else {
+        return false;
     };
-    let superseded = superseded(&rows);
-    if !superseded.is_empty() {
+    due.iter().filter(|row| row.enqueued_ms > since).count() > fold_after
+}
+
+/// One channel's worker: what it needs, its pace, and whether its deliveries are failing.
+struct Worker {
+    ctx: DeliveryContext,
+    route: Route,
+    pace: Pace,
+    /// When the current streak of failed attempts began (`None` after a success). A row
+    /// superseded meanwhile takes its own failure time with it, so the worker remembers the
+    /// streak; after a restart it is read back from the rows (`OutboxRow::first_failed_ms`).
+    failing_since: Option<i64>,
+}
+
+impl Worker {
+    /// One step: bury unreadable rows, drop superseded ones, or deliver the head row (or a
+    /// folded backlog). Returns how long to wait before the next step (`None`: until woken).
+    async fn step(&mut self) -> Result<Option<Duration>, StoreError> {
+        let ctx = &self.ctx;
         let store = ctx.store.clone();
-        blocking(move || store.complete(&superseded, None)).await?;
-        return Ok(Some(Duration::ZERO));
+        let channel = self.route.channel.clone();
+        let outbox = blocking(move || store.outbox(&channel)).await?;
+        if !outbox.unreadable.is_empty() {
+            for row in outbox.unreadable {
+                tracing::error!(
+                    channel = %row.channel, error = %row.error,
+                    "an outbox row cannot be read; kept as a dead letter (`bbzoom dead-letters`) so the channel goes on"
+                );
+                ctx.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
+                let store = ctx.store.clone();
+                blocking(move || store.dead_letter_unreadable(&row, now_ms())).await?;
+            }
+            return Ok(Some(Duration::ZERO));
+        }
+        let rows = outbox.rows;
+        let Some(head) = rows.first().cloned() else {
+            return Ok(None);
+        };
+        let superseded = superseded(&rows);
+        if !superseded.is_empty() {
+            let store = ctx.store.clone();
+            blocking(move || store.complete(&superseded, None)).await?;
+            return Ok(Some(Duration::ZERO));
+        }
+        let now = now_ms();
+        if head.next_attempt_ms > now {
+            let wait = u64::try_from(head.next_attempt_ms.saturating_sub(now)).unwrap_or(0);
+            return Ok(Some(Duration::from_millis(wait)));
+        }
+        let failing_since = self
+            .failing_since
+            .or_else(|| rows.iter().filter_map(|r| r.first_failed_ms).min());
+        let due: Vec<OutboxRow> = rows
+            .into_iter()
+            .filter(|r| r.next_attempt_ms <= now)
+            .collect();
+        if outage_backlog(&due, ctx.fold_after, failing_since) {
+            self.failing_since = failing_since;
+            self.deliver_folded(due).await?;
+        } else {
+            self.deliver(head).await?;
+        }
+        Ok(Some(Duration::ZERO))
     }
-    let now = now_ms();
-    if head.next_attempt_ms > now {
-        return Ok(Some(Duration::from_millis(
-            (head.next_attempt_ms - now) as u64,
-        )));
+
+    /// One attempt at one row, and its bookkeeping.
+    async fn deliver(&mut self, row: OutboxRow) -> Result<(), StoreError> {
+        match self.show(&row).await {
+            Ok(message_id) => {
+                self.failing_since = None;
+                tracing::info!(channel = %self.route.channel, build = %row.build.key, event = %row.event, "card delivered");
+                self.ctx.metrics.delivered.fetch_add(1, Ordering::Relaxed);
+                let store = self.ctx.store.clone();
+                blocking(move || {
+                    let card = message_id.as_deref().map(|id| (&row.build.key, id));
+                    store.complete(std::slice::from_ref(&row), card)
+                })
+                .await
+            }
+            Err(DeliveryError::Store(err)) => Err(err),
+            Err(DeliveryError::Zoom(err)) => {
+                self.failing_since.get_or_insert(now_ms());
+                failed(&self.ctx, &self.route, vec![row], err).await
+            }
+        }
     }
-    let due: Vec<OutboxRow> = rows
-        .into_iter()
-        .filter(|r| r.next_attempt_ms <= now)
-        .collect();
-    if due.len() > ctx.fold_after {
-        deliver_folded(ctx, route, due).await?;
-    } else {
-        deliver(ctx, route, head).await?;
+
+    /// Shows `row` in the channel; returns the message id to remember for later edits, if any.
+    async fn show(&mut self, row: &OutboxRow) -> Result<Option<String>, DeliveryError> {
+        let card = render::card(&row.build, row.event);
+        let (client, to_jid, style) = match &self.route.destination {
+            Destination::Webhook { client } => {
+                self.pace.ready().await;
+                return Ok(client.post(&card).await.map(|()| None)?);
+            }
+            Destination::Chatbot {
+                client,
+                to_jid,
+                style,
+            } => (client, to_jid, *style),
+        };
+        let channel = &self.route.channel;
+        let content = render::chatbot_content(&card);
+        let existing = match style {
+            Style::Post => None,
+            Style::Update | Style::UpdateAndReply => {
+                self.ctx.store.card_message(channel, &row.build.key)?
+            }
+        };
+        if let Some(message_id) = existing {
+            match client.edit(&message_id, &content).await {
+                Ok(()) => {
+                    if style == Style::UpdateAndReply && row.event.is_terminal() {
+                        // An edit may notify no one: the result also goes into the card's
+                        // thread.
+                        self.pace.ready().await;
+                        client.send(to_jid, &content, Some(&message_id)).await?;
+                    }
+                    return Ok(None);
+                }
+                Err(err) if err.class == ErrorClass::MessageGone => {
+                    tracing::info!(%channel, build = %row.build.key, "the card was deleted in Zoom; posting a new one");
+                    self.ctx
+                        .store
+                        .forget_card_message(channel, &row.build.key)?;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        self.pace.ready().await;
+        let message_id = client.send(to_jid, &content, None).await?;
+        Ok((style != Style::Post).then_some(message_id))
     }
-    Ok(Some(Duration::ZERO))
+
+    /// Folds a failing channel's backlog into summary cards, as many as every update takes,
+    /// so the channel is not flooded after an outage and nothing is hidden. Each card's rows
+    /// are completed as soon as Zoom took it; the rest are booked as failed if one is refused.
+    async fn deliver_folded(&mut self, rows: Vec<OutboxRow>) -> Result<(), StoreError> {
+        let form = match &self.route.destination {
+            Destination::Chatbot { .. } => Form::Chatbot,
+            Destination::Webhook { client } => client.form(),
+        };
+        let updates: Vec<(crate::domain::EventKind, render::Card)> = rows
+            .iter()
+            .map(|r| (r.event, render::card(&r.build, r.event)))
+            .collect();
+        let failing_for = self
+            .failing_since
+            .map_or(0, |since| now_ms().saturating_sub(since));
+        let why = format!(
+            "held back while Zoom was failing for {}",
+            render::duration(u64::try_from(failing_for / 1000).unwrap_or(0))
+        );
+        let summaries = render::summary_cards(&updates, &why, form);
+        let mut rest = rows.as_slice();
+        for summary in &summaries {
+            let (shown, after) = rest.split_at(summary.lines.len().min(rest.len()));
+            self.pace.ready().await;
+            let result = match &self.route.destination {
+                Destination::Webhook { client } => client.post(summary).await,
+                Destination::Chatbot { client, to_jid, .. } => client
+                    .send(to_jid, &render::chatbot_content(summary), None)
+                    .await
+                    .map(drop),
+            };
+            if let Err(err) = result {
+                return failed(&self.ctx, &self.route, rest.to_vec(), err).await;
+            }
+            self.failing_since = None;
+            tracing::info!(channel = %self.route.channel, cards = shown.len(), summaries = summaries.len(), "backlog folded into a summary card");
+            self.ctx
+                .metrics
+                .delivered
+                .fetch_add(shown.len() as u64, Ordering::Relaxed);
+            let (store, shown) = (self.ctx.store.clone(), shown.to_vec());
+            blocking(move || store.complete(&shown, None)).await?;
+            rest = after;
+        }
+        Ok(())
+    }
 }
 
 /// Starts and pauses already followed by a later row of the same build: the channel should show
@@ -166,98 +412,6 @@ fn superseded(rows: &[OutboxRow]) -> Vec<OutboxRow> {
         })
         .map(|(_, row)| row.clone())
         .collect()
-}
-
-/// One attempt at one row, and its bookkeeping.
-async fn deliver(ctx: &DeliveryContext, route: &Route, row: OutboxRow) -> Result<(), StoreError> {
-    match show(ctx, route, &row).await {
-        Ok(message_id) => {
-            tracing::info!(channel = %route.channel, build = %row.build.key, event = %row.event, "card delivered");
-            ctx.metrics.delivered.fetch_add(1, Ordering::Relaxed);
-            let store = ctx.store.clone();
-            blocking(move || {
-                let card = message_id.as_deref().map(|id| (&row.build.key, id));
-                store.complete(std::slice::from_ref(&row), card)
-            })
-            .await
-        }
-        Err(DeliveryError::Store(err)) => Err(err),
-        Err(DeliveryError::Zoom(err)) => failed(ctx, route, vec![row], err).await,
-    }
-}
-
-/// Shows `row` in the channel; returns the message id to remember for later edits, if any.
-async fn show(
-    ctx: &DeliveryContext,
-    route: &Route,
-    row: &OutboxRow,
-) -> Result<Option<String>, DeliveryError> {
-    let card = render::card(&row.build, row.event);
-    let (client, to_jid, style) = match &route.destination {
-        Destination::Webhook { client } => return Ok(client.post(&card).await.map(|()| None)?),
-        Destination::Chatbot {
-            client,
-            to_jid,
-            style,
-        } => (client, to_jid, *style),
-    };
-    let content = render::chatbot_content(&card);
-    let existing = match style {
-        Style::Post => None,
-        Style::Update | Style::UpdateAndReply => {
-            ctx.store.card_message(&route.channel, &row.build.key)?
-        }
-    };
-    if let Some(message_id) = existing {
-        match client.edit(&message_id, &content).await {
-            Ok(()) => {
-                if style == Style::UpdateAndReply && row.event.is_terminal() {
-                    // An edit may notify no one: the result also goes into the card's thread.
-                    client.send(to_jid, &content, Some(&message_id)).await?;
-                }
-                return Ok(None);
-            }
-            Err(err) if err.class == ErrorClass::MessageGone => {
-                tracing::info!(channel = %route.channel, build = %row.build.key, "the card was deleted in Zoom; posting a new one");
-                ctx.store
-                    .forget_card_message(&route.channel, &row.build.key)?;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    let message_id = client.send(to_jid, &content, None).await?;
-    Ok((style != Style::Post).then_some(message_id))
-}
-
-/// Folds a backlog into one summary card, so a channel is not flooded after an outage.
-async fn deliver_folded(
-    ctx: &DeliveryContext,
-    route: &Route,
-    rows: Vec<OutboxRow>,
-) -> Result<(), StoreError> {
-    let cards: Vec<render::Card> = rows
-        .iter()
-        .map(|r| render::card(&r.build, r.event))
-        .collect();
-    let summary = render::summary_card(&cards, "while Zoom could not be reached");
-    let result = match &route.destination {
-        Destination::Webhook { client } => client.post(&summary).await,
-        Destination::Chatbot { client, to_jid, .. } => client
-            .send(to_jid, &render::chatbot_content(&summary), None)
-            .await
-            .map(drop),
-    };
-    match result {
-        Ok(()) => {
-            tracing::info!(channel = %route.channel, cards = rows.len(), "backlog folded into one summary card");
-            ctx.metrics
-                .delivered
-                .fetch_add(rows.len() as u64, Ordering::Relaxed);
-            let store = ctx.store.clone();
-            blocking(move || store.complete(&rows, None)).await
-        }
-        Err(err) => failed(ctx, route, rows, err).await,
-    }
 }
 
 /// Books a failed attempt at `rows`: retried later, or dead-lettered when refused for good or
@@ -287,12 +441,12 @@ async fn failed(
     }
     for row in rows {
         let store = ctx.store.clone();
-        let too_old = now - row.enqueued_ms > max_age;
+        let too_old = now.saturating_sub(row.enqueued_ms) > max_age;
         match err.class {
             ErrorClass::Transient { .. } if !too_old => {
                 tracing::warn!(channel = %route.channel, build = %row.build.key, attempts = row.attempts + 1, ?delay, %err, "delivery failed; will retry");
-                let next = now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-                blocking(move || store.reschedule(&row, next)).await?;
+                let next = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+                blocking(move || store.reschedule(&row, next, now)).await?;
             }
             _ => {
                 let reason = if too_old && matches!(err.class, ErrorClass::Transient { .. }) {
@@ -317,4 +471,95 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f)
         .await
         .expect("store operations do not panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{BuildKey, BuildRef, BuildState, BuildStatus, EventKind, RepoId};
+
+    /// On tokio's paused clock: a burst goes out at once while it fits, and then no window of
+    /// any of Zoom's per-channel limits ever holds more than its limit.
+    #[tokio::test(start_paused = true)]
+    async fn the_pace_lets_a_burst_through_and_keeps_every_window() {
+        let mut pace = Pace::new(ZOOM_CHANNEL_PACE.to_vec());
+        let start = Instant::now();
+        let mut sent = Vec::new();
+        for _ in 0..500 {
+            pace.ready().await;
+            sent.push(start.elapsed());
+        }
+        assert!(
+            sent[..10].iter().all(|at| at.is_zero()),
+            "{:?}",
+            &sent[..10]
+        );
+        for limit in ZOOM_CHANNEL_PACE {
+            for (i, &at) in sent.iter().enumerate() {
+                let in_window = sent[i..]
+                    .iter()
+                    .take_while(|&&t| t < at + limit.per)
+                    .count();
+                assert!(
+                    in_window <= limit.requests as usize,
+                    "{in_window} in {:?} from {at:?}",
+                    limit.per
+                );
+            }
+        }
+        // No slower than the limits make it: the 61st waits for the 100 s window, no more.
+        assert_eq!(sent[60], Duration::from_secs(100));
+    }
+
+    fn row(seq: u64, enqueued_ms: i64, first_failed_ms: Option<i64>) -> OutboxRow {
+        OutboxRow {
+            seq,
+            channel: "ci".into(),
+            event: EventKind::Failed,
+            build: BuildStatus {
+                key: BuildKey {
+                    repo: RepoId::new("acme", "api"),
+                    id: format!("{{{seq}}}"),
+                },
+                job: "pipeline".into(),
+                name: "Pipeline".into(),
+                number: Some(seq),
+                revision: 0,
+                git_ref: BuildRef::Branch("main".into()),
+                commit: None,
+                commit_message: None,
+                author: None,
+                state: BuildState::Running,
+                duration_secs: None,
+                created_ms: 0,
+                url: String::new(),
+                commit_url: None,
+                ref_url: None,
+            },
+            attempts: u32::from(first_failed_ms.is_some()),
+            next_attempt_ms: 0,
+            enqueued_ms,
+            first_failed_ms,
+        }
+    }
+
+    #[test]
+    fn the_fold_rule_needs_failures_and_a_backlog_that_grew_meanwhile() {
+        let burst: Vec<OutboxRow> = (0..40).map(|i| row(i, 1_000, None)).collect();
+        assert!(
+            !outage_backlog(&burst, 10, None),
+            "a burst with Zoom healthy"
+        );
+        // Failing since 2 s, but nothing came after: a burst hit by one refusal.
+        let mut refused = burst.clone();
+        refused[0] = row(0, 1_000, Some(2_000));
+        assert!(!outage_backlog(&refused, 10, Some(2_000)));
+        // Eleven cards queued since: an outage's backlog.
+        let mut outage = refused.clone();
+        outage.extend((40..51).map(|i| row(i, 3_000, None)));
+        assert!(outage_backlog(&outage, 10, Some(2_000)));
+        assert!(!outage_backlog(&outage, 11, Some(2_000)));
+        assert!(!outage_backlog(&outage, 10, None), "deliveries work again");
+        assert!(!outage_backlog(&[], 10, Some(2_000)));
+    }
 }

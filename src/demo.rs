@@ -8,14 +8,13 @@
 //! configuration is scaled to the simulator's speed. The integration tests and the economy
 //! benchmark use the same environment writer and scoreboard.
 
-use crate::config::Config;
+use crate::config::{Config, SourceKind};
 use crate::credentials::{self, Credential, Credentials};
 use crate::daemon::{self, Metrics, Tuning};
-use crate::domain::EventKind;
-use crate::render;
+use crate::sim::score::{self, Score, Watcher};
 use crate::sim::{
-    BitbucketFaults, ChannelEventKind, Scenario, SimBuild, SimCredentialKind, SimOptions, SimRepo,
-    SimState, Simulator,
+    BitbucketFaults, ChannelEventKind, Scenario, SimCredentialKind, SimOptions, SimRepo, SimSource,
+    Simulator,
 };
 use crate::store::Store;
 use serde::Serialize;
@@ -87,6 +86,9 @@ pub enum Faults {
     ZoomOutage,
     /// Zoom answers 429 now and then, with `Retry-After` as seconds, HTTP-date and RFC 3339.
     ZoomRateLimit,
+    /// A release: dozens of builds of several repositories end within one simulated minute,
+    /// all announced in one channel, with Zoom healthy (a burst is not an outage).
+    Burst,
 }
 
 /// `bbzoom demo`'s options.
@@ -134,13 +136,21 @@ pub struct Summary {
     pub dead_letters: u64,
 }
 
-/// The subscriptions the demo and the tests use with [`Scenario::showcase`].
+/// The subscriptions the demo and the tests use with [`Scenario::showcase`]: acme/api has two,
+/// everything to #ci and its release tags to #releases too.
 pub const SHOWCASE_SUBSCRIPTIONS: &str = r#"
 [[subscription]]
 repository = "{web}/acme/api"
-branches = ["**"]
 events = ["all"]
 channels = ["ci"]
+
+[[subscription]]
+repository = "{web}/acme/api"
+branches = []
+tags = ["v*"]
+commits = false
+events = ["succeeded", "failed"]
+channels = ["releases"]
 
 [[subscription]]
 repository = "{web}/acme/web"
@@ -154,20 +164,23 @@ events = ["failed", "fixed", "stopped"]
 channels = ["releases"]
 "#;
 
-/// One subscription per repository of `scenario`, every event to `#ci`.
+/// One subscription per repository of `scenario`, every event of every source to `#ci`.
 pub fn subscribe_all(scenario: &Scenario) -> String {
     scenario
         .repos
         .iter()
         .map(|repo| {
+            let cloud = format!("{{web}}/{}/{}", repo.workspace, repo.slug);
             let (url, source) = match repo.source {
-                crate::sim::SimSource::CloudPipelines => (format!("{{web}}/{}/{}", repo.workspace, repo.slug), "pipelines"),
-                crate::sim::SimSource::CloudStatuses => (format!("{{web}}/{}/{}", repo.workspace, repo.slug), "statuses"),
-                crate::sim::SimSource::DataCenter => {
-                    (format!("{{dc}}/projects/{}/repos/{}/browse", repo.workspace, repo.slug), "statuses")
-                }
+                SimSource::CloudPipelines => (cloud, r#""pipelines""#),
+                SimSource::CloudStatuses => (cloud, r#""statuses""#),
+                SimSource::CloudMixed => (cloud, r#"["pipelines", "statuses"]"#),
+                SimSource::DataCenter => (
+                    format!("{{dc}}/projects/{}/repos/{}/browse", repo.workspace, repo.slug),
+                    r#""statuses""#,
+                ),
             };
-            format!("\n[[subscription]]\nrepository = \"{url}\"\nsource = \"{source}\"\nevents = [\"all\"]\nchannels = [\"ci\"]\n")
+            format!("\n[[subscription]]\nrepository = \"{url}\"\nsource = {source}\nevents = [\"all\"]\nchannels = [\"ci\"]\n")
         })
         .collect()
 }
@@ -346,9 +359,14 @@ user_jid = \"{user}\"
 
 /// Runs the demo; prints cards as they arrive and returns the summary.
 pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
-    let (scenario, subscriptions) = match options.repos {
-        None => (Scenario::showcase(), SHOWCASE_SUBSCRIPTIONS.to_owned()),
-        Some(repos) => {
+    let (scenario, subscriptions) = match (options.faults, options.repos) {
+        (Faults::Burst, _) => {
+            let scenario = Scenario::burst();
+            let subscriptions = subscribe_all(&scenario);
+            (scenario, subscriptions)
+        }
+        (_, None) => (Scenario::showcase(), SHOWCASE_SUBSCRIPTIONS.to_owned()),
+        (_, Some(repos)) => {
             let scenario = Scenario::random(7, repos, options.hours);
             let subscriptions = subscribe_all(&scenario);
             (scenario, subscriptions)
@@ -360,7 +378,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         zoom.outage = Some((end * 0.3, end * 0.5));
     }
     let bitbucket_faults = match options.faults {
-        Faults::None | Faults::ZoomOutage | Faults::ZoomRateLimit => BitbucketFaults::default(),
+        Faults::None | Faults::ZoomOutage | Faults::ZoomRateLimit | Faults::Burst => {
+            BitbucketFaults::default()
+        }
         Faults::RateLimitStorm => BitbucketFaults {
             storm: Some((end * 0.3, end * 0.4)),
             ..BitbucketFaults::default()
@@ -470,8 +490,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         "         {} posts, {} edits, {} dead letters",
         summary.posts, summary.edits, summary.dead_letters
     );
-    for (channel, url, event) in score(&sim, &config).missed.iter().take(20) {
-        println!("  missed: {event} of {url} in #{channel}");
+    let names = channel_names(&sim, &config);
+    for (jid, url, event) in score(&sim, &config).missed.iter().take(20) {
+        let channel = names.get(jid).unwrap_or(jid);
+        println!("  missed: {} of {url} in #{channel}", event.name());
     }
     if let Ok(sim) = Arc::try_unwrap(sim) {
         sim.shutdown().await;
@@ -520,8 +542,8 @@ pub fn summarize(sim: &Simulator, config: &Config, metrics: &Metrics) -> Summary
     }
 }
 
-/// The scenario is over, every subscribed repository has nothing running or settling, and the
-/// outbox is empty.
+/// The scenario is over, every watched repository source has nothing running or settling,
+/// and the outbox is empty.
 ///
 /// The outbox is read last, and the order matters: a poll commits its cursor and its rows in
 /// one transaction, so once the cursors read as done every row they imply is already in the
@@ -530,19 +552,19 @@ pub fn caught_up(sim: &Simulator, config: &Config, store: &Store) -> anyhow::Res
     if sim.now() < sim.scenario().end() {
         return Ok(false);
     }
-    for subscription in &config.subscriptions {
-        let Some(repo) = scenario_repo(sim, subscription) else {
+    for watch in &config.watches {
+        let Some(repo) = scenario_repo(sim, &watch.repo.owner, &watch.repo.slug) else {
             continue;
         };
-        let pipelines = repo.source == crate::sim::SimSource::CloudPipelines;
+        let pipelines = watch.source == SourceKind::Pipelines;
         let builds = repo
             .builds
             .iter()
-            .filter(|_| pipelines)
+            .filter(|b| pipelines && repo.runs_pipeline(b))
             .map(|b| b.number)
             .max()
             .unwrap_or(0);
-        match store.cursor(&subscription.repo)? {
+        match store.cursor(&watch.repo, watch.source)? {
             Some(cursor)
                 if cursor.active.is_empty()
                     && cursor.followed.is_empty()
@@ -553,81 +575,56 @@ pub fn caught_up(sim: &Simulator, config: &Config, store: &Store) -> anyhow::Res
     Ok(store.outbox_len() == 0)
 }
 
-fn scenario_repo<'a>(
-    sim: &'a Simulator,
-    subscription: &crate::config::Subscription,
-) -> Option<&'a SimRepo> {
-    sim.scenario().repos.iter().find(|r| {
-        r.workspace.eq_ignore_ascii_case(&subscription.repo.owner)
-            && r.slug.eq_ignore_ascii_case(&subscription.repo.slug)
-    })
+fn scenario_repo<'a>(sim: &'a Simulator, owner: &str, slug: &str) -> Option<&'a SimRepo> {
+    sim.scenario()
+        .repos
+        .iter()
+        .find(|r| r.workspace.eq_ignore_ascii_case(owner) && r.slug.eq_ignore_ascii_case(slug))
 }
 
-/// What the channels show, checked against what the scenario produced.
-#[derive(Debug, Default)]
-pub struct Score {
-    /// (channel, build URL, event) that should have been shown and were not.
-    pub missed: Vec<(String, String, EventKind)>,
-    /// Showings of a (channel, build, event) beyond the first.
-    pub duplicates: usize,
-    /// Every (channel, build URL, event) shown: how often, and the simulated second first shown.
-    pub shown: BTreeMap<(String, String, EventKind), (usize, f64)>,
-    /// Simulated seconds from each expected event's state change to its first showing.
-    pub latencies: Vec<f64>,
-}
-
-/// Reads every channel back and compares it with the terminal events the scenario implies for
-/// each subscription. The expectation is computed from the scenario here, independently of the
-/// daemon's own detection code.
+/// Reads every channel back and compares it with what the scenario implies for each
+/// subscription: the simulator's scoreboard, which knows nothing of the daemon's own filter,
+/// detection or rendering code; it is handed the configuration's subscriptions as plain words.
 pub fn score(sim: &Simulator, config: &Config) -> Score {
-    let mut score = Score::default();
-    for channel in config.zoom.channels.values() {
-        // A thread reply repeats its card's result for notification; it is not another card.
-        for message in sim
-            .channel(&sim_jid(sim, channel))
-            .into_iter()
-            .filter(|m| m.reply_to.is_none())
-        {
-            let showings = std::iter::once((message.posted_at, &message.first_content))
-                .chain(message.edits.iter().map(|(at, content)| (*at, content)));
-            for (at, content) in showings {
-                let head = content["head"]["text"].as_str().unwrap_or_default();
-                let shown = match (render::event_from_head(head), first_link(content)) {
-                    (Some(event), Some(url)) => vec![(event, url)],
-                    _ => render::summary_lines(content),
-                };
-                for (event, url) in shown {
-                    let entry = score
-                        .shown
-                        .entry((channel.name.clone(), url, event))
-                        .or_insert((0, at));
-                    entry.0 += 1;
-                }
+    let watchers: Vec<Watcher> = config
+        .subscriptions
+        .iter()
+        .map(|s| {
+            let patterns = |globs: &[crate::glob::RefGlob]| {
+                Some(globs.iter().map(|g| g.as_str().to_owned()).collect())
+            };
+            Watcher {
+                workspace: s.repo.owner.clone(),
+                slug: s.repo.slug.clone(),
+                pipelines: s.sources.contains(&SourceKind::Pipelines),
+                statuses: s.sources.contains(&SourceKind::Statuses),
+                branches: patterns(&s.refs.branches),
+                tags: patterns(&s.refs.tags),
+                commits: s.refs.commits,
+                events: s
+                    .events
+                    .iter()
+                    .map(|e| e.config_name().to_owned())
+                    .collect(),
+                channels: s
+                    .channels
+                    .iter()
+                    .map(|name| sim_jid(sim, &config.zoom.channels[name]))
+                    .collect(),
             }
-        }
-    }
-    score.duplicates = score.shown.values().map(|(n, _)| n - 1).sum();
-    for subscription in &config.subscriptions {
-        let Some(repo) = scenario_repo(sim, subscription) else {
-            continue;
-        };
-        for (at, build, event) in expected_events(repo) {
-            if !subscription.wants(Some(&build.branch), event) {
-                continue;
-            }
-            let url = sim.card_link(repo, build, at);
-            for channel in &subscription.channels {
-                match score.shown.get(&(channel.clone(), url.clone(), event)) {
-                    Some(&(_, shown_at)) => score.latencies.push((shown_at - at).max(0.0)),
-                    None if event.is_terminal() => {
-                        score.missed.push((channel.clone(), url.clone(), event))
-                    }
-                    None => {}
-                }
-            }
-        }
-    }
-    score
+        })
+        .collect();
+    score::score(sim, &watchers)
+}
+
+/// Each simulated channel's JID with the configured channel's name.
+fn channel_names(sim: &Simulator, config: &Config) -> BTreeMap<String, String> {
+    config
+        .zoom
+        .channels
+        .values()
+        .map(|c| (sim_jid(sim, c), c.name.clone()))
+        .collect()
 }
 
 /// The simulator's channel a configured channel shows up in: its `to_jid`, or the channel its
@@ -650,78 +647,13 @@ fn sim_jid(sim: &Simulator, channel: &crate::config::Channel) -> String {
     }
 }
 
-/// Every event the scenario implies for `repo`, with the simulated second it happened: a
-/// start when a build is created (or started again after ending), a pause, and each ending,
-/// with a lane's (branch and job's) results taken in the order they happened.
-fn expected_events(repo: &SimRepo) -> Vec<(f64, &SimBuild, EventKind)> {
-    let mut changes: Vec<(f64, &SimBuild, Option<SimState>, SimState)> = Vec::new();
-    for build in &repo.builds {
-        let mut before = None;
-        for (at, state) in build.changes() {
-            changes.push((at, build, before, state));
-            before = Some(state);
-        }
-    }
-    changes.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut failing: BTreeMap<(&str, &str), bool> = BTreeMap::new();
-    let mut out = Vec::new();
-    for (at, build, before, state) in changes {
-        let lane = (build.branch.as_str(), build.key.as_str());
-        let was_failing = failing.get(&lane).copied().unwrap_or(false);
-        let was_running = before.is_some_and(|s| !s.is_terminal());
-        let event = match state {
-            SimState::Pending | SimState::Running | SimState::Halted if !was_running => {
-                Some(EventKind::Started)
-            }
-            SimState::Paused => Some(EventKind::Paused),
-            SimState::Successful => {
-                failing.insert(lane, false);
-                Some(if was_failing {
-                    EventKind::Fixed
-                } else {
-                    EventKind::Succeeded
-                })
-            }
-            SimState::Failed | SimState::Error => {
-                failing.insert(lane, true);
-                Some(if was_failing {
-                    EventKind::StillFailing
-                } else {
-                    EventKind::Failed
-                })
-            }
-            SimState::Stopped | SimState::Expired => Some(EventKind::Stopped),
-            _ => None,
-        };
-        out.extend(event.map(|e| (at, build, e)));
-    }
-    out
-}
-
-fn first_link(content: &Value) -> Option<String> {
-    match content {
-        Value::Object(map) => map
-            .get("link")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| map.values().find_map(first_link)),
-        Value::Array(items) => items.iter().find_map(first_link),
-        _ => None,
-    }
-}
-
 /// Prints each post and edit as the channel shows it.
 async fn print_cards(
     mut events: tokio::sync::broadcast::Receiver<crate::sim::ChannelEvent>,
     sim: Arc<Simulator>,
     config: Config,
 ) {
-    let names: BTreeMap<String, String> = config
-        .zoom
-        .channels
-        .values()
-        .map(|c| (sim_jid(&sim, c), c.name.clone()))
-        .collect();
+    let names = channel_names(&sim, &config);
     while let Ok(event) = events.recv().await {
         let channel = names
             .get(&event.to_jid)

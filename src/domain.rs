@@ -45,6 +45,31 @@ impl fmt::Display for RepoId {
     }
 }
 
+/// Where a subscription's builds come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    /// Bitbucket Cloud Pipelines.
+    Pipelines,
+    /// Build statuses posted on commits by external CI (Cloud or Data Center).
+    Statuses,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 2] = [SourceKind::Pipelines, SourceKind::Statuses];
+
+    /// Its name in the configuration file, and wherever else it is written down.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Pipelines => "pipelines",
+            SourceKind::Statuses => "statuses",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SourceKind> {
+        SourceKind::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
 /// Where a build was observed: the identity that survives restarts and keys the store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BuildKey {
@@ -105,12 +130,53 @@ impl BuildState {
     }
 }
 
+/// What a build ran for: a branch, a tag, or a bare commit (a custom pipeline run on a
+/// commit, some scheduled runs). Subscriptions filter on it and cards name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BuildRef {
+    Branch(String),
+    Tag(String),
+    /// No branch or tag: the build ran on the commit alone.
+    Commit,
+}
+
+impl BuildRef {
+    /// The branch or tag name; `None` for a bare commit.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            BuildRef::Branch(name) | BuildRef::Tag(name) => Some(name),
+            BuildRef::Commit => None,
+        }
+    }
+}
+
+/// Where a branch's or tag's health ("fixed", "still failing") is kept: the ref and the job.
+/// A build of a bare commit has none: nothing before it can have broken what it fixes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Lane {
+    /// A [`BuildRef::Branch`] or [`BuildRef::Tag`].
+    pub git_ref: BuildRef,
+    /// See [`BuildStatus::job`].
+    pub job: String,
+}
+
+impl fmt::Display for Lane {
+    /// "main · pipeline", "tag v1.2 · jenkins-build".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.git_ref {
+            BuildRef::Branch(name) => write!(f, "{name} · {}", self.job),
+            BuildRef::Tag(name) => write!(f, "tag {name} · {}", self.job),
+            BuildRef::Commit => write!(f, "commit · {}", self.job),
+        }
+    }
+}
+
 /// One observation of a build, normalised from whichever source reported it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildStatus {
     pub key: BuildKey,
-    /// Which job of the repository this is a run of: `pipeline`, or a status key such as
-    /// `jenkins-build`. A branch's health ("fixed", "still failing") is kept per job.
+    /// Which job of the repository this is a run of: `pipeline` (or `custom: NAME` for a
+    /// custom pipeline), or a status key such as `jenkins-build`. Health is kept per job.
     pub job: String,
     /// What the build is called next to its number ("Pipeline", or a CI status name).
     pub name: String,
@@ -120,8 +186,8 @@ pub struct BuildStatus {
     /// (a pipeline's completion, a status's `updated_on`), 0 if unknown: a finished build whose
     /// revision moves ran again. It also orders endings seen in one poll.
     pub revision: i64,
-    /// Branch the build ran for; `None` for builds on a bare commit or tag.
-    pub branch: Option<String>,
+    /// The branch or tag the build ran for, or none (a bare commit).
+    pub git_ref: BuildRef,
     pub commit: Option<String>,
     /// First line of the commit message, when the source gives it.
     pub commit_message: Option<String>,
@@ -135,16 +201,17 @@ pub struct BuildStatus {
     pub url: String,
     /// The commit's page, when known.
     pub commit_url: Option<String>,
-    /// The branch's page, when known.
-    pub branch_url: Option<String>,
+    /// The branch's or tag's page, when known.
+    pub ref_url: Option<String>,
 }
 
 impl BuildStatus {
-    /// The lane a branch's health is tracked in: branch and job. `None` without a branch.
-    pub fn lane(&self) -> Option<String> {
-        self.branch
-            .as_ref()
-            .map(|branch| format!("{branch}\u{0}{}", self.job))
+    /// The lane the build's health is tracked in; `None` for a bare commit.
+    pub fn lane(&self) -> Option<Lane> {
+        (self.git_ref != BuildRef::Commit).then(|| Lane {
+            git_ref: self.git_ref.clone(),
+            job: self.job.clone(),
+        })
     }
 }
 
@@ -216,10 +283,11 @@ impl fmt::Display for EventKind {
     }
 }
 
-/// The newest commit of a branch, where a statuses source looks for builds.
+/// The commit a branch or tag points at, where a statuses source looks for builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BranchTip {
-    pub branch: String,
+pub struct RefTip {
+    /// A [`BuildRef::Branch`] or [`BuildRef::Tag`].
+    pub git_ref: BuildRef,
     pub commit: String,
     /// First line of the commit message, when the source gives it.
     pub message: Option<String>,

@@ -13,7 +13,7 @@
 //! that not even a future `is_markdown_support` could turn build data into formatting, links or
 //! notifications. Links are only ever absolute http(s) URLs without credentials.
 
-use crate::domain::{BuildStatus, EventKind};
+use crate::domain::{BuildRef, BuildStatus, EventKind};
 use serde_json::{Value, json};
 
 /// Longest an Incoming Webhook body may be, in characters (what other clients use; Zoom does not
@@ -23,10 +23,22 @@ pub const WEBHOOK_MAX_CHARS: usize = 4000;
 /// Longest a chatbot card's `content` may serialize to, in bytes: well inside what Zoom renders.
 pub const CARD_MAX_BYTES: usize = 10_000;
 
+/// How a card travels, which decides how much of it fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A chatbot message's `content` ([`chatbot_content`]).
+    Chatbot,
+    /// An Incoming Webhook card ([`webhook_full`]).
+    WebhookFull,
+    /// An Incoming Webhook text ([`webhook_message`]).
+    WebhookMessage,
+}
+
 /// A rendered card, independent of how it travels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Card {
-    /// "❌ FAILED · acme/api · main": result first, so it reads in a notification preview.
+    /// "❌ FAILED · acme/api · main" (or "· tag v1.2", "· commit 0123456"): result first, so
+    /// it reads in a notification preview.
     pub head: String,
     /// "Pipeline #42"; may be empty.
     pub sub_head: String,
@@ -84,13 +96,34 @@ fn look(event: EventKind) -> Look {
 /// The card for `event` on `build`.
 pub fn card(build: &BuildStatus, event: EventKind) -> Card {
     let look = look(event);
-    let branch = build.branch.as_deref().map(|b| text(b, NAME_MAX_CHARS));
+    let short = build
+        .commit
+        .as_deref()
+        .map(|commit| text(&clean(commit, 40).chars().take(7).collect::<String>(), 7))
+        .filter(|short| !short.is_empty());
+    // What it ran for, where a branch build names its branch.
+    let (target, ref_link) = match &build.git_ref {
+        BuildRef::Branch(name) => {
+            let name = text(name, NAME_MAX_CHARS);
+            (name.clone(), format!("Branch {name}"))
+        }
+        BuildRef::Tag(name) => {
+            let name = text(name, NAME_MAX_CHARS);
+            (format!("tag {name}"), format!("Tag {name}"))
+        }
+        BuildRef::Commit => (
+            short
+                .as_ref()
+                .map_or("commit".into(), |s| format!("commit {s}")),
+            "Commit".into(),
+        ),
+    };
     let head = format!(
         "{} {} · {} · {}",
         look.emoji,
         look.label,
         text(&build.key.repo.to_string(), NAME_MAX_CHARS),
-        branch.as_deref().unwrap_or("(no branch)")
+        target
     );
     // "Pipeline #42", or a status's name ("Jenkins build") when the source has no number, or
     // when the name already ends with it (CI servers often name a status "job #42").
@@ -99,11 +132,6 @@ pub fn card(build: &BuildStatus, event: EventKind) -> Card {
         Some(number) if !name.ends_with(&format!("#{number}")) => format!("{name} #{number}"),
         _ => name,
     };
-    let short = build
-        .commit
-        .as_deref()
-        .map(|commit| text(&clean(commit, 40).chars().take(7).collect::<String>(), 7))
-        .filter(|short| !short.is_empty());
 
     // Short values first, two to a row; the commit line last, full width when long.
     let mut fields = vec![(
@@ -140,11 +168,8 @@ pub fn card(build: &BuildStatus, event: EventKind) -> Card {
             .map_or("Commit".into(), |s| format!("Commit {s}"));
         links.push((label, url));
     }
-    if let Some(url) = build.branch_url.as_deref().and_then(safe_link) {
-        let label = branch
-            .as_ref()
-            .map_or("Branch".into(), |b| format!("Branch {b}"));
-        links.push((label, url));
+    if let Some(url) = build.ref_url.as_deref().and_then(safe_link) {
+        links.push((ref_link, url));
     }
 
     Card {
@@ -157,26 +182,50 @@ pub fn card(build: &BuildStatus, event: EventKind) -> Card {
     }
 }
 
-/// One card standing for `cards` (a backlog folded after an outage): "📋 3 build updates
-/// {why}", a count by event, and one line per card, "{head} · {sub_head}", linked to that card's
-/// first link (its build). `why` completes the head ("while Zoom could not be reached").
-pub fn summary_card(cards: &[Card], why: &str) -> Card {
-    let n = cards.len();
+/// Summary cards standing for `updates` (a backlog folded after an outage), as many as it
+/// takes for every update to have its line within `form`'s limit: nothing is left out. Each
+/// reads "📋 3 build updates {why}" (with "(1 of 2)" when there are several), counts its
+/// updates by event and has one line per update, "{head} · {sub_head}", linked to that card's
+/// first link (its build). `why` completes the head ("held back while Zoom was failing").
+pub fn summary_cards(updates: &[(EventKind, Card)], why: &str, form: Form) -> Vec<Card> {
     let why = text(why, NAME_MAX_CHARS);
+    let mut pages: Vec<&[(EventKind, Card)]> = Vec::new();
+    let mut rest = updates;
+    while !rest.is_empty() {
+        // The most lines that fit under the longest head any page could have; at least one.
+        let mut take = 1;
+        while take < rest.len() && fits(&summary_page(&rest[..=take], &why, (99, 99)), form) {
+            take += 1;
+        }
+        pages.push(&rest[..take]);
+        rest = &rest[take..];
+    }
+    let total = pages.len();
+    pages
+        .iter()
+        .enumerate()
+        .map(|(i, page)| summary_page(page, &why, (i + 1, total)))
+        .collect()
+}
+
+/// One summary card: page `n` of `of`.
+fn summary_page(updates: &[(EventKind, Card)], why: &str, (n, of): (usize, usize)) -> Card {
+    let count = updates.len();
+    let page = if of > 1 {
+        format!(" ({n} of {of})")
+    } else {
+        String::new()
+    };
     let head = format!(
-        "{SUMMARY_PREFIX}{n} build update{} {why}",
-        if n == 1 { "" } else { "s" }
+        "{SUMMARY_PREFIX}{count} build update{} {why}{page}",
+        if count == 1 { "" } else { "s" }
     )
     .trim_end()
     .to_owned();
-    let events: Vec<EventKind> = cards
-        .iter()
-        .filter_map(|c| event_from_head(&c.head))
-        .collect();
     let counts: Vec<String> = EventKind::ALL
         .into_iter()
         .filter_map(|kind| {
-            let count = events.iter().filter(|&&e| e == kind).count();
+            let count = updates.iter().filter(|(e, _)| *e == kind).count();
             (count > 0).then(|| format!("{count} {}", look(kind).label.to_lowercase()))
         })
         .collect();
@@ -191,11 +240,11 @@ pub fn summary_card(cards: &[Card], why: &str) -> Card {
         EventKind::Started,
     ]
     .into_iter()
-    .find(|e| events.contains(e))
+    .find(|e| updates.iter().any(|(u, _)| u == e))
     .map_or(NEUTRAL_COLOR, |e| look(e).color);
-    let lines = cards
+    let lines = updates
         .iter()
-        .map(|c| {
+        .map(|(_, c)| {
             let line = if c.sub_head.is_empty() {
                 c.head.clone()
             } else {
@@ -214,17 +263,31 @@ pub fn summary_card(cards: &[Card], why: &str) -> Card {
     }
 }
 
+/// Whether all of `card` fits `form` (nothing would be announced as "… and N more").
+fn fits(card: &Card, form: Form) -> bool {
+    match form {
+        Form::Chatbot => content_within(card, CARD_MAX_BYTES).1 == 0,
+        Form::WebhookFull => content_within(card, webhook_full_budget()).1 == 0,
+        Form::WebhookMessage => text_lines(card).1 == 0,
+    }
+}
+
 /// The chatbot message `content` for a card (see ../shared/api/zoom/samples/11), at most
 /// [`CARD_MAX_BYTES`] when serialized. Meant to be sent without `is_markdown_support`.
 pub fn chatbot_content(card: &Card) -> Value {
-    content_within(card, CARD_MAX_BYTES)
+    content_within(card, CARD_MAX_BYTES).0
 }
 
 /// The Incoming Webhook body for `format=full`: `{"content": <card>}`, at most
 /// [`WEBHOOK_MAX_CHARS`] when serialized.
 pub fn webhook_full(card: &Card) -> Value {
+    json!({"content": content_within(card, webhook_full_budget()).0})
+}
+
+/// What a card may take inside the `{"content": ...}` wrapper.
+fn webhook_full_budget() -> usize {
     let wrapper = json!({"content": {}}).to_string().len() - 2;
-    json!({"content": content_within(card, WEBHOOK_MAX_CHARS - wrapper)})
+    WEBHOOK_MAX_CHARS - wrapper
 }
 
 /// The Incoming Webhook text for `format=message`: [`plain_text`], which stays within
@@ -245,6 +308,11 @@ pub fn webhook_message(card: &Card) -> String {
 ///
 /// At most [`WEBHOOK_MAX_CHARS`] characters, also once encoded as a JSON string.
 pub fn plain_text(card: &Card) -> String {
+    text_lines(card).0
+}
+
+/// [`plain_text`], and how many lines did not fit.
+fn text_lines(card: &Card) -> (String, usize) {
     let mut lines = vec![text(&card.head, HEAD_MAX_CHARS)];
     let sub_head = text(&card.sub_head, HEAD_MAX_CHARS);
     if !sub_head.is_empty() {
@@ -272,45 +340,10 @@ pub fn plain_text(card: &Card) -> String {
     fit_text(&lines, WEBHOOK_MAX_CHARS)
 }
 
-/// Which event a card's head announces: the inverse of [`card`]'s head, used by the demo's
-/// scoreboard to read back what a channel shows. A summary card's head announces none.
-pub fn event_from_head(head: &str) -> Option<EventKind> {
-    EventKind::ALL.into_iter().find(|&e| {
-        let look = look(e);
-        head.strip_prefix(look.emoji)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .and_then(|rest| rest.strip_prefix(look.label))
-            .is_some_and(|rest| rest.starts_with(" · "))
-    })
-}
-
-/// The (event, link) of each line of a summary card's chatbot `content`, in order; empty for
-/// any other card. Lines without a link or an event (the "… and N more") are skipped.
-pub fn summary_lines(content: &Value) -> Vec<(EventKind, String)> {
-    let is_summary = content["head"]["text"]
-        .as_str()
-        .is_some_and(|head| head.starts_with(SUMMARY_PREFIX));
-    if !is_summary {
-        return Vec::new();
-    }
-    let body = content["body"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    body.iter()
-        .filter_map(|section| section["sections"].as_array())
-        .flatten()
-        .filter(|item| item["type"] == "message")
-        .filter_map(|item| {
-            let event = event_from_head(item["text"].as_str()?)?;
-            Some((event, item["link"].as_str()?.to_owned()))
-        })
-        .collect()
-}
-
 /// `content` for `card` within `budget` bytes: fields, then links, then lines, as many as fit
-/// in that order; the rest is announced by a last "… and N more".
-fn content_within(card: &Card, budget: usize) -> Value {
+/// in that order; the rest is announced by a last "… and N more", and counted in the second
+/// value.
+fn content_within(card: &Card, budget: usize) -> (Value, usize) {
     let mut head = json!({"text": text(&card.head, HEAD_MAX_CHARS)});
     let sub_head = text(&card.sub_head, HEAD_MAX_CHARS);
     if !sub_head.is_empty() {
@@ -383,7 +416,7 @@ fn content_within(card: &Card, budget: usize) -> Value {
     if left_out > 0 {
         sections.push(more(left_out));
     }
-    shell(head, card.color, sections)
+    (shell(head, card.color, sections), left_out)
 }
 
 fn shell(head: Value, color: &str, sections: Vec<Value>) -> Value {
@@ -394,13 +427,13 @@ fn shell(head: Value, color: &str, sections: Vec<Value>) -> Value {
 }
 
 /// `lines` joined by newlines, as many as fit in `max` characters once encoded as a JSON
-/// string; the rest is announced by a last "  … and N more".
-fn fit_text(lines: &[String], max: usize) -> String {
+/// string; the rest is announced by a last "  … and N more", and counted in the second value.
+fn fit_text(lines: &[String], max: usize) -> (String, usize) {
     // A line's characters and the "\n" before it; the string's quotes take 2 more.
     let cost = |line: &str| json_chars(line) + 2;
     let all: usize = lines.iter().map(|l| cost(l)).sum();
     if all <= max {
-        return lines.join("\n");
+        return (lines.join("\n"), 0);
     }
     let reserve = cost(&format!("  … and {} more", usize::MAX));
     let mut used = 2 + reserve;
@@ -416,8 +449,9 @@ fn fit_text(lines: &[String], max: usize) -> String {
     if !out.is_empty() {
         out.push('\n');
     }
-    out.push_str(&format!("  … and {} more", lines.len() - kept.len()));
-    out
+    let left_out = lines.len() - kept.len();
+    out.push_str(&format!("  … and {left_out} more"));
+    (out, left_out)
 }
 
 /// Characters `text` takes as a JSON string's content (serde_json's escapes).
@@ -432,7 +466,7 @@ fn json_chars(text: &str) -> usize {
 }
 
 /// "3m 12s".
-fn duration(secs: u64) -> String {
+pub fn duration(secs: u64) -> String {
     match (secs / 3600, secs % 3600 / 60, secs % 60) {
         (0, 0, s) => format!("{s}s"),
         (0, m, s) => format!("{m}m {s}s"),
@@ -549,7 +583,7 @@ mod tests {
             name: "Pipeline".into(),
             number: Some(42),
             revision: 0,
-            branch: Some("main".into()),
+            git_ref: BuildRef::Branch("main".into()),
             commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             commit_message: Some("Fix the flaky test".into()),
             author: Some("Jane Dev".into()),
@@ -558,7 +592,7 @@ mod tests {
             created_ms: 0,
             url: "https://bitbucket.org/acme/api/pipelines/results/42".into(),
             commit_url: Some("https://bitbucket.org/acme/api/commits/0123456789abcdef".into()),
-            branch_url: Some("https://bitbucket.org/acme/api/branch/main".into()),
+            ref_url: Some("https://bitbucket.org/acme/api/branch/main".into()),
         }
     }
 
@@ -665,23 +699,43 @@ mod tests {
     }
 
     #[test]
-    fn every_event_head_reads_back() {
-        for event in EventKind::ALL {
-            let card = card(&build(), event);
-            assert_eq!(event_from_head(&card.head), Some(event), "{event}");
-            let content = chatbot_content(&card);
-            assert_eq!(
-                event_from_head(content["head"]["text"].as_str().unwrap()),
-                Some(event),
-                "{event}"
-            );
-        }
-        assert_eq!(event_from_head("❌ FAILEDX · a/b · c"), None);
-        let summary = summary_card(
-            &[card(&build(), EventKind::Failed)],
-            "while Zoom could not be reached",
+    fn tags_and_bare_commits_are_named_where_a_branch_would_be() {
+        let tag = BuildStatus {
+            git_ref: BuildRef::Tag("v2.4.0".into()),
+            ref_url: Some("https://bitbucket.org/acme/api/commits/tag/v2.4.0".into()),
+            ..build()
+        };
+        let card = card(&tag, EventKind::Succeeded);
+        assert_eq!(card.head, "✅ SUCCEEDED · acme/api · tag v2.4.0");
+        assert_eq!(
+            card.links[2],
+            (
+                "Tag v2.4.0".into(),
+                "https://bitbucket.org/acme/api/commits/tag/v2.4.0".into()
+            )
         );
-        assert_eq!(event_from_head(&summary.head), None);
+        let commit = BuildStatus {
+            git_ref: BuildRef::Commit,
+            ref_url: None,
+            name: "Pipeline deploy".into(),
+            ..build()
+        };
+        let card = super::card(&commit, EventKind::Failed);
+        assert_eq!(card.head, "❌ FAILED · acme/api · commit 0123456");
+        assert_eq!(card.sub_head, "Pipeline deploy #42");
+        assert_eq!(card.links.len(), 2, "{:?}", card.links);
+    }
+
+    /// `n` failed builds' updates, numbered from 0.
+    fn failures(n: u64) -> Vec<(EventKind, Card)> {
+        (0..n)
+            .map(|n| {
+                let mut b = build();
+                b.number = Some(n);
+                b.url = format!("https://bitbucket.org/acme/api/pipelines/results/{n}");
+                (EventKind::Failed, card(&b, EventKind::Failed))
+            })
+            .collect()
     }
 
     #[test]
@@ -690,15 +744,18 @@ mod tests {
         other.url = "https://bitbucket.org/acme/api/pipelines/results/43".into();
         other.number = Some(43);
         other.state = BuildState::Completed(Outcome::Successful);
-        let cards = [
-            card(&build(), EventKind::Failed),
-            card(&other, EventKind::Fixed),
-            card(&build(), EventKind::Started),
+        let updates = [
+            (EventKind::Failed, card(&build(), EventKind::Failed)),
+            (EventKind::Fixed, card(&other, EventKind::Fixed)),
+            (EventKind::Started, card(&build(), EventKind::Started)),
         ];
-        let summary = summary_card(&cards, "while Zoom could not be reached");
+        let summaries = summary_cards(&updates, "held back while Zoom was failing", Form::Chatbot);
+        let [summary] = summaries.as_slice() else {
+            panic!("one card: {summaries:?}");
+        };
         assert_eq!(
             summary.head,
-            "📋 3 build updates while Zoom could not be reached"
+            "📋 3 build updates held back while Zoom was failing"
         );
         assert_eq!(summary.sub_head, "1 started · 1 fixed · 1 failed");
         assert_eq!(summary.color, "#DE350B");
@@ -709,74 +766,52 @@ mod tests {
                 Some("https://bitbucket.org/acme/api/pipelines/results/43".into())
             )
         );
-        let content = chatbot_content(&summary);
         assert_eq!(
-            summary_lines(&content),
-            vec![
-                (
-                    EventKind::Failed,
-                    "https://bitbucket.org/acme/api/pipelines/results/42".into()
-                ),
-                (
-                    EventKind::Fixed,
-                    "https://bitbucket.org/acme/api/pipelines/results/43".into()
-                ),
-                (
-                    EventKind::Started,
-                    "https://bitbucket.org/acme/api/pipelines/results/42".into()
-                ),
-            ]
+            plain_text(summary),
+            "📋 3 build updates held back while Zoom was failing\n1 started · 1 fixed · 1 failed\n  ❌ FAILED · acme/api · main · Pipeline #42: https://bitbucket.org/acme/api/pipelines/results/42\n  ✅ FIXED · acme/api · main · Pipeline #43: https://bitbucket.org/acme/api/pipelines/results/43\n  🔵 STARTED · acme/api · main · Pipeline #42: https://bitbucket.org/acme/api/pipelines/results/42"
         );
-        assert_eq!(summary_lines(&chatbot_content(&cards[0])), vec![]);
-        assert_eq!(
-            plain_text(&summary),
-            "📋 3 build updates while Zoom could not be reached\n1 started · 1 fixed · 1 failed\n  ❌ FAILED · acme/api · main · Pipeline #42: https://bitbucket.org/acme/api/pipelines/results/42\n  ✅ FIXED · acme/api · main · Pipeline #43: https://bitbucket.org/acme/api/pipelines/results/43\n  🔵 STARTED · acme/api · main · Pipeline #42: https://bitbucket.org/acme/api/pipelines/results/42"
-        );
-        let one = summary_card(&cards[..1], "");
-        assert_eq!(one.head, "📋 1 build update");
+        let one = summary_cards(&updates[..1], "", Form::Chatbot);
+        assert_eq!(one[0].head, "📋 1 build update");
     }
 
     #[test]
-    fn a_large_backlog_fits_every_limit() {
-        let cards: Vec<Card> = (0..2000)
-            .map(|n| {
-                let mut b = build();
-                b.number = Some(n);
-                b.url = format!("https://bitbucket.org/acme/api/pipelines/results/{n}");
-                card(&b, EventKind::Failed)
-            })
-            .collect();
-        let summary = summary_card(&cards, "while Zoom could not be reached");
-        assert_eq!(
-            summary.head,
-            "📋 2000 build updates while Zoom could not be reached"
-        );
-
-        let content = chatbot_content(&summary);
-        assert!(content.to_string().len() <= CARD_MAX_BYTES);
-        let shown = summary_lines(&content);
-        assert!(shown.len() > 20, "{}", shown.len());
-        assert_eq!(
-            shown[0].1,
-            "https://bitbucket.org/acme/api/pipelines/results/0"
-        );
-        let items = content["body"][0]["sections"].as_array().unwrap();
-        assert_eq!(
-            items.last().unwrap()["text"],
-            format!("… and {} more", 2000 - shown.len())
-        );
-
-        let full = webhook_full(&summary);
-        assert!(full.to_string().chars().count() <= WEBHOOK_MAX_CHARS);
-        let in_full = summary_lines(&full["content"]).len();
-        assert!(in_full > 5 && in_full < shown.len());
-
-        let message = webhook_message(&summary);
-        assert!(Value::String(message.clone()).to_string().chars().count() <= WEBHOOK_MAX_CHARS);
-        assert!(
-            message.lines().last().unwrap().starts_with("  … and "),
-            "{message}"
-        );
+    fn a_large_backlog_takes_as_many_summaries_as_it_needs_and_drops_nothing() {
+        let updates = failures(400);
+        for form in [Form::Chatbot, Form::WebhookFull, Form::WebhookMessage] {
+            let summaries = summary_cards(&updates, "held back while Zoom was failing", form);
+            assert!(summaries.len() > 1, "{form:?}");
+            let of = summaries.len();
+            let mut listed = Vec::new();
+            for (i, summary) in summaries.iter().enumerate() {
+                assert!(
+                    summary.head.ends_with(&format!("({} of {of})", i + 1)),
+                    "{}",
+                    summary.head
+                );
+                let fits = match form {
+                    Form::Chatbot => chatbot_content(summary).to_string().len() <= CARD_MAX_BYTES,
+                    Form::WebhookFull => {
+                        webhook_full(summary).to_string().chars().count() <= WEBHOOK_MAX_CHARS
+                    }
+                    Form::WebhookMessage => {
+                        let text = Value::String(webhook_message(summary)).to_string();
+                        text.chars().count() <= WEBHOOK_MAX_CHARS
+                    }
+                };
+                assert!(fits, "{form:?} page {i}");
+                let rendered = match form {
+                    Form::Chatbot => chatbot_content(summary).to_string(),
+                    Form::WebhookFull => webhook_full(summary).to_string(),
+                    Form::WebhookMessage => webhook_message(summary),
+                };
+                assert!(!rendered.contains(" more"), "{form:?} page {i} drops lines");
+                listed.extend(summary.lines.iter().map(|(_, url)| url.clone().unwrap()));
+            }
+            let expected: Vec<String> = (0..400)
+                .map(|n| format!("https://bitbucket.org/acme/api/pipelines/results/{n}"))
+                .collect();
+            assert_eq!(listed, expected, "{form:?}");
+        }
     }
 
     /// Rendering hostile build data: whatever the input, every rendering keeps the promises.
@@ -785,11 +820,14 @@ mod tests {
         hostile(&mut b);
         for event in EventKind::ALL {
             let card = card(&b, event);
-            assert_eq!(event_from_head(&card.head), Some(event), "{name}");
+            let look = look(event);
+            let announced = format!("{} {} · ", look.emoji, look.label);
+            assert!(card.head.starts_with(&announced), "{name}: {}", card.head);
             let content = chatbot_content(&card);
             let full = webhook_full(&card);
             let message = webhook_message(&card);
-            let summary = chatbot_content(&summary_card(&[card.clone(), card.clone()], "now"));
+            let updates = [(event, card.clone()), (event, card.clone())];
+            let summary = chatbot_content(&summary_cards(&updates, "now", Form::Chatbot)[0]);
             let serialized = [
                 content.to_string(),
                 full.to_string(),
@@ -873,12 +911,12 @@ mod tests {
         );
         check(
             "markdown branch",
-            |b| b.branch = Some("_x_/`y`/**z**".into()),
+            |b| b.git_ref = BuildRef::Branch("_x_/`y`/**z**".into()),
             "· ＿x＿/ˋyˋ/∗∗z∗∗",
         );
         check(
             "snake_case stays",
-            |b| b.branch = Some("feature/my_branch-2".into()),
+            |b| b.git_ref = BuildRef::Branch("feature/my_branch-2".into()),
             "· feature/my_branch-2\n",
         );
         check(
@@ -888,7 +926,7 @@ mod tests {
         );
         check(
             "@here in a branch",
-            |b| b.branch = Some("@here please".into()),
+            |b| b.git_ref = BuildRef::Branch("@here please".into()),
             "· ＠here please\n",
         );
         check(
@@ -921,7 +959,7 @@ mod tests {
         );
         check(
             "bidi branch",
-            |b| b.branch = Some("main\u{202E}txt.exe".into()),
+            |b| b.git_ref = BuildRef::Branch("main\u{202E}txt.exe".into()),
             "· maintxt.exe",
         );
         check(
@@ -954,7 +992,7 @@ mod tests {
         );
         check(
             "100 KB branch",
-            |b| b.branch = Some(huge.clone()),
+            |b| b.git_ref = BuildRef::Branch(huge.clone()),
             &format!("· {}…\n", "x".repeat(NAME_MAX_CHARS)),
         );
         check(
@@ -964,7 +1002,7 @@ mod tests {
                 b.name.clone_from(&huge);
                 b.commit = Some(huge.clone());
                 b.commit_message = Some(huge.clone());
-                b.branch = Some(huge.clone());
+                b.git_ref = BuildRef::Branch(huge.clone());
                 b.state = BuildState::Completed(Outcome::Other(huge.clone()));
             },
             "Result: xxx",
@@ -974,7 +1012,7 @@ mod tests {
             |b| {
                 b.url.clone_from(&huge_url);
                 b.commit_url = Some(huge_url.clone());
-                b.branch_url = Some(huge_url.clone());
+                b.ref_url = Some(huge_url.clone());
             },
             "Pipeline #42\n",
         );
@@ -983,7 +1021,7 @@ mod tests {
             |b| {
                 b.url = "javascript:alert(1)".into();
                 b.commit_url = Some("JavaScript:alert(1)".into());
-                b.branch_url = Some(" javascript:alert(1)".into());
+                b.ref_url = Some(" javascript:alert(1)".into());
             },
             "Commit: 0123456",
         );
@@ -992,7 +1030,7 @@ mod tests {
             |b| {
                 b.url = "data:text/html,<script>alert(1)</script>".into();
                 b.commit_url = Some("file:///etc/passwd".into());
-                b.branch_url = Some("/relative/main".into());
+                b.ref_url = Some("/relative/main".into());
             },
             "Pipeline #42\n",
         );
@@ -1005,12 +1043,12 @@ mod tests {
             "Commit 0123456: https://x.example/%40all?who=%40here#%40channel",
         );
         check(
-            "no commit, no branch",
+            "a bare commit, no commit hash",
             |b| {
                 b.commit = None;
-                b.branch = None;
+                b.git_ref = BuildRef::Commit;
             },
-            "· (no branch)\n",
+            "· commit\n",
         );
     }
 

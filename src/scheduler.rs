@@ -1,5 +1,5 @@
 //! When to poll: one scheduler per credential, on tokio timers, fitting the cadence of all the
-//! credential's repositories into its request budget.
+//! credential's watches (a repository read through one source) into its request budget.
 //!
 //! A repository with a build running (or statuses still settling) is hot and polled often; one
 //! that changed within `warm_for` is warm; the rest are cold and polled rarely. The planner
@@ -8,8 +8,8 @@
 //! missed, and the limiter keeps the budget whatever happens. Every next poll is jittered so
 //! repositories never align.
 
-use crate::config::{PollingConfig, RateLimit, Subscription};
-use crate::domain::RepoId;
+use crate::config::{PollingConfig, RateLimit, Watch};
+use crate::domain::{RepoId, SourceKind};
 use crate::poller::{self, PollContext, PollError, Source};
 use crate::shutdown::Shutdown;
 use std::cmp::Reverse;
@@ -138,9 +138,16 @@ pub fn plan(budget: RateLimit, targets: &PollingConfig, demands: &[Demand]) -> P
     }
 }
 
-/// One subscription as the scheduler tracks it.
-struct Watch {
-    subscription: Subscription,
+/// A watch's identity: a repository and the source it is read through.
+pub type WatchKey = (RepoId, SourceKind);
+
+fn key_of(watch: &Watch) -> WatchKey {
+    (watch.repo.clone(), watch.source)
+}
+
+/// One watch as the scheduler tracks it.
+struct Tracked {
+    watch: Watch,
     source: Source,
     /// Requests one poll costs, averaged.
     cost: f64,
@@ -150,10 +157,10 @@ struct Watch {
     polled: Option<Instant>,
 }
 
-impl Watch {
-    fn new(subscription: Subscription, source: Source) -> Watch {
-        Watch {
-            subscription,
+impl Tracked {
+    fn new(watch: Watch, source: Source) -> Tracked {
+        Tracked {
+            watch,
             source,
             cost: 1.0,
             busy: false,
@@ -186,21 +193,21 @@ impl Watch {
     }
 }
 
-/// What one scheduler polls: every subscription of its credential, each with its source, and
-/// the target intervals. A reload sends a new roster; see [`run`].
+/// What one scheduler polls: every watch of its credential, each with the source that reads
+/// it, and the target intervals. A reload sends a new roster; see [`run`].
 #[derive(Clone)]
 pub struct Roster {
-    pub watches: Vec<(Subscription, Source)>,
+    pub watches: Vec<(Watch, Source)>,
     pub targets: PollingConfig,
 }
 
-/// The last poll of each repository and how it went, for `bbzoom status`.
+/// The last poll of each watch and how it went, for `bbzoom status`.
 #[derive(Debug, Default)]
 pub struct PollLog {
-    by_repo: Mutex<HashMap<RepoId, LastPoll>>,
+    by_watch: Mutex<HashMap<WatchKey, LastPoll>>,
 }
 
-/// One repository's last poll.
+/// One watch's last poll.
 #[derive(Debug, Clone)]
 pub struct LastPoll {
     /// When it finished (Unix milliseconds).
@@ -210,23 +217,23 @@ pub struct LastPoll {
 }
 
 impl PollLog {
-    pub fn last(&self, repo: &RepoId) -> Option<LastPoll> {
-        self.by_repo
+    pub fn last(&self, watch: &WatchKey) -> Option<LastPoll> {
+        self.by_watch
             .lock()
             .expect("poll log lock")
-            .get(repo)
+            .get(watch)
             .cloned()
     }
 
-    /// Forgets the repositories `keep` rejects: those no longer subscribed.
-    pub fn retain(&self, keep: impl Fn(&RepoId) -> bool) {
-        self.by_repo
+    /// Forgets the watches `keep` rejects: those no longer polled.
+    pub fn retain(&self, keep: impl Fn(&WatchKey) -> bool) {
+        self.by_watch
             .lock()
             .expect("poll log lock")
-            .retain(|repo, _| keep(repo));
+            .retain(|watch, _| keep(watch));
     }
 
-    fn record(&self, repo: &RepoId, result: &Result<poller::PollSummary, PollError>) {
+    fn record(&self, watch: &WatchKey, result: &Result<poller::PollSummary, PollError>) {
         let outcome = match result {
             Ok(summary) => Ok(summary.transitions),
             Err(err) => Err(err.to_string()),
@@ -235,18 +242,18 @@ impl PollLog {
             at_ms: poller::now_ms(),
             outcome,
         };
-        self.by_repo
+        self.by_watch
             .lock()
             .expect("poll log lock")
-            .insert(repo.clone(), last);
+            .insert(watch.clone(), last);
     }
 }
 
-/// Polls the roster's repositories (all of one credential) within `budget` until shutdown.
+/// Polls the roster's watches (all of one credential) within `budget` until shutdown.
 ///
-/// A new roster (a reload) is merged in: a repository still there keeps what was learnt of it
-/// and its next poll, one that is new gets its first poll soon, one that is gone is dropped
-/// (a poll of it under way still commits).
+/// A new roster (a reload) is merged in: a watch still there keeps what was learnt of it and
+/// its next poll, one that is new gets its first poll soon, one that is gone is dropped (a
+/// poll of it under way is abandoned).
 pub async fn run(
     mut ctx: PollContext,
     mut roster: watch::Receiver<Roster>,
@@ -257,10 +264,10 @@ pub async fn run(
     let start = Instant::now();
     let (mut watches, mut targets) = {
         let roster = roster.borrow_and_update();
-        let watches: Vec<Watch> = roster
+        let watches: Vec<Tracked> = roster
             .watches
             .iter()
-            .map(|(s, source)| Watch::new(s.clone(), source.clone()))
+            .map(|(w, source)| Tracked::new(w.clone(), source.clone()))
             .collect();
         (watches, roster.targets)
     };
@@ -268,9 +275,9 @@ pub async fn run(
         .map(|i| Reverse((start + first_poll_delay(watches.len(), budget, &targets), i)))
         .collect();
     let mut polls: JoinSet<Result<poller::PollSummary, PollError>> = JoinSet::new();
-    // Each poll under way: its repository, and its task to abandon it by.
-    let mut in_flight: HashMap<RepoId, AbortHandle> = HashMap::new();
-    let mut polling: HashMap<task::Id, RepoId> = HashMap::new();
+    // Each poll under way: its watch, and its task to abandon it by.
+    let mut in_flight: HashMap<WatchKey, AbortHandle> = HashMap::new();
+    let mut polling: HashMap<task::Id, WatchKey> = HashMap::new();
     loop {
         let next = due
             .peek()
@@ -282,9 +289,9 @@ pub async fn run(
                 let roster = roster.borrow_and_update().clone();
                 targets = roster.targets;
                 ctx.settle = targets.settle;
-                abandon_outdated(&watches, &roster, &mut in_flight);
+                abandon_outdated(&roster, &mut in_flight);
                 (watches, due) = merge(watches, due, &roster, &in_flight, budget);
-                tracing::info!(repositories = watches.len(), "scheduler took the reloaded subscriptions");
+                tracing::info!(watches = watches.len(), "scheduler took the reloaded subscriptions");
             }
             Some(done) = polls.join_next_with_id(), if !polling.is_empty() => {
                 let (id, result) = match done {
@@ -295,15 +302,15 @@ pub async fn run(
                     }
                     Err(err) => panic!("a poll panicked: {err}"),
                 };
-                let repo = polling.remove(&id).expect("every poll is listed");
+                let key = polling.remove(&id).expect("every poll is listed");
                 // Abandoned by a reload but done first: what it committed stands; the
-                // repository's turn is the reload's business now.
-                if in_flight.get(&repo).is_none_or(|poll| poll.id() != id) {
+                // watch's turn is the reload's business now.
+                if in_flight.get(&key).is_none_or(|poll| poll.id() != id) {
                     continue;
                 }
-                in_flight.remove(&repo);
-                let Some(index) = watches.iter().position(|w| w.subscription.repo == repo) else { continue };
-                log.record(&repo, &result);
+                in_flight.remove(&key);
+                let Some(index) = watches.iter().position(|w| key_of(&w.watch) == key) else { continue };
+                log.record(&key, &result);
                 let now = Instant::now();
                 report(&watches[index], &result, &ctx);
                 watches[index].learn(&result, now);
@@ -311,7 +318,7 @@ pub async fn run(
                 let plan = plan(budget, &targets, &demands);
                 let heat = watches[index].heat(now, targets.warm_for);
                 let interval = plan.interval(heat);
-                tracing::debug!(%repo, ?heat, ?interval, "next poll planned");
+                tracing::debug!(repo = %key.0, source = key.1.name(), ?heat, ?interval, "next poll planned");
                 watches[index].polled = Some(now);
                 // A poll planned in a busy moment must not stay far off once the plan relaxes:
                 // bring every queued poll forward to what the current plan gives it.
@@ -326,12 +333,12 @@ pub async fn run(
             }
             _ = sleep_until(next) => {
                 let Some(Reverse((_, index))) = due.pop() else { continue };
-                let (ctx, watch) = (ctx.clone(), &watches[index]);
-                let (subscription, source) = (watch.subscription.clone(), watch.source.clone());
-                let repo = subscription.repo.clone();
-                let poll = polls.spawn(async move { poller::poll_once(&ctx, &subscription, &source).await });
-                polling.insert(poll.id(), repo.clone());
-                in_flight.insert(repo, poll);
+                let (ctx, tracked) = (ctx.clone(), &watches[index]);
+                let (watch, source) = (tracked.watch.clone(), tracked.source.clone());
+                let key = key_of(&watch);
+                let poll = polls.spawn(async move { poller::poll_once(&ctx, &watch, &source).await });
+                polling.insert(poll.id(), key.clone());
+                in_flight.insert(key, poll);
             }
         }
     }
@@ -360,22 +367,12 @@ fn first_poll_delay(repositories: usize, budget: RateLimit, targets: &PollingCon
     round.max(targets.hot).mul_f64(rand::random::<f64>())
 }
 
-/// Abandons the polls under way of repositories a reload took away from this scheduler or gave
-/// another source: one would hold the repository's turn (through a 429 pause, say) while its
-/// new scheduler's polls wait, and one with the old source would read the wrong cursor.
-/// Abandoning is safe (see `poll_once`); a repository still here is polled again soon.
-fn abandon_outdated(
-    watches: &[Watch],
-    roster: &Roster,
-    in_flight: &mut HashMap<RepoId, AbortHandle>,
-) {
-    in_flight.retain(|repo, poll| {
-        let before = watches.iter().find(|w| &w.subscription.repo == repo);
-        let after = roster.watches.iter().find(|(s, _)| &s.repo == repo);
-        let current = match (before, after) {
-            (Some(before), Some((after, _))) => before.subscription.source == after.source,
-            _ => false,
-        };
+/// Abandons the polls under way of watches a reload took away from this scheduler: one would
+/// hold the repository's turn (through a 429 pause, say) while its new scheduler's polls wait.
+/// Abandoning is safe (see `poll_once`); a watch still here is polled again soon.
+fn abandon_outdated(roster: &Roster, in_flight: &mut HashMap<WatchKey, AbortHandle>) {
+    in_flight.retain(|key, poll| {
+        let current = roster.watches.iter().any(|(w, _)| key_of(w) == *key);
         if !current {
             poll.abort();
         }
@@ -385,46 +382,43 @@ fn abandon_outdated(
 
 /// The watches and queue after a reload: see [`run`].
 fn merge(
-    old: Vec<Watch>,
+    old: Vec<Tracked>,
     old_due: BinaryHeap<Reverse<(Instant, usize)>>,
     roster: &Roster,
-    in_flight: &HashMap<RepoId, AbortHandle>,
+    in_flight: &HashMap<WatchKey, AbortHandle>,
     budget: RateLimit,
-) -> (Vec<Watch>, BinaryHeap<Reverse<(Instant, usize)>>) {
+) -> (Vec<Tracked>, BinaryHeap<Reverse<(Instant, usize)>>) {
     let now = Instant::now();
     let mut next_at: HashMap<usize, Instant> = old_due
         .into_iter()
         .map(|Reverse((at, i))| (i, at))
         .collect();
-    let mut kept: HashMap<RepoId, (Watch, Option<Instant>)> = old
+    let mut kept: HashMap<WatchKey, (Tracked, Option<Instant>)> = old
         .into_iter()
         .enumerate()
-        .map(|(i, w)| (w.subscription.repo.clone(), (w, next_at.remove(&i))))
+        .map(|(i, t)| (key_of(&t.watch), (t, next_at.remove(&i))))
         .collect();
     let mut watches = Vec::with_capacity(roster.watches.len());
     let mut due = BinaryHeap::new();
-    for (subscription, source) in &roster.watches {
-        let repo = &subscription.repo;
-        let (watch, at) = match kept.remove(repo) {
-            Some((mut watch, at)) => {
-                watch.subscription = subscription.clone();
-                watch.source = source.clone();
-                (watch, at)
+    for (watch, source) in &roster.watches {
+        let key = key_of(watch);
+        let (tracked, at) = match kept.remove(&key) {
+            Some((mut tracked, at)) => {
+                tracked.watch = watch.clone();
+                tracked.source = source.clone();
+                (tracked, at)
             }
             None => {
                 let first = now + first_poll_delay(1, budget, &roster.targets);
-                (
-                    Watch::new(subscription.clone(), source.clone()),
-                    Some(first),
-                )
+                (Tracked::new(watch.clone(), source.clone()), Some(first))
             }
         };
-        // A repository being polled is queued again when its poll ends; one whose poll was
-        // just abandoned is due now.
-        if !in_flight.contains_key(repo) {
+        // A watch being polled is queued again when its poll ends; one whose poll was just
+        // abandoned is due now.
+        if !in_flight.contains_key(&key) {
             due.push(Reverse((at.unwrap_or(now), watches.len())));
         }
-        watches.push(watch);
+        watches.push(tracked);
     }
     (watches, due)
 }
@@ -441,27 +435,28 @@ fn jitter(interval: Duration) -> Duration {
     interval.mul_f64(0.9 + 0.2 * rand::random::<f64>())
 }
 
-fn report(watch: &Watch, result: &Result<poller::PollSummary, PollError>, ctx: &PollContext) {
-    let repo = &watch.subscription.repo;
+fn report(tracked: &Tracked, result: &Result<poller::PollSummary, PollError>, ctx: &PollContext) {
+    let watch = &tracked.watch;
+    let (repo, source) = (&watch.repo, watch.source.name());
     match result {
         Ok(summary) if summary.baselined => {
-            tracing::info!(%repo, "baselined repository: history recorded, not announced");
+            tracing::info!(%repo, source, "baselined repository: history recorded, not announced");
         }
         Ok(summary) if summary.transitions > 0 => {
-            tracing::debug!(%repo, ?summary, "poll recorded transitions")
+            tracing::debug!(%repo, source, ?summary, "poll recorded transitions")
         }
         Ok(_) => {}
         Err(PollError::Bitbucket(crate::bitbucket::BitbucketError::NotFound)) => {
             ctx.metrics
                 .poll_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::error!(%repo, url = %watch.subscription.url, "repository not found (404): check the URL and the credential's access; other subscriptions go on");
+            tracing::error!(%repo, source, url = %watch.url, "repository not found (404): check the URL and the credential's access; other subscriptions go on");
         }
         Err(err) => {
             ctx.metrics
                 .poll_errors
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(%repo, credential = %watch.subscription.credential, %err, "poll failed; will try again");
+            tracing::warn!(%repo, source, credential = %watch.credential, %err, "poll failed; will try again");
         }
     }
 }

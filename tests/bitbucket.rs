@@ -272,7 +272,7 @@ async fn transient_failures_are_retried_and_malformed_answers_are_errors_of_that
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_source_end_to_end_cloud_pipelines_cloud_statuses_and_data_center() {
+async fn every_source_end_to_end_cloud_pipelines_cloud_statuses_data_center_and_both() {
     let scenario = Scenario::mixed();
     let subscriptions = subscribe_all(&scenario);
     let options = SimOptions {
@@ -311,7 +311,7 @@ async fn every_source_end_to_end_cloud_pipelines_cloud_statuses_and_data_center(
         score.shown
     );
     assert_eq!(score.duplicates, 0);
-    for repo in ["acme/api", "acme/web", "PLAT/platform"] {
+    for repo in ["acme/api", "acme/web", "PLAT/platform", "acme/ops"] {
         assert!(
             score
                 .shown
@@ -321,6 +321,38 @@ async fn every_source_end_to_end_cloud_pipelines_cloud_statuses_and_data_center(
             score.shown.keys()
         );
     }
+    // acme/ops runs Pipelines and a scanner posting statuses: both are announced, and the
+    // statuses Pipelines posts for its own runs are not (each run is told once).
+    let ops: Vec<&String> = score
+        .shown
+        .keys()
+        .map(|(_, url, _)| url)
+        .filter(|url| url.contains("/acme/ops/"))
+        .collect();
+    assert!(
+        ops.iter().any(|url| url.contains("/pipelines/results/")),
+        "{ops:?}"
+    );
+    assert!(
+        ops.iter().any(|url| url.contains("/ci/acme/ops/")),
+        "{ops:?}"
+    );
+    assert!(
+        !ops.iter().any(|url| url.contains("addon/pipelines")),
+        "{ops:?}"
+    );
+    // Tags: a status posted for a tag, on Cloud and on Data Center.
+    let tag_cards: Vec<String> = ["ci@conference.xmpp.zoom.us"]
+        .iter()
+        .flat_map(|jid| harness.sim.channel(jid))
+        .filter_map(|m| m.content["head"]["text"].as_str().map(str::to_owned))
+        .filter(|head| head.contains(" · tag "))
+        .collect();
+    assert!(
+        tag_cards.iter().any(|h| h.contains("acme/web · tag "))
+            && tag_cards.iter().any(|h| h.contains("PLAT/platform · tag ")),
+        "{tag_cards:?}"
+    );
     let by_credential = harness.sim.bitbucket_requests_by_credential();
     assert!(
         by_credential["cloud"] > 0 && by_credential["dc"] > 0,
@@ -416,7 +448,7 @@ async fn a_status_posted_late_within_the_settle_time_is_announced() {
         .map(|(_, url, event)| (url.rsplit('/').nth(2).unwrap().to_owned(), *event))
         .collect();
     assert!(
-        events.contains(&("sonar-scan".into(), bbzoom::domain::EventKind::Failed)),
+        events.contains(&("sonar-scan".into(), bbzoom::sim::score::SimEvent::Failed)),
         "{events:?}"
     );
 }

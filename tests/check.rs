@@ -23,14 +23,18 @@ async fn a_healthy_setup_passes_offline_and_online_without_showing_a_secret() {
             "configuration is valid",
             "identity.txt: an age identity",
             "credentials.age: decrypted, 3 credential(s)",
-            "credential \"sim-bitbucket\": used by 3 subscription(s)",
+            "credential \"sim-bitbucket\": polls 3 repository source(s)",
             "credential \"sim-zoom\": Zoom chatbot",
             "channel #alerts: Incoming Webhook",
-            "3 subscription(s):",
+            "4 subscription(s):",
+            "[1] acme/api (pipelines on cloud)  no branches; tags v*; no bare commits  events: \
+             succeeded, failed  -> #releases",
+            "3 repository source(s) to poll",
         ] {
             assert!(stdout.contains(line), "{args:?}: {line:?} in\n{stdout}");
         }
         assert!(!stderr.contains("problem"), "{args:?}: {stderr}");
+        assert!(!stdout.contains("warning"), "{args:?}: {stdout}");
         if args == ["--online"] {
             assert_eq!(stdout.matches(", works").count(), 2, "{stdout}");
         }
@@ -77,8 +81,8 @@ async fn every_missing_or_mistyped_credential_is_named_with_its_users_and_the_fi
         .find(|l| l.starts_with("problem: credential \"sim-bitbucket\""))
         .unwrap_or_else(|| panic!("{stderr}"));
     for part in [
-        &format!("the subscription of {web}/acme/api"),
-        &format!("the subscription of {web}/acme/mobile"),
+        &format!("subscription[0] ({web}/acme/api)"),
+        &format!("subscription[3] ({web}/acme/mobile)"),
         "[bitbucket] credential",
         "is not in ",
         "`bbzoom connect bitbucket --name sim-bitbucket`",
@@ -116,6 +120,57 @@ async fn every_missing_or_mistyped_credential_is_named_with_its_users_and_the_fi
             .contains("`bbzoom connect bitbucket --name sim-bitbucket`"),
         "{}",
         run.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_subscriptions_sending_one_build_to_one_channel_with_different_events_are_warned() {
+    let subscriptions = r#"
+[[subscription]]
+repository = "{web}/acme/api"
+branches = ["main"]
+events = ["failed"]
+channels = ["ci"]
+
+[[subscription]]
+repository = "{web}/acme/api"
+source = ["pipelines", "statuses"]
+branches = ["main", "release/*"]
+events = ["all"]
+channels = ["releases", "ci"]
+
+[[subscription]]
+repository = "{web}/acme/api"
+branches = ["release/*"]
+events = ["failed"]
+channels = ["alerts"]
+"#;
+    let harness = Harness::start(
+        bbzoom::sim::Scenario::showcase(),
+        1.0,
+        bbzoom::demo::SimPolling::default(),
+        subscriptions,
+    )
+    .await;
+    let (status, stdout, stderr) = check(&harness, &[]).await;
+    assert_eq!(status, Some(0), "a warning is no failure: {stdout}{stderr}");
+    let warnings: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: subscription[0] and subscription[1] both send branch main of acme/api to #ci \
+          but with different events (failed / all); #ci gets each card once, for the events of \
+          either: give them the same events, or split the branches, tags or channels"
+        ],
+        "{stdout}"
+    );
+    // Three subscriptions, two sources: acme/api's pipelines are polled once, its statuses once.
+    assert!(
+        stdout.contains("2 repository source(s) to poll"),
+        "{stdout}"
     );
 }
 

@@ -195,6 +195,17 @@ fn demo_under_zoom_faults_misses_and_repeats_nothing() {
 }
 
 #[test]
+fn demo_burst_delivers_every_result_card_by_card() {
+    let (stdout, summary) = demo_json(&["--speed", "80", "--faults", "burst"]);
+    assert!(summary["builds"].as_u64().unwrap() >= 40, "{summary}");
+    assert_eq!(summary["missed"], 0, "{summary}");
+    assert_eq!(summary["duplicates"], 0, "{summary}");
+    assert_eq!(summary["dead_letters"], 0, "{summary}");
+    assert!(!stdout.contains("📋"), "nothing folded:\n{stdout}");
+    assert!(stdout.contains("· tag v3.0.0"), "tag builds announced:\n{stdout}");
+}
+
+#[test]
 fn a_debug_level_demo_logs_no_secret_and_json_logs_are_one_object_per_line() {
     let out = bbzoom()
         .args(["--log-format", "json", "demo", "--speed", "200"])

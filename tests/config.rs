@@ -8,9 +8,9 @@ mod common;
 
 use bbzoom::config::{
     Channel, ChatbotConfig, Config, DeliveryConfig, Destination, PollingConfig, RateLimit,
-    SourceKind, Style, WebhookFormat,
+    RefFilter, SourceKind, Style, WebhookFormat,
 };
-use bbzoom::domain::{CLOUD, EventKind, RepoId};
+use bbzoom::domain::{BuildRef, CLOUD, EventKind, RepoId};
 use common::replaced;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -181,14 +181,130 @@ fn base_is_valid_and_gets_defaults() {
     );
     let sub = &config.subscriptions[0];
     assert_eq!(sub.repo, RepoId::on(CLOUD, "acme", "api"));
-    assert_eq!(sub.source, SourceKind::Pipelines);
+    assert_eq!(sub.sources, [SourceKind::Pipelines]);
     assert_eq!(sub.credential, "acme-ci");
     assert_eq!(
         sub.events,
         BTreeSet::from([EventKind::Failed, EventKind::Fixed])
     );
-    assert!(sub.wants(Some("feature/x/y"), EventKind::Failed));
-    assert!(!sub.wants(Some("main"), EventKind::Started));
+    assert_eq!(sub.refs, RefFilter::everything());
+    assert!(sub.wants(&branch("feature/x/y"), EventKind::Failed));
+    assert!(sub.wants(&BuildRef::Tag("v1".into()), EventKind::Failed));
+    assert!(sub.wants(&BuildRef::Commit, EventKind::Failed));
+    assert!(!sub.wants(&branch("main"), EventKind::Started));
+    assert_eq!(config.watches.len(), 1);
+}
+
+fn branch(name: &str) -> BuildRef {
+    BuildRef::Branch(name.into())
+}
+
+#[test]
+fn branches_tags_and_commits_filter_what_each_subscription_takes() {
+    let text = edit(
+        "channels = [\"ci\"]",
+        "branches = [\"main\"]\ntags = [\"v*\", \"release-*\"]\ncommits = false\nchannels = [\"ci\"]",
+    );
+    let sub = &parse(&text).subscriptions[0];
+    assert!(sub.wants(&branch("main"), EventKind::Failed));
+    assert!(!sub.wants(&branch("develop"), EventKind::Failed));
+    assert!(sub.wants(&BuildRef::Tag("v1.2.0".into()), EventKind::Failed));
+    assert!(sub.wants(&BuildRef::Tag("release-7".into()), EventKind::Failed));
+    assert!(!sub.wants(&BuildRef::Tag("nightly".into()), EventKind::Failed));
+    assert!(!sub.wants(&BuildRef::Commit, EventKind::Failed));
+    assert_eq!(
+        sub.refs.to_string(),
+        "branches main; tags v*, release-*; no bare commits"
+    );
+    // Only branches filtered: what was not filtered out, every tag and commit, is taken.
+    let text = edit(
+        "channels = [\"ci\"]",
+        "branches = [\"main\"]\nchannels = [\"ci\"]",
+    );
+    let sub = &parse(&text).subscriptions[0];
+    assert!(sub.wants(&BuildRef::Tag("anything".into()), EventKind::Failed));
+    assert!(sub.wants(&BuildRef::Commit, EventKind::Failed));
+    // An empty list takes none of its kind: a subscription of tags only.
+    let text = edit(
+        "channels = [\"ci\"]",
+        "branches = []\ntags = [\"v*\"]\nchannels = [\"ci\"]",
+    );
+    let sub = &parse(&text).subscriptions[0];
+    assert!(!sub.wants(&branch("main"), EventKind::Failed));
+    assert!(sub.wants(&BuildRef::Tag("v2".into()), EventKind::Failed));
+}
+
+#[test]
+fn several_subscriptions_of_one_repository_and_both_sources() {
+    let text = format!(
+        "{}\n[[subscription]]\nrepository = \"https://bitbucket.org/Acme/API.git\"\n\
+         branches = [\"release/*\"]\nevents = [\"all\"]\nchannels = [\"releases\", \"ci\"]\n",
+        edit(
+            r#"["ci"]"#,
+            "[\"ci\"]\nsource = [\"statuses\", \"pipelines\"]"
+        )
+    );
+    let config = parse(&text);
+    assert_eq!(
+        config.subscriptions[0].sources,
+        [SourceKind::Pipelines, SourceKind::Statuses]
+    );
+    // Each source polled once, serving both subscriptions where they read it.
+    let watches: Vec<(SourceKind, usize, bool)> = config
+        .watches
+        .iter()
+        .map(|w| (w.source, w.subscriptions.len(), w.pipelines_followed))
+        .collect();
+    assert_eq!(
+        watches,
+        [
+            (SourceKind::Pipelines, 2, true),
+            (SourceKind::Statuses, 1, true)
+        ]
+    );
+    let pipelines = &config.watches[0];
+    // A channel both name gets the card once; each takes what its own filters take.
+    let to = |git_ref: &BuildRef, event| -> Vec<&str> {
+        pipelines.channels_for(git_ref, event).into_iter().collect()
+    };
+    assert_eq!(
+        to(&branch("release/2"), EventKind::Failed),
+        ["ci", "releases"]
+    );
+    assert_eq!(
+        to(&branch("release/2"), EventKind::Started),
+        ["ci", "releases"]
+    );
+    assert_eq!(to(&branch("main"), EventKind::Failed), ["ci"]);
+    assert_eq!(
+        to(&branch("main"), EventKind::Succeeded),
+        Vec::<&str>::new()
+    );
+    // Both send release branches to #ci, one with failed and fixed, the other all.
+    let overlaps = config.overlaps();
+    assert_eq!(overlaps.len(), 1, "{overlaps:?}");
+    assert_eq!(
+        (
+            overlaps[0].first,
+            overlaps[0].second,
+            overlaps[0].channel.as_str()
+        ),
+        (0, 1, "ci")
+    );
+    assert_eq!(overlaps[0].example, "branch release/");
+    // The same events, or disjoint branches, are no overlap.
+    let same_events = text.replace("events = [\"all\"]", "events = [\"failed\", \"fixed\"]");
+    assert!(parse(&same_events).overlaps().is_empty());
+    let apart = text.replacen(
+        "source = [",
+        "branches = [\"main\"]\ntags = []\ncommits = false\nsource = [",
+        1,
+    );
+    assert!(
+        parse(&apart).overlaps().is_empty(),
+        "{:?}",
+        parse(&apart).overlaps()
+    );
 }
 
 #[test]
@@ -240,7 +356,7 @@ fn datacenter_subscription_resolves_instance_credential_and_source() {
     assert_eq!(sub.url, PLATFORM);
     assert_eq!(sub.repo, RepoId::on("corp", "PLAT", "platform"));
     assert_eq!(sub.credential, "corp-token");
-    assert_eq!(sub.source, SourceKind::Statuses);
+    assert_eq!(sub.sources, [SourceKind::Statuses]);
 }
 
 #[test]
@@ -449,43 +565,46 @@ fn example_file_validates() {
     assert_eq!(chatbot(&config).rate_limit.requests, 20);
     let channels: Vec<&str> = config.zoom.channels.keys().map(String::as_str).collect();
     assert_eq!(channels, ["ci", "releases"]);
-    let subs: Vec<(&RepoId, SourceKind, &str)> = config
-        .subscriptions
+    let watches: Vec<(&RepoId, SourceKind, &str, usize)> = config
+        .watches
         .iter()
-        .map(|s| (&s.repo, s.source, s.credential.as_str()))
+        .map(|w| {
+            (
+                &w.repo,
+                w.source,
+                w.credential.as_str(),
+                w.subscriptions.len(),
+            )
+        })
         .collect();
+    let cloud = |slug: &str| RepoId::on(CLOUD, "acme", slug);
     assert_eq!(
-        subs,
+        watches,
         [
-            (
-                &RepoId::on(CLOUD, "acme", "api"),
-                SourceKind::Pipelines,
-                "acme-ci"
-            ),
-            (
-                &RepoId::on(CLOUD, "acme", "web-app"),
-                SourceKind::Pipelines,
-                "acme-ci"
-            ),
-            (
-                &RepoId::on(CLOUD, "acme", "mobile"),
-                SourceKind::Statuses,
-                "acme-mobile"
-            ),
+            (&cloud("api"), SourceKind::Pipelines, "acme-ci", 2),
+            (&cloud("web-app"), SourceKind::Pipelines, "acme-ci", 1),
+            (&cloud("payments"), SourceKind::Pipelines, "acme-ci", 1),
+            (&cloud("payments"), SourceKind::Statuses, "acme-ci", 1),
+            (&cloud("mobile"), SourceKind::Statuses, "acme-mobile", 1),
             (
                 &RepoId::on("corp", "PLAT", "platform"),
                 SourceKind::Statuses,
-                "corp-token"
+                "corp-token",
+                1
             ),
         ]
     );
-    assert!(config.subscriptions[0].wants(Some("release/1.2"), EventKind::StillFailing));
-    assert!(!config.subscriptions[0].wants(Some("feature/x"), EventKind::Failed));
+    let api = &config.subscriptions[0];
+    assert!(api.wants(&branch("release/1.2"), EventKind::StillFailing));
+    assert!(!api.wants(&branch("feature/x"), EventKind::Failed));
+    assert!(api.wants(&BuildRef::Tag("v3".into()), EventKind::Failed));
+    assert!(!api.wants(&BuildRef::Commit, EventKind::Failed));
     assert_eq!(
         config.subscriptions[1].events,
         BTreeSet::from(EventKind::ALL)
     );
-    assert_eq!(config.subscriptions[1].channels, ["ci", "releases"]);
+    assert_eq!(config.subscriptions[2].channels, ["ci", "releases"]);
+    assert!(config.overlaps().is_empty(), "{:?}", config.overlaps());
     assert_eq!(
         config.zoom.delivery,
         parse(BASE).zoom.delivery,
@@ -1012,10 +1131,22 @@ fn broken_configs() {
         "character classes like [abc] are not supported",
     );
     check(
-        &edit("channels = [\"ci\"]", "branches = []\nchannels = [\"ci\"]"),
+        &edit(
+            "channels = [\"ci\"]",
+            "branches = []\ntags = []\ncommits = false\nchannels = [\"ci\"]",
+        ),
+        Some(21),
+        Some("subscription[0]"),
+        "this subscription takes no build at all",
+    );
+    check(
+        &edit(
+            "channels = [\"ci\"]",
+            "tags = [\"v[0-9]*\"]\nchannels = [\"ci\"]",
+        ),
         Some(23),
-        Some("subscription[0].branches"),
-        "the list is empty; remove the key to follow all branches",
+        Some("subscription[0].tags[0]"),
+        "character classes like [abc] are not supported",
     );
     check(
         &edit(r#"["ci"]"#, r#"["ci", "ops"]"#),
@@ -1034,13 +1165,6 @@ fn broken_configs() {
         Some(23),
         Some("subscription[0].channels[1]"),
         "channel \"ci\" is listed twice",
-    );
-    check(
-        &subscribe(BASE, "https://bitbucket.org/acme/api.git", ""),
-        Some(26),
-        Some("subscription[1].repository"),
-        "acme/api is already subscribed by subscription[0] at line 22; merge them into one \
-         [[subscription]]",
     );
     check(
         &edit(
@@ -1062,17 +1186,43 @@ fn broken_configs() {
         "does not name a workspace and a repository",
     );
     check(
-        &subscribe(BASE, "https://bitbucket.org/Acme/API", ""),
-        Some(26),
-        Some("subscription[1].repository"),
-        "acme/api is already subscribed by subscription[0] at line 22",
+        &subscribe(
+            BASE,
+            "https://bitbucket.org/Acme/API",
+            "credential = \"acme-other\"\n",
+        ),
+        Some(27),
+        Some("subscription[1].credential"),
+        "acme/api's pipelines are already polled with credential \"acme-ci\" by \
+         subscription[0] at line 21",
     );
     check(
         &edit(r#"["ci"]"#, "[\"ci\"]\nsource = \"pipeline\""),
         Some(24),
         Some("subscription[0].source"),
         "unknown source \"pipeline\" (did you mean \"pipelines\"?); use \"pipelines\" (Bitbucket \
-         Pipelines, Cloud only) or \"statuses\"",
+         Pipelines, Cloud only), \"statuses\"",
+    );
+    check(
+        &edit(
+            r#"["ci"]"#,
+            "[\"ci\"]\nsource = [\"pipelines\", \"pipelines\"]",
+        ),
+        Some(24),
+        Some("subscription[0].source"),
+        "\"pipelines\" is listed twice; keep one",
+    );
+    check(
+        &edit(r#"["ci"]"#, "[\"ci\"]\nsource = []"),
+        Some(24),
+        Some("subscription[0].source"),
+        "the list is empty",
+    );
+    check(
+        &edit(r#"["ci"]"#, "[\"ci\"]\nsource = 7"),
+        Some(24),
+        Some("subscription[0].source"),
+        "source takes a string or an array of strings",
     );
     check(
         &edit("[bitbucket]\ncredential = \"acme-ci\"\n", ""),
@@ -1199,11 +1349,11 @@ fn broken_configs() {
         &subscribe(
             &platform,
             "ssh://git@git.example.com:7999/plat/Platform.git",
-            "",
+            "source = [\"statuses\", \"pipelines\"]\n",
         ),
-        Some(30),
-        Some("subscription[1].repository"),
-        "PLAT/platform is already subscribed by subscription[0] at line 26",
+        Some(31),
+        Some("subscription[1].source"),
+        "Data Center has no Pipelines",
     );
 
     // Budgets.

@@ -12,15 +12,15 @@ use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// The showcase's first subscription (acme/api) alone, and its second (acme/web).
+/// The showcase's subscriptions of acme/api (its first two), and its third (acme/web).
 fn showcase_parts() -> (String, String) {
     let tables: Vec<usize> = SHOWCASE_SUBSCRIPTIONS
         .match_indices("[[subscription]]")
         .map(|(at, _)| at)
         .collect();
     (
-        SHOWCASE_SUBSCRIPTIONS[..tables[1]].to_owned(),
-        SHOWCASE_SUBSCRIPTIONS[tables[1]..tables[2]].to_owned(),
+        SHOWCASE_SUBSCRIPTIONS[..tables[2]].to_owned(),
+        SHOWCASE_SUBSCRIPTIONS[tables[2]..tables[3]].to_owned(),
     )
 }
 
@@ -69,7 +69,7 @@ async fn status_when(harness: &Harness, ready: impl Fn(&Value) -> bool) -> Value
     }
 }
 
-/// The subscriptions a status report lists, by repository URL.
+/// The repository sources a status report lists, by repository URL.
 fn repositories(report: &Value) -> Vec<String> {
     report["subscriptions"]
         .as_array()
@@ -115,10 +115,17 @@ async fn status_answers_while_running_and_says_plainly_when_not() {
     let daemon = start_daemon(&harness, &[]);
     let report = status_when(&harness, every_subscription_polled).await;
     assert_eq!(report["running"], true);
-    assert_eq!(
-        repositories(&report).len(),
-        harness.config.subscriptions.len()
+    assert_eq!(repositories(&report).len(), harness.config.watches.len());
+    assert!(
+        report["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["source"] == "pipelines"),
+        "{report}"
     );
+    // acme/api's two subscriptions are one repository source to poll.
+    assert_eq!(report["subscriptions"][0]["subscriptions"], 2, "{report}");
     let credentials = report["credentials"].as_array().unwrap();
     assert!(!credentials.is_empty());
     assert!(
@@ -251,7 +258,7 @@ async fn reload_refuses_a_bad_file_and_sighup_adds_a_subscription_without_a_rest
     .await;
     assert_eq!(
         report["last_reload"]["outcome"]["Ok"]["added"],
-        serde_json::json!([web_url]),
+        serde_json::json!([format!("{web_url} (pipelines)")]),
         "{report}"
     );
     assert!(daemon.try_wait().unwrap().is_none(), "no restart");
@@ -356,8 +363,8 @@ async fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
     listener.join().unwrap();
     let heard = heard.lock().unwrap().clone();
     let polling = format!(
-        "STATUS=polling {} repositories",
-        harness.config.subscriptions.len()
+        "STATUS=polling {} repository source(s)",
+        harness.config.watches.len()
     );
     let first = |what: &str| {
         heard

@@ -116,10 +116,10 @@ async fn started_showcase() -> (Harness, PathBuf) {
     (harness, log)
 }
 
-/// Waits until the first run has baselined every repository: a repository never recorded is,
+/// Waits until the first run has baselined every repository source: one never recorded is,
 /// by design, baselined (its history not announced) on the next start.
 async fn wait_for_baselines(harness: &Harness, log: &Path) {
-    let repos = harness.config.subscriptions.len();
+    let repos = harness.config.watches.len();
     let deadline = Instant::now() + Duration::from_secs(10);
     while log_text(log).matches("baselined repository").count() < repos {
         assert!(

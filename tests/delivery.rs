@@ -1,6 +1,6 @@
 //! Delivery through the real daemon against the simulated Zoom: transient failures retried
-//! until delivered once, an expired or revoked token renewed, and a card Zoom refuses for good
-//! kept as a dead letter while the other channels go on.
+//! until delivered once, an expired or revoked token renewed, and a card Zoom refuses for good,
+//! or a row the store cannot read, kept as a dead letter while the channels go on.
 
 mod common;
 
@@ -79,9 +79,10 @@ async fn a_card_zoom_refuses_for_good_becomes_a_dead_letter_and_other_channels_g
     .await;
     // A channel the bot is not in: Zoom answers 403, code 7004.
     let path = harness.config_path();
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        "channels = [\"releases\"]",
-        "channels = [\"releases\", \"ghost\"]",
+    let text = common::replaced(
+        &std::fs::read_to_string(&path).unwrap(),
+        "events = [\"failed\", \"fixed\", \"stopped\"]\nchannels = [\"releases\"]",
+        "events = [\"failed\", \"fixed\", \"stopped\"]\nchannels = [\"releases\", \"ghost\"]",
     ) + "\n[zoom.channels.ghost]\nto_jid = \"ghost@conference.xmpp.zoom.us\"\n";
     std::fs::write(&path, text).unwrap();
     harness.config = Config::load(&path).unwrap();
@@ -95,10 +96,12 @@ async fn a_card_zoom_refuses_for_good_becomes_a_dead_letter_and_other_channels_g
 
     // acme/mobile (failed, fixed, stopped) goes to #releases and #ghost: every one for #ghost is dead.
     assert!(!dead.is_empty());
-    assert!(dead.iter().all(|d| d.row.channel == "ghost"), "{dead:?}");
+    assert!(dead.iter().all(|d| d.channel == "ghost"), "{dead:?}");
     assert!(dead.iter().all(|d| d.reason.contains("7004")), "{dead:?}");
     let mut score = score(&harness.sim, &harness.config);
-    score.missed.retain(|(channel, _, _)| channel != "ghost");
+    score
+        .missed
+        .retain(|(jid, _, _)| jid != "ghost@conference.xmpp.zoom.us");
     assert!(
         score.missed.is_empty(),
         "other channels got everything: {:?}",
@@ -109,8 +112,83 @@ async fn a_card_zoom_refuses_for_good_becomes_a_dead_letter_and_other_channels_g
         score
             .shown
             .keys()
-            .filter(|(channel, url, _)| channel == "releases" && url.contains("/acme/mobile/"))
+            .filter(|(jid, url, _)| {
+                jid == "releases@conference.xmpp.zoom.us" && url.contains("/acme/mobile/")
+            })
             .count(),
         "the ghost channel lost exactly what #releases got from acme/mobile"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_outbox_row_becomes_a_dead_letter_and_the_channel_goes_on() {
+    let harness = Harness::start(
+        Scenario::showcase(),
+        SPEED,
+        SimPolling::every(15.0),
+        SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await;
+    // Before the daemon starts, a row nobody can read waits at the head of #ci's outbox: a
+    // damaged disk, or a row written by some other program.
+    let state = &harness.config.daemon.state_dir;
+    drop(bbzoom::store::Store::open(state).unwrap());
+    let seq = {
+        let db = sled::open(state).unwrap();
+        let seq = db.generate_id().unwrap();
+        let mut key = b"ci\0".to_vec();
+        key.extend_from_slice(&seq.to_be_bytes());
+        db.open_tree("outbox")
+            .unwrap()
+            .insert(key, &b"\xff\xfe not a row"[..])
+            .unwrap();
+        db.flush().unwrap();
+        seq
+    };
+
+    let daemon = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(30))
+        .await;
+    let dead = daemon.store.dead_letters().unwrap();
+    daemon.stop().await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0].seq, dead[0].channel.as_str()), (seq, "ci"));
+    assert!(dead[0].row.is_none());
+    assert!(
+        dead[0].reason.contains("could not be read"),
+        "{}",
+        dead[0].reason
+    );
+    let score = score(&harness.sim, &harness.config);
+    assert!(score.missed.is_empty(), "#ci went on: {:?}", score.missed);
+    assert_eq!(score.duplicates, 0);
+
+    // The admin sees it, cannot retry it, and drops it.
+    let listed = harness.bbzoom(&["dead-letters"], None).await;
+    assert!(listed.success(), "{}", listed.output());
+    assert!(
+        listed
+            .stdout
+            .contains(&format!("{seq:>6}  #ci  unreadable ?")),
+        "{}",
+        listed.stdout
+    );
+    let retry = harness
+        .bbzoom(&["dead-letters", "retry", &seq.to_string()], None)
+        .await;
+    assert!(!retry.success());
+    assert!(
+        retry
+            .stderr
+            .contains("could not be read, so it cannot be delivered; drop it"),
+        "{}",
+        retry.output()
+    );
+    let dropped = harness
+        .bbzoom(&["dead-letters", "drop", &seq.to_string()], None)
+        .await;
+    assert!(dropped.success(), "{}", dropped.output());
+    let listed = harness.bbzoom(&["dead-letters"], None).await;
+    assert_eq!(listed.stdout.trim(), "no dead letters");
 }

@@ -31,6 +31,17 @@ channels = ["ci", "releases"]
 repository = "{dc}/projects/PLAT/repos/platform/browse"
 events = ["failed", "fixed"]
 channels = ["releases"]
+
+[[subscription]]
+repository = "{web}/acme/ops"
+source = ["pipelines", "statuses"]
+events = ["all"]
+channels = ["ci"]
+
+[[subscription]]
+repository = "{web}/acme/ops"
+events = ["failed"]
+channels = ["releases"]
 "#;
 
 /// The mixed scenario once it is over, so what the previews show no longer moves: acme/api
@@ -133,10 +144,15 @@ async fn preview_prints_the_cards_of_each_source_and_sends_and_records_nothing()
     assert_eq!(stdout.matches("\n\n[").count(), 1, "{stdout}");
     assert!(stdout.contains("Pipeline #3"), "{stdout}");
 
-    // Cloud commit statuses: the branch tips' statuses, to both channels.
-    let (status, stdout, stderr) = preview(&harness, &[&format!("{web}/acme/web")]).await;
+    // Cloud commit statuses: the branch and tag tips' statuses, to both channels; a tag's
+    // card names the tag and links its page.
+    let (status, stdout, stderr) =
+        preview(&harness, &[&format!("{web}/acme/web"), "--limit", "20"]).await;
     assert_eq!(status, Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("statuses on Bitbucket Cloud"), "{stdout}");
+    assert!(
+        stdout.contains("acme/web on Bitbucket Cloud, credential \"sim-bitbucket\", subscribed by:\n  [1] statuses; branches **; tags **; bare commits; events all; to #ci, #releases"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("would go to #ci, #releases") && stdout.contains("· acme/web · main"),
         "{stdout}"
@@ -145,6 +161,29 @@ async fn preview_prints_the_cards_of_each_source_and_sends_and_records_nothing()
         stdout.contains("❌ FAILED · acme/web · feature/search"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("· acme/web · tag v5.2.0")
+            && stdout.contains(&format!("Tag v5.2.0 <{web}/acme/web/commits/tag/v5.2.0>")),
+        "{stdout}"
+    );
+
+    // A repository read through both sources by two subscriptions: each source previewed,
+    // each card going where the subscriptions that take it say, each channel once.
+    let (status, stdout, stderr) = preview(&harness, &[&format!("{web}/acme/ops")]).await;
+    assert_eq!(status, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("  [3] pipelines and statuses; branches **; tags **; bare commits; events all; to #ci\n  [4] pipelines;")
+            && stdout.contains("most recent pipelines")
+            && stdout.contains("most recent statuses"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[failed] would go to #ci, #releases"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[succeeded] would go to #ci\n"), "{stdout}");
+    // The statuses Pipelines posts are left out: its runs show once, as pipelines.
+    assert!(!stdout.contains("addon/pipelines"), "{stdout}");
 
     // Data Center build statuses, one event filtered out.
     let (status, stdout, stderr) = preview(
@@ -186,7 +225,7 @@ async fn preview_of_an_unknown_repository_says_what_is_wrong() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("cannot read the builds of acme/nope") && stderr.contains("HTTP 404"),
+        stderr.contains("cannot read the pipelines of acme/nope") && stderr.contains("HTTP 404"),
         "{stderr}"
     );
 

@@ -1,5 +1,6 @@
 //! The whole path through the real daemon code against the simulator over loopback: scripted
-//! builds become exactly the expected cards, also across a restart in the middle.
+//! builds become exactly the expected cards, also across a restart in the middle; tag and
+//! bare-commit builds are announced and routed by several subscriptions of one repository.
 
 mod common;
 
@@ -252,6 +253,81 @@ async fn a_repository_seen_first_is_baselined_and_its_running_builds_followed() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_and_bare_commits_are_announced_and_each_channel_gets_a_card_once() {
+    let scenario = Scenario {
+        repos: vec![SimRepo {
+            workspace: "acme".into(),
+            slug: "api".into(),
+            builds: vec![
+                build(1, "main", 5.0, &[(6.0, Running), (20.0, Failed)]),
+                build(2, "main", 8.0, &[(9.0, Running), (30.0, Successful)]).on_tag("v1.0.0"),
+                build(3, "main", 10.0, &[(11.0, Running), (40.0, Failed)]).as_custom("deploy"),
+                build(4, "main", 50.0, &[(51.0, Running), (70.0, Successful)]),
+            ],
+            ..SimRepo::default()
+        }],
+    };
+    // Everything to #ci; release tags' results to #releases; main's failures and fixes to #ci
+    // again, which must not double its cards.
+    let subscriptions = r#"
+[[subscription]]
+repository = "{web}/acme/api"
+events = ["all"]
+channels = ["ci"]
+
+[[subscription]]
+repository = "{web}/acme/api"
+branches = []
+tags = ["v*"]
+commits = false
+events = ["succeeded", "failed"]
+channels = ["releases"]
+
+[[subscription]]
+repository = "{web}/acme/api"
+branches = ["main"]
+events = ["failed", "fixed"]
+channels = ["ci"]
+"#;
+    let harness = Harness::start(scenario, 20.0, SimPolling::every(5.0), subscriptions).await;
+    assert_eq!(
+        harness.config.watches.len(),
+        1,
+        "one repository, one source"
+    );
+    let daemon = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(20))
+        .await;
+    daemon.stop().await;
+
+    let commit = format!("commit {}", &format!("{:0>40}", 3)[..7]);
+    let card = |build: &str, ending: &str| {
+        vec![
+            format!("🔵 STARTED · acme/api · {build}"),
+            format!("{ending} · acme/api · {build}"),
+        ]
+    };
+    let mut expected = vec![
+        card("main (Pipeline #1)", "❌ FAILED"),
+        card("tag v1.0.0 (Pipeline #2)", "✅ SUCCEEDED"),
+        card(&format!("{commit} (Pipeline deploy #3)"), "❌ FAILED"),
+        card("main (Pipeline #4)", "✅ FIXED"),
+    ];
+    expected.sort();
+    assert_eq!(cards(&harness.sim, "ci@conference.xmpp.zoom.us"), expected);
+    assert_eq!(
+        cards(&harness.sim, "releases@conference.xmpp.zoom.us"),
+        vec![vec![
+            "✅ SUCCEEDED · acme/api · tag v1.0.0 (Pipeline #2)".to_owned()
+        ]]
+    );
+    let score = bbzoom::demo::score(&harness.sim, &harness.config);
+    assert!(score.missed.is_empty(), "{:?}", score.missed);
+    assert_eq!(score.duplicates, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_polls_of_one_repository_at_once_record_each_change_once() {
     use bbzoom::poller::poll_once;
     let harness = Harness::start(
@@ -263,23 +339,22 @@ async fn two_polls_of_one_repository_at_once_record_each_change_once() {
     .await;
     let credentials = harness.stored_credentials();
     let (store, ctx) = poll_context(&harness);
-    let subscription = harness.config.subscriptions[0].clone();
+    let watch = harness.config.watches[0].clone();
     // Two sources, as two schedulers would have (a reload moved it between credentials).
-    let source =
-        || bbzoom::daemon::one_off_source(&harness.config, &credentials, &subscription).unwrap();
+    let source = || bbzoom::daemon::one_off_source(&harness.config, &credentials, &watch).unwrap();
     let (first, second) = (source(), source());
-    poll_once(&ctx, &subscription, &first).await.unwrap();
+    poll_once(&ctx, &watch, &first).await.unwrap();
     // Builds start and end meanwhile; then both poll at the same moment.
     while harness.sim.now() < 50.0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (a, b) = tokio::join!(
-        poll_once(&ctx, &subscription, &first),
-        poll_once(&ctx, &subscription, &second)
+        poll_once(&ctx, &watch, &first),
+        poll_once(&ctx, &watch, &second)
     );
     let recorded = a.unwrap().transitions + b.unwrap().transitions;
     assert!(recorded > 0, "there were changes to record");
-    let rows = store.outbox("ci").unwrap();
+    let rows = store.outbox("ci").unwrap().rows;
     let mut seen = std::collections::BTreeSet::new();
     for row in &rows {
         assert!(
@@ -293,7 +368,7 @@ async fn two_polls_of_one_repository_at_once_record_each_change_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscription_switched_to_another_source_is_baselined_again_not_replayed() {
+async fn a_source_taken_up_or_taken_up_again_is_baselined_not_replayed() {
     use bbzoom::config::SourceKind;
     use bbzoom::poller::poll_once;
     use bbzoom::sim::{SimRepo, SimSource};
@@ -330,24 +405,33 @@ async fn a_subscription_switched_to_another_source_is_baselined_again_not_replay
     }
     // Polled as pipelines first (there are none), then the admin runs
     // `bbzoom configure ... --source statuses`: the statuses, all old, are history.
-    let as_pipelines = harness.config.subscriptions[0].clone();
-    let as_statuses = bbzoom::config::Subscription {
+    let as_pipelines = harness.config.watches[0].clone();
+    let as_statuses = bbzoom::config::Watch {
         source: SourceKind::Statuses,
         ..as_pipelines.clone()
     };
-    for subscription in [&as_pipelines, &as_statuses] {
-        let source =
-            bbzoom::daemon::one_off_source(&harness.config, &credentials, subscription).unwrap();
-        let summary = poll_once(&ctx, subscription, &source).await.unwrap();
-        assert!(summary.baselined, "{:?}: {summary:?}", subscription.source);
+    let poll = |watch: &bbzoom::config::Watch| {
+        let source = bbzoom::daemon::one_off_source(&harness.config, &credentials, watch).unwrap();
+        let (ctx, watch) = (ctx.clone(), watch.clone());
+        async move { poll_once(&ctx, &watch, &source).await.unwrap() }
+    };
+    for watch in [&as_pipelines, &as_statuses] {
+        let summary = poll(watch).await;
+        assert!(summary.baselined, "{:?}: {summary:?}", watch.source);
+        assert!(!poll(watch).await.baselined, "{:?}", watch.source);
     }
-    assert_eq!(
-        store.outbox("ci").unwrap(),
-        vec![],
+    assert!(
+        store.outbox("ci").unwrap().rows.is_empty(),
         "nothing old is announced"
     );
     let recorded = store.repo_summary(&as_statuses.repo).unwrap();
     assert_eq!(recorded.builds, 2, "the statuses are recorded");
+    // The daemon forgets what it no longer polls (here: pipelines); taken up again later,
+    // they are baselined again rather than replayed.
+    let watched = [(as_statuses.repo.clone(), SourceKind::Statuses)].into();
+    assert_eq!(store.forget_unwatched(&watched).unwrap(), 1);
+    assert!(poll(&as_pipelines).await.baselined);
+    assert!(!poll(&as_statuses).await.baselined);
 }
 
 /// The harness's store, and what polls need to write to it, for tests that poll by hand.

@@ -155,7 +155,7 @@ fn configure_round_trip_keeps_comments() {
         "failed",
     ]);
     assert!(
-        out.contains("updated acme/mobile on cloud (events): channels releases, ci"),
+        out.contains("updated acme/mobile on cloud (3: events): channels releases, ci"),
         "{out}"
     );
     let updated = file.text();
@@ -189,16 +189,16 @@ fn configure_round_trip_keeps_comments() {
     let mobile = &config.subscriptions[3];
     assert_eq!(mobile.repo, RepoId::on(CLOUD, "acme", "mobile"));
     assert_eq!(mobile.channels, ["releases", "ci"]);
-    assert_eq!(mobile.branches[0].to_string(), "release/*");
+    assert_eq!(mobile.refs.branches[0].to_string(), "release/*");
     assert_eq!(mobile.events, [EventKind::Failed].into());
-    assert_eq!(mobile.source, SourceKind::Pipelines);
+    assert_eq!(mobile.sources, [SourceKind::Pipelines]);
     assert_eq!(mobile.credential, "acme-ci");
     assert_eq!(config.subscriptions[0].events.len(), EventKind::ALL.len());
 
     // Nothing to change: said, and nothing written.
     let out = file.ok(&["configure", "https://bitbucket.org/acme/mobile"]);
     assert!(
-        out.contains("acme/mobile on cloud is subscribed: channels releases, ci"),
+        out.contains("acme/mobile on cloud is subscribed (3): channels releases, ci"),
         "{out}"
     );
     let out = file.ok(&[
@@ -216,7 +216,7 @@ fn unsubscribe_removes_one_table_and_keeps_comments() {
     let file = ConfigFile::with(BASE);
     let out = file.ok(&["unsubscribe", "https://bitbucket.org/ACME/web.git"]);
     assert!(
-        out.contains("removed acme/web on cloud (it posted to ci, releases)"),
+        out.contains("removed acme/web on cloud (1: it posted to ci, releases)"),
         "{out}"
     );
     assert_eq!(file.text(), replaced(BASE, WEB_TABLE, ""));
@@ -247,13 +247,20 @@ fn subscriptions_prints_a_table() {
     let file = ConfigFile::with(BASE);
     let out = file.ok(&["subscriptions"]);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(
+        lines[4],
+        "3 repository source(s) polled, each once however many subscriptions name it"
+    );
     let columns = [
+        "#",
         "REPOSITORY",
         "INSTANCE",
         "SOURCE",
         "CREDENTIAL",
         "BRANCHES",
+        "TAGS",
+        "COMMITS",
         "EVENTS",
         "CHANNELS",
     ];
@@ -262,11 +269,14 @@ fn subscriptions_prints_a_table() {
         (
             lines[1],
             [
+                "0",
                 "https://bitbucket.org/acme/api",
                 "cloud",
                 "pipelines",
                 "acme-ci",
                 "main",
+                "**",
+                "yes",
                 "fixed, failed",
                 "ci",
             ],
@@ -274,11 +284,14 @@ fn subscriptions_prints_a_table() {
         (
             lines[2],
             [
+                "1",
                 "https://bitbucket.org/acme/web",
                 "cloud",
                 "pipelines",
                 "acme-ci",
                 "**",
+                "**",
+                "yes",
                 "all",
                 "ci, releases",
             ],
@@ -286,11 +299,14 @@ fn subscriptions_prints_a_table() {
         (
             lines[3],
             [
+                "2",
                 "https://git.example.com/projects/PLAT/repos/platform/browse",
                 "corp",
                 "statuses",
                 "corp-token",
                 "**",
+                "**",
+                "yes",
                 "fixed, failed",
                 "releases",
             ],
@@ -347,7 +363,11 @@ fn pasted_forms_update_the_same_subscription() {
     for (i, (form, repo)) in forms.enumerate() {
         let branch = format!("form-{i}");
         let out = file.ok(&["configure", form, "--branch", &branch]);
-        let expected = format!("updated {} on {} (branches): ", repo, repo.instance);
+        let index = if repo.instance == CLOUD { 0 } else { 2 };
+        let expected = format!(
+            "updated {} on {} ({index}: branches): ",
+            repo, repo.instance
+        );
         assert!(out.starts_with(&expected), "{form}: {out}");
         assert_eq!(subscription_count(&file.path), 3, "{form}");
         let config = file.load();
@@ -357,8 +377,99 @@ fn pasted_forms_update_the_same_subscription() {
             .filter(|s| s.repo == repo)
             .collect();
         assert_eq!(found.len(), 1, "{form}");
-        assert_eq!(found[0].branches[0].to_string(), branch, "{form}");
+        assert_eq!(found[0].refs.branches[0].to_string(), branch, "{form}");
     }
+}
+
+#[test]
+fn a_repository_with_several_subscriptions_is_edited_one_entry_at_a_time() {
+    let file = ConfigFile::with(BASE);
+    let api = "https://bitbucket.org/acme/api";
+    // A second subscription for acme/api: its release tags, and its statuses too, to #releases.
+    let out = file.ok(&[
+        "configure",
+        "git@bitbucket.org:acme/api.git",
+        "--new",
+        "--channel",
+        "releases",
+        "--no-branches",
+        "--tag",
+        "v*",
+        "--commits",
+        "false",
+        "--source",
+        "pipelines",
+        "--source",
+        "statuses",
+    ]);
+    assert!(
+        out.contains(
+            "added acme/api on cloud: channels releases; source pipelines and statuses; \
+             credential acme-ci; no branches; tags v*; no bare commits; events fixed, failed"
+        ),
+        "{out}"
+    );
+    assert!(
+        file.text().contains(
+            "\n\n[[subscription]]\nrepository = \"git@bitbucket.org:acme/api.git\"\nsource = \
+             [\"pipelines\", \"statuses\"]\nbranches = []\ntags = [\"v*\"]\ncommits = false\n\
+             channels = [\"releases\"]\n# Ask before adding the mobile app.\n"
+        ),
+        "{}",
+        file.text()
+    );
+    let config = file.load();
+    assert_eq!(config.subscriptions.len(), 4);
+    assert_eq!(
+        config.watches.len(),
+        4,
+        "acme/api: pipelines once, statuses once"
+    );
+
+    // Which one to change must now be said; the message lists them with their numbers.
+    let err = file.fails(&["configure", api, "--event", "all"], 1);
+    assert!(
+        err.contains(
+            "acme/api on cloud has 2 subscriptions; give --entry N to choose one, or \
+             --new to add another:\n  0: channels ci;"
+        ) && err.contains("\n  3: channels releases; source pipelines and statuses"),
+        "{err}"
+    );
+    let err = file.fails(&["configure", api, "--entry", "1", "--event", "all"], 1);
+    assert!(
+        err.contains("subscription 1 is not one of acme/api on cloud's (they are: 0, 3)"),
+        "{err}"
+    );
+    let out = file.ok(&["configure", api, "--entry", "3", "--event", "all"]);
+    assert!(
+        out.contains("updated acme/api on cloud (3: events)"),
+        "{out}"
+    );
+    assert_eq!(
+        file.load().subscriptions[3].events.len(),
+        EventKind::ALL.len()
+    );
+    assert_eq!(file.load().subscriptions[0].events.len(), 2);
+
+    // Unsubscribing needs the entry too, or --all.
+    let err = file.fails(&["unsubscribe", api], 1);
+    assert!(
+        err.contains("give --entry N to choose one, or --all to remove them all"),
+        "{err}"
+    );
+    let out = file.ok(&["unsubscribe", api, "--all"]);
+    assert!(
+        out.contains("removed acme/api on cloud (0: it posted to ci)")
+            && out.contains("removed acme/api on cloud (3: it posted to releases)"),
+        "{out}"
+    );
+    let repos: Vec<String> = file
+        .load()
+        .subscriptions
+        .iter()
+        .map(|s| s.repo.to_string())
+        .collect();
+    assert_eq!(repos, ["acme/web", "PLAT/platform"]);
 }
 
 #[test]
@@ -367,7 +478,7 @@ fn invalid_changes_write_nothing() {
     let api = "https://bitbucket.org/acme/api";
     let platform = "https://git.example.com/scm/plat/platform.git";
     // (arguments, exit status, what stderr must say)
-    let table: [(&[&str], i32, &[&str]); 6] = [
+    let table: [(&[&str], i32, &[&str]); 8] = [
         (
             &["configure", api, "--channel", "nosuch"],
             2,
@@ -409,6 +520,32 @@ fn invalid_changes_write_nothing() {
             &["configure", api, "--event", "fial"],
             2,
             &["invalid value 'fial' for '--event <EVENT>'", "failed"],
+        ),
+        (
+            &[
+                "configure",
+                api,
+                "--no-branches",
+                "--tag",
+                "v*",
+                "--tag",
+                "v*",
+                "--no-tags",
+            ],
+            2,
+            &["'--tag <GLOB>' cannot be used with '--no-tags'"],
+        ),
+        (
+            &[
+                "configure",
+                api,
+                "--no-branches",
+                "--no-tags",
+                "--commits",
+                "false",
+            ],
+            2,
+            &["subscription[0]: this subscription takes no build at all"],
         ),
     ];
     for (args, code, fragments) in table {

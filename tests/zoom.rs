@@ -1,12 +1,13 @@
 //! Zoom in full, through the real daemon against the simulated Zoom over loopback: a deleted
 //! card replaced, tokens expiring mid-run, 429s in every `Retry-After` form, the daily limit,
 //! permanent errors to dead letters and back with the CLI, an outage's backlog delivered as
-//! latest states (and folded), and Incoming Webhook channels.
+//! latest states (and folded into as many summaries as it takes), a burst with Zoom healthy
+//! never folded, and Incoming Webhook channels.
 
 mod common;
 
 use bbzoom::config::Config;
-use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling, score};
+use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling, score, subscribe_all};
 use bbzoom::sim::{Scenario, SimBuild, SimOptions, SimRepo, SimState::*, SimZoomApp, Simulator};
 use bbzoom::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, ErrorClass};
 use common::{Harness, cards, fast_tuning};
@@ -376,6 +377,115 @@ async fn a_long_backlog_is_folded_into_one_summary_card() {
                 .starts_with("📋")
         );
     }
+}
+
+/// The summary cards among `messages`: their heads, in posting order.
+fn summaries(messages: &[bbzoom::sim::SimMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| {
+            let head = m.content["head"]["text"]
+                .as_str()
+                .or(m.content["text"].as_str())?;
+            head.starts_with('📋')
+                .then(|| head.lines().next().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_with_zoom_healthy_is_delivered_card_by_card() {
+    // A release: over forty builds of six repositories end within one simulated minute, all
+    // into #ci; a fold would already be allowed after two cards.
+    let scenario = Scenario::burst();
+    let ends: Vec<f64> = scenario
+        .repos
+        .iter()
+        .flat_map(|r| &r.builds)
+        .filter_map(|b| b.finished_at())
+        .collect();
+    assert!(ends.len() >= 40);
+    let mut harness = Harness::start(
+        scenario.clone(),
+        SPEED,
+        SimPolling::every(15.0),
+        &subscribe_all(&scenario),
+    )
+    .await;
+    amend(
+        &mut harness,
+        ("", ""),
+        "\n[zoom.delivery]\nfold_after = 2\n",
+    );
+    let daemon = harness.run_daemon(fast_tuning());
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(60))
+        .await;
+    daemon.stop().await;
+    assert_clean(&harness);
+    let messages = harness.sim.channel("ci@conference.xmpp.zoom.us");
+    assert_eq!(summaries(&messages), Vec::<String>::new(), "nothing folded");
+    // One card per build; each card edited to its ending has it replied in its thread too.
+    let builds: usize = harness
+        .sim
+        .scenario()
+        .repos
+        .iter()
+        .map(|r| r.builds.len())
+        .sum();
+    let cards: Vec<_> = messages.iter().filter(|m| m.reply_to.is_none()).collect();
+    let edited = cards.iter().filter(|m| !m.edits.is_empty()).count();
+    let replies = messages.iter().filter(|m| m.reply_to.is_some()).count();
+    assert_eq!(cards.len(), builds, "{:?}", harness.sim.stats());
+    assert_eq!(replies, edited, "{:?}", harness.sim.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_backlog_too_long_for_one_card_takes_several_and_hides_no_result() {
+    // Everything of the burst into #alerts, an Incoming Webhook posting plain text (a 4,000
+    // character message): the backlog of a whole outage cannot fit one summary.
+    let scenario = Scenario::burst();
+    let subscriptions = subscribe_all(&scenario).replace(r#"["ci"]"#, r#"["alerts"]"#);
+    let mut harness =
+        Harness::start(scenario, SPEED, SimPolling::every(15.0), &subscriptions).await;
+    amend(
+        &mut harness,
+        (
+            "credential = \"sim-webhook-sim-alerts\"",
+            "credential = \"sim-webhook-sim-alerts\"\nformat = \"message\"",
+        ),
+        "",
+    );
+    harness.sim.set_zoom_outage(true);
+    let daemon = harness.run_daemon(fast_tuning());
+    while harness.sim.now() < harness.sim.scenario().end() + 30.0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    harness.sim.set_zoom_outage(false);
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(60))
+        .await;
+    daemon.stop().await;
+    let messages = harness.sim.channel("alerts@conference.xmpp.zoom.us");
+    let heads = summaries(&messages);
+    assert!(heads.len() >= 2, "{heads:?}");
+    let of = heads.len();
+    for (i, head) in heads.iter().enumerate() {
+        assert!(
+            head.contains("held back while Zoom was failing for ")
+                && head.ends_with(&format!("({} of {of})", i + 1)),
+            "{head}"
+        );
+    }
+    for message in &messages {
+        let text = message.content["text"].as_str().unwrap();
+        assert!(
+            text.chars().count() <= 4000 && !text.contains("… and"),
+            "{text}"
+        );
+    }
+    // Every result is on some summary's line (the scoreboard reads them), none twice.
+    assert_clean(&harness);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

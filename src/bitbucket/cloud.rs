@@ -1,16 +1,17 @@
-//! Bitbucket Cloud: pipelines of a repository (newest first, and one by uuid), branch tips, and
-//! the build statuses external CI posted on a commit.
+//! Bitbucket Cloud: pipelines of a repository (newest first, and one by uuid), branch and tag
+//! tips, and the build statuses external CI posted on a commit.
 
-use super::{Account, BitbucketError, join, wire};
-use crate::domain::{BranchTip, BuildStatus, RepoId};
+use super::{Account, BitbucketError, RefTips, join, wire};
+use crate::domain::{BuildStatus, RefTip, RepoId};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
 
 /// Pipelines per page when listing; new pipelines beyond one page are found by paging.
 pub const PAGE_LEN: u32 = 10;
 
-/// Most branch pages read per poll (100 branches each, most recently pushed first).
-const BRANCH_PAGES: usize = 3;
+/// Most pages of refs read per poll (100 branches or tags each, most recent commit first).
+const REF_PAGES: usize = 3;
 
 /// A Bitbucket Cloud client speaking through one credential's account.
 pub struct CloudClient {
@@ -19,6 +20,10 @@ pub struct CloudClient {
     api_url: Url,
     /// Web base for links people open, e.g. `https://bitbucket.org`.
     web_url: Url,
+    /// Whether `refs` (branches and tags in one list, one request) is served; cleared for good
+    /// when it answered 404 while `refs/branches` of the same repository answered, and the two
+    /// kinds are then listed apart.
+    refs_listing: AtomicBool,
 }
 
 /// One page of pipelines, already in domain form.
@@ -36,6 +41,7 @@ impl CloudClient {
             account,
             api_url,
             web_url,
+            refs_listing: AtomicBool::new(true),
         }
     }
 
@@ -76,41 +82,100 @@ impl CloudClient {
         Ok(pipeline.to_domain(repo, &self.web_url))
     }
 
-    /// Branch tips, most recently pushed first. Reading stops at the first page that holds a
-    /// branch for which `known` says its tip is unchanged: every branch after it is older.
-    pub async fn branch_tips(
+    /// Branch tips, and tag tips too with `tags` (one list, `refs`, when the server has it;
+    /// else `refs/branches` and `refs/tags` apart, tags left out if neither is served).
+    pub async fn ref_tips(
         &self,
         repo: &RepoId,
-        known: impl Fn(&BranchTip) -> bool,
-    ) -> Result<Vec<BranchTip>, BitbucketError> {
-        let mut url = self.repo_url(repo, &["refs", "branches"]);
+        tags: bool,
+        known: impl Fn(&RefTip) -> bool,
+    ) -> Result<RefTips, BitbucketError> {
+        if tags && self.refs_listing.load(Ordering::Relaxed) {
+            match self.list_refs(repo, &["refs"], &known).await {
+                Err(BitbucketError::NotFound) => {}
+                listed => return listed,
+            }
+            let mut listed = self.list_refs(repo, &["refs", "branches"], &known).await?;
+            tracing::info!(%repo, "Bitbucket serves no refs list; branches and tags are listed apart from now on");
+            self.refs_listing.store(false, Ordering::Relaxed);
+            listed.requests += 1;
+            self.add_tags(repo, &mut listed, &known).await?;
+            return Ok(listed);
+        }
+        let mut listed = self.list_refs(repo, &["refs", "branches"], &known).await?;
+        if tags {
+            self.add_tags(repo, &mut listed, &known).await?;
+        }
+        Ok(listed)
+    }
+
+    /// `refs/tags` added to `listed`; left out (with a note in the log) if it is not served.
+    async fn add_tags(
+        &self,
+        repo: &RepoId,
+        listed: &mut RefTips,
+        known: impl Fn(&RefTip) -> bool,
+    ) -> Result<(), BitbucketError> {
+        match self.list_refs(repo, &["refs", "tags"], known).await {
+            Ok(tags) => {
+                listed.tips.extend(tags.tips);
+                listed.requests += tags.requests;
+            }
+            Err(BitbucketError::NotFound) => {
+                listed.requests += 1;
+                tracing::debug!(%repo, "Bitbucket serves no tags list; statuses of tags are found at branch tips only");
+            }
+            Err(err) => return Err(err),
+        }
+        Ok(())
+    }
+
+    /// One ref listing (`tail` under the repository), newest commit first. Reading stops at the
+    /// first page that holds a ref for which `known` says its tip is unchanged: every ref after
+    /// it points at an older commit. (A tag made today on an old commit sorts with that commit;
+    /// up to three pages are read before giving up.)
+    async fn list_refs(
+        &self,
+        repo: &RepoId,
+        tail: &[&str],
+        known: impl Fn(&RefTip) -> bool,
+    ) -> Result<RefTips, BitbucketError> {
+        let mut url = self.repo_url(repo, tail);
         url.query_pairs_mut()
             .append_pair("sort", "-target.date")
             .append_pair("pagelen", "100")
             .append_pair(
                 "fields",
-                "next,values.name,values.target.hash,values.target.message,values.target.author.raw,values.target.author.user.display_name",
+                "next,values.type,values.name,values.target.hash,values.target.message,values.target.author.raw,values.target.author.user.display_name",
             );
-        let mut tips = Vec::new();
-        for _ in 0..BRANCH_PAGES {
-            let page: wire::Page<wire::Branch> = self.account.get(url).await?;
-            let before = tips.len();
-            tips.extend(page.values.into_iter().filter_map(wire::Branch::into_tip));
+        let mut listed = RefTips::default();
+        for _ in 0..REF_PAGES {
+            listed.requests += 1;
+            let page: wire::Page<wire::Ref> = self.account.get(url).await?;
+            let before = listed.tips.len();
+            let kind = tail.last().copied();
+            listed
+                .tips
+                .extend(page.values.into_iter().filter_map(|r| r.into_tip(kind)));
             match page.next {
-                Some(next) if !tips[before..].iter().any(&known) => {
+                Some(next) if !listed.tips[before..].iter().any(&known) => {
                     url = self.same_origin(&next)?
                 }
                 _ => break,
             }
         }
-        Ok(tips)
+        Ok(listed)
     }
 
-    /// Every build status posted on `tip`'s commit.
+    /// Every build status posted on `tip`'s commit; without those Pipelines itself posted
+    /// when `skip_pipelines` (its runs are followed as pipelines already). A status whose
+    /// `refname` names a tag (`is_tag`) is the tag's build, wherever it was found.
     pub async fn statuses(
         &self,
         repo: &RepoId,
-        tip: &BranchTip,
+        tip: &RefTip,
+        skip_pipelines: bool,
+        is_tag: impl Fn(&str) -> bool,
     ) -> Result<Vec<BuildStatus>, BitbucketError> {
         let mut url = self.repo_url(repo, &["commit", &tip.commit, "statuses"]);
         url.query_pairs_mut().append_pair("pagelen", "100");
@@ -120,7 +185,8 @@ impl CloudClient {
             statuses.extend(
                 page.values
                     .iter()
-                    .map(|s| s.to_domain(repo, tip, &self.web_url)),
+                    .filter(|s| !(skip_pipelines && wire::posted_by_pipelines(s.url.as_deref())))
+                    .map(|s| s.to_domain(repo, tip, &is_tag, &self.web_url)),
             );
             match page.next {
                 Some(next) => url = self.same_origin(&next)?,
@@ -149,5 +215,86 @@ impl CloudClient {
             )));
         }
         Ok(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bitbucket::{Auth, RetryPolicy};
+    use crate::config::RateLimit;
+    use crate::domain::BuildRef;
+    use axum::Router;
+    use axum::routing::get;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    /// A Bitbucket that lists branches and tags apart but serves no `refs` (as a smaller
+    /// implementation of the API may): counted, on loopback.
+    async fn without_refs_listing(hits: Arc<AtomicUsize>) -> Url {
+        let page = |kind: &'static str, name: &'static str| {
+            let hits = hits.clone();
+            move || {
+                hits.fetch_add(1, Ordering::Relaxed);
+                let body = serde_json::json!({
+                    "values": [{"type": kind, "name": name, "target": {"hash": "c0ffee"}}]
+                });
+                async move { axum::Json(body) }
+            }
+        };
+        let app = Router::new()
+            .route(
+                "/2.0/repositories/acme/api/refs/branches",
+                get(page("branch", "main")),
+            )
+            .route(
+                "/2.0/repositories/acme/api/refs/tags",
+                get(page("tag", "v1.0")),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/2.0", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn without_a_refs_list_branches_and_tags_are_listed_apart_from_then_on() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let api = without_refs_listing(hits.clone()).await;
+        let budget = RateLimit {
+            requests: 1000,
+            per: Duration::from_secs(1),
+        };
+        let http = crate::http::client(Duration::from_secs(5));
+        let auth = Auth::Bearer("token".to_owned().into());
+        let account = Arc::new(Account::new(
+            "test".into(),
+            http,
+            auth,
+            budget,
+            RetryPolicy::default(),
+        ));
+        let client = CloudClient::new(account, api, Url::parse("https://bitbucket.org").unwrap());
+        let repo = RepoId::new("acme", "api");
+        let refs = |listed: &RefTips| -> Vec<BuildRef> {
+            listed.tips.iter().map(|t| t.git_ref.clone()).collect()
+        };
+        let both = [
+            BuildRef::Branch("main".into()),
+            BuildRef::Tag("v1.0".into()),
+        ];
+        // The first time: `refs` 404s, then branches and tags are read apart.
+        let first = client.ref_tips(&repo, true, |_| false).await.unwrap();
+        assert_eq!((refs(&first), first.requests), (both.to_vec(), 3));
+        // From then on, no more tries of `refs`.
+        let again = client.ref_tips(&repo, true, |_| false).await.unwrap();
+        assert_eq!((refs(&again), again.requests), (both.to_vec(), 2));
+        let branches = client.ref_tips(&repo, false, |_| false).await.unwrap();
+        assert_eq!(refs(&branches), both[..1]);
+        assert_eq!(
+            hits.load(Ordering::Relaxed),
+            5,
+            "the 404s are not counted here"
+        );
     }
 }

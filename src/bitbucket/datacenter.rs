@@ -1,15 +1,15 @@
-//! Bitbucket Data Center / Server: branch tips ordered by modification, and the build statuses
-//! Bamboo, Jenkins and friends posted on a commit. Its JSON stays in this file.
+//! Bitbucket Data Center / Server: branch and tag tips ordered by modification, and the build
+//! statuses Bamboo, Jenkins and friends posted on a commit. Its JSON stays in this file.
 
-use super::{Account, BitbucketError, join, wire::first_line};
-use crate::domain::{BranchTip, BuildStatus, RepoId};
+use super::{Account, BitbucketError, RefTips, join, wire::first_line};
+use crate::domain::{BuildRef, BuildStatus, RefTip, RepoId};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use url::Url;
 
-/// Most branch pages read per poll (100 branches each, most recently modified first).
-const BRANCH_PAGES: usize = 3;
+/// Most pages of branches or tags read per poll (100 each, most recently modified first).
+const REF_PAGES: usize = 3;
 
 /// The metadata key under which `details=true` puts a branch's latest commit.
 const LATEST_COMMIT_METADATA: &str =
@@ -37,9 +37,10 @@ fn default_true() -> bool {
     true
 }
 
+/// A branch or a tag (`RestBranch`, `RestTag`): both name their commit `latestCommit`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Branch {
+struct Ref {
     display_id: String,
     latest_commit: Option<String>,
     #[serde(default)]
@@ -74,8 +75,27 @@ impl DataCenterClient {
     pub async fn branch_tips(
         &self,
         repo: &RepoId,
-        known: impl Fn(&BranchTip) -> bool,
-    ) -> Result<Vec<BranchTip>, BitbucketError> {
+        known: impl Fn(&RefTip) -> bool,
+    ) -> Result<RefTips, BitbucketError> {
+        self.ref_tips(repo, "branches", known).await
+    }
+
+    /// Tag tips, most recently modified first, read like [`DataCenterClient::branch_tips`].
+    pub async fn tag_tips(
+        &self,
+        repo: &RepoId,
+        known: impl Fn(&RefTip) -> bool,
+    ) -> Result<RefTips, BitbucketError> {
+        self.ref_tips(repo, "tags", known).await
+    }
+
+    /// `branches` or `tags` of `repo`, newest first.
+    async fn ref_tips(
+        &self,
+        repo: &RepoId,
+        kind: &str,
+        known: impl Fn(&RefTip) -> bool,
+    ) -> Result<RefTips, BitbucketError> {
         let base = join(
             &self.url,
             &[
@@ -86,36 +106,40 @@ impl DataCenterClient {
                 &repo.owner,
                 "repos",
                 &repo.slug,
-                "branches",
+                kind,
             ],
         );
-        let mut tips = Vec::new();
+        let tag = kind == "tags";
+        let mut listed = RefTips::default();
         let mut start = 0;
-        for _ in 0..BRANCH_PAGES {
+        for _ in 0..REF_PAGES {
             let mut url = base.clone();
             url.query_pairs_mut()
                 .append_pair("orderBy", "MODIFICATION")
                 .append_pair("details", "true")
                 .append_pair("limit", "100")
                 .append_pair("start", &start.to_string());
-            let page: Page<Branch> = self.account.get(url).await?;
-            let before = tips.len();
-            tips.extend(page.values.into_iter().filter_map(Branch::into_tip));
+            listed.requests += 1;
+            let page: Page<Ref> = self.account.get(url).await?;
+            let before = listed.tips.len();
+            listed
+                .tips
+                .extend(page.values.into_iter().filter_map(|r| r.into_tip(tag)));
             match page.next_page_start {
-                Some(next) if !page.is_last_page && !tips[before..].iter().any(&known) => {
+                Some(next) if !page.is_last_page && !listed.tips[before..].iter().any(&known) => {
                     start = next
                 }
                 _ => break,
             }
         }
-        Ok(tips)
+        Ok(listed)
     }
 
     /// Every build status posted on `tip`'s commit (the server keeps the newest 100).
     pub async fn statuses(
         &self,
         repo: &RepoId,
-        tip: &BranchTip,
+        tip: &RefTip,
     ) -> Result<Vec<BuildStatus>, BitbucketError> {
         let base = join(
             &self.url,
@@ -142,8 +166,9 @@ impl DataCenterClient {
     }
 }
 
-impl Branch {
-    fn into_tip(self) -> Option<BranchTip> {
+impl Ref {
+    /// The commit the branch (or with `tag`, the tag) points at.
+    fn into_tip(self, tag: bool) -> Option<RefTip> {
         let metadata = self.metadata.get(LATEST_COMMIT_METADATA);
         let text = |pointer: &str| {
             metadata
@@ -151,17 +176,21 @@ impl Branch {
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned)
         };
-        Some(BranchTip {
+        Some(RefTip {
             commit: self.latest_commit?,
             message: text("/message").as_deref().map(first_line),
             author: text("/author/displayName").or_else(|| text("/author/name")),
-            branch: self.display_id,
+            git_ref: if tag {
+                BuildRef::Tag(self.display_id)
+            } else {
+                BuildRef::Branch(self.display_id)
+            },
         })
     }
 }
 
 impl BuildStatusWire {
-    fn to_domain(&self, repo: &RepoId, tip: &BranchTip, base: &Url) -> BuildStatus {
+    fn to_domain(&self, repo: &RepoId, tip: &RefTip, base: &Url) -> BuildStatus {
         let page = |tail: &[&str]| {
             let mut url = base.clone();
             url.path_segments_mut()
@@ -171,15 +200,27 @@ impl BuildStatusWire {
                 .extend(tail);
             url
         };
-        let branch = self
-            .git_ref
-            .as_deref()
-            .map(|r| r.strip_prefix("refs/heads/").unwrap_or(r).to_owned())
-            .unwrap_or_else(|| tip.branch.clone());
-        let mut branch_url = page(&["browse"]);
-        branch_url
-            .query_pairs_mut()
-            .append_pair("at", &format!("refs/heads/{branch}"));
+        // The ref the CI says it built, `refs/heads/...` or `refs/tags/...`; a bare name is
+        // the ref it was found at when the names agree, else a branch.
+        let git_ref = match self.git_ref.as_deref().filter(|r| !r.is_empty()) {
+            Some(r) => match (r.strip_prefix("refs/heads/"), r.strip_prefix("refs/tags/")) {
+                (Some(branch), _) => BuildRef::Branch(branch.to_owned()),
+                (_, Some(tag)) => BuildRef::Tag(tag.to_owned()),
+                _ if tip.git_ref.name() == Some(r) => tip.git_ref.clone(),
+                _ => BuildRef::Branch(r.to_owned()),
+            },
+            None => tip.git_ref.clone(),
+        };
+        let ref_url = match &git_ref {
+            BuildRef::Branch(name) => Some(format!("refs/heads/{name}")),
+            BuildRef::Tag(name) => Some(format!("refs/tags/{name}")),
+            BuildRef::Commit => None,
+        }
+        .map(|at| {
+            let mut url = page(&["browse"]);
+            url.query_pairs_mut().append_pair("at", &at);
+            url.to_string()
+        });
         let created_ms = self.created_date.or(self.date_added).unwrap_or(0);
         super::PostedStatus {
             key: &self.key,
@@ -189,8 +230,8 @@ impl BuildStatusWire {
                 .build_number
                 .as_deref()
                 .and_then(|n| n.trim().parse().ok()),
-            branch,
-            branch_url: branch_url.to_string(),
+            git_ref,
+            ref_url,
             commit_url: page(&["commits", &tip.commit]).to_string(),
             url: self.url.clone(),
             created_ms,
@@ -213,8 +254,8 @@ mod tests {
         ))
         .unwrap();
         let repo = RepoId::on("corp", "PLAT", "platform");
-        let tip = BranchTip {
-            branch: "master".into(),
+        let tip = RefTip {
+            git_ref: BuildRef::Branch("master".into()),
             commit: "abc".into(),
             message: None,
             author: None,
@@ -224,7 +265,7 @@ mod tests {
         assert_eq!(build.key.id, "abc/TEST-REP3");
         assert_eq!(build.name, "Database Matrix Tests");
         assert_eq!(build.number, Some(3));
-        assert_eq!(build.branch.as_deref(), Some("master"));
+        assert_eq!(build.git_ref, BuildRef::Branch("master".into()));
         assert_eq!(build.state, BuildState::Completed(Outcome::Successful));
         assert_eq!(build.duration_secs, Some(600));
         assert_eq!(

@@ -28,6 +28,13 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use url::Url;
 
+/// Branch and tag tips as listed, and the requests that took (a listing may read pages).
+#[derive(Debug, Default)]
+pub struct RefTips {
+    pub tips: Vec<crate::domain::RefTip>,
+    pub requests: u64,
+}
+
 /// Why a request failed, classified for the poller.
 #[derive(Debug, thiserror::Error)]
 pub enum BitbucketError {
@@ -305,8 +312,9 @@ struct PostedStatus<'a> {
     /// The API's state word (`INPROGRESS`, `SUCCESSFUL`, `FAILED`, `STOPPED`/`CANCELLED`, ...).
     state: &'a str,
     number: Option<u64>,
-    branch: String,
-    branch_url: String,
+    git_ref: crate::domain::BuildRef,
+    /// The branch's or tag's page.
+    ref_url: Option<String>,
     commit_url: String,
     /// The CI's link, if it gave a usable one.
     url: Option<String>,
@@ -320,7 +328,7 @@ impl PostedStatus<'_> {
     fn into_build(
         self,
         repo: &crate::domain::RepoId,
-        tip: &crate::domain::BranchTip,
+        tip: &crate::domain::RefTip,
     ) -> crate::domain::BuildStatus {
         use crate::domain::{BuildKey, BuildState, Outcome};
         let state = match self.state {
@@ -344,8 +352,8 @@ impl PostedStatus<'_> {
                 .to_owned(),
             number: self.number,
             revision: self.updated_ms,
-            branch: Some(self.branch),
-            branch_url: Some(self.branch_url),
+            git_ref: self.git_ref,
+            ref_url: self.ref_url,
             commit: Some(tip.commit.clone()),
             commit_message: tip.message.clone(),
             author: tip.author.clone(),

@@ -1,7 +1,7 @@
 //! Bitbucket Cloud's JSON, as much of it as bbzoom reads, and its conversion into domain types.
 //! Nothing outside `bitbucket` sees these types (architecture invariant 2).
 
-use crate::domain::{BranchTip, BuildKey, BuildState, BuildStatus, Outcome, RepoId};
+use crate::domain::{BuildKey, BuildRef, BuildState, BuildStatus, Outcome, RefTip, RepoId};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -44,13 +44,52 @@ pub struct Account {
     pub display_name: Option<String>,
 }
 
+/// What a pipeline ran for: `pipeline_ref_target` (a branch or tag), `pipeline_commit_target`
+/// (a bare commit) or `pipeline_pullrequest_target`.
 #[derive(Debug, Deserialize)]
 pub struct Target {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
     pub ref_type: Option<String>,
     pub ref_name: Option<String>,
     /// Pull-request pipelines name their source branch here.
     pub source: Option<String>,
     pub commit: Option<Commit>,
+    /// Which pipeline of `bitbucket-pipelines.yml` ran: `default`, `branches`, `tags`,
+    /// `custom` (with its name as `pattern`), ...
+    pub selector: Option<Selector>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Selector {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub pattern: Option<String>,
+}
+
+impl Target {
+    /// The branch or tag the pipeline ran for; a bare commit when it names neither.
+    fn git_ref(&self) -> BuildRef {
+        if self.kind.as_deref() == Some("pipeline_commit_target") {
+            return BuildRef::Commit;
+        }
+        match (self.ref_type.as_deref(), &self.ref_name, &self.source) {
+            (Some("tag" | "annotated_tag"), Some(name), _) => BuildRef::Tag(name.clone()),
+            // Branches (and Mercurial's named branches and bookmarks, and any ref type yet
+            // unknown): what people filter on as a branch.
+            (Some(_), Some(name), _) => BuildRef::Branch(name.clone()),
+            (None, _, Some(source)) => BuildRef::Branch(source.clone()),
+            _ => BuildRef::Commit,
+        }
+    }
+
+    /// A custom pipeline's name: it is a job of its own, whose health is its own.
+    fn custom(&self) -> Option<&str> {
+        let selector = self.selector.as_ref()?;
+        (selector.kind.as_deref() == Some("custom"))
+            .then_some(selector.pattern.as_deref())
+            .flatten()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,28 +128,26 @@ impl Pipeline {
     /// The domain view of this pipeline of `repo`, linking to its page under `web_url`.
     pub fn to_domain(&self, repo: &RepoId, web_url: &url::Url) -> BuildStatus {
         let target = self.target.as_ref();
-        let branch = target.and_then(|t| match t.ref_type.as_deref() {
-            Some("branch") | Some("named_branch") => t.ref_name.clone(),
-            Some(_) => None,
-            None => t.source.clone(),
-        });
+        let git_ref = target.map_or(BuildRef::Commit, Target::git_ref);
         let commit = target.and_then(|t| t.commit.as_ref());
         let hash = commit.and_then(|c| c.hash.as_deref());
+        let (job, name) = match target.and_then(Target::custom) {
+            Some(custom) => (format!("custom: {custom}"), format!("Pipeline {custom}")),
+            None => ("pipeline".to_owned(), "Pipeline".to_owned()),
+        };
         BuildStatus {
             commit_url: hash.map(|h| cloud_page(web_url, repo, &["commits", h])),
-            branch_url: branch
-                .as_deref()
-                .map(|b| cloud_branch_page(web_url, repo, b)),
+            ref_url: cloud_ref_page(web_url, repo, &git_ref),
             key: BuildKey {
                 repo: repo.clone(),
                 id: self.uuid.clone(),
             },
-            job: "pipeline".into(),
-            name: "Pipeline".into(),
+            job,
+            name,
             number: Some(self.build_number),
             // A rerun ends again with a new completion time: the same state, a new revision.
             revision: self.completed_on.as_deref().and_then(parse_ms).unwrap_or(0),
-            branch,
+            git_ref,
             commit: commit.and_then(|c| c.hash.clone()),
             commit_message: commit.and_then(|c| c.message.as_deref()).map(first_line),
             author: self.creator.as_ref().and_then(|c| c.display_name.clone()),
@@ -126,9 +163,12 @@ impl Pipeline {
     }
 }
 
-/// A branch from `refs/branches`.
+/// A branch or tag from `refs/branches`, `refs/tags` or `refs`.
 #[derive(Debug, Deserialize)]
-pub struct Branch {
+pub struct Ref {
+    /// `branch` or `tag`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
     pub name: String,
     pub target: Option<BranchTarget>,
 }
@@ -147,9 +187,11 @@ pub struct CommitAuthor {
     pub user: Option<Account>,
 }
 
-impl Branch {
-    /// The branch's tip; `None` for a branch without a commit.
-    pub fn into_tip(self) -> Option<BranchTip> {
+impl Ref {
+    /// The commit the ref points at; `None` for one without a commit. `listing` is the list it
+    /// came from (`branches`, `tags`, or `refs` for both), for objects that do not say their
+    /// `type`.
+    pub fn into_tip(self, listing: Option<&str>) -> Option<RefTip> {
         let target = self.target?;
         let author = target.author.and_then(|a| {
             a.user.and_then(|u| u.display_name).or_else(|| {
@@ -158,8 +200,12 @@ impl Branch {
                     .map(|raw| raw.split('<').next().unwrap_or_default().trim().to_owned())
             })
         });
-        Some(BranchTip {
-            branch: self.name,
+        let git_ref = match self.kind.as_deref().or(listing) {
+            Some("tag" | "tags") => BuildRef::Tag(self.name),
+            _ => BuildRef::Branch(self.name),
+        };
+        Some(RefTip {
+            git_ref,
             commit: target.hash?,
             message: target.message.as_deref().map(first_line),
             author: author.filter(|a| !a.is_empty()),
@@ -180,21 +226,30 @@ pub struct CommitStatus {
 }
 
 impl CommitStatus {
-    /// The domain view of this status of `tip`'s commit.
-    pub fn to_domain(&self, repo: &RepoId, tip: &BranchTip, web_url: &url::Url) -> BuildStatus {
+    /// The domain view of this status of `tip`'s commit; `is_tag` tells the names of tags.
+    pub fn to_domain(
+        &self,
+        repo: &RepoId,
+        tip: &RefTip,
+        is_tag: impl Fn(&str) -> bool,
+        web_url: &url::Url,
+    ) -> BuildStatus {
         let created_ms = self.created_on.as_deref().and_then(parse_ms).unwrap_or(0);
-        let branch = self
-            .refname
-            .clone()
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| tip.branch.clone());
+        // The ref the CI says it built (a bare name): the ref it was found at if the names
+        // agree, else a tag if one has that name, else a branch.
+        let git_ref = match self.refname.as_deref().filter(|r| !r.is_empty()) {
+            Some(name) if tip.git_ref.name() == Some(name) => tip.git_ref.clone(),
+            Some(name) if is_tag(name) => BuildRef::Tag(name.to_owned()),
+            Some(name) => BuildRef::Branch(name.to_owned()),
+            None => tip.git_ref.clone(),
+        };
         super::PostedStatus {
             key: &self.key,
             name: self.name.as_deref(),
             state: &self.state,
             number: None,
-            branch_url: cloud_branch_page(web_url, repo, &branch),
-            branch,
+            ref_url: cloud_ref_page(web_url, repo, &git_ref),
+            git_ref,
             commit_url: cloud_page(web_url, repo, &["commits", &tip.commit]),
             // CI servers sometimes post their URL template unexpanded.
             url: self.url.clone().filter(|u| !u.contains('{')),
@@ -221,10 +276,22 @@ fn cloud_page(web_url: &url::Url, repo: &RepoId, tail: &[&str]) -> String {
     url.to_string()
 }
 
-/// A branch's page on Bitbucket Cloud: `/branch/feature/x`, slashes kept as the site writes them.
-fn cloud_branch_page(web_url: &url::Url, repo: &RepoId, branch: &str) -> String {
-    let tail: Vec<&str> = std::iter::once("branch").chain(branch.split('/')).collect();
-    cloud_page(web_url, repo, &tail)
+/// A branch's page on Bitbucket Cloud (`/branch/feature/x`, slashes kept as the site writes
+/// them) or a tag's (`/commits/tag/v1.2`); a bare commit has none.
+fn cloud_ref_page(web_url: &url::Url, repo: &RepoId, git_ref: &BuildRef) -> Option<String> {
+    let (page, name): (&[&str], &str) = match git_ref {
+        BuildRef::Branch(name) => (&["branch"], name),
+        BuildRef::Tag(name) => (&["commits", "tag"], name),
+        BuildRef::Commit => return None,
+    };
+    let tail: Vec<&str> = page.iter().copied().chain(name.split('/')).collect();
+    Some(cloud_page(web_url, repo, &tail))
+}
+
+/// Whether a commit status was posted by Bitbucket Pipelines itself: its link is the
+/// pipeline's page (`{web}/{owner}/{slug}/addon/pipelines/home#!/results/N`).
+pub fn posted_by_pipelines(url: Option<&str>) -> bool {
+    url.is_some_and(|url| url.contains("/addon/pipelines/home#!/results/"))
 }
 
 pub fn first_line(text: &str) -> String {
@@ -311,7 +378,7 @@ mod tests {
         let build =
             page.values[0].to_domain(&repo, &url::Url::parse("https://bitbucket.org").unwrap());
         assert_eq!(build.number, Some(25));
-        assert_eq!(build.branch.as_deref(), Some("master"));
+        assert_eq!(build.git_ref, BuildRef::Branch("master".into()));
         assert_eq!(
             build.commit.as_deref(),
             Some("30c1b58a2341992fe6870756a8880d5006ddb18e")
@@ -322,6 +389,52 @@ mod tests {
         assert_eq!(
             build.url,
             "https://bitbucket.org/TestWorkspace1/testrepository/pipelines/results/25"
+        );
+    }
+
+    #[test]
+    fn tag_commit_and_custom_targets() {
+        let web = url::Url::parse("https://bitbucket.org").unwrap();
+        let repo = RepoId::new("acme", "api");
+        let pipeline = |target: &str| {
+            let json = format!(
+                r#"{{"uuid":"{{u}}","build_number":7,"state":{{"name":"PENDING"}},"target":{target}}}"#
+            );
+            serde_json::from_str::<Pipeline>(&json)
+                .unwrap()
+                .to_domain(&repo, &web)
+        };
+        let tag = pipeline(
+            r#"{"type":"pipeline_ref_target","ref_type":"tag","ref_name":"v1.2.0","selector":{"type":"tags","pattern":"v*"},"commit":{"hash":"abc"}}"#,
+        );
+        assert_eq!(tag.git_ref, BuildRef::Tag("v1.2.0".into()));
+        assert_eq!(
+            tag.ref_url.as_deref(),
+            Some("https://bitbucket.org/acme/api/commits/tag/v1.2.0")
+        );
+        assert_eq!(
+            (tag.job.as_str(), tag.name.as_str()),
+            ("pipeline", "Pipeline")
+        );
+        let custom = pipeline(
+            r#"{"type":"pipeline_commit_target","selector":{"type":"custom","pattern":"deploy"},"commit":{"hash":"abc"}}"#,
+        );
+        assert_eq!(custom.git_ref, BuildRef::Commit);
+        assert_eq!(custom.ref_url, None);
+        assert_eq!(
+            (custom.job.as_str(), custom.name.as_str()),
+            ("custom: deploy", "Pipeline deploy")
+        );
+        let pull_request = pipeline(
+            r#"{"type":"pipeline_pullrequest_target","source":"feature/x","destination":"main"}"#,
+        );
+        assert_eq!(pull_request.git_ref, BuildRef::Branch("feature/x".into()));
+        let branch = pipeline(
+            r#"{"type":"pipeline_ref_target","ref_type":"branch","ref_name":"release/2"}"#,
+        );
+        assert_eq!(
+            branch.ref_url.as_deref(),
+            Some("https://bitbucket.org/acme/api/branch/release/2")
         );
     }
 }

@@ -42,6 +42,25 @@ pub async fn check(config_path: PathBuf, args: CheckArgs) -> anyhow::Result<()> 
         );
     }
     print_subscriptions(&config);
+    for overlap in config.overlaps() {
+        let (first, second) = (
+            &config.subscriptions[overlap.first],
+            &config.subscriptions[overlap.second],
+        );
+        println!(
+            "warning: subscription[{}] and subscription[{}] both send {} of {} to #{} but with \
+             different events ({} / {}); #{} gets each card once, for the events of either: \
+             give them the same events, or split the branches, tags or channels",
+            overlap.first,
+            overlap.second,
+            overlap.example,
+            first.repo,
+            overlap.channel,
+            super::subscriptions::events(&first.events),
+            super::subscriptions::events(&second.events),
+            overlap.channel,
+        );
+    }
     if !misfits.is_empty() {
         return Err(super::MustFix(format!(
             "{} credential(s) the configuration uses are missing or of the wrong kind (see the \
@@ -145,13 +164,13 @@ fn fix_identity(err: &CredentialsError) -> String {
 /// file order: subscriptions, the instances' defaults, the chatbot, the webhook channels.
 fn uses(config: &Config) -> Vec<(&str, String, Role)> {
     let mut uses = Vec::new();
-    for sub in &config.subscriptions {
+    for (i, sub) in config.subscriptions.iter().enumerate() {
         let need = if sub.repo.instance == CLOUD {
             Role::Cloud
         } else {
             Role::DataCenter
         };
-        let place = format!("the subscription of {}", sub.url);
+        let place = format!("subscription[{i}] ({})", sub.url);
         uses.push((sub.credential.as_str(), place, need));
     }
     if let Some(name) = &config.bitbucket.credential {
@@ -249,19 +268,19 @@ async fn try_credentials(
         let used = bitbucket
             .watches
             .iter()
-            .filter(|(s, _)| &s.credential == name)
+            .filter(|(w, _)| &w.credential == name)
             .count();
         let mut line = format!(
-            "credential {name:?}: used by {used} subscription(s), budget {} per {:?}",
+            "credential {name:?}: polls {used} repository source(s), budget {} per {:?}",
             budget.requests, budget.per
         );
         if online {
-            let (subscription, source) = bitbucket
+            let (watch, source) = bitbucket
                 .watches
                 .iter()
-                .find(|(s, _)| &s.credential == name)
+                .find(|(w, _)| &w.credential == name)
                 .expect("used");
-            match source.probe(&subscription.repo).await {
+            match source.probe(&watch.repo).await {
                 Ok(()) => line.push_str(", works"),
                 Err(err) => {
                     broken += 1;
@@ -298,19 +317,19 @@ async fn try_credentials(
     Ok(broken)
 }
 
-/// The subscriptions as the daemon reads them: repository, source, filters and channels.
+/// The subscriptions as the daemon reads them: repository, sources, filters and channels, and
+/// how many repository sources that makes to poll.
 fn print_subscriptions(config: &Config) {
     println!("\n{} subscription(s):", config.subscriptions.len());
-    for sub in &config.subscriptions {
-        let branches: Vec<_> = sub.branches.iter().map(|b| b.to_string()).collect();
-        let events: Vec<_> = sub.events.iter().map(|e| e.to_string()).collect();
+    for (i, sub) in config.subscriptions.iter().enumerate() {
+        let sources: Vec<_> = sub.sources.iter().map(|s| s.name()).collect();
         println!(
-            "  {} ({:?} on {})  branches: {}  events: {}  -> {}",
+            "  [{i}] {} ({} on {})  {}  events: {}  -> {}",
             sub.repo,
-            sub.source,
+            sources.join(" and "),
             sub.repo.instance,
-            branches.join(", "),
-            events.join(", "),
+            sub.refs,
+            super::subscriptions::events(&sub.events),
             sub.channels
                 .iter()
                 .map(|c| format!("#{c}"))
@@ -318,4 +337,8 @@ fn print_subscriptions(config: &Config) {
                 .join(", ")
         );
     }
+    println!(
+        "{} repository source(s) to poll, each once however many subscriptions name it",
+        config.watches.len()
+    );
 }

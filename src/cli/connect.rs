@@ -9,14 +9,14 @@
 
 use anyhow::{Context, anyhow, bail, ensure};
 use bbzoom::bitbucket::BitbucketError;
-use bbzoom::config::{Channel, Config, Destination, SourceKind, Subscription, edit};
+use bbzoom::config::{Channel, Config, Destination, SourceKind, Watch, edit};
 use bbzoom::credentials::{self, Credential, Credentials};
 use bbzoom::daemon;
 use bbzoom::domain::CLOUD;
 use bbzoom::render::Card;
 use clap::ValueEnum;
 use secrecy::SecretString;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -635,12 +635,12 @@ async fn check_bitbucket(
     alone: &Credentials,
     repo: Option<&str>,
 ) -> anyhow::Result<String> {
-    let subscription = match repo {
-        Some(url) => subscription_of(config, url)?,
+    let watch = match repo {
+        Some(url) => watch_of(config, url)?,
         None => config
-            .subscriptions
+            .watches
             .iter()
-            .find(|s| s.credential == name)
+            .find(|w| w.credential == name)
             .cloned()
             .ok_or_else(|| {
                 anyhow!(
@@ -650,14 +650,14 @@ async fn check_bitbucket(
                 )
             })?,
     };
-    let subscription = Subscription {
+    let watch = Watch {
         credential: name.to_owned(),
-        ..subscription
+        ..watch
     };
-    let repo = &subscription.repo;
+    let repo = &watch.repo;
     // The error stays a `DaemonError` under its context, so the exit status says "fix the
     // configuration or the credential".
-    let source = daemon::one_off_source(config, alone, &subscription).with_context(|| {
+    let source = daemon::one_off_source(config, alone, &watch).with_context(|| {
         let on = if repo.instance == CLOUD {
             "Bitbucket Cloud"
         } else {
@@ -683,27 +683,26 @@ async fn check_bitbucket(
     Ok(format!("checked: Bitbucket accepted it for {repo}"))
 }
 
-/// The subscription to probe `url` with: the configuration's for that repository if there is
+/// The watch to probe `url` with: the configuration's first for that repository if there is
 /// one, else one made up for the probe alone.
-fn subscription_of(config: &Config, url: &str) -> anyhow::Result<Subscription> {
+fn watch_of(config: &Config, url: &str) -> anyhow::Result<Watch> {
     let repo = edit::repository_of(config, url).map_err(|message| anyhow!("--repo: {message}"))?;
-    if let Some(subscribed) = config.subscriptions.iter().find(|s| s.repo == repo) {
-        return Ok(subscribed.clone());
+    if let Some(watched) = config.watches.iter().find(|w| w.repo == repo) {
+        return Ok(watched.clone());
     }
     let source = if repo.instance == CLOUD {
         SourceKind::Pipelines
     } else {
         SourceKind::Statuses
     };
-    Ok(Subscription {
+    Ok(Watch {
         url: url.to_owned(),
         repo,
         source,
-        // Set by the caller; a probe reads no branches, events or channels.
+        // Set by the caller; a probe reads no subscription's branches, events or channels.
         credential: String::new(),
-        branches: Vec::new(),
-        events: BTreeSet::new(),
-        channels: Vec::new(),
+        subscriptions: Vec::new(),
+        pipelines_followed: false,
     })
 }
 

@@ -7,10 +7,9 @@
 
 use anyhow::Context;
 use bbzoom::config::edit::repository_of;
-use bbzoom::config::{Config, SourceKind, Subscription};
+use bbzoom::config::{Config, RefFilter, SourceKind, Subscription, Watch};
 use bbzoom::credentials::Credentials;
-use bbzoom::domain::{BuildStatus, CLOUD, EventKind, RepoId};
-use bbzoom::glob::BranchGlob;
+use bbzoom::domain::{BuildRef, BuildStatus, CLOUD, EventKind, RepoId};
 use bbzoom::{daemon, detect, render};
 use std::path::PathBuf;
 
@@ -21,75 +20,109 @@ const NAME_MAX_CHARS: usize = 120;
 pub struct PreviewArgs {
     /// The repository, as copied from the browser or the clone dialog.
     pub url: String,
-    /// How many of its most recent builds to show.
+    /// How many of its most recent builds to show, per source.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub limit: u16,
 }
 
-/// Fetches the repository's recent builds once and prints the card each would make, where it
-/// would go, or why it would not be sent.
+/// Fetches the repository's recent builds once from each source it is read through and prints
+/// the card each would make, where it would go, or why it would not be sent.
 pub async fn preview(config_path: PathBuf, args: PreviewArgs) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
     let repo = repository_of(&config, &args.url)
         .map_err(|message| anyhow::anyhow!("cannot preview it: {message}"))?;
-    let subscription = match config.subscriptions.iter().find(|s| s.repo == repo) {
-        Some(subscription) => {
-            println!(
-                "{repo} ({} on {}, credential {:?}): branches {}; events {}; to {}",
-                subscription.source.name(),
-                instance_name(&repo),
-                subscription.credential,
-                list(&subscription.branches),
-                list(&subscription.events),
-                channels(subscription)
-            );
-            subscription.clone()
+    let mut watches: Vec<Watch> = config
+        .watches
+        .iter()
+        .filter(|w| w.repo == repo)
+        .cloned()
+        .collect();
+    if watches.is_empty() {
+        let watch = unsubscribed(&config, &args.url, repo.clone())?;
+        println!(
+            "{repo} is not subscribed in {}: previewing it with the defaults of {} \
+             (credential {:?}, source {}); its cards would go to no channel",
+            config_path.display(),
+            instance_name(&repo),
+            watch.credential,
+            watch.source.name()
+        );
+        watches.push(watch);
+    } else {
+        let first = &watches[0];
+        println!(
+            "{repo} on {}, credential {:?}, subscribed by:",
+            instance_name(&repo),
+            first.credential
+        );
+        for (i, sub) in config.subscriptions.iter().enumerate() {
+            if sub.repo == repo {
+                let sources: Vec<&str> = sub.sources.iter().map(|s| s.name()).collect();
+                println!(
+                    "  [{i}] {}; {}; events {}; to {}",
+                    sources.join(" and "),
+                    sub.refs,
+                    super::subscriptions::events(&sub.events),
+                    channels(sub.channels.iter().map(String::as_str))
+                );
+            }
         }
-        None => {
-            let subscription = unsubscribed(&config, &args.url, repo.clone())?;
-            println!(
-                "{repo} is not subscribed in {}: previewing it with the defaults of {} \
-                 (credential {:?}, source {}); its cards would go to no channel",
-                config_path.display(),
-                instance_name(&repo),
-                subscription.credential,
-                subscription.source.name()
-            );
-            subscription
-        }
-    };
+    }
     let credentials = Credentials::load(
         &config.daemon.credentials_file,
         &config.daemon.identity_file,
     )?;
+    for watch in &watches {
+        show_source(
+            &config,
+            &credentials,
+            watch,
+            usize::from(args.limit),
+            &args.url,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The recent builds of one source of the repository, each as its card and its verdict.
+async fn show_source(
+    config: &Config,
+    credentials: &Credentials,
+    watch: &Watch,
+    limit: usize,
+    url: &str,
+) -> anyhow::Result<()> {
+    let repo = &watch.repo;
     // The error stays a `DaemonError` under its context, so the exit status says "fix the
     // configuration or the credentials file".
-    let source =
-        daemon::one_off_source(&config, &credentials, &subscription).with_context(|| {
-            format!("cannot preview {repo} with its credential (`bbzoom check` says how to fix it)")
-        })?;
-    let limit = usize::from(args.limit);
+    let source = daemon::one_off_source(config, credentials, watch).with_context(|| {
+        format!("cannot preview {repo} with its credential (`bbzoom check` says how to fix it)")
+    })?;
     let builds = source
-        .recent_builds(&repo, limit)
+        .recent_builds(watch, limit)
         .await
-        .with_context(|| format!("cannot read the builds of {repo} ({})", args.url))?;
+        .with_context(|| format!("cannot read the {} of {repo} ({url})", watch.source.name()))?;
     if builds.is_empty() {
-        println!("\n{repo} has no builds yet.");
+        println!("\n{repo} has no {} yet.", watch.source.name());
         return Ok(());
     }
     println!(
-        "\nIts {} most recent build(s), newest first, as cards; nothing is sent or recorded. \
+        "\nIts {} most recent {}, newest first, as cards; nothing is sent or recorded. \
          Without history each event comes from the build's own state: \"fixed\" and \
          \"still failing\" show as \"succeeded\" and \"failed\".",
-        builds.len()
+        builds.len(),
+        watch.source.name()
     );
     for build in &builds {
         let event = detect::classify(None, &build.state, None)
             .event
             .expect("a build seen for the first time is always news");
-        let verdict = match why_not_sent(&subscription, build, event) {
-            Some(reason) => format!("NOT SENT: {reason}"),
-            None => format!("would go to {}", channels(&subscription)),
+        let to = watch.channels_for(&build.git_ref, event);
+        let verdict = if to.is_empty() {
+            format!("NOT SENT: {}", why_not_sent(watch, build, event))
+        } else {
+            format!("would go to {}", channels(to))
         };
         let card = render::chatbot_content(&render::card(build, event));
         println!(
@@ -100,9 +133,9 @@ pub async fn preview(config_path: PathBuf, args: PreviewArgs) -> anyhow::Result<
     Ok(())
 }
 
-/// A stand-in subscription for a repository the configuration does not subscribe: the
-/// instance's default credential and source, every branch and event, no channel.
-fn unsubscribed(config: &Config, url: &str, repo: RepoId) -> anyhow::Result<Subscription> {
+/// A stand-in for a repository the configuration does not subscribe: the instance's default
+/// credential and source, one subscription taking every build and event, to no channel.
+fn unsubscribed(config: &Config, url: &str, repo: RepoId) -> anyhow::Result<Watch> {
     let (credential, source) = if repo.instance == CLOUD {
         let credential = config.bitbucket.credential.clone().with_context(|| {
             format!(
@@ -117,54 +150,70 @@ fn unsubscribed(config: &Config, url: &str, repo: RepoId) -> anyhow::Result<Subs
         let instance = &config.bitbucket.datacenter[&repo.instance];
         (instance.credential.clone(), SourceKind::Statuses)
     };
-    Ok(Subscription {
+    let subscription = Subscription {
         url: url.to_owned(),
+        repo: repo.clone(),
+        sources: vec![source],
+        credential: credential.clone(),
+        refs: RefFilter::everything(),
+        events: EventKind::ALL.into_iter().collect(),
+        channels: Vec::new(),
+    };
+    Ok(Watch {
         repo,
         source,
         credential,
-        branches: vec![BranchGlob::new("**").expect("\"**\" is a valid pattern")],
-        events: EventKind::ALL.into_iter().collect(),
-        channels: Vec::new(),
+        url: url.to_owned(),
+        subscriptions: vec![subscription],
+        pipelines_followed: false,
     })
 }
 
-/// Why `subscription` would not announce `event` of `build`, or `None` if it would.
-fn why_not_sent(
-    subscription: &Subscription,
-    build: &BuildStatus,
-    event: EventKind,
-) -> Option<String> {
-    if subscription.wants(build.branch.as_deref(), event) {
-        return None;
-    }
-    Some(match build.branch.as_deref() {
-        None => "it ran on no branch (a tag or a bare commit)".to_owned(),
-        Some(branch) if !subscription.branches.iter().any(|g| g.matches(branch)) => format!(
-            "branch {:?} matches none of the branches {}",
-            render::clean(branch, NAME_MAX_CHARS),
-            list(&subscription.branches)
-        ),
-        Some(_) => format!(
-            "{event} is not among the events {}",
-            list(&subscription.events)
-        ),
-    })
+/// Why no subscription of `watch` announces `event` of `build`: each one's reason.
+fn why_not_sent(watch: &Watch, build: &BuildStatus, event: EventKind) -> String {
+    let reasons: Vec<String> = watch
+        .subscriptions
+        .iter()
+        .map(|sub| {
+            if sub.channels.is_empty() {
+                return "not subscribed".to_owned();
+            }
+            let (word, name, patterns) = match &build.git_ref {
+                BuildRef::Branch(name) => ("branch", name, &sub.refs.branches),
+                BuildRef::Tag(name) => ("tag", name, &sub.refs.tags),
+                BuildRef::Commit if !sub.refs.commits => {
+                    return "it ran on a bare commit, and commits = false".to_owned();
+                }
+                BuildRef::Commit => {
+                    return format!("{event} is not among the events {}", list(&sub.events));
+                }
+            };
+            if sub.refs.matches(&build.git_ref) {
+                format!("{event} is not among the events {}", list(&sub.events))
+            } else if patterns.is_empty() {
+                format!("it takes no {word} builds")
+            } else {
+                format!(
+                    "{word} {:?} matches none of {}",
+                    render::clean(name, NAME_MAX_CHARS),
+                    list(patterns)
+                )
+            }
+        })
+        .collect();
+    reasons.join("; ")
 }
 
 /// "#ci, #releases", or what having none means.
-fn channels(subscription: &Subscription) -> String {
-    if subscription.channels.is_empty() {
+fn channels<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.into_iter().map(|c| format!("#{c}")).collect();
+    if names.is_empty() {
         return "no channel (not subscribed)".to_owned();
     }
-    subscription
-        .channels
-        .iter()
-        .map(|c| format!("#{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.join(", ")
 }
 
-/// Branch patterns or event names, as the configuration writes them.
+/// Patterns or event names, as the configuration writes them.
 fn list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
     items
         .into_iter()

@@ -86,7 +86,8 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         writeln!(out, "last reload {}: {outcome}", ago(reload.at_ms)).unwrap();
     }
     let mut rows = vec![[
-        "SUBSCRIPTION".to_owned(),
+        "REPOSITORY".to_owned(),
+        "SOURCE".into(),
         "LAST POLL".into(),
         "OUTCOME".into(),
         "LAST STATE".into(),
@@ -102,6 +103,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         }
         rows.push([
             s.repository.clone(),
+            s.source.clone(),
             s.last_poll_ms.map_or("-".into(), ago),
             s.last_outcome.clone().unwrap_or_else(|| "-".into()),
             state,

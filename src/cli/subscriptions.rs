@@ -9,6 +9,7 @@ use anyhow::Context;
 use bbzoom::config::edit::{self, SubscriptionKeys};
 use bbzoom::config::{Config, ConfigError, Subscription};
 use bbzoom::domain::{EventKind, RepoId};
+use bbzoom::glob::RefGlob;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -24,28 +25,54 @@ pub struct ConfigureArgs {
     #[arg(long = "channel", value_name = "NAME")]
     pub channels: Vec<String>,
     /// A branch pattern ("main", "release/*"); repeat for several. Default: every branch.
-    #[arg(long = "branch", value_name = "GLOB")]
+    #[arg(long = "branch", value_name = "GLOB", conflicts_with = "no_branches")]
     pub branches: Vec<String>,
+    /// Announce no branch builds (for a subscription of tags only).
+    #[arg(long)]
+    pub no_branches: bool,
+    /// A tag pattern ("v*"); repeat for several. Default: every tag.
+    #[arg(long = "tag", value_name = "GLOB", conflicts_with = "no_tags")]
+    pub tags: Vec<String>,
+    /// Announce no tag builds.
+    #[arg(long)]
+    pub no_tags: bool,
+    /// Whether builds of a bare commit (custom pipelines run on a commit) are announced.
+    /// Default: true.
+    #[arg(long, value_name = "BOOL")]
+    pub commits: Option<bool>,
     /// An event to post; repeat for several. Default: failed and fixed.
     #[arg(long = "event", value_name = "EVENT", value_parser = event_names())]
     pub events: Vec<String>,
     /// Where the builds come from: Bitbucket Pipelines (Cloud only) or the build statuses other
-    /// CI posts on commits. Default: pipelines on Cloud, statuses on Data Center.
-    #[arg(long, value_parser = ["pipelines", "statuses"])]
-    pub source: Option<String>,
+    /// CI posts on commits; repeat for both. Default: pipelines on Cloud, statuses on Data
+    /// Center.
+    #[arg(long = "source", value_parser = ["pipelines", "statuses"])]
+    pub sources: Vec<String>,
     /// The credentials file entry to poll with. Default: the instance's.
     #[arg(long, value_name = "NAME")]
     pub credential: Option<String>,
+    /// Which of the repository's subscriptions to change, by its number in `bbzoom
+    /// subscriptions`: needed when the repository has several.
+    #[arg(long, value_name = "N", conflicts_with = "new")]
+    pub entry: Option<usize>,
+    /// Add another subscription for the repository (other branches, events or channels)
+    /// rather than change the one it has.
+    #[arg(long)]
+    pub new: bool,
 }
 
 impl ConfigureArgs {
     /// The keys given on the command line; an option not given leaves its key alone.
     fn keys(&self) -> SubscriptionKeys {
         let given = |list: &Vec<String>| (!list.is_empty()).then(|| list.clone());
+        let or_none =
+            |none: bool, list: &Vec<String>| if none { Some(Vec::new()) } else { given(list) };
         SubscriptionKeys {
-            source: self.source.clone(),
+            source: given(&self.sources),
             credential: self.credential.clone(),
-            branches: given(&self.branches),
+            branches: or_none(self.no_branches, &self.branches),
+            tags: or_none(self.no_tags, &self.tags),
+            commits: self.commits,
             events: given(&self.events),
             channels: given(&self.channels),
         }
@@ -62,6 +89,59 @@ fn event_names() -> clap::builder::PossibleValuesParser {
 pub struct UnsubscribeArgs {
     /// The repository, in any form `configure` accepts.
     pub url: String,
+    /// Which of the repository's subscriptions to remove, by its number in `bbzoom
+    /// subscriptions`: needed when the repository has several.
+    #[arg(long, value_name = "N", conflicts_with = "all")]
+    pub entry: Option<usize>,
+    /// Remove every subscription of the repository.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// The subscription of `repo` a command acts on: the one `entry` names, else the only one.
+/// `Ok(None)`: it has none. Several and no `entry`: an error listing them.
+fn chosen(
+    current: &Config,
+    repo: &RepoId,
+    entry: Option<usize>,
+    alternative: &str,
+) -> anyhow::Result<Option<usize>> {
+    let entries: Vec<usize> = current
+        .subscriptions
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| &s.repo == repo)
+        .map(|(i, _)| i)
+        .collect();
+    match (entry, entries.as_slice()) {
+        (Some(n), _) if entries.contains(&n) => Ok(Some(n)),
+        (Some(n), _) => anyhow::bail!(
+            "subscription {n} is not one of {}'s (they are: {}); `bbzoom subscriptions` numbers \
+             them",
+            name(repo),
+            numbers(&entries)
+        ),
+        (None, []) => Ok(None),
+        (None, [one]) => Ok(Some(*one)),
+        (None, several) => {
+            let listed: Vec<String> = several
+                .iter()
+                .map(|&i| format!("  {i}: {}", describe(&current.subscriptions[i])))
+                .collect();
+            anyhow::bail!(
+                "{} has {} subscriptions; give --entry N to choose one{alternative}:\n{}",
+                name(repo),
+                several.len(),
+                listed.join("\n")
+            )
+        }
+    }
+}
+
+/// "0, 3".
+fn numbers(entries: &[usize]) -> String {
+    let numbers: Vec<String> = entries.iter().map(ToString::to_string).collect();
+    numbers.join(", ")
 }
 
 pub async fn configure(config: PathBuf, args: ConfigureArgs) -> anyhow::Result<()> {
@@ -69,12 +149,16 @@ pub async fn configure(config: PathBuf, args: ConfigureArgs) -> anyhow::Result<(
     let repo = repository(&current, &args.url)?;
     let keys = args.keys();
     let changed = keys.names();
-    let index = current.subscriptions.iter().position(|s| s.repo == repo);
+    let index = if args.new {
+        None
+    } else {
+        chosen(&current, &repo, args.entry, ", or --new to add another")?
+    };
     let (new_text, change) = match index {
         Some(index) if changed.is_empty() => {
             println!(
-                "{} is subscribed: {}; give --channel, --branch, --event, --source or \
-                 --credential to change it",
+                "{} is subscribed ({index}): {}; give --channel, --branch, --tag, --event, \
+                 --source or --credential to change it",
                 name(&repo),
                 describe(&current.subscriptions[index])
             );
@@ -82,13 +166,17 @@ pub async fn configure(config: PathBuf, args: ConfigureArgs) -> anyhow::Result<(
         }
         Some(index) => (
             edit::update_subscription(&config, &text, index, &keys)?,
-            format!("updated {} ({})", name(&repo), changed.join(", ")),
+            format!("updated {} ({index}: {})", name(&repo), changed.join(", ")),
         ),
         None if keys.channels.is_none() => {
             let channels: Vec<&str> = current.zoom.channels.keys().map(String::as_str).collect();
+            let what = if args.new {
+                "another subscription needs at least one --channel NAME"
+            } else {
+                "is not subscribed yet: give at least one --channel NAME to add it"
+            };
             anyhow::bail!(
-                "{} is not subscribed yet: give at least one --channel NAME to add it (the \
-                 channels of {}: {})",
+                "{} {what} (the channels of {}: {})",
                 name(&repo),
                 config.display(),
                 channels.join(", ")
@@ -110,43 +198,77 @@ pub async fn configure(config: PathBuf, args: ConfigureArgs) -> anyhow::Result<(
         return Ok(());
     }
     let updated = validate(&config, &new_text)?;
-    let subscription = updated
-        .subscriptions
-        .iter()
-        .find(|s| s.repo == repo)
-        .with_context(|| {
-            format!(
-                "the edited file does not subscribe {} as intended; {} was left unchanged, \
-                 please report this",
-                name(&repo),
-                config.display()
-            )
-        })?;
+    // The subscription written: the one updated keeps its number, a new one is the last of
+    // the repository's.
+    let written = match index {
+        Some(index) => updated.subscriptions.get(index).filter(|s| s.repo == repo),
+        None => updated.subscriptions.iter().rfind(|s| s.repo == repo),
+    };
+    let subscription = written.with_context(|| {
+        format!(
+            "the edited file does not subscribe {} as intended; {} was left unchanged, please \
+             report this",
+            name(&repo),
+            config.display()
+        )
+    })?;
     write(&config, &new_text)?;
     println!("{change}: {}", describe(subscription));
+    warn_overlaps(&updated, &repo);
     super::status::reload_if_running(&config).await
 }
 
+/// The overlaps `bbzoom check` warns about, for `repo`'s subscriptions.
+fn warn_overlaps(config: &Config, repo: &RepoId) {
+    for overlap in config.overlaps() {
+        if &config.subscriptions[overlap.first].repo == repo {
+            println!(
+                "note: subscriptions {} and {} both send {} to #{} with different events; it gets \
+                 each card once, for the events of either (`bbzoom check` says more)",
+                overlap.first, overlap.second, overlap.example, overlap.channel
+            );
+        }
+    }
+}
+
 pub async fn unsubscribe(config: PathBuf, args: UnsubscribeArgs) -> anyhow::Result<()> {
-    let (text, current) = read(&config)?;
+    let (mut text, current) = read(&config)?;
     let repo = repository(&current, &args.url)?;
-    let Some(index) = current.subscriptions.iter().position(|s| s.repo == repo) else {
+    let indices: Vec<usize> = if args.all {
+        current
+            .subscriptions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.repo == repo)
+            .map(|(i, _)| i)
+            .collect()
+    } else {
+        chosen(&current, &repo, args.entry, ", or --all to remove them all")?
+            .into_iter()
+            .collect()
+    };
+    if indices.is_empty() {
         anyhow::bail!(
             "{} is not subscribed in {}; {}",
             name(&repo),
             config.display(),
             subscribed(&current.subscriptions)
         );
-    };
-    let new_text = edit::remove_subscription(&config, &text, index)?;
+    }
+    // Last first, so the earlier numbers still name the same tables.
+    for &index in indices.iter().rev() {
+        text = edit::remove_subscription(&config, &text, index)?;
+    }
     // Removing can invalidate too: a [bitbucket.budgets] entry only this subscription used.
-    validate(&config, &new_text)?;
-    write(&config, &new_text)?;
-    println!(
-        "removed {} (it posted to {})",
-        name(&repo),
-        current.subscriptions[index].channels.join(", ")
-    );
+    validate(&config, &text)?;
+    write(&config, &text)?;
+    for &index in &indices {
+        println!(
+            "removed {} ({index}: it posted to {})",
+            name(&repo),
+            current.subscriptions[index].channels.join(", ")
+        );
+    }
     super::status::reload_if_running(&config).await
 }
 
@@ -157,29 +279,39 @@ pub fn list(config: PathBuf) -> anyhow::Result<()> {
         return Ok(());
     }
     let header = [
+        "#",
         "REPOSITORY",
         "INSTANCE",
         "SOURCE",
         "CREDENTIAL",
         "BRANCHES",
+        "TAGS",
+        "COMMITS",
         "EVENTS",
         "CHANNELS",
     ]
     .map(str::to_owned);
-    let rows: Vec<[String; 7]> = std::iter::once(header)
-        .chain(config.subscriptions.iter().map(|s| {
+    let rows: Vec<[String; 10]> = std::iter::once(header)
+        .chain(config.subscriptions.iter().enumerate().map(|(i, s)| {
             [
+                i.to_string(),
                 s.url.clone(),
                 s.repo.instance.clone(),
-                s.source.name().to_owned(),
+                sources(s),
                 s.credential.clone(),
-                branches(s),
+                patterns(&s.refs.branches),
+                patterns(&s.refs.tags),
+                if s.refs.commits { "yes" } else { "no" }.to_owned(),
                 events(&s.events),
                 s.channels.join(", "),
             ]
         }))
         .collect();
     print!("{}", super::table(&rows));
+    println!(
+        "{} repository source(s) polled, each once however many subscriptions name it",
+        config.watches.len()
+    );
     Ok(())
 }
 
@@ -235,13 +367,19 @@ fn name(repo: &RepoId) -> String {
 /// A subscription's settings in one line, defaults included.
 fn describe(s: &Subscription) -> String {
     format!(
-        "channels {}; source {}; credential {}; branches {}; events {}",
+        "channels {}; source {}; credential {}; {}; events {}",
         s.channels.join(", "),
-        s.source.name(),
+        sources(s),
         s.credential,
-        branches(s),
+        s.refs,
         events(&s.events)
     )
+}
+
+/// "pipelines", "pipelines and statuses".
+fn sources(s: &Subscription) -> String {
+    let names: Vec<&str> = s.sources.iter().map(|source| source.name()).collect();
+    names.join(" and ")
 }
 
 /// What is subscribed, for "not subscribed": the list when it is short, else where to see it.
@@ -252,19 +390,28 @@ fn subscribed(subscriptions: &[Subscription]) -> String {
             format!("{count} repositories are; bbzoom subscriptions lists them")
         }
         _ => {
-            let names: Vec<String> = subscriptions.iter().map(|s| name(&s.repo)).collect();
+            let mut names: Vec<String> = Vec::new();
+            for repo in subscriptions.iter().map(|s| name(&s.repo)) {
+                if !names.contains(&repo) {
+                    names.push(repo);
+                }
+            }
             format!("subscribed are: {}", names.join(", "))
         }
     }
 }
 
-fn branches(s: &Subscription) -> String {
-    let patterns: Vec<String> = s.branches.iter().map(ToString::to_string).collect();
+/// Patterns as the file writes them; "(none)" for an empty list.
+fn patterns(globs: &[RefGlob]) -> String {
+    if globs.is_empty() {
+        return "(none)".into();
+    }
+    let patterns: Vec<&str> = globs.iter().map(RefGlob::as_str).collect();
     patterns.join(", ")
 }
 
 /// The events as the file would name them: "all" when it is every one.
-fn events(events: &BTreeSet<EventKind>) -> String {
+pub fn events(events: &BTreeSet<EventKind>) -> String {
     if events.len() == EventKind::ALL.len() {
         return "all".into();
     }

@@ -23,9 +23,13 @@ const SUBSCRIPTION: &str = "subscription";
 /// (absent keys keep their defaults).
 #[derive(Debug, Default)]
 pub struct SubscriptionKeys {
-    pub source: Option<String>,
+    /// One source is written as a string, several as an array.
+    pub source: Option<Vec<String>>,
     pub credential: Option<String>,
+    /// An empty list is written as `[]`: no branch builds.
     pub branches: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub commits: Option<bool>,
     pub events: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
 }
@@ -39,13 +43,19 @@ impl SubscriptionKeys {
     /// The keys set with their TOML values, in the order config.example.toml writes them, so a
     /// new table reads like the documented one.
     fn entries(&self) -> impl Iterator<Item = (&'static str, Value)> {
-        let list = |items: &Vec<String>| Value::Array(items.iter().collect::<Array>());
+        let list = |items: &[String]| Value::Array(items.iter().collect::<Array>());
+        let source = self.source.as_deref().map(|sources| match sources {
+            [one] => Value::from(one.as_str()),
+            several => list(several),
+        });
         [
-            ("source", self.source.as_deref().map(Value::from)),
+            ("source", source),
             ("credential", self.credential.as_deref().map(Value::from)),
-            ("branches", self.branches.as_ref().map(list)),
-            ("events", self.events.as_ref().map(list)),
-            ("channels", self.channels.as_ref().map(list)),
+            ("branches", self.branches.as_deref().map(list)),
+            ("tags", self.tags.as_deref().map(list)),
+            ("commits", self.commits.map(Value::from)),
+            ("events", self.events.as_deref().map(list)),
+            ("channels", self.channels.as_deref().map(list)),
         ]
         .into_iter()
         .filter_map(|(key, value)| Some((key, value?)))

@@ -11,8 +11,10 @@ mod raw;
 
 pub use error::ConfigError;
 
-use crate::domain::{EventKind, RepoId};
-use crate::glob::BranchGlob;
+pub use crate::domain::SourceKind;
+
+use crate::domain::{BuildRef, EventKind, RepoId};
+use crate::glob::RefGlob;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +30,8 @@ pub struct Config {
     pub bitbucket: BitbucketConfig,
     pub zoom: ZoomConfig,
     pub subscriptions: Vec<Subscription>,
+    /// What is polled: each (repository, source) once, however many subscriptions name it.
+    pub watches: Vec<Watch>,
 }
 
 /// `[daemon]`: where state and secrets live.
@@ -93,31 +97,6 @@ pub struct DataCenterConfig {
     pub rate_limit: RateLimit,
 }
 
-/// Where a subscription's builds come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceKind {
-    /// Bitbucket Cloud Pipelines.
-    Pipelines,
-    /// Build statuses posted on commits by external CI (Cloud or Data Center).
-    Statuses,
-}
-
-impl SourceKind {
-    pub const ALL: [SourceKind; 2] = [SourceKind::Pipelines, SourceKind::Statuses];
-
-    /// Its name in the configuration file, and wherever else it is written down.
-    pub fn name(self) -> &'static str {
-        match self {
-            SourceKind::Pipelines => "pipelines",
-            SourceKind::Statuses => "statuses",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<SourceKind> {
-        SourceKind::ALL.into_iter().find(|s| s.name() == name)
-    }
-}
-
 /// A request budget: at most `requests` in any window of `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -163,7 +142,8 @@ pub struct ChatbotConfig {
 pub struct DeliveryConfig {
     /// Give up retrying a card (dead letter) this long after it was queued. Default "24h".
     pub max_age: Duration,
-    /// More cards than this waiting for one channel are folded into one summary card. Default 10.
+    /// Once a channel's deliveries are failing, more cards than this queued since are folded
+    /// into summary cards (see `delivery::outage_backlog`). Default 10.
     pub fold_after: usize,
 }
 
@@ -218,36 +198,186 @@ pub enum Style {
     UpdateAndReply,
 }
 
-/// `[[subscription]]`: which builds of which repository go to which channels.
+/// `[[subscription]]`: which builds of which repository go to which channels. A repository
+/// may have several (failures of `main` to one channel, everything of `release/*` to another).
 #[derive(Debug, Clone)]
 pub struct Subscription {
     /// The repository URL as the admin wrote it.
     pub url: String,
     /// The repository, including which instance it lives on.
     pub repo: RepoId,
-    /// Pipelines (Cloud only; the default there) or statuses (always on Data Center).
-    pub source: SourceKind,
+    /// Where its builds come from, each once, in [`SourceKind::ALL`] order: Pipelines (the
+    /// Cloud default), commit statuses (always on Data Center), or both.
+    pub sources: Vec<SourceKind>,
     /// The credential polling it: the subscription's own, else its instance's default.
     pub credential: String,
-    /// Branch patterns; a build on a branch matching any of them is announced.
-    pub branches: Vec<BranchGlob>,
+    /// Which branches, tags and bare commits it takes builds of.
+    pub refs: RefFilter,
     pub events: BTreeSet<EventKind>,
     /// Names of `[zoom.channels]` entries.
     pub channels: Vec<String>,
 }
 
 impl Subscription {
-    /// Whether a build of this subscription's repository on `branch` with `event` is announced.
-    pub fn wants(&self, branch: Option<&str>, event: EventKind) -> bool {
-        let branch_ok = match branch {
-            Some(b) => self.branches.iter().any(|g| g.matches(b)),
-            None => false,
-        };
-        branch_ok && self.events.iter().any(|&w| event.satisfies(w))
+    /// Whether a build of this subscription's repository for `git_ref` with `event` is
+    /// announced.
+    pub fn wants(&self, git_ref: &BuildRef, event: EventKind) -> bool {
+        self.refs.matches(git_ref) && self.events.iter().any(|&w| event.satisfies(w))
     }
 }
 
+/// `branches`, `tags` and `commits`: which builds a subscription takes, by what they ran
+/// for. What the admin did not filter out is taken: without the keys, every branch, every
+/// tag and every bare commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefFilter {
+    /// Branch patterns; a branch build matching any is taken. Empty: no branch builds.
+    pub branches: Vec<RefGlob>,
+    /// Tag patterns; a tag build matching any is taken. Empty: no tag builds.
+    pub tags: Vec<RefGlob>,
+    /// Builds of a bare commit (custom pipelines run on a commit).
+    pub commits: bool,
+}
+
+impl std::fmt::Display for RefFilter {
+    /// "branches main, release/*; tags v*; bare commits": what the filter takes, in the
+    /// configuration's words ("no branches", "no tags", "no bare commits" for what it leaves
+    /// out).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |word: &str, globs: &[RefGlob]| {
+            if globs.is_empty() {
+                format!("no {word}")
+            } else {
+                let patterns: Vec<&str> = globs.iter().map(RefGlob::as_str).collect();
+                format!("{word} {}", patterns.join(", "))
+            }
+        };
+        let commits = if self.commits {
+            "bare commits"
+        } else {
+            "no bare commits"
+        };
+        write!(
+            f,
+            "{}; {}; {commits}",
+            list("branches", &self.branches),
+            list("tags", &self.tags)
+        )
+    }
+}
+
+impl RefFilter {
+    /// Every branch, tag and commit: the default.
+    pub fn everything() -> RefFilter {
+        RefFilter {
+            branches: vec![RefGlob::any()],
+            tags: vec![RefGlob::any()],
+            commits: true,
+        }
+    }
+
+    pub fn matches(&self, git_ref: &BuildRef) -> bool {
+        match git_ref {
+            BuildRef::Branch(name) => self.branches.iter().any(|g| g.matches(name)),
+            BuildRef::Tag(name) => self.tags.iter().any(|g| g.matches(name)),
+            BuildRef::Commit => self.commits,
+        }
+    }
+}
+
+/// A build both filters take, described ("branch main", "tag v1.2", "a bare commit").
+fn common_ref(a: &RefFilter, b: &RefFilter) -> Option<String> {
+    let both = |left: &[RefGlob], right: &[RefGlob]| {
+        left.iter()
+            .flat_map(|l| right.iter().map(move |r| (l, r)))
+            .find_map(|(l, r)| l.overlap(r))
+    };
+    both(&a.branches, &b.branches)
+        .map(|name| format!("branch {name}"))
+        .or_else(|| both(&a.tags, &b.tags).map(|name| format!("tag {name}")))
+        .or_else(|| (a.commits && b.commits).then(|| "a bare commit".to_owned()))
+}
+
+/// One repository read through one source, with every subscription it serves: what a
+/// scheduler polls. A repository two subscriptions name is still polled once per source, and
+/// a channel two of them name gets each card once.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub repo: RepoId,
+    pub source: SourceKind,
+    /// The credential it is polled with (the same for every subscription: validated).
+    pub credential: String,
+    /// The first subscription's URL, for messages.
+    pub url: String,
+    /// The subscriptions of `repo` that read `source`, in file order.
+    pub subscriptions: Vec<Subscription>,
+    /// Whether the repository's Pipelines are followed too: its statuses source then leaves
+    /// out the statuses Pipelines itself posts, so each run is announced once, as a pipeline.
+    pub pipelines_followed: bool,
+}
+
+impl Watch {
+    /// The channels `event` of a build for `git_ref` goes to: every channel of every
+    /// subscription that wants it, each once.
+    pub fn channels_for(&self, git_ref: &BuildRef, event: EventKind) -> BTreeSet<&str> {
+        self.subscriptions
+            .iter()
+            .filter(|s| s.wants(git_ref, event))
+            .flat_map(|s| s.channels.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Whether some subscription takes builds of `git_ref` at all: the statuses sources read
+    /// only the branches and tags some subscription takes.
+    pub fn follows(&self, git_ref: &BuildRef) -> bool {
+        self.subscriptions.iter().any(|s| s.refs.matches(git_ref))
+    }
+
+    /// Whether some subscription takes tag builds: only then are tags listed.
+    pub fn follows_tags(&self) -> bool {
+        self.subscriptions.iter().any(|s| !s.refs.tags.is_empty())
+    }
+}
+
+/// Two subscriptions of one repository that send some build to the same channel with
+/// different events: the channel gets each card once, for the events of either, which may
+/// not be what the admin meant. `bbzoom check` warns about each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlap {
+    /// Indices into [`Config::subscriptions`], the first the earlier.
+    pub first: usize,
+    pub second: usize,
+    pub channel: String,
+    /// A build both take: "branch main", "tag v1.2", "a bare commit".
+    pub example: String,
+}
+
 impl Config {
+    /// Every [`Overlap`] between the subscriptions, in file order.
+    pub fn overlaps(&self) -> Vec<Overlap> {
+        let mut overlaps = Vec::new();
+        for (i, a) in self.subscriptions.iter().enumerate() {
+            for (j, b) in self.subscriptions.iter().enumerate().skip(i + 1) {
+                let shares_source = a.sources.iter().any(|s| b.sources.contains(s));
+                if a.repo != b.repo || !shares_source || a.events == b.events {
+                    continue;
+                }
+                let Some(example) = common_ref(&a.refs, &b.refs) else {
+                    continue;
+                };
+                for channel in a.channels.iter().filter(|c| b.channels.contains(c)) {
+                    overlaps.push(Overlap {
+                        first: i,
+                        second: j,
+                        channel: channel.clone(),
+                        example: example.clone(),
+                    });
+                }
+            }
+        }
+        overlaps
+    }
+
     /// The request budget of `credential`: its `[bitbucket.budgets]` entry, else the default of
     /// the instance its subscriptions are on.
     pub fn budget_for(&self, credential: &str) -> RateLimit {

@@ -10,11 +10,11 @@
 use super::error::line_column;
 use super::{
     BitbucketConfig, Channel, ChatbotConfig, Config, ConfigError, DaemonConfig, DataCenterConfig,
-    DeliveryConfig, Destination, PollingConfig, RateLimit, SourceKind, Style, Subscription,
-    WebhookFormat, ZoomConfig,
+    DeliveryConfig, Destination, PollingConfig, RateLimit, RefFilter, SourceKind, Style,
+    Subscription, Watch, WebhookFormat, ZoomConfig,
 };
 use crate::domain::{CLOUD, EventKind, RepoId};
-use crate::glob::BranchGlob;
+use crate::glob::RefGlob;
 use crate::repo_url::{Site, parse_repo_url};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -233,9 +233,12 @@ struct RawDelivery {
 #[serde(deny_unknown_fields)]
 struct RawSubscription {
     repository: Spanned<String>,
-    source: Option<Spanned<String>>,
+    /// A string or an array of strings: checked by hand so the message can say so.
+    source: Option<Spanned<toml::Value>>,
     credential: Option<Spanned<String>>,
     branches: Option<Spanned<Vec<Spanned<String>>>>,
+    tags: Option<Spanned<Vec<Spanned<String>>>>,
+    commits: Option<Spanned<bool>>,
     events: Option<Spanned<Vec<Spanned<String>>>>,
     channels: Spanned<Vec<Spanned<String>>>,
 }
@@ -446,7 +449,7 @@ fn example(key: &str) -> Option<&'static str> {
         ("budgets", false) => {
             r#"[bitbucket.budgets] with lines like acme-ci = { requests = 900, per = "1h" }"#
         }
-        ("source", _) => r#"source = "statuses""#,
+        ("source", _) => r#"source = ["pipelines", "statuses"]"#,
         ("credential", false) => r#"credential = "acme-ci""#,
         ("credential", true) => r#"credential = "zoom-bot""#,
         ("rate_limit", false) => r#"rate_limit = { requests = 900, per = "1h" }"#,
@@ -473,6 +476,8 @@ fn example(key: &str) -> Option<&'static str> {
         ("subscription", false) => "[[subscription]] (double brackets: there may be several)",
         ("repository", _) => r#"repository = "https://bitbucket.org/acme/api""#,
         ("branches", _) => r#"branches = ["main", "release/*"]"#,
+        ("tags", _) => r#"tags = ["v*"]"#,
+        ("commits", _) => "commits = false",
         ("events", _) => r#"events = ["failed", "fixed"]"#,
         ("channels", false) => r#"channels = ["ci"]"#,
         _ => return None,
@@ -569,7 +574,8 @@ impl Checker<'_> {
         let budgets = std::mem::take(&mut raw.bitbucket.budgets);
         let mut bitbucket = self.bitbucket(raw.bitbucket)?;
         let zoom = self.zoom(raw.zoom)?;
-        let subscriptions = self.subscriptions(raw.subscription, &bitbucket, &zoom.channels)?;
+        let (subscriptions, watches) =
+            self.subscriptions(raw.subscription, &bitbucket, &zoom.channels)?;
         bitbucket.budgets = self.budgets(budgets, &subscriptions)?;
         Ok(Config {
             source: self.path.to_owned(),
@@ -578,6 +584,7 @@ impl Checker<'_> {
             bitbucket,
             zoom,
             subscriptions,
+            watches,
         })
     }
 
@@ -1052,8 +1059,9 @@ impl Checker<'_> {
                 return Err(self.err(
                     n.span(),
                     "zoom.delivery.fold_after",
-                    "fold_after must be at least 1: it is how many cards may wait for one \
-                     channel before the rest are folded into one summary card"
+                    "fold_after must be at least 1: it is how many cards may be queued for a \
+                     channel whose deliveries are failing before its backlog is folded into \
+                     summary cards"
                         .into(),
                 ));
             }
@@ -1091,47 +1099,44 @@ impl Checker<'_> {
             })
     }
 
+    /// The subscriptions in file order, and what polling them takes: each (repository,
+    /// source) once, with one credential.
     fn subscriptions(
         &self,
         raw: Vec<Spanned<RawSubscription>>,
         bitbucket: &BitbucketConfig,
         channels: &BTreeMap<String, Channel>,
-    ) -> Result<Vec<Subscription>, ConfigError> {
+    ) -> Result<(Vec<Subscription>, Vec<Watch>), ConfigError> {
         let datacenter: Vec<(&str, &Url)> = bitbucket
             .datacenter
             .values()
             .map(|dc| (dc.name.as_str(), &dc.url))
             .collect();
-        // Each repository's first subscription: its index and where it is.
-        let mut seen: BTreeMap<RepoId, (usize, usize)> = BTreeMap::new();
         let mut subscriptions = Vec::with_capacity(raw.len());
+        let mut watches: Vec<Watch> = Vec::new();
+        // Where each watch's credential was settled: its subscription and line.
+        let mut settled_by: Vec<(usize, usize)> = Vec::new();
         for (i, sub) in raw.into_iter().enumerate() {
             let key = format!("subscription[{i}]");
             let header = sub.span();
+            let line = line_column(self.text, header.start).0;
             let sub = sub.into_inner();
             let repo_key = format!("{key}.repository");
             let span = sub.repository.span();
             let repo = parse_repo_url(sub.repository.get_ref(), &bitbucket.web_url, &datacenter)
                 .map_err(|message| self.err(span.clone(), &repo_key, message))?;
-            if let Some((first, line)) = seen.get(&repo) {
-                return Err(self.err(
-                    span,
-                    &repo_key,
-                    format!(
-                        "{repo} is already subscribed by subscription[{first}] at line {line}; \
-                         merge them into one [[subscription]]"
-                    ),
-                ));
-            }
-            seen.insert(repo.clone(), (i, line_column(self.text, span.start).0));
             let instance = bitbucket.datacenter.get(&repo.instance);
             let credential_key = format!("{key}.credential");
+            let credential_span = sub
+                .credential
+                .as_ref()
+                .map_or(header.clone(), Spanned::span);
             let credential = match (sub.credential, instance) {
                 (Some(own), _) => self.name(own, &credential_key)?,
                 (None, Some(dc)) => dc.credential.clone(),
                 (None, None) => bitbucket.credential.clone().ok_or_else(|| {
                     self.err(
-                        header,
+                        header.clone(),
                         &credential_key,
                         "no credential: set [bitbucket] credential or this subscription's \
                          credential"
@@ -1139,74 +1144,165 @@ impl Checker<'_> {
                     )
                 })?,
             };
-            subscriptions.push(Subscription {
+            let refs = RefFilter {
+                branches: self.patterns(sub.branches, &format!("{key}.branches"))?,
+                tags: self.patterns(sub.tags, &format!("{key}.tags"))?,
+                commits: sub.commits.as_ref().is_none_or(|c| *c.get_ref()),
+            };
+            if refs.branches.is_empty() && refs.tags.is_empty() && !refs.commits {
+                return Err(self.err(
+                    header,
+                    &key,
+                    "this subscription takes no build at all (branches and tags are empty and \
+                     commits is false); list the branches or tags to announce, or remove it"
+                        .into(),
+                ));
+            }
+            let subscription = Subscription {
                 url: sub.repository.into_inner(),
-                source: self.source(sub.source, &key, instance.is_some())?,
+                sources: self.sources(sub.source, &key, instance.is_some())?,
                 repo,
                 credential,
-                branches: self.branches(sub.branches, &key)?,
+                refs,
                 events: self.events(sub.events, &key)?,
                 channels: self.subscription_channels(sub.channels, &key, channels)?,
-            });
+            };
+            for &source in &subscription.sources {
+                let found = watches
+                    .iter()
+                    .position(|w| w.repo == subscription.repo && w.source == source);
+                let Some(at) = found else {
+                    watches.push(Watch {
+                        repo: subscription.repo.clone(),
+                        source,
+                        credential: subscription.credential.clone(),
+                        url: subscription.url.clone(),
+                        subscriptions: vec![subscription.clone()],
+                        pipelines_followed: false,
+                    });
+                    settled_by.push((i, line));
+                    continue;
+                };
+                let watch = &mut watches[at];
+                if watch.credential != subscription.credential {
+                    let (first, first_line) = settled_by[at];
+                    return Err(self.err(
+                        credential_span,
+                        &credential_key,
+                        format!(
+                            "{}'s {} are already polled with credential {:?} by \
+                             subscription[{first}] at line {first_line}, and each source of a \
+                             repository is polled once, with one credential; use {:?} here too",
+                            subscription.repo,
+                            source.name(),
+                            watch.credential,
+                            watch.credential
+                        ),
+                    ));
+                }
+                watch.subscriptions.push(subscription.clone());
+            }
+            subscriptions.push(subscription);
         }
-        Ok(subscriptions)
+        let with_pipelines: BTreeSet<RepoId> = watches
+            .iter()
+            .filter(|w| w.source == SourceKind::Pipelines)
+            .map(|w| w.repo.clone())
+            .collect();
+        for watch in &mut watches {
+            watch.pipelines_followed = with_pipelines.contains(&watch.repo);
+        }
+        Ok((subscriptions, watches))
     }
 
-    /// Where a subscription's builds come from: Pipelines by default on Cloud, statuses on Data
-    /// Center, which has no Pipelines.
-    fn source(
+    /// Where a subscription's builds come from: `"pipelines"`, `"statuses"` or a list of
+    /// both. Pipelines by default on Cloud, statuses on Data Center, which has no Pipelines.
+    fn sources(
         &self,
-        raw: Option<Spanned<String>>,
+        raw: Option<Spanned<toml::Value>>,
         sub_key: &str,
         datacenter: bool,
-    ) -> Result<SourceKind, ConfigError> {
+    ) -> Result<Vec<SourceKind>, ConfigError> {
         let Some(raw) = raw else {
-            return Ok(if datacenter {
+            return Ok(vec![if datacenter {
                 SourceKind::Statuses
             } else {
                 SourceKind::Pipelines
-            });
+            }]);
         };
         let key = format!("{sub_key}.source");
-        let value = raw.get_ref();
-        let names = SourceKind::ALL.map(SourceKind::name);
-        let Some(source) = SourceKind::from_name(value) else {
-            return Err(self.err(
-                raw.span(),
+        let span = raw.span();
+        let shape = || {
+            self.err(
+                span.clone(),
                 &key,
-                format!(
-                    "unknown source {value:?}{}; use \"pipelines\" (Bitbucket Pipelines, Cloud \
-                     only) or \"statuses\" (build statuses other CI posts on commits)",
-                    guess(closest(value, names))
-                ),
-            ));
+                "source takes a string or an array of strings; write it like source = \
+                 \"pipelines\" or source = [\"pipelines\", \"statuses\"]"
+                    .into(),
+            )
         };
-        if datacenter && source == SourceKind::Pipelines {
+        let names: Vec<&str> = match raw.get_ref() {
+            toml::Value::String(name) => vec![name],
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| item.as_str().ok_or_else(shape))
+                .collect::<Result<_, _>>()?,
+            _ => return Err(shape()),
+        };
+        if names.is_empty() {
             return Err(self.err(
-                raw.span(),
+                span,
                 &key,
-                "Data Center has no Pipelines; use source = \"statuses\" (the default there)"
+                "the list is empty; name at least one of \"pipelines\" and \"statuses\", or \
+                 remove the key for the default"
                     .into(),
             ));
         }
-        Ok(source)
+        let known = SourceKind::ALL.map(SourceKind::name);
+        let mut sources = Vec::new();
+        for value in names {
+            let Some(source) = SourceKind::from_name(value) else {
+                return Err(self.err(
+                    span,
+                    &key,
+                    format!(
+                        "unknown source {value:?}{}; use \"pipelines\" (Bitbucket Pipelines, \
+                         Cloud only), \"statuses\" (build statuses other CI posts on commits) \
+                         or both as [\"pipelines\", \"statuses\"]",
+                        guess(closest(value, known))
+                    ),
+                ));
+            };
+            if datacenter && source == SourceKind::Pipelines {
+                return Err(self.err(
+                    span,
+                    &key,
+                    "Data Center has no Pipelines; use source = \"statuses\" (the default \
+                     there)"
+                        .into(),
+                ));
+            }
+            if sources.contains(&source) {
+                return Err(self.err(span, &key, format!("{value:?} is listed twice; keep one")));
+            }
+            sources.push(source);
+        }
+        sources.sort();
+        Ok(sources)
     }
 
-    fn branches(
+    /// `branches` or `tags`: absent, every name; an empty list, none.
+    fn patterns(
         &self,
         raw: Option<Spanned<Vec<Spanned<String>>>>,
-        sub_key: &str,
-    ) -> Result<Vec<BranchGlob>, ConfigError> {
+        key: &str,
+    ) -> Result<Vec<RefGlob>, ConfigError> {
         let Some(list) = raw else {
-            return Ok(vec![
-                BranchGlob::new("**").expect("\"**\" is a valid pattern"),
-            ]);
+            return Ok(vec![RefGlob::any()]);
         };
-        let key = format!("{sub_key}.branches");
-        self.non_empty(&list, &key, "remove the key to follow all branches")?;
         let mut globs = Vec::with_capacity(list.get_ref().len());
         for (j, pattern) in list.into_inner().into_iter().enumerate() {
-            let glob = BranchGlob::new(pattern.get_ref())
+            let glob = RefGlob::new(pattern.get_ref())
                 .map_err(|message| self.err(pattern.span(), &format!("{key}[{j}]"), message))?;
             globs.push(glob);
         }

@@ -14,7 +14,7 @@ pub use supervisor::{Control, run, run_with_control};
 
 use crate::bitbucket::{Account, Auth, CloudClient, DataCenterClient, OAuthConsumer, RetryPolicy};
 use crate::config::{
-    ChatbotConfig, Config, Destination as ConfigDestination, RateLimit, SourceKind,
+    ChatbotConfig, Config, Destination as ConfigDestination, RateLimit, SourceKind, Watch,
 };
 use crate::credentials::{Credential, Credentials, Role};
 use crate::delivery::{Destination, Route};
@@ -39,16 +39,18 @@ pub struct Metrics {
 }
 
 /// Delays that tests shorten; the defaults suit production.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Tuning {
     pub bitbucket_retry: RetryPolicy,
     /// Between delivery attempts of one outbox row.
     pub delivery_backoff: Backoff,
+    /// The most messages one channel is sent per window (Zoom's per-channel limits).
+    pub channel_pace: Vec<RateLimit>,
 }
 
 impl Tuning {
     /// Every delay divided by `speed`: for runs against the simulator with compressed time.
-    pub fn compressed(self, speed: f64) -> Tuning {
+    pub fn compressed(&self, speed: f64) -> Tuning {
         let scale = |backoff: Backoff| Backoff {
             base: backoff.base.div_f64(speed),
             max: backoff.max.div_f64(speed),
@@ -60,6 +62,14 @@ impl Tuning {
                 ..self.bitbucket_retry
             },
             delivery_backoff: scale(self.delivery_backoff),
+            channel_pace: self
+                .channel_pace
+                .iter()
+                .map(|limit| RateLimit {
+                    per: limit.per.div_f64(speed),
+                    ..*limit
+                })
+                .collect(),
         }
     }
 }
@@ -72,6 +82,7 @@ impl Default for Tuning {
                 base: Duration::from_secs(2),
                 max: Duration::from_secs(300),
             },
+            channel_pace: crate::delivery::ZOOM_CHANNEL_PACE.to_vec(),
         }
     }
 }
@@ -98,11 +109,12 @@ pub enum DaemonError {
 }
 
 /// The Bitbucket accounts a configuration needs, one per credential, and the sources of its
-/// subscriptions; shared by `run` and `bbzoom check --online`.
+/// watches; shared by `run` and `bbzoom check --online`.
 pub struct Bitbucket {
     pub accounts: BTreeMap<String, Arc<Account>>,
-    /// Each subscription with the source that reads it, in configuration order.
-    pub watches: Vec<(crate::config::Subscription, Source)>,
+    /// Each watch (a repository and one of its sources) with the source that reads it, in
+    /// configuration order.
+    pub watches: Vec<(Watch, Source)>,
     /// What each account was made from, to tell on reload whether it can be kept.
     specs: BTreeMap<String, AccountSpec>,
 }
@@ -139,10 +151,10 @@ impl Bitbucket {
         let mut accounts: BTreeMap<String, Arc<Account>> = BTreeMap::new();
         let mut specs = BTreeMap::new();
         let mut watches = Vec::new();
-        for subscription in &config.subscriptions {
-            let name = &subscription.credential;
-            let on_cloud = subscription.repo.instance == CLOUD;
-            let used_by = format!("the subscription of {}", subscription.url);
+        for watch in &config.watches {
+            let name = &watch.credential;
+            let on_cloud = watch.repo.instance == CLOUD;
+            let used_by = format!("the subscription of {}", watch.url);
             let account = match accounts.get(name) {
                 Some(account) => account.clone(),
                 None => {
@@ -178,18 +190,18 @@ impl Bitbucket {
                     config.bitbucket.api_url.clone(),
                     config.bitbucket.web_url.clone(),
                 ));
-                match subscription.source {
+                match watch.source {
                     SourceKind::Pipelines => Source::Pipelines(client),
                     SourceKind::Statuses => Source::CloudStatuses(client),
                 }
             } else {
-                let instance = &config.bitbucket.datacenter[&subscription.repo.instance];
+                let instance = &config.bitbucket.datacenter[&watch.repo.instance];
                 Source::DataCenterStatuses(Arc::new(DataCenterClient::new(
                     account,
                     instance.url.clone(),
                 )))
             };
-            watches.push((subscription.clone(), source));
+            watches.push((watch.clone(), source));
         }
         Ok(Bitbucket {
             accounts,
@@ -199,15 +211,15 @@ impl Bitbucket {
     }
 }
 
-/// The source `subscription` is read with, through a fresh account of its credential: for the
+/// The source `watch` is read with, through a fresh account of its credential: for the
 /// one-off commands (`connect`'s live check, `preview`), which poll nothing on a schedule.
 pub fn one_off_source(
     config: &Config,
     credentials: &Credentials,
-    subscription: &crate::config::Subscription,
+    watch: &Watch,
 ) -> Result<Source, DaemonError> {
     let alone = Config {
-        subscriptions: vec![subscription.clone()],
+        watches: vec![watch.clone()],
         ..config.clone()
     };
     let mut bitbucket = Bitbucket::new(&alone, credentials, RetryPolicy::default())?;

@@ -18,6 +18,7 @@ use crate::control::{
 };
 use crate::credentials::Credentials;
 use crate::delivery::{self, DeliveryContext, Wakeups};
+use crate::domain::{RepoId, SourceKind};
 use crate::notify::Notifier;
 use crate::poller::{PollContext, PollTurns, now_ms};
 use crate::scheduler::{self, PollLog, Roster};
@@ -279,9 +280,14 @@ impl Supervisor {
 
         let urls = |config: &Config| -> BTreeMap<_, _> {
             config
-                .subscriptions
+                .watches
                 .iter()
-                .map(|s| (s.repo.clone(), s.url.clone()))
+                .map(|w| {
+                    (
+                        (w.repo.clone(), w.source),
+                        format!("{} ({})", w.url, w.source.name()),
+                    )
+                })
                 .collect()
         };
         let (before, after) = (urls(&self.config), urls(&config));
@@ -323,29 +329,40 @@ impl Supervisor {
         // Watching begins now for every new repository, whenever its first poll comes: builds
         // created from now on are announced even if the budget takes an hour to baseline them.
         let started = now_ms();
-        let mut rosters: BTreeMap<String, Vec<_>> = BTreeMap::new();
-        for (subscription, source) in &self.bitbucket.watches {
-            let repo = &subscription.repo;
-            if let Err(err) = self
-                .store
-                .watching_since(repo, subscription.source, started)
-            {
-                tracing::error!(repo = %subscription.repo, %err, "cannot record when watching began");
-            }
-            rosters
-                .entry(subscription.credential.clone())
-                .or_default()
-                .push((subscription.clone(), source.clone()));
-        }
-
-        let subscribed: BTreeSet<_> = self
+        let watched: BTreeSet<(RepoId, SourceKind)> = self
             .bitbucket
             .watches
             .iter()
-            .map(|(s, _)| &s.repo)
+            .map(|(w, _)| (w.repo.clone(), w.source))
             .collect();
-        self.polls.retain(|repo| subscribed.contains(repo));
-        self.turns.retain(|repo| subscribed.contains(repo));
+        // What is no longer polled is forgotten, so that if it comes back it is baselined
+        // rather than replayed.
+        match self.store.forget_unwatched(&watched) {
+            Ok(0) => {}
+            Ok(forgotten) => {
+                tracing::info!(forgotten, "forgot the cursors of what is no longer polled")
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot forget the cursors of what is no longer polled")
+            }
+        }
+        let mut rosters: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for (watch, source) in &self.bitbucket.watches {
+            if let Err(err) = self
+                .store
+                .watching_since(&watch.repo, watch.source, started)
+            {
+                tracing::error!(repo = %watch.repo, %err, "cannot record when watching began");
+            }
+            rosters
+                .entry(watch.credential.clone())
+                .or_default()
+                .push((watch.clone(), source.clone()));
+        }
+
+        self.polls.retain(|key| watched.contains(key));
+        self.turns
+            .retain(|repo| watched.iter().any(|(r, _)| r == repo));
         let mut stopping = Vec::new();
         let running: Vec<String> = self.schedulers.keys().cloned().collect();
         for name in running {
@@ -414,6 +431,7 @@ impl Supervisor {
             backoff: self.tuning.delivery_backoff,
             max_age: self.config.zoom.delivery.max_age,
             fold_after: self.config.zoom.delivery.fold_after,
+            channel_pace: self.tuning.channel_pace.clone(),
         };
         for route in &self.zoom.routes {
             if self.workers.contains_key(&route.channel) {
@@ -436,13 +454,9 @@ impl Supervisor {
         report.running = true;
         report.started_ms = Some(self.started_ms);
         report.last_reload = self.last_reload.clone();
-        // `from_store` lists the subscriptions in configuration order.
-        for (subscription, configured) in report
-            .subscriptions
-            .iter_mut()
-            .zip(&self.config.subscriptions)
-        {
-            if let Some(last) = self.polls.last(&configured.repo) {
+        // `from_store` lists the watches in configuration order.
+        for (subscription, watch) in report.subscriptions.iter_mut().zip(&self.config.watches) {
+            if let Some(last) = self.polls.last(&(watch.repo.clone(), watch.source)) {
                 subscription.last_poll_ms = Some(last.at_ms);
                 subscription.last_outcome = Some(match last.outcome {
                     Ok(transitions) => format!("ok, {transitions} change(s)"),
@@ -479,8 +493,8 @@ impl Supervisor {
             .map(|a| a.requests_last_hour())
             .sum();
         format!(
-            "polling {} repositories with {} credential(s), {} requests in the last hour; {} card(s) waiting",
-            self.config.subscriptions.len(),
+            "polling {} repository source(s) with {} credential(s), {} requests in the last hour; {} card(s) waiting",
+            self.config.watches.len(),
             self.bitbucket.accounts.len(),
             spent,
             self.store.outbox_len(),

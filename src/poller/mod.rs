@@ -1,5 +1,6 @@
-//! Polling one repository: fetch what changed since the last poll (the source's business),
-//! classify each change against the store, route events to channels and commit it all in one
+//! Polling one repository through one source (a [`Watch`]): fetch what changed since the last
+//! poll (the source's business), classify each change against the store, route events to the
+//! channels of every subscription that wants them (each channel once) and commit it all in one
 //! store transaction, then wake the channels' delivery workers. When to poll is the
 //! [`scheduler`](crate::scheduler)'s business.
 //!
@@ -12,11 +13,11 @@ mod pipelines;
 mod statuses;
 
 use crate::bitbucket::{Account, BitbucketError, CloudClient, DataCenterClient};
-use crate::config::Subscription;
+use crate::config::Watch;
 use crate::daemon::Metrics;
 use crate::delivery::Wakeups;
 use crate::detect::{self, Health};
-use crate::domain::{BuildState, BuildStatus, RepoId};
+use crate::domain::{BuildState, BuildStatus, Lane, RepoId};
 use crate::store::{Notification, PollUpdate, RepoCursor, Store, StoreError, StoredBuild};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -47,26 +48,26 @@ impl Source {
     pub async fn probe(&self, repo: &RepoId) -> Result<(), BitbucketError> {
         match self {
             Source::Pipelines(client) => client.pipelines(repo, None).await.map(drop),
-            Source::CloudStatuses(client) => client.branch_tips(repo, |_| true).await.map(drop),
+            Source::CloudStatuses(client) => client.ref_tips(repo, false, |_| true).await.map(drop),
             Source::DataCenterStatuses(client) => {
                 client.branch_tips(repo, |_| true).await.map(drop)
             }
         }
     }
 
-    /// The `limit` most recent builds of `repo`, newest first, read once: for `bbzoom preview`,
+    /// The `limit` most recent builds `watch` reads, newest first, read once: for `bbzoom preview`,
     /// which shows them without classifying them against the store or recording anything.
     /// Pipelines come from the pipelines list; statuses from the most recently pushed branch
-    /// tips, at most one request per build shown plus one.
+    /// (and tag) tips, at most one request per build shown plus one or two.
     pub async fn recent_builds(
         &self,
-        repo: &RepoId,
+        watch: &Watch,
         limit: usize,
     ) -> Result<Vec<BuildStatus>, BitbucketError> {
         match self {
-            Source::Pipelines(client) => pipelines::recent(client, repo, limit).await,
+            Source::Pipelines(client) => pipelines::recent(client, &watch.repo, limit).await,
             Source::CloudStatuses(_) | Source::DataCenterStatuses(_) => {
-                statuses::recent(self, repo, limit).await
+                statuses::recent(self, watch, limit).await
             }
         }
     }
@@ -143,48 +144,32 @@ pub(crate) struct Fetched {
     pub requests: u64,
 }
 
-/// One poll of one repository; commits before it returns.
+/// One poll of one repository through one source; commits before it returns.
 pub async fn poll_once(
     ctx: &PollContext,
-    subscription: &Subscription,
+    watch: &Watch,
     source: &Source,
 ) -> Result<PollSummary, PollError> {
-    let repo = &subscription.repo;
+    let repo = &watch.repo;
     // Held until the commit is done (it moves into the blocking commit below), so a poll of
     // the same repository by another scheduler reads this one's cursor, never the one before.
     let turn = ctx.polling.turn(repo).await;
     let now = now_ms();
-    // Restarted when the subscription's source changed (`configure --source`): see the store.
-    let since = ctx.store.watching_since(repo, subscription.source, now)?;
-    let mut stored = ctx.store.cursor(repo)?;
-    // The other source's cursor means nothing here: baseline afresh.
-    if stored
-        .as_ref()
-        .is_some_and(|c| c.source.is_some_and(|s| s != subscription.source))
-    {
-        tracing::info!(%repo, source = subscription.source.name(), "the source changed; baselining the repository again");
-        stored = None;
-    }
+    let since = ctx.store.watching_since(repo, watch.source, now)?;
+    let stored = ctx.store.cursor(repo, watch.source)?;
     let baselined = stored.is_none();
     let cursor = stored.unwrap_or_default();
 
-    let mut fetched = match source {
+    let fetched = match source {
         Source::Pipelines(client) => {
             pipelines::fetch(client, repo, &cursor, baselined.then_some(since)).await?
         }
         Source::CloudStatuses(_) | Source::DataCenterStatuses(_) => {
-            statuses::fetch(source, subscription, &cursor, now, ctx.settle).await?
+            statuses::fetch(source, watch, &cursor, baselined, now, ctx.settle).await?
         }
     };
     let requests = fetched.requests;
-    fetched.cursor.source = Some(subscription.source);
-    let mut update = apply(
-        ctx,
-        subscription,
-        &cursor,
-        fetched,
-        baselined.then_some(since),
-    )?;
+    let mut update = apply(ctx, watch, &cursor, fetched, baselined.then_some(since))?;
     if !matches!(source, Source::Pipelines(_)) {
         statuses::settle(&mut update, now, ctx.settle);
     }
@@ -226,14 +211,15 @@ pub async fn poll_once(
 /// a repository's first poll: builds created before it are history.
 fn apply(
     ctx: &PollContext,
-    subscription: &Subscription,
+    watch: &Watch,
     cursor: &RepoCursor,
     fetched: Fetched,
     baseline_since: Option<i64>,
 ) -> Result<PollUpdate, StoreError> {
-    let repo = &subscription.repo;
+    let repo = &watch.repo;
     let mut update = PollUpdate {
         repo: repo.clone(),
+        source: watch.source,
         cursor: RepoCursor {
             active: Vec::new(),
             ..fetched.cursor
@@ -256,8 +242,10 @@ fn apply(
             b.created_ms,
         )
     });
-    builds.dedup_by(|a, b| a.key == b.key);
-    let mut health: HashMap<String, Option<Health>> = HashMap::new();
+    // A status found at two refs (a commit both a branch's tip and tagged) is one build.
+    let mut seen = BTreeSet::new();
+    builds.retain(|b| seen.insert(b.key.clone()));
+    let mut health: HashMap<Lane, Option<Health>> = HashMap::new();
     for build in builds {
         let stored = ctx.store.build(&build.key)?;
         let is_history = match baseline_since {
@@ -307,15 +295,18 @@ fn apply(
             update.health.push((lane, h));
         }
         if let Some(event) = verdict.event.filter(|_| !is_history) {
-            if subscription.wants(build.branch.as_deref(), event) {
-                update
-                    .notifications
-                    .extend(subscription.channels.iter().map(|channel| Notification {
-                        channel: channel.clone(),
-                        event,
-                        build: build.clone(),
-                    }));
-            }
+            update
+                .notifications
+                .extend(
+                    watch
+                        .channels_for(&build.git_ref, event)
+                        .into_iter()
+                        .map(|channel| Notification {
+                            channel: channel.to_owned(),
+                            event,
+                            build: build.clone(),
+                        }),
+                );
         }
     }
     Ok(update)

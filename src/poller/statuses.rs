@@ -1,74 +1,97 @@
 //! The statuses sources (Cloud commit statuses, Data Center build statuses): there is no
-//! repository-wide list of statuses, so read the watched branches' tips, then the statuses of
-//! every commit still followed: a new tip, one with a status in progress, or one whose statuses
-//! changed less than the settle time ago, because external CI posts late.
+//! repository-wide list of statuses, so read the tips of the branches (and tags, when a
+//! subscription takes tag builds) some subscription follows, then the statuses of every commit
+//! still followed: a new tip, one with a status in progress, or one whose statuses changed less
+//! than the settle time ago, because external CI posts late.
+//!
+//! A tag that appears is followed like a branch that moves. On a first poll every branch tip
+//! is followed (a build may be running there), but tags are only recorded: a repository's
+//! old release tags would otherwise cost a request each, every poll, for the settle time.
 
 use super::{Fetched, PollError, Source};
-use crate::bitbucket::BitbucketError;
-use crate::config::Subscription;
-use crate::domain::{BranchTip, BuildStatus, RepoId};
+use crate::bitbucket::{BitbucketError, RefTips};
+use crate::config::Watch;
+use crate::domain::{BuildRef, BuildStatus, RefTip, RepoId};
 use crate::store::{Followed, PollUpdate, RepoCursor};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// Reads the tips and the statuses of the followed commits.
+/// Reads the tips and the statuses of the followed commits; `baseline` on a first poll.
 pub(super) async fn fetch(
     source: &Source,
-    subscription: &Subscription,
+    watch: &Watch,
     cursor: &RepoCursor,
+    baseline: bool,
     now_ms: i64,
     settle: Duration,
 ) -> Result<Fetched, PollError> {
-    let repo = &subscription.repo;
-    let known = |tip: &BranchTip| cursor.branch_tips.get(&tip.branch) == Some(&tip.commit);
-    let tips = branch_tips(source, repo, known).await?;
-    let mut branch_tips = cursor.branch_tips.clone();
-    let mut followed = cursor.followed.clone();
-    for tip in tips
-        .into_iter()
-        .filter(|t| subscription.branches.iter().any(|g| g.matches(&t.branch)))
-    {
-        if branch_tips.get(&tip.branch) == Some(&tip.commit) {
+    let repo = &watch.repo;
+    let known = |tip: &RefTip| recorded(cursor, tip) == Some(&tip.commit);
+    let RefTips { tips, mut requests } =
+        ref_tips(source, repo, watch.follows_tags(), known).await?;
+    let mut next = RepoCursor {
+        branch_tips: cursor.branch_tips.clone(),
+        tag_tips: cursor.tag_tips.clone(),
+        followed: cursor.followed.clone(),
+        ..RepoCursor::default()
+    };
+    for tip in tips.into_iter().filter(|t| watch.follows(&t.git_ref)) {
+        if recorded(&next, &tip) == Some(&tip.commit) {
             continue;
         }
-        branch_tips.insert(tip.branch.clone(), tip.commit.clone());
-        if !followed.iter().any(|f| f.tip == tip) {
-            followed.push(Followed {
+        let (tips, name) = match &tip.git_ref {
+            BuildRef::Tag(name) => (&mut next.tag_tips, name),
+            BuildRef::Branch(name) => (&mut next.branch_tips, name),
+            BuildRef::Commit => continue,
+        };
+        tips.insert(name.clone(), tip.commit.clone());
+        let old_tag = baseline && matches!(tip.git_ref, BuildRef::Tag(_));
+        if !old_tag && !next.followed.iter().any(|f| f.tip == tip) {
+            next.followed.push(Followed {
                 tip,
-                settle_until_ms: now_ms + millis(settle),
+                settle_until_ms: now_ms.saturating_add(millis(settle)),
             });
         }
     }
     let mut builds = Vec::new();
-    for commit in &followed {
-        builds.extend(commit_statuses(source, repo, &commit.tip).await?);
+    let is_tag = |name: &str| next.tag_tips.contains_key(name);
+    for commit in &next.followed {
+        builds.extend(commit_statuses(source, watch, &commit.tip, is_tag).await?);
     }
-    // One call for the branch tips (usually one page), one per followed commit.
-    let requests = 1 + followed.len() as u64;
+    requests += next.followed.len() as u64;
     Ok(Fetched {
         builds,
-        cursor: RepoCursor {
-            branch_tips,
-            followed,
-            ..RepoCursor::default()
-        },
+        cursor: next,
         requests,
     })
 }
 
-/// The newest `limit` statuses on the most recently pushed branch tips (the first page of
-/// them), reading at most `limit` tips: on every branch, since a preview shows what the
-/// subscription's branches filter out too.
+/// The commit the cursor last saw at `tip`'s branch or tag.
+fn recorded<'a>(cursor: &'a RepoCursor, tip: &RefTip) -> Option<&'a String> {
+    let tips: &BTreeMap<String, String> = match &tip.git_ref {
+        BuildRef::Tag(_) => &cursor.tag_tips,
+        _ => &cursor.branch_tips,
+    };
+    tips.get(tip.git_ref.name()?)
+}
+
+/// The newest `limit` statuses `watch` reads on the most recently pushed branch and tag tips
+/// (the first page of them), reading at most `limit` tips: on every branch and tag, since a
+/// preview shows what the subscriptions filter out too.
 pub(super) async fn recent(
     source: &Source,
-    repo: &RepoId,
+    watch: &Watch,
     limit: usize,
 ) -> Result<Vec<BuildStatus>, BitbucketError> {
     // "Every tip is known" stops the tips at their first page.
-    let tips = branch_tips(source, repo, |_| true).await?;
+    let tips = ref_tips(source, &watch.repo, true, |_| true).await?.tips;
+    let is_tag = |name: &str| {
+        tips.iter()
+            .any(|t| t.git_ref == BuildRef::Tag(name.to_owned()))
+    };
     let mut builds = Vec::new();
     for tip in tips.iter().take(limit) {
-        builds.extend(commit_statuses(source, repo, tip).await?);
+        builds.extend(commit_statuses(source, watch, tip, is_tag).await?);
         if builds.len() >= limit {
             break;
         }
@@ -78,27 +101,52 @@ pub(super) async fn recent(
     Ok(builds)
 }
 
-/// Branch tips through whichever client `source` holds; see `CloudClient::branch_tips`.
-async fn branch_tips(
+/// Branch tips, and tag tips too with `tags`, through whichever client `source` holds, and
+/// the requests that took: Cloud lists both in one where it can (`CloudClient::ref_tips`),
+/// Data Center in two.
+async fn ref_tips(
     source: &Source,
     repo: &RepoId,
-    known: impl Fn(&BranchTip) -> bool,
-) -> Result<Vec<BranchTip>, BitbucketError> {
+    tags: bool,
+    known: impl Fn(&RefTip) -> bool,
+) -> Result<RefTips, BitbucketError> {
     match source {
-        Source::CloudStatuses(client) => client.branch_tips(repo, known).await,
-        Source::DataCenterStatuses(client) => client.branch_tips(repo, known).await,
+        Source::CloudStatuses(client) => client.ref_tips(repo, tags, known).await,
+        Source::DataCenterStatuses(client) => {
+            let mut listed = client.branch_tips(repo, &known).await?;
+            if tags {
+                match client.tag_tips(repo, &known).await {
+                    Ok(tags) => {
+                        listed.tips.extend(tags.tips);
+                        listed.requests += tags.requests;
+                    }
+                    // A server without the tags list still has its branches' statuses.
+                    Err(BitbucketError::NotFound) => listed.requests += 1,
+                    Err(err) => return Err(err),
+                }
+            }
+            Ok(listed)
+        }
         Source::Pipelines(_) => unreachable!("pipelines are not a statuses source"),
     }
 }
 
-/// Every status posted on `tip`'s commit, through whichever client `source` holds.
+/// Every status posted on `tip`'s commit that `watch` reads: on Cloud, not those Pipelines
+/// posted when the repository's pipelines are followed already; `is_tag` names the tags a
+/// Cloud status's bare `refname` may name.
 async fn commit_statuses(
     source: &Source,
-    repo: &RepoId,
-    tip: &BranchTip,
+    watch: &Watch,
+    tip: &RefTip,
+    is_tag: impl Fn(&str) -> bool,
 ) -> Result<Vec<BuildStatus>, BitbucketError> {
+    let repo = &watch.repo;
     match source {
-        Source::CloudStatuses(client) => client.statuses(repo, tip).await,
+        Source::CloudStatuses(client) => {
+            client
+                .statuses(repo, tip, watch.pipelines_followed, is_tag)
+                .await
+        }
         Source::DataCenterStatuses(client) => client.statuses(repo, tip).await,
         Source::Pipelines(_) => unreachable!("pipelines are not a statuses source"),
     }
@@ -120,7 +168,7 @@ pub(super) fn settle(update: &mut PollUpdate, now_ms: i64, settle: Duration) {
         .collect();
     for commit in &mut update.cursor.followed {
         if changed.contains(&commit.tip.commit) {
-            commit.settle_until_ms = now_ms + millis(settle);
+            commit.settle_until_ms = now_ms.saturating_add(millis(settle));
         }
     }
     update

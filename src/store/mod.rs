@@ -1,9 +1,10 @@
 //! The store: sled on disk, holding what bbzoom knows between polls and across restarts.
 //!
-//! Trees: `repos` (polling cursor per repository), `builds` (last state per build), `health`
-//! (last result per lane, for "fixed"), `outbox` (notifications not yet delivered, per channel
-//! in sequence order), `messages` (the card each channel shows for a build, for edits),
-//! `dead_letters`, and `meta` (schema version, when watching each repository began).
+//! Trees: `repos` (polling cursor per repository and source), `builds` (last state per
+//! build), `health` (last result per lane, for "fixed"), `outbox` (notifications not yet
+//! delivered, per channel in sequence order), `messages` (the card each channel shows for a
+//! build, for edits), `dead_letters`, and `meta` (schema version, when watching each
+//! repository through each source began).
 //!
 //! Invariant 3: a poll's transitions and the notifications they cause are written in ONE
 //! transaction, flushed to disk before it returns, so before anything is sent. An outbox row is
@@ -11,16 +12,20 @@
 
 mod records;
 
-use crate::config::SourceKind;
 use crate::detect::Health;
-use crate::domain::{BranchTip, BuildKey, BuildState, BuildStatus, EventKind, RepoId};
+use crate::domain::{
+    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Lane, RefTip, RepoId, SourceKind,
+};
 use records::*;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 pub use records::SCHEMA_VERSION;
+
+/// Most characters of an unreadable row kept with its dead letter, for the admin to look at.
+const RAW_KEPT_CHARS: usize = 2000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -34,9 +39,13 @@ pub enum StoreError {
         "the state directory holds schema version {found}, this bbzoom understands {SCHEMA_VERSION}"
     )]
     Schema { found: u32 },
+    #[error(
+        "dead letter {0} holds a row that could not be read, so it cannot be delivered; drop it with `bbzoom dead-letters drop {0}`"
+    )]
+    Unreadable(u64),
 }
 
-/// Where polling of one repository stands.
+/// Where polling of one repository through one source stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepoCursor {
     /// Highest build number recorded (pipelines).
@@ -45,16 +54,17 @@ pub struct RepoCursor {
     pub active: Vec<String>,
     /// The commit at the tip of each watched branch (statuses).
     pub branch_tips: BTreeMap<String, String>,
+    /// The commit each watched tag points at (statuses, when tags are followed).
+    pub tag_tips: BTreeMap<String, String>,
     /// Commits whose statuses are still read each poll (statuses).
     pub followed: Vec<Followed>,
-    /// The source this cursor was made by: a cursor of the other one means nothing.
-    pub source: Option<SourceKind>,
 }
 
-/// A commit a statuses source keeps reading: its branch tip and until when at least.
+/// A commit a statuses source keeps reading: the branch or tag it was found at, and until
+/// when at least.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Followed {
-    pub tip: BranchTip,
+    pub tip: RefTip,
     /// Wall-clock Unix milliseconds until which the commit is read even when quiet, because
     /// external CI posts late.
     pub settle_until_ms: i64,
@@ -76,15 +86,16 @@ pub struct Notification {
     pub build: BuildStatus,
 }
 
-/// Everything one poll of one repository learnt, committed at once.
+/// Everything one poll of one repository through one source learnt, committed at once.
 #[derive(Debug, Clone)]
 pub struct PollUpdate {
     pub repo: RepoId,
+    pub source: SourceKind,
     pub cursor: RepoCursor,
     /// New states of builds that changed.
     pub builds: Vec<(BuildKey, StoredBuild)>,
-    /// New health of lanes (branch and job, see [`BuildStatus::lane`]) a finished build settled.
-    pub health: Vec<(String, Health)>,
+    /// New health of lanes a finished build settled.
+    pub health: Vec<(Lane, Health)>,
     pub notifications: Vec<Notification>,
 }
 
@@ -100,13 +111,34 @@ pub struct OutboxRow {
     pub next_attempt_ms: i64,
     /// When the row was queued (wall-clock Unix milliseconds), for giving up after a maximum age.
     pub enqueued_ms: i64,
+    /// When its first delivery attempt failed, if one did.
+    pub first_failed_ms: Option<i64>,
+}
+
+/// A channel's outbox as read: the rows in delivery order, and any that could not be read.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pub rows: Vec<OutboxRow>,
+    /// Rows the store holds but cannot decode: the worker moves them to the dead letters so
+    /// they never block the channel.
+    pub unreadable: Vec<UnreadableRow>,
+}
+
+/// An outbox row that could not be read.
+#[derive(Debug, Clone)]
+pub struct UnreadableRow {
+    /// Its key in the outbox tree.
+    key: sled::IVec,
+    pub channel: String,
+    /// Why it could not be read.
+    pub error: String,
 }
 
 /// What the store holds of one repository, for `bbzoom status`.
 #[derive(Debug, Clone, Default)]
 pub struct RepoSummary {
-    /// Each lane (branch and job) with the health of its last finished build.
-    pub lanes: Vec<(String, Health)>,
+    /// Each lane with the health of its last finished build.
+    pub lanes: Vec<(Lane, Health)>,
     /// Builds recorded, and how many of them have not finished.
     pub builds: usize,
     pub unfinished: usize,
@@ -117,7 +149,11 @@ pub struct RepoSummary {
 /// A dead letter as `bbzoom` lists it.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
-    pub row: OutboxRow,
+    /// Its number, the one `bbzoom dead-letters retry|drop` take.
+    pub seq: u64,
+    pub channel: String,
+    /// The row; `None` when it could not be read (it can only be dropped).
+    pub row: Option<OutboxRow>,
     pub reason: String,
     pub dead_ms: i64,
 }
@@ -136,25 +172,12 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`, checking the schema version.
+    /// Opens (or creates) the store in `dir`, checking the schema version and migrating a
+    /// store of an older one.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
         let meta = db.open_tree(META)?;
-        match meta.get(SCHEMA_KEY)? {
-            None => {
-                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-                meta.flush()?;
-            }
-            Some(bytes) => {
-                let found = <[u8; 4]>::try_from(bytes.as_ref())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| StoreError::Corrupt("schema version".into()))?;
-                if found != SCHEMA_VERSION {
-                    return Err(StoreError::Schema { found });
-                }
-            }
-        }
-        Ok(Store {
+        let store = Store {
             repos: db.open_tree(REPOS)?,
             builds: db.open_tree(BUILDS)?,
             health: db.open_tree(HEALTH)?,
@@ -163,7 +186,92 @@ impl Store {
             messages: db.open_tree(MESSAGES)?,
             meta,
             db,
-        })
+        };
+        match store.meta.get(SCHEMA_KEY)? {
+            None => {
+                store
+                    .meta
+                    .insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                store.meta.flush()?;
+            }
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("schema version".into()))?;
+                match found {
+                    SCHEMA_VERSION => {}
+                    1 => store.migrate_from_1()?,
+                    found => return Err(StoreError::Schema { found }),
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    /// Schema 1 kept one cursor and one watching time per repository, with the source that
+    /// made them inside; schema 2 keys both by repository and source. Everything moves in one
+    /// transaction with the version, so a crash leaves schema 1 whole or schema 2 whole.
+    fn migrate_from_1(&self) -> Result<(), StoreError> {
+        // Each key's new place: `repo` gets `\0 source` appended; one whose source cannot be
+        // told is dropped.
+        let under_source = |key: &[u8], source: &str| {
+            let mut new_key = key.to_vec();
+            new_key.push(0);
+            new_key.extend_from_slice(source.as_bytes());
+            new_key
+        };
+        let mut cursors: Vec<Moved> = Vec::new();
+        let mut sources: BTreeMap<Vec<u8>, String> = BTreeMap::new();
+        for entry in self.repos.iter() {
+            let (key, value) = entry?;
+            if key.contains(&0) {
+                continue;
+            }
+            let record: RepoRecord = decode(&value)?;
+            let to = v1_source(&record).map(|source| {
+                sources.insert(key.to_vec(), source.name().to_owned());
+                (under_source(&key, source.name()), value.to_vec())
+            });
+            cursors.push(Moved { from: key, to });
+        }
+        let mut times: Vec<Moved> = Vec::new();
+        for entry in self.meta.scan_prefix(SINCE_PREFIX) {
+            let (key, value) = entry?;
+            let repo = &key[SINCE_PREFIX.len()..];
+            if repo.contains(&0) {
+                continue;
+            }
+            let (since, source) = decode_v1_since(&value)
+                .ok_or_else(|| StoreError::Corrupt("watching-since time".into()))?;
+            let source = source
+                .map(str::to_owned)
+                .or_else(|| sources.get(repo).cloned());
+            // A time without a source belonged to a repository never polled: watching simply
+            // begins again at the next start.
+            let to =
+                source.map(|source| (under_source(&key, &source), since.to_be_bytes().to_vec()));
+            times.push(Moved { from: key, to });
+        }
+        let result: Result<(), TransactionError<StoreError>> = (&self.repos, &self.meta)
+            .transaction(|(repos, meta)| {
+                for (tree, moves) in [(repos, &cursors), (meta, &times)] {
+                    for moved in moves {
+                        tree.remove(&moved.from)?;
+                        if let Some((key, value)) = &moved.to {
+                            tree.insert(key.as_slice(), value.as_slice())?;
+                        }
+                    }
+                }
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                Ok(())
+            });
+        result.map_err(transaction_error)?;
+        self.db.flush()?;
+        tracing::info!(
+            cursors = cursors.len(),
+            "store migrated from schema 1 to {SCHEMA_VERSION}"
+        );
+        Ok(())
     }
 
     /// As [`Store::open`], but waits up to `patience` while another process holds the store's
@@ -185,75 +293,91 @@ impl Store {
     }
 
     /// When bbzoom started watching `repo` through `source` (Unix milliseconds): `now_ms` the
-    /// first time it is asked, the same answer ever after, until it is asked with another
-    /// source (the subscription's `source` changed): then watching begins again at `now_ms`,
-    /// since what the new source already holds is history, not news. Builds created before
-    /// the answer are history.
+    /// first time it is asked, the same answer ever after (until [`Store::forget_unwatched`]
+    /// forgets it). Builds created before the answer are history.
     pub fn watching_since(
         &self,
         repo: &RepoId,
         source: SourceKind,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
-        let key = since_key(repo);
-        let fresh = encode_since(now_ms, source.name());
-        loop {
-            let current = self.meta.get(&key)?;
-            if let Some(bytes) = &current {
-                let (since, watched) = decode_since(bytes)
-                    .ok_or_else(|| StoreError::Corrupt("watching-since time".into()))?;
-                let same = match watched {
-                    Some(name) => name == source.name(),
-                    // Recorded before the source was kept with it: the cursor's tells, if any.
-                    None => self
-                        .cursor(repo)?
-                        .and_then(|cursor| cursor.source)
-                        .is_none_or(|watched| watched == source),
-                };
-                if same {
-                    if watched.is_none() {
-                        // Kept with its source from now on, so the cursor is read only once.
-                        let tagged = encode_since(since, source.name());
-                        let _ = self.meta.compare_and_swap(&key, current, Some(tagged))?;
-                    }
-                    return Ok(since);
-                }
-            }
-            if self
-                .meta
-                .compare_and_swap(&key, current, Some(fresh.clone()))?
-                .is_ok()
-            {
+        let key = since_key(repo, source);
+        let fresh = now_ms.to_be_bytes();
+        match self
+            .meta
+            .compare_and_swap(&key, None as Option<&[u8]>, Some(&fresh[..]))?
+        {
+            Ok(()) => {
                 self.meta.flush()?;
-                return Ok(now_ms);
+                Ok(now_ms)
             }
+            Err(existing) => existing
+                .current
+                .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
+                .map(i64::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt("watching-since time".into())),
         }
     }
 
-    /// Where polling of `repo` stands; `None` for a repository never polled (to be baselined).
-    pub fn cursor(&self, repo: &RepoId) -> Result<Option<RepoCursor>, StoreError> {
-        let record: Option<RepoRecord> = get(&self.repos, &repo_key(repo))?;
-        Ok(record.map(|r| {
-            let source = recorded_source(&r);
-            RepoCursor {
-                high_water: r.high_water,
-                active: r.active,
-                branch_tips: r.branch_tips,
-                followed: r
-                    .followed
-                    .into_iter()
-                    .map(|f| Followed {
-                        tip: BranchTip {
-                            branch: f.branch,
-                            commit: f.commit,
-                            message: f.message,
-                            author: f.author,
-                        },
-                        settle_until_ms: f.settle_until_ms,
-                    })
-                    .collect(),
-                source,
+    /// Forgets the cursor and watching time of every (repository, source) not in `watched`:
+    /// a source that stops being polled and comes back later is baselined again, rather
+    /// than replaying what happened while nobody watched as news. Returns how many.
+    pub fn forget_unwatched(
+        &self,
+        watched: &BTreeSet<(RepoId, SourceKind)>,
+    ) -> Result<usize, StoreError> {
+        let cursors: BTreeSet<Vec<u8>> = watched
+            .iter()
+            .map(|(repo, source)| cursor_key(repo, *source))
+            .collect();
+        let mut forgotten = 0;
+        for key in self.repos.iter().keys() {
+            let key = key?;
+            if !cursors.contains(key.as_ref()) {
+                self.repos.remove(&key)?;
+                forgotten += 1;
             }
+        }
+        for key in self.meta.scan_prefix(SINCE_PREFIX).keys() {
+            let key = key?;
+            if !cursors.contains(&key[SINCE_PREFIX.len()..]) {
+                self.meta.remove(&key)?;
+            }
+        }
+        self.db.flush()?;
+        Ok(forgotten)
+    }
+
+    /// Where polling of `repo` through `source` stands; `None` if never polled (to be
+    /// baselined).
+    pub fn cursor(
+        &self,
+        repo: &RepoId,
+        source: SourceKind,
+    ) -> Result<Option<RepoCursor>, StoreError> {
+        let record: Option<RepoRecord> = get(&self.repos, &cursor_key(repo, source))?;
+        Ok(record.map(|r| RepoCursor {
+            high_water: r.high_water,
+            active: r.active,
+            branch_tips: r.branch_tips,
+            tag_tips: r.tag_tips,
+            followed: r
+                .followed
+                .into_iter()
+                .map(|f| Followed {
+                    tip: RefTip {
+                        git_ref: if f.tag {
+                            BuildRef::Tag(f.branch)
+                        } else {
+                            BuildRef::Branch(f.branch)
+                        },
+                        commit: f.commit,
+                        message: f.message,
+                        author: f.author,
+                    },
+                    settle_until_ms: f.settle_until_ms,
+                })
+                .collect(),
         }))
     }
 
@@ -266,8 +390,8 @@ impl Store {
         }))
     }
 
-    /// The health of a lane (branch and job), if a finished build ever settled it.
-    pub fn health(&self, repo: &RepoId, lane: &str) -> Result<Option<Health>, StoreError> {
+    /// The health of a lane, if a finished build ever settled it.
+    pub fn health(&self, repo: &RepoId, lane: &Lane) -> Result<Option<Health>, StoreError> {
         Ok(self
             .health
             .get(health_key(repo, lane))?
@@ -281,18 +405,20 @@ impl Store {
             high_water: cursor.high_water,
             active: cursor.active.clone(),
             branch_tips: cursor.branch_tips.clone(),
+            tag_tips: cursor.tag_tips.clone(),
             followed: cursor
                 .followed
                 .iter()
                 .map(|f| FollowedRecord {
-                    branch: f.tip.branch.clone(),
+                    branch: f.tip.git_ref.name().unwrap_or_default().to_owned(),
+                    tag: matches!(f.tip.git_ref, BuildRef::Tag(_)),
                     commit: f.tip.commit.clone(),
                     message: f.tip.message.clone(),
                     author: f.tip.author.clone(),
                     settle_until_ms: f.settle_until_ms,
                 })
                 .collect(),
-            source: cursor.source.map(|source| source.name().to_owned()),
+            source: None,
         })?;
         let builds = update
             .builds
@@ -313,18 +439,20 @@ impl Store {
                 let record = OutboxRecord {
                     channel: n.channel.clone(),
                     event: n.event,
-                    build: n.build.clone(),
+                    build: BuildSnapshot::from(&n.build),
                     enqueued_ms: now_ms,
                     attempts: 0,
                     next_attempt_ms: now_ms,
+                    first_failed_ms: None,
                 };
                 Ok((n.channel.as_str(), encode(&record)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let cursor_key = cursor_key(&update.repo, update.source);
         let result: Result<(), TransactionError<StoreError>> =
             (&self.repos, &self.builds, &self.health, &self.outbox).transaction(
                 |(repos, builds_tx, health, outbox)| {
-                    repos.insert(repo_key(&update.repo), repo.as_slice())?;
+                    repos.insert(cursor_key.as_slice(), repo.as_slice())?;
                     for (key, value) in &builds {
                         builds_tx.insert(key.as_slice(), value.as_slice())?;
                     }
@@ -342,15 +470,23 @@ impl Store {
         result.map_err(transaction_error)
     }
 
-    /// Every row waiting for `channel`, in delivery order, due or not.
-    pub fn outbox(&self, channel: &str) -> Result<Vec<OutboxRow>, StoreError> {
-        self.outbox
-            .scan_prefix(outbox_prefix(channel))
-            .map(|entry| {
-                let (key, value) = entry?;
-                to_row(&key, &decode::<OutboxRecord>(&value)?)
-            })
-            .collect()
+    /// Every row waiting for `channel`, in delivery order, due or not, and apart from them
+    /// any the store cannot read.
+    pub fn outbox(&self, channel: &str) -> Result<Outbox, StoreError> {
+        let mut outbox = Outbox::default();
+        for entry in self.outbox.scan_prefix(outbox_prefix(channel)) {
+            let (key, value) = entry?;
+            let row = decode::<OutboxRecord>(&value).and_then(|record| to_row(&key, record));
+            match row {
+                Ok(row) => outbox.rows.push(row),
+                Err(err) => outbox.unreadable.push(UnreadableRow {
+                    key,
+                    channel: channel.to_owned(),
+                    error: err.to_string(),
+                }),
+            }
+        }
+        Ok(outbox)
     }
 
     /// Zoom accepted `rows` (several when folded or superseded): remove them and, when a card
@@ -394,13 +530,20 @@ impl Store {
         Ok(())
     }
 
-    /// A delivery attempt of `row` failed transiently: record it and when to try next.
-    pub fn reschedule(&self, row: &OutboxRow, next_attempt_ms: i64) -> Result<(), StoreError> {
+    /// A delivery attempt of `row` failed transiently at `now_ms`: record it and when to try
+    /// next.
+    pub fn reschedule(
+        &self,
+        row: &OutboxRow,
+        next_attempt_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let key = outbox_key(&row.channel, row.seq);
         if let Some(value) = self.outbox.get(&key)? {
             let mut record: OutboxRecord = decode(&value)?;
-            record.attempts += 1;
+            record.attempts = record.attempts.saturating_add(1);
             record.next_attempt_ms = next_attempt_ms;
+            record.first_failed_ms.get_or_insert(now_ms);
             self.outbox.insert(key, encode(&record)?)?;
             self.outbox.flush()?;
         }
@@ -415,18 +558,51 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let key = outbox_key(&row.channel, row.seq);
+        self.bury(&key, key.clone(), reason, now_ms)
+    }
+
+    /// `row` could not be read: move it to the dead letters as it is, so it no longer blocks
+    /// its channel and the admin can look at it.
+    pub fn dead_letter_unreadable(
+        &self,
+        row: &UnreadableRow,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        // A key without its sequence number gets one, so the letter can be named.
+        let dead_key = match seq_of(&row.key) {
+            Some(_) if row.key.starts_with(&outbox_prefix(&row.channel)) => row.key.to_vec(),
+            _ => outbox_key(&row.channel, self.db.generate_id()?),
+        };
+        let reason = format!("the row could not be read: {}", row.error);
+        self.bury(&row.key, dead_key, &reason, now_ms)
+    }
+
+    /// Moves the outbox entry at `key` to the dead letters under `dead_key`, readable or not.
+    fn bury(
+        &self,
+        key: &[u8],
+        dead_key: Vec<u8>,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let result: Result<(), TransactionError<StoreError>> = (&self.outbox, &self.dead)
             .transaction(|(outbox, dead)| {
-                if let Some(value) = outbox.remove(key.as_slice())? {
-                    let row: OutboxRecord =
-                        decode(&value).map_err(ConflictableTransactionError::Abort)?;
+                if let Some(value) = outbox.remove(key)? {
+                    let row = decode::<OutboxRecord>(&value).ok();
+                    let raw = row.is_none().then(|| {
+                        String::from_utf8_lossy(&value)
+                            .chars()
+                            .take(RAW_KEPT_CHARS)
+                            .collect()
+                    });
                     let record = encode(&DeadRecord {
                         row,
+                        raw,
                         reason: reason.to_owned(),
                         dead_ms: now_ms,
                     })
                     .map_err(ConflictableTransactionError::Abort)?;
-                    dead.insert(key.as_slice(), record)?;
+                    dead.insert(dead_key.as_slice(), record)?;
                 }
                 outbox.flush();
                 Ok(())
@@ -435,20 +611,25 @@ impl Store {
     }
 
     /// Puts dead letter `seq` back in its channel's outbox, due now with no attempts counted.
-    /// Returns whether there was one.
+    /// Returns whether there was one; one whose row could not be read cannot go back.
     pub fn retry_dead_letter(&self, seq: u64, now_ms: i64) -> Result<bool, StoreError> {
         let Some(key) = self.dead_key(seq)? else {
             return Ok(false);
         };
         let result: Result<(), TransactionError<StoreError>> = (&self.dead, &self.outbox)
             .transaction(|(dead, outbox)| {
-                if let Some(value) = dead.remove(&key)? {
+                if let Some(value) = dead.get(&key)? {
                     let mut row = decode::<DeadRecord>(&value)
-                        .map_err(ConflictableTransactionError::Abort)?
-                        .row;
+                        .ok()
+                        .and_then(|record| record.row)
+                        .ok_or(ConflictableTransactionError::Abort(StoreError::Unreadable(
+                            seq,
+                        )))?;
+                    dead.remove(&key)?;
                     row.attempts = 0;
                     row.next_attempt_ms = now_ms;
                     row.enqueued_ms = now_ms;
+                    row.first_failed_ms = None;
                     outbox.insert(
                         &key,
                         encode(&row).map_err(ConflictableTransactionError::Abort)?,
@@ -490,10 +671,12 @@ impl Store {
             .scan_prefix(&prefix)
             .map(|entry| {
                 let (key, value) = entry?;
-                let lane = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                let health = decode_health(&value)
-                    .ok_or_else(|| StoreError::Corrupt(format!("health of {repo} {lane}")))?;
-                Ok((lane, health))
+                let lane = decode_lane(&key[prefix.len()..]);
+                let health = decode_health(&value);
+                match (lane, health) {
+                    (Some(lane), Some(health)) => Ok((lane, health)),
+                    _ => Err(StoreError::Corrupt(format!("a lane's health of {repo}"))),
+                }
             })
             .collect::<Result<_, StoreError>>()?;
         let mut summary = RepoSummary {
@@ -537,18 +720,33 @@ impl Store {
         self.outbox.len()
     }
 
-    /// Every dead letter, oldest first per channel.
+    /// Every dead letter, oldest first per channel; one whose record cannot be read is
+    /// listed as such, never hidden.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
         self.dead
             .iter()
             .map(|entry| {
                 let (key, value) = entry?;
-                let record: DeadRecord = decode(&value)?;
-                Ok(DeadLetter {
-                    row: to_row(&key, &record.row)?,
-                    reason: record.reason,
-                    dead_ms: record.dead_ms,
-                })
+                let channel = key.split(|&b| b == 0).next().unwrap_or_default();
+                let channel = String::from_utf8_lossy(channel).into_owned();
+                let seq = seq_of(&key).unwrap_or_default();
+                let letter = match decode::<DeadRecord>(&value) {
+                    Ok(record) => DeadLetter {
+                        seq,
+                        channel,
+                        row: record.row.map(|row| to_row(&key, row)).transpose()?,
+                        reason: record.reason,
+                        dead_ms: record.dead_ms,
+                    },
+                    Err(err) => DeadLetter {
+                        seq,
+                        channel,
+                        row: None,
+                        reason: format!("the dead letter itself could not be read: {err}"),
+                        dead_ms: 0,
+                    },
+                };
+                Ok(letter)
             })
             .collect()
     }
@@ -588,21 +786,17 @@ fn transaction_error(error: TransactionError<StoreError>) -> StoreError {
     }
 }
 
-fn to_row(key: &[u8], record: &OutboxRecord) -> Result<OutboxRow, StoreError> {
-    let seq = key
-        .len()
-        .checked_sub(8)
-        .and_then(|at| <[u8; 8]>::try_from(&key[at..]).ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(|| StoreError::Corrupt("outbox key".into()))?;
+fn to_row(key: &[u8], record: OutboxRecord) -> Result<OutboxRow, StoreError> {
+    let seq = seq_of(key).ok_or_else(|| StoreError::Corrupt("outbox key".into()))?;
     Ok(OutboxRow {
         seq,
-        channel: record.channel.clone(),
+        channel: record.channel,
         event: record.event,
-        build: record.build.clone(),
+        build: record.build.into(),
         attempts: record.attempts,
         next_attempt_ms: record.next_attempt_ms,
         enqueued_ms: record.enqueued_ms,
+        first_failed_ms: record.first_failed_ms,
     })
 }
 
@@ -621,9 +815,15 @@ fn get<T: serde::de::DeserializeOwned>(
     tree.get(key)?.map(|v| decode(&v)).transpose()
 }
 
-/// The source a cursor record belongs to: as written, or for a record written before it was
+/// A key the migration moves: to a new key with a new value, or dropped.
+struct Moved {
+    from: sled::IVec,
+    to: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The source a schema 1 cursor belongs to: as written, or for a record written before it was
 /// kept, as its shape shows (branch tips are statuses', build numbers pipelines').
-fn recorded_source(record: &RepoRecord) -> Option<SourceKind> {
+fn v1_source(record: &RepoRecord) -> Option<SourceKind> {
     let shape = if !record.branch_tips.is_empty() || !record.followed.is_empty() {
         Some(SourceKind::Statuses)
     } else if record.high_water > 0 || !record.active.is_empty() {
@@ -659,7 +859,7 @@ mod tests {
             name: "Pipeline".into(),
             number: Some(1),
             revision: 0,
-            branch: Some("main".into()),
+            git_ref: BuildRef::Branch("main".into()),
             commit: None,
             commit_message: None,
             author: None,
@@ -668,7 +868,26 @@ mod tests {
             created_ms: 0,
             url: "https://bitbucket.org/a/b/pipelines/results/1".into(),
             commit_url: None,
-            branch_url: None,
+            ref_url: None,
+        }
+    }
+
+    fn main_lane() -> Lane {
+        Lane {
+            git_ref: BuildRef::Branch("main".into()),
+            job: "pipeline".into(),
+        }
+    }
+
+    /// An update of `repo` through `source` with only `builds`.
+    fn update_of(repo: &RepoId, source: SourceKind, builds: &[&BuildStatus]) -> PollUpdate {
+        PollUpdate {
+            repo: repo.clone(),
+            source,
+            cursor: RepoCursor::default(),
+            builds: builds.iter().map(|b| (b.key.clone(), stored(b))).collect(),
+            health: vec![],
+            notifications: vec![],
         }
     }
 
@@ -679,23 +898,35 @@ mod tests {
         let done = status(&repo, "{1}", BuildState::Completed(Outcome::Failed));
         let update = PollUpdate {
             repo: repo.clone(),
+            source: SourceKind::Statuses,
             cursor: RepoCursor {
                 high_water: 7,
                 active: vec!["{2}".into()],
                 branch_tips: [("main".to_owned(), "c0ffee".to_owned())].into(),
-                followed: vec![Followed {
-                    tip: BranchTip {
-                        branch: "main".into(),
-                        commit: "c0ffee".into(),
-                        message: Some("Fix it".into()),
-                        author: None,
+                tag_tips: [("v1.0".to_owned(), "beef".to_owned())].into(),
+                followed: vec![
+                    Followed {
+                        tip: RefTip {
+                            git_ref: BuildRef::Branch("main".into()),
+                            commit: "c0ffee".into(),
+                            message: Some("Fix it".into()),
+                            author: None,
+                        },
+                        settle_until_ms: 600_000,
                     },
-                    settle_until_ms: 600_000,
-                }],
-                source: Some(SourceKind::Statuses),
+                    Followed {
+                        tip: RefTip {
+                            git_ref: BuildRef::Tag("v1.0".into()),
+                            commit: "beef".into(),
+                            message: None,
+                            author: Some("Jane".into()),
+                        },
+                        settle_until_ms: 700_000,
+                    },
+                ],
             },
             builds: vec![(done.key.clone(), stored(&done))],
-            health: vec![("main\0pipeline".into(), Health::Failing)],
+            health: vec![(main_lane(), Health::Failing)],
             notifications: vec![
                 Notification {
                     channel: "ci".into(),
@@ -714,14 +945,15 @@ mod tests {
             store.commit_poll(&update, 1_000).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.cursor(&repo).unwrap(), Some(update.cursor.clone()));
+        assert_eq!(
+            store.cursor(&repo, SourceKind::Statuses).unwrap(),
+            Some(update.cursor.clone())
+        );
+        assert_eq!(store.cursor(&repo, SourceKind::Pipelines).unwrap(), None);
         let depths = store.outbox_depths().unwrap();
         assert_eq!(depths, [("ci".to_owned(), 1), ("ops".to_owned(), 1)].into());
         let summary = store.repo_summary(&repo).unwrap();
-        assert_eq!(
-            summary.lanes,
-            vec![("main\0pipeline".to_owned(), Health::Failing)]
-        );
+        assert_eq!(summary.lanes, vec![(main_lane(), Health::Failing)]);
         assert_eq!((summary.builds, summary.unfinished), (1, 0));
         assert_eq!(
             summary.last,
@@ -731,30 +963,33 @@ mod tests {
         assert_eq!((other.builds, other.lanes.len()), (0, 0));
         assert_eq!(store.build(&done.key).unwrap(), Some(stored(&done)));
         assert_eq!(
-            store.health(&repo, "main\0pipeline").unwrap(),
+            store.health(&repo, &main_lane()).unwrap(),
             Some(Health::Failing)
         );
-        let row = store.outbox("ci").unwrap().remove(0);
+        let row = store.outbox("ci").unwrap().rows.remove(0);
         assert_eq!(
             (row.event, &row.build, row.attempts),
             (EventKind::Failed, &done, 0)
         );
-        store.reschedule(&row, 5_000).unwrap();
-        let again = store.outbox("ci").unwrap().remove(0);
+        store.reschedule(&row, 5_000, 2_000).unwrap();
+        store.reschedule(&row, 9_000, 6_000).unwrap();
+        let again = store.outbox("ci").unwrap().rows.remove(0);
         assert_eq!(
             (again.seq, again.attempts, again.next_attempt_ms),
-            (row.seq, 1, 5_000)
+            (row.seq, 2, 9_000)
         );
+        // The first failure is kept: the fold rule counts what came after it.
+        assert_eq!(again.first_failed_ms, Some(2_000));
         store
             .complete(&[again], Some((&done.key, "MSG-1")))
             .unwrap();
-        assert_eq!(store.outbox("ci").unwrap(), vec![]);
+        assert!(store.outbox("ci").unwrap().rows.is_empty());
         assert_eq!(
             store.card_message("ci", &done.key).unwrap().as_deref(),
             Some("MSG-1")
         );
         assert_eq!(store.card_message("ops", &done.key).unwrap(), None);
-        let ops = store.outbox("ops").unwrap().remove(0);
+        let ops = store.outbox("ops").unwrap().rows.remove(0);
         store
             .dead_letter(&ops, "HTTP 403, code 7004", 9_000)
             .unwrap();
@@ -764,13 +999,13 @@ mod tests {
             (
                 dead.len(),
                 dead[0].reason.as_str(),
-                dead[0].row.channel.as_str()
+                dead[0].channel.as_str()
             ),
             (1, "HTTP 403, code 7004", "ops")
         );
         // Back to the outbox from the CLI, then dropped for good after a second death.
         assert!(store.retry_dead_letter(ops.seq, 10_000).unwrap());
-        let retried = store.outbox("ops").unwrap().remove(0);
+        let retried = store.outbox("ops").unwrap().rows.remove(0);
         assert_eq!(
             (retried.seq, retried.attempts, retried.next_attempt_ms),
             (ops.seq, 0, 10_000)
@@ -782,43 +1017,184 @@ mod tests {
     }
 
     #[test]
-    fn watching_begins_once_per_source_and_again_when_the_source_changes() {
+    fn watching_begins_once_per_source_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (api, web) = (RepoId::new("acme", "api"), RepoId::new("acme", "web"));
+        let (pipelines, statuses) = (SourceKind::Pipelines, SourceKind::Statuses);
+        assert_eq!(store.watching_since(&api, pipelines, 100).unwrap(), 100);
+        assert_eq!(store.watching_since(&api, pipelines, 200).unwrap(), 100);
+        // Each source of a repository is watched from its own start.
+        assert_eq!(store.watching_since(&api, statuses, 300).unwrap(), 300);
+        assert_eq!(store.watching_since(&api, statuses, 400).unwrap(), 300);
+        assert_eq!(store.watching_since(&web, statuses, 450).unwrap(), 450);
+        for source in [pipelines, statuses] {
+            store
+                .commit_poll(&update_of(&api, source, &[]), 500)
+                .unwrap();
+        }
+        store
+            .commit_poll(&update_of(&web, statuses, &[]), 500)
+            .unwrap();
+
+        // api's statuses are no longer polled: forgotten, so they are baselined when they
+        // come back rather than replayed.
+        let watched = BTreeSet::from([(api.clone(), pipelines), (web.clone(), statuses)]);
+        assert_eq!(store.forget_unwatched(&watched).unwrap(), 1);
+        assert_eq!(store.cursor(&api, statuses).unwrap(), None);
+        assert!(store.cursor(&api, pipelines).unwrap().is_some());
+        assert!(store.cursor(&web, statuses).unwrap().is_some());
+        assert_eq!(store.watching_since(&api, statuses, 600).unwrap(), 600);
+        assert_eq!(store.watching_since(&api, pipelines, 700).unwrap(), 100);
+        assert_eq!(store.watching_since(&web, statuses, 800).unwrap(), 450);
+    }
+
+    #[test]
+    fn a_schema_1_store_is_migrated_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (api, web, new) = (
+            RepoId::new("acme", "api"),
+            RepoId::new("acme", "web"),
+            RepoId::new("acme", "new"),
+        );
+        let v1_cursor = |json: &str| json.as_bytes().to_vec();
+        let v1_since = |at: i64, source: &str| {
+            let mut value = at.to_be_bytes().to_vec();
+            value.extend_from_slice(source.as_bytes());
+            value
+        };
+        let v1_since_key = |repo: &RepoId| {
+            let mut key = SINCE_PREFIX.to_vec();
+            key.extend_from_slice(&repo_key(repo));
+            key
+        };
+        // A row as schema 1 wrote it: the domain's build, branch and branch_url included.
+        let v1_row = r#"{"channel":"ci","event":"failed","build":{"key":{"repo":{"instance":"cloud","owner":"acme","slug":"api"},"id":"{1}"},"job":"pipeline","name":"Pipeline","number":1,"revision":5,"branch":"main","commit":null,"commit_message":null,"author":null,"state":{"Completed":"Failed"},"duration_secs":null,"created_ms":0,"url":"https://bitbucket.org/acme/api/pipelines/results/1","commit_url":null,"branch_url":"https://bitbucket.org/acme/api/branch/main"},"enqueued_ms":1,"attempts":0,"next_attempt_ms":1}"#;
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let meta = db.open_tree(META).unwrap();
+            meta.insert(SCHEMA_KEY, &1u32.to_be_bytes()).unwrap();
+            let repos = db.open_tree(REPOS).unwrap();
+            // api: a pipelines cursor saying so; web: a statuses cursor from before the source
+            // was kept, which its shape tells.
+            repos
+                .insert(
+                    repo_key(&api),
+                    v1_cursor(r#"{"high_water":7,"active":[],"source":"pipelines"}"#),
+                )
+                .unwrap();
+            repos
+                .insert(
+                    repo_key(&web),
+                    v1_cursor(r#"{"high_water":0,"active":[],"branch_tips":{"main":"c0ffee"}}"#),
+                )
+                .unwrap();
+            meta.insert(v1_since_key(&api), v1_since(100, "pipelines"))
+                .unwrap();
+            meta.insert(v1_since_key(&web), v1_since(200, "")).unwrap();
+            // Never polled, source unknown: watching begins again.
+            meta.insert(v1_since_key(&new), v1_since(300, "")).unwrap();
+            db.open_tree(OUTBOX)
+                .unwrap()
+                .insert(outbox_key("ci", 1), v1_row.as_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let api_cursor = store.cursor(&api, SourceKind::Pipelines).unwrap().unwrap();
+        assert_eq!(api_cursor.high_water, 7);
+        let web_cursor = store.cursor(&web, SourceKind::Statuses).unwrap().unwrap();
+        assert_eq!(web_cursor.branch_tips["main"], "c0ffee");
+        assert_eq!(store.cursor(&api, SourceKind::Statuses).unwrap(), None);
+        assert_eq!(
+            store
+                .watching_since(&api, SourceKind::Pipelines, 999)
+                .unwrap(),
+            100
+        );
+        assert_eq!(
+            store
+                .watching_since(&web, SourceKind::Statuses, 999)
+                .unwrap(),
+            200
+        );
+        assert_eq!(
+            store
+                .watching_since(&new, SourceKind::Pipelines, 999)
+                .unwrap(),
+            999
+        );
+        let row = store.outbox("ci").unwrap().rows.remove(0);
+        assert_eq!(row.build.git_ref, BuildRef::Branch("main".into()));
+        assert_eq!(
+            row.build.ref_url.as_deref(),
+            Some("https://bitbucket.org/acme/api/branch/main")
+        );
+        drop(store);
+        // Opened again, it is schema 2 and stays as it is.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.cursor(&api, SourceKind::Pipelines).unwrap(),
+            Some(api_cursor)
+        );
+    }
+
+    #[test]
+    fn an_unreadable_row_becomes_a_dead_letter_and_the_channel_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let repo = RepoId::new("acme", "api");
-        let (pipelines, statuses) = (SourceKind::Pipelines, SourceKind::Statuses);
-        assert_eq!(store.watching_since(&repo, pipelines, 100).unwrap(), 100);
-        assert_eq!(store.watching_since(&repo, pipelines, 200).unwrap(), 100);
-        // The subscription now reads statuses: watching begins again, once.
-        assert_eq!(store.watching_since(&repo, statuses, 300).unwrap(), 300);
-        assert_eq!(store.watching_since(&repo, statuses, 400).unwrap(), 300);
-        // A value written before the source was kept with it goes to the first source asking
-        // while the repository has no cursor to tell which it was, and is kept with it...
-        let legacy = |store: &Store| {
-            store
-                .meta
-                .insert(since_key(&repo), &50_i64.to_be_bytes())
-                .unwrap()
+        let done = status(&repo, "{1}", BuildState::Completed(Outcome::Failed));
+        let tag_build = BuildStatus {
+            git_ref: BuildRef::Tag("v1.0".into()),
+            ..status(&repo, "{2}", BuildState::Completed(Outcome::Successful))
         };
-        legacy(&store);
-        assert_eq!(store.watching_since(&repo, statuses, 500).unwrap(), 50);
-        assert_eq!(store.watching_since(&repo, pipelines, 600).unwrap(), 600);
-        // ... and to the source its cursor's shape shows (branch tips: statuses) otherwise.
-        legacy(&store);
-        let update = PollUpdate {
-            repo: repo.clone(),
-            cursor: RepoCursor {
-                branch_tips: [("main".to_owned(), "c0ffee".to_owned())].into(),
-                ..RepoCursor::default()
-            },
-            builds: vec![],
-            health: vec![],
-            notifications: vec![],
+        // A number well above those the store hands out, which start at 0.
+        let bad = 1 << 40;
+        store
+            .outbox
+            .insert(outbox_key("ci", bad), &b"{not json"[..])
+            .unwrap();
+        let mut update = update_of(&repo, SourceKind::Pipelines, &[]);
+        update.notifications = [
+            (EventKind::Failed, &done),
+            (EventKind::Succeeded, &tag_build),
+        ]
+        .into_iter()
+        .map(|(event, build)| Notification {
+            channel: "ci".into(),
+            event,
+            build: build.clone(),
+        })
+        .collect();
+        store.commit_poll(&update, 1_000).unwrap();
+
+        let outbox = store.outbox("ci").unwrap();
+        assert_eq!(outbox.rows.len(), 2);
+        assert_eq!(outbox.rows[1].build.git_ref, BuildRef::Tag("v1.0".into()));
+        let [unreadable] = outbox.unreadable.as_slice() else {
+            panic!("one unreadable row: {:?}", outbox.unreadable);
         };
-        store.commit_poll(&update, 700).unwrap();
-        assert_eq!(store.cursor(&repo).unwrap().unwrap().source, Some(statuses));
-        assert_eq!(store.watching_since(&repo, statuses, 800).unwrap(), 50);
-        assert_eq!(store.watching_since(&repo, pipelines, 900).unwrap(), 900);
+        store.dead_letter_unreadable(unreadable, 2_000).unwrap();
+        let outbox = store.outbox("ci").unwrap();
+        assert_eq!((outbox.rows.len(), outbox.unreadable.len()), (2, 0));
+        let dead = store.dead_letters().unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].seq, dead[0].channel.as_str()), (bad, "ci"));
+        assert!(dead[0].row.is_none());
+        assert!(
+            dead[0].reason.contains("could not be read"),
+            "{}",
+            dead[0].reason
+        );
+        // It cannot be retried, only dropped.
+        assert!(matches!(
+            store.retry_dead_letter(bad, 3_000),
+            Err(StoreError::Unreadable(seq)) if seq == bad
+        ));
+        assert_eq!(store.dead_letters().unwrap().len(), 1);
+        assert!(store.drop_dead_letter(bad).unwrap());
+        assert!(store.dead_letters().unwrap().is_empty());
     }
 
     #[test]
@@ -845,16 +1221,7 @@ mod tests {
         let repo = RepoId::new("acme", "api");
         let old_done = status(&repo, "{old}", BuildState::Completed(Outcome::Successful));
         let old_running = status(&repo, "{run}", BuildState::Running);
-        let update = PollUpdate {
-            repo: repo.clone(),
-            cursor: RepoCursor::default(),
-            builds: vec![
-                (old_done.key.clone(), stored(&old_done)),
-                (old_running.key.clone(), stored(&old_running)),
-            ],
-            health: vec![],
-            notifications: vec![],
-        };
+        let update = update_of(&repo, SourceKind::Pipelines, &[&old_done, &old_running]);
         store.commit_poll(&update, 1_000).unwrap();
         let recent = status(&repo, "{new}", BuildState::Completed(Outcome::Failed));
         store
@@ -879,13 +1246,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let repo = RepoId::new("acme", "api");
         let done = status(&repo, "{old}", BuildState::Completed(Outcome::Successful));
-        let update = PollUpdate {
-            repo,
-            cursor: RepoCursor::default(),
-            builds: vec![(done.key.clone(), stored(&done))],
-            health: vec![],
-            notifications: vec![],
-        };
+        let update = update_of(&repo, SourceKind::Pipelines, &[&done]);
         store.commit_poll(&update, 1_000).unwrap();
         let (trigger, shutdown) = crate::shutdown::channel();
         let job = tokio::spawn(crate::housekeeping::run(

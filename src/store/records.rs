@@ -2,12 +2,15 @@
 //! outside `store` sees these (invariant 2); the store converts to and from domain types.
 
 use crate::detect::Health;
-use crate::domain::{BuildKey, BuildState, BuildStatus, EventKind, RepoId};
+use crate::domain::{
+    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Lane, RepoId, SourceKind,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Bumped whenever a record or key layout changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever a record or key layout changes incompatibly; `Store::open` migrates the
+/// layouts it knows. 2: cursors and watching times per repository and source.
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub const META: &str = "meta";
 pub const REPOS: &str = "repos";
@@ -17,8 +20,10 @@ pub const OUTBOX: &str = "outbox";
 pub const DEAD: &str = "dead_letters";
 pub const MESSAGES: &str = "messages";
 pub const SCHEMA_KEY: &[u8] = b"schema_version";
+/// The meta keys of watching times begin with this.
+pub const SINCE_PREFIX: &[u8] = b"watching_since\0";
 
-/// Per repository: how far polling got.
+/// Per repository and source: how far polling got. Key: [`cursor_key`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RepoRecord {
     /// Highest build number recorded: anything above it is new.
@@ -28,19 +33,26 @@ pub struct RepoRecord {
     /// Statuses sources: the commit at the tip of each watched branch.
     #[serde(default)]
     pub branch_tips: BTreeMap<String, String>,
+    /// Statuses sources: the commit each watched tag points at.
+    #[serde(default)]
+    pub tag_tips: BTreeMap<String, String>,
     /// Statuses sources: commits whose statuses are still read each poll.
     #[serde(default)]
     pub followed: Vec<FollowedRecord>,
-    /// The source the cursor belongs to ("pipelines" or "statuses"); absent in records written
-    /// before it was kept.
-    #[serde(default)]
+    /// Schema 1 only: the source the cursor belonged to, now part of the key. Read by the
+    /// migration, never written.
+    #[serde(default, skip_serializing)]
     pub source: Option<String>,
 }
 
 /// A commit whose statuses are still read, and until when at least.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FollowedRecord {
+    /// The name of the branch (or, with `tag`, the tag) it was found at.
     pub branch: String,
+    /// Whether `branch` names a tag.
+    #[serde(default)]
+    pub tag: bool,
     pub commit: String,
     pub message: Option<String>,
     pub author: Option<String>,
@@ -58,24 +70,116 @@ pub struct BuildRecord {
     pub observed_ms: i64,
 }
 
+/// A build as observed when an event happened, kept in its outbox row to render the card
+/// from. The field names are those schema 1 wrote, so old rows still read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildSnapshot {
+    pub key: BuildKey,
+    pub job: String,
+    pub name: String,
+    pub number: Option<u64>,
+    #[serde(default)]
+    pub revision: i64,
+    /// The branch, for a branch build.
+    pub branch: Option<String>,
+    /// The tag, for a tag build (neither: a bare commit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub commit: Option<String>,
+    pub commit_message: Option<String>,
+    pub author: Option<String>,
+    pub state: BuildState,
+    pub duration_secs: Option<u64>,
+    pub created_ms: i64,
+    pub url: String,
+    pub commit_url: Option<String>,
+    /// The branch's or tag's page.
+    pub branch_url: Option<String>,
+}
+
+impl From<&BuildStatus> for BuildSnapshot {
+    fn from(build: &BuildStatus) -> BuildSnapshot {
+        let (branch, tag) = match &build.git_ref {
+            BuildRef::Branch(name) => (Some(name.clone()), None),
+            BuildRef::Tag(name) => (None, Some(name.clone())),
+            BuildRef::Commit => (None, None),
+        };
+        BuildSnapshot {
+            key: build.key.clone(),
+            job: build.job.clone(),
+            name: build.name.clone(),
+            number: build.number,
+            revision: build.revision,
+            branch,
+            tag,
+            commit: build.commit.clone(),
+            commit_message: build.commit_message.clone(),
+            author: build.author.clone(),
+            state: build.state.clone(),
+            duration_secs: build.duration_secs,
+            created_ms: build.created_ms,
+            url: build.url.clone(),
+            commit_url: build.commit_url.clone(),
+            branch_url: build.ref_url.clone(),
+        }
+    }
+}
+
+impl From<BuildSnapshot> for BuildStatus {
+    fn from(snapshot: BuildSnapshot) -> BuildStatus {
+        let git_ref = match (snapshot.branch, snapshot.tag) {
+            (_, Some(tag)) => BuildRef::Tag(tag),
+            (Some(branch), None) => BuildRef::Branch(branch),
+            (None, None) => BuildRef::Commit,
+        };
+        BuildStatus {
+            key: snapshot.key,
+            job: snapshot.job,
+            name: snapshot.name,
+            number: snapshot.number,
+            revision: snapshot.revision,
+            git_ref,
+            commit: snapshot.commit,
+            commit_message: snapshot.commit_message,
+            author: snapshot.author,
+            state: snapshot.state,
+            duration_secs: snapshot.duration_secs,
+            created_ms: snapshot.created_ms,
+            url: snapshot.url,
+            commit_url: snapshot.commit_url,
+            ref_url: snapshot.branch_url,
+        }
+    }
+}
+
 /// A notification waiting to be delivered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboxRecord {
     pub channel: String,
     pub event: EventKind,
     /// The build as observed when the event happened; the card is rendered from it.
-    pub build: BuildStatus,
+    pub build: BuildSnapshot,
     pub enqueued_ms: i64,
     /// Failed delivery attempts so far.
     pub attempts: u32,
     /// Not before this wall-clock Unix millisecond (persisted so a restart resumes the backoff).
     pub next_attempt_ms: i64,
+    /// When its first delivery attempt failed, if one did: rows queued after it were queued
+    /// while the channel was failing (the fold rule counts them).
+    #[serde(default)]
+    pub first_failed_ms: Option<i64>,
 }
 
-/// A notification Zoom refused for good, kept for the admin.
+/// A notification Zoom refused for good, or an outbox row that could not be read, kept for
+/// the admin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeadRecord {
-    pub row: OutboxRecord,
+    /// The row, when it could be read.
+    #[serde(default)]
+    pub row: Option<OutboxRecord>,
+    /// What the store held instead of a readable row (lossy text, cut), for the admin.
+    #[serde(default)]
+    pub raw: Option<String>,
     pub reason: String,
     pub dead_ms: i64,
 }
@@ -85,6 +189,14 @@ pub fn repo_key(repo: &RepoId) -> Vec<u8> {
     format!("{}:{}/{}", repo.instance, repo.owner, repo.slug).into_bytes()
 }
 
+/// The cursor of `repo` read through `source`: `repo \0 source`.
+pub fn cursor_key(repo: &RepoId, source: SourceKind) -> Vec<u8> {
+    let mut out = repo_key(repo);
+    out.push(0);
+    out.extend_from_slice(source.name().as_bytes());
+    out
+}
+
 /// The card a channel shows for a build: `channel \0 build key`.
 pub fn message_key(channel: &str, build: &BuildKey) -> Vec<u8> {
     let mut out = outbox_prefix(channel);
@@ -92,22 +204,16 @@ pub fn message_key(channel: &str, build: &BuildKey) -> Vec<u8> {
     out
 }
 
-/// Meta key of the time bbzoom started watching a repository.
-pub fn since_key(repo: &RepoId) -> Vec<u8> {
-    let mut out = b"watching_since\0".to_vec();
-    out.extend_from_slice(&repo_key(repo));
+/// Meta key of the time bbzoom started watching `repo` through `source`; its value is the
+/// time, 8 bytes, big-endian Unix milliseconds.
+pub fn since_key(repo: &RepoId, source: SourceKind) -> Vec<u8> {
+    let mut out = SINCE_PREFIX.to_vec();
+    out.extend_from_slice(&cursor_key(repo, source));
     out
 }
 
-/// Its value: the time (8 bytes, big-endian Unix milliseconds), then the name of the source
-/// watched (absent in values written before it was kept).
-pub fn encode_since(since_ms: i64, source: &str) -> Vec<u8> {
-    let mut out = since_ms.to_be_bytes().to_vec();
-    out.extend_from_slice(source.as_bytes());
-    out
-}
-
-pub fn decode_since(bytes: &[u8]) -> Option<(i64, Option<&str>)> {
+/// Schema 1's value of a watching time: the time, then the source's name if it was kept.
+pub fn decode_v1_since(bytes: &[u8]) -> Option<(i64, Option<&str>)> {
     let (time, source) = bytes.split_first_chunk::<8>()?;
     let source = (!source.is_empty())
         .then(|| std::str::from_utf8(source).ok())
@@ -122,11 +228,38 @@ pub fn build_key(key: &BuildKey) -> Vec<u8> {
     out
 }
 
-pub fn health_key(repo: &RepoId, lane: &str) -> Vec<u8> {
+/// Marks a tag lane's name; Git allows no control character in a ref name, so no branch
+/// name begins with it. Branch lanes are written as schema 1 wrote them.
+const TAG_MARK: char = '\u{1}';
+
+/// `repo \0 ref \0 job`, where a tag's ref is written with [`TAG_MARK`] before its name.
+pub fn health_key(repo: &RepoId, lane: &Lane) -> Vec<u8> {
     let mut out = repo_key(repo);
     out.push(0);
-    out.extend_from_slice(lane.as_bytes());
+    out.extend_from_slice(encode_lane(lane).as_bytes());
     out
+}
+
+fn encode_lane(lane: &Lane) -> String {
+    match &lane.git_ref {
+        BuildRef::Tag(name) => format!("{TAG_MARK}{name}\0{}", lane.job),
+        BuildRef::Branch(name) => format!("{name}\0{}", lane.job),
+        BuildRef::Commit => format!("\0{}", lane.job),
+    }
+}
+
+/// The lane of a health key's part after `repo \0`.
+pub fn decode_lane(bytes: &[u8]) -> Option<Lane> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (name, job) = text.split_once('\0')?;
+    let git_ref = match name.strip_prefix(TAG_MARK) {
+        Some(tag) => BuildRef::Tag(tag.to_owned()),
+        None => BuildRef::Branch(name.to_owned()),
+    };
+    Some(Lane {
+        git_ref,
+        job: job.to_owned(),
+    })
 }
 
 /// The prefix of every outbox key of `channel`; rows sort by sequence number within it.
@@ -142,6 +275,12 @@ pub fn outbox_key(channel: &str, seq: u64) -> Vec<u8> {
     out
 }
 
+/// The sequence number an outbox or dead-letter key ends with.
+pub fn seq_of(key: &[u8]) -> Option<u64> {
+    let at = key.len().checked_sub(8)?;
+    <[u8; 8]>::try_from(&key[at..]).ok().map(u64::from_be_bytes)
+}
+
 /// Health is stored as one byte.
 pub fn encode_health(health: Health) -> [u8; 1] {
     [match health {
@@ -155,5 +294,32 @@ pub fn decode_health(bytes: &[u8]) -> Option<Health> {
         b"P" => Some(Health::Passing),
         b"F" => Some(Health::Failing),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_round_trip_and_branch_lanes_keep_schema_1_keys() {
+        let repo = RepoId::new("acme", "api");
+        let branch = Lane {
+            git_ref: BuildRef::Branch("release/1.2".into()),
+            job: "pipeline".into(),
+        };
+        let tag = Lane {
+            git_ref: BuildRef::Tag("v1.2".into()),
+            job: "jenkins".into(),
+        };
+        assert_eq!(
+            health_key(&repo, &branch),
+            b"cloud:acme/api\0release/1.2\0pipeline".to_vec()
+        );
+        for lane in [branch, tag] {
+            let key = health_key(&repo, &lane);
+            let prefix = repo_key(&repo).len() + 1;
+            assert_eq!(decode_lane(&key[prefix..]), Some(lane));
+        }
     }
 }

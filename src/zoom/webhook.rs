@@ -38,6 +38,14 @@ impl WebhookClient {
         }
     }
 
+    /// How its cards travel: what fits them.
+    pub fn form(&self) -> crate::render::Form {
+        match self.format {
+            WebhookFormat::Full => crate::render::Form::WebhookFull,
+            WebhookFormat::Message => crate::render::Form::WebhookMessage,
+        }
+    }
+
     /// Posts `card` in the connection's format.
     pub async fn post(&self, card: &Card) -> Result<(), ZoomError> {
         let mut url = self.url.clone();

@@ -211,9 +211,14 @@ impl RunningDaemon {
     }
 }
 
-/// Tuning with short delays, so retries happen within a test's time.
+/// Tuning with short delays, so retries happen within a test's time, and Zoom's per-channel
+/// windows a thousand times shorter (each test's simulated time runs that much faster or
+/// less; the pace itself is tested on tokio's paused clock in `delivery`).
 pub fn fast_tuning() -> Tuning {
-    let mut tuning = Tuning::default();
+    let mut tuning = Tuning {
+        channel_pace: Tuning::default().compressed(1000.0).channel_pace,
+        ..Tuning::default()
+    };
     tuning.bitbucket_retry.backoff = bbzoom::retry::Backoff {
         base: Duration::from_millis(10),
         max: Duration::from_millis(50),
