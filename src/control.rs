@@ -291,7 +291,11 @@ pub fn dead_letters(store: &Store, action: &DeadLetterAction) -> Result<DeadLett
                 .row
                 .as_ref()
                 .map_or("?".into(), |r| shown(&r.build.key.repo.to_string())),
-            reason: shown(&l.reason),
+            // What an unreadable row held, cut and made safe: it may be anything.
+            reason: match &l.raw {
+                Some(raw) => format!("{}; it held: {}", shown(&l.reason), shown(raw)),
+                None => shown(&l.reason),
+            },
         })
         .collect();
     Ok(DeadLetterReport {

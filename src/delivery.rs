@@ -183,6 +183,7 @@ pub async fn run(ctx: DeliveryContext, route: Route, mut shutdown: Shutdown) {
         ctx,
         route,
         failing_since: None,
+        restored: false,
     };
     while !shutdown.is_triggered() {
         let wait = match worker.step().await {
@@ -225,10 +226,13 @@ struct Worker {
     ctx: DeliveryContext,
     route: Route,
     pace: Pace,
-    /// When the current streak of failed attempts began (`None` after a success). A row
-    /// superseded meanwhile takes its own failure time with it, so the worker remembers the
-    /// streak; after a restart it is read back from the rows (`OutboxRow::first_failed_ms`).
+    /// When the current streak of transient failures began (`None` after a success, or once
+    /// the outbox is empty). A row superseded meanwhile takes its own failure time with it, so
+    /// the worker remembers the streak; at start it is read back from the rows
+    /// (`OutboxRow::first_failed_ms`), so a restart mid-outage keeps it.
     failing_since: Option<i64>,
+    /// Whether `failing_since` was read back from the rows yet.
+    restored: bool,
 }
 
 impl Worker {
@@ -252,7 +256,13 @@ impl Worker {
             return Ok(Some(Duration::ZERO));
         }
         let rows = outbox.rows;
+        if !self.restored {
+            self.failing_since = rows.iter().filter_map(|r| r.first_failed_ms).min();
+            self.restored = true;
+        }
         let Some(head) = rows.first().cloned() else {
+            // Nothing waits: no backlog can have grown, whatever happened before.
+            self.failing_since = None;
             return Ok(None);
         };
         let superseded = superseded(&rows);
@@ -266,15 +276,11 @@ impl Worker {
             let wait = u64::try_from(head.next_attempt_ms.saturating_sub(now)).unwrap_or(0);
             return Ok(Some(Duration::from_millis(wait)));
         }
-        let failing_since = self
-            .failing_since
-            .or_else(|| rows.iter().filter_map(|r| r.first_failed_ms).min());
         let due: Vec<OutboxRow> = rows
             .into_iter()
             .filter(|r| r.next_attempt_ms <= now)
             .collect();
-        if outage_backlog(&due, ctx.fold_after, failing_since) {
-            self.failing_since = failing_since;
+        if outage_backlog(&due, ctx.fold_after, self.failing_since) {
             self.deliver_folded(due).await?;
         } else {
             self.deliver(head).await?;
@@ -298,7 +304,11 @@ impl Worker {
             }
             Err(DeliveryError::Store(err)) => Err(err),
             Err(DeliveryError::Zoom(err)) => {
-                self.failing_since.get_or_insert(now_ms());
+                // A refusal for good is no outage: the row becomes a dead letter, and the
+                // channel's next cards go out as usual.
+                if matches!(err.class, ErrorClass::Transient { .. }) {
+                    self.failing_since.get_or_insert(now_ms());
+                }
                 failed(&self.ctx, &self.route, vec![row], err).await
             }
         }

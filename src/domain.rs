@@ -292,4 +292,14 @@ pub struct RefTip {
     /// First line of the commit message, when the source gives it.
     pub message: Option<String>,
     pub author: Option<String>,
+    /// When the commit was made (Unix milliseconds), when the source gives it: a tag seen
+    /// for the first time is followed only if its commit is new enough to have running builds.
+    pub committed_ms: Option<i64>,
+}
+
+impl RefTip {
+    /// Whether `other` is the same ref at the same commit.
+    pub fn same(&self, other: &RefTip) -> bool {
+        self.git_ref == other.git_ref && self.commit == other.commit
+    }
 }

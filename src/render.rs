@@ -191,10 +191,12 @@ pub fn summary_cards(updates: &[(EventKind, Card)], why: &str, form: Form) -> Ve
     let why = text(why, NAME_MAX_CHARS);
     let mut pages: Vec<&[(EventKind, Card)]> = Vec::new();
     let mut rest = updates;
+    // Pages are sized under the longest "(n of m)" there could be: one page per update.
+    let most = (updates.len(), updates.len());
     while !rest.is_empty() {
-        // The most lines that fit under the longest head any page could have; at least one.
+        // The most lines that fit; at least one.
         let mut take = 1;
-        while take < rest.len() && fits(&summary_page(&rest[..=take], &why, (99, 99)), form) {
+        while take < rest.len() && fits(&summary_page(&rest[..=take], &why, most), form) {
             take += 1;
         }
         pages.push(&rest[..take]);

@@ -202,7 +202,10 @@ fn demo_burst_delivers_every_result_card_by_card() {
     assert_eq!(summary["duplicates"], 0, "{summary}");
     assert_eq!(summary["dead_letters"], 0, "{summary}");
     assert!(!stdout.contains("📋"), "nothing folded:\n{stdout}");
-    assert!(stdout.contains("· tag v3.0.0"), "tag builds announced:\n{stdout}");
+    assert!(
+        stdout.contains("· tag v3.0.0"),
+        "tag builds announced:\n{stdout}"
+    );
 }
 
 #[test]

@@ -235,6 +235,38 @@ fn branches_tags_and_commits_filter_what_each_subscription_takes() {
 }
 
 #[test]
+fn a_status_pipelines_posts_is_told_only_where_the_run_is_not_told_as_a_pipeline() {
+    let text = format!(
+        "{}\n[[subscription]]\nrepository = \"https://bitbucket.org/acme/api\"\n\
+         source = \"pipelines\"\nbranches = [\"main\"]\nevents = [\"failed\"]\n\
+         channels = [\"ci\"]\n",
+        edit(
+            r#"["ci"]"#,
+            "[\"ci\", \"releases\"]\nsource = \"statuses\"\nevents = [\"all\"]"
+        )
+    );
+    let config = parse(&text);
+    let statuses = &config.watches[0];
+    assert_eq!(statuses.source, SourceKind::Statuses);
+    let to = |name: &str, event| -> Vec<&str> {
+        statuses
+            .channels_for_pipeline_status(&branch(name), event)
+            .into_iter()
+            .collect()
+    };
+    // On main #ci hears the run from the pipelines subscription (whatever its events): only
+    // #releases gets the status; on another branch #ci does not hear the run, so it does.
+    assert_eq!(to("main", EventKind::Succeeded), ["releases"]);
+    assert_eq!(to("dev", EventKind::Succeeded), ["ci", "releases"]);
+    // An outside CI's status goes to both, wherever.
+    let outside: Vec<&str> = statuses
+        .channels_for(&branch("main"), EventKind::Succeeded)
+        .into_iter()
+        .collect();
+    assert_eq!(outside, ["ci", "releases"]);
+}
+
+#[test]
 fn several_subscriptions_of_one_repository_and_both_sources() {
     let text = format!(
         "{}\n[[subscription]]\nrepository = \"https://bitbucket.org/Acme/API.git\"\n\
@@ -250,17 +282,14 @@ fn several_subscriptions_of_one_repository_and_both_sources() {
         [SourceKind::Pipelines, SourceKind::Statuses]
     );
     // Each source polled once, serving both subscriptions where they read it.
-    let watches: Vec<(SourceKind, usize, bool)> = config
+    let watches: Vec<(SourceKind, usize, usize)> = config
         .watches
         .iter()
-        .map(|w| (w.source, w.subscriptions.len(), w.pipelines_followed))
+        .map(|w| (w.source, w.subscriptions.len(), w.pipelines.len()))
         .collect();
     assert_eq!(
         watches,
-        [
-            (SourceKind::Pipelines, 2, true),
-            (SourceKind::Statuses, 1, true)
-        ]
+        [(SourceKind::Pipelines, 2, 2), (SourceKind::Statuses, 1, 2)]
     );
     let pipelines = &config.watches[0];
     // A channel both name gets the card once; each takes what its own filters take.

@@ -182,8 +182,16 @@ async fn preview_prints_the_cards_of_each_source_and_sends_and_records_nothing()
         "{stdout}"
     );
     assert!(stdout.contains("[succeeded] would go to #ci\n"), "{stdout}");
-    // The statuses Pipelines posts are left out: its runs show once, as pipelines.
-    assert!(!stdout.contains("addon/pipelines"), "{stdout}");
+    // The statuses Pipelines posts for its runs go nowhere: both channels hear of the runs
+    // as pipelines.
+    assert!(
+        stdout.contains(
+            "[failed] NOT SENT: Bitbucket Pipelines posted it for its own run, which these \
+             channels hear of as a pipeline\n    ❌ FAILED · acme/ops · feature/terraform-1.9\n    \
+             Pipeline #2"
+        ),
+        "{stdout}"
+    );
 
     // Data Center build statuses, one event filtered out.
     let (status, stdout, stderr) = preview(

@@ -434,6 +434,81 @@ async fn a_source_taken_up_or_taken_up_again_is_baselined_not_replayed() {
     assert!(!poll(&as_statuses).await.baselined);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed() {
+    use bbzoom::domain::BuildRef;
+    use bbzoom::glob::RefGlob;
+    use bbzoom::poller::poll_once;
+    use bbzoom::sim::{SimRepo, SimSource};
+    let status = |commit: &str, at: f64| {
+        SimBuild::status(
+            "jenkins",
+            "main",
+            commit.repeat(40),
+            at,
+            at,
+            [(at + 1.0, Successful)],
+        )
+    };
+    let scenario = Scenario {
+        repos: vec![SimRepo {
+            workspace: "acme".into(),
+            slug: "web".into(),
+            source: SimSource::CloudStatuses,
+            builds: vec![
+                status("a", 1.0),
+                // An old release, built long before anyone listed tags...
+                status("b", 2.0).on_tag("v1.0"),
+                // ... and one tagged and built later.
+                status("c", 60.0).on_tag("v2.0"),
+            ],
+        }],
+    };
+    let subscriptions = "\n[[subscription]]\nrepository = \"{web}/acme/web\"\nsource = \"statuses\"\ntags = []\nevents = [\"all\"]\nchannels = [\"ci\"]\n";
+    let harness = Harness::start(scenario, 20.0, SimPolling::every(5.0), subscriptions).await;
+    let credentials = harness.stored_credentials();
+    let (store, ctx) = poll_context(&harness);
+    let without_tags = harness.config.watches[0].clone();
+    // The admin then lets the subscription take tags (a reload would).
+    let mut with_tags = without_tags.clone();
+    with_tags.subscriptions[0].refs.tags = vec![RefGlob::any()];
+    let poll = |watch: &bbzoom::config::Watch| {
+        let source = bbzoom::daemon::one_off_source(&harness.config, &credentials, watch).unwrap();
+        let (ctx, watch) = (ctx.clone(), watch.clone());
+        async move { poll_once(&ctx, &watch, &source).await.unwrap() }
+    };
+    let sim = &harness.sim;
+    let until = |at: f64| async move {
+        while sim.now() < at {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    until(20.0).await;
+    assert!(poll(&without_tags).await.baselined);
+    poll(&without_tags).await;
+    // Tags listed for the first time: v1.0 is recorded, its old result not announced.
+    poll(&with_tags).await;
+    let cursor = store
+        .cursor(&without_tags.repo, without_tags.source)
+        .unwrap()
+        .unwrap();
+    assert_eq!(cursor.tag_tips.keys().collect::<Vec<_>>(), ["v1.0"]);
+    assert!(cursor.tags_listed);
+    assert!(store.outbox("ci").unwrap().rows.is_empty());
+    // A tag that appears afterwards is followed and its build announced.
+    until(70.0).await;
+    poll(&with_tags).await;
+    let rows = store.outbox("ci").unwrap().rows;
+    let announced: Vec<(&BuildRef, String)> = rows
+        .iter()
+        .map(|r| (&r.build.git_ref, r.event.to_string()))
+        .collect();
+    assert_eq!(
+        announced,
+        [(&BuildRef::Tag("v2.0".into()), "succeeded".to_owned())]
+    );
+}
+
 /// The harness's store, and what polls need to write to it, for tests that poll by hand.
 fn poll_context(harness: &Harness) -> (bbzoom::store::Store, bbzoom::poller::PollContext) {
     let store = bbzoom::store::Store::open(&harness.config.daemon.state_dir).unwrap();

@@ -1,8 +1,8 @@
 //! Bitbucket Cloud: pipelines of a repository (newest first, and one by uuid), branch and tag
 //! tips, and the build statuses external CI posted on a commit.
 
-use super::{Account, BitbucketError, RefTips, join, wire};
-use crate::domain::{BuildStatus, RefTip, RepoId};
+use super::{Account, BitbucketError, CommitStatuses, RefTips, join, wire};
+use crate::domain::{BuildRef, BuildStatus, RefTip, RepoId};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
@@ -146,7 +146,7 @@ impl CloudClient {
             .append_pair("pagelen", "100")
             .append_pair(
                 "fields",
-                "next,values.type,values.name,values.target.hash,values.target.message,values.target.author.raw,values.target.author.user.display_name",
+                "next,values.type,values.name,values.target.hash,values.target.date,values.target.message,values.target.author.raw,values.target.author.user.display_name",
             );
         let mut listed = RefTips::default();
         for _ in 0..REF_PAGES {
@@ -167,27 +167,26 @@ impl CloudClient {
         Ok(listed)
     }
 
-    /// Every build status posted on `tip`'s commit; without those Pipelines itself posted
-    /// when `skip_pipelines` (its runs are followed as pipelines already). A status whose
-    /// `refname` names a tag (`is_tag`) is the tag's build, wherever it was found.
+    /// Every build status posted on `tip`'s commit. A status's bare `refname` is the ref
+    /// `known` says it names (a tag or a branch listed), else the ref it was found at.
     pub async fn statuses(
         &self,
         repo: &RepoId,
         tip: &RefTip,
-        skip_pipelines: bool,
-        is_tag: impl Fn(&str) -> bool,
-    ) -> Result<Vec<BuildStatus>, BitbucketError> {
+        known: impl Fn(&str) -> Option<BuildRef>,
+    ) -> Result<CommitStatuses, BitbucketError> {
         let mut url = self.repo_url(repo, &["commit", &tip.commit, "statuses"]);
         url.query_pairs_mut().append_pair("pagelen", "100");
-        let mut statuses = Vec::new();
+        let mut statuses = CommitStatuses::default();
         loop {
             let page: wire::Page<wire::CommitStatus> = self.account.get(url).await?;
-            statuses.extend(
-                page.values
-                    .iter()
-                    .filter(|s| !(skip_pipelines && wire::posted_by_pipelines(s.url.as_deref())))
-                    .map(|s| s.to_domain(repo, tip, &is_tag, &self.web_url)),
-            );
+            for status in &page.values {
+                let build = status.to_domain(repo, tip, &known, &self.web_url);
+                if wire::posted_by_pipelines(status.url.as_deref()) {
+                    statuses.by_pipelines.insert(build.key.clone());
+                }
+                statuses.builds.push(build);
+            }
             match page.next {
                 Some(next) => url = self.same_origin(&next)?,
                 None => return Ok(statuses),

@@ -1,7 +1,7 @@
 //! Bitbucket Data Center / Server: branch and tag tips ordered by modification, and the build
 //! statuses Bamboo, Jenkins and friends posted on a commit. Its JSON stays in this file.
 
-use super::{Account, BitbucketError, RefTips, join, wire::first_line};
+use super::{Account, BitbucketError, CommitStatuses, RefTips, join, wire::first_line};
 use crate::domain::{BuildRef, BuildStatus, RefTip, RepoId};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -135,17 +135,19 @@ impl DataCenterClient {
         Ok(listed)
     }
 
-    /// Every build status posted on `tip`'s commit (the server keeps the newest 100).
+    /// Every build status posted on `tip`'s commit (the server keeps the newest 100); a bare
+    /// `ref` is placed with `known`, as on Cloud.
     pub async fn statuses(
         &self,
         repo: &RepoId,
         tip: &RefTip,
-    ) -> Result<Vec<BuildStatus>, BitbucketError> {
+        known: impl Fn(&str) -> Option<BuildRef>,
+    ) -> Result<CommitStatuses, BitbucketError> {
         let base = join(
             &self.url,
             &["rest", "build-status", "latest", "commits", &tip.commit],
         );
-        let mut statuses = Vec::new();
+        let mut statuses = CommitStatuses::default();
         let mut start = 0;
         loop {
             let mut url = base.clone();
@@ -153,10 +155,10 @@ impl DataCenterClient {
                 .append_pair("limit", "100")
                 .append_pair("start", &start.to_string());
             let page: Page<BuildStatusWire> = self.account.get(url).await?;
-            statuses.extend(
+            statuses.builds.extend(
                 page.values
                     .iter()
-                    .map(|s| s.to_domain(repo, tip, &self.url)),
+                    .map(|s| s.to_domain(repo, tip, &known, &self.url)),
             );
             match page.next_page_start {
                 Some(next) if !page.is_last_page => start = next,
@@ -176,7 +178,13 @@ impl Ref {
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned)
         };
+        let time = |pointer: &str| {
+            metadata
+                .and_then(|m| m.pointer(pointer))
+                .and_then(serde_json::Value::as_i64)
+        };
         Some(RefTip {
+            committed_ms: time("/committerTimestamp").or_else(|| time("/authorTimestamp")),
             commit: self.latest_commit?,
             message: text("/message").as_deref().map(first_line),
             author: text("/author/displayName").or_else(|| text("/author/name")),
@@ -190,7 +198,13 @@ impl Ref {
 }
 
 impl BuildStatusWire {
-    fn to_domain(&self, repo: &RepoId, tip: &RefTip, base: &Url) -> BuildStatus {
+    fn to_domain(
+        &self,
+        repo: &RepoId,
+        tip: &RefTip,
+        known: impl Fn(&str) -> Option<BuildRef>,
+        base: &Url,
+    ) -> BuildStatus {
         let page = |tail: &[&str]| {
             let mut url = base.clone();
             url.path_segments_mut()
@@ -200,17 +214,7 @@ impl BuildStatusWire {
                 .extend(tail);
             url
         };
-        // The ref the CI says it built, `refs/heads/...` or `refs/tags/...`; a bare name is
-        // the ref it was found at when the names agree, else a branch.
-        let git_ref = match self.git_ref.as_deref().filter(|r| !r.is_empty()) {
-            Some(r) => match (r.strip_prefix("refs/heads/"), r.strip_prefix("refs/tags/")) {
-                (Some(branch), _) => BuildRef::Branch(branch.to_owned()),
-                (_, Some(tag)) => BuildRef::Tag(tag.to_owned()),
-                _ if tip.git_ref.name() == Some(r) => tip.git_ref.clone(),
-                _ => BuildRef::Branch(r.to_owned()),
-            },
-            None => tip.git_ref.clone(),
-        };
+        let git_ref = super::named_ref(self.git_ref.as_deref(), tip, known);
         let ref_url = match &git_ref {
             BuildRef::Branch(name) => Some(format!("refs/heads/{name}")),
             BuildRef::Tag(name) => Some(format!("refs/tags/{name}")),
@@ -256,12 +260,13 @@ mod tests {
         let repo = RepoId::on("corp", "PLAT", "platform");
         let tip = RefTip {
             git_ref: BuildRef::Branch("master".into()),
+            committed_ms: None,
             commit: "abc".into(),
             message: None,
             author: None,
         };
         let base = Url::parse("https://git.example.com").unwrap();
-        let build = page.values[0].to_domain(&repo, &tip, &base);
+        let build = page.values[0].to_domain(&repo, &tip, |_| None, &base);
         assert_eq!(build.key.id, "abc/TEST-REP3");
         assert_eq!(build.name, "Database Matrix Tests");
         assert_eq!(build.number, Some(3));

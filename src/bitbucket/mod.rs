@@ -28,6 +28,39 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use url::Url;
 
+/// The ref a status says it built, `name` (bare, or `refs/heads/...`, `refs/tags/...`): the ref
+/// it was found at (`tip`) when the names agree or it says none, else what `known` makes of a
+/// bare name (a listed tag or branch), else `tip`'s ref again: a name bbzoom cannot place is
+/// not guessed into a branch.
+fn named_ref(
+    name: Option<&str>,
+    tip: &crate::domain::RefTip,
+    known: impl Fn(&str) -> Option<crate::domain::BuildRef>,
+) -> crate::domain::BuildRef {
+    use crate::domain::BuildRef;
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return tip.git_ref.clone();
+    };
+    if let Some(branch) = name.strip_prefix("refs/heads/") {
+        return BuildRef::Branch(branch.to_owned());
+    }
+    if let Some(tag) = name.strip_prefix("refs/tags/") {
+        return BuildRef::Tag(tag.to_owned());
+    }
+    if tip.git_ref.name() == Some(name) {
+        return tip.git_ref.clone();
+    }
+    known(name).unwrap_or_else(|| tip.git_ref.clone())
+}
+
+/// The statuses posted on one commit, in domain form, and which of them Bitbucket Pipelines
+/// posted for its own runs (on Cloud; its link is the pipeline's page).
+#[derive(Debug, Default)]
+pub struct CommitStatuses {
+    pub builds: Vec<crate::domain::BuildStatus>,
+    pub by_pipelines: std::collections::BTreeSet<crate::domain::BuildKey>,
+}
+
 /// Branch and tag tips as listed, and the requests that took (a listing may read pages).
 #[derive(Debug, Default)]
 pub struct RefTips {

@@ -176,6 +176,8 @@ pub struct Ref {
 #[derive(Debug, Deserialize)]
 pub struct BranchTarget {
     pub hash: Option<String>,
+    /// The commit's date.
+    pub date: Option<String>,
     pub message: Option<String>,
     pub author: Option<CommitAuthor>,
 }
@@ -206,6 +208,7 @@ impl Ref {
         };
         Some(RefTip {
             git_ref,
+            committed_ms: target.date.as_deref().and_then(parse_ms),
             commit: target.hash?,
             message: target.message.as_deref().map(first_line),
             author: author.filter(|a| !a.is_empty()),
@@ -226,23 +229,17 @@ pub struct CommitStatus {
 }
 
 impl CommitStatus {
-    /// The domain view of this status of `tip`'s commit; `is_tag` tells the names of tags.
+    /// The domain view of this status of `tip`'s commit; `known` tells which ref a bare name
+    /// is (a listed tag or branch).
     pub fn to_domain(
         &self,
         repo: &RepoId,
         tip: &RefTip,
-        is_tag: impl Fn(&str) -> bool,
+        known: impl Fn(&str) -> Option<BuildRef>,
         web_url: &url::Url,
     ) -> BuildStatus {
         let created_ms = self.created_on.as_deref().and_then(parse_ms).unwrap_or(0);
-        // The ref the CI says it built (a bare name): the ref it was found at if the names
-        // agree, else a tag if one has that name, else a branch.
-        let git_ref = match self.refname.as_deref().filter(|r| !r.is_empty()) {
-            Some(name) if tip.git_ref.name() == Some(name) => tip.git_ref.clone(),
-            Some(name) if is_tag(name) => BuildRef::Tag(name.to_owned()),
-            Some(name) => BuildRef::Branch(name.to_owned()),
-            None => tip.git_ref.clone(),
-        };
+        let git_ref = super::named_ref(self.refname.as_deref(), tip, known);
         super::PostedStatus {
             key: &self.key,
             name: self.name.as_deref(),

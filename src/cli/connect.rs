@@ -702,7 +702,7 @@ fn watch_of(config: &Config, url: &str) -> anyhow::Result<Watch> {
         // Set by the caller; a probe reads no subscription's branches, events or channels.
         credential: String::new(),
         subscriptions: Vec::new(),
-        pipelines_followed: false,
+        pipelines: Vec::new(),
     })
 }
 

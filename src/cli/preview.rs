@@ -10,7 +10,7 @@ use bbzoom::config::edit::repository_of;
 use bbzoom::config::{Config, RefFilter, SourceKind, Subscription, Watch};
 use bbzoom::credentials::Credentials;
 use bbzoom::domain::{BuildRef, BuildStatus, CLOUD, EventKind, RepoId};
-use bbzoom::{daemon, detect, render};
+use bbzoom::{daemon, detect, poller, render};
 use std::path::PathBuf;
 
 /// The longest text taken from a build into a line of the preview's own (cards clean theirs).
@@ -99,10 +99,11 @@ async fn show_source(
     let source = daemon::one_off_source(config, credentials, watch).with_context(|| {
         format!("cannot preview {repo} with its credential (`bbzoom check` says how to fix it)")
     })?;
-    let builds = source
-        .recent_builds(watch, limit)
+    let recent = source
+        .recent_builds(repo, limit)
         .await
         .with_context(|| format!("cannot read the {} of {repo} ({url})", watch.source.name()))?;
+    let builds = &recent.builds;
     if builds.is_empty() {
         println!("\n{repo} has no {} yet.", watch.source.name());
         return Ok(());
@@ -114,12 +115,18 @@ async fn show_source(
         builds.len(),
         watch.source.name()
     );
-    for build in &builds {
+    for build in builds {
         let event = detect::classify(None, &build.state, None)
             .event
             .expect("a build seen for the first time is always news");
-        let to = watch.channels_for(&build.git_ref, event);
-        let verdict = if to.is_empty() {
+        let by_pipelines = recent.by_pipelines.contains(&build.key);
+        let to = poller::route(watch, &[build.git_ref.clone()].into(), event, by_pipelines);
+        let told_as_pipeline = !watch.channels_for(&build.git_ref, event).is_empty();
+        let verdict = if to.is_empty() && told_as_pipeline {
+            "NOT SENT: Bitbucket Pipelines posted it for its own run, which these channels hear \
+             of as a pipeline"
+                .to_owned()
+        } else if to.is_empty() {
             format!("NOT SENT: {}", why_not_sent(watch, build, event))
         } else {
             format!("would go to {}", channels(to))
@@ -165,7 +172,7 @@ fn unsubscribed(config: &Config, url: &str, repo: RepoId) -> anyhow::Result<Watc
         credential,
         url: url.to_owned(),
         subscriptions: vec![subscription],
-        pipelines_followed: false,
+        pipelines: Vec::new(),
     })
 }
 

@@ -115,6 +115,11 @@ fn chosen(
         .collect();
     match (entry, entries.as_slice()) {
         (Some(n), _) if entries.contains(&n) => Ok(Some(n)),
+        (Some(_), []) => anyhow::bail!(
+            "{} is not subscribed in {}, so it has no subscription to choose",
+            name(repo),
+            current.source.display()
+        ),
         (Some(n), _) => anyhow::bail!(
             "subscription {n} is not one of {}'s (they are: {}); `bbzoom subscriptions` numbers \
              them",

@@ -276,6 +276,7 @@ impl RefFilter {
         }
     }
 
+    /// Whether a build for `git_ref` is taken.
     pub fn matches(&self, git_ref: &BuildRef) -> bool {
         match git_ref {
             BuildRef::Branch(name) => self.branches.iter().any(|g| g.matches(name)),
@@ -285,8 +286,9 @@ impl RefFilter {
     }
 }
 
-/// A build both filters take, described ("branch main", "tag v1.2", "a bare commit").
-fn common_ref(a: &RefFilter, b: &RefFilter) -> Option<String> {
+/// A build both filters take, described ("branch main", "tag v1.2", or with `commits`, "a
+/// bare commit").
+fn common_ref(a: &RefFilter, b: &RefFilter, commits: bool) -> Option<String> {
     let both = |left: &[RefGlob], right: &[RefGlob]| {
         left.iter()
             .flat_map(|l| right.iter().map(move |r| (l, r)))
@@ -295,7 +297,7 @@ fn common_ref(a: &RefFilter, b: &RefFilter) -> Option<String> {
     both(&a.branches, &b.branches)
         .map(|name| format!("branch {name}"))
         .or_else(|| both(&a.tags, &b.tags).map(|name| format!("tag {name}")))
-        .or_else(|| (a.commits && b.commits).then(|| "a bare commit".to_owned()))
+        .or_else(|| (commits && a.commits && b.commits).then(|| "a bare commit".to_owned()))
 }
 
 /// One repository read through one source, with every subscription it serves: what a
@@ -311,9 +313,9 @@ pub struct Watch {
     pub url: String,
     /// The subscriptions of `repo` that read `source`, in file order.
     pub subscriptions: Vec<Subscription>,
-    /// Whether the repository's Pipelines are followed too: its statuses source then leaves
-    /// out the statuses Pipelines itself posts, so each run is announced once, as a pipeline.
-    pub pipelines_followed: bool,
+    /// The repository's subscriptions that read its Pipelines (for a statuses watch: where
+    /// each pipeline run is announced already, so the status Pipelines posts for it is not).
+    pub pipelines: Vec<Subscription>,
 }
 
 impl Watch {
@@ -325,6 +327,25 @@ impl Watch {
             .filter(|s| s.wants(git_ref, event))
             .flat_map(|s| s.channels.iter().map(String::as_str))
             .collect()
+    }
+
+    /// [`Watch::channels_for`] a status Pipelines posted for one of its own runs: but for a
+    /// channel that hears the run as a pipeline already (a subscription of the repository's
+    /// Pipelines names it and takes `git_ref`), so each run is told once in each channel.
+    pub fn channels_for_pipeline_status(
+        &self,
+        git_ref: &BuildRef,
+        event: EventKind,
+    ) -> BTreeSet<&str> {
+        let as_pipeline: BTreeSet<&str> = self
+            .pipelines
+            .iter()
+            .filter(|s| s.refs.matches(git_ref))
+            .flat_map(|s| s.channels.iter().map(String::as_str))
+            .collect();
+        let mut channels = self.channels_for(git_ref, event);
+        channels.retain(|c| !as_pipeline.contains(c));
+        channels
     }
 
     /// Whether some subscription takes builds of `git_ref` at all: the statuses sources read
@@ -362,7 +383,11 @@ impl Config {
                 if a.repo != b.repo || !shares_source || a.events == b.events {
                     continue;
                 }
-                let Some(example) = common_ref(&a.refs, &b.refs) else {
+                // Only pipelines run on a bare commit; statuses are always found at a ref.
+                let pipelines = [a, b]
+                    .iter()
+                    .all(|s| s.sources.contains(&SourceKind::Pipelines));
+                let Some(example) = common_ref(&a.refs, &b.refs, pipelines) else {
                     continue;
                 };
                 for channel in a.channels.iter().filter(|c| b.channels.contains(c)) {

@@ -13,7 +13,7 @@ use super::{
     DeliveryConfig, Destination, PollingConfig, RateLimit, RefFilter, SourceKind, Style,
     Subscription, Watch, WebhookFormat, ZoomConfig,
 };
-use crate::domain::{CLOUD, EventKind, RepoId};
+use crate::domain::{CLOUD, EventKind};
 use crate::glob::RefGlob;
 use crate::repo_url::{Site, parse_repo_url};
 use serde::Deserialize;
@@ -1178,7 +1178,7 @@ impl Checker<'_> {
                         credential: subscription.credential.clone(),
                         url: subscription.url.clone(),
                         subscriptions: vec![subscription.clone()],
-                        pipelines_followed: false,
+                        pipelines: Vec::new(),
                     });
                     settled_by.push((i, line));
                     continue;
@@ -1204,13 +1204,12 @@ impl Checker<'_> {
             }
             subscriptions.push(subscription);
         }
-        let with_pipelines: BTreeSet<RepoId> = watches
-            .iter()
-            .filter(|w| w.source == SourceKind::Pipelines)
-            .map(|w| w.repo.clone())
-            .collect();
         for watch in &mut watches {
-            watch.pipelines_followed = with_pipelines.contains(&watch.repo);
+            watch.pipelines = subscriptions
+                .iter()
+                .filter(|s| s.repo == watch.repo && s.sources.contains(&SourceKind::Pipelines))
+                .cloned()
+                .collect();
         }
         Ok((subscriptions, watches))
     }

@@ -96,7 +96,7 @@ pub async fn run_with_control(
         started_ms: now_ms(),
         last_reload: None,
     };
-    supervisor.apply(&mut ReloadSummary::default()).await;
+    supervisor.apply(&mut ReloadSummary::default(), None).await;
     let housekeeping = {
         let (store, shutdown) = (store.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -316,16 +316,22 @@ impl Supervisor {
                 summary.needs_restart.push(key.to_owned());
             }
         }
+        let before = before.into_keys().collect();
         self.config = config;
         self.bitbucket = bitbucket;
         self.zoom = zoom;
-        self.apply(&mut summary).await;
+        self.apply(&mut summary, Some(&before)).await;
         Ok(summary)
     }
 
     /// Makes the tasks match `self.config`, `self.bitbucket` and `self.zoom`: see the module
-    /// doc. Records restarts in `summary`.
-    async fn apply(&mut self, summary: &mut ReloadSummary) {
+    /// doc. Records restarts in `summary`. `previous` holds the watches of the configuration
+    /// replaced (`None` at the start).
+    async fn apply(
+        &mut self,
+        summary: &mut ReloadSummary,
+        previous: Option<&BTreeSet<(RepoId, SourceKind)>>,
+    ) {
         // Watching begins now for every new repository, whenever its first poll comes: builds
         // created from now on are announced even if the budget takes an hour to baseline them.
         let started = now_ms();
@@ -335,16 +341,23 @@ impl Supervisor {
             .iter()
             .map(|(w, _)| (w.repo.clone(), w.source))
             .collect();
-        // What is no longer polled is forgotten, so that if it comes back it is baselined
-        // rather than replayed.
-        match self.store.forget_unwatched(&watched) {
+        // A watch that comes back after it was not polled is baselined rather than replayed:
+        // at the start (nothing polls yet) every cursor not watched is forgotten; at a reload,
+        // those of the watches new to it, which no scheduler has been polling (one that
+        // stopped polling a removed watch could still commit to it in the meantime).
+        let forgotten = match previous {
+            None => self.store.forget_unwatched(&watched),
+            Some(before) => {
+                let fresh: BTreeSet<_> = watched.difference(before).cloned().collect();
+                self.store.forget(&fresh)
+            }
+        };
+        match forgotten {
             Ok(0) => {}
             Ok(forgotten) => {
-                tracing::info!(forgotten, "forgot the cursors of what is no longer polled")
+                tracing::info!(forgotten, "forgot the cursors of what was not polled")
             }
-            Err(err) => {
-                tracing::error!(%err, "cannot forget the cursors of what is no longer polled")
-            }
+            Err(err) => tracing::error!(%err, "cannot forget the cursors of what was not polled"),
         }
         let mut rosters: BTreeMap<String, Vec<_>> = BTreeMap::new();
         for (watch, source) in &self.bitbucket.watches {

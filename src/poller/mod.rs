@@ -12,12 +12,12 @@
 mod pipelines;
 mod statuses;
 
-use crate::bitbucket::{Account, BitbucketError, CloudClient, DataCenterClient};
+use crate::bitbucket::{Account, BitbucketError, CloudClient, CommitStatuses, DataCenterClient};
 use crate::config::Watch;
 use crate::daemon::Metrics;
 use crate::delivery::Wakeups;
 use crate::detect::{self, Health};
-use crate::domain::{BuildState, BuildStatus, Lane, RepoId};
+use crate::domain::{BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Lane, RepoId};
 use crate::store::{Notification, PollUpdate, RepoCursor, Store, StoreError, StoredBuild};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -55,19 +55,22 @@ impl Source {
         }
     }
 
-    /// The `limit` most recent builds `watch` reads, newest first, read once: for `bbzoom preview`,
-    /// which shows them without classifying them against the store or recording anything.
-    /// Pipelines come from the pipelines list; statuses from the most recently pushed branch
-    /// (and tag) tips, at most one request per build shown plus one or two.
+    /// The `limit` most recent builds of `repo`, newest first, read once: for `bbzoom
+    /// preview`, which shows them without classifying them against the store or recording
+    /// anything. Pipelines come from the pipelines list; statuses from the most recently
+    /// pushed branch and tag tips, at most one request per build shown plus one or two.
     pub async fn recent_builds(
         &self,
-        watch: &Watch,
+        repo: &RepoId,
         limit: usize,
-    ) -> Result<Vec<BuildStatus>, BitbucketError> {
+    ) -> Result<CommitStatuses, BitbucketError> {
         match self {
-            Source::Pipelines(client) => pipelines::recent(client, &watch.repo, limit).await,
+            Source::Pipelines(client) => Ok(CommitStatuses {
+                builds: pipelines::recent(client, repo, limit).await?,
+                ..CommitStatuses::default()
+            }),
             Source::CloudStatuses(_) | Source::DataCenterStatuses(_) => {
-                statuses::recent(self, watch, limit).await
+                statuses::recent(self, repo, limit).await
             }
         }
     }
@@ -139,6 +142,9 @@ pub struct PollSummary {
 /// What a source fetched: observations plus the source-specific parts of the next cursor.
 pub(crate) struct Fetched {
     pub builds: Vec<BuildStatus>,
+    /// The statuses Bitbucket Pipelines posted for its own runs (see
+    /// `Watch::channels_for_pipeline_status`).
+    pub by_pipelines: BTreeSet<BuildKey>,
     pub cursor: RepoCursor,
     /// Calls the fetch made (other polls share the account, so its counter cannot tell).
     pub requests: u64,
@@ -165,7 +171,8 @@ pub async fn poll_once(
             pipelines::fetch(client, repo, &cursor, baselined.then_some(since)).await?
         }
         Source::CloudStatuses(_) | Source::DataCenterStatuses(_) => {
-            statuses::fetch(source, watch, &cursor, baselined, now, ctx.settle).await?
+            let since = baselined.then_some(since);
+            statuses::fetch(source, watch, &cursor, since, now, ctx.settle).await?
         }
     };
     let requests = fetched.requests;
@@ -242,9 +249,15 @@ fn apply(
             b.created_ms,
         )
     });
-    // A status found at two refs (a commit both a branch's tip and tagged) is one build.
-    let mut seen = BTreeSet::new();
-    builds.retain(|b| seen.insert(b.key.clone()));
+    // A status found at two refs (a commit both a branch's tip and tagged, the status naming
+    // neither) is one build, whose events go where either ref's subscriptions say.
+    let mut refs: HashMap<BuildKey, BTreeSet<BuildRef>> = HashMap::new();
+    builds.retain(|b| {
+        let seen = refs.entry(b.key.clone()).or_default();
+        let first = seen.is_empty();
+        seen.insert(b.git_ref.clone());
+        first
+    });
     let mut health: HashMap<Lane, Option<Health>> = HashMap::new();
     for build in builds {
         let stored = ctx.store.build(&build.key)?;
@@ -295,21 +308,37 @@ fn apply(
             update.health.push((lane, h));
         }
         if let Some(event) = verdict.event.filter(|_| !is_history) {
+            let by_pipelines = fetched.by_pipelines.contains(&build.key);
+            let channels = route(watch, &refs[&build.key], event, by_pipelines);
             update
                 .notifications
-                .extend(
-                    watch
-                        .channels_for(&build.git_ref, event)
-                        .into_iter()
-                        .map(|channel| Notification {
-                            channel: channel.to_owned(),
-                            event,
-                            build: build.clone(),
-                        }),
-                );
+                .extend(channels.into_iter().map(|channel| Notification {
+                    channel: channel.to_owned(),
+                    event,
+                    build: build.clone(),
+                }));
         }
     }
     Ok(update)
+}
+
+/// The channels `event` of a build found at `refs` goes to, each once: a status Pipelines
+/// posted for its own run is left out where the run is told as a pipeline.
+pub fn route<'w>(
+    watch: &'w Watch,
+    refs: &BTreeSet<BuildRef>,
+    event: EventKind,
+    by_pipelines: bool,
+) -> BTreeSet<&'w str> {
+    refs.iter()
+        .flat_map(|git_ref| {
+            if by_pipelines {
+                watch.channels_for_pipeline_status(git_ref, event)
+            } else {
+                watch.channels_for(git_ref, event)
+            }
+        })
+        .collect()
 }
 
 /// Wall-clock Unix milliseconds, for records that must mean the same after a restart.

@@ -52,6 +52,7 @@ pub(super) async fn fetch(
     }
     Ok(Fetched {
         builds,
+        by_pipelines: Default::default(),
         cursor: RepoCursor {
             high_water: cursor.high_water,
             ..RepoCursor::default()

@@ -4,37 +4,49 @@
 //! still followed: a new tip, one with a status in progress, or one whose statuses changed less
 //! than the settle time ago, because external CI posts late.
 //!
-//! A tag that appears is followed like a branch that moves. On a first poll every branch tip
-//! is followed (a build may be running there), but tags are only recorded: a repository's
-//! old release tags would otherwise cost a request each, every poll, for the settle time.
+//! A tag that appears is followed like a branch that moves. The first time tags are listed
+//! (a first poll, or the first since a subscription took tags) they are recorded, and only
+//! those whose commit is younger than watching are followed: a repository's old release tags
+//! would otherwise cost a request each, every poll for the settle time, and their old results
+//! would read as news. On a first poll every branch tip is followed (a build may be running
+//! there).
 
 use super::{Fetched, PollError, Source};
-use crate::bitbucket::{BitbucketError, RefTips};
+use crate::bitbucket::{BitbucketError, CommitStatuses, RefTips};
 use crate::config::Watch;
-use crate::domain::{BuildRef, BuildStatus, RefTip, RepoId};
+use crate::domain::{BuildRef, RefTip, RepoId};
 use crate::store::{Followed, PollUpdate, RepoCursor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// Reads the tips and the statuses of the followed commits; `baseline` on a first poll.
+/// Reads the tips and the statuses of the followed commits; `baseline_since` on a first poll:
+/// when watching began.
 pub(super) async fn fetch(
     source: &Source,
     watch: &Watch,
     cursor: &RepoCursor,
-    baseline: bool,
+    baseline_since: Option<i64>,
     now_ms: i64,
     settle: Duration,
 ) -> Result<Fetched, PollError> {
     let repo = &watch.repo;
+    let tags = watch.follows_tags();
     let known = |tip: &RefTip| recorded(cursor, tip) == Some(&tip.commit);
-    let RefTips { tips, mut requests } =
-        ref_tips(source, repo, watch.follows_tags(), known).await?;
+    let RefTips { tips, mut requests } = ref_tips(source, repo, tags, known).await?;
+    // Every name listed, to place a status's bare ref name (followed or not).
+    let names: BTreeMap<String, BuildRef> = tips
+        .iter()
+        .chain(cursor.followed.iter().map(|f| &f.tip))
+        .filter_map(|t| Some((t.git_ref.name()?.to_owned(), t.git_ref.clone())))
+        .collect();
     let mut next = RepoCursor {
         branch_tips: cursor.branch_tips.clone(),
         tag_tips: cursor.tag_tips.clone(),
+        tags_listed: tags,
         followed: cursor.followed.clone(),
         ..RepoCursor::default()
     };
+    let first_tag_listing = tags && !cursor.tags_listed;
     for tip in tips.into_iter().filter(|t| watch.follows(&t.git_ref)) {
         if recorded(&next, &tip) == Some(&tip.commit) {
             continue;
@@ -45,22 +57,29 @@ pub(super) async fn fetch(
             BuildRef::Commit => continue,
         };
         tips.insert(name.clone(), tip.commit.clone());
-        let old_tag = baseline && matches!(tip.git_ref, BuildRef::Tag(_));
-        if !old_tag && !next.followed.iter().any(|f| f.tip == tip) {
+        let old_tag = first_tag_listing
+            && matches!(tip.git_ref, BuildRef::Tag(_))
+            && baseline_since
+                .zip(tip.committed_ms)
+                .is_none_or(|(since, committed)| committed < since);
+        if !old_tag && !next.followed.iter().any(|f| f.tip.same(&tip)) {
             next.followed.push(Followed {
                 tip,
                 settle_until_ms: now_ms.saturating_add(millis(settle)),
             });
         }
     }
-    let mut builds = Vec::new();
-    let is_tag = |name: &str| next.tag_tips.contains_key(name);
+    let mut observed = CommitStatuses::default();
+    let placed = |name: &str| names.get(name).cloned();
     for commit in &next.followed {
-        builds.extend(commit_statuses(source, watch, &commit.tip, is_tag).await?);
+        let statuses = commit_statuses(source, repo, &commit.tip, placed).await?;
+        observed.builds.extend(statuses.builds);
+        observed.by_pipelines.extend(statuses.by_pipelines);
     }
     requests += next.followed.len() as u64;
     Ok(Fetched {
-        builds,
+        builds: observed.builds,
+        by_pipelines: observed.by_pipelines,
         cursor: next,
         requests,
     })
@@ -75,30 +94,35 @@ fn recorded<'a>(cursor: &'a RepoCursor, tip: &RefTip) -> Option<&'a String> {
     tips.get(tip.git_ref.name()?)
 }
 
-/// The newest `limit` statuses `watch` reads on the most recently pushed branch and tag tips
-/// (the first page of them), reading at most `limit` tips: on every branch and tag, since a
-/// preview shows what the subscriptions filter out too.
+/// The newest `limit` statuses on the most recently pushed branch and tag tips (the first
+/// page of them), reading at most `limit` tips: on every branch and tag, since a preview shows
+/// what the subscriptions filter out too.
 pub(super) async fn recent(
     source: &Source,
-    watch: &Watch,
+    repo: &RepoId,
     limit: usize,
-) -> Result<Vec<BuildStatus>, BitbucketError> {
+) -> Result<CommitStatuses, BitbucketError> {
     // "Every tip is known" stops the tips at their first page.
-    let tips = ref_tips(source, &watch.repo, true, |_| true).await?.tips;
-    let is_tag = |name: &str| {
+    let tips = ref_tips(source, repo, true, |_| true).await?.tips;
+    let placed = |name: &str| {
         tips.iter()
-            .any(|t| t.git_ref == BuildRef::Tag(name.to_owned()))
+            .find(|t| t.git_ref.name() == Some(name))
+            .map(|t| t.git_ref.clone())
     };
-    let mut builds = Vec::new();
+    let mut recent = CommitStatuses::default();
     for tip in tips.iter().take(limit) {
-        builds.extend(commit_statuses(source, watch, tip, is_tag).await?);
-        if builds.len() >= limit {
+        let statuses = commit_statuses(source, repo, tip, placed).await?;
+        recent.builds.extend(statuses.builds);
+        recent.by_pipelines.extend(statuses.by_pipelines);
+        if recent.builds.len() >= limit {
             break;
         }
     }
-    builds.sort_by_key(|b| std::cmp::Reverse((b.created_ms, b.revision)));
-    builds.truncate(limit);
-    Ok(builds)
+    recent
+        .builds
+        .sort_by_key(|b| std::cmp::Reverse((b.created_ms, b.revision)));
+    recent.builds.truncate(limit);
+    Ok(recent)
 }
 
 /// Branch tips, and tag tips too with `tags`, through whichever client `source` holds, and
@@ -131,23 +155,17 @@ async fn ref_tips(
     }
 }
 
-/// Every status posted on `tip`'s commit that `watch` reads: on Cloud, not those Pipelines
-/// posted when the repository's pipelines are followed already; `is_tag` names the tags a
-/// Cloud status's bare `refname` may name.
+/// Every status posted on `tip`'s commit, through whichever client `source` holds; `placed`
+/// places a bare ref name among the refs listed.
 async fn commit_statuses(
     source: &Source,
-    watch: &Watch,
+    repo: &RepoId,
     tip: &RefTip,
-    is_tag: impl Fn(&str) -> bool,
-) -> Result<Vec<BuildStatus>, BitbucketError> {
-    let repo = &watch.repo;
+    placed: impl Fn(&str) -> Option<BuildRef>,
+) -> Result<CommitStatuses, BitbucketError> {
     match source {
-        Source::CloudStatuses(client) => {
-            client
-                .statuses(repo, tip, watch.pipelines_followed, is_tag)
-                .await
-        }
-        Source::DataCenterStatuses(client) => client.statuses(repo, tip).await,
+        Source::CloudStatuses(client) => client.statuses(repo, tip, placed).await,
+        Source::DataCenterStatuses(client) => client.statuses(repo, tip, placed).await,
         Source::Pipelines(_) => unreachable!("pipelines are not a statuses source"),
     }
 }

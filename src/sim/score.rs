@@ -28,8 +28,9 @@ pub struct Watcher {
     pub slug: String,
     /// Follows the repository's pipelines.
     pub pipelines: bool,
-    /// Follows its commit statuses: an outside CI's, and the ones Pipelines posts unless some
-    /// watcher follows the repository's pipelines (then each run is told once, as a pipeline).
+    /// Follows its commit statuses: an outside CI's, and the ones Pipelines posts, but not in
+    /// a channel where a watcher of the repository's pipelines that takes the run's ref tells
+    /// the run already (each run is told once in each channel, as a pipeline where it can).
     pub statuses: bool,
     /// Patterns a branch build's branch must match: `None` takes every branch, an empty list
     /// none.
@@ -204,14 +205,25 @@ fn expected(sim: &Simulator, watchers: &[Watcher]) -> BTreeMap<(String, String, 
         if mine.is_empty() {
             continue;
         }
-        let pipelines_followed = mine.iter().any(|w| w.pipelines);
         for happening in happenings(repo, index) {
-            let hearing: Vec<&Watcher> = mine
+            // A status Pipelines posted for its own run is not told where the run is told as
+            // a pipeline: in a channel of a watcher of the repository's pipelines taking its
+            // ref, whatever that watcher's events.
+            let told_as_pipeline: BTreeSet<&String> = match happening.seen {
+                Seen::PipelineStatus => mine
+                    .iter()
+                    .filter(|w| w.pipelines && w.takes_ref(happening.build))
+                    .flat_map(|w| &w.channels)
+                    .collect(),
+                Seen::Pipeline | Seen::Status => BTreeSet::new(),
+            };
+            let channels: BTreeSet<&String> = mine
                 .iter()
-                .copied()
-                .filter(|w| w.hears(&happening, pipelines_followed))
+                .filter(|w| w.hears(&happening))
+                .flat_map(|w| &w.channels)
+                .filter(|c| !told_as_pipeline.contains(c))
                 .collect();
-            if hearing.is_empty() {
+            if channels.is_empty() {
                 continue;
             }
             let url = match happening.seen {
@@ -221,7 +233,7 @@ fn expected(sim: &Simulator, watchers: &[Watcher]) -> BTreeMap<(String, String, 
                 }
                 Seen::Pipeline | Seen::Status => sim.card_link(repo, happening.build, happening.at),
             };
-            for channel in hearing.iter().flat_map(|w| &w.channels) {
+            for channel in channels {
                 let at = expected
                     .entry((channel.clone(), url.clone(), happening.event))
                     .or_insert(happening.at);
@@ -235,23 +247,12 @@ fn expected(sim: &Simulator, watchers: &[Watcher]) -> BTreeMap<(String, String, 
 impl Watcher {
     /// Whether this watcher is told of `happening`: it follows the source that shows it, the
     /// build's ref passes its filters and it wants the event.
-    fn hears(&self, happening: &Happening, pipelines_followed: bool) -> bool {
+    fn hears(&self, happening: &Happening) -> bool {
         let source = match happening.seen {
             Seen::Pipeline => self.pipelines,
-            Seen::Status => self.statuses,
-            Seen::PipelineStatus => self.statuses && !pipelines_followed,
+            Seen::Status | Seen::PipelineStatus => self.statuses,
         };
-        let build = happening.build;
-        let passes = |patterns: &Option<Vec<String>>, name: &str| {
-            patterns
-                .as_ref()
-                .is_none_or(|patterns| patterns.iter().any(|p| glob_matches(p, name)))
-        };
-        let wanted_ref = match &build.target {
-            SimTarget::Branch => passes(&self.branches, &build.branch),
-            SimTarget::Tag(tag) => passes(&self.tags, tag),
-            SimTarget::Commit { .. } => self.commits,
-        };
+        let wanted_ref = self.takes_ref(happening.build);
         let event = happening.event;
         let wanted_event = self.events.iter().any(|name| {
             name == event.name()
@@ -259,6 +260,20 @@ impl Watcher {
                 || (event == SimEvent::StillFailing && name == "failed")
         });
         source && wanted_ref && wanted_event
+    }
+
+    /// Whether `build`'s branch, tag or bare commit passes this watcher's filters.
+    fn takes_ref(&self, build: &SimBuild) -> bool {
+        let passes = |patterns: &Option<Vec<String>>, name: &str| {
+            patterns
+                .as_ref()
+                .is_none_or(|patterns| patterns.iter().any(|p| glob_matches(p, name)))
+        };
+        match &build.target {
+            SimTarget::Branch => passes(&self.branches, &build.branch),
+            SimTarget::Tag(tag) => passes(&self.tags, tag),
+            SimTarget::Commit { .. } => self.commits,
+        }
     }
 }
 
@@ -909,14 +924,31 @@ mod tests {
             .map(|(_, url, _)| url)
             .collect();
         assert_eq!(missed, [status_link(1), status_link(2), status_link(3)]);
-        // Once a watcher follows the pipelines, runs are expected as pipelines only (and
-        // that watcher takes no tags).
-        let both = [statuses.clone(), watcher(true, false, &[releases])];
-        let expected: BTreeSet<String> = super::expected(&sim, &both)
-            .into_keys()
-            .map(|(_, url, _)| url)
-            .collect();
-        assert_eq!(expected, BTreeSet::from([link(1), link(2)]));
+        // A watcher of the pipelines in another channel changes nothing for #ci...
+        let urls = |watchers: &[Watcher]| -> BTreeSet<String> {
+            super::expected(&sim, watchers)
+                .into_keys()
+                .map(|(_, url, _)| url)
+                .collect()
+        };
+        let apart = [statuses.clone(), watcher(true, false, &[releases])];
+        assert_eq!(
+            urls(&apart),
+            BTreeSet::from([
+                link(1),
+                link(2),
+                status_link(1),
+                status_link(2),
+                status_link(3)
+            ])
+        );
+        // ... but in #ci itself, a run whose ref it takes is told as a pipeline only; the tag
+        // build (#3), which it does not take, still as its status.
+        let together = [statuses.clone(), watcher(true, false, &[ci])];
+        assert_eq!(
+            urls(&together),
+            BTreeSet::from([link(1), link(2), status_link(3)])
+        );
         // Bare commits only for a watcher that takes them; statuses of another repository.
         let commits = Watcher {
             commits: true,

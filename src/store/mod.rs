@@ -56,6 +56,8 @@ pub struct RepoCursor {
     pub branch_tips: BTreeMap<String, String>,
     /// The commit each watched tag points at (statuses, when tags are followed).
     pub tag_tips: BTreeMap<String, String>,
+    /// Whether the last poll listed tags (statuses): the first listing is a baseline of tags.
+    pub tags_listed: bool,
     /// Commits whose statuses are still read each poll (statuses).
     pub followed: Vec<Followed>,
 }
@@ -154,6 +156,8 @@ pub struct DeadLetter {
     pub channel: String,
     /// The row; `None` when it could not be read (it can only be dropped).
     pub row: Option<OutboxRow>,
+    /// What the store held instead of a readable row (lossy text, cut), for the admin.
+    pub raw: Option<String>,
     pub reason: String,
     pub dead_ms: i64,
 }
@@ -321,7 +325,7 @@ impl Store {
 
     /// Forgets the cursor and watching time of every (repository, source) not in `watched`:
     /// a source that stops being polled and comes back later is baselined again, rather
-    /// than replaying what happened while nobody watched as news. Returns how many.
+    /// than replaying what happened while nobody watched as news. Returns how many cursors.
     pub fn forget_unwatched(
         &self,
         watched: &BTreeSet<(RepoId, SourceKind)>,
@@ -348,6 +352,18 @@ impl Store {
         Ok(forgotten)
     }
 
+    /// Forgets the cursor and watching time of each of `watches`, as
+    /// [`Store::forget_unwatched`] does for the others. Returns how many cursors there were.
+    pub fn forget(&self, watches: &BTreeSet<(RepoId, SourceKind)>) -> Result<usize, StoreError> {
+        let mut forgotten = 0;
+        for (repo, source) in watches {
+            forgotten += usize::from(self.repos.remove(cursor_key(repo, *source))?.is_some());
+            self.meta.remove(since_key(repo, *source))?;
+        }
+        self.db.flush()?;
+        Ok(forgotten)
+    }
+
     /// Where polling of `repo` through `source` stands; `None` if never polled (to be
     /// baselined).
     pub fn cursor(
@@ -361,6 +377,7 @@ impl Store {
             active: r.active,
             branch_tips: r.branch_tips,
             tag_tips: r.tag_tips,
+            tags_listed: r.tags_listed,
             followed: r
                 .followed
                 .into_iter()
@@ -374,6 +391,7 @@ impl Store {
                         commit: f.commit,
                         message: f.message,
                         author: f.author,
+                        committed_ms: f.committed_ms,
                     },
                     settle_until_ms: f.settle_until_ms,
                 })
@@ -406,6 +424,7 @@ impl Store {
             active: cursor.active.clone(),
             branch_tips: cursor.branch_tips.clone(),
             tag_tips: cursor.tag_tips.clone(),
+            tags_listed: cursor.tags_listed,
             followed: cursor
                 .followed
                 .iter()
@@ -415,6 +434,7 @@ impl Store {
                     commit: f.tip.commit.clone(),
                     message: f.tip.message.clone(),
                     author: f.tip.author.clone(),
+                    committed_ms: f.tip.committed_ms,
                     settle_until_ms: f.settle_until_ms,
                 })
                 .collect(),
@@ -735,6 +755,7 @@ impl Store {
                         seq,
                         channel,
                         row: record.row.map(|row| to_row(&key, row)).transpose()?,
+                        raw: record.raw,
                         reason: record.reason,
                         dead_ms: record.dead_ms,
                     },
@@ -742,6 +763,12 @@ impl Store {
                         seq,
                         channel,
                         row: None,
+                        raw: Some(
+                            String::from_utf8_lossy(&value)
+                                .chars()
+                                .take(RAW_KEPT_CHARS)
+                                .collect(),
+                        ),
                         reason: format!("the dead letter itself could not be read: {err}"),
                         dead_ms: 0,
                     },
@@ -904,6 +931,7 @@ mod tests {
                 active: vec!["{2}".into()],
                 branch_tips: [("main".to_owned(), "c0ffee".to_owned())].into(),
                 tag_tips: [("v1.0".to_owned(), "beef".to_owned())].into(),
+                tags_listed: true,
                 followed: vec![
                     Followed {
                         tip: RefTip {
@@ -911,6 +939,7 @@ mod tests {
                             commit: "c0ffee".into(),
                             message: Some("Fix it".into()),
                             author: None,
+                            committed_ms: Some(500),
                         },
                         settle_until_ms: 600_000,
                     },
@@ -920,6 +949,7 @@ mod tests {
                             commit: "beef".into(),
                             message: None,
                             author: Some("Jane".into()),
+                            committed_ms: None,
                         },
                         settle_until_ms: 700_000,
                     },
@@ -1047,6 +1077,12 @@ mod tests {
         assert_eq!(store.watching_since(&api, statuses, 600).unwrap(), 600);
         assert_eq!(store.watching_since(&api, pipelines, 700).unwrap(), 100);
         assert_eq!(store.watching_since(&web, statuses, 800).unwrap(), 450);
+        // A reload forgets only the watches new to it.
+        let fresh = BTreeSet::from([(web.clone(), statuses)]);
+        assert_eq!(store.forget(&fresh).unwrap(), 1);
+        assert_eq!(store.cursor(&web, statuses).unwrap(), None);
+        assert!(store.cursor(&api, pipelines).unwrap().is_some());
+        assert_eq!(store.watching_since(&web, statuses, 900).unwrap(), 900);
     }
 
     #[test]

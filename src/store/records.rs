@@ -36,6 +36,10 @@ pub struct RepoRecord {
     /// Statuses sources: the commit each watched tag points at.
     #[serde(default)]
     pub tag_tips: BTreeMap<String, String>,
+    /// Statuses sources: whether tags were listed last poll (when they were not, the first
+    /// listing records them without announcing their builds).
+    #[serde(default)]
+    pub tags_listed: bool,
     /// Statuses sources: commits whose statuses are still read each poll.
     #[serde(default)]
     pub followed: Vec<FollowedRecord>,
@@ -56,6 +60,8 @@ pub struct FollowedRecord {
     pub commit: String,
     pub message: Option<String>,
     pub author: Option<String>,
+    #[serde(default)]
+    pub committed_ms: Option<i64>,
     pub settle_until_ms: i64,
 }
 
