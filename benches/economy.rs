@@ -311,12 +311,14 @@ async fn run_bbzoom(scenario: &Scenario, parameters: &Parameters) -> anyhow::Res
     let (trigger, shutdown) = bbzoom::shutdown::channel();
     let daemon = {
         let (config, store, metrics) = (config.clone(), store.clone(), metrics.clone());
+        let speed = parameters.speed;
         tokio::spawn(async move {
             daemon::run(
                 &config,
                 &credentials,
                 store,
-                Tuning::default(),
+                // Every delay and pace runs at the simulator's speed, as in the demo.
+                Tuning::default().compressed(speed),
                 metrics,
                 shutdown,
             )

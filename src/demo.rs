@@ -314,12 +314,15 @@ credential = \"sim-zoom\"
 account_id = \"{account}\"
 robot_jid = \"{robot}\"
 user_jid = \"{user}\"
+rate_limit = {{ requests = 20, per = \"{second}\" }}
 ",
         oauth = sim.zoom_oauth_url(),
         api = sim.zoom_api_url(),
         account = options.zoom.account_id,
         robot = options.zoom.robot_jid,
         user = options.zoom.user_jid,
+        // The Pro plan's 20 chat calls a second, in simulated time like every other rate.
+        second = real(1.0),
     ));
     let channel_name = |jid: &str| jid.split('@').next().unwrap_or(jid).to_owned();
     let webhook_targets: Vec<&str> = options
