@@ -7,7 +7,7 @@
 //! may talk to it may reload the daemon.
 
 use crate::config::Config;
-use crate::detect::Health;
+use crate::domain::Health;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -264,7 +264,7 @@ pub fn dead_letters(store: &Store, action: &DeadLetterAction) -> Result<DeadLett
     for &id in &chosen {
         let found = if retry {
             store
-                .retry_dead_letter(id, crate::poller::now_ms())
+                .retry_dead_letter(id, crate::clock::now_ms())
                 .map_err(fail)?
         } else {
             store.drop_dead_letter(id).map_err(fail)?
@@ -371,10 +371,6 @@ pub async fn ask(socket: &Path, request: &Request) -> Result<Reply, ControlError
             after: ANSWER_WITHIN,
         })?
 }
-
-/// The longest control socket path: the kernel's limit for a Unix socket address (sun_path,
-/// 108 bytes with its NUL) less the staging suffix [`bind`] adds (`.` and a process id).
-pub const MAX_SOCKET_PATH: usize = 107 - 8;
 
 /// Binds `path` for the daemon, owner-only. A socket left by a daemon that died is replaced;
 /// one a live daemon answers on is not, and nothing that is not a socket is ever removed (a

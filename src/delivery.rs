@@ -18,44 +18,21 @@
 //! `max_age` after it was queued, or refused for good, becomes a dead letter, and so does a row
 //! the store cannot read: it must never block its channel.
 
-use crate::config::{RateLimit, Style};
-use crate::daemon::Metrics;
-use crate::poller::now_ms;
+use crate::clock::Clock;
+use crate::config::Style;
+use crate::domain::RateLimit;
+use crate::metrics::Metrics;
 use crate::render::{self, Form};
 use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use crate::store::{OutboxRow, Store, StoreError};
+use crate::wakeups::Wakeups;
 use crate::zoom::{ChatbotClient, ErrorClass, WebhookClient, ZoomError};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio::time::Instant;
-
-/// One wake-up signal per channel: pollers ring it after committing rows for that channel.
-/// Channels come and go with reloads, so a signal is made the first time either side asks.
-#[derive(Debug, Default)]
-pub struct Wakeups {
-    by_channel: Mutex<HashMap<String, Arc<Notify>>>,
-}
-
-impl Wakeups {
-    /// Wakes `channel`'s worker; a wake-up sent while it is busy (or not started yet) is kept
-    /// for its next wait.
-    pub fn wake(&self, channel: &str) {
-        self.signal(channel).notify_one();
-    }
-
-    fn signal(&self, channel: &str) -> Arc<Notify> {
-        self.by_channel
-            .lock()
-            .expect("wakeups lock")
-            .entry(channel.to_owned())
-            .or_default()
-            .clone()
-    }
-}
 
 /// Where a channel's cards go.
 #[derive(Clone)]
@@ -83,6 +60,8 @@ pub struct DeliveryContext {
     pub store: Store,
     pub wakeups: Arc<Wakeups>,
     pub metrics: Arc<Metrics>,
+    /// Stamps rows (their next attempt, their first failure) and tells how old they are.
+    pub clock: Arc<dyn Clock>,
     /// Delay between attempts of a row Zoom could not take yet.
     pub backoff: Backoff,
     /// A row still failing this long after it was queued becomes a dead letter.
@@ -250,8 +229,8 @@ impl Worker {
                     "an outbox row cannot be read; kept as a dead letter (`bbzoom dead-letters`) so the channel goes on"
                 );
                 ctx.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
-                let store = ctx.store.clone();
-                blocking(move || store.dead_letter_unreadable(&row, now_ms())).await?;
+                let (store, now) = (ctx.store.clone(), ctx.clock.now_ms());
+                blocking(move || store.dead_letter_unreadable(&row, now)).await?;
             }
             return Ok(Some(Duration::ZERO));
         }
@@ -271,7 +250,7 @@ impl Worker {
             blocking(move || store.complete(&superseded, None)).await?;
             return Ok(Some(Duration::ZERO));
         }
-        let now = now_ms();
+        let now = ctx.clock.now_ms();
         if head.next_attempt_ms > now {
             let wait = u64::try_from(head.next_attempt_ms.saturating_sub(now)).unwrap_or(0);
             return Ok(Some(Duration::from_millis(wait)));
@@ -307,7 +286,7 @@ impl Worker {
                 // A refusal for good is no outage: the row becomes a dead letter, and the
                 // channel's next cards go out as usual.
                 if matches!(err.class, ErrorClass::Transient { .. }) {
-                    self.failing_since.get_or_insert(now_ms());
+                    self.failing_since.get_or_insert(self.ctx.clock.now_ms());
                 }
                 failed(&self.ctx, &self.route, vec![row], err).await
             }
@@ -375,7 +354,7 @@ impl Worker {
             .collect();
         let failing_for = self
             .failing_since
-            .map_or(0, |since| now_ms().saturating_sub(since));
+            .map_or(0, |since| self.ctx.clock.now_ms().saturating_sub(since));
         let why = format!(
             "held back while Zoom was failing for {}",
             render::duration(u64::try_from(failing_for / 1000).unwrap_or(0))
@@ -432,7 +411,7 @@ async fn failed(
     rows: Vec<OutboxRow>,
     err: ZoomError,
 ) -> Result<(), StoreError> {
-    let now = now_ms();
+    let now = ctx.clock.now_ms();
     let max_age = i64::try_from(ctx.max_age.as_millis()).unwrap_or(i64::MAX);
     // One attempt, one delay: rows tried together (a fold) stay due together.
     let attempts = rows.first().map_or(0, |r| r.attempts);

@@ -10,7 +10,8 @@
 
 use crate::config::{Config, SourceKind};
 use crate::credentials::{self, Credential, Credentials};
-use crate::daemon::{self, Metrics, Tuning};
+use crate::daemon::{self, Tuning};
+use crate::metrics::Metrics;
 use crate::sim::score::{self, Score, Watcher};
 use crate::sim::{
     BitbucketFaults, ChannelEventKind, Scenario, SimCredentialKind, SimOptions, SimRepo, SimSource,

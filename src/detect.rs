@@ -3,15 +3,7 @@
 //! Architecture invariant: nothing here does IO, reads a clock or fails. Everything is tested
 //! as tables of (before, after) -> expected event.
 
-use crate::domain::{BuildState, EventKind, Outcome};
-use serde::{Deserialize, Serialize};
-
-/// How a branch's last finished build ended, for telling "fixed" from "succeeded".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Health {
-    Passing,
-    Failing,
-}
+use crate::domain::{BuildState, EventKind, Health, Outcome};
 
 /// What one observation of a build means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

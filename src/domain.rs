@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::time::Duration;
 
 /// The instance name of Bitbucket Cloud; Data Center instances go by their configured names.
 pub const CLOUD: &str = "cloud";
@@ -302,4 +303,18 @@ impl RefTip {
     pub fn same(&self, other: &RefTip) -> bool {
         self.git_ref == other.git_ref && self.commit == other.commit
     }
+}
+
+/// How a lane's last finished build ended, for telling "fixed" from "succeeded".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Health {
+    Passing,
+    Failing,
+}
+
+/// A request budget: at most `requests` in any window of `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
 }

@@ -40,7 +40,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.wait() => break,
             Some(()) = rings.recv() => {
-                let cutoff = crate::poller::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+                let cutoff = crate::clock::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
                 let store = store.clone();
                 match tokio::task::spawn_blocking(move || store.prune_finished_builds(cutoff)).await {
                     Ok(Ok(pruned)) => tracing::info!(pruned, "housekeeping: forgot finished builds past retention"),

@@ -1,7 +1,7 @@
 //! The HTTP plumbing both clients share: one reqwest client per upstream with TLS 1.2 or newer
 //! and a timeout, and budget-shaped governor limiters.
 
-use crate::config::RateLimit;
+use crate::domain::RateLimit;
 use governor::{DefaultDirectRateLimiter, Quota};
 use std::num::NonZeroU32;
 use std::time::Duration;

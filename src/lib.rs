@@ -26,13 +26,18 @@
 //! - [`sim`]: a faithful simulator of both APIs for the demo, the tests and the benchmarks.
 //! - [`demo`]: `bbzoom demo`, the daemon against the simulator, with a scoreboard.
 //!
-//! Helpers: [`atomic_file`] (replace a file whole or not at all), [`glob`] (branch patterns),
-//! [`repo_url`] (repository URLs as people paste them), [`retry`] (backoff with jitter and
-//! `Retry-After`), [`http`] (the shared HTTP client), [`notify`] (telling systemd how the
-//! daemon is doing).
+//! The ground floor, which everything above may use and which uses nothing above it:
+//! [`domain`], [`clock`] (the wall clock behind a trait), [`metrics`] (counters),
+//! [`wakeups`] (pollers waking delivery workers), [`shutdown`].
+//!
+//! Helpers: [`atomic_file`] (replace a file whole or not at all), [`glob`] (branch and tag
+//! patterns), [`repo_url`] (repository URLs as people paste them), [`retry`] (backoff with
+//! jitter and `Retry-After`), [`http`] (the shared HTTP client), [`notify`] (telling systemd
+//! how the daemon is doing).
 
 pub mod atomic_file;
 pub mod bitbucket;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod credentials;
@@ -44,6 +49,7 @@ pub mod domain;
 pub mod glob;
 pub mod housekeeping;
 pub mod http;
+pub mod metrics;
 pub mod notify;
 pub mod poller;
 pub mod render;
@@ -53,4 +59,5 @@ pub mod scheduler;
 pub mod shutdown;
 pub mod sim;
 pub mod store;
+pub mod wakeups;
 pub mod zoom;

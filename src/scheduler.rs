@@ -233,15 +233,17 @@ impl PollLog {
             .retain(|watch, _| keep(watch));
     }
 
-    fn record(&self, watch: &WatchKey, result: &Result<poller::PollSummary, PollError>) {
+    fn record(
+        &self,
+        watch: &WatchKey,
+        result: &Result<poller::PollSummary, PollError>,
+        at_ms: i64,
+    ) {
         let outcome = match result {
             Ok(summary) => Ok(summary.transitions),
             Err(err) => Err(err.to_string()),
         };
-        let last = LastPoll {
-            at_ms: poller::now_ms(),
-            outcome,
-        };
+        let last = LastPoll { at_ms, outcome };
         self.by_watch
             .lock()
             .expect("poll log lock")
@@ -310,7 +312,7 @@ pub async fn run(
                 }
                 in_flight.remove(&key);
                 let Some(index) = watches.iter().position(|w| key_of(&w.watch) == key) else { continue };
-                log.record(&key, &result);
+                log.record(&key, &result, ctx.clock.now_ms());
                 let now = Instant::now();
                 report(&watches[index], &result, &ctx);
                 watches[index].learn(&result, now);

@@ -574,7 +574,7 @@ async fn a_repository_moved_off_a_paused_credential_is_polled_by_its_new_one_at_
 
     // The admin moves acme/web to the second token: it is polled at once, not in ten minutes.
     daemon.edit("/acme/web\"\n", "/acme/web\"\ncredential = \"second\"\n");
-    let moved_at = bbzoom::poller::now_ms();
+    let moved_at = bbzoom::clock::now_ms();
     assert!(daemon.reload().await["Ok"].is_object());
     let web = |r: &Value| {
         r["subscriptions"]

@@ -516,6 +516,7 @@ fn poll_context(harness: &Harness) -> (bbzoom::store::Store, bbzoom::poller::Pol
         store: store.clone(),
         wakeups: Default::default(),
         metrics: Default::default(),
+        clock: std::sync::Arc::new(bbzoom::clock::SystemClock),
         polling: Default::default(),
         settle: harness.config.polling.settle,
     };

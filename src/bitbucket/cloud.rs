@@ -221,8 +221,8 @@ impl CloudClient {
 mod tests {
     use super::*;
     use crate::bitbucket::{Auth, RetryPolicy};
-    use crate::config::RateLimit;
     use crate::domain::BuildRef;
+    use crate::domain::RateLimit;
     use axum::Router;
     use axum::routing::get;
     use std::sync::atomic::AtomicUsize;

@@ -17,7 +17,7 @@ pub use auth::{Auth, OAuthConsumer};
 pub use cloud::{CloudClient, PipelinePage};
 pub use datacenter::DataCenterClient;
 
-use crate::config::RateLimit;
+use crate::domain::RateLimit;
 use crate::http::{Limiter, budget_limiter};
 use crate::retry::{Backoff, parse_retry_after};
 use backon::{ExponentialBuilder, Retryable};

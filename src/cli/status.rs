@@ -44,7 +44,7 @@ pub async fn status(config_path: PathBuf, args: StatusArgs) -> anyhow::Result<()
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        print!("{}", describe(&report, bbzoom::poller::now_ms()));
+        print!("{}", describe(&report, bbzoom::clock::now_ms()));
     }
     if report.running {
         Ok(())

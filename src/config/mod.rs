@@ -11,7 +11,7 @@ mod raw;
 
 pub use error::ConfigError;
 
-pub use crate::domain::SourceKind;
+pub use crate::domain::{RateLimit, SourceKind};
 
 use crate::domain::{BuildRef, EventKind, RepoId};
 use crate::glob::RefGlob;
@@ -19,6 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
+
+/// The longest control socket path: the kernel's limit for a Unix socket address (sun_path,
+/// 108 bytes with its NUL) less the staging suffix `control::bind` adds (`.` and a process id).
+pub const MAX_SOCKET_PATH: usize = 107 - 8;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -95,13 +99,6 @@ pub struct DataCenterConfig {
     pub credential: String,
     /// Default budget of its credentials (3,600 per hour).
     pub rate_limit: RateLimit,
-}
-
-/// A request budget: at most `requests` in any window of `per`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub requests: u32,
-    pub per: Duration,
 }
 
 /// `[zoom]`: where cards go (chatbot channels and Incoming Webhooks) and how they get there.

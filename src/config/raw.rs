@@ -602,7 +602,7 @@ impl Checker<'_> {
                 "daemon.state_dir",
             ),
         };
-        if control_socket.as_os_str().len() > crate::control::MAX_SOCKET_PATH {
+        if control_socket.as_os_str().len() > super::MAX_SOCKET_PATH {
             return Err(self.err(
                 span,
                 key,
@@ -610,7 +610,7 @@ impl Checker<'_> {
                     "makes the control socket {} longer than the {} bytes its path may have; \
                      set [daemon] control_socket to a shorter path",
                     control_socket.display(),
-                    crate::control::MAX_SOCKET_PATH
+                    super::MAX_SOCKET_PATH
                 ),
             ));
         }

@@ -12,6 +12,8 @@ mod supervisor;
 
 pub use supervisor::{Control, run, run_with_control};
 
+use crate::clock::{Clock, SystemClock};
+
 use crate::bitbucket::{Account, Auth, CloudClient, DataCenterClient, OAuthConsumer, RetryPolicy};
 use crate::config::{
     ChatbotConfig, Config, Destination as ConfigDestination, RateLimit, SourceKind, Watch,
@@ -25,22 +27,14 @@ use crate::retry::Backoff;
 use crate::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, WebhookClient};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-/// Counters for the log, `status` and the demo's summary.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub transitions: AtomicU64,
-    pub delivered: AtomicU64,
-    pub delivery_failures: AtomicU64,
-    pub dead_letters: AtomicU64,
-    pub poll_errors: AtomicU64,
-}
-
-/// Delays that tests shorten; the defaults suit production.
+/// Delays that tests shorten, and the clock records are stamped by; the defaults suit
+/// production.
 #[derive(Debug, Clone)]
 pub struct Tuning {
+    /// The wall clock (a test may drive its own).
+    pub clock: Arc<dyn Clock>,
     pub bitbucket_retry: RetryPolicy,
     /// Between delivery attempts of one outbox row.
     pub delivery_backoff: Backoff,
@@ -56,6 +50,7 @@ impl Tuning {
             max: backoff.max.div_f64(speed),
         };
         Tuning {
+            clock: self.clock.clone(),
             bitbucket_retry: RetryPolicy {
                 backoff: scale(self.bitbucket_retry.backoff),
                 rate_limit_backoff: scale(self.bitbucket_retry.rate_limit_backoff),
@@ -77,6 +72,7 @@ impl Tuning {
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
+            clock: Arc::new(SystemClock),
             bitbucket_retry: RetryPolicy::default(),
             delivery_backoff: Backoff {
                 base: Duration::from_secs(2),

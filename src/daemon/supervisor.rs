@@ -10,20 +10,22 @@
 //! a repository for a while (it moved between credentials) take turns on it
 //! ([`PollTurns`]), so no two polls of it run at once either.
 
-use super::{Bitbucket, DaemonError, Metrics, Tuning, Zoom};
+use super::{Bitbucket, DaemonError, Tuning, Zoom};
 use crate::bitbucket::Account;
 use crate::config::Config;
 use crate::control::{
     Answer, CredentialStatus, Envelope, ReloadRecord, ReloadSummary, Reply, Request, StatusReport,
 };
 use crate::credentials::Credentials;
-use crate::delivery::{self, DeliveryContext, Wakeups};
+use crate::delivery::{self, DeliveryContext};
 use crate::domain::{RepoId, SourceKind};
+use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::poller::{PollContext, PollTurns, now_ms};
+use crate::poller::{PollContext, PollTurns};
 use crate::scheduler::{self, PollLog, Roster};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::store::Store;
+use crate::wakeups::Wakeups;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +82,7 @@ pub async fn run_with_control(
 ) -> Result<(), DaemonError> {
     let bitbucket = Bitbucket::new(config, credentials, tuning.bitbucket_retry)?;
     let zoom = Zoom::new(config, credentials)?;
+    let started_ms = tuning.clock.now_ms();
     let mut supervisor = Supervisor {
         config: config.clone(),
         bitbucket,
@@ -93,7 +96,7 @@ pub async fn run_with_control(
         shutdown: shutdown.clone(),
         schedulers: BTreeMap::new(),
         workers: BTreeMap::new(),
-        started_ms: now_ms(),
+        started_ms,
         last_reload: None,
     };
     supervisor.apply(&mut ReloadSummary::default(), None).await;
@@ -248,7 +251,7 @@ impl Supervisor {
                     ),
                 }
                 self.last_reload = Some(ReloadRecord {
-                    at_ms: now_ms(),
+                    at_ms: self.tuning.clock.now_ms(),
                     outcome: outcome.clone(),
                 });
                 outcome.map(Answer::Reloaded)
@@ -334,7 +337,7 @@ impl Supervisor {
     ) {
         // Watching begins now for every new repository, whenever its first poll comes: builds
         // created from now on are announced even if the budget takes an hour to baseline them.
-        let started = now_ms();
+        let started = self.tuning.clock.now_ms();
         let watched: BTreeSet<(RepoId, SourceKind)> = self
             .bitbucket
             .watches
@@ -417,6 +420,7 @@ impl Supervisor {
                 store: self.store.clone(),
                 wakeups: self.wakeups.clone(),
                 metrics: self.metrics.clone(),
+                clock: self.tuning.clock.clone(),
                 polling: self.turns.clone(),
                 settle: self.config.polling.settle,
             };
@@ -441,6 +445,7 @@ impl Supervisor {
             store: self.store.clone(),
             wakeups: self.wakeups.clone(),
             metrics: self.metrics.clone(),
+            clock: self.tuning.clock.clone(),
             backoff: self.tuning.delivery_backoff,
             max_age: self.config.zoom.delivery.max_age,
             fold_after: self.config.zoom.delivery.fold_after,

@@ -13,12 +13,13 @@ mod pipelines;
 mod statuses;
 
 use crate::bitbucket::{Account, BitbucketError, CloudClient, CommitStatuses, DataCenterClient};
+use crate::clock::Clock;
 use crate::config::Watch;
-use crate::daemon::Metrics;
-use crate::delivery::Wakeups;
-use crate::detect::{self, Health};
-use crate::domain::{BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Lane, RepoId};
+use crate::detect;
+use crate::domain::{BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RepoId};
+use crate::metrics::Metrics;
 use crate::store::{Notification, PollUpdate, RepoCursor, Store, StoreError, StoredBuild};
+use crate::wakeups::Wakeups;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -90,6 +91,8 @@ pub struct PollContext {
     pub store: Store,
     pub wakeups: Arc<Wakeups>,
     pub metrics: Arc<Metrics>,
+    /// Stamps the poll: when watching began, when commits stop being followed.
+    pub clock: Arc<dyn Clock>,
     /// One poll at a time per repository, across every scheduler.
     pub polling: Arc<PollTurns>,
     /// How long a commit's statuses are read after their last change.
@@ -160,7 +163,7 @@ pub async fn poll_once(
     // Held until the commit is done (it moves into the blocking commit below), so a poll of
     // the same repository by another scheduler reads this one's cursor, never the one before.
     let turn = ctx.polling.turn(repo).await;
-    let now = now_ms();
+    let now = ctx.clock.now_ms();
     let since = ctx.store.watching_since(repo, watch.source, now)?;
     let stored = ctx.store.cursor(repo, watch.source)?;
     let baselined = stored.is_none();
@@ -339,12 +342,4 @@ pub fn route<'w>(
             }
         })
         .collect()
-}
-
-/// Wall-clock Unix milliseconds, for records that must mean the same after a restart.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

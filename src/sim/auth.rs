@@ -3,7 +3,7 @@
 //! (`POST /site/oauth2/access_token`, client-credentials grant) that turns a consumer's key
 //! and secret into expiring bearer tokens.
 
-use super::limits::Api;
+use super::api::Api;
 use super::zoom::basic_credentials;
 use super::{Inner, SimOptions, bearer_token};
 use axum::Router;

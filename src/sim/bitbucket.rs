@@ -11,9 +11,10 @@
 //!
 //! Every request passes [`serve`]'s gate first: credentials, rate limit, faults.
 
+use super::api::{Api, cloud_error};
 use super::bbql::Filter;
 use super::ids::{email, encode_braces, fnv1a, nickname, splitmix, uuid_from};
-use super::limits::{Api, serve};
+use super::limits::serve;
 use super::paging::{Query, window};
 use super::statuses::{self, StatusView};
 use super::{Inner, SimBuild, SimRepo, SimSource, SimState, SimTarget};
@@ -94,21 +95,8 @@ impl BbError {
 
 impl IntoResponse for BbError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "message": self.message });
-        if let Some(detail) = self.detail {
-            error["detail"] = json!(detail);
-        }
-        (
-            self.status,
-            axum::Json(json!({ "type": "error", "error": error })),
-        )
-            .into_response()
+        cloud_error(self.status, &self.message, self.detail.as_deref())
     }
-}
-
-/// A Cloud error answer, for the gate's refusals.
-pub(super) fn error_response(status: StatusCode, message: &str) -> Response {
-    BbError::new(status, message).into_response()
 }
 
 /// A Cloud repository and its position in the scenario (which seeds its identifiers). Data

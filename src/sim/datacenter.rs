@@ -8,9 +8,10 @@
 //! instance's base URL distinct from Bitbucket Cloud's web URL (`http://127.0.0.1:PORT`), as
 //! a daemon configured with both requires.
 
+use super::api::{Api, datacenter_error};
 use super::clock::Clock;
 use super::ids::{email, nickname};
-use super::limits::{Api, serve};
+use super::limits::serve;
 use super::paging::{Query, window};
 use super::statuses::{self, StatusView};
 use super::{Inner, SimBuild, SimRepo, SimSource, SimTarget};
@@ -90,16 +91,8 @@ impl DcError {
 
 impl IntoResponse for DcError {
     fn into_response(self) -> Response {
-        error_response(self.status, &self.message, self.exception)
+        datacenter_error(self.status, &self.message, self.exception)
     }
-}
-
-/// A Data Center error answer, also for the gate's refusals.
-pub(super) fn error_response(status: StatusCode, message: &str, exception: &str) -> Response {
-    let body = json!({
-        "errors": [{ "context": null, "message": message, "exceptionName": exception }],
-    });
-    (status, axum::Json(body)).into_response()
 }
 
 /// `latest` and `1.0` name the same REST version; anything else is not there.

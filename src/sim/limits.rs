@@ -7,8 +7,9 @@
 //! Bitbucket); otherwise the request takes a slot in the window and an injected or randomly
 //! drawn fault (503, delay, broken body) shapes the answer.
 
+use super::api::{Api, cloud_error, datacenter_error};
 use super::auth::{self, Denial};
-use super::{Inner, SimOptions, bitbucket, datacenter};
+use super::{Inner, SimOptions};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -66,57 +67,47 @@ pub enum BitbucketFault {
     Slow(Duration),
 }
 
-/// The two Bitbucket APIs, which accept different credentials and spell errors differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Api {
-    /// Bitbucket Cloud, under `/2.0`.
-    Cloud,
-    /// Bitbucket Data Center, under `/dc/rest`.
-    DataCenter,
+/// A 401 for `denial`, worded as `api` words it.
+fn deny(api: Api, denial: Denial) -> Response {
+    let status = StatusCode::UNAUTHORIZED;
+    match api {
+        Api::Cloud => cloud_error(
+            status,
+            match denial {
+                Denial::Missing | Denial::Invalid => "Access token expired or invalid",
+                Denial::Expired => "Access token expired.",
+                Denial::ApiTokenAsBearer => {
+                    "Token is invalid, expired, or not supported for this endpoint."
+                }
+            },
+            None,
+        ),
+        Api::DataCenter => match denial {
+            Denial::Missing => datacenter_error(
+                status,
+                "You are not permitted to access this resource",
+                "com.atlassian.bitbucket.AuthorisationException",
+            ),
+            _ => datacenter_error(
+                status,
+                "Authentication failed. Please check your credentials and try again.",
+                "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
+            ),
+        },
+    }
 }
 
-impl Api {
-    /// A 401 for `denial`, worded as this API words it.
-    fn deny(self, denial: Denial) -> Response {
-        let status = StatusCode::UNAUTHORIZED;
-        match self {
-            Api::Cloud => bitbucket::error_response(
-                status,
-                match denial {
-                    Denial::Missing | Denial::Invalid => "Access token expired or invalid",
-                    Denial::Expired => "Access token expired.",
-                    Denial::ApiTokenAsBearer => {
-                        "Token is invalid, expired, or not supported for this endpoint."
-                    }
-                },
-            ),
-            Api::DataCenter => match denial {
-                Denial::Missing => datacenter::error_response(
-                    status,
-                    "You are not permitted to access this resource",
-                    "com.atlassian.bitbucket.AuthorisationException",
-                ),
-                _ => datacenter::error_response(
-                    status,
-                    "Authentication failed. Please check your credentials and try again.",
-                    "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
-                ),
-            },
-        }
-    }
-
-    /// A 503 in this API's error shape.
-    fn unavailable(self) -> Response {
-        let status = StatusCode::SERVICE_UNAVAILABLE;
-        let message = "Service temporarily unavailable";
-        match self {
-            Api::Cloud => bitbucket::error_response(status, message),
-            Api::DataCenter => datacenter::error_response(
-                status,
-                message,
-                "com.atlassian.bitbucket.ServiceUnavailableException",
-            ),
-        }
+/// A 503 in `api`'s error shape.
+fn unavailable(api: Api) -> Response {
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    let message = "Service temporarily unavailable";
+    match api {
+        Api::Cloud => cloud_error(status, message, None),
+        Api::DataCenter => datacenter_error(
+            status,
+            message,
+            "com.atlassian.bitbucket.ServiceUnavailableException",
+        ),
     }
 }
 
@@ -309,7 +300,7 @@ fn admit(inner: &Inner, headers: &HeaderMap, api: Api) -> (bool, Result<Plan, Re
     state.stats.bitbucket_requests += 1;
     let credential = match auth::identify(options, &state.bitbucket_grants, headers, api) {
         Ok(credential) => credential,
-        Err(denial) => return (false, Err(api.deny(denial))),
+        Err(denial) => return (false, Err(deny(api, denial))),
     };
     let access_token = matches!(credential.kind, auth::SimCredentialKind::AccessToken { .. });
     let now = inner.clock.now();
@@ -339,7 +330,7 @@ fn admit(inner: &Inner, headers: &HeaderMap, api: Api) -> (bool, Result<Plan, Re
         Some(BitbucketFault::RateLimited { retry_after }) => {
             return (access_token, Err(too_many(retry_after)));
         }
-        Some(BitbucketFault::ServerError) => return (access_token, Err(api.unavailable())),
+        Some(BitbucketFault::ServerError) => return (access_token, Err(unavailable(api))),
         Some(BitbucketFault::Slow(delay)) => Plan {
             delay: Some(delay),
             broken: None,

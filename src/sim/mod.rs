@@ -18,6 +18,7 @@
 pub mod scenario;
 pub mod score;
 
+mod api;
 mod auth;
 mod bbql;
 mod bitbucket;

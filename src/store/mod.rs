@@ -12,9 +12,9 @@
 
 mod records;
 
-use crate::detect::Health;
 use crate::domain::{
-    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Lane, RefTip, RepoId, SourceKind,
+    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RefTip, RepoId,
+    SourceKind,
 };
 use records::*;
 use sled::Transactional;

@@ -1,9 +1,8 @@
 //! How things are laid out in sled: tree names, key encodings and the stored records. Nothing
 //! outside `store` sees these (invariant 2); the store converts to and from domain types.
 
-use crate::detect::Health;
 use crate::domain::{
-    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Lane, RepoId, SourceKind,
+    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RepoId, SourceKind,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

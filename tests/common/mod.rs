@@ -4,10 +4,11 @@
 
 use bbzoom::config::Config;
 use bbzoom::credentials::Credentials;
-use bbzoom::daemon::{self, Metrics, Tuning};
+use bbzoom::daemon::{self, Tuning};
 use bbzoom::demo::{
     DEFAULT_BUDGET, Environment, SHOWCASE_SUBSCRIPTIONS, SimPolling, write_environment,
 };
+use bbzoom::metrics::Metrics;
 use bbzoom::shutdown::ShutdownTrigger;
 use bbzoom::sim::{Scenario, SimOptions, Simulator};
 use bbzoom::store::Store;
