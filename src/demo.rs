@@ -12,14 +12,13 @@ use crate::config::{Config, SourceKind};
 use crate::credentials::{self, Credential, Credentials};
 use crate::daemon::{self, Tuning};
 use crate::metrics::Metrics;
-use crate::sim::score::{self, Score, Watcher};
-use crate::sim::{
+use crate::store::Store;
+use bbzoom_sim::score::{self, Score, Watcher};
+use bbzoom_sim::{
     BitbucketFaults, ChannelEventKind, Scenario, SimCredentialKind, SimOptions, SimRepo, SimSource,
     Simulator,
 };
-use crate::store::Store;
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -377,7 +376,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         }
     };
     let end = scenario.end();
-    let mut zoom = crate::sim::SimZoomApp::default();
+    let mut zoom = bbzoom_sim::SimZoomApp::default();
     if options.faults == Faults::ZoomOutage {
         zoom.outage = Some((end * 0.3, end * 0.5));
     }
@@ -511,7 +510,7 @@ async fn zoom_rate_limits(sim: Arc<Simulator>) {
     let pause = Duration::from_secs_f64(240.0 / sim.options().speed);
     for round in 0u32.. {
         tokio::time::sleep(pause).await;
-        let forms = crate::retry::retry_after_forms(Duration::from_secs(1));
+        let forms = bbzoom_sim::retry_after_forms(Duration::from_secs(1));
         sim.zoom_rate_limit_next(1, Some(forms[round as usize % 3].clone()));
     }
 }
@@ -653,7 +652,7 @@ fn sim_jid(sim: &Simulator, channel: &crate::config::Channel) -> String {
 
 /// Prints each post and edit as the channel shows it.
 async fn print_cards(
-    mut events: tokio::sync::broadcast::Receiver<crate::sim::ChannelEvent>,
+    mut events: tokio::sync::broadcast::Receiver<bbzoom_sim::ChannelEvent>,
     sim: Arc<Simulator>,
     config: Config,
 ) {
@@ -670,7 +669,7 @@ async fn print_cards(
         println!(
             "[{:>6.0}s] #{channel} ({verb})\n{}\n",
             event.at,
-            indent(&content_to_text(&event.content))
+            indent(&bbzoom_sim::view::card_text(&event.content))
         );
     }
 }
@@ -680,41 +679,4 @@ fn indent(text: &str) -> String {
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// A chatbot card as text, the way Zoom lays it out: head, sub-head, fields, links.
-pub fn content_to_text(content: &Value) -> String {
-    let mut lines = Vec::new();
-    if let Some(head) = content["head"]["text"].as_str() {
-        lines.push(head.to_owned());
-    }
-    if let Some(sub) = content["head"]["sub_head"]["text"].as_str() {
-        lines.push(sub.to_owned());
-    }
-    fn walk(items: &Value, lines: &mut Vec<String>) {
-        for item in items.as_array().into_iter().flatten() {
-            match item["type"].as_str() {
-                Some("section") => walk(&item["sections"], lines),
-                Some("fields") => {
-                    for field in item["items"].as_array().into_iter().flatten() {
-                        lines.push(format!(
-                            "  {}: {}",
-                            field["key"].as_str().unwrap_or_default(),
-                            field["value"].as_str().unwrap_or_default()
-                        ));
-                    }
-                }
-                Some("message") => {
-                    let text = item["text"].as_str().unwrap_or_default();
-                    match item["link"].as_str() {
-                        Some(link) => lines.push(format!("  {text} <{link}>")),
-                        None => lines.push(format!("  {text}")),
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    walk(&content["body"], &mut lines);
-    lines.join("\n")
 }

@@ -23,8 +23,8 @@
 //! - [`housekeeping`]: cron-shaped jobs (forgetting long-finished builds).
 //! - [`daemon`]: wires the above together under one [`shutdown::Shutdown`]; reloads in place.
 //! - [`control`]: the Unix control socket `bbzoom status`, `reload` and `dead-letters` use.
-//! - [`sim`]: a faithful simulator of both APIs for the demo, the tests and the benchmarks.
-//! - [`demo`]: `bbzoom demo`, the daemon against the simulator, with a scoreboard.
+//! - [`demo`] (with the default `demo` feature): `bbzoom demo`, the daemon against the
+//!   simulator (the `bbzoom-sim` crate of this workspace), with its scoreboard.
 //!
 //! The ground floor, which everything above may use and which uses nothing above it:
 //! [`domain`], [`clock`] (the wall clock behind a trait), [`metrics`] (counters),
@@ -43,6 +43,7 @@ pub mod control;
 pub mod credentials;
 pub mod daemon;
 pub mod delivery;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod detect;
 pub mod domain;
@@ -57,7 +58,6 @@ pub mod repo_url;
 pub mod retry;
 pub mod scheduler;
 pub mod shutdown;
-pub mod sim;
 pub mod store;
 pub mod wakeups;
 pub mod zoom;

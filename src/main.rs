@@ -92,6 +92,7 @@ enum Command {
     /// Watch bbzoom work against its built-in Bitbucket and Zoom simulator.
     ///
     /// Example: bbzoom demo --repos 100 --hours 2 --speed 600 --faults flaky --json
+    #[cfg(feature = "demo")]
     Demo(cli::demo::DemoArgs),
 }
 
@@ -124,6 +125,7 @@ fn main() -> ExitCode {
             Command::DeadLetters { action } => {
                 cli::dead_letters::dead_letters(config, action.unwrap_or_default()).await
             }
+            #[cfg(feature = "demo")]
             Command::Demo(args) => cli::demo::demo(args).await,
         }
     });

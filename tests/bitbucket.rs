@@ -10,7 +10,7 @@ use bbzoom::credentials::{Credential, Credentials};
 use bbzoom::demo::{SimPolling, score, subscribe_all};
 use bbzoom::domain::RepoId;
 use bbzoom::retry::Backoff;
-use bbzoom::sim::{
+use bbzoom_sim::{
     BitbucketFault, BitbucketFaults, Scenario, SimBuild, SimCredential, SimCredentialKind,
     SimOptions, SimRepo, SimSource, SimState::*, Simulator,
 };
@@ -184,7 +184,7 @@ async fn a_429_pauses_the_whole_credential_for_retry_after_in_each_form() {
     let client = client(&sim, Auth::Bearer("sim-bitbucket-token".to_owned().into()));
     // Each form asks for three seconds from when it is sent (HTTP-dates in whole seconds).
     for form in 0..3 {
-        let retry_after = bbzoom::retry::retry_after_forms(Duration::from_secs(3))[form].clone();
+        let retry_after = bbzoom_sim::retry_after_forms(Duration::from_secs(3))[form].clone();
         sim.fail_next_bitbucket_calls(
             1,
             BitbucketFault::RateLimited {
@@ -448,7 +448,7 @@ async fn a_status_posted_late_within_the_settle_time_is_announced() {
         .map(|(_, url, event)| (url.rsplit('/').nth(2).unwrap().to_owned(), *event))
         .collect();
     assert!(
-        events.contains(&("sonar-scan".into(), bbzoom::sim::score::SimEvent::Failed)),
+        events.contains(&("sonar-scan".into(), bbzoom_sim::score::SimEvent::Failed)),
         "{events:?}"
     );
 }
@@ -558,4 +558,16 @@ async fn a_broken_credential_does_not_stop_the_others() {
             .any(|(_, url, _)| url.contains("/acme/api/"))
     );
     assert!(poll_errors > 0);
+}
+
+#[test]
+fn every_retry_after_form_the_simulator_sends_reads_as_the_same_pause() {
+    for value in bbzoom_sim::retry_after_forms(Duration::from_secs(3)) {
+        let pause = bbzoom::retry::parse_retry_after(&value, std::time::SystemTime::now()).unwrap();
+        // HTTP-dates have whole seconds.
+        assert!(
+            pause >= Duration::from_secs(2) && pause <= Duration::from_secs(3),
+            "{value}: {pause:?}"
+        );
+    }
 }

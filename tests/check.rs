@@ -146,7 +146,7 @@ events = ["failed"]
 channels = ["alerts"]
 "#;
     let harness = Harness::start(
-        bbzoom::sim::Scenario::showcase(),
+        bbzoom_sim::Scenario::showcase(),
         1.0,
         bbzoom::demo::SimPolling::default(),
         subscriptions,

@@ -98,7 +98,7 @@ fn demo_json_summary_is_complete_and_clean() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_summarises_a_valid_setup_and_rejects_a_broken_one_with_exit_2() {
     let harness = common::Harness::start(
-        bbzoom::sim::Scenario::showcase(),
+        bbzoom_sim::Scenario::showcase(),
         1.0,
         bbzoom::demo::SimPolling::default(),
         bbzoom::demo::SHOWCASE_SUBSCRIPTIONS,
@@ -230,7 +230,7 @@ fn a_debug_level_demo_logs_no_secret_and_json_logs_are_one_object_per_line() {
     }
     // Every secret the demo's simulator knows: Bitbucket token, Zoom client secret, webhook
     // token, and the age identity written for the run.
-    let options = bbzoom::sim::SimOptions::default();
+    let options = bbzoom_sim::SimOptions::default();
     let mut secrets = vec![
         options.zoom.client_secret.clone(),
         "AGE-SECRET-KEY".to_owned(),

@@ -5,7 +5,7 @@
 mod common;
 
 use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
-use bbzoom::sim::Scenario;
+use bbzoom_sim::Scenario;
 use common::{Harness, log_text, signal, sigterm, spawn_daemon};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -394,7 +394,7 @@ struct InProcess {
 
 impl InProcess {
     async fn start() -> InProcess {
-        use bbzoom::sim::{SimCredential, SimCredentialKind, SimOptions};
+        use bbzoom_sim::{SimCredential, SimCredentialKind, SimOptions};
         let mut options = SimOptions {
             speed: 40.0,
             ..SimOptions::default()
@@ -556,7 +556,7 @@ async fn a_reload_restarts_only_what_changed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repository_moved_off_a_paused_credential_is_polled_by_its_new_one_at_once() {
-    use bbzoom::sim::BitbucketFault;
+    use bbzoom_sim::BitbucketFault;
     let daemon = InProcess::start().await;
     daemon.status_when(every_subscription_polled).await;
     // Bitbucket pauses the first token for ten minutes: its polls wait, each holding its

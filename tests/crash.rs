@@ -7,7 +7,7 @@
 mod common;
 
 use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, score};
-use bbzoom::sim::Scenario;
+use bbzoom_sim::Scenario;
 use common::{Harness, log_text, sigterm, spawn_daemon};
 use rand::Rng;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@ mod common;
 
 use bbzoom::config::Config;
 use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling, score};
-use bbzoom::sim::Scenario;
+use bbzoom_sim::Scenario;
 use common::{Harness, fast_tuning};
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 mod common;
 
 use bbzoom::demo::{DEFAULT_BUDGET, SimPolling};
-use bbzoom::sim::{Scenario, SimCredential, SimCredentialKind, SimOptions};
+use bbzoom_sim::{Scenario, SimCredential, SimCredentialKind, SimOptions};
 use common::Harness;
 use std::time::Duration;
 
@@ -163,7 +163,7 @@ async fn preview_prints_the_cards_of_each_source_and_sends_and_records_nothing()
     );
     assert!(
         stdout.contains("· acme/web · tag v5.2.0")
-            && stdout.contains(&format!("Tag v5.2.0 <{web}/acme/web/commits/tag/v5.2.0>")),
+            && stdout.contains(&format!("Tag v5.2.0: {web}/acme/web/commits/tag/v5.2.0")),
         "{stdout}"
     );
 

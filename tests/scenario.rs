@@ -5,7 +5,7 @@
 mod common;
 
 use bbzoom::demo::SimPolling;
-use bbzoom::sim::{Scenario, SimBuild, SimRepo, SimState};
+use bbzoom_sim::{Scenario, SimBuild, SimRepo, SimState};
 use common::{Harness, cards, fast_tuning, replies};
 use std::time::Duration;
 
@@ -166,7 +166,7 @@ async fn scripted_builds_become_exactly_the_expected_cards() {
         .into_iter()
         .find(|m| m.content["head"]["text"] == "✅ FIXED · acme/api · main")
         .unwrap();
-    let text = bbzoom::demo::content_to_text(&card.content);
+    let text = bbzoom_sim::view::card_text(&card.content);
     assert!(text.contains("Commit: 0000000 Change number 4"), "{text}");
     assert!(text.contains("Author: Jane Dev"), "{text}");
     assert!(text.contains("Duration: 26s"), "{text}");
@@ -371,7 +371,7 @@ async fn two_polls_of_one_repository_at_once_record_each_change_once() {
 async fn a_source_taken_up_or_taken_up_again_is_baselined_not_replayed() {
     use bbzoom::config::SourceKind;
     use bbzoom::poller::poll_once;
-    use bbzoom::sim::{SimRepo, SimSource};
+    use bbzoom_sim::{SimRepo, SimSource};
     let commit = "c".repeat(40);
     let jenkins = |key: &str, at: f64| {
         SimBuild::status(
@@ -439,7 +439,7 @@ async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed(
     use bbzoom::domain::BuildRef;
     use bbzoom::glob::RefGlob;
     use bbzoom::poller::poll_once;
-    use bbzoom::sim::{SimRepo, SimSource};
+    use bbzoom_sim::{SimRepo, SimSource};
     let status = |commit: &str, at: f64| {
         SimBuild::status(
             "jenkins",

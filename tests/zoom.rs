@@ -8,8 +8,8 @@ mod common;
 
 use bbzoom::config::Config;
 use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling, score, subscribe_all};
-use bbzoom::sim::{Scenario, SimBuild, SimOptions, SimRepo, SimState::*, SimZoomApp, Simulator};
 use bbzoom::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, ErrorClass};
+use bbzoom_sim::{Scenario, SimBuild, SimOptions, SimRepo, SimState::*, SimZoomApp, Simulator};
 use common::{Harness, cards, fast_tuning};
 use std::process::Command;
 use std::time::Duration;
@@ -120,7 +120,7 @@ async fn zoom_429s_in_each_retry_after_form_are_waited_out() {
         while harness.sim.stats().posts < 1 + 4 * i as u64 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let form = bbzoom::retry::retry_after_forms(Duration::from_secs(1))[i].clone();
+        let form = bbzoom_sim::retry_after_forms(Duration::from_secs(1))[i].clone();
         harness.sim.zoom_rate_limit_next(1, Some(form));
     }
     harness
@@ -380,7 +380,7 @@ async fn a_long_backlog_is_folded_into_one_summary_card() {
 }
 
 /// The summary cards among `messages`: their heads, in posting order.
-fn summaries(messages: &[bbzoom::sim::SimMessage]) -> Vec<String> {
+fn summaries(messages: &[bbzoom_sim::SimMessage]) -> Vec<String> {
     messages
         .iter()
         .filter_map(|m| {
@@ -491,8 +491,8 @@ async fn an_outage_backlog_too_long_for_one_card_takes_several_and_hides_no_resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incoming_webhook_channels_end_to_end() {
     for (format, via) in [
-        ("full", bbzoom::sim::MessageVia::WebhookFull),
-        ("message", bbzoom::sim::MessageVia::WebhookMessage),
+        ("full", bbzoom_sim::MessageVia::WebhookFull),
+        ("message", bbzoom_sim::MessageVia::WebhookMessage),
     ] {
         let subscriptions = "[[subscription]]\nrepository = \"{web}/acme/api\"\nevents = [\"all\"]\nchannels = [\"alerts\"]\n";
         let mut harness = start(SimOptions::default(), subscriptions).await;

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod connect;
 pub mod dead_letters;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod preview;
 pub mod run;
@@ -97,7 +98,8 @@ pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
 /// Every command with an example, for `bbzoom help`.
 pub const EXAMPLES: &str = "\
 Examples:
-  bbzoom demo                                   watch bbzoom against its built-in simulator
+  bbzoom demo                                   watch bbzoom against its built-in simulator (with
+                                                the default demo feature)
   bbzoom connect bitbucket --name acme-ci       store a Bitbucket credential (asks, no echo)
   bbzoom connect zoom --name zoom-bot           store the Zoom chatbot's client secret
   bbzoom disconnect bitbucket --name acme-ci    remove a credential

@@ -131,11 +131,8 @@ async fn show_source(
         } else {
             format!("would go to {}", channels(to))
         };
-        let card = render::chatbot_content(&render::card(build, event));
-        println!(
-            "\n[{event}] {verdict}\n{}",
-            indent(&bbzoom::demo::content_to_text(&card))
-        );
+        let card = render::plain_text(&render::card(build, event));
+        println!("\n[{event}] {verdict}\n{}", indent(&card));
     }
     Ok(())
 }

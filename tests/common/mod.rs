@@ -10,8 +10,8 @@ use bbzoom::demo::{
 };
 use bbzoom::metrics::Metrics;
 use bbzoom::shutdown::ShutdownTrigger;
-use bbzoom::sim::{Scenario, SimOptions, Simulator};
 use bbzoom::store::Store;
+use bbzoom_sim::{Scenario, SimOptions, Simulator};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -210,8 +210,8 @@ fn full_content(body: &[u8]) -> Result<Value, Refusal> {
 
 #[cfg(test)]
 mod tests {
-    use crate::sim::testing::start;
-    use crate::sim::{MessageVia, Scenario, SimOptions, SimWebhook, Simulator};
+    use crate::testing::start;
+    use crate::{MessageVia, Scenario, SimOptions, SimWebhook, Simulator};
     use serde_json::{Value, json};
 
     const ALERTS: &str = "alerts@conference.xmpp.zoom.us";

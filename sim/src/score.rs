@@ -538,8 +538,8 @@ fn glob_matches(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::testing::start;
-    use crate::sim::{MessageVia, Scenario, SimMessage, SimOptions, SimSource};
+    use crate::testing::start;
+    use crate::{MessageVia, Scenario, SimMessage, SimOptions, SimSource};
     use SimState::{Error, Expired, Failed, Paused, Running, Stopped, Successful};
     use serde_json::json;
 

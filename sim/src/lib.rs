@@ -17,6 +17,7 @@
 
 pub mod scenario;
 pub mod score;
+pub mod view;
 
 mod api;
 mod auth;
@@ -47,9 +48,26 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 use url::Url;
+
+/// `Retry-After` values asking for a pause of `wait` from now, in each of the three forms
+/// (delta-seconds rounded up, HTTP-date, RFC 3339): what the simulated Bitbucket and Zoom are
+/// told to send in tests and the demo's `zoom-rate-limit` faults.
+pub fn retry_after_forms(wait: Duration) -> [String; 3] {
+    let at = SystemTime::now() + wait;
+    let rfc3339 = OffsetDateTime::from(at)
+        .format(&Rfc3339)
+        .expect("a UTC instant formats as RFC 3339");
+    [
+        wait.as_secs_f64().ceil().to_string(),
+        httpdate::fmt_http_date(at),
+        rfc3339,
+    ]
+}
 
 /// How many channel events a slow subscriber may fall behind before it starts losing them.
 const EVENT_BUFFER: usize = 1024;

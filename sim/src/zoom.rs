@@ -853,7 +853,7 @@ fn validate_element(element: &Value, at: &str) -> Result<(), ZoomError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::sim::{ChannelEventKind, MessageVia, Scenario, SimOptions, Simulator, testing};
+    use crate::{ChannelEventKind, MessageVia, Scenario, SimOptions, Simulator, testing};
     use serde_json::{Value, json};
     use std::time::{Duration, SystemTime};
     use time::OffsetDateTime;

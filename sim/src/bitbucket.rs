@@ -839,8 +839,8 @@ fn repository_uuid(repo_index: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::sim::testing::{Auth, TOKEN, get, start, wait_until};
-    use crate::sim::{
+    use crate::testing::{Auth, TOKEN, get, start, wait_until};
+    use crate::{
         BitbucketFault, BitbucketFaults, Scenario, SimBuild, SimCredential, SimCredentialKind,
         SimOptions, SimRepo, SimSource, SimState, Simulator,
     };
@@ -1360,7 +1360,7 @@ mod tests {
             (2, "FAILED", Value::from("v1.10.0")),
             (3, "INPROGRESS", Value::Null),
         ] {
-            let key = crate::sim::pipeline_status_key(0, number);
+            let key = crate::pipeline_status_key(0, number);
             let posted = by_key(&key);
             assert_eq!(posted["name"], format!("Pipeline #{number}"));
             assert_eq!(posted["state"], state, "#{number}");
@@ -1375,7 +1375,7 @@ mod tests {
             );
         }
         assert!(
-            crate::sim::pipeline_status_key(0, 1)
+            crate::pipeline_status_key(0, 1)
                 .trim_start_matches('-')
                 .bytes()
                 .all(|b| b.is_ascii_digit())

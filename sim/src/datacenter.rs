@@ -371,8 +371,8 @@ fn status_json(clock: &Clock, status: &StatusView) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use crate::sim::testing::{Auth, TOKEN, get, start, wait_until};
-    use crate::sim::{
+    use crate::testing::{Auth, TOKEN, get, start, wait_until};
+    use crate::{
         Scenario, SimBuild, SimCredential, SimCredentialKind, SimOptions, SimRepo, SimSource,
         SimState, Simulator,
     };
