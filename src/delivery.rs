@@ -72,6 +72,12 @@ pub struct DeliveryContext {
     pub channel_pace: Vec<RateLimit>,
 }
 
+/// Our pace for one Incoming Webhook connection: Zoom publishes no figure for them.
+pub const WEBHOOK_PACE: RateLimit = RateLimit {
+    requests: 2,
+    per: Duration::from_secs(1),
+};
+
 /// The most messages Zoom lets one channel receive in its windows (10 a second, 30 in 10 s, 60
 /// in 100 s, 450 in 1,000 s; beyond them it blocks the channel for 10 to 300 s).
 pub const ZOOM_CHANNEL_PACE: [RateLimit; 4] = [

@@ -16,7 +16,7 @@ use crate::store::Store;
 use bbzoom_sim::score::{self, Score, Watcher};
 use bbzoom_sim::{
     BitbucketFaults, ChannelEventKind, Scenario, SimCredentialKind, SimOptions, SimRepo, SimSource,
-    Simulator,
+    SimStart, Simulator,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -403,6 +403,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
                 speed: options.speed,
                 bitbucket_faults,
                 zoom,
+                // The scenario begins when the daemon first asks, however long its start took.
+                start: SimStart::AtFirstRequest,
                 ..SimOptions::default()
             },
         )

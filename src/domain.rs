@@ -318,3 +318,14 @@ pub struct RateLimit {
     pub requests: u32,
     pub per: Duration,
 }
+
+impl RateLimit {
+    /// The same number of requests in a window `speed` times shorter: the limit as it runs
+    /// under compressed time.
+    pub fn compressed(self, speed: f64) -> RateLimit {
+        RateLimit {
+            per: self.per.div_f64(speed),
+            ..self
+        }
+    }
+}

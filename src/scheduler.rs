@@ -24,9 +24,6 @@ use tokio::time::Instant;
 /// how many wait at it.
 const CONCURRENT_POLLS: usize = 4;
 
-/// How long a stopping scheduler waits for its polls under way.
-const STOP_GRACE: Duration = Duration::from_secs(10);
-
 /// Share of the budget the plan spends, leaving room for follow-ups and retries.
 const PLANNED_SHARE: f64 = 0.9;
 
@@ -261,6 +258,7 @@ pub async fn run(
     mut roster: watch::Receiver<Roster>,
     budget: RateLimit,
     log: Arc<PollLog>,
+    stop_grace: Duration,
     mut shutdown: Shutdown,
 ) {
     let start = Instant::now();
@@ -347,7 +345,7 @@ pub async fn run(
     // Let polls under way commit, for a while: one waiting out a 429 pause or the budget would
     // hold a reload or a stop for minutes. Abandoned, a poll leaves nothing half done (see
     // `poll_once`) and is simply made again.
-    let drained = tokio::time::timeout(STOP_GRACE, async {
+    let drained = tokio::time::timeout(stop_grace, async {
         while polls.join_next().await.is_some() {}
     })
     .await;

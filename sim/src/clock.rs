@@ -1,10 +1,16 @@
 //! Simulated time: a wall clock sped up by `SimOptions::speed`. Scenario times are simulated
-//! seconds; wire timestamps are real calendar instants (the start of the simulator plus the
-//! REAL time a simulated second falls at), so a client comparing them with its own clock, as
+//! seconds; wire timestamps are real calendar instants (the clock's start plus the REAL time a
+//! simulated second falls at), so a client comparing them with its own clock, as
 //! bbzoom does to tell builds created before it started watching, sees them in step with it.
 //! Durations the APIs report as numbers (`duration_in_seconds`, Data Center's `duration`) are in
 //! simulated seconds.
+//!
+//! The clock starts with the simulator, or, held, at its first request: a scenario then begins
+//! when the daemon under test is up however long it took to start, so compressing time harder
+//! does not turn a slow start into history the daemon never saw.
 
+use crate::SimStart;
+use std::sync::OnceLock;
 use std::time::{Instant, SystemTime};
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime};
@@ -13,45 +19,85 @@ use time::{Duration, OffsetDateTime};
 /// instants the wire shows.
 #[derive(Debug)]
 pub(super) struct Clock {
-    start: Instant,
     speed: f64,
-    /// Calendar instant of simulated second 0: the wall-clock time the clock was made, to the
-    /// millisecond. Simulated second `t` is `epoch + t / speed`: the wall-clock time it falls at.
+    /// Simulated second 0, once the clock runs: unset while a clock made with
+    /// [`SimStart::AtFirstRequest`] waits for its first request.
+    zero: OnceLock<Zero>,
+}
+
+/// Where simulated second 0 falls.
+#[derive(Debug)]
+struct Zero {
+    /// The monotonic instant, which elapsed time is measured from.
+    instant: Instant,
+    /// Its calendar instant, to the millisecond. Simulated second `t` is
+    /// `epoch + t / speed`: the wall-clock time it falls at.
     epoch: OffsetDateTime,
 }
 
+impl Zero {
+    fn now() -> Zero {
+        Zero {
+            instant: Instant::now(),
+            epoch: to_millis(OffsetDateTime::from(SystemTime::now())),
+        }
+    }
+}
+
 impl Clock {
-    /// A clock at simulated second 0 now, anchored to the current wall-clock time.
-    pub(super) fn new(speed: f64) -> Clock {
-        let epoch = to_millis(OffsetDateTime::from(SystemTime::now()));
-        Clock::anchored(speed, epoch)
+    /// A clock at simulated second 0, running now or held until [`Clock::start`].
+    pub(super) fn new(speed: f64, start: SimStart) -> Clock {
+        let clock = Clock {
+            speed,
+            zero: OnceLock::new(),
+        };
+        if start == SimStart::Immediately {
+            clock.start();
+        }
+        clock
     }
 
     /// A clock at simulated second 0 now whose second 0 is the calendar instant `epoch`.
+    #[cfg(test)]
     fn anchored(speed: f64, epoch: OffsetDateTime) -> Clock {
         Clock {
-            start: Instant::now(),
             speed,
-            epoch,
+            zero: OnceLock::from(Zero {
+                instant: Instant::now(),
+                epoch,
+            }),
         }
     }
 
-    /// Simulated seconds since the clock was made.
+    /// Lets a held clock run from now; a running clock runs on.
+    pub(super) fn start(&self) {
+        self.zero();
+    }
+
+    /// Simulated second 0, starting the clock if it is held: a calendar instant once shown
+    /// must stay where it was shown.
+    fn zero(&self) -> &Zero {
+        self.zero.get_or_init(Zero::now)
+    }
+
+    /// Simulated seconds since the clock started; 0 while it is held.
     pub(super) fn now(&self) -> f64 {
-        self.start.elapsed().as_secs_f64() * self.speed
+        self.zero.get().map_or(0.0, |zero| {
+            zero.instant.elapsed().as_secs_f64() * self.speed
+        })
     }
 
     /// The calendar instant of simulated second 0.
     pub(super) fn epoch(&self) -> SystemTime {
-        self.epoch.into()
+        self.zero().epoch.into()
     }
 
     /// The calendar instant of a simulated second; a nonsensical scenario time (NaN, far out
     /// of range) maps to the epoch instead of panicking inside a request handler.
     fn at(&self, sim_secs: f64) -> OffsetDateTime {
         Duration::checked_seconds_f64(sim_secs / self.speed)
-            .and_then(|d| self.epoch.checked_add(d))
-            .unwrap_or(self.epoch)
+            .and_then(|d| self.zero().epoch.checked_add(d))
+            .unwrap_or(self.zero().epoch)
     }
 
     /// Bitbucket's timestamp form, RFC 3339 in UTC with milliseconds:
@@ -120,7 +166,7 @@ mod tests {
                 .as_millis() as i64
         };
         let before = millis(SystemTime::now());
-        let clock = Clock::new(40.0);
+        let clock = Clock::new(40.0, SimStart::Immediately);
         let after = millis(SystemTime::now());
         let epoch = clock.epoch_millis(0.0);
         assert!(
@@ -132,7 +178,7 @@ mod tests {
         assert_eq!(since_1970.map(|d| d.subsec_nanos() % 1_000_000), Some(0));
         // A simulated minute falls at a real minute divided by the speed.
         assert_eq!(
-            Clock::anchored(4.0, clock.epoch).epoch_millis(60.0),
+            Clock::anchored(4.0, clock.zero().epoch).epoch_millis(60.0),
             epoch + 15_000
         );
         assert!(
@@ -144,8 +190,28 @@ mod tests {
 
     #[test]
     fn runs_faster_than_the_wall() {
-        let clock = Clock::new(1000.0);
+        let clock = Clock::new(1000.0, SimStart::Immediately);
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert!(clock.now() >= 5.0);
+    }
+
+    #[test]
+    fn a_held_clock_stays_at_zero_until_started_or_read_as_a_calendar() {
+        let held = Clock::new(1000.0, SimStart::AtFirstRequest);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(held.now(), 0.0);
+        held.start();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(held.now() >= 5.0);
+
+        let read = Clock::new(1000.0, SimStart::AtFirstRequest);
+        let shown = read.rfc3339(0.0);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(read.now() >= 5.0, "a calendar read starts the clock");
+        assert_eq!(
+            read.rfc3339(0.0),
+            shown,
+            "second 0 stays where it was shown"
+        );
     }
 }

@@ -100,6 +100,20 @@ pub struct SimOptions {
     pub zoom: SimZoomApp,
     /// Lifetime of Zoom access tokens in REAL seconds (the `expires_in` it answers). Default 3600.
     pub zoom_token_lifetime: Duration,
+    /// When simulated second 0 is. Default: when the simulator starts.
+    pub start: SimStart,
+}
+
+/// When a simulator's clock starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimStart {
+    /// With the simulator: for tests that wait for a moment of the scenario before they start
+    /// the daemon.
+    #[default]
+    Immediately,
+    /// At the first request of any kind (or the first calendar instant shown): the scenario
+    /// begins once the daemon under test is up, however long its start took.
+    AtFirstRequest,
 }
 
 impl Default for SimOptions {
@@ -118,6 +132,7 @@ impl Default for SimOptions {
             bitbucket_faults: BitbucketFaults::default(),
             zoom: SimZoomApp::default(),
             zoom_token_lifetime: Duration::from_secs(3600),
+            start: SimStart::default(),
         }
     }
 }
@@ -370,9 +385,20 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Lets a held clock ([`SimStart::AtFirstRequest`]) run before any request is answered.
+async fn start_clock(
+    axum::extract::State(inner): axum::extract::State<Arc<Inner>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    inner.clock.start();
+    next.run(request).await
+}
+
 impl Simulator {
-    /// Serves on 127.0.0.1 with an OS-chosen port. Simulated time starts now, and simulated
-    /// second 0 is the current wall-clock time (see [`Simulator::epoch`]).
+    /// Serves on 127.0.0.1 with an OS-chosen port. Simulated time starts as
+    /// [`SimOptions::start`] says; simulated second 0 is the wall-clock time it starts at (see
+    /// [`Simulator::epoch`]).
     pub async fn start(scenario: Scenario, options: SimOptions) -> io::Result<Simulator> {
         if !(options.speed.is_finite() && options.speed > 0.0) {
             return Err(io::Error::new(
@@ -407,7 +433,7 @@ impl Simulator {
             ..State::default()
         };
         let inner = Arc::new(Inner {
-            clock: clock::Clock::new(options.speed),
+            clock: clock::Clock::new(options.speed, options.start),
             scenario,
             options,
             origin,
@@ -419,6 +445,10 @@ impl Simulator {
             .merge(auth::routes())
             .merge(zoom::routes())
             .merge(webhook::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&inner),
+                start_clock,
+            ))
             .with_state(Arc::clone(&inner));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -504,13 +534,13 @@ impl Simulator {
         &self.inner.scenario
     }
 
-    /// Current simulated second since start.
+    /// Current simulated second since the clock started (0 while it is held).
     pub fn now(&self) -> f64 {
         self.inner.clock.now()
     }
 
-    /// The calendar instant of simulated second 0: the wall-clock time [`Simulator::start`]
-    /// ran, to the millisecond. Every timestamp the APIs answer for simulated second `t` is
+    /// The calendar instant of simulated second 0: the wall-clock time the clock started at,
+    /// to the millisecond (asked of a held clock, it starts it). Every timestamp the APIs answer for simulated second `t` is
     /// this plus `t` seconds, so with a speed above 1 timestamps run ahead of the wall clock.
     pub fn epoch(&self) -> SystemTime {
         self.inner.clock.epoch()

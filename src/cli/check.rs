@@ -261,7 +261,7 @@ async fn try_credentials(
     online: bool,
 ) -> anyhow::Result<usize> {
     let bitbucket = daemon::Bitbucket::new(config, credentials, Default::default())?;
-    let zoom = daemon::Zoom::new(config, credentials)?;
+    let zoom = daemon::Zoom::new(config, credentials, bbzoom::delivery::WEBHOOK_PACE)?;
     let mut broken = 0;
     for (name, account) in &bitbucket.accounts {
         let budget = account.budget();

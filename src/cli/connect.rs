@@ -724,7 +724,7 @@ async fn check_chatbot(config: &Config, name: &str, alone: &Credentials) -> anyh
     // The chatbot alone: the channels' webhook credentials are not in `alone`.
     let mut just_the_chatbot = config.clone();
     just_the_chatbot.zoom.channels.clear();
-    let zoom = daemon::Zoom::new(&just_the_chatbot, alone)?;
+    let zoom = daemon::Zoom::new(&just_the_chatbot, alone, bbzoom::delivery::WEBHOOK_PACE)?;
     let chatbot = zoom
         .chatbot
         .expect("Zoom::new builds the chatbot of a [zoom.chatbot]");
@@ -750,7 +750,7 @@ async fn check_webhook(config: &Config, name: &str, alone: &Credentials) -> anyh
     let mut just_the_channel = config.clone();
     just_the_channel.zoom.chatbot = None;
     just_the_channel.zoom.channels = BTreeMap::from([(channel.name.clone(), channel.clone())]);
-    let zoom = daemon::Zoom::new(&just_the_channel, alone)?;
+    let zoom = daemon::Zoom::new(&just_the_channel, alone, bbzoom::delivery::WEBHOOK_PACE)?;
     let client = match zoom
         .routes
         .into_iter()

@@ -40,6 +40,13 @@ pub struct Tuning {
     pub delivery_backoff: Backoff,
     /// The most messages one channel is sent per window (Zoom's per-channel limits).
     pub channel_pace: Vec<RateLimit>,
+    /// The most messages one Incoming Webhook connection is sent.
+    pub webhook_pace: RateLimit,
+    /// How long a stopping scheduler waits for its polls under way before it abandons them
+    /// (to be made again later): well inside the unit's `TimeoutStopSec`.
+    pub stop_grace: Duration,
+    /// How often the systemd status line is refreshed when no watchdog sets the pace.
+    pub status_every: Duration,
 }
 
 impl Tuning {
@@ -60,11 +67,11 @@ impl Tuning {
             channel_pace: self
                 .channel_pace
                 .iter()
-                .map(|limit| RateLimit {
-                    per: limit.per.div_f64(speed),
-                    ..*limit
-                })
+                .map(|limit| limit.compressed(speed))
                 .collect(),
+            webhook_pace: self.webhook_pace.compressed(speed),
+            stop_grace: self.stop_grace.div_f64(speed),
+            status_every: self.status_every.div_f64(speed),
         }
     }
 }
@@ -79,6 +86,9 @@ impl Default for Tuning {
                 max: Duration::from_secs(300),
             },
             channel_pace: crate::delivery::ZOOM_CHANNEL_PACE.to_vec(),
+            webhook_pace: crate::delivery::WEBHOOK_PACE,
+            stop_grace: Duration::from_secs(10),
+            status_every: Duration::from_secs(30),
         }
     }
 }
@@ -310,14 +320,21 @@ struct RouteSpec {
 }
 
 impl Zoom {
-    pub fn new(config: &Config, credentials: &Credentials) -> Result<Zoom, DaemonError> {
-        Zoom::reusing(config, credentials, None)
+    /// The chatbot and a route per channel; each Incoming Webhook connection sends at most at
+    /// `webhook_pace`.
+    pub fn new(
+        config: &Config,
+        credentials: &Credentials,
+        webhook_pace: RateLimit,
+    ) -> Result<Zoom, DaemonError> {
+        Zoom::reusing(config, credentials, webhook_pace, None)
     }
 
     /// As [`Zoom::new`], keeping `previous`' chatbot client if its spec is unchanged.
     fn reusing(
         config: &Config,
         credentials: &Credentials,
+        webhook_pace: RateLimit,
         previous: Option<&Zoom>,
     ) -> Result<Zoom, DaemonError> {
         let http = http::client(config.daemon.request_timeout);
@@ -376,7 +393,7 @@ impl Zoom {
                     else {
                         unreachable!("credential_for gives only a webhook credential here")
                     };
-                    let limiter = http::budget_limiter(WEBHOOK_RATE);
+                    let limiter = http::budget_limiter(webhook_pace);
                     Destination::Webhook {
                         client: Arc::new(WebhookClient::new(
                             http.clone(),
@@ -401,12 +418,6 @@ impl Zoom {
         })
     }
 }
-
-/// Our pace for one Incoming Webhook connection (Zoom publishes no figure for them).
-const WEBHOOK_RATE: RateLimit = RateLimit {
-    requests: 2,
-    per: Duration::from_secs(1),
-};
 
 fn chatbot_client(
     config: &Config,

@@ -28,7 +28,6 @@ use crate::store::Store;
 use crate::wakeups::Wakeups;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -39,9 +38,6 @@ pub struct Control {
     /// Tells systemd how the daemon is doing; does nothing outside systemd.
     pub notifier: Notifier,
 }
-
-/// How often the systemd status line is refreshed when no watchdog sets the pace.
-const STATUS_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs until `shutdown` triggers, then lets every task finish what it has under way. No
 /// reloads: for the demo and tests that drive the daemon in-process.
@@ -81,7 +77,7 @@ pub async fn run_with_control(
     mut shutdown: Shutdown,
 ) -> Result<(), DaemonError> {
     let bitbucket = Bitbucket::new(config, credentials, tuning.bitbucket_retry)?;
-    let zoom = Zoom::new(config, credentials)?;
+    let zoom = Zoom::new(config, credentials, tuning.webhook_pace)?;
     let started_ms = tuning.clock.now_ms();
     let mut supervisor = Supervisor {
         config: config.clone(),
@@ -124,7 +120,11 @@ pub async fn run_with_control(
         notifier.ready();
     }
     notifier.status(&supervisor.status_line());
-    let mut tick = tokio::time::interval(notifier.watchdog_interval().unwrap_or(STATUS_EVERY));
+    let mut tick = tokio::time::interval(
+        notifier
+            .watchdog_interval()
+            .unwrap_or(supervisor.tuning.status_every),
+    );
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
@@ -278,8 +278,13 @@ impl Supervisor {
         let retry = self.tuning.bitbucket_retry;
         let bitbucket = Bitbucket::reusing(&config, &credentials, retry, Some(&self.bitbucket))
             .map_err(|e| e.to_string())?;
-        let zoom =
-            Zoom::reusing(&config, &credentials, Some(&self.zoom)).map_err(|e| e.to_string())?;
+        let zoom = Zoom::reusing(
+            &config,
+            &credentials,
+            self.tuning.webhook_pace,
+            Some(&self.zoom),
+        )
+        .map_err(|e| e.to_string())?;
 
         let urls = |config: &Config| -> BTreeMap<_, _> {
             config
@@ -429,6 +434,7 @@ impl Supervisor {
                 receiver,
                 account.budget(),
                 self.polls.clone(),
+                self.tuning.stop_grace,
                 shutdown,
             ));
             self.schedulers.insert(

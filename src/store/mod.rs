@@ -869,6 +869,12 @@ mod tests {
     use super::*;
     use crate::domain::Outcome;
 
+    /// The store in `dir` opened again after its last handle dropped: sled's background
+    /// threads may hold the lock a moment longer.
+    fn reopen(dir: &Path) -> Store {
+        Store::open_waiting(dir, std::time::Duration::from_secs(5)).unwrap()
+    }
+
     fn stored(build: &BuildStatus) -> StoredBuild {
         StoredBuild {
             state: build.state.clone(),
@@ -974,7 +980,7 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store.commit_poll(&update, 1_000).unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(
             store.cursor(&repo, SourceKind::Statuses).unwrap(),
             Some(update.cursor.clone())
@@ -1168,7 +1174,7 @@ mod tests {
         );
         drop(store);
         // Opened again, it is schema 2 and stays as it is.
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(
             store.cursor(&api, SourceKind::Pipelines).unwrap(),
             Some(api_cursor)

@@ -1,6 +1,5 @@
 //! What the integration tests share: a simulator on loopback, an environment written for it
 //! (identity, encrypted credentials, config), and the real daemon run in-process.
-#![allow(dead_code)] // each test binary uses its own part of this module
 
 use bbzoom::config::Config;
 use bbzoom::credentials::Credentials;
@@ -11,7 +10,7 @@ use bbzoom::demo::{
 use bbzoom::metrics::Metrics;
 use bbzoom::shutdown::ShutdownTrigger;
 use bbzoom::store::Store;
-use bbzoom_sim::{Scenario, SimOptions, Simulator};
+use bbzoom_sim::{Scenario, SimOptions, SimStart, Simulator};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -28,7 +27,44 @@ pub struct Harness {
 impl Harness {
     /// Starts `scenario` at `speed` and writes a config polling at `polling` (simulated time),
     /// with a budget that never throttles that polling: scripted tests check exact states.
+    /// The scenario's clock is held until the first request reaches the simulator, so however
+    /// long a daemon takes to start, it sees the scenario from its beginning.
     pub async fn start(
+        scenario: Scenario,
+        speed: f64,
+        polling: SimPolling,
+        subscriptions: &str,
+    ) -> Harness {
+        Harness::start_clocked(
+            SimStart::AtFirstRequest,
+            scenario,
+            speed,
+            polling,
+            subscriptions,
+        )
+        .await
+    }
+
+    /// As [`Harness::start`] with the clock running at once: for tests that wait for a moment
+    /// of the scenario before anything reaches the simulator.
+    pub async fn start_running(
+        scenario: Scenario,
+        speed: f64,
+        polling: SimPolling,
+        subscriptions: &str,
+    ) -> Harness {
+        Harness::start_clocked(
+            SimStart::Immediately,
+            scenario,
+            speed,
+            polling,
+            subscriptions,
+        )
+        .await
+    }
+
+    async fn start_clocked(
+        start: SimStart,
         scenario: Scenario,
         speed: f64,
         polling: SimPolling,
@@ -36,6 +72,7 @@ impl Harness {
     ) -> Harness {
         let options = SimOptions {
             speed,
+            start,
             ..SimOptions::default()
         };
         // Three requests a poll, every repository hot: more than any scripted test spends.
@@ -133,10 +170,20 @@ impl Harness {
         }
     }
 
-    /// Runs the real daemon code in this process on the harness's state directory.
-    pub fn run_daemon(&self, tuning: Tuning) -> RunningDaemon {
+    /// The daemon's built-in delays, backoffs and paces compressed by the simulator's speed,
+    /// as `bbzoom demo` runs them: a compressed run behaves like a real one.
+    pub fn tuning(&self) -> Tuning {
+        Tuning::default().compressed(self.sim.options().speed)
+    }
+
+    /// Runs the real daemon code in this process on the harness's state directory, with
+    /// [`Harness::tuning`].
+    pub fn run_daemon(&self) -> RunningDaemon {
+        let tuning = self.tuning();
         let credentials = self.stored_credentials();
-        let store = Store::open(&self.config.daemon.state_dir).unwrap();
+        // A daemon stopped just before may leave sled's lock held a moment longer.
+        let store =
+            Store::open_waiting(&self.config.daemon.state_dir, Duration::from_secs(5)).unwrap();
         let metrics = Arc::new(Metrics::default());
         let (trigger, shutdown) = bbzoom::shutdown::channel();
         let config = self.config.clone();
@@ -159,6 +206,22 @@ impl Harness {
             task,
             store,
             metrics,
+        }
+    }
+
+    /// Waits until simulated second `at` (at once if it has passed). Panics when the clock
+    /// has not got there well after it should have: a held clock nothing started, or a stall.
+    pub async fn sleep_until(&self, at: f64) {
+        let real = Duration::from_secs_f64(at.max(0.0) / self.sim.options().speed);
+        let deadline = tokio::time::Instant::now() + real + Duration::from_secs(30);
+        while self.sim.now() < at {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "simulated second {at} not reached (now {:.1}); is the clock held with nothing \
+                 running (see Harness::start_running)?",
+                self.sim.now()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -210,25 +273,6 @@ impl RunningDaemon {
         self.task.await.unwrap();
         drop(self.store);
     }
-}
-
-/// Tuning with short delays, so retries happen within a test's time, and Zoom's per-channel
-/// windows a thousand times shorter (each test's simulated time runs that much faster or
-/// less; the pace itself is tested on tokio's paused clock in `delivery`).
-pub fn fast_tuning() -> Tuning {
-    let mut tuning = Tuning {
-        channel_pace: Tuning::default().compressed(1000.0).channel_pace,
-        ..Tuning::default()
-    };
-    tuning.bitbucket_retry.backoff = bbzoom::retry::Backoff {
-        base: Duration::from_millis(10),
-        max: Duration::from_millis(50),
-    };
-    tuning.delivery_backoff = bbzoom::retry::Backoff {
-        base: Duration::from_millis(20),
-        max: Duration::from_millis(200),
-    };
-    tuning
 }
 
 /// "head (sub-head)" of a card's content.

@@ -4,21 +4,22 @@
 //! latest states (and folded into as many summaries as it takes), a burst with Zoom healthy
 //! never folded, and Incoming Webhook channels.
 
-mod common;
-
+use crate::common::{Harness, cards};
 use bbzoom::config::Config;
 use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling, score, subscribe_all};
 use bbzoom::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, ErrorClass};
-use bbzoom_sim::{Scenario, SimBuild, SimOptions, SimRepo, SimState::*, SimZoomApp, Simulator};
-use common::{Harness, cards, fast_tuning};
+use bbzoom_sim::{
+    Scenario, SimBuild, SimOptions, SimRepo, SimStart, SimState::*, SimZoomApp, Simulator,
+};
 use std::process::Command;
 use std::time::Duration;
 
-const SPEED: f64 = 150.0;
+const SPEED: f64 = 400.0;
 
 fn showcase(options: SimOptions) -> SimOptions {
     SimOptions {
         speed: SPEED,
+        start: SimStart::AtFirstRequest,
         ..options
     }
 }
@@ -68,8 +69,8 @@ async fn a_card_deleted_in_zoom_is_replaced_by_a_new_one() {
         }],
     };
     let subscriptions = "[[subscription]]\nrepository = \"{web}/acme/api\"\nevents = [\"all\"]\nchannels = [\"ci\"]\n";
-    let harness = Harness::start(scenario, 50.0, SimPolling::every(5.0), subscriptions).await;
-    let daemon = harness.run_daemon(fast_tuning());
+    let harness = Harness::start(scenario, 150.0, SimPolling::every(5.0), subscriptions).await;
+    let daemon = harness.run_daemon();
     let jid = "ci@conference.xmpp.zoom.us";
     while harness.sim.channel(jid).is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -98,7 +99,7 @@ async fn tokens_expiring_mid_run_are_renewed() {
         ..SimOptions::default()
     };
     let harness = start(options, SHOWCASE_SUBSCRIPTIONS).await;
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(30))
         .await;
@@ -114,7 +115,7 @@ async fn tokens_expiring_mid_run_are_renewed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zoom_429s_in_each_retry_after_form_are_waited_out() {
     let harness = start(SimOptions::default(), SHOWCASE_SUBSCRIPTIONS).await;
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
 
     for i in 0..3 {
         while harness.sim.stats().posts < 1 + 4 * i as u64 {
@@ -259,7 +260,7 @@ async fn permanent_errors_become_dead_letters_and_come_back_with_the_cli() {
     ] {
         let mut harness = start(SimOptions::default(), SHOWCASE_SUBSCRIPTIONS).await;
         amend(&mut harness, mutation, "");
-        let daemon = harness.run_daemon(fast_tuning());
+        let daemon = harness.run_daemon();
         harness
             .wait_caught_up(&daemon.store, Duration::from_secs(30))
             .await;
@@ -296,7 +297,7 @@ async fn permanent_errors_become_dead_letters_and_come_back_with_the_cli() {
         amend(&mut harness, (mutation.1, mutation.0), "");
         let retried = bbzoom(&["dead-letters", "retry", "--all"]);
         assert_eq!(retried.lines().count(), dead.len(), "{retried}");
-        let daemon = harness.run_daemon(fast_tuning());
+        let daemon = harness.run_daemon();
         harness
             .wait_caught_up(&daemon.store, Duration::from_secs(30))
             .await;
@@ -310,15 +311,11 @@ async fn permanent_errors_become_dead_letters_and_come_back_with_the_cli() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_outage_each_build_shows_its_latest_state_once() {
     let harness = start(SimOptions::default(), SHOWCASE_SUBSCRIPTIONS).await;
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     // Zoom is unreachable from simulated minute 1 to 9: builds start, pause and end meanwhile.
-    while harness.sim.now() < 60.0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    harness.sleep_until(60.0).await;
     harness.sim.set_zoom_outage(true);
-    while harness.sim.now() < 540.0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    harness.sleep_until(540.0).await;
     harness.sim.set_zoom_outage(false);
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(30))
@@ -345,11 +342,11 @@ async fn a_long_backlog_is_folded_into_one_summary_card() {
         ("", ""),
         "\n[zoom.delivery]\nfold_after = 2\n",
     );
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     harness.sim.set_zoom_outage(true);
-    while harness.sim.now() < harness.sim.scenario().end() + 30.0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    harness
+        .sleep_until(harness.sim.scenario().end() + 30.0)
+        .await;
     harness.sim.set_zoom_outage(false);
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(30))
@@ -417,7 +414,7 @@ async fn a_burst_with_zoom_healthy_is_delivered_card_by_card() {
         ("", ""),
         "\n[zoom.delivery]\nfold_after = 2\n",
     );
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(60))
         .await;
@@ -457,10 +454,10 @@ async fn an_outage_backlog_too_long_for_one_card_takes_several_and_hides_no_resu
         "",
     );
     harness.sim.set_zoom_outage(true);
-    let daemon = harness.run_daemon(fast_tuning());
-    while harness.sim.now() < harness.sim.scenario().end() + 30.0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let daemon = harness.run_daemon();
+    harness
+        .sleep_until(harness.sim.scenario().end() + 30.0)
+        .await;
     harness.sim.set_zoom_outage(false);
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(60))
@@ -504,7 +501,7 @@ async fn incoming_webhook_channels_end_to_end() {
             ),
             "",
         );
-        let daemon = harness.run_daemon(fast_tuning());
+        let daemon = harness.run_daemon();
         harness
             .wait_caught_up(&daemon.store, Duration::from_secs(30))
             .await;

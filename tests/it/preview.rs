@@ -2,12 +2,9 @@
 //! recent builds for each source, which ones the subscription filters out and where the others
 //! would go; nothing sent to Zoom, no store created; unknown repositories refused plainly.
 
-mod common;
-
+use crate::common::Harness;
 use bbzoom::demo::{DEFAULT_BUDGET, SimPolling};
 use bbzoom_sim::{Scenario, SimCredential, SimCredentialKind, SimOptions};
-use common::Harness;
-use std::time::Duration;
 
 /// Simulated seconds per real second: the mixed scenario is over within two real seconds.
 const SPEED: f64 = 300.0;
@@ -80,9 +77,7 @@ async fn harness() -> Harness {
     )
     .await;
     let end = harness.sim.scenario().end();
-    while harness.sim.now() <= end {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    harness.sleep_until(end).await;
     harness
 }
 

@@ -1,7 +1,5 @@
 //! The `bbzoom` binary as an admin runs it: help, check, and the demo's JSON summary.
 
-mod common;
-
 use std::process::Command;
 
 fn bbzoom() -> Command {
@@ -68,7 +66,7 @@ fn help_lists_every_command_with_an_example_and_each_command_explains_itself() {
 
 #[test]
 fn demo_json_summary_is_complete_and_clean() {
-    let (stdout, summary) = demo_json(&["--speed", "80"]);
+    let (stdout, summary) = demo_json(&["--speed", "400"]);
     assert!(
         stdout.contains("FIXED · acme/"),
         "cards are printed as they arrive:\n{stdout}"
@@ -97,7 +95,7 @@ fn demo_json_summary_is_complete_and_clean() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_summarises_a_valid_setup_and_rejects_a_broken_one_with_exit_2() {
-    let harness = common::Harness::start(
+    let harness = crate::common::Harness::start(
         bbzoom_sim::Scenario::showcase(),
         1.0,
         bbzoom::demo::SimPolling::default(),
@@ -143,7 +141,7 @@ async fn check_summarises_a_valid_setup_and_rejects_a_broken_one_with_exit_2() {
 fn demo_time_compression_keeps_the_budget_and_misses_nothing_under_faults() {
     for faults in ["rate-limit-storm", "flaky"] {
         let (_, summary) = demo_json(&[
-            "--repos", "12", "--hours", "1", "--speed", "400", "--budget", "600", "--faults",
+            "--repos", "12", "--hours", "1", "--speed", "1000", "--budget", "600", "--faults",
             faults,
         ]);
         for key in [
@@ -172,8 +170,9 @@ fn demo_time_compression_keeps_the_budget_and_misses_nothing_under_faults() {
 
 #[test]
 fn demo_under_zoom_faults_misses_and_repeats_nothing() {
-    for faults in ["zoom-outage", "zoom-rate-limit"] {
-        let (stdout, summary) = demo_json(&["--speed", "80", "--faults", faults]);
+    // Zoom's 429s ask for whole real seconds, each many simulated ones: that run goes slower.
+    for (faults, speed) in [("zoom-outage", "400"), ("zoom-rate-limit", "120")] {
+        let (stdout, summary) = demo_json(&["--speed", speed, "--faults", faults]);
         for key in ["posts", "edits", "dead_letters"] {
             assert!(
                 summary.get(key).is_some_and(serde_json::Value::is_u64),
@@ -196,7 +195,7 @@ fn demo_under_zoom_faults_misses_and_repeats_nothing() {
 
 #[test]
 fn demo_burst_delivers_every_result_card_by_card() {
-    let (stdout, summary) = demo_json(&["--speed", "80", "--faults", "burst"]);
+    let (stdout, summary) = demo_json(&["--speed", "400", "--faults", "burst"]);
     assert!(summary["builds"].as_u64().unwrap() >= 40, "{summary}");
     assert_eq!(summary["missed"], 0, "{summary}");
     assert_eq!(summary["duplicates"], 0, "{summary}");
@@ -211,7 +210,7 @@ fn demo_burst_delivers_every_result_card_by_card() {
 #[test]
 fn a_debug_level_demo_logs_no_secret_and_json_logs_are_one_object_per_line() {
     let out = bbzoom()
-        .args(["--log-format", "json", "demo", "--speed", "200"])
+        .args(["--log-format", "json", "demo", "--speed", "400"])
         .env("RUST_LOG", "debug")
         .output()
         .unwrap();

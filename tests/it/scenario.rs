@@ -2,11 +2,9 @@
 //! builds become exactly the expected cards, also across a restart in the middle; tag and
 //! bare-commit builds are announced and routed by several subscriptions of one repository.
 
-mod common;
-
+use crate::common::{Harness, cards, replies};
 use bbzoom::demo::SimPolling;
 use bbzoom_sim::{Scenario, SimBuild, SimRepo, SimState};
-use common::{Harness, cards, fast_tuning, replies};
 use std::time::Duration;
 
 use SimState::*;
@@ -140,7 +138,7 @@ fn polling() -> SimPolling {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripted_builds_become_exactly_the_expected_cards() {
     let harness = Harness::start(scenario(), SPEED, polling(), SUBSCRIPTIONS).await;
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(20))
         .await;
@@ -176,11 +174,9 @@ async fn scripted_builds_become_exactly_the_expected_cards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_misses_and_repeats_nothing() {
     let harness = Harness::start(scenario(), SPEED, polling(), SUBSCRIPTIONS).await;
-    let first = harness.run_daemon(fast_tuning());
+    let first = harness.run_daemon();
     // Stop while builds are running (api #2 and #3, web #2 are in progress at 38 s).
-    while harness.sim.now() < 38.0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    harness.sleep_until(38.0).await;
     first.stop().await;
     let shown_before = harness.sim.stats();
     assert!(
@@ -188,10 +184,8 @@ async fn a_restart_in_the_middle_misses_and_repeats_nothing() {
         "stopped mid-scenario: {shown_before:?}"
     );
     // Down for a while: builds move on meanwhile.
-    while harness.sim.now() < 48.0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let second = harness.run_daemon(fast_tuning());
+    harness.sleep_until(48.0).await;
+    let second = harness.run_daemon();
     harness
         .wait_caught_up(&second.store, Duration::from_secs(20))
         .await;
@@ -227,11 +221,9 @@ async fn a_repository_seen_first_is_baselined_and_its_running_builds_followed() 
     // Start watching at 42 s: api #1, #2 and web #1 are history; api #3 and web #2, #3 are running.
     // Half speed: api #3 stops 3 simulated seconds after the start, which must not be less
     // than the daemon needs to start and take its first look.
-    let harness = Harness::start(scenario(), SPEED / 2.0, polling(), SUBSCRIPTIONS).await;
-    while harness.sim.now() < 42.0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let daemon = harness.run_daemon(fast_tuning());
+    let harness = Harness::start_running(scenario(), SPEED / 2.0, polling(), SUBSCRIPTIONS).await;
+    harness.sleep_until(42.0).await;
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(20))
         .await;
@@ -295,7 +287,7 @@ channels = ["ci"]
         1,
         "one repository, one source"
     );
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(20))
         .await;
@@ -345,9 +337,7 @@ async fn two_polls_of_one_repository_at_once_record_each_change_once() {
     let (first, second) = (source(), source());
     poll_once(&ctx, &watch, &first).await.unwrap();
     // Builds start and end meanwhile; then both poll at the same moment.
-    while harness.sim.now() < 50.0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    harness.sleep_until(50.0).await;
     let (a, b) = tokio::join!(
         poll_once(&ctx, &watch, &first),
         poll_once(&ctx, &watch, &second)
@@ -391,7 +381,7 @@ async fn a_source_taken_up_or_taken_up_again_is_baselined_not_replayed() {
             builds: vec![jenkins("jenkins-build", 2.0), jenkins("jenkins-lint", 3.0)],
         }],
     };
-    let harness = Harness::start(
+    let harness = Harness::start_running(
         scenario,
         20.0,
         SimPolling::every(5.0),
@@ -400,9 +390,7 @@ async fn a_source_taken_up_or_taken_up_again_is_baselined_not_replayed() {
     .await;
     let credentials = harness.stored_credentials();
     let (store, ctx) = poll_context(&harness);
-    while harness.sim.now() < 20.0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    harness.sleep_until(20.0).await;
     // Polled as pipelines first (there are none), then the admin runs
     // `bbzoom configure ... --source statuses`: the statuses, all old, are history.
     let as_pipelines = harness.config.watches[0].clone();
@@ -465,7 +453,8 @@ async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed(
         }],
     };
     let subscriptions = "\n[[subscription]]\nrepository = \"{web}/acme/web\"\nsource = \"statuses\"\ntags = []\nevents = [\"all\"]\nchannels = [\"ci\"]\n";
-    let harness = Harness::start(scenario, 20.0, SimPolling::every(5.0), subscriptions).await;
+    let harness =
+        Harness::start_running(scenario, 20.0, SimPolling::every(5.0), subscriptions).await;
     let credentials = harness.stored_credentials();
     let (store, ctx) = poll_context(&harness);
     let without_tags = harness.config.watches[0].clone();
@@ -477,13 +466,7 @@ async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed(
         let (ctx, watch) = (ctx.clone(), watch.clone());
         async move { poll_once(&ctx, &watch, &source).await.unwrap() }
     };
-    let sim = &harness.sim;
-    let until = |at: f64| async move {
-        while sim.now() < at {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    until(20.0).await;
+    harness.sleep_until(20.0).await;
     assert!(poll(&without_tags).await.baselined);
     poll(&without_tags).await;
     // Tags listed for the first time: v1.0 is recorded, its old result not announced.
@@ -496,7 +479,7 @@ async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed(
     assert!(cursor.tags_listed);
     assert!(store.outbox("ci").unwrap().rows.is_empty());
     // A tag that appears afterwards is followed and its build announced.
-    until(70.0).await;
+    harness.sleep_until(70.0).await;
     poll(&with_tags).await;
     let rows = store.outbox("ci").unwrap().rows;
     let announced: Vec<(&BuildRef, String)> = rows

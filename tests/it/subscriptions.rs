@@ -2,11 +2,9 @@
 //! on a commented configuration file: what changes is exactly the table concerned, whichever
 //! form of a repository's address is pasted, and an invalid change writes nothing.
 
-mod common;
-
+use crate::common::replaced;
 use bbzoom::config::{Config, SourceKind};
 use bbzoom::domain::{CLOUD, EventKind, RepoId};
-use common::replaced;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -3,10 +3,8 @@
 //! --offline), encrypted and owner-only; its secret never appears in plain text in the file nor
 //! in any output; a removal names what it leaves without a credential.
 
-mod common;
-
+use crate::common::{Harness, Run};
 use bbzoom::credentials::Credential;
-use common::{Harness, Run};
 use std::os::unix::fs::PermissionsExt;
 
 fn credentials_bytes(harness: &Harness) -> Vec<u8> {

@@ -2,11 +2,9 @@
 //! over its control socket (`status`, `reload`), sent SIGHUP and SIGTERM, and listened to on a
 //! NOTIFY_SOCKET as systemd would.
 
-mod common;
-
+use crate::common::{Harness, log_text, signal, sigterm, spawn_daemon};
 use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
 use bbzoom_sim::Scenario;
-use common::{Harness, log_text, signal, sigterm, spawn_daemon};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Child;
@@ -27,7 +25,7 @@ fn showcase_parts() -> (String, String) {
 async fn harness(subscriptions: &str) -> Harness {
     Harness::start(
         Scenario::showcase(),
-        40.0,
+        100.0,
         SimPolling::every(10.0),
         subscriptions,
     )
@@ -135,11 +133,7 @@ async fn status_answers_while_running_and_says_plainly_when_not() {
         "{report}"
     );
     // Let the scenario's builds move so the store has states to show.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while harness.sim.now() < 400.0 {
-        assert!(Instant::now() < deadline, "the simulator's clock stalled");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    harness.sleep_until(400.0).await;
     let running = harness.bbzoom(&["status"], None).await;
     assert!(running.success(), "{}", running.stderr);
     let shown = running.stdout;
@@ -394,9 +388,10 @@ struct InProcess {
 
 impl InProcess {
     async fn start() -> InProcess {
-        use bbzoom_sim::{SimCredential, SimCredentialKind, SimOptions};
+        use bbzoom_sim::{SimCredential, SimCredentialKind, SimOptions, SimStart};
         let mut options = SimOptions {
             speed: 40.0,
+            start: SimStart::AtFirstRequest,
             ..SimOptions::default()
         };
         options.bitbucket_credentials.push(SimCredential {
@@ -418,6 +413,7 @@ impl InProcess {
         let (requests, received) = tokio::sync::mpsc::channel(1);
         let (trigger, shutdown) = bbzoom::shutdown::channel();
         let config = harness.config.clone();
+        let tuning = harness.tuning();
         let daemon = tokio::spawn(async move {
             let control = bbzoom::daemon::Control {
                 requests: received,
@@ -428,7 +424,7 @@ impl InProcess {
                 &config,
                 &credentials,
                 store,
-                common::fast_tuning(),
+                tuning,
                 metrics,
                 control,
                 shutdown,

@@ -2,8 +2,7 @@
 //! 429s pausing the credential, the budget under a storm, paging, late statuses, and a broken
 //! credential that does not stop the others.
 
-mod common;
-
+use crate::common::Harness;
 use bbzoom::bitbucket::{Account, Auth, BitbucketError, CloudClient, OAuthConsumer, RetryPolicy};
 use bbzoom::config::RateLimit;
 use bbzoom::credentials::{Credential, Credentials};
@@ -12,9 +11,8 @@ use bbzoom::domain::RepoId;
 use bbzoom::retry::Backoff;
 use bbzoom_sim::{
     BitbucketFault, BitbucketFaults, Scenario, SimBuild, SimCredential, SimCredentialKind,
-    SimOptions, SimRepo, SimSource, SimState::*, Simulator,
+    SimOptions, SimRepo, SimSource, SimStart, SimState::*, Simulator,
 };
-use common::{Harness, fast_tuning};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -182,9 +180,10 @@ async fn a_429_pauses_the_whole_credential_for_retry_after_in_each_form() {
     })
     .await;
     let client = client(&sim, Auth::Bearer("sim-bitbucket-token".to_owned().into()));
-    // Each form asks for three seconds from when it is sent (HTTP-dates in whole seconds).
+    // Each form asks for two seconds from when it is sent (HTTP-dates in whole seconds, so
+    // one to two).
     for form in 0..3 {
-        let retry_after = bbzoom_sim::retry_after_forms(Duration::from_secs(3))[form].clone();
+        let retry_after = bbzoom_sim::retry_after_forms(Duration::from_secs(2))[form].clone();
         sim.fail_next_bitbucket_calls(
             1,
             BitbucketFault::RateLimited {
@@ -196,7 +195,7 @@ async fn a_429_pauses_the_whole_credential_for_retry_after_in_each_form() {
             panic!("{err:?}")
         };
         assert!(
-            pause >= Duration::from_millis(900) && pause <= Duration::from_secs(3),
+            pause >= Duration::from_millis(900) && pause <= Duration::from_secs(2),
             "{retry_after}: {pause:?}"
         );
         assert!(
@@ -276,7 +275,8 @@ async fn every_source_end_to_end_cloud_pipelines_cloud_statuses_data_center_and_
     let scenario = Scenario::mixed();
     let subscriptions = subscribe_all(&scenario);
     let options = SimOptions {
-        speed: 100.0,
+        speed: 300.0,
+        start: SimStart::AtFirstRequest,
         bitbucket_credentials: vec![
             credential(
                 "cloud",
@@ -297,7 +297,7 @@ async fn every_source_end_to_end_cloud_pipelines_cloud_statuses_data_center_and_
         &subscriptions,
     )
     .await;
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(40))
         .await;
@@ -382,8 +382,8 @@ async fn paging_past_a_full_page_of_new_pipelines_misses_none() {
         }],
     };
     let subscriptions = subscribe_all(&scenario).replace("[\"all\"]", "[\"failed\"]");
-    let harness = Harness::start(scenario, 20.0, SimPolling::every(20.0), &subscriptions).await;
-    let daemon = harness.run_daemon(fast_tuning());
+    let harness = Harness::start(scenario, 60.0, SimPolling::every(20.0), &subscriptions).await;
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(20))
         .await;
@@ -434,8 +434,8 @@ async fn a_status_posted_late_within_the_settle_time_is_announced() {
         settle: 150.0,
         ..SimPolling::every(5.0)
     };
-    let harness = Harness::start(scenario.clone(), 20.0, polling, &subscribe_all(&scenario)).await;
-    let daemon = harness.run_daemon(fast_tuning());
+    let harness = Harness::start(scenario.clone(), 120.0, polling, &subscribe_all(&scenario)).await;
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(30))
         .await;
@@ -459,6 +459,7 @@ async fn the_budget_is_never_exceeded_under_a_rate_limit_storm() {
     let end = scenario.end();
     let options = SimOptions {
         speed: 600.0,
+        start: SimStart::AtFirstRequest,
         bitbucket_faults: BitbucketFaults {
             storm: Some((end * 0.2, end * 0.4)),
             ..BitbucketFaults::default()
@@ -474,7 +475,7 @@ async fn the_budget_is_never_exceeded_under_a_rate_limit_storm() {
         &subscriptions,
     )
     .await;
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(60))
         .await;
@@ -498,7 +499,7 @@ async fn a_broken_credential_does_not_stop_the_others() {
     let scenario = Scenario::showcase();
     let mut harness = Harness::start(
         scenario,
-        150.0,
+        400.0,
         SimPolling::every(15.0),
         bbzoom::demo::SHOWCASE_SUBSCRIPTIONS,
     )
@@ -530,11 +531,10 @@ async fn a_broken_credential_does_not_stop_the_others() {
     std::fs::write(&path, text).unwrap();
     harness.config = bbzoom::config::Config::load(&path).unwrap();
 
-    let daemon = harness.run_daemon(fast_tuning());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while harness.sim.now() < harness.sim.scenario().end() + 60.0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let daemon = harness.run_daemon();
+    harness
+        .sleep_until(harness.sim.scenario().end() + 60.0)
+        .await;
     let poll_errors = daemon
         .metrics
         .poll_errors

@@ -2,16 +2,14 @@
 //! until delivered once, an expired or revoked token renewed, and a card Zoom refuses for good,
 //! or a row the store cannot read, kept as a dead letter while the channels go on.
 
-mod common;
-
+use crate::common::Harness;
 use bbzoom::config::Config;
 use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling, score};
 use bbzoom_sim::Scenario;
-use common::{Harness, fast_tuning};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-const SPEED: f64 = 150.0;
+const SPEED: f64 = 400.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_zoom_failures_are_retried_and_each_card_arrives_once() {
@@ -23,7 +21,7 @@ async fn transient_zoom_failures_are_retried_and_each_card_arrives_once() {
     )
     .await;
     harness.sim.fail_next_zoom_calls(6);
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(30))
         .await;
@@ -45,7 +43,7 @@ async fn a_revoked_token_is_renewed_and_the_card_still_arrives() {
         SHOWCASE_SUBSCRIPTIONS,
     )
     .await;
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     // Revoke every token once the first cards went out, and again later.
     for posts in [1, 6] {
         while harness.sim.stats().posts < posts {
@@ -79,7 +77,7 @@ async fn a_card_zoom_refuses_for_good_becomes_a_dead_letter_and_other_channels_g
     .await;
     // A channel the bot is not in: Zoom answers 403, code 7004.
     let path = harness.config_path();
-    let text = common::replaced(
+    let text = crate::common::replaced(
         &std::fs::read_to_string(&path).unwrap(),
         "events = [\"failed\", \"fixed\", \"stopped\"]\nchannels = [\"releases\"]",
         "events = [\"failed\", \"fixed\", \"stopped\"]\nchannels = [\"releases\", \"ghost\"]",
@@ -87,7 +85,7 @@ async fn a_card_zoom_refuses_for_good_becomes_a_dead_letter_and_other_channels_g
     std::fs::write(&path, text).unwrap();
     harness.config = Config::load(&path).unwrap();
 
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(30))
         .await;
@@ -146,7 +144,7 @@ async fn an_unreadable_outbox_row_becomes_a_dead_letter_and_the_channel_goes_on(
         seq
     };
 
-    let daemon = harness.run_daemon(fast_tuning());
+    let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(30))
         .await;

@@ -2,10 +2,8 @@
 //! simulator); a missing or mistyped credential, an undecryptable credentials file and a missing
 //! one each fail with exit status 2 and a message that names what to fix and how.
 
-mod common;
-
+use crate::common::Harness;
 use bbzoom::credentials::{self, Credential, Credentials};
-use common::Harness;
 
 /// Runs `bbzoom check` with `args`; returns its exit status, stdout and stderr.
 async fn check(harness: &Harness, args: &[&str]) -> (Option<i32>, String, String) {

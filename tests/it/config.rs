@@ -4,14 +4,12 @@
 //! The broken configurations are edits of one valid base (`BASE`), so each row changes one
 //! thing and states only what it expects; see [`check`].
 
-mod common;
-
+use crate::common::replaced;
 use bbzoom::config::{
     Channel, ChatbotConfig, Config, DeliveryConfig, Destination, PollingConfig, RateLimit,
     RefFilter, SourceKind, Style, WebhookFormat,
 };
 use bbzoom::domain::{BuildRef, CLOUD, EventKind, RepoId};
-use common::replaced;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
