@@ -6,7 +6,7 @@
 //! directory (or `[daemon] control_socket`), readable and writable by its owner only: whoever
 //! may talk to it may reload the daemon.
 
-use crate::config::Config;
+use crate::config::{Config, Watch};
 use crate::domain::Health;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -151,14 +151,27 @@ pub struct DeadLetterLine {
     pub reason: String,
 }
 
+/// A watch's last poll as the daemon saw it: when it finished (Unix milliseconds) and how it
+/// went, in words.
+pub struct LastPoll {
+    pub at_ms: i64,
+    pub outcome: String,
+}
+
 impl StatusReport {
-    /// What the store alone tells: every watch's recorded states, the outboxes and the dead
-    /// letters. The daemon adds what only it knows; without it, this is all there is.
-    pub fn from_store(config: &Config, store: &Store) -> StatusReport {
+    /// What the store tells: every watch's recorded states, the outboxes and the dead letters,
+    /// with each watch's last poll as `last_poll` knows it (only the daemon does; without it
+    /// `|_| None`, and this is all there is).
+    pub fn from_store(
+        config: &Config,
+        store: &Store,
+        last_poll: impl Fn(&Watch) -> Option<LastPoll>,
+    ) -> StatusReport {
         let subscriptions = config
             .watches
             .iter()
             .map(|w| {
+                let last = last_poll(w);
                 let summary = store.repo_summary(&w.repo).unwrap_or_else(|err| {
                     tracing::warn!(repo = %w.repo, %err, "cannot read what the store holds");
                     Default::default()
@@ -175,8 +188,8 @@ impl StatusReport {
                     credential: w.credential.clone(),
                     subscriptions: w.subscriptions.len(),
                     channels,
-                    last_poll_ms: None,
-                    last_outcome: None,
+                    last_poll_ms: last.as_ref().map(|l| l.at_ms),
+                    last_outcome: last.map(|l| l.outcome),
                     last_state: summary.last.map(|(state, at)| (shown(&state.label()), at)),
                     lanes: summary
                         .lanes

@@ -34,9 +34,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Where a channel's cards go.
+/// What sends a channel's cards: the client for its [`crate::config::Destination`].
 #[derive(Clone)]
-pub enum Destination {
+pub enum Sender {
     Chatbot {
         client: Arc<ChatbotClient>,
         to_jid: String,
@@ -47,11 +47,11 @@ pub enum Destination {
     },
 }
 
-/// A channel and its destination.
+/// A channel and what sends into it.
 #[derive(Clone)]
 pub struct Route {
     pub channel: String,
-    pub destination: Destination,
+    pub sender: Sender,
 }
 
 /// What a delivery worker needs.
@@ -225,9 +225,11 @@ impl Worker {
     /// folded backlog). Returns how long to wait before the next step (`None`: until woken).
     async fn step(&mut self) -> Result<Option<Duration>, StoreError> {
         let ctx = &self.ctx;
-        let store = ctx.store.clone();
         let channel = self.route.channel.clone();
-        let outbox = blocking(move || store.outbox(&channel)).await?;
+        let outbox = ctx
+            .store
+            .blocking(move |store| store.outbox(&channel))
+            .await?;
         if !outbox.unreadable.is_empty() {
             for row in outbox.unreadable {
                 tracing::error!(
@@ -235,8 +237,10 @@ impl Worker {
                     "an outbox row cannot be read; kept as a dead letter (`bbzoom dead-letters`) so the channel goes on"
                 );
                 ctx.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
-                let (store, now) = (ctx.store.clone(), ctx.clock.now_ms());
-                blocking(move || store.dead_letter_unreadable(&row, now)).await?;
+                let now = ctx.clock.now_ms();
+                ctx.store
+                    .blocking(move |store| store.dead_letter_unreadable(&row, now))
+                    .await?;
             }
             return Ok(Some(Duration::ZERO));
         }
@@ -252,8 +256,9 @@ impl Worker {
         };
         let superseded = superseded(&rows);
         if !superseded.is_empty() {
-            let store = ctx.store.clone();
-            blocking(move || store.complete(&superseded, None)).await?;
+            ctx.store
+                .blocking(move |store| store.complete(&superseded, None))
+                .await?;
             return Ok(Some(Duration::ZERO));
         }
         let now = ctx.clock.now_ms();
@@ -280,12 +285,13 @@ impl Worker {
                 self.failing_since = None;
                 tracing::info!(channel = %self.route.channel, build = %row.build.key, event = %row.event, "card delivered");
                 self.ctx.metrics.delivered.fetch_add(1, Ordering::Relaxed);
-                let store = self.ctx.store.clone();
-                blocking(move || {
-                    let card = message_id.as_deref().map(|id| (&row.build.key, id));
-                    store.complete(std::slice::from_ref(&row), card)
-                })
-                .await
+                self.ctx
+                    .store
+                    .blocking(move |store| {
+                        let card = message_id.as_deref().map(|id| (&row.build.key, id));
+                        store.complete(std::slice::from_ref(&row), card)
+                    })
+                    .await
             }
             Err(DeliveryError::Store(err)) => Err(err),
             Err(DeliveryError::Zoom(err)) => {
@@ -302,12 +308,12 @@ impl Worker {
     /// Shows `row` in the channel; returns the message id to remember for later edits, if any.
     async fn show(&mut self, row: &OutboxRow) -> Result<Option<String>, DeliveryError> {
         let card = render::card(&row.build, row.event);
-        let (client, to_jid, style) = match &self.route.destination {
-            Destination::Webhook { client } => {
+        let (client, to_jid, style) = match &self.route.sender {
+            Sender::Webhook { client } => {
                 self.pace.ready().await;
                 return Ok(client.post(&card).await.map(|()| None)?);
             }
-            Destination::Chatbot {
+            Sender::Chatbot {
                 client,
                 to_jid,
                 style,
@@ -318,7 +324,11 @@ impl Worker {
         let existing = match style {
             Style::Post => None,
             Style::Update | Style::UpdateAndReply => {
-                self.ctx.store.card_message(channel, &row.build.key)?
+                let (channel, build) = (channel.clone(), row.build.key.clone());
+                self.ctx
+                    .store
+                    .blocking(move |store| store.card_message(&channel, &build))
+                    .await?
             }
         };
         if let Some(message_id) = existing {
@@ -334,9 +344,11 @@ impl Worker {
                 }
                 Err(err) if err.class == ErrorClass::MessageGone => {
                     tracing::info!(%channel, build = %row.build.key, "the card was deleted in Zoom; posting a new one");
+                    let (channel, build) = (channel.clone(), row.build.key.clone());
                     self.ctx
                         .store
-                        .forget_card_message(channel, &row.build.key)?;
+                        .blocking(move |store| store.forget_card_message(&channel, &build))
+                        .await?;
                 }
                 Err(err) => return Err(err.into()),
             }
@@ -350,9 +362,9 @@ impl Worker {
     /// so the channel is not flooded after an outage and nothing is hidden. Each card's rows
     /// are completed as soon as Zoom took it; the rest are booked as failed if one is refused.
     async fn deliver_folded(&mut self, rows: Vec<OutboxRow>) -> Result<(), StoreError> {
-        let form = match &self.route.destination {
-            Destination::Chatbot { .. } => Form::Chatbot,
-            Destination::Webhook { client } => client.form(),
+        let form = match &self.route.sender {
+            Sender::Chatbot { .. } => Form::Chatbot,
+            Sender::Webhook { client } => client.form(),
         };
         let updates: Vec<(crate::domain::EventKind, render::Card)> = rows
             .iter()
@@ -370,9 +382,9 @@ impl Worker {
         for summary in &summaries {
             let (shown, after) = rest.split_at(summary.lines.len().min(rest.len()));
             self.pace.ready().await;
-            let result = match &self.route.destination {
-                Destination::Webhook { client } => client.post(summary).await,
-                Destination::Chatbot { client, to_jid, .. } => client
+            let result = match &self.route.sender {
+                Sender::Webhook { client } => client.post(summary).await,
+                Sender::Chatbot { client, to_jid, .. } => client
                     .send(to_jid, &render::chatbot_content(summary), None)
                     .await
                     .map(drop),
@@ -386,8 +398,11 @@ impl Worker {
                 .metrics
                 .delivered
                 .fetch_add(shown.len() as u64, Ordering::Relaxed);
-            let (store, shown) = (self.ctx.store.clone(), shown.to_vec());
-            blocking(move || store.complete(&shown, None)).await?;
+            let shown = shown.to_vec();
+            self.ctx
+                .store
+                .blocking(move |store| store.complete(&shown, None))
+                .await?;
             rest = after;
         }
         Ok(())
@@ -435,13 +450,14 @@ async fn failed(
             .fetch_add(1, Ordering::Relaxed);
     }
     for row in rows {
-        let store = ctx.store.clone();
         let too_old = now.saturating_sub(row.enqueued_ms) > max_age;
         match err.class {
             ErrorClass::Transient { .. } if !too_old => {
                 tracing::warn!(channel = %route.channel, build = %row.build.key, attempts = row.attempts + 1, ?delay, %err, "delivery failed; will retry");
                 let next = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-                blocking(move || store.reschedule(&row, next, now)).await?;
+                ctx.store
+                    .blocking(move |store| store.reschedule(&row, next, now))
+                    .await?;
             }
             _ => {
                 let reason = if too_old && matches!(err.class, ErrorClass::Transient { .. }) {
@@ -454,18 +470,13 @@ async fn failed(
                     "card kept as a dead letter: check the channel's to_jid or webhook, the chatbot's robot_jid, account_id and scopes; then `bbzoom dead-letters retry`"
                 );
                 ctx.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
-                blocking(move || store.dead_letter(&row, &reason, now)).await?;
+                ctx.store
+                    .blocking(move |store| store.dead_letter(&row, &reason, now))
+                    .await?;
             }
         }
     }
     Ok(())
-}
-
-/// Runs a store operation (which may fsync) off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("store operations do not panic")
 }
 
 #[cfg(test)]

@@ -5,25 +5,27 @@
 //! months. A build record is only needed to notice a rerun of a recent build; a pruned build
 //! that shows up again below the cursor is recorded as history, never announced twice.
 
+use crate::clock::Clock;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
-/// Daily at 04:00 UTC (cron with seconds).
+/// Daily at 04:00 UTC (cron with seconds): a time of day on the calendar, which no simulator
+/// compresses.
 pub const DAILY: &str = "0 0 4 * * *";
 
-/// How long a finished build is remembered.
-pub const BUILD_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// Runs the jobs on `schedule` until shutdown. The cron job only rings this task, which owns
+/// Runs the jobs on `schedule` until shutdown, forgetting builds finished longer than
+/// `retention` before `clock`'s now. The cron job only rings this task, which owns
 /// the store handle, so the store is released when the daemon stops (sled locks its directory
 /// until the last handle is dropped).
 pub async fn run(
     store: Store,
     schedule: &str,
     retention: Duration,
+    clock: Arc<dyn Clock>,
     mut shutdown: Shutdown,
 ) -> Result<(), JobSchedulerError> {
     let (ring, mut rings) = mpsc::channel::<()>(1);
@@ -40,12 +42,11 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.wait() => break,
             Some(()) = rings.recv() => {
-                let cutoff = crate::clock::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-                let store = store.clone();
-                match tokio::task::spawn_blocking(move || store.prune_finished_builds(cutoff)).await {
-                    Ok(Ok(pruned)) => tracing::info!(pruned, "housekeeping: forgot finished builds past retention"),
-                    Ok(Err(err)) => tracing::error!(%err, "housekeeping failed"),
-                    Err(err) => tracing::error!(%err, "housekeeping task failed"),
+                let retention = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+                let cutoff = clock.now_ms().saturating_sub(retention);
+                match store.blocking(move |store| store.prune_finished_builds(cutoff)).await {
+                    Ok(pruned) => tracing::info!(pruned, "housekeeping: forgot finished builds past retention"),
+                    Err(err) => tracing::error!(%err, "housekeeping failed"),
                 }
             }
         }

@@ -32,7 +32,7 @@
 //!
 //! Helpers: [`atomic_file`] (replace a file whole or not at all), [`glob`] (branch and tag
 //! patterns), [`repo_url`] (repository URLs as people paste them), [`retry`] (backoff with
-//! jitter and `Retry-After`), [`http`] (the shared HTTP client), [`notify`] (telling systemd
+//! jitter and `Retry-After`), [`http`] (the shared HTTP client), [`sd_notify`] (telling systemd
 //! how the daemon is doing).
 
 pub mod atomic_file;
@@ -51,12 +51,12 @@ pub mod glob;
 pub mod housekeeping;
 pub mod http;
 pub mod metrics;
-pub mod notify;
 pub mod poller;
 pub mod render;
 pub mod repo_url;
 pub mod retry;
 pub mod scheduler;
+pub mod sd_notify;
 pub mod shutdown;
 pub mod store;
 pub mod wakeups;

@@ -274,8 +274,9 @@ fn fits(card: &Card, form: Form) -> bool {
     }
 }
 
-/// The chatbot message `content` for a card (see ../shared/api/zoom/samples/11), at most
-/// [`CARD_MAX_BYTES`] when serialized. Meant to be sent without `is_markdown_support`.
+/// The chatbot message `content` for a card (a `head` with `sub_head` and a `body` of message
+/// elements, as Zoom's "Customizing messages" pages in its Team Chat docs describe them), at
+/// most [`CARD_MAX_BYTES`] when serialized. Meant to be sent without `is_markdown_support`.
 pub fn chatbot_content(card: &Card) -> Value {
     content_within(card, CARD_MAX_BYTES).0
 }

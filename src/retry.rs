@@ -30,6 +30,12 @@ impl Backoff {
         let floor = ceiling / 10;
         floor + ceiling.saturating_sub(floor).mul_f64(rand::random::<f64>())
     }
+
+    /// The delays before each of `retries` retries of one call: what `backon` waits out when
+    /// it retries in-process, so that every retry in bbzoom follows this one policy.
+    pub fn delays(self, retries: usize) -> impl Iterator<Item = Duration> + Send + Sync + Unpin {
+        (0..retries).map(move |attempt| self.delay(u32::try_from(attempt).unwrap_or(u32::MAX)))
+    }
 }
 
 /// Parses a `Retry-After` value: delta-seconds (`120`), an HTTP-date
@@ -96,5 +102,15 @@ mod tests {
         );
         let distinct: std::collections::BTreeSet<_> = delays.iter().collect();
         assert!(distinct.len() > 150, "delays are jittered, not fixed");
+
+        let retries: Vec<Duration> = backoff.delays(3).collect();
+        assert_eq!(retries.len(), 3, "one delay per retry");
+        for (attempt, delay) in retries.into_iter().enumerate() {
+            let ceiling = backoff.ceiling(attempt as u32);
+            assert!(
+                delay >= ceiling / 10 && delay <= ceiling,
+                "{attempt}: {delay:?}"
+            );
+        }
     }
 }

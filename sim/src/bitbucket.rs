@@ -1,6 +1,7 @@
 //! The Bitbucket Cloud side of the simulator: the read-only endpoints a poller uses, answering
 //! from the scenario as it stands at the current simulated second, in the wire shape of the
-//! real service (see `shared/api/bitbucket/samples`):
+//! real service (Bitbucket Cloud REST API reference: the "Pipelines", "Refs" and "Commit
+//! statuses" groups at developer.atlassian.com/cloud/bitbucket/rest):
 //!
 //! - `GET /2.0/repositories/{ws}/{slug}/pipelines` and `.../pipelines/{uuid}` (repositories
 //!   running Pipelines), for branch pushes, tag pushes and custom pipelines on a commit;

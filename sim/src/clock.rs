@@ -7,7 +7,8 @@
 //!
 //! The clock starts with the simulator, or, held, at its first request: a scenario then begins
 //! when the daemon under test is up however long it took to start, so compressing time harder
-//! does not turn a slow start into history the daemon never saw.
+//! does not turn a slow start into history the daemon never saw. It may start at a later
+//! simulated second than 0, so a test can begin mid-scenario without waiting for it.
 
 use crate::SimStart;
 use std::sync::OnceLock;
@@ -20,35 +21,30 @@ use time::{Duration, OffsetDateTime};
 #[derive(Debug)]
 pub(super) struct Clock {
     speed: f64,
-    /// Simulated second 0, once the clock runs: unset while a clock made with
+    /// The simulated second the clock starts from.
+    from: f64,
+    /// When it started, once it runs: unset while a clock made with
     /// [`SimStart::AtFirstRequest`] waits for its first request.
     zero: OnceLock<Zero>,
 }
 
-/// Where simulated second 0 falls.
+/// When a clock started.
 #[derive(Debug)]
 struct Zero {
-    /// The monotonic instant, which elapsed time is measured from.
+    /// The monotonic instant it started at, which elapsed time is measured from.
     instant: Instant,
-    /// Its calendar instant, to the millisecond. Simulated second `t` is
-    /// `epoch + t / speed`: the wall-clock time it falls at.
+    /// The calendar instant of simulated second 0, to the millisecond. Simulated second `t`
+    /// is `epoch + t / speed`: the wall-clock time it falls at (before the start for the
+    /// seconds before the clock's first).
     epoch: OffsetDateTime,
 }
 
-impl Zero {
-    fn now() -> Zero {
-        Zero {
-            instant: Instant::now(),
-            epoch: to_millis(OffsetDateTime::from(SystemTime::now())),
-        }
-    }
-}
-
 impl Clock {
-    /// A clock at simulated second 0, running now or held until [`Clock::start`].
-    pub(super) fn new(speed: f64, start: SimStart) -> Clock {
+    /// A clock at simulated second `from`, running now or held until [`Clock::start`].
+    pub(super) fn new(speed: f64, from: f64, start: SimStart) -> Clock {
         let clock = Clock {
             speed,
+            from,
             zero: OnceLock::new(),
         };
         if start == SimStart::Immediately {
@@ -62,6 +58,7 @@ impl Clock {
     fn anchored(speed: f64, epoch: OffsetDateTime) -> Clock {
         Clock {
             speed,
+            from: 0.0,
             zero: OnceLock::from(Zero {
                 instant: Instant::now(),
                 epoch,
@@ -74,16 +71,23 @@ impl Clock {
         self.zero();
     }
 
-    /// Simulated second 0, starting the clock if it is held: a calendar instant once shown
-    /// must stay where it was shown.
+    /// When the clock started, starting it if it is held: a calendar instant once shown must
+    /// stay where it was shown.
     fn zero(&self) -> &Zero {
-        self.zero.get_or_init(Zero::now)
+        self.zero.get_or_init(|| {
+            let now = OffsetDateTime::from(SystemTime::now());
+            let before = Duration::checked_seconds_f64(self.from / self.speed).unwrap_or_default();
+            Zero {
+                instant: Instant::now(),
+                epoch: to_millis(now.checked_sub(before).unwrap_or(now)),
+            }
+        })
     }
 
-    /// Simulated seconds since the clock started; 0 while it is held.
+    /// The current simulated second; the first one while the clock is held.
     pub(super) fn now(&self) -> f64 {
-        self.zero.get().map_or(0.0, |zero| {
-            zero.instant.elapsed().as_secs_f64() * self.speed
+        self.zero.get().map_or(self.from, |zero| {
+            self.from + zero.instant.elapsed().as_secs_f64() * self.speed
         })
     }
 
@@ -166,7 +170,7 @@ mod tests {
                 .as_millis() as i64
         };
         let before = millis(SystemTime::now());
-        let clock = Clock::new(40.0, SimStart::Immediately);
+        let clock = Clock::new(40.0, 0.0, SimStart::Immediately);
         let after = millis(SystemTime::now());
         let epoch = clock.epoch_millis(0.0);
         assert!(
@@ -190,21 +194,37 @@ mod tests {
 
     #[test]
     fn runs_faster_than_the_wall() {
-        let clock = Clock::new(1000.0, SimStart::Immediately);
+        let clock = Clock::new(1000.0, 0.0, SimStart::Immediately);
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert!(clock.now() >= 5.0);
     }
 
     #[test]
+    fn a_clock_started_later_in_the_scenario_shows_its_past_in_the_past() {
+        let before = OffsetDateTime::from(SystemTime::now());
+        let clock = Clock::new(10.0, 40.0, SimStart::Immediately);
+        assert!((40.0..41.0).contains(&clock.now()));
+        // Second 0 fell four real seconds before the start; second 40 at it.
+        let zero = clock.epoch_millis(0.0);
+        let start = clock.epoch_millis(40.0);
+        assert_eq!(start - zero, 4_000);
+        let before = (before.unix_timestamp_nanos() / 1_000_000) as i64;
+        assert!(
+            (before - 1..=before + 1_000).contains(&start),
+            "{before} {start}"
+        );
+    }
+
+    #[test]
     fn a_held_clock_stays_at_zero_until_started_or_read_as_a_calendar() {
-        let held = Clock::new(1000.0, SimStart::AtFirstRequest);
+        let held = Clock::new(1000.0, 0.0, SimStart::AtFirstRequest);
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert_eq!(held.now(), 0.0);
         held.start();
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert!(held.now() >= 5.0);
 
-        let read = Clock::new(1000.0, SimStart::AtFirstRequest);
+        let read = Clock::new(1000.0, 0.0, SimStart::AtFirstRequest);
         let shown = read.rfc3339(0.0);
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert!(read.now() >= 5.0, "a calendar read starts the clock");

@@ -100,8 +100,11 @@ pub struct SimOptions {
     pub zoom: SimZoomApp,
     /// Lifetime of Zoom access tokens in REAL seconds (the `expires_in` it answers). Default 3600.
     pub zoom_token_lifetime: Duration,
-    /// When simulated second 0 is. Default: when the simulator starts.
+    /// When the clock starts. Default: with the simulator.
     pub start: SimStart,
+    /// The simulated second the clock starts from. Default 0; later, the scenario's earlier
+    /// part is already history when the daemon first looks, without waiting for it to pass.
+    pub starts_at: f64,
 }
 
 /// When a simulator's clock starts.
@@ -133,6 +136,7 @@ impl Default for SimOptions {
             zoom: SimZoomApp::default(),
             zoom_token_lifetime: Duration::from_secs(3600),
             start: SimStart::default(),
+            starts_at: 0.0,
         }
     }
 }
@@ -409,6 +413,15 @@ impl Simulator {
                 ),
             ));
         }
+        if !(options.starts_at.is_finite() && options.starts_at >= 0.0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the simulator's first second must be 0 or later, not {}",
+                    options.starts_at
+                ),
+            ));
+        }
         let mut names: Vec<&str> = options
             .bitbucket_credentials
             .iter()
@@ -433,7 +446,7 @@ impl Simulator {
             ..State::default()
         };
         let inner = Arc::new(Inner {
-            clock: clock::Clock::new(options.speed, options.start),
+            clock: clock::Clock::new(options.speed, options.starts_at, options.start),
             scenario,
             options,
             origin,
@@ -534,7 +547,7 @@ impl Simulator {
         &self.inner.scenario
     }
 
-    /// Current simulated second since the clock started (0 while it is held).
+    /// The current simulated second ([`SimOptions::starts_at`] while the clock is held).
     pub fn now(&self) -> f64 {
         self.inner.clock.now()
     }

@@ -1,7 +1,8 @@
 //! Zoom's Incoming Webhook app: `POST /chat/webhooks/incomingwebhook/{endpoint_id}?format=...`
 //! with the connection's verification token as a raw `Authorization` header (no scheme word).
-//! What `shared/api/zoom/samples/07-incoming-webhook.examples.json` settles is served as such;
-//! what it leaves open is served leniently and said so below. Refusals are plain text, except
+//! What Zoom's "Incoming Webhook chatbot" support article and its known clients (Flux's
+//! notification-controller, Keep) settle is served as such; what they leave open is served
+//! leniently and said so below. Refusals are plain text, except
 //! the ones the gate in front of all of Zoom gives (429 and 503 as `{"code","message"}`, 502
 //! as an HTML page). A webhook answers `200 OK` and no message id: its messages cannot be
 //! edited.

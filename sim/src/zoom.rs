@@ -1,9 +1,10 @@
 //! The Zoom side of the simulator: the chatbot's client-credentials token endpoint and the
 //! Chatbot API's send, edit and delete calls, validating requests and answering errors the way
-//! Zoom does (`{"code","message"}`, codes from `shared/api/zoom/chatbot.openapi.json`), and
-//! keeping what each channel shows. Also what every Zoom request meets first, Incoming Webhooks
-//! (`webhook.rs`) included: outages (502 from the proxy in front) and Zoom's rate limits (429
-//! per second or per day, the messages of `shared/api/zoom/rate-limits.page.md`).
+//! Zoom does (`{"code","message"}`, codes from the Chatbot API reference at
+//! developers.zoom.us/docs/api/chatbot), and keeping what each channel shows. Also what every
+//! Zoom request meets first, Incoming Webhooks (`webhook.rs`) included: outages (502 from the
+//! proxy in front) and Zoom's rate limits (429 per second or per day, with the messages of
+//! Zoom's "Rate limits" page, developers.zoom.us/docs/api/rate-limits).
 
 use super::{
     ChannelEvent, ChannelEventKind, Inner, MessageVia, SimMessage, SimStats, SimZoomApp,

@@ -20,7 +20,7 @@ pub use datacenter::DataCenterClient;
 use crate::domain::RateLimit;
 use crate::http::{Limiter, budget_limiter};
 use crate::retry::{Backoff, parse_retry_after};
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -207,13 +207,8 @@ impl Account {
 
     /// GETs `url` and decodes the JSON answer, retrying transient failures.
     pub async fn get<T: serde::de::DeserializeOwned>(&self, url: Url) -> Result<T, BitbucketError> {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry.backoff.base)
-            .with_max_delay(self.retry.backoff.max)
-            .with_max_times(self.retry.attempts)
-            .with_jitter();
         let result = (|| self.get_renewing(url.clone()))
-            .retry(backoff)
+            .retry(self.retry.backoff.delays(self.retry.attempts))
             .when(BitbucketError::is_transient)
             .notify(|err, after| tracing::debug!(credential = %self.name, %err, ?after, "retrying Bitbucket request"))
             .await;

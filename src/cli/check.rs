@@ -304,10 +304,7 @@ async fn try_credentials(
         println!("{line}");
     }
     for route in &zoom.routes {
-        if matches!(
-            route.destination,
-            bbzoom::delivery::Destination::Webhook { .. }
-        ) {
+        if matches!(route.sender, bbzoom::delivery::Sender::Webhook { .. }) {
             println!(
                 "channel #{}: Incoming Webhook (checked when a card is posted)",
                 route.channel

@@ -751,13 +751,8 @@ async fn check_webhook(config: &Config, name: &str, alone: &Credentials) -> anyh
     just_the_channel.zoom.chatbot = None;
     just_the_channel.zoom.channels = BTreeMap::from([(channel.name.clone(), channel.clone())]);
     let zoom = daemon::Zoom::new(&just_the_channel, alone, bbzoom::delivery::WEBHOOK_PACE)?;
-    let client = match zoom
-        .routes
-        .into_iter()
-        .next()
-        .map(|route| route.destination)
-    {
-        Some(bbzoom::delivery::Destination::Webhook { client }) => client,
+    let client = match zoom.routes.into_iter().next().map(|route| route.sender) {
+        Some(bbzoom::delivery::Sender::Webhook { client }) => client,
         _ => unreachable!("one webhook channel makes one webhook route"),
     };
     let card = Card {

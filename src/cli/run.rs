@@ -8,7 +8,7 @@ use bbzoom::control::{self, Envelope, Request};
 use bbzoom::credentials::Credentials;
 use bbzoom::daemon::{self, Control, Tuning};
 use bbzoom::metrics::Metrics;
-use bbzoom::notify::Notifier;
+use bbzoom::sd_notify::Notifier;
 use bbzoom::shutdown::ShutdownTrigger;
 use bbzoom::store::Store;
 use std::path::PathBuf;

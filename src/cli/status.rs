@@ -33,7 +33,7 @@ pub async fn status(config_path: PathBuf, args: StatusArgs) -> anyhow::Result<()
             let config = Config::load(&config_path)?;
             // Only the store is left to read; it may be missing, locked or not ours.
             match super::open_idle_store(&config) {
-                Ok(store) => StatusReport::from_store(&config, &store),
+                Ok(store) => StatusReport::from_store(&config, &store, |_| None),
                 Err(err) => {
                     eprintln!("what the store recorded cannot be shown: {err:#}");
                     return Err(not_running(&config_path)?.into());

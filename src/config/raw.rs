@@ -57,32 +57,32 @@ const USER_DOMAIN: &str = "@xmpp.zoom.us";
 const CHANNEL_DOMAIN: &str = "@conference.xmpp.zoom.us";
 /// A Zoom plan's limits on chat calls.
 #[derive(Clone, Copy)]
-struct Plan {
+struct ZoomPlan {
     name: &'static str,
     per_second: u32,
     /// `None`: the plan has no daily cap.
     per_day: Option<u32>,
 }
 /// Zoom Team Chat plans and their chat message limits.
-const PLANS: [Plan; 3] = [
-    Plan {
+const PLANS: [ZoomPlan; 3] = [
+    ZoomPlan {
         name: "free",
         per_second: 2,
         per_day: Some(2000),
     },
-    Plan {
+    ZoomPlan {
         name: "pro",
         per_second: 20,
         per_day: None,
     },
-    Plan {
+    ZoomPlan {
         name: "business",
         per_second: 60,
         per_day: None,
     },
 ];
 /// Pro: the plan most teams with a chatbot app have.
-const DEFAULT_PLAN: Plan = PLANS[1];
+const DEFAULT_PLAN: ZoomPlan = PLANS[1];
 /// Shown where an Incoming Webhook URL is expected.
 const EXAMPLE_WEBHOOK_URL: &str = "https://integrations.zoom.us/chat/webhooks/incomingwebhook/XXXX";
 /// The values of a channel's `style`.
@@ -1570,7 +1570,7 @@ impl Checker<'_> {
 }
 
 /// The Zoom plan called `name`.
-fn find_plan(name: &str) -> Option<Plan> {
+fn find_plan(name: &str) -> Option<ZoomPlan> {
     PLANS.iter().find(|p| p.name == name).copied()
 }
 

@@ -15,11 +15,9 @@ pub use supervisor::{Control, run, run_with_control};
 use crate::clock::{Clock, SystemClock};
 
 use crate::bitbucket::{Account, Auth, CloudClient, DataCenterClient, OAuthConsumer, RetryPolicy};
-use crate::config::{
-    ChatbotConfig, Config, Destination as ConfigDestination, RateLimit, SourceKind, Watch,
-};
+use crate::config::{ChatbotConfig, Config, Destination, RateLimit, SourceKind, Watch};
 use crate::credentials::{Credential, Credentials, Role};
-use crate::delivery::{Destination, Route};
+use crate::delivery::{Route, Sender};
 use crate::domain::CLOUD;
 use crate::http;
 use crate::poller::Source;
@@ -47,6 +45,8 @@ pub struct Tuning {
     pub stop_grace: Duration,
     /// How often the systemd status line is refreshed when no watchdog sets the pace.
     pub status_every: Duration,
+    /// How long a finished build is remembered (to notice a rerun of a recent one).
+    pub build_retention: Duration,
 }
 
 impl Tuning {
@@ -72,6 +72,7 @@ impl Tuning {
             webhook_pace: self.webhook_pace.compressed(speed),
             stop_grace: self.stop_grace.div_f64(speed),
             status_every: self.status_every.div_f64(speed),
+            build_retention: self.build_retention.div_f64(speed),
         }
     }
 }
@@ -89,6 +90,7 @@ impl Default for Tuning {
             webhook_pace: crate::delivery::WEBHOOK_PACE,
             stop_grace: Duration::from_secs(10),
             status_every: Duration::from_secs(30),
+            build_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -357,10 +359,8 @@ impl Zoom {
         let mut route_specs = BTreeMap::new();
         for channel in config.zoom.channels.values() {
             let webhook_credential = match &channel.destination {
-                ConfigDestination::Webhook { credential, .. } => {
-                    credentials.get(credential).cloned()
-                }
-                ConfigDestination::Chatbot { .. } => None,
+                Destination::Webhook { credential, .. } => credentials.get(credential).cloned(),
+                Destination::Chatbot { .. } => None,
             };
             route_specs.insert(
                 channel.name.clone(),
@@ -374,15 +374,15 @@ impl Zoom {
                     request_timeout: config.daemon.request_timeout,
                 },
             );
-            let destination = match &channel.destination {
-                ConfigDestination::Chatbot { to_jid } => Destination::Chatbot {
+            let sender = match &channel.destination {
+                Destination::Chatbot { to_jid } => Sender::Chatbot {
                     client: chatbot
                         .clone()
                         .expect("validated: a to_jid channel has a [zoom.chatbot]"),
                     to_jid: to_jid.clone(),
                     style: channel.style,
                 },
-                ConfigDestination::Webhook {
+                Destination::Webhook {
                     url,
                     credential,
                     format,
@@ -394,7 +394,7 @@ impl Zoom {
                         unreachable!("credential_for gives only a webhook credential here")
                     };
                     let limiter = http::budget_limiter(webhook_pace);
-                    Destination::Webhook {
+                    Sender::Webhook {
                         client: Arc::new(WebhookClient::new(
                             http.clone(),
                             url.clone(),
@@ -407,7 +407,7 @@ impl Zoom {
             };
             routes.push(Route {
                 channel: channel.name.clone(),
-                destination,
+                sender,
             });
         }
         Ok(Zoom {

@@ -14,15 +14,16 @@ use super::{Bitbucket, DaemonError, Tuning, Zoom};
 use crate::bitbucket::Account;
 use crate::config::Config;
 use crate::control::{
-    Answer, CredentialStatus, Envelope, ReloadRecord, ReloadSummary, Reply, Request, StatusReport,
+    Answer, CredentialStatus, Envelope, LastPoll, ReloadRecord, ReloadSummary, Reply, Request,
+    StatusReport,
 };
 use crate::credentials::Credentials;
 use crate::delivery::{self, DeliveryContext};
 use crate::domain::{RepoId, SourceKind};
 use crate::metrics::Metrics;
-use crate::notify::Notifier;
 use crate::poller::{PollContext, PollTurns};
 use crate::scheduler::{self, PollLog, Roster};
+use crate::sd_notify::Notifier;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::store::Store;
 use crate::wakeups::Wakeups;
@@ -98,11 +99,14 @@ pub async fn run_with_control(
     supervisor.apply(&mut ReloadSummary::default(), None).await;
     let housekeeping = {
         let (store, shutdown) = (store.clone(), shutdown.clone());
+        let (retention, clock) = (
+            supervisor.tuning.build_retention,
+            supervisor.tuning.clock.clone(),
+        );
         tokio::spawn(async move {
-            let retention = crate::housekeeping::BUILD_RETENTION;
+            let daily = crate::housekeeping::DAILY;
             if let Err(err) =
-                crate::housekeeping::run(store, crate::housekeeping::DAILY, retention, shutdown)
-                    .await
+                crate::housekeeping::run(store, daily, retention, clock, shutdown).await
             {
                 tracing::error!(%err, "the housekeeping scheduler failed; old builds are not pruned");
             }
@@ -177,7 +181,7 @@ pub async fn run_with_control(
             _ = tick.tick() => notifier.watchdog(),
         }
     }
-    if let Err(err) = store.flush() {
+    if let Err(err) = store.blocking(Store::flush).await {
         tracing::error!(%err, "final store flush failed");
     }
     tracing::info!("bbzoom stopped");
@@ -354,10 +358,15 @@ impl Supervisor {
         // those of the watches new to it, which no scheduler has been polling (one that
         // stopped polling a removed watch could still commit to it in the meantime).
         let forgotten = match previous {
-            None => self.store.forget_unwatched(&watched),
+            None => {
+                let watched = watched.clone();
+                self.store
+                    .blocking(move |store| store.forget_unwatched(&watched))
+                    .await
+            }
             Some(before) => {
                 let fresh: BTreeSet<_> = watched.difference(before).cloned().collect();
-                self.store.forget(&fresh)
+                self.store.blocking(move |store| store.forget(&fresh)).await
             }
         };
         match forgotten {
@@ -474,20 +483,19 @@ impl Supervisor {
     }
 
     fn status(&self) -> StatusReport {
-        let mut report = StatusReport::from_store(&self.config, &self.store);
+        let mut report = StatusReport::from_store(&self.config, &self.store, |watch| {
+            let last = self.polls.last(&(watch.repo.clone(), watch.source))?;
+            Some(LastPoll {
+                at_ms: last.at_ms,
+                outcome: match last.outcome {
+                    Ok(transitions) => format!("ok, {transitions} change(s)"),
+                    Err(err) => format!("failed: {}", crate::control::shown(&err)),
+                },
+            })
+        });
         report.running = true;
         report.started_ms = Some(self.started_ms);
         report.last_reload = self.last_reload.clone();
-        // `from_store` lists the watches in configuration order.
-        for (subscription, watch) in report.subscriptions.iter_mut().zip(&self.config.watches) {
-            if let Some(last) = self.polls.last(&(watch.repo.clone(), watch.source)) {
-                subscription.last_poll_ms = Some(last.at_ms);
-                subscription.last_outcome = Some(match last.outcome {
-                    Ok(transitions) => format!("ok, {transitions} change(s)"),
-                    Err(err) => format!("failed: {}", crate::control::shown(&err)),
-                });
-            }
-        }
         report.credentials = self
             .bitbucket
             .accounts

@@ -164,8 +164,15 @@ pub async fn poll_once(
     // the same repository by another scheduler reads this one's cursor, never the one before.
     let turn = ctx.polling.turn(repo).await;
     let now = ctx.clock.now_ms();
-    let since = ctx.store.watching_since(repo, watch.source, now)?;
-    let stored = ctx.store.cursor(repo, watch.source)?;
+    let (since, stored) = {
+        let (repo, source) = (repo.clone(), watch.source);
+        ctx.store
+            .blocking(move |store| {
+                let since = store.watching_since(&repo, source, now)?;
+                Ok::<_, StoreError>((since, store.cursor(&repo, source)?))
+            })
+            .await?
+    };
     let baselined = stored.is_none();
     let cursor = stored.unwrap_or_default();
 
@@ -195,26 +202,27 @@ pub async fn poll_once(
     // waits for a wake-up that never comes. Abandoned before it, a poll leaves nothing behind
     // but when watching began, which every try agrees on.
     let ctx = ctx.clone();
-    tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        ctx.store.commit_poll(&update, now)?;
-        if !baselined {
-            ctx.metrics
-                .transitions
-                .fetch_add(summary.transitions as u64, Ordering::Relaxed);
-        }
-        for channel in update
-            .notifications
-            .iter()
-            .map(|n| n.channel.as_str())
-            .collect::<BTreeSet<_>>()
-        {
-            ctx.wakeups.wake(channel);
-        }
-        Ok(summary)
-    })
-    .await
-    .expect("store commit does not panic")
+    ctx.store
+        .clone()
+        .blocking(move |store| {
+            let _turn = turn;
+            store.commit_poll(&update, now)?;
+            if !baselined {
+                ctx.metrics
+                    .transitions
+                    .fetch_add(summary.transitions as u64, Ordering::Relaxed);
+            }
+            for channel in update
+                .notifications
+                .iter()
+                .map(|n| n.channel.as_str())
+                .collect::<BTreeSet<_>>()
+            {
+                ctx.wakeups.wake(channel);
+            }
+            Ok(summary)
+        })
+        .await
 }
 
 /// Decides what each observed build means and what to tell whom. `baseline_since` is set on

@@ -804,6 +804,19 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+
+    /// Runs `work` on this store on tokio's blocking pool: how async tasks use it, since a
+    /// write waits for its fsync and a read may wait for the disk, and neither may stall an
+    /// async worker. Once started, `work` completes even if the caller is dropped.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> T {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .expect("store work does not panic")
+    }
 }
 
 fn transaction_error(error: TransactionError<StoreError>) -> StoreError {
@@ -1295,6 +1308,7 @@ mod tests {
             store.clone(),
             "* * * * * *",
             std::time::Duration::from_secs(1),
+            std::sync::Arc::new(crate::clock::SystemClock),
             shutdown,
         ));
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -35,46 +35,22 @@ impl Harness {
         polling: SimPolling,
         subscriptions: &str,
     ) -> Harness {
-        Harness::start_clocked(
-            SimStart::AtFirstRequest,
-            scenario,
-            speed,
-            polling,
-            subscriptions,
-        )
-        .await
-    }
-
-    /// As [`Harness::start`] with the clock running at once: for tests that wait for a moment
-    /// of the scenario before anything reaches the simulator.
-    pub async fn start_running(
-        scenario: Scenario,
-        speed: f64,
-        polling: SimPolling,
-        subscriptions: &str,
-    ) -> Harness {
-        Harness::start_clocked(
-            SimStart::Immediately,
-            scenario,
-            speed,
-            polling,
-            subscriptions,
-        )
-        .await
-    }
-
-    async fn start_clocked(
-        start: SimStart,
-        scenario: Scenario,
-        speed: f64,
-        polling: SimPolling,
-        subscriptions: &str,
-    ) -> Harness {
         let options = SimOptions {
             speed,
-            start,
+            start: SimStart::AtFirstRequest,
             ..SimOptions::default()
         };
+        Harness::start_timed(scenario, options, polling, subscriptions).await
+    }
+
+    /// As [`Harness::start`], with the simulator's options (its speed and clock) chosen by the
+    /// test.
+    pub async fn start_timed(
+        scenario: Scenario,
+        options: SimOptions,
+        polling: SimPolling,
+        subscriptions: &str,
+    ) -> Harness {
         // Three requests a poll, every repository hot: more than any scripted test spends.
         let budget = (scenario.repos.len() as f64 * 3.0 * 3600.0 / polling.hot) as u32;
         Harness::start_with(
@@ -218,7 +194,7 @@ impl Harness {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "simulated second {at} not reached (now {:.1}); is the clock held with nothing \
-                 running (see Harness::start_running)?",
+                 running (see SimStart::Immediately)?",
                 self.sim.now()
             );
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const KILLS: usize = 24;
 /// Graceful stops and restarts in the SIGTERM test.
 const STOPS: usize = 6;
-const SPEED: f64 = 100.0;
+const SPEED: f64 = 150.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_nothing() {

@@ -4,7 +4,7 @@
 
 use crate::common::{Harness, cards, replies};
 use bbzoom::demo::SimPolling;
-use bbzoom_sim::{Scenario, SimBuild, SimRepo, SimState};
+use bbzoom_sim::{Scenario, SimBuild, SimOptions, SimRepo, SimStart, SimState};
 use std::time::Duration;
 
 use SimState::*;
@@ -218,11 +218,16 @@ async fn a_restart_in_the_middle_misses_and_repeats_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repository_seen_first_is_baselined_and_its_running_builds_followed() {
-    // Start watching at 42 s: api #1, #2 and web #1 are history; api #3 and web #2, #3 are running.
-    // Half speed: api #3 stops 3 simulated seconds after the start, which must not be less
-    // than the daemon needs to start and take its first look.
-    let harness = Harness::start_running(scenario(), SPEED / 2.0, polling(), SUBSCRIPTIONS).await;
-    harness.sleep_until(42.0).await;
+    // Start watching at 42 s: api #1, #2 and web #1 are history; api #3 and web #2, #3 are
+    // running. The clock starts there at the daemon's first look, so that look comes before
+    // api #3 stops (3 simulated seconds later) however long the daemon took to start.
+    let harness = Harness::start_timed(
+        scenario(),
+        from_second(42.0, SPEED),
+        polling(),
+        SUBSCRIPTIONS,
+    )
+    .await;
     let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(20))
@@ -381,16 +386,16 @@ async fn a_source_taken_up_or_taken_up_again_is_baselined_not_replayed() {
             builds: vec![jenkins("jenkins-build", 2.0), jenkins("jenkins-lint", 3.0)],
         }],
     };
-    let harness = Harness::start_running(
+    // The first look comes at 20 s, when every status is old.
+    let harness = Harness::start_timed(
         scenario,
-        20.0,
+        from_second(20.0, 20.0),
         SimPolling::every(5.0),
         "\n[[subscription]]\nrepository = \"{web}/acme/mobile\"\nsource = \"pipelines\"\nevents = [\"all\"]\nchannels = [\"ci\"]\n",
     )
     .await;
     let credentials = harness.stored_credentials();
     let (store, ctx) = poll_context(&harness);
-    harness.sleep_until(20.0).await;
     // Polled as pipelines first (there are none), then the admin runs
     // `bbzoom configure ... --source statuses`: the statuses, all old, are history.
     let as_pipelines = harness.config.watches[0].clone();
@@ -453,8 +458,15 @@ async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed(
         }],
     };
     let subscriptions = "\n[[subscription]]\nrepository = \"{web}/acme/web\"\nsource = \"statuses\"\ntags = []\nevents = [\"all\"]\nchannels = [\"ci\"]\n";
-    let harness =
-        Harness::start_running(scenario, 20.0, SimPolling::every(5.0), subscriptions).await;
+    // The first look comes at 20 s; the polls before v2.0's tag (at 60 s) take far less than
+    // those 40 simulated seconds at this speed.
+    let harness = Harness::start_timed(
+        scenario,
+        from_second(20.0, 50.0),
+        SimPolling::every(5.0),
+        subscriptions,
+    )
+    .await;
     let credentials = harness.stored_credentials();
     let (store, ctx) = poll_context(&harness);
     let without_tags = harness.config.watches[0].clone();
@@ -466,7 +478,6 @@ async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed(
         let (ctx, watch) = (ctx.clone(), watch.clone());
         async move { poll_once(&ctx, &watch, &source).await.unwrap() }
     };
-    harness.sleep_until(20.0).await;
     assert!(poll(&without_tags).await.baselined);
     poll(&without_tags).await;
     // Tags listed for the first time: v1.0 is recorded, its old result not announced.
@@ -490,6 +501,17 @@ async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed(
         announced,
         [(&BuildRef::Tag("v2.0".into()), "succeeded".to_owned())]
     );
+}
+
+/// A simulator at `speed` whose clock starts at simulated second `first` with the first
+/// request: what came before is history when the test first looks.
+fn from_second(first: f64, speed: f64) -> SimOptions {
+    SimOptions {
+        speed,
+        start: SimStart::AtFirstRequest,
+        starts_at: first,
+        ..SimOptions::default()
+    }
 }
 
 /// The harness's store, and what polls need to write to it, for tests that poll by hand.
