@@ -1,7 +1,6 @@
 //! Domain types: what the rest of bbzoom talks about, independent of any wire format or
 //! storage layout (Bitbucket's JSON stays in `bitbucket`, sled's records stay in `store`).
 
-use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use std::time::Duration;
 pub const CLOUD: &str = "cloud";
 
 /// A repository on a Bitbucket instance, as a subscription names it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RepoId {
     /// [`CLOUD`] or the name of a `[bitbucket.datacenter.NAME]` instance: the same
     /// `owner/slug` on two instances are two repositories.
@@ -72,7 +71,7 @@ impl SourceKind {
 }
 
 /// Where a build was observed: the identity that survives restarts and keys the store.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BuildKey {
     pub repo: RepoId,
     /// Stable identifier of the build within its repository (a pipeline uuid).
@@ -86,7 +85,7 @@ impl fmt::Display for BuildKey {
 }
 
 /// How a finished build ended. An open set: results bbzoom does not know are kept verbatim.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Successful,
     Failed,
@@ -98,7 +97,7 @@ pub enum Outcome {
 }
 
 /// Where a build is in its life. Unknown in-progress stages are kept as data, never an error.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BuildState {
     Pending,
     Running,
@@ -218,8 +217,7 @@ impl BuildStatus {
 
 /// What happened to a build that is worth telling a channel. Which ones a subscription wants
 /// is configurable; `detect::classify` decides which one a transition is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
     Started,
     /// Waiting on a manual step.
@@ -306,7 +304,7 @@ impl RefTip {
 }
 
 /// How a lane's last finished build ended, for telling "fixed" from "succeeded".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
     Passing,
     Failing,

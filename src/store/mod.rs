@@ -403,7 +403,7 @@ impl Store {
     pub fn build(&self, key: &BuildKey) -> Result<Option<StoredBuild>, StoreError> {
         let record: Option<BuildRecord> = get(&self.builds, &build_key(key))?;
         Ok(record.map(|r| StoredBuild {
-            state: r.state,
+            state: r.state.into(),
             revision: r.revision,
         }))
     }
@@ -445,7 +445,7 @@ impl Store {
             .iter()
             .map(|(key, build)| {
                 let record = BuildRecord {
-                    state: build.state.clone(),
+                    state: StateRecord::from(&build.state),
                     revision: build.revision,
                     observed_ms: now_ms,
                 };
@@ -458,7 +458,7 @@ impl Store {
             .map(|n| {
                 let record = OutboxRecord {
                     channel: n.channel.clone(),
-                    event: n.event,
+                    event: n.event.into(),
                     build: BuildSnapshot::from(&n.build),
                     enqueued_ms: now_ms,
                     attempts: 0,
@@ -715,7 +715,7 @@ impl Store {
                 .as_ref()
                 .is_none_or(|(_, at)| record.observed_ms > *at)
             {
-                summary.last = Some((record.state, record.observed_ms));
+                summary.last = Some((record.state.into(), record.observed_ms));
             }
         }
         Ok(summary)
@@ -831,7 +831,7 @@ fn to_row(key: &[u8], record: OutboxRecord) -> Result<OutboxRow, StoreError> {
     Ok(OutboxRow {
         seq,
         channel: record.channel,
-        event: record.event,
+        event: record.event.into(),
         build: record.build.into(),
         attempts: record.attempts,
         next_attempt_ms: record.next_attempt_ms,

@@ -1,8 +1,10 @@
 //! How things are laid out in sled: tree names, key encodings and the stored records. Nothing
-//! outside `store` sees these (invariant 2); the store converts to and from domain types.
+//! outside `store` sees these (invariant 2); the store converts to and from domain types, which
+//! know nothing of serde: a domain type can change without changing what is on disk.
 
 use crate::domain::{
-    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RepoId, SourceKind,
+    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Outcome, RepoId,
+    SourceKind,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,7 +69,7 @@ pub struct FollowedRecord {
 /// Per build: the last state recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildRecord {
-    pub state: BuildState,
+    pub state: StateRecord,
     /// The source's last update time, to tell an overwrite with the same state.
     #[serde(default)]
     pub revision: i64,
@@ -79,7 +81,7 @@ pub struct BuildRecord {
 /// from. The field names are those schema 1 wrote, so old rows still read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildSnapshot {
-    pub key: BuildKey,
+    pub key: KeyRecord,
     pub job: String,
     pub name: String,
     pub number: Option<u64>,
@@ -93,7 +95,7 @@ pub struct BuildSnapshot {
     pub commit: Option<String>,
     pub commit_message: Option<String>,
     pub author: Option<String>,
-    pub state: BuildState,
+    pub state: StateRecord,
     pub duration_secs: Option<u64>,
     pub created_ms: i64,
     pub url: String,
@@ -110,7 +112,7 @@ impl From<&BuildStatus> for BuildSnapshot {
             BuildRef::Commit => (None, None),
         };
         BuildSnapshot {
-            key: build.key.clone(),
+            key: KeyRecord::from(&build.key),
             job: build.job.clone(),
             name: build.name.clone(),
             number: build.number,
@@ -120,7 +122,7 @@ impl From<&BuildStatus> for BuildSnapshot {
             commit: build.commit.clone(),
             commit_message: build.commit_message.clone(),
             author: build.author.clone(),
-            state: build.state.clone(),
+            state: StateRecord::from(&build.state),
             duration_secs: build.duration_secs,
             created_ms: build.created_ms,
             url: build.url.clone(),
@@ -138,7 +140,7 @@ impl From<BuildSnapshot> for BuildStatus {
             (None, None) => BuildRef::Commit,
         };
         BuildStatus {
-            key: snapshot.key,
+            key: snapshot.key.into(),
             job: snapshot.job,
             name: snapshot.name,
             number: snapshot.number,
@@ -147,7 +149,7 @@ impl From<BuildSnapshot> for BuildStatus {
             commit: snapshot.commit,
             commit_message: snapshot.commit_message,
             author: snapshot.author,
-            state: snapshot.state,
+            state: snapshot.state.into(),
             duration_secs: snapshot.duration_secs,
             created_ms: snapshot.created_ms,
             url: snapshot.url,
@@ -161,7 +163,7 @@ impl From<BuildSnapshot> for BuildStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboxRecord {
     pub channel: String,
-    pub event: EventKind,
+    pub event: EventRecord,
     /// The build as observed when the event happened; the card is rendered from it.
     pub build: BuildSnapshot,
     pub enqueued_ms: i64,
@@ -187,6 +189,152 @@ pub struct DeadRecord {
     pub raw: Option<String>,
     pub reason: String,
     pub dead_ms: i64,
+}
+
+/// A build's key as stored: the JSON schema 1 wrote for the domain's `BuildKey`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub repo: RepoIdRecord,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepoIdRecord {
+    pub instance: String,
+    pub owner: String,
+    pub slug: String,
+}
+
+impl From<&BuildKey> for KeyRecord {
+    fn from(key: &BuildKey) -> KeyRecord {
+        KeyRecord {
+            repo: RepoIdRecord {
+                instance: key.repo.instance.clone(),
+                owner: key.repo.owner.clone(),
+                slug: key.repo.slug.clone(),
+            },
+            id: key.id.clone(),
+        }
+    }
+}
+
+impl From<KeyRecord> for BuildKey {
+    fn from(record: KeyRecord) -> BuildKey {
+        let RepoIdRecord {
+            instance,
+            owner,
+            slug,
+        } = record.repo;
+        BuildKey {
+            repo: RepoId::on(instance, owner, slug),
+            id: record.id,
+        }
+    }
+}
+
+/// A build state as stored (variant names as schema 1 wrote them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateRecord {
+    Pending,
+    Running,
+    Paused,
+    InProgressOther(String),
+    Completed(OutcomeRecord),
+}
+
+impl StateRecord {
+    pub fn is_finished(&self) -> bool {
+        matches!(self, StateRecord::Completed(_))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutcomeRecord {
+    Successful,
+    Failed,
+    Error,
+    Stopped,
+    Expired,
+    Other(String),
+}
+
+impl From<&BuildState> for StateRecord {
+    fn from(state: &BuildState) -> StateRecord {
+        match state {
+            BuildState::Pending => StateRecord::Pending,
+            BuildState::Running => StateRecord::Running,
+            BuildState::Paused => StateRecord::Paused,
+            BuildState::InProgressOther(stage) => StateRecord::InProgressOther(stage.clone()),
+            BuildState::Completed(outcome) => StateRecord::Completed(match outcome {
+                Outcome::Successful => OutcomeRecord::Successful,
+                Outcome::Failed => OutcomeRecord::Failed,
+                Outcome::Error => OutcomeRecord::Error,
+                Outcome::Stopped => OutcomeRecord::Stopped,
+                Outcome::Expired => OutcomeRecord::Expired,
+                Outcome::Other(result) => OutcomeRecord::Other(result.clone()),
+            }),
+        }
+    }
+}
+
+impl From<StateRecord> for BuildState {
+    fn from(record: StateRecord) -> BuildState {
+        match record {
+            StateRecord::Pending => BuildState::Pending,
+            StateRecord::Running => BuildState::Running,
+            StateRecord::Paused => BuildState::Paused,
+            StateRecord::InProgressOther(stage) => BuildState::InProgressOther(stage),
+            StateRecord::Completed(outcome) => BuildState::Completed(match outcome {
+                OutcomeRecord::Successful => Outcome::Successful,
+                OutcomeRecord::Failed => Outcome::Failed,
+                OutcomeRecord::Error => Outcome::Error,
+                OutcomeRecord::Stopped => Outcome::Stopped,
+                OutcomeRecord::Expired => Outcome::Expired,
+                OutcomeRecord::Other(result) => Outcome::Other(result),
+            }),
+        }
+    }
+}
+
+/// An event as stored, by the names the configuration uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventRecord {
+    Started,
+    Paused,
+    Succeeded,
+    Fixed,
+    Failed,
+    StillFailing,
+    Stopped,
+}
+
+impl From<EventKind> for EventRecord {
+    fn from(event: EventKind) -> EventRecord {
+        match event {
+            EventKind::Started => EventRecord::Started,
+            EventKind::Paused => EventRecord::Paused,
+            EventKind::Succeeded => EventRecord::Succeeded,
+            EventKind::Fixed => EventRecord::Fixed,
+            EventKind::Failed => EventRecord::Failed,
+            EventKind::StillFailing => EventRecord::StillFailing,
+            EventKind::Stopped => EventRecord::Stopped,
+        }
+    }
+}
+
+impl From<EventRecord> for EventKind {
+    fn from(record: EventRecord) -> EventKind {
+        match record {
+            EventRecord::Started => EventKind::Started,
+            EventRecord::Paused => EventKind::Paused,
+            EventRecord::Succeeded => EventKind::Succeeded,
+            EventRecord::Fixed => EventKind::Fixed,
+            EventRecord::Failed => EventKind::Failed,
+            EventRecord::StillFailing => EventKind::StillFailing,
+            EventRecord::Stopped => EventKind::Stopped,
+        }
+    }
 }
 
 /// `instance:owner/slug`: the same path on two instances is two repositories.
@@ -305,6 +453,45 @@ pub fn decode_health(bytes: &[u8]) -> Option<Health> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What is on disk does not move when a domain type does: the forms schema 1 and 2 wrote.
+    #[test]
+    fn records_keep_the_json_already_on_disk() {
+        let state = |s: &BuildState| serde_json::to_string(&StateRecord::from(s)).unwrap();
+        assert_eq!(state(&BuildState::Running), r#""Running""#);
+        assert_eq!(
+            state(&BuildState::InProgressOther("HALTED".into())),
+            r#"{"InProgressOther":"HALTED"}"#
+        );
+        assert_eq!(
+            state(&BuildState::Completed(Outcome::Failed)),
+            r#"{"Completed":"Failed"}"#
+        );
+        assert_eq!(
+            state(&BuildState::Completed(Outcome::Other("X".into()))),
+            r#"{"Completed":{"Other":"X"}}"#
+        );
+        let event = serde_json::to_string(&EventRecord::from(EventKind::StillFailing)).unwrap();
+        assert_eq!(event, r#""still_failing""#);
+        let key = BuildKey {
+            repo: RepoId::on("dc", "PLAT", "web"),
+            id: "{u}".into(),
+        };
+        let json = serde_json::to_string(&KeyRecord::from(&key)).unwrap();
+        assert_eq!(
+            json,
+            r#"{"repo":{"instance":"dc","owner":"PLAT","slug":"web"},"id":"{u}"}"#
+        );
+        let back: KeyRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(BuildKey::from(back), key);
+        for state in [
+            BuildState::Pending,
+            BuildState::Paused,
+            BuildState::Completed(Outcome::Expired),
+        ] {
+            assert_eq!(BuildState::from(StateRecord::from(&state)), state);
+        }
+    }
 
     #[test]
     fn lanes_round_trip_and_branch_lanes_keep_schema_1_keys() {
