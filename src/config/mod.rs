@@ -5,9 +5,12 @@
 //! types below, which the rest of bbzoom uses and which cannot hold an invalid value. Every error
 //! names the file, the line and the key, and says what to do.
 
+mod defaults;
+mod diagnose;
 pub mod edit;
 mod error;
-mod raw;
+mod shapes;
+mod validate;
 
 pub use error::ConfigError;
 
@@ -444,6 +447,6 @@ impl Config {
     /// Validates `text` as if read from `path` (the path only appears in messages and resolves
     /// relative paths).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        raw::parse(path, text)
+        validate::parse(path, text)
     }
 }

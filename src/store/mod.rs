@@ -1155,7 +1155,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let api_cursor = store.cursor(&api, SourceKind::Pipelines).unwrap().unwrap();
         assert_eq!(api_cursor.high_water, 7);
         let web_cursor = store.cursor(&web, SourceKind::Statuses).unwrap().unwrap();
@@ -1264,7 +1264,7 @@ mod tests {
             db.flush().unwrap();
         }
         assert!(matches!(
-            Store::open(dir.path()),
+            Store::open_waiting(dir.path(), std::time::Duration::from_secs(5)),
             Err(StoreError::Schema { found: 99 })
         ));
     }
