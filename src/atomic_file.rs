@@ -32,7 +32,7 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 
 /// Creates `path` with `bytes` and permission bits `mode`, failing with
 /// [`io::ErrorKind::AlreadyExists`] (and leaving it alone) if something is already there.
-pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn create_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     publish(path, bytes, mode, None, |sibling| {
         // Linking, unlike renaming, never replaces; the sibling is then a second name to drop.
         std::fs::hard_link(sibling, path)?;

@@ -41,7 +41,7 @@ pub enum DeadLetterAction {
 }
 
 /// The daemon's answer: what was asked for, or why not.
-pub type Reply = Result<Answer, String>;
+pub(crate) type Reply = Result<Answer, String>;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -72,11 +72,11 @@ pub struct SubscriptionStatus {
     pub repository: String,
     /// "pipelines" or "statuses".
     pub source: String,
-    pub credential: String,
+    pub(crate) credential: String,
     /// How many `[[subscription]]` tables it serves.
-    pub subscriptions: usize,
+    pub(crate) subscriptions: usize,
     /// Every channel of those subscriptions, each once.
-    pub channels: Vec<String>,
+    pub(crate) channels: Vec<String>,
     /// When the last poll finished (Unix milliseconds), if the daemon knows.
     pub last_poll_ms: Option<i64>,
     /// "ok (N transitions)", or why the last poll failed.
@@ -149,13 +149,16 @@ pub struct DeadLetterLine {
     pub event: String,
     pub repository: String,
     pub reason: String,
+    /// When it became a dead letter (Unix milliseconds), if known.
+    #[serde(default)]
+    pub died_ms: Option<i64>,
 }
 
 /// A watch's last poll as the daemon saw it: when it finished (Unix milliseconds) and how it
 /// went, in words.
 pub struct LastPoll {
-    pub at_ms: i64,
-    pub outcome: String,
+    pub(crate) at_ms: i64,
+    pub(crate) outcome: String,
 }
 
 impl StatusReport {
@@ -220,7 +223,7 @@ impl StatusReport {
 
 /// Text from build data or a server's answer, made safe for the admin's terminal: whoever can
 /// post a commit status chooses a lane's job name.
-pub fn shown(untrusted: &str) -> String {
+pub(crate) fn shown(untrusted: &str) -> String {
     crate::render::clean(untrusted, 200)
 }
 
@@ -309,6 +312,7 @@ pub fn dead_letters(store: &Store, action: &DeadLetterAction) -> Result<DeadLett
                 Some(raw) => format!("{}; it held: {}", shown(&l.reason), shown(raw)),
                 None => shown(&l.reason),
             },
+            died_ms: l.died_ms,
         })
         .collect();
     Ok(DeadLetterReport {

@@ -56,20 +56,20 @@ pub struct Route {
 
 /// What a delivery worker needs.
 #[derive(Clone)]
-pub struct DeliveryContext {
-    pub store: Store,
-    pub wakeups: Arc<Wakeups>,
-    pub metrics: Arc<Metrics>,
+pub(crate) struct DeliveryContext {
+    pub(crate) store: Store,
+    pub(crate) wakeups: Arc<Wakeups>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Stamps rows (their next attempt, their first failure) and tells how old they are.
-    pub clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     /// Delay between attempts of a row Zoom could not take yet.
-    pub backoff: Backoff,
+    pub(crate) backoff: Backoff,
     /// A row still failing this long after it was queued becomes a dead letter.
-    pub max_age: Duration,
+    pub(crate) max_age: Duration,
     /// See [`outage_backlog`].
-    pub fold_after: usize,
+    pub(crate) fold_after: usize,
     /// The most messages one channel is sent in any window of each limit's length.
-    pub channel_pace: Vec<RateLimit>,
+    pub(crate) channel_pace: Vec<RateLimit>,
 }
 
 /// Our pace for one Incoming Webhook connection: Zoom publishes no figure for them.
@@ -80,7 +80,7 @@ pub const WEBHOOK_PACE: RateLimit = RateLimit {
 
 /// The most messages Zoom lets one channel receive in its windows (10 a second, 30 in 10 s, 60
 /// in 100 s, 450 in 1,000 s; beyond them it blocks the channel for 10 to 300 s).
-pub const ZOOM_CHANNEL_PACE: [RateLimit; 4] = [
+pub(crate) const ZOOM_CHANNEL_PACE: [RateLimit; 4] = [
     RateLimit {
         requests: 10,
         per: Duration::from_secs(1),
@@ -161,7 +161,7 @@ enum DeliveryError {
 }
 
 /// Delivers `route`'s outbox until shutdown. A delivery under way is finished first.
-pub async fn run(ctx: DeliveryContext, route: Route, mut shutdown: Shutdown) {
+pub(crate) async fn run(ctx: DeliveryContext, route: Route, mut shutdown: Shutdown) {
     let signal = ctx.wakeups.signal(&route.channel);
     let mut worker = Worker {
         pace: Pace::new(ctx.channel_pace.clone()),
@@ -199,7 +199,11 @@ pub async fn run(ctx: DeliveryContext, route: Route, mut shutdown: Shutdown) {
 /// deliveries are really failing (`failing_since`: the first failure of the streak its last
 /// attempt belongs to) and more than `fold_after` rows were queued since then: the backlog
 /// grew while Zoom refused or could not be reached. A burst with Zoom healthy never folds.
-pub fn outage_backlog(due: &[OutboxRow], fold_after: usize, failing_since: Option<i64>) -> bool {
+pub(crate) fn outage_backlog(
+    due: &[OutboxRow],
+    fold_after: usize,
+    failing_since: Option<i64>,
+) -> bool {
     let Some(since) = failing_since else {
         return false;
     };

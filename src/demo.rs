@@ -111,11 +111,11 @@ pub struct DemoOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     /// Builds the simulator ran.
-    pub builds: usize,
+    pub(crate) builds: usize,
     /// Build state changes bbzoom recorded.
-    pub transitions: u64,
+    pub(crate) transitions: u64,
     /// Cards the channels received.
-    pub cards: u64,
+    pub(crate) cards: u64,
     /// Requests the simulated Bitbucket served.
     pub bitbucket_requests: u64,
     /// The most requests any credential spent in any rolling simulated hour.
@@ -129,11 +129,11 @@ pub struct Summary {
     pub latency_p95_s: f64,
     pub latency_max_s: f64,
     /// Messages posted (cards, thread replies, summaries).
-    pub posts: u64,
+    pub(crate) posts: u64,
     /// Cards edited in place.
-    pub edits: u64,
+    pub(crate) edits: u64,
     /// Cards Zoom refused for good, kept in the store.
-    pub dead_letters: u64,
+    pub(crate) dead_letters: u64,
 }
 
 /// The subscriptions the demo and the tests use with [`Scenario::showcase`]: acme/api has two,

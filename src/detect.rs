@@ -9,11 +9,11 @@ use crate::domain::{BuildState, EventKind, Health, Outcome};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
     /// The state differs from the stored one and must be recorded.
-    pub changed: bool,
+    pub(crate) changed: bool,
     /// What to tell, if anything.
     pub event: Option<EventKind>,
     /// The branch's health after this build, when the build settles it.
-    pub health: Option<Health>,
+    pub(crate) health: Option<Health>,
 }
 
 const UNCHANGED: Verdict = Verdict {

@@ -14,9 +14,9 @@ pub struct RepoId {
     /// `owner/slug` on two instances are two repositories.
     pub instance: String,
     /// Workspace (Cloud) or project key (Data Center).
-    pub owner: String,
+    pub(crate) owner: String,
     /// Repository slug.
-    pub slug: String,
+    pub(crate) slug: String,
 }
 
 impl RepoId {
@@ -55,7 +55,7 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 2] = [SourceKind::Pipelines, SourceKind::Statuses];
+    pub(crate) const ALL: [SourceKind; 2] = [SourceKind::Pipelines, SourceKind::Statuses];
 
     /// Its name in the configuration file, and wherever else it is written down.
     pub fn name(self) -> &'static str {
@@ -65,7 +65,7 @@ impl SourceKind {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<SourceKind> {
+    pub(crate) fn from_name(name: &str) -> Option<SourceKind> {
         SourceKind::ALL.into_iter().find(|s| s.name() == name)
     }
 }
@@ -73,9 +73,9 @@ impl SourceKind {
 /// Where a build was observed: the identity that survives restarts and keys the store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BuildKey {
-    pub repo: RepoId,
+    pub(crate) repo: RepoId,
     /// Stable identifier of the build within its repository (a pipeline uuid).
-    pub id: String,
+    pub(crate) id: String,
 }
 
 impl fmt::Display for BuildKey {
@@ -109,12 +109,12 @@ pub enum BuildState {
 }
 
 impl BuildState {
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         matches!(self, BuildState::Completed(_))
     }
 
     /// Upper-case label as Bitbucket shows it, for cards and logs.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             BuildState::Pending => "PENDING".into(),
             BuildState::Running => "RUNNING".into(),
@@ -142,7 +142,7 @@ pub enum BuildRef {
 
 impl BuildRef {
     /// The branch or tag name; `None` for a bare commit.
-    pub fn name(&self) -> Option<&str> {
+    pub(crate) fn name(&self) -> Option<&str> {
         match self {
             BuildRef::Branch(name) | BuildRef::Tag(name) => Some(name),
             BuildRef::Commit => None,
@@ -153,11 +153,11 @@ impl BuildRef {
 /// Where a branch's or tag's health ("fixed", "still failing") is kept: the ref and the job.
 /// A build of a bare commit has none: nothing before it can have broken what it fixes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Lane {
+pub(crate) struct Lane {
     /// A [`BuildRef::Branch`] or [`BuildRef::Tag`].
-    pub git_ref: BuildRef,
+    pub(crate) git_ref: BuildRef,
     /// See [`BuildStatus::job`].
-    pub job: String,
+    pub(crate) job: String,
 }
 
 impl fmt::Display for Lane {
@@ -177,37 +177,37 @@ pub struct BuildStatus {
     pub key: BuildKey,
     /// Which job of the repository this is a run of: `pipeline` (or `custom: NAME` for a
     /// custom pipeline), or a status key such as `jenkins-build`. Health is kept per job.
-    pub job: String,
+    pub(crate) job: String,
     /// What the build is called next to its number ("Pipeline", or a CI status name).
-    pub name: String,
+    pub(crate) name: String,
     /// The build number a person sees (`#42`), when the source has one.
     pub number: Option<u64>,
     /// The moment of the build's last update in Unix milliseconds, as the source reports it
     /// (a pipeline's completion, a status's `updated_on`), 0 if unknown: a finished build whose
     /// revision moves ran again. It also orders endings seen in one poll.
-    pub revision: i64,
+    pub(crate) revision: i64,
     /// The branch or tag the build ran for, or none (a bare commit).
     pub git_ref: BuildRef,
-    pub commit: Option<String>,
+    pub(crate) commit: Option<String>,
     /// First line of the commit message, when the source gives it.
-    pub commit_message: Option<String>,
-    pub author: Option<String>,
+    pub(crate) commit_message: Option<String>,
+    pub(crate) author: Option<String>,
     pub state: BuildState,
     /// Seconds the build ran, as the source reports it.
-    pub duration_secs: Option<u64>,
+    pub(crate) duration_secs: Option<u64>,
     /// Unix milliseconds when the build was created.
-    pub created_ms: i64,
+    pub(crate) created_ms: i64,
     /// Link a person opens to see the build.
-    pub url: String,
+    pub(crate) url: String,
     /// The commit's page, when known.
-    pub commit_url: Option<String>,
+    pub(crate) commit_url: Option<String>,
     /// The branch's or tag's page, when known.
-    pub ref_url: Option<String>,
+    pub(crate) ref_url: Option<String>,
 }
 
 impl BuildStatus {
     /// The lane the build's health is tracked in; `None` for a bare commit.
-    pub fn lane(&self) -> Option<Lane> {
+    pub(crate) fn lane(&self) -> Option<Lane> {
         (self.git_ref != BuildRef::Commit).then(|| Lane {
             git_ref: self.git_ref.clone(),
             job: self.job.clone(),
@@ -255,18 +255,18 @@ impl EventKind {
         }
     }
 
-    pub fn from_config_name(name: &str) -> Option<EventKind> {
+    pub(crate) fn from_config_name(name: &str) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|e| e.config_name() == name)
     }
 
     /// A build ends at most once per run: these are the events the "missed" count is about.
-    pub fn is_terminal(self) -> bool {
+    pub(crate) fn is_terminal(self) -> bool {
         !matches!(self, EventKind::Started | EventKind::Paused)
     }
 
     /// A more specific event also satisfies the general one it refines: a subscription for
     /// `succeeded` hears about fixes, one for `failed` hears about builds still failing.
-    pub fn satisfies(self, wanted: EventKind) -> bool {
+    pub(crate) fn satisfies(self, wanted: EventKind) -> bool {
         self == wanted
             || matches!(
                 (self, wanted),
@@ -284,21 +284,21 @@ impl fmt::Display for EventKind {
 
 /// The commit a branch or tag points at, where a statuses source looks for builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefTip {
+pub(crate) struct RefTip {
     /// A [`BuildRef::Branch`] or [`BuildRef::Tag`].
-    pub git_ref: BuildRef,
-    pub commit: String,
+    pub(crate) git_ref: BuildRef,
+    pub(crate) commit: String,
     /// First line of the commit message, when the source gives it.
-    pub message: Option<String>,
-    pub author: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) author: Option<String>,
     /// When the commit was made (Unix milliseconds), when the source gives it: a tag seen
     /// for the first time is followed only if its commit is new enough to have running builds.
-    pub committed_ms: Option<i64>,
+    pub(crate) committed_ms: Option<i64>,
 }
 
 impl RefTip {
     /// Whether `other` is the same ref at the same commit.
-    pub fn same(&self, other: &RefTip) -> bool {
+    pub(crate) fn same(&self, other: &RefTip) -> bool {
         self.git_ref == other.git_ref && self.commit == other.commit
     }
 }
@@ -320,7 +320,7 @@ pub struct RateLimit {
 impl RateLimit {
     /// The same number of requests in a window `speed` times shorter: the limit as it runs
     /// under compressed time.
-    pub fn compressed(self, speed: f64) -> RateLimit {
+    pub(crate) fn compressed(self, speed: f64) -> RateLimit {
         RateLimit {
             per: self.per.div_f64(speed),
             ..self

@@ -33,7 +33,7 @@ impl RefGlob {
     ///
     /// Characters that Git forbids in branch and tag names (space, `~`, `^`, `:`, `[`, `\`,
     /// control characters) are rejected: a pattern containing one could never match anything.
-    pub fn new(pattern: &str) -> Result<RefGlob, String> {
+    pub(crate) fn new(pattern: &str) -> Result<RefGlob, String> {
         if pattern.is_empty() {
             return Err("empty pattern; use \"**\" to match every name".into());
         }
@@ -83,7 +83,7 @@ impl RefGlob {
     }
 
     /// Whether `name` matches the whole pattern.
-    pub fn matches(&self, name: &str) -> bool {
+    pub(crate) fn matches(&self, name: &str) -> bool {
         let text: Vec<char> = name.chars().collect();
         // `next[j]`: whether tokens[i + 1..] match text[j..]; computed from the last token
         // backwards, one row per token.
@@ -116,7 +116,7 @@ impl RefGlob {
     /// side by side (each state: the positions each pattern may be at). Patterns people write
     /// have a handful of states; a contrived one could have exponentially many, so the walk
     /// gives up after [`OVERLAP_STATES`] of them and answers `None` (it only feeds a warning).
-    pub fn overlap(&self, other: &RefGlob) -> Option<String> {
+    pub(crate) fn overlap(&self, other: &RefGlob) -> Option<String> {
         // The characters worth trying: every literal of either pattern, '/', and one character
         // neither names, standing for all the others.
         let mut alphabet: Vec<char> = self

@@ -15,13 +15,13 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 /// Daily at 04:00 UTC (cron with seconds): a time of day on the calendar, which no simulator
 /// compresses.
-pub const DAILY: &str = "0 0 4 * * *";
+pub(crate) const DAILY: &str = "0 0 4 * * *";
 
 /// Runs the jobs on `schedule` until shutdown, forgetting builds finished longer than
 /// `retention` before `clock`'s now. The cron job only rings this task, which owns
 /// the store handle, so the store is released when the daemon stops (sled locks its directory
 /// until the last handle is dropped).
-pub async fn run(
+pub(crate) async fn run(
     store: Store,
     schedule: &str,
     retention: Duration,

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// A limiter every request to one upstream account passes (invariant: exactly one per credential).
-pub type Limiter = DefaultDirectRateLimiter;
+pub(crate) type Limiter = DefaultDirectRateLimiter;
 
 /// The HTTP client for one upstream. Credentials are attached per request with reqwest's
 /// `bearer_auth`/`basic_auth`, which mark the header sensitive so it never shows in `Debug`.
@@ -31,7 +31,7 @@ pub fn budget_limiter(limit: RateLimit) -> Limiter {
 /// GCRA admits `burst + window / period - 1` requests in a window, so a burst the size of the
 /// whole budget would let nearly twice the budget through an hour. The burst is kept to a
 /// sixtieth of the budget and the refill period stretched so that the two add up to the budget.
-pub fn budget_quota(limit: RateLimit) -> Quota {
+pub(crate) fn budget_quota(limit: RateLimit) -> Quota {
     let requests = limit.requests.max(1);
     let burst = (requests / 60).max(1);
     let period = limit.per / (requests - burst + 1);

@@ -34,6 +34,9 @@
 //! patterns), [`repo_url`] (repository URLs as people paste them), [`retry`] (backoff with
 //! jitter and `Retry-After`), [`http`] (the shared HTTP client), [`sd_notify`] (telling systemd
 //! how the daemon is doing).
+//!
+//! `pub` is what the `bbzoom` binary (`src/cli/`), the integration tests and the benchmark use;
+//! everything else is `pub(crate)`, so the compiler names whatever nothing uses.
 
 pub mod atomic_file;
 pub mod bitbucket;
@@ -48,14 +51,14 @@ pub mod demo;
 pub mod detect;
 pub mod domain;
 pub mod glob;
-pub mod housekeeping;
+pub(crate) mod housekeeping;
 pub mod http;
 pub mod metrics;
 pub mod poller;
 pub mod render;
-pub mod repo_url;
+pub(crate) mod repo_url;
 pub mod retry;
-pub mod scheduler;
+pub(crate) mod scheduler;
 pub mod sd_notify;
 pub mod shutdown;
 pub mod store;

@@ -7,13 +7,13 @@ use std::sync::atomic::AtomicU64;
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Build state changes recorded (baselines aside).
-    pub transitions: AtomicU64,
+    pub(crate) transitions: AtomicU64,
     /// Outbox rows Zoom accepted.
-    pub delivered: AtomicU64,
+    pub(crate) delivered: AtomicU64,
     /// Delivery attempts that failed and will be retried.
     pub delivery_failures: AtomicU64,
     /// Rows moved to the dead letters.
-    pub dead_letters: AtomicU64,
+    pub(crate) dead_letters: AtomicU64,
     /// Polls that failed.
     pub poll_errors: AtomicU64,
 }

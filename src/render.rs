@@ -18,14 +18,14 @@ use serde_json::{Value, json};
 
 /// Longest an Incoming Webhook body may be, in characters (what other clients use; Zoom does not
 /// document it). [`webhook_message`] and [`webhook_full`] stay within it, JSON encoding included.
-pub const WEBHOOK_MAX_CHARS: usize = 4000;
+pub(crate) const WEBHOOK_MAX_CHARS: usize = 4000;
 
 /// Longest a chatbot card's `content` may serialize to, in bytes: well inside what Zoom renders.
-pub const CARD_MAX_BYTES: usize = 10_000;
+pub(crate) const CARD_MAX_BYTES: usize = 10_000;
 
 /// How a card travels, which decides how much of it fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Form {
+pub(crate) enum Form {
     /// A chatbot message's `content` ([`chatbot_content`]).
     Chatbot,
     /// An Incoming Webhook card ([`webhook_full`]).
@@ -187,7 +187,7 @@ pub fn card(build: &BuildStatus, event: EventKind) -> Card {
 /// reads "📋 3 build updates {why}" (with "(1 of 2)" when there are several), counts its
 /// updates by event and has one line per update, "{head} · {sub_head}", linked to that card's
 /// first link (its build). `why` completes the head ("held back while Zoom was failing").
-pub fn summary_cards(updates: &[(EventKind, Card)], why: &str, form: Form) -> Vec<Card> {
+pub(crate) fn summary_cards(updates: &[(EventKind, Card)], why: &str, form: Form) -> Vec<Card> {
     let why = text(why, NAME_MAX_CHARS);
     let mut pages: Vec<&[(EventKind, Card)]> = Vec::new();
     let mut rest = updates;
@@ -277,13 +277,13 @@ fn fits(card: &Card, form: Form) -> bool {
 /// The chatbot message `content` for a card (a `head` with `sub_head` and a `body` of message
 /// elements, as Zoom's "Customizing messages" pages in its Team Chat docs describe them), at
 /// most [`CARD_MAX_BYTES`] when serialized. Meant to be sent without `is_markdown_support`.
-pub fn chatbot_content(card: &Card) -> Value {
+pub(crate) fn chatbot_content(card: &Card) -> Value {
     content_within(card, CARD_MAX_BYTES).0
 }
 
 /// The Incoming Webhook body for `format=full`: `{"content": <card>}`, at most
 /// [`WEBHOOK_MAX_CHARS`] when serialized.
-pub fn webhook_full(card: &Card) -> Value {
+pub(crate) fn webhook_full(card: &Card) -> Value {
     json!({"content": content_within(card, webhook_full_budget()).0})
 }
 
@@ -295,7 +295,7 @@ fn webhook_full_budget() -> usize {
 
 /// The Incoming Webhook text for `format=message`: [`plain_text`], which stays within
 /// [`WEBHOOK_MAX_CHARS`] even as the JSON string it is sent as.
-pub fn webhook_message(card: &Card) -> String {
+pub(crate) fn webhook_message(card: &Card) -> String {
     plain_text(card)
 }
 
@@ -469,7 +469,7 @@ fn json_chars(text: &str) -> usize {
 }
 
 /// "3m 12s".
-pub fn duration(secs: u64) -> String {
+pub(crate) fn duration(secs: u64) -> String {
     match (secs / 3600, secs % 3600 / 60, secs % 60) {
         (0, 0, s) => format!("{s}s"),
         (0, m, s) => format!("{m}m {s}s"),
@@ -561,7 +561,7 @@ fn is_invisible(c: char) -> bool {
 /// `url` if it is an absolute http(s) URL without credentials and at most 1,000 characters;
 /// anything else (`javascript:`, relative, `https://bitbucket.org@evil.example`) is dropped,
 /// never cut. An `@` left in the path or query is percent-encoded, so no link reads as a mention.
-pub fn safe_link(url: &str) -> Option<String> {
+pub(crate) fn safe_link(url: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
     let acceptable = matches!(parsed.scheme(), "http" | "https")
         && parsed.host().is_some()

@@ -27,7 +27,7 @@ const DATACENTER_FORMS: &str = "on Data Center write https://HOST/projects/KEY/r
 /// site are one server configured twice, and a pasted web address belongs to the instance
 /// whose site it starts with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Site {
+pub(crate) struct Site {
     host: String,
     /// `None` for the scheme's default port, so `https://h` and `https://h:443` are one site.
     port: Option<u16>,
@@ -36,7 +36,7 @@ pub struct Site {
 }
 
 impl Site {
-    pub fn of(url: &Url) -> Site {
+    pub(crate) fn of(url: &Url) -> Site {
         Site {
             host: url.host_str().unwrap_or_default().to_ascii_lowercase(),
             port: url.port(),
@@ -89,7 +89,7 @@ struct Pasted {
 ///
 /// A URL with a password is refused without echoing it, since the password would then sit in
 /// the configuration file and in logs.
-pub fn parse_repo_url(
+pub(crate) fn parse_repo_url(
     input: &str,
     cloud: &Url,
     datacenter: &[(&str, &Url)],

@@ -18,14 +18,14 @@ pub struct Backoff {
 
 impl Backoff {
     /// The ceiling for retry number `attempt` (0 for the first retry): `base * 2^attempt`, capped.
-    pub fn ceiling(&self, attempt: u32) -> Duration {
+    pub(crate) fn ceiling(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.min(31));
         self.base.saturating_mul(factor).min(self.max)
     }
 
     /// A uniformly random delay in `[ceiling/10, ceiling]`; the small floor keeps a storm of
     /// retries from all landing at once at zero.
-    pub fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         let ceiling = self.ceiling(attempt);
         let floor = ceiling / 10;
         floor + ceiling.saturating_sub(floor).mul_f64(rand::random::<f64>())
@@ -33,7 +33,10 @@ impl Backoff {
 
     /// The delays before each of `retries` retries of one call: what `backon` waits out when
     /// it retries in-process, so that every retry in bbzoom follows this one policy.
-    pub fn delays(self, retries: usize) -> impl Iterator<Item = Duration> + Send + Sync + Unpin {
+    pub(crate) fn delays(
+        self,
+        retries: usize,
+    ) -> impl Iterator<Item = Duration> + Send + Sync + Unpin {
         (0..retries).map(move |attempt| self.delay(u32::try_from(attempt).unwrap_or(u32::MAX)))
     }
 }

@@ -37,7 +37,7 @@ const COLD_FLOOR: f64 = 0.6;
 
 /// How busy a repository is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Heat {
+pub(crate) enum Heat {
     Hot,
     Warm,
     Cold,
@@ -45,21 +45,21 @@ pub enum Heat {
 
 /// One repository's claim on the budget: its class and the requests one poll costs it.
 #[derive(Debug, Clone, Copy)]
-pub struct Demand {
-    pub heat: Heat,
-    pub cost: f64,
+pub(crate) struct Demand {
+    pub(crate) heat: Heat,
+    pub(crate) cost: f64,
 }
 
 /// The interval each class is polled at.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Plan {
-    pub hot: Duration,
-    pub warm: Duration,
-    pub cold: Duration,
+pub(crate) struct Plan {
+    pub(crate) hot: Duration,
+    pub(crate) warm: Duration,
+    pub(crate) cold: Duration,
 }
 
 impl Plan {
-    pub fn interval(&self, heat: Heat) -> Duration {
+    pub(crate) fn interval(&self, heat: Heat) -> Duration {
         match heat {
             Heat::Hot => self.hot,
             Heat::Warm => self.warm,
@@ -73,7 +73,7 @@ impl Plan {
 /// A class that gets less than its targets cost has its interval stretched to fit. Budget left
 /// over shortens the warm and cold intervals alike, down to the hot one: an idle repository is
 /// looked at as often as the budget affords, so its next build is seen starting. Pure.
-pub fn plan(budget: RateLimit, targets: &PollingConfig, demands: &[Demand]) -> Plan {
+pub(crate) fn plan(budget: RateLimit, targets: &PollingConfig, demands: &[Demand]) -> Plan {
     let capacity = f64::from(budget.requests) * PLANNED_SHARE / budget.per.as_secs_f64();
     // Requests per second each class costs at its target interval.
     let rate = |heat: Heat, target: Duration| -> f64 {
@@ -136,7 +136,7 @@ pub fn plan(budget: RateLimit, targets: &PollingConfig, demands: &[Demand]) -> P
 }
 
 /// A watch's identity: a repository and the source it is read through.
-pub type WatchKey = (RepoId, SourceKind);
+pub(crate) type WatchKey = (RepoId, SourceKind);
 
 fn key_of(watch: &Watch) -> WatchKey {
     (watch.repo.clone(), watch.source)
@@ -193,28 +193,28 @@ impl Tracked {
 /// What one scheduler polls: every watch of its credential, each with the source that reads
 /// it, and the target intervals. A reload sends a new roster; see [`run`].
 #[derive(Clone)]
-pub struct Roster {
-    pub watches: Vec<(Watch, Source)>,
-    pub targets: PollingConfig,
+pub(crate) struct Roster {
+    pub(crate) watches: Vec<(Watch, Source)>,
+    pub(crate) targets: PollingConfig,
 }
 
 /// The last poll of each watch and how it went, for `bbzoom status`.
 #[derive(Debug, Default)]
-pub struct PollLog {
+pub(crate) struct PollLog {
     by_watch: Mutex<HashMap<WatchKey, LastPoll>>,
 }
 
 /// One watch's last poll.
 #[derive(Debug, Clone)]
-pub struct LastPoll {
+pub(crate) struct LastPoll {
     /// When it finished (Unix milliseconds).
-    pub at_ms: i64,
+    pub(crate) at_ms: i64,
     /// Transitions it recorded, or why it failed.
-    pub outcome: Result<usize, String>,
+    pub(crate) outcome: Result<usize, String>,
 }
 
 impl PollLog {
-    pub fn last(&self, watch: &WatchKey) -> Option<LastPoll> {
+    pub(crate) fn last(&self, watch: &WatchKey) -> Option<LastPoll> {
         self.by_watch
             .lock()
             .expect("poll log lock")
@@ -223,7 +223,7 @@ impl PollLog {
     }
 
     /// Forgets the watches `keep` rejects: those no longer polled.
-    pub fn retain(&self, keep: impl Fn(&WatchKey) -> bool) {
+    pub(crate) fn retain(&self, keep: impl Fn(&WatchKey) -> bool) {
         self.by_watch
             .lock()
             .expect("poll log lock")
@@ -253,7 +253,7 @@ impl PollLog {
 /// A new roster (a reload) is merged in: a watch still there keeps what was learnt of it and
 /// its next poll, one that is new gets its first poll soon, one that is gone is dropped (a
 /// poll of it under way is abandoned).
-pub async fn run(
+pub(crate) async fn run(
     mut ctx: PollContext,
     mut roster: watch::Receiver<Roster>,
     budget: RateLimit,

@@ -52,7 +52,7 @@ impl Notifier {
 
     /// A notifier sending to `socket` (a path, or `@name` for an abstract socket), with a
     /// watchdog of `watchdog_usec` microseconds if given and not zero.
-    pub fn new(socket: Option<OsString>, watchdog_usec: Option<u64>) -> Notifier {
+    pub(crate) fn new(socket: Option<OsString>, watchdog_usec: Option<u64>) -> Notifier {
         Notifier {
             socket: socket.and_then(parse_socket),
             watchdog: watchdog_usec
@@ -79,13 +79,13 @@ impl Notifier {
 
     /// The daemon is up: configuration read, store open, polling and delivery started. Also
     /// ends a reload announced with [`Notifier::reloading`].
-    pub fn ready(&self) {
+    pub(crate) fn ready(&self) {
         self.send("READY=1");
     }
 
     /// One line saying what the daemon is doing, for `systemctl status`. Line breaks would start
     /// new `KEY=value` assignments, so they become spaces.
-    pub fn status(&self, text: &str) {
+    pub(crate) fn status(&self, text: &str) {
         let line: String = text
             .chars()
             .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
@@ -96,24 +96,24 @@ impl Notifier {
     /// A reload has begun; call [`Notifier::ready`] when it is over, whether it succeeded or the
     /// old configuration was kept. `MONOTONIC_USEC` lets systemd match this message to the
     /// reload it asked for (`Type=notify-reload`); `Type=notify` units ignore it.
-    pub fn reloading(&self) {
+    pub(crate) fn reloading(&self) {
         self.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
     }
 
     /// The daemon is shutting down (deliveries under way are finishing).
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         self.send("STOPPING=1");
     }
 
     /// The main loop is alive; due every [`Notifier::watchdog_interval`].
-    pub fn watchdog(&self) {
+    pub(crate) fn watchdog(&self) {
         self.send("WATCHDOG=1");
     }
 
     /// How often to call [`Notifier::watchdog`]: half the watchdog timeout, as
     /// `sd_watchdog_enabled(3)` advises, so one late tick is not fatal. `None` when systemd set
     /// no watchdog.
-    pub fn watchdog_interval(&self) -> Option<Duration> {
+    pub(crate) fn watchdog_interval(&self) -> Option<Duration> {
         self.watchdog.map(|timeout| timeout / 2)
     }
 

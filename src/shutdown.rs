@@ -37,12 +37,12 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
-    pub fn is_triggered(&self) -> bool {
+    pub(crate) fn is_triggered(&self) -> bool {
         self.receivers.iter().any(|r| *r.borrow())
     }
 
     /// A handle that fires with this one, or on its own trigger (which stops only its holders).
-    pub fn child(&self) -> (ShutdownTrigger, Shutdown) {
+    pub(crate) fn child(&self) -> (ShutdownTrigger, Shutdown) {
         let (trigger, own) = channel();
         let mut receivers = self.receivers.clone();
         receivers.extend(own.receivers);
@@ -51,7 +51,7 @@ impl Shutdown {
 
     /// Completes once shutdown was asked for (at once if it already was). Also completes if a
     /// trigger was dropped, so no task outlives its owner.
-    pub async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         let waits = self
             .receivers
             .iter_mut()

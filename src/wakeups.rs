@@ -15,12 +15,12 @@ pub struct Wakeups {
 impl Wakeups {
     /// Wakes `channel`'s worker; a wake-up sent while it is busy (or not started yet) is kept
     /// for its next wait.
-    pub fn wake(&self, channel: &str) {
+    pub(crate) fn wake(&self, channel: &str) {
         self.signal(channel).notify_one();
     }
 
     /// The signal `channel`'s worker waits on.
-    pub fn signal(&self, channel: &str) -> Arc<Notify> {
+    pub(crate) fn signal(&self, channel: &str) -> Arc<Notify> {
         self.by_channel
             .lock()
             .expect("wakeups lock")

@@ -91,7 +91,7 @@ impl OAuthConsumer {
 
 impl Auth {
     /// `request` with this credential's `Authorization` header (marked sensitive by reqwest).
-    pub async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::RequestBuilder, BitbucketError> {
@@ -108,7 +108,7 @@ impl Auth {
 
     /// After a 401: drops a renewable token so the next request fetches a new one. Returns
     /// whether trying again can help.
-    pub async fn forget_token(&self) -> bool {
+    pub(crate) async fn forget_token(&self) -> bool {
         match self {
             Auth::OAuth(consumer) => consumer.token.lock().await.take().is_some(),
             _ => false,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
 
 /// Pipelines per page when listing; new pipelines beyond one page are found by paging.
-pub const PAGE_LEN: u32 = 10;
+pub(crate) const PAGE_LEN: u32 = 10;
 
 /// Most pages of refs read per poll (100 branches or tags each, most recent commit first).
 const REF_PAGES: usize = 3;
@@ -32,7 +32,7 @@ pub struct PipelinePage {
     /// Newest first.
     pub builds: Vec<BuildStatus>,
     /// Where the next (older) page is, if any.
-    pub next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 impl CloudClient {
@@ -84,7 +84,7 @@ impl CloudClient {
 
     /// Branch tips, and tag tips too with `tags` (one list, `refs`, when the server has it;
     /// else `refs/branches` and `refs/tags` apart, tags left out if neither is served).
-    pub async fn ref_tips(
+    pub(crate) async fn ref_tips(
         &self,
         repo: &RepoId,
         tags: bool,
@@ -169,7 +169,7 @@ impl CloudClient {
 
     /// Every build status posted on `tip`'s commit. A status's bare `refname` is the ref
     /// `known` says it names (a tag or a branch listed), else the ref it was found at.
-    pub async fn statuses(
+    pub(crate) async fn statuses(
         &self,
         repo: &RepoId,
         tip: &RefTip,

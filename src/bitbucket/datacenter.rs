@@ -17,7 +17,7 @@ const LATEST_COMMIT_METADATA: &str =
 
 /// A Data Center client speaking through one credential's account.
 pub struct DataCenterClient {
-    pub account: Arc<Account>,
+    pub(crate) account: Arc<Account>,
     /// Base URL people browse; the REST API is under `{url}/rest`.
     url: Url,
 }
@@ -66,13 +66,13 @@ struct BuildStatusWire {
 }
 
 impl DataCenterClient {
-    pub fn new(account: Arc<Account>, url: Url) -> DataCenterClient {
+    pub(crate) fn new(account: Arc<Account>, url: Url) -> DataCenterClient {
         DataCenterClient { account, url }
     }
 
     /// Branch tips, most recently modified first; reading stops at the first page holding a
     /// branch `known` says is unchanged, since every branch after it is older.
-    pub async fn branch_tips(
+    pub(crate) async fn branch_tips(
         &self,
         repo: &RepoId,
         known: impl Fn(&RefTip) -> bool,
@@ -81,7 +81,7 @@ impl DataCenterClient {
     }
 
     /// Tag tips, most recently modified first, read like [`DataCenterClient::branch_tips`].
-    pub async fn tag_tips(
+    pub(crate) async fn tag_tips(
         &self,
         repo: &RepoId,
         known: impl Fn(&RefTip) -> bool,
@@ -137,7 +137,7 @@ impl DataCenterClient {
 
     /// Every build status posted on `tip`'s commit (the server keeps the newest 100); a bare
     /// `ref` is placed with `known`, as on Cloud.
-    pub async fn statuses(
+    pub(crate) async fn statuses(
         &self,
         repo: &RepoId,
         tip: &RefTip,

@@ -15,14 +15,14 @@ mod wire;
 
 pub use auth::{Auth, OAuthConsumer};
 pub use cloud::{CloudClient, PipelinePage};
-pub use datacenter::DataCenterClient;
+pub(crate) use datacenter::DataCenterClient;
 
 use crate::domain::RateLimit;
 use crate::http::{Limiter, budget_limiter};
 use crate::retry::{Backoff, parse_retry_after};
 use backon::Retryable;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -63,9 +63,9 @@ pub struct CommitStatuses {
 
 /// Branch and tag tips as listed, and the requests that took (a listing may read pages).
 #[derive(Debug, Default)]
-pub struct RefTips {
-    pub tips: Vec<crate::domain::RefTip>,
-    pub requests: u64,
+pub(crate) struct RefTips {
+    pub(crate) tips: Vec<crate::domain::RefTip>,
+    pub(crate) requests: u64,
 }
 
 /// Why a request failed, classified for the poller.
@@ -131,7 +131,7 @@ const RECENT_WINDOW: Duration = Duration::from_secs(3600);
 /// One credential as the clients use it: identity, budget, pause and health.
 pub struct Account {
     /// The credential's name in the configuration, for logs and `status`.
-    pub name: String,
+    pub(crate) name: String,
     http: reqwest::Client,
     auth: Auth,
     /// The configured budget; lowered when the server advertises less.
@@ -143,8 +143,6 @@ pub struct Account {
     paused_until: Mutex<Option<Instant>>,
     /// 429s in a row, for the backoff when no `Retry-After` came.
     consecutive_429: AtomicU32,
-    /// Requests sent, for `status` and the demo.
-    requests: AtomicU64,
     /// When each request of the last hour was sent, oldest first, for `status`.
     recent: Mutex<VecDeque<Instant>>,
     /// Why the credential was last rejected (401/403), until a request succeeds again.
@@ -168,19 +166,13 @@ impl Account {
             retry,
             paused_until: Mutex::new(None),
             consecutive_429: AtomicU32::new(0),
-            requests: AtomicU64::new(0),
             recent: Mutex::new(VecDeque::new()),
             broken: Mutex::new(None),
         }
     }
 
-    /// Requests sent so far.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
     /// Requests sent within the last hour.
-    pub fn requests_last_hour(&self) -> usize {
+    pub(crate) fn requests_last_hour(&self) -> usize {
         let now = Instant::now();
         let recent = self.recent.lock().expect("recent lock");
         recent
@@ -206,7 +198,10 @@ impl Account {
     }
 
     /// GETs `url` and decodes the JSON answer, retrying transient failures.
-    pub async fn get<T: serde::de::DeserializeOwned>(&self, url: Url) -> Result<T, BitbucketError> {
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+    ) -> Result<T, BitbucketError> {
         let result = (|| self.get_renewing(url.clone()))
             .retry(self.retry.backoff.delays(self.retry.attempts))
             .when(BitbucketError::is_transient)
@@ -251,7 +246,6 @@ impl Account {
         }
         let limiter = self.limiter.read().expect("limiter lock").clone();
         limiter.until_ready().await;
-        self.requests.fetch_add(1, Ordering::Relaxed);
         {
             let now = Instant::now();
             let mut recent = self.recent.lock().expect("recent lock");

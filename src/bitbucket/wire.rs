@@ -8,63 +8,63 @@ use time::format_description::well_known::Rfc3339;
 
 /// A page of any paginated Cloud collection.
 #[derive(Debug, Deserialize)]
-pub struct Page<T> {
+pub(crate) struct Page<T> {
     #[serde(default = "Vec::new")]
-    pub values: Vec<T>,
+    pub(crate) values: Vec<T>,
     /// Absolute URL of the next page; absent on the last one.
-    pub next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Pipeline {
-    pub uuid: String,
-    pub build_number: u64,
-    pub state: PipelineState,
-    pub created_on: Option<String>,
-    pub creator: Option<Account>,
-    pub target: Option<Target>,
-    pub duration_in_seconds: Option<u64>,
-    pub completed_on: Option<String>,
+pub(crate) struct Pipeline {
+    pub(crate) uuid: String,
+    pub(crate) build_number: u64,
+    pub(crate) state: PipelineState,
+    pub(crate) created_on: Option<String>,
+    pub(crate) creator: Option<Account>,
+    pub(crate) target: Option<Target>,
+    pub(crate) duration_in_seconds: Option<u64>,
+    pub(crate) completed_on: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct PipelineState {
-    pub name: String,
-    pub stage: Option<Named>,
-    pub result: Option<Named>,
+pub(crate) struct PipelineState {
+    pub(crate) name: String,
+    pub(crate) stage: Option<Named>,
+    pub(crate) result: Option<Named>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Named {
-    pub name: String,
+pub(crate) struct Named {
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Account {
-    pub display_name: Option<String>,
+pub(crate) struct Account {
+    pub(crate) display_name: Option<String>,
 }
 
 /// What a pipeline ran for: `pipeline_ref_target` (a branch or tag), `pipeline_commit_target`
 /// (a bare commit) or `pipeline_pullrequest_target`.
 #[derive(Debug, Deserialize)]
-pub struct Target {
+pub(crate) struct Target {
     #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub ref_type: Option<String>,
-    pub ref_name: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) ref_type: Option<String>,
+    pub(crate) ref_name: Option<String>,
     /// Pull-request pipelines name their source branch here.
-    pub source: Option<String>,
-    pub commit: Option<Commit>,
+    pub(crate) source: Option<String>,
+    pub(crate) commit: Option<Commit>,
     /// Which pipeline of `bitbucket-pipelines.yml` ran: `default`, `branches`, `tags`,
     /// `custom` (with its name as `pattern`), ...
-    pub selector: Option<Selector>,
+    pub(crate) selector: Option<Selector>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Selector {
+pub(crate) struct Selector {
     #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub pattern: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) pattern: Option<String>,
 }
 
 impl Target {
@@ -93,15 +93,15 @@ impl Target {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Commit {
-    pub hash: Option<String>,
+pub(crate) struct Commit {
+    pub(crate) hash: Option<String>,
     /// Only present when asked for with `fields=+values.target.commit.message`.
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 impl PipelineState {
     /// Known names map to domain states; anything else is kept as data.
-    pub fn to_domain(&self) -> BuildState {
+    pub(crate) fn to_domain(&self) -> BuildState {
         match (self.name.as_str(), &self.stage, &self.result) {
             ("PENDING", _, _) => BuildState::Pending,
             ("IN_PROGRESS", Some(stage), _) => match stage.name.as_str() {
@@ -126,7 +126,7 @@ impl PipelineState {
 
 impl Pipeline {
     /// The domain view of this pipeline of `repo`, linking to its page under `web_url`.
-    pub fn to_domain(&self, repo: &RepoId, web_url: &url::Url) -> BuildStatus {
+    pub(crate) fn to_domain(&self, repo: &RepoId, web_url: &url::Url) -> BuildStatus {
         let target = self.target.as_ref();
         let git_ref = target.map_or(BuildRef::Commit, Target::git_ref);
         let commit = target.and_then(|t| t.commit.as_ref());
@@ -165,35 +165,35 @@ impl Pipeline {
 
 /// A branch or tag from `refs/branches`, `refs/tags` or `refs`.
 #[derive(Debug, Deserialize)]
-pub struct Ref {
+pub(crate) struct Ref {
     /// `branch` or `tag`.
     #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub name: String,
-    pub target: Option<BranchTarget>,
+    pub(crate) kind: Option<String>,
+    pub(crate) name: String,
+    pub(crate) target: Option<BranchTarget>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct BranchTarget {
-    pub hash: Option<String>,
+pub(crate) struct BranchTarget {
+    pub(crate) hash: Option<String>,
     /// The commit's date.
-    pub date: Option<String>,
-    pub message: Option<String>,
-    pub author: Option<CommitAuthor>,
+    pub(crate) date: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) author: Option<CommitAuthor>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct CommitAuthor {
+pub(crate) struct CommitAuthor {
     /// `Name <email>` as git recorded it.
-    pub raw: Option<String>,
-    pub user: Option<Account>,
+    pub(crate) raw: Option<String>,
+    pub(crate) user: Option<Account>,
 }
 
 impl Ref {
     /// The commit the ref points at; `None` for one without a commit. `listing` is the list it
     /// came from (`branches`, `tags`, or `refs` for both), for objects that do not say their
     /// `type`.
-    pub fn into_tip(self, listing: Option<&str>) -> Option<RefTip> {
+    pub(crate) fn into_tip(self, listing: Option<&str>) -> Option<RefTip> {
         let target = self.target?;
         let author = target.author.and_then(|a| {
             a.user.and_then(|u| u.display_name).or_else(|| {
@@ -218,20 +218,20 @@ impl Ref {
 
 /// A build status external CI posted on a commit.
 #[derive(Debug, Deserialize)]
-pub struct CommitStatus {
-    pub key: String,
-    pub name: Option<String>,
-    pub state: String,
-    pub url: Option<String>,
-    pub refname: Option<String>,
-    pub created_on: Option<String>,
-    pub updated_on: Option<String>,
+pub(crate) struct CommitStatus {
+    pub(crate) key: String,
+    pub(crate) name: Option<String>,
+    pub(crate) state: String,
+    pub(crate) url: Option<String>,
+    pub(crate) refname: Option<String>,
+    pub(crate) created_on: Option<String>,
+    pub(crate) updated_on: Option<String>,
 }
 
 impl CommitStatus {
     /// The domain view of this status of `tip`'s commit; `known` tells which ref a bare name
     /// is (a listed tag or branch).
-    pub fn to_domain(
+    pub(crate) fn to_domain(
         &self,
         repo: &RepoId,
         tip: &RefTip,
@@ -287,11 +287,11 @@ fn cloud_ref_page(web_url: &url::Url, repo: &RepoId, git_ref: &BuildRef) -> Opti
 
 /// Whether a commit status was posted by Bitbucket Pipelines itself: its link is the
 /// pipeline's page (`{web}/{owner}/{slug}/addon/pipelines/home#!/results/N`).
-pub fn posted_by_pipelines(url: Option<&str>) -> bool {
+pub(crate) fn posted_by_pipelines(url: Option<&str>) -> bool {
     url.is_some_and(|url| url.contains("/addon/pipelines/home#!/results/"))
 }
 
-pub fn first_line(text: &str) -> String {
+pub(crate) fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
 

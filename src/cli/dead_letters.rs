@@ -53,9 +53,13 @@ pub async fn dead_letters(config_path: PathBuf, action: Action) -> anyhow::Resul
         if report.letters.is_empty() {
             println!("no dead letters");
         }
+        let now_ms = bbzoom::clock::now_ms();
         for letter in &report.letters {
+            let died = letter.died_ms.map_or_else(String::new, |ms| {
+                format!(" ({})", super::status::format_ago(now_ms - ms))
+            });
             println!(
-                "{:>6}  #{}  {} {}  {}",
+                "{:>6}  #{}  {} {}  {}{died}",
                 letter.id, letter.channel, letter.event, letter.repository, letter.reason
             );
         }

@@ -163,7 +163,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
 }
 
 /// "12s ago", "5m ago", "3h ago", "2d ago".
-fn format_ago(ms: i64) -> String {
+pub(super) fn format_ago(ms: i64) -> String {
     let secs = (ms / 1000).max(0);
     match secs {
         0..60 => format!("{secs}s ago"),

@@ -25,7 +25,7 @@ use url::Url;
 
 /// The longest control socket path: the kernel's limit for a Unix socket address (sun_path,
 /// 108 bytes with its NUL) less the staging suffix `control::bind` adds (`.` and a process id).
-pub const MAX_SOCKET_PATH: usize = 107 - 8;
+pub(crate) const MAX_SOCKET_PATH: usize = 107 - 8;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -85,7 +85,7 @@ pub struct BitbucketConfig {
     /// Credential for Cloud subscriptions that do not name their own.
     pub credential: Option<String>,
     /// Default budget of each Cloud credential (900 per hour, under Bitbucket's 1,000).
-    pub rate_limit: RateLimit,
+    pub(crate) rate_limit: RateLimit,
     /// `[bitbucket.datacenter.NAME]`: Data Center / Server instances, by name.
     pub datacenter: BTreeMap<String, DataCenterConfig>,
     /// `[bitbucket.budgets]`: a budget for a named credential, overriding its instance's default.
@@ -101,7 +101,7 @@ pub struct DataCenterConfig {
     /// Credential (an HTTP access token) for its subscriptions that do not name their own.
     pub credential: String,
     /// Default budget of its credentials (3,600 per hour).
-    pub rate_limit: RateLimit,
+    pub(crate) rate_limit: RateLimit,
 }
 
 /// `[zoom]`: where cards go (chatbot channels and Incoming Webhooks) and how they get there.
@@ -127,9 +127,9 @@ pub struct ChatbotConfig {
     /// The Zoom account the app is installed on.
     pub account_id: String,
     /// The bot's JID, ending `@xmpp.zoom.us`.
-    pub robot_jid: String,
+    pub(crate) robot_jid: String,
     /// The JID of the user the bot posts on behalf of (required by the send API).
-    pub user_jid: String,
+    pub(crate) user_jid: String,
     /// Our budget for chat calls on this account (Zoom's plan limit: Free 2/s, Pro 20/s, Business+ 60/s).
     pub rate_limit: RateLimit,
     /// Chat calls Zoom allows per day on this account: the plan's (Free: 2,000; others: none) or
@@ -350,12 +350,12 @@ impl Watch {
 
     /// Whether some subscription takes builds of `git_ref` at all: the statuses sources read
     /// only the branches and tags some subscription takes.
-    pub fn follows(&self, git_ref: &BuildRef) -> bool {
+    pub(crate) fn follows(&self, git_ref: &BuildRef) -> bool {
         self.subscriptions.iter().any(|s| s.refs.matches(git_ref))
     }
 
     /// Whether some subscription takes tag builds: only then are tags listed.
-    pub fn follows_tags(&self) -> bool {
+    pub(crate) fn follows_tags(&self) -> bool {
         self.subscriptions.iter().any(|s| !s.refs.tags.is_empty())
     }
 }

@@ -32,21 +32,21 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Tuning {
     /// The wall clock (a test may drive its own).
-    pub clock: Arc<dyn Clock>,
-    pub bitbucket_retry: RetryPolicy,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) bitbucket_retry: RetryPolicy,
     /// Between delivery attempts of one outbox row.
-    pub delivery_backoff: Backoff,
+    pub(crate) delivery_backoff: Backoff,
     /// The most messages one channel is sent per window (Zoom's per-channel limits).
-    pub channel_pace: Vec<RateLimit>,
+    pub(crate) channel_pace: Vec<RateLimit>,
     /// The most messages one Incoming Webhook connection is sent.
-    pub webhook_pace: RateLimit,
+    pub(crate) webhook_pace: RateLimit,
     /// How long a stopping scheduler waits for its polls under way before it abandons them
     /// (to be made again later): well inside the unit's `TimeoutStopSec`.
-    pub stop_grace: Duration,
+    pub(crate) stop_grace: Duration,
     /// How often the systemd status line is refreshed when no watchdog sets the pace.
-    pub status_every: Duration,
+    pub(crate) status_every: Duration,
     /// How long a finished build is remembered (to notice a rerun of a recent one).
-    pub build_retention: Duration,
+    pub(crate) build_retention: Duration,
 }
 
 impl Tuning {

@@ -12,7 +12,7 @@
 mod pipelines;
 mod statuses;
 
-use crate::bitbucket::{Account, BitbucketError, CloudClient, CommitStatuses, DataCenterClient};
+use crate::bitbucket::{BitbucketError, CloudClient, CommitStatuses, DataCenterClient};
 use crate::clock::Clock;
 use crate::config::Watch;
 use crate::detect;
@@ -75,14 +75,6 @@ impl Source {
             }
         }
     }
-
-    /// The credential every request of this source passes through.
-    pub fn account(&self) -> &Arc<Account> {
-        match self {
-            Source::Pipelines(c) | Source::CloudStatuses(c) => &c.account,
-            Source::DataCenterStatuses(c) => &c.account,
-        }
-    }
 }
 
 /// What every poll needs, shared by all pollers.
@@ -109,7 +101,7 @@ pub struct PollTurns {
 
 impl PollTurns {
     /// Waits for `repo`'s turn; it lasts as long as the guard.
-    pub async fn turn(&self, repo: &RepoId) -> tokio::sync::OwnedMutexGuard<()> {
+    pub(crate) async fn turn(&self, repo: &RepoId) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = self
             .by_repo
             .lock()
@@ -121,7 +113,7 @@ impl PollTurns {
     }
 
     /// Forgets the repositories `keep` rejects, unless a poll of one is under way.
-    pub fn retain(&self, keep: impl Fn(&RepoId) -> bool) {
+    pub(crate) fn retain(&self, keep: impl Fn(&RepoId) -> bool) {
         self.by_repo
             .lock()
             .expect("poll turns lock")
@@ -135,22 +127,22 @@ pub struct PollSummary {
     pub baselined: bool,
     /// Builds whose state changed.
     pub transitions: usize,
-    pub notifications: usize,
+    pub(crate) notifications: usize,
     /// Requests the poll spent.
-    pub requests: u64,
+    pub(crate) requests: u64,
     /// Something is running or still settling: the repository is hot.
-    pub busy: bool,
+    pub(crate) busy: bool,
 }
 
 /// What a source fetched: observations plus the source-specific parts of the next cursor.
 pub(crate) struct Fetched {
-    pub builds: Vec<BuildStatus>,
+    pub(crate) builds: Vec<BuildStatus>,
     /// The statuses Bitbucket Pipelines posted for its own runs (see
     /// `Watch::channels_for_pipeline_status`).
-    pub by_pipelines: BTreeSet<BuildKey>,
-    pub cursor: RepoCursor,
+    pub(crate) by_pipelines: BTreeSet<BuildKey>,
+    pub(crate) cursor: RepoCursor,
     /// Calls the fetch made (other polls share the account, so its counter cannot tell).
-    pub requests: u64,
+    pub(crate) requests: u64,
 }
 
 /// One poll of one repository through one source; commits before it returns.

@@ -22,7 +22,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-pub use records::SCHEMA_VERSION;
+pub(crate) use records::SCHEMA_VERSION;
 
 /// Most characters of an unreadable row kept with its dead letter, for the admin to look at.
 const RAW_KEPT_CHARS: usize = 2000;
@@ -49,72 +49,72 @@ pub enum StoreError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepoCursor {
     /// Highest build number recorded (pipelines).
-    pub high_water: u64,
+    pub(crate) high_water: u64,
     /// Ids of builds last seen unfinished.
-    pub active: Vec<String>,
+    pub(crate) active: Vec<String>,
     /// The commit at the tip of each watched branch (statuses).
-    pub branch_tips: BTreeMap<String, String>,
+    pub(crate) branch_tips: BTreeMap<String, String>,
     /// The commit each watched tag points at (statuses, when tags are followed).
     pub tag_tips: BTreeMap<String, String>,
     /// Whether the last poll listed tags (statuses): the first listing is a baseline of tags.
     pub tags_listed: bool,
     /// Commits whose statuses are still read each poll (statuses).
-    pub followed: Vec<Followed>,
+    pub(crate) followed: Vec<Followed>,
 }
 
 /// A commit a statuses source keeps reading: the branch or tag it was found at, and until
 /// when at least.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Followed {
-    pub tip: RefTip,
+pub(crate) struct Followed {
+    pub(crate) tip: RefTip,
     /// Wall-clock Unix milliseconds until which the commit is read even when quiet, because
     /// external CI posts late.
-    pub settle_until_ms: i64,
+    pub(crate) settle_until_ms: i64,
 }
 
 /// What the store remembers of a build.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredBuild {
-    pub state: BuildState,
+pub(crate) struct StoredBuild {
+    pub(crate) state: BuildState,
     /// The source's last update time (see [`BuildStatus::revision`]).
-    pub revision: i64,
+    pub(crate) revision: i64,
 }
 
 /// A notification to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notification {
-    pub channel: String,
-    pub event: EventKind,
-    pub build: BuildStatus,
+pub(crate) struct Notification {
+    pub(crate) channel: String,
+    pub(crate) event: EventKind,
+    pub(crate) build: BuildStatus,
 }
 
 /// Everything one poll of one repository through one source learnt, committed at once.
 #[derive(Debug, Clone)]
-pub struct PollUpdate {
-    pub repo: RepoId,
-    pub source: SourceKind,
-    pub cursor: RepoCursor,
+pub(crate) struct PollUpdate {
+    pub(crate) repo: RepoId,
+    pub(crate) source: SourceKind,
+    pub(crate) cursor: RepoCursor,
     /// New states of builds that changed.
-    pub builds: Vec<(BuildKey, StoredBuild)>,
+    pub(crate) builds: Vec<(BuildKey, StoredBuild)>,
     /// New health of lanes a finished build settled.
-    pub health: Vec<(Lane, Health)>,
-    pub notifications: Vec<Notification>,
+    pub(crate) health: Vec<(Lane, Health)>,
+    pub(crate) notifications: Vec<Notification>,
 }
 
 /// An outbox row as the delivery worker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     /// Sequence number: rows of a channel are delivered in this order.
-    pub seq: u64,
-    pub channel: String,
+    pub(crate) seq: u64,
+    pub(crate) channel: String,
     pub event: EventKind,
     pub build: BuildStatus,
-    pub attempts: u32,
-    pub next_attempt_ms: i64,
+    pub(crate) attempts: u32,
+    pub(crate) next_attempt_ms: i64,
     /// When the row was queued (wall-clock Unix milliseconds), for giving up after a maximum age.
-    pub enqueued_ms: i64,
+    pub(crate) enqueued_ms: i64,
     /// When its first delivery attempt failed, if one did.
-    pub first_failed_ms: Option<i64>,
+    pub(crate) first_failed_ms: Option<i64>,
 }
 
 /// A channel's outbox as read: the rows in delivery order, and any that could not be read.
@@ -123,29 +123,29 @@ pub struct Outbox {
     pub rows: Vec<OutboxRow>,
     /// Rows the store holds but cannot decode: the worker moves them to the dead letters so
     /// they never block the channel.
-    pub unreadable: Vec<UnreadableRow>,
+    pub(crate) unreadable: Vec<UnreadableRow>,
 }
 
 /// An outbox row that could not be read.
 #[derive(Debug, Clone)]
-pub struct UnreadableRow {
+pub(crate) struct UnreadableRow {
     /// Its key in the outbox tree.
     key: sled::IVec,
-    pub channel: String,
+    pub(crate) channel: String,
     /// Why it could not be read.
-    pub error: String,
+    pub(crate) error: String,
 }
 
 /// What the store holds of one repository, for `bbzoom status`.
 #[derive(Debug, Clone, Default)]
 pub struct RepoSummary {
     /// Each lane with the health of its last finished build.
-    pub lanes: Vec<(Lane, Health)>,
+    pub(crate) lanes: Vec<(Lane, Health)>,
     /// Builds recorded, and how many of them have not finished.
     pub builds: usize,
-    pub unfinished: usize,
+    pub(crate) unfinished: usize,
     /// The state observed last, and when (Unix milliseconds).
-    pub last: Option<(BuildState, i64)>,
+    pub(crate) last: Option<(BuildState, i64)>,
 }
 
 /// A dead letter as `bbzoom` lists it.
@@ -157,9 +157,10 @@ pub struct DeadLetter {
     /// The row; `None` when it could not be read (it can only be dropped).
     pub row: Option<OutboxRow>,
     /// What the store held instead of a readable row (lossy text, cut), for the admin.
-    pub raw: Option<String>,
+    pub(crate) raw: Option<String>,
     pub reason: String,
-    pub dead_ms: i64,
+    /// When it became a dead letter (Unix milliseconds); `None` if the letter is unreadable.
+    pub died_ms: Option<i64>,
 }
 
 /// Handle to the store; cheap to clone (sled trees are reference counted).
@@ -299,7 +300,7 @@ impl Store {
     /// When bbzoom started watching `repo` through `source` (Unix milliseconds): `now_ms` the
     /// first time it is asked, the same answer ever after (until [`Store::forget_unwatched`]
     /// forgets it). Builds created before the answer are history.
-    pub fn watching_since(
+    pub(crate) fn watching_since(
         &self,
         repo: &RepoId,
         source: SourceKind,
@@ -354,7 +355,10 @@ impl Store {
 
     /// Forgets the cursor and watching time of each of `watches`, as
     /// [`Store::forget_unwatched`] does for the others. Returns how many cursors there were.
-    pub fn forget(&self, watches: &BTreeSet<(RepoId, SourceKind)>) -> Result<usize, StoreError> {
+    pub(crate) fn forget(
+        &self,
+        watches: &BTreeSet<(RepoId, SourceKind)>,
+    ) -> Result<usize, StoreError> {
         let mut forgotten = 0;
         for (repo, source) in watches {
             forgotten += usize::from(self.repos.remove(cursor_key(repo, *source))?.is_some());
@@ -400,7 +404,7 @@ impl Store {
     }
 
     /// The last recorded state of a build.
-    pub fn build(&self, key: &BuildKey) -> Result<Option<StoredBuild>, StoreError> {
+    pub(crate) fn build(&self, key: &BuildKey) -> Result<Option<StoredBuild>, StoreError> {
         let record: Option<BuildRecord> = get(&self.builds, &build_key(key))?;
         Ok(record.map(|r| StoredBuild {
             state: r.state.into(),
@@ -409,7 +413,7 @@ impl Store {
     }
 
     /// The health of a lane, if a finished build ever settled it.
-    pub fn health(&self, repo: &RepoId, lane: &Lane) -> Result<Option<Health>, StoreError> {
+    pub(crate) fn health(&self, repo: &RepoId, lane: &Lane) -> Result<Option<Health>, StoreError> {
         Ok(self
             .health
             .get(health_key(repo, lane))?
@@ -417,7 +421,7 @@ impl Store {
     }
 
     /// Writes one poll's findings in one transaction and flushes it to disk (invariant 3).
-    pub fn commit_poll(&self, update: &PollUpdate, now_ms: i64) -> Result<(), StoreError> {
+    pub(crate) fn commit_poll(&self, update: &PollUpdate, now_ms: i64) -> Result<(), StoreError> {
         let cursor = &update.cursor;
         let repo = encode(&RepoRecord {
             high_water: cursor.high_water,
@@ -512,7 +516,7 @@ impl Store {
     /// Zoom accepted `rows` (several when folded or superseded): remove them and, when a card
     /// was posted, remember its message id for later edits, in one flushed transaction, so
     /// none is ever sent again.
-    pub fn complete(
+    pub(crate) fn complete(
         &self,
         rows: &[OutboxRow],
         card: Option<(&BuildKey, &str)>,
@@ -532,7 +536,7 @@ impl Store {
     }
 
     /// The message id of the card `channel` shows for `build`, if one was posted.
-    pub fn card_message(
+    pub(crate) fn card_message(
         &self,
         channel: &str,
         build: &BuildKey,
@@ -544,7 +548,11 @@ impl Store {
     }
 
     /// The card was deleted in Zoom: forget it, so the next event posts a new one.
-    pub fn forget_card_message(&self, channel: &str, build: &BuildKey) -> Result<(), StoreError> {
+    pub(crate) fn forget_card_message(
+        &self,
+        channel: &str,
+        build: &BuildKey,
+    ) -> Result<(), StoreError> {
         self.messages.remove(message_key(channel, build))?;
         self.messages.flush()?;
         Ok(())
@@ -552,7 +560,7 @@ impl Store {
 
     /// A delivery attempt of `row` failed transiently at `now_ms`: record it and when to try
     /// next.
-    pub fn reschedule(
+    pub(crate) fn reschedule(
         &self,
         row: &OutboxRow,
         next_attempt_ms: i64,
@@ -571,7 +579,7 @@ impl Store {
     }
 
     /// Zoom refused `row` for good: move it to the dead letters, in one transaction.
-    pub fn dead_letter(
+    pub(crate) fn dead_letter(
         &self,
         row: &OutboxRow,
         reason: &str,
@@ -583,7 +591,7 @@ impl Store {
 
     /// `row` could not be read: move it to the dead letters as it is, so it no longer blocks
     /// its channel and the admin can look at it.
-    pub fn dead_letter_unreadable(
+    pub(crate) fn dead_letter_unreadable(
         &self,
         row: &UnreadableRow,
         now_ms: i64,
@@ -632,7 +640,7 @@ impl Store {
 
     /// Puts dead letter `seq` back in its channel's outbox, due now with no attempts counted.
     /// Returns whether there was one; one whose row could not be read cannot go back.
-    pub fn retry_dead_letter(&self, seq: u64, now_ms: i64) -> Result<bool, StoreError> {
+    pub(crate) fn retry_dead_letter(&self, seq: u64, now_ms: i64) -> Result<bool, StoreError> {
         let Some(key) = self.dead_key(seq)? else {
             return Ok(false);
         };
@@ -663,7 +671,7 @@ impl Store {
     }
 
     /// Drops dead letter `seq` for good. Returns whether there was one.
-    pub fn drop_dead_letter(&self, seq: u64) -> Result<bool, StoreError> {
+    pub(crate) fn drop_dead_letter(&self, seq: u64) -> Result<bool, StoreError> {
         let Some(key) = self.dead_key(seq)? else {
             return Ok(false);
         };
@@ -723,7 +731,7 @@ impl Store {
 
     /// Rows waiting in the outbox, by channel: including channels no longer configured, whose
     /// rows wait for a channel of that name to come back.
-    pub fn outbox_depths(&self) -> Result<BTreeMap<String, usize>, StoreError> {
+    pub(crate) fn outbox_depths(&self) -> Result<BTreeMap<String, usize>, StoreError> {
         let mut depths = BTreeMap::new();
         for key in self.outbox.iter().keys() {
             let key = key?;
@@ -757,7 +765,7 @@ impl Store {
                         row: record.row.map(|row| to_row(&key, row)).transpose()?,
                         raw: record.raw,
                         reason: record.reason,
-                        dead_ms: record.dead_ms,
+                        died_ms: Some(record.dead_ms),
                     },
                     Err(err) => DeadLetter {
                         seq,
@@ -770,7 +778,7 @@ impl Store {
                                 .collect(),
                         ),
                         reason: format!("the dead letter itself could not be read: {err}"),
-                        dead_ms: 0,
+                        died_ms: None,
                     },
                 };
                 Ok(letter)
@@ -779,7 +787,7 @@ impl Store {
     }
 
     /// Forgets finished builds observed before `cutoff_ms`; returns how many.
-    pub fn prune_finished_builds(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+    pub(crate) fn prune_finished_builds(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
         let mut pruned = 0;
         for entry in self.builds.iter() {
             let (key, value) = entry?;
@@ -800,7 +808,7 @@ impl Store {
     }
 
     /// Flushes everything written so far; called once more on shutdown.
-    pub fn flush(&self) -> Result<(), StoreError> {
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
     }
@@ -808,7 +816,7 @@ impl Store {
     /// Runs `work` on this store on tokio's blocking pool: how async tasks use it, since a
     /// write waits for its fsync and a read may wait for the disk, and neither may stall an
     /// async worker. Once started, `work` completes even if the caller is dropped.
-    pub async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Store) -> T + Send + 'static,
     ) -> T {

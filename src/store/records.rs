@@ -11,97 +11,97 @@ use std::collections::BTreeMap;
 
 /// Bumped whenever a record or key layout changes incompatibly; `Store::open` migrates the
 /// layouts it knows. 2: cursors and watching times per repository and source.
-pub const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
-pub const META: &str = "meta";
-pub const REPOS: &str = "repos";
-pub const BUILDS: &str = "builds";
-pub const HEALTH: &str = "health";
-pub const OUTBOX: &str = "outbox";
-pub const DEAD: &str = "dead_letters";
-pub const MESSAGES: &str = "messages";
-pub const SCHEMA_KEY: &[u8] = b"schema_version";
+pub(crate) const META: &str = "meta";
+pub(crate) const REPOS: &str = "repos";
+pub(crate) const BUILDS: &str = "builds";
+pub(crate) const HEALTH: &str = "health";
+pub(crate) const OUTBOX: &str = "outbox";
+pub(crate) const DEAD: &str = "dead_letters";
+pub(crate) const MESSAGES: &str = "messages";
+pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 /// The meta keys of watching times begin with this.
-pub const SINCE_PREFIX: &[u8] = b"watching_since\0";
+pub(crate) const SINCE_PREFIX: &[u8] = b"watching_since\0";
 
 /// Per repository and source: how far polling got. Key: [`cursor_key`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RepoRecord {
+pub(crate) struct RepoRecord {
     /// Highest build number recorded: anything above it is new.
-    pub high_water: u64,
+    pub(crate) high_water: u64,
     /// Builds seen unfinished, followed by id until they end.
-    pub active: Vec<String>,
+    pub(crate) active: Vec<String>,
     /// Statuses sources: the commit at the tip of each watched branch.
     #[serde(default)]
-    pub branch_tips: BTreeMap<String, String>,
+    pub(crate) branch_tips: BTreeMap<String, String>,
     /// Statuses sources: the commit each watched tag points at.
     #[serde(default)]
-    pub tag_tips: BTreeMap<String, String>,
+    pub(crate) tag_tips: BTreeMap<String, String>,
     /// Statuses sources: whether tags were listed last poll (when they were not, the first
     /// listing records them without announcing their builds).
     #[serde(default)]
-    pub tags_listed: bool,
+    pub(crate) tags_listed: bool,
     /// Statuses sources: commits whose statuses are still read each poll.
     #[serde(default)]
-    pub followed: Vec<FollowedRecord>,
+    pub(crate) followed: Vec<FollowedRecord>,
     /// Schema 1 only: the source the cursor belonged to, now part of the key. Read by the
     /// migration, never written.
     #[serde(default, skip_serializing)]
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
 }
 
 /// A commit whose statuses are still read, and until when at least.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FollowedRecord {
+pub(crate) struct FollowedRecord {
     /// The name of the branch (or, with `tag`, the tag) it was found at.
-    pub branch: String,
+    pub(crate) branch: String,
     /// Whether `branch` names a tag.
     #[serde(default)]
-    pub tag: bool,
-    pub commit: String,
-    pub message: Option<String>,
-    pub author: Option<String>,
+    pub(crate) tag: bool,
+    pub(crate) commit: String,
+    pub(crate) message: Option<String>,
+    pub(crate) author: Option<String>,
     #[serde(default)]
-    pub committed_ms: Option<i64>,
-    pub settle_until_ms: i64,
+    pub(crate) committed_ms: Option<i64>,
+    pub(crate) settle_until_ms: i64,
 }
 
 /// Per build: the last state recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BuildRecord {
-    pub state: StateRecord,
+pub(crate) struct BuildRecord {
+    pub(crate) state: StateRecord,
     /// The source's last update time, to tell an overwrite with the same state.
     #[serde(default)]
-    pub revision: i64,
+    pub(crate) revision: i64,
     /// Wall-clock Unix milliseconds of the observation, for housekeeping.
-    pub observed_ms: i64,
+    pub(crate) observed_ms: i64,
 }
 
 /// A build as observed when an event happened, kept in its outbox row to render the card
 /// from. The field names are those schema 1 wrote, so old rows still read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BuildSnapshot {
-    pub key: KeyRecord,
-    pub job: String,
-    pub name: String,
-    pub number: Option<u64>,
+pub(crate) struct BuildSnapshot {
+    pub(crate) key: KeyRecord,
+    pub(crate) job: String,
+    pub(crate) name: String,
+    pub(crate) number: Option<u64>,
     #[serde(default)]
-    pub revision: i64,
+    pub(crate) revision: i64,
     /// The branch, for a branch build.
-    pub branch: Option<String>,
+    pub(crate) branch: Option<String>,
     /// The tag, for a tag build (neither: a bare commit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-    pub commit: Option<String>,
-    pub commit_message: Option<String>,
-    pub author: Option<String>,
-    pub state: StateRecord,
-    pub duration_secs: Option<u64>,
-    pub created_ms: i64,
-    pub url: String,
-    pub commit_url: Option<String>,
+    pub(crate) tag: Option<String>,
+    pub(crate) commit: Option<String>,
+    pub(crate) commit_message: Option<String>,
+    pub(crate) author: Option<String>,
+    pub(crate) state: StateRecord,
+    pub(crate) duration_secs: Option<u64>,
+    pub(crate) created_ms: i64,
+    pub(crate) url: String,
+    pub(crate) commit_url: Option<String>,
     /// The branch's or tag's page.
-    pub branch_url: Option<String>,
+    pub(crate) branch_url: Option<String>,
 }
 
 impl From<&BuildStatus> for BuildSnapshot {
@@ -161,48 +161,48 @@ impl From<BuildSnapshot> for BuildStatus {
 
 /// A notification waiting to be delivered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OutboxRecord {
-    pub channel: String,
-    pub event: EventRecord,
+pub(crate) struct OutboxRecord {
+    pub(crate) channel: String,
+    pub(crate) event: EventRecord,
     /// The build as observed when the event happened; the card is rendered from it.
-    pub build: BuildSnapshot,
-    pub enqueued_ms: i64,
+    pub(crate) build: BuildSnapshot,
+    pub(crate) enqueued_ms: i64,
     /// Failed delivery attempts so far.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Not before this wall-clock Unix millisecond (persisted so a restart resumes the backoff).
-    pub next_attempt_ms: i64,
+    pub(crate) next_attempt_ms: i64,
     /// When its first delivery attempt failed, if one did: rows queued after it were queued
     /// while the channel was failing (the fold rule counts them).
     #[serde(default)]
-    pub first_failed_ms: Option<i64>,
+    pub(crate) first_failed_ms: Option<i64>,
 }
 
 /// A notification Zoom refused for good, or an outbox row that could not be read, kept for
 /// the admin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeadRecord {
+pub(crate) struct DeadRecord {
     /// The row, when it could be read.
     #[serde(default)]
-    pub row: Option<OutboxRecord>,
+    pub(crate) row: Option<OutboxRecord>,
     /// What the store held instead of a readable row (lossy text, cut), for the admin.
     #[serde(default)]
-    pub raw: Option<String>,
-    pub reason: String,
-    pub dead_ms: i64,
+    pub(crate) raw: Option<String>,
+    pub(crate) reason: String,
+    pub(crate) dead_ms: i64,
 }
 
 /// A build's key as stored: the JSON schema 1 wrote for the domain's `BuildKey`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyRecord {
-    pub repo: RepoIdRecord,
-    pub id: String,
+pub(crate) struct KeyRecord {
+    pub(crate) repo: RepoIdRecord,
+    pub(crate) id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RepoIdRecord {
-    pub instance: String,
-    pub owner: String,
-    pub slug: String,
+pub(crate) struct RepoIdRecord {
+    pub(crate) instance: String,
+    pub(crate) owner: String,
+    pub(crate) slug: String,
 }
 
 impl From<&BuildKey> for KeyRecord {
@@ -234,7 +234,7 @@ impl From<KeyRecord> for BuildKey {
 
 /// A build state as stored (variant names as schema 1 wrote them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StateRecord {
+pub(crate) enum StateRecord {
     Pending,
     Running,
     Paused,
@@ -243,13 +243,13 @@ pub enum StateRecord {
 }
 
 impl StateRecord {
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         matches!(self, StateRecord::Completed(_))
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OutcomeRecord {
+pub(crate) enum OutcomeRecord {
     Successful,
     Failed,
     Error,
@@ -299,7 +299,7 @@ impl From<StateRecord> for BuildState {
 /// An event as stored, by the names the configuration uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum EventRecord {
+pub(crate) enum EventRecord {
     Started,
     Paused,
     Succeeded,
@@ -338,12 +338,12 @@ impl From<EventRecord> for EventKind {
 }
 
 /// `instance:owner/slug`: the same path on two instances is two repositories.
-pub fn repo_key(repo: &RepoId) -> Vec<u8> {
+pub(crate) fn repo_key(repo: &RepoId) -> Vec<u8> {
     format!("{}:{}/{}", repo.instance, repo.owner, repo.slug).into_bytes()
 }
 
 /// The cursor of `repo` read through `source`: `repo \0 source`.
-pub fn cursor_key(repo: &RepoId, source: SourceKind) -> Vec<u8> {
+pub(crate) fn cursor_key(repo: &RepoId, source: SourceKind) -> Vec<u8> {
     let mut out = repo_key(repo);
     out.push(0);
     out.extend_from_slice(source.name().as_bytes());
@@ -351,7 +351,7 @@ pub fn cursor_key(repo: &RepoId, source: SourceKind) -> Vec<u8> {
 }
 
 /// The card a channel shows for a build: `channel \0 build key`.
-pub fn message_key(channel: &str, build: &BuildKey) -> Vec<u8> {
+pub(crate) fn message_key(channel: &str, build: &BuildKey) -> Vec<u8> {
     let mut out = outbox_prefix(channel);
     out.extend_from_slice(&build_key(build));
     out
@@ -359,14 +359,14 @@ pub fn message_key(channel: &str, build: &BuildKey) -> Vec<u8> {
 
 /// Meta key of the time bbzoom started watching `repo` through `source`; its value is the
 /// time, 8 bytes, big-endian Unix milliseconds.
-pub fn since_key(repo: &RepoId, source: SourceKind) -> Vec<u8> {
+pub(crate) fn since_key(repo: &RepoId, source: SourceKind) -> Vec<u8> {
     let mut out = SINCE_PREFIX.to_vec();
     out.extend_from_slice(&cursor_key(repo, source));
     out
 }
 
 /// Schema 1's value of a watching time: the time, then the source's name if it was kept.
-pub fn decode_v1_since(bytes: &[u8]) -> Option<(i64, Option<&str>)> {
+pub(crate) fn decode_v1_since(bytes: &[u8]) -> Option<(i64, Option<&str>)> {
     let (time, source) = bytes.split_first_chunk::<8>()?;
     let source = (!source.is_empty())
         .then(|| std::str::from_utf8(source).ok())
@@ -374,7 +374,7 @@ pub fn decode_v1_since(bytes: &[u8]) -> Option<(i64, Option<&str>)> {
     Some((i64::from_be_bytes(*time), source))
 }
 
-pub fn build_key(key: &BuildKey) -> Vec<u8> {
+pub(crate) fn build_key(key: &BuildKey) -> Vec<u8> {
     let mut out = repo_key(&key.repo);
     out.push(0);
     out.extend_from_slice(key.id.as_bytes());
@@ -386,7 +386,7 @@ pub fn build_key(key: &BuildKey) -> Vec<u8> {
 const TAG_MARK: char = '\u{1}';
 
 /// `repo \0 ref \0 job`, where a tag's ref is written with [`TAG_MARK`] before its name.
-pub fn health_key(repo: &RepoId, lane: &Lane) -> Vec<u8> {
+pub(crate) fn health_key(repo: &RepoId, lane: &Lane) -> Vec<u8> {
     let mut out = repo_key(repo);
     out.push(0);
     out.extend_from_slice(encode_lane(lane).as_bytes());
@@ -402,7 +402,7 @@ fn encode_lane(lane: &Lane) -> String {
 }
 
 /// The lane of a health key's part after `repo \0`.
-pub fn decode_lane(bytes: &[u8]) -> Option<Lane> {
+pub(crate) fn decode_lane(bytes: &[u8]) -> Option<Lane> {
     let text = std::str::from_utf8(bytes).ok()?;
     let (name, job) = text.split_once('\0')?;
     let git_ref = match name.strip_prefix(TAG_MARK) {
@@ -416,33 +416,33 @@ pub fn decode_lane(bytes: &[u8]) -> Option<Lane> {
 }
 
 /// The prefix of every outbox key of `channel`; rows sort by sequence number within it.
-pub fn outbox_prefix(channel: &str) -> Vec<u8> {
+pub(crate) fn outbox_prefix(channel: &str) -> Vec<u8> {
     let mut out = channel.as_bytes().to_vec();
     out.push(0);
     out
 }
 
-pub fn outbox_key(channel: &str, seq: u64) -> Vec<u8> {
+pub(crate) fn outbox_key(channel: &str, seq: u64) -> Vec<u8> {
     let mut out = outbox_prefix(channel);
     out.extend_from_slice(&seq.to_be_bytes());
     out
 }
 
 /// The sequence number an outbox or dead-letter key ends with.
-pub fn seq_of(key: &[u8]) -> Option<u64> {
+pub(crate) fn seq_of(key: &[u8]) -> Option<u64> {
     let at = key.len().checked_sub(8)?;
     <[u8; 8]>::try_from(&key[at..]).ok().map(u64::from_be_bytes)
 }
 
 /// Health is stored as one byte.
-pub fn encode_health(health: Health) -> [u8; 1] {
+pub(crate) fn encode_health(health: Health) -> [u8; 1] {
     [match health {
         Health::Passing => b'P',
         Health::Failing => b'F',
     }]
 }
 
-pub fn decode_health(bytes: &[u8]) -> Option<Health> {
+pub(crate) fn decode_health(bytes: &[u8]) -> Option<Health> {
     match bytes {
         b"P" => Some(Health::Passing),
         b"F" => Some(Health::Failing),

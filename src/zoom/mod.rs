@@ -5,7 +5,7 @@
 
 mod webhook;
 
-pub use webhook::WebhookClient;
+pub(crate) use webhook::WebhookClient;
 
 use crate::http::Limiter;
 use crate::retry::parse_retry_after;
@@ -33,7 +33,7 @@ pub enum ErrorClass {
 #[error("{detail}")]
 pub struct ZoomError {
     pub class: ErrorClass,
-    pub detail: String,
+    pub(crate) detail: String,
 }
 
 impl ZoomError {
@@ -222,7 +222,7 @@ impl ChatbotClient {
     }
 
     /// Replaces the content of a message the bot posted earlier.
-    pub async fn edit(&self, message_id: &str, content: &Value) -> Result<(), ZoomError> {
+    pub(crate) async fn edit(&self, message_id: &str, content: &Value) -> Result<(), ZoomError> {
         let body = json!({
             "robot_jid": self.identity.robot_jid,
             "account_id": self.identity.account_id,

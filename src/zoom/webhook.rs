@@ -22,7 +22,7 @@ pub struct WebhookClient {
 }
 
 impl WebhookClient {
-    pub fn new(
+    pub(crate) fn new(
         http: reqwest::Client,
         url: Url,
         token: SecretString,
@@ -39,7 +39,7 @@ impl WebhookClient {
     }
 
     /// How its cards travel: what fits them.
-    pub fn form(&self) -> crate::render::Form {
+    pub(crate) fn form(&self) -> crate::render::Form {
         match self.format {
             WebhookFormat::Full => crate::render::Form::WebhookFull,
             WebhookFormat::Message => crate::render::Form::WebhookMessage,

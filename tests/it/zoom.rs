@@ -292,6 +292,13 @@ async fn permanent_errors_become_dead_letters_and_come_back_with_the_cli() {
             dead.len(),
             "{listed}"
         );
+        // Each says when it died: moments ago, not at the epoch.
+        assert!(
+            listed
+                .lines()
+                .all(|l| l.ends_with("s ago)") || l.ends_with("m ago)")),
+            "{listed}"
+        );
 
         // The admin fixes the configuration, puts the letters back and starts the daemon again.
         amend(&mut harness, (mutation.1, mutation.0), "");
