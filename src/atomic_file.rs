@@ -4,7 +4,7 @@
 //!
 //! The sibling is opened exclusively (`O_CREAT|O_EXCL|O_NOFOLLOW`) under a random name, so in a
 //! directory another user can write, a file or symlink planted at a guessed name can neither
-//! receive nor redirect what is written, the identity's secret above all. [`write`] publishes by
+//! receive nor redirect what is written, the identity's secret above all. [`write()`] publishes by
 //! renaming over the old file and keeps its owner and group; [`create_new`] publishes with a hard
 //! link, which fails if the name is taken, so of two concurrent creators exactly one wins.
 

@@ -38,6 +38,10 @@
 //! `pub` is what the `bbzoom` binary (`src/cli/`), the integration tests and the benchmark use;
 //! everything else is `pub(crate)`, so the compiler names whatever nothing uses.
 
+// These docs are for the engineers of this daemon (`cargo doc --document-private-items`), so
+// they link private items freely.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod atomic_file;
 pub mod bitbucket;
 pub mod clock;

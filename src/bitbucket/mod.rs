@@ -326,7 +326,7 @@ impl Account {
     }
 }
 
-/// A build status as either API posts it, before it becomes a domain [`BuildStatus`]: the one
+/// A build status as either API posts it, before it becomes a domain [`crate::domain::BuildStatus`]: the one
 /// place both statuses sources meet, so Cloud and Data Center statuses read alike.
 struct PostedStatus<'a> {
     key: &'a str,

@@ -180,7 +180,7 @@ fn parent(key: &str) -> &str {
     key.rfind('.').map_or("", |i| &key[..i])
 }
 
-/// "in [daemon]", "in subscription[2]" or "at the top level".
+/// `in [daemon]`, `in subscription[2]` or `at the top level`.
 fn where_label(table: &str) -> String {
     match table {
         "" => "at the top level".into(),
