@@ -93,7 +93,8 @@ pub struct SubscriptionStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CredentialStatus {
     pub name: String,
-    pub requests_last_hour: usize,
+    /// Requests sent within the budget's window (its `per`).
+    pub requests_in_window: usize,
     /// The budget, e.g. "900 per 3600s".
     pub budget: String,
     /// Seconds until a 429's pause ends.

@@ -125,9 +125,6 @@ impl Default for RetryPolicy {
     }
 }
 
-/// The window `status` reports a credential's spending over.
-const RECENT_WINDOW: Duration = Duration::from_secs(3600);
-
 /// One credential as the clients use it: identity, budget, pause and health.
 pub struct Account {
     /// The credential's name in the configuration, for logs and `status`.
@@ -143,7 +140,7 @@ pub struct Account {
     paused_until: Mutex<Option<Instant>>,
     /// 429s in a row, for the backoff when no `Retry-After` came.
     consecutive_429: AtomicU32,
-    /// When each request of the last hour was sent, oldest first, for `status`.
+    /// When each request within the budget's window was sent, oldest first, for `status`.
     recent: Mutex<VecDeque<Instant>>,
     /// Why the credential was last rejected (401/403), until a request succeeds again.
     broken: Mutex<Option<String>>,
@@ -171,13 +168,14 @@ impl Account {
         }
     }
 
-    /// Requests sent within the last hour.
-    pub(crate) fn requests_last_hour(&self) -> usize {
-        let now = Instant::now();
+    /// Requests sent within the budget's window (its `per`, compressed with the clock in a
+    /// simulated run), to compare with the budget.
+    pub(crate) fn requests_in_window(&self) -> usize {
+        let (now, window) = (Instant::now(), self.budget().per);
         let recent = self.recent.lock().expect("recent lock");
         recent
             .iter()
-            .filter(|&&at| now.duration_since(at) <= RECENT_WINDOW)
+            .filter(|&&at| now.duration_since(at) <= window)
             .count()
     }
 
@@ -247,12 +245,12 @@ impl Account {
         let limiter = self.limiter.read().expect("limiter lock").clone();
         limiter.until_ready().await;
         {
-            let now = Instant::now();
+            let (now, window) = (Instant::now(), self.budget().per);
             let mut recent = self.recent.lock().expect("recent lock");
             recent.push_back(now);
             while recent
                 .front()
-                .is_some_and(|&at| now.duration_since(at) > RECENT_WINDOW)
+                .is_some_and(|&at| now.duration_since(at) > window)
             {
                 recent.pop_front();
             }

@@ -119,7 +119,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
     if report.running {
         let mut rows = vec![[
             "CREDENTIAL".to_owned(),
-            "REQUESTS (LAST HOUR)".into(),
+            "REQUESTS IN WINDOW".into(),
             "BUDGET".into(),
             "PAUSED".into(),
             "PROBLEM".into(),
@@ -127,7 +127,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         for c in &report.credentials {
             rows.push([
                 c.name.clone(),
-                c.requests_last_hour.to_string(),
+                c.requests_in_window.to_string(),
                 c.budget.clone(),
                 c.paused_for_secs
                     .map_or("-".into(), |s| format!("{s}s more")),

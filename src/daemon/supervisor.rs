@@ -504,7 +504,7 @@ impl Supervisor {
                 let budget = account.budget();
                 CredentialStatus {
                     name: name.clone(),
-                    requests_last_hour: account.requests_last_hour(),
+                    requests_in_window: account.requests_in_window(),
                     budget: format!("{} per {}s", budget.requests, budget.per.as_secs()),
                     paused_for_secs: account
                         .paused_until()
@@ -522,10 +522,10 @@ impl Supervisor {
             .bitbucket
             .accounts
             .values()
-            .map(|a| a.requests_last_hour())
+            .map(|a| a.requests_in_window())
             .sum();
         format!(
-            "polling {} repository source(s) with {} credential(s), {} requests in the last hour; {} card(s) waiting",
+            "polling {} repository source(s) with {} credential(s), {} requests within the budgets' windows; {} card(s) waiting",
             self.config.watches.len(),
             self.bitbucket.accounts.len(),
             spent,

@@ -129,7 +129,7 @@ async fn status_answers_while_running_and_says_plainly_when_not() {
     assert!(
         credentials
             .iter()
-            .all(|c| c["requests_last_hour"].as_u64().unwrap() > 0),
+            .all(|c| c["requests_in_window"].as_u64().unwrap() > 0),
         "{report}"
     );
     // Let the scenario's builds move so the store has states to show.
@@ -140,7 +140,7 @@ async fn status_answers_while_running_and_says_plainly_when_not() {
     for expected in [
         "bbzoom is running",
         "LAST POLL",
-        "REQUESTS (LAST HOUR)",
+        "REQUESTS IN WINDOW",
         "CARDS WAITING",
         "dead letters: 0",
     ] {
