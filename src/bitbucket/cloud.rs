@@ -13,6 +13,11 @@ pub(crate) const PAGE_LEN: u32 = 10;
 /// Most pages of refs read per poll (100 branches or tags each, most recent commit first).
 const REF_PAGES: usize = 3;
 
+/// Most pages one workspace scan reads (100 repositories each, most recently pushed first):
+/// more than 300 repositories pushed to between two scans means a mass change (an import),
+/// which the polls of each repository find anyway.
+const SCAN_PAGES: usize = 3;
+
 /// A Bitbucket Cloud client speaking through one credential's account.
 pub struct CloudClient {
     pub account: Arc<Account>,
@@ -24,6 +29,18 @@ pub struct CloudClient {
     /// when it answered 404 while `refs/branches` of the same repository answered, and the two
     /// kinds are then listed apart.
     refs_listing: AtomicBool,
+}
+
+/// What one workspace scan found.
+#[derive(Debug, Default)]
+pub struct WorkspaceChanges {
+    /// Each repository pushed to at or after the scan's time, with its `updated_on` (Unix
+    /// milliseconds), most recent first.
+    pub changed: Vec<(RepoId, i64)>,
+    /// Requests the scan spent (one per page).
+    pub requests: u64,
+    /// More pages were left unread (see [`SCAN_PAGES`]).
+    pub truncated: bool,
 }
 
 /// One page of pipelines, already in domain form.
@@ -71,6 +88,39 @@ impl CloudClient {
                 .collect(),
             next: page.next,
         })
+    }
+
+    /// The repositories of `workspace` whose `updated_on` is at or after `since_ms` (Unix
+    /// milliseconds), most recent first: one request for up to 100 of them. Bitbucket moves
+    /// `updated_on` on commit activity (pushes, branches created or deleted), not on pipeline
+    /// progress, statuses, or scheduled and manual runs, so this is a hint about pushes only.
+    pub async fn changed_repositories(
+        &self,
+        workspace: &str,
+        since_ms: i64,
+    ) -> Result<WorkspaceChanges, BitbucketError> {
+        let mut url = join(&self.api_url, &["repositories", workspace]);
+        url.query_pairs_mut()
+            .append_pair("q", &format!("updated_on>=\"{}\"", rfc3339(since_ms)))
+            .append_pair("sort", "-updated_on")
+            .append_pair("pagelen", "100")
+            .append_pair("fields", "next,values.slug,values.updated_on");
+        let mut changes = WorkspaceChanges::default();
+        for _ in 0..SCAN_PAGES {
+            changes.requests += 1;
+            let page: wire::Page<wire::RepositorySummary> = self.account.get(url).await?;
+            changes.changed.extend(
+                page.values
+                    .iter()
+                    .filter_map(|repo| repo.to_domain(workspace)),
+            );
+            match page.next {
+                Some(next) => url = self.same_origin(&next)?,
+                None => return Ok(changes),
+            }
+        }
+        changes.truncated = true;
+        Ok(changes)
     }
 
     /// One pipeline by its uuid (with braces).
@@ -215,6 +265,17 @@ impl CloudClient {
         }
         Ok(url)
     }
+}
+
+/// Unix milliseconds as BBQL writes a time: RFC 3339 in UTC.
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ mod datacenter;
 mod wire;
 
 pub use auth::{Auth, OAuthConsumer};
-pub use cloud::{CloudClient, PipelinePage};
+pub use cloud::{CloudClient, PipelinePage, WorkspaceChanges};
 pub(crate) use datacenter::DataCenterClient;
 
 use crate::domain::RateLimit;

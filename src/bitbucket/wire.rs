@@ -15,6 +15,23 @@ pub(crate) struct Page<T> {
     pub(crate) next: Option<String>,
 }
 
+/// A repository as the workspace scan asks for it (`fields=values.slug,values.updated_on`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct RepositorySummary {
+    pub(crate) slug: String,
+    pub(crate) updated_on: Option<String>,
+}
+
+impl RepositorySummary {
+    /// The repository of `workspace` it names, and when it was last pushed to (Unix
+    /// milliseconds); `None` without a readable time (then it cannot be told from a listed
+    /// one that did not change, and the scan ignores it).
+    pub(crate) fn to_domain(&self, workspace: &str) -> Option<(RepoId, i64)> {
+        let updated = parse_ms(self.updated_on.as_deref()?)?;
+        Some((RepoId::new(workspace, &self.slug), updated))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct Pipeline {
     pub(crate) uuid: String,

@@ -12,6 +12,7 @@ pub(super) const DEFAULT_WARM: &str = "1m";
 pub(super) const DEFAULT_COLD: &str = "10m";
 pub(super) const DEFAULT_WARM_FOR: &str = "30m";
 pub(super) const DEFAULT_SETTLE: &str = "10m";
+pub(super) const DEFAULT_SCAN: &str = "30s";
 pub(super) const DEFAULT_BITBUCKET_API: &str = "https://api.bitbucket.org/2.0";
 pub(super) const DEFAULT_BITBUCKET_WEB: &str = "https://bitbucket.org";
 pub(super) const DEFAULT_BITBUCKET_OAUTH: &str = "https://bitbucket.org/site/oauth2/access_token";

@@ -204,6 +204,7 @@ fn example(key: &str) -> Option<&'static str> {
         ("cold", _) => r#"cold = "10m""#,
         ("warm_for", _) => r#"warm_for = "30m""#,
         ("settle", _) => r#"settle = "10m""#,
+        ("scan", _) => r#"scan = "30s""#,
         ("request_timeout", _) => r#"request_timeout = "20s""#,
         ("credentials", _) => r#"credentials = "credentials.age""#,
         ("identity", _) => r#"identity = "identity.txt""#,

@@ -71,6 +71,10 @@ pub struct PollingConfig {
     /// How long a commit's statuses are still read after their last change, because external
     /// CI posts late (default 10m).
     pub settle: Duration,
+    /// How often each Bitbucket Cloud workspace is asked which of its repositories changed
+    /// (default 30s); `None` (`scan = "off"`): never, every repository is found by its own
+    /// polls alone.
+    pub scan: Option<Duration>,
 }
 
 /// `[bitbucket]`: Bitbucket Cloud, plus any Data Center instances.

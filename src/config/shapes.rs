@@ -43,6 +43,8 @@ pub(super) struct RawPolling {
     pub(super) cold: Option<Spanned<String>>,
     pub(super) warm_for: Option<Spanned<String>>,
     pub(super) settle: Option<Spanned<String>>,
+    /// A duration, or `"off"`.
+    pub(super) scan: Option<Spanned<String>>,
 }
 
 /// `[bitbucket]`.

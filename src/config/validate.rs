@@ -161,6 +161,21 @@ impl Checker<'_> {
                 .interval(raw.warm_for, "warm_for", DEFAULT_WARM_FOR)?
                 .value,
             settle: self.interval(raw.settle, "settle", DEFAULT_SETTLE)?.value,
+            scan: match raw.scan {
+                Some(off) if off.get_ref() == "off" => None,
+                Some(bad) if parse_duration(bad.get_ref()).is_none() => {
+                    return Err(self.err(
+                        bad.span(),
+                        "polling.scan",
+                        format!(
+                            "invalid scan {:?}; write a duration like \"30s\" or \"1m\", or \"off\" \
+                             to find every change by polling each repository alone",
+                            bad.get_ref()
+                        ),
+                    ));
+                }
+                scan => Some(self.interval(scan, "scan", DEFAULT_SCAN)?.value),
+            },
         })
     }
 

@@ -45,6 +45,9 @@ pub struct Tuning {
     pub(crate) stop_grace: Duration,
     /// How often the systemd status line is refreshed when no watchdog sets the pace.
     pub(crate) status_every: Duration,
+    /// How long a repository's builds take to count half as much for how often it is swept
+    /// when idle (a week: "ran 50 builds last week").
+    pub(crate) sweep_history: Duration,
     /// How long a finished build is remembered (to notice a rerun of a recent one).
     pub(crate) build_retention: Duration,
 }
@@ -72,6 +75,7 @@ impl Tuning {
             webhook_pace: self.webhook_pace.compressed(speed),
             stop_grace: self.stop_grace.div_f64(speed),
             status_every: self.status_every.div_f64(speed),
+            sweep_history: self.sweep_history.div_f64(speed),
             build_retention: self.build_retention.div_f64(speed),
         }
     }
@@ -90,6 +94,7 @@ impl Default for Tuning {
             webhook_pace: crate::delivery::WEBHOOK_PACE,
             stop_grace: Duration::from_secs(10),
             status_every: Duration::from_secs(30),
+            sweep_history: Duration::from_secs(7 * 24 * 3600),
             build_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }

@@ -443,7 +443,10 @@ impl Supervisor {
                 receiver,
                 account.budget(),
                 self.polls.clone(),
-                self.tuning.stop_grace,
+                scheduler::Timing {
+                    stop_grace: self.tuning.stop_grace,
+                    history: self.tuning.sweep_history,
+                },
                 shutdown,
             ));
             self.schedulers.insert(

@@ -121,17 +121,35 @@ impl PollTurns {
     }
 }
 
-/// What one poll found: for the log and for the scheduler's idea of how busy the repository is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What one poll found: for the log and for the scheduler's idea of how busy the repository is
+/// and when to look next.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollSummary {
     pub baselined: bool,
     /// Builds whose state changed.
     pub transitions: usize,
     pub(crate) notifications: usize,
+    /// Builds seen for the first time (history aside): what `status` credits the poll's
+    /// reason with (a scan hint, a sweep, following a run, a schedule).
+    pub(crate) discovered: usize,
     /// Requests the poll spent.
     pub(crate) requests: u64,
     /// Something is running or still settling: the repository is hot.
     pub(crate) busy: bool,
+    /// The runs seen, for the scheduler to learn how long each lane's builds take and when
+    /// the running ones should end.
+    pub(crate) runs: Vec<RunSeen>,
+}
+
+/// One build as the scheduler learns from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunSeen {
+    /// The ref and job it ran for (a bare commit's ref is [`BuildRef::Commit`]).
+    pub(crate) lane: Lane,
+    /// When it was created (Unix milliseconds, Bitbucket's clock).
+    pub(crate) created_ms: i64,
+    /// When it ended, if it ended in this poll (Bitbucket's clock); `None` while it runs.
+    pub(crate) ended_ms: Option<i64>,
 }
 
 /// What a source fetched: observations plus the source-specific parts of the next cursor.
@@ -178,7 +196,11 @@ pub async fn poll_once(
         }
     };
     let requests = fetched.requests;
-    let mut update = apply(ctx, watch, &cursor, fetched, baselined.then_some(since))?;
+    let Applied {
+        mut update,
+        discovered,
+        runs,
+    } = apply(ctx, watch, &cursor, fetched, baselined.then_some(since))?;
     if !matches!(source, Source::Pipelines(_)) {
         statuses::settle(&mut update, now, ctx.settle);
     }
@@ -186,8 +208,10 @@ pub async fn poll_once(
         baselined,
         transitions: update.builds.len(),
         notifications: update.notifications.len(),
+        discovered,
         requests,
         busy: !update.cursor.active.is_empty() || !update.cursor.followed.is_empty(),
+        runs,
     };
     // The commit and the wake-ups are one blocking unit: once started it completes even if
     // this poll is abandoned (a scheduler stopping or a reload does that), so no committed row
@@ -217,6 +241,13 @@ pub async fn poll_once(
         .await
 }
 
+/// What [`apply`] decided: the store's update, and what the scheduler learns from the poll.
+struct Applied {
+    update: PollUpdate,
+    discovered: usize,
+    runs: Vec<RunSeen>,
+}
+
 /// Decides what each observed build means and what to tell whom. `baseline_since` is set on
 /// a repository's first poll: builds created before it are history.
 fn apply(
@@ -225,7 +256,7 @@ fn apply(
     cursor: &RepoCursor,
     fetched: Fetched,
     baseline_since: Option<i64>,
-) -> Result<PollUpdate, StoreError> {
+) -> Result<Applied, StoreError> {
     let repo = &watch.repo;
     let mut update = PollUpdate {
         repo: repo.clone(),
@@ -262,6 +293,7 @@ fn apply(
         first
     });
     let mut health: HashMap<Lane, Option<Health>> = HashMap::new();
+    let (mut discovered, mut runs) = (0, Vec::new());
     for build in builds {
         let stored = ctx.store.build(&build.key)?;
         let is_history = match baseline_since {
@@ -269,6 +301,20 @@ fn apply(
             // A pipeline below the cursor never recorded (older than the baseline) is history.
             None => stored.is_none() && build.number.is_some_and(|n| n <= cursor.high_water),
         };
+        if stored.is_none() && !is_history {
+            discovered += 1;
+        }
+        let was_running = stored.as_ref().is_none_or(|s| !s.state.is_finished());
+        if !build.state.is_finished() || was_running {
+            runs.push(RunSeen {
+                lane: Lane {
+                    git_ref: build.git_ref.clone(),
+                    job: build.job.clone(),
+                },
+                created_ms: build.created_ms,
+                ended_ms: build.state.is_finished().then_some(build.revision),
+            });
+        }
         // A status overwritten with the same finished state is a new run that ended alike.
         let overwritten = stored
             .as_ref()
@@ -322,7 +368,11 @@ fn apply(
                 }));
         }
     }
-    Ok(update)
+    Ok(Applied {
+        update,
+        discovered,
+        runs,
+    })
 }
 
 /// The channels `event` of a build found at `refs` goes to, each once: a status Pipelines

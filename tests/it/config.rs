@@ -345,11 +345,12 @@ fn polling_defaults_and_overrides() {
             cold: 10 * minute,
             warm_for: 30 * minute,
             settle: 10 * minute,
+            scan: Some(Duration::from_secs(30)),
         }
     );
     // Equal intervals are in order; unset ones keep their defaults.
     let config = parse(&with_tables(
-        "[polling]\nhot = \"1m\"\ncold = \"1m\"\nsettle = \"2h\"\n",
+        "[polling]\nhot = \"1m\"\ncold = \"1m\"\nsettle = \"2h\"\nscan = \"off\"\n",
     ));
     assert_eq!(
         config.polling,
@@ -359,6 +360,7 @@ fn polling_defaults_and_overrides() {
             cold: minute,
             warm_for: 30 * minute,
             settle: 120 * minute,
+            scan: None,
         }
     );
 }
@@ -1283,6 +1285,12 @@ fn broken_configs() {
         Some(10),
         Some("polling.settle"),
         "the duration \"0s\" is zero; it must be greater than 0",
+    );
+    check(
+        &with_tables("[polling]\nscan = \"never\"\n"),
+        Some(10),
+        Some("polling.scan"),
+        "invalid scan \"never\"; write a duration like \"30s\" or \"1m\", or \"off\"",
     );
     check(
         &with_tables("[polling]\nhott = \"5s\"\n"),
