@@ -64,6 +64,23 @@ pub struct StatusReport {
     pub credentials: Vec<CredentialStatus>,
     pub channels: Vec<ChannelStatus>,
     pub dead_letters: usize,
+    /// How the running daemon found new builds; `None` from the store alone.
+    #[serde(default)]
+    pub finding: Option<Finding>,
+}
+
+/// How new builds were found since the daemon started: what the workspace scan is worth on
+/// this Bitbucket (a push shows in it; a scheduled or manual run does not).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Workspace scans made, and those that failed.
+    pub scans: u64,
+    pub scan_errors: u64,
+    /// New builds first seen by a poll made for a scan's hint, by the sweep of idle
+    /// repositories, and while following a running build of the same repository.
+    pub by_scan: u64,
+    pub by_sweep: u64,
+    pub following: u64,
 }
 
 /// One repository read through one source, whichever subscriptions it serves.

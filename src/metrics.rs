@@ -20,10 +20,9 @@ pub struct Metrics {
     pub(crate) scans: AtomicU64,
     pub(crate) scan_errors: AtomicU64,
     /// New builds, by what the poll that first saw them was made for: a workspace scan's hint,
-    /// the sweep of idle repositories, following a running build, a pipeline schedule. Shows
-    /// an admin (and us) what the scan is worth on their Bitbucket.
+    /// the sweep of idle repositories, following a running build. Shows an admin (and us)
+    /// what the scan is worth on their Bitbucket.
     pub found_by_scan: AtomicU64,
     pub found_by_sweep: AtomicU64,
     pub found_following: AtomicU64,
-    pub found_by_schedule: AtomicU64,
 }

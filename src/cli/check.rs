@@ -170,8 +170,10 @@ fn uses(config: &Config) -> Vec<(&str, String, Role)> {
         } else {
             Role::DataCenter
         };
-        let place = format!("subscription[{i}] ({})", sub.url);
-        uses.push((sub.credential.as_str(), place, need));
+        for credential in &sub.credentials {
+            let place = format!("subscription[{i}] ({})", sub.url);
+            uses.push((credential.as_str(), place, need));
+        }
     }
     if let Some(name) = &config.bitbucket.credential {
         uses.push((

@@ -451,7 +451,7 @@ fn default_kind(config: &Config, name: &str, service: Service) -> Kind {
                 || config
                     .subscriptions
                     .iter()
-                    .any(|s| s.credential == name && s.repo.instance != CLOUD);
+                    .any(|s| s.credentials.contains(&name.to_owned()) && s.repo.instance != CLOUD);
             if on_datacenter {
                 Kind::DatacenterToken
             } else {
@@ -701,6 +701,7 @@ fn watch_of(config: &Config, url: &str) -> anyhow::Result<Watch> {
         source,
         // Set by the caller; a probe reads no subscription's branches, events or channels.
         credential: String::new(),
+        pool: Vec::new(),
         subscriptions: Vec::new(),
         pipelines: Vec::new(),
     })
@@ -777,8 +778,9 @@ fn report_lacking(config: &Config, stored: &Credentials) {
     let mut lacking: Vec<String> = config
         .subscriptions
         .iter()
-        .filter(|s| missing(&s.credential))
-        .map(|s| format!("subscription {} (credential {:?})", s.url, s.credential))
+        .flat_map(|s| s.credentials.iter().map(move |c| (s, c)))
+        .filter(|(_, credential)| missing(credential))
+        .map(|(s, credential)| format!("subscription {} (credential {credential:?})", s.url))
         .collect();
     let chatbot = config.zoom.chatbot.as_ref();
     if let Some(bot) = chatbot.filter(|bot| missing(&bot.credential)) {

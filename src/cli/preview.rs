@@ -158,7 +158,7 @@ fn unsubscribed(config: &Config, url: &str, repo: RepoId) -> anyhow::Result<Watc
         url: url.to_owned(),
         repo: repo.clone(),
         sources: vec![source],
-        credential: credential.clone(),
+        credentials: vec![credential.clone()],
         refs: RefFilter::everything(),
         events: EventKind::ALL.into_iter().collect(),
         channels: Vec::new(),
@@ -166,6 +166,7 @@ fn unsubscribed(config: &Config, url: &str, repo: RepoId) -> anyhow::Result<Watc
     Ok(Watch {
         repo,
         source,
+        pool: vec![credential.clone()],
         credential,
         url: url.to_owned(),
         subscriptions: vec![subscription],

@@ -85,6 +85,18 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         };
         writeln!(out, "last reload {}: {outcome}", ago(reload.at_ms)).unwrap();
     }
+    if let Some(f) = &report.finding {
+        let failed = match f.scan_errors {
+            0 => String::new(),
+            n => format!(", {n} failed"),
+        };
+        writeln!(
+            out,
+            "new builds found: {} by a workspace scan, {} by the sweep of idle repositories, {} while following a run ({} scans{failed})",
+            f.by_scan, f.by_sweep, f.following, f.scans
+        )
+        .unwrap();
+    }
     let mut rows = vec![[
         "REPOSITORY".to_owned(),
         "SOURCE".into(),

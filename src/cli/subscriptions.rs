@@ -303,7 +303,7 @@ pub fn list(config: PathBuf) -> anyhow::Result<()> {
                 s.url.clone(),
                 s.repo.instance.clone(),
                 sources(s),
-                s.credential.clone(),
+                s.credentials.join(", "),
                 patterns(&s.refs.branches),
                 patterns(&s.refs.tags),
                 if s.refs.commits { "yes" } else { "no" }.to_owned(),
@@ -375,7 +375,7 @@ fn describe(s: &Subscription) -> String {
         "channels {}; source {}; credential {}; {}; events {}",
         s.channels.join(", "),
         sources(s),
-        s.credential,
+        s.credentials.join(", "),
         s.refs,
         events(&s.events)
     )

@@ -213,8 +213,9 @@ pub struct Subscription {
     /// Where its builds come from, each once, in [`SourceKind::ALL`] order: Pipelines (the
     /// Cloud default), commit statuses (always on Data Center), or both.
     pub sources: Vec<SourceKind>,
-    /// The credential polling it: the subscription's own, else its instance's default.
-    pub credential: String,
+    /// The credentials polling it: the subscription's own (one, or a pool whose budgets its
+    /// repositories share), else its instance's default.
+    pub credentials: Vec<String>,
     /// Which branches, tags and bare commits it takes builds of.
     pub refs: RefFilter,
     pub events: BTreeSet<EventKind>,
@@ -311,8 +312,10 @@ fn common_ref(a: &RefFilter, b: &RefFilter, commits: bool) -> Option<String> {
 pub struct Watch {
     pub repo: RepoId,
     pub source: SourceKind,
-    /// The credential it is polled with (the same for every subscription: validated).
+    /// The credential it is polled with: one of `pool`, the least loaded.
     pub credential: String,
+    /// The credentials its subscriptions name (the same for every one: validated).
+    pub pool: Vec<String>,
     /// The first subscription's URL, for messages.
     pub url: String,
     /// The subscriptions of `repo` that read `source`, in file order.
@@ -416,7 +419,7 @@ impl Config {
         let instance = self
             .subscriptions
             .iter()
-            .find(|s| s.credential == credential)
+            .find(|s| s.credentials.iter().any(|c| c == credential))
             .map(|s| s.repo.instance.as_str());
         match instance.and_then(|name| self.bitbucket.datacenter.get(name)) {
             Some(dc) => dc.rate_limit,

@@ -135,7 +135,8 @@ pub(super) struct RawSubscription {
     pub(super) repository: Spanned<String>,
     /// A string or an array of strings: checked by hand so the message can say so.
     pub(super) source: Option<Spanned<toml::Value>>,
-    pub(super) credential: Option<Spanned<String>>,
+    /// A string or an array of strings.
+    pub(super) credential: Option<Spanned<toml::Value>>,
     pub(super) branches: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) tags: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) commits: Option<Spanned<bool>>,

@@ -302,7 +302,7 @@ impl Checker<'_> {
     ) -> Result<BTreeMap<String, RateLimit>, ConfigError> {
         let used: BTreeSet<&str> = subscriptions
             .iter()
-            .map(|s| s.credential.as_str())
+            .flat_map(|s| s.credentials.iter().map(String::as_str))
             .collect();
         let mut budgets = BTreeMap::new();
         for (credential, limit) in raw {
@@ -666,10 +666,10 @@ impl Checker<'_> {
                 .credential
                 .as_ref()
                 .map_or(header.clone(), Spanned::span);
-            let credential = match (sub.credential, instance) {
-                (Some(own), _) => self.name(own, &credential_key)?,
-                (None, Some(dc)) => dc.credential.clone(),
-                (None, None) => bitbucket.credential.clone().ok_or_else(|| {
+            let credentials = match (&sub.credential, instance) {
+                (Some(own), _) => self.credential_pool(own, &credential_key)?,
+                (None, Some(dc)) => vec![dc.credential.clone()],
+                (None, None) => vec![bitbucket.credential.clone().ok_or_else(|| {
                     self.err(
                         header.clone(),
                         &credential_key,
@@ -677,7 +677,7 @@ impl Checker<'_> {
                          credential"
                             .into(),
                     )
-                })?,
+                })?],
             };
             let refs = RefFilter {
                 branches: self.patterns(sub.branches, &format!("{key}.branches"))?,
@@ -697,7 +697,7 @@ impl Checker<'_> {
                 url: sub.repository.into_inner(),
                 sources: self.sources(sub.source, &key, instance.is_some())?,
                 repo,
-                credential,
+                credentials,
                 refs,
                 events: self.events(sub.events, &key)?,
                 channels: self.subscription_channels(sub.channels, &key, channels)?,
@@ -710,7 +710,9 @@ impl Checker<'_> {
                     watches.push(Watch {
                         repo: subscription.repo.clone(),
                         source,
-                        credential: subscription.credential.clone(),
+                        // Settled below, once every watch is known.
+                        credential: String::new(),
+                        pool: subscription.credentials.clone(),
                         url: subscription.url.clone(),
                         subscriptions: vec![subscription.clone()],
                         pipelines: Vec::new(),
@@ -719,19 +721,19 @@ impl Checker<'_> {
                     continue;
                 };
                 let watch = &mut watches[at];
-                if watch.credential != subscription.credential {
+                if watch.pool != subscription.credentials {
                     let (first, first_line) = settled_by[at];
+                    let named = shown_pool(&watch.pool);
                     return Err(self.err(
                         credential_span,
                         &credential_key,
                         format!(
-                            "{}'s {} are already polled with credential {:?} by \
+                            "{}'s {} are already polled with credential {named} by \
                              subscription[{first}] at line {first_line}, and each source of a \
-                             repository is polled once, with one credential; use {:?} here too",
+                             repository is polled once, with the same credentials; use \
+                             {named} here too",
                             subscription.repo,
                             source.name(),
-                            watch.credential,
-                            watch.credential
                         ),
                     ));
                 }
@@ -739,6 +741,7 @@ impl Checker<'_> {
             }
             subscriptions.push(subscription);
         }
+        assign_credentials(&mut watches);
         for watch in &mut watches {
             watch.pipelines = subscriptions
                 .iter()
@@ -766,23 +769,11 @@ impl Checker<'_> {
         };
         let key = format!("{sub_key}.source");
         let span = raw.span();
-        let shape = || {
-            self.err(
-                span.clone(),
-                &key,
-                "source takes a string or an array of strings; write it like source = \
-                 \"pipelines\" or source = [\"pipelines\", \"statuses\"]"
-                    .into(),
-            )
-        };
-        let names: Vec<&str> = match raw.get_ref() {
-            toml::Value::String(name) => vec![name],
-            toml::Value::Array(items) => items
-                .iter()
-                .map(|item| item.as_str().ok_or_else(shape))
-                .collect::<Result<_, _>>()?,
-            _ => return Err(shape()),
-        };
+        let names = self.string_or_list(
+            &raw,
+            &key,
+            r#"source = "pipelines" or source = ["pipelines", "statuses"]"#,
+        )?;
         if names.is_empty() {
             return Err(self.err(
                 span,
@@ -953,6 +944,69 @@ impl Checker<'_> {
     }
 
     /// A non-blank name or identifier, kept as written.
+    /// A key that takes a string or an array of strings, as its strings.
+    fn string_or_list<'v>(
+        &self,
+        raw: &'v Spanned<toml::Value>,
+        key: &str,
+        example: &str,
+    ) -> Result<Vec<&'v str>, ConfigError> {
+        let leaf = key.rsplit('.').next().unwrap_or(key);
+        let shape = || {
+            self.err(
+                raw.span(),
+                key,
+                format!("{leaf} takes a string or an array of strings; write it like {example}"),
+            )
+        };
+        match raw.get_ref() {
+            toml::Value::String(name) => Ok(vec![name]),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| item.as_str().ok_or_else(shape))
+                .collect(),
+            _ => Err(shape()),
+        }
+    }
+
+    /// A subscription's `credential`: one name, or several whose budgets its repositories
+    /// share (each repository source polled with one of them).
+    fn credential_pool(
+        &self,
+        raw: &Spanned<toml::Value>,
+        key: &str,
+    ) -> Result<Vec<String>, ConfigError> {
+        let names = self.string_or_list(
+            raw,
+            key,
+            r#"credential = "acme-ci" or credential = ["ci-a", "ci-b"]"#,
+        )?;
+        let mut pool: Vec<String> = Vec::new();
+        for name in names {
+            if name.trim().is_empty() {
+                return Err(self.err(raw.span(), key, empty_message(key)));
+            }
+            if pool.iter().any(|n| n == name) {
+                return Err(self.err(
+                    raw.span(),
+                    key,
+                    format!("{name:?} is listed twice; name each credential once"),
+                ));
+            }
+            pool.push(name.to_owned());
+        }
+        if pool.is_empty() {
+            return Err(self.err(
+                raw.span(),
+                key,
+                "the list is empty; name at least one credential, or remove the key for \
+                 [bitbucket] credential"
+                    .into(),
+            ));
+        }
+        Ok(pool)
+    }
+
     fn name(&self, raw: Spanned<String>, key: &str) -> Result<String, ConfigError> {
         if raw.get_ref().trim().is_empty() {
             return Err(self.err(raw.span(), key, empty_message(key)));
@@ -1101,6 +1155,35 @@ impl Checker<'_> {
             ));
         }
         Ok(raw.into_inner())
+    }
+}
+
+/// A credential pool as the file writes it: `"ci"` or `["ci-a", "ci-b"]`.
+fn shown_pool(pool: &[String]) -> String {
+    match pool {
+        [one] => format!("{one:?}"),
+        many => format!("{many:?}"),
+    }
+}
+
+/// Gives each watch one credential of its pool: the one polling the fewest watches so far
+/// (watches of a single credential counted first, ties to the pool's order), so a pool's
+/// repositories spread evenly over its budgets, the same way for the same file.
+fn assign_credentials(watches: &mut [Watch]) {
+    let mut load: BTreeMap<String, usize> = BTreeMap::new();
+    for watch in watches.iter_mut().filter(|w| w.pool.len() == 1) {
+        watch.credential = watch.pool[0].clone();
+        *load.entry(watch.credential.clone()).or_default() += 1;
+    }
+    for watch in watches.iter_mut().filter(|w| w.pool.len() > 1) {
+        let least = watch
+            .pool
+            .iter()
+            .min_by_key(|name| load.get(*name).copied().unwrap_or(0))
+            .expect("a pool is never empty")
+            .clone();
+        *load.entry(least.clone()).or_default() += 1;
+        watch.credential = least;
     }
 }
 

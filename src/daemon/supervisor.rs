@@ -14,8 +14,8 @@ use super::{Bitbucket, DaemonError, Tuning, Zoom};
 use crate::bitbucket::Account;
 use crate::config::Config;
 use crate::control::{
-    Answer, CredentialStatus, Envelope, LastPoll, ReloadRecord, ReloadSummary, Reply, Request,
-    StatusReport,
+    Answer, CredentialStatus, Envelope, Finding, LastPoll, ReloadRecord, ReloadSummary, Reply,
+    Request, StatusReport,
 };
 use crate::credentials::Credentials;
 use crate::delivery::{self, DeliveryContext};
@@ -29,6 +29,7 @@ use crate::store::Store;
 use crate::wakeups::Wakeups;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -498,6 +499,14 @@ impl Supervisor {
         });
         report.running = true;
         report.started_ms = Some(self.started_ms);
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        report.finding = Some(Finding {
+            scans: count(&self.metrics.scans),
+            scan_errors: count(&self.metrics.scan_errors),
+            by_scan: count(&self.metrics.found_by_scan),
+            by_sweep: count(&self.metrics.found_by_sweep),
+            following: count(&self.metrics.found_following),
+        });
         report.last_reload = self.last_reload.clone();
         report.credentials = self
             .bitbucket

@@ -180,7 +180,7 @@ fn base_is_valid_and_gets_defaults() {
     let sub = &config.subscriptions[0];
     assert_eq!(sub.repo, RepoId::on(CLOUD, "acme", "api"));
     assert_eq!(sub.sources, [SourceKind::Pipelines]);
-    assert_eq!(sub.credential, "acme-ci");
+    assert_eq!(sub.credentials, ["acme-ci"]);
     assert_eq!(
         sub.events,
         BTreeSet::from([EventKind::Failed, EventKind::Fixed])
@@ -384,7 +384,7 @@ fn datacenter_subscription_resolves_instance_credential_and_source() {
     let sub = &config.subscriptions[0];
     assert_eq!(sub.url, PLATFORM);
     assert_eq!(sub.repo, RepoId::on("corp", "PLAT", "platform"));
-    assert_eq!(sub.credential, "corp-token");
+    assert_eq!(sub.credentials, ["corp-token"]);
     assert_eq!(sub.sources, [SourceKind::Statuses]);
 }
 
@@ -403,7 +403,7 @@ fn subscription_credential_overrides_the_default() {
     let resolved: Vec<(String, String)> = parse(&text)
         .subscriptions
         .into_iter()
-        .map(|s| (s.repo.to_string(), s.credential))
+        .map(|s| (s.repo.to_string(), s.credentials.join(",")))
         .collect();
     let expected = [
         ("acme/api", "acme-ci"),
@@ -423,7 +423,7 @@ fn subscription_credential_overrides_the_default() {
     );
     let config = parse(&own_only);
     assert_eq!(config.bitbucket.credential, None);
-    assert_eq!(config.subscriptions[0].credential, "acme-ci");
+    assert_eq!(config.subscriptions[0].credentials, ["acme-ci"]);
 }
 
 #[test]
@@ -1404,5 +1404,78 @@ fn broken_configs() {
         Some(10),
         Some("bitbucket.budgets.acme-ci.requests"),
         "a rate limit must allow at least 1 request",
+    );
+}
+
+#[test]
+fn a_credential_pool_spreads_repositories_over_its_budgets() {
+    // api uses the default acme-ci; five more repositories share ci-a and ci-b.
+    let mut text = BASE.to_owned();
+    for repo in ["web", "mobile", "docs", "infra", "site"] {
+        text = subscribe(
+            &text,
+            &format!("https://bitbucket.org/acme/{repo}"),
+            "credential = [\"ci-a\", \"ci-b\"]\n",
+        );
+    }
+    let config = parse(&text);
+    let polled_with: Vec<(String, &str)> = config
+        .watches
+        .iter()
+        .map(|w| (w.repo.to_string(), w.credential.as_str()))
+        .collect();
+    assert_eq!(
+        polled_with,
+        [
+            ("acme/api".to_owned(), "acme-ci"),
+            ("acme/web".to_owned(), "ci-a"),
+            ("acme/mobile".to_owned(), "ci-b"),
+            ("acme/docs".to_owned(), "ci-a"),
+            ("acme/infra".to_owned(), "ci-b"),
+            ("acme/site".to_owned(), "ci-a"),
+        ]
+    );
+    assert_eq!(config.subscriptions[1].credentials, ["ci-a", "ci-b"]);
+    // Each credential of a pool has its own budget (the Cloud default unless set).
+    assert_eq!(config.budget_for("ci-b"), config.budget_for("acme-ci"));
+
+    // A second subscription of a repository must name the same credentials.
+    let twice = subscribe(
+        &subscribe(
+            &BASE.replace("acme/api", "acme/old"),
+            "https://bitbucket.org/acme/api",
+            "credential = [\"ci-a\", \"ci-b\"]\n",
+        ),
+        "https://bitbucket.org/acme/api",
+        "credential = \"ci-a\"\n",
+    );
+    check(
+        &twice,
+        Some(32),
+        Some("subscription[2].credential"),
+        "acme/api's pipelines are already polled with credential [\"ci-a\", \"ci-b\"] by \
+         subscription[1]",
+    );
+    check(
+        &subscribe(
+            BASE,
+            "https://bitbucket.org/acme/web",
+            "credential = [\"ci-a\", \"ci-a\"]\n",
+        ),
+        Some(27),
+        Some("subscription[1].credential"),
+        "\"ci-a\" is listed twice; name each credential once",
+    );
+    check(
+        &subscribe(BASE, "https://bitbucket.org/acme/web", "credential = []\n"),
+        Some(27),
+        Some("subscription[1].credential"),
+        "the list is empty; name at least one credential",
+    );
+    check(
+        &subscribe(BASE, "https://bitbucket.org/acme/web", "credential = 7\n"),
+        Some(27),
+        Some("subscription[1].credential"),
+        "credential takes a string or an array of strings; write it like credential = \"acme-ci\"",
     );
 }

@@ -190,7 +190,7 @@ fn configure_round_trip_keeps_comments() {
     assert_eq!(mobile.refs.branches[0].to_string(), "release/*");
     assert_eq!(mobile.events, [EventKind::Failed].into());
     assert_eq!(mobile.sources, [SourceKind::Pipelines]);
-    assert_eq!(mobile.credential, "acme-ci");
+    assert_eq!(mobile.credentials, ["acme-ci"]);
     assert_eq!(config.subscriptions[0].events.len(), EventKind::ALL.len());
 
     // Nothing to change: said, and nothing written.
