@@ -18,7 +18,7 @@ use super::ids::{email, encode_braces, fnv1a, nickname, splitmix, uuid_from};
 use super::limits::serve;
 use super::paging::{Query, window};
 use super::statuses::{self, StatusView};
-use super::{Inner, SimBuild, SimRepo, SimSource, SimState, SimTarget};
+use super::{Inner, SimBuild, SimRepo, SimSource, SimState, SimTarget, SimTrigger};
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -216,7 +216,8 @@ async fn list(
 
 /// One page of a repository's visible pipelines, per the query's paging, sort and filters. A
 /// statuses repository runs no pipelines: its pages are empty. `target.branch` keeps branch
-/// pushes to that branch, `target.ref_name` pushes of that branch or tag.
+/// builds of that branch, `target.ref_name` builds of that branch or tag, `trigger_type` (`PUSH`,
+/// `SCHEDULED`, `MANUAL`, `PARENT_STEP`, which none is) builds so started.
 fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Value, BbError> {
     let query = Query::of(uri);
     let paging = Paging::of(&query)?;
@@ -239,6 +240,22 @@ fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Va
     let branch = query.last("target.branch");
     let ref_name = query.last("target.ref_name");
     let hash = query.last("target.commit.hash");
+    let triggers = [
+        ("PUSH", Some(SimTrigger::Push)),
+        ("SCHEDULED", Some(SimTrigger::Schedule)),
+        ("MANUAL", Some(SimTrigger::Manual)),
+        ("PARENT_STEP", None),
+    ];
+    let trigger = match query.last("trigger_type") {
+        None => None,
+        Some(given) => Some(
+            triggers
+                .iter()
+                .find(|(name, _)| *name == given)
+                .map(|&(_, trigger)| trigger)
+                .ok_or_else(|| BbError::bad_request(format!("Invalid trigger_type '{given}'")))?,
+        ),
+    };
     let mut visible: Vec<&SimBuild> = repo
         .builds
         .iter()
@@ -246,6 +263,7 @@ fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Va
         .filter(|b| branch.is_none_or(|name| b.target == SimTarget::Branch && b.branch == name))
         .filter(|b| ref_name.is_none_or(|name| b.ref_name() == Some(name)))
         .filter(|b| hash.is_none_or(|h| b.commit == h))
+        .filter(|b| trigger.is_none_or(|wanted| wanted == Some(b.trigger)))
         .collect();
     visible.sort_by(|a, b| {
         a.created_at
@@ -684,12 +702,11 @@ fn pipeline_json(
     if with_message {
         commit["message"] = json!(build.message);
     }
-    let trigger = match build.target {
-        SimTarget::Commit { .. } => json!({ "name": "MANUAL", "type": "pipeline_trigger_manual" }),
-        SimTarget::Branch | SimTarget::Tag(_) => {
-            json!({ "name": "PUSH", "type": "pipeline_trigger_push" })
-        }
-    };
+    let name = trigger_name(build.trigger);
+    let trigger = json!({
+        "name": name,
+        "type": format!("pipeline_trigger_{}", name.to_ascii_lowercase()),
+    });
     let mut pipeline = json!({
         "type": "pipeline",
         "uuid": uuid,
@@ -715,6 +732,16 @@ fn pipeline_json(
         pipeline["completed_on"] = json!(inner.clock.rfc3339(at));
     }
     pipeline
+}
+
+/// A trigger's `name`, as pipelines spell it (`SCHEDULE`; the list's `trigger_type` filter
+/// says `SCHEDULED`).
+fn trigger_name(trigger: SimTrigger) -> &'static str {
+    match trigger {
+        SimTrigger::Push => "PUSH",
+        SimTrigger::Schedule => "SCHEDULE",
+        SimTrigger::Manual => "MANUAL",
+    }
 }
 
 /// A pipeline's `target`: the branch or tag pushed, or the bare commit a custom pipeline ran
@@ -843,7 +870,7 @@ mod tests {
     use crate::testing::{Auth, TOKEN, get, start, wait_until};
     use crate::{
         BitbucketFault, BitbucketFaults, Scenario, SimBuild, SimCredential, SimCredentialKind,
-        SimOptions, SimRepo, SimSource, SimState, Simulator,
+        SimOptions, SimRepo, SimSource, SimState, SimTrigger, Simulator,
     };
     use SimState::{Failed, Running, Successful};
     use serde_json::Value;
@@ -1014,6 +1041,42 @@ mod tests {
         assert_eq!(last["build_seconds_used"], 150);
         assert_eq!(last["completed_on"], sim.inner.clock.rfc3339(250.0));
         assert_eq!(last["first_successful"], true);
+    }
+
+    #[tokio::test]
+    async fn triggers_show_as_bitbucket_spells_them_and_filter_the_list() {
+        let scenario = one_repo(vec![
+            build(1, 0.0, vec![]),
+            build(2, 1.0, vec![]).triggered_by(SimTrigger::Schedule),
+            build(3, 2.0, vec![]).triggered_by(SimTrigger::Manual),
+        ]);
+        let sim = start(scenario, at_speed(1000.0)).await;
+        wait_until(&sim, 2.0).await;
+        let (names, _) = collect(list_url(&sim, ""), "/trigger/name").await;
+        assert_eq!(names, ["PUSH", "SCHEDULE", "MANUAL"]);
+        let (types, _) = collect(list_url(&sim, ""), "/trigger/type").await;
+        assert_eq!(
+            types,
+            [
+                "pipeline_trigger_push",
+                "pipeline_trigger_schedule",
+                "pipeline_trigger_manual"
+            ]
+        );
+        for (query, numbers) in [
+            ("trigger_type=PUSH", vec!["1"]),
+            ("trigger_type=SCHEDULED", vec!["2"]),
+            ("trigger_type=MANUAL", vec!["3"]),
+            ("trigger_type=PARENT_STEP", vec![]),
+        ] {
+            let (seen, _) = collect(list_url(&sim, query), "/build_number").await;
+            assert_eq!(seen, numbers, "{query}");
+        }
+        let (status, _) = get_json(&list_url(&sim, "trigger_type=SCHEDULE")).await;
+        assert_eq!(status, 400);
+        // Only the push moved main.
+        let (tips, _) = collect(branches_url(&sim, "api", ""), "/target/hash").await;
+        assert_eq!(tips, [format!("{:040x}", 1)]);
     }
 
     #[tokio::test]

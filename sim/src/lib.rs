@@ -37,7 +37,7 @@ mod zoom;
 pub use auth::{SimCredential, SimCredentialKind};
 pub use limits::{BitbucketFault, BitbucketFaults};
 pub use scenario::{
-    Scenario, SimBuild, SimRepo, SimSource, SimState, SimTarget, pipeline_status_key,
+    Scenario, SimBuild, SimRepo, SimSource, SimState, SimTarget, SimTrigger, pipeline_status_key,
 };
 
 use axum::http::HeaderMap;

@@ -68,6 +68,21 @@ pub enum SimTarget {
     },
 }
 
+/// What started a build, as a pipeline's `trigger` says: only a push moves the repository (its
+/// refs and its `updated_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum SimTrigger {
+    /// A push of the branch or tag (`PUSH`, `pipeline_trigger_push`). The default.
+    #[default]
+    Push,
+    /// One of the repository's schedules (`SCHEDULE`, `pipeline_trigger_schedule`), on the
+    /// commit at the tip of the schedule's branch.
+    Schedule,
+    /// Someone, by hand (`MANUAL`, `pipeline_trigger_manual`): "Run pipeline" on a branch, a
+    /// custom pipeline, a rerun of an earlier run.
+    Manual,
+}
+
 /// A Bitbucket repository, `{workspace}/{slug}` (Cloud) or project `{workspace}`, repository
 /// `{slug}` (Data Center), and the builds it will see. `main` is its default branch.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -99,6 +114,10 @@ pub struct SimBuild {
     pub branch: String,
     /// What the build ran for: `branch` (the default), a tag or a bare commit.
     pub target: SimTarget,
+    /// What started it: a push (the default), a schedule or someone by hand. For a status,
+    /// what started the outside CI's build. Only a push moves a ref: a scheduled or manual run
+    /// builds a commit that was pushed at `pushed_at`.
+    pub trigger: SimTrigger,
     /// Full 40-hex commit hash (`target.commit.hash`).
     pub commit: String,
     /// Full commit message, served only when asked for with `fields`.
@@ -187,6 +206,7 @@ impl SimBuild {
             author: "Sam Developer".to_owned(),
             branch,
             target: SimTarget::Branch,
+            trigger: SimTrigger::Push,
             pushed_at: created_at,
             created_at,
             timeline: timeline.into(),
@@ -212,6 +232,7 @@ impl SimBuild {
             author: "Sam Developer".to_owned(),
             branch,
             target: SimTarget::Branch,
+            trigger: SimTrigger::Push,
             commit: commit.into(),
             pushed_at,
             created_at,
@@ -257,15 +278,22 @@ impl SimBuild {
         }
     }
 
-    /// The same pipeline run as custom pipeline `pipeline` on its bare commit (someone
-    /// started it by hand), instead of for a push.
+    /// The same pipeline run as custom pipeline `pipeline` on its bare commit, started by hand
+    /// ([`SimTrigger::Manual`]), instead of for a push.
     pub fn as_custom(self, pipeline: impl Into<String>) -> SimBuild {
         SimBuild {
             target: SimTarget::Commit {
                 pipeline: pipeline.into(),
             },
+            trigger: SimTrigger::Manual,
             ..self
         }
+    }
+
+    /// The same build started by `trigger` instead: a scheduled or manual run of a commit
+    /// pushed at `pushed_at`, which moves no ref.
+    pub fn triggered_by(self, trigger: SimTrigger) -> SimBuild {
+        SimBuild { trigger, ..self }
     }
 
     /// The name of the ref the build ran for: the branch, the tag, or `None` for a bare
@@ -383,13 +411,10 @@ impl SimRepo {
 
     /// The tip of each branch at `t`, sorted by branch name: per branch, the build whose commit
     /// was pushed last by then (the later one in `builds` on a tie). Branches appear with their
-    /// first push; tag and commit builds move no branch.
+    /// first push; tag and commit builds, scheduled and manual runs move no branch.
     pub fn branch_tips(&self, t: f64) -> Vec<&SimBuild> {
         let mut tips: Vec<&SimBuild> = Vec::new();
-        let pushes = self
-            .builds
-            .iter()
-            .filter(|b| b.target == SimTarget::Branch && b.pushed_at <= t);
+        let pushes = self.pushes(t).filter(|b| b.target == SimTarget::Branch);
         for build in pushes {
             match tips.iter_mut().find(|tip| tip.branch == build.branch) {
                 Some(tip) if build.pushed_at >= tip.pushed_at => *tip = build,
@@ -406,7 +431,7 @@ impl SimRepo {
     /// (the earlier in `builds` on a tie) decides.
     pub fn tag_tips(&self, t: f64) -> Vec<(&str, &SimBuild)> {
         let mut tags: Vec<(&str, &SimBuild)> = Vec::new();
-        for build in self.builds.iter().filter(|b| b.pushed_at <= t) {
+        for build in self.pushes(t) {
             let SimTarget::Tag(name) = &build.target else {
                 continue;
             };
@@ -418,6 +443,13 @@ impl SimRepo {
         }
         tags.sort_by(|a, b| a.0.cmp(b.0));
         tags
+    }
+
+    /// The push-triggered builds pushed by `t`: what moved the repository.
+    fn pushes(&self, t: f64) -> impl Iterator<Item = &SimBuild> {
+        self.builds
+            .iter()
+            .filter(move |b| b.trigger == SimTrigger::Push && b.pushed_at <= t)
     }
 }
 
@@ -1165,12 +1197,14 @@ fn random_build(
         timeline.push((end, Successful));
     }
     let message = format!("{}\n\nChange {number} on {branch}.", pick(rng, &SUBJECTS));
-    SimBuild {
-        target,
-        ..SimBuild::pipeline(number, branch, created_at, timeline)
-            .with_commit(hash40(rng.random()))
-            .with_author(pick(rng, &AUTHORS))
-            .with_message(message)
+    let build = SimBuild::pipeline(number, branch, created_at, timeline)
+        .with_commit(hash40(rng.random()))
+        .with_author(pick(rng, &AUTHORS))
+        .with_message(message);
+    match target {
+        SimTarget::Branch => build,
+        SimTarget::Tag(name) => build.on_tag(name),
+        SimTarget::Commit { pipeline } => build.as_custom(pipeline),
     }
 }
 
