@@ -100,23 +100,32 @@ impl IntoResponse for BbError {
     }
 }
 
-/// A Cloud repository and its position in the scenario (which seeds its identifiers). Data
-/// Center repositories are not found here.
+/// A Cloud repository as it stands at `now`, and its position in the scenario (which seeds its
+/// identifiers), named by its slug then or by its `{uuid}` (which, as Bitbucket says, survives
+/// renames). A deleted repository, a slug renamed away and Data Center repositories are not
+/// found here.
 fn find_repo<'a>(
     inner: &'a Inner,
     workspace: &str,
     slug: &str,
+    now: f64,
 ) -> Result<(usize, &'a SimRepo), BbError> {
     // Bitbucket matches workspace and slug case-insensitively.
+    let by_uuid = slug.starts_with('{');
     inner
         .scenario
         .repos
         .iter()
         .enumerate()
-        .find(|(_, r)| {
+        .find(|&(index, r)| {
             r.source != SimSource::DataCenter
+                && r.exists_at(now)
                 && r.workspace.eq_ignore_ascii_case(workspace)
-                && r.slug.eq_ignore_ascii_case(slug)
+                && if by_uuid {
+                    repository_uuid(index).eq_ignore_ascii_case(slug)
+                } else {
+                    r.slug_at(now).eq_ignore_ascii_case(slug)
+                }
         })
         .ok_or_else(BbError::repo_not_found)
 }
@@ -233,9 +242,9 @@ fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Va
         ],
         false,
     )?;
-    let (index, repo) = find_repo(inner, workspace, slug)?;
-
     let now = inner.clock.now();
+    let (index, repo) = find_repo(inner, workspace, slug, now)?;
+
     // The typed filters the spec documents that a poller might use.
     let branch = query.last("target.branch");
     let ref_name = query.last("target.ref_name");
@@ -289,8 +298,8 @@ async fn get_one(
 ) -> Response {
     serve(&inner, &headers, Api::Cloud, || {
         let Path((workspace, slug, uuid)) = path.map_err(|_| BbError::repo_not_found())?;
-        let (index, repo) = find_repo(&inner, &workspace, &slug)?;
         let now = inner.clock.now();
+        let (index, repo) = find_repo(&inner, &workspace, &slug, now)?;
         let build = repo
             .builds
             .iter()
@@ -414,8 +423,8 @@ fn refs_page(
         (By::Git, false),
     )?;
     let filter = filter(&query, &["name"])?;
-    let (index, repo) = find_repo(inner, workspace, slug)?;
     let now = inner.clock.now();
+    let (index, repo) = find_repo(inner, workspace, slug, now)?;
     let mut refs: Vec<Ref> = Vec::new();
     if matches!(which, Refs::All | Refs::Branches) {
         refs.extend(repo.branch_tips(now).into_iter().map(Ref::Branch));
@@ -515,8 +524,8 @@ fn statuses_page(
         true,
     )?;
     let filter = filter(&query, &["key", "state", "refname"])?;
-    let (index, repo) = find_repo(inner, workspace, slug)?;
     let now = inner.clock.now();
+    let (index, repo) = find_repo(inner, workspace, slug, now)?;
     let pushed = repo
         .builds
         .iter()
@@ -548,12 +557,17 @@ async fn unknown(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Respons
     .await
 }
 
+/// `{workspace}/{slug}` of a repository now (after a rename, the new slug).
+fn full_name(inner: &Inner, repo: &SimRepo) -> String {
+    format!("{}/{}", repo.workspace, repo.slug_at(inner.clock.now()))
+}
+
 /// The API and web URLs of a repository.
 fn repo_urls(inner: &Inner, repo: &SimRepo) -> (String, String) {
-    let (origin, ws, slug) = (&inner.origin, &repo.workspace, &repo.slug);
+    let (origin, full_name) = (&inner.origin, full_name(inner, repo));
     (
-        format!("{origin}/2.0/repositories/{ws}/{slug}"),
-        format!("{origin}/{ws}/{slug}"),
+        format!("{origin}/2.0/repositories/{full_name}"),
+        format!("{origin}/{full_name}"),
     )
 }
 
@@ -561,9 +575,9 @@ fn repo_urls(inner: &Inner, repo: &SimRepo) -> (String, String) {
 fn repository_json(inner: &Inner, index: usize, repo: &SimRepo) -> Value {
     let (api_repo, web_repo) = repo_urls(inner, repo);
     json!({
-        "name": repo.slug,
+        "name": repo.slug_at(inner.clock.now()),
         "type": "repository",
-        "full_name": format!("{}/{}", repo.workspace, repo.slug),
+        "full_name": full_name(inner, repo),
         "links": {
             "self": { "href": api_repo },
             "html": { "href": web_repo },
@@ -889,6 +903,7 @@ mod tests {
             slug: slug.to_owned(),
             source,
             builds,
+            ..SimRepo::default()
         }
     }
 
@@ -1077,6 +1092,60 @@ mod tests {
         // Only the push moved main.
         let (tips, _) = collect(branches_url(&sim, "api", ""), "/target/hash").await;
         assert_eq!(tips, [format!("{:040x}", 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_renamed_repository_answers_under_its_new_slug_and_a_deleted_one_nowhere() {
+        let commit = format!("{:040x}", 9);
+        let mut api = repo(
+            "api",
+            SimSource::CloudPipelines,
+            vec![build(1, 0.0, vec![])],
+        );
+        api.renamed = Some((60.0, "backend".to_owned()));
+        let status = SimBuild::status("ci", "main", &commit, 0.0, 0.0, []);
+        let mut web = repo("web", SimSource::CloudStatuses, vec![status]);
+        web.deleted_at = Some(60.0);
+        let sim = start(
+            Scenario {
+                repos: vec![api, web],
+            },
+            at_speed(100.0),
+        )
+        .await;
+        let base = sim.bitbucket_api_url();
+        let at = |path: &str| format!("{base}/repositories/acme/{path}");
+        let api_uuid = super::encode_braces(&super::repository_uuid(0));
+        let web_uuid = super::encode_braces(&super::repository_uuid(1));
+        let statuses = format!("web/commit/{commit}/statuses");
+        let status_of = |path: String| async move { get_json(&path).await.0 };
+
+        let (status, page) = get_json(&at("api/pipelines")).await;
+        assert_eq!(status, 200);
+        assert_eq!(page["values"][0]["repository"]["full_name"], "acme/api");
+        assert_eq!(status_of(at(&format!("{api_uuid}/pipelines"))).await, 200);
+        assert_eq!(status_of(at("backend/pipelines")).await, 404);
+        assert_eq!(status_of(at("web/refs/branches")).await, 200);
+        assert_eq!(status_of(at(&statuses)).await, 200);
+        assert!(sim.now() < 60.0, "too slow to look before the rename");
+
+        wait_until(&sim, 60.0).await;
+        let (status, body) = get_json(&at("api/pipelines")).await;
+        assert_eq!(status, 404);
+        assert_eq!(body["error"]["message"], "Repository not found");
+        let (status, page) = get_json(&at("BACKEND/pipelines")).await;
+        assert_eq!(status, 200);
+        let repository = &page["values"][0]["repository"];
+        assert_eq!(repository["full_name"], "acme/backend");
+        assert_eq!(repository["name"], "backend");
+        assert_eq!(
+            repository["links"]["html"]["href"],
+            format!("{}acme/backend", sim.bitbucket_web_url())
+        );
+        assert_eq!(status_of(at(&format!("{api_uuid}/pipelines"))).await, 200);
+        for gone in ["web/refs/branches", &statuses, &format!("{web_uuid}/refs")] {
+            assert_eq!(status_of(at(gone)).await, 404, "{gone}");
+        }
     }
 
     #[tokio::test]

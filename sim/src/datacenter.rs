@@ -155,8 +155,8 @@ impl Paging {
     }
 }
 
-/// A Data Center repository by project key and slug (any case), or the 404 naming what is
-/// missing.
+/// A Data Center repository by project key and slug (any case) as it stands now (not deleted,
+/// under its slug then), or the 404 naming what is missing.
 fn find_repo<'a>(inner: &'a Inner, project: &str, slug: &str) -> Result<&'a SimRepo, DcError> {
     let mut in_project = inner
         .scenario
@@ -170,8 +170,9 @@ fn find_repo<'a>(inner: &'a Inner, project: &str, slug: &str) -> Result<&'a SimR
             "com.atlassian.bitbucket.project.NoSuchProjectException",
         ));
     }
+    let now = inner.clock.now();
     in_project
-        .find(|r| r.slug.eq_ignore_ascii_case(slug))
+        .find(|r| r.exists_at(now) && r.slug_at(now).eq_ignore_ascii_case(slug))
         .ok_or_else(|| {
             DcError::not_found(
                 format!("Repository {project}/{slug} does not exist."),
@@ -273,13 +274,14 @@ async fn build_statuses(
         let newest_first = order(&query, &[("NEWEST", true), ("OLDEST", false)], true)?;
         // Not scoped to a repository: statuses are stored by commit across the instance. An
         // unknown commit simply has none.
+        let now = inner.clock.now();
         let repos = inner
             .scenario
             .repos
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.source == SimSource::DataCenter);
-        let mut views = statuses::posted(&inner.origin, repos, &commit, inner.clock.now());
+            .filter(|(_, r)| r.source == SimSource::DataCenter && r.exists_at(now));
+        let mut views = statuses::posted(&inner.origin, repos, &commit, now);
         views.truncate(MAX_STATUSES);
         if !newest_first {
             views.reverse();
@@ -401,6 +403,7 @@ mod tests {
                 slug: "platform".to_owned(),
                 source: SimSource::DataCenter,
                 builds,
+                ..SimRepo::default()
             }],
         }
     }

@@ -38,6 +38,7 @@ pub use auth::{SimCredential, SimCredentialKind};
 pub use limits::{BitbucketFault, BitbucketFaults};
 pub use scenario::{
     Scenario, SimBuild, SimRepo, SimSource, SimState, SimTarget, SimTrigger, pipeline_status_key,
+    repo_created_at,
 };
 
 use axum::http::HeaderMap;
@@ -566,7 +567,8 @@ impl Simulator {
     }
 
     /// The link a card about `build` of `repo` carries when announcing its state at simulated
-    /// second `at`: the pipeline's page (whatever it ran for), the link the CI server posted
+    /// second `at`: the pipeline's page (whatever it ran for, under the repository's slug at
+    /// `at`), the link the CI server posted
     /// with the status at that moment (a rerun posts a new one), or, for the status Pipelines
     /// posts for a run ([`SimBuild::pipeline_status`]), the run's page in the Pipelines add-on.
     /// Scoreboards match cards to builds with it. Empty for a status not in the scenario.
@@ -580,7 +582,9 @@ impl Simulator {
         } else if repo.runs_pipeline(build) {
             format!(
                 "{origin}/{}/{}/pipelines/results/{}",
-                repo.workspace, repo.slug, build.number
+                repo.workspace,
+                repo.slug_at(at),
+                build.number
             )
         } else {
             let repo = (index.unwrap_or_default(), repo);

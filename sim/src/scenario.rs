@@ -84,7 +84,8 @@ pub enum SimTrigger {
 }
 
 /// A Bitbucket repository, `{workspace}/{slug}` (Cloud) or project `{workspace}`, repository
-/// `{slug}` (Data Center), and the builds it will see. `main` is its default branch.
+/// `{slug}` (Data Center), and the builds it will see. `main` is its default branch. It was
+/// created before the scenario ([`repo_created_at`]); it may be renamed or deleted during it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SimRepo {
     /// Workspace id on Cloud, the first path segment; the project key (`PLAT`) on Data Center.
@@ -97,6 +98,13 @@ pub struct SimRepo {
     /// Statuses: one entry per (commit, key), which should be unique. In a
     /// [`SimSource::CloudMixed`] repository both, told apart by `key`.
     pub builds: Vec<SimBuild>,
+    /// A rename: from this simulated second on the repository answers under this slug only
+    /// (the old one is 404, as a repository that never existed), and its `updated_on` moves
+    /// to the rename. Default none.
+    pub renamed: Option<(f64, String)>,
+    /// From this simulated second on the repository is gone: 404 under any name, and out of
+    /// the workspace's listing. Default never.
+    pub deleted_at: Option<f64>,
 }
 
 /// One pipeline run, or one commit status (its `key` on its `commit`), and how its state moves
@@ -399,7 +407,48 @@ pub fn pipeline_status_key(repo_index: usize, number: u64) -> String {
     (fnv1a(format!("pipeline-status/{repo_index}/{number}").as_bytes()) as u32 as i32).to_string()
 }
 
+/// How long before simulated second 0 the scenario's first repository was created.
+const REPOS_AGE: f64 = 365.0 * 24.0 * 3600.0;
+
+/// When the repository at position `repo_index` of a scenario was created (its `created_on`):
+/// a year before the scenario, the next ones a minute apart in scenario order, so creation
+/// orders repositories as their position does.
+pub fn repo_created_at(repo_index: usize) -> f64 {
+    -REPOS_AGE + 60.0 * repo_index as f64
+}
+
 impl SimRepo {
+    /// Its slug at `t`: the new one from a rename on.
+    pub fn slug_at(&self, t: f64) -> &str {
+        match &self.renamed {
+            Some((at, slug)) if *at <= t => slug,
+            _ => &self.slug,
+        }
+    }
+
+    /// Whether it still exists at `t` (not deleted by then).
+    pub fn exists_at(&self, t: f64) -> bool {
+        self.deleted_at.is_none_or(|at| t < at)
+    }
+
+    /// Its `updated_on` at `t`, for the repository at position `repo_index` of its scenario:
+    /// the latest push by then (the `pushed_at` of a [`SimTrigger::Push`] build: a pipeline's
+    /// push, or for statuses the push of the commit, however late they are posted) or its
+    /// rename, whichever is later; before either, its creation ([`repo_created_at`]). Pipeline
+    /// progress, statuses, scheduled and manual runs move nothing: only commit activity does,
+    /// as implementers observe of Bitbucket.
+    pub fn updated_at(&self, repo_index: usize, t: f64) -> f64 {
+        let renamed = self
+            .renamed
+            .as_ref()
+            .map(|&(at, _)| at)
+            .filter(|&at| at <= t);
+        self.pushes(t)
+            .map(|b| b.pushed_at)
+            .chain(renamed)
+            .fold(repo_created_at(repo_index), f64::max)
+    }
+
     /// Whether `build` is a pipeline run here rather than a status an outside CI posts.
     pub fn runs_pipeline(&self, build: &SimBuild) -> bool {
         match self.source {
@@ -456,15 +505,19 @@ impl SimRepo {
 impl Scenario {
     /// The simulated second after which nothing changes any more.
     pub fn end(&self) -> f64 {
-        self.repos
-            .iter()
-            .flat_map(|r| &r.builds)
-            .flat_map(|b| {
-                [b.pushed_at, b.created_at]
-                    .into_iter()
-                    .chain(b.timeline.iter().map(|&(t, _)| t))
-            })
-            .fold(0.0, f64::max)
+        let builds = self.repos.iter().flat_map(|r| &r.builds).flat_map(|b| {
+            [b.pushed_at, b.created_at]
+                .into_iter()
+                .chain(b.timeline.iter().map(|&(t, _)| t))
+        });
+        let renames_and_deletions = self.repos.iter().flat_map(|r| {
+            r.renamed
+                .as_ref()
+                .map(|&(at, _)| at)
+                .into_iter()
+                .chain(r.deleted_at)
+        });
+        builds.chain(renames_and_deletions).fold(0.0, f64::max)
     }
 }
 
@@ -490,6 +543,7 @@ fn repo(workspace: &str, slug: &str, source: SimSource, builds: Vec<SimBuild>) -
         slug: slug.to_owned(),
         source,
         builds,
+        ..SimRepo::default()
     }
 }
 
@@ -1335,6 +1389,49 @@ mod tests {
             pipeline.commit,
             SimBuild::pipeline(4, "main", 4.0, []).commit
         );
+    }
+
+    #[test]
+    fn updated_on_moves_on_pushes_and_the_rename_only() {
+        use SimTrigger::{Manual, Schedule};
+        let created = repo_created_at(2);
+        assert_eq!(created, repo_created_at(0) + 120.0);
+        assert!(created < 0.0);
+        let pushed = |commit: &str, at: f64| SimBuild::status("ci", "main", commit, at, at, []);
+        let mut repo = repo(
+            "acme",
+            "web",
+            SimSource::CloudMixed,
+            vec![
+                // A pipeline pushed at 10 that runs until 500.
+                SimBuild::pipeline(1, "main", 10.0, [(20.0, Running), (500.0, Failed)]),
+                // A status on it posted late, rerun later still.
+                SimBuild::status("scan", "main", "c1", 10.0, 300.0, [(600.0, Running)]),
+                SimBuild::pipeline(2, "main", 700.0, []).triggered_by(Schedule),
+                SimBuild::pipeline(3, "main", 800.0, []).triggered_by(Manual),
+                SimBuild::pipeline(4, "main", 850.0, []).as_custom("deploy"),
+                pushed("c2", 900.0).on_tag("v1.0.0"),
+                pushed("c3", 1000.0),
+            ],
+        );
+        let at = |repo: &SimRepo, t: f64| repo.updated_at(2, t);
+        assert_eq!(at(&repo, 5.0), created);
+        for t in [10.0, 299.0, 500.0, 650.0, 750.0, 899.0] {
+            assert_eq!(at(&repo, t), 10.0, "at {t}");
+        }
+        assert_eq!(at(&repo, 950.0), 900.0);
+        assert_eq!(at(&repo, 1.0e9), 1000.0);
+
+        repo.renamed = Some((960.0, "website".to_owned()));
+        repo.deleted_at = Some(2000.0);
+        assert_eq!(
+            (repo.slug_at(959.0), repo.slug_at(960.0)),
+            ("web", "website")
+        );
+        assert_eq!(at(&repo, 970.0), 960.0);
+        assert_eq!(at(&repo, 1.0e9), 1000.0);
+        assert!(repo.exists_at(1999.0) && !repo.exists_at(2000.0));
+        assert_eq!(Scenario { repos: vec![repo] }.end(), 2000.0);
     }
 
     #[test]
