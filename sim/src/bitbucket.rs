@@ -3,6 +3,8 @@
 //! real service (Bitbucket Cloud REST API reference: the "Pipelines", "Refs" and "Commit
 //! statuses" groups at developer.atlassian.com/cloud/bitbucket/rest):
 //!
+//! - `GET /2.0/repositories/{ws}`, a workspace's repositories with their `updated_on`, which
+//!   only pushes (and renames) move;
 //! - `GET /2.0/repositories/{ws}/{slug}/pipelines` and `.../pipelines/{uuid}` (repositories
 //!   running Pipelines), for branch pushes, tag pushes and custom pipelines on a commit;
 //! - `GET .../refs`, `.../refs/branches` and `.../refs/tags`, branch tips and tags with their
@@ -10,15 +12,19 @@
 //! - `GET .../commit/{hash}/statuses`, the statuses an outside CI posted and those Pipelines
 //!   posts for its own runs.
 //!
-//! Every request passes [`serve`]'s gate first: credentials, rate limit, faults.
+//! Every request passes [`serve`]'s gate first: credentials, rate limit, faults. Every answer
+//! is cut down as its `fields` parameter asks.
 
 use super::api::{Api, cloud_error};
 use super::bbql::Filter;
+use super::fields::Fields;
 use super::ids::{email, encode_braces, fnv1a, nickname, splitmix, uuid_from};
 use super::limits::serve;
 use super::paging::{Query, window};
 use super::statuses::{self, StatusView};
-use super::{Inner, SimBuild, SimRepo, SimSource, SimState, SimTarget, SimTrigger};
+use super::{
+    Inner, SimBuild, SimRepo, SimSource, SimState, SimTarget, SimTrigger, repo_created_at,
+};
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -37,6 +43,8 @@ const MAX_PAGELEN: usize = 100;
 /// The Bitbucket Cloud routes, to be merged into the simulator's router.
 pub(super) fn routes() -> Router<Arc<Inner>> {
     Router::new()
+        .route("/2.0/repositories/{workspace}", get(repositories))
+        .route("/2.0/repositories/{workspace}/", get(repositories))
         .route(
             "/2.0/repositories/{workspace}/{repo_slug}/pipelines",
             get(list),
@@ -91,6 +99,13 @@ impl BbError {
 
     fn repo_not_found() -> BbError {
         BbError::new(StatusCode::NOT_FOUND, "Repository not found")
+    }
+
+    fn workspace_not_found(workspace: &str) -> BbError {
+        BbError::new(
+            StatusCode::NOT_FOUND,
+            format!("No workspace with identifier '{workspace}'."),
+        )
     }
 }
 
@@ -200,13 +215,126 @@ fn filter(query: &Query, fields: &[&str]) -> Result<Option<Filter>, BbError> {
         .map_err(|problem| BbError::new(StatusCode::BAD_REQUEST, problem))
 }
 
-/// Whether a partial-response `fields` parameter adds the commit message, e.g.
-/// `fields=+values.target.commit.message` (a literal `+` decodes to a space, hence the trim).
-fn wants_commit_message(query: &Query) -> bool {
-    query.all("fields").flat_map(|v| v.split(',')).any(|f| {
-        let f = f.trim();
-        !f.starts_with('-') && f.trim_start_matches('+').ends_with("target.commit.message")
+/// The field pipelines leave out unless `fields` names it
+/// (`fields=+values.target.commit.message`).
+const COMMIT_MESSAGE: &str = "target.commit.message";
+
+/// Answers a Cloud request through the gate ([`serve`]) with `body`'s answer cut down as the
+/// request's `fields` ask (which `body` reads for what it leaves out unless asked).
+async fn answer(
+    inner: &Inner,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: impl FnOnce(&Fields) -> Result<Value, BbError>,
+) -> Response {
+    let fields = Fields::of(&Query::of(uri));
+    serve(inner, headers, Api::Cloud, || {
+        body(&fields).map(|value| fields.apply(value))
     })
+    .await
+}
+
+/// `GET /2.0/repositories/{workspace}`.
+async fn repositories(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    answer(&inner, &headers, &uri, |_| {
+        let Path(workspace) = path.map_err(|_| BbError::workspace_not_found(""))?;
+        repositories_page(&inner, &workspace, &uri)
+    })
+    .await
+}
+
+/// A repository as the workspace listing sees it now.
+struct Listed<'a> {
+    /// Its position in the scenario, which seeds its identifiers and dates its creation.
+    index: usize,
+    /// The scenario's entry for it.
+    repo: &'a SimRepo,
+    /// Its `updated_on` now.
+    updated_at: f64,
+}
+
+/// One page of a workspace's repositories as they stand now (deleted ones gone, renamed ones
+/// under their new slug), in creation order unless `sort` says `updated_on` or `created_on`
+/// (`-` reverses; ties stay in creation order). `q` filters on `updated_on` and `created_on`
+/// (as instants), `name`, `slug`, `full_name` and `uuid`. A workspace that no Cloud repository
+/// of the scenario names is 404; one whose repositories are all deleted lists none.
+fn repositories_page(inner: &Inner, workspace: &str, uri: &Uri) -> Result<Value, BbError> {
+    /// What a listing is ordered by.
+    #[derive(Clone, Copy, PartialEq)]
+    enum By {
+        Creation,
+        Update,
+    }
+    const DATED: [&str; 2] = ["updated_on", "created_on"];
+    let query = Query::of(uri);
+    let paging = Paging::of(&query)?;
+    let (by, descending) = sort(
+        &query,
+        &[
+            ("created_on", (By::Creation, false)),
+            ("-created_on", (By::Creation, true)),
+            ("updated_on", (By::Update, false)),
+            ("-updated_on", (By::Update, true)),
+        ],
+        (By::Creation, false),
+    )?;
+    let filter = filter(
+        &query,
+        &[&DATED[..], &["name", "slug", "full_name", "uuid"]].concat(),
+    )?;
+    if let Some(filter) = &filter {
+        filter
+            .check_dates(&DATED)
+            .map_err(|problem| BbError::new(StatusCode::BAD_REQUEST, problem))?;
+    }
+    let in_workspace: Vec<(usize, &SimRepo)> = inner
+        .scenario
+        .repos
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.source != SimSource::DataCenter && r.workspace.eq_ignore_ascii_case(workspace)
+        })
+        .collect();
+    if in_workspace.is_empty() {
+        return Err(BbError::workspace_not_found(workspace));
+    }
+    let now = inner.clock.now();
+    // Scenario order is creation order.
+    let mut listed: Vec<Listed> = in_workspace
+        .into_iter()
+        .filter(|(_, repo)| repo.exists_at(now))
+        .map(|(index, repo)| Listed {
+            index,
+            repo,
+            updated_at: repo.updated_at(index, now),
+        })
+        .collect();
+    if let Some(filter) = filter {
+        listed.retain(|l| {
+            filter.matches(&|field: &str| match field {
+                "updated_on" => inner.clock.rfc3339(l.updated_at),
+                "created_on" => inner.clock.rfc3339(repo_created_at(l.index)),
+                "full_name" => full_name(inner, l.repo),
+                "uuid" => repository_uuid(l.index),
+                _ => l.repo.slug_at(now).to_owned(),
+            })
+        });
+    }
+    if by == By::Update {
+        listed.sort_by(|a, b| a.updated_at.total_cmp(&b.updated_at));
+    }
+    if descending {
+        listed.reverse();
+    }
+    Ok(paging.page(inner, uri, &query, listed, |l| {
+        listed_repository_json(inner, &l)
+    }))
 }
 
 /// `GET /2.0/repositories/{workspace}/{repo_slug}/pipelines`.
@@ -216,9 +344,9 @@ async fn list(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |fields| {
         let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
-        list_page(&inner, &workspace, &slug, &uri)
+        list_page(&inner, &workspace, &slug, &uri, fields)
     })
     .await
 }
@@ -227,7 +355,13 @@ async fn list(
 /// statuses repository runs no pipelines: its pages are empty. `target.branch` keeps branch
 /// builds of that branch, `target.ref_name` builds of that branch or tag, `trigger_type` (`PUSH`,
 /// `SCHEDULED`, `MANUAL`, `PARENT_STEP`, which none is) builds so started.
-fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Value, BbError> {
+fn list_page(
+    inner: &Inner,
+    workspace: &str,
+    slug: &str,
+    uri: &Uri,
+    fields: &Fields,
+) -> Result<Value, BbError> {
     let query = Query::of(uri);
     let paging = Paging::of(&query)?;
     // Without a sort Bitbucket lists oldest first; pipelines run once here, so run creation
@@ -283,7 +417,7 @@ fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Va
         visible.reverse();
     }
 
-    let with_message = wants_commit_message(&query);
+    let with_message = fields.names(COMMIT_MESSAGE);
     Ok(paging.page(inner, uri, &query, visible, |b| {
         pipeline_json(inner, index, repo, b, now, with_message)
     }))
@@ -296,7 +430,7 @@ async fn get_one(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |fields| {
         let Path((workspace, slug, uuid)) = path.map_err(|_| BbError::repo_not_found())?;
         let now = inner.clock.now();
         let (index, repo) = find_repo(&inner, &workspace, &slug, now)?;
@@ -308,8 +442,8 @@ async fn get_one(
                 b.created_at <= now && pipeline_uuid(index, b.number).eq_ignore_ascii_case(&uuid)
             })
             .ok_or(BbError::new(StatusCode::NOT_FOUND, "Pipeline not found"))?;
-        let with_message = wants_commit_message(&Query::of(&uri));
-        Ok::<_, BbError>(pipeline_json(&inner, index, repo, build, now, with_message))
+        let with_message = fields.names(COMMIT_MESSAGE);
+        Ok(pipeline_json(&inner, index, repo, build, now, with_message))
     })
     .await
 }
@@ -332,7 +466,7 @@ async fn refs(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |_| {
         let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
         refs_page(&inner, &workspace, &slug, &uri, Refs::All)
     })
@@ -346,7 +480,7 @@ async fn branches(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |_| {
         let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
         refs_page(&inner, &workspace, &slug, &uri, Refs::Branches)
     })
@@ -360,7 +494,7 @@ async fn tags(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |_| {
         let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
         refs_page(&inner, &workspace, &slug, &uri, Refs::Tags)
     })
@@ -498,7 +632,7 @@ async fn commit_statuses(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |_| {
         let Path((workspace, slug, commit)) = path.map_err(|_| BbError::repo_not_found())?;
         statuses_page(&inner, &workspace, &slug, &commit, &uri)
     })
@@ -584,6 +718,42 @@ fn repository_json(inner: &Inner, index: usize, repo: &SimRepo) -> Value {
         },
         "uuid": repository_uuid(index),
     })
+}
+
+/// A repository as the workspace listing spells it (the spec's `repository`): the short object
+/// plus its slug, dates, more links and what a private Git repository says of itself.
+fn listed_repository_json(inner: &Inner, listed: &Listed) -> Value {
+    let Listed {
+        index,
+        repo,
+        updated_at,
+    } = *listed;
+    let (api_repo, web_repo) = repo_urls(inner, repo);
+    let workspace = &repo.workspace;
+    let mut json = repository_json(inner, index, repo);
+    json["slug"] = json!(repo.slug_at(inner.clock.now()));
+    json["created_on"] = json!(inner.clock.rfc3339(repo_created_at(index)));
+    json["updated_on"] = json!(inner.clock.rfc3339(updated_at));
+    json["links"]["commits"] = json!({ "href": format!("{api_repo}/commits") });
+    json["links"]["pullrequests"] = json!({ "href": format!("{api_repo}/pullrequests") });
+    json["links"]["clone"] = json!([
+        { "name": "https", "href": format!("{web_repo}.git") },
+    ]);
+    json["scm"] = json!("git");
+    json["is_private"] = json!(true);
+    json["description"] = json!("");
+    json["language"] = json!("");
+    json["has_issues"] = json!(false);
+    json["has_wiki"] = json!(false);
+    json["fork_policy"] = json!("no_public_forks");
+    json["mainbranch"] = json!({ "type": "branch", "name": "main" });
+    json["workspace"] = json!({
+        "type": "workspace",
+        "slug": workspace,
+        "name": workspace,
+        "uuid": uuid_from(fnv1a(format!("workspace/{workspace}").as_bytes())),
+    });
+    json
 }
 
 /// The short commit object answers embed.
@@ -1146,6 +1316,251 @@ mod tests {
         for gone in ["web/refs/branches", &statuses, &format!("{web_uuid}/refs")] {
             assert_eq!(status_of(at(gone)).await, 404, "{gone}");
         }
+    }
+
+    /// Workspace `acme` (and two more) with a repository of each kind of history; the numbers
+    /// are when each one was last pushed (or renamed).
+    fn workspace() -> Scenario {
+        use SimTrigger::{Manual, Schedule};
+        let pipeline = |n: u64, at: f64| build(n, at, vec![(at + 10.0, Running)]);
+        // 100: a push, whose pipeline runs on; a scheduled run at 300 and a manual one at 500.
+        let api = repo(
+            "api",
+            SimSource::CloudPipelines,
+            vec![
+                build(1, 100.0, vec![(110.0, Running), (900.0, Successful)]),
+                pipeline(2, 300.0).triggered_by(Schedule),
+                pipeline(3, 500.0).triggered_by(Manual),
+            ],
+        );
+        // 200: a commit whose status comes at 600 and reruns at 700.
+        let status = SimBuild::status(
+            "ci",
+            "main",
+            "c".repeat(40),
+            200.0,
+            600.0,
+            [(650.0, Failed), (700.0, Running)],
+        );
+        let web = repo("web", SimSource::CloudStatuses, vec![status]);
+        // Never pushed: its creation.
+        let ops = repo("ops", SimSource::CloudPipelines, vec![]);
+        // 400: pushed at 50, renamed at 400.
+        let mut docs = repo("docs", SimSource::CloudPipelines, vec![pipeline(1, 50.0)]);
+        docs.renamed = Some((400.0, "handbook".to_owned()));
+        let mut tmp = repo("tmp", SimSource::CloudPipelines, vec![pipeline(1, 150.0)]);
+        tmp.deleted_at = Some(800.0);
+        let dc = repo("platform", SimSource::DataCenter, vec![]);
+        let site = SimRepo {
+            workspace: "globex".to_owned(),
+            ..repo("site", SimSource::CloudPipelines, vec![pipeline(1, 120.0)])
+        };
+        let gone = SimRepo {
+            workspace: "ghost".to_owned(),
+            deleted_at: Some(10.0),
+            ..repo("gone", SimSource::CloudPipelines, vec![])
+        };
+        Scenario {
+            repos: vec![api, web, ops, docs, tmp, dc, site, gone],
+        }
+    }
+
+    /// A simulator whose clock stands (nearly) still at simulated second `at`.
+    async fn standing_at(scenario: Scenario, at: f64) -> Simulator {
+        let options = SimOptions {
+            starts_at: at,
+            ..SimOptions::default()
+        };
+        start(scenario, options).await
+    }
+
+    /// The workspace listing URL with `query`'s pairs encoded.
+    fn listing(sim: &Simulator, workspace: &str, query: &[(&str, &str)]) -> String {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        format!(
+            "{}/repositories/{workspace}?{query}",
+            sim.bitbucket_api_url()
+        )
+    }
+
+    #[tokio::test]
+    async fn workspace_listing_shows_when_repositories_were_last_pushed() {
+        let early = standing_at(workspace(), 5.0).await;
+        let (names, _) = collect(listing(&early, "acme", &[]), "/full_name").await;
+        assert_eq!(
+            names,
+            ["acme/api", "acme/web", "acme/ops", "acme/docs", "acme/tmp"]
+        );
+        let (updated, _) = collect(listing(&early, "acme", &[]), "/updated_on").await;
+        let created: Vec<String> = [0, 1, 2, 3, 4]
+            .map(|i| early.inner.clock.rfc3339(crate::repo_created_at(i)))
+            .into();
+        assert_eq!(updated, created);
+
+        let sim = standing_at(workspace(), 1000.0).await;
+        let rfc3339 = |t: f64| sim.inner.clock.rfc3339(t);
+        let (page_status, page) = get_json(&listing(&sim, "acme", &[("pagelen", "1")])).await;
+        assert_eq!(page_status, 200);
+        let api = &page["values"][0];
+        assert_eq!(api["type"], "repository");
+        assert_eq!(api["full_name"], "acme/api");
+        assert_eq!((&api["slug"], &api["name"]), (&"api".into(), &"api".into()));
+        assert_eq!(api["uuid"], super::repository_uuid(0));
+        assert_eq!(api["created_on"], rfc3339(crate::repo_created_at(0)));
+        // Not the schedule, the manual run, nor the pipeline still running.
+        assert_eq!(api["updated_on"], rfc3339(100.0));
+        assert_eq!(
+            api["links"]["self"]["href"],
+            format!("{}/repositories/acme/api", sim.bitbucket_api_url())
+        );
+        assert_eq!(
+            api["links"]["html"]["href"],
+            format!("{}acme/api", sim.bitbucket_web_url())
+        );
+        let (_, pipelines) = get_json(&list_url(&sim, "")).await;
+        assert_eq!(pipelines["values"][0]["repository"]["uuid"], api["uuid"]);
+
+        // The rename moved docs; the late status did not move web; tmp is gone.
+        let (names, _) = collect(listing(&sim, "acme", &[("sort", "-updated_on")]), "/slug").await;
+        assert_eq!(names, ["handbook", "web", "api", "ops"]);
+        let (times, _) = collect(
+            listing(&sim, "acme", &[("sort", "-updated_on")]),
+            "/updated_on",
+        )
+        .await;
+        assert_eq!(times[..3], [rfc3339(400.0), rfc3339(200.0), rfc3339(100.0)]);
+        let (names, _) = collect(listing(&sim, "acme", &[("sort", "updated_on")]), "/slug").await;
+        assert_eq!(names, ["ops", "api", "web", "handbook"]);
+        let (names, _) = collect(listing(&sim, "acme", &[("sort", "-created_on")]), "/slug").await;
+        assert_eq!(names, ["handbook", "ops", "web", "api"]);
+        let (names, _) = collect(listing(&sim, "globex", &[]), "/full_name").await;
+        assert_eq!(names, ["globex/site"]);
+        let (status, page) = get_json(&listing(&sim, "ghost", &[])).await;
+        assert_eq!((status, &page["values"]), (200, &serde_json::json!([])));
+        let (status, body) = get_json(&listing(&sim, "nobody", &[])).await;
+        assert_eq!(status, 404);
+        assert_eq!(
+            body["error"]["message"],
+            "No workspace with identifier 'nobody'."
+        );
+    }
+
+    #[tokio::test]
+    async fn workspace_listing_filters_sorts_pages_and_cuts_fields() {
+        let sim = standing_at(workspace(), 1000.0).await;
+        let rfc3339 = |t: f64| sim.inner.clock.rfc3339(t);
+        let slugs = |query: Vec<(&'static str, String)>| {
+            let url = {
+                let pairs: Vec<(&str, &str)> =
+                    query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                listing(&sim, "acme", &pairs)
+            };
+            async move { collect(url, "/slug").await.0 }
+        };
+        let q = |text: String| vec![("q", text), ("sort", "updated_on".to_owned())];
+        assert_eq!(
+            slugs(q(format!("updated_on >= \"{}\"", rfc3339(200.0)))).await,
+            ["web", "handbook"]
+        );
+        assert_eq!(
+            slugs(q(format!("updated_on>\"{}\"", rfc3339(200.0)))).await,
+            ["handbook"]
+        );
+        assert_eq!(
+            slugs(q(format!(
+                "updated_on < \"{}\" AND updated_on >= \"{}\"",
+                rfc3339(200.0),
+                rfc3339(100.0)
+            )))
+            .await,
+            ["api"]
+        );
+        assert_eq!(
+            slugs(q(format!("updated_on = \"{}\"", rfc3339(100.0)))).await,
+            ["api"]
+        );
+        assert_eq!(
+            slugs(q(format!(
+                "updated_on <= {}",
+                rfc3339(crate::repo_created_at(2))
+            )))
+            .await,
+            ["ops"]
+        );
+        assert_eq!(
+            slugs(q(
+                "full_name = \"acme/handbook\" OR slug = \"api\"".to_owned()
+            ))
+            .await,
+            ["api", "handbook"]
+        );
+        for bad in [
+            vec![("q", "updated_on > \"yesterday\"")],
+            vec![("q", "project.key = \"X\"")],
+            vec![("sort", "name")],
+            vec![("pagelen", "101")],
+        ] {
+            let (status, body) = get_json(&listing(&sim, "acme", &bad)).await;
+            assert_eq!((status, &body["type"]), (400, &"error".into()), "{bad:?}");
+        }
+
+        // Pages follow `next`, which keeps the query; the last page has none.
+        let url = listing(&sim, "acme", &[("pagelen", "3"), ("sort", "-updated_on")]);
+        let (names, pages) = collect(url.clone(), "/slug").await;
+        assert_eq!((names.len(), pages), (4, 2));
+        let (_, first) = get_json(&url).await;
+        assert_eq!(
+            (first["size"].as_u64(), first["pagelen"].as_u64()),
+            (Some(4), Some(3))
+        );
+        let next = first["next"].as_str().expect("next");
+        assert!(
+            next.contains("sort=-updated_on") && next.contains("page=2"),
+            "{next}"
+        );
+        let (_, last) = get_json(next).await;
+        assert!(last.get("next").is_none());
+        assert_eq!(last["values"][0]["slug"], "ops");
+
+        // `fields` keeps only what is asked.
+        let fields = "next,values.full_name,values.updated_on";
+        let (_, page) = get_json(&listing(
+            &sim,
+            "acme",
+            &[("pagelen", "1"), ("fields", fields)],
+        ))
+        .await;
+        let mut keys: Vec<&String> = page.as_object().expect("object").keys().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["next", "values"]);
+        assert_eq!(
+            page["values"][0],
+            serde_json::json!({ "full_name": "acme/api", "updated_on": rfc3339(100.0) })
+        );
+        let fields = "values.uuid,values.slug,values.name,values.created_on,-values.name";
+        let (_, page) = get_json(&listing(
+            &sim,
+            "acme",
+            &[("pagelen", "1"), ("fields", fields)],
+        ))
+        .await;
+        let mut keys: Vec<&String> = page["values"][0]
+            .as_object()
+            .expect("object")
+            .keys()
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["created_on", "slug", "uuid"]);
+
+        // Every request counted against the credential, refused ones included; none without one.
+        assert_eq!(
+            get(&listing(&sim, "acme", &[]), Auth::Nothing).await.status,
+            401
+        );
+        assert_eq!(sim.bitbucket_requests_by_credential()["sim-bitbucket"], 16);
+        assert_eq!(sim.stats().bitbucket_requests, 17);
     }
 
     #[tokio::test]

@@ -25,6 +25,7 @@ mod bbql;
 mod bitbucket;
 mod clock;
 mod datacenter;
+mod fields;
 mod ids;
 mod limits;
 mod paging;
