@@ -7,6 +7,8 @@
 //!   only pushes (and renames) move;
 //! - `GET /2.0/repositories/{ws}/{slug}/pipelines` and `.../pipelines/{uuid}` (repositories
 //!   running Pipelines), for branch pushes, tag pushes and custom pipelines on a commit;
+//! - `GET .../pipelines_config/schedules` and `.../schedules/{uuid}`, the repository's
+//!   Pipelines schedules;
 //! - `GET .../refs`, `.../refs/branches` and `.../refs/tags`, branch tips and tags with their
 //!   commits (every Cloud repository);
 //! - `GET .../commit/{hash}/statuses`, the statuses an outside CI posted and those Pipelines
@@ -23,7 +25,8 @@ use super::limits::serve;
 use super::paging::{Query, window};
 use super::statuses::{self, StatusView};
 use super::{
-    Inner, SimBuild, SimRepo, SimSource, SimState, SimTarget, SimTrigger, repo_created_at,
+    Inner, SimBuild, SimRepo, SimSchedule, SimSource, SimState, SimTarget, SimTrigger,
+    repo_created_at,
 };
 use axum::Router;
 use axum::extract::rejection::PathRejection;
@@ -56,6 +59,18 @@ pub(super) fn routes() -> Router<Arc<Inner>> {
         .route(
             "/2.0/repositories/{workspace}/{repo_slug}/pipelines/{pipeline_uuid}",
             get(get_one),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules",
+            get(schedules),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules/",
+            get(schedules),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules/{schedule_uuid}",
+            get(schedule),
         )
         .route("/2.0/repositories/{workspace}/{repo_slug}/refs", get(refs))
         .route(
@@ -444,6 +459,61 @@ async fn get_one(
             .ok_or(BbError::new(StatusCode::NOT_FOUND, "Pipeline not found"))?;
         let with_message = fields.names(COMMIT_MESSAGE);
         Ok(pipeline_json(&inner, index, repo, build, now, with_message))
+    })
+    .await
+}
+
+/// `GET /2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules`: the
+/// repository's schedules made by now, in the order they were made.
+async fn schedules(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    answer(&inner, &headers, &uri, |_| {
+        let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
+        let query = Query::of(&uri);
+        let paging = Paging::of(&query)?;
+        let now = inner.clock.now();
+        let (index, repo) = find_repo(&inner, &workspace, &slug, now)?;
+        let mut made: Vec<(usize, &SimSchedule)> = repo
+            .schedules
+            .iter()
+            .enumerate()
+            .filter(|(_, schedule)| schedule.created_at <= now)
+            .collect();
+        made.sort_by(|a, b| a.1.created_at.total_cmp(&b.1.created_at));
+        Ok(
+            paging.page(&inner, &uri, &query, made, |(number, schedule)| {
+                schedule_json(&inner, index, number, schedule)
+            }),
+        )
+    })
+    .await
+}
+
+/// `GET /2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules/{schedule_uuid}`.
+async fn schedule(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    answer(&inner, &headers, &uri, |_| {
+        let Path((workspace, slug, uuid)) = path.map_err(|_| BbError::repo_not_found())?;
+        let now = inner.clock.now();
+        let (index, repo) = find_repo(&inner, &workspace, &slug, now)?;
+        let (number, schedule) = repo
+            .schedules
+            .iter()
+            .enumerate()
+            .find(|&(number, schedule)| {
+                schedule.created_at <= now
+                    && schedule_uuid(index, number).eq_ignore_ascii_case(&uuid)
+            })
+            .ok_or(BbError::new(StatusCode::NOT_FOUND, "Schedule not found"))?;
+        Ok(schedule_json(&inner, index, number, schedule))
     })
     .await
 }
@@ -918,6 +988,26 @@ fn pipeline_json(
     pipeline
 }
 
+/// A schedule as the spec's `pipeline_schedule` spells it: `number` is its position among the
+/// repository's, which with the repository's seeds its uuid.
+fn schedule_json(inner: &Inner, index: usize, number: usize, schedule: &SimSchedule) -> Value {
+    let made = inner.clock.rfc3339(schedule.created_at);
+    json!({
+        "type": "pipeline_schedule",
+        "uuid": schedule_uuid(index, number),
+        "enabled": schedule.enabled,
+        "cron_pattern": schedule.cron_pattern,
+        "target": {
+            "type": "pipeline_ref_target",
+            "ref_type": "branch",
+            "ref_name": schedule.branch,
+            "selector": { "type": "branches", "pattern": schedule.branch },
+        },
+        "created_on": made,
+        "updated_on": made,
+    })
+}
+
 /// A trigger's `name`, as pipelines spell it (`SCHEDULE`; the list's `trigger_type` filter
 /// says `SCHEDULED`).
 fn trigger_name(trigger: SimTrigger) -> &'static str {
@@ -1045,6 +1135,12 @@ fn pipeline_uuid(repo_index: usize, build_number: u64) -> String {
     ))
 }
 
+/// `{uuid}` of schedule `number` of a repository, stable across runs.
+fn schedule_uuid(repo_index: usize, number: usize) -> String {
+    uuid_from(fnv1a(format!("schedule/{repo_index}/{number}").as_bytes()))
+}
+
+/// `{uuid}` of a repository, stable for its position in the scenario across runs and renames.
 fn repository_uuid(repo_index: usize) -> String {
     uuid_from(fnv1a(format!("repository/{repo_index}").as_bytes()))
 }
@@ -1054,7 +1150,7 @@ mod tests {
     use crate::testing::{Auth, TOKEN, get, start, wait_until};
     use crate::{
         BitbucketFault, BitbucketFaults, Scenario, SimBuild, SimCredential, SimCredentialKind,
-        SimOptions, SimRepo, SimSource, SimState, SimTrigger, Simulator,
+        SimOptions, SimRepo, SimSchedule, SimSource, SimState, SimTrigger, Simulator,
     };
     use SimState::{Failed, Running, Successful};
     use serde_json::Value;
@@ -1561,6 +1657,84 @@ mod tests {
         );
         assert_eq!(sim.bitbucket_requests_by_credential()["sim-bitbucket"], 16);
         assert_eq!(sim.stats().bitbucket_requests, 17);
+    }
+
+    #[tokio::test]
+    async fn schedules_are_listed_and_start_scheduled_pipelines() {
+        let nightly = SimSchedule::new("0 30 2 * * ? *", "main");
+        let runs = nightly.run_times(0.0, 86_400.0).expect("pattern");
+        assert_eq!(runs, [63_000.0]);
+        let hourly = SimSchedule {
+            created_at: 1000.0,
+            ..SimSchedule::new("0 0 * * * ? *", "release/1.0")
+        };
+        let off = SimSchedule {
+            enabled: false,
+            ..SimSchedule::new("0 0 12 ? * MON-FRI *", "main")
+        };
+        let pushed = build(1, 10.0, vec![(20.0, Running), (300.0, Successful)]);
+        let scheduled = build(2, runs[0], vec![(runs[0] + 5.0, Running)])
+            .with_commit(&pushed.commit)
+            .triggered_by(SimTrigger::Schedule);
+        let mut api = repo("api", SimSource::CloudPipelines, vec![pushed, scheduled]);
+        api.schedules = vec![nightly, hourly, off];
+        let scenario = Scenario { repos: vec![api] };
+
+        let before = standing_at(scenario.clone(), 500.0).await;
+        let url = |sim: &Simulator, tail: &str| {
+            format!(
+                "{}/repositories/acme/api/pipelines_config/schedules{tail}",
+                sim.bitbucket_api_url()
+            )
+        };
+        let (status, page) = get_json(&url(&before, "")).await;
+        assert_eq!((status, page["size"].as_u64()), (200, Some(2)));
+
+        let sim = standing_at(scenario, 70_000.0).await;
+        let (crons, pages) = collect(url(&sim, "?pagelen=2"), "/cron_pattern").await;
+        assert_eq!(
+            crons,
+            ["0 30 2 * * ? *", "0 0 12 ? * MON-FRI *", "0 0 * * * ? *"]
+        );
+        assert_eq!(pages, 2);
+        let (_, page) = get_json(&url(&sim, "/")).await;
+        let nightly = &page["values"][0];
+        assert_eq!(nightly["type"], "pipeline_schedule");
+        assert_eq!(nightly["enabled"], true);
+        assert_eq!(page["values"][1]["enabled"], false);
+        assert_eq!(
+            nightly["target"],
+            serde_json::json!({
+                "type": "pipeline_ref_target",
+                "ref_type": "branch",
+                "ref_name": "main",
+                "selector": { "type": "branches", "pattern": "main" },
+            })
+        );
+        let made = sim.inner.clock.rfc3339(-7.0 * 86_400.0);
+        assert_eq!(
+            (&nightly["created_on"], &nightly["updated_on"]),
+            (&made.clone().into(), &made.into())
+        );
+        let uuid = nightly["uuid"].as_str().expect("uuid");
+        let (status, one) = get_json(&url(&sim, &format!("/{}", super::encode_braces(uuid)))).await;
+        assert_eq!(
+            (status, &one["cron_pattern"]),
+            (200, &nightly["cron_pattern"])
+        );
+        let (status, _) = get_json(&url(&sim, "/%7Bnope%7D")).await;
+        assert_eq!(status, 404);
+
+        // Its run: a SCHEDULE pipeline at the pattern's time on main's tip, which moved nothing.
+        let (status, runs) = get_json(&list_url(&sim, "trigger_type=SCHEDULED")).await;
+        assert_eq!((status, runs["size"].as_u64()), (200, Some(1)));
+        let run = &runs["values"][0];
+        assert_eq!(run["trigger"]["name"], "SCHEDULE");
+        assert_eq!(run["created_on"], sim.inner.clock.rfc3339(63_000.0));
+        assert_eq!(run["target"]["ref_name"], "main");
+        assert_eq!(run["target"]["commit"]["hash"], format!("{:040x}", 1));
+        let (updated, _) = collect(listing(&sim, "acme", &[]), "/updated_on").await;
+        assert_eq!(updated, [sim.inner.clock.rfc3339(10.0)]);
     }
 
     #[tokio::test]

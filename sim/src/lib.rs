@@ -24,6 +24,7 @@ mod auth;
 mod bbql;
 mod bitbucket;
 mod clock;
+mod cron;
 mod datacenter;
 mod fields;
 mod ids;
@@ -38,8 +39,8 @@ mod zoom;
 pub use auth::{SimCredential, SimCredentialKind};
 pub use limits::{BitbucketFault, BitbucketFaults};
 pub use scenario::{
-    Scenario, SimBuild, SimRepo, SimSource, SimState, SimTarget, SimTrigger, pipeline_status_key,
-    repo_created_at,
+    Scenario, SimBuild, SimRepo, SimSchedule, SimSource, SimState, SimTarget, SimTrigger,
+    pipeline_status_key, repo_created_at,
 };
 
 use axum::http::HeaderMap;

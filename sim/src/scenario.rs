@@ -7,6 +7,7 @@
 //! Scenarios are written by hand ([`Scenario::showcase`], [`Scenario::mixed`],
 //! [`Scenario::burst`]) or drawn at random for load tests ([`Scenario::random`]).
 
+use super::cron::Cron;
 use super::ids::{fnv1a, hash40};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -98,6 +99,10 @@ pub struct SimRepo {
     /// Statuses: one entry per (commit, key), which should be unique. In a
     /// [`SimSource::CloudMixed`] repository both, told apart by `key`.
     pub builds: Vec<SimBuild>,
+    /// Its Pipelines schedules (`pipelines_config/schedules`). The runs they start are builds
+    /// in `builds` with [`SimTrigger::Schedule`] at their [`SimSchedule::run_times`]. Default
+    /// none.
+    pub schedules: Vec<SimSchedule>,
     /// A rename: from this simulated second on the repository answers under this slug only
     /// (the old one is 404, as a repository that never existed), and its `updated_on` moves
     /// to the rename. Default none.
@@ -405,6 +410,51 @@ impl SimBuild {
 pub fn pipeline_status_key(repo_index: usize, number: u64) -> String {
     // The low 32 bits, read as signed: what gives real keys their sign.
     (fnv1a(format!("pipeline-status/{repo_index}/{number}").as_bytes()) as u32 as i32).to_string()
+}
+
+/// A Pipelines schedule, as `GET .../pipelines_config/schedules` lists it: it runs the pipeline
+/// of `branch`, on the branch's tip, whenever `cron_pattern` fires.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimSchedule {
+    /// When it runs: Bitbucket's 7-field cron pattern with second precision (seconds to year,
+    /// `?` in day of month or day of week), in UTC, read in the scenario's calendar, where
+    /// simulated second 0 is Monday 2026-01-05 09:00 UTC: `0 30 2 * * ? *` runs at 02:30 every
+    /// night, the first time at second 63,000.
+    pub cron_pattern: String,
+    /// The branch it runs (`target.ref_name`; selector `branches` on it).
+    pub branch: String,
+    /// Whether it runs; a disabled schedule is listed but starts nothing.
+    pub enabled: bool,
+    /// Simulated second it was made (its `created_on` and `updated_on`), from which it is
+    /// listed and runs.
+    pub created_at: f64,
+}
+
+/// How long before simulated second 0 [`SimSchedule::new`] makes schedules.
+const SCHEDULES_AGE: f64 = 7.0 * 24.0 * 3600.0;
+
+impl SimSchedule {
+    /// An enabled schedule of `branch`, made a week before the scenario.
+    pub fn new(cron_pattern: impl Into<String>, branch: impl Into<String>) -> SimSchedule {
+        SimSchedule {
+            cron_pattern: cron_pattern.into(),
+            branch: branch.into(),
+            enabled: true,
+            created_at: -SCHEDULES_AGE,
+        }
+    }
+
+    /// The simulated seconds in `[from, to)` at which it starts a run, in order: when its
+    /// pattern fires from its creation on; none while disabled. The error says why the pattern
+    /// cannot be read.
+    pub fn run_times(&self, from: f64, to: f64) -> Result<Vec<f64>, String> {
+        let cron = Cron::parse(&self.cron_pattern)?;
+        Ok(if self.enabled {
+            cron.fire_times(from.max(self.created_at), to)
+        } else {
+            Vec::new()
+        })
+    }
 }
 
 /// How long before simulated second 0 the scenario's first repository was created.
@@ -1432,6 +1482,34 @@ mod tests {
         assert_eq!(at(&repo, 1.0e9), 1000.0);
         assert!(repo.exists_at(1999.0) && !repo.exists_at(2000.0));
         assert_eq!(Scenario { repos: vec![repo] }.end(), 2000.0);
+    }
+
+    #[test]
+    fn schedules_run_at_their_patterns_times_once_made_and_enabled() {
+        const HOUR: f64 = 3600.0;
+        let nightly = SimSchedule::new("0 30 2 * * ? *", "main");
+        assert_eq!(
+            nightly.run_times(0.0, 48.0 * HOUR),
+            Ok(vec![17.5 * HOUR, 41.5 * HOUR])
+        );
+        let made_later = SimSchedule {
+            created_at: 20.0 * HOUR,
+            ..nightly.clone()
+        };
+        assert_eq!(
+            made_later.run_times(0.0, 48.0 * HOUR),
+            Ok(vec![41.5 * HOUR])
+        );
+        let disabled = SimSchedule {
+            enabled: false,
+            ..nightly
+        };
+        assert_eq!(disabled.run_times(0.0, 48.0 * HOUR), Ok(vec![]));
+        assert!(
+            SimSchedule::new("30 2 * * *", "main")
+                .run_times(0.0, HOUR)
+                .is_err()
+        );
     }
 
     #[test]
