@@ -2399,6 +2399,80 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn access_tokens_answer_with_their_own_limit_and_say_when_it_nears() {
+        let mut options = all_kinds(Duration::from_secs(60));
+        options.bitbucket_credentials.push(credential(
+            "ci",
+            SimCredentialKind::AccessToken {
+                token: "ci-token".to_owned(),
+            },
+        ));
+        options
+            .bitbucket_scaled_limits
+            .insert("sim-bitbucket".to_owned(), 40);
+        let sim = start(workspace(), options).await;
+        let url = listing(&sim, "acme", &[("fields", "values.slug")]);
+        let near = |answer: &crate::testing::Answer| {
+            (
+                answer.header("x-ratelimit-limit").map(str::to_owned),
+                answer.header("x-ratelimit-resource").map(str::to_owned),
+                answer.header("x-ratelimit-nearlimit").map(str::to_owned),
+            )
+        };
+        let says = |limit: &str, near: &str| {
+            (
+                Some(limit.to_owned()),
+                Some("api".to_owned()),
+                Some(near.to_owned()),
+            )
+        };
+        // 40 an hour: fewer than 5% (2) left from the 39th request on.
+        for n in 1..=38 {
+            let answer = get(&url, Auth::Bearer(TOKEN)).await;
+            assert_eq!(answer.status, 200);
+            assert_eq!(near(&answer), says("40", "false"), "request {n}");
+        }
+        for _ in 39..=40 {
+            assert_eq!(
+                near(&get(&url, Auth::Bearer(TOKEN)).await),
+                says("40", "true")
+            );
+        }
+        let refused = get(&url, Auth::Bearer(TOKEN)).await;
+        assert_eq!(refused.status, 429);
+        assert_eq!(near(&refused), says("40", "true"));
+        // Even a 404 tells; another access token has its own, unscaled, budget.
+        let answer = get(&listing(&sim, "nobody", &[]), Auth::Bearer("ci-token")).await;
+        assert_eq!(answer.status, 404);
+        assert_eq!(near(&answer), says("1000", "false"));
+        // Other kinds of credential get no such headers.
+        let answer = get(&url, Auth::Basic("ci@example.com", "api-token")).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(near(&answer), (None, None, None));
+        let (_, grant) = oauth_token(&sim, "key", "secret").await;
+        let oauth = grant["access_token"].as_str().expect("access_token");
+        let answer = get(&url, Auth::Bearer(oauth)).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(near(&answer), (None, None, None));
+        assert_eq!(sim.bitbucket_requests_by_credential()["sim-bitbucket"], 41);
+    }
+
+    #[tokio::test]
+    async fn only_access_tokens_may_have_scaled_limits() {
+        for name in ["api-token", "consumer", "dc", "nobody"] {
+            let mut options = all_kinds(Duration::from_secs(60));
+            options
+                .bitbucket_scaled_limits
+                .insert(name.to_owned(), 2500);
+            let refused = Simulator::start(one_repo(vec![]), options).await;
+            assert!(
+                refused.is_err_and(|e| e.kind() == std::io::ErrorKind::InvalidInput),
+                "{name}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn fault_knobs_answer_as_asked_then_recover() {
         let sim = start(one_repo(vec![build(1, 0.0, vec![])]), SimOptions::default()).await;
         let url = list_url(&sim, "");

@@ -93,6 +93,12 @@ pub struct SimOptions {
     /// Default 1000, Bitbucket Cloud's limit for repository data. `X-RateLimit-Limit` carries
     /// it scaled to a real hour (times `speed`).
     pub bitbucket_limit_per_hour: u64,
+    /// Scaled limits: requests per rolling simulated hour of the named access-token
+    /// credentials, in place of `bitbucket_limit_per_hour` (Bitbucket gives access tokens of
+    /// workspaces above 100 paid seats 1,000 plus 10 per further seat, at most 10,000: 2,500
+    /// for 250 seats). Only access tokens get them: naming another kind, or no credential, is
+    /// refused at start. Default none.
+    pub bitbucket_scaled_limits: BTreeMap<String, u64>,
     /// Whether Cloud 429s carry `Retry-After` (real ones have been seen without). Data Center
     /// 429s always do. Default false.
     pub bitbucket_retry_after: bool,
@@ -134,6 +140,7 @@ impl Default for SimOptions {
             }],
             oauth_token_lifetime: Duration::from_secs(7200),
             bitbucket_limit_per_hour: 1000,
+            bitbucket_scaled_limits: BTreeMap::new(),
             bitbucket_retry_after: false,
             bitbucket_faults: BitbucketFaults::default(),
             zoom: SimZoomApp::default(),
@@ -436,6 +443,17 @@ impl Simulator {
                 io::ErrorKind::InvalidInput,
                 format!("two Bitbucket credentials are named {:?}", twice[0]),
             ));
+        }
+        for name in options.bitbucket_scaled_limits.keys() {
+            let access_token = options.bitbucket_credentials.iter().any(|c| {
+                c.name == *name && matches!(c.kind, SimCredentialKind::AccessToken { .. })
+            });
+            if !access_token {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("only access tokens have scaled limits, and {name:?} is none"),
+                ));
+            }
         }
         zoom::check_options(&options.zoom)?;
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
