@@ -1249,35 +1249,56 @@ fn random_build(
     created_at: f64,
     release: &mut (u32, u32, u32),
 ) -> SimBuild {
-    use SimState::{Error, Expired, Failed, Paused, Running, Stopped, Successful};
     let target = match rng.random_range(0..100) {
-        0..5 => {
-            *release = if rng.random_bool(0.25) {
-                (release.0, release.1 + 1, 0)
-            } else {
-                (release.0, release.1, release.2 + 1)
-            };
-            let (major, minor, patch) = *release;
-            SimTarget::Tag(format!("v{major}.{minor}.{patch}"))
-        }
+        0..5 => next_release(rng, release),
         5..8 => SimTarget::Commit {
             pipeline: pick(rng, &RANDOM_CUSTOM).to_owned(),
         },
         _ => SimTarget::Branch,
     };
-    let branch = match (&target, rng.random_range(0..100)) {
-        (SimTarget::Tag(_) | SimTarget::Commit { .. }, _) | (SimTarget::Branch, 0..50) => {
-            "main".to_owned()
-        }
-        (SimTarget::Branch, 50..65) => format!(
+    let branch = random_branch(rng, target == SimTarget::Branch);
+    let start = created_at + rng.random_range(5.0..30.0);
+    let duration = rng.random_range(120.0..900.0);
+    let timeline = random_ending(rng, start, duration);
+    let build = random_commit(rng, number, branch, created_at, timeline);
+    match target {
+        SimTarget::Branch => build,
+        SimTarget::Tag(name) => build.on_tag(name),
+        SimTarget::Commit { pipeline } => build.as_custom(pipeline),
+    }
+}
+
+/// The tag of the repository's next release, `release` (its last one) bumped: a new minor
+/// version one time in four, else a patch.
+fn next_release(rng: &mut StdRng, release: &mut (u32, u32, u32)) -> SimTarget {
+    *release = if rng.random_bool(0.25) {
+        (release.0, release.1 + 1, 0)
+    } else {
+        (release.0, release.1, release.2 + 1)
+    };
+    let (major, minor, patch) = *release;
+    SimTarget::Tag(format!("v{major}.{minor}.{patch}"))
+}
+
+/// The branch of a push: for a branch build (`on_branch`) half the time `main`, else a
+/// `release/*` or (most) a `feature/*` branch; a tag or a commit comes from `main`.
+fn random_branch(rng: &mut StdRng, on_branch: bool) -> String {
+    match (on_branch, rng.random_range(0..100)) {
+        (false, _) | (true, 0..50) => "main".to_owned(),
+        (true, 50..65) => format!(
             "release/{}.{}",
             rng.random_range(1..4),
             rng.random_range(0..10)
         ),
-        (SimTarget::Branch, _) => format!("feature/{}", pick(rng, &FEATURES)),
-    };
-    let start = created_at + rng.random_range(5.0..30.0);
-    let duration = rng.random_range(120.0..900.0);
+        (true, _) => format!("feature/{}", pick(rng, &FEATURES)),
+    }
+}
+
+/// The timeline of a run starting at `start` that would take `duration`: 3% end in ERROR
+/// within a minute, 20% fail at the end, 5% are stopped on the way, 8% pause on a manual step
+/// for 1 to 10 minutes, then resume and succeed (three in four) or expire; the rest succeed.
+fn random_ending(rng: &mut StdRng, start: f64, duration: f64) -> Vec<(f64, SimState)> {
+    use SimState::{Error, Expired, Failed, Paused, Running, Stopped, Successful};
     let end = start + duration;
     let mut timeline = vec![(start, Running)];
     let ending = rng.random::<f64>();
@@ -1300,16 +1321,23 @@ fn random_build(
     } else {
         timeline.push((end, Successful));
     }
+    timeline
+}
+
+/// Pipeline `number` pushed to `branch` at `created_at`, of a made-up commit: random hash,
+/// author and subject.
+fn random_commit(
+    rng: &mut StdRng,
+    number: u64,
+    branch: String,
+    created_at: f64,
+    timeline: Vec<(f64, SimState)>,
+) -> SimBuild {
     let message = format!("{}\n\nChange {number} on {branch}.", pick(rng, &SUBJECTS));
-    let build = SimBuild::pipeline(number, branch, created_at, timeline)
+    SimBuild::pipeline(number, branch, created_at, timeline)
         .with_commit(hash40(rng.random()))
         .with_author(pick(rng, &AUTHORS))
-        .with_message(message);
-    match target {
-        SimTarget::Branch => build,
-        SimTarget::Tag(name) => build.on_tag(name),
-        SimTarget::Commit { pipeline } => build.as_custom(pipeline),
-    }
+        .with_message(message)
 }
 
 #[cfg(test)]
