@@ -39,7 +39,7 @@ mod zoom;
 pub use auth::{SimCredential, SimCredentialKind};
 pub use limits::{BitbucketFault, BitbucketFaults};
 pub use scenario::{
-    Scenario, SimBuild, SimRepo, SimSchedule, SimSource, SimState, SimTarget, SimTrigger,
+    Scenario, SimBuild, SimRepo, SimSchedule, SimSource, SimState, SimTarget, SimTrigger, TraceMix,
     pipeline_status_key, repo_created_at,
 };
 

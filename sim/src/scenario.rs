@@ -5,7 +5,12 @@
 //! posts (on Bitbucket Cloud or Data Center), or both; [`SimSource`] says which. A build runs
 //! for a branch push, a tag push or, for a custom pipeline, a bare commit ([`SimTarget`]).
 //! Scenarios are written by hand ([`Scenario::showcase`], [`Scenario::mixed`],
-//! [`Scenario::burst`]) or drawn at random for load tests ([`Scenario::random`]).
+//! [`Scenario::burst`]) or drawn at random for load tests ([`Scenario::random`]) and the
+//! benchmark ([`Scenario::realistic`]).
+
+mod realistic;
+
+pub use realistic::TraceMix;
 
 use super::cron::Cron;
 use super::ids::{fnv1a, hash40};
