@@ -594,6 +594,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn renamed_and_deleted_repositories_answer_as_they_stand() {
+        let commit = "ef".repeat(20);
+        let status = SimBuild::status("PLAT-BUILD", "main", &commit, 0.0, 0.0, []);
+        let mut scenario = platform(vec![status.clone()]);
+        scenario.repos[0].renamed = Some((0.0, "core".to_owned()));
+        let mut tools = scenario.repos[0].clone();
+        tools.slug = "tools".to_owned();
+        tools.renamed = None;
+        tools.deleted_at = Some(0.0);
+        scenario.repos.push(tools);
+        let sim = start(scenario, options(1.0)).await;
+        let branches = |repo: &str| format!("/api/latest/projects/PLAT/repos/{repo}/branches");
+        assert_eq!(dc_get(&sim, &branches("core")).await.0, 200);
+        for gone in ["platform", "tools"] {
+            let (status, body) = dc_get(&sim, &branches(gone)).await;
+            assert_eq!(status, 404, "{gone}");
+            assert_eq!(
+                body["errors"][0]["message"],
+                format!("Repository PLAT/{gone} does not exist.")
+            );
+        }
+        // The commit's one status is the renamed repository's; the deleted one's went with it.
+        let (_, statuses) = dc_get(&sim, &format!("/build-status/latest/commits/{commit}")).await;
+        assert_eq!(statuses["size"], 1);
+    }
+
+    #[tokio::test]
     async fn refuses_cloud_credentials_and_unknown_repositories() {
         let sim = start(platform(vec![]), options(1.0)).await;
         let branches = |project: &str, repo: &str| {

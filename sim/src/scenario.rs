@@ -565,14 +565,13 @@ impl Scenario {
                 .into_iter()
                 .chain(b.timeline.iter().map(|&(t, _)| t))
         });
-        let renames_and_deletions = self.repos.iter().flat_map(|r| {
-            r.renamed
-                .as_ref()
-                .map(|&(at, _)| at)
-                .into_iter()
-                .chain(r.deleted_at)
+        // Renames, deletions and new schedules change what the repository listings show.
+        let repos = self.repos.iter().flat_map(|r| {
+            let renamed = r.renamed.as_ref().map(|&(at, _)| at);
+            let schedules = r.schedules.iter().map(|s| s.created_at);
+            renamed.into_iter().chain(r.deleted_at).chain(schedules)
         });
-        builds.chain(renames_and_deletions).fold(0.0, f64::max)
+        builds.chain(repos).fold(0.0, f64::max)
     }
 }
 
