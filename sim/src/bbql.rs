@@ -1,7 +1,15 @@
-//! The part of BBQL, Bitbucket Cloud's `q=` filter language, that a poller uses on branches
-//! and statuses: a field compared with a quoted string (`=`, `!=`, `~` contains, `!~` does not
-//! contain), joined by `AND` and `OR`, grouped with parentheses. Anything else is refused, as
-//! Bitbucket answers 400 to a query it cannot parse.
+//! The part of BBQL, Bitbucket Cloud's `q=` filter language, that a poller uses on branches,
+//! statuses and repositories: a field compared with a quoted string or a bare date (`=`, `!=`,
+//! `~` contains, `!~` does not contain, `>`, `>=`, `<`, `<=`), joined by `AND` and `OR`, grouped
+//! with parentheses. Where both sides read as instants (RFC 3339, or a bare date for its
+//! midnight UTC: `updated_on >= "2026-01-05T09:00:00Z"`, `updated_on > 2026-01-05`) they compare
+//! as instants, otherwise as text. Anything else is refused, as Bitbucket answers 400 to a
+//! query it cannot parse.
+
+use std::cmp::Ordering;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
 /// A parsed filter.
 #[derive(Debug, PartialEq)]
@@ -25,6 +33,10 @@ pub(super) enum Op {
     Ne,
     Contains,
     NotContains,
+    Lt,
+    Le,
+    Gt,
+    Ge,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,22 +64,69 @@ impl Filter {
         }
     }
 
+    /// Refuses a comparison of one of the `dated` fields with anything but an instant, as a
+    /// date field cannot be compared with text; the error is the 400's detail.
+    pub(super) fn check_dates(&self, dated: &[&str]) -> Result<(), String> {
+        match self {
+            Filter::Compare { field, value, .. } => {
+                if dated.contains(&field.as_str()) && instant(value).is_none() {
+                    return Err(format!(
+                        "Invalid date \"{value}\" for field \"{field}\": use ISO 8601"
+                    ));
+                }
+                Ok(())
+            }
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                a.check_dates(dated)?;
+                b.check_dates(dated)
+            }
+        }
+    }
+
     /// Whether an item passes, `value_of` giving the item's value of a field.
     pub(super) fn matches(&self, value_of: &impl Fn(&str) -> String) -> bool {
         match self {
             Filter::Compare { field, op, value } => {
                 let actual = value_of(field);
+                let order = || match (instant(&actual), instant(value)) {
+                    (Some(a), Some(b)) => a.cmp(&b),
+                    _ => actual.as_str().cmp(value.as_str()),
+                };
                 match op {
-                    Op::Eq => actual == *value,
-                    Op::Ne => actual != *value,
+                    Op::Eq => order() == Ordering::Equal,
+                    Op::Ne => order() != Ordering::Equal,
                     Op::Contains => actual.contains(value.as_str()),
                     Op::NotContains => !actual.contains(value.as_str()),
+                    Op::Lt => order() == Ordering::Less,
+                    Op::Le => order() != Ordering::Greater,
+                    Op::Gt => order() == Ordering::Greater,
+                    Op::Ge => order() != Ordering::Less,
                 }
             }
             Filter::And(a, b) => a.matches(value_of) && b.matches(value_of),
             Filter::Or(a, b) => a.matches(value_of) || b.matches(value_of),
         }
     }
+}
+
+/// The instant `text` names: RFC 3339, an ISO 8601 date and time without an offset (read as
+/// UTC), or a bare date (its midnight UTC).
+fn instant(text: &str) -> Option<OffsetDateTime> {
+    let without_offset = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .or_else(|| {
+            PrimitiveDateTime::parse(text, without_offset)
+                .ok()
+                .map(PrimitiveDateTime::assume_utc)
+        })
+        .or_else(|| {
+            Date::parse(text, format_description!("[year]-[month]-[day]"))
+                .ok()
+                .map(|date| date.midnight().assume_utc())
+        })
 }
 
 fn tokenize(text: &str) -> Result<Vec<Token>, String> {
@@ -80,6 +139,15 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             ')' => tokens.push(Token::Close),
             '=' => tokens.push(Token::Op(Op::Eq)),
             '~' => tokens.push(Token::Op(Op::Contains)),
+            '>' | '<' => {
+                let or_equal = chars.next_if_eq(&'=').is_some();
+                tokens.push(Token::Op(match (c, or_equal) {
+                    ('>', false) => Op::Gt,
+                    ('>', true) => Op::Ge,
+                    ('<', false) => Op::Lt,
+                    _ => Op::Le,
+                }));
+            }
             '!' => match chars.next() {
                 Some('=') => tokens.push(Token::Op(Op::Ne)),
                 Some('~') => tokens.push(Token::Op(Op::NotContains)),
@@ -101,13 +169,16 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                 tokens.push(Token::Str(value));
             }
             c if c.is_ascii_alphanumeric() || c == '_' || c == '.' => {
+                // A word starting with a digit is a bare number or date: `2026-01-05T09:00Z`.
+                let literal = c.is_ascii_digit();
                 let mut word = c.to_string();
-                while let Some(&next) = chars.peek() {
-                    if !(next.is_ascii_alphanumeric() || next == '_' || next == '.') {
-                        break;
-                    }
+                while let Some(next) = chars.next_if(|&next| {
+                    next.is_ascii_alphanumeric()
+                        || next == '_'
+                        || next == '.'
+                        || (literal && matches!(next, '-' | ':' | '+'))
+                }) {
                     word.push(next);
-                    chars.next();
                 }
                 tokens.push(Token::Word(word));
             }
@@ -118,7 +189,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
 }
 
 /// Recursive descent over the tokens: `or := and (OR and)*`, `and := atom (AND atom)*`,
-/// `atom := ( or ) | field op "string"`.
+/// `atom := ( or ) | field op ("string" | bare number or date)`.
 struct Parser<'a> {
     tokens: &'a [Token],
     at: usize,
@@ -173,8 +244,12 @@ impl Parser<'_> {
                 let Some(Token::Op(op)) = self.next() else {
                     return Err(format!("Expected an operator after \"{field}\""));
                 };
-                let Some(Token::Str(value)) = self.next() else {
-                    return Err(format!("Expected a quoted string after \"{field}\""));
+                let value = match self.next() {
+                    Some(Token::Str(value)) => value,
+                    Some(Token::Word(value)) if value.starts_with(|c: char| c.is_ascii_digit()) => {
+                        value
+                    }
+                    _ => return Err(format!("Expected a quoted string after \"{field}\"")),
                 };
                 Ok(Filter::Compare { field, op, value })
             }
@@ -211,6 +286,49 @@ mod tests {
     }
 
     #[test]
+    fn compares_instants_as_instants() {
+        let updated = |q: &str| -> Result<Vec<&'static str>, String> {
+            let filter = Filter::parse(q, &["updated_on"])?;
+            filter.check_dates(&["updated_on"])?;
+            Ok([
+                "2026-01-05T09:00:00.000Z",
+                "2026-01-05T10:30:00.250Z",
+                "2026-01-06T00:00:00.000Z",
+            ]
+            .into_iter()
+            .filter(|t| filter.matches(&|_: &str| (*t).to_owned()))
+            .collect())
+        };
+        assert_eq!(
+            updated(r#"updated_on > "2026-01-05T09:00:00Z""#),
+            Ok(vec!["2026-01-05T10:30:00.250Z", "2026-01-06T00:00:00.000Z"])
+        );
+        assert_eq!(
+            updated(r#"updated_on>="2026-01-05T10:30:00.25+00:00""#),
+            Ok(vec!["2026-01-05T10:30:00.250Z", "2026-01-06T00:00:00.000Z"])
+        );
+        assert_eq!(
+            updated("updated_on < 2026-01-06"),
+            Ok(vec!["2026-01-05T09:00:00.000Z", "2026-01-05T10:30:00.250Z"])
+        );
+        assert_eq!(
+            updated(
+                r#"updated_on <= "2026-01-05T11:31:00+01:00" AND updated_on >= 2026-01-05T09:00:00"#
+            ),
+            Ok(vec!["2026-01-05T09:00:00.000Z", "2026-01-05T10:30:00.250Z"])
+        );
+        assert_eq!(
+            updated(r#"updated_on = "2026-01-06T00:00:00Z""#),
+            Ok(vec!["2026-01-06T00:00:00.000Z"])
+        );
+        assert!(updated(r#"updated_on > "yesterday""#).is_err());
+        assert!(updated(r#"updated_on > 2026-13-01"#).is_err());
+        // Text orders as text.
+        assert_eq!(names(r#"name > "m""#), Ok(vec!["main", "release/1.0"]));
+        assert_eq!(names(r#"name <= "main""#), Ok(vec!["main", "feature/x"]));
+    }
+
+    #[test]
     fn refuses_what_it_cannot_parse() {
         for bad in [
             "",
@@ -218,6 +336,9 @@ mod tests {
             "name = main",
             r#"name = "main"#,
             r#"target.date > "2020""#,
+            "name > ",
+            "name >> \"a\"",
+            "name = main2",
             r#"commit.date = "x""#,
             r#"name = "a" OR"#,
             r#"(name = "a""#,

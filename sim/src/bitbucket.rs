@@ -3,22 +3,31 @@
 //! real service (Bitbucket Cloud REST API reference: the "Pipelines", "Refs" and "Commit
 //! statuses" groups at developer.atlassian.com/cloud/bitbucket/rest):
 //!
+//! - `GET /2.0/repositories/{ws}`, a workspace's repositories with their `updated_on`, which
+//!   only pushes (and renames) move;
 //! - `GET /2.0/repositories/{ws}/{slug}/pipelines` and `.../pipelines/{uuid}` (repositories
 //!   running Pipelines), for branch pushes, tag pushes and custom pipelines on a commit;
+//! - `GET .../pipelines_config/schedules` and `.../schedules/{uuid}`, the repository's
+//!   Pipelines schedules;
 //! - `GET .../refs`, `.../refs/branches` and `.../refs/tags`, branch tips and tags with their
 //!   commits (every Cloud repository);
 //! - `GET .../commit/{hash}/statuses`, the statuses an outside CI posted and those Pipelines
 //!   posts for its own runs.
 //!
-//! Every request passes [`serve`]'s gate first: credentials, rate limit, faults.
+//! Every request passes [`serve`]'s gate first: credentials, rate limit, faults. Every answer
+//! is cut down as its `fields` parameter asks.
 
 use super::api::{Api, cloud_error};
 use super::bbql::Filter;
+use super::fields::Fields;
 use super::ids::{email, encode_braces, fnv1a, nickname, splitmix, uuid_from};
 use super::limits::serve;
 use super::paging::{Query, window};
 use super::statuses::{self, StatusView};
-use super::{Inner, SimBuild, SimRepo, SimSource, SimState, SimTarget};
+use super::{
+    Inner, SimBuild, SimRepo, SimSchedule, SimSource, SimState, SimTarget, SimTrigger,
+    repo_created_at,
+};
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -37,6 +46,8 @@ const MAX_PAGELEN: usize = 100;
 /// The Bitbucket Cloud routes, to be merged into the simulator's router.
 pub(super) fn routes() -> Router<Arc<Inner>> {
     Router::new()
+        .route("/2.0/repositories/{workspace}", get(repositories))
+        .route("/2.0/repositories/{workspace}/", get(repositories))
         .route(
             "/2.0/repositories/{workspace}/{repo_slug}/pipelines",
             get(list),
@@ -48,6 +59,18 @@ pub(super) fn routes() -> Router<Arc<Inner>> {
         .route(
             "/2.0/repositories/{workspace}/{repo_slug}/pipelines/{pipeline_uuid}",
             get(get_one),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules",
+            get(schedules),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules/",
+            get(schedules),
+        )
+        .route(
+            "/2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules/{schedule_uuid}",
+            get(schedule),
         )
         .route("/2.0/repositories/{workspace}/{repo_slug}/refs", get(refs))
         .route(
@@ -92,6 +115,13 @@ impl BbError {
     fn repo_not_found() -> BbError {
         BbError::new(StatusCode::NOT_FOUND, "Repository not found")
     }
+
+    fn workspace_not_found(workspace: &str) -> BbError {
+        BbError::new(
+            StatusCode::NOT_FOUND,
+            format!("No workspace with identifier '{workspace}'."),
+        )
+    }
 }
 
 impl IntoResponse for BbError {
@@ -100,23 +130,32 @@ impl IntoResponse for BbError {
     }
 }
 
-/// A Cloud repository and its position in the scenario (which seeds its identifiers). Data
-/// Center repositories are not found here.
+/// A Cloud repository as it stands at `now`, and its position in the scenario (which seeds its
+/// identifiers), named by its slug then or by its `{uuid}` (which, as Bitbucket says, survives
+/// renames). A deleted repository, a slug renamed away and Data Center repositories are not
+/// found here.
 fn find_repo<'a>(
     inner: &'a Inner,
     workspace: &str,
     slug: &str,
+    now: f64,
 ) -> Result<(usize, &'a SimRepo), BbError> {
     // Bitbucket matches workspace and slug case-insensitively.
+    let by_uuid = slug.starts_with('{');
     inner
         .scenario
         .repos
         .iter()
         .enumerate()
-        .find(|(_, r)| {
+        .find(|&(index, r)| {
             r.source != SimSource::DataCenter
+                && r.exists_at(now)
                 && r.workspace.eq_ignore_ascii_case(workspace)
-                && r.slug.eq_ignore_ascii_case(slug)
+                && if by_uuid {
+                    repository_uuid(index).eq_ignore_ascii_case(slug)
+                } else {
+                    r.slug_at(now).eq_ignore_ascii_case(slug)
+                }
         })
         .ok_or_else(BbError::repo_not_found)
 }
@@ -191,13 +230,126 @@ fn filter(query: &Query, fields: &[&str]) -> Result<Option<Filter>, BbError> {
         .map_err(|problem| BbError::new(StatusCode::BAD_REQUEST, problem))
 }
 
-/// Whether a partial-response `fields` parameter adds the commit message, e.g.
-/// `fields=+values.target.commit.message` (a literal `+` decodes to a space, hence the trim).
-fn wants_commit_message(query: &Query) -> bool {
-    query.all("fields").flat_map(|v| v.split(',')).any(|f| {
-        let f = f.trim();
-        !f.starts_with('-') && f.trim_start_matches('+').ends_with("target.commit.message")
+/// The field pipelines leave out unless `fields` names it
+/// (`fields=+values.target.commit.message`).
+const COMMIT_MESSAGE: &str = "target.commit.message";
+
+/// Answers a Cloud request through the gate ([`serve`]) with `body`'s answer cut down as the
+/// request's `fields` ask (which `body` reads for what it leaves out unless asked).
+async fn answer(
+    inner: &Inner,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: impl FnOnce(&Fields) -> Result<Value, BbError>,
+) -> Response {
+    let fields = Fields::of(&Query::of(uri));
+    serve(inner, headers, Api::Cloud, || {
+        body(&fields).map(|value| fields.apply(value))
     })
+    .await
+}
+
+/// `GET /2.0/repositories/{workspace}`.
+async fn repositories(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    answer(&inner, &headers, &uri, |_| {
+        let Path(workspace) = path.map_err(|_| BbError::workspace_not_found(""))?;
+        repositories_page(&inner, &workspace, &uri)
+    })
+    .await
+}
+
+/// A repository as the workspace listing sees it now.
+struct Listed<'a> {
+    /// Its position in the scenario, which seeds its identifiers and dates its creation.
+    index: usize,
+    /// The scenario's entry for it.
+    repo: &'a SimRepo,
+    /// Its `updated_on` now.
+    updated_at: f64,
+}
+
+/// One page of a workspace's repositories as they stand now (deleted ones gone, renamed ones
+/// under their new slug), in creation order unless `sort` says `updated_on` or `created_on`
+/// (`-` reverses; ties stay in creation order). `q` filters on `updated_on` and `created_on`
+/// (as instants), `name`, `slug`, `full_name` and `uuid`. A workspace that no Cloud repository
+/// of the scenario names is 404; one whose repositories are all deleted lists none.
+fn repositories_page(inner: &Inner, workspace: &str, uri: &Uri) -> Result<Value, BbError> {
+    /// What a listing is ordered by.
+    #[derive(Clone, Copy, PartialEq)]
+    enum By {
+        Creation,
+        Update,
+    }
+    const DATED: [&str; 2] = ["updated_on", "created_on"];
+    let query = Query::of(uri);
+    let paging = Paging::of(&query)?;
+    let (by, descending) = sort(
+        &query,
+        &[
+            ("created_on", (By::Creation, false)),
+            ("-created_on", (By::Creation, true)),
+            ("updated_on", (By::Update, false)),
+            ("-updated_on", (By::Update, true)),
+        ],
+        (By::Creation, false),
+    )?;
+    let filter = filter(
+        &query,
+        &[&DATED[..], &["name", "slug", "full_name", "uuid"]].concat(),
+    )?;
+    if let Some(filter) = &filter {
+        filter
+            .check_dates(&DATED)
+            .map_err(|problem| BbError::new(StatusCode::BAD_REQUEST, problem))?;
+    }
+    let in_workspace: Vec<(usize, &SimRepo)> = inner
+        .scenario
+        .repos
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.source != SimSource::DataCenter && r.workspace.eq_ignore_ascii_case(workspace)
+        })
+        .collect();
+    if in_workspace.is_empty() {
+        return Err(BbError::workspace_not_found(workspace));
+    }
+    let now = inner.clock.now();
+    // Scenario order is creation order.
+    let mut listed: Vec<Listed> = in_workspace
+        .into_iter()
+        .filter(|(_, repo)| repo.exists_at(now))
+        .map(|(index, repo)| Listed {
+            index,
+            repo,
+            updated_at: repo.updated_at(index, now),
+        })
+        .collect();
+    if let Some(filter) = filter {
+        listed.retain(|l| {
+            filter.matches(&|field: &str| match field {
+                "updated_on" => inner.clock.rfc3339(l.updated_at),
+                "created_on" => inner.clock.rfc3339(repo_created_at(l.index)),
+                "full_name" => full_name(inner, l.repo),
+                "uuid" => repository_uuid(l.index),
+                _ => l.repo.slug_at(now).to_owned(),
+            })
+        });
+    }
+    if by == By::Update {
+        listed.sort_by(|a, b| a.updated_at.total_cmp(&b.updated_at));
+    }
+    if descending {
+        listed.reverse();
+    }
+    Ok(paging.page(inner, uri, &query, listed, |l| {
+        listed_repository_json(inner, &l)
+    }))
 }
 
 /// `GET /2.0/repositories/{workspace}/{repo_slug}/pipelines`.
@@ -207,17 +359,24 @@ async fn list(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |fields| {
         let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
-        list_page(&inner, &workspace, &slug, &uri)
+        list_page(&inner, &workspace, &slug, &uri, fields)
     })
     .await
 }
 
 /// One page of a repository's visible pipelines, per the query's paging, sort and filters. A
 /// statuses repository runs no pipelines: its pages are empty. `target.branch` keeps branch
-/// pushes to that branch, `target.ref_name` pushes of that branch or tag.
-fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Value, BbError> {
+/// builds of that branch, `target.ref_name` builds of that branch or tag, `trigger_type` (`PUSH`,
+/// `SCHEDULED`, `MANUAL`, `PARENT_STEP`, which none is) builds so started.
+fn list_page(
+    inner: &Inner,
+    workspace: &str,
+    slug: &str,
+    uri: &Uri,
+    fields: &Fields,
+) -> Result<Value, BbError> {
     let query = Query::of(uri);
     let paging = Paging::of(&query)?;
     // Without a sort Bitbucket lists oldest first; pipelines run once here, so run creation
@@ -232,13 +391,29 @@ fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Va
         ],
         false,
     )?;
-    let (index, repo) = find_repo(inner, workspace, slug)?;
-
     let now = inner.clock.now();
+    let (index, repo) = find_repo(inner, workspace, slug, now)?;
+
     // The typed filters the spec documents that a poller might use.
     let branch = query.last("target.branch");
     let ref_name = query.last("target.ref_name");
     let hash = query.last("target.commit.hash");
+    let triggers = [
+        ("PUSH", Some(SimTrigger::Push)),
+        ("SCHEDULED", Some(SimTrigger::Schedule)),
+        ("MANUAL", Some(SimTrigger::Manual)),
+        ("PARENT_STEP", None),
+    ];
+    let trigger = match query.last("trigger_type") {
+        None => None,
+        Some(given) => Some(
+            triggers
+                .iter()
+                .find(|(name, _)| *name == given)
+                .map(|&(_, trigger)| trigger)
+                .ok_or_else(|| BbError::bad_request(format!("Invalid trigger_type '{given}'")))?,
+        ),
+    };
     let mut visible: Vec<&SimBuild> = repo
         .builds
         .iter()
@@ -246,6 +421,7 @@ fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Va
         .filter(|b| branch.is_none_or(|name| b.target == SimTarget::Branch && b.branch == name))
         .filter(|b| ref_name.is_none_or(|name| b.ref_name() == Some(name)))
         .filter(|b| hash.is_none_or(|h| b.commit == h))
+        .filter(|b| trigger.is_none_or(|wanted| wanted == Some(b.trigger)))
         .collect();
     visible.sort_by(|a, b| {
         a.created_at
@@ -256,7 +432,7 @@ fn list_page(inner: &Inner, workspace: &str, slug: &str, uri: &Uri) -> Result<Va
         visible.reverse();
     }
 
-    let with_message = wants_commit_message(&query);
+    let with_message = fields.names(COMMIT_MESSAGE);
     Ok(paging.page(inner, uri, &query, visible, |b| {
         pipeline_json(inner, index, repo, b, now, with_message)
     }))
@@ -269,10 +445,10 @@ async fn get_one(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |fields| {
         let Path((workspace, slug, uuid)) = path.map_err(|_| BbError::repo_not_found())?;
-        let (index, repo) = find_repo(&inner, &workspace, &slug)?;
         let now = inner.clock.now();
+        let (index, repo) = find_repo(&inner, &workspace, &slug, now)?;
         let build = repo
             .builds
             .iter()
@@ -281,8 +457,63 @@ async fn get_one(
                 b.created_at <= now && pipeline_uuid(index, b.number).eq_ignore_ascii_case(&uuid)
             })
             .ok_or(BbError::new(StatusCode::NOT_FOUND, "Pipeline not found"))?;
-        let with_message = wants_commit_message(&Query::of(&uri));
-        Ok::<_, BbError>(pipeline_json(&inner, index, repo, build, now, with_message))
+        let with_message = fields.names(COMMIT_MESSAGE);
+        Ok(pipeline_json(&inner, index, repo, build, now, with_message))
+    })
+    .await
+}
+
+/// `GET /2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules`: the
+/// repository's schedules made by now, in the order they were made.
+async fn schedules(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    answer(&inner, &headers, &uri, |_| {
+        let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
+        let query = Query::of(&uri);
+        let paging = Paging::of(&query)?;
+        let now = inner.clock.now();
+        let (index, repo) = find_repo(&inner, &workspace, &slug, now)?;
+        let mut made: Vec<(usize, &SimSchedule)> = repo
+            .schedules
+            .iter()
+            .enumerate()
+            .filter(|(_, schedule)| schedule.created_at <= now)
+            .collect();
+        made.sort_by(|a, b| a.1.created_at.total_cmp(&b.1.created_at));
+        Ok(
+            paging.page(&inner, &uri, &query, made, |(number, schedule)| {
+                schedule_json(&inner, index, number, schedule)
+            }),
+        )
+    })
+    .await
+}
+
+/// `GET /2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules/{schedule_uuid}`.
+async fn schedule(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    answer(&inner, &headers, &uri, |_| {
+        let Path((workspace, slug, uuid)) = path.map_err(|_| BbError::repo_not_found())?;
+        let now = inner.clock.now();
+        let (index, repo) = find_repo(&inner, &workspace, &slug, now)?;
+        let (number, schedule) = repo
+            .schedules
+            .iter()
+            .enumerate()
+            .find(|&(number, schedule)| {
+                schedule.created_at <= now
+                    && schedule_uuid(index, number).eq_ignore_ascii_case(&uuid)
+            })
+            .ok_or(BbError::new(StatusCode::NOT_FOUND, "Schedule not found"))?;
+        Ok(schedule_json(&inner, index, number, schedule))
     })
     .await
 }
@@ -305,7 +536,7 @@ async fn refs(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |_| {
         let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
         refs_page(&inner, &workspace, &slug, &uri, Refs::All)
     })
@@ -319,7 +550,7 @@ async fn branches(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |_| {
         let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
         refs_page(&inner, &workspace, &slug, &uri, Refs::Branches)
     })
@@ -333,7 +564,7 @@ async fn tags(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |_| {
         let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
         refs_page(&inner, &workspace, &slug, &uri, Refs::Tags)
     })
@@ -396,8 +627,8 @@ fn refs_page(
         (By::Git, false),
     )?;
     let filter = filter(&query, &["name"])?;
-    let (index, repo) = find_repo(inner, workspace, slug)?;
     let now = inner.clock.now();
+    let (index, repo) = find_repo(inner, workspace, slug, now)?;
     let mut refs: Vec<Ref> = Vec::new();
     if matches!(which, Refs::All | Refs::Branches) {
         refs.extend(repo.branch_tips(now).into_iter().map(Ref::Branch));
@@ -471,7 +702,7 @@ async fn commit_statuses(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    serve(&inner, &headers, Api::Cloud, || {
+    answer(&inner, &headers, &uri, |_| {
         let Path((workspace, slug, commit)) = path.map_err(|_| BbError::repo_not_found())?;
         statuses_page(&inner, &workspace, &slug, &commit, &uri)
     })
@@ -497,8 +728,8 @@ fn statuses_page(
         true,
     )?;
     let filter = filter(&query, &["key", "state", "refname"])?;
-    let (index, repo) = find_repo(inner, workspace, slug)?;
     let now = inner.clock.now();
+    let (index, repo) = find_repo(inner, workspace, slug, now)?;
     let pushed = repo
         .builds
         .iter()
@@ -530,12 +761,17 @@ async fn unknown(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Respons
     .await
 }
 
+/// `{workspace}/{slug}` of a repository now (after a rename, the new slug).
+fn full_name(inner: &Inner, repo: &SimRepo) -> String {
+    format!("{}/{}", repo.workspace, repo.slug_at(inner.clock.now()))
+}
+
 /// The API and web URLs of a repository.
 fn repo_urls(inner: &Inner, repo: &SimRepo) -> (String, String) {
-    let (origin, ws, slug) = (&inner.origin, &repo.workspace, &repo.slug);
+    let (origin, full_name) = (&inner.origin, full_name(inner, repo));
     (
-        format!("{origin}/2.0/repositories/{ws}/{slug}"),
-        format!("{origin}/{ws}/{slug}"),
+        format!("{origin}/2.0/repositories/{full_name}"),
+        format!("{origin}/{full_name}"),
     )
 }
 
@@ -543,15 +779,51 @@ fn repo_urls(inner: &Inner, repo: &SimRepo) -> (String, String) {
 fn repository_json(inner: &Inner, index: usize, repo: &SimRepo) -> Value {
     let (api_repo, web_repo) = repo_urls(inner, repo);
     json!({
-        "name": repo.slug,
+        "name": repo.slug_at(inner.clock.now()),
         "type": "repository",
-        "full_name": format!("{}/{}", repo.workspace, repo.slug),
+        "full_name": full_name(inner, repo),
         "links": {
             "self": { "href": api_repo },
             "html": { "href": web_repo },
         },
         "uuid": repository_uuid(index),
     })
+}
+
+/// A repository as the workspace listing spells it (the spec's `repository`): the short object
+/// plus its slug, dates, more links and what a private Git repository says of itself.
+fn listed_repository_json(inner: &Inner, listed: &Listed) -> Value {
+    let Listed {
+        index,
+        repo,
+        updated_at,
+    } = *listed;
+    let (api_repo, web_repo) = repo_urls(inner, repo);
+    let workspace = &repo.workspace;
+    let mut json = repository_json(inner, index, repo);
+    json["slug"] = json!(repo.slug_at(inner.clock.now()));
+    json["created_on"] = json!(inner.clock.rfc3339(repo_created_at(index)));
+    json["updated_on"] = json!(inner.clock.rfc3339(updated_at));
+    json["links"]["commits"] = json!({ "href": format!("{api_repo}/commits") });
+    json["links"]["pullrequests"] = json!({ "href": format!("{api_repo}/pullrequests") });
+    json["links"]["clone"] = json!([
+        { "name": "https", "href": format!("{web_repo}.git") },
+    ]);
+    json["scm"] = json!("git");
+    json["is_private"] = json!(true);
+    json["description"] = json!("");
+    json["language"] = json!("");
+    json["has_issues"] = json!(false);
+    json["has_wiki"] = json!(false);
+    json["fork_policy"] = json!("no_public_forks");
+    json["mainbranch"] = json!({ "type": "branch", "name": "main" });
+    json["workspace"] = json!({
+        "type": "workspace",
+        "slug": workspace,
+        "name": workspace,
+        "uuid": uuid_from(fnv1a(format!("workspace/{workspace}").as_bytes())),
+    });
+    json
 }
 
 /// The short commit object answers embed.
@@ -684,12 +956,11 @@ fn pipeline_json(
     if with_message {
         commit["message"] = json!(build.message);
     }
-    let trigger = match build.target {
-        SimTarget::Commit { .. } => json!({ "name": "MANUAL", "type": "pipeline_trigger_manual" }),
-        SimTarget::Branch | SimTarget::Tag(_) => {
-            json!({ "name": "PUSH", "type": "pipeline_trigger_push" })
-        }
-    };
+    let name = trigger_name(build.trigger);
+    let trigger = json!({
+        "name": name,
+        "type": format!("pipeline_trigger_{}", name.to_ascii_lowercase()),
+    });
     let mut pipeline = json!({
         "type": "pipeline",
         "uuid": uuid,
@@ -715,6 +986,36 @@ fn pipeline_json(
         pipeline["completed_on"] = json!(inner.clock.rfc3339(at));
     }
     pipeline
+}
+
+/// A schedule as the spec's `pipeline_schedule` spells it: `number` is its position among the
+/// repository's, which with the repository's seeds its uuid.
+fn schedule_json(inner: &Inner, index: usize, number: usize, schedule: &SimSchedule) -> Value {
+    let made = inner.clock.rfc3339(schedule.created_at);
+    json!({
+        "type": "pipeline_schedule",
+        "uuid": schedule_uuid(index, number),
+        "enabled": schedule.enabled,
+        "cron_pattern": schedule.cron_pattern,
+        "target": {
+            "type": "pipeline_ref_target",
+            "ref_type": "branch",
+            "ref_name": schedule.branch,
+            "selector": { "type": "branches", "pattern": schedule.branch },
+        },
+        "created_on": made,
+        "updated_on": made,
+    })
+}
+
+/// A trigger's `name`, as pipelines spell it (`SCHEDULE`; the list's `trigger_type` filter
+/// says `SCHEDULED`).
+fn trigger_name(trigger: SimTrigger) -> &'static str {
+    match trigger {
+        SimTrigger::Push => "PUSH",
+        SimTrigger::Schedule => "SCHEDULE",
+        SimTrigger::Manual => "MANUAL",
+    }
 }
 
 /// A pipeline's `target`: the branch or tag pushed, or the bare commit a custom pipeline ran
@@ -834,6 +1135,12 @@ fn pipeline_uuid(repo_index: usize, build_number: u64) -> String {
     ))
 }
 
+/// `{uuid}` of schedule `number` of a repository, stable across runs.
+fn schedule_uuid(repo_index: usize, number: usize) -> String {
+    uuid_from(fnv1a(format!("schedule/{repo_index}/{number}").as_bytes()))
+}
+
+/// `{uuid}` of a repository, stable for its position in the scenario across runs and renames.
 fn repository_uuid(repo_index: usize) -> String {
     uuid_from(fnv1a(format!("repository/{repo_index}").as_bytes()))
 }
@@ -843,7 +1150,7 @@ mod tests {
     use crate::testing::{Auth, TOKEN, get, start, wait_until};
     use crate::{
         BitbucketFault, BitbucketFaults, Scenario, SimBuild, SimCredential, SimCredentialKind,
-        SimOptions, SimRepo, SimSource, SimState, Simulator,
+        SimOptions, SimRepo, SimSchedule, SimSource, SimState, SimTrigger, Simulator,
     };
     use SimState::{Failed, Running, Successful};
     use serde_json::Value;
@@ -862,6 +1169,7 @@ mod tests {
             slug: slug.to_owned(),
             source,
             builds,
+            ..SimRepo::default()
         }
     }
 
@@ -1014,6 +1322,419 @@ mod tests {
         assert_eq!(last["build_seconds_used"], 150);
         assert_eq!(last["completed_on"], sim.inner.clock.rfc3339(250.0));
         assert_eq!(last["first_successful"], true);
+    }
+
+    #[tokio::test]
+    async fn triggers_show_as_bitbucket_spells_them_and_filter_the_list() {
+        let scenario = one_repo(vec![
+            build(1, 0.0, vec![]),
+            build(2, 1.0, vec![]).triggered_by(SimTrigger::Schedule),
+            build(3, 2.0, vec![]).triggered_by(SimTrigger::Manual),
+        ]);
+        let sim = start(scenario, at_speed(1000.0)).await;
+        wait_until(&sim, 2.0).await;
+        let (names, _) = collect(list_url(&sim, ""), "/trigger/name").await;
+        assert_eq!(names, ["PUSH", "SCHEDULE", "MANUAL"]);
+        let (types, _) = collect(list_url(&sim, ""), "/trigger/type").await;
+        assert_eq!(
+            types,
+            [
+                "pipeline_trigger_push",
+                "pipeline_trigger_schedule",
+                "pipeline_trigger_manual"
+            ]
+        );
+        for (query, numbers) in [
+            ("trigger_type=PUSH", vec!["1"]),
+            ("trigger_type=SCHEDULED", vec!["2"]),
+            ("trigger_type=MANUAL", vec!["3"]),
+            ("trigger_type=PARENT_STEP", vec![]),
+        ] {
+            let (seen, _) = collect(list_url(&sim, query), "/build_number").await;
+            assert_eq!(seen, numbers, "{query}");
+        }
+        let (status, _) = get_json(&list_url(&sim, "trigger_type=SCHEDULE")).await;
+        assert_eq!(status, 400);
+        // Only the push moved main.
+        let (tips, _) = collect(branches_url(&sim, "api", ""), "/target/hash").await;
+        assert_eq!(tips, [format!("{:040x}", 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_renamed_repository_answers_under_its_new_slug_and_a_deleted_one_nowhere() {
+        let commit = format!("{:040x}", 9);
+        let mut api = repo(
+            "api",
+            SimSource::CloudPipelines,
+            vec![build(1, 0.0, vec![])],
+        );
+        api.renamed = Some((60.0, "backend".to_owned()));
+        let status = SimBuild::status("ci", "main", &commit, 0.0, 0.0, []);
+        let mut web = repo("web", SimSource::CloudStatuses, vec![status]);
+        web.deleted_at = Some(60.0);
+        let sim = start(
+            Scenario {
+                repos: vec![api, web],
+            },
+            at_speed(100.0),
+        )
+        .await;
+        let base = sim.bitbucket_api_url();
+        let at = |path: &str| format!("{base}/repositories/acme/{path}");
+        let api_uuid = super::encode_braces(&super::repository_uuid(0));
+        let web_uuid = super::encode_braces(&super::repository_uuid(1));
+        let statuses = format!("web/commit/{commit}/statuses");
+        let status_of = |path: String| async move { get_json(&path).await.0 };
+
+        let (status, page) = get_json(&at("api/pipelines")).await;
+        assert_eq!(status, 200);
+        assert_eq!(page["values"][0]["repository"]["full_name"], "acme/api");
+        assert_eq!(status_of(at(&format!("{api_uuid}/pipelines"))).await, 200);
+        assert_eq!(status_of(at("backend/pipelines")).await, 404);
+        assert_eq!(status_of(at("web/refs/branches")).await, 200);
+        assert_eq!(status_of(at(&statuses)).await, 200);
+        assert!(sim.now() < 60.0, "too slow to look before the rename");
+
+        wait_until(&sim, 60.0).await;
+        let (status, body) = get_json(&at("api/pipelines")).await;
+        assert_eq!(status, 404);
+        assert_eq!(body["error"]["message"], "Repository not found");
+        let (status, page) = get_json(&at("BACKEND/pipelines")).await;
+        assert_eq!(status, 200);
+        let repository = &page["values"][0]["repository"];
+        assert_eq!(repository["full_name"], "acme/backend");
+        assert_eq!(repository["name"], "backend");
+        assert_eq!(
+            repository["links"]["html"]["href"],
+            format!("{}acme/backend", sim.bitbucket_web_url())
+        );
+        assert_eq!(status_of(at(&format!("{api_uuid}/pipelines"))).await, 200);
+        for gone in ["web/refs/branches", &statuses, &format!("{web_uuid}/refs")] {
+            assert_eq!(status_of(at(gone)).await, 404, "{gone}");
+        }
+    }
+
+    /// Workspace `acme` (and two more) with a repository of each kind of history; the numbers
+    /// are when each one was last pushed (or renamed).
+    fn workspace() -> Scenario {
+        use SimTrigger::{Manual, Schedule};
+        let pipeline = |n: u64, at: f64| build(n, at, vec![(at + 10.0, Running)]);
+        // 100: a push, whose pipeline runs on; a scheduled run at 300 and a manual one at 500.
+        let api = repo(
+            "api",
+            SimSource::CloudPipelines,
+            vec![
+                build(1, 100.0, vec![(110.0, Running), (900.0, Successful)]),
+                pipeline(2, 300.0).triggered_by(Schedule),
+                pipeline(3, 500.0).triggered_by(Manual),
+            ],
+        );
+        // 200: a commit whose status comes at 600 and reruns at 700.
+        let status = SimBuild::status(
+            "ci",
+            "main",
+            "c".repeat(40),
+            200.0,
+            600.0,
+            [(650.0, Failed), (700.0, Running)],
+        );
+        let web = repo("web", SimSource::CloudStatuses, vec![status]);
+        // Never pushed: its creation.
+        let ops = repo("ops", SimSource::CloudPipelines, vec![]);
+        // 400: pushed at 50, renamed at 400.
+        let mut docs = repo("docs", SimSource::CloudPipelines, vec![pipeline(1, 50.0)]);
+        docs.renamed = Some((400.0, "handbook".to_owned()));
+        let mut tmp = repo("tmp", SimSource::CloudPipelines, vec![pipeline(1, 150.0)]);
+        tmp.deleted_at = Some(800.0);
+        let dc = repo("platform", SimSource::DataCenter, vec![]);
+        let site = SimRepo {
+            workspace: "globex".to_owned(),
+            ..repo("site", SimSource::CloudPipelines, vec![pipeline(1, 120.0)])
+        };
+        let gone = SimRepo {
+            workspace: "ghost".to_owned(),
+            deleted_at: Some(10.0),
+            ..repo("gone", SimSource::CloudPipelines, vec![])
+        };
+        Scenario {
+            repos: vec![api, web, ops, docs, tmp, dc, site, gone],
+        }
+    }
+
+    /// A simulator whose clock stands (nearly) still at simulated second `at`.
+    async fn standing_at(scenario: Scenario, at: f64) -> Simulator {
+        let options = SimOptions {
+            starts_at: at,
+            ..SimOptions::default()
+        };
+        start(scenario, options).await
+    }
+
+    /// The workspace listing URL with `query`'s pairs encoded.
+    fn listing(sim: &Simulator, workspace: &str, query: &[(&str, &str)]) -> String {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        format!(
+            "{}/repositories/{workspace}?{query}",
+            sim.bitbucket_api_url()
+        )
+    }
+
+    #[tokio::test]
+    async fn workspace_listing_shows_when_repositories_were_last_pushed() {
+        let early = standing_at(workspace(), 5.0).await;
+        let (names, _) = collect(listing(&early, "acme", &[]), "/full_name").await;
+        assert_eq!(
+            names,
+            ["acme/api", "acme/web", "acme/ops", "acme/docs", "acme/tmp"]
+        );
+        let (updated, _) = collect(listing(&early, "acme", &[]), "/updated_on").await;
+        let created: Vec<String> = [0, 1, 2, 3, 4]
+            .map(|i| early.inner.clock.rfc3339(crate::repo_created_at(i)))
+            .into();
+        assert_eq!(updated, created);
+
+        let sim = standing_at(workspace(), 1000.0).await;
+        let rfc3339 = |t: f64| sim.inner.clock.rfc3339(t);
+        let (page_status, page) = get_json(&listing(&sim, "acme", &[("pagelen", "1")])).await;
+        assert_eq!(page_status, 200);
+        let api = &page["values"][0];
+        assert_eq!(api["type"], "repository");
+        assert_eq!(api["full_name"], "acme/api");
+        assert_eq!((&api["slug"], &api["name"]), (&"api".into(), &"api".into()));
+        assert_eq!(api["uuid"], super::repository_uuid(0));
+        assert_eq!(api["created_on"], rfc3339(crate::repo_created_at(0)));
+        // Not the schedule, the manual run, nor the pipeline still running.
+        assert_eq!(api["updated_on"], rfc3339(100.0));
+        assert_eq!(
+            api["links"]["self"]["href"],
+            format!("{}/repositories/acme/api", sim.bitbucket_api_url())
+        );
+        assert_eq!(
+            api["links"]["html"]["href"],
+            format!("{}acme/api", sim.bitbucket_web_url())
+        );
+        let (_, pipelines) = get_json(&list_url(&sim, "")).await;
+        assert_eq!(pipelines["values"][0]["repository"]["uuid"], api["uuid"]);
+
+        // The rename moved docs; the late status did not move web; tmp is gone.
+        let (names, _) = collect(listing(&sim, "acme", &[("sort", "-updated_on")]), "/slug").await;
+        assert_eq!(names, ["handbook", "web", "api", "ops"]);
+        let (times, _) = collect(
+            listing(&sim, "acme", &[("sort", "-updated_on")]),
+            "/updated_on",
+        )
+        .await;
+        assert_eq!(times[..3], [rfc3339(400.0), rfc3339(200.0), rfc3339(100.0)]);
+        let (names, _) = collect(listing(&sim, "acme", &[("sort", "updated_on")]), "/slug").await;
+        assert_eq!(names, ["ops", "api", "web", "handbook"]);
+        let (names, _) = collect(listing(&sim, "acme", &[("sort", "-created_on")]), "/slug").await;
+        assert_eq!(names, ["handbook", "ops", "web", "api"]);
+        let (names, _) = collect(listing(&sim, "globex", &[]), "/full_name").await;
+        assert_eq!(names, ["globex/site"]);
+        let (status, page) = get_json(&listing(&sim, "ghost", &[])).await;
+        assert_eq!((status, &page["values"]), (200, &serde_json::json!([])));
+        let (status, body) = get_json(&listing(&sim, "nobody", &[])).await;
+        assert_eq!(status, 404);
+        assert_eq!(
+            body["error"]["message"],
+            "No workspace with identifier 'nobody'."
+        );
+    }
+
+    #[tokio::test]
+    async fn workspace_listing_filters_sorts_pages_and_cuts_fields() {
+        let sim = standing_at(workspace(), 1000.0).await;
+        let rfc3339 = |t: f64| sim.inner.clock.rfc3339(t);
+        let slugs = |query: Vec<(&'static str, String)>| {
+            let url = {
+                let pairs: Vec<(&str, &str)> =
+                    query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                listing(&sim, "acme", &pairs)
+            };
+            async move { collect(url, "/slug").await.0 }
+        };
+        let q = |text: String| vec![("q", text), ("sort", "updated_on".to_owned())];
+        assert_eq!(
+            slugs(q(format!("updated_on >= \"{}\"", rfc3339(200.0)))).await,
+            ["web", "handbook"]
+        );
+        assert_eq!(
+            slugs(q(format!("updated_on>\"{}\"", rfc3339(200.0)))).await,
+            ["handbook"]
+        );
+        assert_eq!(
+            slugs(q(format!(
+                "updated_on < \"{}\" AND updated_on >= \"{}\"",
+                rfc3339(200.0),
+                rfc3339(100.0)
+            )))
+            .await,
+            ["api"]
+        );
+        assert_eq!(
+            slugs(q(format!("updated_on = \"{}\"", rfc3339(100.0)))).await,
+            ["api"]
+        );
+        assert_eq!(
+            slugs(q(format!(
+                "updated_on <= {}",
+                rfc3339(crate::repo_created_at(2))
+            )))
+            .await,
+            ["ops"]
+        );
+        assert_eq!(
+            slugs(q(
+                "full_name = \"acme/handbook\" OR slug = \"api\"".to_owned()
+            ))
+            .await,
+            ["api", "handbook"]
+        );
+        for bad in [
+            vec![("q", "updated_on > \"yesterday\"")],
+            vec![("q", "project.key = \"X\"")],
+            vec![("sort", "name")],
+            vec![("pagelen", "101")],
+        ] {
+            let (status, body) = get_json(&listing(&sim, "acme", &bad)).await;
+            assert_eq!((status, &body["type"]), (400, &"error".into()), "{bad:?}");
+        }
+
+        // Pages follow `next`, which keeps the query; the last page has none.
+        let url = listing(&sim, "acme", &[("pagelen", "3"), ("sort", "-updated_on")]);
+        let (names, pages) = collect(url.clone(), "/slug").await;
+        assert_eq!((names.len(), pages), (4, 2));
+        let (_, first) = get_json(&url).await;
+        assert_eq!(
+            (first["size"].as_u64(), first["pagelen"].as_u64()),
+            (Some(4), Some(3))
+        );
+        let next = first["next"].as_str().expect("next");
+        assert!(
+            next.contains("sort=-updated_on") && next.contains("page=2"),
+            "{next}"
+        );
+        let (_, last) = get_json(next).await;
+        assert!(last.get("next").is_none());
+        assert_eq!(last["values"][0]["slug"], "ops");
+
+        // `fields` keeps only what is asked.
+        let fields = "next,values.full_name,values.updated_on";
+        let (_, page) = get_json(&listing(
+            &sim,
+            "acme",
+            &[("pagelen", "1"), ("fields", fields)],
+        ))
+        .await;
+        let mut keys: Vec<&String> = page.as_object().expect("object").keys().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["next", "values"]);
+        assert_eq!(
+            page["values"][0],
+            serde_json::json!({ "full_name": "acme/api", "updated_on": rfc3339(100.0) })
+        );
+        let fields = "values.uuid,values.slug,values.name,values.created_on,-values.name";
+        let (_, page) = get_json(&listing(
+            &sim,
+            "acme",
+            &[("pagelen", "1"), ("fields", fields)],
+        ))
+        .await;
+        let mut keys: Vec<&String> = page["values"][0]
+            .as_object()
+            .expect("object")
+            .keys()
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["created_on", "slug", "uuid"]);
+
+        // Every request counted against the credential, refused ones included; none without one.
+        assert_eq!(
+            get(&listing(&sim, "acme", &[]), Auth::Nothing).await.status,
+            401
+        );
+        assert_eq!(sim.bitbucket_requests_by_credential()["sim-bitbucket"], 16);
+        assert_eq!(sim.stats().bitbucket_requests, 17);
+    }
+
+    #[tokio::test]
+    async fn schedules_are_listed_and_start_scheduled_pipelines() {
+        let nightly = SimSchedule::new("0 30 2 * * ? *", "main");
+        let runs = nightly.run_times(0.0, 86_400.0).expect("pattern");
+        assert_eq!(runs, [63_000.0]);
+        let hourly = SimSchedule {
+            created_at: 1000.0,
+            ..SimSchedule::new("0 0 * * * ? *", "release/1.0")
+        };
+        let off = SimSchedule {
+            enabled: false,
+            ..SimSchedule::new("0 0 12 ? * MON-FRI *", "main")
+        };
+        let pushed = build(1, 10.0, vec![(20.0, Running), (300.0, Successful)]);
+        let scheduled = build(2, runs[0], vec![(runs[0] + 5.0, Running)])
+            .with_commit(&pushed.commit)
+            .triggered_by(SimTrigger::Schedule);
+        let mut api = repo("api", SimSource::CloudPipelines, vec![pushed, scheduled]);
+        api.schedules = vec![nightly, hourly, off];
+        let scenario = Scenario { repos: vec![api] };
+
+        let before = standing_at(scenario.clone(), 500.0).await;
+        let url = |sim: &Simulator, tail: &str| {
+            format!(
+                "{}/repositories/acme/api/pipelines_config/schedules{tail}",
+                sim.bitbucket_api_url()
+            )
+        };
+        let (status, page) = get_json(&url(&before, "")).await;
+        assert_eq!((status, page["size"].as_u64()), (200, Some(2)));
+
+        let sim = standing_at(scenario, 70_000.0).await;
+        let (crons, pages) = collect(url(&sim, "?pagelen=2"), "/cron_pattern").await;
+        assert_eq!(
+            crons,
+            ["0 30 2 * * ? *", "0 0 12 ? * MON-FRI *", "0 0 * * * ? *"]
+        );
+        assert_eq!(pages, 2);
+        let (_, page) = get_json(&url(&sim, "/")).await;
+        let nightly = &page["values"][0];
+        assert_eq!(nightly["type"], "pipeline_schedule");
+        assert_eq!(nightly["enabled"], true);
+        assert_eq!(page["values"][1]["enabled"], false);
+        assert_eq!(
+            nightly["target"],
+            serde_json::json!({
+                "type": "pipeline_ref_target",
+                "ref_type": "branch",
+                "ref_name": "main",
+                "selector": { "type": "branches", "pattern": "main" },
+            })
+        );
+        let made = sim.inner.clock.rfc3339(-7.0 * 86_400.0);
+        assert_eq!(
+            (&nightly["created_on"], &nightly["updated_on"]),
+            (&made.clone().into(), &made.into())
+        );
+        let uuid = nightly["uuid"].as_str().expect("uuid");
+        let (status, one) = get_json(&url(&sim, &format!("/{}", super::encode_braces(uuid)))).await;
+        assert_eq!(
+            (status, &one["cron_pattern"]),
+            (200, &nightly["cron_pattern"])
+        );
+        let (status, _) = get_json(&url(&sim, "/%7Bnope%7D")).await;
+        assert_eq!(status, 404);
+
+        // Its run: a SCHEDULE pipeline at the pattern's time on main's tip, which moved nothing.
+        let (status, runs) = get_json(&list_url(&sim, "trigger_type=SCHEDULED")).await;
+        assert_eq!((status, runs["size"].as_u64()), (200, Some(1)));
+        let run = &runs["values"][0];
+        assert_eq!(run["trigger"]["name"], "SCHEDULE");
+        assert_eq!(run["created_on"], sim.inner.clock.rfc3339(63_000.0));
+        assert_eq!(run["target"]["ref_name"], "main");
+        assert_eq!(run["target"]["commit"]["hash"], format!("{:040x}", 1));
+        let (updated, _) = collect(listing(&sim, "acme", &[]), "/updated_on").await;
+        assert_eq!(updated, [sim.inner.clock.rfc3339(10.0)]);
     }
 
     #[tokio::test]
@@ -1674,6 +2395,80 @@ mod tests {
             }
             assert_eq!(sim.bitbucket_requests_by_credential()["sim-bitbucket"], 4);
             assert_eq!(sim.bitbucket_max_per_hour(), 4);
+        }
+    }
+
+    #[tokio::test]
+    async fn access_tokens_answer_with_their_own_limit_and_say_when_it_nears() {
+        let mut options = all_kinds(Duration::from_secs(60));
+        options.bitbucket_credentials.push(credential(
+            "ci",
+            SimCredentialKind::AccessToken {
+                token: "ci-token".to_owned(),
+            },
+        ));
+        options
+            .bitbucket_scaled_limits
+            .insert("sim-bitbucket".to_owned(), 40);
+        let sim = start(workspace(), options).await;
+        let url = listing(&sim, "acme", &[("fields", "values.slug")]);
+        let near = |answer: &crate::testing::Answer| {
+            (
+                answer.header("x-ratelimit-limit").map(str::to_owned),
+                answer.header("x-ratelimit-resource").map(str::to_owned),
+                answer.header("x-ratelimit-nearlimit").map(str::to_owned),
+            )
+        };
+        let says = |limit: &str, near: &str| {
+            (
+                Some(limit.to_owned()),
+                Some("api".to_owned()),
+                Some(near.to_owned()),
+            )
+        };
+        // 40 an hour: fewer than 5% (2) left from the 39th request on.
+        for n in 1..=38 {
+            let answer = get(&url, Auth::Bearer(TOKEN)).await;
+            assert_eq!(answer.status, 200);
+            assert_eq!(near(&answer), says("40", "false"), "request {n}");
+        }
+        for _ in 39..=40 {
+            assert_eq!(
+                near(&get(&url, Auth::Bearer(TOKEN)).await),
+                says("40", "true")
+            );
+        }
+        let refused = get(&url, Auth::Bearer(TOKEN)).await;
+        assert_eq!(refused.status, 429);
+        assert_eq!(near(&refused), says("40", "true"));
+        // Even a 404 tells; another access token has its own, unscaled, budget.
+        let answer = get(&listing(&sim, "nobody", &[]), Auth::Bearer("ci-token")).await;
+        assert_eq!(answer.status, 404);
+        assert_eq!(near(&answer), says("1000", "false"));
+        // Other kinds of credential get no such headers.
+        let answer = get(&url, Auth::Basic("ci@example.com", "api-token")).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(near(&answer), (None, None, None));
+        let (_, grant) = oauth_token(&sim, "key", "secret").await;
+        let oauth = grant["access_token"].as_str().expect("access_token");
+        let answer = get(&url, Auth::Bearer(oauth)).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(near(&answer), (None, None, None));
+        assert_eq!(sim.bitbucket_requests_by_credential()["sim-bitbucket"], 41);
+    }
+
+    #[tokio::test]
+    async fn only_access_tokens_may_have_scaled_limits() {
+        for name in ["api-token", "consumer", "dc", "nobody"] {
+            let mut options = all_kinds(Duration::from_secs(60));
+            options
+                .bitbucket_scaled_limits
+                .insert(name.to_owned(), 2500);
+            let refused = Simulator::start(one_repo(vec![]), options).await;
+            assert!(
+                refused.is_err_and(|e| e.kind() == std::io::ErrorKind::InvalidInput),
+                "{name}"
+            );
         }
     }
 

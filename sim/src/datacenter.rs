@@ -155,8 +155,8 @@ impl Paging {
     }
 }
 
-/// A Data Center repository by project key and slug (any case), or the 404 naming what is
-/// missing.
+/// A Data Center repository by project key and slug (any case) as it stands now (not deleted,
+/// under its slug then), or the 404 naming what is missing.
 fn find_repo<'a>(inner: &'a Inner, project: &str, slug: &str) -> Result<&'a SimRepo, DcError> {
     let mut in_project = inner
         .scenario
@@ -170,8 +170,9 @@ fn find_repo<'a>(inner: &'a Inner, project: &str, slug: &str) -> Result<&'a SimR
             "com.atlassian.bitbucket.project.NoSuchProjectException",
         ));
     }
+    let now = inner.clock.now();
     in_project
-        .find(|r| r.slug.eq_ignore_ascii_case(slug))
+        .find(|r| r.exists_at(now) && r.slug_at(now).eq_ignore_ascii_case(slug))
         .ok_or_else(|| {
             DcError::not_found(
                 format!("Repository {project}/{slug} does not exist."),
@@ -273,13 +274,14 @@ async fn build_statuses(
         let newest_first = order(&query, &[("NEWEST", true), ("OLDEST", false)], true)?;
         // Not scoped to a repository: statuses are stored by commit across the instance. An
         // unknown commit simply has none.
+        let now = inner.clock.now();
         let repos = inner
             .scenario
             .repos
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.source == SimSource::DataCenter);
-        let mut views = statuses::posted(&inner.origin, repos, &commit, inner.clock.now());
+            .filter(|(_, r)| r.source == SimSource::DataCenter && r.exists_at(now));
+        let mut views = statuses::posted(&inner.origin, repos, &commit, now);
         views.truncate(MAX_STATUSES);
         if !newest_first {
             views.reverse();
@@ -401,6 +403,7 @@ mod tests {
                 slug: "platform".to_owned(),
                 source: SimSource::DataCenter,
                 builds,
+                ..SimRepo::default()
             }],
         }
     }
@@ -588,6 +591,33 @@ mod tests {
             field(&statuses, "ref"),
             ["refs/tags/v3.1.0", "refs/heads/main"]
         );
+    }
+
+    #[tokio::test]
+    async fn renamed_and_deleted_repositories_answer_as_they_stand() {
+        let commit = "ef".repeat(20);
+        let status = SimBuild::status("PLAT-BUILD", "main", &commit, 0.0, 0.0, []);
+        let mut scenario = platform(vec![status.clone()]);
+        scenario.repos[0].renamed = Some((0.0, "core".to_owned()));
+        let mut tools = scenario.repos[0].clone();
+        tools.slug = "tools".to_owned();
+        tools.renamed = None;
+        tools.deleted_at = Some(0.0);
+        scenario.repos.push(tools);
+        let sim = start(scenario, options(1.0)).await;
+        let branches = |repo: &str| format!("/api/latest/projects/PLAT/repos/{repo}/branches");
+        assert_eq!(dc_get(&sim, &branches("core")).await.0, 200);
+        for gone in ["platform", "tools"] {
+            let (status, body) = dc_get(&sim, &branches(gone)).await;
+            assert_eq!(status, 404, "{gone}");
+            assert_eq!(
+                body["errors"][0]["message"],
+                format!("Repository PLAT/{gone} does not exist.")
+            );
+        }
+        // The commit's one status is the renamed repository's; the deleted one's went with it.
+        let (_, statuses) = dc_get(&sim, &format!("/build-status/latest/commits/{commit}")).await;
+        assert_eq!(statuses["size"], 1);
     }
 
     #[tokio::test]

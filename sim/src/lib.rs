@@ -24,7 +24,9 @@ mod auth;
 mod bbql;
 mod bitbucket;
 mod clock;
+mod cron;
 mod datacenter;
+mod fields;
 mod ids;
 mod limits;
 mod paging;
@@ -37,7 +39,8 @@ mod zoom;
 pub use auth::{SimCredential, SimCredentialKind};
 pub use limits::{BitbucketFault, BitbucketFaults};
 pub use scenario::{
-    Scenario, SimBuild, SimRepo, SimSource, SimState, SimTarget, pipeline_status_key,
+    Scenario, SimBuild, SimRepo, SimSchedule, SimSource, SimState, SimTarget, SimTrigger, TraceMix,
+    pipeline_status_key, repo_created_at,
 };
 
 use axum::http::HeaderMap;
@@ -90,6 +93,12 @@ pub struct SimOptions {
     /// Default 1000, Bitbucket Cloud's limit for repository data. `X-RateLimit-Limit` carries
     /// it scaled to a real hour (times `speed`).
     pub bitbucket_limit_per_hour: u64,
+    /// Scaled limits: requests per rolling simulated hour of the named access-token
+    /// credentials, in place of `bitbucket_limit_per_hour` (Bitbucket gives access tokens of
+    /// workspaces above 100 paid seats 1,000 plus 10 per further seat, at most 10,000: 2,500
+    /// for 250 seats). Only access tokens get them: naming another kind, or no credential, is
+    /// refused at start. Default none.
+    pub bitbucket_scaled_limits: BTreeMap<String, u64>,
     /// Whether Cloud 429s carry `Retry-After` (real ones have been seen without). Data Center
     /// 429s always do. Default false.
     pub bitbucket_retry_after: bool,
@@ -131,6 +140,7 @@ impl Default for SimOptions {
             }],
             oauth_token_lifetime: Duration::from_secs(7200),
             bitbucket_limit_per_hour: 1000,
+            bitbucket_scaled_limits: BTreeMap::new(),
             bitbucket_retry_after: false,
             bitbucket_faults: BitbucketFaults::default(),
             zoom: SimZoomApp::default(),
@@ -434,6 +444,17 @@ impl Simulator {
                 format!("two Bitbucket credentials are named {:?}", twice[0]),
             ));
         }
+        for name in options.bitbucket_scaled_limits.keys() {
+            let access_token = options.bitbucket_credentials.iter().any(|c| {
+                c.name == *name && matches!(c.kind, SimCredentialKind::AccessToken { .. })
+            });
+            if !access_token {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("only access tokens have scaled limits, and {name:?} is none"),
+                ));
+            }
+        }
         zoom::check_options(&options.zoom)?;
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
@@ -566,7 +587,8 @@ impl Simulator {
     }
 
     /// The link a card about `build` of `repo` carries when announcing its state at simulated
-    /// second `at`: the pipeline's page (whatever it ran for), the link the CI server posted
+    /// second `at`: the pipeline's page (whatever it ran for, under the repository's slug at
+    /// `at`), the link the CI server posted
     /// with the status at that moment (a rerun posts a new one), or, for the status Pipelines
     /// posts for a run ([`SimBuild::pipeline_status`]), the run's page in the Pipelines add-on.
     /// Scoreboards match cards to builds with it. Empty for a status not in the scenario.
@@ -580,7 +602,9 @@ impl Simulator {
         } else if repo.runs_pipeline(build) {
             format!(
                 "{origin}/{}/{}/pipelines/results/{}",
-                repo.workspace, repo.slug, build.number
+                repo.workspace,
+                repo.slug_at(at),
+                build.number
             )
         } else {
             let repo = (index.unwrap_or_default(), repo);

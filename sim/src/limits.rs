@@ -1,6 +1,7 @@
 //! The gate every Bitbucket API request passes before it is answered: the credential check,
-//! Bitbucket's rolling limit of requests per credential per hour (in simulated time), and the
-//! faults a test asks for (5xx, 429 storms, slow, truncated or HTML answers).
+//! Bitbucket's rolling limit of requests per credential per hour (in simulated time; an access
+//! token's scaled limit if it has one), and the faults a test asks for (5xx, 429 storms, slow,
+//! truncated or HTML answers).
 //!
 //! Order per request: count it; identify the credential (401 if none); record it under the
 //! credential; then an injected 429, a storm, or the full window answers 429 (plain text, as
@@ -8,7 +9,7 @@
 //! drawn fault (503, delay, broken body) shapes the answer.
 
 use super::api::{Api, cloud_error, datacenter_error};
-use super::auth::{self, Denial};
+use super::auth::{self, Denial, SimCredential};
 use super::{Inner, SimOptions};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -136,6 +137,15 @@ impl Usage {
         }
     }
 
+    /// How many admitted requests the rolling hour up to `now` holds.
+    fn used(&self, now: f64) -> u64 {
+        self.admitted
+            .iter()
+            .rev()
+            .take_while(|&&t| now - t < HOUR)
+            .count() as u64
+    }
+
     /// The most requests in any simulated hour (`[t, t + 3600)`), by a sliding window.
     fn max_per_hour(&self) -> usize {
         let mut first = 0;
@@ -239,19 +249,22 @@ enum Broken {
 }
 
 /// Answers a Bitbucket API request: through the gate, then `answer`'s body (200) or error,
-/// then the faults planned for it. Access tokens' answers all carry `X-RateLimit-Limit` and
-/// `X-RateLimit-Resource`.
+/// then the faults planned for it. Access tokens' answers all carry `X-RateLimit-Limit`,
+/// `X-RateLimit-Resource` and `X-RateLimit-NearLimit`.
 ///
 /// `X-RateLimit-Limit` is requests per REAL hour, as clients read it, while the limiter counts
-/// per simulated hour: it carries `round(bitbucket_limit_per_hour * speed)` (1000 at speed 40
-/// says 40000; at speed 1 the limit itself), the rate the limit allows against the wall clock.
+/// per simulated hour: it carries the credential's limit times `speed`, rounded (1000 at speed
+/// 40 says 40000; at speed 1 the limit itself), the rate the limit allows against the wall
+/// clock. `X-RateLimit-NearLimit` is `true` once less than 5% of the hour's allowance is left
+/// (this answer's request counted): Atlassian documents the header but not its threshold, so
+/// 5% is our assumption.
 pub(super) async fn serve<E: IntoResponse>(
     inner: &Inner,
     headers: &HeaderMap,
     api: Api,
     answer: impl FnOnce() -> Result<Value, E>,
 ) -> Response {
-    let (access_token, verdict) = admit(inner, headers, api);
+    let (allowance, verdict) = admit(inner, headers, api);
     let mut response = match verdict {
         Err(refused) => refused,
         Ok(plan) => {
@@ -272,42 +285,78 @@ pub(super) async fn serve<E: IntoResponse>(
             }
         }
     };
-    if access_token {
-        let limit = HeaderValue::from(real_hour_limit(&inner.options));
+    if let Some(Allowance { limit, left }) = allowance {
+        let real_limit = HeaderValue::from(real_hour_limit(limit, inner.options.speed));
+        // Fewer than 5% left: `left / limit < 1 / 20`.
+        let near = if left.saturating_mul(20) < limit {
+            "true"
+        } else {
+            "false"
+        };
         let headers = response.headers_mut();
-        headers.insert("x-ratelimit-limit", limit);
+        headers.insert("x-ratelimit-limit", real_limit);
         headers.insert("x-ratelimit-resource", HeaderValue::from_static("api"));
+        headers.insert("x-ratelimit-nearlimit", HeaderValue::from_static(near));
     }
     response
 }
 
-/// The per-simulated-hour limit as requests per real hour: `round(limit * speed)`, saturating
+/// What an access token's answer tells of its hour, in simulated requests.
+struct Allowance {
+    /// Its limit per hour.
+    limit: u64,
+    /// How many more requests the rolling hour takes after this one.
+    left: u64,
+}
+
+/// The requests per simulated hour `credential` may make: its scaled limit, if it has one,
+/// else the base limit.
+fn hourly_limit(options: &SimOptions, credential: &SimCredential) -> u64 {
+    options
+        .bitbucket_scaled_limits
+        .get(&credential.name)
+        .copied()
+        .unwrap_or(options.bitbucket_limit_per_hour)
+}
+
+/// A per-simulated-hour limit as requests per real hour: `round(limit * speed)`, saturating
 /// at `u64::MAX`; exactly the limit at speed 1.
-fn real_hour_limit(options: &SimOptions) -> u64 {
-    let limit = options.bitbucket_limit_per_hour;
-    if options.speed == 1.0 {
+fn real_hour_limit(limit: u64, speed: f64) -> u64 {
+    if speed == 1.0 {
         return limit;
     }
     // A float-to-int `as` saturates; the speed is positive and finite (checked at start).
-    (limit as f64 * options.speed).round() as u64
+    (limit as f64 * speed).round() as u64
 }
 
-/// The gate's decision, under the state lock: whether the credential is an access token (for
-/// the headers), and the plan or the refusal.
-fn admit(inner: &Inner, headers: &HeaderMap, api: Api) -> (bool, Result<Plan, Response>) {
+/// The gate's decision, under the state lock: for an access token what its headers tell, and
+/// the plan or the refusal.
+fn admit(
+    inner: &Inner,
+    headers: &HeaderMap,
+    api: Api,
+) -> (Option<Allowance>, Result<Plan, Response>) {
     let options = &inner.options;
     let mut state = inner.lock();
     state.stats.bitbucket_requests += 1;
     let credential = match auth::identify(options, &state.bitbucket_grants, headers, api) {
         Ok(credential) => credential,
-        Err(denial) => return (false, Err(deny(api, denial))),
+        Err(denial) => return (None, Err(deny(api, denial))),
     };
     let access_token = matches!(credential.kind, auth::SimCredentialKind::AccessToken { .. });
+    let limit = hourly_limit(options, credential);
     let now = inner.clock.now();
     let ledger = &mut state.bitbucket;
     let fault = ledger.take_injected();
     let usage = ledger.usage.entry(credential.name.clone()).or_default();
     usage.requests.push(now);
+    // Read once the window has or has not taken this request.
+    let allowance = |usage: &Usage| {
+        access_token.then(|| Allowance {
+            limit,
+            left: limit.saturating_sub(usage.used(now)),
+        })
+    };
 
     // Delta-seconds in real time, rounded up, for a wait in simulated seconds; only where
     // the API sends the header at all.
@@ -319,18 +368,19 @@ fn admit(inner: &Inner, headers: &HeaderMap, api: Api) -> (bool, Result<Plan, Re
     if !matches!(fault, Some(BitbucketFault::RateLimited { .. })) {
         let storm = ledger.faults.storm;
         if let Some((_, end)) = storm.filter(|(from, to)| (*from..*to).contains(&now)) {
-            return (access_token, Err(too_many(retry_after(end - now))));
+            return (allowance(usage), Err(too_many(retry_after(end - now))));
         }
-        if let Err(wait) = usage.take_slot(now, options.bitbucket_limit_per_hour) {
-            return (access_token, Err(too_many(retry_after(wait))));
+        if let Err(wait) = usage.take_slot(now, limit) {
+            return (allowance(usage), Err(too_many(retry_after(wait))));
         }
     }
+    let allowance = allowance(usage);
     let plan = match fault.or_else(|| ledger.faults.draw()) {
         None => Plan::default(),
         Some(BitbucketFault::RateLimited { retry_after }) => {
-            return (access_token, Err(too_many(retry_after)));
+            return (allowance, Err(too_many(retry_after)));
         }
-        Some(BitbucketFault::ServerError) => return (access_token, Err(unavailable(api))),
+        Some(BitbucketFault::ServerError) => return (allowance, Err(unavailable(api))),
         Some(BitbucketFault::Slow(delay)) => Plan {
             delay: Some(delay),
             broken: None,
@@ -344,7 +394,7 @@ fn admit(inner: &Inner, headers: &HeaderMap, api: Api) -> (bool, Result<Plan, Re
             broken: Some(Broken::Html),
         },
     };
-    (access_token, Ok(plan))
+    (allowance, Ok(plan))
 }
 
 /// A 429 as Bitbucket sends it: plain text, with `Retry-After` if given.
@@ -389,13 +439,7 @@ mod tests {
 
     #[test]
     fn header_limit_is_per_real_hour() {
-        let at = |limit: u64, speed: f64| {
-            real_hour_limit(&SimOptions {
-                bitbucket_limit_per_hour: limit,
-                speed,
-                ..SimOptions::default()
-            })
-        };
+        let at = real_hour_limit;
         assert_eq!(at(1000, 40.0), 40_000);
         assert_eq!(at(1000, 1.0), 1000);
         assert_eq!(at(u64::MAX, 1.0), u64::MAX);

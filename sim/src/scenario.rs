@@ -5,8 +5,14 @@
 //! posts (on Bitbucket Cloud or Data Center), or both; [`SimSource`] says which. A build runs
 //! for a branch push, a tag push or, for a custom pipeline, a bare commit ([`SimTarget`]).
 //! Scenarios are written by hand ([`Scenario::showcase`], [`Scenario::mixed`],
-//! [`Scenario::burst`]) or drawn at random for load tests ([`Scenario::random`]).
+//! [`Scenario::burst`]) or drawn at random for load tests ([`Scenario::random`]) and the
+//! benchmark ([`Scenario::realistic`]).
 
+mod realistic;
+
+pub use realistic::TraceMix;
+
+use super::cron::Cron;
 use super::ids::{fnv1a, hash40};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -68,8 +74,24 @@ pub enum SimTarget {
     },
 }
 
+/// What started a build, as a pipeline's `trigger` says: only a push moves the repository (its
+/// refs and its `updated_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum SimTrigger {
+    /// A push of the branch or tag (`PUSH`, `pipeline_trigger_push`). The default.
+    #[default]
+    Push,
+    /// One of the repository's schedules (`SCHEDULE`, `pipeline_trigger_schedule`), on the
+    /// commit at the tip of the schedule's branch.
+    Schedule,
+    /// Someone, by hand (`MANUAL`, `pipeline_trigger_manual`): "Run pipeline" on a branch, a
+    /// custom pipeline, a rerun of an earlier run.
+    Manual,
+}
+
 /// A Bitbucket repository, `{workspace}/{slug}` (Cloud) or project `{workspace}`, repository
-/// `{slug}` (Data Center), and the builds it will see. `main` is its default branch.
+/// `{slug}` (Data Center), and the builds it will see. `main` is its default branch. It was
+/// created before the scenario ([`repo_created_at`]); it may be renamed or deleted during it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SimRepo {
     /// Workspace id on Cloud, the first path segment; the project key (`PLAT`) on Data Center.
@@ -82,6 +104,17 @@ pub struct SimRepo {
     /// Statuses: one entry per (commit, key), which should be unique. In a
     /// [`SimSource::CloudMixed`] repository both, told apart by `key`.
     pub builds: Vec<SimBuild>,
+    /// Its Pipelines schedules (`pipelines_config/schedules`). The runs they start are builds
+    /// in `builds` with [`SimTrigger::Schedule`] at their [`SimSchedule::run_times`]. Default
+    /// none.
+    pub schedules: Vec<SimSchedule>,
+    /// A rename: from this simulated second on the repository answers under this slug only
+    /// (the old one is 404, as a repository that never existed), and its `updated_on` moves
+    /// to the rename. Default none.
+    pub renamed: Option<(f64, String)>,
+    /// From this simulated second on the repository is gone: 404 under any name, and out of
+    /// the workspace's listing. Default never.
+    pub deleted_at: Option<f64>,
 }
 
 /// One pipeline run, or one commit status (its `key` on its `commit`), and how its state moves
@@ -99,6 +132,10 @@ pub struct SimBuild {
     pub branch: String,
     /// What the build ran for: `branch` (the default), a tag or a bare commit.
     pub target: SimTarget,
+    /// What started it: a push (the default), a schedule or someone by hand. For a status,
+    /// what started the outside CI's build. Only a push moves a ref: a scheduled or manual run
+    /// builds a commit that was pushed at `pushed_at`.
+    pub trigger: SimTrigger,
     /// Full 40-hex commit hash (`target.commit.hash`).
     pub commit: String,
     /// Full commit message, served only when asked for with `fields`.
@@ -187,6 +224,7 @@ impl SimBuild {
             author: "Sam Developer".to_owned(),
             branch,
             target: SimTarget::Branch,
+            trigger: SimTrigger::Push,
             pushed_at: created_at,
             created_at,
             timeline: timeline.into(),
@@ -212,6 +250,7 @@ impl SimBuild {
             author: "Sam Developer".to_owned(),
             branch,
             target: SimTarget::Branch,
+            trigger: SimTrigger::Push,
             commit: commit.into(),
             pushed_at,
             created_at,
@@ -257,15 +296,22 @@ impl SimBuild {
         }
     }
 
-    /// The same pipeline run as custom pipeline `pipeline` on its bare commit (someone
-    /// started it by hand), instead of for a push.
+    /// The same pipeline run as custom pipeline `pipeline` on its bare commit, started by hand
+    /// ([`SimTrigger::Manual`]), instead of for a push.
     pub fn as_custom(self, pipeline: impl Into<String>) -> SimBuild {
         SimBuild {
             target: SimTarget::Commit {
                 pipeline: pipeline.into(),
             },
+            trigger: SimTrigger::Manual,
             ..self
         }
+    }
+
+    /// The same build started by `trigger` instead: a scheduled or manual run of a commit
+    /// pushed at `pushed_at`, which moves no ref.
+    pub fn triggered_by(self, trigger: SimTrigger) -> SimBuild {
+        SimBuild { trigger, ..self }
     }
 
     /// The name of the ref the build ran for: the branch, the tag, or `None` for a bare
@@ -371,7 +417,93 @@ pub fn pipeline_status_key(repo_index: usize, number: u64) -> String {
     (fnv1a(format!("pipeline-status/{repo_index}/{number}").as_bytes()) as u32 as i32).to_string()
 }
 
+/// A Pipelines schedule, as `GET .../pipelines_config/schedules` lists it: it runs the pipeline
+/// of `branch`, on the branch's tip, whenever `cron_pattern` fires.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimSchedule {
+    /// When it runs: Bitbucket's 7-field cron pattern with second precision (seconds to year,
+    /// `?` in day of month or day of week), in UTC, read in the scenario's calendar, where
+    /// simulated second 0 is Monday 2026-01-05 09:00 UTC: `0 30 2 * * ? *` runs at 02:30 every
+    /// night, the first time at second 63,000.
+    pub cron_pattern: String,
+    /// The branch it runs (`target.ref_name`; selector `branches` on it).
+    pub branch: String,
+    /// Whether it runs; a disabled schedule is listed but starts nothing.
+    pub enabled: bool,
+    /// Simulated second it was made (its `created_on` and `updated_on`), from which it is
+    /// listed and runs.
+    pub created_at: f64,
+}
+
+/// How long before simulated second 0 [`SimSchedule::new`] makes schedules.
+const SCHEDULES_AGE: f64 = 7.0 * 24.0 * 3600.0;
+
+impl SimSchedule {
+    /// An enabled schedule of `branch`, made a week before the scenario.
+    pub fn new(cron_pattern: impl Into<String>, branch: impl Into<String>) -> SimSchedule {
+        SimSchedule {
+            cron_pattern: cron_pattern.into(),
+            branch: branch.into(),
+            enabled: true,
+            created_at: -SCHEDULES_AGE,
+        }
+    }
+
+    /// The simulated seconds in `[from, to)` at which it starts a run, in order: when its
+    /// pattern fires from its creation on; none while disabled. The error says why the pattern
+    /// cannot be read.
+    pub fn run_times(&self, from: f64, to: f64) -> Result<Vec<f64>, String> {
+        let cron = Cron::parse(&self.cron_pattern)?;
+        Ok(if self.enabled {
+            cron.fire_times(from.max(self.created_at), to)
+        } else {
+            Vec::new()
+        })
+    }
+}
+
+/// How long before simulated second 0 the scenario's first repository was created.
+const REPOS_AGE: f64 = 365.0 * 24.0 * 3600.0;
+
+/// When the repository at position `repo_index` of a scenario was created (its `created_on`):
+/// a year before the scenario, the next ones a minute apart in scenario order, so creation
+/// orders repositories as their position does.
+pub fn repo_created_at(repo_index: usize) -> f64 {
+    -REPOS_AGE + 60.0 * repo_index as f64
+}
+
 impl SimRepo {
+    /// Its slug at `t`: the new one from a rename on.
+    pub fn slug_at(&self, t: f64) -> &str {
+        match &self.renamed {
+            Some((at, slug)) if *at <= t => slug,
+            _ => &self.slug,
+        }
+    }
+
+    /// Whether it still exists at `t` (not deleted by then).
+    pub fn exists_at(&self, t: f64) -> bool {
+        self.deleted_at.is_none_or(|at| t < at)
+    }
+
+    /// Its `updated_on` at `t`, for the repository at position `repo_index` of its scenario:
+    /// the latest push by then (the `pushed_at` of a [`SimTrigger::Push`] build: a pipeline's
+    /// push, or for statuses the push of the commit, however late they are posted) or its
+    /// rename, whichever is later; before either, its creation ([`repo_created_at`]). Pipeline
+    /// progress, statuses, scheduled and manual runs move nothing: only commit activity does,
+    /// as implementers observe of Bitbucket.
+    pub fn updated_at(&self, repo_index: usize, t: f64) -> f64 {
+        let renamed = self
+            .renamed
+            .as_ref()
+            .map(|&(at, _)| at)
+            .filter(|&at| at <= t);
+        self.pushes(t)
+            .map(|b| b.pushed_at)
+            .chain(renamed)
+            .fold(repo_created_at(repo_index), f64::max)
+    }
+
     /// Whether `build` is a pipeline run here rather than a status an outside CI posts.
     pub fn runs_pipeline(&self, build: &SimBuild) -> bool {
         match self.source {
@@ -383,13 +515,10 @@ impl SimRepo {
 
     /// The tip of each branch at `t`, sorted by branch name: per branch, the build whose commit
     /// was pushed last by then (the later one in `builds` on a tie). Branches appear with their
-    /// first push; tag and commit builds move no branch.
+    /// first push; tag and commit builds, scheduled and manual runs move no branch.
     pub fn branch_tips(&self, t: f64) -> Vec<&SimBuild> {
         let mut tips: Vec<&SimBuild> = Vec::new();
-        let pushes = self
-            .builds
-            .iter()
-            .filter(|b| b.target == SimTarget::Branch && b.pushed_at <= t);
+        let pushes = self.pushes(t).filter(|b| b.target == SimTarget::Branch);
         for build in pushes {
             match tips.iter_mut().find(|tip| tip.branch == build.branch) {
                 Some(tip) if build.pushed_at >= tip.pushed_at => *tip = build,
@@ -406,7 +535,7 @@ impl SimRepo {
     /// (the earlier in `builds` on a tie) decides.
     pub fn tag_tips(&self, t: f64) -> Vec<(&str, &SimBuild)> {
         let mut tags: Vec<(&str, &SimBuild)> = Vec::new();
-        for build in self.builds.iter().filter(|b| b.pushed_at <= t) {
+        for build in self.pushes(t) {
             let SimTarget::Tag(name) = &build.target else {
                 continue;
             };
@@ -419,20 +548,30 @@ impl SimRepo {
         tags.sort_by(|a, b| a.0.cmp(b.0));
         tags
     }
+
+    /// The push-triggered builds pushed by `t`: what moved the repository.
+    fn pushes(&self, t: f64) -> impl Iterator<Item = &SimBuild> {
+        self.builds
+            .iter()
+            .filter(move |b| b.trigger == SimTrigger::Push && b.pushed_at <= t)
+    }
 }
 
 impl Scenario {
     /// The simulated second after which nothing changes any more.
     pub fn end(&self) -> f64 {
-        self.repos
-            .iter()
-            .flat_map(|r| &r.builds)
-            .flat_map(|b| {
-                [b.pushed_at, b.created_at]
-                    .into_iter()
-                    .chain(b.timeline.iter().map(|&(t, _)| t))
-            })
-            .fold(0.0, f64::max)
+        let builds = self.repos.iter().flat_map(|r| &r.builds).flat_map(|b| {
+            [b.pushed_at, b.created_at]
+                .into_iter()
+                .chain(b.timeline.iter().map(|&(t, _)| t))
+        });
+        // Renames, deletions and new schedules change what the repository listings show.
+        let repos = self.repos.iter().flat_map(|r| {
+            let renamed = r.renamed.as_ref().map(|&(at, _)| at);
+            let schedules = r.schedules.iter().map(|s| s.created_at);
+            renamed.into_iter().chain(r.deleted_at).chain(schedules)
+        });
+        builds.chain(repos).fold(0.0, f64::max)
     }
 }
 
@@ -458,6 +597,7 @@ fn repo(workspace: &str, slug: &str, source: SimSource, builds: Vec<SimBuild>) -
         slug: slug.to_owned(),
         source,
         builds,
+        ..SimRepo::default()
     }
 }
 
@@ -1113,35 +1253,56 @@ fn random_build(
     created_at: f64,
     release: &mut (u32, u32, u32),
 ) -> SimBuild {
-    use SimState::{Error, Expired, Failed, Paused, Running, Stopped, Successful};
     let target = match rng.random_range(0..100) {
-        0..5 => {
-            *release = if rng.random_bool(0.25) {
-                (release.0, release.1 + 1, 0)
-            } else {
-                (release.0, release.1, release.2 + 1)
-            };
-            let (major, minor, patch) = *release;
-            SimTarget::Tag(format!("v{major}.{minor}.{patch}"))
-        }
+        0..5 => next_release(rng, release),
         5..8 => SimTarget::Commit {
             pipeline: pick(rng, &RANDOM_CUSTOM).to_owned(),
         },
         _ => SimTarget::Branch,
     };
-    let branch = match (&target, rng.random_range(0..100)) {
-        (SimTarget::Tag(_) | SimTarget::Commit { .. }, _) | (SimTarget::Branch, 0..50) => {
-            "main".to_owned()
-        }
-        (SimTarget::Branch, 50..65) => format!(
+    let branch = random_branch(rng, target == SimTarget::Branch);
+    let start = created_at + rng.random_range(5.0..30.0);
+    let duration = rng.random_range(120.0..900.0);
+    let timeline = random_ending(rng, start, duration);
+    let build = random_commit(rng, number, branch, created_at, timeline);
+    match target {
+        SimTarget::Branch => build,
+        SimTarget::Tag(name) => build.on_tag(name),
+        SimTarget::Commit { pipeline } => build.as_custom(pipeline),
+    }
+}
+
+/// The tag of the repository's next release, `release` (its last one) bumped: a new minor
+/// version one time in four, else a patch.
+fn next_release(rng: &mut StdRng, release: &mut (u32, u32, u32)) -> SimTarget {
+    *release = if rng.random_bool(0.25) {
+        (release.0, release.1 + 1, 0)
+    } else {
+        (release.0, release.1, release.2 + 1)
+    };
+    let (major, minor, patch) = *release;
+    SimTarget::Tag(format!("v{major}.{minor}.{patch}"))
+}
+
+/// The branch of a push: for a branch build (`on_branch`) half the time `main`, else a
+/// `release/*` or (most) a `feature/*` branch; a tag or a commit comes from `main`.
+fn random_branch(rng: &mut StdRng, on_branch: bool) -> String {
+    match (on_branch, rng.random_range(0..100)) {
+        (false, _) | (true, 0..50) => "main".to_owned(),
+        (true, 50..65) => format!(
             "release/{}.{}",
             rng.random_range(1..4),
             rng.random_range(0..10)
         ),
-        (SimTarget::Branch, _) => format!("feature/{}", pick(rng, &FEATURES)),
-    };
-    let start = created_at + rng.random_range(5.0..30.0);
-    let duration = rng.random_range(120.0..900.0);
+        (true, _) => format!("feature/{}", pick(rng, &FEATURES)),
+    }
+}
+
+/// The timeline of a run starting at `start` that would take `duration`: 3% end in ERROR
+/// within a minute, 20% fail at the end, 5% are stopped on the way, 8% pause on a manual step
+/// for 1 to 10 minutes, then resume and succeed (three in four) or expire; the rest succeed.
+fn random_ending(rng: &mut StdRng, start: f64, duration: f64) -> Vec<(f64, SimState)> {
+    use SimState::{Error, Expired, Failed, Paused, Running, Stopped, Successful};
     let end = start + duration;
     let mut timeline = vec![(start, Running)];
     let ending = rng.random::<f64>();
@@ -1164,14 +1325,23 @@ fn random_build(
     } else {
         timeline.push((end, Successful));
     }
+    timeline
+}
+
+/// Pipeline `number` pushed to `branch` at `created_at`, of a made-up commit: random hash,
+/// author and subject.
+fn random_commit(
+    rng: &mut StdRng,
+    number: u64,
+    branch: String,
+    created_at: f64,
+    timeline: Vec<(f64, SimState)>,
+) -> SimBuild {
     let message = format!("{}\n\nChange {number} on {branch}.", pick(rng, &SUBJECTS));
-    SimBuild {
-        target,
-        ..SimBuild::pipeline(number, branch, created_at, timeline)
-            .with_commit(hash40(rng.random()))
-            .with_author(pick(rng, &AUTHORS))
-            .with_message(message)
-    }
+    SimBuild::pipeline(number, branch, created_at, timeline)
+        .with_commit(hash40(rng.random()))
+        .with_author(pick(rng, &AUTHORS))
+        .with_message(message)
 }
 
 #[cfg(test)]
@@ -1300,6 +1470,77 @@ mod tests {
         assert_ne!(
             pipeline.commit,
             SimBuild::pipeline(4, "main", 4.0, []).commit
+        );
+    }
+
+    #[test]
+    fn updated_on_moves_on_pushes_and_the_rename_only() {
+        use SimTrigger::{Manual, Schedule};
+        let created = repo_created_at(2);
+        assert_eq!(created, repo_created_at(0) + 120.0);
+        assert!(created < 0.0);
+        let pushed = |commit: &str, at: f64| SimBuild::status("ci", "main", commit, at, at, []);
+        let mut repo = repo(
+            "acme",
+            "web",
+            SimSource::CloudMixed,
+            vec![
+                // A pipeline pushed at 10 that runs until 500.
+                SimBuild::pipeline(1, "main", 10.0, [(20.0, Running), (500.0, Failed)]),
+                // A status on it posted late, rerun later still.
+                SimBuild::status("scan", "main", "c1", 10.0, 300.0, [(600.0, Running)]),
+                SimBuild::pipeline(2, "main", 700.0, []).triggered_by(Schedule),
+                SimBuild::pipeline(3, "main", 800.0, []).triggered_by(Manual),
+                SimBuild::pipeline(4, "main", 850.0, []).as_custom("deploy"),
+                pushed("c2", 900.0).on_tag("v1.0.0"),
+                pushed("c3", 1000.0),
+            ],
+        );
+        let at = |repo: &SimRepo, t: f64| repo.updated_at(2, t);
+        assert_eq!(at(&repo, 5.0), created);
+        for t in [10.0, 299.0, 500.0, 650.0, 750.0, 899.0] {
+            assert_eq!(at(&repo, t), 10.0, "at {t}");
+        }
+        assert_eq!(at(&repo, 950.0), 900.0);
+        assert_eq!(at(&repo, 1.0e9), 1000.0);
+
+        repo.renamed = Some((960.0, "website".to_owned()));
+        repo.deleted_at = Some(2000.0);
+        assert_eq!(
+            (repo.slug_at(959.0), repo.slug_at(960.0)),
+            ("web", "website")
+        );
+        assert_eq!(at(&repo, 970.0), 960.0);
+        assert_eq!(at(&repo, 1.0e9), 1000.0);
+        assert!(repo.exists_at(1999.0) && !repo.exists_at(2000.0));
+        assert_eq!(Scenario { repos: vec![repo] }.end(), 2000.0);
+    }
+
+    #[test]
+    fn schedules_run_at_their_patterns_times_once_made_and_enabled() {
+        const HOUR: f64 = 3600.0;
+        let nightly = SimSchedule::new("0 30 2 * * ? *", "main");
+        assert_eq!(
+            nightly.run_times(0.0, 48.0 * HOUR),
+            Ok(vec![17.5 * HOUR, 41.5 * HOUR])
+        );
+        let made_later = SimSchedule {
+            created_at: 20.0 * HOUR,
+            ..nightly.clone()
+        };
+        assert_eq!(
+            made_later.run_times(0.0, 48.0 * HOUR),
+            Ok(vec![41.5 * HOUR])
+        );
+        let disabled = SimSchedule {
+            enabled: false,
+            ..nightly
+        };
+        assert_eq!(disabled.run_times(0.0, 48.0 * HOUR), Ok(vec![]));
+        assert!(
+            SimSchedule::new("30 2 * * *", "main")
+                .run_times(0.0, HOUR)
+                .is_err()
         );
     }
 

@@ -670,6 +670,7 @@ mod tests {
             slug: "api".to_owned(),
             source,
             builds,
+            ..SimRepo::default()
         }
     }
 

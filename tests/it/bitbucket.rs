@@ -428,6 +428,7 @@ async fn a_status_posted_late_within_the_settle_time_is_announced() {
             slug: "web".into(),
             source: SimSource::CloudStatuses,
             builds,
+            ..SimRepo::default()
         }],
     };
     let polling = SimPolling {

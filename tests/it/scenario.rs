@@ -384,6 +384,7 @@ async fn a_source_taken_up_or_taken_up_again_is_baselined_not_replayed() {
             slug: "mobile".into(),
             source: SimSource::CloudStatuses,
             builds: vec![jenkins("jenkins-build", 2.0), jenkins("jenkins-lint", 3.0)],
+            ..SimRepo::default()
         }],
     };
     // The first look comes at 20 s, when every status is old.
@@ -455,6 +456,7 @@ async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed(
                 // ... and one tagged and built later.
                 status("c", 60.0).on_tag("v2.0"),
             ],
+            ..SimRepo::default()
         }],
     };
     let subscriptions = "\n[[subscription]]\nrepository = \"{web}/acme/web\"\nsource = \"statuses\"\ntags = []\nevents = [\"all\"]\nchannels = [\"ci\"]\n";
