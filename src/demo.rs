@@ -16,7 +16,7 @@ use crate::store::Store;
 use bbzoom_sim::score::{self, Score, Watcher};
 use bbzoom_sim::{
     BitbucketFaults, ChannelEventKind, Scenario, SimCredentialKind, SimOptions, SimRepo, SimSource,
-    SimStart, Simulator,
+    SimStart, Simulator, TraceMix,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -36,6 +36,8 @@ pub struct SimPolling {
     pub cold: f64,
     pub warm_for: f64,
     pub settle: f64,
+    /// How often each workspace is scanned; `None`: `scan = "off"`.
+    pub scan: Option<f64>,
 }
 
 impl Default for SimPolling {
@@ -47,6 +49,7 @@ impl Default for SimPolling {
             cold: 600.0,
             warm_for: 1800.0,
             settle: 600.0,
+            scan: Some(30.0),
         }
     }
 }
@@ -60,6 +63,7 @@ impl SimPolling {
             cold: secs,
             warm_for: 1800.0,
             settle: 600.0,
+            scan: Some(secs),
         }
     }
 }
@@ -282,6 +286,7 @@ warm = \"{warm}\"
 cold = \"{cold}\"
 warm_for = \"{warm_for}\"
 settle = \"{settle}\"
+scan = \"{scan}\"
 
 [bitbucket]
 api_url = \"{api}\"
@@ -294,6 +299,7 @@ rate_limit = {budget}
         cold = real(p.cold),
         warm_for = real(p.warm_for),
         settle = real(p.settle),
+        scan = p.scan.map_or("off".to_owned(), real),
         api = sim.bitbucket_api_url(),
         oauth = sim.bitbucket_oauth_url(),
     );
@@ -370,7 +376,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         }
         (_, None) => (Scenario::showcase(), SHOWCASE_SUBSCRIPTIONS.to_owned()),
         (_, Some(repos)) => {
-            let scenario = Scenario::random(7, repos, options.hours);
+            let scenario = Scenario::realistic(7, repos, options.hours, TraceMix::default());
             let subscriptions = subscribe_all(&scenario);
             (scenario, subscriptions)
         }

@@ -17,8 +17,8 @@ pub struct Metrics {
     /// Polls that failed.
     pub poll_errors: AtomicU64,
     /// Workspace scans made (a request or more each) and those that failed.
-    pub(crate) scans: AtomicU64,
-    pub(crate) scan_errors: AtomicU64,
+    pub scans: AtomicU64,
+    pub scan_errors: AtomicU64,
     /// New builds, by what the poll that first saw them was made for: a workspace scan's hint,
     /// the sweep of idle repositories, following a running build. Shows an admin (and us)
     /// what the scan is worth on their Bitbucket.

@@ -15,6 +15,7 @@ mod control;
 mod crash;
 mod delivery;
 mod preview;
+mod scan;
 mod scenario;
 mod subscriptions;
 mod systemd;

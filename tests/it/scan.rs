@@ -1,0 +1,193 @@
+//! The workspace scan against the simulator: a push is found within a scan or two while the
+//! sweep of idle repositories comes round only every half hour; renamed, deleted and empty
+//! workspaces' repositories, a second page of changes and a 429 storm on the scan lose
+//! nothing; `scan = "off"` makes no scan at all and still finds every build.
+
+use crate::common::*;
+use bbzoom::demo::{SimPolling, score, subscribe_all};
+use bbzoom_sim::{BitbucketFaults, Scenario, SimBuild, SimOptions, SimRepo, SimStart, SimState};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Simulated seconds per real second.
+const SPEED: f64 = 300.0;
+
+/// `count` idle repositories `acme/repo-NNNN`.
+fn idle(count: usize) -> Vec<SimRepo> {
+    (1..=count)
+        .map(|i| SimRepo {
+            workspace: "acme".into(),
+            slug: format!("repo-{i:04}"),
+            ..SimRepo::default()
+        })
+        .collect()
+}
+
+/// A pipeline of `main` pushed at `at`, running two minutes.
+fn pushed(at: f64) -> SimBuild {
+    SimBuild::pipeline(
+        1,
+        "main",
+        at,
+        [
+            (at + 5.0, SimState::Running),
+            (at + 120.0, SimState::Successful),
+        ],
+    )
+}
+
+/// Production targets but an hour between looks at an idle repository, so only a scan can
+/// find a push soon.
+fn polling(scan: Option<f64>) -> SimPolling {
+    SimPolling {
+        cold: 3600.0,
+        scan,
+        ..SimPolling::default()
+    }
+}
+
+fn options(faults: BitbucketFaults) -> SimOptions {
+    SimOptions {
+        speed: SPEED,
+        start: SimStart::AtFirstRequest,
+        bitbucket_faults: faults,
+        ..SimOptions::default()
+    }
+}
+
+/// The simulated seconds from `push` to the build's first card, if any came.
+fn first_card_after(harness: &Harness, push: f64) -> Option<f64> {
+    let score = score(&harness.sim, &harness.config);
+    score
+        .shown
+        .values()
+        .map(|&(_, at)| at - push)
+        .reduce(f64::min)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_is_found_by_the_scan_and_renamed_deleted_or_empty_repositories_change_nothing() {
+    let push = 1500.0;
+    let mut repos = idle(60);
+    repos[0].renamed = Some((600.0, "renamed".into()));
+    repos[1].deleted_at = Some(600.0);
+    repos[59].builds = vec![pushed(push)];
+    // A workspace whose only repository is gone: its listing is empty.
+    repos.push(SimRepo {
+        workspace: "empty".into(),
+        slug: "gone".into(),
+        deleted_at: Some(0.0),
+        ..SimRepo::default()
+    });
+    let scenario = Scenario { repos };
+    let subscriptions = subscribe_all(&scenario);
+    let harness = Harness::start_with(
+        scenario,
+        options(BitbucketFaults::default()),
+        polling(Some(30.0)),
+        600,
+        &subscriptions,
+    )
+    .await;
+    let daemon = harness.run_daemon();
+    harness.sleep_until(push + 300.0).await;
+    let latency = first_card_after(&harness, push);
+    let metrics = &daemon.metrics;
+    let (scans, scan_errors, by_scan) = (
+        metrics.scans.load(Ordering::Relaxed),
+        metrics.scan_errors.load(Ordering::Relaxed),
+        metrics.found_by_scan.load(Ordering::Relaxed),
+    );
+    daemon.stop().await;
+    // Two workspaces, every 30 s at most a quarter of 540 planned an hour: scans every 53 s.
+    assert!(scans >= 2 * 20, "{scans} scans");
+    assert_eq!(
+        scan_errors, 0,
+        "an empty workspace or a renamed repository is no error"
+    );
+    assert_eq!(by_scan, 1, "the push was found by the scan");
+    let latency = latency.expect("the pushed build's card arrived");
+    assert!(latency < 180.0, "found {latency:.0} s after the push");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_page_of_changes_is_read() {
+    let push = 1200.0;
+    let mut repos = idle(150);
+    for repo in &mut repos {
+        repo.builds = vec![pushed(push)];
+    }
+    let scenario = Scenario { repos };
+    let subscriptions = subscribe_all(&scenario);
+    let harness = Harness::start_with(
+        scenario,
+        options(BitbucketFaults::default()),
+        polling(Some(30.0)),
+        2000,
+        &subscriptions,
+    )
+    .await;
+    let daemon = harness.run_daemon();
+    harness.sleep_until(push + 600.0).await;
+    let by_scan = daemon.metrics.found_by_scan.load(Ordering::Relaxed);
+    daemon.stop().await;
+    // The first page holds 100 repositories; the sweep finds a few by itself meanwhile.
+    assert!(by_scan > 100, "{by_scan} of 150 found by the scan");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_during_a_429_storm_is_found_by_the_next_scan_that_gets_through() {
+    let push = 1450.0;
+    let mut repos = idle(40);
+    repos[7].builds = vec![pushed(push)];
+    let scenario = Scenario { repos };
+    let subscriptions = subscribe_all(&scenario);
+    let storm = BitbucketFaults {
+        storm: Some((1400.0, 1500.0)),
+        ..BitbucketFaults::default()
+    };
+    let harness = Harness::start_with(
+        scenario,
+        options(storm),
+        polling(Some(30.0)),
+        600,
+        &subscriptions,
+    )
+    .await;
+    let daemon = harness.run_daemon();
+    harness.sleep_until(1800.0).await;
+    let by_scan = daemon.metrics.found_by_scan.load(Ordering::Relaxed);
+    let latency = first_card_after(&harness, push);
+    daemon.stop().await;
+    assert_eq!(by_scan, 1, "the scan after the storm reached back over it");
+    let latency = latency.expect("the pushed build's card arrived");
+    assert!(latency < 250.0, "found {latency:.0} s after the push");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_scan_off_no_scan_is_made_and_the_sweep_still_finds_every_build() {
+    let push = 300.0;
+    let mut repos = idle(5);
+    repos[2].builds = vec![pushed(push)];
+    let scenario = Scenario { repos };
+    let subscriptions = subscribe_all(&scenario);
+    let harness = Harness::start_with(
+        scenario,
+        options(BitbucketFaults::default()),
+        polling(None),
+        600,
+        &subscriptions,
+    )
+    .await;
+    let daemon = harness.run_daemon();
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(30))
+        .await;
+    let metrics = &daemon.metrics;
+    assert_eq!(metrics.scans.load(Ordering::Relaxed), 0);
+    assert_eq!(metrics.found_by_scan.load(Ordering::Relaxed), 0);
+    assert_eq!(metrics.found_by_sweep.load(Ordering::Relaxed), 1);
+    daemon.stop().await;
+    let score = score(&harness.sim, &harness.config);
+    assert!(score.missed.is_empty(), "{:?}", score.missed);
+}
