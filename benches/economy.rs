@@ -1,43 +1,50 @@
-//! Request economy: how many Bitbucket requests bbzoom spends, and what it gets for them.
+//! Request economy: how soon a build's result reaches its channel for a given Bitbucket
+//! budget, bbzoom against a naive poller and the ideal.
 //!
-//! One activity trace ([`Scenario::random`]: Cloud Pipelines repositories, builds arriving at
-//! random, running for minutes, some failing, some pausing on manual steps) is played three ways
-//! for each repository count, each live way against its own simulator on loopback:
+//! One activity trace ([`Scenario::realistic`]: Cloud Pipelines repositories, a few busy and
+//! most idle, a working day's rhythm, builds pushed, scheduled or run by hand, each pipeline
+//! with its own typical duration) is played three ways for each run, each live way against
+//! its own simulator on loopback:
 //!
 //! - **bbzoom**: exactly what `bbzoom demo` does, through the library: the environment written by
-//!   [`demo::write_environment`] (production polling targets, the production budget), the real
-//!   daemon, and the demo's scoreboard ([`demo::summarize`]). Latency is from a build's state
-//!   change to its card arriving in the simulated Zoom channel.
+//!   [`demo::write_environment`] (production polling targets and workspace scan, the budget),
+//!   the real daemon, and the demo's scoreboard. Latency is from a build's state change to its
+//!   card arriving in the simulated Zoom channel.
 //! - **naive**: a fixed-interval poller with the same budget: every repository polled in turn,
-//!   spread evenly, at the interval that spends 90% of the budget (the share bbzoom plans
-//!   with), each poll one request for the first page of pipelines. It keeps each pipeline's last
-//!   state in memory and counts a change as detected when a poll shows it; it does not page,
-//!   follow pipelines that fell off the first page, or deliver anything. Latency is from the
-//!   state change to that detection, which favours it over bbzoom's card-arrival latency.
+//!   round-robin, evenly spread, at the fastest interval the whole budget allows (bbzoom plans
+//!   with 90 % of it), each poll one request for the first page of pipelines. It keeps each
+//!   pipeline's last state in memory and counts a change as detected when a poll shows it; it
+//!   does not page, follow pipelines that fell off the first page, or deliver anything. Latency
+//!   is from the state change to that detection, which favours it over bbzoom's card-arrival
+//!   latency. With two credentials it polls half the repositories with each.
 //! - **ideal**: computed from the trace: one request per state change, no delay.
 //!
 //! Latency counts the changes bbzoom turns into cards: a build appearing (from its creation),
-//! pausing, and ending. Missed counts terminal changes (SUCCESSFUL, FAILED, ERROR, STOPPED,
-//! EXPIRED) not shown when the run is scored (bbzoom) or never observed (naive). Duplicates are
-//! cards repeating a build's event; the naive poller and the ideal have none by construction.
-//! bbzoom runs until it has caught up with the trace ([`demo::caught_up`]), at most four
-//! simulated hours past its end; the naive poller until every repository was polled once after
-//! it. Times are simulated seconds; requests per hour are per simulated hour of each run.
+//! pausing, and ending; overall and by what started the build (push, schedule, by hand).
+//! Missed counts terminal changes (SUCCESSFUL, FAILED, ERROR, STOPPED, EXPIRED) not shown when
+//! the run is scored (bbzoom) or never observed (naive). Duplicates are cards repeating a
+//! build's event; the naive poller and the ideal have none by construction. bbzoom runs until
+//! it has caught up with the trace ([`demo::caught_up`]), at most four simulated hours past its
+//! end; the naive poller until every repository was polled once after it. Times are simulated
+//! seconds; requests per hour are per simulated hour of each run.
 //!
 //! Prints a table and writes it, with the parameters, as JSON to
-//! `$CARGO_TARGET_DIR/bench/economy.json` (default `target/bench/economy.json`).
+//! `$CARGO_TARGET_DIR/bench/economy.json` (default `target/bench/economy.json`), and a latency
+//! CDF chart per run next to it (`economy-<repos>.svg`, `-x2` with two credentials).
 //!
 //! ```text
 //! cargo bench --bench economy
-//! ECONOMY_REPOS=100 ECONOMY_HOURS=1 cargo bench --bench economy
+//! ECONOMY_REPOS=100 ECONOMY_POOLED= ECONOMY_HOURS=1 cargo bench --bench economy
 //! ```
 //!
 //! Environment variables:
 //!
-//! - `ECONOMY_REPOS`: comma-separated repository counts (default `100,1000`).
+//! - `ECONOMY_REPOS`: comma-separated repository counts (default `10,100,1000,5000`).
+//! - `ECONOMY_POOLED`: counts also run with two credentials (default `1000`; empty for none).
+//! - `ECONOMY_BUDGET`: requests per simulated hour per credential (default 1000, Bitbucket's).
 //! - `ECONOMY_HOURS`: simulated hours of activity in the trace (default 3).
 //! - `ECONOMY_SPEED`: simulated seconds per real second (default 360: a simulated hour in ten
-//!   real seconds, 90 requests per real second at the budget).
+//!   real seconds).
 //! - `ECONOMY_SEED`: the trace's random seed (default 7, the demo's).
 
 use anyhow::Context;
@@ -45,35 +52,40 @@ use bbzoom::bitbucket::{Account, Auth, CloudClient, RetryPolicy};
 use bbzoom::config::{Config, RateLimit};
 use bbzoom::credentials::Credentials;
 use bbzoom::daemon::{self, Tuning};
-use bbzoom::demo::{self, DEFAULT_BUDGET, Environment, SimPolling};
+use bbzoom::demo::{self, Environment, SimPolling};
 use bbzoom::domain::{BuildState, Outcome, RepoId};
 use bbzoom::metrics::Metrics;
 use bbzoom::store::Store;
-use bbzoom_sim::{Scenario, SimOptions, SimRepo, SimState, Simulator};
+use bbzoom_sim::{
+    Scenario, SimCredential, SimCredentialKind, SimOptions, SimRepo, SimState, SimTrigger,
+    Simulator, TraceMix,
+};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Share of the budget a fixed schedule spends, as bbzoom's scheduler plans.
-const PLANNED_SHARE: f64 = 0.9;
-
 /// Timeout of one HTTP request of the naive poller, as bbzoom's demo configures its own.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Simulated seconds bbzoom gets after the trace ends to catch up, before it is stopped and
-/// scored anyway (the demo's bound: the cold interval stretched by the budget comes round).
+/// scored anyway.
 const CATCH_UP_SIM: f64 = 4.0 * 3600.0;
 
-const NOTES: [&str; 4] = [
+/// The credentials a pooled run spreads its repositories over (the first is the simulator's
+/// default one).
+const POOL: [&str; 2] = ["sim-bitbucket", "sim-bitbucket-2"];
+
+const NOTES: [&str; 5] = [
     "times are simulated seconds; requests per hour are per simulated hour of each run",
     "latency: bbzoom from state change to card arrival in Zoom; naive from state change to the poll that \
      detected it (no delivery, which favours it); ideal 0",
     "latency covers the changes bbzoom makes cards of: a build appearing, pausing and ending",
     "missed: terminal changes not shown when the run was scored (bbzoom) or never observed (naive); naive and \
      ideal have no duplicates by construction",
+    "naive: every repository in turn at the fastest interval the whole budget allows; bbzoom plans with 90% of it",
 ];
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,9 +95,11 @@ struct Parameters {
     hours: f64,
     /// Simulated seconds per real second.
     speed: f64,
-    /// Requests per simulated hour.
+    /// Requests per simulated hour per credential.
     budget: u32,
     repos: Vec<usize>,
+    /// Repository counts also run with two credentials.
+    pooled: Vec<usize>,
 }
 
 /// One trace, as the ideal sees it.
@@ -94,6 +108,8 @@ struct Trace {
     repos: usize,
     builds: usize,
     state_changes: usize,
+    /// Builds by what started them.
+    by_trigger: BTreeMap<&'static str, usize>,
     /// Simulated second of the trace's last change.
     end_s: f64,
 }
@@ -116,26 +132,105 @@ impl Way {
     }
 }
 
+/// Latency quantiles of a set of changes, in simulated seconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct Quantiles {
+    count: usize,
+    p50_s: f64,
+    p95_s: f64,
+    max_s: f64,
+}
+
+impl Quantiles {
+    fn of(mut values: Vec<f64>) -> Quantiles {
+        values.sort_by(f64::total_cmp);
+        Quantiles {
+            count: values.len(),
+            p50_s: quantile(&values, 0.5),
+            p95_s: quantile(&values, 0.95),
+            max_s: quantile(&values, 1.0),
+        }
+    }
+}
+
 /// One way of following one trace, scored.
 #[derive(Debug, Serialize)]
 struct Row {
     repos: usize,
+    credentials: usize,
     way: Way,
     requests: u64,
+    /// Requests per state change of the trace.
+    requests_per_change: f64,
     /// Simulated hours the requests were spent over.
     hours: f64,
     requests_per_hour: f64,
-    /// The most requests in any rolling simulated hour.
+    /// The most requests any credential spent in any rolling simulated hour.
     max_per_hour: u64,
-    latency_p50_s: f64,
-    latency_p95_s: f64,
-    latency_max_s: f64,
+    latency: Quantiles,
+    /// Latency by what started the build: `push`, `schedule`, `manual`.
+    by_trigger: BTreeMap<&'static str, Quantiles>,
     missed: usize,
     duplicates: usize,
     /// Polls that failed (bbzoom's poll errors, the naive poller's failed requests).
     poll_errors: u64,
     /// Real seconds the run took.
     wall_s: f64,
+    /// Every latency, sorted, for the chart (not in the JSON).
+    #[serde(skip)]
+    sorted: Vec<f64>,
+}
+
+impl Row {
+    fn new(way: Way, trace: &Trace, credentials: usize, latencies: &[(f64, SimTrigger)]) -> Row {
+        let mut by_trigger: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+        for &(seconds, trigger) in latencies {
+            by_trigger
+                .entry(trigger_name(trigger))
+                .or_default()
+                .push(seconds);
+        }
+        let mut sorted: Vec<f64> = latencies.iter().map(|&(s, _)| s).collect();
+        sorted.sort_by(f64::total_cmp);
+        Row {
+            repos: trace.repos,
+            credentials,
+            way,
+            requests: 0,
+            requests_per_change: 0.0,
+            hours: 0.0,
+            requests_per_hour: 0.0,
+            max_per_hour: 0,
+            latency: Quantiles::of(sorted.clone()),
+            by_trigger: by_trigger
+                .into_iter()
+                .map(|(k, v)| (k, Quantiles::of(v)))
+                .collect(),
+            missed: 0,
+            duplicates: 0,
+            poll_errors: 0,
+            wall_s: 0.0,
+            sorted,
+        }
+    }
+
+    /// Fills in what was spent: `requests` over `hours` simulated hours.
+    fn spent(mut self, trace: &Trace, requests: u64, hours: f64, max_per_hour: u64) -> Row {
+        self.requests = requests;
+        self.requests_per_change = requests as f64 / trace.state_changes.max(1) as f64;
+        self.hours = hours;
+        self.requests_per_hour = requests as f64 / hours;
+        self.max_per_hour = max_per_hour;
+        self
+    }
+}
+
+fn trigger_name(trigger: SimTrigger) -> &'static str {
+    match trigger {
+        SimTrigger::Push => "push",
+        SimTrigger::Schedule => "schedule",
+        SimTrigger::Manual => "manual",
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -158,23 +253,29 @@ async fn main() -> anyhow::Result<()> {
         notes: NOTES.iter().map(|&note| note.to_owned()).collect(),
         wall_s: 0.0,
     };
-    for &repos in &parameters.repos {
-        let scenario = Scenario::random(parameters.seed, repos, parameters.hours);
-        let (trace, ideal) = ideal(&scenario);
+    let mut runs: Vec<(usize, usize)> = parameters.repos.iter().map(|&r| (r, 1)).collect();
+    runs.extend(parameters.pooled.iter().map(|&r| (r, POOL.len())));
+    let dir = bench_dir()?;
+    for (repos, credentials) in runs {
+        let scenario = Scenario::realistic(
+            parameters.seed,
+            repos,
+            parameters.hours,
+            TraceMix::default(),
+        );
+        let trace = trace(&scenario);
         eprintln!(
-            "economy: {repos} repositories, {} builds, {} state changes until simulated second {:.0}",
+            "economy: {repos} repositories, {credentials} credential(s): {} builds, {} state changes until simulated second {:.0}",
             trace.builds, trace.state_changes, trace.end_s
         );
-        report.traces.push(trace);
-        eprintln!("economy: running bbzoom on {repos} repositories");
-        let (bbzoom, caught_up) = run_bbzoom(&scenario, &parameters).await?;
+        let (bbzoom, caught_up) = run_bbzoom(&scenario, &trace, &parameters, credentials).await?;
         if !caught_up {
             report.notes.push(format!(
                 "bbzoom on {repos} repositories had not caught up {CATCH_UP_SIM:.0} simulated seconds after the trace ended; scored as it stood"
             ));
         }
-        eprintln!("economy: running the naive poller on {repos} repositories");
-        let naive = run_naive(&scenario, &parameters).await?;
+        let naive = run_naive(&scenario, &trace, &parameters, credentials).await?;
+        let ideal = ideal(&scenario, &trace, credentials);
         for row in [&bbzoom, &naive] {
             if row.poll_errors > 0 {
                 report.notes.push(format!(
@@ -184,12 +285,23 @@ async fn main() -> anyhow::Result<()> {
                 ));
             }
         }
+        let chart = dir.join(chart_name(repos, credentials));
+        std::fs::write(
+            &chart,
+            cdf_chart(repos, credentials, [&bbzoom, &naive, &ideal]),
+        )
+        .with_context(|| format!("writing {}", chart.display()))?;
+        if credentials == 1 {
+            report.traces.push(trace);
+        }
         report.results.extend([bbzoom, naive, ideal]);
     }
     report.wall_s = started.elapsed().as_secs_f64();
     print_table(&report);
-    let path = write_json(&report)?;
-    println!("\nwritten to {}", path.display());
+    let path = dir.join("economy.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("\nwritten to {} (charts beside it)", path.display());
     Ok(())
 }
 
@@ -205,23 +317,31 @@ fn parameters() -> anyhow::Result<Parameters> {
         speed.is_finite() && speed > 0.0,
         "ECONOMY_SPEED must be a positive number"
     );
-    let repos = match std::env::var("ECONOMY_REPOS") {
-        Ok(list) => list
-            .split(',')
-            .map(|n| n.trim().parse::<usize>().ok().filter(|&n| n > 0))
-            .collect::<Option<Vec<usize>>>()
-            .with_context(|| {
-                format!("ECONOMY_REPOS must be positive counts separated by commas, not {list:?}")
-            })?,
-        Err(_) => vec![100, 1000],
-    };
+    let budget: u32 = setting("ECONOMY_BUDGET", 1000)?;
+    anyhow::ensure!(budget > 0, "ECONOMY_BUDGET must be a positive number");
     Ok(Parameters {
         seed: setting("ECONOMY_SEED", 7)?,
         hours,
         speed,
-        budget: DEFAULT_BUDGET,
-        repos,
+        budget,
+        repos: counts("ECONOMY_REPOS", &[10, 100, 1000, 5000])?,
+        pooled: counts("ECONOMY_POOLED", &[1000])?,
     })
+}
+
+/// Comma-separated positive counts from `name`, or `default`; empty means none.
+fn counts(name: &str, default: &[usize]) -> anyhow::Result<Vec<usize>> {
+    let Ok(list) = std::env::var(name) else {
+        return Ok(default.to_vec());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| n.parse::<usize>().ok().filter(|&n| n > 0))
+        .collect::<Option<Vec<usize>>>()
+        .with_context(|| {
+            format!("{name} must be positive counts separated by commas, not {list:?}")
+        })
 }
 
 fn setting<T: FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -235,75 +355,97 @@ fn setting<T: FromStr>(name: &str, default: T) -> anyhow::Result<T> {
     }
 }
 
-/// The trace's shape and the ideal notifier's row: one request per state change, on time.
-fn ideal(scenario: &Scenario) -> (Trace, Row) {
-    let mut change_times: Vec<f64> = scenario
+/// The trace's shape.
+fn trace(scenario: &Scenario) -> Trace {
+    let builds = scenario.repos.iter().flat_map(|repo| &repo.builds);
+    let mut by_trigger = BTreeMap::new();
+    for build in builds.clone() {
+        *by_trigger.entry(trigger_name(build.trigger)).or_default() += 1;
+    }
+    Trace {
+        repos: scenario.repos.len(),
+        builds: builds.clone().count(),
+        state_changes: builds.map(|build| build.changes().len()).sum(),
+        by_trigger,
+        end_s: scenario.end(),
+    }
+}
+
+/// The ideal notifier's row: one request per state change, on time.
+fn ideal(scenario: &Scenario, trace: &Trace, credentials: usize) -> Row {
+    let changes: Vec<(f64, SimTrigger)> = scenario
         .repos
         .iter()
         .flat_map(|repo| &repo.builds)
-        .flat_map(|build| build.changes())
-        .map(|(at, _)| at)
+        .flat_map(|build| {
+            build
+                .changes()
+                .into_iter()
+                .map(|(at, _)| (at, build.trigger))
+        })
         .collect();
-    change_times.sort_by(f64::total_cmp);
+    let mut times: Vec<f64> = changes.iter().map(|&(at, _)| at).collect();
+    times.sort_by(f64::total_cmp);
     let mut max_per_hour = 0;
     let mut hour_end = 0;
-    for (first, &at) in change_times.iter().enumerate() {
-        while hour_end < change_times.len() && change_times[hour_end] < at + 3600.0 {
+    for (first, &at) in times.iter().enumerate() {
+        while hour_end < times.len() && times[hour_end] < at + 3600.0 {
             hour_end += 1;
         }
         max_per_hour = max_per_hour.max(hour_end - first);
     }
-    let trace = Trace {
-        repos: scenario.repos.len(),
-        builds: scenario.repos.iter().map(|repo| repo.builds.len()).sum(),
-        state_changes: change_times.len(),
-        end_s: scenario.end(),
-    };
-    let hours = trace.end_s / 3600.0;
-    let row = Row {
-        repos: trace.repos,
-        way: Way::Ideal,
-        requests: trace.state_changes as u64,
-        hours,
-        requests_per_hour: trace.state_changes as f64 / hours,
-        max_per_hour: max_per_hour as u64,
-        latency_p50_s: 0.0,
-        latency_p95_s: 0.0,
-        latency_max_s: 0.0,
-        missed: 0,
-        duplicates: 0,
-        poll_errors: 0,
-        wall_s: 0.0,
-    };
-    (trace, row)
+    let zero: Vec<(f64, SimTrigger)> = changes.iter().map(|&(_, t)| (0.0, t)).collect();
+    Row::new(Way::Ideal, trace, credentials, &zero).spent(
+        trace,
+        trace.state_changes as u64,
+        trace.end_s / 3600.0,
+        max_per_hour as u64,
+    )
 }
 
-fn start_simulator(
-    scenario: &Scenario,
-    parameters: &Parameters,
-) -> impl Future<Output = std::io::Result<Simulator>> {
-    Simulator::start(
-        scenario.clone(),
-        SimOptions {
-            speed: parameters.speed,
-            ..SimOptions::default()
-        },
-    )
+/// Simulator options for a run with `credentials` access tokens.
+fn sim_options(parameters: &Parameters, credentials: usize) -> SimOptions {
+    SimOptions {
+        speed: parameters.speed,
+        bitbucket_credentials: POOL[..credentials]
+            .iter()
+            .map(|name| SimCredential {
+                name: (*name).to_owned(),
+                kind: SimCredentialKind::AccessToken {
+                    token: format!("{name}-token"),
+                },
+            })
+            .collect(),
+        ..SimOptions::default()
+    }
 }
 
 /// Runs the real daemon as `bbzoom demo` does until it has caught up with the trace (or the
 /// bound passed); returns its row and whether it caught up.
-async fn run_bbzoom(scenario: &Scenario, parameters: &Parameters) -> anyhow::Result<(Row, bool)> {
+async fn run_bbzoom(
+    scenario: &Scenario,
+    trace: &Trace,
+    parameters: &Parameters,
+    credentials: usize,
+) -> anyhow::Result<(Row, bool)> {
     let wall = Instant::now();
-    let sim = start_simulator(scenario, parameters).await?;
+    let sim = Simulator::start(scenario.clone(), sim_options(parameters, credentials)).await?;
     let dir = tempfile::tempdir()?;
+    let mut subscriptions = demo::subscribe_all(scenario);
+    if credentials > 1 {
+        let pool = format!(
+            "[[subscription]]\ncredential = {:?}\n",
+            &POOL[..credentials]
+        );
+        subscriptions = subscriptions.replace("[[subscription]]\n", &pool);
+    }
     let environment = Environment {
         polling: SimPolling::default(),
         budget: parameters.budget,
-        subscriptions: demo::subscribe_all(scenario),
+        subscriptions,
     };
     let config = Config::load(&demo::write_environment(dir.path(), &sim, &environment)?)?;
-    let credentials = Credentials::load(
+    let stored = Credentials::load(
         &config.daemon.credentials_file,
         &config.daemon.identity_file,
     )?;
@@ -316,7 +458,7 @@ async fn run_bbzoom(scenario: &Scenario, parameters: &Parameters) -> anyhow::Res
         tokio::spawn(async move {
             daemon::run(
                 &config,
-                &credentials,
+                &stored,
                 store,
                 // Every delay and pace runs at the simulator's speed, as in the demo.
                 Tuning::default().compressed(speed),
@@ -336,99 +478,104 @@ async fn run_bbzoom(scenario: &Scenario, parameters: &Parameters) -> anyhow::Res
     trigger.trigger();
     daemon.await??;
     let hours = sim.now() / 3600.0;
-    let summary = demo::summarize(&sim, &config, &metrics);
-    sim.shutdown().await;
-    let row = Row {
-        repos: scenario.repos.len(),
-        way: Way::Bbzoom,
-        requests: summary.bitbucket_requests,
+    let score = demo::score(&sim, &config);
+    let latencies: Vec<(f64, SimTrigger)> = score
+        .latencies
+        .iter()
+        .map(|l| (l.seconds, l.trigger))
+        .collect();
+    let mut row = Row::new(Way::Bbzoom, trace, credentials, &latencies).spent(
+        trace,
+        sim.stats().bitbucket_requests,
         hours,
-        requests_per_hour: summary.bitbucket_requests as f64 / hours,
-        max_per_hour: summary.bitbucket_requests_max_per_hour,
-        latency_p50_s: summary.latency_p50_s,
-        latency_p95_s: summary.latency_p95_s,
-        latency_max_s: summary.latency_max_s,
-        missed: summary.missed,
-        duplicates: summary.duplicates,
-        poll_errors: metrics
-            .poll_errors
-            .load(std::sync::atomic::Ordering::Relaxed),
-        wall_s: wall.elapsed().as_secs_f64(),
-    };
+        sim.bitbucket_max_per_hour(),
+    );
+    sim.shutdown().await;
+    row.missed = score.missed.len();
+    row.duplicates = score.duplicates;
+    row.poll_errors = metrics
+        .poll_errors
+        .load(std::sync::atomic::Ordering::Relaxed);
+    row.wall_s = wall.elapsed().as_secs_f64();
     Ok((row, caught_up))
 }
 
 /// Polls every repository in turn at the fixed interval the budget pays for, until each has
-/// been looked at once after the trace ended.
-async fn run_naive(scenario: &Scenario, parameters: &Parameters) -> anyhow::Result<Row> {
+/// been looked at once after the trace ended. With several credentials, repositories take
+/// turns between them, each polled at its own budget.
+async fn run_naive(
+    scenario: &Scenario,
+    trace: &Trace,
+    parameters: &Parameters,
+    credentials: usize,
+) -> anyhow::Result<Row> {
     let wall = Instant::now();
-    let sim = start_simulator(scenario, parameters).await?;
-    let token = sim
-        .options()
-        .bitbucket_token()
-        .context("the simulator has no access token")?
-        .to_owned();
+    let options = sim_options(parameters, credentials);
+    let sim = Simulator::start(scenario.clone(), options.clone()).await?;
     let budget = RateLimit {
         requests: parameters.budget,
         per: Duration::from_secs_f64(3600.0 / parameters.speed),
     };
-    let account = Account::new(
-        "naive".to_owned(),
-        bbzoom::http::client(REQUEST_TIMEOUT),
-        Auth::Bearer(token.into()),
-        budget,
-        RetryPolicy::default(),
-    );
-    let client = CloudClient::new(
-        Arc::new(account),
-        sim.bitbucket_api_url(),
-        sim.bitbucket_web_url(),
-    );
+    let clients: Vec<CloudClient> = options
+        .bitbucket_credentials
+        .iter()
+        .map(|credential| {
+            let SimCredentialKind::AccessToken { token } = &credential.kind else {
+                unreachable!("the bench's credentials are access tokens")
+            };
+            let account = Account::new(
+                credential.name.clone(),
+                bbzoom::http::client(REQUEST_TIMEOUT),
+                Auth::Bearer(token.clone().into()),
+                budget,
+                RetryPolicy::default(),
+            );
+            CloudClient::new(
+                Arc::new(account),
+                sim.bitbucket_api_url(),
+                sim.bitbucket_web_url(),
+            )
+        })
+        .collect();
     let repos: Vec<RepoId> = scenario
         .repos
         .iter()
         .map(|repo| RepoId::new(&repo.workspace, &repo.slug))
         .collect();
-    let interval_sim = repos.len() as f64 * 3600.0 / (f64::from(parameters.budget) * PLANNED_SHARE);
+    // The whole budget of every credential, spread evenly.
+    let rate = f64::from(parameters.budget) * credentials as f64 / 3600.0;
+    let interval_sim = repos.len() as f64 / rate;
     let stop_at = scenario.end() + interval_sim;
-    let between_polls =
-        Duration::from_secs_f64(interval_sim / repos.len() as f64 / parameters.speed);
+    let between_polls = Duration::from_secs_f64(1.0 / rate / parameters.speed);
     let mut detector = NaiveDetector::new(&scenario.repos);
     let mut poll_errors = 0;
-    let first = tokio::time::Instant::now();
-    let mut next = first;
+    let mut next = tokio::time::Instant::now();
     for index in (0..repos.len()).cycle() {
         tokio::time::sleep_until(next).await;
         if sim.now() >= stop_at {
             break;
         }
-        match client.pipelines(&repos[index], None).await {
+        match clients[index % clients.len()]
+            .pipelines(&repos[index], None)
+            .await
+        {
             Ok(page) => detector.observe(index, sim.now(), &page.builds),
             Err(_) => poll_errors += 1,
         }
         next += between_polls;
     }
     let hours = sim.now() / 3600.0;
-    let requests = sim.stats().bitbucket_requests;
-    let max_per_hour = sim.bitbucket_max_per_hour();
-    sim.shutdown().await;
-    let mut latencies = detector.latencies.clone();
-    latencies.sort_by(f64::total_cmp);
-    Ok(Row {
-        repos: repos.len(),
-        way: Way::Naive,
-        requests,
+    let mut row = Row::new(Way::Naive, trace, credentials, &detector.latencies).spent(
+        trace,
+        sim.stats().bitbucket_requests,
         hours,
-        requests_per_hour: requests as f64 / hours,
-        max_per_hour,
-        latency_p50_s: quantile(&latencies, 0.5),
-        latency_p95_s: quantile(&latencies, 0.95),
-        latency_max_s: quantile(&latencies, 1.0),
-        missed: detector.missed(),
-        duplicates: 0,
-        poll_errors,
-        wall_s: wall.elapsed().as_secs_f64(),
-    })
+        sim.bitbucket_max_per_hour(),
+    );
+    sim.shutdown().await;
+    row.missed = detector.missed();
+    row.poll_errors = poll_errors;
+    row.wall_s = wall.elapsed().as_secs_f64();
+    Ok(row)
 }
 
 /// What the naive poller remembers and what it detected, checked against the trace.
@@ -436,8 +583,9 @@ struct NaiveDetector<'a> {
     repos: &'a [SimRepo],
     /// Last state seen per (repository index, pipeline number).
     last_seen: HashMap<(usize, u64), SimState>,
-    /// Simulated seconds from each detected change to its detection.
-    latencies: Vec<f64>,
+    /// Simulated seconds from each detected change to its detection, and what started the
+    /// build.
+    latencies: Vec<(f64, SimTrigger)>,
 }
 
 impl<'a> NaiveDetector<'a> {
@@ -463,7 +611,7 @@ impl<'a> NaiveDetector<'a> {
                 continue;
             }
             if before.is_none() {
-                self.latencies.push(at - build.created_at);
+                self.latencies.push((at - build.created_at, build.trigger));
             }
             if state == SimState::Paused || state.is_terminal() {
                 let changed_at = build
@@ -473,7 +621,7 @@ impl<'a> NaiveDetector<'a> {
                     .find(|&(changed_at, changed_to)| changed_to == state && changed_at <= at)
                     .map(|(changed_at, _)| changed_at);
                 self.latencies
-                    .extend(changed_at.map(|changed_at| at - changed_at));
+                    .extend(changed_at.map(|changed_at| (at - changed_at, build.trigger)));
             }
         }
     }
@@ -511,51 +659,55 @@ fn sim_state(state: &BuildState) -> Option<SimState> {
     })
 }
 
-/// The `q` quantile of sorted `values` (nearest rank, as the demo's scoreboard); 0 if empty.
-fn quantile(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        0.0
-    } else {
-        values[((values.len() - 1) as f64 * q).round() as usize]
-    }
-}
-
 fn print_table(report: &Report) {
     let p = &report.parameters;
     println!(
-        "\nrequest economy: seed {}, {} simulated hours of activity, budget {} requests per simulated hour, speed {}x, {:.0} s wall\n",
+        "\nrequest economy: seed {}, {} simulated hours of activity, budget {} requests per simulated hour per credential, speed {}x, {:.0} s wall\n",
         p.seed, p.hours, p.budget, p.speed, report.wall_s
     );
     for trace in &report.traces {
         println!(
-            "trace of {} repositories: {} builds, {} state changes, last at simulated second {:.0}",
-            trace.repos, trace.builds, trace.state_changes, trace.end_s
+            "trace of {} repositories: {} builds ({:?}), {} state changes, last at simulated second {:.0}",
+            trace.repos, trace.builds, trace.by_trigger, trace.state_changes, trace.end_s
         );
     }
     println!(
-        "\n{:>5}  {:<6}  {:>8}  {:>8}  {:>8}  {:>7}  {:>7}  {:>7}  {:>6}  {:>10}",
+        "\n{:>5}  {:>5}  {:<6}  {:>8}  {:>7}  {:>8}  {:>6}  {:>6}  {:>6}  {:>9}  {:>9}  {:>9}  {:>6}  {:>4}",
         "repos",
+        "creds",
         "way",
         "requests",
-        "req/hour",
+        "req/chg",
         "max/hour",
         "p50 s",
         "p95 s",
         "max s",
+        "push p95",
+        "sched p95",
+        "hand p95",
         "missed",
-        "duplicates"
+        "dups"
     );
+    let p95 = |row: &Row, kind: &str| {
+        row.by_trigger
+            .get(kind)
+            .map_or("-".to_owned(), |q| format!("{:.0}", q.p95_s))
+    };
     for row in &report.results {
         println!(
-            "{:>5}  {:<6}  {:>8}  {:>8.0}  {:>8}  {:>7.0}  {:>7.0}  {:>7.0}  {:>6}  {:>10}",
+            "{:>5}  {:>5}  {:<6}  {:>8}  {:>7.2}  {:>8}  {:>6.0}  {:>6.0}  {:>6.0}  {:>9}  {:>9}  {:>9}  {:>6}  {:>4}",
             row.repos,
+            row.credentials,
             row.way.name(),
             row.requests,
-            row.requests_per_hour,
+            row.requests_per_change,
             row.max_per_hour,
-            row.latency_p50_s,
-            row.latency_p95_s,
-            row.latency_max_s,
+            row.latency.p50_s,
+            row.latency.p95_s,
+            row.latency.max_s,
+            p95(row, "push"),
+            p95(row, "schedule"),
+            p95(row, "manual"),
             row.missed,
             row.duplicates
         );
@@ -566,15 +718,78 @@ fn print_table(report: &Report) {
     }
 }
 
-/// Writes the report to `bench/economy.json` under the target directory; returns the path.
-fn write_json(report: &Report) -> anyhow::Result<PathBuf> {
+/// `bench/` under the target directory, created.
+fn bench_dir() -> anyhow::Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
     let dir = target.join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("economy.json");
-    std::fs::write(&path, serde_json::to_string_pretty(report)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    Ok(dir)
+}
+
+fn chart_name(repos: usize, credentials: usize) -> String {
+    match credentials {
+        1 => format!("economy-{repos}.svg"),
+        n => format!("economy-{repos}-x{n}.svg"),
+    }
+}
+
+/// The latency CDF of each way as an SVG line chart: the share of changes (y) shown within a
+/// latency (x, simulated seconds, up to the slowest way's 99th percentile).
+fn cdf_chart(repos: usize, credentials: usize, rows: [&Row; 3]) -> String {
+    // The canvas and its margins, in pixels.
+    let (width, height, left, bottom, top, right) = (720.0, 420.0, 60.0, 40.0, 40.0, 20.0);
+    let x_max = rows
+        .iter()
+        .map(|row| quantile(&row.sorted, 0.99))
+        .fold(60.0, f64::max);
+    let x = |s: f64| left + (s.min(x_max) / x_max) * (width - left - right);
+    let y = |share: f64| height - bottom - share * (height - bottom - top);
+    let colours = ["#1f77b4", "#d62728", "#2ca02c"];
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"20\" font-size=\"14\">Card latency CDF, {repos} repositories, {credentials} credential(s); x: simulated seconds, y: share of changes shown</text>\n"
+    );
+    for tick in 0..=5 {
+        let (share, secs) = (f64::from(tick) / 5.0, x_max * f64::from(tick) / 5.0);
+        svg.push_str(&format!(
+            "<line x1=\"{left}\" x2=\"{x2}\" y1=\"{y0}\" y2=\"{y0}\" stroke=\"#ddd\"/>\
+             <text x=\"8\" y=\"{ylabel}\">{percent:.0}%</text>\n\
+             <text x=\"{xs}\" y=\"{xlabel}\" text-anchor=\"middle\">{secs:.0} s</text>\n",
+            x2 = width - right,
+            y0 = y(share),
+            ylabel = y(share) + 4.0,
+            percent = share * 100.0,
+            xs = x(secs),
+            xlabel = height - bottom + 16.0,
+        ));
+    }
+    for (i, (row, colour)) in rows.iter().zip(colours).enumerate() {
+        let n = row.sorted.len().max(1) as f64;
+        let mut points = format!("{:.1},{:.1}", x(0.0), y(0.0));
+        for (k, &s) in row.sorted.iter().enumerate() {
+            points.push_str(&format!(" {:.1},{:.1}", x(s), y((k + 1) as f64 / n)));
+        }
+        svg.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{points}\"/>\n\
+             <text x=\"{lx}\" y=\"{ly}\" fill=\"{colour}\">{name} (p95 {p95:.0} s)</text>\n",
+            lx = width - right - 170.0,
+            ly = height - bottom - 20.0 - 16.0 * i as f64,
+            name = row.way.name(),
+            p95 = row.latency.p95_s
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The `q` quantile of sorted `values` (nearest rank, as the demo's scoreboard); 0 if empty.
+fn quantile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values[((values.len() - 1) as f64 * q).round() as usize]
+    }
 }

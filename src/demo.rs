@@ -527,7 +527,7 @@ async fn zoom_rate_limits(sim: Arc<Simulator>) {
 pub fn summarize(sim: &Simulator, config: &Config, metrics: &Metrics) -> Summary {
     let score = score(sim, config);
     let stats = sim.stats();
-    let mut latencies = score.latencies.clone();
+    let mut latencies: Vec<f64> = score.latencies.iter().map(|l| l.seconds).collect();
     latencies.sort_by(f64::total_cmp);
     let quantile = |q: f64| {
         if latencies.is_empty() {

@@ -10,7 +10,7 @@
 //! cards headed `"📋 "` with one linked line per card, and the same as plain text for webhook
 //! messages.
 
-use super::{SimBuild, SimRepo, SimState, SimTarget, Simulator, pipeline_status_key};
+use super::{SimBuild, SimRepo, SimState, SimTarget, SimTrigger, Simulator, pipeline_status_key};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -135,8 +135,18 @@ pub struct Score {
     /// Every (channel JID, build URL, event) shown: how often, and the simulated second first
     /// shown.
     pub shown: BTreeMap<(String, String, SimEvent), (usize, f64)>,
-    /// Simulated seconds from each expected event that was shown to its first showing.
-    pub latencies: Vec<f64>,
+    /// Each expected event that was shown: how long after it happened, and what started its
+    /// build.
+    pub latencies: Vec<Latency>,
+}
+
+/// How late one event was shown.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    /// Simulated seconds from the event to its first showing.
+    pub seconds: f64,
+    /// What started the build (a push, a schedule, someone by hand).
+    pub trigger: SimTrigger,
 }
 
 /// Reads every channel a watcher names and compares it with the events the scenario implies
@@ -170,9 +180,12 @@ pub fn score(sim: &Simulator, watchers: &[Watcher]) -> Score {
         }
     }
     score.duplicates = score.shown.values().map(|(n, _)| n - 1).sum();
-    for ((channel, url, event), at) in expected(sim, watchers) {
+    for ((channel, url, event), (at, trigger)) in expected(sim, watchers) {
         match score.shown.get(&(channel.clone(), url.clone(), event)) {
-            Some(&(_, shown_at)) => score.latencies.push((shown_at - at).max(0.0)),
+            Some(&(_, shown_at)) => score.latencies.push(Latency {
+                seconds: (shown_at - at).max(0.0),
+                trigger,
+            }),
             None if event.is_terminal() => score.missed.push((channel, url, event)),
             None => {}
         }
@@ -181,9 +194,13 @@ pub fn score(sim: &Simulator, watchers: &[Watcher]) -> Score {
 }
 
 /// Every (channel, build URL, event) the watchers should see, with the simulated second it
-/// happened (the first time, if a build repeats an event such as a second pause). A channel
-/// named by several watchers that want the same event expects it once.
-fn expected(sim: &Simulator, watchers: &[Watcher]) -> BTreeMap<(String, String, SimEvent), f64> {
+/// happened (the first time, if a build repeats an event such as a second pause) and what
+/// started the build. A channel named by several watchers that want the same event expects it
+/// once.
+fn expected(
+    sim: &Simulator,
+    watchers: &[Watcher],
+) -> BTreeMap<(String, String, SimEvent), (f64, SimTrigger)> {
     let repos = &sim.scenario().repos;
     let followed: Vec<Option<usize>> = watchers
         .iter()
@@ -234,9 +251,9 @@ fn expected(sim: &Simulator, watchers: &[Watcher]) -> BTreeMap<(String, String, 
                 Seen::Pipeline | Seen::Status => sim.card_link(repo, happening.build, happening.at),
             };
             for channel in channels {
-                let at = expected
+                let (at, _) = expected
                     .entry((channel.clone(), url.clone(), happening.event))
-                    .or_insert(happening.at);
+                    .or_insert((happening.at, happening.build.trigger));
                 *at = f64::min(*at, happening.at);
             }
         }
@@ -908,7 +925,7 @@ mod tests {
         );
         assert_eq!(board.duplicates, 1);
         assert_eq!(board.shown.len(), 4);
-        let mut latencies = board.latencies.clone();
+        let mut latencies: Vec<f64> = board.latencies.iter().map(|l| l.seconds).collect();
         latencies.sort_by(f64::total_cmp);
         assert_eq!(latencies, [1.0, 5.0, 5.0]);
 
