@@ -1,10 +1,15 @@
 //! The HTTP plumbing both clients share: one reqwest client per upstream with TLS 1.2 or newer
-//! and a timeout, and budget-shaped governor limiters.
+//! and a timeout, budget-shaped governor limiters, and [`Budget`], the limiter of a Bitbucket
+//! credential, which keeps its promise as the server counts.
 
 use crate::domain::RateLimit;
 use governor::{DefaultDirectRateLimiter, Quota};
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// A limiter every request to one upstream account passes (invariant: exactly one per credential).
 pub(crate) type Limiter = DefaultDirectRateLimiter;
@@ -52,10 +57,175 @@ fn pace(limit: RateLimit) -> (u32, Duration) {
     )
 }
 
+/// The one limiter of a Bitbucket credential (invariant 4): never more than the budget's
+/// `requests` in any window of its `per`, as the server counts them, for the life of the
+/// credential's account.
+///
+/// Two parts, one ledger, on tokio's clock. The pace (GCRA, see [`pace`]) spreads requests
+/// over the window: a sixtieth of the budget at once, then one at a time. The window enforces:
+/// a request holds its place from admission until `per` after its answer came back (it reached
+/// the server somewhere in between), so no window of the server's, wherever it falls and
+/// however long requests took on the way, holds more than the budget. Nothing is ever
+/// replaced: [`Budget::lower`] changes how many requests the window takes and keeps what it
+/// has admitted, and the window itself is fixed at creation, the budget's own (invariant 15).
+pub(crate) struct Budget {
+    ledger: Mutex<Ledger>,
+    /// Signalled when a request ends, for an admission waiting on a window of requests that
+    /// are all still under way.
+    ended: Notify,
+}
+
+struct Ledger {
+    limit: RateLimit,
+    /// The pace's period and tolerance (`period * (burst - 1)`).
+    period: Duration,
+    tolerance: Duration,
+    /// The pace's theoretical arrival time: when the next request would be due at the steady
+    /// rate. `None` before the first.
+    due: Option<Instant>,
+    /// Requests admitted and not yet answered.
+    in_flight: usize,
+    /// When each answered request ended, oldest first, for as long as it is within `per`.
+    ended: VecDeque<Instant>,
+}
+
+impl Ledger {
+    fn set_limit(&mut self, limit: RateLimit) {
+        let (burst, period) = pace(limit);
+        self.limit = limit;
+        self.period = period;
+        self.tolerance = period * (burst - 1);
+    }
+
+    /// Forgets the requests that ended a whole window ago.
+    fn expire(&mut self, now: Instant) {
+        while self
+            .ended
+            .front()
+            .is_some_and(|&at| now.duration_since(at) >= self.limit.per)
+        {
+            self.ended.pop_front();
+        }
+    }
+
+    /// Admits a request now, or says when to ask again (`None`: when a request ends).
+    fn try_admit(&mut self, now: Instant) -> Result<(), Option<Instant>> {
+        self.expire(now);
+        // GCRA: due at most `tolerance` early.
+        let paced = self
+            .due
+            .and_then(|due| due.checked_sub(self.tolerance))
+            .filter(|&at| now < at);
+        if let Some(at) = paced {
+            return Err(Some(at));
+        }
+        if self.held() >= self.limit.requests as usize {
+            return Err(self.ended.front().map(|&at| at + self.limit.per));
+        }
+        self.due = Some(self.due.map_or(now, |due| due.max(now)) + self.period);
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// A request admitted earlier ended at `now`: its window starts.
+    fn end(&mut self, now: Instant) {
+        self.in_flight -= 1;
+        self.ended.push_back(now);
+    }
+
+    fn held(&self) -> usize {
+        self.in_flight + self.ended.len()
+    }
+}
+
+/// A request's place in its [`Budget`]'s window; dropping it (answered, failed or abandoned)
+/// starts the window it still counts in.
+pub(crate) struct Slot<'a> {
+    budget: &'a Budget,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        // Not `expect`: a drop while unwinding must not panic again.
+        let mut ledger = self.budget.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        ledger.end(Instant::now());
+        drop(ledger);
+        self.budget.ended.notify_waiters();
+    }
+}
+
+impl Budget {
+    pub(crate) fn new(limit: RateLimit) -> Budget {
+        let mut ledger = Ledger {
+            limit,
+            period: Duration::ZERO,
+            tolerance: Duration::ZERO,
+            due: None,
+            in_flight: 0,
+            ended: VecDeque::new(),
+        };
+        ledger.set_limit(limit);
+        Budget {
+            ledger: Mutex::new(ledger),
+            ended: Notify::new(),
+        }
+    }
+
+    /// The budget in force.
+    pub(crate) fn limit(&self) -> RateLimit {
+        self.ledger.lock().expect("budget lock").limit
+    }
+
+    /// Waits for the pace and for a place in the window; hold the slot until the answer is in.
+    pub(crate) async fn admit(&self) -> Slot<'_> {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let verdict = self
+                .ledger
+                .lock()
+                .expect("budget lock")
+                .try_admit(Instant::now());
+            match verdict {
+                Ok(()) => return Slot { budget: self },
+                Err(Some(at)) => tokio::time::sleep_until(at).await,
+                // Every place is held by a request under way: its end starts its window.
+                Err(None) => ended.await,
+            }
+        }
+    }
+
+    /// Requests within the window: under way, or answered less than `per` ago.
+    pub(crate) fn in_window(&self) -> usize {
+        let mut ledger = self.ledger.lock().expect("budget lock");
+        ledger.expire(Instant::now());
+        ledger.held()
+    }
+
+    /// Takes at most `requests` (at least one) per window from now on, keeping the window,
+    /// the pace's state and every request already in the window. Returns the budget in force
+    /// if that lowered it; a budget is never raised.
+    pub(crate) fn lower(&self, requests: u32) -> Option<RateLimit> {
+        let mut ledger = self.ledger.lock().expect("budget lock");
+        let requests = requests.max(1);
+        if requests >= ledger.limit.requests {
+            return None;
+        }
+        let limit = RateLimit {
+            requests,
+            ..ledger.limit
+        };
+        ledger.set_limit(limit);
+        Some(limit)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use governor::clock::{Clock, FakeRelativeClock};
+    use std::sync::Arc;
 
     /// The instants a limiter of `quota` admits a request at when it is asked without pause
     /// from 0 to `until`: governor's fake clock jumps to exactly each next admission, so a
@@ -120,5 +290,176 @@ mod tests {
                 admitted.len()
             );
         }
+    }
+
+    fn limit(requests: u32, per_secs: u64) -> RateLimit {
+        RateLimit {
+            requests,
+            per: Duration::from_secs(per_secs),
+        }
+    }
+
+    /// `clients` callers asking a budget's ledger without pause, each request taking a
+    /// pseudo-random time of up to `longest`, from `start` until `until` later: each
+    /// request's admission and end.
+    fn hammer(
+        ledger: &mut Ledger,
+        start: Instant,
+        clients: usize,
+        longest: Duration,
+        until: Duration,
+    ) -> Vec<(Instant, Instant)> {
+        enum Client {
+            Asking(Instant),
+            Waiting,
+            Sending(Instant, Instant),
+        }
+        let mut seed = 0x2545_f491_u64;
+        let mut took = move || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            longest.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64)
+        };
+        let mut clients: Vec<Client> = (0..clients).map(|_| Client::Asking(start)).collect();
+        let mut requests = Vec::new();
+        loop {
+            // The next thing to happen: a request ending, else an ask.
+            let next = clients
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| match c {
+                    Client::Sending(_, ends) => Some((*ends, 0, i)),
+                    Client::Asking(at) => Some((*at, 1, i)),
+                    Client::Waiting => None,
+                })
+                .min()
+                .expect("someone is asking or sending");
+            let (now, _, i) = next;
+            if now >= start + until {
+                return requests;
+            }
+            match clients[i] {
+                Client::Sending(admitted, ended) => {
+                    ledger.end(ended);
+                    requests.push((admitted, ended));
+                    for client in &mut clients {
+                        if matches!(client, Client::Waiting) {
+                            *client = Client::Asking(now);
+                        }
+                    }
+                    clients[i] = Client::Asking(now);
+                }
+                Client::Asking(at) => {
+                    clients[i] = match ledger.try_admit(at) {
+                        Ok(()) => Client::Sending(at, at + took()),
+                        Err(Some(later)) => Client::Asking(later),
+                        Err(None) => Client::Waiting,
+                    }
+                }
+                Client::Waiting => unreachable!("never chosen"),
+            }
+        }
+    }
+
+    /// The most requests a server could count in one window of `per`: those whose time on
+    /// the way, from admission to end, meets the window, wherever in it each arrived.
+    fn most_a_server_counts(requests: &[(Instant, Instant)], per: Duration) -> usize {
+        requests
+            .iter()
+            .map(|&(_, from)| {
+                requests
+                    .iter()
+                    .filter(|&&(admitted, ended)| ended >= from && admitted < from + per)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// However many callers and however long their requests take, no window of the server's
+    /// holds more than the budget; and the budget is used, not just kept.
+    #[test]
+    fn a_budget_holds_in_every_window_a_server_can_count() {
+        for (requests, per, clients, longest_ms) in [
+            (60, 3600, 8, 30_000),
+            (1000, 3600, 16, 5_000),
+            (20, 1, 4, 30),
+            (7, 3, 3, 300),
+            (1, 60, 2, 10_000),
+        ] {
+            let limit = limit(requests, per);
+            let budget = Budget::new(limit);
+            let mut ledger = budget.ledger.into_inner().unwrap();
+            let longest = Duration::from_millis(longest_ms);
+            let sent = hammer(&mut ledger, Instant::now(), clients, longest, limit.per * 5);
+            let most = most_a_server_counts(&sent, limit.per);
+            assert!(
+                most <= requests as usize,
+                "{requests}/{per}s: {most} in one window"
+            );
+            assert!(
+                sent.len() as u32 >= requests * 4,
+                "{requests}/{per}s uses its budget: {}",
+                sent.len()
+            );
+        }
+    }
+
+    /// The first moment from `at` on that `ledger` admits a request (which then ends at once).
+    fn next_admission(ledger: &mut Ledger, mut at: Instant) -> Instant {
+        loop {
+            match ledger.try_admit(at) {
+                Ok(()) => {
+                    ledger.end(at);
+                    return at;
+                }
+                Err(Some(later)) => at = later,
+                Err(None) => panic!("nothing under way to wait for"),
+            }
+        }
+    }
+
+    /// Lowering keeps what was admitted: a lower budget whose window is already full waits
+    /// for places to free, instead of starting afresh.
+    #[test]
+    fn lowering_keeps_the_window() {
+        let budget = Budget::new(limit(10, 60));
+        let start = Instant::now();
+        let secs = |at: Instant| (at - start).as_secs_f64();
+        let mut at = start;
+        for expected in [0.0, 6.0, 12.0, 18.0, 24.0] {
+            let mut ledger = budget.ledger.lock().unwrap();
+            at = next_admission(&mut ledger, at);
+            assert_eq!(secs(at), expected, "one every 6 s");
+        }
+        assert_eq!(budget.lower(4), Some(limit(4, 60)));
+        assert_eq!(budget.lower(9), None, "a budget is only ever lowered");
+        assert_eq!(budget.limit(), limit(4, 60));
+        let mut ledger = budget.ledger.lock().unwrap();
+        // Five in the window: the fourth place frees when the first two have left it.
+        assert_eq!(secs(next_admission(&mut ledger, at)), 66.0);
+    }
+
+    /// Through the async API, on tokio's paused clock: all places held by requests under way,
+    /// the next waits for one to end, then a window.
+    #[tokio::test(start_paused = true)]
+    async fn a_window_of_requests_under_way_waits_for_their_end() {
+        let budget = Arc::new(Budget::new(limit(1, 10)));
+        let start = Instant::now();
+        let held = budget.admit().await;
+        assert_eq!(budget.in_window(), 1);
+        let waiting = {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                drop(budget.admit().await);
+                Instant::now()
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        drop(held);
+        let admitted = waiting.await.unwrap();
+        assert_eq!(admitted - start, Duration::from_secs(35));
+        assert_eq!(budget.in_window(), 1);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(budget.in_window(), 0);
     }
 }
