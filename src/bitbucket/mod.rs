@@ -18,12 +18,11 @@ pub use cloud::{CloudClient, PipelinePage, WorkspaceChanges};
 pub(crate) use datacenter::DataCenterClient;
 
 use crate::domain::RateLimit;
-use crate::http::{Limiter, budget_limiter};
+use crate::http::Budget;
 use crate::retry::{Backoff, parse_retry_after};
 use backon::Retryable;
-use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use url::Url;
@@ -131,17 +130,14 @@ pub struct Account {
     pub(crate) name: String,
     http: reqwest::Client,
     auth: Auth,
-    /// The configured budget; lowered when the server advertises less.
-    budget: Mutex<RateLimit>,
-    /// The credential's one limiter, replaced (never duplicated) when the budget is lowered.
-    limiter: RwLock<Arc<Limiter>>,
+    /// The credential's one limiter, with the configured budget, lowered in place (never
+    /// replaced) when the server advertises less.
+    budget: Budget,
     retry: RetryPolicy,
     /// When a 429 paused this credential, the instant requests may resume.
     paused_until: Mutex<Option<Instant>>,
     /// 429s in a row, for the backoff when no `Retry-After` came.
     consecutive_429: AtomicU32,
-    /// When each request within the budget's window was sent, oldest first, for `status`.
-    recent: Mutex<VecDeque<Instant>>,
     /// Why the credential was last rejected (401/403), until a request succeeds again.
     broken: Mutex<Option<String>>,
 }
@@ -158,30 +154,23 @@ impl Account {
             name,
             http,
             auth,
-            limiter: RwLock::new(Arc::new(budget_limiter(budget))),
-            budget: Mutex::new(budget),
+            budget: Budget::new(budget),
             retry,
             paused_until: Mutex::new(None),
             consecutive_429: AtomicU32::new(0),
-            recent: Mutex::new(VecDeque::new()),
             broken: Mutex::new(None),
         }
     }
 
-    /// Requests sent within the budget's window (its `per`, compressed with the clock in a
-    /// simulated run), to compare with the budget.
+    /// Requests within the budget's window (its `per`, compressed with the clock in a
+    /// simulated run): under way, or answered less than a window ago. Compare with the budget.
     pub(crate) fn requests_in_window(&self) -> usize {
-        let (now, window) = (Instant::now(), self.budget().per);
-        let recent = self.recent.lock().expect("recent lock");
-        recent
-            .iter()
-            .filter(|&&at| now.duration_since(at) <= window)
-            .count()
+        self.budget.in_window()
     }
 
     /// The budget in force.
     pub fn budget(&self) -> RateLimit {
-        *self.budget.lock().expect("budget lock")
+        self.budget.limit()
     }
 
     /// Why the credential is broken, if its last answer was a 401/403.
@@ -242,19 +231,9 @@ impl Account {
         if let Some(until) = self.paused_until() {
             tokio::time::sleep_until(until).await;
         }
-        let limiter = self.limiter.read().expect("limiter lock").clone();
-        limiter.until_ready().await;
-        {
-            let (now, window) = (Instant::now(), self.budget().per);
-            let mut recent = self.recent.lock().expect("recent lock");
-            recent.push_back(now);
-            while recent
-                .front()
-                .is_some_and(|&at| now.duration_since(at) > window)
-            {
-                recent.pop_front();
-            }
-        }
+        // Held until the answer is read: the request counts in the budget's window until a
+        // whole window after that, wherever the server counted it (invariant 4).
+        let _slot = self.budget.admit().await;
         let request = self.auth.authorize(self.http.get(url)).await?;
         let response = request
             .send()
@@ -298,7 +277,11 @@ impl Account {
         }
     }
 
-    /// Lowers the budget to 90% of `X-RateLimit-Limit` (per hour) when the server says less.
+    /// Lowers the budget to 90% of `X-RateLimit-Limit` when the server says less.
+    ///
+    /// The header counts requests per hour; the budget keeps its own window (its `per`, which
+    /// a simulated run compresses with the clock, invariant 15) and takes the same rate in it,
+    /// and its limiter keeps what it already admitted.
     fn heed_advertised_limit(&self, headers: &reqwest::header::HeaderMap) {
         let Some(advertised) = headers
             .get("x-ratelimit-limit")
@@ -307,21 +290,26 @@ impl Account {
         else {
             return;
         };
-        let mut budget = self.budget.lock().expect("budget lock");
-        let hour = Duration::from_secs(3600);
-        let allowed = u64::from(advertised) * 9 / 10;
-        let current_per_hour = u64::from(budget.requests) * hour.as_millis() as u64
-            / budget.per.as_millis().max(1) as u64;
-        if allowed < current_per_hour && allowed > 0 {
-            let lowered = RateLimit {
-                requests: allowed as u32,
-                per: hour,
-            };
+        let per = self.budget.limit().per;
+        let Some(requests) = advertised_in_window(advertised, per) else {
+            return;
+        };
+        if let Some(lowered) = self.budget.lower(requests) {
             tracing::info!(credential = %self.name, advertised, ?lowered, "Bitbucket advertises a lower limit; lowering the budget");
-            *self.limiter.write().expect("limiter lock") = Arc::new(budget_limiter(lowered));
-            *budget = lowered;
         }
     }
+}
+
+/// 90% of `advertised` requests per hour, as requests per window of `per` (rounded down, at
+/// least one); `None` when the server advertises nothing usable (zero).
+fn advertised_in_window(advertised: u32, per: Duration) -> Option<u32> {
+    let hour = Duration::from_secs(3600).as_nanos();
+    let allowed = u128::from(advertised) * 9 / 10;
+    if allowed == 0 {
+        return None;
+    }
+    let in_window = allowed * per.as_nanos() / hour;
+    Some(u32::try_from(in_window).unwrap_or(u32::MAX).max(1))
 }
 
 /// A build status as either API posts it, before it becomes a domain [`crate::domain::BuildStatus`]: the one
@@ -396,4 +384,30 @@ fn join(base: &Url, segments: &[&str]) -> Url {
         .pop_if_empty()
         .extend(segments);
     url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The advertised hourly limit, less a tenth, taken in the budget's own window: an hour,
+    /// a minute, or a simulated hour of a run at 120x (whose header says 120 times the limit).
+    #[test]
+    fn an_advertised_limit_is_taken_in_the_budgets_window() {
+        let secs = Duration::from_secs;
+        assert_eq!(advertised_in_window(1000, secs(3600)), Some(900));
+        assert_eq!(advertised_in_window(1000, secs(60)), Some(15));
+        assert_eq!(advertised_in_window(120_000, secs(30)), Some(900));
+        assert_eq!(advertised_in_window(1000, secs(1)), Some(1), "at least one");
+        assert_eq!(
+            advertised_in_window(1, secs(3600)),
+            None,
+            "90% of 1 is none"
+        );
+        assert_eq!(advertised_in_window(0, secs(3600)), None);
+        assert_eq!(
+            advertised_in_window(u32::MAX, secs(3600 * 24)),
+            Some(u32::MAX)
+        );
+    }
 }

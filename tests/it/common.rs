@@ -26,7 +26,8 @@ pub struct Harness {
 
 impl Harness {
     /// Starts `scenario` at `speed` and writes a config polling at `polling` (simulated time),
-    /// with a budget that never throttles that polling: scripted tests check exact states.
+    /// with a budget that never throttles that polling, and a Bitbucket limit above it:
+    /// scripted tests check exact states.
     /// The scenario's clock is held until the first request reaches the simulator, so however
     /// long a daemon takes to start, it sees the scenario from its beginning.
     pub async fn start(
@@ -53,14 +54,14 @@ impl Harness {
     ) -> Harness {
         // Three requests a poll, every repository hot: more than any scripted test spends.
         let budget = (scenario.repos.len() as f64 * 3.0 * 3600.0 / polling.hot) as u32;
-        Harness::start_with(
-            scenario,
-            options,
-            polling,
-            budget.max(DEFAULT_BUDGET),
-            subscriptions,
-        )
-        .await
+        let budget = budget.max(DEFAULT_BUDGET);
+        // Bitbucket's own limit well above it: a server advertising less (`X-RateLimit-Limit`)
+        // has the daemon lower its budget to 90% of that, and pace it.
+        let options = SimOptions {
+            bitbucket_limit_per_hour: options.bitbucket_limit_per_hour.max(u64::from(budget) * 2),
+            ..options
+        };
+        Harness::start_with(scenario, options, polling, budget, subscriptions).await
     }
 
     /// As [`Harness::start`], with every simulator option and the budget chosen by the test.

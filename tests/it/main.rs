@@ -7,6 +7,7 @@
 mod common;
 
 mod bitbucket;
+mod budget;
 mod check;
 mod cli;
 mod config;
