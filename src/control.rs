@@ -76,6 +76,8 @@ pub struct Finding {
     /// Workspace scans made, and those that failed.
     pub scans: u64,
     pub scan_errors: u64,
+    /// Pushes the scans showed.
+    pub hints: u64,
     /// New builds first seen by a poll made for a scan's hint, by the sweep of idle
     /// repositories, and while following a running build of the same repository.
     pub by_scan: u64,

@@ -19,6 +19,8 @@ pub struct Metrics {
     /// Workspace scans made (a request or more each) and those that failed.
     pub scans: AtomicU64,
     pub scan_errors: AtomicU64,
+    /// Pushes the scans showed (a repository and its `updated_on`, each once).
+    pub scan_hints: AtomicU64,
     /// New builds, by what the poll that first saw them was made for: a workspace scan's hint,
     /// the sweep of idle repositories, following a running build. Shows an admin (and us)
     /// what the scan is worth on their Bitbucket.

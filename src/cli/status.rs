@@ -92,8 +92,8 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         };
         writeln!(
             out,
-            "new builds found: {} by a workspace scan, {} by the sweep of idle repositories, {} while following a run ({} scans{failed})",
-            f.by_scan, f.by_sweep, f.following, f.scans
+            "new builds found: {} by a workspace scan, {} by the sweep of idle repositories, {} while following a run ({} scans{failed}, {} pushes seen)",
+            f.by_scan, f.by_sweep, f.following, f.scans, f.hints
         )
         .unwrap();
     }

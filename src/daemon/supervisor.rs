@@ -503,6 +503,7 @@ impl Supervisor {
         report.finding = Some(Finding {
             scans: count(&self.metrics.scans),
             scan_errors: count(&self.metrics.scan_errors),
+            hints: count(&self.metrics.scan_hints),
             by_scan: count(&self.metrics.found_by_scan),
             by_sweep: count(&self.metrics.found_by_sweep),
             following: count(&self.metrics.found_following),

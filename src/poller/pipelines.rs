@@ -37,7 +37,11 @@ pub(super) async fn fetch(
             tracing::error!(%repo, "more than {MAX_PAGES} pages of new pipelines since the last poll; older ones are not announced");
         }
     }
-    for id in &cursor.active {
+    // Newest first, as the pages were read: requests are paced, so a poll observes over a
+    // while, and a lane's older runs (which mostly end first) are best looked at last. Looked
+    // at first, an old run could be seen running while a newer one of its lane is seen ended,
+    // and "still failing" would be told before the "failed" it follows.
+    for id in cursor.active.iter().rev() {
         if builds.iter().any(|b| &b.key.id == id) {
             continue;
         }

@@ -111,13 +111,9 @@ pub(crate) struct Timing {
     pub(crate) history: Duration,
 }
 
-/// Something the scheduler does at a moment: poll a watch, or scan a workspace (indices into
-/// [`Scheduler::watches`] and [`Scheduler::workspaces`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Job {
-    Poll(usize),
-    Scan(usize),
-}
+/// A queue of things to do by when: indices into [`Scheduler::watches`] or
+/// [`Scheduler::workspaces`], soonest first.
+type Queue = BinaryHeap<Reverse<(Instant, usize)>>;
 
 /// A scan's outcome: the workspace, when it began (Unix milliseconds), what it found.
 type ScanDone = (String, i64, Result<WorkspaceChanges, BitbucketError>);
@@ -132,7 +128,11 @@ struct Scheduler {
     log: Arc<PollLog>,
     watches: Vec<Tracked>,
     workspaces: Vec<scan::Workspace>,
-    due: BinaryHeap<Reverse<(Instant, Job)>>,
+    /// When each watch's next poll is due.
+    due: Queue,
+    /// When each workspace's next scan is due. Apart from polls: a scan has a slot of its own,
+    /// so polls piling up after a 429 pause never hold back the look that finds new pushes.
+    scans_due: Queue,
     polls: JoinSet<Result<poller::PollSummary, PollError>>,
     /// Each poll under way: its watch, and its task to abandon it by.
     in_flight: HashMap<WatchKey, AbortHandle>,
@@ -167,6 +167,7 @@ pub(crate) async fn run(
         watches: Vec::new(),
         workspaces: Vec::new(),
         due: BinaryHeap::new(),
+        scans_due: BinaryHeap::new(),
         polls: JoinSet::new(),
         in_flight: HashMap::new(),
         polling: HashMap::new(),
@@ -221,22 +222,34 @@ pub(crate) async fn run(
 }
 
 impl Scheduler {
-    /// When the next job is due, unless enough are under way already.
+    /// When the next poll (unless enough are under way already) or scan is due.
     fn next_due(&self) -> Option<Instant> {
-        let busy = self.in_flight.len() + self.scanning.len();
-        self.due
+        let poll = self
+            .due
             .peek()
             .map(|Reverse((at, _))| *at)
-            .filter(|_| busy < CONCURRENT_POLLS)
+            .filter(|_| self.in_flight.len() < CONCURRENT_POLLS);
+        let scan = self.scans_due.peek().map(|Reverse((at, _))| *at);
+        poll.into_iter().chain(scan).min()
     }
 
-    /// Starts the job due first.
+    /// Starts the poll or scan due first.
     fn start_next(&mut self) {
-        let Some(Reverse((_, job))) = self.due.pop() else {
-            return;
+        let scan_at = self.scans_due.peek().map(|Reverse((at, _))| *at);
+        let poll_at = self
+            .due
+            .peek()
+            .map(|Reverse((at, _))| *at)
+            .filter(|_| self.in_flight.len() < CONCURRENT_POLLS);
+        let job = match (poll_at, scan_at) {
+            (Some(poll), scan) if scan.is_none_or(|scan| poll < scan) => {
+                self.due.pop().map(|Reverse((_, i))| Ok(i))
+            }
+            _ => self.scans_due.pop().map(|Reverse((_, i))| Err(i)),
         };
         match job {
-            Job::Poll(index) => {
+            None => {}
+            Some(Ok(index)) => {
                 let tracked = &mut self.watches[index];
                 let why = if tracked.hinted {
                     Why::Scan
@@ -256,7 +269,7 @@ impl Scheduler {
                 self.polling.insert(poll.id(), (key.clone(), why));
                 self.in_flight.insert(key, poll);
             }
-            Job::Scan(index) => {
+            Some(Err(index)) => {
                 let workspace = &self.workspaces[index];
                 let began_ms = self.ctx.clock.now_ms();
                 let since_ms = workspace.query_since(began_ms, self.scan_every());
@@ -311,17 +324,14 @@ impl Scheduler {
         // every queued poll forward to what the current plan gives it.
         self.due = std::mem::take(&mut self.due)
             .into_iter()
-            .map(|Reverse((at, job))| match job {
-                Job::Poll(i) => Reverse((at.min(next[i]), job)),
-                Job::Scan(_) => Reverse((at, job)),
-            })
+            .map(|Reverse((at, i))| Reverse((at.min(next[i]), i)))
             .collect();
         let at = if self.watches[index].hinted {
-            now
+            self.front(now)
         } else {
             next[index]
         };
-        self.due.push(Reverse((at, Job::Poll(index))));
+        self.due.push(Reverse((at, index)));
     }
 
     /// Takes in a finished scan: the repositories it shows pushed to are polled at once.
@@ -334,6 +344,10 @@ impl Scheduler {
         match found {
             Ok(changes) => {
                 let fresh = self.workspaces[index].take(changes, began_ms, every);
+                self.ctx
+                    .metrics
+                    .scan_hints
+                    .fetch_add(fresh.len() as u64, Ordering::Relaxed);
                 self.hint(&fresh);
             }
             Err(err) => {
@@ -341,17 +355,17 @@ impl Scheduler {
                 tracing::warn!(workspace = %name, %err, "workspace scan failed; every repository is still polled, and the next scan reaches back over this one");
             }
         }
-        self.due
-            .push(Reverse((Instant::now() + jitter(every), Job::Scan(index))));
+        self.scans_due
+            .push(Reverse((Instant::now() + jitter(every), index)));
     }
 
-    /// Polls the watches of `repos` now (or, for one being polled, again when it is done).
+    /// Polls the watches of `repos` first (or, for one being polled, again when it is done).
     fn hint(&mut self, repos: &[RepoId]) {
         if repos.is_empty() {
             return;
         }
         let wanted: HashSet<(String, String)> = repos.iter().map(case_blind).collect();
-        let now = Instant::now();
+        let front = self.front(Instant::now());
         let mut hinted = HashSet::new();
         for (index, tracked) in self.watches.iter_mut().enumerate() {
             if wanted.contains(&case_blind(&tracked.watch.repo)) {
@@ -362,11 +376,16 @@ impl Scheduler {
         }
         self.due = std::mem::take(&mut self.due)
             .into_iter()
-            .map(|Reverse((at, job))| match job {
-                Job::Poll(i) if hinted.contains(&i) => Reverse((now, job)),
-                _ => Reverse((at, job)),
-            })
+            .map(|Reverse((at, i))| Reverse((if hinted.contains(&i) { front } else { at }, i)))
             .collect();
+    }
+
+    /// A due time ahead of every queued poll (and no later than `now`): a push the scan saw is
+    /// polled before the polls a pause or a busy moment left overdue.
+    fn front(&self, now: Instant) -> Instant {
+        self.due
+            .peek()
+            .map_or(now, |Reverse((at, _))| (*at).min(now))
     }
 
     /// The plan for now: when each watch's next poll should come after its last one.
@@ -459,13 +478,12 @@ impl Scheduler {
         self.targets = roster.targets;
         self.ctx.settle = roster.targets.settle;
         abandon_outdated(roster, &mut self.in_flight);
-        // Queued polls by watch, queued scans dropped (re-queued below).
+        // Queued polls by watch; queued scans are dropped and queued again below.
         let mut next_at: HashMap<WatchKey, Instant> = HashMap::new();
-        for Reverse((at, job)) in std::mem::take(&mut self.due) {
-            if let Job::Poll(i) = job {
-                next_at.insert(key_of(&self.watches[i].watch), at);
-            }
+        for Reverse((at, i)) in std::mem::take(&mut self.due) {
+            next_at.insert(key_of(&self.watches[i].watch), at);
         }
+        self.scans_due.clear();
         let mut kept: HashMap<WatchKey, Tracked> = std::mem::take(&mut self.watches)
             .into_iter()
             .map(|t| (key_of(&t.watch), t))
@@ -496,8 +514,7 @@ impl Scheduler {
             // abandoned is due now.
             if !self.in_flight.contains_key(&key) {
                 let index = self.watches.len();
-                self.due
-                    .push(Reverse((at.unwrap_or(now), Job::Poll(index))));
+                self.due.push(Reverse((at.unwrap_or(now), index)));
             }
             self.watches.push(tracked);
         }
@@ -511,7 +528,7 @@ impl Scheduler {
                     continue;
                 }
                 let at = now + every.mul_f64(rand::random::<f64>());
-                self.due.push(Reverse((at, Job::Scan(index))));
+                self.scans_due.push(Reverse((at, index)));
             }
         }
     }

@@ -287,13 +287,16 @@ async fn every_source_end_to_end_cloud_pipelines_cloud_statuses_data_center_and_
                 SimCredentialKind::DataCenterToken { token: "d".into() },
             ),
         ],
+        // Room to follow every running build every `hot`: a status rerun overwrites its
+        // failure within a minute, which only a budget-starved plan would miss.
+        bitbucket_limit_per_hour: 2 * 3600,
         ..SimOptions::default()
     };
     let harness = Harness::start_with(
         scenario,
         options,
         SimPolling::default(),
-        bbzoom::demo::DEFAULT_BUDGET,
+        3600,
         &subscriptions,
     )
     .await;
