@@ -115,29 +115,45 @@ pub(crate) struct Timing {
 /// [`Scheduler::workspaces`], soonest first.
 type Queue = BinaryHeap<Reverse<(Instant, usize)>>;
 
+/// Something due: a watch's poll or a workspace's scan (indices as in [`Queue`]).
+#[derive(Debug, Clone, Copy)]
+enum Job {
+    Poll(usize),
+    Scan(usize),
+}
+
 /// A scan's outcome: the workspace, when it began (Unix milliseconds), what it found.
 type ScanDone = (String, i64, Result<WorkspaceChanges, BitbucketError>);
 
 /// One credential's scheduler: its watches and workspaces, the queue of what comes when, and
 /// the polls and scans under way.
 struct Scheduler {
+    /// What every poll needs (store, clock, metrics, ...).
     ctx: PollContext,
+    /// The credential's budget as configured, which the plan spends 90 % of (the account's
+    /// limiter enforces it, lowered when Bitbucket advertises less).
     budget: RateLimit,
+    /// The `[polling]` targets of the roster in force.
     targets: PollingConfig,
     timing: Timing,
+    /// Where each watch's last poll is recorded for `status`.
     log: Arc<PollLog>,
+    /// Every watch of the roster, with what was learnt of it.
     watches: Vec<Tracked>,
+    /// The Cloud workspaces of those watches, each scanned for pushes.
     workspaces: Vec<scan::Workspace>,
     /// When each watch's next poll is due.
     due: Queue,
     /// When each workspace's next scan is due. Apart from polls: a scan has a slot of its own,
     /// so polls piling up after a 429 pause never hold back the look that finds new pushes.
     scans_due: Queue,
+    /// The polls under way.
     polls: JoinSet<Result<poller::PollSummary, PollError>>,
     /// Each poll under way: its watch, and its task to abandon it by.
     in_flight: HashMap<WatchKey, AbortHandle>,
     /// Each poll task's watch and why it was made.
     polling: HashMap<task::Id, (WatchKey, Why)>,
+    /// The scans under way.
     scans: JoinSet<ScanDone>,
     /// Workspaces being scanned.
     scanning: HashSet<String>,
@@ -222,34 +238,33 @@ pub(crate) async fn run(
 }
 
 impl Scheduler {
-    /// When the next poll (unless enough are under way already) or scan is due.
-    fn next_due(&self) -> Option<Instant> {
+    /// The poll (unless enough are under way already) or scan due first, and when.
+    fn first_due(&self) -> Option<(Instant, Job)> {
         let poll = self
             .due
             .peek()
-            .map(|Reverse((at, _))| *at)
-            .filter(|_| self.in_flight.len() < CONCURRENT_POLLS);
-        let scan = self.scans_due.peek().map(|Reverse((at, _))| *at);
-        poll.into_iter().chain(scan).min()
+            .filter(|_| self.in_flight.len() < CONCURRENT_POLLS)
+            .map(|Reverse((at, i))| (*at, Job::Poll(*i)));
+        let scan = self
+            .scans_due
+            .peek()
+            .map(|Reverse((at, i))| (*at, Job::Scan(*i)));
+        poll.into_iter().chain(scan).min_by_key(|(at, _)| *at)
     }
 
-    /// Starts the poll or scan due first.
+    /// When the next job is due.
+    fn next_due(&self) -> Option<Instant> {
+        self.first_due().map(|(at, _)| at)
+    }
+
+    /// Starts the job due first.
     fn start_next(&mut self) {
-        let scan_at = self.scans_due.peek().map(|Reverse((at, _))| *at);
-        let poll_at = self
-            .due
-            .peek()
-            .map(|Reverse((at, _))| *at)
-            .filter(|_| self.in_flight.len() < CONCURRENT_POLLS);
-        let job = match (poll_at, scan_at) {
-            (Some(poll), scan) if scan.is_none_or(|scan| poll < scan) => {
-                self.due.pop().map(|Reverse((_, i))| Ok(i))
-            }
-            _ => self.scans_due.pop().map(|Reverse((_, i))| Err(i)),
+        let Some((_, job)) = self.first_due() else {
+            return;
         };
         match job {
-            None => {}
-            Some(Ok(index)) => {
+            Job::Poll(index) => {
+                self.due.pop();
                 let tracked = &mut self.watches[index];
                 let why = if tracked.hinted {
                     Why::Scan
@@ -269,7 +284,8 @@ impl Scheduler {
                 self.polling.insert(poll.id(), (key.clone(), why));
                 self.in_flight.insert(key, poll);
             }
-            Some(Err(index)) => {
+            Job::Scan(index) => {
+                self.scans_due.pop();
                 let workspace = &self.workspaces[index];
                 let began_ms = self.ctx.clock.now_ms();
                 let since_ms = workspace.query_since(began_ms, self.scan_every());
