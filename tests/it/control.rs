@@ -137,8 +137,12 @@ async fn status_answers_while_running_and_says_plainly_when_not() {
     let running = harness.bbzoom(&["status"], None).await;
     assert!(running.success(), "{}", running.stderr);
     let shown = running.stdout;
+    // The showcase's builds are new builds, each credited to the poll that found it.
+    let finding = found_in_status(&shown);
+    assert!(finding > 0, "builds found:\n{shown}");
     for expected in [
         "bbzoom is running",
+        "new builds found: ",
         "LAST POLL",
         "REQUESTS IN WINDOW",
         "CARDS WAITING",
@@ -593,4 +597,17 @@ async fn a_repository_moved_off_a_paused_credential_is_polled_by_its_new_one_at_
         "{report}"
     );
     daemon.stop().await;
+}
+
+/// The sum of the counts on `status`'s "new builds found" line.
+fn found_in_status(shown: &str) -> u64 {
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with("new builds found: "))
+        .unwrap_or_else(|| panic!("no \"new builds found\" line in:\n{shown}"));
+    let (found, _) = line.split_once(" (").unwrap_or((line, ""));
+    found
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
 }
