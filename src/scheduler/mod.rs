@@ -371,8 +371,11 @@ impl Scheduler {
                 tracing::warn!(workspace = %name, %err, "workspace scan failed; every repository is still polled, and the next scan reaches back over this one");
             }
         }
-        self.scans_due
-            .push(Reverse((Instant::now() + jitter(every), index)));
+        // A reload may have turned scans off while this one was under way.
+        if self.targets.scan.is_some() {
+            self.scans_due
+                .push(Reverse((Instant::now() + jitter(every), index)));
+        }
     }
 
     /// Polls the watches of `repos` first (or, for one being polled, again when it is done).
@@ -469,7 +472,7 @@ impl Scheduler {
     }
 
     /// How often each workspace is scanned: `[polling] scan`, stretched so that scans keep
-    /// within their share of the budget; `None` when scans are off.
+    /// within their share of the budget (`Duration::MAX` when scans are off: none is queued).
     fn scan_every(&self) -> Duration {
         let every = self.targets.scan.unwrap_or(Duration::MAX);
         scan::interval(
