@@ -437,8 +437,11 @@ impl Scheduler {
         // While the budget affords following every running build every `hot`, it is followed
         // so (a new build of the same repository is seen starting); beyond, a build whose end
         // can be foretold is looked at around then, and the saving goes to the rest.
+        // With the scan off, the plan is the one before the scan existed: every class
+        // evenly, no expected ends, no weighted sweep (`scan = "off"` restores it exactly).
+        let scanning = self.targets.scan.is_some();
         let mut waits = evenly;
-        if plan.hot > self.targets.hot {
+        if scanning && plan.hot > self.targets.hot {
             waits = self
                 .watches
                 .iter()
@@ -449,13 +452,15 @@ impl Scheduler {
         let cold: Vec<usize> = (0..self.watches.len())
             .filter(|&i| heats[i] == Heat::Cold)
             .collect();
-        let activity: Vec<f64> = cold
-            .iter()
-            .map(|&i| self.watches[i].activity(now, self.timing.history))
-            .collect();
         let mut sweep = vec![1.0; self.watches.len()];
-        for (&i, factor) in cold.iter().zip(plan::sweep_factors(&activity)) {
-            sweep[i] = factor;
+        if scanning {
+            let activity: Vec<f64> = cold
+                .iter()
+                .map(|&i| self.watches[i].activity(now, self.timing.history))
+                .collect();
+            for (&i, factor) in cold.iter().zip(plan::sweep_factors(&activity)) {
+                sweep[i] = factor;
+            }
         }
         self.watches
             .iter()
