@@ -27,8 +27,9 @@
 //!   simulator (the `bbzoom-sim` crate of this workspace), with its scoreboard.
 //!
 //! The ground floor, which everything above may use and which uses nothing above it:
-//! [`domain`], [`clock`] (the wall clock behind a trait), [`metrics`] (counters),
-//! [`wakeups`] (pollers waking delivery workers), [`shutdown`].
+//! [`domain`], [`clock`] (the wall clock and Bitbucket's calendar behind traits), [`schedule`]
+//! (Pipelines schedules' cron patterns), [`metrics`] (counters), [`wakeups`] (pollers waking
+//! delivery workers), [`shutdown`].
 //!
 //! Helpers: [`atomic_file`] (replace a file whole or not at all), [`glob`] (branch and tag
 //! patterns), [`repo_url`] (repository URLs as people paste them), [`retry`] (backoff with
@@ -62,6 +63,7 @@ pub mod poller;
 pub mod render;
 pub(crate) mod repo_url;
 pub mod retry;
+pub mod schedule;
 pub(crate) mod scheduler;
 pub mod sd_notify;
 pub mod shutdown;
