@@ -51,7 +51,7 @@ use anyhow::Context;
 use bbzoom::bitbucket::{Account, Auth, CloudClient, RetryPolicy};
 use bbzoom::config::{Config, RateLimit};
 use bbzoom::credentials::Credentials;
-use bbzoom::daemon::{self, Tuning};
+use bbzoom::daemon;
 use bbzoom::demo::{self, Environment, SimPolling};
 use bbzoom::domain::{BuildState, Outcome, RepoId};
 use bbzoom::metrics::Metrics;
@@ -454,18 +454,11 @@ async fn run_bbzoom(
     let (trigger, shutdown) = bbzoom::shutdown::channel();
     let daemon = {
         let (config, store, metrics) = (config.clone(), store.clone(), metrics.clone());
-        let speed = parameters.speed;
+        // Every delay and pace runs at the simulator's speed, and schedules by its calendar,
+        // as in the demo.
+        let tuning = demo::tuning(&sim);
         tokio::spawn(async move {
-            daemon::run(
-                &config,
-                &stored,
-                store,
-                // Every delay and pace runs at the simulator's speed, as in the demo.
-                Tuning::default().compressed(speed),
-                metrics,
-                shutdown,
-            )
-            .await
+            daemon::run(&config, &stored, store, tuning, metrics, shutdown).await
         })
     };
     let deadline = Instant::now()

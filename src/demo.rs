@@ -8,6 +8,7 @@
 //! configuration is scaled to the simulator's speed. The integration tests and the economy
 //! benchmark use the same environment writer and scoreboard.
 
+use crate::clock::Calendar;
 use crate::config::{Config, SourceKind};
 use crate::credentials::{self, Credential, Credentials};
 use crate::daemon::{self, Tuning};
@@ -15,8 +16,8 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use bbzoom_sim::score::{self, Score, Watcher};
 use bbzoom_sim::{
-    BitbucketFaults, ChannelEventKind, Scenario, SimCredentialKind, SimOptions, SimRepo, SimSource,
-    SimStart, Simulator, TraceMix,
+    BitbucketFaults, ChannelEventKind, Scenario, SimCalendar, SimCredentialKind, SimOptions,
+    SimRepo, SimSource, SimStart, Simulator, TraceMix,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -366,6 +367,28 @@ rate_limit = {{ requests = 20, per = \"{second}\" }}
     Ok(path)
 }
 
+/// The daemon's tuning for a run against `sim`, as the demo, the tests and the benchmark run
+/// it: every delay, backoff and pace compressed by the simulator's speed, and schedules
+/// timed by the simulator's calendar.
+pub fn tuning(sim: &Simulator) -> Tuning {
+    Tuning::default()
+        .compressed(sim.options().speed)
+        .with_calendar(Arc::new(sim.calendar()))
+}
+
+/// The simulator's calendar is Bitbucket's in a simulated run: it runs at the simulator's
+/// speed, so a real wait is the calendar's divided by it.
+impl Calendar for SimCalendar {
+    fn now_ms(&self) -> i64 {
+        SimCalendar::now_ms(self)
+    }
+
+    fn until(&self, at_ms: i64) -> Duration {
+        let calendar_secs = at_ms.saturating_sub(SimCalendar::now_ms(self)) as f64 / 1000.0;
+        Duration::try_from_secs_f64(calendar_secs / self.speed()).unwrap_or(Duration::ZERO)
+    }
+}
+
 /// Runs the demo; prints cards as they arrive and returns the summary.
 pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     let (scenario, subscriptions) = match (options.faults, options.repos) {
@@ -449,22 +472,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     let metrics = Arc::new(Metrics::default());
     let (trigger, shutdown) = crate::shutdown::channel();
     let daemon = {
-        let (config, store, metrics, speed) = (
-            config.clone(),
-            store.clone(),
-            metrics.clone(),
-            options.speed,
-        );
+        let (config, store, metrics, tuning) =
+            (config.clone(), store.clone(), metrics.clone(), tuning(&sim));
         tokio::spawn(async move {
-            daemon::run(
-                &config,
-                &credentials,
-                store,
-                Tuning::default().compressed(speed),
-                metrics,
-                shutdown,
-            )
-            .await
+            daemon::run(&config, &credentials, store, tuning, metrics, shutdown).await
         })
     };
 

@@ -27,6 +27,11 @@ pub(super) fn calendar_at(t: f64) -> OffsetDateTime {
         .unwrap_or(SCENARIO_ZERO)
 }
 
+/// [`calendar_at`] in Unix milliseconds: what a daemon's cron evaluator is compared with.
+pub fn calendar_ms(t: f64) -> i64 {
+    (calendar_at(t).unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// A parsed pattern: the values each field allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Cron {

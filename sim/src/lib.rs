@@ -37,6 +37,7 @@ mod webhook;
 mod zoom;
 
 pub use auth::{SimCredential, SimCredentialKind};
+pub use cron::calendar_ms;
 pub use limits::{BitbucketFault, BitbucketFaults};
 pub use scenario::{
     Scenario, SimBuild, SimRepo, SimSchedule, SimSource, SimState, SimTarget, SimTrigger, TraceMix,
@@ -336,6 +337,31 @@ pub struct SimStats {
     pub deletes: u64,
 }
 
+/// The scenario's calendar as a running simulator keeps it: simulated second `t` is the
+/// calendar instant [`calendar_ms`]`(t)`, on which schedules fire. It runs `speed` times faster
+/// than real time, while the wire's timestamps and a daemon's timers keep real time: a daemon
+/// waiting for a scheduled run reads the calendar here and waits the real time until it.
+#[derive(Debug, Clone)]
+pub struct SimCalendar {
+    /// The simulator's clock.
+    clock: Arc<clock::Clock>,
+    /// Simulated seconds per real second ([`SimOptions::speed`]).
+    speed: f64,
+}
+
+impl SimCalendar {
+    /// The calendar instant the scenario is at now, in Unix milliseconds (its first second's
+    /// while the clock is held).
+    pub fn now_ms(&self) -> i64 {
+        calendar_ms(self.clock.now())
+    }
+
+    /// Simulated seconds per real second: a calendar second lasts `1 / speed` real seconds.
+    pub fn speed(&self) -> f64 {
+        self.speed
+    }
+}
+
 /// A running simulator. It owns the server task: dropping it or calling [`Simulator::shutdown`]
 /// stops serving.
 pub struct Simulator {
@@ -353,7 +379,8 @@ pub struct Simulator {
 struct Inner {
     scenario: Scenario,
     options: SimOptions,
-    clock: clock::Clock,
+    /// Shared with every [`SimCalendar`] handed out, which may outlive the simulator.
+    clock: Arc<clock::Clock>,
     /// `http://127.0.0.1:PORT` without a trailing slash: the prefix of every link in answers.
     origin: String,
     events: broadcast::Sender<ChannelEvent>,
@@ -467,7 +494,11 @@ impl Simulator {
             ..State::default()
         };
         let inner = Arc::new(Inner {
-            clock: clock::Clock::new(options.speed, options.starts_at, options.start),
+            clock: Arc::new(clock::Clock::new(
+                options.speed,
+                options.starts_at,
+                options.start,
+            )),
             scenario,
             options,
             origin,
@@ -571,6 +602,15 @@ impl Simulator {
     /// The current simulated second ([`SimOptions::starts_at`] while the clock is held).
     pub fn now(&self) -> f64 {
         self.inner.clock.now()
+    }
+
+    /// The scenario's calendar, which its schedules fire by, as a handle a daemon under test
+    /// keeps (it outlives any borrow of the simulator).
+    pub fn calendar(&self) -> SimCalendar {
+        SimCalendar {
+            clock: Arc::clone(&self.inner.clock),
+            speed: self.inner.options.speed,
+        }
     }
 
     /// The calendar instant of simulated second 0: the wall-clock time the clock started at,
@@ -858,6 +898,24 @@ mod tests {
         let after = millis(SystemTime::now());
         assert!((before..=after).contains(&sim.epoch_ms()));
         assert_eq!(millis(sim.epoch()), sim.epoch_ms());
+    }
+
+    #[tokio::test]
+    async fn the_calendar_starts_on_monday_morning_and_runs_at_the_speed() {
+        let options = SimOptions {
+            speed: 100.0,
+            starts_at: 3600.0,
+            start: SimStart::AtFirstRequest,
+            ..SimOptions::default()
+        };
+        let sim = testing::start(Scenario { repos: vec![] }, options).await;
+        let calendar = sim.calendar();
+        drop(sim);
+        // Held at its first second, 10:00 on Monday 2026-01-05, a handle outliving the
+        // simulator.
+        assert_eq!(calendar.now_ms(), 1_767_607_200_000);
+        assert_eq!(calendar.speed(), 100.0);
+        assert_eq!(calendar_ms(-9.0 * 3600.0), 1_767_571_200_000);
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ mod supervisor;
 
 pub use supervisor::{Control, run, run_with_control};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Calendar, Clock, SystemCalendar, SystemClock};
 
 use crate::bitbucket::{Account, Auth, CloudClient, DataCenterClient, OAuthConsumer, RetryPolicy};
 use crate::config::{ChatbotConfig, Config, Destination, RateLimit, SourceKind, Watch};
@@ -33,6 +33,9 @@ use std::time::Duration;
 pub struct Tuning {
     /// The wall clock (a test may drive its own).
     pub(crate) clock: Arc<dyn Clock>,
+    /// Bitbucket's calendar, which Pipelines schedules fire by: the wall clock, or a
+    /// simulator's, which runs at its speed (see [`Tuning::with_calendar`]).
+    pub(crate) calendar: Arc<dyn Calendar>,
     pub(crate) bitbucket_retry: RetryPolicy,
     /// Between delivery attempts of one outbox row.
     pub(crate) delivery_backoff: Backoff,
@@ -53,6 +56,13 @@ pub struct Tuning {
 }
 
 impl Tuning {
+    /// The same tuning on another calendar: a simulator's, whose schedules fire on a calendar
+    /// compressed as its time is (the calendar says how long a real wait is, so `compressed`
+    /// leaves it alone).
+    pub fn with_calendar(self, calendar: Arc<dyn Calendar>) -> Tuning {
+        Tuning { calendar, ..self }
+    }
+
     /// Every delay divided by `speed`: for runs against the simulator with compressed time.
     pub fn compressed(&self, speed: f64) -> Tuning {
         let scale = |backoff: Backoff| Backoff {
@@ -61,6 +71,7 @@ impl Tuning {
         };
         Tuning {
             clock: self.clock.clone(),
+            calendar: self.calendar.clone(),
             bitbucket_retry: RetryPolicy {
                 backoff: scale(self.bitbucket_retry.backoff),
                 rate_limit_backoff: scale(self.bitbucket_retry.rate_limit_backoff),
@@ -85,6 +96,7 @@ impl Default for Tuning {
     fn default() -> Self {
         Tuning {
             clock: Arc::new(SystemClock),
+            calendar: Arc::new(SystemCalendar),
             bitbucket_retry: RetryPolicy::default(),
             delivery_backoff: Backoff {
                 base: Duration::from_secs(2),

@@ -436,6 +436,7 @@ impl Supervisor {
                 wakeups: self.wakeups.clone(),
                 metrics: self.metrics.clone(),
                 clock: self.tuning.clock.clone(),
+                calendar: self.tuning.calendar.clone(),
                 polling: self.turns.clone(),
                 settle: self.config.polling.settle,
             };

@@ -13,7 +13,7 @@ mod pipelines;
 mod statuses;
 
 use crate::bitbucket::{BitbucketError, CloudClient, CommitStatuses, DataCenterClient};
-use crate::clock::Clock;
+use crate::clock::{Calendar, Clock};
 use crate::config::Watch;
 use crate::detect;
 use crate::domain::{BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RepoId};
@@ -85,6 +85,10 @@ pub struct PollContext {
     pub metrics: Arc<Metrics>,
     /// Stamps the poll: when watching began, when commits stop being followed.
     pub clock: Arc<dyn Clock>,
+    /// Bitbucket's calendar, which Pipelines schedules fire by (`daemon::Tuning`'s): the
+    /// scheduler times a poll just after a scheduled run by it. Here rather than in
+    /// `scheduler::Timing`, which is `Copy`.
+    pub calendar: Arc<dyn Calendar>,
     /// One poll at a time per repository, across every scheduler.
     pub polling: Arc<PollTurns>,
     /// How long a commit's statuses are read after their last change.

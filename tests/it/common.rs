@@ -148,9 +148,10 @@ impl Harness {
     }
 
     /// The daemon's built-in delays, backoffs and paces compressed by the simulator's speed,
-    /// as `bbzoom demo` runs them: a compressed run behaves like a real one.
+    /// and the simulator's calendar, as `bbzoom demo` runs them: a compressed run behaves like
+    /// a real one.
     pub fn tuning(&self) -> Tuning {
-        Tuning::default().compressed(self.sim.options().speed)
+        bbzoom::demo::tuning(&self.sim)
     }
 
     /// Runs the real daemon code in this process on the harness's state directory, with

@@ -524,6 +524,7 @@ fn poll_context(harness: &Harness) -> (bbzoom::store::Store, bbzoom::poller::Pol
         wakeups: Default::default(),
         metrics: Default::default(),
         clock: std::sync::Arc::new(bbzoom::clock::SystemClock),
+        calendar: std::sync::Arc::new(bbzoom::clock::SystemCalendar),
         polling: Default::default(),
         settle: harness.config.polling.settle,
     };
