@@ -545,6 +545,7 @@ mod tests {
                 url: String::new(),
                 commit_url: None,
                 ref_url: None,
+                scheduled: false,
             },
             attempts: u32::from(first_failed_ms.is_some()),
             next_attempt_ms: 0,

@@ -203,6 +203,10 @@ pub struct BuildStatus {
     pub(crate) commit_url: Option<String>,
     /// The branch's or tag's page, when known.
     pub(crate) ref_url: Option<String>,
+    /// A Pipelines schedule started it (its `trigger`): the scheduler learns from it that the
+    /// repository has schedules. False for statuses, whose trigger is not known, and for a
+    /// build read back from the store, which does not keep it (only fresh polls teach).
+    pub(crate) scheduled: bool,
 }
 
 impl BuildStatus {

@@ -596,6 +596,7 @@ mod tests {
             url: "https://bitbucket.org/acme/api/pipelines/results/42".into(),
             commit_url: Some("https://bitbucket.org/acme/api/commits/0123456789abcdef".into()),
             ref_url: Some("https://bitbucket.org/acme/api/branch/main".into()),
+            scheduled: false,
         }
     }
 

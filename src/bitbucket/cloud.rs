@@ -1,8 +1,9 @@
-//! Bitbucket Cloud: pipelines of a repository (newest first, and one by uuid), branch and tag
-//! tips, and the build statuses external CI posted on a commit.
+//! Bitbucket Cloud: pipelines of a repository (newest first, and one by uuid), its Pipelines
+//! schedules, branch and tag tips, and the build statuses external CI posted on a commit.
 
 use super::{Account, BitbucketError, CommitStatuses, RefTips, join, wire};
 use crate::domain::{BuildRef, BuildStatus, RefTip, RepoId};
+use crate::schedule::Schedule;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use url::Url;
@@ -17,6 +18,11 @@ const REF_PAGES: usize = 3;
 /// more than 300 repositories pushed to between two scans means a mass change (an import),
 /// which the polls of each repository find anyway.
 const SCAN_PAGES: usize = 3;
+
+/// Most pages of schedules read per repository (100 each). Bitbucket limits how many schedules
+/// a repository may have (its create answers 401 at the limit); a repository with more than
+/// 200 has machine-made ones, and a truncated list only loses hints: the sweep still polls it.
+const SCHEDULE_PAGES: usize = 2;
 
 /// A Bitbucket Cloud client speaking through one credential's account.
 pub struct CloudClient {
@@ -40,6 +46,17 @@ pub struct WorkspaceChanges {
     /// Requests the scan spent (one per page).
     pub requests: u64,
     /// More pages were left unread (see [`SCAN_PAGES`]).
+    pub truncated: bool,
+}
+
+/// What reading a repository's schedules found.
+#[derive(Debug, Default)]
+pub struct RepoSchedules {
+    /// Its enabled schedules whose patterns could be read, in Bitbucket's order.
+    pub enabled: Vec<Schedule>,
+    /// Requests the reading spent (one per page).
+    pub requests: u64,
+    /// More pages were left unread (see [`SCHEDULE_PAGES`]).
     pub truncated: bool,
 }
 
@@ -121,6 +138,40 @@ impl CloudClient {
         }
         changes.truncated = true;
         Ok(changes)
+    }
+
+    /// `repo`'s enabled Pipelines schedules. A schedule whose pattern cannot be read is logged
+    /// and left out: one odd schedule must not hide the others.
+    pub async fn schedules(&self, repo: &RepoId) -> Result<RepoSchedules, BitbucketError> {
+        let mut url = self.repo_url(repo, &["pipelines_config", "schedules"]);
+        url.query_pairs_mut()
+            .append_pair("pagelen", "100")
+            .append_pair(
+                "fields",
+                "next,values.uuid,values.enabled,values.cron_pattern,values.target.ref_name",
+            );
+        let mut read = RepoSchedules::default();
+        for _ in 0..SCHEDULE_PAGES {
+            read.requests += 1;
+            let page: wire::Page<wire::Schedule> = self.account.get(url).await?;
+            for schedule in &page.values {
+                match schedule.to_domain() {
+                    Some(Ok(enabled)) => read.enabled.push(enabled),
+                    Some(Err(problem)) => tracing::warn!(
+                        %repo,
+                        schedule = %schedule.uuid,
+                        "a Pipelines schedule's cron pattern cannot be read, so polls are not timed by it: {problem}"
+                    ),
+                    None => {}
+                }
+            }
+            match page.next {
+                Some(next) => url = self.same_origin(&next)?,
+                None => return Ok(read),
+            }
+        }
+        read.truncated = true;
+        Ok(read)
     }
 
     /// One pipeline by its uuid (with braces).

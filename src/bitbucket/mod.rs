@@ -14,7 +14,7 @@ mod datacenter;
 mod wire;
 
 pub use auth::{Auth, OAuthConsumer};
-pub use cloud::{CloudClient, PipelinePage, WorkspaceChanges};
+pub use cloud::{CloudClient, PipelinePage, RepoSchedules, WorkspaceChanges};
 pub(crate) use datacenter::DataCenterClient;
 
 use crate::domain::RateLimit;
@@ -372,6 +372,8 @@ impl PostedStatus<'_> {
             created_ms: self.created_ms,
             url: self.url.unwrap_or_else(|| self.commit_url.clone()),
             commit_url: Some(self.commit_url),
+            // A status says nothing of what started its build.
+            scheduled: false,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! Nothing outside `bitbucket` sees these types (architecture invariant 2).
 
 use crate::domain::{BuildKey, BuildRef, BuildState, BuildStatus, Outcome, RefTip, RepoId};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -32,6 +33,37 @@ impl RepositorySummary {
     }
 }
 
+/// A Pipelines schedule, as `pipelines_config/schedules` lists it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Schedule {
+    pub(crate) uuid: String,
+    /// Absent: enabled, as Bitbucket makes schedules unless told otherwise.
+    pub(crate) enabled: Option<bool>,
+    /// Quartz's 7 fields, in UTC.
+    pub(crate) cron_pattern: Option<String>,
+    /// The branch it runs (`ref_name`).
+    pub(crate) target: Option<Target>,
+}
+
+impl Schedule {
+    /// The schedule with its pattern read, or why the pattern cannot be; `None` for a
+    /// disabled one, which starts nothing.
+    pub(crate) fn to_domain(&self) -> Option<Result<crate::schedule::Schedule, String>> {
+        if self.enabled == Some(false) {
+            return None;
+        }
+        let pattern = match self.cron_pattern.as_deref() {
+            Some(text) => crate::schedule::CronPattern::parse(text),
+            None => Err("no cron_pattern".to_owned()),
+        };
+        Some(pattern.map(|pattern| crate::schedule::Schedule {
+            uuid: self.uuid.clone(),
+            pattern,
+            branch: self.target.as_ref().and_then(|t| t.ref_name.clone()),
+        }))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct Pipeline {
     pub(crate) uuid: String,
@@ -42,6 +74,30 @@ pub(crate) struct Pipeline {
     pub(crate) target: Option<Target>,
     pub(crate) duration_in_seconds: Option<u64>,
     pub(crate) completed_on: Option<String>,
+    /// What started it: a push, a schedule or a person. Only a hint, so a shape not read
+    /// here is no trigger rather than an unreadable pipeline.
+    #[serde(default, deserialize_with = "lenient")]
+    pub(crate) trigger: Option<Trigger>,
+}
+
+/// A pipeline's `trigger`: `pipeline_trigger_push`, `pipeline_trigger_schedule` (name
+/// `SCHEDULE`) or `pipeline_trigger_manual`; an open set, so anything else is no schedule.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Trigger {
+    #[serde(rename = "type")]
+    pub(crate) kind: Option<String>,
+    pub(crate) name: Option<String>,
+}
+
+impl Trigger {
+    /// Whether a schedule started the pipeline: its `type` says so, or, without one, its
+    /// `name`.
+    fn is_schedule(&self) -> bool {
+        match &self.kind {
+            Some(kind) => kind == "pipeline_trigger_schedule",
+            None => self.name.as_deref() == Some("SCHEDULE"),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +232,7 @@ impl Pipeline {
                 repo,
                 &["pipelines", "results", &self.build_number.to_string()],
             ),
+            scheduled: self.trigger.as_ref().is_some_and(Trigger::is_schedule),
         }
     }
 }
@@ -312,6 +369,13 @@ pub(crate) fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
 
+/// A `T` if the value reads as one, else `None`.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(serde_json::from_value(serde_json::Value::deserialize(deserializer)?).ok())
+}
+
 fn parse_ms(text: &str) -> Option<i64> {
     let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
@@ -403,6 +467,88 @@ mod tests {
         assert_eq!(
             build.url,
             "https://bitbucket.org/TestWorkspace1/testrepository/pipelines/results/25"
+        );
+    }
+
+    #[test]
+    fn scheduled_runs_are_told_by_their_trigger_and_anything_else_is_not_one() {
+        let web = url::Url::parse("https://bitbucket.org").unwrap();
+        let repo = RepoId::new("acme", "api");
+        let scheduled = |trigger: &str| {
+            let json = format!(
+                r#"{{"uuid":"{{u}}","build_number":7,"state":{{"name":"PENDING"}}{trigger}}}"#
+            );
+            serde_json::from_str::<Pipeline>(&json)
+                .unwrap()
+                .to_domain(&repo, &web)
+                .scheduled
+        };
+        let table = [
+            (
+                r#","trigger":{"name":"SCHEDULE","type":"pipeline_trigger_schedule"}"#,
+                true,
+            ),
+            (r#","trigger":{"type":"pipeline_trigger_schedule"}"#, true),
+            (r#","trigger":{"name":"SCHEDULE"}"#, true),
+            (
+                r#","trigger":{"name":"PUSH","type":"pipeline_trigger_push"}"#,
+                false,
+            ),
+            (
+                r#","trigger":{"name":"MANUAL","type":"pipeline_trigger_manual"}"#,
+                false,
+            ),
+            (
+                r#","trigger":{"name":"SCHEDULE","type":"pipeline_trigger_new"}"#,
+                false,
+            ),
+            (r#","trigger":{}"#, false),
+            (r#","trigger":null"#, false),
+            (r#","trigger":"SCHEDULE""#, false),
+            (r#","trigger":{"type":7}"#, false),
+            ("", false),
+        ];
+        for (trigger, expected) in table {
+            assert_eq!(scheduled(trigger), expected, "{trigger}");
+        }
+        // The published sample's run was started by hand.
+        let sample: Page<Pipeline> = serde_json::from_str(include_str!(
+            "../../tests/data/bitbucket-pipelines-list.json"
+        ))
+        .unwrap();
+        assert!(!sample.values[0].to_domain(&repo, &web).scheduled);
+    }
+
+    #[test]
+    fn schedules_enabled_unless_said_otherwise_with_their_patterns_read() {
+        let schedule = |json: &str| {
+            serde_json::from_str::<Schedule>(json)
+                .unwrap()
+                .to_domain()
+                .map(|read| read.map(|s| (s.uuid, s.pattern.to_string(), s.branch)))
+        };
+        assert_eq!(
+            schedule(
+                r#"{"uuid":"{s}","enabled":true,"cron_pattern":"0 0 12 * * ? *","target":{"ref_name":"main"}}"#
+            ),
+            Some(Ok((
+                "{s}".to_owned(),
+                "0 0 12 * * ? *".to_owned(),
+                Some("main".to_owned())
+            )))
+        );
+        assert_eq!(
+            schedule(r#"{"uuid":"{s}","cron_pattern":"0 0 12 * * ? *"}"#),
+            Some(Ok(("{s}".to_owned(), "0 0 12 * * ? *".to_owned(), None)))
+        );
+        assert_eq!(
+            schedule(r#"{"uuid":"{s}","enabled":false,"cron_pattern":"0 0 12 * * ? *"}"#),
+            None
+        );
+        assert!(schedule(r#"{"uuid":"{s}","cron_pattern":"@daily"}"#).is_some_and(|r| r.is_err()));
+        assert_eq!(
+            schedule(r#"{"uuid":"{s}"}"#),
+            Some(Err("no cron_pattern".to_owned()))
         );
     }
 

@@ -154,6 +154,8 @@ pub(crate) struct RunSeen {
     pub(crate) created_ms: i64,
     /// When it ended, if it ended in this poll (Bitbucket's clock); `None` while it runs.
     pub(crate) ended_ms: Option<i64>,
+    /// A Pipelines schedule started it: the repository has schedules worth reading.
+    pub(crate) scheduled: bool,
 }
 
 /// What a source fetched: observations plus the source-specific parts of the next cursor.
@@ -317,6 +319,7 @@ fn apply(
                 },
                 created_ms: build.created_ms,
                 ended_ms: build.state.is_finished().then_some(build.revision),
+                scheduled: build.scheduled,
             });
         }
         // A status overwritten with the same finished state is a new run that ended alike.

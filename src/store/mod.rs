@@ -923,6 +923,7 @@ mod tests {
             url: "https://bitbucket.org/a/b/pipelines/results/1".into(),
             commit_url: None,
             ref_url: None,
+            scheduled: false,
         }
     }
 

@@ -155,6 +155,7 @@ impl From<BuildSnapshot> for BuildStatus {
             url: snapshot.url,
             commit_url: snapshot.commit_url,
             ref_url: snapshot.branch_url,
+            scheduled: false,
         }
     }
 }

@@ -38,7 +38,7 @@ fn credential(name: &str, kind: SimCredentialKind) -> SimCredential {
 }
 
 /// A client of `sim` through an account with `auth`, budget 1,000 a second (not in the way).
-fn client(sim: &Simulator, auth: Auth) -> CloudClient {
+pub(crate) fn client(sim: &Simulator, auth: Auth) -> CloudClient {
     let http = bbzoom::http::client(Duration::from_secs(5));
     let budget = RateLimit {
         requests: 1000,

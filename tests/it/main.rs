@@ -18,6 +18,7 @@ mod delivery;
 mod preview;
 mod scan;
 mod scenario;
+mod schedules;
 mod subscriptions;
 mod systemd;
 mod zoom;

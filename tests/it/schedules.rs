@@ -1,0 +1,162 @@
+//! Pipelines schedules against the simulator over loopback: `CloudClient::schedules` reads
+//! every page (disabled schedules and unreadable patterns left out, the pages bounded), and
+//! the simulator's calendar with `CronPattern::next_after` predicts when a scheduled run is
+//! created, in the real time the wire shows, though the calendar runs at the simulator's speed.
+
+use crate::bitbucket::client;
+use bbzoom::bitbucket::Auth;
+use bbzoom::clock::Calendar;
+use bbzoom::domain::RepoId;
+use bbzoom_sim::{
+    Scenario, SimBuild, SimOptions, SimRepo, SimSchedule, SimSource, SimState, SimTrigger,
+    Simulator,
+};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Simulated seconds per real second.
+const SPEED: f64 = 10.0;
+
+/// The simulated second the clock starts at: a second before the scheduled run.
+const START: f64 = 290.0;
+
+/// Weekdays at 09:05, five minutes into the scenario (second 0 is Monday 09:00).
+const WEEKDAYS_0905: &str = "0 5 9 ? * MON-FRI *";
+
+/// A Cloud Pipelines repository of `acme` with these schedules and builds.
+fn repo(slug: &str, schedules: Vec<SimSchedule>, builds: Vec<SimBuild>) -> SimRepo {
+    SimRepo {
+        workspace: "acme".into(),
+        slug: slug.into(),
+        source: SimSource::CloudPipelines,
+        builds,
+        schedules,
+        ..SimRepo::default()
+    }
+}
+
+/// `n` enabled nightly schedules of `main`, a minute apart.
+fn nightly(n: usize) -> impl Iterator<Item = SimSchedule> {
+    (0..n).map(|i| SimSchedule::new(format!("0 {} 3 * * ? *", i % 60), "main"))
+}
+
+/// The scenario: `api` has the weekday schedule whose run starts at second 300, a disabled
+/// one, one whose pattern Quartz refuses and 117 more (120: two pages); `many` has 250 (more
+/// than the pages read); `none` has none.
+fn scenario() -> Scenario {
+    let mut api = vec![
+        SimSchedule::new(WEEKDAYS_0905, "main"),
+        SimSchedule {
+            enabled: false,
+            ..SimSchedule::new("0 0 12 ? * MON-FRI *", "main")
+        },
+        SimSchedule::new("0 0 12 L * ? *", "main"),
+    ];
+    api.extend(nightly(117));
+    let run = SimBuild::pipeline(1, "main", 300.0, [(305.0, SimState::Running)])
+        .triggered_by(SimTrigger::Schedule);
+    Scenario {
+        repos: vec![
+            repo("api", api, vec![run]),
+            repo("many", nightly(250).collect(), vec![]),
+            repo("none", vec![], vec![]),
+        ],
+    }
+}
+
+/// Unix milliseconds now, by the wall clock.
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The `created_on` of `repo`'s pipeline `number` as the wire shows it, in Unix milliseconds.
+async fn created_on(sim: &Simulator, repo: &str, number: u64) -> i64 {
+    let url = format!(
+        "{}/repositories/acme/{repo}/pipelines/?sort=-created_on",
+        sim.bitbucket_api_url()
+    );
+    let token = sim.options().bitbucket_token().unwrap();
+    let page: serde_json::Value = bbzoom::http::client(Duration::from_secs(5))
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pipeline = page["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["build_number"] == number)
+        .unwrap_or_else(|| panic!("no pipeline {number} in {page}"));
+    let text = pipeline["created_on"].as_str().unwrap();
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap();
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[tokio::test]
+async fn schedules_are_read_and_their_runs_predicted_on_the_simulators_calendar() {
+    let options = SimOptions {
+        speed: SPEED,
+        starts_at: START,
+        ..SimOptions::default()
+    };
+    let sim = Simulator::start(scenario(), options).await.unwrap();
+    let client = client(&sim, Auth::Bearer("sim-bitbucket-token".to_owned().into()));
+
+    let api = client.schedules(&RepoId::new("acme", "api")).await.unwrap();
+    assert_eq!((api.requests, api.truncated), (2, false));
+    assert_eq!(
+        api.enabled.len(),
+        118,
+        "the disabled and the unreadable left out"
+    );
+    assert_eq!(api.enabled[0].pattern.to_string(), WEEKDAYS_0905);
+    assert_eq!(api.enabled[0].branch.as_deref(), Some("main"));
+    assert!(api.enabled[0].uuid.starts_with('{'));
+    assert_eq!(api.enabled[1].pattern.to_string(), "0 0 3 * * ? *");
+    let many = client
+        .schedules(&RepoId::new("acme", "many"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (many.enabled.len(), many.requests, many.truncated),
+        (200, 2, true)
+    );
+    let none = client
+        .schedules(&RepoId::new("acme", "none"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (none.enabled.len(), none.requests, none.truncated),
+        (0, 1, false)
+    );
+    // One request a page, each counted against the credential.
+    assert_eq!(sim.bitbucket_requests_by_credential()["sim-bitbucket"], 5);
+
+    // The calendar runs SPEED times faster than the wire's timestamps: the run due five
+    // minutes into the scenario is created about a real second after the start.
+    let calendar: Arc<dyn Calendar> = Arc::new(sim.calendar());
+    let now = calendar.now_ms();
+    let fire = api.enabled[0].pattern.next_after(now).unwrap();
+    assert_eq!(fire, bbzoom_sim::calendar_ms(300.0));
+    let wait = calendar.until(fire);
+    assert!(
+        wait <= Duration::from_secs_f64((300.0 - START) / SPEED),
+        "{wait:?}"
+    );
+    let predicted = wall_ms() + wait.as_millis() as i64;
+    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    let created = created_on(&sim, "api", 1).await;
+    // Within two simulated seconds.
+    let slack = (2_000.0 / SPEED) as i64;
+    assert!(
+        (created - predicted).abs() <= slack,
+        "predicted {predicted}, created {created}"
+    );
+}
