@@ -260,6 +260,43 @@ mod tests {
     }
 
     #[test]
+    fn fires_when_the_simulator_runs_schedules_through_a_week() {
+        const WEEK: f64 = 7.0 * 24.0 * 3600.0;
+        for pattern in [
+            "0 0 9 ? * MON-FRI *",
+            "0 30 2 * * ? *",
+            "0 0 */4 * * ? *",
+            "0 0 9-17 ? * MON-FRI *",
+            "0 0 8 ? * MON *",
+            "30 15 9-17/4 ? * 2-6 *",
+            "0 0 12 * * ? *",
+            "0 0,30 * ? * SAT,SUN *",
+            "0 5/20 10 * * ? *",
+            "0 0 0 1,8,10-11 * ? *",
+            "0 0 3 ? * 1,7 2026",
+            "0 0 3 ? * */2 *",
+            "0 0 12 * * ? 2025",
+        ] {
+            let simulated = bbzoom_sim::SimSchedule::new(pattern, "main");
+            let expected: Vec<i64> = simulated
+                .run_times(0.0, WEEK)
+                .expect("the simulator reads it")
+                .into_iter()
+                .map(bbzoom_sim::calendar_ms)
+                .collect();
+            let cron = CronPattern::parse(pattern).expect("parses");
+            let end = bbzoom_sim::calendar_ms(WEEK);
+            let fired: Vec<i64> =
+                std::iter::successors(cron.next_after(bbzoom_sim::calendar_ms(0.0) - 1), |&t| {
+                    cron.next_after(t)
+                })
+                .take_while(|&t| t < end)
+                .collect();
+            assert_eq!(fired, expected, "{pattern}");
+        }
+    }
+
+    #[test]
     fn next_is_strictly_after_to_the_millisecond() {
         let noon = CronPattern::parse("0 0 12 * * ? *").expect("parses");
         let at = ms(datetime!(2026-01-05 12:00 UTC));
