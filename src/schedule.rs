@@ -179,68 +179,52 @@ mod tests {
 
     #[test]
     fn quartz_patterns_fire_when_quartz_says() {
-        // 2026-01-05 is a Monday.
+        // 2026-01-05 is a Monday. Fires as (day of January 2026, hour, minute).
         let monday = datetime!(2026-01-05 00:00 UTC);
-        let table: [(&str, Vec<time::OffsetDateTime>); 6] = [
+        let table: [(&str, &[(u8, u8, u8)]); 6] = [
             (
                 "0 0 9 ? * MON-FRI *",
-                vec![
-                    datetime!(2026-01-05 09:00 UTC),
-                    datetime!(2026-01-06 09:00 UTC),
-                    datetime!(2026-01-07 09:00 UTC),
-                    datetime!(2026-01-08 09:00 UTC),
-                    datetime!(2026-01-09 09:00 UTC),
-                    datetime!(2026-01-12 09:00 UTC),
+                &[
+                    (5, 9, 0),
+                    (6, 9, 0),
+                    (7, 9, 0),
+                    (8, 9, 0),
+                    (9, 9, 0),
+                    (12, 9, 0),
                 ],
             ),
-            (
-                "0 30 2 * * ? *",
-                vec![
-                    datetime!(2026-01-05 02:30 UTC),
-                    datetime!(2026-01-06 02:30 UTC),
-                ],
-            ),
+            ("0 30 2 * * ? *", &[(5, 2, 30), (6, 2, 30)]),
             (
                 "0 0 */4 * * ? *",
-                vec![
-                    datetime!(2026-01-05 00:00 UTC),
-                    datetime!(2026-01-05 04:00 UTC),
-                    datetime!(2026-01-05 08:00 UTC),
-                    datetime!(2026-01-05 12:00 UTC),
-                    datetime!(2026-01-05 16:00 UTC),
-                    datetime!(2026-01-05 20:00 UTC),
-                    datetime!(2026-01-06 00:00 UTC),
+                &[
+                    (5, 0, 0),
+                    (5, 4, 0),
+                    (5, 8, 0),
+                    (5, 12, 0),
+                    (5, 16, 0),
+                    (5, 20, 0),
+                    (6, 0, 0),
                 ],
             ),
-            (
-                "0 0 8 ? * MON *",
-                vec![
-                    datetime!(2026-01-05 08:00 UTC),
-                    datetime!(2026-01-12 08:00 UTC),
-                    datetime!(2026-01-19 08:00 UTC),
-                ],
-            ),
+            ("0 0 8 ? * MON *", &[(5, 8, 0), (12, 8, 0), (19, 8, 0)]),
             // Sunday is 1, Saturday 7; `*/2` in day of week is Quartz's 1, 3, 5, 7.
-            (
-                "0 0 3 ? * 1,7 *",
-                vec![
-                    datetime!(2026-01-10 03:00 UTC),
-                    datetime!(2026-01-11 03:00 UTC),
-                    datetime!(2026-01-17 03:00 UTC),
-                ],
-            ),
+            ("0 0 3 ? * 1,7 *", &[(10, 3, 0), (11, 3, 0), (17, 3, 0)]),
             (
                 "0 0 3 ? * */2 *",
-                vec![
-                    datetime!(2026-01-06 03:00 UTC),
-                    datetime!(2026-01-08 03:00 UTC),
-                    datetime!(2026-01-10 03:00 UTC),
-                    datetime!(2026-01-11 03:00 UTC),
-                ],
+                &[(6, 3, 0), (8, 3, 0), (10, 3, 0), (11, 3, 0)],
             ),
         ];
         for (pattern, expected) in table {
-            let expected: Vec<i64> = expected.into_iter().map(ms).collect();
+            let expected: Vec<i64> = expected
+                .iter()
+                .map(|&(day, hour, minute)| {
+                    let date = time::Date::from_calendar_date(2026, time::Month::January, day);
+                    let at = date
+                        .and_then(|d| d.with_hms(hour, minute, 0))
+                        .expect("a time");
+                    ms(at.assume_utc())
+                })
+                .collect();
             assert_eq!(
                 fires(pattern, monday, expected.len()),
                 expected,
