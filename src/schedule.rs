@@ -177,11 +177,14 @@ mod tests {
             .collect()
     }
 
+    /// A fire in January 2026: day, hour, minute.
+    type Fire = (u8, u8, u8);
+
     #[test]
     fn quartz_patterns_fire_when_quartz_says() {
-        // 2026-01-05 is a Monday. Fires as (day of January 2026, hour, minute).
+        // 2026-01-05 is a Monday.
         let monday = datetime!(2026-01-05 00:00 UTC);
-        let table: [(&str, &[(u8, u8, u8)]); 6] = [
+        let table: [(&str, &[Fire]); 6] = [
             (
                 "0 0 9 ? * MON-FRI *",
                 &[
