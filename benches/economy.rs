@@ -441,7 +441,7 @@ async fn run_bbzoom(
     }
     let environment = Environment {
         polling: SimPolling::default(),
-        budget: parameters.budget,
+        budget: Some(parameters.budget),
         subscriptions,
     };
     let config = Config::load(&demo::write_environment(dir.path(), &sim, &environment)?)?;

@@ -114,8 +114,13 @@ pub struct CredentialStatus {
     pub name: String,
     /// Requests sent within the budget's window (its `per`).
     pub requests_in_window: usize,
-    /// The budget, e.g. "900 per 3600s".
+    /// The budget in force, e.g. "900 per 3600s".
     pub budget: String,
+    /// Where it comes from: configured (a ceiling), advertised by Bitbucket, or the default;
+    /// what Bitbucket advertises, and whether it says the credential is near its limit.
+    /// Empty from a daemon that predates it.
+    #[serde(default)]
+    pub budget_source: String,
     /// Seconds until a 429's pause ends.
     pub paused_for_secs: Option<u64>,
     /// Why Bitbucket last refused it (401/403).

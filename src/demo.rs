@@ -73,8 +73,10 @@ impl SimPolling {
 #[derive(Debug, Clone)]
 pub struct Environment {
     pub polling: SimPolling,
-    /// Requests per simulated hour for each credential.
-    pub budget: u32,
+    /// Requests per simulated hour for each credential, written as each instance's
+    /// `rate_limit` (a ceiling); `None`: none written, so each credential's budget is its
+    /// instance's default (Cloud's follows `X-RateLimit-Limit`).
+    pub budget: Option<u32>,
     /// `[[subscription]]` tables; `{web}` stands for the Cloud web URL, `{dc}` for Data Center's.
     pub subscriptions: String,
 }
@@ -257,11 +259,12 @@ pub fn write_environment(
             ((sim_secs / options.speed * 1000.0).round() as u64).max(1)
         )
     };
-    let budget = format!(
-        "{{ requests = {}, per = \"{}\" }}",
-        env.budget,
-        real(3600.0)
-    );
+    let rate_limit = env.budget.map_or(String::new(), |budget| {
+        format!(
+            "rate_limit = {{ requests = {budget}, per = \"{}\" }}\n",
+            real(3600.0)
+        )
+    });
     let web = sim
         .bitbucket_web_url()
         .as_str()
@@ -293,8 +296,7 @@ scan = \"{scan}\"
 api_url = \"{api}\"
 web_url = \"{web}\"
 oauth_url = \"{oauth}\"
-rate_limit = {budget}
-",
+{rate_limit}",
         hot = real(p.hot),
         warm = real(p.warm),
         cold = real(p.cold),
@@ -308,7 +310,9 @@ rate_limit = {budget}
         config.push_str(&format!("credential = \"{name}\"\n"));
     }
     if let Some(name) = dc_credential.filter(|_| env.subscriptions.contains("{dc}")) {
-        config.push_str(&format!("\n[bitbucket.datacenter.sim]\nurl = \"{dc}\"\ncredential = \"{name}\"\nrate_limit = {budget}\n"));
+        config.push_str(&format!(
+            "\n[bitbucket.datacenter.sim]\nurl = \"{dc}\"\ncredential = \"{name}\"\n{rate_limit}"
+        ));
     }
     config.push_str(&format!(
         "
@@ -444,7 +448,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     let dir = tempfile::tempdir()?;
     let env = Environment {
         polling: SimPolling::default(),
-        budget: options.budget,
+        budget: Some(options.budget),
         subscriptions,
     };
     let config = Config::load(&write_environment(dir.path(), &sim, &env)?)?;

@@ -331,3 +331,67 @@ impl RateLimit {
         }
     }
 }
+
+/// An hour of Bitbucket's: the window its limits are stated in, documented and advertised.
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+/// The share of a limit Bitbucket states (documented, or advertised in `X-RateLimit-Limit`)
+/// that a budget takes, in tenths: the tenth left is for people and other tools using the same
+/// credential, and for a server that counts a little differently.
+pub(crate) const STATED_SHARE_TENTHS: u128 = 9;
+
+/// `limit` less the margin (see [`STATED_SHARE_TENTHS`]), rounded down.
+pub(crate) const fn less_margin(limit: u128) -> u128 {
+    limit * STATED_SHARE_TENTHS / 10
+}
+
+/// A Bitbucket credential's budget as configured: where it starts and how far what Bitbucket
+/// advertises may move it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetSpec {
+    /// The budget until Bitbucket advertises a limit, and the window it is kept in for good.
+    pub start: RateLimit,
+    /// The most requests per window of `start.per` it may rise to, whatever is advertised.
+    pub ceiling: u32,
+    /// Whether the admin wrote it, for `status`.
+    pub origin: BudgetOrigin,
+}
+
+/// Where a budget comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetOrigin {
+    /// Written by the admin (`rate_limit`, `[bitbucket.budgets]`): it is its own ceiling, and
+    /// an advertised limit can only take it lower.
+    Configured,
+    /// Not written: the instance's default, which follows what Bitbucket advertises (less the
+    /// margin) up to the default's ceiling.
+    Default,
+}
+
+impl From<RateLimit> for BudgetSpec {
+    /// A budget the admin wrote: a ceiling.
+    fn from(limit: RateLimit) -> BudgetSpec {
+        BudgetSpec {
+            start: limit,
+            ceiling: limit.requests,
+            origin: BudgetOrigin::Configured,
+        }
+    }
+}
+
+impl BudgetSpec {
+    /// The budget as it runs with an hour of `hour` on the daemon's clock (shorter in a
+    /// compressed run): a default, stated per hour, is kept in that hour; a written budget
+    /// keeps the window the admin wrote (a compressed run writes it compressed).
+    pub fn in_hour(self, hour: Duration) -> BudgetSpec {
+        match self.origin {
+            BudgetOrigin::Configured => self,
+            BudgetOrigin::Default => BudgetSpec {
+                start: self
+                    .start
+                    .compressed(HOUR.as_secs_f64() / hour.as_secs_f64()),
+                ..self
+            },
+        }
+    }
+}

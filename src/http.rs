@@ -66,8 +66,8 @@ fn pace(limit: RateLimit) -> (u32, Duration) {
 /// a request holds its place from admission until `per` after its answer came back (it reached
 /// the server somewhere in between), so no window of the server's, wherever it falls and
 /// however long requests took on the way, holds more than the budget. Nothing is ever
-/// replaced: [`Budget::lower`] changes how many requests the window takes and keeps what it
-/// has admitted, and the window itself is fixed at creation, the budget's own (invariant 15).
+/// replaced: [`Budget::follow`] changes how many requests the window takes, up or down, and
+/// keeps what it has admitted, and the window itself is fixed at creation, the budget's own (invariant 15).
 pub(crate) struct Budget {
     ledger: Mutex<Ledger>,
     /// Signalled when a request ends, for an admission waiting on a window of requests that
@@ -203,13 +203,20 @@ impl Budget {
         ledger.held()
     }
 
-    /// Takes at most `requests` (at least one) per window from now on, keeping the window,
-    /// the pace's state and every request already in the window. Returns the budget in force
-    /// if that lowered it; a budget is never raised.
-    pub(crate) fn lower(&self, requests: u32) -> Option<RateLimit> {
+    /// Takes at most `requests` (at least one) per window from now on, more or fewer than
+    /// before, keeping the window, the pace's state and every request already in the window.
+    /// Returns the budget in force if that changed it.
+    ///
+    /// Either way no window of the server's holds more than the new limit once a request is
+    /// admitted under it: an admission needs fewer than the limit in force held in the ledger,
+    /// and every request a server could count in one window with it is still held then
+    /// (under way, or answered less than a window ago). After a rise, the requests admitted
+    /// under the old limit take their places in the new one; after a fall, admissions wait
+    /// until enough of them have left the window, rather than forget them.
+    pub(crate) fn follow(&self, requests: u32) -> Option<RateLimit> {
         let mut ledger = self.ledger.lock().expect("budget lock");
         let requests = requests.max(1);
-        if requests >= ledger.limit.requests {
+        if requests == ledger.limit.requests {
             return None;
         }
         let limit = RateLimit {
@@ -360,21 +367,6 @@ mod tests {
         }
     }
 
-    /// The most requests a server could count in one window of `per`: those whose time on
-    /// the way, from admission to end, meets the window, wherever in it each arrived.
-    fn most_a_server_counts(requests: &[(Instant, Instant)], per: Duration) -> usize {
-        requests
-            .iter()
-            .map(|&(_, from)| {
-                requests
-                    .iter()
-                    .filter(|&&(admitted, ended)| ended >= from && admitted < from + per)
-                    .count()
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
     /// However many callers and however long their requests take, no window of the server's
     /// holds more than the budget; and the budget is used, not just kept.
     #[test]
@@ -390,8 +382,9 @@ mod tests {
             let budget = Budget::new(limit);
             let mut ledger = budget.ledger.into_inner().unwrap();
             let longest = Duration::from_millis(longest_ms);
-            let sent = hammer(&mut ledger, Instant::now(), clients, longest, limit.per * 5);
-            let most = most_a_server_counts(&sent, limit.per);
+            let start = Instant::now();
+            let sent = hammer(&mut ledger, start, clients, longest, limit.per * 5);
+            let most = most_a_server_counts_from(&sent, limit.per, start);
             assert!(
                 most <= requests as usize,
                 "{requests}/{per}s: {most} in one window"
@@ -431,12 +424,94 @@ mod tests {
             at = next_admission(&mut ledger, at);
             assert_eq!(secs(at), expected, "one every 6 s");
         }
-        assert_eq!(budget.lower(4), Some(limit(4, 60)));
-        assert_eq!(budget.lower(9), None, "a budget is only ever lowered");
+        assert_eq!(budget.follow(4), Some(limit(4, 60)));
+        assert_eq!(budget.follow(4), None, "unchanged");
+        assert_eq!(budget.follow(0), Some(limit(1, 60)), "at least one");
+        assert_eq!(budget.follow(4), Some(limit(4, 60)));
         assert_eq!(budget.limit(), limit(4, 60));
         let mut ledger = budget.ledger.lock().unwrap();
         // Five in the window: the fourth place frees when the first two have left it.
         assert_eq!(secs(next_admission(&mut ledger, at)), 66.0);
+    }
+
+    /// A budget of `from` a minute asked by eight tasks without pause on tokio's paused clock
+    /// for 300 s, task `i`'s requests taking `2 * i` s; at 150 s it follows `to`. Each
+    /// request's admission and end, and the start.
+    async fn follow_mid_run(from: u32, to: u32) -> (Vec<(Instant, Instant)>, Instant) {
+        let budget = Arc::new(Budget::new(limit(from, 60)));
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 1..=8 {
+            let budget = budget.clone();
+            tasks.spawn(async move {
+                let mut sent = Vec::new();
+                while Instant::now() < start + Duration::from_secs(300) {
+                    let slot = budget.admit().await;
+                    let admitted = Instant::now();
+                    tokio::time::sleep(Duration::from_secs(2) * i).await;
+                    drop(slot);
+                    sent.push((admitted, Instant::now()));
+                }
+                sent
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(150)).await;
+        assert_eq!(budget.follow(to), Some(limit(to, 60)));
+        (tasks.join_all().await.concat(), start)
+    }
+
+    /// The most requests a server could count in one window of `per` starting at `from` or
+    /// later: those whose time on the way, from admission to end, meets the window, wherever
+    /// in it each arrived.
+    fn most_a_server_counts_from(
+        requests: &[(Instant, Instant)],
+        per: Duration,
+        from: Instant,
+    ) -> usize {
+        // The fullest window starts where a request could last have arrived, or at `from`.
+        let starts = requests.iter().map(|&(_, ended)| ended.max(from));
+        starts
+            .map(|start| {
+                requests
+                    .iter()
+                    .filter(|&&(admitted, ended)| ended >= start && admitted < start + per)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A rise takes effect at once and only as far as the new limit: no window of the
+    /// server's, even one holding requests admitted under the old limit, holds more than the
+    /// new one, and the new one is used.
+    #[tokio::test(start_paused = true)]
+    async fn a_rise_never_lets_a_window_hold_more_than_the_new_limit() {
+        let (sent, start) = follow_mid_run(10, 30).await;
+        let minute = Duration::from_secs(60);
+        let most_from = |from| most_a_server_counts_from(&sent, minute, start + from);
+        assert!(most_from(Duration::ZERO) <= 30);
+        let before: Vec<_> = sent
+            .iter()
+            .copied()
+            .filter(|&(_, ended)| ended < start + Duration::from_secs(150))
+            .collect();
+        assert!(most_a_server_counts_from(&before, minute, start) <= 10);
+        let used = most_from(Duration::from_secs(210));
+        assert!(used >= 25, "the new limit is used: {used} in a window");
+    }
+
+    /// A fall keeps what was admitted: no window starting at the fall or later holds more
+    /// than the new limit, though the old limit's requests were still in the window then.
+    #[tokio::test(start_paused = true)]
+    async fn a_fall_is_obeyed_in_every_window_from_the_fall_on() {
+        let (sent, start) = follow_mid_run(30, 10).await;
+        let minute = Duration::from_secs(60);
+        let most_from = |from| most_a_server_counts_from(&sent, minute, start + from);
+        let fullest = most_from(Duration::ZERO);
+        assert!((25..=30).contains(&fullest), "{fullest} before the fall");
+        assert!(most_from(Duration::from_secs(150)) <= 10);
+        let used = most_from(Duration::from_secs(210));
+        assert!(used >= 8, "the new limit is used: {used} in a window");
     }
 
     /// Through the async API, on tokio's paused clock: all places held by requests under way,

@@ -417,6 +417,23 @@ impl Inner {
     }
 }
 
+/// Whether credential `name` of `options` may have a scaled limit: only access tokens get
+/// them on Bitbucket.
+fn may_scale(options: &SimOptions, name: &str) -> io::Result<()> {
+    let access_token = options
+        .bitbucket_credentials
+        .iter()
+        .any(|c| c.name == name && matches!(c.kind, SimCredentialKind::AccessToken { .. }));
+    if access_token {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("only access tokens have scaled limits, and {name:?} is none"),
+        ))
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header (scheme matched case-insensitively,
 /// as HTTP says), or `None` when the header is missing or uses another scheme.
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -472,15 +489,7 @@ impl Simulator {
             ));
         }
         for name in options.bitbucket_scaled_limits.keys() {
-            let access_token = options.bitbucket_credentials.iter().any(|c| {
-                c.name == *name && matches!(c.kind, SimCredentialKind::AccessToken { .. })
-            });
-            if !access_token {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("only access tokens have scaled limits, and {name:?} is none"),
-                ));
-            }
+            may_scale(&options, name)?;
         }
         zoom::check_options(&options.zoom)?;
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
@@ -490,7 +499,7 @@ impl Simulator {
             Url::parse(&origin).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let state = State {
-            bitbucket: limits::Ledger::new(options.bitbucket_faults.clone()),
+            bitbucket: limits::Ledger::new(&options),
             ..State::default()
         };
         let inner = Arc::new(Inner {
@@ -752,6 +761,20 @@ impl Simulator {
         self.inner.lock().bitbucket.faults = faults;
     }
 
+    /// Gives access token `credential` a scaled limit of `per_hour` requests per simulated
+    /// hour from now on, as Bitbucket does when its workspace's paid seats change: its
+    /// `X-RateLimit-Limit` says so at once, and its rolling hour keeps what it already holds.
+    /// Refused for any other kind of credential, as at start.
+    pub fn set_bitbucket_scaled_limit(&self, credential: &str, per_hour: u64) -> io::Result<()> {
+        may_scale(&self.inner.options, credential)?;
+        let mut state = self.inner.lock();
+        state
+            .bitbucket
+            .scaled_limits
+            .insert(credential.to_owned(), per_hour);
+        Ok(())
+    }
+
     /// The next `n` Bitbucket API calls that present a valid credential get `fault` (replacing
     /// any calls still pending). Other faults are still subject to the rate limit.
     pub fn fail_next_bitbucket_calls(&self, n: u32, fault: BitbucketFault) {
@@ -767,7 +790,13 @@ impl Simulator {
     /// The most requests any one credential made in any rolling simulated hour, refused ones
     /// included: what to compare with the budget a daemon was given.
     pub fn bitbucket_max_per_hour(&self) -> u64 {
-        self.inner.lock().bitbucket.max_per_hour()
+        self.bitbucket_max_per_hour_from(f64::NEG_INFINITY)
+    }
+
+    /// As [`Simulator::bitbucket_max_per_hour`], over the rolling simulated hours that start
+    /// at simulated second `from` or later: what to compare with a limit that changed then.
+    pub fn bitbucket_max_per_hour_from(&self, from: f64) -> u64 {
+        self.inner.lock().bitbucket.max_per_hour(from)
     }
 
     /// Stops serving: refuses new connections, lets requests in flight finish for a short grace

@@ -146,12 +146,14 @@ impl Usage {
             .count() as u64
     }
 
-    /// The most requests in any simulated hour (`[t, t + 3600)`), by a sliding window.
-    fn max_per_hour(&self) -> usize {
+    /// The most requests in any simulated hour (`[t, t + 3600)`) with `t` at `from` or
+    /// later, by a sliding window.
+    fn max_per_hour(&self, from: f64) -> usize {
+        let requests = &self.requests[self.requests.partition_point(|&t| t < from)..];
         let mut first = 0;
         let mut most = 0;
-        for (last, &t) in self.requests.iter().enumerate() {
-            while t - self.requests[first] >= HOUR {
+        for (last, &t) in requests.iter().enumerate() {
+            while t - requests[first] >= HOUR {
                 first += 1;
             }
             most = most.max(last + 1 - first);
@@ -170,13 +172,16 @@ pub(super) struct Ledger {
     pub(super) faults: BitbucketFaults,
     /// A fault injected for the next calls, with how many calls it still applies to.
     injected: Option<(u32, BitbucketFault)>,
+    /// Access tokens' scaled limits in force, per simulated hour, by credential name.
+    pub(super) scaled_limits: BTreeMap<String, u64>,
 }
 
 impl Ledger {
-    /// A ledger with no requests yet and `faults` in force.
-    pub(super) fn new(faults: BitbucketFaults) -> Ledger {
+    /// A ledger with no requests yet, and the faults and scaled limits of `options` in force.
+    pub(super) fn new(options: &SimOptions) -> Ledger {
         Ledger {
-            faults,
+            faults: options.bitbucket_faults.clone(),
+            scaled_limits: options.bitbucket_scaled_limits.clone(),
             ..Ledger::default()
         }
     }
@@ -202,10 +207,10 @@ impl Ledger {
             .collect()
     }
 
-    pub(super) fn max_per_hour(&self) -> u64 {
+    pub(super) fn max_per_hour(&self, from: f64) -> u64 {
         self.usage
             .values()
-            .map(Usage::max_per_hour)
+            .map(|usage| usage.max_per_hour(from))
             .max()
             .unwrap_or(0) as u64
     }
@@ -255,9 +260,9 @@ enum Broken {
 /// `X-RateLimit-Limit` is requests per REAL hour, as clients read it, while the limiter counts
 /// per simulated hour: it carries the credential's limit times `speed`, rounded (1000 at speed
 /// 40 says 40000; at speed 1 the limit itself), the rate the limit allows against the wall
-/// clock. `X-RateLimit-NearLimit` is `true` once less than 5% of the hour's allowance is left
-/// (this answer's request counted): Atlassian documents the header but not its threshold, so
-/// 5% is our assumption.
+/// clock. `X-RateLimit-NearLimit` is `true` once less than a fifth of the hour's allowance is
+/// left (this answer's request counted), as issue 12 states Bitbucket does: Atlassian's pages
+/// name the header, but no stored copy of them gives its threshold.
 pub(super) async fn serve<E: IntoResponse>(
     inner: &Inner,
     headers: &HeaderMap,
@@ -287,8 +292,8 @@ pub(super) async fn serve<E: IntoResponse>(
     };
     if let Some(Allowance { limit, left }) = allowance {
         let real_limit = HeaderValue::from(real_hour_limit(limit, inner.options.speed));
-        // Fewer than 5% left: `left / limit < 1 / 20`.
-        let near = if left.saturating_mul(20) < limit {
+        // Less than a fifth left: `left / limit < 1 / 5`.
+        let near = if left.saturating_mul(5) < limit {
             "true"
         } else {
             "false"
@@ -309,11 +314,11 @@ struct Allowance {
     left: u64,
 }
 
-/// The requests per simulated hour `credential` may make: its scaled limit, if it has one,
-/// else the base limit.
-fn hourly_limit(options: &SimOptions, credential: &SimCredential) -> u64 {
-    options
-        .bitbucket_scaled_limits
+/// The requests per simulated hour `credential` may make: its scaled limit in force, if it
+/// has one, else the base limit.
+fn hourly_limit(options: &SimOptions, ledger: &Ledger, credential: &SimCredential) -> u64 {
+    ledger
+        .scaled_limits
         .get(&credential.name)
         .copied()
         .unwrap_or(options.bitbucket_limit_per_hour)
@@ -344,9 +349,9 @@ fn admit(
         Err(denial) => return (None, Err(deny(api, denial))),
     };
     let access_token = matches!(credential.kind, auth::SimCredentialKind::AccessToken { .. });
-    let limit = hourly_limit(options, credential);
     let now = inner.clock.now();
     let ledger = &mut state.bitbucket;
+    let limit = hourly_limit(options, ledger, credential);
     let fault = ledger.take_injected();
     let usage = ledger.usage.entry(credential.name.clone()).or_default();
     usage.requests.push(now);
@@ -433,8 +438,10 @@ mod tests {
             admitted: VecDeque::new(),
         };
         // [10, 3610) holds 10, 3599, 3600, 3601, 3602.
-        assert_eq!(usage.max_per_hour(), 5);
-        assert_eq!(Usage::default().max_per_hour(), 0);
+        assert_eq!(usage.max_per_hour(f64::NEG_INFINITY), 5);
+        // From 3600 on: 3600, 3601, 3602.
+        assert_eq!(usage.max_per_hour(3600.0), 3);
+        assert_eq!(Usage::default().max_per_hour(0.0), 0);
     }
 
     #[test]

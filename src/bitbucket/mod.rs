@@ -17,7 +17,7 @@ pub use auth::{Auth, OAuthConsumer};
 pub use cloud::{CloudClient, PipelinePage, RepoSchedules, WorkspaceChanges};
 pub(crate) use datacenter::DataCenterClient;
 
-use crate::domain::RateLimit;
+use crate::domain::{BudgetOrigin, BudgetSpec, HOUR, RateLimit, less_margin};
 use crate::http::Budget;
 use crate::retry::{Backoff, parse_retry_after};
 use backon::Retryable;
@@ -130,9 +130,13 @@ pub struct Account {
     pub(crate) name: String,
     http: reqwest::Client,
     auth: Auth,
-    /// The credential's one limiter, with the configured budget, lowered in place (never
-    /// replaced) when the server advertises less.
+    /// The credential's one limiter, starting at the configured budget and following in place
+    /// (never replaced) what the server advertises, within `spec`'s ceiling.
     budget: Budget,
+    /// What the budget was configured as: its ceiling, and where it comes from.
+    spec: BudgetSpec,
+    /// What Bitbucket last advertised, for `status` and to log each change once.
+    advertised: Mutex<Advertised>,
     retry: RetryPolicy,
     /// When a 429 paused this credential, the instant requests may resume.
     paused_until: Mutex<Option<Instant>>,
@@ -142,19 +146,97 @@ pub struct Account {
     broken: Mutex<Option<String>>,
 }
 
+/// What Bitbucket said of a credential's limit in its last answers that said anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Advertised {
+    /// Requests per hour (`X-RateLimit-Limit` on Cloud; Data Center's token bucket's
+    /// `X-RateLimit-FillRate` per `X-RateLimit-Interval-Seconds`, as an hourly rate).
+    pub per_hour: Option<u64>,
+    /// The bucket the limit is of (`X-RateLimit-Resource`, `api` for `/2.0/repositories/*`),
+    /// cleaned for logs and `status`.
+    pub resource: Option<String>,
+    /// `X-RateLimit-NearLimit: true`: little of the hour's allowance is left.
+    pub near_limit: bool,
+}
+
+/// A credential's budget in force and where it comes from, for `status` and the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetNow {
+    /// The budget in force.
+    pub limit: RateLimit,
+    /// Where `limit` comes from.
+    pub source: BudgetSource,
+    /// What Bitbucket last advertised.
+    pub advertised: Advertised,
+}
+
+/// Where a budget in force comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetSource {
+    /// The admin's number, which is a ceiling.
+    Configured,
+    /// What Bitbucket advertises, less the margin.
+    Advertised,
+    /// The instance's default: nothing advertised yet, or more than the default's ceiling.
+    Default,
+}
+
+impl std::fmt::Display for BudgetNow {
+    /// Where the budget comes from, in words: "configured (a ceiling)", "advertised by
+    /// Bitbucket: 3000/h (api), less a tenth", "default, nothing advertised yet", with "; near
+    /// its limit" while Bitbucket says so.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Advertised {
+            per_hour,
+            resource,
+            near_limit,
+        } = &self.advertised;
+        let said = per_hour.map(|n| {
+            let resource = resource
+                .as_deref()
+                .map_or(String::new(), |r| format!(" ({r})"));
+            format!("{n}/h{resource}")
+        });
+        match (self.source, said) {
+            (BudgetSource::Configured, None) => write!(f, "configured (a ceiling)")?,
+            (BudgetSource::Configured, Some(said)) => {
+                write!(f, "configured (a ceiling); Bitbucket advertises {said}")?;
+            }
+            (BudgetSource::Advertised, said) => write!(
+                f,
+                "advertised by Bitbucket: {}, less a tenth",
+                said.unwrap_or_default()
+            )?,
+            (BudgetSource::Default, None) => write!(f, "default, nothing advertised yet")?,
+            (BudgetSource::Default, Some(said)) => {
+                write!(f, "default at its ceiling; Bitbucket advertises {said}")?;
+            }
+        }
+        if *near_limit {
+            write!(f, "; near its limit")?;
+        }
+        Ok(())
+    }
+}
+
 impl Account {
+    /// The account of credential `name`, whose budget starts at `budget` (a [`RateLimit`]
+    /// is a budget the admin wrote: a ceiling).
     pub fn new(
         name: String,
         http: reqwest::Client,
         auth: Auth,
-        budget: RateLimit,
+        budget: impl Into<BudgetSpec>,
         retry: RetryPolicy,
     ) -> Account {
+        let spec = budget.into();
         Account {
             name,
             http,
             auth,
-            budget: Budget::new(budget),
+            budget: Budget::new(spec.start),
+            spec,
+            advertised: Mutex::default(),
             retry,
             paused_until: Mutex::new(None),
             consecutive_429: AtomicU32::new(0),
@@ -168,9 +250,29 @@ impl Account {
         self.budget.in_window()
     }
 
-    /// The budget in force.
+    /// The budget in force, as it follows what Bitbucket advertises: cheap (one uncontended
+    /// lock), so a scheduler may ask before every plan.
     pub fn budget(&self) -> RateLimit {
         self.budget.limit()
+    }
+
+    /// The budget in force, where it comes from and what Bitbucket last advertised.
+    pub fn budget_now(&self) -> BudgetNow {
+        let limit = self.budget.limit();
+        let advertised = self.advertised.lock().expect("advertised lock").clone();
+        let capped = advertised
+            .per_hour
+            .is_none_or(|per_hour| allowed_in_window(per_hour, limit.per) >= self.spec.ceiling);
+        let source = match (capped, self.spec.origin) {
+            (true, BudgetOrigin::Configured) => BudgetSource::Configured,
+            (true, BudgetOrigin::Default) => BudgetSource::Default,
+            (false, _) => BudgetSource::Advertised,
+        };
+        BudgetNow {
+            limit,
+            source,
+            advertised,
+        }
     }
 
     /// Why the credential is broken, if its last answer was a 401/403.
@@ -277,39 +379,95 @@ impl Account {
         }
     }
 
-    /// Lowers the budget to 90% of `X-RateLimit-Limit` when the server says less.
+    /// Has the budget follow what the server advertises, less the margin, within the
+    /// configured ceiling, and records what it said.
     ///
-    /// The header counts requests per hour; the budget keeps its own window (its `per`, which
-    /// a simulated run compresses with the clock, invariant 15) and takes the same rate in it,
-    /// and its limiter keeps what it already admitted.
+    /// What this relies on (Atlassian's "API request limits" page and its blog post
+    /// introducing scaled rate limits): Bitbucket Cloud counts requests per credential in a
+    /// rolling hour; answers to access tokens (repository, project, workspace) on scaled
+    /// endpoints (`/2.0/repositories/*`, the `api` resource group) carry `X-RateLimit-Limit`,
+    /// the requests permitted per hour, `X-RateLimit-Resource`, the group, and
+    /// `X-RateLimit-NearLimit` (issue 12: `true` under a fifth of the hour left; no stored copy
+    /// of Atlassian's page gives the threshold); other credentials and endpoints get none, and
+    /// keep the base limit. Data Center sends, when its admin turned rate limiting on, a token
+    /// bucket: `X-RateLimit-Limit` is then its size (a burst, not an hourly rate), refilled by
+    /// `X-RateLimit-FillRate` every `X-RateLimit-Interval-Seconds`, which is what it sustains.
+    ///
+    /// The budget keeps its own window (its `per`, which a simulated run compresses with the
+    /// clock, invariant 15) and takes the same rate in it; its limiter keeps what it already
+    /// admitted, whichever way it moves.
     fn heed_advertised_limit(&self, headers: &reqwest::header::HeaderMap) {
-        let Some(advertised) = headers
-            .get("x-ratelimit-limit")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u32>().ok())
-        else {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        let per_hour = advertised_per_hour(text);
+        let near_limit = text("x-ratelimit-nearlimit").map(|v| v.eq_ignore_ascii_case("true"));
+        let resource = text("x-ratelimit-resource").map(cleaned);
+        let mut advertised = self.advertised.lock().expect("advertised lock");
+        if let Some(near) = near_limit.filter(|&near| near != advertised.near_limit) {
+            advertised.near_limit = near;
+            // Once per change: a budget that takes 90% of the hour leaves a tenth, below the
+            // fifth that sets this, so it is expected while the budget is fully used. Lasting
+            // while it is not, it says someone else spends the same credential's allowance.
+            if near {
+                tracing::info!(credential = %self.name, resource = ?resource, "Bitbucket says this credential is near its hourly limit (expected while its budget is used in full; else something else uses it too)");
+            } else {
+                tracing::debug!(credential = %self.name, "Bitbucket no longer says this credential is near its limit");
+            }
+        }
+        let Some(per_hour) = per_hour else {
             return;
         };
+        advertised.per_hour = Some(per_hour);
+        advertised.resource = resource;
         let per = self.budget.limit().per;
-        let Some(requests) = advertised_in_window(advertised, per) else {
-            return;
-        };
-        if let Some(lowered) = self.budget.lower(requests) {
-            tracing::info!(credential = %self.name, advertised, ?lowered, "Bitbucket advertises a lower limit; lowering the budget");
+        let requests = allowed_in_window(per_hour, per).min(self.spec.ceiling);
+        if let Some(budget) = self.budget.follow(requests) {
+            tracing::info!(
+                credential = %self.name, advertised_per_hour = per_hour,
+                resource = advertised.resource.as_deref().unwrap_or("-"),
+                ?budget, ceiling = self.spec.ceiling,
+                "Bitbucket advertises a limit; the budget follows it, less a tenth"
+            );
         }
     }
 }
 
-/// 90% of `advertised` requests per hour, as requests per window of `per` (rounded down, at
-/// least one); `None` when the server advertises nothing usable (zero).
-fn advertised_in_window(advertised: u32, per: Duration) -> Option<u32> {
-    let hour = Duration::from_secs(3600).as_nanos();
-    let allowed = u128::from(advertised) * 9 / 10;
-    if allowed == 0 {
-        return None;
-    }
-    let in_window = allowed * per.as_nanos() / hour;
-    Some(u32::try_from(in_window).unwrap_or(u32::MAX).max(1))
+/// Requests per hour the server advertises, from the headers' trimmed values: Data Center's
+/// token bucket's sustained rate when it describes one, else Cloud's `X-RateLimit-Limit`.
+/// `None` for anything unusable: missing, not a whole number (negative included), zero.
+/// Values are read as `u64` and multiplied in `u128`, so no header can overflow; the
+/// budget's ceiling then bounds whatever is left.
+fn advertised_per_hour<'a>(text: impl Fn(&str) -> Option<&'a str>) -> Option<u64> {
+    let number = |name: &str| text(name)?.parse::<u64>().ok().filter(|&n| n > 0);
+    // A bucket's size is no hourly rate: where a fill rate is sent, only it is read.
+    let per_hour = if text("x-ratelimit-fillrate").is_some() {
+        let fill = number("x-ratelimit-fillrate")?;
+        let interval = number("x-ratelimit-interval-seconds")?;
+        u128::from(fill) * u128::from(HOUR.as_secs()) / u128::from(interval)
+    } else {
+        u128::from(number("x-ratelimit-limit")?)
+    };
+    (per_hour > 0).then(|| u64::try_from(per_hour).unwrap_or(u64::MAX))
+}
+
+/// A header's text fit for a log line and `status`: at most 40 characters, graphic ASCII.
+fn cleaned(value: &str) -> String {
+    value
+        .chars()
+        .filter(char::is_ascii_graphic)
+        .take(40)
+        .collect()
+}
+
+/// `per_hour` requests per hour less the margin, as requests per window of `per` (rounded
+/// down, at least one, saturating).
+fn allowed_in_window(per_hour: u64, per: Duration) -> u32 {
+    let in_window = less_margin(u128::from(per_hour)) * per.as_nanos() / HOUR.as_nanos();
+    u32::try_from(in_window).unwrap_or(u32::MAX).max(1)
 }
 
 /// A build status as either API posts it, before it becomes a domain [`crate::domain::BuildStatus`]: the one
@@ -397,19 +555,54 @@ mod tests {
     #[test]
     fn an_advertised_limit_is_taken_in_the_budgets_window() {
         let secs = Duration::from_secs;
-        assert_eq!(advertised_in_window(1000, secs(3600)), Some(900));
-        assert_eq!(advertised_in_window(1000, secs(60)), Some(15));
-        assert_eq!(advertised_in_window(120_000, secs(30)), Some(900));
-        assert_eq!(advertised_in_window(1000, secs(1)), Some(1), "at least one");
+        assert_eq!(allowed_in_window(1000, secs(3600)), 900);
+        assert_eq!(allowed_in_window(3000, secs(3600)), 2700);
+        assert_eq!(allowed_in_window(1000, secs(60)), 15);
+        assert_eq!(allowed_in_window(120_000, secs(30)), 900);
+        assert_eq!(allowed_in_window(1000, secs(1)), 1, "at least one");
+        assert_eq!(allowed_in_window(1, secs(3600)), 1, "at least one");
+        assert_eq!(allowed_in_window(u64::MAX, secs(3600 * 24)), u32::MAX);
+    }
+
+    /// What the headers advertise: Cloud's hourly limit, Data Center's token bucket as the
+    /// rate it sustains, and nothing for what is absurd, never a panic.
+    #[test]
+    fn headers_advertise_an_hourly_rate_or_nothing() {
+        let read = |pairs: &[(&str, &str)]| {
+            let pairs = pairs.to_vec();
+            advertised_per_hour(move |name| pairs.iter().find(|(n, _)| *n == name).map(|&(_, v)| v))
+        };
+        assert_eq!(read(&[("x-ratelimit-limit", "3000")]), Some(3000));
         assert_eq!(
-            advertised_in_window(1, secs(3600)),
-            None,
-            "90% of 1 is none"
+            read(&[("x-ratelimit-limit", "99999999999")]),
+            Some(99_999_999_999),
+            "the ceiling bounds it"
         );
-        assert_eq!(advertised_in_window(0, secs(3600)), None);
+        for absurd in ["-5", "abc", "0", "", "1e4", "12.5", "18446744073709551616"] {
+            assert_eq!(read(&[("x-ratelimit-limit", absurd)]), None, "{absurd:?}");
+        }
+        assert_eq!(read(&[]), None);
+        // Data Center: a bucket of 60, 5 more every second: 18,000 an hour, not 60.
+        let dc = [
+            ("x-ratelimit-limit", "60"),
+            ("x-ratelimit-fillrate", "5"),
+            ("x-ratelimit-interval-seconds", "1"),
+        ];
+        assert_eq!(read(&dc), Some(18_000));
+        let huge = [
+            ("x-ratelimit-fillrate", "18446744073709551615"),
+            ("x-ratelimit-interval-seconds", "1"),
+        ];
+        assert_eq!(read(&huge), Some(u64::MAX), "saturates");
+        let no_interval = [
+            ("x-ratelimit-limit", "60"),
+            ("x-ratelimit-fillrate", "5"),
+            ("x-ratelimit-interval-seconds", "0"),
+        ];
         assert_eq!(
-            advertised_in_window(u32::MAX, secs(3600 * 24)),
-            Some(u32::MAX)
+            read(&no_interval),
+            None,
+            "a bucket's size is not read as a rate"
         );
     }
 }

@@ -262,19 +262,19 @@ async fn try_credentials(
     credentials: &Credentials,
     online: bool,
 ) -> anyhow::Result<usize> {
-    let bitbucket = daemon::Bitbucket::new(config, credentials, Default::default())?;
+    let bitbucket = daemon::Bitbucket::new(config, credentials, &daemon::Tuning::default())?;
     let zoom = daemon::Zoom::new(config, credentials, bbzoom::delivery::WEBHOOK_PACE)?;
     let mut broken = 0;
     for (name, account) in &bitbucket.accounts {
-        let budget = account.budget();
+        let budget = account.budget_now();
         let used = bitbucket
             .watches
             .iter()
             .filter(|(w, _)| &w.credential == name)
             .count();
         let mut line = format!(
-            "credential {name:?}: polls {used} repository source(s), budget {} per {:?}",
-            budget.requests, budget.per
+            "credential {name:?}: polls {used} repository source(s), budget {} per {:?} ({budget})",
+            budget.limit.requests, budget.limit.per
         );
         if online {
             let (watch, source) = bitbucket

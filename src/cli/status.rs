@@ -133,6 +133,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
             "CREDENTIAL".to_owned(),
             "REQUESTS IN WINDOW".into(),
             "BUDGET".into(),
+            "FROM".into(),
             "PAUSED".into(),
             "PROBLEM".into(),
         ]];
@@ -141,6 +142,11 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
                 c.name.clone(),
                 c.requests_in_window.to_string(),
                 c.budget.clone(),
+                if c.budget_source.is_empty() {
+                    "-".into()
+                } else {
+                    c.budget_source.clone()
+                },
                 c.paused_for_secs
                     .map_or("-".into(), |s| format!("{s}s more")),
                 c.broken.clone().unwrap_or_else(|| "-".into()),

@@ -2,7 +2,8 @@
 //! keys choose from (Zoom plans, channel styles, webhook formats). The validation reads these;
 //! `config.example.toml` and README show the same values.
 
-use super::{RateLimit, Style, WebhookFormat};
+use super::{BudgetOrigin, BudgetSpec, RateLimit, Style, WebhookFormat};
+use crate::domain::{HOUR, less_margin};
 use std::time::Duration;
 
 pub(super) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -16,17 +17,35 @@ pub(super) const DEFAULT_SCAN: &str = "30s";
 pub(super) const DEFAULT_BITBUCKET_API: &str = "https://api.bitbucket.org/2.0";
 pub(super) const DEFAULT_BITBUCKET_WEB: &str = "https://bitbucket.org";
 pub(super) const DEFAULT_BITBUCKET_OAUTH: &str = "https://bitbucket.org/site/oauth2/access_token";
-/// Under Bitbucket Cloud's 1,000 per hour per user, leaving room for people using the same
-/// account.
-pub(super) const DEFAULT_CLOUD_LIMIT: RateLimit = RateLimit {
-    requests: 900,
-    per: Duration::from_secs(3600),
+/// Bitbucket Cloud's default budget: it follows `X-RateLimit-Limit`, which Bitbucket sends
+/// access tokens (repository, project, workspace) on `/2.0/repositories/*`, less the margin.
+/// It starts at the base limit of repository data, 1,000 requests per rolling hour per
+/// credential, less the margin (900), since OAuth consumers and API tokens never get the
+/// header and keep that limit. It rises to at most Bitbucket's documented maximum scaled limit,
+/// 10,000 per hour, less the margin (9,000), whatever a header says: the clamp of a value
+/// that is absurd or wrong. Source: support.atlassian.com/bitbucket-cloud/docs/api-request-limits/
+/// and Atlassian's "Introducing Scaled Rate Limits for Bitbucket Cloud API" (1,000 plus 10 per
+/// paid seat above 100, capped at 10,000).
+pub(super) const DEFAULT_CLOUD_BUDGET: BudgetSpec = BudgetSpec {
+    start: RateLimit {
+        requests: less_margin(1000) as u32,
+        per: HOUR,
+    },
+    ceiling: less_margin(10_000) as u32,
+    origin: BudgetOrigin::Default,
 };
 /// One per second on average: far below what Data Center's rate limiting allows with its default
 /// settings (bursts of 60, then 5 per second per user), and a load its admins do not notice.
-pub(super) const DEFAULT_DATACENTER_LIMIT: RateLimit = RateLimit {
-    requests: 3600,
-    per: Duration::from_secs(3600),
+/// Its own ceiling: Data Center advertises its token bucket (`X-RateLimit-FillRate` per
+/// `X-RateLimit-Interval-Seconds`) only when its admin turned rate limiting on, and a rate
+/// below this one lowers the budget, but no header raises it.
+pub(super) const DEFAULT_DATACENTER_BUDGET: BudgetSpec = BudgetSpec {
+    start: RateLimit {
+        requests: 3600,
+        per: HOUR,
+    },
+    ceiling: 3600,
+    origin: BudgetOrigin::Default,
 };
 /// Shown where a Data Center URL is expected.
 pub(super) const EXAMPLE_DATACENTER_URL: &str = "https://git.example.com";

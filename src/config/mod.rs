@@ -14,7 +14,7 @@ mod validate;
 
 pub use error::ConfigError;
 
-pub use crate::domain::{RateLimit, SourceKind};
+pub use crate::domain::{BudgetOrigin, BudgetSpec, RateLimit, SourceKind};
 
 use crate::domain::{BuildRef, EventKind, RepoId};
 use crate::glob::RefGlob;
@@ -88,11 +88,14 @@ pub struct BitbucketConfig {
     pub oauth_url: Url,
     /// Credential for Cloud subscriptions that do not name their own.
     pub credential: Option<String>,
-    /// Default budget of each Cloud credential (900 per hour, under Bitbucket's 1,000).
-    pub(crate) rate_limit: RateLimit,
+    /// Budget of each Cloud credential without one of its own: `rate_limit` as written (a
+    /// ceiling), else the default that follows `X-RateLimit-Limit` (900 per hour until
+    /// Bitbucket says more).
+    pub(crate) rate_limit: BudgetSpec,
     /// `[bitbucket.datacenter.NAME]`: Data Center / Server instances, by name.
     pub datacenter: BTreeMap<String, DataCenterConfig>,
-    /// `[bitbucket.budgets]`: a budget for a named credential, overriding its instance's default.
+    /// `[bitbucket.budgets]`: a budget for a named credential, overriding its instance's; a
+    /// ceiling, as every written budget.
     pub budgets: BTreeMap<String, RateLimit>,
 }
 
@@ -104,8 +107,9 @@ pub struct DataCenterConfig {
     pub url: Url,
     /// Credential (an HTTP access token) for its subscriptions that do not name their own.
     pub credential: String,
-    /// Default budget of its credentials (3,600 per hour).
-    pub(crate) rate_limit: RateLimit,
+    /// Budget of its credentials without one of their own: `rate_limit` as written, else
+    /// 3,600 per hour; a ceiling either way.
+    pub(crate) rate_limit: BudgetSpec,
 }
 
 /// `[zoom]`: where cards go (chatbot channels and Incoming Webhooks) and how they get there.
@@ -410,11 +414,12 @@ impl Config {
         overlaps
     }
 
-    /// The request budget of `credential`: its `[bitbucket.budgets]` entry, else the default of
-    /// the instance its subscriptions are on.
-    pub fn budget_for(&self, credential: &str) -> RateLimit {
+    /// The request budget of `credential`: its `[bitbucket.budgets]` entry, else the budget of
+    /// the instance its subscriptions are on (its `rate_limit`, else its default). A written
+    /// one is a ceiling; Cloud's default follows what Bitbucket advertises.
+    pub fn budget_for(&self, credential: &str) -> BudgetSpec {
         if let Some(budget) = self.bitbucket.budgets.get(credential) {
-            return *budget;
+            return BudgetSpec::from(*budget);
         }
         let instance = self
             .subscriptions

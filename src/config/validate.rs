@@ -7,9 +7,9 @@ use super::diagnose::{closest, empty_message, guess, is_bare, segment, shape_err
 use super::error::line_column;
 use super::shapes::*;
 use super::{
-    BitbucketConfig, Channel, ChatbotConfig, Config, ConfigError, DaemonConfig, DataCenterConfig,
-    DeliveryConfig, Destination, PollingConfig, RateLimit, RefFilter, SourceKind, Style,
-    Subscription, Watch, WebhookFormat, ZoomConfig,
+    BitbucketConfig, BudgetSpec, Channel, ChatbotConfig, Config, ConfigError, DaemonConfig,
+    DataCenterConfig, DeliveryConfig, Destination, PollingConfig, RateLimit, RefFilter, SourceKind,
+    Style, Subscription, Watch, WebhookFormat, ZoomConfig,
 };
 use crate::domain::{CLOUD, EventKind};
 use crate::glob::RefGlob;
@@ -263,10 +263,10 @@ impl Checker<'_> {
                 name: name.clone(),
                 url,
                 credential: self.name(raw.credential, &format!("{key}.credential"))?,
-                rate_limit: self.rate_limit_or(
+                rate_limit: self.budget_or(
                     raw.rate_limit,
                     &format!("{key}.rate_limit"),
-                    DEFAULT_DATACENTER_LIMIT,
+                    DEFAULT_DATACENTER_BUDGET,
                 )?,
             };
             datacenter.insert(name, instance);
@@ -283,10 +283,10 @@ impl Checker<'_> {
                 .credential
                 .map(|c| self.name(c, "bitbucket.credential"))
                 .transpose()?,
-            rate_limit: self.rate_limit_or(
+            rate_limit: self.budget_or(
                 raw.rate_limit,
                 "bitbucket.rate_limit",
-                DEFAULT_CLOUD_LIMIT,
+                DEFAULT_CLOUD_BUDGET,
             )?,
             datacenter,
             budgets: BTreeMap::new(),
@@ -1120,6 +1120,16 @@ impl Checker<'_> {
         default: RateLimit,
     ) -> Result<RateLimit, ConfigError> {
         raw.map_or(Ok(default), |raw| self.rate_limit(raw, key))
+    }
+
+    /// A Bitbucket instance's `rate_limit`: as written, a ceiling; else `default`.
+    fn budget_or(
+        &self,
+        raw: Option<RawRateLimit>,
+        key: &str,
+        default: BudgetSpec,
+    ) -> Result<BudgetSpec, ConfigError> {
+        raw.map_or(Ok(default), |raw| Ok(self.rate_limit(raw, key)?.into()))
     }
 
     fn rate_limit(&self, raw: RawRateLimit, key: &str) -> Result<RateLimit, ConfigError> {

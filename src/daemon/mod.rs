@@ -15,7 +15,7 @@ pub use supervisor::{Control, run, run_with_control};
 use crate::clock::{Calendar, Clock, SystemCalendar, SystemClock};
 
 use crate::bitbucket::{Account, Auth, CloudClient, DataCenterClient, OAuthConsumer, RetryPolicy};
-use crate::config::{ChatbotConfig, Config, Destination, RateLimit, SourceKind, Watch};
+use crate::config::{BudgetSpec, ChatbotConfig, Config, Destination, RateLimit, SourceKind, Watch};
 use crate::credentials::{Credential, Credentials, Role};
 use crate::delivery::{Route, Sender};
 use crate::domain::CLOUD;
@@ -53,6 +53,9 @@ pub struct Tuning {
     pub(crate) sweep_history: Duration,
     /// How long a finished build is remembered (to notice a rerun of a recent one).
     pub(crate) build_retention: Duration,
+    /// An hour of Bitbucket's on the daemon's clock: the window of the default budgets, which
+    /// are stated per hour (a budget the admin wrote keeps its own window).
+    pub(crate) hour: Duration,
 }
 
 impl Tuning {
@@ -88,6 +91,7 @@ impl Tuning {
             status_every: self.status_every.div_f64(speed),
             sweep_history: self.sweep_history.div_f64(speed),
             build_retention: self.build_retention.div_f64(speed),
+            hour: self.hour.div_f64(speed),
         }
     }
 }
@@ -108,6 +112,7 @@ impl Default for Tuning {
             status_every: Duration::from_secs(30),
             sweep_history: Duration::from_secs(7 * 24 * 3600),
             build_retention: Duration::from_secs(30 * 24 * 3600),
+            hour: crate::domain::HOUR,
         }
     }
 }
@@ -148,7 +153,7 @@ pub struct Bitbucket {
 #[derive(Clone, PartialEq)]
 struct AccountSpec {
     credential: Credential,
-    budget: RateLimit,
+    budget: BudgetSpec,
     on_cloud: bool,
     oauth_url: url::Url,
     request_timeout: Duration,
@@ -156,12 +161,14 @@ struct AccountSpec {
 }
 
 impl Bitbucket {
+    /// The accounts and sources of `config`, timed by `tuning` (its retries, and the hour
+    /// a default budget is kept in).
     pub fn new(
         config: &Config,
         credentials: &Credentials,
-        retry: RetryPolicy,
+        tuning: &Tuning,
     ) -> Result<Bitbucket, DaemonError> {
-        Bitbucket::reusing(config, credentials, retry, None)
+        Bitbucket::reusing(config, credentials, tuning, None)
     }
 
     /// As [`Bitbucket::new`], keeping `previous`' account of every credential whose spec is
@@ -169,9 +176,10 @@ impl Bitbucket {
     fn reusing(
         config: &Config,
         credentials: &Credentials,
-        retry: RetryPolicy,
+        tuning: &Tuning,
         previous: Option<&Bitbucket>,
     ) -> Result<Bitbucket, DaemonError> {
+        let retry = tuning.bitbucket_retry;
         let http = http::client(config.daemon.request_timeout);
         let mut accounts: BTreeMap<String, Arc<Account>> = BTreeMap::new();
         let mut specs = BTreeMap::new();
@@ -186,7 +194,7 @@ impl Bitbucket {
                     let auth = auth(config, credentials, name, on_cloud, &used_by, &http)?;
                     let spec = AccountSpec {
                         credential: credentials.get(name).expect("auth checked it").clone(),
-                        budget: config.budget_for(name),
+                        budget: config.budget_for(name).in_hour(tuning.hour),
                         on_cloud,
                         oauth_url: config.bitbucket.oauth_url.clone(),
                         request_timeout: config.daemon.request_timeout,
@@ -247,7 +255,7 @@ pub fn one_off_source(
         watches: vec![watch.clone()],
         ..config.clone()
     };
-    let mut bitbucket = Bitbucket::new(&alone, credentials, RetryPolicy::default())?;
+    let mut bitbucket = Bitbucket::new(&alone, credentials, &Tuning::default())?;
     Ok(bitbucket.watches.remove(0).1)
 }
 

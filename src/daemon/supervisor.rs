@@ -78,7 +78,7 @@ pub async fn run_with_control(
     mut control: Control,
     mut shutdown: Shutdown,
 ) -> Result<(), DaemonError> {
-    let bitbucket = Bitbucket::new(config, credentials, tuning.bitbucket_retry)?;
+    let bitbucket = Bitbucket::new(config, credentials, &tuning)?;
     let zoom = Zoom::new(config, credentials, tuning.webhook_pace)?;
     let started_ms = tuning.clock.now_ms();
     let mut supervisor = Supervisor {
@@ -280,9 +280,9 @@ impl Supervisor {
             &config.daemon.identity_file,
         )
         .map_err(|e| e.to_string())?;
-        let retry = self.tuning.bitbucket_retry;
-        let bitbucket = Bitbucket::reusing(&config, &credentials, retry, Some(&self.bitbucket))
-            .map_err(|e| e.to_string())?;
+        let bitbucket =
+            Bitbucket::reusing(&config, &credentials, &self.tuning, Some(&self.bitbucket))
+                .map_err(|e| e.to_string())?;
         let zoom = Zoom::reusing(
             &config,
             &credentials,
@@ -515,11 +515,16 @@ impl Supervisor {
             .accounts
             .iter()
             .map(|(name, account)| {
-                let budget = account.budget();
+                let budget = account.budget_now();
                 CredentialStatus {
                     name: name.clone(),
                     requests_in_window: account.requests_in_window(),
-                    budget: format!("{} per {}s", budget.requests, budget.per.as_secs()),
+                    budget: format!(
+                        "{} per {}s",
+                        budget.limit.requests,
+                        budget.limit.per.as_secs()
+                    ),
+                    budget_source: budget.to_string(),
                     paused_for_secs: account
                         .paused_until()
                         .map(|until| until.duration_since(tokio::time::Instant::now()).as_secs()),

@@ -45,6 +45,15 @@ pub enum Source {
 }
 
 impl Source {
+    /// The account of the credential this source reads with: its budget in force is
+    /// `source.account().budget()`, which follows what Bitbucket advertises.
+    pub fn account(&self) -> &Arc<crate::bitbucket::Account> {
+        match self {
+            Source::Pipelines(client) | Source::CloudStatuses(client) => &client.account,
+            Source::DataCenterStatuses(client) => &client.account,
+        }
+    }
+
     /// One cheap request for `repo`, to check that the credential works (`bbzoom check --online`).
     pub async fn probe(&self, repo: &RepoId) -> Result<(), BitbucketError> {
         match self {

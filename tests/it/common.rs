@@ -64,19 +64,20 @@ impl Harness {
         Harness::start_with(scenario, options, polling, budget, subscriptions).await
     }
 
-    /// As [`Harness::start`], with every simulator option and the budget chosen by the test.
+    /// As [`Harness::start`], with every simulator option and the budget chosen by the test
+    /// (`None`: none written, each instance's default).
     pub async fn start_with(
         scenario: Scenario,
         options: SimOptions,
         polling: SimPolling,
-        budget: u32,
+        budget: impl Into<Option<u32>>,
         subscriptions: &str,
     ) -> Harness {
         let sim = Simulator::start(scenario, options).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let env = Environment {
             polling,
-            budget,
+            budget: budget.into(),
             subscriptions: subscriptions.to_owned(),
         };
         let path = write_environment(dir.path(), &sim, &env).unwrap();

@@ -6,8 +6,8 @@
 
 use crate::common::replaced;
 use bbzoom::config::{
-    Channel, ChatbotConfig, Config, DeliveryConfig, Destination, PollingConfig, RateLimit,
-    RefFilter, SourceKind, Style, WebhookFormat,
+    BudgetOrigin, BudgetSpec, Channel, ChatbotConfig, Config, DeliveryConfig, Destination,
+    PollingConfig, RateLimit, RefFilter, SourceKind, Style, WebhookFormat,
 };
 use bbzoom::domain::{BuildRef, CLOUD, EventKind, RepoId};
 use std::collections::BTreeSet;
@@ -439,19 +439,50 @@ fn budget_for_prefers_the_override_then_the_instance_default() {
     );
     let config = parse(&text);
     let hour = Duration::from_secs(3600);
-    let budget = |credential| {
-        let limit = config.budget_for(credential);
-        (limit.requests, limit.per)
+    let limit = |requests| RateLimit {
+        requests,
+        per: hour,
     };
-    assert_eq!(budget("acme-mobile"), (100, hour));
-    assert_eq!(budget("corp-token"), (3600, hour));
-    assert_eq!(budget("acme-ci"), (900, hour));
+    let budget = |start, ceiling, origin| BudgetSpec {
+        start: limit(start),
+        ceiling,
+        origin,
+    };
+    // Written: a ceiling.
     assert_eq!(
-        config.bitbucket.budgets["acme-mobile"],
-        RateLimit {
-            requests: 100,
-            per: hour
-        }
+        config.budget_for("acme-mobile"),
+        budget(100, 100, BudgetOrigin::Configured)
+    );
+    assert_eq!(config.bitbucket.budgets["acme-mobile"], limit(100));
+    // Data Center's default is a ceiling too; Cloud's follows Bitbucket's header from the
+    // base 1,000 an hour, less a tenth, up to the documented 10,000, less a tenth.
+    assert_eq!(
+        config.budget_for("corp-token"),
+        budget(3600, 3600, BudgetOrigin::Default)
+    );
+    assert_eq!(
+        config.budget_for("acme-ci"),
+        budget(900, 9000, BudgetOrigin::Default)
+    );
+    // A compressed run keeps a default in its shorter hour, and a written budget as written.
+    let minute = Duration::from_secs(60);
+    let compressed = config.budget_for("acme-ci").in_hour(minute);
+    assert_eq!(
+        (compressed.start.requests, compressed.start.per),
+        (900, minute)
+    );
+    assert_eq!(
+        config.budget_for("acme-mobile").in_hour(minute),
+        config.budget_for("acme-mobile")
+    );
+    // An instance's own rate_limit is written too: a ceiling.
+    let written = parse(&edit(
+        "credential = \"acme-ci\"\n",
+        "credential = \"acme-ci\"\nrate_limit = { requests = 500, per = \"1h\" }\n",
+    ));
+    assert_eq!(
+        written.budget_for("acme-ci"),
+        budget(500, 500, BudgetOrigin::Configured)
     );
 }
 
@@ -589,8 +620,8 @@ fn example_file_validates() {
         "the example shows the defaults"
     );
     assert_eq!(config.bitbucket.credential.as_deref(), Some("acme-ci"));
-    assert_eq!(config.budget_for("acme-ci").requests, 900);
-    assert_eq!(config.budget_for("corp-token").requests, 3600);
+    assert_eq!(config.budget_for("acme-ci").start.requests, 900);
+    assert_eq!(config.budget_for("corp-token").start.requests, 3600);
     assert_eq!(chatbot(&config).rate_limit.requests, 20);
     let channels: Vec<&str> = config.zoom.channels.keys().map(String::as_str).collect();
     assert_eq!(channels, ["ci", "releases"]);

@@ -132,6 +132,14 @@ async fn status_answers_while_running_and_says_plainly_when_not() {
             .all(|c| c["requests_in_window"].as_u64().unwrap() > 0),
         "{report}"
     );
+    // A written budget is a ceiling: status says so, and what Bitbucket advertises above it.
+    assert!(
+        credentials.iter().all(|c| c["budget_source"]
+            .as_str()
+            .unwrap()
+            .starts_with("configured (a ceiling); Bitbucket advertises")),
+        "{report}"
+    );
     // Let the scenario's builds move so the store has states to show.
     harness.sleep_until(400.0).await;
     let running = harness.bbzoom(&["status"], None).await;
@@ -145,6 +153,7 @@ async fn status_answers_while_running_and_says_plainly_when_not() {
         "new builds found: ",
         "LAST POLL",
         "REQUESTS IN WINDOW",
+        "configured (a ceiling); Bitbucket advertises",
         "CARDS WAITING",
         "dead letters: 0",
     ] {
