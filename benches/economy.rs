@@ -57,8 +57,8 @@ use bbzoom::domain::{BuildState, Outcome, RepoId};
 use bbzoom::metrics::Metrics;
 use bbzoom::store::Store;
 use bbzoom_sim::{
-    Scenario, SimCredential, SimCredentialKind, SimOptions, SimRepo, SimState, SimTrigger,
-    Simulator, TraceMix,
+    Scenario, SimBuild, SimCredential, SimCredentialKind, SimOptions, SimRepo, SimState,
+    SimTrigger, Simulator, TraceMix,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -357,7 +357,7 @@ fn setting<T: FromStr>(name: &str, default: T) -> anyhow::Result<T> {
 
 /// The trace's shape.
 fn trace(scenario: &Scenario) -> Trace {
-    let builds = scenario.repos.iter().flat_map(|repo| &repo.builds);
+    let builds = played(scenario);
     let mut by_trigger = BTreeMap::new();
     for build in builds.clone() {
         *by_trigger.entry(trigger_name(build.trigger)).or_default() += 1;
@@ -371,12 +371,18 @@ fn trace(scenario: &Scenario) -> Trace {
     }
 }
 
-/// The ideal notifier's row: one request per state change, on time.
-fn ideal(scenario: &Scenario, trace: &Trace, credentials: usize) -> Row {
-    let changes: Vec<(f64, SimTrigger)> = scenario
+/// The trace's builds, history from before it aside.
+fn played(scenario: &Scenario) -> impl Iterator<Item = &SimBuild> + Clone {
+    scenario
         .repos
         .iter()
         .flat_map(|repo| &repo.builds)
+        .filter(|build| !build.is_history())
+}
+
+/// The ideal notifier's row: one request per state change, on time.
+fn ideal(scenario: &Scenario, trace: &Trace, credentials: usize) -> Row {
+    let changes: Vec<(f64, SimTrigger)> = played(scenario)
         .flat_map(|build| {
             build
                 .changes()
@@ -596,7 +602,11 @@ impl<'a> NaiveDetector<'a> {
             let (Some(number), Some(state)) = (status.number, sim_state(&status.state)) else {
                 continue;
             };
-            let Some(build) = self.repos[repo].builds.iter().find(|b| b.number == number) else {
+            let Some(build) = self.repos[repo]
+                .builds
+                .iter()
+                .find(|b| b.number == number && !b.is_history())
+            else {
                 continue;
             };
             let before = self.last_seen.insert((repo, number), state);
@@ -626,7 +636,8 @@ impl<'a> NaiveDetector<'a> {
             .enumerate()
             .flat_map(|(index, repo)| repo.builds.iter().map(move |build| (index, build)))
             .filter(|(index, build)| {
-                build.finished_at().is_some()
+                !build.is_history()
+                    && build.finished_at().is_some()
                     && !self
                         .last_seen
                         .get(&(*index, build.number))

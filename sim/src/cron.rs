@@ -27,7 +27,8 @@ pub(super) fn calendar_at(t: f64) -> OffsetDateTime {
         .unwrap_or(SCENARIO_ZERO)
 }
 
-/// [`calendar_at`] in Unix milliseconds: what a daemon's cron evaluator is compared with.
+/// The calendar instant scenario second `t` stands for (Monday 2026-01-05 09:00 UTC plus `t`
+/// seconds), in Unix milliseconds: what a daemon's cron evaluator is compared with.
 pub fn calendar_ms(t: f64) -> i64 {
     (calendar_at(t).unix_timestamp_nanos() / 1_000_000) as i64
 }

@@ -207,6 +207,11 @@ pub(super) struct SimRun {
 }
 
 impl SimBuild {
+    /// Made before the scenario: history, which a watcher's first look records without telling.
+    pub fn is_history(&self) -> bool {
+        self.created_at < 0.0
+    }
+
     /// A pipeline on `branch`, created at `created_at` with these later states; commit, message
     /// and author are made up from the number and branch (see the `with_` setters).
     pub fn pipeline(

@@ -66,6 +66,10 @@ const PIPELINE_SPREAD: f64 = 0.3;
 const RUN_SPREAD: f64 = 0.12;
 /// The shortest and longest a run takes, in seconds.
 const DURATIONS: (f64, f64) = (45.0, 3600.0);
+/// How many of each schedule's runs before the scenario its repository's history holds.
+const SCHEDULED_HISTORY: usize = 2;
+/// How far back before the scenario that history reaches: a weekly schedule's last two runs.
+const SCHEDULED_HISTORY_REACH: f64 = 15.0 * 86_400.0;
 /// How many schedules per repository the generator tries before it gives up reaching the
 /// scheduled share (in a trace too short for any schedule to fire).
 const SCHEDULE_TRIES_PER_REPO: usize = 8;
@@ -94,7 +98,8 @@ impl Scenario {
     /// - `mix` says what starts the pipelines. Pushes are drawn as in `random` (5% release tags,
     ///   half of the branch pushes to `main`). Scheduled runs come from the repositories'
     ///   schedules, made before the scenario on `main` (nightly, every four hours, hourly
-    ///   through the working day, weekly), on `main`'s tip. Runs by hand rerun the last run
+    ///   through the working day, weekly), on `main`'s tip; each schedule's last two runs
+    ///   before second 0 are in the repository's history. Runs by hand rerun the last run
     ///   that did not succeed, run a custom pipeline (`deploy-staging`, `nightly-e2e`,
     ///   `db-migrate`) on `main`'s tip, or "Run pipeline" on a branch's tip. Only pushes move a
     ///   repository's `updated_on`.
@@ -224,6 +229,13 @@ fn realistic_repo(rng: &mut StdRng, index: usize, activity: Activity, horizon: f
             .run_times(FIRST_RANDOM_BUILD, horizon)
             .unwrap_or_default();
         starts.extend(runs.into_iter().map(|t| (t, Start::Schedule)));
+        // Its last runs before the scenario are in the repository's history, as they would
+        // be on Bitbucket: what shows a poller, at its first look, that it has schedules.
+        let past = schedule
+            .run_times(-SCHEDULED_HISTORY_REACH, 0.0)
+            .unwrap_or_default();
+        let skip = past.len().saturating_sub(SCHEDULED_HISTORY);
+        starts.extend(past.into_iter().skip(skip).map(|t| (t, Start::Schedule)));
     }
     starts.sort_by(|a, b| a.0.total_cmp(&b.0));
 
@@ -406,7 +418,7 @@ mod tests {
             .repos
             .iter()
             .flat_map(|r| r.builds.iter().map(move |b| (r, b)))
-            .filter(|(r, b)| r.runs_pipeline(b))
+            .filter(|(r, b)| r.runs_pipeline(b) && !b.is_history())
             .collect()
     }
 
@@ -483,6 +495,20 @@ mod tests {
             Scenario::realistic(11, 50, 24.0, nonsense),
             Scenario::realistic(11, 50, 24.0, TraceMix::default())
         );
+    }
+
+    #[test]
+    fn each_schedule_shows_its_last_two_runs_in_history() {
+        let scenario = Scenario::realistic(11, 300, 3.0, TraceMix::default());
+        let mut scheduled = 0;
+        for repo in &scenario.repos {
+            let history: Vec<&SimBuild> = repo.builds.iter().filter(|b| b.is_history()).collect();
+            assert_eq!(history.len(), 2 * repo.schedules.len(), "{}", repo.slug);
+            assert!(history.iter().all(|b| b.trigger == SimTrigger::Schedule
+                && b.finished_at().is_some_and(|end| end < 0.0)));
+            scheduled += repo.schedules.len();
+        }
+        assert!(scheduled > 0);
     }
 
     #[test]
