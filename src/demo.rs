@@ -568,8 +568,8 @@ pub fn summarize(sim: &Simulator, config: &Config, metrics: &Metrics) -> Summary
     }
 }
 
-/// The scenario is over, every watched repository source has nothing running or settling,
-/// and the outbox is empty.
+/// The scenario is over, every watched repository source has nothing running and has read
+/// every commit it follows since the last change, and the outbox is empty.
 ///
 /// The outbox is read last, and the order matters: a poll commits its cursor and its rows in
 /// one transaction, so once the cursors read as done every row they imply is already in the
@@ -578,6 +578,8 @@ pub fn caught_up(sim: &Simulator, config: &Config, store: &Store) -> anyhow::Res
     if sim.now() < sim.scenario().end() {
         return Ok(false);
     }
+    // The wire time of the scenario's last change (see `Simulator::epoch_ms`).
+    let end_ms = sim.epoch_ms() + (sim.scenario().end() * 1000.0 / sim.options().speed) as i64;
     for watch in &config.watches {
         let Some(repo) = scenario_repo(sim, &watch.repo.owner, &watch.repo.slug) else {
             continue;
@@ -590,10 +592,12 @@ pub fn caught_up(sim: &Simulator, config: &Config, store: &Store) -> anyhow::Res
             .map(|b| b.number)
             .max()
             .unwrap_or(0);
+        // A commit still followed (settling, or looked at now and then for a late status) has
+        // shown all it will once read after the scenario's last change.
         match store.cursor(&watch.repo, watch.source)? {
             Some(cursor)
                 if cursor.active.is_empty()
-                    && cursor.followed.is_empty()
+                    && cursor.followed.iter().all(|f| f.read_ms >= end_ms)
                     && cursor.high_water >= builds => {}
             _ => return Ok(false),
         }

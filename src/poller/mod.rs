@@ -225,7 +225,12 @@ pub async fn poll_once(
         notifications: update.notifications.len(),
         discovered,
         requests,
-        busy: !update.cursor.active.is_empty() || !update.cursor.followed.is_empty(),
+        busy: !update.cursor.active.is_empty()
+            || update
+                .cursor
+                .followed
+                .iter()
+                .any(|commit| statuses::settling(commit, now)),
         runs,
     };
     // The commit and the wake-ups are one blocking unit: once started it completes even if

@@ -2,7 +2,10 @@
 //! repository-wide list of statuses, so read the tips of the branches (and tags, when a
 //! subscription takes tag builds) some subscription follows, then the statuses of every commit
 //! still followed: a new tip, one with a status in progress, or one whose statuses changed less
-//! than the settle time ago, because external CI posts late.
+//! than the settle time ago, because external CI posts late. Past that, until
+//! [`LATE_SETTLES`] settle times after it was found, a commit is still read, once a settle
+//! time at most and without keeping the repository hot, for a status posted later still (a
+//! slow scanner's): found at the repository's next poll rather than never.
 //!
 //! A tag that appears is followed like a branch that moves. The first time tags are listed
 //! (a first poll, or the first since a subscription took tags) they are recorded, and only
@@ -18,6 +21,10 @@ use crate::domain::{BuildRef, RefTip, RepoId};
 use crate::store::{Followed, PollUpdate, RepoCursor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+/// How many settle times after a commit is found its statuses are still looked at now and then
+/// (two hours at the default `settle`).
+const LATE_SETTLES: u32 = 12;
 
 /// Reads the tips and the statuses of the followed commits; `baseline_since` on a first poll:
 /// when watching began.
@@ -66,23 +73,43 @@ pub(super) async fn fetch(
             next.followed.push(Followed {
                 tip,
                 settle_until_ms: now_ms.saturating_add(millis(settle)),
+                late_until_ms: now_ms.saturating_add(millis(settle.saturating_mul(LATE_SETTLES))),
+                read_ms: 0,
             });
         }
     }
     let mut observed = CommitStatuses::default();
     let placed = |name: &str| names.get(name).cloned();
-    for commit in &next.followed {
+    for commit in &mut next.followed {
+        if !due(commit, now_ms, settle) {
+            continue;
+        }
         let statuses = commit_statuses(source, repo, &commit.tip, placed).await?;
         observed.builds.extend(statuses.builds);
         observed.by_pipelines.extend(statuses.by_pipelines);
+        commit.read_ms = now_ms;
+        requests += 1;
     }
-    requests += next.followed.len() as u64;
     Ok(Fetched {
         builds: observed.builds,
         by_pipelines: observed.by_pipelines,
         cursor: next,
         requests,
     })
+}
+
+/// Whether a followed commit's statuses are read now: every poll while it settles, then once a
+/// settle time at most until its late looks end.
+fn due(commit: &Followed, now_ms: i64, settle: Duration) -> bool {
+    now_ms < commit.settle_until_ms
+        || (now_ms < commit.late_until_ms
+            && now_ms.saturating_sub(commit.read_ms) >= millis(settle))
+}
+
+/// Whether a followed commit still keeps its repository hot: it settles, or something on it
+/// runs (late looks do not).
+pub(super) fn settling(commit: &Followed, now_ms: i64) -> bool {
+    commit.settle_until_ms > now_ms
 }
 
 /// The commit the cursor last saw at `tip`'s branch or tag.
@@ -171,7 +198,8 @@ async fn commit_statuses(
 }
 
 /// After classification: a commit whose statuses changed settles again from now; one that is
-/// quiet past its settle time and has nothing in progress is no longer followed.
+/// quiet past its settle time and its late looks and has nothing in progress is no longer
+/// followed.
 pub(super) fn settle(update: &mut PollUpdate, now_ms: i64, settle: Duration) {
     let changed: BTreeSet<String> = update
         .builds
@@ -189,10 +217,9 @@ pub(super) fn settle(update: &mut PollUpdate, now_ms: i64, settle: Duration) {
             commit.settle_until_ms = now_ms.saturating_add(millis(settle));
         }
     }
-    update
-        .cursor
-        .followed
-        .retain(|c| c.settle_until_ms > now_ms || running.contains(&c.tip.commit));
+    update.cursor.followed.retain(|c| {
+        c.settle_until_ms > now_ms || c.late_until_ms > now_ms || running.contains(&c.tip.commit)
+    });
 }
 
 /// Status build ids are `{commit}/{key}`.

@@ -67,9 +67,14 @@ pub struct RepoCursor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Followed {
     pub(crate) tip: RefTip,
-    /// Wall-clock Unix milliseconds until which the commit is read even when quiet, because
-    /// external CI posts late.
+    /// Wall-clock Unix milliseconds until which the commit is read every poll even when
+    /// quiet, because external CI posts late.
     pub(crate) settle_until_ms: i64,
+    /// Until when, after that, it is still read now and then (once a settle time at most)
+    /// for a status posted later still; 0 for none.
+    pub(crate) late_until_ms: i64,
+    /// When its statuses were last read.
+    pub(crate) read_ms: i64,
 }
 
 /// What the store remembers of a build.
@@ -398,6 +403,8 @@ impl Store {
                         committed_ms: f.committed_ms,
                     },
                     settle_until_ms: f.settle_until_ms,
+                    late_until_ms: f.late_until_ms,
+                    read_ms: f.read_ms,
                 })
                 .collect(),
         }))
@@ -440,6 +447,8 @@ impl Store {
                     author: f.tip.author.clone(),
                     committed_ms: f.tip.committed_ms,
                     settle_until_ms: f.settle_until_ms,
+                    late_until_ms: f.late_until_ms,
+                    read_ms: f.read_ms,
                 })
                 .collect(),
             source: None,
@@ -970,6 +979,8 @@ mod tests {
                             committed_ms: Some(500),
                         },
                         settle_until_ms: 600_000,
+                        late_until_ms: 7_800_000,
+                        read_ms: 500_000,
                     },
                     Followed {
                         tip: RefTip {
@@ -980,6 +991,8 @@ mod tests {
                             committed_ms: None,
                         },
                         settle_until_ms: 700_000,
+                        late_until_ms: 0,
+                        read_ms: 0,
                     },
                 ],
             },

@@ -64,6 +64,11 @@ pub(crate) struct FollowedRecord {
     #[serde(default)]
     pub(crate) committed_ms: Option<i64>,
     pub(crate) settle_until_ms: i64,
+    /// Absent in records written before late statuses were looked for: none.
+    #[serde(default)]
+    pub(crate) late_until_ms: i64,
+    #[serde(default)]
+    pub(crate) read_ms: i64,
 }
 
 /// Per build: the last state recorded.

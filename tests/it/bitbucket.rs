@@ -9,9 +9,10 @@ use bbzoom::credentials::{Credential, Credentials};
 use bbzoom::demo::{SimPolling, score, subscribe_all};
 use bbzoom::domain::RepoId;
 use bbzoom::retry::Backoff;
+use bbzoom_sim::score::{Score, SimEvent};
 use bbzoom_sim::{
     BitbucketFault, BitbucketFaults, Scenario, SimBuild, SimCredential, SimCredentialKind,
-    SimOptions, SimRepo, SimSource, SimStart, SimState::*, Simulator,
+    SimOptions, SimRepo, SimSource, SimStart, SimState, SimState::*, Simulator,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -403,9 +404,10 @@ async fn paging_past_a_full_page_of_new_pipelines_misses_none() {
     assert_eq!(score.duplicates, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_status_posted_late_within_the_settle_time_is_announced() {
-    // Pushed at 10 s; CI posts its status 90 simulated seconds later, when nothing else moves.
+/// A commit of `main` pushed at 10 s with Jenkins' status, and a second CI's status `key`
+/// first posted at `posted` and ending (`state`) 30 s later; a settle time of 150 s. Runs the
+/// daemon until it caught up, and returns the scoreboard.
+async fn late_status(key: &str, posted: f64, state: SimState) -> Score {
     let commit = "c".repeat(40);
     let builds = vec![
         SimBuild::status(
@@ -417,12 +419,12 @@ async fn a_status_posted_late_within_the_settle_time_is_announced() {
             vec![(40.0, Successful)],
         ),
         SimBuild::status(
-            "sonar-scan",
+            key,
             "main",
             commit,
             10.0,
-            100.0,
-            vec![(130.0, Failed)],
+            posted,
+            vec![(posted + 30.0, state)],
         ),
     ];
     let scenario = Scenario {
@@ -446,15 +448,38 @@ async fn a_status_posted_late_within_the_settle_time_is_announced() {
     daemon.stop().await;
     let score = score(&harness.sim, &harness.config);
     assert!(score.missed.is_empty(), "{:?}", score.missed);
-    let events: Vec<_> = score
+    score
+}
+
+/// When `key`'s `event` was first told, in simulated seconds.
+fn told(score: &Score, key: &str, event: SimEvent) -> f64 {
+    let told: Vec<_> = score
         .shown
-        .keys()
-        .map(|(_, url, event)| (url.rsplit('/').nth(2).unwrap().to_owned(), *event))
+        .iter()
+        .map(|((_, url, event), (_, at))| (url.rsplit('/').nth(2).unwrap().to_owned(), *event, *at))
         .collect();
-    assert!(
-        events.contains(&("sonar-scan".into(), bbzoom_sim::score::SimEvent::Failed)),
-        "{events:?}"
-    );
+    told.iter()
+        .find(|(k, e, _)| k == key && *e == event)
+        .unwrap_or_else(|| panic!("{key} {event:?} was not told: {told:?}"))
+        .2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_posted_late_within_the_settle_time_is_announced() {
+    // CI posts its status 90 simulated seconds after the push, when nothing else moves.
+    let score = late_status("sonar-scan", 100.0, Failed).await;
+    told(&score, "sonar-scan", SimEvent::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_posted_long_after_the_settle_time_is_still_found() {
+    // A slow scanner posts 450 simulated seconds after the settle time ended. The commit is
+    // looked at again now and then (once a settle time) for twelve settle times, without
+    // keeping the repository hot.
+    let score = late_status("security-scan", 600.0, Failed).await;
+    // Found at a late look: within a settle time (and a poll) of its ending at 630 s.
+    let at = told(&score, "security-scan", SimEvent::Failed);
+    assert!(at - 630.0 < 160.0, "told at {at:.0} s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
