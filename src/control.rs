@@ -79,10 +79,12 @@ pub struct Finding {
     /// Pushes the scans showed.
     pub hints: u64,
     /// New builds first seen by a poll made for a scan's hint, by the sweep of idle
-    /// repositories, and while following a running build of the same repository.
+    /// repositories, while following a running build of the same repository, and just
+    /// after one of the repository's Pipelines schedules fired.
     pub by_scan: u64,
     pub by_sweep: u64,
     pub following: u64,
+    pub by_schedule: u64,
 }
 
 /// One repository read through one source, whichever subscriptions it serves.

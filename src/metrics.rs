@@ -22,9 +22,10 @@ pub struct Metrics {
     /// Pushes the scans showed (a repository and its `updated_on`, each once).
     pub scan_hints: AtomicU64,
     /// New builds, by what the poll that first saw them was made for: a workspace scan's hint,
-    /// the sweep of idle repositories, following a running build. Shows an admin (and us)
-    /// what the scan is worth on their Bitbucket.
+    /// the sweep of idle repositories, following a running build, a Pipelines schedule's
+    /// run. Shows an admin (and us) what the scan is worth on their Bitbucket.
     pub found_by_scan: AtomicU64,
     pub found_by_sweep: AtomicU64,
     pub found_following: AtomicU64,
+    pub found_by_schedule: AtomicU64,
 }

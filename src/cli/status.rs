@@ -92,8 +92,8 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         };
         writeln!(
             out,
-            "new builds found: {} by a workspace scan, {} by the sweep of idle repositories, {} while following a run ({} scans{failed}, {} pushes seen)",
-            f.by_scan, f.by_sweep, f.following, f.scans, f.hints
+            "new builds found: {} by a workspace scan, {} by a schedule, {} by the sweep of idle repositories, {} while following a run ({} scans{failed}, {} pushes seen)",
+            f.by_scan, f.by_schedule, f.by_sweep, f.following, f.scans, f.hints
         )
         .unwrap();
     }

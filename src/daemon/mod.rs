@@ -51,6 +51,9 @@ pub struct Tuning {
     /// How long a repository's builds take to count half as much for how often it is swept
     /// when idle (a week: "ran 50 builds last week").
     pub(crate) sweep_history: Duration,
+    /// How often a repository's Pipelines schedules are read again (they change seldom; a
+    /// scheduled run seen while none is known has them read at the next poll).
+    pub(crate) schedules_every: Duration,
     /// How long a finished build is remembered (to notice a rerun of a recent one).
     pub(crate) build_retention: Duration,
     /// An hour of Bitbucket's on the daemon's clock: the window of the default budgets, which
@@ -90,6 +93,7 @@ impl Tuning {
             stop_grace: self.stop_grace.div_f64(speed),
             status_every: self.status_every.div_f64(speed),
             sweep_history: self.sweep_history.div_f64(speed),
+            schedules_every: self.schedules_every.div_f64(speed),
             build_retention: self.build_retention.div_f64(speed),
             hour: self.hour.div_f64(speed),
         }
@@ -111,6 +115,7 @@ impl Default for Tuning {
             stop_grace: Duration::from_secs(10),
             status_every: Duration::from_secs(30),
             sweep_history: Duration::from_secs(7 * 24 * 3600),
+            schedules_every: Duration::from_secs(24 * 3600),
             build_retention: Duration::from_secs(30 * 24 * 3600),
             hour: crate::domain::HOUR,
         }

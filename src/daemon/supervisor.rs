@@ -443,11 +443,12 @@ impl Supervisor {
             let handle = tokio::spawn(scheduler::run(
                 poll,
                 receiver,
-                account.budget(),
+                account.clone(),
                 self.polls.clone(),
                 scheduler::Timing {
                     stop_grace: self.tuning.stop_grace,
                     history: self.tuning.sweep_history,
+                    schedules_every: self.tuning.schedules_every,
                 },
                 shutdown,
             ));
@@ -508,6 +509,7 @@ impl Supervisor {
             by_scan: count(&self.metrics.found_by_scan),
             by_sweep: count(&self.metrics.found_by_sweep),
             following: count(&self.metrics.found_following),
+            by_schedule: count(&self.metrics.found_by_schedule),
         });
         report.last_reload = self.last_reload.clone();
         report.credentials = self

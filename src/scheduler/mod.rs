@@ -5,23 +5,32 @@
 //! within `warm_for` is warm; the rest are cold. The planner ([`plan`], pure) gives each class
 //! its target interval when the budget allows, and otherwise stretches the cold class first,
 //! then the warm one, then all: latency grows, nothing is missed, and the limiter keeps the
-//! budget whatever happens. Cold repositories are swept more often the more builds they ran
-//! lately ([`plan::sweep_factors`], bounded both ways). A running build whose lane's typical
-//! run time is known ([`tracked`]) is looked at when it should end rather than every `hot`.
+//! budget whatever happens. Every next poll is jittered so repositories never align.
+//!
 //! Every `[polling] scan`, each Cloud workspace is asked which repositories were pushed to
-//! ([`scan`]); those are polled at once. Every next poll is jittered so repositories never
-//! align.
+//! ([`scan`]); those are polled at once. With the scan on, the plan first sets aside what is
+//! known to come (the scans, the polls their hints and the schedules bring, one look per
+//! running pipeline at its expected end) and the classes share the rest; cold repositories
+//! are swept more often the more builds they ran lately ([`plan::sweep_factors`], bounded both
+//! ways); when polls run late, what is known to come goes before the sweep, which keeps a floor
+//! share ([`queue`]); when the budget cannot follow every running build every `hot`, a running
+//! pipeline is looked at when its lane's typical run time says it ends ([`tracked`]); when it
+//! is short of the targets, a push to a repository of short builds is looked at once, when its
+//! build should have ended; and each repository is polled just after its Pipelines schedules
+//! fire.
 
 mod plan;
+mod queue;
 mod scan;
 mod tracked;
 
-use crate::bitbucket::{BitbucketError, WorkspaceChanges};
+use crate::bitbucket::{Account, BitbucketError, RepoSchedules, WorkspaceChanges};
 use crate::config::{PollingConfig, RateLimit, Watch};
 use crate::domain::{RepoId, SourceKind};
 use crate::poller::{self, PollContext, PollError, Source};
 use crate::shutdown::Shutdown;
 use plan::{Demand, Heat};
+use queue::{Kind, PollQueue};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -30,11 +39,20 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::{self, AbortHandle, JoinSet};
 use tokio::time::Instant;
-use tracked::{Tracked, Why};
+use tracked::{Decaying, Tracked, Why};
 
 /// Polls of one credential in flight at once; they share its limiter, so this only bounds
 /// how many wait at it.
 const CONCURRENT_POLLS: usize = 4;
+
+/// How many scan intervals the hints of the past count for, in the rate of polls they bring.
+const HINT_MEMORY: u32 = 10;
+
+/// Weight of the newest poll's lateness in [`Scheduler::lateness`].
+const LATENESS_WEIGHT: f64 = 0.1;
+
+/// Weight of the newest run time in the credential's typical run time.
+const PRIOR_LEARNING_RATE: f64 = 0.05;
 
 /// A watch's identity: a repository and the source it is read through.
 pub(crate) type WatchKey = (RepoId, SourceKind);
@@ -109,7 +127,15 @@ pub(crate) struct Timing {
     pub(crate) stop_grace: Duration,
     /// How long a repository's activity takes to count half as much for its sweep.
     pub(crate) history: Duration,
+    /// How often a repository's Pipelines schedules are read again.
+    pub(crate) schedules_every: Duration,
 }
+
+/// A poll's outcome, and the repository's schedules when the poll read them too.
+type PollDone = (
+    Result<poller::PollSummary, PollError>,
+    Option<Result<RepoSchedules, BitbucketError>>,
+);
 
 /// A queue of things to do by when: indices into [`Scheduler::watches`] or
 /// [`Scheduler::workspaces`], soonest first.
@@ -118,7 +144,7 @@ type Queue = BinaryHeap<Reverse<(Instant, usize)>>;
 /// Something due: a watch's poll or a workspace's scan (indices as in [`Queue`]).
 #[derive(Debug, Clone, Copy)]
 enum Job {
-    Poll(usize),
+    Poll(usize, Kind),
     Scan(usize),
 }
 
@@ -130,9 +156,9 @@ type ScanDone = (String, i64, Result<WorkspaceChanges, BitbucketError>);
 struct Scheduler {
     /// What every poll needs (store, clock, metrics, ...).
     ctx: PollContext,
-    /// The credential's budget as configured, which the plan spends 90 % of (the account's
-    /// limiter enforces it, lowered when Bitbucket advertises less).
-    budget: RateLimit,
+    /// The credential's account, whose budget in force (following what Bitbucket advertises,
+    /// within what the admin wrote) the plan spends 90 % of; its limiter enforces it.
+    account: Arc<Account>,
     /// The `[polling]` targets of the roster in force.
     targets: PollingConfig,
     timing: Timing,
@@ -143,12 +169,12 @@ struct Scheduler {
     /// The Cloud workspaces of those watches, each scanned for pushes.
     workspaces: Vec<scan::Workspace>,
     /// When each watch's next poll is due.
-    due: Queue,
+    due: PollQueue,
     /// When each workspace's next scan is due. Apart from polls: a scan has a slot of its own,
     /// so polls piling up after a 429 pause never hold back the look that finds new pushes.
     scans_due: Queue,
     /// The polls under way.
-    polls: JoinSet<Result<poller::PollSummary, PollError>>,
+    polls: JoinSet<PollDone>,
     /// Each poll under way: its watch, and its task to abandon it by.
     in_flight: HashMap<WatchKey, AbortHandle>,
     /// Each poll task's watch and why it was made.
@@ -157,6 +183,17 @@ struct Scheduler {
     scans: JoinSet<ScanDone>,
     /// Workspaces being scanned.
     scanning: HashSet<String>,
+    /// Polls the scans' hints and the schedules brought lately, for the share of the budget
+    /// they take.
+    prompted: Decaying,
+    /// How late polls for what is known to come (ends, schedules) started lately, in seconds
+    /// (a moving average).
+    lateness: f64,
+    /// They start later than `hot` on average: the budget is short of what is known to come.
+    short: bool,
+    /// What a run of this credential's repositories takes, as the mean logarithm of run times
+    /// in milliseconds: the expected run time of a build of a lane never seen ending.
+    typical_run_log: Option<f64>,
 }
 
 /// Polls the roster's watches (all of one credential) within `budget` until shutdown, and
@@ -168,7 +205,7 @@ struct Scheduler {
 pub(crate) async fn run(
     ctx: PollContext,
     mut roster: watch::Receiver<Roster>,
-    budget: RateLimit,
+    account: Arc<Account>,
     log: Arc<PollLog>,
     timing: Timing,
     mut shutdown: Shutdown,
@@ -176,19 +213,23 @@ pub(crate) async fn run(
     let first = roster.borrow_and_update().clone();
     let mut scheduler = Scheduler {
         ctx,
-        budget,
+        account,
         targets: first.targets,
         timing,
         log,
         watches: Vec::new(),
         workspaces: Vec::new(),
-        due: BinaryHeap::new(),
+        due: PollQueue::default(),
         scans_due: BinaryHeap::new(),
         polls: JoinSet::new(),
         in_flight: HashMap::new(),
         polling: HashMap::new(),
         scans: JoinSet::new(),
         scanning: HashSet::new(),
+        prompted: Decaying::new(Instant::now()),
+        typical_run_log: None,
+        lateness: 0.0,
+        short: false,
     };
     scheduler.take_roster(&first, true);
     loop {
@@ -242,9 +283,9 @@ impl Scheduler {
     fn first_due(&self) -> Option<(Instant, Job)> {
         let poll = self
             .due
-            .peek()
+            .head(Instant::now(), self.hint_memory())
             .filter(|_| self.in_flight.len() < CONCURRENT_POLLS)
-            .map(|Reverse((at, i))| (*at, Job::Poll(*i)));
+            .map(|(at, i, kind)| (at, Job::Poll(i, kind)));
         let scan = self
             .scans_due
             .peek()
@@ -259,28 +300,60 @@ impl Scheduler {
 
     /// Starts the job due first.
     fn start_next(&mut self) {
-        let Some((_, job)) = self.first_due() else {
+        let Some((due, job)) = self.first_due() else {
             return;
         };
         match job {
-            Job::Poll(index) => {
-                self.due.pop();
+            Job::Poll(index, kind) => {
+                let (now, memory) = (Instant::now(), self.hint_memory());
+                self.due.pop(kind, now, memory);
                 let tracked = &mut self.watches[index];
                 let why = if tracked.hinted {
                     Why::Scan
                 } else {
                     tracked.why
                 };
+                // How late what is known to come starts (a hint's due time is only a place
+                // in the line): late by more than `hot`, the budget is short of it.
+                if kind == Kind::Expected && why != Why::Scan {
+                    let late = now.saturating_duration_since(due).as_secs_f64();
+                    self.lateness =
+                        (1.0 - LATENESS_WEIGHT) * self.lateness + LATENESS_WEIGHT * late;
+                    self.short = self.lateness > self.targets.hot.as_secs_f64();
+                }
+                if matches!(why, Why::Scan | Why::Schedule) {
+                    self.prompted.add(1.0, now, memory);
+                }
                 tracked.hinted = false;
+                // Due for reading; or, when none is known lately, as soon as a scheduled run
+                // shows (the first look at a repository shows its history's).
+                let read_schedules = tracked.schedules_due.is_some_and(|at| at <= now);
+                let learn_schedules = tracked.schedules_due.is_some()
+                    && tracked.schedules.is_empty()
+                    && tracked.schedules_read.is_none_or(|read| {
+                        now.saturating_duration_since(read) >= self.timing.schedules_every / 24
+                    });
                 let (ctx, watch, source) = (
                     self.ctx.clone(),
                     tracked.watch.clone(),
                     tracked.source.clone(),
                 );
                 let key = key_of(&watch);
-                let poll = self
-                    .polls
-                    .spawn(async move { poller::poll_once(&ctx, &watch, &source).await });
+                let poll = self.polls.spawn(async move {
+                    let polled = poller::poll_once(&ctx, &watch, &source).await;
+                    let scheduled = polled
+                        .as_ref()
+                        .is_ok_and(|summary| summary.runs.iter().any(|run| run.scheduled));
+                    let schedules = match &source {
+                        Source::Pipelines(client)
+                            if read_schedules || (learn_schedules && scheduled) =>
+                        {
+                            Some(client.schedules(&watch.repo).await)
+                        }
+                        _ => None,
+                    };
+                    (polled, schedules)
+                });
                 self.polling.insert(poll.id(), (key.clone(), why));
                 self.in_flight.insert(key, poll);
             }
@@ -301,7 +374,7 @@ impl Scheduler {
     }
 
     /// Takes in a finished poll and plans the watch's next one.
-    fn poll_done(&mut self, id: task::Id, result: Result<poller::PollSummary, PollError>) {
+    fn poll_done(&mut self, id: task::Id, (result, schedules): PollDone) {
         let (key, why) = self.polling.remove(&id).expect("every poll is listed");
         // Abandoned by a reload but done first: what it committed stands; the watch's turn is
         // the reload's business now.
@@ -320,34 +393,89 @@ impl Scheduler {
                 Why::Scan => &self.ctx.metrics.found_by_scan,
                 Why::Sweep => &self.ctx.metrics.found_by_sweep,
                 Why::Follow => &self.ctx.metrics.found_following,
+                Why::Schedule => &self.ctx.metrics.found_by_schedule,
             };
             if !summary.baselined {
                 found.fetch_add(summary.discovered as u64, Ordering::Relaxed);
             }
         }
+        if let Ok(summary) = &result {
+            for (_, took) in tracked::run_times(&summary.runs) {
+                // A geometric mean: run times are skewed, an hour-long one must not drag it.
+                let log = took.max(1.0).ln();
+                self.typical_run_log = Some(self.typical_run_log.map_or(log, |mean| {
+                    (1.0 - PRIOR_LEARNING_RATE) * mean + PRIOR_LEARNING_RATE * log
+                }));
+            }
+        }
+        // A guess from other repositories' runs is worth its error only when the budget is
+        // short: otherwise a build of a lane never seen ending is followed every `hot`.
+        let prior_ms = self.prior_ms().filter(|_| self.short);
         let tracked = &mut self.watches[index];
-        tracked.learn(&result, now, now_ms, self.timing.history);
+        tracked.learn(&result, now, now_ms, self.timing.history, prior_ms);
         tracked.polled = Some(now);
         tracked.why = if tracked.busy {
             Why::Follow
         } else {
             Why::Sweep
         };
-        let next = self.replan(now);
+        self.take_schedules(index, schedules, now);
+        let mut next = self.replan(now);
+        // Just after a scheduled run starts, if that comes before the plan's turn.
+        if let Some(fire) = self
+            .next_fire(index, now)
+            .filter(|fire| *fire < next[index])
+        {
+            next[index] = fire;
+            self.watches[index].why = Why::Schedule;
+        }
         let (repo, source) = (&key.0, key.1.name());
         tracing::debug!(%repo, source, next_in = ?next[index].saturating_duration_since(now), "next poll planned");
         // A poll planned in a busy moment must not stay far off once the plan relaxes: bring
         // every queued poll forward to what the current plan gives it.
-        self.due = std::mem::take(&mut self.due)
-            .into_iter()
-            .map(|Reverse((at, i))| Reverse((at.min(next[i]), i)))
-            .collect();
+        let lines = self.lines();
+        self.due.requeue(|at, i| (at.min(next[i]), lines[i]));
         let at = if self.watches[index].hinted {
-            self.front(now)
+            self.hinted_at(&self.watches[index], now).min(next[index])
         } else {
             next[index]
         };
-        self.due.push(Reverse((at, index)));
+        self.due.push(at, index, self.line(&self.watches[index]));
+    }
+
+    /// Takes in the schedules a poll read.
+    fn take_schedules(
+        &mut self,
+        index: usize,
+        read: Option<Result<RepoSchedules, BitbucketError>>,
+        now: Instant,
+    ) {
+        let every = self.timing.schedules_every;
+        let tracked = &mut self.watches[index];
+        match read {
+            Some(Ok(read)) => {
+                tracked.schedules = read.enabled.into_iter().map(|s| s.pattern).collect();
+                tracked.schedules_read = Some(now);
+                tracked.schedules_due = Some(now + every);
+            }
+            Some(Err(err)) => {
+                // Tried again a while later (an hour at the default): the sweep finds the
+                // scheduled runs meanwhile.
+                let (repo, retry) = (&tracked.watch.repo, every / 24);
+                tracing::warn!(%repo, %err, ?retry, "could not read the repository's Pipelines schedules");
+                tracked.schedules_read = Some(now);
+                tracked.schedules_due = Some(now + retry);
+            }
+            None => {}
+        }
+    }
+
+    /// When to poll a watch for the next run its schedules start: a hot interval after it
+    /// starts (Bitbucket's calendar, compressed in a simulated run), so the run is there.
+    fn next_fire(&self, index: usize, now: Instant) -> Option<Instant> {
+        let calendar = &self.ctx.calendar;
+        let fire_ms = self.watches[index].next_fire_ms(calendar.now_ms())?;
+        Some(now + calendar.until(fire_ms) + self.targets.hot)
     }
 
     /// Takes in a finished scan: the repositories it shows pushed to are polled at once.
@@ -384,70 +512,134 @@ impl Scheduler {
             return;
         }
         let wanted: HashSet<(String, String)> = repos.iter().map(case_blind).collect();
-        let front = self.front(Instant::now());
-        let mut hinted = HashSet::new();
+        let now = Instant::now();
+        let mut hinted = Vec::new();
         for (index, tracked) in self.watches.iter_mut().enumerate() {
             if wanted.contains(&case_blind(&tracked.watch.repo)) {
                 tracing::debug!(repo = %tracked.watch.repo, "the workspace scan shows a push");
                 tracked.hinted = true;
-                hinted.insert(index);
+                hinted.push(index);
             }
         }
-        self.due = std::mem::take(&mut self.due)
+        let hinted: HashMap<usize, Instant> = hinted
             .into_iter()
-            .map(|Reverse((at, i))| Reverse((if hinted.contains(&i) { front } else { at }, i)))
+            .map(|i| (i, self.hinted_at(&self.watches[i], now)))
             .collect();
+        let lines = self.lines();
+        self.due.requeue(|at, i| match hinted.get(&i) {
+            Some(&hinted_at) => (at.min(hinted_at), lines[i]),
+            None => (at, lines[i]),
+        });
     }
 
-    /// A due time ahead of every queued poll (and no later than `now`): a push the scan saw is
-    /// polled before the polls a pause or a busy moment left overdue.
-    fn front(&self, now: Instant) -> Instant {
-        self.due
-            .peek()
-            .map_or(now, |Reverse((at, _))| (*at).min(now))
+    /// When to poll a watch the scan showed pushed to: ahead of every queued poll, before the
+    /// polls a pause or a busy moment left overdue. But while the budget is short, a
+    /// repository whose pipelines all take less than the cold interval (as far as is known) is
+    /// looked at once, when its new build should have ended: its start and its end in one
+    /// poll, where two would tell the start minutes sooner and leave less for everyone else.
+    fn hinted_at(&self, tracked: &Tracked, now: Instant) -> Instant {
+        let front = self.due.front(now);
+        // A statuses source sees only the tips it reads: a second push before a deferred look
+        // would hide the first one's commit, and its statuses, for good.
+        if !self.short || tracked.watch.source != SourceKind::Pipelines {
+            return front;
+        }
+        let prior = self
+            .prior_ms()
+            .map(|ms| Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 1e9)));
+        match tracked.longest_run().or(prior) {
+            Some(run) if run.mul_f64(tracked::END_MARGIN) <= self.targets.cold => {
+                now + run.mul_f64(tracked::END_MARGIN)
+            }
+            _ => front,
+        }
+    }
+
+    /// What a run of this credential's repositories typically takes, in milliseconds, once
+    /// one was seen ending.
+    fn prior_ms(&self) -> Option<f64> {
+        self.typical_run_log.map(f64::exp)
+    }
+
+    /// Each watch's [`Scheduler::line`].
+    fn lines(&self) -> Vec<Kind> {
+        self.watches.iter().map(|w| self.line(w)).collect()
+    }
+
+    /// The line a watch's next poll waits in: with the scan on, an idle repository's is the
+    /// sweep's, behind what is known to come when both are late.
+    fn line(&self, tracked: &Tracked) -> Kind {
+        if self.targets.scan.is_some()
+            && !tracked.busy
+            && !tracked.hinted
+            && tracked.why != Why::Schedule
+        {
+            Kind::Sweep
+        } else {
+            Kind::Expected
+        }
     }
 
     /// The plan for now: when each watch's next poll should come after its last one.
+    ///
+    /// With the scan on, what must come anyway is taken off the budget first: the scans, the
+    /// polls their hints bring (at the rate they came lately), and one look per running
+    /// pipeline at its expected end. The classes share the rest. With the scan off, the plan
+    /// is the one before the scan existed: every class evenly, no expected ends, no weighted
+    /// sweep (`scan = "off"` restores it exactly).
     fn replan(&self, now: Instant) -> Vec<Instant> {
-        let warm_for = self.targets.warm_for;
-        let heats: Vec<Heat> = self.watches.iter().map(|w| w.heat(now, warm_for)).collect();
-        let demands = |waits: &[Option<Duration>]| -> Vec<Demand> {
-            self.watches
-                .iter()
-                .zip(&heats)
-                .zip(waits)
-                .map(|((w, &heat), wait)| {
-                    // A running build expected to end later costs one poll by then, not one
-                    // every `hot`.
-                    let spread = match (heat, wait) {
-                        (Heat::Hot, Some(wait)) if *wait > self.targets.hot => {
-                            self.targets.hot.as_secs_f64() / wait.as_secs_f64()
-                        }
-                        _ => 1.0,
-                    };
-                    Demand {
-                        heat,
-                        cost: w.cost * spread,
-                    }
-                })
-                .collect()
-        };
-        let (reserved, evenly) = (self.scan_rate(), vec![None; self.watches.len()]);
-        let mut plan = plan::plan(self.budget, &self.targets, &demands(&evenly), reserved);
-        // While the budget affords following every running build every `hot`, it is followed
-        // so (a new build of the same repository is seen starting); beyond, a build whose end
-        // can be foretold is looked at around then, and the saving goes to the rest.
-        // With the scan off, the plan is the one before the scan existed: every class
-        // evenly, no expected ends, no weighted sweep (`scan = "off"` restores it exactly).
-        let scanning = self.targets.scan.is_some();
-        let mut waits = evenly;
-        if scanning && plan.hot > self.targets.hot {
-            waits = self
+        let (targets, scanning) = (&self.targets, self.targets.scan.is_some());
+        // With the scan on, a repository that changed lately is swept as an idle one, weighted
+        // by its history: its next push is the scan's to see.
+        let heats: Vec<Heat> = self
+            .watches
+            .iter()
+            .map(|w| match w.heat(now, targets.warm_for) {
+                Heat::Warm if scanning => Heat::Cold,
+                heat => heat,
+            })
+            .collect();
+        // What each watch costs the classes, and what must come anyway, when the running
+        // builds `foretold` are looked at once at their expected ends.
+        let (scans, prompted) = (self.scan_rate(), self.prompted_rate(now));
+        let claims = |foretold: &[Option<Duration>]| -> (Vec<Demand>, f64) {
+            let ends: f64 = self
                 .watches
                 .iter()
-                .map(|w| w.expected_end.map(|end| end.saturating_duration_since(now)))
+                .zip(foretold)
+                .filter(|(_, wait)| wait.is_some())
+                .map(|(w, _)| w.cost / w.expected_span.max(targets.hot).as_secs_f64())
+                .sum();
+            let demands = self
+                .watches
+                .iter()
+                .zip(&heats)
+                .zip(foretold)
+                .map(|((w, &heat), wait)| Demand {
+                    heat,
+                    cost: if wait.is_some() { 0.0 } else { w.cost },
+                })
                 .collect();
-            plan = plan::plan(self.budget, &self.targets, &demands(&waits), reserved);
+            (demands, scans + prompted + ends)
+        };
+        let mut foretold = vec![None; self.watches.len()];
+        let (mut demands, mut reserved) = claims(&foretold);
+        let mut plan = plan::plan(self.budget(), targets, &demands, reserved);
+        // While the budget affords following every running build every `hot`, it is followed
+        // so (a new build of the same repository, a pause, are seen at once); beyond, a build
+        // whose end can be foretold is looked at then, whatever else waits: one poll per run.
+        if scanning && plan.hot > targets.hot {
+            foretold = self
+                .watches
+                .iter()
+                .zip(&heats)
+                .map(|(w, &heat)| {
+                    let end = w.expected_end.filter(|_| heat == Heat::Hot)?;
+                    Some(end.saturating_duration_since(now))
+                })
+                .collect();
+            (demands, reserved) = claims(&foretold);
+            plan = plan::plan(self.budget(), targets, &demands, reserved);
         }
         let cold: Vec<usize> = (0..self.watches.len())
             .filter(|&i| heats[i] == Heat::Cold)
@@ -467,13 +659,29 @@ impl Scheduler {
             .enumerate()
             .map(|(i, w)| {
                 let since = w.polled.unwrap_or(now);
-                match (heats[i], waits[i]) {
-                    (Heat::Hot, Some(wait)) if wait > plan.hot => now + wait,
+                match (heats[i], foretold[i]) {
+                    (_, Some(wait)) => now + wait.max(targets.hot),
                     (Heat::Cold, _) => since + jitter(plan.cold.mul_f64(sweep[i])),
                     (heat, _) => since + jitter(plan.interval(heat)),
                 }
             })
             .collect()
+    }
+
+    /// The budget in force now: it rises and falls with what Bitbucket advertises.
+    fn budget(&self) -> RateLimit {
+        self.account.budget()
+    }
+
+    /// Polls a second the scan's hints and the schedules brought lately.
+    fn prompted_rate(&self, now: Instant) -> f64 {
+        self.prompted.rate(now, self.hint_memory())
+    }
+
+    /// How long the hints and scheduled runs of the past count for the rate they come at, and
+    /// polls started for the sweep's share.
+    fn hint_memory(&self) -> Duration {
+        self.scan_every().saturating_mul(HINT_MEMORY)
     }
 
     /// How often each workspace is scanned: `[polling] scan`, stretched so that scans keep
@@ -483,7 +691,7 @@ impl Scheduler {
         scan::interval(
             every,
             self.workspaces.len(),
-            plan::planned_rate(self.budget),
+            plan::planned_rate(self.budget()),
             1.0 - plan::UNRESERVED,
         )
     }
@@ -504,7 +712,7 @@ impl Scheduler {
         abandon_outdated(roster, &mut self.in_flight);
         // Queued polls by watch; queued scans are dropped and queued again below.
         let mut next_at: HashMap<WatchKey, Instant> = HashMap::new();
-        for Reverse((at, i)) in std::mem::take(&mut self.due) {
+        for (at, i) in self.due.drain() {
             next_at.insert(key_of(&self.watches[i].watch), at);
         }
         self.scans_due.clear();
@@ -512,10 +720,10 @@ impl Scheduler {
             .into_iter()
             .map(|t| (key_of(&t.watch), t))
             .collect();
-        let spread = first_poll_delay(roster.watches.len(), self.budget, &self.targets);
+        let spread = first_poll_delay(roster.watches.len(), self.budget(), &self.targets);
         for (watch, source) in &roster.watches {
             let key = key_of(watch);
-            let (tracked, at) = match kept.remove(&key) {
+            let (mut tracked, at) = match kept.remove(&key) {
                 Some(mut tracked) => {
                     tracked.watch = watch.clone();
                     tracked.source = source.clone();
@@ -525,7 +733,7 @@ impl Scheduler {
                     let delay = if first {
                         spread.mul_f64(rand::random::<f64>())
                     } else {
-                        first_poll_delay(1, self.budget, &self.targets)
+                        first_poll_delay(1, self.budget(), &self.targets)
                             .mul_f64(rand::random::<f64>())
                     };
                     (
@@ -534,11 +742,24 @@ impl Scheduler {
                     )
                 }
             };
+            // Pipelines have schedules, read with the scan on: first at a moment spread over
+            // the reading interval, so a large set does not read them all in its first hour.
+            let every = self.timing.schedules_every;
+            tracked.schedules_due = match (&tracked.source, self.targets.scan) {
+                (Source::Pipelines(_), Some(_)) => tracked
+                    .schedules_due
+                    .or_else(|| Some(now + every.mul_f64(rand::random::<f64>()))),
+                _ => None,
+            };
+            if tracked.schedules_due.is_none() {
+                tracked.schedules.clear();
+            }
             // A watch being polled is queued again when its poll ends; one whose poll was just
             // abandoned is due now.
             if !self.in_flight.contains_key(&key) {
                 let index = self.watches.len();
-                self.due.push(Reverse((at.unwrap_or(now), index)));
+                let line = self.line(&tracked);
+                self.due.push(at.unwrap_or(now), index, line);
             }
             self.watches.push(tracked);
         }

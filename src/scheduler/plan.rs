@@ -17,8 +17,12 @@ const WARM_FLOOR: f64 = 0.1;
 const COLD_FLOOR: f64 = 0.6;
 
 /// Share of the planned budget that polls of repositories keep whatever workspace scans
-/// cost: the scans' interval is stretched before they take more (see `scan_interval`).
+/// cost: the scans' interval is stretched before they take more (see `scan::interval`).
 pub(crate) const UNRESERVED: f64 = 0.75;
+
+/// Share of the planned budget the classes keep whatever is reserved (scans, the polls their
+/// hints bring, looks at expected ends): however busy, idle repositories are still swept.
+const CLASSES_FLOOR: f64 = 0.15;
 
 /// How much more or less often than an even sweep an idle repository may be swept for its
 /// history: the busiest at most 4x as often, the quietest at least a quarter as often, so no
@@ -58,13 +62,22 @@ impl Plan {
     }
 }
 
+/// A class's target interval.
+fn target(targets: &PollingConfig, heat: Heat) -> Duration {
+    match heat {
+        Heat::Hot => targets.hot,
+        Heat::Warm => targets.warm,
+        Heat::Cold => targets.cold,
+    }
+}
+
 /// Requests a second the plan may spend of `budget`.
 pub(crate) fn planned_rate(budget: RateLimit) -> f64 {
     f64::from(budget.requests) * PLANNED_SHARE / budget.per.as_secs_f64()
 }
 
-/// Fits `demands` into `budget`, less the `reserved` requests a second workspace scans take
-/// (never more than a quarter of it: see [`UNRESERVED`]), by priority: the hot class gets what it needs, then the warm
+/// Fits `demands` into `budget`, less the `reserved` requests a second what must come anyway
+/// takes (never more than [`CLASSES_FLOOR`] leaves), by priority: the hot class gets what it needs, then the warm
 /// one, and the cold one the rest; but warm and cold keep floors of a tenth and three fifths.
 /// A class that gets less than its targets cost has its interval stretched to fit. Budget left
 /// over shortens the warm and cold intervals alike, down to the hot one: an idle repository is
@@ -75,21 +88,17 @@ pub(crate) fn plan(
     demands: &[Demand],
     reserved: f64,
 ) -> Plan {
-    let capacity = (planned_rate(budget) - reserved).max(planned_rate(budget) * UNRESERVED);
+    let capacity = (planned_rate(budget) - reserved).max(planned_rate(budget) * CLASSES_FLOOR);
     // Requests per second each class costs at its target interval.
-    let rate = |heat: Heat, target: Duration| -> f64 {
+    let rate = |heat: Heat| -> f64 {
         demands
             .iter()
             .filter(|d| d.heat == heat)
             .map(|d| d.cost)
             .sum::<f64>()
-            / target.as_secs_f64()
+            / target(targets, heat).as_secs_f64()
     };
-    let (hot, warm, cold) = (
-        rate(Heat::Hot, targets.hot),
-        rate(Heat::Warm, targets.warm),
-        rate(Heat::Cold, targets.cold),
-    );
+    let (hot, warm, cold) = (rate(Heat::Hot), rate(Heat::Warm), rate(Heat::Cold));
     let (warm_floor, cold_floor) = (
         warm.min(capacity * WARM_FLOOR),
         cold.min(capacity * COLD_FLOOR),

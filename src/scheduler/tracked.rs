@@ -6,6 +6,7 @@ use super::plan::Heat;
 use crate::config::Watch;
 use crate::domain::{Lane, SourceKind};
 use crate::poller::{PollError, PollSummary, RunSeen, Source};
+use crate::schedule::CronPattern;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -19,6 +20,8 @@ pub(crate) enum Why {
     Scan,
     /// A build of it is running: looking for its end.
     Follow,
+    /// One of its Pipelines schedules has just started a run.
+    Schedule,
 }
 
 /// Weight of the newest observation in the moving averages (poll cost, run time).
@@ -41,15 +44,68 @@ pub(crate) struct Tracked {
     /// A scan showed a push since its last poll began: it is polled at once.
     pub(crate) hinted: bool,
     /// Builds found lately, decaying by half every `history` (see [`Tracked::activity`]).
-    activity: f64,
-    activity_at: Instant,
+    activity: Decaying,
     /// Typical run time of each lane's builds (creation to end, Bitbucket's clock), in
     /// milliseconds, averaged.
     durations: HashMap<Lane, f64>,
-    /// When the first of its running builds should end, if every running build's lane has a
-    /// typical run time and the end is still ahead.
+    /// When its running builds should next be looked at: the first expected end, see
+    /// [`Tracked::learn`]. `None` while nothing runs, or nothing tells how long a run takes.
     pub(crate) expected_end: Option<Instant>,
+    /// How long the run that [`Tracked::expected_end`] waits for typically takes: one poll
+    /// per such span is what following it costs.
+    pub(crate) expected_span: Duration,
+    /// Its enabled Pipelines schedules, as last read.
+    pub(crate) schedules: Vec<CronPattern>,
+    /// When its schedules are read (with the first poll from then on); `None` for a watch
+    /// whose source has none (statuses) or with the scan off.
+    pub(crate) schedules_due: Option<Instant>,
+    /// When they were last read (or tried), if ever.
+    pub(crate) schedules_read: Option<Instant>,
 }
+
+/// A count that halves every half-life: how much of something happened lately.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decaying {
+    count: f64,
+    at: Instant,
+}
+
+impl Decaying {
+    pub(crate) fn new(now: Instant) -> Decaying {
+        Decaying {
+            count: 0.0,
+            at: now,
+        }
+    }
+
+    /// The count as of `now`.
+    pub(crate) fn at(&self, now: Instant, half_life: Duration) -> f64 {
+        let age = now.saturating_duration_since(self.at).as_secs_f64();
+        self.count * 0.5f64.powf(age / half_life.as_secs_f64().max(f64::MIN_POSITIVE))
+    }
+
+    /// Counts `n` more at `now`.
+    pub(crate) fn add(&mut self, n: f64, now: Instant, half_life: Duration) {
+        self.count = self.at(now, half_life) + n;
+        self.at = now;
+    }
+
+    /// The rate, per second, of what arrives steadily and is counted so (a steady rate r
+    /// keeps the count at r * half_life / ln 2).
+    pub(crate) fn rate(&self, now: Instant, half_life: Duration) -> f64 {
+        self.at(now, half_life) * std::f64::consts::LN_2
+            / half_life.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// How much longer than its lane's typical run time a build is first looked at: runs vary
+/// (about 12 % in the benchmark's trace), and a look a little late finds most ended where a
+/// look on time would find half still running and need another.
+pub(crate) const END_MARGIN: f64 = 1.1;
+
+/// A build still running when it should have ended is looked at again after this share of
+/// its typical run time, and so on: the longer a pipeline, the coarser its overtime.
+const OVERRUN_STEP: f64 = 0.15;
 
 impl Tracked {
     pub(crate) fn new(watch: Watch, source: Source, now: Instant) -> Tracked {
@@ -62,10 +118,13 @@ impl Tracked {
             polled: None,
             why: Why::Sweep,
             hinted: false,
-            activity: 0.0,
-            activity_at: now,
+            activity: Decaying::new(now),
             durations: HashMap::new(),
             expected_end: None,
+            expected_span: Duration::ZERO,
+            schedules: Vec::new(),
+            schedules_due: None,
+            schedules_read: None,
         }
     }
 
@@ -82,20 +141,35 @@ impl Tracked {
         }
     }
 
+    /// The typical run time of its slowest lane, once one is known.
+    pub(crate) fn longest_run(&self) -> Option<Duration> {
+        let longest = self.durations.values().copied().reduce(f64::max)?;
+        Some(Duration::from_secs_f64((longest / 1000.0).clamp(0.0, 1e9)))
+    }
+
+    /// When the first of its schedules fires after calendar instant `now_ms` (Unix ms).
+    pub(crate) fn next_fire_ms(&self, now_ms: i64) -> Option<i64> {
+        self.schedules
+            .iter()
+            .filter_map(|pattern| pattern.next_after(now_ms))
+            .min()
+    }
+
     /// Builds found lately, as of `now`: each counts one, halving every `history`.
     pub(crate) fn activity(&self, now: Instant, history: Duration) -> f64 {
-        let age = now.duration_since(self.activity_at).as_secs_f64();
-        self.activity * 0.5f64.powf(age / history.as_secs_f64().max(f64::MIN_POSITIVE))
+        self.activity.at(now, history)
     }
 
     /// Takes in a poll's outcome. `now_ms` is the daemon's clock at `now`, to place the
-    /// expected ends Bitbucket's timestamps give on the scheduler's timeline.
+    /// expected ends Bitbucket's timestamps give on the scheduler's timeline; `prior_ms` is
+    /// what a run takes when nothing of this repository tells.
     pub(crate) fn learn(
         &mut self,
         result: &Result<PollSummary, PollError>,
         now: Instant,
         now_ms: i64,
         history: Duration,
+        prior_ms: Option<f64>,
     ) {
         let Ok(summary) = result else { return };
         self.cost =
@@ -105,39 +179,145 @@ impl Tracked {
             self.last_change = Some(now);
         }
         if summary.discovered > 0 {
-            self.activity = self.activity(now, history) + summary.discovered as f64;
-            self.activity_at = now;
+            self.activity.add(summary.discovered as f64, now, history);
         }
-        for run in &summary.runs {
-            if let Some(ended_ms) = run.ended_ms.filter(|&end| end > run.created_ms) {
-                let took = (ended_ms - run.created_ms) as f64;
-                self.durations
-                    .entry(run.lane.clone())
-                    .and_modify(|d| *d = (1.0 - LEARNING_RATE) * *d + LEARNING_RATE * took)
-                    .or_insert(took);
-            }
+        for (lane, took) in run_times(&summary.runs) {
+            self.durations
+                .entry(lane.clone())
+                .and_modify(|d| *d = (1.0 - LEARNING_RATE) * *d + LEARNING_RATE * took)
+                .or_insert(took);
         }
         // A status is overwritten by its rerun: one looked at only at its expected end could
         // be seen failing never. A pipeline run keeps its own number, so waiting loses nothing.
-        self.expected_end = match self.watch.source {
-            SourceKind::Pipelines => self.first_end(&summary.runs, now, now_ms),
+        let first = match self.watch.source {
+            SourceKind::Pipelines => first_end(&self.durations, &summary.runs, now_ms, prior_ms),
             SourceKind::Statuses => None,
         };
+        self.expected_end = first.map(|(left, _)| now + left);
+        self.expected_span = first.map_or(Duration::ZERO, |(_, span)| span);
+    }
+}
+
+/// How long until the first running build among `runs` should be looked at, and its typical
+/// run time: at [`END_MARGIN`] times its typical run time, or [`OVERRUN_STEP`] of it from now
+/// for one already past that. A run's typical time is its lane's in `durations`, else the mean
+/// of the repository's other lanes, else `prior_ms` (what runs of the credential's
+/// repositories take); `None` when nothing runs or nothing is known.
+fn first_end(
+    durations: &HashMap<Lane, f64>,
+    runs: &[RunSeen],
+    now_ms: i64,
+    prior_ms: Option<f64>,
+) -> Option<(Duration, Duration)> {
+    let repository_ms =
+        (!durations.is_empty()).then(|| durations.values().sum::<f64>() / durations.len() as f64);
+    let mut first: Option<(f64, f64)> = None;
+    for run in runs.iter().filter(|run| run.ended_ms.is_none()) {
+        let typical = durations
+            .get(&run.lane)
+            .copied()
+            .or(repository_ms)
+            .or(prior_ms)?;
+        let due_ms = run.created_ms as f64 + typical * END_MARGIN;
+        let left_ms = (due_ms - now_ms as f64).max(typical * OVERRUN_STEP);
+        if first.is_none_or(|(left, _)| left_ms < left) {
+            first = Some((left_ms, typical));
+        }
+    }
+    let seconds = |ms: f64| Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 1e9));
+    first.map(|(left, typical)| (seconds(left), seconds(typical)))
+}
+
+/// How long each run that ended among `runs` took, by lane (milliseconds, Bitbucket's clock).
+pub(crate) fn run_times(runs: &[RunSeen]) -> impl Iterator<Item = (&Lane, f64)> {
+    runs.iter().filter_map(|run| {
+        let ended_ms = run.ended_ms.filter(|&end| end > run.created_ms)?;
+        Some((&run.lane, (ended_ms - run.created_ms) as f64))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::BuildRef;
+
+    fn lane(branch: &str) -> Lane {
+        Lane {
+            git_ref: BuildRef::Branch(branch.into()),
+            job: String::new(),
+        }
     }
 
-    /// When the first running build among `runs` should end, on the scheduler's timeline;
-    /// `None` if one has no typical run time yet or is already past it (it is polled as hot).
-    fn first_end(&self, runs: &[RunSeen], now: Instant, now_ms: i64) -> Option<Instant> {
-        let mut first: Option<Instant> = None;
-        for run in runs.iter().filter(|run| run.ended_ms.is_none()) {
-            let typical = *self.durations.get(&run.lane)?;
-            let left_ms = run.created_ms as f64 + typical - now_ms as f64;
-            if left_ms <= 0.0 {
-                return None;
-            }
-            let end = now + Duration::from_secs_f64(left_ms / 1000.0);
-            first = Some(first.map_or(end, |f| f.min(end)));
+    fn running(branch: &str, created_ms: i64) -> RunSeen {
+        RunSeen {
+            lane: lane(branch),
+            created_ms,
+            ended_ms: None,
+            scheduled: false,
         }
-        first
+    }
+
+    #[test]
+    fn a_run_is_looked_at_when_its_lane_the_repository_or_the_credential_says_it_ends() {
+        let secs = |s: u64| Duration::from_secs(s);
+        let durations = HashMap::from([(lane("main"), 100_000.0), (lane("dev"), 300_000.0)]);
+        // Its lane's time, with the margin: created at 0, seen at 50 s, due at 110 s.
+        let main = [running("main", 0)];
+        assert_eq!(
+            first_end(&durations, &main, 50_000, None),
+            Some((secs(60), secs(100)))
+        );
+        // A lane never seen ending: the repository's mean (200 s); the first end wins.
+        let both = [running("feature", 0), running("main", 0)];
+        assert_eq!(
+            first_end(&durations, &both, 0, None),
+            Some((secs(110), secs(100)))
+        );
+        assert_eq!(
+            first_end(&durations, &[running("feature", 0)], 0, None),
+            Some((secs(220), secs(200)))
+        );
+        // Nothing of the repository known: the credential's prior, else nothing.
+        let none = HashMap::new();
+        assert_eq!(
+            first_end(&none, &main, 0, Some(60_000.0)),
+            Some((secs(66), secs(60)))
+        );
+        assert_eq!(first_end(&none, &main, 0, None), None);
+        // Past its end: looked at again after a share of its typical time.
+        assert_eq!(
+            first_end(&durations, &main, 500_000, None),
+            Some((secs(15), secs(100)))
+        );
+        // Nothing running.
+        let ended = RunSeen {
+            ended_ms: Some(90_000),
+            ..running("main", 0)
+        };
+        assert_eq!(
+            first_end(&durations, std::slice::from_ref(&ended), 0, None),
+            None
+        );
+        assert_eq!(
+            run_times(&[ended]).collect::<Vec<_>>(),
+            [(&lane("main"), 90_000.0)]
+        );
+    }
+
+    #[test]
+    fn a_decaying_count_halves_every_half_life_and_reads_as_a_rate() {
+        let (now, half) = (Instant::now(), Duration::from_secs(100));
+        let mut count = Decaying::new(now);
+        count.add(8.0, now, half);
+        assert!((count.at(now + half, half) - 4.0).abs() < 1e-9);
+        count.add(4.0, now + half, half);
+        assert!((count.at(now + half * 2, half) - 4.0).abs() < 1e-9);
+        // One a second, steadily, for many half-lives: about one a second.
+        let mut steady = Decaying::new(now);
+        for s in 0..2000 {
+            steady.add(1.0, now + Duration::from_secs(s), half);
+        }
+        let rate = steady.rate(now + Duration::from_secs(1999), half);
+        assert!((rate - 1.0).abs() < 0.01, "{rate}");
     }
 }

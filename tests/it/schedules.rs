@@ -166,3 +166,69 @@ async fn schedules_are_read_and_their_runs_predicted_on_the_simulators_calendar(
         "predicted {predicted}, created {created}"
     );
 }
+
+/// The daemon learns from a repository's history that it has schedules, reads them, and polls
+/// just after the next scheduled run starts: while the sweep of its 40 idle neighbours comes
+/// round only every few minutes, the run is told within a minute, credited to the schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_is_polled_just_after_its_schedule_fires() {
+    use crate::common::Harness;
+    use bbzoom::demo::{SimPolling, score, subscribe_all};
+    use bbzoom_sim::SimStart;
+    use std::sync::atomic::Ordering;
+    // Hourly: 10:00 is second 3,600; the run before the scenario, at 08:00, is history.
+    let hourly = SimSchedule::new("0 0 * * * ? *", "main");
+    let (before, fire) = (-3600.0, 3600.0);
+    let history = SimBuild::pipeline(
+        1,
+        "main",
+        before,
+        [
+            (before + 5.0, SimState::Running),
+            (before + 100.0, SimState::Successful),
+        ],
+    )
+    .triggered_by(SimTrigger::Schedule);
+    let run = SimBuild::pipeline(
+        2,
+        "main",
+        fire,
+        [
+            (fire + 5.0, SimState::Running),
+            (fire + 400.0, SimState::Successful),
+        ],
+    )
+    .with_commit(&history.commit)
+    .triggered_by(SimTrigger::Schedule);
+    let mut repos = vec![repo("nightly", vec![hourly], vec![history, run])];
+    repos.extend((1..=40).map(|i| repo(&format!("idle-{i:02}"), Vec::new(), Vec::new())));
+    let scenario = Scenario { repos };
+    let subscriptions = subscribe_all(&scenario);
+    let options = SimOptions {
+        speed: 300.0,
+        start: SimStart::AtFirstRequest,
+        ..SimOptions::default()
+    };
+    let polling = SimPolling {
+        cold: 3600.0,
+        scan: Some(30.0),
+        ..SimPolling::default()
+    };
+    let harness = Harness::start_with(scenario, options, polling, 300, &subscriptions).await;
+    let daemon = harness.run_daemon();
+    harness.sleep_until(fire + 120.0).await;
+    let by_schedule = daemon.metrics.found_by_schedule.load(Ordering::Relaxed);
+    let shown = score(&harness.sim, &harness.config);
+    daemon.stop().await;
+    assert_eq!(
+        by_schedule, 1,
+        "the scheduled run is found by the schedule's poll"
+    );
+    let first = shown
+        .shown
+        .values()
+        .map(|&(_, at)| at - fire)
+        .reduce(f64::min)
+        .expect("the scheduled run's card arrived");
+    assert!(first < 60.0, "told {first:.0} s after the schedule fired");
+}
