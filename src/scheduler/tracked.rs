@@ -41,7 +41,8 @@ pub(crate) struct Tracked {
     pub(crate) polled: Option<Instant>,
     /// Why its queued poll comes.
     pub(crate) why: Why,
-    /// A scan showed a push since its last poll began: it is polled at once.
+    /// A scan showed a push since its last poll began: it is polled at once (or, while the
+    /// budget is short, when its new build should have ended).
     pub(crate) hinted: bool,
     /// Builds found lately, decaying by half every `history` (see [`Tracked::activity`]).
     activity: Decaying,
