@@ -80,8 +80,10 @@ pub(super) async fn fetch(
     }
     let mut observed = CommitStatuses::default();
     let placed = |name: &str| names.get(name).cloned();
+    // A commit with a status in progress is read every poll, settled or not.
+    let running: BTreeSet<&str> = cursor.active.iter().map(|id| commit_of(id)).collect();
     for commit in &mut next.followed {
-        if !due(commit, now_ms, settle) {
+        if !running.contains(commit.tip.commit.as_str()) && !due(commit, now_ms, settle) {
             continue;
         }
         let statuses = commit_statuses(source, repo, &commit.tip, placed).await?;
@@ -98,8 +100,8 @@ pub(super) async fn fetch(
     })
 }
 
-/// Whether a followed commit's statuses are read now: every poll while it settles, then once a
-/// settle time at most until its late looks end.
+/// Whether a quiet followed commit's statuses are read now: every poll while it settles, then
+/// once a settle time at most until its late looks end.
 fn due(commit: &Followed, now_ms: i64, settle: Duration) -> bool {
     now_ms < commit.settle_until_ms
         || (now_ms < commit.late_until_ms

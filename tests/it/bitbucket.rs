@@ -405,9 +405,9 @@ async fn paging_past_a_full_page_of_new_pipelines_misses_none() {
 }
 
 /// A commit of `main` pushed at 10 s with Jenkins' status, and a second CI's status `key`
-/// first posted at `posted` and ending (`state`) 30 s later; a settle time of 150 s. Runs the
+/// first posted at `posted` and ending (`state`) at `ends`; a settle time of 150 s. Runs the
 /// daemon until it caught up, and returns the scoreboard.
-async fn late_status(key: &str, posted: f64, state: SimState) -> Score {
+async fn late_status(key: &str, posted: f64, ends: f64, state: SimState) -> Score {
     let commit = "c".repeat(40);
     let builds = vec![
         SimBuild::status(
@@ -418,14 +418,7 @@ async fn late_status(key: &str, posted: f64, state: SimState) -> Score {
             12.0,
             vec![(40.0, Successful)],
         ),
-        SimBuild::status(
-            key,
-            "main",
-            commit,
-            10.0,
-            posted,
-            vec![(posted + 30.0, state)],
-        ),
+        SimBuild::status(key, "main", commit, 10.0, posted, vec![(ends, state)]),
     ];
     let scenario = Scenario {
         repos: vec![SimRepo {
@@ -467,7 +460,7 @@ fn told(score: &Score, key: &str, event: SimEvent) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_posted_late_within_the_settle_time_is_announced() {
     // CI posts its status 90 simulated seconds after the push, when nothing else moves.
-    let score = late_status("sonar-scan", 100.0, Failed).await;
+    let score = late_status("sonar-scan", 100.0, 130.0, Failed).await;
     told(&score, "sonar-scan", SimEvent::Failed);
 }
 
@@ -476,10 +469,19 @@ async fn a_status_posted_long_after_the_settle_time_is_still_found() {
     // A slow scanner posts 450 simulated seconds after the settle time ended. The commit is
     // looked at again now and then (once a settle time) for twelve settle times, without
     // keeping the repository hot.
-    let score = late_status("security-scan", 600.0, Failed).await;
+    let score = late_status("security-scan", 600.0, 630.0, Failed).await;
     // Found at a late look: within a settle time (and a poll) of its ending at 630 s.
     let at = told(&score, "security-scan", SimEvent::Failed);
     assert!(at - 630.0 < 160.0, "told at {at:.0} s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_running_past_the_settle_time_is_still_read_every_poll() {
+    // In progress from 20 s to 500 s, long past the 150 s settle time: its commit is read
+    // every poll while it runs, so its end is told within a poll or two (every 5 s).
+    let score = late_status("long-e2e", 20.0, 500.0, Successful).await;
+    let at = told(&score, "long-e2e", SimEvent::Succeeded);
+    assert!(at - 500.0 < 60.0, "told at {at:.0} s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
