@@ -85,6 +85,10 @@ pub(super) fn routes() -> Router<Arc<Inner>> {
             "/2.0/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses",
             get(commit_statuses),
         )
+        .route(
+            "/2.0/repositories/{workspace}/{repo_slug}/commits/{revision}",
+            get(commits),
+        )
         .route("/2.0/{*rest}", any(unknown))
 }
 
@@ -567,6 +571,36 @@ async fn tags(
     answer(&inner, &headers, &uri, |_| {
         let Path((workspace, slug)) = path.map_err(|_| BbError::repo_not_found())?;
         refs_page(&inner, &workspace, &slug, &uri, Refs::Tags)
+    })
+    .await
+}
+
+/// `GET /2.0/repositories/{workspace}/{repo_slug}/commits/{revision}`: the commits of a
+/// branch, newest first, paged; `exclude` (a commit) leaves out it and what came before it.
+/// Only branch names are served as revisions, and one `exclude`: what bbzoom asks.
+async fn commits(
+    State(inner): State<Arc<Inner>>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    answer(&inner, &headers, &uri, |_| {
+        let Path((workspace, slug, branch)) = path.map_err(|_| BbError::repo_not_found())?;
+        let query = Query::of(&uri);
+        let paging = Paging::of(&query)?;
+        let now = inner.clock.now();
+        let (index, repo) = find_repo(&inner, &workspace, &slug, now)?;
+        let exclude = query.last("exclude");
+        let commits = repo.branch_commits(&branch, now, exclude);
+        if commits.is_empty() && !repo.branch_tips(now).iter().any(|t| t.branch == branch) {
+            return Err(BbError::new(
+                StatusCode::NOT_FOUND,
+                format!("Revision {branch} not found"),
+            ));
+        }
+        Ok(paging.page(&inner, &uri, &query, commits, |build| {
+            ref_target_json(&inner, index, repo, build)
+        }))
     })
     .await
 }

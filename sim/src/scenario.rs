@@ -555,6 +555,28 @@ impl SimRepo {
     }
 
     /// The push-triggered builds pushed by `t`: what moved the repository.
+    /// The commits pushed to `branch` by `t`, newest first, each once (at its first push),
+    /// down to, not including, `exclude` when it is one of them: `git log branch ^exclude` on a
+    /// branch that only ever moved forward.
+    pub fn branch_commits(&self, branch: &str, t: f64, exclude: Option<&str>) -> Vec<&SimBuild> {
+        let mut commits: Vec<&SimBuild> = Vec::new();
+        for build in self
+            .pushes(t)
+            .filter(|b| b.target == SimTarget::Branch && b.branch == branch)
+        {
+            match commits.iter_mut().find(|c| c.commit == build.commit) {
+                Some(seen) if build.pushed_at < seen.pushed_at => *seen = build,
+                Some(_) => {}
+                None => commits.push(build),
+            }
+        }
+        commits.sort_by(|a, b| b.pushed_at.total_cmp(&a.pushed_at));
+        if let Some(at) = exclude.and_then(|x| commits.iter().position(|c| c.commit == x)) {
+            commits.truncate(at);
+        }
+        commits
+    }
+
     fn pushes(&self, t: f64) -> impl Iterator<Item = &SimBuild> {
         self.builds
             .iter()

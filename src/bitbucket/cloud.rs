@@ -14,6 +14,9 @@ pub(crate) const PAGE_LEN: u32 = 10;
 /// Most pages of refs read per poll (100 branches or tags each, most recent commit first).
 const REF_PAGES: usize = 3;
 
+/// Most commits read of a branch that moved by more than one between two looks (one page).
+const BETWEEN_COMMITS: usize = 30;
+
 /// Most pages one workspace scan reads (100 repositories each, most recently pushed first):
 /// more than 300 repositories pushed to between two scans means a mass change (an import),
 /// which the polls of each repository find anyway.
@@ -208,6 +211,31 @@ impl CloudClient {
             self.add_tags(repo, &mut listed, &known).await?;
         }
         Ok(listed)
+    }
+
+    /// The commits pushed to `branch` after `since` (newest first, the tip among them), as
+    /// tips of the branch: a branch that moved by more than one commit between two looks. At
+    /// most [`BETWEEN_COMMITS`] of them: a longer run of commits is read from its newest.
+    pub(crate) async fn commits_since(
+        &self,
+        repo: &RepoId,
+        branch: &str,
+        since: &str,
+    ) -> Result<Vec<RefTip>, BitbucketError> {
+        let mut url = self.repo_url(repo, &["commits", branch]);
+        url.query_pairs_mut()
+            .append_pair("exclude", since)
+            .append_pair("pagelen", &BETWEEN_COMMITS.to_string())
+            .append_pair(
+                "fields",
+                "values.hash,values.date,values.message,values.author.raw,values.author.user.display_name",
+            );
+        let page: wire::Page<wire::BranchTarget> = self.account.get(url).await?;
+        Ok(page
+            .values
+            .into_iter()
+            .filter_map(|commit| commit.into_tip(BuildRef::Branch(branch.to_owned())))
+            .collect())
     }
 
     /// `refs/tags` added to `listed`; left out (with a note in the log) if it is not served.

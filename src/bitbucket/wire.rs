@@ -247,6 +247,7 @@ pub(crate) struct Ref {
     pub(crate) target: Option<BranchTarget>,
 }
 
+/// A commit as ref listings (a ref's `target`) and commit listings show it.
 #[derive(Debug, Deserialize)]
 pub(crate) struct BranchTarget {
     pub(crate) hash: Option<String>,
@@ -268,23 +269,29 @@ impl Ref {
     /// came from (`branches`, `tags`, or `refs` for both), for objects that do not say their
     /// `type`.
     pub(crate) fn into_tip(self, listing: Option<&str>) -> Option<RefTip> {
-        let target = self.target?;
-        let author = target.author.and_then(|a| {
+        let git_ref = match self.kind.as_deref().or(listing) {
+            Some("tag" | "tags") => BuildRef::Tag(self.name),
+            _ => BuildRef::Branch(self.name),
+        };
+        self.target?.into_tip(git_ref)
+    }
+}
+
+impl BranchTarget {
+    /// This commit as found at `git_ref`; `None` without a hash.
+    pub(crate) fn into_tip(self, git_ref: BuildRef) -> Option<RefTip> {
+        let author = self.author.and_then(|a| {
             a.user.and_then(|u| u.display_name).or_else(|| {
                 // "Jane Dev <jane@example.com>" -> "Jane Dev": never show an e-mail address.
                 a.raw
                     .map(|raw| raw.split('<').next().unwrap_or_default().trim().to_owned())
             })
         });
-        let git_ref = match self.kind.as_deref().or(listing) {
-            Some("tag" | "tags") => BuildRef::Tag(self.name),
-            _ => BuildRef::Branch(self.name),
-        };
         Some(RefTip {
             git_ref,
-            committed_ms: target.date.as_deref().and_then(parse_ms),
-            commit: target.hash?,
-            message: target.message.as_deref().map(first_line),
+            committed_ms: self.date.as_deref().and_then(parse_ms),
+            commit: self.hash?,
+            message: self.message.as_deref().map(first_line),
             author: author.filter(|a| !a.is_empty()),
         })
     }

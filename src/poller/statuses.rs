@@ -5,7 +5,10 @@
 //! than the settle time ago, because external CI posts late. Past that, until
 //! [`LATE_SETTLES`] settle times after it was found, a commit is still read, once a settle
 //! time at most and without keeping the repository hot, for a status posted later still (a
-//! slow scanner's): found at the repository's next poll rather than never.
+//! slow scanner's): found at the repository's next poll rather than never. When a Cloud branch
+//! moved by more than one commit between two looks, the commits in between are listed (one
+//! request) and followed too: otherwise a commit pushed over before its first look, and its
+//! statuses, would never be seen.
 //!
 //! A tag that appears is followed like a branch that moves. The first time tags are listed
 //! (a first poll, or the first since a subscription took tags) they are recorded, and only
@@ -63,19 +66,39 @@ pub(super) async fn fetch(
             BuildRef::Branch(name) => (&mut next.branch_tips, name),
             BuildRef::Commit => continue,
         };
-        tips.insert(name.clone(), tip.commit.clone());
+        let before = tips.insert(name.clone(), tip.commit.clone());
         let old_tag = first_tag_listing
             && matches!(tip.git_ref, BuildRef::Tag(_))
             && baseline_since
                 .zip(tip.committed_ms)
                 .is_none_or(|(since, committed)| committed < since);
-        if !old_tag && !next.followed.iter().any(|f| f.tip.same(&tip)) {
-            next.followed.push(Followed {
-                tip,
-                settle_until_ms: now_ms.saturating_add(millis(settle)),
-                late_until_ms: now_ms.saturating_add(millis(settle.saturating_mul(LATE_SETTLES))),
-                read_ms: 0,
-            });
+        // A branch that moved from a commit it was seen at: the commits pushed in between
+        // were never a tip we saw, and their statuses would be lost (two quick pushes).
+        let mut found = Vec::new();
+        if let (Source::CloudStatuses(client), BuildRef::Branch(name), Some(before)) =
+            (source, &tip.git_ref, before)
+        {
+            requests += 1;
+            match client.commits_since(repo, name, &before).await {
+                Ok(between) => found.extend(between.into_iter().filter(|c| c.commit != tip.commit)),
+                // The commit it was at is gone (a force push): nothing in between to find.
+                Err(BitbucketError::NotFound) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        if !old_tag {
+            found.push(tip);
+        }
+        for tip in found {
+            if !next.followed.iter().any(|f| f.tip.same(&tip)) {
+                next.followed.push(Followed {
+                    tip,
+                    settle_until_ms: now_ms.saturating_add(millis(settle)),
+                    late_until_ms: now_ms
+                        .saturating_add(millis(settle.saturating_mul(LATE_SETTLES))),
+                    read_ms: 0,
+                });
+            }
         }
     }
     let mut observed = CommitStatuses::default();

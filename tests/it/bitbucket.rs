@@ -485,6 +485,54 @@ async fn a_status_running_past_the_settle_time_is_still_read_every_poll() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_pushed_over_before_a_look_still_has_its_statuses_read() {
+    // `main` is at c0 from 10 s; c1 is pushed at 100 s and c2 ten seconds later, both before
+    // the next look (every 60 s): c1 is never a tip bbzoom sees. Its scanner status comes at
+    // 130 s; the commits between c0 and c2 are listed, so it is found all the same.
+    let (c0, c1, c2) = ("a".repeat(40), "b".repeat(40), "e".repeat(40));
+    let status = |key: &str, commit: &str, pushed: f64, ends: f64| {
+        SimBuild::status(
+            key,
+            "main",
+            commit,
+            pushed,
+            pushed + 5.0,
+            vec![(ends, Successful)],
+        )
+    };
+    let builds = vec![
+        status("ci", &c0, 10.0, 40.0),
+        status("ci", &c1, 100.0, 140.0),
+        status("scanner", &c1, 100.0, 170.0),
+        status("ci", &c2, 110.0, 150.0),
+    ];
+    let scenario = Scenario {
+        repos: vec![SimRepo {
+            workspace: "acme".into(),
+            slug: "web".into(),
+            source: SimSource::CloudStatuses,
+            builds,
+            ..SimRepo::default()
+        }],
+    };
+    let harness = Harness::start(
+        scenario.clone(),
+        60.0,
+        SimPolling::every(60.0),
+        &subscribe_all(&scenario),
+    )
+    .await;
+    let daemon = harness.run_daemon();
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(30))
+        .await;
+    daemon.stop().await;
+    let score = score(&harness.sim, &harness.config);
+    assert!(score.missed.is_empty(), "missed: {:?}", score.missed);
+    told(&score, "scanner", SimEvent::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_budget_is_never_exceeded_under_a_rate_limit_storm() {
     let scenario = Scenario::random(3, 20, 1.0);
     let end = scenario.end();
