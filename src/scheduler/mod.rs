@@ -14,10 +14,10 @@
 //! are swept more often the more builds they ran lately ([`plan::sweep_factors`], bounded both
 //! ways); when polls run late, what is known to come goes before the sweep, which keeps a floor
 //! share ([`queue`]); when the budget cannot follow every running build every `hot`, a running
-//! pipeline is looked at when its lane's typical run time says it ends ([`tracked`]); when it
-//! is short of the targets, a push to a repository of short builds is looked at once, when its
-//! build should have ended; and each repository is polled just after its Pipelines schedules
-//! fire.
+//! pipeline is looked at when its lane's typical run time says it ends ([`tracked`]); when
+//! even the polls for what is known to come run late, a push to a repository of short
+//! pipelines is looked at once, when its build should have ended; and each repository is
+//! polled just after its Pipelines schedules fire.
 
 mod plan;
 mod queue;
