@@ -2,10 +2,11 @@
 //! repository-wide list of statuses, so read the tips of the branches (and tags, when a
 //! subscription takes tag builds) some subscription follows, then the statuses of every commit
 //! still followed: a new tip, one with a status in progress, or one whose statuses changed less
-//! than the settle time ago, because external CI posts late. Past that, until
-//! [`LATE_SETTLES`] settle times after it was found, a commit is still read, once a settle
-//! time at most and without keeping the repository hot, for a status posted later still (a
-//! slow scanner's): found at the repository's next poll rather than never. When a Cloud branch
+//! than the settle time ago, because external CI posts late. Past that, a commit is still read
+//! [`LATE_LOOKS`] more times, once a settle time at most and without keeping the repository
+//! hot, for a status posted later still (a slow scanner's): found at the repository's next
+//! poll rather than never. Looks, not a time: a repository swept every few hours gets them
+//! too. When a Cloud branch
 //! moved by more than one commit between two looks, the commits in between are listed (one
 //! request) and followed too: otherwise a commit pushed over before its first look, and its
 //! statuses, would never be seen.
@@ -25,9 +26,9 @@ use crate::store::{Followed, PollUpdate, RepoCursor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// How many settle times after a commit is found its statuses are still looked at now and then
-/// (two hours at the default `settle`).
-const LATE_SETTLES: u32 = 12;
+/// How many times a commit's statuses are still looked at after its settle time (two hours'
+/// worth at the default `settle` for a repository polled often).
+const LATE_LOOKS: u32 = 12;
 
 /// Reads the tips and the statuses of the followed commits; `baseline_since` on a first poll:
 /// when watching began.
@@ -94,8 +95,7 @@ pub(super) async fn fetch(
                 next.followed.push(Followed {
                     tip,
                     settle_until_ms: now_ms.saturating_add(millis(settle)),
-                    late_until_ms: now_ms
-                        .saturating_add(millis(settle.saturating_mul(LATE_SETTLES))),
+                    late_looks: LATE_LOOKS,
                     read_ms: 0,
                 });
             }
@@ -106,8 +106,12 @@ pub(super) async fn fetch(
     // A commit with a status in progress is read every poll, settled or not.
     let running: BTreeSet<&str> = cursor.active.iter().map(|id| commit_of(id)).collect();
     for commit in &mut next.followed {
-        if !running.contains(commit.tip.commit.as_str()) && !due(commit, now_ms, settle) {
+        let in_progress = running.contains(commit.tip.commit.as_str());
+        if !in_progress && !due(commit, now_ms, settle) {
             continue;
+        }
+        if !in_progress && now_ms >= commit.settle_until_ms {
+            commit.late_looks = commit.late_looks.saturating_sub(1);
         }
         let statuses = commit_statuses(source, repo, &commit.tip, placed).await?;
         observed.builds.extend(statuses.builds);
@@ -124,11 +128,10 @@ pub(super) async fn fetch(
 }
 
 /// Whether a quiet followed commit's statuses are read now: every poll while it settles, then
-/// once a settle time at most until its late looks end.
+/// once a settle time at most while it has late looks left.
 fn due(commit: &Followed, now_ms: i64, settle: Duration) -> bool {
     now_ms < commit.settle_until_ms
-        || (now_ms < commit.late_until_ms
-            && now_ms.saturating_sub(commit.read_ms) >= millis(settle))
+        || (commit.late_looks > 0 && now_ms.saturating_sub(commit.read_ms) >= millis(settle))
 }
 
 /// Whether a followed commit still keeps its repository hot: it settles, or something on it
@@ -240,10 +243,11 @@ pub(super) fn settle(update: &mut PollUpdate, now_ms: i64, settle: Duration) {
     for commit in &mut update.cursor.followed {
         if changed.contains(&commit.tip.commit) {
             commit.settle_until_ms = now_ms.saturating_add(millis(settle));
+            commit.late_looks = LATE_LOOKS;
         }
     }
     update.cursor.followed.retain(|c| {
-        c.settle_until_ms > now_ms || c.late_until_ms > now_ms || running.contains(&c.tip.commit)
+        c.settle_until_ms > now_ms || c.late_looks > 0 || running.contains(&c.tip.commit)
     });
 }
 

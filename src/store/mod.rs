@@ -70,9 +70,9 @@ pub(crate) struct Followed {
     /// Wall-clock Unix milliseconds until which the commit is read every poll even when
     /// quiet, because external CI posts late.
     pub(crate) settle_until_ms: i64,
-    /// Until when, after that, it is still read now and then (once a settle time at most)
-    /// for a status posted later still; 0 for none.
-    pub(crate) late_until_ms: i64,
+    /// How many more times, after that, it is read now and then (once a settle time at most,
+    /// when its repository is polled) for a status posted later still.
+    pub(crate) late_looks: u32,
     /// When its statuses were last read.
     pub(crate) read_ms: i64,
 }
@@ -403,7 +403,7 @@ impl Store {
                         committed_ms: f.committed_ms,
                     },
                     settle_until_ms: f.settle_until_ms,
-                    late_until_ms: f.late_until_ms,
+                    late_looks: f.late_looks,
                     read_ms: f.read_ms,
                 })
                 .collect(),
@@ -447,7 +447,7 @@ impl Store {
                     author: f.tip.author.clone(),
                     committed_ms: f.tip.committed_ms,
                     settle_until_ms: f.settle_until_ms,
-                    late_until_ms: f.late_until_ms,
+                    late_looks: f.late_looks,
                     read_ms: f.read_ms,
                 })
                 .collect(),
@@ -979,7 +979,7 @@ mod tests {
                             committed_ms: Some(500),
                         },
                         settle_until_ms: 600_000,
-                        late_until_ms: 7_800_000,
+                        late_looks: 12,
                         read_ms: 500_000,
                     },
                     Followed {
@@ -991,7 +991,7 @@ mod tests {
                             committed_ms: None,
                         },
                         settle_until_ms: 700_000,
-                        late_until_ms: 0,
+                        late_looks: 0,
                         read_ms: 0,
                     },
                 ],

@@ -66,7 +66,7 @@ pub(crate) struct FollowedRecord {
     pub(crate) settle_until_ms: i64,
     /// Absent in records written before late statuses were looked for: none.
     #[serde(default)]
-    pub(crate) late_until_ms: i64,
+    pub(crate) late_looks: u32,
     #[serde(default)]
     pub(crate) read_ms: i64,
 }

@@ -405,9 +405,9 @@ async fn paging_past_a_full_page_of_new_pipelines_misses_none() {
 }
 
 /// A commit of `main` pushed at 10 s with Jenkins' status, and a second CI's status `key`
-/// first posted at `posted` and ending (`state`) at `ends`; a settle time of 150 s. Runs the
-/// daemon until it caught up, and returns the scoreboard.
-async fn late_status(key: &str, posted: f64, ends: f64, state: SimState) -> Score {
+/// first posted at `posted` and ending (`state`) at `ends`; a settle time of 150 s and a look
+/// every `every` seconds. Runs the daemon until it caught up, and returns the scoreboard.
+async fn late_status(key: &str, posted: f64, ends: f64, state: SimState, every: f64) -> Score {
     let commit = "c".repeat(40);
     let builds = vec![
         SimBuild::status(
@@ -431,9 +431,11 @@ async fn late_status(key: &str, posted: f64, ends: f64, state: SimState) -> Scor
     };
     let polling = SimPolling {
         settle: 150.0,
-        ..SimPolling::every(5.0)
+        ..SimPolling::every(every)
     };
-    let harness = Harness::start(scenario.clone(), 120.0, polling, &subscribe_all(&scenario)).await;
+    // Time runs as fast as the looks are rare.
+    let speed = 24.0 * every.max(5.0);
+    let harness = Harness::start(scenario.clone(), speed, polling, &subscribe_all(&scenario)).await;
     let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(30))
@@ -460,26 +462,37 @@ fn told(score: &Score, key: &str, event: SimEvent) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_posted_late_within_the_settle_time_is_announced() {
     // CI posts its status 90 simulated seconds after the push, when nothing else moves.
-    let score = late_status("sonar-scan", 100.0, 130.0, Failed).await;
+    let score = late_status("sonar-scan", 100.0, 130.0, Failed, 5.0).await;
     told(&score, "sonar-scan", SimEvent::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_posted_long_after_the_settle_time_is_still_found() {
     // A slow scanner posts 450 simulated seconds after the settle time ended. The commit is
-    // looked at again now and then (once a settle time) for twelve settle times, without
+    // looked at again now and then (twelve more times, once a settle time at most), without
     // keeping the repository hot.
-    let score = late_status("security-scan", 600.0, 630.0, Failed).await;
+    let score = late_status("security-scan", 600.0, 630.0, Failed, 5.0).await;
     // Found at a late look: within a settle time (and a poll) of its ending at 630 s.
     let at = told(&score, "security-scan", SimEvent::Failed);
     assert!(at - 630.0 < 160.0, "told at {at:.0} s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_status_of_a_repository_looked_at_rarely_is_still_found() {
+    // Looked at about every 1,000 s: the commit is found at the first look and settles 150 s
+    // later; the scanner posts at 2,200 s and ends at 2,230 s, after the second look, and is
+    // found at a later one. Late looks are counted, not timed: twelve settle times (1,800 s)
+    // from the first look would have ended before the look that finds it.
+    let score = late_status("security-scan", 2200.0, 2230.0, Successful, 1000.0).await;
+    let at = told(&score, "security-scan", SimEvent::Succeeded);
+    assert!(at - 2230.0 < 2200.0, "told at {at:.0} s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_running_past_the_settle_time_is_still_read_every_poll() {
     // In progress from 20 s to 500 s, long past the 150 s settle time: its commit is read
     // every poll while it runs, so its end is told within a poll or two (every 5 s).
-    let score = late_status("long-e2e", 20.0, 500.0, Successful).await;
+    let score = late_status("long-e2e", 20.0, 500.0, Successful, 5.0).await;
     let at = told(&score, "long-e2e", SimEvent::Succeeded);
     assert!(at - 500.0 < 60.0, "told at {at:.0} s");
 }
