@@ -131,6 +131,14 @@ pub(crate) struct Timing {
     pub(crate) schedules_every: Duration,
 }
 
+impl Timing {
+    /// How soon schedules are read again after a failed read, or after a read that found
+    /// none when a scheduled run shows: an hour at the default daily reading.
+    fn schedules_again(&self) -> Duration {
+        self.schedules_every / 24
+    }
+}
+
 /// A poll's outcome, and the repository's schedules when the poll read them too.
 type PollDone = (
     Result<poller::PollSummary, PollError>,
@@ -331,7 +339,7 @@ impl Scheduler {
                 let learn_schedules = tracked.schedules_due.is_some()
                     && tracked.schedules.is_empty()
                     && tracked.schedules_read.is_none_or(|read| {
-                        now.saturating_duration_since(read) >= self.timing.schedules_every / 24
+                        now.saturating_duration_since(read) >= self.timing.schedules_again()
                     });
                 let (ctx, watch, source) = (
                     self.ctx.clone(),
@@ -459,9 +467,8 @@ impl Scheduler {
                 tracked.schedules_due = Some(now + every);
             }
             Some(Err(err)) => {
-                // Tried again a while later (an hour at the default): the sweep finds the
-                // scheduled runs meanwhile.
-                let (repo, retry) = (&tracked.watch.repo, every / 24);
+                // Tried again a while later: the sweep finds the scheduled runs meanwhile.
+                let (repo, retry) = (&tracked.watch.repo, self.timing.schedules_again());
                 tracing::warn!(%repo, %err, ?retry, "could not read the repository's Pipelines schedules");
                 tracked.schedules_read = Some(now);
                 tracked.schedules_due = Some(now + retry);
