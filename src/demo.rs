@@ -112,6 +112,25 @@ pub struct DemoOptions {
     pub faults: Faults,
     /// Print each card as it arrives.
     pub print_cards: bool,
+    /// Where the running commentary (cards, the summary) is written.
+    pub narration: Narration,
+}
+
+/// Where the demo's running commentary goes: stdout for a person, stderr when stdout is
+/// reserved for the JSON summary (so `bbzoom demo --json | jq` reads one object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Narration {
+    Stdout,
+    Stderr,
+}
+
+impl Narration {
+    fn line(self, text: std::fmt::Arguments<'_>) {
+        match self {
+            Narration::Stdout => println!("{text}"),
+            Narration::Stderr => eprintln!("{text}"),
+        }
+    }
 }
 
 /// The demo's closing summary (also its JSON line).
@@ -458,7 +477,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     )?;
     let store = Store::open(&config.daemon.state_dir)?;
 
-    println!(
+    let say = options.narration;
+    say.line(format_args!(
         "bbzoom demo: {} repositories, {} builds over {:.0} simulated minutes at {}x speed, {} requests per simulated hour\n",
         sim.scenario().repos.len(),
         sim.scenario()
@@ -469,10 +489,15 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         end / 60.0,
         options.speed,
         options.budget,
-    );
-    let printer = options
-        .print_cards
-        .then(|| tokio::spawn(print_cards(sim.subscribe(), sim.clone(), config.clone())));
+    ));
+    let printer = options.print_cards.then(|| {
+        tokio::spawn(print_cards(
+            sim.subscribe(),
+            sim.clone(),
+            config.clone(),
+            say,
+        ))
+    });
     let metrics = Arc::new(Metrics::default());
     let (trigger, shutdown) = crate::shutdown::channel();
     let daemon = {
@@ -499,7 +524,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     }
 
     let summary = summarize(&sim, &config, &metrics);
-    println!(
+    say.line(format_args!(
         "\nsummary: {} builds, {} transitions, {} cards, {} Bitbucket requests (at most {} in a simulated hour), {} missed, {} duplicates, latency p50 {:.0}s p95 {:.0}s max {:.0}s",
         summary.builds,
         summary.transitions,
@@ -511,15 +536,18 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         summary.latency_p50_s,
         summary.latency_p95_s,
         summary.latency_max_s,
-    );
-    println!(
+    ));
+    say.line(format_args!(
         "         {} posts, {} edits, {} dead letters",
         summary.posts, summary.edits, summary.dead_letters
-    );
+    ));
     let names = channel_names(&sim, &config);
     for (jid, url, event) in score(&sim, &config).missed.iter().take(20) {
         let channel = names.get(jid).unwrap_or(jid);
-        println!("  missed: {} of {url} in #{channel}", event.name());
+        say.line(format_args!(
+            "  missed: {} of {url} in #{channel}",
+            event.name()
+        ));
     }
     if let Ok(sim) = Arc::try_unwrap(sim) {
         sim.shutdown().await;
@@ -682,6 +710,7 @@ async fn print_cards(
     mut events: tokio::sync::broadcast::Receiver<bbzoom_sim::ChannelEvent>,
     sim: Arc<Simulator>,
     config: Config,
+    say: Narration,
 ) {
     let names = channel_names(&sim, &config);
     while let Ok(event) = events.recv().await {
@@ -693,11 +722,11 @@ async fn print_cards(
             ChannelEventKind::Posted => "new card",
             ChannelEventKind::Edited => "card edited",
         };
-        println!(
+        say.line(format_args!(
             "[{:>6.0}s] #{channel} ({verb})\n{}\n",
             event.at,
             indent(&bbzoom_sim::view::card_text(&event.content))
-        );
+        ));
     }
 }
 

@@ -1,6 +1,6 @@
 //! `bbzoom demo`: the daemon against the built-in simulator, with a scoreboard at the end.
 
-use bbzoom::demo::{self, DemoOptions};
+use bbzoom::demo::{self, DemoOptions, Narration};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -19,7 +19,7 @@ pub struct DemoArgs {
     /// Faults to inject into the simulated Bitbucket.
     #[arg(long, value_enum, default_value_t = demo::Faults::None)]
     faults: demo::Faults,
-    /// Print the summary as one JSON object on the last line of stdout.
+    /// Print the summary as one JSON object on stdout (the commentary goes to stderr).
     #[arg(long)]
     json: bool,
 }
@@ -33,6 +33,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         budget: args.budget,
         faults: args.faults,
         print_cards: true,
+        narration: if json {
+            Narration::Stderr
+        } else {
+            Narration::Stdout
+        },
     };
     anyhow::ensure!(
         options.speed.is_finite() && options.speed > 0.0,

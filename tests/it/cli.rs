@@ -6,7 +6,8 @@ fn bbzoom() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bbzoom"))
 }
 
-/// Runs `bbzoom demo --json` with `args`; returns its stdout and the summary on its last line.
+/// Runs `bbzoom demo --json` with `args`; returns its commentary (stderr) and the summary, which
+/// is the whole of stdout.
 fn demo_json(args: &[&str]) -> (String, serde_json::Value) {
     let out = bbzoom()
         .args(["demo", "--json"])
@@ -19,8 +20,9 @@ fn demo_json(args: &[&str]) -> (String, serde_json::Value) {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let summary = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    (stdout, summary)
+    let summary = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is one JSON object ({e}):\n{stdout}"));
+    (String::from_utf8(out.stderr).unwrap(), summary)
 }
 
 /// Every command, as `bbzoom help` must list it.
@@ -66,10 +68,10 @@ fn help_lists_every_command_with_an_example_and_each_command_explains_itself() {
 
 #[test]
 fn demo_json_summary_is_complete_and_clean() {
-    let (stdout, summary) = demo_json(&["--speed", "400"]);
+    let (commentary, summary) = demo_json(&["--speed", "400"]);
     assert!(
-        stdout.contains("FIXED · acme/"),
-        "cards are printed as they arrive:\n{stdout}"
+        commentary.contains("FIXED · acme/"),
+        "cards are printed as they arrive:\n{commentary}"
     );
     for key in [
         "builds",
@@ -172,7 +174,7 @@ fn demo_time_compression_keeps_the_budget_and_misses_nothing_under_faults() {
 fn demo_under_zoom_faults_misses_and_repeats_nothing() {
     // Zoom's 429s ask for whole real seconds, each many simulated ones: that run goes slower.
     for (faults, speed) in [("zoom-outage", "400"), ("zoom-rate-limit", "120")] {
-        let (stdout, summary) = demo_json(&["--speed", speed, "--faults", faults]);
+        let (commentary, summary) = demo_json(&["--speed", speed, "--faults", faults]);
         for key in ["posts", "edits", "dead_letters"] {
             assert!(
                 summary.get(key).is_some_and(serde_json::Value::is_u64),
@@ -184,7 +186,7 @@ fn demo_under_zoom_faults_misses_and_repeats_nothing() {
             "cards are edited in place: {summary}"
         );
         assert!(
-            stdout.contains("(card edited)"),
+            commentary.contains("(card edited)"),
             "the demo shows edits as edits"
         );
         assert_eq!(summary["missed"], 0, "{faults}: {summary}");
@@ -195,15 +197,15 @@ fn demo_under_zoom_faults_misses_and_repeats_nothing() {
 
 #[test]
 fn demo_burst_delivers_every_result_card_by_card() {
-    let (stdout, summary) = demo_json(&["--speed", "400", "--faults", "burst"]);
+    let (commentary, summary) = demo_json(&["--speed", "400", "--faults", "burst"]);
     assert!(summary["builds"].as_u64().unwrap() >= 40, "{summary}");
     assert_eq!(summary["missed"], 0, "{summary}");
     assert_eq!(summary["duplicates"], 0, "{summary}");
     assert_eq!(summary["dead_letters"], 0, "{summary}");
-    assert!(!stdout.contains("📋"), "nothing folded:\n{stdout}");
+    assert!(!commentary.contains("📋"), "nothing folded:\n{commentary}");
     assert!(
-        stdout.contains("· tag v3.0.0"),
-        "tag builds announced:\n{stdout}"
+        commentary.contains("· tag v3.0.0"),
+        "tag builds announced:\n{commentary}"
     );
 }
 
