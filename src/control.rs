@@ -10,11 +10,14 @@ use crate::config::{Config, Watch};
 use crate::domain::Health;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
 
 /// What a client may ask.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -497,44 +500,59 @@ impl Drop for SocketFile {
     }
 }
 
-/// Clients answered at once; more wait to be accepted.
-const CONCURRENT_CLIENTS: usize = 8;
+/// Connections still to send their request that the socket keeps at once: at the bound, the
+/// oldest is let go, so clients that connect and say nothing never lock out one that talks.
+const WAITING_CLIENTS: usize = 64;
 
-/// How long a client may take to send its request, or to read the answer.
-const CLIENT_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request, or to read the answer. A well-behaved
+/// client (`bbzoom status`) sends its line as it connects: this bounds only idle ones.
+const CLIENT_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Answers connections on `listener` by passing each request to `supervisor`, until the
-/// process ends.
+/// process ends. Accepting never waits: each connection has [`CLIENT_PATIENCE`] to send its
+/// request, and at most [`WAITING_CLIENTS`] wait for theirs at once.
 pub async fn serve(listener: UnixListener, supervisor: mpsc::Sender<Envelope>) {
-    let clients = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CLIENTS));
+    let mut waiting: VecDeque<AbortHandle> = VecDeque::new();
     loop {
-        let permit = clients
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(err) => {
+                // Out of file descriptors, say: give the connections under way a moment to end.
                 tracing::warn!(%err, "control socket: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(CLIENT_PATIENCE / 10).await;
                 continue;
             }
         };
+        waiting.retain(|reading| !reading.is_finished());
+        if waiting.len() >= WAITING_CLIENTS
+            && let Some(oldest) = waiting.pop_front()
+        {
+            tracing::debug!("control socket: too many silent clients; the oldest is let go");
+            oldest.abort();
+        }
         let supervisor = supervisor.clone();
-        tokio::spawn(async move {
-            if let Err(err) = answer(stream, supervisor).await {
-                tracing::debug!(%err, "control socket: a client went away");
+        let reading = tokio::spawn(async move {
+            match read_request(stream).await {
+                // Answered in a task of its own: a reload may take a while, and this one must
+                // end as soon as the request is read to free its place among the waiting.
+                Ok((line, write)) => {
+                    tokio::spawn(async move {
+                        if let Err(err) = answer(&line, write, supervisor).await {
+                            tracing::debug!(%err, "control socket: a client went away");
+                        }
+                    });
+                }
+                Err(err) => tracing::debug!(%err, "control socket: a client sent no request"),
             }
-            drop(permit);
         });
+        waiting.push_back(reading.abort_handle());
     }
 }
 
-async fn answer(stream: UnixStream, supervisor: mpsc::Sender<Envelope>) -> std::io::Result<()> {
+/// A client's request line (at most [`MAX_REQUEST`] bytes), within [`CLIENT_PATIENCE`].
+async fn read_request(stream: UnixStream) -> std::io::Result<(Vec<u8>, OwnedWriteHalf)> {
     use tokio::io::AsyncReadExt;
-    let too_slow = |what| std::io::Error::new(std::io::ErrorKind::TimedOut, what);
-    let (read, mut write) = stream.into_split();
+    let (read, write) = stream.into_split();
     let mut line = Vec::new();
     tokio::time::timeout(
         CLIENT_PATIENCE,
@@ -542,7 +560,16 @@ async fn answer(stream: UnixStream, supervisor: mpsc::Sender<Envelope>) -> std::
     )
     .await
     .map_err(|_| too_slow("no request"))??;
-    let reply: Reply = match serde_json::from_slice::<Request>(&line) {
+    Ok((line, write))
+}
+
+/// Answers `line` through `supervisor`; the client has [`CLIENT_PATIENCE`] to read it.
+async fn answer(
+    line: &[u8],
+    mut write: OwnedWriteHalf,
+    supervisor: mpsc::Sender<Envelope>,
+) -> std::io::Result<()> {
+    let reply: Reply = match serde_json::from_slice::<Request>(line) {
         Err(e) => Err(format!("not a request: {e}")),
         Ok(request) => {
             let (tx, rx) = oneshot::channel();
@@ -559,6 +586,10 @@ async fn answer(stream: UnixStream, supervisor: mpsc::Sender<Envelope>) -> std::
     tokio::time::timeout(CLIENT_PATIENCE, write.write_all(&out))
         .await
         .map_err(|_| too_slow("answer not read"))?
+}
+
+fn too_slow(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, what)
 }
 
 #[cfg(test)]

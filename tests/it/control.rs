@@ -620,3 +620,44 @@ fn found_in_status(shown: &str) -> u64 {
         .filter_map(|n| n.parse::<u64>().ok())
         .sum()
 }
+
+/// Local clients that connect and say nothing (a stuck script, a hostile user) neither delay
+/// `status` nor fill the socket: each is let go after a short patience, and past a bound the
+/// oldest silent one makes room for a client that talks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_neither_stall_nor_lock_out_status() {
+    use tokio::io::AsyncReadExt;
+    let harness = harness(SHOWCASE_SUBSCRIPTIONS).await;
+    let daemon = start_daemon(&harness, &[]);
+    status_when(&harness, |report| report["running"] == true).await;
+    let socket = harness.config.daemon.control_socket.clone();
+
+    let mut silent = Vec::new();
+    for _ in 0..100 {
+        silent.push(tokio::net::UnixStream::connect(&socket).await.unwrap());
+    }
+    let asked = Instant::now();
+    let reply = bbzoom::control::ask(&socket, &bbzoom::control::Request::Status)
+        .await
+        .unwrap();
+    let took = asked.elapsed();
+    assert!(
+        matches!(reply, Ok(bbzoom::control::Answer::Status(_))),
+        "{reply:?}"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "status took {took:?} behind 100 silent clients"
+    );
+
+    // Each silent client is hung up on, soon, whether evicted or out of patience.
+    for mut client in silent {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "a silent client is let go: {read:?}"
+        );
+    }
+    stop(daemon, &harness).await;
+}
