@@ -70,6 +70,9 @@ pub struct StatusReport {
     /// How the running daemon found new builds; `None` from the store alone.
     #[serde(default)]
     pub finding: Option<Finding>,
+    /// The running daemon's tasks that ended unexpectedly and were started again.
+    #[serde(default)]
+    pub task_restarts: Vec<crate::daemon::TaskRestarts>,
 }
 
 /// How new builds were found since the daemon started: what the workspace scan is worth on
@@ -121,6 +124,9 @@ pub struct CredentialStatus {
     pub requests_in_window: usize,
     /// The budget in force, e.g. "900 per 3600s".
     pub budget: String,
+    /// Its requests per window, as a number.
+    #[serde(default)]
+    pub budget_limit: u64,
     /// Where it comes from: configured (a ceiling), advertised by Bitbucket, or the default;
     /// what Bitbucket advertises, and whether it says the credential is near its limit.
     /// Empty from a daemon that predates it.
@@ -130,6 +136,13 @@ pub struct CredentialStatus {
     pub paused_for_secs: Option<u64>,
     /// Why Bitbucket last refused it (401/403).
     pub broken: Option<String>,
+    /// Since the daemon started: requests sent, 429s received, polls made.
+    #[serde(default)]
+    pub requests_total: u64,
+    #[serde(default)]
+    pub rate_limited_total: u64,
+    #[serde(default)]
+    pub polls_total: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,7 +266,7 @@ impl StatusReport {
 
 /// Text from build data or a server's answer, made safe for the admin's terminal: whoever can
 /// post a commit status chooses a lane's job name.
-pub(crate) fn shown(untrusted: &str) -> String {
+pub fn shown(untrusted: &str) -> String {
     crate::render::clean(untrusted, 200)
 }
 

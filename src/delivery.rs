@@ -289,6 +289,11 @@ impl Worker {
                 self.failing_since = None;
                 tracing::info!(channel = %self.route.channel, build = %row.build.key, event = %row.event, "card delivered");
                 self.ctx.metrics.delivered.fetch_add(1, Ordering::Relaxed);
+                let waited_ms = self.ctx.clock.now_ms().saturating_sub(row.enqueued_ms);
+                self.ctx
+                    .metrics
+                    .delivery_latency
+                    .observe(waited_ms as f64 / 1000.0);
                 self.ctx
                     .store
                     .blocking(move |store| {

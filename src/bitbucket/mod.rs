@@ -22,7 +22,7 @@ use crate::http::Budget;
 use crate::retry::{Backoff, parse_retry_after};
 use backon::Retryable;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use url::Url;
@@ -142,8 +142,19 @@ pub struct Account {
     paused_until: Mutex<Option<Instant>>,
     /// 429s in a row, for the backoff when no `Retry-After` came.
     consecutive_429: AtomicU32,
+    /// What it spent since the daemon started, for the metrics: requests sent, 429s
+    /// answered, polls made.
+    pub(crate) spent: Spent,
     /// Why the credential was last rejected (401/403), until a request succeeds again.
     broken: Mutex<Option<String>>,
+}
+
+/// What a credential spent since the daemon started.
+#[derive(Debug, Default)]
+pub(crate) struct Spent {
+    pub(crate) requests: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+    pub(crate) polls: AtomicU64,
 }
 
 /// What Bitbucket said of a credential's limit in its last answers that said anything.
@@ -240,6 +251,7 @@ impl Account {
             retry,
             paused_until: Mutex::new(None),
             consecutive_429: AtomicU32::new(0),
+            spent: Spent::default(),
             broken: Mutex::new(None),
         }
     }
@@ -336,6 +348,7 @@ impl Account {
         // Held until the answer is read: the request counts in the budget's window until a
         // whole window after that, wherever the server counted it (invariant 4).
         let _slot = self.budget.admit().await;
+        self.spent.requests.fetch_add(1, Ordering::Relaxed);
         let request = self.auth.authorize(self.http.get(url)).await?;
         let response = request
             .send()
@@ -356,6 +369,7 @@ impl Account {
                 })
             }
             429 => {
+                self.spent.rate_limited.fetch_add(1, Ordering::Relaxed);
                 let retry_after = response
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)

@@ -16,6 +16,9 @@ pub mod subscriptions;
 const EXIT_CONFIG: u8 = 2;
 /// Exit status when the command needs the daemon and it is not running (as `systemctl status`).
 const EXIT_NOT_RUNNING: u8 = 3;
+/// Exit status of a daemon that stopped because one of its tasks kept failing (status 4 is a
+/// damaged store's).
+const EXIT_TASK_FAILING: u8 = 5;
 
 /// The daemon is not running: said plainly, with the socket that nothing answers on.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +62,9 @@ pub fn open_idle_store(config: &bbzoom::config::Config) -> anyhow::Result<bbzoom
 
 /// The exit status for a failed command.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.downcast_ref::<bbzoom::config::ConfigError>().is_some()
+    if let Some(bbzoom::daemon::DaemonError::TaskFailing { .. }) = err.downcast_ref() {
+        EXIT_TASK_FAILING
+    } else if err.downcast_ref::<bbzoom::config::ConfigError>().is_some()
         || err
             .downcast_ref::<bbzoom::credentials::CredentialsError>()
             .is_some()

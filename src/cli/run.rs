@@ -72,6 +72,21 @@ async fn serve(
             })?;
     let (requests, received) = mpsc::channel::<Envelope>(16);
     tokio::spawn(control::serve(listener, requests.clone()));
+    let metrics = Arc::new(Metrics::default());
+    if let Some(address) = config.daemon.metrics {
+        let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+            format!(
+                "{}: [daemon] metrics = \"{address}\": cannot listen there (another process on that port?); pick a free port or remove the key",
+                config.source.display()
+            )
+        })?;
+        tracing::info!(%address, "serving Prometheus metrics at /metrics");
+        tokio::spawn(bbzoom::metrics::serve(
+            listener,
+            requests.clone(),
+            metrics.clone(),
+        ));
+    }
     let (trigger, shutdown) = bbzoom::shutdown::channel();
     tokio::spawn(handle_signals(signals, requests, trigger));
     let control = Control {
@@ -83,7 +98,7 @@ async fn serve(
         credentials,
         store,
         Tuning::default(),
-        Arc::new(Metrics::default()),
+        metrics,
         control,
         shutdown,
     )

@@ -97,6 +97,17 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         )
         .unwrap();
     }
+    for task in &report.task_restarts {
+        writeln!(
+            out,
+            "RESTARTED: {} ended unexpectedly {} time(s), last {}: {}",
+            task.task,
+            task.restarts,
+            ago(task.last_at_ms),
+            bbzoom::control::shown(&task.last_cause)
+        )
+        .unwrap();
+    }
     let mut rows = vec![[
         "REPOSITORY".to_owned(),
         "SOURCE".into(),

@@ -209,6 +209,7 @@ fn example(key: &str) -> Option<&'static str> {
         ("credentials", _) => r#"credentials = "credentials.age""#,
         ("identity", _) => r#"identity = "identity.txt""#,
         ("control_socket", _) => r#"control_socket = "/run/bbzoom/control.sock""#,
+        ("metrics", _) => r#"metrics = "127.0.0.1:9464""#,
         ("api_url", false) => r#"api_url = "https://api.bitbucket.org/2.0""#,
         ("api_url", true) => r#"api_url = "https://api.zoom.us/v2""#,
         ("web_url", _) => r#"web_url = "https://bitbucket.org""#,

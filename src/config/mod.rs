@@ -54,6 +54,8 @@ pub struct DaemonConfig {
     pub identity_file: PathBuf,
     /// The Unix socket `bbzoom status` and `bbzoom reload` talk to the daemon over.
     pub control_socket: PathBuf,
+    /// Where Prometheus metrics are served (`GET /metrics`): a loopback address, or none.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `[polling]`: how often a repository is looked at, by how busy it is. The planner stretches

@@ -32,6 +32,7 @@ pub(super) struct RawDaemon {
     pub(super) credentials: Spanned<String>,
     pub(super) identity: Spanned<String>,
     pub(super) control_socket: Option<Spanned<String>>,
+    pub(super) metrics: Option<Spanned<String>>,
 }
 
 /// `[polling]`.

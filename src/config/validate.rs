@@ -134,9 +134,14 @@ impl Checker<'_> {
                 ),
             ));
         }
+        let metrics = match &raw.metrics {
+            None => None,
+            Some(address) => Some(self.metrics_address(address)?),
+        };
         Ok(DaemonConfig {
             state_dir,
             control_socket,
+            metrics,
             request_timeout: self.duration_or(
                 raw.request_timeout,
                 "daemon.request_timeout",
@@ -145,6 +150,33 @@ impl Checker<'_> {
             credentials_file: self.file(&raw.credentials, "daemon.credentials")?,
             identity_file: self.file(&raw.identity, "daemon.identity")?,
         })
+    }
+
+    /// `[daemon] metrics`: an address and port on the loopback interface only, since bbzoom
+    /// opens no port to the network.
+    fn metrics_address(&self, raw: &Spanned<String>) -> Result<std::net::SocketAddr, ConfigError> {
+        let key = "daemon.metrics";
+        let address: std::net::SocketAddr = raw.get_ref().parse().map_err(|_| {
+            self.err(
+                raw.span(),
+                key,
+                format!(
+                    "{:?} is not an address and port; write e.g. metrics = \"127.0.0.1:9464\"",
+                    raw.get_ref()
+                ),
+            )
+        })?;
+        if !address.ip().is_loopback() {
+            return Err(self.err(
+                raw.span(),
+                key,
+                format!(
+                    "{address} is not a loopback address: bbzoom serves metrics to this machine \
+                     only; use 127.0.0.1 or [::1] (and a local agent or tunnel to reach it)"
+                ),
+            ));
+        }
+        Ok(address)
     }
 
     fn polling(&self, raw: RawPolling) -> Result<PollingConfig, ConfigError> {

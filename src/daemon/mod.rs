@@ -9,8 +9,10 @@
 //! chatbot client whose app is the same keeps its token.
 
 mod supervisor;
+mod watched;
 
 pub use supervisor::{Control, run, run_with_control};
+pub use watched::TaskRestarts;
 
 use crate::clock::{Calendar, Clock, SystemCalendar, SystemClock};
 
@@ -59,6 +61,9 @@ pub struct Tuning {
     /// An hour of Bitbucket's on the daemon's clock: the window of the default budgets, which
     /// are stated per hour (a budget the admin wrote keeps its own window).
     pub(crate) hour: Duration,
+    /// How a scheduler or delivery worker that ended unexpectedly is started again, and when
+    /// it is given up on (the daemon then stops: it cannot do its job).
+    pub(crate) task_restarts: watched::RestartPolicy,
 }
 
 impl Tuning {
@@ -96,6 +101,11 @@ impl Tuning {
             schedules_every: self.schedules_every.div_f64(speed),
             build_retention: self.build_retention.div_f64(speed),
             hour: self.hour.div_f64(speed),
+            task_restarts: watched::RestartPolicy {
+                backoff: scale(self.task_restarts.backoff),
+                window: self.task_restarts.window.div_f64(speed),
+                ..self.task_restarts
+            },
         }
     }
 }
@@ -118,12 +128,25 @@ impl Default for Tuning {
             schedules_every: Duration::from_secs(24 * 3600),
             build_retention: Duration::from_secs(30 * 24 * 3600),
             hour: crate::domain::HOUR,
+            // Five restarts within ten minutes (backing off from 1 s to a minute) is a loop.
+            task_restarts: watched::RestartPolicy {
+                backoff: Backoff {
+                    base: Duration::from_secs(1),
+                    max: Duration::from_secs(60),
+                },
+                limit: 5,
+                window: Duration::from_secs(600),
+            },
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error(
+        "the task {task} kept failing (last: {cause}); bbzoom stopped, as it could no longer do its job: see the log above for each failure"
+    )]
+    TaskFailing { task: String, cause: String },
     #[error(
         "credential \"{name}\" (named by {used_by}) is not in the credentials file; store it with `bbzoom connect {} --name {name}`", .role.service()
     )]

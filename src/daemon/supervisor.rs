@@ -10,6 +10,7 @@
 //! a repository for a while (it moved between credentials) take turns on it
 //! ([`PollTurns`]), so no two polls of it run at once either.
 
+use super::watched::{self, TaskHealth};
 use super::{Bitbucket, DaemonError, Tuning, Zoom};
 use crate::bitbucket::Account;
 use crate::config::Config;
@@ -96,6 +97,7 @@ pub async fn run_with_control(
         workers: BTreeMap::new(),
         started_ms,
         last_reload: None,
+        health: Arc::new(TaskHealth::default()),
     };
     supervisor.apply(&mut ReloadSummary::default(), None).await;
     let housekeeping = {
@@ -130,7 +132,14 @@ pub async fn run_with_control(
             .watchdog_interval()
             .unwrap_or(supervisor.tuning.status_every),
     );
+    let mut failure = None;
     loop {
+        // A task given up on: the daemon can no longer do its job. It stops rather than keep
+        // the watchdog fed, and says why (a status of its own: see `cli::exit_code`).
+        if let Some((task, cause)) = supervisor.health.failing() {
+            failure = Some(DaemonError::TaskFailing { task, cause });
+            break;
+        }
         tokio::select! {
             _ = shutdown.wait() => break,
             Some((request, reply)) = control.requests.recv() => {
@@ -154,7 +163,10 @@ pub async fn run_with_control(
                 notifier.status(&supervisor.status_line());
             }
             _ = tick.tick() => {
-                // The supervisor answers, so the daemon is not wedged: tell the watchdog.
+                if supervisor.health.failing().is_some() {
+                    continue;
+                }
+                // The supervisor answers and every task runs: tell the watchdog.
                 notifier.watchdog();
                 notifier.status(&supervisor.status_line());
             }
@@ -166,13 +178,12 @@ pub async fn run_with_control(
     notifier.status("stopping: finishing deliveries and polls under way");
     // Every task's shutdown is a child of the daemon's: they are all stopping. The watchdog
     // hears from us until they are done, so a slow last delivery is not taken for a hang.
+    let tasks: Vec<Task> = (supervisor.schedulers.into_values().map(|s| s.task))
+        .chain(supervisor.workers.into_values().map(|w| w.task))
+        .collect();
     let drained = async {
-        for scheduler in supervisor.schedulers.into_values() {
-            let _ = scheduler.task.handle.await;
-        }
-        for worker in supervisor.workers.into_values() {
-            let _ = worker.task.handle.await;
-        }
+        // Stopped by the daemon's shutdown, or here when a task was given up on.
+        Task::stop_all(tasks).await;
         let _ = housekeeping.await;
     };
     tokio::pin!(drained);
@@ -185,8 +196,13 @@ pub async fn run_with_control(
     if let Err(err) = store.blocking(Store::flush).await {
         tracing::error!(%err, "final store flush failed");
     }
-    tracing::info!("bbzoom stopped");
-    Ok(())
+    match failure {
+        Some(failure) => Err(failure),
+        None => {
+            tracing::info!("bbzoom stopped");
+            Ok(())
+        }
+    }
 }
 
 /// A task the supervisor can stop alone.
@@ -240,6 +256,8 @@ struct Supervisor {
     workers: BTreeMap<String, WorkerTask>,
     started_ms: i64,
     last_reload: Option<ReloadRecord>,
+    /// The schedulers' and workers' restarts, and the one given up on.
+    health: Arc<TaskHealth>,
 }
 
 impl Supervisor {
@@ -324,6 +342,7 @@ impl Supervisor {
                 "[daemon] control_socket",
                 old.control_socket != new.control_socket,
             ),
+            ("[daemon] metrics", old.metrics != new.metrics),
         ] {
             if changed {
                 summary.needs_restart.push(key.to_owned());
@@ -440,18 +459,23 @@ impl Supervisor {
                 polling: self.turns.clone(),
                 settle: self.config.polling.settle,
             };
-            let handle = tokio::spawn(scheduler::run(
-                poll,
-                receiver,
-                account.clone(),
-                self.polls.clone(),
-                scheduler::Timing {
-                    stop_grace: self.tuning.stop_grace,
-                    history: self.tuning.sweep_history,
-                    schedules_every: self.tuning.schedules_every,
-                },
-                shutdown,
-            ));
+            let timing = scheduler::Timing {
+                stop_grace: self.tuning.stop_grace,
+                history: self.tuning.sweep_history,
+                schedules_every: self.tuning.schedules_every,
+            };
+            let (scheduled, polls) = (account.clone(), self.polls.clone());
+            let task_shutdown = shutdown.clone();
+            let handle = self.watch(format!("scheduler {name}"), task_shutdown, move || {
+                scheduler::run(
+                    poll.clone(),
+                    receiver.clone(),
+                    scheduled.clone(),
+                    polls.clone(),
+                    timing,
+                    shutdown.clone(),
+                )
+            });
             self.schedulers.insert(
                 name,
                 SchedulerTask {
@@ -477,7 +501,11 @@ impl Supervisor {
                 continue;
             }
             let (stop, shutdown) = self.shutdown.child();
-            let handle = tokio::spawn(delivery::run(deliver.clone(), route.clone(), shutdown));
+            let (name, task_shutdown) = (format!("delivery {}", route.channel), shutdown.clone());
+            let (deliver, delivered) = (deliver.clone(), route.clone());
+            let handle = self.watch(name, task_shutdown, move || {
+                delivery::run(deliver.clone(), delivered.clone(), shutdown.clone())
+            });
             self.workers.insert(
                 route.channel.clone(),
                 WorkerTask {
@@ -486,6 +514,22 @@ impl Supervisor {
                 },
             );
         }
+    }
+
+    /// Runs what `start` makes as a watched task (see [`watched`]).
+    fn watch<F, Fut>(&self, name: String, shutdown: Shutdown, start: F) -> JoinHandle<()>
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        watched::spawn(
+            name,
+            self.health.clone(),
+            self.tuning.task_restarts,
+            self.tuning.clock.clone(),
+            shutdown,
+            start,
+        )
     }
 
     fn status(&self) -> StatusReport {
@@ -512,6 +556,7 @@ impl Supervisor {
             by_schedule: count(&self.metrics.found_by_schedule),
         });
         report.last_reload = self.last_reload.clone();
+        report.task_restarts = self.health.restarts();
         report.credentials = self
             .bitbucket
             .accounts
@@ -527,10 +572,14 @@ impl Supervisor {
                         budget.limit.per.as_secs()
                     ),
                     budget_source: budget.to_string(),
+                    budget_limit: u64::from(budget.limit.requests),
                     paused_for_secs: account
                         .paused_until()
                         .map(|until| until.duration_since(tokio::time::Instant::now()).as_secs()),
                     broken: account.broken(),
+                    requests_total: count(&account.spent.requests),
+                    rate_limited_total: count(&account.spent.rate_limited),
+                    polls_total: count(&account.spent.polls),
                 }
             })
             .collect();

@@ -31,6 +31,9 @@ pub enum PollError {
     Bitbucket(#[from] BitbucketError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The poll's task panicked (a bug): it failed, and the repository is polled again later.
+    #[error("the poll failed unexpectedly: {0}")]
+    Panicked(String),
 }
 
 /// Where a subscription's builds are read from, with the client that reads them.

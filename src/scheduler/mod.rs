@@ -191,6 +191,8 @@ struct Scheduler {
     scans: JoinSet<ScanDone>,
     /// Workspaces being scanned.
     scanning: HashSet<String>,
+    /// Each scan task's workspace.
+    scan_ids: HashMap<task::Id, String>,
     /// Polls the scans' hints and the schedules brought lately, for the share of the budget
     /// they take.
     prompted: Decaying,
@@ -234,6 +236,7 @@ pub(crate) async fn run(
         polling: HashMap::new(),
         scans: JoinSet::new(),
         scanning: HashSet::new(),
+        scan_ids: HashMap::new(),
         prompted: Decaying::new(Instant::now()),
         typical_run_log: None,
         lateness: 0.0,
@@ -255,14 +258,28 @@ pub(crate) async fn run(
                     Err(err) if err.is_cancelled() => {
                         scheduler.polling.remove(&err.id());
                     }
-                    Err(err) => panic!("a poll panicked: {err}"),
+                    // A bug in a poll: that poll failed, the repository is polled again later.
+                    Err(err) => {
+                        let lost = PollError::Panicked(err.to_string());
+                        scheduler.poll_done(err.id(), (Err(lost), None));
+                    }
                 }
             }
-            Some(done) = scheduler.scans.join_next(), if !scheduler.scanning.is_empty() => {
+            Some(done) = scheduler.scans.join_next_with_id(), if !scheduler.scanning.is_empty() => {
                 match done {
-                    Ok(done) => scheduler.scan_done(done),
+                    Ok((id, done)) => {
+                        scheduler.scan_ids.remove(&id);
+                        scheduler.scan_done(done);
+                    }
                     Err(err) if err.is_cancelled() => {}
-                    Err(err) => panic!("a scan panicked: {err}"),
+                    // A bug in a scan: that scan failed, the workspace is scanned again later.
+                    Err(err) => {
+                        if let Some(name) = scheduler.scan_ids.remove(&err.id()) {
+                            tracing::error!(workspace = %name, %err, "a workspace scan failed unexpectedly");
+                            scheduler.ctx.metrics.scan_errors.fetch_add(1, Ordering::Relaxed);
+                            scheduler.scan_again(name);
+                        }
+                    }
                 }
             }
             _ = sleep_until(next) => scheduler.start_next(),
@@ -332,6 +349,7 @@ impl Scheduler {
                 if matches!(why, Why::Scan | Why::Schedule) {
                     self.prompted.add(1.0, now, memory);
                 }
+                self.account.spent.polls.fetch_add(1, Ordering::Relaxed);
                 tracked.hinted = false;
                 // Due for reading; or, when none is known lately, as soon as a scheduled run
                 // shows (the first look at a repository shows its history's).
@@ -373,10 +391,11 @@ impl Scheduler {
                 let (client, name) = (workspace.client.clone(), workspace.name.clone());
                 self.scanning.insert(name.clone());
                 self.ctx.metrics.scans.fetch_add(1, Ordering::Relaxed);
-                self.scans.spawn(async move {
+                let scan = self.scans.spawn(async move {
                     let found = client.changed_repositories(&name, since_ms).await;
                     (name, began_ms, found)
                 });
+                self.scan_ids.insert(scan.id(), workspace.name.clone());
             }
         }
     }
@@ -487,9 +506,9 @@ impl Scheduler {
 
     /// Takes in a finished scan: the repositories it shows pushed to are polled at once.
     fn scan_done(&mut self, (name, began_ms, found): ScanDone) {
-        self.scanning.remove(&name);
         let every = self.scan_every();
         let Some(index) = self.workspaces.iter().position(|w| w.name == name) else {
+            self.scanning.remove(&name);
             return;
         };
         match found {
@@ -506,10 +525,19 @@ impl Scheduler {
                 tracing::warn!(workspace = %name, %err, "workspace scan failed; every repository is still polled, and the next scan reaches back over this one");
             }
         }
+        self.scan_again(name);
+    }
+
+    /// Queues the next scan of workspace `name`, whose scan ended.
+    fn scan_again(&mut self, name: String) {
+        self.scanning.remove(&name);
+        let Some(index) = self.workspaces.iter().position(|w| w.name == name) else {
+            return;
+        };
         // A reload may have turned scans off while this one was under way.
         if self.targets.scan.is_some() {
             self.scans_due
-                .push(Reverse((Instant::now() + jitter(every), index)));
+                .push(Reverse((Instant::now() + jitter(self.scan_every()), index)));
         }
     }
 

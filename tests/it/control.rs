@@ -661,3 +661,85 @@ async fn silent_clients_neither_stall_nor_lock_out_status() {
     }
     stop(daemon, &harness).await;
 }
+
+/// With `[daemon] metrics` set, the running daemon serves Prometheus metrics on that loopback
+/// address: per credential, per channel, the delivery latency histogram and task restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_on_loopback_in_the_prometheus_format() {
+    let harness = harness(SHOWCASE_SUBSCRIPTIONS).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = harness.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replacen(
+        "[daemon]\n",
+        &format!("[daemon]\nmetrics = \"127.0.0.1:{port}\"\n"),
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let daemon = start_daemon(&harness, &[]);
+    status_when(&harness, every_subscription_polled).await;
+
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = match reqwest::get(&url).await {
+            Ok(response) if response.status().is_success() => response.text().await.unwrap(),
+            _ => String::new(),
+        };
+        // Once a card was delivered, every metric has a value to show.
+        if body.contains("bbzoom_delivery_latency_seconds_count")
+            && !body.contains("bbzoom_cards_sent_total 0")
+            && !body.is_empty()
+        {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed a delivery:\n{body}\n{}",
+            daemon_log(&harness)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let value = |prefix: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} in:\n{body}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let credential = "credential=\"sim-bitbucket\"";
+    assert!(value(&format!("bbzoom_polls_total{{{credential}}}")) > 0.0);
+    assert!(value(&format!("bbzoom_bitbucket_requests_total{{{credential}}}")) > 0.0);
+    assert_eq!(
+        value(&format!(
+            "bbzoom_bitbucket_rate_limited_total{{{credential}}}"
+        )),
+        0.0
+    );
+    assert!(value(&format!("bbzoom_budget_left{{{credential}}}")) > 0.0);
+    assert!(value("bbzoom_transitions_total") > 0.0);
+    assert!(value("bbzoom_cards_sent_total") > 0.0);
+    assert!(value("bbzoom_outbox_depth{channel=") >= 0.0);
+    assert_eq!(value("bbzoom_dead_letters"), 0.0);
+    assert!(value("bbzoom_delivery_latency_seconds_count") > 0.0);
+    assert!(
+        !body.contains("bbzoom_task_restarts_total{"),
+        "no task restarted:\n{body}"
+    );
+    assert!(
+        body.ends_with("# EOF\n"),
+        "OpenMetrics text ends with # EOF"
+    );
+    let missing = reqwest::get(format!("http://127.0.0.1:{port}/other"))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    stop(daemon, &harness).await;
+}
