@@ -960,7 +960,7 @@ fn broken_configs() {
         &edit("user_jid", "daily_limit = 0\nuser_jid"),
         Some(13),
         Some("zoom.chatbot.daily_limit"),
-        "a daily limit of 0 would never let the chatbot post",
+        "a daily limit of 0 is out of range: 0 would never let the chatbot post",
     );
     check(
         &edit("user_jid", "daily_limit = \"2000\"\nuser_jid"),
@@ -1435,6 +1435,77 @@ fn broken_configs() {
         Some(10),
         Some("bitbucket.budgets.acme-ci.requests"),
         "a rate limit must allow at least 1 request",
+    );
+
+    // Numbers out of their documented ranges: each would have panicked the daemon (or an
+    // arithmetic on it) after `check` passed it.
+    let polling = |keys: &str| with_tables(&format!("[polling]\n{keys}\n"));
+    let too_long = [
+        (
+            edit("credentials =", "request_timeout = \"11m\"\ncredentials ="),
+            3,
+            "daemon.request_timeout",
+        ),
+        (polling("hot = \"25h\""), 10, "polling.hot"),
+        (polling("cold = \"4000000h\""), 10, "polling.cold"),
+        (polling("warm_for = \"169h\""), 10, "polling.warm_for"),
+        (polling("settle = \"25h\""), 10, "polling.settle"),
+        (polling("scan = \"25h\""), 10, "polling.scan"),
+        (
+            edit(
+                "credential = \"acme-ci\"",
+                "credential = \"acme-ci\"\nrate_limit = { requests = 100, per = \"4000000h\" }",
+            ),
+            8,
+            "bitbucket.rate_limit.per",
+        ),
+        (
+            edit(
+                "user_jid",
+                "rate_limit = { requests = 100, per = \"24h1ms\" }\nuser_jid",
+            ),
+            13,
+            "zoom.chatbot.rate_limit.per",
+        ),
+    ];
+    for (text, line, key) in too_long {
+        check(
+            &text,
+            Some(line),
+            Some(key),
+            "the most this key allows; write a duration from \"1ms\"",
+        );
+    }
+    check(
+        &with_tables("[zoom.delivery]\nmax_age = \"721h\"\n"),
+        Some(10),
+        Some("zoom.delivery.max_age"),
+        "is longer than \"720h\", the most this key allows",
+    );
+    check(
+        &with_tables("[bitbucket.budgets]\nacme-ci = { requests = 4294967295, per = \"1h\" }\n"),
+        Some(10),
+        Some("bitbucket.budgets.acme-ci.requests"),
+        "at most 1000000",
+    );
+    check(
+        &with_tables("[zoom.delivery]\nfold_after = 4294967295\n"),
+        Some(10),
+        Some("zoom.delivery.fold_after"),
+        "at least 1 and at most 10000",
+    );
+    check(
+        &edit("user_jid", "daily_limit = 4294967295\nuser_jid"),
+        Some(13),
+        Some("zoom.chatbot.daily_limit"),
+        "it may be at most 10000000",
+    );
+    // `run` cannot use a path with a NUL byte: neither may `check` (one validation for both).
+    check(
+        &edit("state_dir = \"state\"", "state_dir = \"st\\u0000ate\""),
+        Some(2),
+        Some("daemon.state_dir"),
+        "contains a NUL byte",
     );
 }
 
