@@ -7,12 +7,13 @@
 //! calendar that runs faster than the real time the daemon's timers and the wire's timestamps
 //! keep, and a timer set for a scheduled run must wait the real time until it.
 //!
-//! Time arithmetic that could overflow goes through [`secs_f64`], [`scaled`] and [`later`]:
-//! std's `Duration::from_secs_f64`, `mul_f64` and `Instant + Duration` panic past their range,
-//! and a ratio of rates, a header or a token lifetime can reach it.
+//! Time arithmetic on floats goes through [`secs_f64`] and [`scaled`]: std's
+//! `Duration::from_secs_f64` and `mul_f64` panic on NaN, negatives and overflow, which a ratio
+//! of rates can reach. Every span added to an instant is bounded where it comes in (the
+//! configuration's ranges, the clamps of what Bitbucket and Zoom send, [`FAR`] here).
 
 use std::fmt::Debug;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The longest span the daemon's arithmetic yields: ten years, beyond every interval, pause
 /// and lifetime it keeps (each is bounded lower where it comes in: the configuration's ranges,
@@ -31,11 +32,6 @@ pub fn secs_f64(secs: f64) -> Duration {
 /// `span` times `factor`, within `[0, FAR]` (a NaN or negative factor gives zero).
 pub fn scaled(span: Duration, factor: f64) -> Duration {
     secs_f64(span.as_secs_f64() * factor)
-}
-
-/// `at` plus `span`, at most [`FAR`] later.
-pub fn later(at: Instant, span: Duration) -> Instant {
-    at + span.min(FAR)
 }
 
 /// Where the time comes from.
@@ -100,8 +96,6 @@ mod tests {
         }
         assert_eq!(scaled(Duration::MAX, 2.0), FAR);
         assert_eq!(scaled(Duration::from_secs(10), f64::NAN), Duration::ZERO);
-        let now = Instant::now();
-        assert_eq!(later(now, Duration::MAX), now + FAR);
     }
 
     #[test]

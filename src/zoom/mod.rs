@@ -415,3 +415,26 @@ fn next_utc_midnight(now: SystemTime) -> SystemTime {
         .as_secs();
     SystemTime::UNIX_EPOCH + Duration::from_secs((secs / 86_400 + 1) * 86_400)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arbitrary::json;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any JSON Zoom could answer decodes to an error or to a token whose renewal time is
+        /// within a day, never a panic.
+        #[test]
+        fn any_zoom_json_decodes_without_a_panic(value in json()) {
+            if let Ok(token) = serde_json::from_value::<TokenAnswer>(value.clone()) {
+                let renewal = crate::http::token_renewal(token.expires_in, Duration::from_secs(60));
+                prop_assert!(renewal <= crate::http::LONGEST_TOKEN_LIFE);
+            }
+            let _ = serde_json::from_value::<ErrorAnswer>(value.clone());
+            let _ = serde_json::from_value::<SendAnswer>(value);
+        }
+    }
+}
