@@ -6,9 +6,33 @@
 //! production it is the wall clock, but a simulator compressing time fires schedules on a
 //! calendar that runs faster than the real time the daemon's timers and the wire's timestamps
 //! keep, and a timer set for a scheduled run must wait the real time until it.
+//!
+//! Time arithmetic on floats goes through [`secs_f64`] and [`scaled`]: std's
+//! `Duration::from_secs_f64` and `mul_f64` panic on NaN, negatives and overflow, which a ratio
+//! of rates can reach. Every span added to an instant is bounded where it comes in (the
+//! configuration's ranges, the clamps of what Bitbucket and Zoom send, [`FAR`] here).
 
 use std::fmt::Debug;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The longest span the daemon's arithmetic yields: ten years, beyond every interval, pause
+/// and lifetime it keeps (each is bounded lower where it comes in: the configuration's ranges,
+/// the clamps of what Bitbucket and Zoom send) and far inside what `Instant` can add.
+pub const FAR: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// `secs` seconds, within `[0, FAR]`: NaN and negatives are zero, anything longer is [`FAR`].
+pub fn secs_f64(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::try_from_secs_f64(secs).map_or(FAR, |span| span.min(FAR))
+    }
+}
+
+/// `span` times `factor`, within `[0, FAR]` (a NaN or negative factor gives zero).
+pub fn scaled(span: Duration, factor: f64) -> Duration {
+    secs_f64(span.as_secs_f64() * factor)
+}
 
 /// Where the time comes from.
 pub trait Clock: Debug + Send + Sync {
@@ -58,6 +82,21 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_arithmetic_saturates_instead_of_panicking() {
+        for (secs, expected) in [
+            (f64::NAN, Duration::ZERO),
+            (-1.0, Duration::ZERO),
+            (1.5, Duration::from_millis(1500)),
+            (1e300, FAR),
+            (f64::INFINITY, FAR),
+        ] {
+            assert_eq!(secs_f64(secs), expected, "{secs}");
+        }
+        assert_eq!(scaled(Duration::MAX, 2.0), FAR);
+        assert_eq!(scaled(Duration::from_secs(10), f64::NAN), Duration::ZERO);
+    }
 
     #[test]
     fn the_system_calendar_is_the_wall_clock() {

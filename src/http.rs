@@ -14,6 +14,17 @@ use tokio::time::Instant;
 /// A limiter every request to one upstream account passes (invariant: exactly one per credential).
 pub(crate) type Limiter = DefaultDirectRateLimiter;
 
+/// The longest an OAuth access token is believed to live, whatever its `expires_in` says: a
+/// day, beyond Bitbucket's two hours and Zoom's one, and far inside what a clock can add.
+pub(crate) const LONGEST_TOKEN_LIFE: Duration = Duration::from_secs(24 * 3600);
+
+/// How long after it was issued a token said to live `expires_in` seconds is renewed: `early`
+/// before it runs out, or a quarter of its life early for a short-lived one.
+pub(crate) fn token_renewal(expires_in: u64, early: Duration) -> Duration {
+    let life = Duration::from_secs(expires_in).min(LONGEST_TOKEN_LIFE);
+    life - early.min(life / 4)
+}
+
 /// The HTTP client for one upstream. Credentials are attached per request with reqwest's
 /// `bearer_auth`/`basic_auth`, which mark the header sensitive so it never shows in `Debug`.
 pub fn client(timeout: Duration) -> reqwest::Client {

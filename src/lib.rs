@@ -43,6 +43,8 @@
 // they link private items freely.
 #![allow(rustdoc::private_intra_doc_links)]
 
+#[cfg(test)]
+mod arbitrary;
 pub mod atomic_file;
 pub mod bitbucket;
 pub mod clock;

@@ -97,7 +97,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A command whose reader went away (`bbzoom check | head -1`) ends quietly, killed by
+    // SIGPIPE as Unix tools are, instead of panicking in `println!` (Rust ignores SIGPIPE).
+    set_sigpipe(libc::SIG_DFL);
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run) {
+        // The daemon writes to control-socket clients, which may hang up: that is an error
+        // to log, never a reason to die.
+        set_sigpipe(libc::SIG_IGN);
+    }
     // The daemon's log is its voice; a one-off command speaks on stdout, and logs only what
     // went wrong underneath.
     let default_level = match cli.command {
@@ -135,6 +143,16 @@ fn main() -> ExitCode {
             eprintln!("bbzoom: {err:#}");
             ExitCode::from(cli::exit_code(&err))
         }
+    }
+}
+
+/// Sets what SIGPIPE does to this process: `SIG_DFL` (end it) or `SIG_IGN` (writes fail with
+/// `BrokenPipe` instead).
+fn set_sigpipe(disposition: libc::sighandler_t) {
+    // SAFETY: setting SIGPIPE to SIG_DFL or SIG_IGN installs no handler and has no other
+    // precondition; no other thread exists yet, or reads the disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, disposition);
     }
 }
 

@@ -1134,4 +1134,109 @@ mod tests {
             assert_eq!(duration(secs), text);
         }
     }
+
+    mod properties {
+        use super::super::*;
+        use crate::domain::{BuildKey, BuildState, Outcome, RepoId};
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        /// Any text up to `max` characters, control characters and all of Unicode included.
+        fn any_text(max: usize) -> impl Strategy<Value = String> {
+            vec(any::<char>(), 0..max).prop_map(String::from_iter)
+        }
+
+        /// Text that may pass for a link, or anything at all.
+        fn any_link() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any_text(1200).prop_map(|path| format!("https://x.example/{path}")),
+                any_text(60),
+            ]
+        }
+
+        fn any_state() -> impl Strategy<Value = BuildState> {
+            prop_oneof![
+                Just(BuildState::Pending),
+                Just(BuildState::Running),
+                Just(BuildState::Paused),
+                any_text(200).prop_map(BuildState::InProgressOther),
+                Just(BuildState::Completed(Outcome::Successful)),
+                Just(BuildState::Completed(Outcome::Failed)),
+                any_text(200).prop_map(|o| BuildState::Completed(Outcome::Other(o))),
+            ]
+        }
+
+        fn any_ref() -> impl Strategy<Value = BuildRef> {
+            prop_oneof![
+                any_text(500).prop_map(BuildRef::Branch),
+                any_text(500).prop_map(BuildRef::Tag),
+                Just(BuildRef::Commit),
+            ]
+        }
+
+        prop_compose! {
+            fn any_build()(
+                (owner, slug, id, job, name) in
+                    (any_text(300), any_text(300), any_text(100), any_text(300), any_text(300)),
+                (number, revision, created_ms, duration_secs) in
+                    (any::<Option<u64>>(), any::<i64>(), any::<i64>(), any::<Option<u64>>()),
+                git_ref in any_ref(),
+                (commit, commit_message, author) in (
+                    proptest::option::of(any_text(100)),
+                    proptest::option::of(any_text(2000)),
+                    proptest::option::of(any_text(500)),
+                ),
+                state in any_state(),
+                (url, commit_url, ref_url) in
+                    (any_link(), proptest::option::of(any_link()), proptest::option::of(any_link())),
+                scheduled in any::<bool>(),
+            ) -> BuildStatus {
+                BuildStatus {
+                    key: BuildKey { repo: RepoId::new(&owner, &slug), id },
+                    job, name, number, revision, git_ref, commit, commit_message, author, state,
+                    duration_secs, created_ms, url, commit_url, ref_url, scheduled,
+                }
+            }
+        }
+
+        /// Each way a card travels holds it within Zoom's limits.
+        fn assert_fits(card: &Card) -> Result<(), TestCaseError> {
+            let content = chatbot_content(card).to_string();
+            prop_assert!(content.len() <= CARD_MAX_BYTES, "{} bytes", content.len());
+            let full = webhook_full(card).to_string();
+            prop_assert!(full.chars().count() <= WEBHOOK_MAX_CHARS, "{full}");
+            let message = webhook_message(card);
+            prop_assert!(message.chars().count() <= WEBHOOK_MAX_CHARS, "{message}");
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Whatever a build holds, its card renders without a panic and fits every form.
+            #[test]
+            fn any_build_renders_within_zooms_limits(
+                build in any_build(),
+                event in proptest::sample::select(EventKind::ALL.to_vec()),
+            ) {
+                let card = card(&build, event);
+                assert_fits(&card)?;
+                let _ = plain_text(&card);
+            }
+
+            /// A backlog of any builds is paged into summary cards that each fit their form.
+            #[test]
+            fn any_backlog_pages_into_cards_within_zooms_limits(
+                builds in vec((any_build(), proptest::sample::select(EventKind::ALL.to_vec())), 1..12),
+            ) {
+                let updates: Vec<(EventKind, Card)> =
+                    builds.iter().map(|(b, event)| (*event, card(b, *event))).collect();
+                for form in [Form::Chatbot, Form::WebhookFull, Form::WebhookMessage] {
+                    for page in summary_cards(&updates, "held back", form) {
+                        prop_assert!(fits(&page, form), "{form:?}: {page:?}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -584,4 +584,41 @@ mod tests {
             "h.example.com:8443/bb"
         );
     }
+
+    mod properties {
+        use super::parse;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Whatever is pasted, parsing answers a repository or a message, never a panic:
+            /// any text, and text shaped like each URL form with arbitrary parts.
+            #[test]
+            fn any_pasted_text_parses_without_a_panic(
+                text in prop_oneof![
+                    any::<String>(),
+                    (
+                        proptest::sample::select(vec![
+                            "https://bitbucket.org/",
+                            "git@bitbucket.org:",
+                            "ssh://git@bitbucket.org/",
+                            "https://git.example.com/projects/",
+                            "https://git.example.com/users/",
+                            "https://git.example.com/scm/",
+                            "ssh://git@git.example.com:7999/",
+                            "https://tools.example.com:8443/bitbucket/projects/",
+                        ]),
+                        proptest::collection::vec(
+                            prop_oneof![any::<String>(), Just("repos".to_owned()), Just("..".to_owned())],
+                            0..5,
+                        ),
+                    )
+                        .prop_map(|(form, parts)| format!("{form}{}", parts.join("/"))),
+                ],
+            ) {
+                let _ = parse(&text);
+            }
+        }
+    }
 }

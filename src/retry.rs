@@ -43,25 +43,54 @@ impl Backoff {
 
 /// Parses a `Retry-After` value: delta-seconds (`120`), an HTTP-date
 /// (`Wed, 21 Oct 2026 07:28:00 GMT`) or an RFC 3339 timestamp (`2026-10-21T07:28:00Z`, as Zoom
-/// has been seen to send). Returns how long to wait from `now`; a date in the past means zero.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+/// has been seen to send). Returns how long to wait from `now`, at most `longest` (a server's
+/// number is untrusted: `18446744073709551615` or `1e300` would overflow every clock); a date
+/// in the past means zero.
+pub fn parse_retry_after(value: &str, now: SystemTime, longest: Duration) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = match httpdate::parse_http_date(value) {
-        Ok(at) => at,
-        Err(_) => SystemTime::from(OffsetDateTime::parse(value, &Rfc3339).ok()?),
+    let wait = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = value.parse::<f64>() {
+        (secs.is_finite() && secs >= 0.0).then(|| crate::clock::secs_f64(secs))?
+    } else {
+        let at = match httpdate::parse_http_date(value) {
+            Ok(at) => at,
+            Err(_) => SystemTime::from(OffsetDateTime::parse(value, &Rfc3339).ok()?),
+        };
+        at.duration_since(now).unwrap_or(Duration::ZERO)
     };
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(wait.min(longest))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever a server sends, the wait is parsed without a panic and never exceeds the
+        /// bound: text, whole and fractional numbers of any size, dates of any year.
+        #[test]
+        fn any_retry_after_parses_within_the_bound(
+            text in prop_oneof![
+                any::<String>(),
+                any::<u64>().prop_map(|n| n.to_string()),
+                any::<f64>().prop_map(|x| x.to_string()),
+                any::<f64>().prop_map(|x| format!("{x:e}")),
+                (0u32..=9999, 1u32..=12, 1u32..=28).prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}T00:00:00Z")),
+            ],
+            now_secs in any::<u32>(),
+            longest_secs in 0u64..=86_400,
+        ) {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(now_secs));
+            let longest = Duration::from_secs(longest_secs);
+            if let Some(wait) = parse_retry_after(&text, now, longest) {
+                prop_assert!(wait <= longest, "{text:?}: {wait:?}");
+            }
+        }
+    }
 
     #[test]
     fn parses_each_form() {
@@ -76,12 +105,17 @@ mod tests {
             ("2027-01-15T09:01:00+01:00", Some(60)),
             ("2020-01-01T00:00:00Z", Some(0)),
             ("soon", None),
+            ("1e300", Some(3600)),
+            ("18446744073709551615", Some(3600)),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", Some(3600)),
+            ("NaN", None),
+            ("-1e300", None),
             ("-5", None),
             ("", None),
         ];
         for &(input, expected) in cases {
             assert_eq!(
-                parse_retry_after(input, now),
+                parse_retry_after(input, now, Duration::from_secs(3600)),
                 expected.map(Duration::from_secs),
                 "Retry-After {input:?}"
             );

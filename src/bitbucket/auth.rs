@@ -81,9 +81,8 @@ impl OAuthConsumer {
         let answer: TokenAnswer = response.json().await.map_err(|e| {
             BitbucketError::Malformed(format!("OAuth token answer: {}", e.without_url()))
         })?;
-        let lifetime = Duration::from_secs(answer.expires_in);
-        // Renew five minutes early, or a quarter of the lifetime early for short-lived tokens.
-        let renew_at = Instant::now() + lifetime - Duration::from_secs(300).min(lifetime / 4);
+        let renew_at = Instant::now()
+            + crate::http::token_renewal(answer.expires_in, Duration::from_secs(300));
         *cached = Some((answer.access_token.clone(), renew_at));
         Ok(answer.access_token)
     }

@@ -258,13 +258,7 @@ mod tests {
         ))
         .unwrap();
         let repo = RepoId::on("corp", "PLAT", "platform");
-        let tip = RefTip {
-            git_ref: BuildRef::Branch("master".into()),
-            committed_ms: None,
-            commit: "abc".into(),
-            message: None,
-            author: None,
-        };
+        let tip = crate::arbitrary::branch_tip("master");
         let base = Url::parse("https://git.example.com").unwrap();
         let build = page.values[0].to_domain(&repo, &tip, |_| None, &base);
         assert_eq!(build.key.id, "abc/TEST-REP3");
@@ -279,5 +273,34 @@ mod tests {
         );
         assert_eq!(build.url, "https://bamboo.example.com/browse/TEST-REP3");
         assert!(page.is_last_page);
+    }
+
+    mod properties {
+        use super::super::*;
+        use crate::arbitrary::{branch_tip, json};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any JSON a Data Center instance could send decodes to an error, tips or builds,
+            /// never a panic.
+            #[test]
+            fn any_datacenter_json_decodes_without_a_panic(value in json()) {
+                let repo = RepoId::on("corp", "PLAT", "platform");
+                let base = Url::parse("https://git.example.com").unwrap();
+                if let Ok(page) = serde_json::from_value::<Page<Ref>>(value.clone()) {
+                    for git_ref in page.values {
+                        let _ = git_ref.into_tip(false);
+                    }
+                }
+                if let Ok(page) = serde_json::from_value::<Page<BuildStatusWire>>(value) {
+                    let tip = branch_tip("master");
+                    for status in &page.values {
+                        let _ = status.to_domain(&repo, &tip, |_| None, &base);
+                    }
+                }
+            }
+        }
     }
 }

@@ -106,6 +106,9 @@ pub struct RetryPolicy {
     pub backoff: Backoff,
     /// Pauses after a 429 without `Retry-After`, by consecutive 429 count.
     pub rate_limit_backoff: Backoff,
+    /// The longest pause after a 429, whatever its `Retry-After` says: an hour of Bitbucket's,
+    /// its limits' window, after which every request it counted has left it.
+    pub longest_pause: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -120,6 +123,7 @@ impl Default for RetryPolicy {
                 base: Duration::from_secs(30),
                 max: Duration::from_secs(900),
             },
+            longest_pause: crate::domain::HOUR,
         }
     }
 }
@@ -374,7 +378,9 @@ impl Account {
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    .and_then(|v| {
+                        parse_retry_after(v, SystemTime::now(), self.retry.longest_pause)
+                    });
                 let streak = self.consecutive_429.fetch_add(1, Ordering::Relaxed);
                 let pause =
                     retry_after.unwrap_or_else(|| self.retry.rate_limit_backoff.delay(streak));

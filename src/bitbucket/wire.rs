@@ -604,4 +604,51 @@ mod tests {
             Some("https://bitbucket.org/acme/api/branch/release/2")
         );
     }
+
+    mod properties {
+        use super::super::*;
+        use crate::arbitrary::{branch_tip, json};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any JSON Bitbucket Cloud could send decodes to an error or to builds, tips,
+            /// repositories and schedules, never a panic.
+            #[test]
+            fn any_cloud_json_decodes_without_a_panic(value in json()) {
+                let repo = RepoId::new("acme", "api");
+                let web = url::Url::parse("https://bitbucket.org").unwrap();
+                if let Ok(page) = serde_json::from_value::<Page<Pipeline>>(value.clone()) {
+                    for pipeline in &page.values {
+                        let _ = pipeline.to_domain(&repo, &web);
+                    }
+                }
+                if let Ok(page) = serde_json::from_value::<Page<RepositorySummary>>(value.clone()) {
+                    for summary in &page.values {
+                        let _ = summary.to_domain("acme");
+                    }
+                }
+                if let Ok(page) = serde_json::from_value::<Page<Schedule>>(value.clone()) {
+                    for schedule in &page.values {
+                        let _ = schedule.to_domain();
+                    }
+                }
+                if let Ok(page) = serde_json::from_value::<Page<Ref>>(value.clone()) {
+                    for git_ref in page.values {
+                        let _ = git_ref.into_tip(None);
+                    }
+                }
+                if let Ok(tip) = serde_json::from_value::<BranchTarget>(value.clone()) {
+                    let _ = tip.into_tip(BuildRef::Branch("main".into()));
+                }
+                if let Ok(page) = serde_json::from_value::<Page<CommitStatus>>(value) {
+                    let tip = branch_tip("main");
+                    for status in &page.values {
+                        let _ = status.to_domain(&repo, &tip, |_| None, &web);
+                    }
+                }
+            }
+        }
+    }
 }

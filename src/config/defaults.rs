@@ -101,6 +101,22 @@ pub(super) const FORMATS: [(&str, WebhookFormat); 2] = [
 ];
 /// `[zoom.delivery]` defaults.
 pub(super) const DEFAULT_MAX_AGE: &str = "24h";
+/// The longest each kind of duration may be, as an admin would write it. Every duration is at
+/// least 1ms (0 is refused) and at most one of these: long past any sane setting, and short
+/// enough that no arithmetic on it can overflow (README's configuration reference lists them).
+pub(super) const LONGEST_REQUEST_TIMEOUT: &str = "10m";
+/// `[polling]` hot, warm, cold, settle and scan, and every rate limit's `per`.
+pub(super) const LONGEST_INTERVAL: &str = "24h";
+/// `[polling] warm_for`: a week.
+pub(super) const LONGEST_WARM_FOR: &str = "168h";
+/// `[zoom.delivery] max_age`: thirty days.
+pub(super) const LONGEST_MAX_AGE: &str = "720h";
+/// The most requests a rate limit may allow per its `per`.
+pub(super) const MOST_REQUESTS: u32 = 1_000_000;
+/// The most `[zoom.chatbot] daily_limit` may be.
+pub(super) const MOST_DAILY_LIMIT: u32 = 10_000_000;
+/// The most `[zoom.delivery] fold_after` may be.
+pub(super) const MOST_FOLD_AFTER: u32 = 10_000;
 pub(super) const DEFAULT_FOLD_AFTER: usize = 10;
 
 /// The Zoom plan called `name`.

@@ -146,6 +146,7 @@ impl Checker<'_> {
                 raw.request_timeout,
                 "daemon.request_timeout",
                 DEFAULT_REQUEST_TIMEOUT,
+                LONGEST_REQUEST_TIMEOUT,
             )?,
             credentials_file: self.file(&raw.credentials, "daemon.credentials")?,
             identity_file: self.file(&raw.identity, "daemon.identity")?,
@@ -180,9 +181,9 @@ impl Checker<'_> {
     }
 
     fn polling(&self, raw: RawPolling) -> Result<PollingConfig, ConfigError> {
-        let hot = self.interval(raw.hot, "hot", DEFAULT_HOT)?;
-        let warm = self.interval(raw.warm, "warm", DEFAULT_WARM)?;
-        let cold = self.interval(raw.cold, "cold", DEFAULT_COLD)?;
+        let hot = self.interval(raw.hot, "hot", DEFAULT_HOT, LONGEST_INTERVAL)?;
+        let warm = self.interval(raw.warm, "warm", DEFAULT_WARM, LONGEST_INTERVAL)?;
+        let cold = self.interval(raw.cold, "cold", DEFAULT_COLD, LONGEST_INTERVAL)?;
         self.in_order(&hot, &warm)?;
         self.in_order(&warm, &cold)?;
         Ok(PollingConfig {
@@ -190,9 +191,11 @@ impl Checker<'_> {
             warm: warm.value,
             cold: cold.value,
             warm_for: self
-                .interval(raw.warm_for, "warm_for", DEFAULT_WARM_FOR)?
+                .interval(raw.warm_for, "warm_for", DEFAULT_WARM_FOR, LONGEST_WARM_FOR)?
                 .value,
-            settle: self.interval(raw.settle, "settle", DEFAULT_SETTLE)?.value,
+            settle: self
+                .interval(raw.settle, "settle", DEFAULT_SETTLE, LONGEST_INTERVAL)?
+                .value,
             scan: match raw.scan {
                 Some(off) if off.get_ref() == "off" => None,
                 Some(bad) if parse_duration(bad.get_ref()).is_none() => {
@@ -206,17 +209,21 @@ impl Checker<'_> {
                         ),
                     ));
                 }
-                scan => Some(self.interval(scan, "scan", DEFAULT_SCAN)?.value),
+                scan => Some(
+                    self.interval(scan, "scan", DEFAULT_SCAN, LONGEST_INTERVAL)?
+                        .value,
+                ),
             },
         })
     }
 
-    /// The `[polling]` duration `name`, or its default.
+    /// The `[polling]` duration `name`, at most `longest`, or its default.
     fn interval(
         &self,
         raw: Option<Spanned<String>>,
         name: &'static str,
         default: &'static str,
+        longest: &str,
     ) -> Result<Interval, ConfigError> {
         let Some(raw) = raw else {
             let value = parse_duration(default).expect("default durations are valid");
@@ -229,7 +236,7 @@ impl Checker<'_> {
         };
         Ok(Interval {
             name,
-            value: self.duration(&raw, &format!("polling.{name}"))?,
+            value: self.duration(&raw, &format!("polling.{name}"), longest)?,
             shown: format!("{:?}", raw.get_ref()),
             span: Some(raw.span()),
         })
@@ -414,14 +421,17 @@ impl Checker<'_> {
             )?,
             daily_limit: match raw.daily_limit {
                 None => plan.per_day,
-                Some(limit) if *limit.get_ref() == 0 => {
+                Some(limit) if !(1..=MOST_DAILY_LIMIT).contains(limit.get_ref()) => {
                     return Err(self.err(
                         limit.span(),
                         "zoom.chatbot.daily_limit",
-                        "a daily limit of 0 would never let the chatbot post; set the account's \
-                         limit (at least 1), or remove the key for the plan's (free: 2000, pro \
-                         and business: none)"
-                            .into(),
+                        format!(
+                            "a daily limit of {} is out of range: 0 would never let the chatbot \
+                             post, and it may be at most {MOST_DAILY_LIMIT}; set the account's \
+                             limit, or remove the key for the plan's (free: 2000, pro and \
+                             business: none)",
+                            limit.get_ref()
+                        ),
                     ));
                 }
                 Some(limit) => Some(limit.into_inner()),
@@ -622,20 +632,26 @@ impl Checker<'_> {
         let default_max_age = parse_duration(DEFAULT_MAX_AGE).expect("default durations are valid");
         let fold_after = match raw.fold_after {
             None => DEFAULT_FOLD_AFTER,
-            Some(n) if *n.get_ref() == 0 => {
+            Some(n) if !(1..=MOST_FOLD_AFTER).contains(n.get_ref()) => {
                 return Err(self.err(
                     n.span(),
                     "zoom.delivery.fold_after",
-                    "fold_after must be at least 1: it is how many cards may be queued for a \
-                     channel whose deliveries are failing before its backlog is folded into \
-                     summary cards"
-                        .into(),
+                    format!(
+                        "fold_after must be at least 1 and at most {MOST_FOLD_AFTER}: it is how \
+                         many cards may be queued for a channel whose deliveries are failing \
+                         before its backlog is folded into summary cards"
+                    ),
                 ));
             }
             Some(n) => usize::try_from(n.into_inner()).unwrap_or(usize::MAX),
         };
         Ok(DeliveryConfig {
-            max_age: self.duration_or(raw.max_age, "zoom.delivery.max_age", default_max_age)?,
+            max_age: self.duration_or(
+                raw.max_age,
+                "zoom.delivery.max_age",
+                default_max_age,
+                LONGEST_MAX_AGE,
+            )?,
             fold_after,
         })
     }
@@ -1052,6 +1068,14 @@ impl Checker<'_> {
         if raw.get_ref().trim().is_empty() {
             return Err(self.err(raw.span(), key, empty_message(key)));
         }
+        if raw.get_ref().contains('\0') {
+            return Err(self.err(
+                raw.span(),
+                key,
+                "the path contains a NUL byte (\\u0000), which no file name can hold; remove it"
+                    .into(),
+            ));
+        }
         let dir = self.path.parent().unwrap_or(Path::new(""));
         Ok(dir.join(raw.get_ref()))
     }
@@ -1061,11 +1085,18 @@ impl Checker<'_> {
         raw: Option<Spanned<String>>,
         key: &str,
         default: Duration,
+        longest: &str,
     ) -> Result<Duration, ConfigError> {
-        raw.map_or(Ok(default), |raw| self.duration(&raw, key))
+        raw.map_or(Ok(default), |raw| self.duration(&raw, key, longest))
     }
 
-    fn duration(&self, raw: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
+    /// A duration from 1ms to `longest` (written as the admin would).
+    fn duration(
+        &self,
+        raw: &Spanned<String>,
+        key: &str,
+        longest: &str,
+    ) -> Result<Duration, ConfigError> {
         let text = raw.get_ref();
         match parse_duration(text) {
             Some(d) if d.is_zero() => Err(self.err(
@@ -1073,6 +1104,16 @@ impl Checker<'_> {
                 key,
                 format!("the duration {text:?} is zero; it must be greater than 0"),
             )),
+            Some(d) if d > parse_duration(longest).expect("the bounds are valid durations") => {
+                Err(self.err(
+                    raw.span(),
+                    key,
+                    format!(
+                        "the duration {text:?} is longer than {longest:?}, the most this key \
+                         allows; write a duration from \"1ms\" to {longest:?}"
+                    ),
+                ))
+            }
             Some(d) => Ok(d),
             None => Err(self.err(
                 raw.span(),
@@ -1166,14 +1207,17 @@ impl Checker<'_> {
 
     fn rate_limit(&self, raw: RawRateLimit, key: &str) -> Result<RateLimit, ConfigError> {
         let requests = *raw.requests.get_ref();
-        if requests == 0 {
+        if !(1..=MOST_REQUESTS).contains(&requests) {
             return Err(self.err(
                 raw.requests.span(),
                 &format!("{key}.requests"),
-                "a rate limit must allow at least 1 request; to go slower, lengthen \"per\"".into(),
+                format!(
+                    "a rate limit must allow at least 1 request and at most {MOST_REQUESTS}; to \
+                     go slower, lengthen \"per\", to go faster, shorten it"
+                ),
             ));
         }
-        let per = self.duration(&raw.per, &format!("{key}.per"))?;
+        let per = self.duration(&raw.per, &format!("{key}.per"), LONGEST_INTERVAL)?;
         Ok(RateLimit { requests, per })
     }
 

@@ -86,6 +86,7 @@ impl Tuning {
             bitbucket_retry: RetryPolicy {
                 backoff: scale(self.bitbucket_retry.backoff),
                 rate_limit_backoff: scale(self.bitbucket_retry.rate_limit_backoff),
+                longest_pause: self.bitbucket_retry.longest_pause.div_f64(speed),
                 ..self.bitbucket_retry
             },
             delivery_backoff: scale(self.delivery_backoff),

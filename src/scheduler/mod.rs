@@ -25,6 +25,7 @@ mod scan;
 mod tracked;
 
 use crate::bitbucket::{Account, BitbucketError, RepoSchedules, WorkspaceChanges};
+use crate::clock::{scaled, secs_f64};
 use crate::config::{PollingConfig, RateLimit, Watch};
 use crate::domain::{RepoId, SourceKind};
 use crate::poller::{self, PollContext, PollError, Source};
@@ -579,13 +580,13 @@ impl Scheduler {
         if !self.short || tracked.watch.source != SourceKind::Pipelines {
             return front;
         }
-        let prior = self
-            .prior_ms()
-            .map(|ms| Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 1e9)));
-        match tracked.longest_run().or(prior) {
-            Some(run) if run.mul_f64(tracked::END_MARGIN) <= self.targets.cold => {
-                now + run.mul_f64(tracked::END_MARGIN)
-            }
+        let prior = self.prior_ms().map(|ms| secs_f64(ms / 1000.0));
+        match tracked
+            .longest_run()
+            .or(prior)
+            .map(|run| scaled(run, tracked::END_MARGIN))
+        {
+            Some(end) if end <= self.targets.cold => now + end,
             _ => front,
         }
     }
@@ -696,7 +697,7 @@ impl Scheduler {
                 let since = w.polled.unwrap_or(now);
                 match (heats[i], foretold[i]) {
                     (_, Some(wait)) => now + wait.max(targets.hot),
-                    (Heat::Cold, _) => since + jitter(plan.cold.mul_f64(sweep[i])),
+                    (Heat::Cold, _) => since + jitter(scaled(plan.cold, sweep[i])),
                     (heat, _) => since + jitter(plan.interval(heat)),
                 }
             })
@@ -824,7 +825,7 @@ fn case_blind(repo: &RepoId) -> (String, String) {
 /// one round of `repositories`, at least the hot interval, so a large set does not start in a
 /// burst.
 fn first_poll_delay(repositories: usize, budget: RateLimit, targets: &PollingConfig) -> Duration {
-    let round = Duration::from_secs_f64(repositories as f64 / plan::planned_rate(budget));
+    let round = secs_f64(repositories as f64 / plan::planned_rate(budget));
     round.max(targets.hot)
 }
 

@@ -2,6 +2,7 @@
 //! its budget, and how an idle repository's sweep is weighted by its history. Pure: tested as
 //! tables.
 
+use crate::clock::{scaled, secs_f64};
 use crate::config::{PollingConfig, RateLimit};
 use std::time::Duration;
 
@@ -111,7 +112,7 @@ pub(crate) fn plan(
         if rate <= share {
             target
         } else {
-            target.mul_f64(rate / share)
+            scaled(target, rate / share)
         }
     };
     let hot_interval = stretch(targets.hot, hot, hot_share);
@@ -125,15 +126,15 @@ pub(crate) fn plan(
     let room = capacity - hot_share;
     if warm_interval > cold_interval {
         // Too many warm repositories to keep them warm: pool them with the cold ones.
-        warm_interval = Duration::from_secs_f64((warm_round + cold_round) / room);
+        warm_interval = secs_f64((warm_round + cold_round) / room);
         cold_interval = warm_interval;
     } else {
         // Spend what is left on warm and cold: scale both by the factor that fills the budget.
         let spent =
             warm_round / warm_interval.as_secs_f64() + cold_round / cold_interval.as_secs_f64();
         if spent > 0.0 && room > spent {
-            warm_interval = warm_interval.mul_f64(spent / room);
-            cold_interval = cold_interval.mul_f64(spent / room);
+            warm_interval = scaled(warm_interval, spent / room);
+            cold_interval = scaled(cold_interval, spent / room);
         }
     }
     let warm_interval = warm_interval.max(hot_interval);

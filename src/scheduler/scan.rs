@@ -95,7 +95,7 @@ impl Workspace {
 /// never take more than `share` of the `rate` requests a second the plan spends.
 pub(crate) fn interval(every: Duration, workspaces: usize, rate: f64, share: f64) -> Duration {
     let fastest = workspaces as f64 / (rate * share).max(f64::MIN_POSITIVE);
-    every.max(Duration::from_secs_f64(fastest.min(1e9)))
+    every.max(crate::clock::secs_f64(fastest))
 }
 
 #[cfg(test)]

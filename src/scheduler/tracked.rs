@@ -3,6 +3,7 @@
 //! why its next poll comes.
 
 use super::plan::Heat;
+use crate::clock::secs_f64;
 use crate::config::Watch;
 use crate::domain::{Lane, SourceKind};
 use crate::poller::{PollError, PollSummary, RunSeen, Source};
@@ -145,7 +146,7 @@ impl Tracked {
     /// The typical run time of its slowest lane, once one is known.
     pub(crate) fn longest_run(&self) -> Option<Duration> {
         let longest = self.durations.values().copied().reduce(f64::max)?;
-        Some(Duration::from_secs_f64((longest / 1000.0).clamp(0.0, 1e9)))
+        Some(secs_f64(longest / 1000.0))
     }
 
     /// When the first of its schedules fires after calendar instant `now_ms` (Unix ms).
@@ -225,7 +226,7 @@ fn first_end(
             first = Some((left_ms, typical));
         }
     }
-    let seconds = |ms: f64| Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 1e9));
+    let seconds = |ms: f64| secs_f64(ms / 1000.0);
     first.map(|(left, typical)| (seconds(left), seconds(typical)))
 }
 

@@ -17,6 +17,10 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
+/// The longest Zoom is believed about a wait (`Retry-After`): a day, the span of its longest
+/// limit, the daily one, which resets at 00:00 UTC.
+const LONGEST_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 /// What the caller should do about a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -335,12 +339,10 @@ impl ChatbotClient {
         let answer: TokenAnswer = response.json().await.map_err(|e| {
             ZoomError::transient(format!("unreadable Zoom token answer: {}", e.without_url()))
         })?;
-        let lifetime = Duration::from_secs(answer.expires_in);
-        // Renew a minute early, or a quarter of the lifetime early for short-lived tokens.
-        let margin = Duration::from_secs(60).min(lifetime / 4);
         Ok(CachedToken {
             value: answer.access_token,
-            renew_at: Instant::now() + lifetime - margin,
+            renew_at: Instant::now()
+                + crate::http::token_renewal(answer.expires_in, Duration::from_secs(60)),
         })
     }
 }
@@ -365,7 +367,7 @@ async fn classify(response: reqwest::Response) -> Result<Value, ZoomAnswer> {
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        .and_then(|v| parse_retry_after(v, SystemTime::now(), LONGEST_WAIT));
     let headers_say_daily = response
         .headers()
         .get("x-ratelimit-type")
@@ -412,4 +414,27 @@ fn next_utc_midnight(now: SystemTime) -> SystemTime {
         .unwrap_or_default()
         .as_secs();
     SystemTime::UNIX_EPOCH + Duration::from_secs((secs / 86_400 + 1) * 86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arbitrary::json;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any JSON Zoom could answer decodes to an error or to a token whose renewal time is
+        /// within a day, never a panic.
+        #[test]
+        fn any_zoom_json_decodes_without_a_panic(value in json()) {
+            if let Ok(token) = serde_json::from_value::<TokenAnswer>(value.clone()) {
+                let renewal = crate::http::token_renewal(token.expires_in, Duration::from_secs(60));
+                prop_assert!(renewal <= crate::http::LONGEST_TOKEN_LIFE);
+            }
+            let _ = serde_json::from_value::<ErrorAnswer>(value.clone());
+            let _ = serde_json::from_value::<SendAnswer>(value);
+        }
+    }
 }

@@ -28,6 +28,7 @@ fn retry() -> RetryPolicy {
             base: Duration::from_millis(300),
             max: Duration::from_millis(300),
         },
+        longest_pause: Duration::from_secs(5),
     }
 }
 
@@ -215,6 +216,83 @@ async fn a_429_pauses_the_whole_credential_for_retry_after_in_each_form() {
             started.elapsed()
         );
     }
+}
+
+#[tokio::test]
+async fn absurd_numbers_from_bitbucket_are_clamped_not_panicked_on() {
+    let sim = showcase_sim(SimOptions {
+        speed: 100.0,
+        bitbucket_credentials: vec![
+            credential(
+                "token",
+                SimCredentialKind::AccessToken {
+                    token: "sim-bitbucket-token".into(),
+                },
+            ),
+            credential(
+                "oauth",
+                SimCredentialKind::OAuthConsumer {
+                    key: "k".into(),
+                    secret: "s".into(),
+                },
+            ),
+        ],
+        // `expires_in: 18446744073709551615`.
+        oauth_token_lifetime: Duration::MAX,
+        ..SimOptions::default()
+    })
+    .await;
+    let longest_pause = Duration::from_millis(200);
+    let http = bbzoom::http::client(Duration::from_secs(5));
+    let budget = RateLimit {
+        requests: 1000,
+        per: Duration::from_secs(1),
+    };
+    let account = Arc::new(Account::new(
+        "test".into(),
+        http.clone(),
+        Auth::Bearer("sim-bitbucket-token".to_owned().into()),
+        budget,
+        RetryPolicy {
+            longest_pause,
+            ..retry()
+        },
+    ));
+    let client = CloudClient::new(account, sim.bitbucket_api_url(), sim.bitbucket_web_url());
+    for retry_after in [
+        "18446744073709551615",
+        "1e300",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        sim.fail_next_bitbucket_calls(
+            1,
+            BitbucketFault::RateLimited {
+                retry_after: Some(retry_after.to_owned()),
+            },
+        );
+        let err = client.pipelines(&api(), None).await.unwrap_err();
+        let BitbucketError::RateLimited(pause) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(pause, longest_pause, "Retry-After: {retry_after}");
+    }
+    client.pipelines(&api(), None).await.unwrap();
+
+    // An OAuth token said to live forever is used, and renewed within a day at the latest.
+    let oauth = bbzoom::bitbucket::OAuthConsumer::new(
+        http,
+        sim.bitbucket_oauth_url(),
+        "k".into(),
+        "s".to_owned().into(),
+    );
+    let client = self::client(&sim, Auth::OAuth(oauth));
+    client.pipelines(&api(), None).await.unwrap();
+    client.pipelines(&api(), None).await.unwrap();
+    assert_eq!(
+        sim.stats().bitbucket_token_requests,
+        1,
+        "the token is cached"
+    );
 }
 
 #[tokio::test]
@@ -655,7 +733,12 @@ async fn a_broken_credential_does_not_stop_the_others() {
 #[test]
 fn every_retry_after_form_the_simulator_sends_reads_as_the_same_pause() {
     for value in bbzoom_sim::retry_after_forms(Duration::from_secs(3)) {
-        let pause = bbzoom::retry::parse_retry_after(&value, std::time::SystemTime::now()).unwrap();
+        let pause = bbzoom::retry::parse_retry_after(
+            &value,
+            std::time::SystemTime::now(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
         // HTTP-dates have whole seconds.
         assert!(
             pause >= Duration::from_secs(2) && pause <= Duration::from_secs(3),

@@ -25,6 +25,17 @@ fn demo_json(args: &[&str]) -> (String, serde_json::Value) {
     (String::from_utf8(out.stderr).unwrap(), summary)
 }
 
+/// The showcase on a simulator at real speed, with its environment written.
+async fn showcase() -> crate::common::Harness {
+    crate::common::Harness::start(
+        bbzoom_sim::Scenario::showcase(),
+        1.0,
+        bbzoom::demo::SimPolling::default(),
+        bbzoom::demo::SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await
+}
+
 /// Every command, as `bbzoom help` must list it.
 const COMMANDS: [&str; 12] = [
     "run",
@@ -97,13 +108,7 @@ fn demo_json_summary_is_complete_and_clean() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_summarises_a_valid_setup_and_rejects_a_broken_one_with_exit_2() {
-    let harness = crate::common::Harness::start(
-        bbzoom_sim::Scenario::showcase(),
-        1.0,
-        bbzoom::demo::SimPolling::default(),
-        bbzoom::demo::SHOWCASE_SUBSCRIPTIONS,
-    )
-    .await;
+    let harness = showcase().await;
     let out = bbzoom()
         .arg("check")
         .arg("--config")
@@ -137,6 +142,52 @@ async fn check_summarises_a_valid_setup_and_rejects_a_broken_one_with_exit_2() {
         stderr.contains("broken.toml:") && stderr.contains("ops"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_writing_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let harness = showcase().await;
+    // `bbzoom check | head -1` once head has gone: every write to stdout fails.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = bbzoom()
+        .arg("check")
+        .arg("--config")
+        .arg(harness.config_path())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_run_refuse_an_absurd_budget_alike() {
+    let harness = showcase().await;
+    let path = harness.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (head, tail) = text.split_once("\n[zoom").expect("a [zoom] table");
+    let absurd = format!(
+        "{head}\n[bitbucket.budgets]\nsim-bitbucket = {{ requests = 100, per = \"4000000h\" }}\n\n[zoom{tail}"
+    );
+    std::fs::write(&path, absurd).unwrap();
+    for command in ["check", "run"] {
+        let out = bbzoom()
+            .arg(command)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("bitbucket.budgets.sim-bitbucket.per")
+                && stderr.contains("the most this key allows"),
+            "{command}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -960,7 +960,7 @@ fn broken_configs() {
         &edit("user_jid", "daily_limit = 0\nuser_jid"),
         Some(13),
         Some("zoom.chatbot.daily_limit"),
-        "a daily limit of 0 would never let the chatbot post",
+        "a daily limit of 0 is out of range: 0 would never let the chatbot post",
     );
     check(
         &edit("user_jid", "daily_limit = \"2000\"\nuser_jid"),
@@ -1436,6 +1436,77 @@ fn broken_configs() {
         Some("bitbucket.budgets.acme-ci.requests"),
         "a rate limit must allow at least 1 request",
     );
+
+    // Numbers out of their documented ranges: each would have panicked the daemon (or an
+    // arithmetic on it) after `check` passed it.
+    let polling = |keys: &str| with_tables(&format!("[polling]\n{keys}\n"));
+    let too_long = [
+        (
+            edit("credentials =", "request_timeout = \"11m\"\ncredentials ="),
+            3,
+            "daemon.request_timeout",
+        ),
+        (polling("hot = \"25h\""), 10, "polling.hot"),
+        (polling("cold = \"4000000h\""), 10, "polling.cold"),
+        (polling("warm_for = \"169h\""), 10, "polling.warm_for"),
+        (polling("settle = \"25h\""), 10, "polling.settle"),
+        (polling("scan = \"25h\""), 10, "polling.scan"),
+        (
+            edit(
+                "credential = \"acme-ci\"",
+                "credential = \"acme-ci\"\nrate_limit = { requests = 100, per = \"4000000h\" }",
+            ),
+            8,
+            "bitbucket.rate_limit.per",
+        ),
+        (
+            edit(
+                "user_jid",
+                "rate_limit = { requests = 100, per = \"24h1ms\" }\nuser_jid",
+            ),
+            13,
+            "zoom.chatbot.rate_limit.per",
+        ),
+    ];
+    for (text, line, key) in too_long {
+        check(
+            &text,
+            Some(line),
+            Some(key),
+            "the most this key allows; write a duration from \"1ms\"",
+        );
+    }
+    check(
+        &with_tables("[zoom.delivery]\nmax_age = \"721h\"\n"),
+        Some(10),
+        Some("zoom.delivery.max_age"),
+        "is longer than \"720h\", the most this key allows",
+    );
+    check(
+        &with_tables("[bitbucket.budgets]\nacme-ci = { requests = 4294967295, per = \"1h\" }\n"),
+        Some(10),
+        Some("bitbucket.budgets.acme-ci.requests"),
+        "at most 1000000",
+    );
+    check(
+        &with_tables("[zoom.delivery]\nfold_after = 4294967295\n"),
+        Some(10),
+        Some("zoom.delivery.fold_after"),
+        "at least 1 and at most 10000",
+    );
+    check(
+        &edit("user_jid", "daily_limit = 4294967295\nuser_jid"),
+        Some(13),
+        Some("zoom.chatbot.daily_limit"),
+        "it may be at most 10000000",
+    );
+    // `run` cannot use a path with a NUL byte: neither may `check` (one validation for both).
+    check(
+        &edit("state_dir = \"state\"", "state_dir = \"st\\u0000ate\""),
+        Some(2),
+        Some("daemon.state_dir"),
+        "contains a NUL byte",
+    );
 }
 
 #[test]
@@ -1509,4 +1580,120 @@ fn a_credential_pool_spreads_repositories_over_its_budgets() {
         Some("subscription[1].credential"),
         "credential takes a string or an array of strings; write it like credential = \"acme-ci\"",
     );
+}
+
+/// Property tests: whatever the file holds, reading it answers a configuration whose every
+/// number is in its documented range, or an error naming the file and the line (and the key,
+/// wherever the file parses as TOML).
+mod properties {
+    use super::{BASE, PATH, chatbot, edit, with_tables};
+    use bbzoom::config::Config;
+    use proptest::prelude::*;
+    use std::path::Path;
+    use std::time::Duration;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// `BASE` with a number in one of the keys that take one (a duration, a count, a rate).
+    fn numbers_in_known_keys() -> impl Strategy<Value = String> {
+        let duration = (
+            prop_oneof![any::<u64>(), 0u64..100_000],
+            proptest::sample::select(vec!["ms", "s", "m", "h"]),
+        )
+            .prop_map(|(n, unit)| format!("\"{n}{unit}\""));
+        let count = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            (0i64..20_000_000).prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("TOML spells it", |x| x.is_finite())
+                .prop_map(|x| format!("{x:e}")),
+        ];
+        let polling =
+            proptest::sample::select(vec!["hot", "warm", "cold", "warm_for", "settle", "scan"]);
+        prop_oneof![
+            (polling, duration.clone())
+                .prop_map(|(key, d)| with_tables(&format!("[polling]\n{key} = {d}\n"))),
+            duration.clone().prop_map(|d| edit(
+                "credentials =",
+                &format!("request_timeout = {d}\ncredentials =")
+            )),
+            duration
+                .clone()
+                .prop_map(|d| with_tables(&format!("[zoom.delivery]\nmax_age = {d}\n"))),
+            count
+                .clone()
+                .prop_map(|n| with_tables(&format!("[zoom.delivery]\nfold_after = {n}\n"))),
+            count
+                .clone()
+                .prop_map(|n| edit("user_jid", &format!("daily_limit = {n}\nuser_jid"))),
+            (count, duration).prop_map(|(n, d)| edit(
+                "credential = \"acme-ci\"",
+                &format!("credential = \"acme-ci\"\nrate_limit = {{ requests = {n}, per = {d} }}")
+            )),
+        ]
+    }
+
+    /// `BASE` with arbitrary text put in at some character, or arbitrary text alone.
+    fn toml_ish() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            (0..BASE.len(), any::<String>()).prop_map(|(at, text)| {
+                let at = (0..=at)
+                    .rev()
+                    .find(|&i| BASE.is_char_boundary(i))
+                    .unwrap_or(0);
+                format!("{}{text}{}", &BASE[..at], &BASE[at..])
+            }),
+        ]
+    }
+
+    /// The error is located: the file, a line, and the key unless the text is not TOML.
+    fn assert_located(err: &bbzoom::config::ConfigError) -> Result<(), TestCaseError> {
+        let message = err.to_string();
+        prop_assert!(message.starts_with(PATH), "{message}");
+        prop_assert!(err.line().is_some(), "{message}");
+        prop_assert!(
+            err.key().is_some() || message.contains("invalid TOML"),
+            "{message}"
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_number_in_a_known_key_is_in_range_or_refused_at_its_place(
+            text in numbers_in_known_keys(),
+        ) {
+            match Config::parse(Path::new(PATH), &text) {
+                Ok(config) => {
+                    let polling = &config.polling;
+                    for interval in [polling.hot, polling.warm, polling.cold, polling.settle] {
+                        prop_assert!(interval <= 24 * HOUR, "{text}");
+                    }
+                    prop_assert!(polling.scan.is_none_or(|scan| scan <= 24 * HOUR), "{text}");
+                    prop_assert!(polling.warm_for <= 168 * HOUR, "{text}");
+                    prop_assert!(config.daemon.request_timeout <= Duration::from_secs(600));
+                    let delivery = config.zoom.delivery;
+                    prop_assert!(delivery.max_age <= 720 * HOUR, "{text}");
+                    prop_assert!((1..=10_000).contains(&delivery.fold_after), "{text}");
+                    let daily = chatbot(&config).daily_limit;
+                    prop_assert!(daily.is_none_or(|n| (1..=10_000_000).contains(&n)), "{text}");
+                    let budget = config.budget_for("acme-ci").start;
+                    prop_assert!((1..=1_000_000).contains(&budget.requests), "{text}");
+                    prop_assert!(budget.per <= 24 * HOUR, "{text}");
+                }
+                Err(err) => assert_located(&err)?,
+            }
+        }
+
+        #[test]
+        fn any_text_is_read_or_refused_at_its_place(text in toml_ish()) {
+            if let Err(err) = Config::parse(Path::new(PATH), &text) {
+                let message = err.to_string();
+                prop_assert!(message.starts_with(PATH), "{message}");
+            }
+        }
+    }
 }

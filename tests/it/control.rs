@@ -564,6 +564,40 @@ async fn a_reload_restarts_only_what_changed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_an_absurd_number_is_refused_and_the_running_configuration_stays() {
+    let daemon = InProcess::start().await;
+    daemon.status_when(every_subscription_polled).await;
+    daemon.edit(
+        "\n[zoom",
+        "\n[bitbucket.budgets]\nsim-bitbucket = { requests = 100, per = \"4000000h\" }\n\n[zoom",
+    );
+    let refused = daemon.reload().await;
+    let why = refused["Err"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{refused}"));
+    assert!(
+        why.contains("bitbucket.budgets.sim-bitbucket.per") && why.contains("\"24h\""),
+        "{why}"
+    );
+    // The daemon runs on, on the configuration it had: still polling, and answering.
+    let polled_at = bbzoom::clock::now_ms();
+    let report = daemon
+        .status_when(|r| {
+            r["subscriptions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["last_poll_ms"].as_i64() > Some(polled_at))
+        })
+        .await;
+    assert!(
+        report["last_reload"].to_string().contains("4000000h"),
+        "{report}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repository_moved_off_a_paused_credential_is_polled_by_its_new_one_at_once() {
     use bbzoom_sim::BitbucketFault;
     let daemon = InProcess::start().await;

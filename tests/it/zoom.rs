@@ -163,6 +163,15 @@ fn chatbot(sim: &Simulator, daily_limit: Option<u32>) -> ChatbotClient {
     )
 }
 
+/// A simulator of the showcase with `options`, and a chatbot client of it without a daily cap.
+async fn with_chatbot(options: SimOptions) -> (Simulator, ChatbotClient) {
+    let sim = Simulator::start(Scenario::showcase(), options)
+        .await
+        .unwrap();
+    let client = chatbot(&sim, None);
+    (sim, client)
+}
+
 #[tokio::test]
 async fn a_daily_limit_pauses_the_whole_account_until_its_reset() {
     let options = SimOptions {
@@ -172,10 +181,7 @@ async fn a_daily_limit_pauses_the_whole_account_until_its_reset() {
         },
         ..SimOptions::default()
     };
-    let sim = Simulator::start(Scenario::showcase(), options)
-        .await
-        .unwrap();
-    let client = chatbot(&sim, None);
+    let (sim, client) = with_chatbot(options).await;
     let content = serde_json::json!({"head": {"text": "hello"}});
     client
         .send("ci@conference.xmpp.zoom.us", &content, None)
@@ -238,6 +244,37 @@ async fn a_daily_limit_pauses_the_whole_account_until_its_reset() {
         "{err:?}"
     );
     assert_eq!(sim.stats().posts, 2);
+}
+
+#[tokio::test]
+async fn absurd_numbers_from_zoom_are_clamped_not_panicked_on() {
+    let options = SimOptions {
+        // `expires_in: 18446744073709551615`.
+        zoom_token_lifetime: Duration::MAX,
+        ..SimOptions::default()
+    };
+    let (sim, client) = with_chatbot(options).await;
+    let content = serde_json::json!({"head": {"text": "hello"}});
+    let channel = "ci@conference.xmpp.zoom.us";
+    let day = Duration::from_secs(24 * 3600);
+    for retry_after in [
+        "18446744073709551615",
+        "1e300",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        sim.zoom_rate_limit_next(1, Some(retry_after.to_owned()));
+        let err = client.send(channel, &content, None).await.unwrap_err();
+        assert_eq!(
+            err.class,
+            ErrorClass::Transient {
+                retry_after: Some(day)
+            },
+            "Retry-After: {retry_after}"
+        );
+    }
+    client.send(channel, &content, None).await.unwrap();
+    client.send(channel, &content, None).await.unwrap();
+    assert_eq!(sim.stats().zoom_token_requests, 1, "the token is cached");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
