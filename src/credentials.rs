@@ -189,6 +189,74 @@ pub enum CredentialsError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error(
+        "{path} is a symbolic link to {target}; bbzoom replaces the file whole, which would \
+         replace the link: point [daemon] credentials at {target} itself",
+        path = .path.display(),
+        target = .target.display()
+    )]
+    Symlink { path: PathBuf, target: PathBuf },
+}
+
+/// The lock on a credentials file, held from reading it to replacing it (`connect`,
+/// `disconnect`): two of them at once would each write back what they read and lose the
+/// other's credential. Released when dropped.
+pub struct CredentialsLock {
+    _file: std::fs::File,
+}
+
+impl CredentialsLock {
+    /// Waits for and takes the lock of `credentials_file`: an advisory `flock` on `.NAME.lock`
+    /// beside it (the file itself is replaced by each save, so it cannot carry the lock).
+    /// Refuses a symlinked file, and removes the temporary files a killed writer left.
+    pub fn take(credentials_file: &Path) -> Result<CredentialsLock, CredentialsError> {
+        if let Ok(target) = std::fs::read_link(credentials_file) {
+            let dir = credentials_file.parent().unwrap_or(Path::new(""));
+            return Err(CredentialsError::Symlink {
+                path: credentials_file.to_owned(),
+                target: dir.join(target),
+            });
+        }
+        let name = credentials_file
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let lock_path = credentials_file.with_file_name(format!(".{name}.lock"));
+        let failed = |cause| CredentialsError::Write {
+            path: lock_path.clone(),
+            cause,
+        };
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .custom_flags(libc::O_NOFOLLOW)
+                .mode(PRIVATE)
+                .open(&lock_path)
+                .map_err(failed)?
+        };
+        loop {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a descriptor we own; it has no other precondition.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(failed(err));
+            }
+        }
+        // Under the lock no writer is under way: any temporary file is a dead one's.
+        crate::atomic_file::remove_leftovers(credentials_file).map_err(|cause| {
+            CredentialsError::Write {
+                path: credentials_file.to_owned(),
+                cause,
+            }
+        })?;
+        Ok(CredentialsLock { _file: file })
+    }
 }
 
 impl Credentials {

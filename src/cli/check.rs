@@ -129,6 +129,8 @@ fn open_credentials(daemon: &DaemonConfig) -> Result<Credentials, CredentialsErr
                 identity.display()
             )),
         ),
+        // Its message says what to do.
+        CredentialsError::Symlink { .. } => (None, Some(err.to_string())),
         CredentialsError::Malformed { .. } | CredentialsError::Write { .. } => (
             None,
             Some(format!("{err}; store its credentials again with {CONNECT}")),
