@@ -40,6 +40,34 @@ pub(crate) fn create_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()>
     })
 }
 
+/// Removes the siblings a writer of `path` killed mid-write left behind. Only for a caller
+/// that knows no writer of `path` is under way (it holds a lock all of them take).
+pub fn remove_leftovers(path: &Path) -> io::Result<()> {
+    let dir = parent_of(path);
+    let prefix = format!(".{}.tmp-", name_of(path));
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The directory `path` is in (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// The file name of `path`, for its siblings' names.
+fn name_of(path: &Path) -> std::borrow::Cow<'_, str> {
+    path.file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default()
+}
+
 /// The permission bits of `path`, or `default` if it does not exist yet.
 pub fn mode_or(path: &Path, default: u32) -> u32 {
     use std::os::unix::fs::PermissionsExt;
@@ -56,10 +84,7 @@ fn publish(
     publish_as: impl FnOnce(&Path) -> io::Result<()>,
 ) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent_of(path);
     let (sibling, mut file) = create_sibling(dir, path)?;
     let written = (|| {
         if let Some((uid, gid)) = owner {
@@ -89,10 +114,7 @@ fn publish(
 /// A new, empty sibling of `path` in `dir` under a random name, opened for writing (mode 0600
 /// until the caller sets the real one, so it is never readable by others while filled).
 fn create_sibling(dir: &Path, path: &Path) -> io::Result<(PathBuf, File)> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
+    let name = name_of(path);
     let mut clash = None;
     for _ in 0..ATTEMPTS {
         let sibling = dir.join(format!(".{name}.tmp-{:016x}", rand::random::<u64>()));

@@ -170,6 +170,12 @@ pub enum CredentialsError {
     },
     #[error("{path}: not an age X25519 identity (expected a line starting AGE-SECRET-KEY-1)")]
     BadIdentity { path: PathBuf },
+    #[error(
+        "{path}: the identity is readable by others (mode {mode:04o}); like ssh with a private \
+         key, bbzoom will not use it: run `chmod 600 {path}`",
+        path = .path.display()
+    )]
+    ExposedIdentity { path: PathBuf, mode: u32 },
     #[error("{path}: cannot decrypt with the identity {identity}: {reason}")]
     Decrypt {
         path: PathBuf,
@@ -183,6 +189,74 @@ pub enum CredentialsError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error(
+        "{path} is a symbolic link to {target}; bbzoom replaces the file whole, which would \
+         replace the link: point [daemon] credentials at {target} itself",
+        path = .path.display(),
+        target = .target.display()
+    )]
+    Symlink { path: PathBuf, target: PathBuf },
+}
+
+/// The lock on a credentials file, held from reading it to replacing it (`connect`,
+/// `disconnect`): two of them at once would each write back what they read and lose the
+/// other's credential. Released when dropped.
+pub struct CredentialsLock {
+    _file: std::fs::File,
+}
+
+impl CredentialsLock {
+    /// Waits for and takes the lock of `credentials_file`: an advisory `flock` on `.NAME.lock`
+    /// beside it (the file itself is replaced by each save, so it cannot carry the lock).
+    /// Refuses a symlinked file, and removes the temporary files a killed writer left.
+    pub fn take(credentials_file: &Path) -> Result<CredentialsLock, CredentialsError> {
+        if let Ok(target) = std::fs::read_link(credentials_file) {
+            let dir = credentials_file.parent().unwrap_or(Path::new(""));
+            return Err(CredentialsError::Symlink {
+                path: credentials_file.to_owned(),
+                target: dir.join(target),
+            });
+        }
+        let name = credentials_file
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let lock_path = credentials_file.with_file_name(format!(".{name}.lock"));
+        let failed = |cause| CredentialsError::Write {
+            path: lock_path.clone(),
+            cause,
+        };
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .custom_flags(libc::O_NOFOLLOW)
+                .mode(PRIVATE)
+                .open(&lock_path)
+                .map_err(failed)?
+        };
+        loop {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a descriptor we own; it has no other precondition.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(failed(err));
+            }
+        }
+        // Under the lock no writer is under way: any temporary file is a dead one's.
+        crate::atomic_file::remove_leftovers(credentials_file).map_err(|cause| {
+            CredentialsError::Write {
+                path: credentials_file.to_owned(),
+                cause,
+            }
+        })?;
+        Ok(CredentialsLock { _file: file })
+    }
 }
 
 impl Credentials {
@@ -193,14 +267,15 @@ impl Credentials {
     ) -> Result<Credentials, CredentialsError> {
         // The file before the identity: a missing file is then told apart from a missing
         // identity, which `load_or_empty` relies on.
-        let ciphertext =
-            std::fs::read(credentials_file).map_err(|source| CredentialsError::Io {
+        let (ciphertext, _) = crate::files::read_regular(credentials_file).map_err(|source| {
+            CredentialsError::Io {
                 path: credentials_file.to_owned(),
                 cause: source,
-            })?;
-        let identity = read_identity(identity_file)?;
+            }
+        })?;
+        let identities = read_identity(identity_file)?;
         let plaintext =
-            age::decrypt(&identity, &ciphertext).map_err(|e| CredentialsError::Decrypt {
+            decrypt(&identities, &ciphertext).map_err(|e| CredentialsError::Decrypt {
                 path: credentials_file.to_owned(),
                 identity: identity_file.to_owned(),
                 reason: e.to_string(),
@@ -277,18 +352,21 @@ impl Credentials {
         SecretString::from(doc.to_string())
     }
 
-    /// Encrypts to the public half of `identity_file` and replaces `credentials_file` atomically
+    /// Encrypts to the public half of every key in `identity_file` and replaces `credentials_file` atomically
     /// (write a sibling, fsync, rename), so a crash leaves either the old file or the new one.
     pub fn save(
         &self,
         credentials_file: &Path,
         identity_file: &Path,
     ) -> Result<(), CredentialsError> {
-        let recipient = read_identity(identity_file)?.to_public();
-        let ciphertext = age::encrypt(&recipient, self.to_document().expose_secret().as_bytes())
+        let recipients: Vec<_> = read_identity(identity_file)?
+            .iter()
+            .map(age::x25519::Identity::to_public)
+            .collect();
+        let ciphertext = encrypt(&recipients, self.to_document().expose_secret().as_bytes())
             .map_err(|e| CredentialsError::Write {
                 path: credentials_file.to_owned(),
-                cause: std::io::Error::other(e),
+                cause: e,
             })?;
         let mode = crate::atomic_file::mode_or(credentials_file, ENCRYPTED);
         crate::atomic_file::write(credentials_file, &ciphertext, mode).map_err(|source| {
@@ -325,18 +403,64 @@ pub fn check_identity(path: &Path) -> Result<(), CredentialsError> {
     read_identity(path).map(drop)
 }
 
-fn read_identity(path: &Path) -> Result<age::x25519::Identity, CredentialsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Io {
+/// Every key of the identity file at `path` (one at least), as age's own tools read such a
+/// file: any of them may decrypt, and the credentials are encrypted to all of them. A file
+/// group or others may read is refused, as ssh refuses such a private key.
+fn read_identity(path: &Path) -> Result<Vec<age::x25519::Identity>, CredentialsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let (text, meta) = crate::files::read_text(path).map_err(|source| CredentialsError::Io {
         path: path.to_owned(),
         cause: source,
     })?;
-    text.lines()
-        .map(str::trim)
-        .find(|line| line.starts_with("AGE-SECRET-KEY-"))
-        .and_then(|line| age::x25519::Identity::from_str(line).ok())
-        .ok_or_else(|| CredentialsError::BadIdentity {
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(CredentialsError::ExposedIdentity {
             path: path.to_owned(),
-        })
+            mode,
+        });
+    }
+    let bad = || CredentialsError::BadIdentity {
+        path: path.to_owned(),
+    };
+    let keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("AGE-SECRET-KEY-"))
+        .map(|line| age::x25519::Identity::from_str(line).map_err(|_| bad()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(bad());
+    }
+    Ok(keys)
+}
+
+/// `ciphertext` decrypted with whichever of `identities` it was encrypted to.
+fn decrypt(
+    identities: &[age::x25519::Identity],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, age::DecryptError> {
+    use std::io::Read;
+    let decryptor = age::Decryptor::new_buffered(ciphertext)?;
+    let mut reader = decryptor.decrypt(identities.iter().map(|key| key as &dyn age::Identity))?;
+    let mut plaintext = Vec::new();
+    reader.read_to_end(&mut plaintext)?;
+    Ok(plaintext)
+}
+
+/// `plaintext` encrypted so that any of `recipients` can decrypt it.
+fn encrypt(
+    recipients: &[age::x25519::Recipient],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, std::io::Error> {
+    use std::io::Write;
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|key| key as &dyn age::Recipient))
+            .map_err(std::io::Error::other)?;
+    let mut ciphertext = Vec::new();
+    let mut writer = encryptor.wrap_output(&mut ciphertext)?;
+    writer.write_all(plaintext)?;
+    writer.finish()?;
+    Ok(ciphertext)
 }
 
 #[cfg(test)]
@@ -400,7 +524,7 @@ mod tests {
                             barrier.wait();
                             ensure_identity(&path)
                                 .and_then(|()| read_identity(&path))
-                                .map(|identity| identity.to_public().to_string())
+                                .map(|keys| keys[0].to_public().to_string())
                         })
                     })
                     .collect();
@@ -408,7 +532,7 @@ mod tests {
             });
             let keys: Vec<String> = results.into_iter().map(Result::unwrap).collect();
             assert_eq!(keys[0], keys[1], "both use the one identity");
-            let stored = read_identity(&path).unwrap().to_public().to_string();
+            let stored = read_identity(&path).unwrap()[0].to_public().to_string();
             assert_eq!(stored, keys[0]);
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         }
@@ -422,6 +546,8 @@ mod tests {
         assert!(matches!(err, CredentialsError::Io { .. }), "{err}");
         assert!(!path.exists());
         std::fs::write(&path, "not an identity\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let err = check_identity(&path).unwrap_err();
         assert!(matches!(err, CredentialsError::BadIdentity { .. }), "{err}");
         assert!(
@@ -431,6 +557,70 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         ensure_identity(&path).unwrap();
         check_identity(&path).unwrap();
+    }
+
+    #[test]
+    fn an_identity_others_can_read_is_refused_with_the_chmod_to_run() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.txt");
+        ensure_identity(&path).unwrap();
+        for mode in [0o640, 0o604, 0o644] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = check_identity(&path).unwrap_err();
+            assert!(
+                matches!(err, CredentialsError::ExposedIdentity { .. }),
+                "{err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("chmod 600 {}", path.display())),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("AGE-SECRET-KEY"), "{err}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        check_identity(&path).unwrap();
+    }
+
+    #[test]
+    fn every_key_of_the_identity_file_decrypts_and_is_encrypted_to() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (
+            age::x25519::Identity::generate(),
+            age::x25519::Identity::generate(),
+        );
+        let key_line = |key: &age::x25519::Identity| key.to_string().expose_secret().to_owned();
+        let write_identity = |name: &str, keys: &[&age::x25519::Identity]| {
+            let path = dir.path().join(name);
+            let lines: Vec<String> = keys.iter().map(|key| key_line(key)).collect();
+            std::fs::write(&path, format!("# keys\n{}\n", lines.join("\n"))).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            path
+        };
+        let file = dir.path().join("credentials.age");
+        let mut credentials = Credentials::default();
+        credentials.insert("bb", Credential::DatacenterToken { token: "t".into() });
+        // Encrypted to the second key only: an identity file listing it second still decrypts.
+        credentials
+            .save(&file, &write_identity("new.txt", &[&new]))
+            .unwrap();
+        let both = write_identity("both.txt", &[&old, &new]);
+        assert!(Credentials::load(&file, &both).unwrap().get("bb").is_some());
+        // Saved with both, either one alone decrypts.
+        credentials.save(&file, &both).unwrap();
+        for alone in [
+            write_identity("old.txt", &[&old]),
+            write_identity("new.txt", &[&new]),
+        ] {
+            assert!(
+                Credentials::load(&file, &alone)
+                    .unwrap()
+                    .get("bb")
+                    .is_some()
+            );
+        }
     }
 
     #[test]

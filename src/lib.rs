@@ -31,7 +31,8 @@
 //! (Pipelines schedules' cron patterns), [`metrics`] (counters), [`wakeups`] (pollers waking
 //! delivery workers), [`shutdown`].
 //!
-//! Helpers: [`atomic_file`] (replace a file whole or not at all), [`glob`] (branch and tag
+//! Helpers: [`atomic_file`] (replace a file whole or not at all), [`files`] (read the
+//! admin's files: regular ones only, bounded), [`glob`] (branch and tag
 //! patterns), [`repo_url`] (repository URLs as people paste them), [`retry`] (backoff with
 //! jitter and `Retry-After`), [`http`] (the shared HTTP client), [`sd_notify`] (telling systemd
 //! how the daemon is doing).
@@ -57,6 +58,7 @@ pub mod delivery;
 pub mod demo;
 pub mod detect;
 pub mod domain;
+pub mod files;
 pub mod glob;
 pub(crate) mod housekeeping;
 pub mod http;

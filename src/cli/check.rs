@@ -103,7 +103,9 @@ fn open_credentials(daemon: &DaemonConfig) -> Result<Credentials, CredentialsErr
     // not create one.
     let identity_stopped = || (Some(fix_identity(&err)), (!file.exists()).then(no_file));
     let (identity_problem, file_problem) = match &err {
-        CredentialsError::BadIdentity { .. } => identity_stopped(),
+        CredentialsError::BadIdentity { .. } | CredentialsError::ExposedIdentity { .. } => {
+            identity_stopped()
+        }
         CredentialsError::Io { path, .. } if path == identity => identity_stopped(),
         CredentialsError::Io { cause: source, .. } if source.kind() == ErrorKind::NotFound => (
             credentials::check_identity(identity)
@@ -111,11 +113,11 @@ fn open_credentials(daemon: &DaemonConfig) -> Result<Credentials, CredentialsErr
                 .map(|e| fix_identity(&e)),
             Some(no_file()),
         ),
-        CredentialsError::Io { .. } => (
+        CredentialsError::Io { cause, .. } => (
             credentials::check_identity(identity)
                 .err()
                 .map(|e| fix_identity(&e)),
-            Some(format!("{err}; {UNREADABLE}")),
+            Some(format!("{err}; {}", unreadable(cause))),
         ),
         CredentialsError::Decrypt { reason, .. } => (
             None,
@@ -127,6 +129,8 @@ fn open_credentials(daemon: &DaemonConfig) -> Result<Credentials, CredentialsErr
                 identity.display()
             )),
         ),
+        // Its message says what to do.
+        CredentialsError::Symlink { .. } => (None, Some(err.to_string())),
         CredentialsError::Malformed { .. } | CredentialsError::Write { .. } => (
             None,
             Some(format!("{err}; store its credentials again with {CONNECT}")),
@@ -142,8 +146,17 @@ fn open_credentials(daemon: &DaemonConfig) -> Result<Credentials, CredentialsErr
     Err(err)
 }
 
-/// What to do about a file that cannot be read.
-const UNREADABLE: &str = "make it readable by the user bbzoom runs as";
+/// What to do about a file that cannot be read for `cause`.
+fn unreadable(cause: &std::io::Error) -> String {
+    if cause.kind() == ErrorKind::InvalidInput {
+        format!(
+            "point the configuration at a regular file of at most {} MiB",
+            bbzoom::files::MAX_FILE_BYTES >> 20
+        )
+    } else {
+        "make it readable by the user bbzoom runs as".to_owned()
+    }
+}
 
 /// `err`, an identity file's problem, with what to do about it.
 fn fix_identity(err: &CredentialsError) -> String {
@@ -154,7 +167,9 @@ fn fix_identity(err: &CredentialsError) -> String {
              one must then be stored again)"
             )
         }
-        CredentialsError::Io { .. } => UNREADABLE.to_owned(),
+        CredentialsError::Io { cause, .. } => unreadable(cause),
+        // Its message says what to run.
+        CredentialsError::ExposedIdentity { .. } => return err.to_string(),
         _ => "point [daemon] identity at the identity the credentials were encrypted to".to_owned(),
     };
     format!("{err}; {fix}")

@@ -285,6 +285,8 @@ enum Input {
 pub async fn connect(config_path: PathBuf, args: ConnectArgs) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
     let files = &config.daemon;
+    // Held until the file is replaced: another `connect` reads it only after this one wrote.
+    let _lock = credentials::CredentialsLock::take(&files.credentials_file)?;
     // Before anything is asked: a file that cannot be decrypted stops here, and is left alone.
     let mut stored = Credentials::load_or_empty(&files.credentials_file, &files.identity_file)?;
     let name = entry_name(&config, args.service, args.name.as_deref())?;
@@ -343,6 +345,7 @@ pub async fn connect(config_path: PathBuf, args: ConnectArgs) -> anyhow::Result<
 pub async fn disconnect(config_path: PathBuf, args: DisconnectArgs) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
     let files = &config.daemon;
+    let _lock = credentials::CredentialsLock::take(&files.credentials_file)?;
     let mut stored = Credentials::load_or_empty(&files.credentials_file, &files.identity_file)?;
     let name = entry_name(&config, args.service, args.name.as_deref())?;
     let file = files.credentials_file.display();

@@ -16,8 +16,10 @@ pub mod subscriptions;
 const EXIT_CONFIG: u8 = 2;
 /// Exit status when the command needs the daemon and it is not running (as `systemctl status`).
 const EXIT_NOT_RUNNING: u8 = 3;
-/// Exit status of a daemon that stopped because one of its tasks kept failing (status 4 is a
-/// damaged store's).
+/// Exit status for a damaged store: the admin must move it aside, so the unit does not restart
+/// on it (`RestartPreventExitStatus=`).
+const EXIT_STORE_DAMAGED: u8 = 4;
+/// Exit status of a daemon that stopped because one of its tasks kept failing.
 const EXIT_TASK_FAILING: u8 = 5;
 
 /// The daemon is not running: said plainly, with the socket that nothing answers on.
@@ -56,8 +58,8 @@ pub fn open_idle_store(config: &bbzoom::config::Config) -> anyhow::Result<bbzoom
          the service cannot write; start the daemon and ask it, or run this as its user",
         dir.display()
     );
-    bbzoom::store::Store::open(dir)
-        .with_context(|| format!("cannot open the store in {}", dir.display()))
+    // Its errors name the directory.
+    Ok(bbzoom::store::Store::open(dir)?)
 }
 
 /// The exit status for a failed command.
@@ -74,6 +76,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         EXIT_CONFIG
     } else if err.downcast_ref::<NotRunning>().is_some() {
         EXIT_NOT_RUNNING
+    } else if let Some(bbzoom::store::StoreError::Damaged { .. }) = err.downcast_ref() {
+        EXIT_STORE_DAMAGED
     } else {
         1
     }

@@ -60,16 +60,11 @@ async fn serve(
     signals: Signals,
 ) -> anyhow::Result<()> {
     let state_dir = config.daemon.state_dir.clone();
+    // Its errors name the directory and say what to do: a context would say it twice.
     let store =
         tokio::task::spawn_blocking(move || Store::open_waiting(&state_dir, STORE_PATIENCE))
             .await
-            .context("opening the store")?
-            .with_context(|| {
-                format!(
-                    "cannot open the store in {} (is another bbzoom running on it?)",
-                    config.daemon.state_dir.display()
-                )
-            })?;
+            .context("opening the store")??;
     let (requests, received) = mpsc::channel::<Envelope>(16);
     tokio::spawn(control::serve(listener, requests.clone()));
     let metrics = Arc::new(Metrics::default());

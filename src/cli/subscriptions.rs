@@ -322,7 +322,7 @@ pub fn list(config: PathBuf) -> anyhow::Result<()> {
 
 /// The file's text and its validated configuration, from one read so they agree.
 fn read(path: &Path) -> Result<(String, Config), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+    let text = Config::read(path)?;
     let config = Config::parse(path, &text)?;
     Ok((text, config))
 }

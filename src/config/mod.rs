@@ -436,7 +436,7 @@ impl Config {
 
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+        let text = Config::read(path)?;
         Config::parse(path, &text)
     }
 
@@ -445,7 +445,7 @@ impl Config {
     /// `bbzoom status` must still reach it then. Only if `[daemon]` itself cannot be read is
     /// the full validation's error returned.
     pub fn control_socket(path: &Path) -> Result<PathBuf, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+        let text = Config::read(path)?;
         let daemon = toml::from_str::<toml::Table>(&text)
             .ok()
             .and_then(|doc| doc.get("daemon")?.as_table().cloned());
@@ -456,6 +456,14 @@ impl Config {
             (None, Some(state)) => Ok(dir.join(state).join("control.sock")),
             (None, None) => Config::parse(path, &text).map(|c| c.daemon.control_socket),
         }
+    }
+
+    /// The text of the file at `path`, read as every reader of the configuration reads it
+    /// ([`crate::files::read_text`]: a regular file, bounded).
+    pub fn read(path: &Path) -> Result<String, ConfigError> {
+        crate::files::read_text(path)
+            .map(|(text, _)| text)
+            .map_err(|e| ConfigError::io(path, &e))
     }
 
     /// Validates `text` as if read from `path` (the path only appears in messages and resolves

@@ -20,17 +20,39 @@ use records::*;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub(crate) use records::SCHEMA_VERSION;
 
 /// Most characters of an unreadable row kept with its dead letter, for the admin to look at.
 const RAW_KEPT_CHARS: usize = 2000;
 
+/// The file beside sled's own in the state directory that records a clean close.
+const SEAL_FILE: &str = "clean-close";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    #[error("{}: another process holds the store; is another bbzoom running on it?", .dir.display())]
+    Locked { dir: PathBuf },
+    /// The store cannot be trusted to hold what was written to it. Nothing is opened: running on
+    /// would baseline every repository again and drop the cards still queued, without a word.
+    #[error(
+        "the store in {dir} is damaged ({reason}), so bbzoom will not run on it. To start afresh, \
+         stop bbzoom, move the directory aside (`mv {dir} {dir}.damaged`) and start it again: \
+         the cards still queued in the old store are not sent, and every repository is baselined \
+         again, so builds that ended while bbzoom was down are not announced",
+        dir = .dir.display()
+    )]
+    Damaged { dir: PathBuf, reason: String },
+    #[error("{}: cannot make the state directory private: {cause}", .dir.display())]
+    Private {
+        dir: PathBuf,
+        // Not named `source`: the message carries it, and a chain would print it twice.
+        cause: std::io::Error,
+    },
     #[error(
         "store record is unreadable ({0}); the state directory may come from another bbzoom version"
     )]
@@ -171,6 +193,8 @@ pub struct DeadLetter {
 /// Handle to the store; cheap to clone (sled trees are reference counted).
 #[derive(Clone)]
 pub struct Store {
+    /// Records the clean close when the last handle drops.
+    _seal: Arc<Seal>,
     db: sled::Db,
     repos: sled::Tree,
     builds: sled::Tree,
@@ -183,11 +207,47 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store in `dir`, checking the schema version and migrating a
-    /// store of an older one.
+    /// store of an older one. The directory is made its owner's only. A store that is damaged
+    /// is refused ([`StoreError::Damaged`]), never opened as an empty or a shorter one.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_checked(dir).map_err(|err| match err {
+            StoreError::Sled(sled::Error::Corruption { .. }) => StoreError::Damaged {
+                dir: dir.to_owned(),
+                reason: "sled read corrupted data".into(),
+            },
+            // sled 0.34 reports a held lock only in its message (config.rs).
+            StoreError::Sled(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") =>
+            {
+                StoreError::Locked {
+                    dir: dir.to_owned(),
+                }
+            }
+            other => other,
+        })
+    }
+
+    fn open_checked(dir: &Path) -> Result<Store, StoreError> {
+        let private = |cause| StoreError::Private {
+            dir: dir.to_owned(),
+            cause,
+        };
+        let damaged = |reason: String| StoreError::Damaged {
+            dir: dir.to_owned(),
+            reason,
+        };
+        create_private_dir(dir).map_err(private)?;
+        // sled's log; a store that had one and comes back without its schema version lost its
+        // beginning, which sled would otherwise open as a new, empty store.
+        let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
         let db = sled::Config::new().path(dir).open()?;
+        make_private(dir).map_err(private)?;
         let meta = db.open_tree(META)?;
         let store = Store {
+            _seal: Arc::new(Seal {
+                db: db.clone(),
+                dir: dir.to_owned(),
+            }),
             repos: db.open_tree(REPOS)?,
             builds: db.open_tree(BUILDS)?,
             health: db.open_tree(HEALTH)?,
@@ -197,7 +257,12 @@ impl Store {
             meta,
             db,
         };
+        // Before anything is written: the seal describes the store as it was closed.
+        Seal::check(dir, &store.db)?.map_err(damaged)?;
         match store.meta.get(SCHEMA_KEY)? {
+            None if existed => {
+                return Err(damaged("its file holds no schema version".into()));
+            }
             None => {
                 store
                     .meta
@@ -290,11 +355,7 @@ impl Store {
         let deadline = std::time::Instant::now() + patience;
         loop {
             match Store::open(dir) {
-                // sled 0.34 reports a held lock only in its message (config.rs).
-                Err(StoreError::Sled(sled::Error::Io(e)))
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
                 result => return result,
@@ -836,6 +897,179 @@ impl Store {
     }
 }
 
+/// The record of a clean close, kept beside sled's files (`clean-close`) while no process has
+/// the store open.
+///
+/// Why: sled recovers its log by reading it up to the first message whose checksum fails, as
+/// it must after a crash tore the tail, and keeps what came before. Damage in the middle of the
+/// file is read the same way, so a damaged store opens silently with only its older part, or
+/// empty. The seal holds a checksum of every tree and the counts of queued cards and cursors,
+/// written when the last handle drops; at open it must match what sled recovered, and it is
+/// removed (durably) before anything is written. After a crash there is no seal, and only the
+/// schema version written at creation is checked: sled cannot tell a torn tail from damage.
+struct Seal {
+    db: sled::Db,
+    dir: PathBuf,
+}
+
+/// What a seal records of a store's contents.
+#[derive(Debug, PartialEq, Eq)]
+struct Contents {
+    /// CRC-32 of every tree's name, keys and values, in order.
+    checksum: u32,
+    /// Rows in the outbox.
+    queued: usize,
+    /// Polling cursors.
+    cursors: usize,
+}
+
+impl Contents {
+    fn of(db: &sled::Db) -> Result<Contents, sled::Error> {
+        let mut crc = crc32fast::Hasher::new();
+        let mut hash = |bytes: &[u8]| {
+            crc.update(&(bytes.len() as u64).to_be_bytes());
+            crc.update(bytes);
+        };
+        for name in db.tree_names() {
+            hash(&name);
+            for entry in db.open_tree(&name)?.iter() {
+                let (key, value) = entry?;
+                hash(&key);
+                hash(&value);
+            }
+        }
+        Ok(Contents {
+            checksum: crc.finalize(),
+            queued: db.open_tree(OUTBOX)?.len(),
+            cursors: db.open_tree(REPOS)?.len(),
+        })
+    }
+
+    fn to_text(&self) -> String {
+        format!(
+            "checksum {:08x}\nqueued {}\ncursors {}\n",
+            self.checksum, self.queued, self.cursors
+        )
+    }
+
+    fn parse(text: &str) -> Option<Contents> {
+        let mut lines = text.lines().map(|line| line.split_once(' '));
+        let mut field = |name: &str| match lines.next()? {
+            Some((key, value)) if key == name => Some(value.to_owned()),
+            _ => None,
+        };
+        let contents = Contents {
+            checksum: u32::from_str_radix(&field("checksum")?, 16).ok()?,
+            queued: field("queued")?.parse().ok()?,
+            cursors: field("cursors")?.parse().ok()?,
+        };
+        lines.next().is_none().then_some(contents)
+    }
+}
+
+impl Seal {
+    /// Compares the seal in `dir`, if any, with `db` and removes it. The outer error is the
+    /// store's; the inner one says why the store is damaged.
+    fn check(dir: &Path, db: &sled::Db) -> Result<Result<(), String>, StoreError> {
+        let path = dir.join(SEAL_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(())),
+            Err(e) => return Ok(Err(format!("its {SEAL_FILE} record is unreadable: {e}"))),
+        };
+        let found = Contents::of(db)?;
+        let verdict = match Contents::parse(&text) {
+            None => Err(format!("its {SEAL_FILE} record is unreadable")),
+            Some(sealed) if sealed == found => Ok(()),
+            Some(sealed) if (sealed.queued, sealed.cursors) == (found.queued, found.cursors) => {
+                Err(
+                    "what sled recovered differs from what it held when bbzoom last closed it"
+                        .into(),
+                )
+            }
+            Some(sealed) => Err(format!(
+                "sled recovered {} queued cards and {} cursors of the {} and {} it held when \
+                 bbzoom last closed it",
+                found.queued, found.cursors, sealed.queued, sealed.cursors
+            )),
+        };
+        if verdict.is_ok() {
+            // Durably gone before the first write: a seal that came back after a crash would
+            // describe an older store and refuse a sound one.
+            std::fs::remove_file(&path)
+                .and_then(|()| std::fs::File::open(dir)?.sync_all())
+                .map_err(|cause| StoreError::Private {
+                    dir: dir.to_owned(),
+                    cause,
+                })?;
+        }
+        Ok(verdict)
+    }
+
+    fn write(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        let text = Contents::of(&self.db)?.to_text();
+        crate::atomic_file::write(&self.dir.join(SEAL_FILE), text.as_bytes(), PRIVATE_FILE).map_err(
+            |cause| StoreError::Private {
+                dir: self.dir.clone(),
+                cause,
+            },
+        )
+    }
+}
+
+impl Drop for Seal {
+    fn drop(&mut self) {
+        if let Err(err) = self.write() {
+            tracing::warn!(%err, "the store's clean close could not be recorded");
+        }
+    }
+}
+
+/// Mode of the state directory and of the directories sled makes in it: its owner's only.
+const PRIVATE_DIR: u32 = 0o700;
+/// Mode of the files in the state directory.
+const PRIVATE_FILE: u32 = 0o600;
+
+/// Creates `dir` (and any missing parent) with mode 0700 whatever the umask.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)?;
+    // The umask may have narrowed the mode below what sled needs.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR))
+}
+
+/// Takes group and others' access from `dir` and from every directory and regular file in it:
+/// the store holds what was built where, and outside systemd (whose `StateDirectoryMode=`
+/// does this) the umask would leave it readable by every local user.
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    let mode = if meta.is_dir() {
+        PRIVATE_DIR
+    } else if meta.is_file() {
+        PRIVATE_FILE
+    } else {
+        // The control socket is made owner-only by its own code.
+        return Ok(());
+    };
+    if meta.permissions().mode() & 0o777 != mode {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            make_private(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
 fn transaction_error(error: TransactionError<StoreError>) -> StoreError {
     match error {
         TransactionError::Abort(e) => e,
@@ -901,7 +1135,7 @@ mod tests {
 
     /// The store in `dir` opened again after its last handle dropped: sled's background
     /// threads may hold the lock a moment longer.
-    fn reopen(dir: &Path) -> Store {
+    pub(super) fn reopen(dir: &Path) -> Store {
         Store::open_waiting(dir, std::time::Duration::from_secs(5)).unwrap()
     }
 
@@ -912,7 +1146,7 @@ mod tests {
         }
     }
 
-    fn status(repo: &RepoId, id: &str, state: BuildState) -> BuildStatus {
+    pub(super) fn status(repo: &RepoId, id: &str, state: BuildState) -> BuildStatus {
         BuildStatus {
             key: BuildKey {
                 repo: repo.clone(),
@@ -944,7 +1178,11 @@ mod tests {
     }
 
     /// An update of `repo` through `source` with only `builds`.
-    fn update_of(repo: &RepoId, source: SourceKind, builds: &[&BuildStatus]) -> PollUpdate {
+    pub(super) fn update_of(
+        repo: &RepoId,
+        source: SourceKind,
+        builds: &[&BuildStatus],
+    ) -> PollUpdate {
         PollUpdate {
             repo: repo.clone(),
             source,
@@ -1343,5 +1581,131 @@ mod tests {
         }
         trigger.trigger();
         job.await.unwrap().unwrap();
+    }
+}
+
+/// A store damaged on disk is refused, never opened as a new or a shorter one: sled's own
+/// recovery reads its log up to the first damaged message and silently keeps only what came
+/// before (see `Seal`), so these tests damage real sled files after a clean close.
+#[cfg(test)]
+mod damage_tests {
+    use super::*;
+    use crate::domain::Outcome;
+
+    /// A store in `dir` with `polls` repositories polled, each leaving a cursor and a card
+    /// queued for #ci, closed cleanly.
+    fn filled(dir: &Path, polls: u32) {
+        let store = Store::open(dir).unwrap();
+        for i in 0..polls {
+            let repo = RepoId::new("acme", format!("repo-{i}"));
+            let build = tests::status(&repo, "{1}", BuildState::Completed(Outcome::Failed));
+            let update = PollUpdate {
+                cursor: RepoCursor {
+                    high_water: u64::from(i) + 1,
+                    ..RepoCursor::default()
+                },
+                notifications: vec![Notification {
+                    channel: "ci".into(),
+                    event: EventKind::Failed,
+                    build: build.clone(),
+                }],
+                ..tests::update_of(&repo, SourceKind::Pipelines, &[&build])
+            };
+            store
+                .watching_since(&repo, SourceKind::Pipelines, 5)
+                .unwrap();
+            store.commit_poll(&update, 1).unwrap();
+        }
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy_dir(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+
+    /// A way of damaging bytes: its name and what it makes of a byte.
+    type Damage = (&'static str, fn(u8) -> u8);
+
+    /// Each way of damaging bytes: zeros (a lost block), 0xff, every bit flipped.
+    const PATTERNS: [Damage; 3] = [("zeros", |_| 0), ("ones", |_| 0xff), ("flipped", |b| !b)];
+
+    #[test]
+    fn a_store_damaged_anywhere_in_its_file_is_refused_never_opened_short_or_empty() {
+        let base = tempfile::tempdir().unwrap();
+        let mut short = Vec::new();
+        let mut tried = 0;
+        // Two sizes: sled answers a small log's damage and a full segment's differently.
+        for polls in [40, 150] {
+            let clean = base.path().join(format!("clean-{polls}"));
+            filled(&clean, polls);
+            let db_len = std::fs::metadata(clean.join("db")).unwrap().len() as usize;
+            // Where sled's log ends: the rest of its segment is zeros, whose damage loses nothing.
+            let used = std::fs::read(clean.join("db"))
+                .unwrap()
+                .iter()
+                .rposition(|&byte| byte != 0)
+                .unwrap();
+            for twentieth in 1..20 {
+                for len in [1, 64, 4096] {
+                    for (name, damage) in PATTERNS {
+                        tried += 1;
+                        let dir = base.path().join(format!("damaged-{tried}"));
+                        copy_dir(&clean, &dir);
+                        let offset = used * twentieth / 20;
+                        let mut bytes = std::fs::read(dir.join("db")).unwrap();
+                        for byte in &mut bytes[offset..(offset + len).min(db_len)] {
+                            *byte = damage(*byte);
+                        }
+                        std::fs::write(dir.join("db"), &bytes).unwrap();
+                        let outcome = match Store::open(&dir) {
+                            Err(StoreError::Damaged { .. }) => continue,
+                            // Damage to what sled no longer reads loses nothing.
+                            Ok(store)
+                                if store.outbox_len() == polls as usize
+                                    && store.repos.len() == polls as usize =>
+                            {
+                                continue;
+                            }
+                            Ok(store) => format!(
+                                "opened with {} rows queued and {} cursors",
+                                store.outbox_len(),
+                                store.repos.len()
+                            ),
+                            Err(err) => format!("refused, but not as damaged: {err}"),
+                        };
+                        short.push(format!(
+                            "{polls} polls, {len} bytes {name} at {offset} of {db_len}: {outcome}"
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            short.is_empty(),
+            "{} of {tried} damaged stores were not refused as damaged:\n{}",
+            short.len(),
+            short.join("\n")
+        );
+    }
+
+    #[test]
+    fn a_store_that_lost_its_beginning_is_refused_even_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path(), 20);
+        // As after a crash: no clean close recorded.
+        let _ = std::fs::remove_file(dir.path().join(SEAL_FILE));
+        let mut bytes = std::fs::read(dir.path().join("db")).unwrap();
+        bytes[..4096].fill(0);
+        std::fs::write(dir.path().join("db"), &bytes).unwrap();
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("damaged"), "{err}");
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::common::Harness;
 use bbzoom::credentials::{self, Credential, Credentials};
+use std::path::Path;
 
 /// Runs `bbzoom check` with `args`; returns its exit status, stdout and stderr.
 async fn check(harness: &Harness, args: &[&str]) -> (Option<i32>, String, String) {
@@ -219,4 +220,89 @@ async fn a_missing_credentials_file_says_bbzoom_connect_creates_it_and_a_missing
         "{stderr}"
     );
     assert!(stderr.contains(&expected), "{expected:?} in\n{stderr}");
+}
+
+/// A FIFO, a device or an identity others can read is refused at once, naming the path: never
+/// a hang, never gigabytes read.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_that_are_not_regular_or_readable_by_others_are_refused_naming_the_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let harness = Harness::showcase().await;
+    let daemon = &harness.config.daemon;
+    let fifo = harness.dir.path().join("fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let config = std::fs::read_to_string(harness.config_path()).unwrap();
+    let at = |key: &str, path: &Path| {
+        let old = format!(
+            "{key} = \"{}\"",
+            match key {
+                "credentials" => daemon.credentials_file.file_name(),
+                _ => daemon.identity_file.file_name(),
+            }
+            .unwrap()
+            .to_string_lossy()
+        );
+        crate::common::replaced(&config, &old, &format!("{key} = \"{}\"", path.display()))
+    };
+    let limit = std::time::Duration::from_secs(20);
+    let check = |config: String| {
+        let harness = &harness;
+        async move {
+            std::fs::write(harness.config_path(), config).unwrap();
+            tokio::time::timeout(limit, harness.bbzoom(&["check"], None))
+                .await
+                .expect("check answered in time")
+        }
+    };
+    for path in [fifo.as_path(), Path::new("/dev/zero")] {
+        for key in ["credentials", "identity"] {
+            let run = check(at(key, path)).await;
+            assert_eq!(
+                run.status,
+                Some(2),
+                "{key} = {}: {}",
+                path.display(),
+                run.output()
+            );
+            assert!(
+                run.stderr.contains(&format!("{}", path.display()))
+                    && run.stderr.contains("not a regular file"),
+                "{}",
+                run.output()
+            );
+        }
+    }
+    for path in [fifo.as_path(), Path::new("/dev/zero")] {
+        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_bbzoom"))
+            .args(["check", "--config"])
+            .arg(path)
+            .output();
+        let run = tokio::time::timeout(limit, run)
+            .await
+            .expect("answered in time")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}", path.display()))
+                && stderr.contains("not a regular file"),
+            "{stderr}"
+        );
+    }
+    std::fs::write(harness.config_path(), &config).unwrap();
+    std::fs::set_permissions(
+        &daemon.identity_file,
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let run = check(config.clone()).await;
+    assert_eq!(run.status, Some(2), "{}", run.output());
+    assert!(
+        run.stderr
+            .contains(&format!("chmod 600 {}", daemon.identity_file.display())),
+        "{}",
+        run.output()
+    );
 }

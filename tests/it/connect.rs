@@ -366,3 +366,87 @@ fn long_help_ends_with_examples() {
         );
     }
 }
+
+/// `connect`s run at once each keep their credential: the whole read, prompt and write is
+/// under one lock. A temporary file a killed `connect` left is removed by the next one.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_connects_keep_every_credential_and_leave_no_temporary_file() {
+    let harness = Harness::showcase().await;
+    let file = &harness.config.daemon.credentials_file;
+    let dir = file.parent().unwrap();
+    let left = dir.join(format!(
+        ".{}.tmp-00000000deadbeef",
+        file.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&left, b"from a killed connect").unwrap();
+    const AT_ONCE: usize = 4;
+    const ROUNDS: usize = 3;
+    let harness = &harness;
+    for round in 0..ROUNDS {
+        let names: Vec<String> = (0..AT_ONCE).map(|i| format!("dc-{round}-{i}")).collect();
+        let runs = names.iter().map(|name| async move {
+            let args = [
+                "connect",
+                "bitbucket",
+                "--name",
+                name,
+                "--kind",
+                "datacenter_token",
+                "--stdin",
+                "--offline",
+            ];
+            harness.bbzoom(&args, Some("token-of-a-test\n")).await
+        });
+        for run in futures_util::future::join_all(runs).await {
+            assert!(run.success(), "{}", run.output());
+        }
+    }
+    let stored = harness.stored_credentials();
+    let missing: Vec<String> = (0..ROUNDS)
+        .flat_map(|round| (0..AT_ONCE).map(move |i| format!("dc-{round}-{i}")))
+        .filter(|name| stored.get(name).is_none())
+        .collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    assert!(stored.get("sim-zoom").is_some());
+    let temporary: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp-"))
+        .collect();
+    assert!(temporary.is_empty(), "{temporary:?}");
+}
+
+/// A symlinked credentials file is refused before anything is asked: replacing it would
+/// replace the link, not the file it points at.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_symlinked_credentials_file_is_refused_and_left_alone() {
+    let harness = Harness::showcase().await;
+    let file = &harness.config.daemon.credentials_file;
+    let real = harness.dir.path().join("real-credentials.age");
+    std::fs::rename(file, &real).unwrap();
+    std::os::unix::fs::symlink(&real, file).unwrap();
+    let before = std::fs::read(&real).unwrap();
+    let run = harness
+        .bbzoom(
+            &[
+                "connect",
+                "bitbucket",
+                "--name",
+                "dc",
+                "--kind",
+                "datacenter_token",
+                "--stdin",
+                "--offline",
+            ],
+            Some("token-of-a-test\n"),
+        )
+        .await;
+    assert_eq!(run.status, Some(2), "{}", run.output());
+    assert!(
+        run.stderr.contains("symbolic link") && run.stderr.contains(&real.display().to_string()),
+        "{}",
+        run.output()
+    );
+    assert!(std::fs::symlink_metadata(file).unwrap().is_symlink());
+    assert_eq!(std::fs::read(&real).unwrap(), before);
+}

@@ -19,6 +19,7 @@ mod preview;
 mod scan;
 mod scenario;
 mod schedules;
+mod store;
 mod subscriptions;
 mod systemd;
 mod zoom;

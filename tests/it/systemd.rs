@@ -125,6 +125,10 @@ fn the_unit_matches_what_the_daemon_does() {
     assert_eq!(one("Type"), "notify");
     assert_eq!(one("NotifyAccess"), "main");
     assert!(seconds(one("WatchdogSec")) >= 10, "watchdog too tight");
+    // What a restart cannot fix: a file to correct (2), a damaged store to move aside (4).
+    let mut kept_down: Vec<&str> = one("RestartPreventExitStatus").split_whitespace().collect();
+    kept_down.sort_unstable();
+    assert_eq!(kept_down, ["2", "4"]);
 
     let config = "--config /etc/bbzoom/config.toml";
     assert_eq!(
