@@ -718,6 +718,20 @@ fn display_is_file_line_column_key_message() {
 
 #[test]
 fn broken_configs() {
+    // The metrics endpoint: an address and port, on loopback only.
+    check(
+        &edit("credentials =", "metrics = \"0.0.0.0:9464\"\ncredentials ="),
+        Some(3),
+        Some("daemon.metrics"),
+        "0.0.0.0:9464 is not a loopback address",
+    );
+    check(
+        &edit("credentials =", "metrics = \"9464\"\ncredentials ="),
+        Some(3),
+        Some("daemon.metrics"),
+        "\"9464\" is not an address and port; write e.g. metrics = \"127.0.0.1:9464\"",
+    );
+
     // TOML syntax.
     check(
         &edit("[daemon]", "[daemon"),
