@@ -591,7 +591,7 @@ fn ends_in_unsafe_scheme(before: &[char]) -> bool {
 /// Characters that render as nothing and can hide or reorder text: zero-width spaces and
 /// joiners, bidirectional marks, overrides and isolates, invisible fillers and separators, the
 /// BOM, soft hyphens and Unicode tags. (Variation selectors stay: emoji need them.)
-fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'

@@ -631,3 +631,32 @@ fn dot_segments_name_no_repository_in_any_form() {
         assert_eq!(file.text(), BASE, "{url}");
     }
 }
+
+#[test]
+fn terminal_escapes_in_the_configuration_are_shown_not_obeyed() {
+    // A repository URL whose fragment (ignored) holds a title change, a bell and a screen
+    // clear: valid, and printed by commands.
+    let hostile = replaced(
+        BASE,
+        "platform/browse\"",
+        "platform/browse#\\u001b]0;owned\\u0007\\u001b[2J\"",
+    );
+    let file = ConfigFile::with(&hostile);
+    let listed = file.ok(&["subscriptions"]);
+    let refused = file.fails(
+        &[
+            "configure",
+            "https://bitbucket.org/acme/web",
+            "--channel",
+            "no\u{1b}[2Jsuch",
+        ],
+        2,
+    );
+    for out in [&listed, &refused] {
+        assert!(
+            !out.chars().any(|c| c.is_control() && c != '\n'),
+            "raw control character in {out:?}"
+        );
+        assert!(out.contains("\\u{1b}"), "escapes shown: {out}");
+    }
+}
