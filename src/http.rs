@@ -37,6 +37,23 @@ pub fn client(timeout: Duration) -> reqwest::Client {
         .expect("a TLS backend is compiled in")
 }
 
+/// `base` with `segments` appended to its path, each percent-encoded as one segment (`/`, `?`,
+/// `#` and `%` included), so no name from a configuration or an answer can change which path a
+/// request reaches. A segment that is empty, `.` or `..` is refused and returned: the URL
+/// standard drops or resolves those (`repositories/acme/../pipelines` would ask for
+/// `repositories/acme/pipelines`), and an empty one asks for a listing instead.
+pub(crate) fn api_url<'s>(base: &url::Url, segments: &[&'s str]) -> Result<url::Url, &'s str> {
+    if let Some(step) = segments.iter().find(|s| matches!(**s, "" | "." | "..")) {
+        return Err(step);
+    }
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .expect("an http(s) base URL")
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
 /// A limiter that never lets more than `limit.requests` through in any window of `limit.per`.
 pub fn budget_limiter(limit: RateLimit) -> Limiter {
     Limiter::direct(budget_quota(limit))

@@ -140,7 +140,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("bbzoom: {err:#}");
+            // Errors quote configuration values and servers' answers.
+            eprintln!(
+                "bbzoom: {}",
+                bbzoom::control::shown_lines(&format!("{err:#}"))
+            );
             ExitCode::from(cli::exit_code(&err))
         }
     }

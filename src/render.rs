@@ -11,7 +11,9 @@
 //! characters, cut to a length with a visible ellipsis, and defused: mentions (`@all`) and the
 //! characters Zoom's markdown gives meaning to are replaced by look-alikes that mean nothing, so
 //! that not even a future `is_markdown_support` could turn build data into formatting, links or
-//! notifications. Links are only ever absolute http(s) URLs without credentials.
+//! notifications; so is the colon of a `javascript:`, `vbscript:` or `data:` scheme, in every
+//! text field. All card text passes one function, `text`, for this. Links are only ever
+//! absolute http(s) URLs without credentials.
 
 use crate::domain::{BuildRef, BuildStatus, EventKind};
 use serde_json::{Value, json};
@@ -322,21 +324,20 @@ fn text_lines(card: &Card) -> (String, usize) {
         lines.push(sub_head);
     }
     for (key, value) in &card.fields {
-        lines.push(format!(
-            "  {}: {}",
-            text(key, KEY_MAX_CHARS),
-            text(value, VALUE_MAX_CHARS)
+        lines.push(labelled(
+            &text(key, KEY_MAX_CHARS),
+            &text(value, VALUE_MAX_CHARS),
         ));
     }
     for (label, url) in &card.links {
         if let Some(url) = safe_link(url) {
-            lines.push(format!("  {}: {url}", text(label, LINE_MAX_CHARS)));
+            lines.push(labelled(&text(label, LINE_MAX_CHARS), &url));
         }
     }
     for (line, url) in &card.lines {
         let line = text(line, LINE_MAX_CHARS);
         lines.push(match url.as_deref().and_then(safe_link) {
-            Some(url) => format!("  {line}: {url}"),
+            Some(url) => labelled(&line, &url),
             None => format!("  {line}"),
         });
     }
@@ -429,6 +430,12 @@ fn shell(head: Value, color: &str, sections: Vec<Value>) -> Value {
     })
 }
 
+/// A plain text line, "  {label}: {rest}", of defused parts. Its colon is defused like one in
+/// the label, since a label ending in a scheme's name (`Branch javascript`) would read as one.
+fn labelled(label: &str, rest: &str) -> String {
+    format!("  {} {rest}", defuse(&format!("{label}:")))
+}
+
 /// `lines` joined by newlines, as many as fit in `max` characters once encoded as a JSON
 /// string; the rest is announced by a last "  … and N more", and counted in the second value.
 fn fit_text(lines: &[String], max: usize) -> (String, usize) {
@@ -518,7 +525,10 @@ pub fn clean(text: &str, max: usize) -> String {
 /// - the markdown emphasis marks `*`, `~` and `` ` `` become `∗ ∼ ˋ`; `_` does too where it
 ///   could open or close emphasis (next to anything but a letter or digit on both sides), so
 ///   `snake_case` and `feature/my_branch` stay as they are;
-/// - the `(` of a markdown link's `](` becomes `（`, and a leading `#` (a heading) `＃`.
+/// - the `(` of a markdown link's `](` becomes `（`, and a leading `#` (a heading) `＃`;
+/// - the `:` after a link scheme that runs or embeds content (`javascript:`, `vbscript:`,
+///   `data:`, in any case, spaces inside) becomes `：`, so no field reads as such a link
+///   wherever a chat or a reader's tool might linkify it.
 fn defuse(cleaned: &str) -> String {
     let chars: Vec<char> = cleaned.chars().collect();
     chars
@@ -541,16 +551,47 @@ fn defuse(cleaned: &str) -> String {
                 }
                 '(' if prev == Some(']') => '（',
                 '#' if i == 0 => '＃',
+                ':' if ends_in_unsafe_scheme(&chars[..i]) => '：',
                 c => c,
             }
         })
         .collect()
 }
 
+/// Link schemes that run or embed content rather than lead to a page.
+const UNSAFE_SCHEMES: [&str; 3] = ["javascript", "vbscript", "data"];
+
+/// Whether `before` (the text before a `:`) ends in an [`UNSAFE_SCHEMES`] name that starts a
+/// word, in any case and with whitespace inside or after it: a browser drops tabs and newlines
+/// from a URL (`java\tscript:`), which [`clean`] has made spaces. `metadata:` is no scheme.
+fn ends_in_unsafe_scheme(before: &[char]) -> bool {
+    let longest = UNSAFE_SCHEMES.map(str::len).into_iter().max().unwrap_or(0);
+    // The letters before the colon, last first, with where each stands.
+    let letters: Vec<(usize, char)> = before
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, c)| !c.is_whitespace())
+        .take_while(|(_, c)| c.is_ascii_alphabetic())
+        .take(longest)
+        .map(|(i, c)| (i, c.to_ascii_lowercase()))
+        .collect();
+    UNSAFE_SCHEMES.iter().any(|scheme| {
+        let Some(&(first, _)) = letters.get(scheme.len() - 1) else {
+            return false;
+        };
+        let spelled = letters[..scheme.len()].iter().rev().map(|(_, c)| *c);
+        spelled.eq(scheme.chars())
+            && first
+                .checked_sub(1)
+                .is_none_or(|p| !before[p].is_alphanumeric())
+    })
+}
+
 /// Characters that render as nothing and can hide or reorder text: zero-width spaces and
 /// joiners, bidirectional marks, overrides and isolates, invisible fillers and separators, the
 /// BOM, soft hyphens and Unicode tags. (Variation selectors stay: emoji need them.)
-fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
@@ -840,6 +881,12 @@ mod tests {
             ];
             for out in &serialized {
                 let lower = out.to_lowercase();
+                // A link scheme is defused in every field: its colon is no longer a colon, even
+                // with whitespace once inside it (a tab in `java\tscript:` becomes a space).
+                let squeezed: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
+                for scheme in ["javascript:", "vbscript:", "data:"] {
+                    assert!(!squeezed.contains(scheme), "{name}: {scheme} in {out}");
+                }
                 for mention in [
                     "@all",
                     "@here",
@@ -911,7 +958,7 @@ mod tests {
                 b.commit_message =
                     Some("**bold** [x](javascript:alert(1)) `code` ~strike~ _it_".into())
             },
-            "∗∗bold∗∗ [x]（javascript:alert(1)) ˋcodeˋ ∼strike∼ ＿it＿",
+            "∗∗bold∗∗ [x]（javascript：alert(1)) ˋcodeˋ ∼strike∼ ＿it＿",
         );
         check(
             "markdown branch",
@@ -1030,6 +1077,34 @@ mod tests {
             "Commit: 0123456",
         );
         check(
+            "schemes in every text field",
+            |b| {
+                b.commit_message = Some("see JavaScript:alert(1) and data:text/html,x".into());
+                b.git_ref = BuildRef::Branch("java\tscript:alert(1)".into());
+                b.author = Some("VBScript:MsgBox(1)".into());
+                b.name = "j\u{200B}avascript:alert(1)".into();
+                b.state = BuildState::InProgressOther(" Data\n: x".into());
+            },
+            "Commit: 0123456 see JavaScript：alert(1) and data：text/html,x",
+        );
+        check(
+            "a name a plain text line puts a colon after",
+            |b| {
+                b.git_ref = BuildRef::Branch("JavaScript".into());
+                b.name = "data".into();
+                b.number = None;
+            },
+            "Branch JavaScript： https://",
+        );
+        check(
+            "a scheme in a tag and a status",
+            |b| {
+                b.git_ref = BuildRef::Tag("javascript:alert(1)".into());
+                b.state = BuildState::Completed(Outcome::Other("vbscript:x".into()));
+            },
+            "tag javascript：alert(1)",
+        );
+        check(
             "other schemes",
             |b| {
                 b.url = "data:text/html,<script>alert(1)</script>".into();
@@ -1086,6 +1161,13 @@ mod tests {
             ("[a](b)",                       "[a]（b)"),
             ("#1 fix",                       "＃1 fix"),
             ("⏸️ PAUSED",                    "⏸️ PAUSED"),
+            ("javascript:alert(1)",          "javascript：alert(1)"),
+            ("x JAVA SCRIPT :y",             "x JAVA SCRIPT ：y"),
+            ("(data:text/html",              "(data：text/html"),
+            ("update data: later",           "update data： later"),
+            ("metadata: kept",               "metadata: kept"),
+            ("vbscriptish: kept",            "vbscriptish: kept"),
+            ("https://x.example/a",          "https://x.example/a"),
         ];
         for (input, expected) in table {
             let once = defuse(input);

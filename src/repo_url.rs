@@ -23,6 +23,14 @@ const DATACENTER_FORMS: &str = "on Data Center write https://HOST/projects/KEY/r
                                 https://HOST/users/USER/repos/REPO, \
                                 https://HOST/scm/KEY/REPO.git or ssh://git@HOST:PORT/KEY/REPO.git";
 
+/// What to do with an address that names no repository.
+const PASTE: &str = "paste the repository's address from the browser bar or from its clone dialog";
+
+/// Where a secret in a repository URL belongs instead.
+const STORE_IT: &str = "a credential belongs in the encrypted credentials file: store it with \
+                        `bbzoom connect bitbucket --name NAME` and name it in the subscription \
+                        (`credential = \"NAME\"`, or `bbzoom configure URL --credential NAME`)";
+
 /// Where an instance is served: host, explicit port and path prefix. Two instances on the same
 /// site are one server configured twice, and a pasted web address belongs to the instance
 /// whose site it starts with.
@@ -87,15 +95,30 @@ struct Pasted {
 /// `https://HOST/scm/KEY/SLUG.git` and `ssh://git@HOST:7999/KEY/SLUG.git`. The project key is
 /// upper-cased and the slug lower-cased, as Data Center shows them.
 ///
-/// A URL with a password is refused without echoing it, since the password would then sit in
-/// the configuration file and in logs.
+/// A URL carrying a secret (a password, or a credential-looking query or fragment parameter)
+/// is refused and shown with the secret replaced by `***`, since it would otherwise sit in the
+/// configuration file and in logs. `.` and `..` are no names: a path segment made of them
+/// (also percent-encoded) is refused rather than resolved into another path.
 pub(crate) fn parse_repo_url(
     input: &str,
     cloud: &Url,
     datacenter: &[(&str, &Url)],
 ) -> Result<RepoId, String> {
     let input = input.trim();
-    let pasted = Pasted::parse(input)?;
+    let raw = Raw::split(input)?;
+    if let Some(redacted) = raw.redacted() {
+        return Err(format!(
+            "{redacted:?} carries a secret (shown as ***), which would end up in the \
+             configuration file and in logs; {STORE_IT}, and give the URL without it"
+        ));
+    }
+    if let Some(dots) = raw.dot_segment() {
+        return Err(format!(
+            "{input:?}: {dots:?} is not a name (\".\" and \"..\" would step to another path); \
+             {PASTE}"
+        ));
+    }
+    let pasted = Pasted::parse(input, &raw)?;
     let instances: Vec<(&str, Site)> = std::iter::once((CLOUD, cloud))
         .chain(datacenter.iter().copied())
         .map(|(name, url)| (name, Site::of(url)))
@@ -122,14 +145,15 @@ pub(crate) fn parse_repo_url(
         _ => &owner,
     };
     for part in [bare_owner, &slug] {
-        if part.is_empty()
+        if is_dots(part)
+            || part.is_empty()
             || !part
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
             return Err(format!(
                 "{input:?}: {part:?} is not a valid owner or repository name (letters, digits, \
-                 '-', '_' and '.' only); {forms}"
+                 '-', '_' and '.' only, and not \".\" or \"..\"); {forms}"
             ));
         }
     }
@@ -137,18 +161,18 @@ pub(crate) fn parse_repo_url(
 }
 
 impl Pasted {
-    fn parse(input: &str) -> Result<Pasted, String> {
-        const PASTE: &str = "paste the repository's address from the browser bar or from its \
-                             clone dialog";
-        if input.contains("://") {
-            let url = Url::parse(input)
-                .map_err(|e| format!("{input:?} is not a valid URL ({e}); {PASTE}"))?;
-            if url.password().is_some() {
-                return Err(format!(
-                    "the repository URL contains a password; remove it (credentials belong in \
-                     the credentials file) and {PASTE}"
-                ));
-            }
+    fn parse(input: &str, raw: &Raw) -> Result<Pasted, String> {
+        if raw.scheme.is_some() {
+            let url = Url::parse(input).map_err(|e| {
+                // What a URL parser could not read may hold a password it did not recognise
+                // (`user:pa/ss@host`): an address with user information is not echoed.
+                let shown = if input.contains('@') {
+                    "the repository address".to_owned()
+                } else {
+                    format!("{input:?}")
+                };
+                format!("{shown} is not a valid URL ({e}); {PASTE}")
+            })?;
             let via = match url.scheme() {
                 "http" | "https" => Via::Web { port: url.port() },
                 "ssh" => Via::Ssh,
@@ -165,18 +189,153 @@ impl Pasted {
                 via,
                 path: segments(url.path()),
             })
-        } else if let Some((authority, path)) = input.split_once(':') {
-            // scp-like syntax: [user@]host:path.
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            Ok(Pasted {
-                host: host.to_ascii_lowercase(),
-                via: Via::Ssh,
-                path: segments(path),
-            })
         } else {
-            Err(format!("{input:?} is not a repository URL; {PASTE}"))
+            Ok(Pasted {
+                host: raw.host.to_ascii_lowercase(),
+                via: Via::Ssh,
+                path: segments(raw.path),
+            })
         }
     }
+}
+
+/// A pasted address cut into its parts as written, before a URL parser resolves dot segments
+/// or drops what it ignores: the text secrets and dot segments are looked for in.
+struct Raw<'a> {
+    /// `https`, `ssh`, ...; `None` for the scp-like `[user@]host:path`.
+    scheme: Option<&'a str>,
+    /// What comes before the last `@` of the authority: a user name, perhaps with a password.
+    userinfo: Option<&'a str>,
+    /// Host and port as written.
+    host: &'a str,
+    path: &'a str,
+    /// The query and fragment, from the first `?` or `#` on (empty without them).
+    tail: &'a str,
+}
+
+impl<'a> Raw<'a> {
+    fn split(input: &'a str) -> Result<Raw<'a>, String> {
+        let (scheme, rest) = match input.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme), rest),
+            None => (None, input),
+        };
+        let (authority, path_and_tail) = match scheme {
+            // As the URL standard reads an authority: it ends at the path, query or fragment,
+            // and a backslash is a slash on http(s). The user information is before its last `@`.
+            Some(scheme) => {
+                let web = ["http", "https"].contains(&scheme.to_ascii_lowercase().as_str());
+                let end = rest
+                    .find(|c| matches!(c, '/' | '?' | '#') || (web && c == '\\'))
+                    .unwrap_or(rest.len());
+                rest.split_at(end)
+            }
+            // scp-like: `[user@]host:path`; the user part ends at the last `@` before the path's
+            // first `/`, so a password holding a `:` is not taken for the host.
+            None => {
+                let path_start = rest.find('/').unwrap_or(rest.len());
+                let host_start = rest[..path_start].rfind('@').map_or(0, |at| at + 1);
+                let Some(colon) = rest[host_start..].find(':') else {
+                    return Err(format!("{input:?} is not a repository URL; {PASTE}"));
+                };
+                let (authority, path) = rest.split_at(host_start + colon);
+                (authority, &path[1..])
+            }
+        };
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => (Some(userinfo), host),
+            None => (None, authority),
+        };
+        let tail_start = path_and_tail
+            .find(['?', '#'])
+            .unwrap_or(path_and_tail.len());
+        let (path, tail) = path_and_tail.split_at(tail_start);
+        Ok(Raw {
+            scheme,
+            userinfo,
+            host,
+            path,
+            tail,
+        })
+    }
+
+    /// The address with every secret replaced by `***`, or `None` if it carries none: the
+    /// password of its user information, and the value of each credential-looking query or
+    /// fragment parameter.
+    fn redacted(&self) -> Option<String> {
+        let password = self.userinfo.and_then(|u| u.split_once(':'));
+        let mut secret = password.is_some();
+        let mut tail = String::with_capacity(self.tail.len());
+        // `?query#fragment`: each part's parameters; an OAuth token may come in the fragment.
+        for (i, part) in self.tail.split('#').enumerate() {
+            let (mark, pairs) = match i {
+                0 => part.split_at(part.find('?').map_or(0, |_| 1)),
+                _ => ("#", part),
+            };
+            tail.push_str(mark);
+            let shown: Vec<String> = pairs
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if is_secret_key(key) => {
+                        secret = true;
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            tail.push_str(&shown.join("&"));
+        }
+        let scheme = self.scheme.map(|s| format!("{s}://")).unwrap_or_default();
+        let userinfo = match (password, self.userinfo) {
+            (Some((user, _)), _) => format!("{user}:***@"),
+            (None, Some(user)) => format!("{user}@"),
+            (None, None) => String::new(),
+        };
+        // The scp-like form's `:` before its path.
+        let colon = if self.scheme.is_some() { "" } else { ":" };
+        secret.then(|| format!("{scheme}{userinfo}{}{colon}{}{tail}", self.host, self.path))
+    }
+
+    /// The first segment of the path that is `.` or `..` as a URL parser reads it (`%2e` is a
+    /// dot, tabs and newlines are dropped, a backslash is a slash), as written.
+    fn dot_segment(&self) -> Option<&'a str> {
+        self.path.split(['/', '\\']).find(|segment| {
+            is_dots(
+                &segment
+                    .replace(['\t', '\n', '\r'], "")
+                    .to_ascii_lowercase()
+                    .replace("%2e", "."),
+            )
+        })
+    }
+}
+
+/// `.` or `..`: a path step, never a name.
+fn is_dots(name: &str) -> bool {
+    matches!(name, "." | "..")
+}
+
+/// Whether a query parameter's name says it holds a credential (`access_token`, `apiKey`,
+/// `password`, `client_secret`, ...): any of its words ends like one. Bitbucket's own page
+/// addresses use none of these (`at`, `until`, `author`, ...).
+fn is_secret_key(key: &str) -> bool {
+    const ENDINGS: &[&str] = &[
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "key",
+        "auth",
+        "sig",
+        "signature",
+        "jwt",
+    ];
+    let key = url::form_urlencoded::parse(key.as_bytes())
+        .next()
+        .map_or_else(|| key.to_owned(), |(k, _)| k.into_owned())
+        .to_ascii_lowercase();
+    key.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|word| ENDINGS.iter().any(|ending| word.ends_with(ending)))
 }
 
 /// The instance `pasted` is on, and its path after the instance's prefix. A web address goes to
@@ -549,15 +708,116 @@ mod tests {
     }
 
     #[test]
-    fn password_is_refused_and_not_echoed() {
-        for input in [
-            "https://jdoe:s3cr3t@bitbucket.org/acme/api",
-            "https://jdoe:s3cr3t@git.example.com/scm/plat/platform.git",
-        ] {
+    fn secrets_are_refused_shown_redacted_and_sent_to_connect() {
+        // (input, how the error shows it)
+        let table = [
+            (
+                "https://jdoe:s3cr3t@bitbucket.org/acme/api",
+                "https://jdoe:***@bitbucket.org/acme/api",
+            ),
+            (
+                "https://jdoe:s3cr3t@git.example.com/scm/plat/platform.git",
+                "https://jdoe:***@git.example.com/scm/plat/platform.git",
+            ),
+            (
+                "ssh://git:s3cr3t@bitbucket.org/acme/api.git",
+                "ssh://git:***@bitbucket.org/acme/api.git",
+            ),
+            (
+                "jdoe:s3cr3t@bitbucket.org:acme/api.git",
+                "jdoe:***@bitbucket.org:acme/api.git",
+            ),
+            (
+                "https://bitbucket.org/acme/api?access_token=s3cr3t",
+                "https://bitbucket.org/acme/api?access_token=***",
+            ),
+            (
+                "https://bitbucket.org/acme/api/src/main/?at=main&private_token=s3cr3t#x",
+                "https://bitbucket.org/acme/api/src/main/?at=main&private_token=***#x",
+            ),
+            (
+                "https://git.example.com/projects/PLAT/repos/platform?apiKey=s3cr3t",
+                "https://git.example.com/projects/PLAT/repos/platform?apiKey=***",
+            ),
+            (
+                "https://bitbucket.org/acme/api#access_token=s3cr3t&token_type=bearer",
+                "https://bitbucket.org/acme/api#access_token=***&token_type=***",
+            ),
+            (
+                "https://bitbucket.org/acme/api?Password=s3cr3t",
+                "https://bitbucket.org/acme/api?Password=***",
+            ),
+            (
+                "git@bitbucket.org:acme/api.git?token=s3cr3t",
+                "git@bitbucket.org:acme/api.git?token=***",
+            ),
+        ];
+        for (input, redacted) in table {
             let err = parse(input).unwrap_err();
-            assert!(err.contains("contains a password"), "{err}");
-            assert!(!err.contains("s3cr3t"), "{err}");
+            assert!(!err.contains("s3cr3t"), "{input:?}: {err}");
+            assert!(err.contains(&format!("{redacted:?}")), "{input:?}: {err}");
+            assert!(
+                err.contains("bbzoom connect bitbucket --name NAME"),
+                "{input:?}: {err}"
+            );
         }
+        // A password the URL standard does not read as one is not echoed either.
+        let err = parse("https://jdoe:s3/cr3t@bitbucket.org/acme/api").unwrap_err();
+        assert!(!err.contains("s3"), "{err}");
+        // Query keys that only look alike stay accepted.
+        for input in [
+            "https://bitbucket.org/acme/api/src/main/?at=refs/heads/keys",
+            "https://git.example.com/projects/PLAT/repos/platform/commits?author=jdoe",
+        ] {
+            assert!(parse(input).is_ok(), "{input:?}: {:?}", parse(input));
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_not_names_in_any_form() {
+        let table = [
+            "https://bitbucket.org/acme/..",
+            "https://bitbucket.org/acme/.",
+            "https://bitbucket.org/../api",
+            "https://bitbucket.org/acme/../evil/api",
+            "https://bitbucket.org/acme/api/src/../../../evil/x",
+            "https://bitbucket.org/acme/%2e%2e",
+            "https://bitbucket.org/acme/.%2E/evil/api",
+            "https://bitbucket.org/acme/%2e",
+            "https://bitbucket.org/acme\\..\\evil\\api",
+            "https://bitbucket.org/acme/.\t./evil/api",
+            "git@bitbucket.org:acme/..",
+            "git@bitbucket.org:acme/...git",
+            "git@bitbucket.org:../api.git",
+            "git@bitbucket.org:acme/%2e%2e",
+            "ssh://git@bitbucket.org/acme/..",
+            "ssh://git@bitbucket.org/acme/../evil/api.git",
+            "https://git.example.com/scm/plat/...git",
+            "https://git.example.com/scm/../platform.git",
+            "https://git.example.com/projects/PLAT/repos/..",
+            "https://git.example.com/projects/../repos/platform",
+            "https://git.example.com/projects/PLAT/repos/%2E%2E/browse",
+            "https://git.example.com/users/../repos/dotfiles",
+            "https://git.example.com/users/jdoe/repos/.",
+            "https://git.example.com/scm/~../dotfiles.git",
+            "https://git.example.com/scm/~./dotfiles.git",
+            "ssh://git@git.example.com:7999/plat/...git",
+            "ssh://git@git.example.com:7999/~../dotfiles.git",
+            "ssh://git@git.example.com:7999/../platform.git",
+        ];
+        for input in table {
+            let err = parse(input).expect_err(input);
+            assert!(err.contains(&format!("{input:?}")), "{input:?}: {err}");
+            assert!(
+                err.contains("not a name") || err.contains("not a valid owner or repository"),
+                "{input:?}: {err}"
+            );
+        }
+        // Dots inside a name are fine.
+        assert_eq!(
+            parse("git@bitbucket.org:acme/web.app.git"),
+            Ok(RepoId::on(CLOUD, "acme", "web.app"))
+        );
     }
 
     #[test]

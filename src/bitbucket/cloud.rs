@@ -91,7 +91,7 @@ impl CloudClient {
         let url = match next {
             Some(next) => self.same_origin(next)?,
             None => {
-                let mut url = self.repo_url(repo, &["pipelines"]);
+                let mut url = self.repo_url(repo, &["pipelines"])?;
                 url.query_pairs_mut()
                     .append_pair("sort", "-created_on")
                     .append_pair("pagelen", &PAGE_LEN.to_string())
@@ -119,7 +119,7 @@ impl CloudClient {
         workspace: &str,
         since_ms: i64,
     ) -> Result<WorkspaceChanges, BitbucketError> {
-        let mut url = join(&self.api_url, &["repositories", workspace]);
+        let mut url = join(&self.api_url, &["repositories", workspace])?;
         url.query_pairs_mut()
             .append_pair("q", &format!("updated_on>=\"{}\"", rfc3339(since_ms)))
             .append_pair("sort", "-updated_on")
@@ -146,7 +146,7 @@ impl CloudClient {
     /// `repo`'s enabled Pipelines schedules. A schedule whose pattern cannot be read is logged
     /// and left out: one odd schedule must not hide the others.
     pub async fn schedules(&self, repo: &RepoId) -> Result<RepoSchedules, BitbucketError> {
-        let mut url = self.repo_url(repo, &["pipelines_config", "schedules"]);
+        let mut url = self.repo_url(repo, &["pipelines_config", "schedules"])?;
         url.query_pairs_mut()
             .append_pair("pagelen", "100")
             .append_pair(
@@ -179,7 +179,7 @@ impl CloudClient {
 
     /// One pipeline by its uuid (with braces).
     pub async fn pipeline(&self, repo: &RepoId, uuid: &str) -> Result<BuildStatus, BitbucketError> {
-        let mut url = self.repo_url(repo, &["pipelines", uuid]);
+        let mut url = self.repo_url(repo, &["pipelines", uuid])?;
         url.query_pairs_mut()
             .append_pair("fields", "+target.commit.message");
         let pipeline: wire::Pipeline = self.account.get(url).await?;
@@ -222,7 +222,7 @@ impl CloudClient {
         branch: &str,
         since: &str,
     ) -> Result<Vec<RefTip>, BitbucketError> {
-        let mut url = self.repo_url(repo, &["commits", branch]);
+        let mut url = self.repo_url(repo, &["commits", branch])?;
         url.query_pairs_mut()
             .append_pair("exclude", since)
             .append_pair("pagelen", &BETWEEN_COMMITS.to_string())
@@ -269,7 +269,7 @@ impl CloudClient {
         tail: &[&str],
         known: impl Fn(&RefTip) -> bool,
     ) -> Result<RefTips, BitbucketError> {
-        let mut url = self.repo_url(repo, tail);
+        let mut url = self.repo_url(repo, tail)?;
         url.query_pairs_mut()
             .append_pair("sort", "-target.date")
             .append_pair("pagelen", "100")
@@ -304,7 +304,7 @@ impl CloudClient {
         tip: &RefTip,
         known: impl Fn(&str) -> Option<BuildRef>,
     ) -> Result<CommitStatuses, BitbucketError> {
-        let mut url = self.repo_url(repo, &["commit", &tip.commit, "statuses"]);
+        let mut url = self.repo_url(repo, &["commit", &tip.commit, "statuses"])?;
         url.query_pairs_mut().append_pair("pagelen", "100");
         let mut statuses = CommitStatuses::default();
         loop {
@@ -324,12 +324,9 @@ impl CloudClient {
     }
 
     /// `{api}/repositories/{owner}/{slug}/{tail...}`, each segment percent-encoded.
-    fn repo_url(&self, repo: &RepoId, tail: &[&str]) -> Url {
-        let mut url = join(&self.api_url, &["repositories", &repo.owner, &repo.slug]);
-        url.path_segments_mut()
-            .expect("an http(s) base URL")
-            .extend(tail);
-        url
+    fn repo_url(&self, repo: &RepoId, tail: &[&str]) -> Result<Url, BitbucketError> {
+        let head = ["repositories", repo.owner.as_str(), repo.slug.as_str()];
+        join(&self.api_url, &[&head, tail].concat())
     }
 
     /// A `next` link, accepted only on the API's own origin so the credential never leaves it.

@@ -108,7 +108,7 @@ impl DataCenterClient {
                 &repo.slug,
                 kind,
             ],
-        );
+        )?;
         let tag = kind == "tags";
         let mut listed = RefTips::default();
         let mut start = 0;
@@ -146,7 +146,7 @@ impl DataCenterClient {
         let base = join(
             &self.url,
             &["rest", "build-status", "latest", "commits", &tip.commit],
-        );
+        )?;
         let mut statuses = CommitStatuses::default();
         let mut start = 0;
         loop {

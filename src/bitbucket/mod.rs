@@ -84,6 +84,10 @@ pub enum BitbucketError {
     Transport(String),
     #[error("unexpected answer: {0}")]
     Malformed(String),
+    #[error(
+        "{0:?} is not a name a request can carry (an empty name, \".\" or \"..\" would reach another API path); nothing was sent"
+    )]
+    NotAName(String),
 }
 
 impl BitbucketError {
@@ -556,19 +560,76 @@ impl PostedStatus<'_> {
     }
 }
 
-/// `base` with `segments` appended, each percent-encoded.
-fn join(base: &Url, segments: &[&str]) -> Url {
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .expect("an http(s) base URL")
-        .pop_if_empty()
-        .extend(segments);
-    url
+/// `base` with `segments` appended, each one encoded segment ([`crate::http::api_url`]); a
+/// name that would step to another path is refused before anything is sent.
+fn join(base: &Url, segments: &[&str]) -> Result<Url, BitbucketError> {
+    crate::http::api_url(base, segments).map_err(|step| BitbucketError::NotAName(step.to_owned()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{BuildRef, RefTip, RepoId};
+    use std::sync::Arc;
+
+    /// A Bitbucket on loopback that answers 404 to everything and records each path asked.
+    async fn recording() -> (Url, Arc<Mutex<Vec<String>>>) {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let record = asked.clone();
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            record.lock().unwrap().push(uri.path().to_owned());
+            async { axum::http::StatusCode::NOT_FOUND }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, asked)
+    }
+
+    /// No name, whatever got through, makes a request reach another API path: `.` and `..`
+    /// are refused before anything is sent, and everything else is one encoded segment.
+    #[tokio::test]
+    async fn no_name_changes_an_api_path() {
+        let (base, asked) = recording().await;
+        let account = Arc::new(Account::new(
+            "test".into(),
+            crate::http::client(Duration::from_secs(5)),
+            Auth::Bearer("token".to_owned().into()),
+            RateLimit {
+                requests: 1000,
+                per: Duration::from_secs(1),
+            },
+            RetryPolicy::default(),
+        ));
+        let cloud = CloudClient::new(account.clone(), base.join("2.0").unwrap(), base.clone());
+        let datacenter = DataCenterClient::new(account, base.clone());
+        let tip = |commit: &str| RefTip {
+            git_ref: BuildRef::Branch("main".into()),
+            commit: commit.into(),
+            message: None,
+            author: None,
+            committed_ms: None,
+        };
+        for name in ["..", ".", ""] {
+            let hostile = RepoId::new("acme", name);
+            let api = RepoId::new("acme", "api");
+            let _ = cloud.pipelines(&hostile, None).await;
+            let _ = cloud.pipeline(&api, name).await;
+            let _ = cloud.commits_since(&api, name, "c0ffee").await;
+            let _ = cloud.statuses(&api, &tip(name), |_| None).await;
+            let _ = cloud.changed_repositories(name, 0).await;
+            let _ = datacenter.branch_tips(&hostile, |_| false).await;
+            let _ = datacenter.statuses(&api, &tip(name), |_| None).await;
+            assert_eq!(*asked.lock().unwrap(), Vec::<String>::new(), "{name:?}");
+        }
+        let _ = cloud
+            .commits_since(&RepoId::new("acme", "api"), "a/../b?c#%2e%2e", "c0ffee")
+            .await;
+        assert_eq!(
+            *asked.lock().unwrap(),
+            ["/2.0/repositories/acme/api/commits/a%2F..%2Fb%3Fc%23%252e%252e"]
+        );
+    }
 
     /// The advertised hourly limit, less a tenth, taken in the budget's own window: an hour,
     /// a minute, or a simulated hour of a run at 120x (whose header says 120 times the limit).

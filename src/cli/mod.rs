@@ -84,7 +84,14 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 /// `rows` as columns two spaces apart, each as wide as its widest cell; no line ends in spaces.
+/// Cells are [`shown`](bbzoom::control::shown): they hold configuration values, build data and
+/// servers' answers.
 pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let rows: Vec<[String; N]> = rows
+        .iter()
+        .map(|row| row.each_ref().map(|cell| bbzoom::control::shown(cell)))
+        .collect();
+    let rows = rows.as_slice();
     let mut widths = [0; N];
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

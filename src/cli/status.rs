@@ -44,7 +44,8 @@ pub async fn status(config_path: PathBuf, args: StatusArgs) -> anyhow::Result<()
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        print!("{}", describe(&report, bbzoom::clock::now_ms()));
+        let described = describe(&report, bbzoom::clock::now_ms());
+        print!("{}", control::shown_lines(&described));
     }
     if report.running {
         Ok(())

@@ -208,7 +208,7 @@ impl ChatbotClient {
         if let Some(parent) = reply_to {
             body["reply_to"] = json!(parent);
         }
-        let url = self.endpoint(&["im", "chat", "messages"]);
+        let url = self.endpoint(&["im", "chat", "messages"])?;
         let answer = self.call(reqwest::Method::POST, url, &body).await?;
         serde_json::from_value::<SendAnswer>(answer)
             .map(|a| a.message_id)
@@ -233,17 +233,17 @@ impl ChatbotClient {
             "user_jid": self.identity.user_jid,
             "content": content,
         });
-        let url = self.endpoint(&["im", "chat", "messages", message_id]);
+        let url = self.endpoint(&["im", "chat", "messages", message_id])?;
         self.call(reqwest::Method::PUT, url, &body).await.map(drop)
     }
 
-    fn endpoint(&self, segments: &[&str]) -> Url {
-        let mut url = self.api_url.clone();
-        url.path_segments_mut()
-            .expect("an http(s) base URL")
-            .pop_if_empty()
-            .extend(segments);
-        url
+    /// The API's `segments` ([`crate::http::api_url`]). A message id from an answer that would
+    /// step to another path names no message that can be edited: a new one is posted instead.
+    fn endpoint(&self, segments: &[&str]) -> Result<Url, ZoomError> {
+        crate::http::api_url(&self.api_url, segments).map_err(|step| ZoomError {
+            class: ErrorClass::MessageGone,
+            detail: format!("{step:?} is not a message id a request can carry; nothing was sent"),
+        })
     }
 
     /// One API call; an expired or revoked token (code 124) is renewed and the call made once more.

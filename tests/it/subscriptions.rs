@@ -562,3 +562,101 @@ fn invalid_changes_write_nothing() {
         .collect();
     assert_eq!(names, ["config.toml"], "no temporary file is left behind");
 }
+
+#[test]
+fn a_url_carrying_a_secret_is_refused_unechoed_and_never_written() {
+    let file = ConfigFile::with(BASE);
+    // (pasted address, how the message shows it)
+    let table = [
+        (
+            "https://jdoe:s3cr3t@bitbucket.org/acme/new",
+            "https://jdoe:***@bitbucket.org/acme/new",
+        ),
+        (
+            "jdoe:s3cr3t@bitbucket.org:acme/new.git",
+            "jdoe:***@bitbucket.org:acme/new.git",
+        ),
+        (
+            "https://bitbucket.org/acme/new?access_token=s3cr3t",
+            "https://bitbucket.org/acme/new?access_token=***",
+        ),
+    ];
+    for (url, redacted) in table {
+        let err = file.fails(&["configure", url, "--channel", "ci"], 1);
+        assert!(!err.contains("s3cr3t"), "{url}: {err}");
+        assert!(err.contains(redacted), "{url}: {err}");
+        assert!(
+            err.contains("bbzoom connect bitbucket --name NAME"),
+            "{url}: {err}"
+        );
+        assert_eq!(file.text(), BASE, "{url}");
+
+        // Written by hand instead, `check` (as the daemon) refuses it the same way.
+        let written = ConfigFile::with(&format!(
+            "{BASE}\n[[subscription]]\nrepository = {url:?}\nchannels = [\"ci\"]\n"
+        ));
+        let err = written.fails(&["check"], 2);
+        assert!(!err.contains("s3cr3t"), "{url}: {err}");
+        assert!(err.contains("subscription[3].repository"), "{url}: {err}");
+        assert!(err.contains(redacted), "{url}: {err}");
+    }
+    // A user name alone is no secret.
+    file.ok(&[
+        "configure",
+        "https://jdoe@bitbucket.org/acme/new.git",
+        "--channel",
+        "ci",
+    ]);
+}
+
+#[test]
+fn dot_segments_name_no_repository_in_any_form() {
+    let file = ConfigFile::with(BASE);
+    for url in [
+        "https://bitbucket.org/acme/../evil/api",
+        "https://bitbucket.org/acme/%2e%2e",
+        "git@bitbucket.org:acme/..",
+        "ssh://git@bitbucket.org/acme/../pipelines.git",
+        "https://git.example.com/scm/plat/...git",
+        "https://git.example.com/projects/PLAT/repos/../browse",
+        "https://git.example.com/scm/~../dotfiles.git",
+        "ssh://git@git.example.com:7999/../platform.git",
+    ] {
+        let err = file.fails(&["configure", url, "--channel", "ci"], 1);
+        assert!(err.contains(&format!("{url:?}")), "{url}: {err}");
+        assert!(
+            err.contains("is not a name") || err.contains("not \".\" or \"..\""),
+            "{url}: {err}"
+        );
+        assert_eq!(file.text(), BASE, "{url}");
+    }
+}
+
+#[test]
+fn terminal_escapes_in_the_configuration_are_shown_not_obeyed() {
+    // A repository URL whose fragment (ignored) holds a title change, a bell and a screen
+    // clear: valid, and printed by commands.
+    let hostile = replaced(
+        BASE,
+        "platform/browse\"",
+        "platform/browse#\\u001b]0;owned\\u0007\\u001b[2J\"",
+    );
+    let file = ConfigFile::with(&hostile);
+    let listed = file.ok(&["subscriptions"]);
+    let refused = file.fails(
+        &[
+            "configure",
+            "https://bitbucket.org/acme/web",
+            "--channel",
+            "no\u{1b}[2Jsuch",
+        ],
+        2,
+    );
+    for out in [&listed, &refused] {
+        assert!(
+            !out.chars().any(|c| c.is_control() && c != '\n'),
+            "raw control character in {out:?}"
+        );
+        assert!(out.contains("\\u{1b}"), "escapes shown: {out}");
+    }
+}
