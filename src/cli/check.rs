@@ -23,11 +23,11 @@ pub struct CheckArgs {
 /// credential. Fails (after reporting everything) if anything is wrong.
 pub async fn check(config_path: PathBuf, args: CheckArgs) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
-    println!("{}: configuration is valid", config_path.display());
+    say!("{}: configuration is valid", config_path.display());
     let credentials = open_credentials(&config.daemon)?;
     let misfits = misfits(&config, &credentials);
     for misfit in &misfits {
-        eprintln!("problem: {misfit}");
+        tell!("problem: {misfit}");
     }
     // The clients cannot be built without every credential they need.
     let broken = if misfits.is_empty() {
@@ -36,7 +36,7 @@ pub async fn check(config_path: PathBuf, args: CheckArgs) -> anyhow::Result<()> 
         0
     };
     for (name, credential) in unused(&config, &credentials) {
-        println!(
+        say!(
             "note: credential {name:?} ({}) is not used by the configuration",
             credential.kind()
         );
@@ -47,7 +47,7 @@ pub async fn check(config_path: PathBuf, args: CheckArgs) -> anyhow::Result<()> 
             &config.subscriptions[overlap.first],
             &config.subscriptions[overlap.second],
         );
-        println!(
+        say!(
             "warning: subscription[{}] and subscription[{}] both send {} of {} to #{} but with \
              different events ({} / {}); #{} gets each card once, for the events of either: \
              give them the same events, or split the branches, tags or channels",
@@ -82,8 +82,8 @@ fn open_credentials(daemon: &DaemonConfig) -> Result<Credentials, CredentialsErr
     let (identity, file) = (&daemon.identity_file, &daemon.credentials_file);
     let err = match Credentials::load(file, identity) {
         Ok(credentials) => {
-            println!("{}: an age identity", identity.display());
-            println!(
+            say!("{}: an age identity", identity.display());
+            say!(
                 "{}: decrypted, {} credential(s)",
                 file.display(),
                 credentials.names().count()
@@ -137,11 +137,11 @@ fn open_credentials(daemon: &DaemonConfig) -> Result<Credentials, CredentialsErr
         ),
     };
     match identity_problem {
-        Some(problem) => eprintln!("problem: {problem}"),
-        None => println!("{}: an age identity", identity.display()),
+        Some(problem) => tell!("problem: {problem}"),
+        None => say!("{}: an age identity", identity.display()),
     }
     if let Some(problem) = file_problem {
-        eprintln!("problem: {problem}");
+        tell!("problem: {problem}");
     }
     Err(err)
 }
@@ -305,7 +305,7 @@ async fn try_credentials(
                 }
             }
         }
-        println!("{line}");
+        say!("{line}");
     }
     if let (Some(bot), Some(client)) = (&config.zoom.chatbot, &zoom.chatbot) {
         let mut line = format!("credential {:?}: Zoom chatbot", bot.credential);
@@ -318,11 +318,11 @@ async fn try_credentials(
                 }
             }
         }
-        println!("{line}");
+        say!("{line}");
     }
     for route in &zoom.routes {
         if matches!(route.sender, bbzoom::delivery::Sender::Webhook { .. }) {
-            println!(
+            say!(
                 "channel #{}: Incoming Webhook (checked when a card is posted)",
                 route.channel
             );
@@ -334,10 +334,10 @@ async fn try_credentials(
 /// The subscriptions as the daemon reads them: repository, sources, filters and channels, and
 /// how many repository sources that makes to poll.
 fn print_subscriptions(config: &Config) {
-    println!("\n{} subscription(s):", config.subscriptions.len());
+    say!("\n{} subscription(s):", config.subscriptions.len());
     for (i, sub) in config.subscriptions.iter().enumerate() {
         let sources: Vec<_> = sub.sources.iter().map(|s| s.name()).collect();
-        println!(
+        say!(
             "  [{i}] {} ({} on {})  {}  events: {}  -> {}",
             sub.repo,
             sources.join(" and "),
@@ -351,7 +351,7 @@ fn print_subscriptions(config: &Config) {
                 .join(", ")
         );
     }
-    println!(
+    say!(
         "{} repository source(s) to poll, each once however many subscriptions name it",
         config.watches.len()
     );

@@ -312,18 +312,18 @@ pub async fn connect(config_path: PathBuf, args: ConnectArgs) -> anyhow::Result<
     let kind = credential.kind();
 
     if args.offline {
-        println!("credential {name:?} not checked (--offline)");
+        say!("credential {name:?} not checked (--offline)");
     } else {
         let checked = live_check(&config, &name, &credential, args.repo.as_deref())
             .await
             .with_context(|| format!("credential {name:?} was not stored: its check failed"))?;
-        println!("{checked}");
+        say!("{checked}");
     }
 
     let file = files.credentials_file.display();
     let done = match stored.get(&name) {
         Some(old) if *old == credential => {
-            println!("credential {name:?} ({kind}) is already stored in {file}; nothing changed");
+            say!("credential {name:?} ({kind}) is already stored in {file}; nothing changed");
             return Ok(());
         }
         Some(old) if old.kind() == kind => format!("replaced credential {name:?} ({kind})"),
@@ -336,7 +336,7 @@ pub async fn connect(config_path: PathBuf, args: ConnectArgs) -> anyhow::Result<
     credentials::ensure_identity(&files.identity_file)?;
     stored.insert(name, credential);
     stored.save(&files.credentials_file, &files.identity_file)?;
-    println!("{done} in {file}");
+    say!("{done} in {file}");
     super::status::reload_if_running(&config_path).await
 }
 
@@ -369,12 +369,12 @@ pub async fn disconnect(config_path: PathBuf, args: DisconnectArgs) -> anyhow::R
     ensure_service(&name, credential, args.service, "disconnect")?;
     let kind = credential.kind();
     if !args.yes && !confirmed(&format!("Remove credential {name:?} ({kind})? [y/N] "))? {
-        println!("kept credential {name:?}");
+        say!("kept credential {name:?}");
         return Ok(());
     }
     stored.remove(&name);
     stored.save(&files.credentials_file, &files.identity_file)?;
-    println!("removed credential {name:?} ({kind}) from {file}");
+    say!("removed credential {name:?} ({kind}) from {file}");
     // What is left without a credential is listed even when the daemon refuses the reload:
     // those are exactly why it would.
     let reloaded = super::status::reload_if_running(&config_path).await;
@@ -547,9 +547,9 @@ fn read_credential(
 /// Offers `service`'s kinds by number and name; an empty answer takes `default`.
 fn ask_kind(service: Service, default: Kind) -> anyhow::Result<Kind> {
     let kinds: Vec<Kind> = service.kinds().collect();
-    eprintln!("Which kind of {} credential is it?", service.title());
+    tell!("Which kind of {} credential is it?", service.title());
     for (number, kind) in (1..).zip(&kinds) {
-        eprintln!("  {number}. {:<26} {}", kind.name(), kind.help());
+        tell!("  {number}. {:<26} {}", kind.name(), kind.help());
     }
     let default_number = (1..)
         .zip(&kinds)
@@ -567,7 +567,7 @@ fn ask_kind(service: Service, default: Kind) -> anyhow::Result<Kind> {
             .or_else(|| kinds.iter().find(|kind| kind.name() == answer));
         match chosen {
             Some(kind) => return Ok(*kind),
-            None => eprintln!("Answer 1 to {}, or a kind's name.", kinds.len()),
+            None => tell!("Answer 1 to {}, or a kind's name.", kinds.len()),
         }
     }
 }
@@ -797,14 +797,14 @@ fn report_lacking(config: &Config, stored: &Credentials) {
             }),
     );
     if lacking.is_empty() {
-        println!("everything the configuration uses still has its credential");
+        say!("everything the configuration uses still has its credential");
         return;
     }
-    println!("now without a credential:");
+    say!("now without a credential:");
     for line in &lacking {
-        println!("  {line}");
+        say!("  {line}");
     }
-    println!(
+    say!(
         "a running daemon keeps its last good configuration until they are fixed: store their \
          credentials with `bbzoom connect`, or change {}",
         config.source.display()

@@ -47,20 +47,24 @@ pub async fn dead_letters(config_path: PathBuf, action: Action) -> anyhow::Resul
         }
     };
     for id in &report.touched {
-        println!("{verb}: {id}");
+        say!("{verb}: {id}");
     }
     if matches!(action, DeadLetterAction::List) {
         if report.letters.is_empty() {
-            println!("no dead letters");
+            say!("no dead letters");
         }
         let now_ms = bbzoom::clock::now_ms();
         for letter in &report.letters {
             let died = letter.died_ms.map_or_else(String::new, |ms| {
                 format!(" ({})", super::status::format_ago(now_ms - ms))
             });
-            println!(
+            say!(
                 "{:>6}  #{}  {} {}  {}{died}",
-                letter.id, letter.channel, letter.event, letter.repository, letter.reason
+                letter.id,
+                letter.channel,
+                letter.event,
+                letter.repository,
+                letter.reason
             );
         }
     }

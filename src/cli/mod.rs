@@ -1,6 +1,26 @@
 //! The binary's commands, one module each. They parse nothing themselves (clap does, in
 //! `main.rs`) and hold no machinery (the library does): each reads the configuration, calls the
-//! library and prints for a person.
+//! library and prints for a person, through [`say!`] and [`tell!`]: what they print may hold
+//! text from the configuration, a server or the store, whose control characters must show
+//! rather than act on the admin's terminal.
+
+/// `println!` for a person: control and invisible characters show as escapes
+/// (`bbzoom::control::shown_lines`).
+macro_rules! say {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", bbzoom::control::shown_lines(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` for a person, escaped as [`say!`] is.
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        eprintln!("{}", bbzoom::control::shown_lines(&format!($($arg)*)))
+    };
+}
 
 pub mod check;
 pub mod connect;

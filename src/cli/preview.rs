@@ -39,7 +39,7 @@ pub async fn preview(config_path: PathBuf, args: PreviewArgs) -> anyhow::Result<
         .collect();
     if watches.is_empty() {
         let watch = unsubscribed(&config, &args.url, repo.clone())?;
-        println!(
+        say!(
             "{repo} is not subscribed in {}: previewing it with the defaults of {} \
              (credential {:?}, source {}); its cards would go to no channel",
             config_path.display(),
@@ -50,7 +50,7 @@ pub async fn preview(config_path: PathBuf, args: PreviewArgs) -> anyhow::Result<
         watches.push(watch);
     } else {
         let first = &watches[0];
-        println!(
+        say!(
             "{repo} on {}, credential {:?}, subscribed by:",
             instance_name(&repo),
             first.credential
@@ -58,7 +58,7 @@ pub async fn preview(config_path: PathBuf, args: PreviewArgs) -> anyhow::Result<
         for (i, sub) in config.subscriptions.iter().enumerate() {
             if sub.repo == repo {
                 let sources: Vec<&str> = sub.sources.iter().map(|s| s.name()).collect();
-                println!(
+                say!(
                     "  [{i}] {}; {}; events {}; to {}",
                     sources.join(" and "),
                     sub.refs,
@@ -105,10 +105,10 @@ async fn show_source(
         .with_context(|| format!("cannot read the {} of {repo} ({url})", watch.source.name()))?;
     let builds = &recent.builds;
     if builds.is_empty() {
-        println!("\n{repo} has no {} yet.", watch.source.name());
+        say!("\n{repo} has no {} yet.", watch.source.name());
         return Ok(());
     }
-    println!(
+    say!(
         "\nIts {} most recent {}, newest first, as cards; nothing is sent or recorded. \
          Without history each event comes from the build's own state: \"fixed\" and \
          \"still failing\" show as \"succeeded\" and \"failed\".",
@@ -132,7 +132,7 @@ async fn show_source(
             format!("would go to {}", channels(to))
         };
         let card = render::plain_text(&render::card(build, event));
-        println!("\n[{event}] {verdict}\n{}", indent(&card));
+        say!("\n[{event}] {verdict}\n{}", indent(&card));
     }
     Ok(())
 }

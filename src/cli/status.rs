@@ -35,13 +35,14 @@ pub async fn status(config_path: PathBuf, args: StatusArgs) -> anyhow::Result<()
             match super::open_idle_store(&config) {
                 Ok(store) => StatusReport::from_store(&config, &store, |_| None),
                 Err(err) => {
-                    eprintln!("what the store recorded cannot be shown: {err:#}");
+                    tell!("what the store recorded cannot be shown: {err:#}");
                     return Err(not_running(&config_path)?.into());
                 }
             }
         }
     };
     if args.json {
+        // JSON escapes control characters itself; a terminal escape in it would not be JSON.
         println!("{}", serde_json::to_string(&report)?);
     } else {
         let described = describe(&report, bbzoom::clock::now_ms());
@@ -254,7 +255,7 @@ async fn ask_reload(config_path: &Path) -> anyhow::Result<Option<ReloadSummary>>
 pub async fn reload(config_path: PathBuf) -> anyhow::Result<()> {
     match ask_reload(&config_path).await? {
         Some(summary) => {
-            println!("reloaded: {}", summarize(&summary));
+            say!("reloaded: {}", summarize(&summary));
             Ok(())
         }
         None => Err(not_running(&config_path)?.into()),
@@ -266,8 +267,8 @@ pub async fn reload(config_path: PathBuf) -> anyhow::Result<()> {
 /// files when it starts. Fails if the daemon refused the new files (it keeps the old ones).
 pub async fn reload_if_running(config_path: &Path) -> anyhow::Result<()> {
     match ask_reload(config_path).await? {
-        Some(summary) => println!("the running daemon reloaded: {}", summarize(&summary)),
-        None => println!("bbzoom is not running; it reads the new configuration when it starts"),
+        Some(summary) => say!("the running daemon reloaded: {}", summarize(&summary)),
+        None => say!("bbzoom is not running; it reads the new configuration when it starts"),
     }
     Ok(())
 }

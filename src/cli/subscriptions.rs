@@ -161,7 +161,7 @@ pub async fn configure(config: PathBuf, args: ConfigureArgs) -> anyhow::Result<(
     };
     let (new_text, change) = match index {
         Some(index) if changed.is_empty() => {
-            println!(
+            say!(
                 "{} is subscribed ({index}): {}; give --channel, --branch, --tag, --event, \
                  --source or --credential to change it",
                 name(&repo),
@@ -196,7 +196,7 @@ pub async fn configure(config: PathBuf, args: ConfigureArgs) -> anyhow::Result<(
         ),
     };
     if new_text == text {
-        println!(
+        say!(
             "{} already has these settings; nothing changed",
             name(&repo)
         );
@@ -218,7 +218,7 @@ pub async fn configure(config: PathBuf, args: ConfigureArgs) -> anyhow::Result<(
         )
     })?;
     write(&config, &new_text)?;
-    println!("{change}: {}", describe(subscription));
+    say!("{change}: {}", describe(subscription));
     warn_overlaps(&updated, &repo);
     super::status::reload_if_running(&config).await
 }
@@ -227,10 +227,13 @@ pub async fn configure(config: PathBuf, args: ConfigureArgs) -> anyhow::Result<(
 fn warn_overlaps(config: &Config, repo: &RepoId) {
     for overlap in config.overlaps() {
         if &config.subscriptions[overlap.first].repo == repo {
-            println!(
+            say!(
                 "note: subscriptions {} and {} both send {} to #{} with different events; it gets \
                  each card once, for the events of either (`bbzoom check` says more)",
-                overlap.first, overlap.second, overlap.example, overlap.channel
+                overlap.first,
+                overlap.second,
+                overlap.example,
+                overlap.channel
             );
         }
     }
@@ -268,7 +271,7 @@ pub async fn unsubscribe(config: PathBuf, args: UnsubscribeArgs) -> anyhow::Resu
     validate(&config, &text)?;
     write(&config, &text)?;
     for &index in &indices {
-        println!(
+        say!(
             "removed {} ({index}: it posted to {})",
             name(&repo),
             current.subscriptions[index].channels.join(", ")
@@ -280,7 +283,7 @@ pub async fn unsubscribe(config: PathBuf, args: UnsubscribeArgs) -> anyhow::Resu
 pub fn list(config: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&config)?;
     if config.subscriptions.is_empty() {
-        println!("no subscriptions; add one with bbzoom configure <repository URL> --channel NAME");
+        say!("no subscriptions; add one with bbzoom configure <repository URL> --channel NAME");
         return Ok(());
     }
     let header = [
@@ -313,7 +316,7 @@ pub fn list(config: PathBuf) -> anyhow::Result<()> {
         }))
         .collect();
     print!("{}", super::table(&rows));
-    println!(
+    say!(
         "{} repository source(s) polled, each once however many subscriptions name it",
         config.watches.len()
     );
