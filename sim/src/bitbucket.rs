@@ -1964,7 +1964,13 @@ mod tests {
                 ),
             ],
         };
-        let sim = start(scenario, at_speed(100.0)).await;
+        // The clock starts at the first request, so a loaded machine still asks before the
+        // CI posts (20 simulated seconds are 0.2 real ones).
+        let options = SimOptions {
+            start: crate::SimStart::AtFirstRequest,
+            ..at_speed(100.0)
+        };
+        let sim = start(scenario, options).await;
         let url = format!(
             "{}/repositories/acme/web/commit/{commit}/statuses",
             sim.bitbucket_api_url()
