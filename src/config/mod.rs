@@ -127,6 +127,30 @@ pub struct ZoomConfig {
     pub channels: BTreeMap<String, Channel>,
     /// `[zoom.delivery]`
     pub delivery: DeliveryConfig,
+    /// `[zoom.events]`: chat commands over Zoom's event WebSocket; `None`, none are read.
+    pub events: Option<EventsConfig>,
+}
+
+/// `[zoom.events]`: a Server-to-Server OAuth app's event subscription, delivered over an
+/// outbound WebSocket, whose channel messages addressed to bbzoom are commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// Name of the `zoom_server_to_server` credential (account id, client id and secret).
+    pub credential: String,
+    /// The event subscription's id: the WebSocket URL's `subscriptionId`.
+    pub subscription_id: String,
+    /// The WebSocket endpoint, `wss://ws.zoom.us/ws`.
+    pub url: Url,
+    /// The Zoom user (id or email), a member of every command channel, whose view of a
+    /// channel the list-messages API reads to catch up after a reconnect.
+    pub user: String,
+    /// Names of `[zoom.channels]` (chatbot channels) whose messages are read as commands.
+    pub channels: Vec<String>,
+    /// Zoom users (ids, or emails in lower case) allowed the commands that change
+    /// subscriptions.
+    pub admins: Vec<String>,
+    /// How often a heartbeat is sent over the WebSocket (Zoom: every 30 s).
+    pub heartbeat: Duration,
 }
 
 /// `[zoom.chatbot]`: the Zoom Team Chat chatbot app.

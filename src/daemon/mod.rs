@@ -17,13 +17,16 @@ pub use watched::TaskRestarts;
 use crate::clock::{Calendar, Clock, SystemCalendar, SystemClock};
 
 use crate::bitbucket::{Account, Auth, CloudClient, DataCenterClient, OAuthConsumer, RetryPolicy};
-use crate::config::{BudgetSpec, ChatbotConfig, Config, Destination, RateLimit, SourceKind, Watch};
+use crate::config::{
+    BudgetSpec, ChatbotConfig, Config, Destination, EventsConfig, RateLimit, SourceKind, Watch,
+};
 use crate::credentials::{Credential, Credentials, Role};
 use crate::delivery::{Route, Sender};
 use crate::domain::CLOUD;
 use crate::http;
 use crate::poller::Source;
 use crate::retry::Backoff;
+use crate::zoom::events::ServerToServerApp;
 use crate::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, WebhookClient};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -316,7 +319,9 @@ fn auth(
             user: email.clone(),
             password: token.clone(),
         },
-        Credential::ZoomChatbot { .. } | Credential::ZoomWebhook { .. } => {
+        Credential::ZoomChatbot { .. }
+        | Credential::ZoomWebhook { .. }
+        | Credential::ZoomServerToServer { .. } => {
             unreachable!("credential_for gives only a Bitbucket credential here")
         }
     })
@@ -471,6 +476,33 @@ impl Zoom {
             route_specs,
         })
     }
+}
+
+/// The Server-to-Server app of `[zoom.events]`, with its credential from `credentials`.
+pub fn events_app(
+    config: &Config,
+    events: &EventsConfig,
+    credentials: &Credentials,
+) -> Result<ServerToServerApp, DaemonError> {
+    let used_by = "[zoom.events] credential".to_owned();
+    let Credential::ZoomServerToServer {
+        account_id,
+        client_id,
+        client_secret,
+    } = credential_for(credentials, &events.credential, Role::Events, &used_by)?
+    else {
+        unreachable!("credential_for gives only a Server-to-Server credential here")
+    };
+    let app = AppCredentials {
+        client_id: client_id.clone(),
+        client_secret: client_secret.clone(),
+    };
+    Ok(ServerToServerApp::new(
+        http::client(config.daemon.request_timeout),
+        config.zoom.oauth_url.clone(),
+        account_id.clone(),
+        app,
+    ))
 }
 
 fn chatbot_client(
