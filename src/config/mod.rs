@@ -254,6 +254,25 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// "pipelines", "pipelines and statuses".
+    pub fn source_names(&self) -> String {
+        let names: Vec<&str> = self.sources.iter().map(|source| source.name()).collect();
+        names.join(" and ")
+    }
+
+    /// Its settings in one line, defaults included, as `bbzoom subscriptions` and the chat's
+    /// `list` show them.
+    pub fn describe(&self) -> String {
+        format!(
+            "channels {}; source {}; credential {}; {}; events {}",
+            self.channels.join(", "),
+            self.source_names(),
+            self.credentials.join(", "),
+            self.refs,
+            event_names(&self.events)
+        )
+    }
+
     /// Whether a build of this subscription's repository for `git_ref` with `event` is
     /// announced.
     pub fn wants(&self, git_ref: &BuildRef, event: EventKind) -> bool {
@@ -272,6 +291,15 @@ pub struct RefFilter {
     pub tags: Vec<RefGlob>,
     /// Builds of a bare commit (custom pipelines run on a commit).
     pub commits: bool,
+}
+
+/// The events as the file would name them: "all" when it is every one.
+pub fn event_names(events: &BTreeSet<EventKind>) -> String {
+    if events.len() == EventKind::ALL.len() {
+        return "all".into();
+    }
+    let names: Vec<&str> = events.iter().map(|e| e.config_name()).collect();
+    names.join(", ")
 }
 
 impl std::fmt::Display for RefFilter {

@@ -372,6 +372,23 @@ enum ZoomAnswer {
     Failed(ZoomError),
 }
 
+impl ZoomAnswer {
+    /// The answer as an error, for a caller that renews nothing and pauses nothing (the
+    /// Server-to-Server app's reads: the next connection fetches a fresh token anyway).
+    fn into_error(self) -> ZoomError {
+        match self {
+            ZoomAnswer::TokenRejected => {
+                ZoomError::transient("Zoom rejected the access token (code 124)")
+            }
+            ZoomAnswer::DailyLimit(retry_after) => ZoomError {
+                class: ErrorClass::Transient { retry_after },
+                detail: "Zoom's daily limit for the account is reached (HTTP 429)".into(),
+            },
+            ZoomAnswer::Failed(err) => err,
+        }
+    }
+}
+
 /// Sorts an answer into success, a rejected token, or a classified error.
 async fn classify(response: reqwest::Response) -> Result<Value, ZoomAnswer> {
     let status = response.status().as_u16();
