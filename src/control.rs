@@ -73,6 +73,9 @@ pub struct StatusReport {
     /// The running daemon's tasks that ended unexpectedly and were started again.
     #[serde(default)]
     pub task_restarts: Vec<crate::daemon::TaskRestarts>,
+    /// The running daemon's `[zoom.events]` connection, per subscription.
+    #[serde(default)]
+    pub events: Vec<crate::chat::EventsStatus>,
 }
 
 /// How new builds were found since the daemon started: what the workspace scan is worth on

@@ -38,17 +38,25 @@ pub enum Credential {
         client_id: String,
         client_secret: SecretString,
     },
+    /// A Zoom Server-to-Server OAuth app (account-credentials grant): the app whose event
+    /// subscription carries chat commands over a WebSocket (`[zoom.events]`).
+    ZoomServerToServer {
+        account_id: String,
+        client_id: String,
+        client_secret: SecretString,
+    },
 }
 
 impl Credential {
     /// Every `kind` value, for messages and prompts.
-    pub const KINDS: [&'static str; 6] = [
+    pub const KINDS: [&'static str; 7] = [
         "bitbucket_access_token",
         "bitbucket_oauth_consumer",
         "bitbucket_api_token",
         "datacenter_token",
         "zoom_chatbot",
         "zoom_webhook",
+        "zoom_server_to_server",
     ];
 
     /// The `kind` value, for messages.
@@ -60,6 +68,7 @@ impl Credential {
             Credential::DatacenterToken { .. } => Credential::KINDS[3],
             Credential::ZoomChatbot { .. } => Credential::KINDS[4],
             Credential::ZoomWebhook { .. } => Credential::KINDS[5],
+            Credential::ZoomServerToServer { .. } => Credential::KINDS[6],
         }
     }
 
@@ -82,6 +91,15 @@ impl Credential {
                 client_id,
                 client_secret,
             } => vec![
+                ("client_id", client_id.as_str()),
+                ("client_secret", client_secret.expose_secret()),
+            ],
+            Credential::ZoomServerToServer {
+                account_id,
+                client_id,
+                client_secret,
+            } => vec![
+                ("account_id", account_id.as_str()),
                 ("client_id", client_id.as_str()),
                 ("client_secret", client_secret.expose_secret()),
             ],
@@ -111,6 +129,8 @@ pub enum Role {
     Chatbot,
     /// An Incoming Webhook connection.
     Webhook,
+    /// The Server-to-Server OAuth app of `[zoom.events]`.
+    Events,
 }
 
 impl Role {
@@ -123,6 +143,7 @@ impl Role {
             Credential::DatacenterToken { .. } => self == Role::DataCenter,
             Credential::ZoomChatbot { .. } => self == Role::Chatbot,
             Credential::ZoomWebhook { .. } => self == Role::Webhook,
+            Credential::ZoomServerToServer { .. } => self == Role::Events,
         }
     }
 
@@ -135,6 +156,7 @@ impl Role {
             Role::DataCenter => "datacenter_token",
             Role::Chatbot => "zoom_chatbot",
             Role::Webhook => "zoom_webhook",
+            Role::Events => "zoom_server_to_server",
         }
     }
 
@@ -142,7 +164,7 @@ impl Role {
     pub fn service(self) -> &'static str {
         match self {
             Role::Cloud | Role::DataCenter => "bitbucket",
-            Role::Chatbot | Role::Webhook => "zoom",
+            Role::Chatbot | Role::Webhook | Role::Events => "zoom",
         }
     }
 }
@@ -487,6 +509,12 @@ mod tests {
                 client_secret: "zs-SECRET-2".into(),
             },
         );
+        let events = Credential::ZoomServerToServer {
+            account_id: "acct".into(),
+            client_id: "s2s".into(),
+            client_secret: "s2s-SECRET-3".into(),
+        };
+        credentials.insert("events", events.clone());
         credentials.save(&file, &identity).unwrap();
 
         let raw = std::fs::read(&file).unwrap();
@@ -508,6 +536,7 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+        assert_eq!(loaded.get("events"), Some(&events));
         assert!(!format!("{loaded:?}").contains("SECRET"));
     }
 
@@ -642,8 +671,19 @@ mod tests {
                 client_secret: secret(),
             },
             Credential::ZoomWebhook { token: secret() },
+            Credential::ZoomServerToServer {
+                account_id: "a".into(),
+                client_id: "c".into(),
+                client_secret: secret(),
+            },
         ];
-        let roles = [Role::Cloud, Role::DataCenter, Role::Chatbot, Role::Webhook];
+        let roles = [
+            Role::Cloud,
+            Role::DataCenter,
+            Role::Chatbot,
+            Role::Webhook,
+            Role::Events,
+        ];
         for credential in &all {
             let fitting: Vec<Role> = roles.into_iter().filter(|r| r.fits(credential)).collect();
             assert_eq!(fitting.len(), 1, "{credential:?} fits {fitting:?}");

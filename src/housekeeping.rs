@@ -1,9 +1,11 @@
 //! Housekeeping: cron-shaped jobs on tokio-cron-scheduler (the polling cadence is adaptive and
 //! has its own scheduler; this is for work that belongs to a time of day).
 //!
-//! Today one job: forget finished builds long after they ended, so the store stays small over
-//! months. A build record is only needed to notice a rerun of a recent build; a pruned build
-//! that shows up again below the cursor is recorded as history, never announced twice.
+//! Today one job: forget finished builds and handled chat commands long after they ended, so
+//! the store stays small over months. A build record is only needed to notice a rerun of a
+//! recent build; a pruned build that shows up again below the cursor is recorded as history,
+//! never announced twice. A handled command's id is only needed while a backfill could list
+//! it again, and backfills start at the channel's cursor, newer than anything pruned.
 
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
@@ -17,8 +19,8 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 /// compresses.
 pub(crate) const DAILY: &str = "0 0 4 * * *";
 
-/// Runs the jobs on `schedule` until shutdown, forgetting builds finished longer than
-/// `retention` before `clock`'s now. The cron job only rings this task, which owns
+/// Runs the jobs on `schedule` until shutdown, forgetting builds finished and commands handled
+/// longer than `retention` before `clock`'s now. The cron job only rings this task, which owns
 /// the store handle, so the store is released when the daemon stops (sled locks its directory
 /// until the last handle is dropped).
 pub(crate) async fn run(
@@ -44,8 +46,16 @@ pub(crate) async fn run(
             Some(()) = rings.recv() => {
                 let retention = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
                 let cutoff = clock.now_ms().saturating_sub(retention);
-                match store.blocking(move |store| store.prune_finished_builds(cutoff)).await {
-                    Ok(pruned) => tracing::info!(pruned, "housekeeping: forgot finished builds past retention"),
+                let pruned = store
+                    .blocking(move |store| {
+                        Ok::<_, crate::store::StoreError>((
+                            store.prune_finished_builds(cutoff)?,
+                            store.prune_handled_commands(cutoff)?,
+                        ))
+                    })
+                    .await;
+                match pruned {
+                    Ok((builds, commands)) => tracing::info!(builds, commands, "housekeeping: forgot finished builds and handled chat commands past retention"),
                     Err(err) => tracing::error!(%err, "housekeeping failed"),
                 }
             }

@@ -19,7 +19,9 @@
 //! - [`store`]: sled. A transition and the notifications it causes are one transaction.
 //! - [`delivery`]: outbox workers, one per channel, retrying with jittered backoff.
 //! - [`render`]: pure card rendering (chatbot JSON and plain text).
-//! - [`zoom`]: the Zoom chatbot client: token cache, rate limiter, error classes.
+//! - [`zoom`]: the Zoom chatbot client: token cache, rate limiter, error classes; and the
+//!   Server-to-Server app of `[zoom.events]` (its WebSocket, list-messages).
+//! - [`chat`]: chat commands over that WebSocket, each handled once, answered by the chatbot.
 //! - [`housekeeping`]: cron-shaped jobs (forgetting long-finished builds).
 //! - [`daemon`]: wires the above together under one [`shutdown::Shutdown`]; reloads in place.
 //! - [`control`]: the Unix control socket `bbzoom status`, `reload` and `dead-letters` use.
@@ -48,6 +50,7 @@
 mod arbitrary;
 pub mod atomic_file;
 pub mod bitbucket;
+pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -37,7 +37,7 @@ pub(crate) enum Form {
 }
 
 /// A rendered card, independent of how it travels.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Card {
     /// "❌ FAILED · acme/api · main" (or "· tag v1.2", "· commit 0123456"): result first, so
     /// it reads in a notification preview.

@@ -10,7 +10,9 @@
 //! Bitbucket's rolling hourly limit per credential, and offers fault knobs (5xx, 429 storms,
 //! slow and malformed answers, revoked and expiring tokens) for tests of retries, backoff and
 //! token renewal. The Zoom side also serves Incoming Webhooks, Zoom's per-second and daily
-//! rate limits and outages (see [`SimZoomApp`]).
+//! rate limits and outages (see [`SimZoomApp`]), and, for chat commands, a Server-to-Server
+//! OAuth app's event subscription delivered over a WebSocket, people posting into channels and
+//! Team Chat's list-messages API (see [`SimEventsApp`], [`Simulator::post_to_channel`]).
 //!
 //! [`score`] reads the channels back and checks them against what the scenario implies, on
 //! its own reading of the product's rules, so a run is judged without bbzoom's own code.
@@ -26,6 +28,7 @@ mod bitbucket;
 mod clock;
 mod cron;
 mod datacenter;
+mod events;
 mod fields;
 mod ids;
 mod limits;
@@ -110,6 +113,8 @@ pub struct SimOptions {
     pub zoom: SimZoomApp,
     /// Lifetime of Zoom access tokens in REAL seconds (the `expires_in` it answers). Default 3600.
     pub zoom_token_lifetime: Duration,
+    /// The Server-to-Server OAuth app whose event subscription is delivered over a WebSocket.
+    pub zoom_events: SimEventsApp,
     /// When the clock starts. Default: with the simulator.
     pub start: SimStart,
     /// The simulated second the clock starts from. Default 0; later, the scenario's earlier
@@ -146,6 +151,7 @@ impl Default for SimOptions {
             bitbucket_faults: BitbucketFaults::default(),
             zoom: SimZoomApp::default(),
             zoom_token_lifetime: Duration::from_secs(3600),
+            zoom_events: SimEventsApp::default(),
             start: SimStart::default(),
             starts_at: 0.0,
         }
@@ -197,6 +203,70 @@ pub struct SimZoomApp {
     /// answers 502 Bad Gateway with an HTML page, as a proxy in front of an unreachable service
     /// would. Default `None`; switch one on and off with [`Simulator::set_zoom_outage`].
     pub outage: Option<(f64, f64)>,
+}
+
+/// The Server-to-Server OAuth app on the simulated Zoom account, with one event subscription
+/// (to `team_chat.channel_message_posted` in every channel of [`SimZoomApp::channels`])
+/// delivered over a WebSocket, and the user whose view of a channel list-messages reads.
+#[derive(Debug, Clone)]
+pub struct SimEventsApp {
+    /// OAuth client id (Basic user of `grant_type=account_credentials`).
+    pub client_id: String,
+    /// OAuth client secret (the password half).
+    pub client_secret: String,
+    /// The `account_id` the token request must name.
+    pub account_id: String,
+    /// The event subscription's id, the WebSocket URL's `subscriptionId`.
+    pub subscription_id: String,
+    /// The user id list-messages accepts as `{userId}` (a member of every channel).
+    pub user_id: String,
+    /// That user's email, accepted in place of the id.
+    pub user_email: String,
+    /// Lifetime of the app's access tokens in REAL time (the `expires_in` it answers); a
+    /// WebSocket opened with a token is closed when it expires. Default 3600 s, as Zoom.
+    pub token_lifetime: Duration,
+    /// Simulated seconds a WebSocket may stay without a heartbeat before it is closed.
+    /// Default 60: Zoom asks for one every 30 s.
+    pub heartbeat_timeout: f64,
+}
+
+impl Default for SimEventsApp {
+    fn default() -> Self {
+        SimEventsApp {
+            client_id: "sim-s2s-client-id".to_owned(),
+            client_secret: "sim-s2s-client-secret".to_owned(),
+            account_id: "simaccount".to_owned(),
+            subscription_id: "sim-subscription".to_owned(),
+            user_id: "sim-admin-user".to_owned(),
+            user_email: "admin@example.com".to_owned(),
+            token_lifetime: Duration::from_secs(3600),
+            heartbeat_timeout: 60.0,
+        }
+    }
+}
+
+/// A person on the simulated Zoom account, who posts into channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimPerson {
+    /// Zoom user id (`operator_id` in events).
+    pub user_id: String,
+    /// Display name (`sender_display_name` in list-messages).
+    pub name: String,
+    /// Email (`operator` in events, `sender` in list-messages).
+    pub email: String,
+}
+
+/// An @-mention in a post: Zoom's `at_items` entry (a contact).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimMention {
+    /// The mentioned user's id (`at_contact_user_id`).
+    pub user_id: String,
+    /// The mentioned user's email (`at_contact`).
+    pub email: String,
+    /// Where the mention starts in the text (`start_position`, a character index).
+    pub start: usize,
+    /// Where it ends (`end_position`).
+    pub end: usize,
 }
 
 /// One Incoming Webhook connection: the URL and verification token a channel admin gets from
@@ -335,6 +405,18 @@ pub struct SimStats {
     pub edits: u64,
     /// Messages the bot deleted successfully (deletions by a person are not counted).
     pub deletes: u64,
+    /// Event WebSocket connections opened.
+    pub zoom_events_connections: u64,
+    /// Event WebSocket handshakes refused (unknown subscription, bad or expired token).
+    pub zoom_events_refused: u64,
+    /// Heartbeats received on event WebSockets.
+    pub zoom_heartbeats: u64,
+    /// Event WebSockets closed for want of a heartbeat.
+    pub zoom_events_silent_closes: u64,
+    /// Events delivered over event WebSockets.
+    pub zoom_events_delivered: u64,
+    /// Requests to list-messages, errors included.
+    pub zoom_list_requests: u64,
 }
 
 /// The scenario's calendar as a running simulator keeps it: simulated second `t` is the
@@ -384,6 +466,9 @@ struct Inner {
     /// `http://127.0.0.1:PORT` without a trailing slash: the prefix of every link in answers.
     origin: String,
     events: broadcast::Sender<ChannelEvent>,
+    /// Each person's post as its `team_chat.channel_message_posted` event's JSON, for the
+    /// event WebSocket (`events.rs`).
+    chat_events: broadcast::Sender<Arc<str>>,
     state: Mutex<State>,
 }
 
@@ -398,6 +483,8 @@ struct State {
     failures_pending: u32,
     /// Zoom's rate limits and outage switch.
     zoom_limits: zoom::Limits,
+    /// People's posts, the event WebSocket and its tokens.
+    events: events::Events,
     /// Every accepted message, all channels together, in posting order.
     messages: Vec<SimMessage>,
     /// Message id to its index in `messages`.
@@ -498,6 +585,7 @@ impl Simulator {
         let base =
             Url::parse(&origin).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (chat_events, _) = broadcast::channel(EVENT_BUFFER);
         let state = State {
             bitbucket: limits::Ledger::new(&options),
             ..State::default()
@@ -512,12 +600,14 @@ impl Simulator {
             options,
             origin,
             events,
+            chat_events,
             state: Mutex::new(state),
         });
         let app = bitbucket::routes()
             .merge(datacenter::routes())
             .merge(auth::routes())
             .merge(zoom::routes())
+            .merge(events::routes())
             .merge(webhook::routes())
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&inner),
@@ -580,6 +670,15 @@ impl Simulator {
     /// Zoom's token endpoint, `http://127.0.0.1:PORT/oauth/token`.
     pub fn zoom_oauth_url(&self) -> Url {
         self.url("/oauth/token")
+    }
+
+    /// The event subscription's WebSocket, `ws://127.0.0.1:PORT/ws` (add
+    /// `?subscriptionId=...&access_token=...`).
+    pub fn zoom_events_url(&self) -> Url {
+        let mut url = self.url("/ws");
+        // Same host and port, another scheme: http and ws always convert into each other.
+        let _ = url.set_scheme("ws");
+        url
     }
 
     /// Base of Zoom's REST API, `http://127.0.0.1:PORT/v2`.
@@ -709,6 +808,54 @@ impl Simulator {
         }
     }
 
+    /// `person` posts `text` into channel `to_jid` (one of [`SimZoomApp::channels`]),
+    /// mentioning `mentions`, as a reply in the thread of `reply_to` if given. The event goes
+    /// to the subscription's open WebSocket, if one is open at this moment, and never later;
+    /// list-messages shows the post. Returns its message id; an unknown channel or thread is
+    /// refused.
+    pub fn post_to_channel(
+        &self,
+        to_jid: &str,
+        person: &SimPerson,
+        text: &str,
+        mentions: &[SimMention],
+        reply_to: Option<&str>,
+    ) -> io::Result<String> {
+        let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
+        if !self.inner.options.zoom.channels.iter().any(|c| c == to_jid) {
+            return Err(invalid(format!("no channel {to_jid:?} on the account")));
+        }
+        let mut state = self.inner.lock();
+        if let Some(parent) = reply_to
+            && !zoom::in_channel(&state, parent, to_jid)
+        {
+            return Err(invalid(format!("no message {parent:?} in {to_jid:?}")));
+        }
+        let message_id = zoom::new_message_id();
+        let post = events::Post {
+            message_id: message_id.clone(),
+            to_jid: to_jid.to_owned(),
+            person: person.clone(),
+            text: text.to_owned(),
+            mentions: mentions.to_vec(),
+            reply_to: reply_to.map(str::to_owned),
+            at: self.inner.clock.now(),
+        };
+        events::post(&self.inner, &mut state, post);
+        Ok(message_id)
+    }
+
+    /// Whether the event subscription has a WebSocket open.
+    pub fn events_connected(&self) -> bool {
+        events::connected(&self.inner.lock())
+    }
+
+    /// Closes the event subscription's open WebSocket, as Zoom going away would; whether one
+    /// was open.
+    pub fn disconnect_events(&self) -> bool {
+        events::disconnect(&mut self.inner.lock())
+    }
+
     /// Every post and edit as it happens (for the demo's live printout).
     pub fn subscribe(&self) -> broadcast::Receiver<ChannelEvent> {
         self.inner.events.subscribe()
@@ -746,9 +893,12 @@ impl Simulator {
         self.inner.lock().zoom_limits.outage = on;
     }
 
-    /// Every Zoom access token issued so far becomes invalid (answers 401 code 124).
+    /// Every Zoom access token issued so far, the chatbot's and the Server-to-Server app's,
+    /// becomes invalid (answers 401 code 124; open WebSockets stay open).
     pub fn revoke_zoom_tokens(&self) {
-        self.inner.lock().tokens.clear();
+        let mut state = self.inner.lock();
+        state.tokens.clear();
+        state.events.tokens.clear();
     }
 
     /// Every access token issued to Bitbucket OAuth consumers so far becomes invalid (401).

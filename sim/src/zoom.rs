@@ -248,7 +248,7 @@ pub(super) struct ZoomError {
 }
 
 impl ZoomError {
-    fn new(status: StatusCode, code: u32, message: impl Into<String>) -> ZoomError {
+    pub(super) fn new(status: StatusCode, code: u32, message: impl Into<String>) -> ZoomError {
         ZoomError {
             status,
             code,
@@ -337,7 +337,10 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `POST /oauth/token?grant_type=client_credentials` with Basic client credentials.
+/// `POST /oauth/token` with an app's Basic client credentials: `grant_type=client_credentials`
+/// for the chatbot app (a token of scope `imchat:bot` for the Chatbot API), or
+/// `grant_type=account_credentials&account_id=...` for the Server-to-Server OAuth app that owns
+/// the event subscription (a token for its WebSocket and the Team Chat API, `events.rs`).
 async fn token(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
@@ -352,22 +355,44 @@ async fn token(
             return bad_gateway();
         }
     }
-    let app = &inner.options.zoom;
-    let known = basic_credentials(&headers)
-        .is_some_and(|(id, secret)| id == app.client_id && secret == app.client_secret);
-    if !known {
+    let chatbot = &inner.options.zoom;
+    let events = &inner.options.zoom_events;
+    let app = basic_credentials(&headers).and_then(|(id, secret)| {
+        if id == chatbot.client_id && secret == chatbot.client_secret {
+            Some(Grant::Chatbot)
+        } else if id == events.client_id && secret == events.client_secret {
+            Some(Grant::ServerToServer)
+        } else {
+            None
+        }
+    });
+    let Some(app) = app else {
         let body =
             json!({ "reason": "Invalid client_id or client_secret", "error": "invalid_client" });
         return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
-    }
-    // Zoom documents the grant type in the query; OAuth clients often put it in a form body.
-    let query = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes());
-    let grant_type = query
-        .chain(form_urlencoded::parse(&body))
-        .find(|(k, _)| k == "grant_type")
-        .map(|(_, v)| v.into_owned());
-    if grant_type.as_deref() != Some("client_credentials") {
+    };
+    // Zoom documents the parameters in the query; OAuth clients often put them in a form body.
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .chain(form_urlencoded::parse(&body).into_owned())
+            .collect();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let grant_type = match app {
+        Grant::Chatbot => "client_credentials",
+        Grant::ServerToServer => "account_credentials",
+    };
+    if param("grant_type") != Some(grant_type) {
         let body = json!({ "reason": "Unsupported grant type", "error": "unsupported_grant_type" });
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
+    if app == Grant::ServerToServer && param("account_id") != Some(events.account_id.as_str()) {
+        let body = json!({ "reason": "Invalid account_id", "error": "invalid_request" });
         return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     }
 
@@ -376,18 +401,38 @@ async fn token(
         .take(64)
         .map(char::from)
         .collect();
-    let lifetime = inner.options.zoom_token_lifetime;
-    inner
-        .lock()
-        .tokens
-        .insert(access_token.clone(), Instant::now().checked_add(lifetime));
+    let (lifetime, scope) = match app {
+        Grant::Chatbot => (inner.options.zoom_token_lifetime, "imchat:bot"),
+        Grant::ServerToServer => (
+            events.token_lifetime,
+            "team_chat:read:list_user_messages:admin team_chat:read:user_message:admin",
+        ),
+    };
+    let expiry = Instant::now().checked_add(lifetime);
+    {
+        let mut state = inner.lock();
+        let tokens = match app {
+            Grant::Chatbot => &mut state.tokens,
+            Grant::ServerToServer => &mut state.events.tokens,
+        };
+        tokens.insert(access_token.clone(), expiry);
+    }
     axum::Json(json!({
         "access_token": access_token,
         "token_type": "bearer",
         "expires_in": lifetime.as_secs(),
-        "scope": "imchat:bot",
+        "scope": scope,
     }))
     .into_response()
+}
+
+/// Which app a token request is from: each has its grant, lifetime and tokens.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    /// The chatbot app, `client_credentials`.
+    Chatbot,
+    /// The Server-to-Server OAuth app, `account_credentials`.
+    ServerToServer,
 }
 
 /// `POST /v2/im/chat/messages`.
@@ -596,17 +641,12 @@ fn post_message(
             "No channel or user can be found with the given to_jid value.",
         ));
     }
-    if let Some(parent) = &request.reply_to {
-        let in_channel = state
-            .by_id
-            .get(parent)
-            .and_then(|&i| state.messages.get(i))
-            .is_some_and(|m| m.to_jid == to_jid && !m.deleted);
-        if !in_channel {
-            return Err(ZoomError::bad_body(format!(
-                "Invalid reply_to: no message '{parent}' in this channel."
-            )));
-        }
+    if let Some(parent) = &request.reply_to
+        && !in_channel(state, parent, &to_jid)
+    {
+        return Err(ZoomError::bad_body(format!(
+            "Invalid reply_to: no message '{parent}' in this channel."
+        )));
     }
     let message_id = record_message(
         inner,
@@ -627,6 +667,20 @@ fn post_message(
             "user_jid": request.user_jid,
         }),
     ))
+}
+
+/// Whether message `message_id`, the chatbot's or a person's, is shown in channel `to_jid`.
+pub(super) fn in_channel(state: &Shared, message_id: &str, to_jid: &str) -> bool {
+    let bot = state
+        .by_id
+        .get(message_id)
+        .and_then(|&i| state.messages.get(i))
+        .is_some_and(|m| m.to_jid == to_jid && !m.deleted);
+    bot || state
+        .events
+        .posts
+        .iter()
+        .any(|p| p.message_id == message_id && p.to_jid == to_jid)
 }
 
 /// An edit that passed the common checks: the message must exist.
@@ -689,7 +743,7 @@ fn delete_chatbot_message(
 }
 
 /// A message id in Zoom's upper-case UUID form, e.g. `5AF2A82E-9220-4600-AFB2-A028852E377C`.
-fn new_message_id() -> String {
+pub(super) fn new_message_id() -> String {
     let n: u128 = rand::rng().random();
     format!(
         "{:08X}-{:04X}-{:04X}-{:04X}-{:012X}",

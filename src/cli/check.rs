@@ -205,6 +205,10 @@ fn uses(config: &Config) -> Vec<(&str, String, Role)> {
         let place = "[zoom.chatbot] credential".to_owned();
         uses.push((bot.credential.as_str(), place, Role::Chatbot));
     }
+    if let Some(events) = &config.zoom.events {
+        let place = "[zoom.events] credential".to_owned();
+        uses.push((events.credential.as_str(), place, Role::Events));
+    }
     for channel in config.zoom.channels.values() {
         if let Destination::Webhook { credential, .. } = &channel.destination {
             let place = format!("[zoom.channels.{}] credential", channel.name);

@@ -93,6 +93,8 @@ pub enum Kind {
     ZoomChatbot,
     /// A Zoom Incoming Webhook connection's verification token.
     ZoomWebhook,
+    /// A Zoom Server-to-Server OAuth app's account ID, client ID and client secret (chat commands).
+    ZoomServerToServer,
 }
 
 impl Kind {
@@ -104,13 +106,14 @@ impl Kind {
             Credential::DatacenterToken { .. } => Kind::DatacenterToken,
             Credential::ZoomChatbot { .. } => Kind::ZoomChatbot,
             Credential::ZoomWebhook { .. } => Kind::ZoomWebhook,
+            Credential::ZoomServerToServer { .. } => Kind::ZoomServerToServer,
         }
     }
 
     /// Exhaustive on purpose: a new kind must say which service it belongs to.
     fn service(self) -> Service {
         match self {
-            Kind::ZoomChatbot | Kind::ZoomWebhook => Service::Zoom,
+            Kind::ZoomChatbot | Kind::ZoomWebhook | Kind::ZoomServerToServer => Service::Zoom,
             Kind::BitbucketAccessToken
             | Kind::BitbucketOauthConsumer
             | Kind::BitbucketApiToken
@@ -136,13 +139,14 @@ impl Kind {
             .expect("no kind is hidden from the command line")
     }
 
-    /// The non-secret value the kind needs besides its secret, if any.
-    fn identifier(self) -> Option<Identifier> {
+    /// The non-secret values the kind needs besides its secret, in the order asked.
+    fn identifiers(self) -> &'static [Identifier] {
         match self {
-            Kind::BitbucketOauthConsumer => Some(Identifier::Key),
-            Kind::BitbucketApiToken => Some(Identifier::Email),
-            Kind::ZoomChatbot => Some(Identifier::ClientId),
-            Kind::BitbucketAccessToken | Kind::DatacenterToken | Kind::ZoomWebhook => None,
+            Kind::BitbucketOauthConsumer => &[Identifier::Key],
+            Kind::BitbucketApiToken => &[Identifier::Email],
+            Kind::ZoomChatbot => &[Identifier::ClientId],
+            Kind::ZoomServerToServer => &[Identifier::AccountId, Identifier::ClientId],
+            Kind::BitbucketAccessToken | Kind::DatacenterToken | Kind::ZoomWebhook => &[],
         }
     }
 
@@ -153,14 +157,20 @@ impl Kind {
             Kind::BitbucketOauthConsumer => "OAuth consumer secret",
             Kind::BitbucketApiToken => "API token",
             Kind::DatacenterToken => "HTTP access token",
-            Kind::ZoomChatbot => "client secret",
+            Kind::ZoomChatbot | Kind::ZoomServerToServer => "client secret",
             Kind::ZoomWebhook => "verification token",
         }
     }
 
-    /// The credential of this kind; `identifier` is given exactly when [`Kind::identifier`] is.
-    fn build(self, identifier: Option<String>, secret: SecretString) -> Credential {
-        let identifier = || identifier.expect("the identifier is read for every kind that has one");
+    /// The credential of this kind; `identifiers` holds a value for each of
+    /// [`Kind::identifiers`], in that order.
+    fn build(self, identifiers: Vec<String>, secret: SecretString) -> Credential {
+        let mut values = identifiers.into_iter();
+        let mut identifier = || {
+            values
+                .next()
+                .expect("a value is read for every identifier the kind has")
+        };
         match self {
             Kind::BitbucketAccessToken => Credential::BitbucketAccessToken { token: secret },
             Kind::BitbucketOauthConsumer => Credential::BitbucketOauthConsumer {
@@ -177,6 +187,11 @@ impl Kind {
                 client_secret: secret,
             },
             Kind::ZoomWebhook => Credential::ZoomWebhook { token: secret },
+            Kind::ZoomServerToServer => Credential::ZoomServerToServer {
+                account_id: identifier(),
+                client_id: identifier(),
+                client_secret: secret,
+            },
         }
     }
 }
@@ -187,16 +202,23 @@ enum Identifier {
     Key,
     Email,
     ClientId,
+    AccountId,
 }
 
 impl Identifier {
-    const ALL: [Identifier; 3] = [Identifier::Key, Identifier::Email, Identifier::ClientId];
+    const ALL: [Identifier; 4] = [
+        Identifier::Key,
+        Identifier::Email,
+        Identifier::ClientId,
+        Identifier::AccountId,
+    ];
 
     fn flag(self) -> &'static str {
         match self {
             Identifier::Key => "--key",
             Identifier::Email => "--email",
             Identifier::ClientId => "--client-id",
+            Identifier::AccountId => "--account-id",
         }
     }
 
@@ -205,6 +227,7 @@ impl Identifier {
             Identifier::Key => "OAuth consumer key",
             Identifier::Email => "Atlassian account e-mail",
             Identifier::ClientId => "Client ID",
+            Identifier::AccountId => "Account ID",
         }
     }
 
@@ -213,6 +236,7 @@ impl Identifier {
             Identifier::Key => args.key.as_deref(),
             Identifier::Email => args.email.as_deref(),
             Identifier::ClientId => args.client_id.as_deref(),
+            Identifier::AccountId => args.account_id.as_deref(),
         }
     }
 }
@@ -240,9 +264,14 @@ pub struct ConnectArgs {
     /// given.
     #[arg(long)]
     pub email: Option<String>,
-    /// The chatbot app's client ID (zoom_chatbot); asked at a terminal when not given.
+    /// The app's client ID (zoom_chatbot, zoom_server_to_server); asked at a terminal when not
+    /// given.
     #[arg(long)]
     pub client_id: Option<String>,
+    /// The Server-to-Server OAuth app's account ID (zoom_server_to_server); asked at a terminal
+    /// when not given.
+    #[arg(long)]
+    pub account_id: Option<String>,
     /// Read the secret from the first line of stdin and ask nothing, for automation: the
     /// kind's other value must then be given as its flag.
     #[arg(long)]
@@ -462,8 +491,11 @@ fn default_kind(config: &Config, name: &str, service: Service) -> Kind {
             }
         }
         Service::Zoom => {
+            let events = config.zoom.events.as_ref();
             if webhook_channels(config).any(|(_, credential)| credential == name) {
                 Kind::ZoomWebhook
+            } else if events.is_some_and(|events| events.credential == name) {
+                Kind::ZoomServerToServer
             } else {
                 Kind::ZoomChatbot
             }
@@ -494,15 +526,15 @@ fn read_credential(
     );
     for identifier in Identifier::ALL {
         ensure!(
-            identifier.given(args).is_none() || kind.identifier() == Some(identifier),
+            identifier.given(args).is_none() || kind.identifiers().contains(&identifier),
             "{} does not apply to a {} credential",
             identifier.flag(),
             kind.name()
         );
     }
-    let identifier = match kind.identifier() {
-        None => None,
-        Some(identifier) => Some(match (identifier.given(args), input) {
+    let mut identifiers = Vec::new();
+    for &identifier in kind.identifiers() {
+        identifiers.push(match (identifier.given(args), input) {
             (Some(value), _) => {
                 ensure!(!value.trim().is_empty(), "{} is empty", identifier.flag());
                 value.trim().to_owned()
@@ -514,8 +546,8 @@ fn read_credential(
                 identifier.flag(),
                 identifier.label()
             ),
-        }),
-    };
+        });
+    }
     let secret = match input {
         Input::Terminal => rpassword::prompt_password(format!(
             "Paste the {} (it is not shown): ",
@@ -541,7 +573,7 @@ fn read_credential(
             Input::Stdin => ": --stdin takes it from the first line of stdin",
         }
     );
-    Ok(kind.build(identifier, SecretString::from(secret.to_owned())))
+    Ok(kind.build(identifiers, SecretString::from(secret.to_owned())))
 }
 
 /// Offers `service`'s kinds by number and name; an empty answer takes `default`.
@@ -623,6 +655,7 @@ async fn live_check(
     match kind {
         Kind::ZoomChatbot => check_chatbot(config, name, &alone).await,
         Kind::ZoomWebhook => check_webhook(config, name, &alone).await,
+        Kind::ZoomServerToServer => check_events(config, name, &alone).await,
         Kind::BitbucketAccessToken
         | Kind::BitbucketOauthConsumer
         | Kind::BitbucketApiToken
@@ -739,6 +772,29 @@ async fn check_chatbot(config: &Config, name: &str, alone: &Credentials) -> anyh
     ))
 }
 
+/// Fetches a Server-to-Server token for `[zoom.events]` with the new credential.
+async fn check_events(config: &Config, name: &str, alone: &Credentials) -> anyhow::Result<String> {
+    let source = config.source.display();
+    let events = match &config.zoom.events {
+        Some(events) if events.credential == name => events,
+        Some(events) => bail!(
+            "{NOTHING_TO_CHECK}: [zoom.events] in {source} uses credential {:?}, not {name:?}; \
+             set its credential = {name:?}, or pass --offline",
+            events.credential
+        ),
+        None => bail!(
+            "{NOTHING_TO_CHECK}: {source} has no [zoom.events]; add it with credential = \
+             {name:?}, or pass --offline"
+        ),
+    };
+    let app = daemon::events_app(config, events, alone)?;
+    app.verify().await?;
+    Ok(format!(
+        "checked: Zoom issued a token to the Server-to-Server app of account {}",
+        app.account_id()
+    ))
+}
+
 /// Posts [`CONNECTED`] through the first Incoming Webhook channel using `name`.
 async fn check_webhook(config: &Config, name: &str, alone: &Credentials) -> anyhow::Result<String> {
     let (channel, _) = webhook_channels(config)
@@ -789,6 +845,13 @@ fn report_lacking(config: &Config, stored: &Credentials) {
     if let Some(bot) = chatbot.filter(|bot| missing(&bot.credential)) {
         lacking.push(format!("[zoom.chatbot] (credential {:?})", bot.credential));
     }
+    let events = config.zoom.events.as_ref();
+    if let Some(events) = events.filter(|events| missing(&events.credential)) {
+        lacking.push(format!(
+            "[zoom.events] (credential {:?})",
+            events.credential
+        ));
+    }
     lacking.extend(
         webhook_channels(config)
             .filter(|(_, credential)| missing(credential))
@@ -818,8 +881,8 @@ mod tests {
     #[test]
     fn every_kind_is_named_as_the_credentials_file_names_it() {
         for &kind in Kind::value_variants() {
-            let identifier = kind.identifier().map(|_| "id".to_owned());
-            let credential = kind.build(identifier, SecretString::from("secret"));
+            let identifiers = kind.identifiers().iter().map(|_| "id".to_owned()).collect();
+            let credential = kind.build(identifiers, SecretString::from("secret"));
             assert_eq!(credential.kind(), kind.name());
             assert_eq!(Kind::of(&credential), kind);
             assert!(!kind.help().is_empty(), "{kind:?} has a description");
@@ -838,6 +901,13 @@ mod tests {
         assert_eq!(bitbucket.first(), Some(&Kind::BitbucketAccessToken));
         assert_eq!(bitbucket.len(), 4);
         let zoom: Vec<Kind> = Service::Zoom.kinds().collect();
-        assert_eq!(zoom, [Kind::ZoomChatbot, Kind::ZoomWebhook]);
+        assert_eq!(
+            zoom,
+            [
+                Kind::ZoomChatbot,
+                Kind::ZoomWebhook,
+                Kind::ZoomServerToServer
+            ]
+        );
     }
 }

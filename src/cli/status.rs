@@ -110,6 +110,27 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         )
         .unwrap();
     }
+    for events in &report.events {
+        let connected = match events.connected_since_ms {
+            Some(at) => format!("connected since {}", ago(at)),
+            None => "disconnected".to_owned(),
+        };
+        writeln!(
+            out,
+            "chat commands (subscription {}): {connected}; last event {}; {} reconnect(s){}",
+            bbzoom::control::shown(&events.subscription_id),
+            events.last_event_ms.map_or("never".to_owned(), ago),
+            events.reconnects,
+            events
+                .last_error
+                .as_ref()
+                .map_or(String::new(), |e| format!(
+                    "; last failure: {}",
+                    bbzoom::control::shown(e)
+                )),
+        )
+        .unwrap();
+    }
     let mut rows = vec![[
         "REPOSITORY".to_owned(),
         "SOURCE".into(),

@@ -131,7 +131,7 @@ fn chosen(
         (None, several) => {
             let listed: Vec<String> = several
                 .iter()
-                .map(|&i| format!("  {i}: {}", describe(&current.subscriptions[i])))
+                .map(|&i| format!("  {i}: {}", current.subscriptions[i].describe()))
                 .collect();
             anyhow::bail!(
                 "{} has {} subscriptions; give --entry N to choose one{alternative}:\n{}",
@@ -165,7 +165,7 @@ pub async fn configure(config: PathBuf, args: ConfigureArgs) -> anyhow::Result<(
                 "{} is subscribed ({index}): {}; give --channel, --branch, --tag, --event, \
                  --source or --credential to change it",
                 name(&repo),
-                describe(&current.subscriptions[index])
+                current.subscriptions[index].describe()
             );
             return Ok(());
         }
@@ -218,7 +218,7 @@ pub async fn configure(config: PathBuf, args: ConfigureArgs) -> anyhow::Result<(
         )
     })?;
     write(&config, &new_text)?;
-    say!("{change}: {}", describe(subscription));
+    say!("{change}: {}", subscription.describe());
     warn_overlaps(&updated, &repo);
     super::status::reload_if_running(&config).await
 }
@@ -305,7 +305,7 @@ pub fn list(config: PathBuf) -> anyhow::Result<()> {
                 i.to_string(),
                 s.url.clone(),
                 s.repo.instance.clone(),
-                sources(s),
+                s.source_names(),
                 s.credentials.join(", "),
                 patterns(&s.refs.branches),
                 patterns(&s.refs.tags),
@@ -372,24 +372,6 @@ fn name(repo: &RepoId) -> String {
     format!("{repo} on {}", repo.instance)
 }
 
-/// A subscription's settings in one line, defaults included.
-fn describe(s: &Subscription) -> String {
-    format!(
-        "channels {}; source {}; credential {}; {}; events {}",
-        s.channels.join(", "),
-        sources(s),
-        s.credentials.join(", "),
-        s.refs,
-        events(&s.events)
-    )
-}
-
-/// "pipelines", "pipelines and statuses".
-fn sources(s: &Subscription) -> String {
-    let names: Vec<&str> = s.sources.iter().map(|source| source.name()).collect();
-    names.join(" and ")
-}
-
 /// What is subscribed, for "not subscribed": the list when it is short, else where to see it.
 fn subscribed(subscriptions: &[Subscription]) -> String {
     match subscriptions.len() {
@@ -420,9 +402,5 @@ fn patterns(globs: &[RefGlob]) -> String {
 
 /// The events as the file would name them: "all" when it is every one.
 pub fn events(events: &BTreeSet<EventKind>) -> String {
-    if events.len() == EventKind::ALL.len() {
-        return "all".into();
-    }
-    let names: Vec<&str> = events.iter().map(|e| e.config_name()).collect();
-    names.join(", ")
+    bbzoom::config::event_names(events)
 }

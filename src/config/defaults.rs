@@ -51,6 +51,12 @@ pub(super) const DEFAULT_DATACENTER_BUDGET: BudgetSpec = BudgetSpec {
 pub(super) const EXAMPLE_DATACENTER_URL: &str = "https://git.example.com";
 pub(super) const DEFAULT_ZOOM_OAUTH: &str = "https://zoom.us/oauth/token";
 pub(super) const DEFAULT_ZOOM_API: &str = "https://api.zoom.us/v2";
+/// Zoom's event WebSocket (`[zoom.events] url`).
+pub(super) const DEFAULT_ZOOM_EVENTS: &str = "wss://ws.zoom.us/ws";
+/// How often a heartbeat goes over the event WebSocket: Zoom asks for one every 30 s.
+pub(super) const DEFAULT_HEARTBEAT: &str = "30s";
+/// The longest `[zoom.events] heartbeat`: Zoom closes a connection silent for much longer.
+pub(super) const LONGEST_HEARTBEAT: &str = "5m";
 /// Domain of Zoom user and bot JIDs.
 pub(super) const USER_DOMAIN: &str = "@xmpp.zoom.us";
 /// Domain of Zoom channel JIDs.

@@ -127,6 +127,30 @@ pub struct ZoomConfig {
     pub channels: BTreeMap<String, Channel>,
     /// `[zoom.delivery]`
     pub delivery: DeliveryConfig,
+    /// `[zoom.events]`: chat commands over Zoom's event WebSocket; `None`, none are read.
+    pub events: Option<EventsConfig>,
+}
+
+/// `[zoom.events]`: a Server-to-Server OAuth app's event subscription, delivered over an
+/// outbound WebSocket, whose channel messages addressed to bbzoom are commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// Name of the `zoom_server_to_server` credential (account id, client id and secret).
+    pub credential: String,
+    /// The event subscription's id: the WebSocket URL's `subscriptionId`.
+    pub subscription_id: String,
+    /// The WebSocket endpoint, `wss://ws.zoom.us/ws`.
+    pub url: Url,
+    /// The Zoom user (id or email), a member of every command channel, whose view of a
+    /// channel the list-messages API reads to catch up after a reconnect.
+    pub user: String,
+    /// Names of `[zoom.channels]` (chatbot channels) whose messages are read as commands.
+    pub channels: Vec<String>,
+    /// Zoom users (ids, or emails in lower case) allowed the commands that change
+    /// subscriptions.
+    pub admins: Vec<String>,
+    /// How often a heartbeat is sent over the WebSocket (Zoom: every 30 s).
+    pub heartbeat: Duration,
 }
 
 /// `[zoom.chatbot]`: the Zoom Team Chat chatbot app.
@@ -230,6 +254,25 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// "pipelines", "pipelines and statuses".
+    pub fn source_names(&self) -> String {
+        let names: Vec<&str> = self.sources.iter().map(|source| source.name()).collect();
+        names.join(" and ")
+    }
+
+    /// Its settings in one line, defaults included, as `bbzoom subscriptions` and the chat's
+    /// `list` show them.
+    pub fn describe(&self) -> String {
+        format!(
+            "channels {}; source {}; credential {}; {}; events {}",
+            self.channels.join(", "),
+            self.source_names(),
+            self.credentials.join(", "),
+            self.refs,
+            event_names(&self.events)
+        )
+    }
+
     /// Whether a build of this subscription's repository for `git_ref` with `event` is
     /// announced.
     pub fn wants(&self, git_ref: &BuildRef, event: EventKind) -> bool {
@@ -248,6 +291,15 @@ pub struct RefFilter {
     pub tags: Vec<RefGlob>,
     /// Builds of a bare commit (custom pipelines run on a commit).
     pub commits: bool,
+}
+
+/// The events as the file would name them: "all" when it is every one.
+pub fn event_names(events: &BTreeSet<EventKind>) -> String {
+    if events.len() == EventKind::ALL.len() {
+        return "all".into();
+    }
+    let names: Vec<&str> = events.iter().map(|e| e.config_name()).collect();
+    names.join(", ")
 }
 
 impl std::fmt::Display for RefFilter {

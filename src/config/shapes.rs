@@ -92,6 +92,22 @@ pub(super) struct RawZoom {
     pub(super) channels: Option<Spanned<BTreeMap<Spanned<String>, RawChannel>>>,
     #[serde(default)]
     pub(super) delivery: RawDelivery,
+    /// Optional: chat commands over Zoom's event WebSocket.
+    pub(super) events: Option<RawEvents>,
+}
+
+/// `[zoom.events]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    pub(super) credential: Spanned<String>,
+    pub(super) subscription_id: Spanned<String>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) user: Spanned<String>,
+    pub(super) channels: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) admins: Vec<Spanned<String>>,
+    pub(super) heartbeat: Option<Spanned<String>>,
 }
 
 /// `[zoom.chatbot]`.

@@ -8,8 +8,8 @@ use super::error::line_column;
 use super::shapes::*;
 use super::{
     BitbucketConfig, BudgetSpec, Channel, ChatbotConfig, Config, ConfigError, DaemonConfig,
-    DataCenterConfig, DeliveryConfig, Destination, PollingConfig, RateLimit, RefFilter, SourceKind,
-    Style, Subscription, Watch, WebhookFormat, ZoomConfig,
+    DataCenterConfig, DeliveryConfig, Destination, EventsConfig, PollingConfig, RateLimit,
+    RefFilter, SourceKind, Style, Subscription, Watch, WebhookFormat, ZoomConfig,
 };
 use crate::domain::{CLOUD, EventKind};
 use crate::glob::RefGlob;
@@ -370,12 +370,111 @@ impl Checker<'_> {
         let oauth_url = self.url(raw.oauth_url, "zoom.oauth_url", DEFAULT_ZOOM_OAUTH)?;
         let api_url = self.url(raw.api_url, "zoom.api_url", DEFAULT_ZOOM_API)?;
         let chatbot = raw.chatbot.map(|c| self.chatbot(c)).transpose()?;
+        let channels = self.channels(raw.channels, zoom_span, chatbot.is_some())?;
+        let events = raw
+            .events
+            .map(|e| self.zoom_events(e, &channels))
+            .transpose()?;
         Ok(ZoomConfig {
             oauth_url,
             api_url,
-            channels: self.channels(raw.channels, zoom_span, chatbot.is_some())?,
+            channels,
             chatbot,
             delivery: self.delivery(raw.delivery)?,
+            events,
+        })
+    }
+
+    /// `[zoom.events]`; `channels` are `[zoom.channels]`, which command channels must name.
+    fn zoom_events(
+        &self,
+        raw: RawEvents,
+        channels: &BTreeMap<String, Channel>,
+    ) -> Result<EventsConfig, ConfigError> {
+        let url = match raw.url {
+            None => Url::parse(DEFAULT_ZOOM_EVENTS).expect("the default URL is valid"),
+            Some(url) => self.url_with(
+                &url,
+                "zoom.events.url",
+                DEFAULT_ZOOM_EVENTS,
+                Some("remove it: bbzoom adds subscriptionId and access_token itself"),
+            )?,
+        };
+        if raw.channels.get_ref().is_empty() {
+            return Err(self.err(
+                raw.channels.span(),
+                "zoom.events.channels",
+                "no channel is named: list the [zoom.channels] whose messages are commands, \
+                 like channels = [\"ci\"]"
+                    .into(),
+            ));
+        }
+        let mut command_channels: Vec<String> = Vec::new();
+        for name in raw.channels.into_inner() {
+            let key = "zoom.events.channels";
+            let chatbot_channel = channels
+                .get(name.get_ref())
+                .is_some_and(|c| matches!(c.destination, Destination::Chatbot { .. }));
+            if !chatbot_channel {
+                let known = channels.keys().map(String::as_str);
+                let why = if channels.contains_key(name.get_ref()) {
+                    "is an Incoming Webhook channel, which cannot answer: name a channel with a \
+                     to_jid"
+                        .to_owned()
+                } else {
+                    format!(
+                        "is not a [zoom.channels] table{}",
+                        guess(closest(name.get_ref(), known))
+                    )
+                };
+                return Err(self.err(name.span(), key, format!("{:?} {why}", name.get_ref())));
+            }
+            if command_channels.contains(name.get_ref()) {
+                return Err(self.err(
+                    name.span(),
+                    key,
+                    format!("{:?} is named twice; remove one", name.get_ref()),
+                ));
+            }
+            command_channels.push(name.into_inner());
+        }
+        let mut admins: Vec<String> = Vec::new();
+        for admin in raw.admins {
+            let text = admin.get_ref().trim();
+            if !is_zoom_user(text) {
+                return Err(self.err(
+                    admin.span(),
+                    "zoom.events.admins",
+                    format!(
+                        "{text:?} is neither a Zoom user id nor an email address; write the \
+                         user's email, like \"jane@example.com\", or the user id from the Zoom \
+                         admin portal"
+                    ),
+                ));
+            }
+            // Zoom compares emails without case; ids are kept as written.
+            let admin_id = if text.contains('@') {
+                text.to_lowercase()
+            } else {
+                text.to_owned()
+            };
+            if !admins.contains(&admin_id) {
+                admins.push(admin_id);
+            }
+        }
+        Ok(EventsConfig {
+            credential: self.name(raw.credential, "zoom.events.credential")?,
+            subscription_id: self.name(raw.subscription_id, "zoom.events.subscription_id")?,
+            url,
+            user: self.name(raw.user, "zoom.events.user")?,
+            channels: command_channels,
+            admins,
+            heartbeat: self.duration_or(
+                raw.heartbeat,
+                "zoom.events.heartbeat",
+                parse_duration(DEFAULT_HEARTBEAT).expect("the default is a valid duration"),
+                LONGEST_HEARTBEAT,
+            )?,
         })
     }
 
@@ -1138,8 +1237,8 @@ impl Checker<'_> {
         self.url_with(&raw, key, default, None)
     }
 
-    /// An http(s) URL without user, password or fragment, like `example`; a query is refused
-    /// too, with `query_fix` as the advice when given.
+    /// An http(s) URL (ws(s) when `example` is one) without user, password or fragment, like
+    /// `example`; a query is refused too, with `query_fix` as the advice when given.
     fn url_with(
         &self,
         raw: &Spanned<String>,
@@ -1148,7 +1247,12 @@ impl Checker<'_> {
         query_fix: Option<&str>,
     ) -> Result<Url, ConfigError> {
         let text = raw.get_ref();
-        let fix = format!("write an http(s) URL like \"{example}\"");
+        let (family, schemes) = if example.starts_with("ws") {
+            ("a ws(s)", ["ws", "wss"])
+        } else {
+            ("an http(s)", ["http", "https"])
+        };
+        let fix = format!("write {family} URL like \"{example}\"");
         let url = Url::parse(text).map_err(|e| {
             self.err(
                 raw.span(),
@@ -1156,11 +1260,11 @@ impl Checker<'_> {
                 format!("invalid URL {text:?} ({e}); {fix}"),
             )
         })?;
-        if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        if !schemes.contains(&url.scheme()) || !url.has_host() {
             return Err(self.err(
                 raw.span(),
                 key,
-                format!("{text:?} is not an http(s) URL; {fix}"),
+                format!("{text:?} is not {family} URL; {fix}"),
             ));
         }
         if !url.username().is_empty() || url.password().is_some() {
@@ -1242,6 +1346,22 @@ impl Checker<'_> {
         }
         Ok(raw.into_inner())
     }
+}
+
+/// Whether `text` names a Zoom user: an email address, or a user id (letters, digits, `-` and
+/// `_`, as Zoom's ids are).
+fn is_zoom_user(text: &str) -> bool {
+    let email = text.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.contains('@')
+            && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+    });
+    let id = (1..=64).contains(&text.len())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    email || id
 }
 
 /// A credential pool as the file writes it: `"ci"` or `["ci-a", "ci-b"]`.

@@ -17,13 +17,16 @@ pub use watched::TaskRestarts;
 use crate::clock::{Calendar, Clock, SystemCalendar, SystemClock};
 
 use crate::bitbucket::{Account, Auth, CloudClient, DataCenterClient, OAuthConsumer, RetryPolicy};
-use crate::config::{BudgetSpec, ChatbotConfig, Config, Destination, RateLimit, SourceKind, Watch};
+use crate::config::{
+    BudgetSpec, ChatbotConfig, Config, Destination, EventsConfig, RateLimit, SourceKind, Watch,
+};
 use crate::credentials::{Credential, Credentials, Role};
 use crate::delivery::{Route, Sender};
 use crate::domain::CLOUD;
 use crate::http;
 use crate::poller::Source;
 use crate::retry::Backoff;
+use crate::zoom::events::ServerToServerApp;
 use crate::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, WebhookClient};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,6 +67,10 @@ pub struct Tuning {
     /// How a scheduler or delivery worker that ended unexpectedly is started again, and when
     /// it is given up on (the daemon then stops: it cannot do its job).
     pub(crate) task_restarts: watched::RestartPolicy,
+    /// Between attempts to reconnect the event WebSocket (Zoom's guidance: capped at 30 s).
+    pub(crate) events_reconnect: Backoff,
+    /// Chat commands one person may send per window before being told to slow down.
+    pub(crate) command_rate: RateLimit,
 }
 
 impl Tuning {
@@ -107,6 +114,8 @@ impl Tuning {
                 window: self.task_restarts.window.div_f64(speed),
                 ..self.task_restarts
             },
+            events_reconnect: scale(self.events_reconnect),
+            command_rate: self.command_rate.compressed(speed),
         }
     }
 }
@@ -137,6 +146,15 @@ impl Default for Tuning {
                 },
                 limit: 5,
                 window: Duration::from_secs(600),
+            },
+            events_reconnect: Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+            },
+            // Five a minute: more than a person types, less than a script flooding a channel.
+            command_rate: RateLimit {
+                requests: 5,
+                per: Duration::from_secs(60),
             },
         }
     }
@@ -316,7 +334,9 @@ fn auth(
             user: email.clone(),
             password: token.clone(),
         },
-        Credential::ZoomChatbot { .. } | Credential::ZoomWebhook { .. } => {
+        Credential::ZoomChatbot { .. }
+        | Credential::ZoomWebhook { .. }
+        | Credential::ZoomServerToServer { .. } => {
             unreachable!("credential_for gives only a Bitbucket credential here")
         }
     })
@@ -353,6 +373,23 @@ pub struct Zoom {
     chatbot_spec: Option<ChatbotSpec>,
     /// What each route was made from: on reload, a channel whose spec changed gets a new worker.
     route_specs: BTreeMap<String, RouteSpec>,
+    /// The Server-to-Server app of `[zoom.events]`, if configured, and what its connection is
+    /// made from: on reload, a changed spec restarts the connection.
+    pub(crate) events: Option<(Arc<ServerToServerApp>, EventsSpec)>,
+}
+
+/// Everything the event connection is made from.
+#[derive(Clone, PartialEq)]
+pub(crate) struct EventsSpec {
+    pub(crate) config: EventsConfig,
+    credential: Option<Credential>,
+    /// The chatbot answers go through.
+    chatbot: Option<ChatbotSpec>,
+    /// The command channels (name and JID).
+    pub(crate) channels: Vec<crate::config::Channel>,
+    oauth_url: url::Url,
+    api_url: url::Url,
+    request_timeout: Duration,
 }
 
 /// Everything a [`ChatbotClient`] is made from.
@@ -464,13 +501,60 @@ impl Zoom {
                 sender,
             });
         }
+        let events = match &config.zoom.events {
+            None => None,
+            Some(events) => {
+                let spec = EventsSpec {
+                    config: events.clone(),
+                    credential: credentials.get(&events.credential).cloned(),
+                    chatbot: chatbot_spec.clone(),
+                    channels: (events.channels.iter())
+                        .filter_map(|name| config.zoom.channels.get(name))
+                        .cloned()
+                        .collect(),
+                    oauth_url: config.zoom.oauth_url.clone(),
+                    api_url: config.zoom.api_url.clone(),
+                    request_timeout: config.daemon.request_timeout,
+                };
+                Some((Arc::new(events_app(config, events, credentials)?), spec))
+            }
+        };
         Ok(Zoom {
             chatbot,
             routes,
             chatbot_spec,
             route_specs,
+            events,
         })
     }
+}
+
+/// The Server-to-Server app of `[zoom.events]`, with its credential from `credentials`.
+pub fn events_app(
+    config: &Config,
+    events: &EventsConfig,
+    credentials: &Credentials,
+) -> Result<ServerToServerApp, DaemonError> {
+    let used_by = "[zoom.events] credential".to_owned();
+    let Credential::ZoomServerToServer {
+        account_id,
+        client_id,
+        client_secret,
+    } = credential_for(credentials, &events.credential, Role::Events, &used_by)?
+    else {
+        unreachable!("credential_for gives only a Server-to-Server credential here")
+    };
+    let app = AppCredentials {
+        client_id: client_id.clone(),
+        client_secret: client_secret.clone(),
+    };
+    Ok(ServerToServerApp::new(
+        http::client(config.daemon.request_timeout),
+        config.zoom.oauth_url.clone(),
+        config.zoom.api_url.clone(),
+        account_id.clone(),
+        app,
+    ))
 }
 
 fn chatbot_client(

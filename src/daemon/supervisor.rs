@@ -13,6 +13,7 @@
 use super::watched::{self, TaskHealth};
 use super::{Bitbucket, DaemonError, Tuning, Zoom};
 use crate::bitbucket::Account;
+use crate::chat::{ChatContext, ConnectionLog};
 use crate::config::Config;
 use crate::control::{
     Answer, CredentialStatus, Envelope, Finding, LastPoll, ReloadRecord, ReloadSummary, Reply,
@@ -98,6 +99,8 @@ pub async fn run_with_control(
         started_ms,
         last_reload: None,
         health: Arc::new(TaskHealth::default()),
+        events: None,
+        chat_config: watch::channel(Arc::new(config.clone())).0,
     };
     supervisor.apply(&mut ReloadSummary::default(), None).await;
     let housekeeping = {
@@ -180,6 +183,7 @@ pub async fn run_with_control(
     // hears from us until they are done, so a slow last delivery is not taken for a hang.
     let tasks: Vec<Task> = (supervisor.schedulers.into_values().map(|s| s.task))
         .chain(supervisor.workers.into_values().map(|w| w.task))
+        .chain(supervisor.events.map(|e| e.task))
         .collect();
     let drained = async {
         // Stopped by the daemon's shutdown, or here when a task was given up on.
@@ -232,6 +236,13 @@ struct SchedulerTask {
     task: Task,
 }
 
+/// The `[zoom.events]` connection, what it was made from, and what `status` shows of it.
+struct EventsTask {
+    spec: super::EventsSpec,
+    log: Arc<ConnectionLog>,
+    task: Task,
+}
+
 /// One channel's delivery worker, and what it was made from.
 struct WorkerTask {
     spec: super::RouteSpec,
@@ -258,6 +269,10 @@ struct Supervisor {
     last_reload: Option<ReloadRecord>,
     /// The schedulers' and workers' restarts, and the one given up on.
     health: Arc<TaskHealth>,
+    /// The event connection (chat commands), when `[zoom.events]` is configured.
+    events: Option<EventsTask>,
+    /// The configuration running now, as chat commands read it (a reload replaces it).
+    chat_config: watch::Sender<Arc<Config>>,
 }
 
 impl Supervisor {
@@ -435,9 +450,22 @@ impl Supervisor {
                 stopping.push(self.workers.remove(&name).expect("listed").task);
             }
         }
+        let events_spec = self.zoom.events.as_ref().map(|(_, spec)| spec);
+        if self.events.as_ref().map(|e| &e.spec) != events_spec
+            && let Some(running) = self.events.take()
+        {
+            if events_spec.is_some() {
+                summary.restarted_channels.push("[zoom.events]".to_owned());
+            }
+            stopping.push(running.task);
+        }
+        self.chat_config.send_replace(Arc::new(self.config.clone()));
         // Every replaced task is gone before any successor starts (invariant: one task per
-        // credential and per channel).
+        // credential and per channel; one connection per event subscription).
         Task::stop_all(stopping).await;
+        if self.events.is_none() {
+            self.start_events();
+        }
         for (name, watches) in rosters {
             let roster = Roster {
                 watches,
@@ -516,6 +544,45 @@ impl Supervisor {
         }
     }
 
+    /// Starts the event connection of `[zoom.events]`, if configured.
+    fn start_events(&mut self) {
+        let (Some((app, spec)), Some(chatbot)) = (&self.zoom.events, &self.zoom.chatbot) else {
+            return;
+        };
+        let channels = (spec.channels.iter())
+            .filter_map(|channel| match &channel.destination {
+                crate::config::Destination::Chatbot { to_jid } => {
+                    let id = to_jid.split_once('@').map_or(to_jid.as_str(), |(id, _)| id);
+                    Some((id.to_owned(), (channel.name.clone(), to_jid.clone())))
+                }
+                crate::config::Destination::Webhook { .. } => None,
+            })
+            .collect();
+        let log = Arc::new(ConnectionLog::new(&spec.config.subscription_id));
+        let context = Arc::new(ChatContext {
+            app: app.clone(),
+            events: spec.config.clone(),
+            channels,
+            chatbot: chatbot.clone(),
+            config: self.chat_config.subscribe(),
+            store: self.store.clone(),
+            clock: self.tuning.clock.clone(),
+            reconnect: self.tuning.events_reconnect,
+            answer_backoff: self.tuning.delivery_backoff,
+            command_rate: self.tuning.command_rate,
+            log: log.clone(),
+        });
+        let (stop, shutdown) = self.shutdown.child();
+        let handle = self.watch("events".to_owned(), shutdown.clone(), move || {
+            crate::chat::run(context.clone(), shutdown.clone())
+        });
+        self.events = Some(EventsTask {
+            spec: spec.clone(),
+            log,
+            task: Task { stop, handle },
+        });
+    }
+
     /// Runs what `start` makes as a watched task (see [`watched`]).
     fn watch<F, Fut>(&self, name: String, shutdown: Shutdown, start: F) -> JoinHandle<()>
     where
@@ -557,6 +624,7 @@ impl Supervisor {
         });
         report.last_reload = self.last_reload.clone();
         report.task_restarts = self.health.restarts();
+        report.events = self.events.iter().map(|e| e.log.now()).collect();
         report.credentials = self
             .bitbucket
             .accounts

@@ -3,8 +3,9 @@
 //! Trees: `repos` (polling cursor per repository and source), `builds` (last state per
 //! build), `health` (last result per lane, for "fixed"), `outbox` (notifications not yet
 //! delivered, per channel in sequence order), `messages` (the card each channel shows for a
-//! build, for edits), `dead_letters`, and `meta` (schema version, when watching each
-//! repository through each source began).
+//! build, for edits), `dead_letters`, `chat_handled` (chat commands handled, by message id),
+//! `chat_cursors` (per command channel, how far its messages were read), and `meta` (schema
+//! version, when watching each repository through each source began).
 //!
 //! Invariant 3: a poll's transitions and the notifications they cause are written in ONE
 //! transaction, flushed to disk before it returns, so before anything is sent. An outbox row is
@@ -203,6 +204,10 @@ pub struct Store {
     dead: sled::Tree,
     meta: sled::Tree,
     messages: sled::Tree,
+    /// Chat commands handled, by message id: a command runs at most once.
+    chat_handled: sled::Tree,
+    /// Per command channel, how far its messages were read.
+    chat_cursors: sled::Tree,
 }
 
 impl Store {
@@ -254,6 +259,8 @@ impl Store {
             outbox: db.open_tree(OUTBOX)?,
             dead: db.open_tree(DEAD)?,
             messages: db.open_tree(MESSAGES)?,
+            chat_handled: db.open_tree(CHAT_HANDLED)?,
+            chat_cursors: db.open_tree(CHAT_CURSORS)?,
             meta,
             db,
         };
@@ -877,6 +884,59 @@ impl Store {
         Ok(pruned)
     }
 
+    /// Records chat message `message_id` as handled at `now_ms`, durably, unless it already
+    /// was: whether this call recorded it. A command runs only after this said yes, so it runs
+    /// at most once, whether it came live, in a backfill, or both, across restarts too.
+    pub(crate) fn claim_command(&self, message_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        // One task claims (the subscription's connection), so a read then a write is enough.
+        let claimed = self.chat_handled.get(message_id.as_bytes())?.is_none();
+        if claimed {
+            self.chat_handled
+                .insert(message_id.as_bytes(), &now_ms.to_be_bytes()[..])?;
+            self.chat_handled.flush()?;
+        }
+        Ok(claimed)
+    }
+
+    /// How far command channel `channel_id`'s messages were read (Unix ms); `None` before its
+    /// first connection.
+    pub(crate) fn chat_cursor(&self, channel_id: &str) -> Result<Option<i64>, StoreError> {
+        self.chat_cursors
+            .get(channel_id.as_bytes())?
+            .map(|value| decode_ms(&value))
+            .transpose()
+    }
+
+    /// Moves `channel_id`'s cursor forward to `at_ms` (never back), durably.
+    pub(crate) fn advance_chat_cursor(
+        &self,
+        channel_id: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let newer = self.chat_cursor(channel_id)?.is_none_or(|old| at_ms > old);
+        if newer {
+            self.chat_cursors
+                .insert(channel_id.as_bytes(), &at_ms.to_be_bytes()[..])?;
+        }
+        self.chat_cursors.flush()?;
+        Ok(())
+    }
+
+    /// Forgets commands handled before `cutoff_ms`; returns how many. Backfills never reach
+    /// back that far (they start at the channel's cursor), so none can run again.
+    pub(crate) fn prune_handled_commands(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+        let mut pruned = 0;
+        for entry in self.chat_handled.iter() {
+            let (key, value) = entry?;
+            if decode_ms(&value).is_ok_and(|at| at < cutoff_ms) {
+                self.chat_handled.remove(key)?;
+                pruned += 1;
+            }
+        }
+        self.chat_handled.flush()?;
+        Ok(pruned)
+    }
+
     /// Flushes everything written so far; called once more on shutdown.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -895,6 +955,13 @@ impl Store {
             .await
             .expect("store work does not panic")
     }
+}
+
+/// A Unix-ms time stored big-endian.
+fn decode_ms(value: &[u8]) -> Result<i64, StoreError> {
+    <[u8; 8]>::try_from(value)
+        .map(i64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("a chat time".into()))
 }
 
 /// The record of a clean close, kept beside sled's files (`clean-close`) while no process has
@@ -930,7 +997,11 @@ impl Contents {
             crc.update(&(bytes.len() as u64).to_be_bytes());
             crc.update(bytes);
         };
-        for name in db.tree_names() {
+        // sled lists trees in its hash map's order, which differs between a store written and
+        // the same store recovered once there are more than eight: sort them.
+        let mut names = db.tree_names();
+        names.sort();
+        for name in names {
             hash(&name);
             for entry in db.open_tree(&name)?.iter() {
                 let (key, value) = entry?;

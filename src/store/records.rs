@@ -20,6 +20,10 @@ pub(crate) const HEALTH: &str = "health";
 pub(crate) const OUTBOX: &str = "outbox";
 pub(crate) const DEAD: &str = "dead_letters";
 pub(crate) const MESSAGES: &str = "messages";
+/// Chat commands handled: message id -> when (Unix ms, big-endian), so none runs twice.
+pub(crate) const CHAT_HANDLED: &str = "chat_handled";
+/// Per command channel id: the newest message the backfill got to (Unix ms, big-endian).
+pub(crate) const CHAT_CURSORS: &str = "chat_cursors";
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 /// The meta keys of watching times begin with this.
 pub(crate) const SINCE_PREFIX: &[u8] = b"watching_since\0";

@@ -3,6 +3,7 @@
 //! is classified here (after vector's sinks, *what* to retry lives here; *when* is the outbox's
 //! business). A daily-limit 429 pauses the whole account until Zoom's reset.
 
+pub mod events;
 mod webhook;
 
 pub(crate) use webhook::WebhookClient;
@@ -85,7 +86,9 @@ pub struct ChatbotClient {
     paused_until: std::sync::Mutex<Option<SystemTime>>,
 }
 
+/// An access token as issued.
 struct CachedToken {
+    /// The token itself.
     value: SecretString,
     /// Renew from this instant on, a margin before Zoom expires it.
     renew_at: Instant,
@@ -307,44 +310,58 @@ impl ChatbotClient {
     }
 
     async fn fetch_token(&self) -> Result<CachedToken, ZoomError> {
-        let mut url = self.oauth_url.clone();
-        url.query_pairs_mut()
-            .append_pair("grant_type", "client_credentials");
-        let response = self
-            .http
-            .post(url)
-            .basic_auth(
-                &self.app.client_id,
-                Some(self.app.client_secret.expose_secret()),
-            )
-            .send()
-            .await
-            .map_err(|e| {
-                ZoomError::transient(format!("Zoom token request failed: {}", e.without_url()))
-            })?;
-        let status = response.status();
-        if status.is_client_error() && status.as_u16() != 429 {
-            return Err(ZoomError {
-                class: ErrorClass::Permanent,
-                detail: format!(
-                    "Zoom refused the chatbot's client credentials (HTTP {status}): check the client id and secret stored for the chatbot"
-                ),
-            });
-        }
-        if !status.is_success() {
-            return Err(ZoomError::transient(format!(
-                "Zoom token endpoint answered HTTP {status}"
-            )));
-        }
-        let answer: TokenAnswer = response.json().await.map_err(|e| {
-            ZoomError::transient(format!("unreadable Zoom token answer: {}", e.without_url()))
-        })?;
-        Ok(CachedToken {
-            value: answer.access_token,
-            renew_at: Instant::now()
-                + crate::http::token_renewal(answer.expires_in, Duration::from_secs(60)),
-        })
+        request_token(
+            &self.http,
+            &self.oauth_url,
+            &[("grant_type", "client_credentials")],
+            &self.app,
+            "the chatbot's",
+        )
+        .await
     }
+}
+
+/// Asks Zoom's token endpoint for a token with the `grant` parameters and `app`'s Basic
+/// credentials; `whose` names the app in errors ("the chatbot's").
+async fn request_token(
+    http: &reqwest::Client,
+    oauth_url: &Url,
+    grant: &[(&str, &str)],
+    app: &AppCredentials,
+    whose: &str,
+) -> Result<CachedToken, ZoomError> {
+    let mut url = oauth_url.clone();
+    url.query_pairs_mut().extend_pairs(grant);
+    let response = http
+        .post(url)
+        .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
+        .send()
+        .await
+        .map_err(|e| {
+            ZoomError::transient(format!("Zoom token request failed: {}", e.without_url()))
+        })?;
+    let status = response.status();
+    if status.is_client_error() && status.as_u16() != 429 {
+        return Err(ZoomError {
+            class: ErrorClass::Permanent,
+            detail: format!(
+                "Zoom refused {whose} client credentials (HTTP {status}): check the client id and secret stored for it"
+            ),
+        });
+    }
+    if !status.is_success() {
+        return Err(ZoomError::transient(format!(
+            "Zoom token endpoint answered HTTP {status}"
+        )));
+    }
+    let answer: TokenAnswer = response.json().await.map_err(|e| {
+        ZoomError::transient(format!("unreadable Zoom token answer: {}", e.without_url()))
+    })?;
+    Ok(CachedToken {
+        value: answer.access_token,
+        renew_at: Instant::now()
+            + crate::http::token_renewal(answer.expires_in, Duration::from_secs(60)),
+    })
 }
 
 enum ZoomAnswer {
@@ -353,6 +370,23 @@ enum ZoomAnswer {
     /// 429 naming the daily limit, with when it resets if Zoom said.
     DailyLimit(Option<Duration>),
     Failed(ZoomError),
+}
+
+impl ZoomAnswer {
+    /// The answer as an error, for a caller that renews nothing and pauses nothing (the
+    /// Server-to-Server app's reads: the next connection fetches a fresh token anyway).
+    fn into_error(self) -> ZoomError {
+        match self {
+            ZoomAnswer::TokenRejected => {
+                ZoomError::transient("Zoom rejected the access token (code 124)")
+            }
+            ZoomAnswer::DailyLimit(retry_after) => ZoomError {
+                class: ErrorClass::Transient { retry_after },
+                detail: "Zoom's daily limit for the account is reached (HTTP 429)".into(),
+            },
+            ZoomAnswer::Failed(err) => err,
+        }
+    }
 }
 
 /// Sorts an answer into success, a rejected token, or a classified error.

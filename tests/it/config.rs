@@ -1711,3 +1711,91 @@ mod properties {
         }
     }
 }
+
+/// `[zoom.events]`, appended to [`BASE`]: its header on line 25, `channels` on 29, `admins`
+/// on 30.
+const EVENTS: &str = r#"[zoom.events]
+credential = "zoom-events"
+subscription_id = "sub-1"
+user = "admin@example.com"
+channels = ["ci"]
+admins = ["Jane@Example.com", "aBc-12_3", "jane@example.com"]
+"#;
+
+#[test]
+fn zoom_events_is_optional_and_checked_like_the_rest() {
+    assert_eq!(
+        parse(BASE).zoom.events,
+        None,
+        "without the section, nothing is read"
+    );
+    let with_events = format!("{BASE}\n{EVENTS}");
+    let config = parse(&with_events);
+    let events = config.zoom.events.as_ref().expect("[zoom.events]");
+    assert_eq!(events.credential, "zoom-events");
+    assert_eq!(events.subscription_id, "sub-1");
+    assert_eq!(events.user, "admin@example.com");
+    assert_eq!(events.channels, ["ci"]);
+    assert_eq!(
+        events.admins,
+        ["jane@example.com", "aBc-12_3"],
+        "emails without case, once"
+    );
+    assert_eq!(events.heartbeat, Duration::from_secs(30));
+    assert_eq!(events.url.as_str(), "wss://ws.zoom.us/ws");
+
+    let events_edit = |from: &str, to: &str| {
+        let (base, events) = with_events.split_at(BASE.len());
+        format!("{base}{}", replaced(events, from, to))
+    };
+    let channels = Some("zoom.events.channels");
+    check(
+        &events_edit(r#"channels = ["ci"]"#, r#"channels = ["cj"]"#),
+        Some(29),
+        channels,
+        "\"cj\" is not a [zoom.channels] table (did you mean \"ci\"?)",
+    );
+    check(
+        &events_edit(r#"channels = ["ci"]"#, r#"channels = ["ci", "ci"]"#),
+        Some(29),
+        channels,
+        "named twice",
+    );
+    check(
+        &events_edit(r#"channels = ["ci"]"#, "channels = []"),
+        Some(29),
+        channels,
+        "no channel is named",
+    );
+    check(
+        &events_edit(r#""aBc-12_3""#, r#""<b>Jane</b>""#),
+        Some(30),
+        Some("zoom.events.admins"),
+        "neither a Zoom user id nor an email address",
+    );
+    let appended = |line: &str| format!("{with_events}{line}\n");
+    check(
+        &appended(r#"heartbeat = "6m""#),
+        Some(31),
+        Some("zoom.events.heartbeat"),
+        "longer than \"5m\"",
+    );
+    check(
+        &appended(r#"url = "https://ws.zoom.us/ws""#),
+        Some(31),
+        Some("zoom.events.url"),
+        "is not a ws(s) URL",
+    );
+    check(
+        &appended(r#"url = "wss://ws.zoom.us/ws?subscriptionId=s3cr3t""#),
+        Some(31),
+        Some("zoom.events.url"),
+        "bbzoom adds subscriptionId and access_token itself",
+    );
+    check(
+        &events_edit("user = \"admin@example.com\"\n", ""),
+        Some(25),
+        Some("zoom.events.user"),
+        "missing key \"user\" in [zoom.events]",
+    );
+}

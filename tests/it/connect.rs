@@ -4,6 +4,7 @@
 //! in any output; a removal names what it leaves without a credential.
 
 use crate::common::{Harness, Run};
+use bbzoom::config::Destination;
 use bbzoom::credentials::Credential;
 use std::os::unix::fs::PermissionsExt;
 
@@ -449,4 +450,70 @@ async fn a_symlinked_credentials_file_is_refused_and_left_alone() {
     );
     assert!(std::fs::symlink_metadata(file).unwrap().is_symlink());
     assert_eq!(std::fs::read(&real).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_zoom_server_to_server_fetches_a_token_for_its_account() {
+    let harness = Harness::showcase().await;
+    let channel = harness
+        .config
+        .zoom
+        .channels
+        .values()
+        .find(|c| matches!(c.destination, Destination::Chatbot { .. }))
+        .expect("the showcase has a chatbot channel")
+        .name
+        .clone();
+    let path = harness.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let events = format!(
+        "\n[zoom.events]\ncredential = \"zoom-events\"\nsubscription_id = \"sim-subscription\"\n\
+         user = \"sim-admin-user\"\nchannels = [\"{channel}\"]\n"
+    );
+    std::fs::write(&path, text + &events).unwrap();
+    let app = harness.sim.options().zoom_events.clone();
+    let secret = format!("{}\n", app.client_secret);
+    let args = |account: &'static str| {
+        [
+            "connect",
+            "zoom",
+            "--name",
+            "zoom-events",
+            "--stdin",
+            "--account-id",
+            account,
+            "--client-id",
+            "sim-s2s-client-id",
+        ]
+    };
+
+    // The kind is the one [zoom.events] uses the name for; the grant names the account.
+    let run = harness.bbzoom(&args("elsewhere"), Some(&secret)).await;
+    assert!(!run.success(), "{}", run.output());
+    assert!(
+        run.stderr
+            .contains("Zoom refused the Server-to-Server app's client credentials"),
+        "{}",
+        run.output()
+    );
+    assert_eq!(harness.stored_credentials().get("zoom-events"), None);
+    assert_hidden(&harness, &run, &app.client_secret);
+
+    let run = harness.bbzoom(&args("simaccount"), Some(&secret)).await;
+    assert!(run.success(), "{}", run.output());
+    assert!(
+        run.stdout
+            .contains("Zoom issued a token to the Server-to-Server app of account simaccount"),
+        "{}",
+        run.output()
+    );
+    assert_eq!(
+        harness.stored_credentials().get("zoom-events"),
+        Some(&Credential::ZoomServerToServer {
+            account_id: "simaccount".into(),
+            client_id: app.client_id.clone(),
+            client_secret: app.client_secret.clone().into(),
+        })
+    );
+    assert_hidden(&harness, &run, &app.client_secret);
 }

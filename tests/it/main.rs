@@ -8,6 +8,7 @@ mod common;
 
 mod bitbucket;
 mod budget;
+mod chat;
 mod check;
 mod cli;
 mod config;

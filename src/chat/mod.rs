@@ -1,0 +1,408 @@
+//! Chat commands over Zoom's event WebSocket, with no inbound port: one outbound connection
+//! per `[zoom.events]` subscription, kept open (a fresh token per connection, renewed before
+//! it expires; a heartbeat every `heartbeat`; reconnection with jittered backoff after any
+//! close or error), and the commands people post in the command channels, each handled once.
+//!
+//! Zoom does not replay what it sent while no connection was open, so after every connect the
+//! task reads each command channel's messages since its cursor (list-messages, at most
+//! [`MAX_BACKFILL_PAGES`] pages; the first connect ever starts from now) and handles the
+//! commands among them, oldest first. A command runs only once its message id is recorded in
+//! the store (`Store::claim_command`), so one seen live and in a backfill, or again after a
+//! restart, runs once. The answer is a reply in the command's thread, through the chatbot,
+//! retried on transient failures, its loss logged.
+
+pub(crate) mod commands;
+
+use crate::clock::Clock;
+use crate::config::{Config, EventsConfig};
+use crate::domain::{Health, RateLimit, RepoId};
+use crate::retry::Backoff;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use crate::zoom::events::{self, ChatMessage, Incoming, ServerToServerApp};
+use crate::zoom::{ChatbotClient, ErrorClass};
+use governor::{DefaultKeyedRateLimiter, RateLimiter};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// The most list-messages pages read per channel after a reconnect (50 messages each): a
+/// long outage costs a bounded catch-up, and the oldest messages beyond it are left (logged).
+pub(crate) const MAX_BACKFILL_PAGES: usize = 4;
+
+/// Attempts at sending one answer before its loss is logged.
+const ANSWER_ATTEMPTS: u32 = 5;
+
+/// Everything the task runs with; built by the supervisor from the configuration.
+pub(crate) struct ChatContext {
+    /// The Server-to-Server app: tokens, the socket, list-messages.
+    pub(crate) app: Arc<ServerToServerApp>,
+    /// `[zoom.events]`.
+    pub(crate) events: EventsConfig,
+    /// Each command channel by Zoom channel id: its name in `[zoom.channels]` and its JID.
+    pub(crate) channels: BTreeMap<String, (String, String)>,
+    /// Where answers go out.
+    pub(crate) chatbot: Arc<ChatbotClient>,
+    /// The configuration running now, for `list` and `status` (a reload changes it in place).
+    pub(crate) config: watch::Receiver<Arc<Config>>,
+    /// Handled commands and channel cursors.
+    pub(crate) store: Store,
+    /// Stamps handled commands and cursors.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Between reconnection attempts.
+    pub(crate) reconnect: Backoff,
+    /// Between attempts at sending an answer.
+    pub(crate) answer_backoff: Backoff,
+    /// Commands one person may send per window before being told to slow down.
+    pub(crate) command_rate: RateLimit,
+    /// What `bbzoom status` shows of the connection.
+    pub(crate) log: Arc<ConnectionLog>,
+}
+
+/// The connection as `bbzoom status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsStatus {
+    /// The event subscription.
+    pub subscription_id: String,
+    /// Since when the current connection is open (Unix ms); `None` while disconnected.
+    pub connected_since_ms: Option<i64>,
+    /// When the last channel message arrived over it (Unix ms).
+    pub last_event_ms: Option<i64>,
+    /// Connections opened after the first (renewals included).
+    pub reconnects: u64,
+    /// Why the last connection ended, if it failed.
+    pub last_error: Option<String>,
+}
+
+/// The shared, updated [`EventsStatus`].
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionLog(Mutex<EventsStatus>);
+
+impl ConnectionLog {
+    pub(crate) fn new(subscription_id: &str) -> ConnectionLog {
+        ConnectionLog(Mutex::new(EventsStatus {
+            subscription_id: subscription_id.to_owned(),
+            ..EventsStatus::default()
+        }))
+    }
+
+    pub(crate) fn now(&self) -> EventsStatus {
+        self.0.lock().expect("connection log lock").clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut EventsStatus)) {
+        change(&mut self.0.lock().expect("connection log lock"));
+    }
+}
+
+/// How one connection ended.
+enum Ended {
+    /// The daemon is stopping, or the task was replaced.
+    Shutdown,
+    /// Its token is due for renewal: connect again at once.
+    Renew,
+    /// It closed or failed, or catching up failed: connect again after a backoff.
+    Failed(String),
+}
+
+/// Per person, commands admitted, and who was told to slow down.
+struct Flood {
+    /// One GCRA per sender.
+    limiter: DefaultKeyedRateLimiter<String>,
+    /// Senders told to slow down and ignored since, until the limiter admits them again.
+    told: Mutex<HashSet<String>>,
+}
+
+/// What the flood guard says of one command.
+#[derive(Debug, PartialEq, Eq)]
+enum Admission {
+    Run,
+    /// Over the limit for the first time in a row: answer "slow down" instead.
+    SlowDown,
+    /// Over the limit again: say nothing.
+    Ignore,
+}
+
+impl Flood {
+    fn new(rate: RateLimit) -> Flood {
+        Flood {
+            // A person may send the whole allowance at once, then one per share of the window.
+            limiter: RateLimiter::keyed(
+                governor::Quota::with_period(rate.per / rate.requests.max(1))
+                    .expect("rate limits are at least 1ms")
+                    .allow_burst(
+                        std::num::NonZeroU32::new(rate.requests.max(1)).expect("at least one"),
+                    ),
+            ),
+            told: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn admit(&self, sender: &str) -> Admission {
+        let mut told = self.told.lock().expect("flood lock");
+        if self.limiter.check_key(&sender.to_owned()).is_ok() {
+            told.remove(sender);
+            Admission::Run
+        } else if told.insert(sender.to_owned()) {
+            Admission::SlowDown
+        } else {
+            Admission::Ignore
+        }
+    }
+}
+
+/// What a catch-up found: commands to handle, oldest first, and how far each channel was read.
+struct CaughtUp {
+    messages: Vec<ChatMessage>,
+    cursors: Vec<(String, i64)>,
+}
+
+/// Keeps the subscription's connection until `shutdown`, reconnecting whenever it ends.
+pub(crate) async fn run(ctx: Arc<ChatContext>, mut shutdown: Shutdown) {
+    let flood = Flood::new(ctx.command_rate);
+    let mut failures = 0u32;
+    let mut first = true;
+    loop {
+        if !first {
+            ctx.log.update(|s| s.reconnects += 1);
+        }
+        first = false;
+        let opened = Instant::now();
+        let ended = ctx.connection(&mut shutdown, &flood).await;
+        ctx.log.update(|s| s.connected_since_ms = None);
+        let why = match ended {
+            Ended::Shutdown => return,
+            Ended::Renew => {
+                tracing::info!("event WebSocket: reconnecting with a fresh token");
+                failures = 0;
+                continue;
+            }
+            Ended::Failed(why) => why,
+        };
+        // A connection that held for a few heartbeats was good: back off afresh.
+        if opened.elapsed() > ctx.events.heartbeat.saturating_mul(3) {
+            failures = 0;
+        }
+        let delay = ctx.reconnect.delay(failures);
+        failures = failures.saturating_add(1);
+        tracing::warn!(error = %why, retry_in_ms = delay.as_millis() as u64, "event WebSocket lost; reconnecting");
+        ctx.log.update(|s| s.last_error = Some(why));
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+impl ChatContext {
+    /// One connection, from its token to its end.
+    async fn connection(&self, shutdown: &mut Shutdown, flood: &Flood) -> Ended {
+        let token = match self.app.token().await {
+            Ok(token) => token,
+            Err(err) => return Ended::Failed(err.to_string()),
+        };
+        let url = &self.events.url;
+        let mut socket =
+            match events::connect(url, &self.events.subscription_id, &token.value).await {
+                Ok(socket) => socket,
+                Err(err) => return Ended::Failed(err),
+            };
+        let connected_ms = self.clock.now_ms();
+        self.log
+            .update(|s| s.connected_since_ms = Some(connected_ms));
+        // The URL without its query: the query holds the token.
+        tracing::info!(url = %format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or_default(), url.path()), "event WebSocket connected");
+        let beat = self.events.heartbeat;
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + beat, beat);
+        let backfill = self.catch_up(&token.value, connected_ms);
+        tokio::pin!(backfill);
+        let mut caught_up = false;
+        let ended = loop {
+            tokio::select! {
+                _ = shutdown.wait() => break Ended::Shutdown,
+                () = tokio::time::sleep_until(token.renew_at) => break Ended::Renew,
+                _ = heartbeat.tick() => {
+                    if let Err(err) = events::send(&mut socket, events::heartbeat()).await {
+                        break Ended::Failed(err);
+                    }
+                }
+                frame = events::next(&mut socket) => match frame {
+                    Ok(Incoming::Message(message)) => {
+                        self.log.update(|s| s.last_event_ms = Some(self.clock.now_ms()));
+                        if !self.channels.contains_key(&message.channel_id) {
+                            continue;
+                        }
+                        self.handle(&message, flood).await;
+                        // Before the catch-up is done, its cursor covers this message.
+                        if caught_up {
+                            self.advance(vec![(message.channel_id, message.at_ms)]).await;
+                        }
+                    }
+                    Ok(Incoming::Other) => {}
+                    Err(err) => break Ended::Failed(err),
+                },
+                found = &mut backfill, if !caught_up => match found {
+                    Ok(found) => {
+                        caught_up = true;
+                        for message in &found.messages {
+                            self.handle(message, flood).await;
+                        }
+                        self.advance(found.cursors).await;
+                    }
+                    Err(err) => break Ended::Failed(format!("catching up on the command channels failed: {err}")),
+                },
+            }
+        };
+        let _ = socket.close(None).await;
+        ended
+    }
+
+    /// The command channels' messages since their cursors, oldest first (see the module doc).
+    async fn catch_up(&self, token: &SecretString, connected_ms: i64) -> Result<CaughtUp, String> {
+        let mut found = CaughtUp {
+            messages: Vec::new(),
+            cursors: Vec::new(),
+        };
+        for channel_id in self.channels.keys() {
+            let id = channel_id.clone();
+            let cursor = self
+                .store
+                .blocking(move |store| store.chat_cursor(&id))
+                .await
+                .map_err(|e| e.to_string())?;
+            // The first connect ever starts from now: older messages are history, not commands.
+            let Some(from) = cursor else {
+                found.cursors.push((channel_id.clone(), connected_ms));
+                continue;
+            };
+            let (mut page, mut pages, mut newest) = (None, 0, from);
+            loop {
+                let listed = self
+                    .app
+                    .list_messages(token, &self.events.user, channel_id, from, page.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                pages += 1;
+                for message in listed.messages.into_iter().filter(|m| m.at_ms >= from) {
+                    newest = newest.max(message.at_ms);
+                    found.messages.push(message);
+                }
+                match listed.next {
+                    Some(next) if pages < MAX_BACKFILL_PAGES => page = Some(next),
+                    Some(_) => {
+                        tracing::warn!(channel = %self.channels[channel_id].0, pages, "catching up: older messages of the outage left unread (page cap)");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            found.cursors.push((channel_id.clone(), newest));
+        }
+        // Listed newest first: a stable sort by time keeps same-instant posts in order.
+        found.messages.reverse();
+        found.messages.sort_by_key(|m| m.at_ms);
+        Ok(found)
+    }
+
+    /// Moves channel cursors forward; an error is logged (the next catch-up reads more).
+    async fn advance(&self, cursors: Vec<(String, i64)>) {
+        let moved = self
+            .store
+            .blocking(move |store| {
+                cursors
+                    .iter()
+                    .try_for_each(|(channel, at)| store.advance_chat_cursor(channel, *at))
+            })
+            .await;
+        if let Err(err) = moved {
+            tracing::error!(%err, "cannot record how far the command channels were read");
+        }
+    }
+
+    /// Runs the command `message` holds, if it holds one and was not handled before.
+    async fn handle(&self, message: &ChatMessage, flood: &Flood) {
+        let Some(command) = commands::parse(message, &self.events.user) else {
+            return;
+        };
+        let Some((channel, to_jid)) = self.channels.get(&message.channel_id).cloned() else {
+            return;
+        };
+        let (id, now) = (message.id.clone(), self.clock.now_ms());
+        match self
+            .store
+            .blocking(move |store| store.claim_command(&id, now))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => {
+                // What cannot be recorded is not run: it could otherwise run twice.
+                tracing::error!(%err, "cannot record a chat command as handled; not running it");
+                return;
+            }
+        }
+        let card = match flood.admit(&message.sender) {
+            Admission::Run => {
+                tracing::info!(%channel, ?command, "chat command");
+                let config = self.config.borrow().clone();
+                self.store
+                    .blocking(move |store| {
+                        commands::answer(&command, &channel, &config, |repo| lanes(store, repo))
+                    })
+                    .await
+            }
+            Admission::SlowDown => {
+                tracing::info!(%channel, "chat commands: a person is over the rate limit; told to slow down");
+                commands::slow_down()
+            }
+            Admission::Ignore => return,
+        };
+        let thread = message.thread.clone().unwrap_or_else(|| message.id.clone());
+        self.send_answer(to_jid, thread, card);
+    }
+
+    /// Sends an answer in the background (the socket keeps being read and kept alive),
+    /// retrying transient failures; a loss is logged.
+    fn send_answer(&self, to_jid: String, thread: String, card: crate::render::Card) {
+        let (chatbot, backoff) = (self.chatbot.clone(), self.answer_backoff);
+        tokio::spawn(async move {
+            let content = crate::render::chatbot_content(&card);
+            for attempt in 0..ANSWER_ATTEMPTS {
+                let err = match chatbot.send(&to_jid, &content, Some(&thread)).await {
+                    Ok(_) => return,
+                    Err(err) => err,
+                };
+                match err.class {
+                    ErrorClass::Transient { retry_after } if attempt + 1 < ANSWER_ATTEMPTS => {
+                        let wait = retry_after.unwrap_or_else(|| backoff.delay(attempt));
+                        tokio::time::sleep(wait.min(backoff.max)).await;
+                    }
+                    _ => {
+                        tracing::error!(%err, "the answer to a chat command could not be delivered");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Each lane of `repo` as "branch · job", and whether it is failing.
+fn lanes(store: &Store, repo: &RepoId) -> Vec<(String, bool)> {
+    store.repo_summary(repo).map_or_else(
+        |err| {
+            tracing::error!(%repo, %err, "cannot read a repository's lanes");
+            Vec::new()
+        },
+        |summary| {
+            summary
+                .lanes
+                .into_iter()
+                .map(|(lane, health)| (lane.to_string(), health == Health::Failing))
+                .collect()
+        },
+    )
+}
