@@ -104,6 +104,11 @@ impl ConfigError {
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()
     }
+
+    /// What is wrong and what to do, without the file, line and key.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 /// The `FILE:LINE:COLUMN: KEY: ` prefix, with absent parts left out.

@@ -71,6 +71,9 @@ pub struct Tuning {
     pub(crate) events_reconnect: Backoff,
     /// Chat commands one person may send per window before being told to slow down.
     pub(crate) command_rate: RateLimit,
+    /// How a span people type in the chat (a mute's length) runs on the daemon's clock: 1,
+    /// or `1/speed` in a compressed run, where "mute 30m" lasts 30 simulated minutes.
+    pub(crate) typed_time: f64,
 }
 
 impl Tuning {
@@ -116,6 +119,7 @@ impl Tuning {
             },
             events_reconnect: scale(self.events_reconnect),
             command_rate: self.command_rate.compressed(speed),
+            typed_time: self.typed_time / speed,
         }
     }
 }
@@ -156,6 +160,7 @@ impl Default for Tuning {
                 requests: 5,
                 per: Duration::from_secs(60),
             },
+            typed_time: 1.0,
         }
     }
 }
