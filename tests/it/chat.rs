@@ -9,26 +9,39 @@ use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
 use bbzoom_sim::{Scenario, SimEventsApp, SimOptions, SimPerson, SimStart, Simulator};
 use std::time::Duration;
 
-const CI: &str = "ci@conference.xmpp.zoom.us";
+pub(crate) const CI: &str = "ci@conference.xmpp.zoom.us";
 
 /// 100x: Zoom's 30 s heartbeat is 0.3 s, its 60 s silence rule 0.6 s.
-const SPEED: f64 = 100.0;
+pub(crate) const SPEED: f64 = 100.0;
 
 /// The showcase with `[zoom.events]` on #ci, its Server-to-Server app as `events` says.
 async fn harness(events: SimEventsApp) -> Harness {
+    harness_with(
+        Scenario::showcase(),
+        SimPolling::default(),
+        SHOWCASE_SUBSCRIPTIONS,
+        events,
+        "",
+    )
+    .await
+}
+
+/// `scenario` and `subscriptions` polled at `polling`, with `[zoom.events]` on #ci, its
+/// Server-to-Server app as `events` says, and `events_keys` (lines) added to that section.
+pub(crate) async fn harness_with(
+    scenario: Scenario,
+    polling: SimPolling,
+    subscriptions: &str,
+    events: SimEventsApp,
+    events_keys: &str,
+) -> Harness {
     let options = SimOptions {
         speed: SPEED,
         start: SimStart::AtFirstRequest,
         zoom_events: events,
         ..SimOptions::default()
     };
-    let mut harness = Harness::start_timed(
-        Scenario::showcase(),
-        options,
-        SimPolling::default(),
-        SHOWCASE_SUBSCRIPTIONS,
-    )
-    .await;
+    let mut harness = Harness::start_timed(scenario, options, polling, subscriptions).await;
     let app = harness.sim.options().zoom_events.clone();
     let daemon = &harness.config.daemon;
     let mut credentials = harness.stored_credentials();
@@ -46,7 +59,7 @@ async fn harness(events: SimEventsApp) -> Harness {
     let path = harness.config_path();
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str(&format!(
-        "\n[zoom.events]\ncredential = \"sim-events\"\nsubscription_id = \"{}\"\nurl = \"{}\"\nuser = \"{}\"\nchannels = [\"ci\"]\nheartbeat = \"{}ms\"\n",
+        "\n[zoom.events]\ncredential = \"sim-events\"\nsubscription_id = \"{}\"\nurl = \"{}\"\nuser = \"{}\"\nchannels = [\"ci\"]\nheartbeat = \"{}ms\"\n{events_keys}\n",
         app.subscription_id,
         harness.sim.zoom_events_url(),
         app.user_email,
@@ -57,7 +70,7 @@ async fn harness(events: SimEventsApp) -> Harness {
     harness
 }
 
-fn jane() -> SimPerson {
+pub(crate) fn jane() -> SimPerson {
     SimPerson {
         user_id: "jane-id".to_owned(),
         name: "Jane Dev".to_owned(),
@@ -66,12 +79,12 @@ fn jane() -> SimPerson {
 }
 
 /// Jane posts `text` in #ci; its message id.
-fn post(sim: &Simulator, text: &str) -> String {
+pub(crate) fn post(sim: &Simulator, text: &str) -> String {
     sim.post_to_channel(CI, &jane(), text, &[], None).unwrap()
 }
 
 /// The chatbot's answers in the thread of `message_id`.
-fn answers(sim: &Simulator, message_id: &str) -> Vec<serde_json::Value> {
+pub(crate) fn answers(sim: &Simulator, message_id: &str) -> Vec<serde_json::Value> {
     sim.channel(CI)
         .into_iter()
         .filter(|m| m.reply_to.as_deref() == Some(message_id))
@@ -80,7 +93,7 @@ fn answers(sim: &Simulator, message_id: &str) -> Vec<serde_json::Value> {
 }
 
 /// Waits (at most 5 s) until `done`.
-async fn wait_for(what: &str, done: impl Fn() -> bool) {
+pub(crate) async fn wait_for(what: &str, done: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !done() {
         assert!(
@@ -92,7 +105,7 @@ async fn wait_for(what: &str, done: impl Fn() -> bool) {
 }
 
 /// Waits until each of `ids` has an answer, then a while longer, and checks each has one.
-async fn answered_once(sim: &Simulator, ids: &[String]) {
+pub(crate) async fn answered_once(sim: &Simulator, ids: &[String]) {
     wait_for("every command answered", || {
         ids.iter().all(|id| !answers(sim, id).is_empty())
     })
