@@ -569,6 +569,8 @@ impl Supervisor {
             clock: self.tuning.clock.clone(),
             reconnect: self.tuning.events_reconnect,
             answer_backoff: self.tuning.delivery_backoff,
+            answer_max_age: self.config.zoom.delivery.max_age,
+            answers_queued: tokio::sync::Notify::new(),
             command_rate: self.tuning.command_rate,
             log: log.clone(),
         });
