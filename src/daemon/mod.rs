@@ -71,6 +71,9 @@ pub struct Tuning {
     pub(crate) events_reconnect: Backoff,
     /// Chat commands one person may send per window before being told to slow down.
     pub(crate) command_rate: RateLimit,
+    /// Uses of the store failing in a row (polls' commits, delivery steps) after which the
+    /// daemon stops: it can no longer record or deliver anything (a count, not a time).
+    pub(crate) store_failures: u32,
 }
 
 impl Tuning {
@@ -116,6 +119,7 @@ impl Tuning {
             },
             events_reconnect: scale(self.events_reconnect),
             command_rate: self.command_rate.compressed(speed),
+            store_failures: self.store_failures,
         }
     }
 }
@@ -156,6 +160,9 @@ impl Default for Tuning {
                 requests: 5,
                 per: Duration::from_secs(60),
             },
+            // Every poll and delivery step of every task failing, twenty times in a row: not a
+            // passing hiccup (one success anywhere ends the streak).
+            store_failures: 20,
         }
     }
 }
@@ -166,6 +173,10 @@ pub enum DaemonError {
         "the task {task} kept failing (last: {cause}); bbzoom stopped, as it could no longer do its job: see the log above for each failure"
     )]
     TaskFailing { task: String, cause: String },
+    #[error(
+        "the store kept failing ({failures} uses in a row, last: {cause}); bbzoom stopped, as it could no longer record or deliver anything: free space or fix what the error names in the state directory, then start it again"
+    )]
+    StoreFailing { failures: u32, cause: String },
     #[error(
         "credential \"{name}\" (named by {used_by}) is not in the credentials file; store it with `bbzoom connect {} --name {name}`", .role.service()
     )]

@@ -24,6 +24,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub(crate) use records::{ChatAnswer, SCHEMA_VERSION};
 
@@ -197,6 +198,8 @@ pub struct DeadLetter {
 pub struct Store {
     /// Records the clean close when the last handle drops.
     _seal: Arc<Seal>,
+    /// The current streak of failed operations the daemon's tasks noted ([`Store::note`]).
+    failures: Arc<Failures>,
     db: sled::Db,
     repos: sled::Tree,
     builds: sled::Tree,
@@ -256,6 +259,7 @@ impl Store {
                 db: db.clone(),
                 dir: dir.to_owned(),
             }),
+            failures: Arc::default(),
             repos: db.open_tree(REPOS)?,
             builds: db.open_tree(BUILDS)?,
             health: db.open_tree(HEALTH)?,
@@ -991,6 +995,38 @@ impl Store {
         Ok(pruned)
     }
 
+    /// Notes how one of the daemon's uses of the store went (a poll's commit, a delivery
+    /// step): a failure lengthens the current streak, a success ends it. A store that keeps
+    /// failing (a full disk, a file-size limit, I/O errors) leaves the daemon unable to record
+    /// or deliver anything; the supervisor stops it once the streak is long enough
+    /// ([`Store::failing`]).
+    pub(crate) fn note<T, E: std::fmt::Display>(&self, result: &Result<T, E>) {
+        match result {
+            Ok(_) => self.failures.in_a_row.store(0, Ordering::Relaxed),
+            Err(err) => {
+                *self.failures.last.lock().expect("store failures lock") = err.to_string();
+                self.failures.in_a_row.fetch_add(1, Ordering::Relaxed);
+                self.failures.noted.notify_waiters();
+            }
+        }
+    }
+
+    /// The last error, once at least `limit` uses in a row failed.
+    pub(crate) fn failing(&self, limit: u32) -> Option<String> {
+        (self.failures.in_a_row.load(Ordering::Relaxed) >= limit).then(|| {
+            self.failures
+                .last
+                .lock()
+                .expect("store failures lock")
+                .clone()
+        })
+    }
+
+    /// Waits until a failure is noted.
+    pub(crate) async fn failure_noted(&self) {
+        self.failures.noted.notified().await;
+    }
+
     /// Flushes everything written so far; called once more on shutdown.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -1021,6 +1057,17 @@ fn decode_ms(value: &[u8]) -> Result<i64, StoreError> {
 /// The record of a clean close, kept beside sled's files (`clean-close`) while no process has
 /// the store open.
 ///
+/// A streak of failed uses of the store (see [`Store::note`]).
+#[derive(Debug, Default)]
+struct Failures {
+    /// Uses that failed since the last one that did not.
+    in_a_row: AtomicU32,
+    /// The last failure's message.
+    last: std::sync::Mutex<String>,
+    /// Wakes the supervisor at each failure, so it stops without waiting for its next tick.
+    noted: tokio::sync::Notify,
+}
+
 /// Why: sled recovers its log by reading it up to the first message whose checksum fails, as
 /// it must after a crash tore the tail, and keeps what came before. Damage in the middle of the
 /// file is read the same way, so a damaged store opens silently with only its older part, or
