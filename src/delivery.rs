@@ -175,7 +175,9 @@ pub(crate) async fn run(ctx: DeliveryContext, route: Route, mut shutdown: Shutdo
         restored: false,
     };
     while !shutdown.is_triggered() {
-        let wait = match worker.step().await {
+        let step = worker.step().await;
+        worker.ctx.store.note(&step);
+        let wait = match step {
             Ok(wait) => wait,
             Err(err) => {
                 tracing::error!(channel = %worker.route.channel, %err, "cannot read or update the outbox");

@@ -5,11 +5,14 @@
 //!
 //! Zoom does not replay what it sent while no connection was open, so after every connect the
 //! task reads each command channel's messages since its cursor (list-messages, at most
-//! [`MAX_BACKFILL_PAGES`] pages; the first connect ever starts from now) and handles the
+//! [`MAX_BACKFILL_PAGES`] pages; the first connect ever starts the cursor, durably, as soon as
+//! it is open) and handles the
 //! commands among them, oldest first. A command runs only once its message id is recorded in
 //! the store (`Store::claim_command`), so one seen live and in a backfill, or again after a
-//! restart, runs once. The answer is a reply in the command's thread, through the chatbot,
-//! retried on transient failures, its loss logged.
+//! restart, runs once. Its answer, a reply in the command's thread through the chatbot, is
+//! queued in the store (`Store::queue_answer`) and sent by [`send_answers`], in order, retried
+//! while Zoom fails transiently for up to `[zoom.delivery] max_age`, and again after a restart;
+//! only an answer Zoom refuses for good, or one that old, is given up (logged as an error).
 
 pub(crate) mod admin;
 pub(crate) mod commands;
@@ -21,7 +24,7 @@ use crate::mute::{self, Fate, Mute, MuteScope};
 use crate::render::Card;
 use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
-use crate::store::{Store, StoreError};
+use crate::store::{ChatAnswer, Store, StoreError};
 use crate::wakeups::Wakeups;
 use crate::zoom::events::{self, ChatMessage, Incoming, ServerToServerApp};
 use crate::zoom::{ChatbotClient, ErrorClass};
@@ -37,9 +40,6 @@ use tokio::time::Instant;
 /// The most list-messages pages read per channel after a reconnect (50 messages each): a
 /// long outage costs a bounded catch-up, and the oldest messages beyond it are left (logged).
 pub(crate) const MAX_BACKFILL_PAGES: usize = 4;
-
-/// Attempts at sending one answer before its loss is logged.
-const ANSWER_ATTEMPTS: u32 = 5;
 
 /// Everything the task runs with; built by the supervisor from the configuration.
 pub(crate) struct ChatContext {
@@ -61,6 +61,10 @@ pub(crate) struct ChatContext {
     pub(crate) reconnect: Backoff,
     /// Between attempts at sending an answer.
     pub(crate) answer_backoff: Backoff,
+    /// How long an answer Zoom keeps failing to take is retried (`[zoom.delivery] max_age`).
+    pub(crate) answer_max_age: std::time::Duration,
+    /// Wakes [`send_answers`] when an answer is queued.
+    pub(crate) answers_queued: Arc<tokio::sync::Notify>,
     /// Commands one person may send per window before being told to slow down.
     pub(crate) command_rate: RateLimit,
     /// What `bbzoom status` shows of the connection.
@@ -188,8 +192,17 @@ struct CaughtUp {
     cursors: Vec<(String, i64)>,
 }
 
+/// Keeps the subscription's connection until `shutdown`, reconnecting whenever it ends, and
+/// sends the answers.
+pub(crate) async fn run(ctx: Arc<ChatContext>, shutdown: Shutdown) {
+    tokio::join!(
+        keep_connected(ctx.clone(), shutdown.clone()),
+        send_answers(ctx, shutdown)
+    );
+}
+
 /// Keeps the subscription's connection until `shutdown`, reconnecting whenever it ends.
-pub(crate) async fn run(ctx: Arc<ChatContext>, mut shutdown: Shutdown) {
+async fn keep_connected(ctx: Arc<ChatContext>, mut shutdown: Shutdown) {
     let flood = Flood::new(ctx.command_rate);
     let mut failures = 0u32;
     let mut first = true;
@@ -245,6 +258,21 @@ impl ChatContext {
         tracing::info!(url = %format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or_default(), url.path()), "event WebSocket connected");
         let beat = self.events.heartbeat;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + beat, beat);
+        // A channel's first connection ever starts its cursor now, before anything can end
+        // this connection: what is posted from now on is a command, even if this connection
+        // drops before its catch-up is done.
+        let channels: Vec<String> = self.channels.keys().cloned().collect();
+        let started = self
+            .store
+            .blocking(move |store| {
+                (channels.iter()).try_for_each(|c| store.start_chat_cursor(c, connected_ms))
+            })
+            .await;
+        if let Err(err) = started {
+            return Ended::Failed(format!(
+                "cannot record where the command channels begin: {err}"
+            ));
+        }
         let backfill = self.catch_up(&token.value, connected_ms);
         tokio::pin!(backfill);
         let mut caught_up = false;
@@ -301,11 +329,8 @@ impl ChatContext {
                 .blocking(move |store| store.chat_cursor(&id))
                 .await
                 .map_err(|e| e.to_string())?;
-            // The first connect ever starts from now: older messages are history, not commands.
-            let Some(from) = cursor else {
-                found.cursors.push((channel_id.clone(), connected_ms));
-                continue;
-            };
+            // Started at the first connection ever: older messages are history, not commands.
+            let from = cursor.unwrap_or(connected_ms);
             let (mut page, mut pages, mut newest) = (None, 0, from);
             loop {
                 let listed = self
@@ -327,6 +352,7 @@ impl ChatContext {
                     None => break,
                 }
             }
+            tracing::debug!(channel = %self.channels[channel_id].0, from, newest, pages, "caught up on a command channel");
             found.cursors.push((channel_id.clone(), newest));
         }
         // Listed newest first: a stable sort by time keeps same-instant posts in order.
@@ -386,8 +412,21 @@ impl ChatContext {
             }
             Admission::Ignore => return,
         };
-        let thread = message.thread.clone().unwrap_or_else(|| message.id.clone());
-        self.send_answer(to_jid, thread, card);
+        let answer = ChatAnswer {
+            to_jid,
+            thread: message.thread.clone().unwrap_or_else(|| message.id.clone()),
+            content: crate::render::chatbot_content(&card),
+            queued_ms: self.clock.now_ms(),
+        };
+        let id = message.id.clone();
+        match self
+            .store
+            .blocking(move |store| store.queue_answer(&id, &answer))
+            .await
+        {
+            Ok(()) => self.answers_queued.notify_one(),
+            Err(err) => tracing::error!(%err, "cannot queue the answer to a chat command"),
+        }
     }
 
     /// Runs `command`, posted as `message` in `channel` (whose JID is `to_jid`): its answer,
@@ -426,9 +465,17 @@ impl ChatContext {
                         "other subscription changes are waiting; try again in a minute",
                     ))));
                 }
-                let thread = message.thread.clone().unwrap_or_else(|| message.id.clone());
-                let (chatbot, backoff, to_jid) =
-                    (self.chatbot.clone(), self.answer_backoff, to_jid.to_owned());
+                let (id, thread) = (
+                    message.id.clone(),
+                    message.thread.clone().unwrap_or_else(|| message.id.clone()),
+                );
+                let (store, clock, queued, to_jid) = (
+                    self.store.clone(),
+                    self.clock.clone(),
+                    self.answers_queued.clone(),
+                    to_jid.to_owned(),
+                );
+                // Answered once the supervisor is done, queued like every answer.
                 tokio::spawn(async move {
                     let card = answered.await.unwrap_or_else(|_| {
                         commands::failed(
@@ -436,7 +483,21 @@ impl ChatContext {
                             "try again once it runs",
                         )
                     });
-                    deliver_answer(chatbot, backoff, to_jid, thread, card).await;
+                    let answer = ChatAnswer {
+                        to_jid,
+                        thread,
+                        content: crate::render::chatbot_content(&card),
+                        queued_ms: clock.now_ms(),
+                    };
+                    match store
+                        .blocking(move |store| store.queue_answer(&id, &answer))
+                        .await
+                    {
+                        Ok(()) => queued.notify_one(),
+                        Err(err) => {
+                            tracing::error!(%err, "cannot queue the answer to a chat command")
+                        }
+                    }
                 });
                 None
             }
@@ -589,38 +650,59 @@ impl ChatContext {
         }
     }
 
-    /// Sends an answer in the background (the socket keeps being read and kept alive),
-    /// retrying transient failures; a loss is logged.
-    fn send_answer(&self, to_jid: String, thread: String, card: crate::render::Card) {
-        let (chatbot, backoff) = (self.chatbot.clone(), self.answer_backoff);
-        tokio::spawn(deliver_answer(chatbot, backoff, to_jid, thread, card));
+    /// Sends one queued answer, retrying while Zoom fails transiently and the answer is younger
+    /// than `answer_max_age`; `false` if shutdown came first (it stays queued).
+    async fn send_answer(&self, answer: &ChatAnswer, shutdown: &mut Shutdown) -> bool {
+        for attempt in 0u32.. {
+            let err = match (self.chatbot)
+                .send(&answer.to_jid, &answer.content, Some(&answer.thread))
+                .await
+            {
+                Ok(_) => return true,
+                Err(err) => err,
+            };
+            let age_ms = self.clock.now_ms().saturating_sub(answer.queued_ms);
+            let young = u128::try_from(age_ms).unwrap_or(0) < self.answer_max_age.as_millis();
+            match err.class {
+                ErrorClass::Transient { retry_after } if young => {
+                    let backoff = self.answer_backoff;
+                    let wait = retry_after.unwrap_or_else(|| backoff.delay(attempt));
+                    tracing::warn!(%err, attempt, "the answer to a chat command failed; will retry");
+                    tokio::select! {
+                        _ = shutdown.wait() => return false,
+                        () = tokio::time::sleep(wait.min(backoff.max)) => {}
+                    }
+                }
+                _ => {
+                    tracing::error!(%err, attempt, "the answer to a chat command could not be delivered; giving it up");
+                    return true;
+                }
+            }
+        }
+        true
     }
 }
 
-/// Sends `card` into `thread` of the channel `to_jid`, retrying transient failures; a loss is
-/// logged.
-async fn deliver_answer(
-    chatbot: Arc<ChatbotClient>,
-    backoff: Backoff,
-    to_jid: String,
-    thread: String,
-    card: Card,
-) {
-    let content = crate::render::chatbot_content(&card);
-    for attempt in 0..ANSWER_ATTEMPTS {
-        let err = match chatbot.send(&to_jid, &content, Some(&thread)).await {
-            Ok(_) => return,
-            Err(err) => err,
-        };
-        match err.class {
-            ErrorClass::Transient { retry_after } if attempt + 1 < ANSWER_ATTEMPTS => {
-                let wait = retry_after.unwrap_or_else(|| backoff.delay(attempt));
-                tokio::time::sleep(wait.min(backoff.max)).await;
+/// Sends the queued answers, oldest first, until `shutdown`: those left from before a restart
+/// first, then each as it is queued. An answer leaves the store once sent or given up.
+async fn send_answers(ctx: Arc<ChatContext>, mut shutdown: Shutdown) {
+    loop {
+        match ctx.store.blocking(Store::pending_answers).await {
+            Ok(pending) => {
+                for (id, answer) in pending {
+                    if !ctx.send_answer(&answer, &mut shutdown).await {
+                        return;
+                    }
+                    if let Err(err) = ctx.store.blocking(move |s| s.answer_done(&id)).await {
+                        tracing::error!(%err, "cannot record a chat answer as sent; it may be sent again");
+                    }
+                }
             }
-            _ => {
-                tracing::error!(%err, "the answer to a chat command could not be delivered");
-                return;
-            }
+            Err(err) => tracing::error!(%err, "cannot read the queued chat answers"),
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            () = ctx.answers_queued.notified() => {}
         }
     }
 }

@@ -41,6 +41,9 @@ const EXIT_NOT_RUNNING: u8 = 3;
 const EXIT_STORE_DAMAGED: u8 = 4;
 /// Exit status of a daemon that stopped because one of its tasks kept failing.
 const EXIT_TASK_FAILING: u8 = 5;
+/// Exit status of a daemon that stopped because its store kept failing (systemd restarts it:
+/// a disk that filled up may have room again).
+const EXIT_STORE_FAILING: u8 = 6;
 
 /// The daemon is not running: said plainly, with the socket that nothing answers on.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,8 @@ pub fn open_idle_store(config: &bbzoom::config::Config) -> anyhow::Result<bbzoom
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(bbzoom::daemon::DaemonError::TaskFailing { .. }) = err.downcast_ref() {
         EXIT_TASK_FAILING
+    } else if let Some(bbzoom::daemon::DaemonError::StoreFailing { .. }) = err.downcast_ref() {
+        EXIT_STORE_FAILING
     } else if err.downcast_ref::<bbzoom::config::ConfigError>().is_some()
         || err
             .downcast_ref::<bbzoom::credentials::CredentialsError>()

@@ -74,6 +74,9 @@ pub struct Tuning {
     /// How a span people type in the chat (a mute's length) runs on the daemon's clock: 1,
     /// or `1/speed` in a compressed run, where "mute 30m" lasts 30 simulated minutes.
     pub(crate) typed_time: f64,
+    /// Uses of the store failing in a row (polls' commits, delivery steps) after which the
+    /// daemon stops: it can no longer record or deliver anything (a count, not a time).
+    pub(crate) store_failures: u32,
 }
 
 impl Tuning {
@@ -120,6 +123,7 @@ impl Tuning {
             events_reconnect: scale(self.events_reconnect),
             command_rate: self.command_rate.compressed(speed),
             typed_time: self.typed_time / speed,
+            store_failures: self.store_failures,
         }
     }
 }
@@ -161,6 +165,9 @@ impl Default for Tuning {
                 per: Duration::from_secs(60),
             },
             typed_time: 1.0,
+            // Every poll and delivery step of every task failing, twenty times in a row: not a
+            // passing hiccup (one success anywhere ends the streak).
+            store_failures: 20,
         }
     }
 }
@@ -171,6 +178,10 @@ pub enum DaemonError {
         "the task {task} kept failing (last: {cause}); bbzoom stopped, as it could no longer do its job: see the log above for each failure"
     )]
     TaskFailing { task: String, cause: String },
+    #[error(
+        "the store kept failing ({failures} uses in a row, last: {cause}); bbzoom stopped, as it could no longer record or deliver anything: free space or fix what the error names in the state directory, then start it again"
+    )]
+    StoreFailing { failures: u32, cause: String },
     #[error(
         "credential \"{name}\" (named by {used_by}) is not in the credentials file; store it with `bbzoom connect {} --name {name}`", .role.service()
     )]

@@ -106,8 +106,10 @@ pub async fn run_with_control(
         admin,
     };
     supervisor.apply(&mut ReloadSummary::default(), None).await;
+    // A child of the daemon's shutdown, so that a daemon stopping on a failure stops it too.
+    let (stop_housekeeping, housekeeping_shutdown) = shutdown.child();
     let housekeeping = {
-        let (store, shutdown) = (store.clone(), shutdown.clone());
+        let (store, shutdown) = (store.clone(), housekeeping_shutdown);
         let (retention, clock) = (
             supervisor.tuning.build_retention,
             supervisor.tuning.clock.clone(),
@@ -146,8 +148,16 @@ pub async fn run_with_control(
             failure = Some(DaemonError::TaskFailing { task, cause });
             break;
         }
+        let failures = supervisor.tuning.store_failures;
+        if let Some(cause) = supervisor.store.failing(failures) {
+            tracing::error!(failures, %cause, "the store keeps failing; bbzoom stops, as it can no longer record or deliver anything");
+            failure = Some(DaemonError::StoreFailing { failures, cause });
+            break;
+        }
+        let store = supervisor.store.clone();
         tokio::select! {
             _ = shutdown.wait() => break,
+            () = store.failure_noted() => {}
             Some((request, reply)) = control.requests.recv() => {
                 if matches!(request, Request::Reload) {
                     notifier.reloading();
@@ -166,7 +176,9 @@ pub async fn run_with_control(
                 notifier.status(&supervisor.status_line());
             }
             _ = tick.tick() => {
-                if supervisor.health.failing().is_some() {
+                if supervisor.health.failing().is_some()
+                    || supervisor.store.failing(supervisor.tuning.store_failures).is_some()
+                {
                     continue;
                 }
                 // The supervisor answers and every task runs: tell the watchdog.
@@ -186,8 +198,9 @@ pub async fn run_with_control(
         .chain(supervisor.events.map(|e| e.task))
         .collect();
     let drained = async {
-        // Stopped by the daemon's shutdown, or here when a task was given up on.
+        // Stopped by the daemon's shutdown, or here when a task or the store failed.
         Task::stop_all(tasks).await;
+        stop_housekeeping.trigger();
         let _ = housekeeping.await;
     };
     tokio::pin!(drained);
@@ -630,6 +643,8 @@ impl Supervisor {
             clock: self.tuning.clock.clone(),
             reconnect: self.tuning.events_reconnect,
             answer_backoff: self.tuning.delivery_backoff,
+            answer_max_age: self.config.zoom.delivery.max_age,
+            answers_queued: Arc::new(tokio::sync::Notify::new()),
             command_rate: self.tuning.command_rate,
             log: log.clone(),
             wakeups: self.wakeups.clone(),

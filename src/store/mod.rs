@@ -4,8 +4,9 @@
 //! build), `health` (last result per lane, for "fixed"), `outbox` (notifications not yet
 //! delivered, per channel in sequence order), `messages` (the card each channel shows for a
 //! build, for edits), `dead_letters`, `chat_handled` (chat commands handled, by message id),
-//! `chat_cursors` (per command channel, how far its messages were read), `mutes` (per channel,
-//! the mutes in force and those ended whose summary is still to send), and `meta` (schema
+//! `chat_cursors` (per command channel, how far its messages were read), `chat_answers`
+//! (answers to commands Zoom has not taken yet), `mutes` (per channel, the mutes in force and
+//! those ended whose summary is still to send), and `meta` (schema
 //! version, when watching each repository through each source began).
 //!
 //! Invariant 3: a poll's transitions and the notifications they cause are written in ONE
@@ -25,8 +26,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-pub(crate) use records::SCHEMA_VERSION;
+pub(crate) use records::{ChatAnswer, SCHEMA_VERSION};
 
 /// Most characters of an unreadable row kept with its dead letter, for the admin to look at.
 const RAW_KEPT_CHARS: usize = 2000;
@@ -198,6 +200,8 @@ pub struct DeadLetter {
 pub struct Store {
     /// Records the clean close when the last handle drops.
     _seal: Arc<Seal>,
+    /// The current streak of failed operations the daemon's tasks noted ([`Store::note`]).
+    failures: Arc<Failures>,
     db: sled::Db,
     repos: sled::Tree,
     builds: sled::Tree,
@@ -212,6 +216,8 @@ pub struct Store {
     chat_cursors: sled::Tree,
     /// Per channel and scope, its mute.
     mutes: sled::Tree,
+    /// Answers to chat commands not yet sent, by the command's message id.
+    chat_answers: sled::Tree,
 }
 
 impl Store {
@@ -257,6 +263,7 @@ impl Store {
                 db: db.clone(),
                 dir: dir.to_owned(),
             }),
+            failures: Arc::default(),
             repos: db.open_tree(REPOS)?,
             builds: db.open_tree(BUILDS)?,
             health: db.open_tree(HEALTH)?,
@@ -266,6 +273,7 @@ impl Store {
             chat_handled: db.open_tree(CHAT_HANDLED)?,
             chat_cursors: db.open_tree(CHAT_CURSORS)?,
             mutes: db.open_tree(MUTES)?,
+            chat_answers: db.open_tree(CHAT_ANSWERS)?,
             meta,
             db,
         };
@@ -912,6 +920,17 @@ impl Store {
             .transpose()
     }
 
+    /// Starts `channel_id`'s cursor at `at_ms` if it has none yet, durably.
+    pub(crate) fn start_chat_cursor(&self, channel_id: &str, at_ms: i64) -> Result<(), StoreError> {
+        let _ = self.chat_cursors.compare_and_swap(
+            channel_id.as_bytes(),
+            None as Option<&[u8]>,
+            Some(&at_ms.to_be_bytes()[..]),
+        )?;
+        self.chat_cursors.flush()?;
+        Ok(())
+    }
+
     /// Moves `channel_id`'s cursor forward to `at_ms` (never back), durably.
     pub(crate) fn advance_chat_cursor(
         &self,
@@ -924,6 +943,45 @@ impl Store {
                 .insert(channel_id.as_bytes(), &at_ms.to_be_bytes()[..])?;
         }
         self.chat_cursors.flush()?;
+        Ok(())
+    }
+
+    /// Queues the answer to command `message_id`, durably: it is sent (again after a restart)
+    /// until Zoom takes it or it is given up on.
+    pub(crate) fn queue_answer(
+        &self,
+        message_id: &str,
+        answer: &ChatAnswer,
+    ) -> Result<(), StoreError> {
+        self.chat_answers
+            .insert(message_id.as_bytes(), encode(answer)?)?;
+        self.chat_answers.flush()?;
+        Ok(())
+    }
+
+    /// The answers waiting to be sent, oldest first, by command message id. One that cannot
+    /// be read is dropped with an error in the log: it could never be sent.
+    pub(crate) fn pending_answers(&self) -> Result<Vec<(String, ChatAnswer)>, StoreError> {
+        let mut pending = Vec::new();
+        for entry in self.chat_answers.iter() {
+            let (key, value) = entry?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            match decode::<ChatAnswer>(&value) {
+                Ok(answer) => pending.push((id, answer)),
+                Err(err) => {
+                    tracing::error!(command = %id, %err, "an unreadable chat answer is dropped");
+                    self.chat_answers.remove(key)?;
+                }
+            }
+        }
+        pending.sort_by_key(|(_, answer)| answer.queued_ms);
+        Ok(pending)
+    }
+
+    /// The answer to command `message_id` was sent or given up on: forget it, durably.
+    pub(crate) fn answer_done(&self, message_id: &str) -> Result<(), StoreError> {
+        self.chat_answers.remove(message_id.as_bytes())?;
+        self.chat_answers.flush()?;
         Ok(())
     }
 
@@ -1034,6 +1092,38 @@ impl Store {
         result.map_err(transaction_error)
     }
 
+    /// Notes how one of the daemon's uses of the store went (a poll's commit, a delivery
+    /// step): a failure lengthens the current streak, a success ends it. A store that keeps
+    /// failing (a full disk, a file-size limit, I/O errors) leaves the daemon unable to record
+    /// or deliver anything; the supervisor stops it once the streak is long enough
+    /// ([`Store::failing`]).
+    pub(crate) fn note<T, E: std::fmt::Display>(&self, result: &Result<T, E>) {
+        match result {
+            Ok(_) => self.failures.in_a_row.store(0, Ordering::Relaxed),
+            Err(err) => {
+                *self.failures.last.lock().expect("store failures lock") = err.to_string();
+                self.failures.in_a_row.fetch_add(1, Ordering::Relaxed);
+                self.failures.noted.notify_waiters();
+            }
+        }
+    }
+
+    /// The last error, once at least `limit` uses in a row failed.
+    pub(crate) fn failing(&self, limit: u32) -> Option<String> {
+        (self.failures.in_a_row.load(Ordering::Relaxed) >= limit).then(|| {
+            self.failures
+                .last
+                .lock()
+                .expect("store failures lock")
+                .clone()
+        })
+    }
+
+    /// Waits until a failure is noted.
+    pub(crate) async fn failure_noted(&self) {
+        self.failures.noted.notified().await;
+    }
+
     /// Flushes everything written so far; called once more on shutdown.
     pub(crate) fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -1064,6 +1154,17 @@ fn decode_ms(value: &[u8]) -> Result<i64, StoreError> {
 /// The record of a clean close, kept beside sled's files (`clean-close`) while no process has
 /// the store open.
 ///
+/// A streak of failed uses of the store (see [`Store::note`]).
+#[derive(Debug, Default)]
+struct Failures {
+    /// Uses that failed since the last one that did not.
+    in_a_row: AtomicU32,
+    /// The last failure's message.
+    last: std::sync::Mutex<String>,
+    /// Wakes the supervisor at each failure, so it stops without waiting for its next tick.
+    noted: tokio::sync::Notify,
+}
+
 /// Why: sled recovers its log by reading it up to the first message whose checksum fails, as
 /// it must after a crash tore the tail, and keeps what came before. Damage in the middle of the
 /// file is read the same way, so a damaged store opens silently with only its older part, or
@@ -1079,7 +1180,7 @@ struct Seal {
 /// What a seal records of a store's contents.
 #[derive(Debug, PartialEq, Eq)]
 struct Contents {
-    /// CRC-32 of every tree's name, keys and values, in order.
+    /// CRC-32 of every non-empty tree's name, keys and values, in order.
     checksum: u32,
     /// Rows in the outbox.
     queued: usize,
@@ -1099,8 +1200,14 @@ impl Contents {
         let mut names = db.tree_names();
         names.sort();
         for name in names {
+            // An empty tree says nothing, and one a newer version opens in an older store is
+            // empty: it must not make a sound store look damaged after an upgrade.
+            let tree = db.open_tree(&name)?;
+            if tree.is_empty() {
+                continue;
+            }
             hash(&name);
-            for entry in db.open_tree(&name)?.iter() {
+            for entry in tree.iter() {
                 let (key, value) = entry?;
                 hash(&key);
                 hash(&value);
@@ -1305,6 +1412,36 @@ mod tests {
     /// threads may hold the lock a moment longer.
     pub(super) fn reopen(dir: &Path) -> Store {
         Store::open_waiting(dir, std::time::Duration::from_secs(5)).unwrap()
+    }
+
+    #[test]
+    fn chat_answers_wait_oldest_first_across_a_reopen_until_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let answer = |thread: &str, queued_ms| ChatAnswer {
+            to_jid: "ci@conference.xmpp.zoom.us".into(),
+            thread: thread.into(),
+            content: serde_json::json!({"head": {"text": thread}}),
+            queued_ms,
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .queue_answer("zz-later", &answer("later", 20))
+                .unwrap();
+            store
+                .queue_answer("aa-sooner", &answer("sooner", 10))
+                .unwrap();
+        }
+        let store = reopen(dir.path());
+        let pending = store.pending_answers().unwrap();
+        let threads: Vec<&str> = pending.iter().map(|(_, a)| a.thread.as_str()).collect();
+        assert_eq!(threads, ["sooner", "later"]);
+        assert_eq!(pending[0], ("aa-sooner".to_owned(), answer("sooner", 10)));
+        store.answer_done("aa-sooner").unwrap();
+        drop(store);
+        let store = reopen(dir.path());
+        let pending = store.pending_answers().unwrap();
+        assert_eq!(pending, [("zz-later".to_owned(), answer("later", 20))]);
     }
 
     fn stored(build: &BuildStatus) -> StoredBuild {
@@ -1859,6 +1996,20 @@ mod damage_tests {
 
     /// Each way of damaging bytes: zeros (a lost block), 0xff, every bit flipped.
     const PATTERNS: [Damage; 3] = [("zeros", |_| 0), ("ones", |_| 0xff), ("flipped", |b| !b)];
+
+    #[test]
+    fn a_tree_a_newer_version_adds_does_not_make_a_sealed_store_look_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path(), 3);
+        {
+            // What a newer bbzoom's first open does before the seal is checked.
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("added_by_a_newer_version").unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.outbox_len(), 3);
+    }
 
     #[test]
     fn a_store_damaged_anywhere_in_its_file_is_refused_never_opened_short_or_empty() {

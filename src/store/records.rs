@@ -27,6 +27,8 @@ pub(crate) const CHAT_HANDLED: &str = "chat_handled";
 pub(crate) const CHAT_CURSORS: &str = "chat_cursors";
 /// Per channel and scope, a mute (`bbzoom mute`): [`mute_key`] -> [`MuteRecord`].
 pub(crate) const MUTES: &str = "mutes";
+/// Answers to chat commands not yet taken by Zoom: command message id -> [`ChatAnswer`].
+pub(crate) const CHAT_ANSWERS: &str = "chat_answers";
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 /// The meta keys of watching times begin with this.
 pub(crate) const SINCE_PREFIX: &[u8] = b"watching_since\0";
@@ -583,4 +585,18 @@ mod tests {
             assert_eq!(decode_lane(&key[prefix..]), Some(lane));
         }
     }
+}
+
+/// An answer to a chat command waiting to be sent, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ChatAnswer {
+    /// The command's channel.
+    pub(crate) to_jid: String,
+    /// The message whose thread the answer goes in.
+    pub(crate) thread: String,
+    /// The chatbot message content, rendered when the command ran.
+    pub(crate) content: serde_json::Value,
+    /// When it was queued (Unix ms): answers go out in this order, and are given up on
+    /// `[zoom.delivery] max_age` after it.
+    pub(crate) queued_ms: i64,
 }

@@ -6,7 +6,7 @@
 //! then one summary card, at unmute or when the mute ends, also across a restart). And the
 //! chat's subscriptions file as the configuration reads it.
 
-use crate::chat::{CI, answered_once, answers, harness_with, post, wait_for};
+use crate::chat::{CI, SPEED, answered_once, answers, harness_with, post, wait_for};
 use crate::common::{Harness, cards};
 use bbzoom::config::Config;
 use bbzoom::demo::SimPolling;
@@ -50,6 +50,7 @@ async fn harness(scenario: Scenario) -> Harness {
         SimPolling::every(15.0),
         SUBSCRIPTIONS,
         SimEventsApp::default(),
+        SPEED,
         ADMIN_KEYS,
     )
     .await
