@@ -76,6 +76,24 @@ pub struct StatusReport {
     /// The running daemon's `[zoom.events]` connection, per subscription.
     #[serde(default)]
     pub events: Vec<crate::chat::EventsStatus>,
+    /// The channels' mutes (`bbzoom mute` in the chat), in force or ended with their summary
+    /// still to send.
+    #[serde(default)]
+    pub mutes: Vec<MuteStatus>,
+}
+
+/// One mute of a channel, as `bbzoom status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MuteStatus {
+    pub channel: String,
+    /// "acme/api", or "every repository".
+    pub scope: String,
+    /// When it ends or ended (Unix milliseconds, the daemon's clock).
+    pub until_ms: i64,
+    /// Who set it (a Zoom user's email or id).
+    pub by: String,
+    /// Cards it holds (to be summarised when it ends).
+    pub held: usize,
 }
 
 /// How new builds were found since the daemon started: what the workspace scan is worth on
@@ -262,6 +280,7 @@ impl StatusReport {
             subscriptions,
             channels: channels(config, store),
             dead_letters: store.dead_letters().map_or(0, |l| l.len()),
+            mutes: mutes(store),
             ..StatusReport::default()
         }
     }
@@ -305,6 +324,36 @@ fn escaped(text: &str, kept: impl Fn(char) -> bool) -> String {
 
 /// Every configured channel with its waiting cards, then any channel the store still holds
 /// cards for that the configuration no longer has.
+/// Every channel's mutes, with the cards each holds: those of its repositories queued before
+/// it ends.
+fn mutes(store: &Store) -> Vec<MuteStatus> {
+    let mutes = store.mutes(None).unwrap_or_else(|err| {
+        tracing::warn!(%err, "cannot read the mutes");
+        Vec::new()
+    });
+    mutes
+        .into_iter()
+        .map(|mute| {
+            let held = store.outbox(&mute.channel).map_or(0, |outbox| {
+                outbox
+                    .rows
+                    .iter()
+                    .filter(|r| {
+                        mute.scope.covers(&r.build.key.repo) && r.enqueued_ms <= mute.until_ms
+                    })
+                    .count()
+            });
+            MuteStatus {
+                channel: mute.channel,
+                scope: shown(&mute.scope.to_string()),
+                until_ms: mute.until_ms,
+                by: shown(&mute.by),
+                held,
+            }
+        })
+        .collect()
+}
+
 fn channels(config: &Config, store: &Store) -> Vec<ChannelStatus> {
     let mut depths = store.outbox_depths().unwrap_or_else(|err| {
         tracing::warn!(%err, "cannot count the outbox");

@@ -17,7 +17,8 @@
 //! - [`domain`]: what everything else talks about: builds, states, events.
 //! - [`detect`]: pure transition detection and event classification.
 //! - [`store`]: sled. A transition and the notifications it causes are one transaction.
-//! - [`delivery`]: outbox workers, one per channel, retrying with jittered backoff.
+//! - [`delivery`]: outbox workers, one per channel, retrying with jittered backoff; they hold
+//!   what a [`mute`] covers and send one summary when it ends.
 //! - [`render`]: pure card rendering (chatbot JSON and plain text).
 //! - [`zoom`]: the Zoom chatbot client: token cache, rate limiter, error classes; and the
 //!   Server-to-Server app of `[zoom.events]` (its WebSocket, list-messages).
@@ -66,6 +67,7 @@ pub mod glob;
 pub(crate) mod housekeeping;
 pub mod http;
 pub mod metrics;
+pub mod mute;
 pub mod poller;
 pub mod render;
 pub(crate) mod repo_url;

@@ -14,22 +14,27 @@
 //! while Zoom fails transiently for up to `[zoom.delivery] max_age`, and again after a restart;
 //! only an answer Zoom refuses for good, or one that old, is given up (logged as an error).
 
+pub(crate) mod admin;
 pub(crate) mod commands;
 
 use crate::clock::Clock;
 use crate::config::{Config, EventsConfig};
 use crate::domain::{Health, RateLimit, RepoId};
+use crate::mute::{self, Fate, Mute, MuteScope};
+use crate::render::Card;
 use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
-use crate::store::{ChatAnswer, Store};
+use crate::store::{ChatAnswer, Store, StoreError};
+use crate::wakeups::Wakeups;
 use crate::zoom::events::{self, ChatMessage, Incoming, ServerToServerApp};
 use crate::zoom::{ChatbotClient, ErrorClass};
+use commands::{Command, Muted, Target};
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// The most list-messages pages read per channel after a reconnect (50 messages each): a
@@ -59,12 +64,35 @@ pub(crate) struct ChatContext {
     /// How long an answer Zoom keeps failing to take is retried (`[zoom.delivery] max_age`).
     pub(crate) answer_max_age: std::time::Duration,
     /// Wakes [`send_answers`] when an answer is queued.
-    pub(crate) answers_queued: tokio::sync::Notify,
+    pub(crate) answers_queued: Arc<tokio::sync::Notify>,
     /// Commands one person may send per window before being told to slow down.
     pub(crate) command_rate: RateLimit,
     /// What `bbzoom status` shows of the connection.
     pub(crate) log: Arc<ConnectionLog>,
+    /// Delivery workers, woken when a mute ends so its summary goes out at once.
+    pub(crate) wakeups: Arc<Wakeups>,
+    /// How a span people type (a mute's length) runs on the daemon's clock: 1, or
+    /// `1/speed` in a compressed run (`Tuning::typed_time`).
+    pub(crate) typed_time: f64,
+    /// Where `subscribe` and `unsubscribe` go: the supervisor, which edits the chat's
+    /// subscriptions file and reloads, one request at a time.
+    pub(crate) admin: mpsc::Sender<AdminRequest>,
 }
+
+/// A change of the chat's subscriptions asked for in a channel by an admin (`subscribe`,
+/// `unsubscribe`), carried out by the supervisor like a reload, one at a time; its answer
+/// comes back on `answer`.
+pub(crate) struct AdminRequest {
+    pub(crate) command: Command,
+    /// The `[zoom.channels]` name it was asked in, which it subscribes.
+    pub(crate) channel: String,
+    /// Who asked: the Zoom user's email or id.
+    pub(crate) sender: String,
+    pub(crate) answer: oneshot::Sender<Card>,
+}
+
+/// Admin requests that may wait for the supervisor at once; more are refused as busy.
+pub(crate) const ADMIN_QUEUE: usize = 8;
 
 /// The connection as `bbzoom status` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -373,12 +401,10 @@ impl ChatContext {
         let card = match flood.admit(&message.sender) {
             Admission::Run => {
                 tracing::info!(%channel, ?command, "chat command");
-                let config = self.config.borrow().clone();
-                self.store
-                    .blocking(move |store| {
-                        commands::answer(&command, &channel, &config, |repo| lanes(store, repo))
-                    })
-                    .await
+                match self.run_command(command, message, &channel, &to_jid) {
+                    Some(card) => card.await,
+                    None => return,
+                }
             }
             Admission::SlowDown => {
                 tracing::info!(%channel, "chat commands: a person is over the rate limit; told to slow down");
@@ -400,6 +426,227 @@ impl ChatContext {
         {
             Ok(()) => self.answers_queued.notify_one(),
             Err(err) => tracing::error!(%err, "cannot queue the answer to a chat command"),
+        }
+    }
+
+    /// Runs `command`, posted as `message` in `channel` (whose JID is `to_jid`): its answer,
+    /// or `None` when it is answered later (a change of subscriptions, carried out by the
+    /// supervisor, is answered from the background once done).
+    fn run_command<'a>(
+        &'a self,
+        command: Command,
+        message: &'a ChatMessage,
+        channel: &'a str,
+        to_jid: &str,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = Card> + Send + 'a>>> {
+        match command {
+            Command::Mute { target, length } => {
+                Some(Box::pin(self.mute(channel, message, target, length)))
+            }
+            Command::Unmute(target) => Some(Box::pin(self.unmute(channel, target))),
+            command if command.admin_only() && !self.is_admin(message) => {
+                tracing::warn!(
+                    %channel, sender = %crate::control::shown(&message.sender),
+                    "chat command refused: only [zoom.events] admins may change subscriptions"
+                );
+                Some(Box::pin(std::future::ready(commands::refused(&command))))
+            }
+            Command::Subscribe(_) | Command::Unsubscribe { .. } => {
+                let (answer, answered) = oneshot::channel();
+                let request = AdminRequest {
+                    command,
+                    channel: channel.to_owned(),
+                    sender: message.sender.clone(),
+                    answer,
+                };
+                if self.admin.try_send(request).is_err() {
+                    return Some(Box::pin(std::future::ready(commands::failed(
+                        "Nothing changed: bbzoom is busy",
+                        "other subscription changes are waiting; try again in a minute",
+                    ))));
+                }
+                let (id, thread) = (
+                    message.id.clone(),
+                    message.thread.clone().unwrap_or_else(|| message.id.clone()),
+                );
+                let (store, clock, queued, to_jid) = (
+                    self.store.clone(),
+                    self.clock.clone(),
+                    self.answers_queued.clone(),
+                    to_jid.to_owned(),
+                );
+                // Answered once the supervisor is done, queued like every answer.
+                tokio::spawn(async move {
+                    let card = answered.await.unwrap_or_else(|_| {
+                        commands::failed(
+                            "Nothing changed: bbzoom is stopping",
+                            "try again once it runs",
+                        )
+                    });
+                    let answer = ChatAnswer {
+                        to_jid,
+                        thread,
+                        content: crate::render::chatbot_content(&card),
+                        queued_ms: clock.now_ms(),
+                    };
+                    match store
+                        .blocking(move |store| store.queue_answer(&id, &answer))
+                        .await
+                    {
+                        Ok(()) => queued.notify_one(),
+                        Err(err) => {
+                            tracing::error!(%err, "cannot queue the answer to a chat command")
+                        }
+                    }
+                });
+                None
+            }
+            command => {
+                let (config, channel) = (self.config.borrow().clone(), channel.to_owned());
+                let now = self.clock.now_ms();
+                Some(Box::pin(self.store.blocking(move |store| {
+                    let muted = muted(store, &channel, now);
+                    commands::answer(&command, &channel, &config, &muted, |repo| {
+                        lanes(store, repo)
+                    })
+                })))
+            }
+        }
+    }
+
+    /// Whether the sender of `message` is one of `[zoom.events] admins`: by email or user id,
+    /// in any case.
+    fn is_admin(&self, message: &ChatMessage) -> bool {
+        self.events.admins.iter().any(|admin| {
+            admin.eq_ignore_ascii_case(&message.sender)
+                || (!message.sender_id.is_empty() && admin.eq_ignore_ascii_case(&message.sender_id))
+        })
+    }
+
+    /// `mute`: records the mute of `target` in `channel` for `length` (as typed).
+    async fn mute(
+        &self,
+        channel: &str,
+        message: &ChatMessage,
+        target: Target,
+        length: String,
+    ) -> Card {
+        let typed = match mute::length(&length) {
+            Ok(typed) => typed,
+            Err(why) => return commands::failed("Not muted", &why),
+        };
+        let scope = match target {
+            Target::All => MuteScope::All,
+            Target::Repo(typed) => {
+                let config = self.config.borrow().clone();
+                match resolve(&config, channel, &typed, &[]) {
+                    Ok(repo) => MuteScope::Repo(repo),
+                    Err(why) => return commands::failed("Not muted", &why),
+                }
+            }
+        };
+        let real = crate::clock::scaled(typed, self.typed_time);
+        let now = self.clock.now_ms();
+        let mute = Mute {
+            channel: channel.to_owned(),
+            scope,
+            since_ms: now,
+            until_ms: now.saturating_add(i64::try_from(real.as_millis()).unwrap_or(i64::MAX)),
+            by: message.sender.clone(),
+        };
+        let recorded = mute.clone();
+        let set = self
+            .store
+            .blocking(move |store| {
+                let replaced = store.set_mute(&recorded)?;
+                let all = store
+                    .mutes(Some(&recorded.channel))?
+                    .into_iter()
+                    .find(|m| m.scope == MuteScope::All && m.active(now));
+                Ok::<_, StoreError>((replaced, all))
+            })
+            .await;
+        match set {
+            Ok((replaced, all)) => {
+                tracing::info!(%channel, scope = %mute.scope, until_ms = mute.until_ms, "muted");
+                self.wakeups.wake(channel);
+                commands::muted(&mute, &length, replaced.as_ref(), all.as_ref())
+            }
+            Err(err) => {
+                tracing::error!(%err, %channel, "cannot record a mute");
+                commands::failed(
+                    "Not muted",
+                    "bbzoom could not record the mute (see its log)",
+                )
+            }
+        }
+    }
+
+    /// `unmute`: ends `channel`'s mute of `target` (every mute with `None`) now; the delivery
+    /// worker sends the summary.
+    async fn unmute(&self, channel: &str, target: Option<String>) -> Card {
+        let config = self.config.borrow().clone();
+        let now = self.clock.now_ms();
+        let chan = channel.to_owned();
+        let ended = self
+            .store
+            .blocking(move |store| {
+                let mutes = store.mutes(Some(&chan))?;
+                let scope = match target {
+                    None => None,
+                    Some(typed) => {
+                        let muted: Vec<RepoId> = mutes
+                            .iter()
+                            .filter_map(|m| match &m.scope {
+                                MuteScope::Repo(repo) => Some(repo.clone()),
+                                MuteScope::All => None,
+                            })
+                            .collect();
+                        match resolve(&config, &chan, &typed, &muted) {
+                            Ok(repo) => Some(MuteScope::Repo(repo)),
+                            Err(why) => return Ok(Err(why)),
+                        }
+                    }
+                };
+                let ended = store.end_mutes(&chan, scope.as_ref(), now)?;
+                let after = store.mutes(Some(&chan))?;
+                let summarised = store
+                    .outbox(&chan)?
+                    .rows
+                    .iter()
+                    .filter(|r| {
+                        mute::fate(&r.build.key.repo, r.enqueued_ms, &after, now)
+                            == Fate::Summarised
+                    })
+                    .count();
+                let still: Vec<Mute> = after
+                    .into_iter()
+                    .filter(|m| {
+                        m.active(now)
+                            && match &scope {
+                                None => true,
+                                Some(MuteScope::Repo(repo)) => m.scope.covers(repo),
+                                Some(MuteScope::All) => false,
+                            }
+                    })
+                    .collect();
+                Ok::<_, StoreError>(Ok((ended, summarised, still)))
+            })
+            .await;
+        match ended {
+            Ok(Ok((ended, summarised, still))) => {
+                tracing::info!(%channel, ended = ended.len(), summarised, "unmuted");
+                self.wakeups.wake(channel);
+                commands::unmuted(channel, &ended, summarised, &still)
+            }
+            Ok(Err(why)) => commands::failed("Nothing unmuted", &why),
+            Err(err) => {
+                tracing::error!(%err, %channel, "cannot end a mute");
+                commands::failed(
+                    "Nothing unmuted",
+                    "bbzoom could not record the change (see its log)",
+                )
+            }
         }
     }
 
@@ -458,6 +705,83 @@ async fn send_answers(ctx: Arc<ChatContext>, mut shutdown: Shutdown) {
             () = ctx.answers_queued.notified() => {}
         }
     }
+}
+
+/// The repository `typed` names among `channel`'s subscriptions (and `also`): a URL in any form
+/// the configuration takes (read by the same code), or `workspace/repo` as `list` shows it.
+fn resolve(config: &Config, channel: &str, typed: &str, also: &[RepoId]) -> Result<RepoId, String> {
+    let mut mine: Vec<&RepoId> = config
+        .subscriptions
+        .iter()
+        .filter(|s| s.channels.iter().any(|c| c == channel))
+        .map(|s| &s.repo)
+        .chain(also)
+        .collect();
+    mine.sort();
+    mine.dedup();
+    let subscribed = || {
+        let names: Vec<String> = mine.iter().map(ToString::to_string).collect();
+        if names.is_empty() {
+            format!("{channel} has no subscriptions")
+        } else {
+            format!("{channel} has {}", names.join(", "))
+        }
+    };
+    let shown = crate::render::clean(typed, 100);
+    if typed.contains(':') || typed.contains('@') {
+        let repo = crate::config::edit::repository_of(config, typed)?;
+        return if mine.contains(&&repo) {
+            Ok(repo)
+        } else {
+            Err(format!(
+                "{repo} is not subscribed in {channel} ({})",
+                subscribed()
+            ))
+        };
+    }
+    let found: Vec<&&RepoId> = mine
+        .iter()
+        .filter(|r| r.to_string().eq_ignore_ascii_case(typed))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok((**one).clone()),
+        [] => Err(format!(
+            "{shown} is not a repository subscribed in {channel} ({}); name it as workspace/repo \
+             or by its URL",
+            subscribed()
+        )),
+        _ => Err(format!(
+            "{shown} is on several Bitbucket instances; give its URL to say which"
+        )),
+    }
+}
+
+/// `channel`'s mutes in force at `now_ms` and the cards they hold, for `list` and `status`.
+fn muted(store: &Store, channel: &str, now_ms: i64) -> Muted {
+    let read = || -> Result<Muted, StoreError> {
+        let mutes: Vec<Mute> = store
+            .mutes(Some(channel))?
+            .into_iter()
+            .filter(|m| m.active(now_ms))
+            .collect();
+        let held = if mutes.is_empty() {
+            0
+        } else {
+            store
+                .outbox(channel)?
+                .rows
+                .iter()
+                .filter(|r| {
+                    mute::fate(&r.build.key.repo, r.enqueued_ms, &mutes, now_ms) == Fate::Held
+                })
+                .count()
+        };
+        Ok(Muted { mutes, held })
+    };
+    read().unwrap_or_else(|err| {
+        tracing::error!(%err, channel, "cannot read a channel's mutes");
+        Muted::default()
+    })
 }
 
 /// Each lane of `repo` as "branch · job", and whether it is failing.

@@ -200,6 +200,34 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
     }));
     out.push('\n');
     out.push_str(&super::table(&rows));
+    if !report.mutes.is_empty() {
+        let mut rows = vec![[
+            "MUTED CHANNEL".to_owned(),
+            "WHAT".into(),
+            "UNTIL".into(),
+            "BY".into(),
+            "CARDS HELD".into(),
+        ]];
+        rows.extend(report.mutes.iter().map(|m| {
+            let until = if m.until_ms > now_ms {
+                format!(
+                    "in {}",
+                    format_ago(m.until_ms - now_ms).trim_end_matches(" ago")
+                )
+            } else {
+                "ended; its summary card is being sent".to_owned()
+            };
+            [
+                m.channel.clone(),
+                m.scope.clone(),
+                until,
+                m.by.clone(),
+                m.held.to_string(),
+            ]
+        }));
+        out.push('\n');
+        out.push_str(&super::table(&rows));
+    }
     writeln!(
         out,
         "\ndead letters: {}{}",

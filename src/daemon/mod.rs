@@ -71,6 +71,9 @@ pub struct Tuning {
     pub(crate) events_reconnect: Backoff,
     /// Chat commands one person may send per window before being told to slow down.
     pub(crate) command_rate: RateLimit,
+    /// How a span people type in the chat (a mute's length) runs on the daemon's clock: 1,
+    /// or `1/speed` in a compressed run, where "mute 30m" lasts 30 simulated minutes.
+    pub(crate) typed_time: f64,
     /// Uses of the store failing in a row (polls' commits, delivery steps) after which the
     /// daemon stops: it can no longer record or deliver anything (a count, not a time).
     pub(crate) store_failures: u32,
@@ -119,6 +122,7 @@ impl Tuning {
             },
             events_reconnect: scale(self.events_reconnect),
             command_rate: self.command_rate.compressed(speed),
+            typed_time: self.typed_time / speed,
             store_failures: self.store_failures,
         }
     }
@@ -160,6 +164,7 @@ impl Default for Tuning {
                 requests: 5,
                 per: Duration::from_secs(60),
             },
+            typed_time: 1.0,
             // Every poll and delivery step of every task failing, twenty times in a row: not a
             // passing hiccup (one success anywhere ends the streak).
             store_failures: 20,

@@ -5,7 +5,8 @@
 //! delivered, per channel in sequence order), `messages` (the card each channel shows for a
 //! build, for edits), `dead_letters`, `chat_handled` (chat commands handled, by message id),
 //! `chat_cursors` (per command channel, how far its messages were read), `chat_answers`
-//! (answers to commands Zoom has not taken yet), and `meta` (schema
+//! (answers to commands Zoom has not taken yet), `mutes` (per channel, the mutes in force and
+//! those ended whose summary is still to send), and `meta` (schema
 //! version, when watching each repository through each source began).
 //!
 //! Invariant 3: a poll's transitions and the notifications they cause are written in ONE
@@ -18,6 +19,7 @@ use crate::domain::{
     BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RefTip, RepoId,
     SourceKind,
 };
+use crate::mute::{Mute, MuteScope};
 use records::*;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -212,6 +214,8 @@ pub struct Store {
     chat_handled: sled::Tree,
     /// Per command channel, how far its messages were read.
     chat_cursors: sled::Tree,
+    /// Per channel and scope, its mute.
+    mutes: sled::Tree,
     /// Answers to chat commands not yet sent, by the command's message id.
     chat_answers: sled::Tree,
 }
@@ -268,6 +272,7 @@ impl Store {
             messages: db.open_tree(MESSAGES)?,
             chat_handled: db.open_tree(CHAT_HANDLED)?,
             chat_cursors: db.open_tree(CHAT_CURSORS)?,
+            mutes: db.open_tree(MUTES)?,
             chat_answers: db.open_tree(CHAT_ANSWERS)?,
             meta,
             db,
@@ -993,6 +998,98 @@ impl Store {
         }
         self.chat_handled.flush()?;
         Ok(pruned)
+    }
+
+    /// Records `mute`, durably, replacing the channel's mute of the same scope (one in force
+    /// is extended or shortened; an ended one whose summary is still to send is taken over:
+    /// the rows it held are held again, and summarised when this one ends). Returns the mute
+    /// replaced, if it was in force at `mute.since_ms`.
+    pub(crate) fn set_mute(&self, mute: &Mute) -> Result<Option<Mute>, StoreError> {
+        let key = mute_key(&mute.channel, &mute.scope);
+        let old = self.mutes.insert(key, encode(&MuteRecord::from(mute))?)?;
+        self.mutes.flush()?;
+        let old = old
+            .map(|value| decode::<MuteRecord>(&value))
+            .transpose()?
+            .map(|record| record.into_mute(&mute.channel));
+        Ok(old.filter(|old| old.active(mute.since_ms)))
+    }
+
+    /// The mutes of `channel` (of every channel with `None`), in force or ended with their
+    /// summary still to send.
+    pub fn mutes(&self, channel: Option<&str>) -> Result<Vec<Mute>, StoreError> {
+        let prefix = channel.map(outbox_prefix).unwrap_or_default();
+        let mut mutes = Vec::new();
+        for entry in self.mutes.scan_prefix(prefix) {
+            let (key, value) = entry?;
+            let name = key.split(|&b| b == 0).next().unwrap_or_default();
+            let channel = String::from_utf8_lossy(name);
+            mutes.push(decode::<MuteRecord>(&value)?.into_mute(&channel));
+        }
+        Ok(mutes)
+    }
+
+    /// Ends `channel`'s mutes in force at `now_ms` that `scope` names (every one with `None`),
+    /// durably: each now ends at `now_ms`, its summary to be sent. Returns those ended.
+    pub(crate) fn end_mutes(
+        &self,
+        channel: &str,
+        scope: Option<&MuteScope>,
+        now_ms: i64,
+    ) -> Result<Vec<Mute>, StoreError> {
+        let mut ended = Vec::new();
+        for mut mute in self.mutes(Some(channel))? {
+            if !mute.active(now_ms) || scope.is_some_and(|s| *s != mute.scope) {
+                continue;
+            }
+            let key = mute_key(channel, &mute.scope);
+            let before = encode(&MuteRecord::from(&mute))?;
+            mute.until_ms = now_ms;
+            let after = encode(&MuteRecord::from(&mute))?;
+            // Only if unchanged since read: a mute set meanwhile stays as set.
+            if self
+                .mutes
+                .compare_and_swap(&key, Some(before), Some(after))?
+                .is_ok()
+            {
+                ended.push(mute);
+            }
+        }
+        self.mutes.flush()?;
+        Ok(ended)
+    }
+
+    /// The summary of `ended` mutes was accepted: remove the `rows` it stood for and the
+    /// mutes, in one flushed transaction. A mute set again since it was read (same channel
+    /// and scope, another record) stays.
+    pub(crate) fn finish_mutes(
+        &self,
+        rows: &[OutboxRow],
+        ended: &[Mute],
+    ) -> Result<(), StoreError> {
+        let expected = ended
+            .iter()
+            .map(|m| {
+                Ok((
+                    mute_key(&m.channel, &m.scope),
+                    encode(&MuteRecord::from(m))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let result: Result<(), TransactionError<StoreError>> = (&self.outbox, &self.mutes)
+            .transaction(|(outbox, mutes)| {
+                for row in rows {
+                    outbox.remove(outbox_key(&row.channel, row.seq))?;
+                }
+                for (key, value) in &expected {
+                    if mutes.get(key)?.is_some_and(|now| now == value.as_slice()) {
+                        mutes.remove(key.as_slice())?;
+                    }
+                }
+                outbox.flush();
+                Ok(())
+            });
+        result.map_err(transaction_error)
     }
 
     /// Notes how one of the daemon's uses of the store went (a poll's commit, a delivery
@@ -1735,6 +1832,61 @@ mod tests {
             Store::open_waiting(dir.path(), std::time::Duration::from_secs(5)),
             Err(StoreError::Schema { found: 99 })
         ));
+    }
+
+    #[test]
+    fn mutes_survive_reopening_end_once_and_leave_with_the_rows_they_summarise() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = RepoId::new("acme", "api");
+        let mute = |scope: MuteScope, since_ms, until_ms| Mute {
+            channel: "ci".into(),
+            scope,
+            since_ms,
+            until_ms,
+            by: "jane@example.com".into(),
+        };
+        let failed = status(&api, "{1}", BuildState::Completed(Outcome::Failed));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let set = mute(MuteScope::Repo(api.clone()), 1_000, 9_000);
+            assert_eq!(store.set_mute(&set).unwrap(), None);
+            // Longer: the one in force is replaced, and said so.
+            let longer = mute(MuteScope::Repo(api.clone()), 2_000, 19_000);
+            assert_eq!(store.set_mute(&longer).unwrap(), Some(set));
+            store.set_mute(&mute(MuteScope::All, 2_000, 5_000)).unwrap();
+            let mut update = update_of(&api, SourceKind::Pipelines, &[&failed]);
+            update.notifications = vec![Notification {
+                channel: "ci".into(),
+                event: EventKind::Failed,
+                build: failed.clone(),
+            }];
+            store.commit_poll(&update, 3_000).unwrap();
+        }
+        let store = reopen(dir.path());
+        let mutes = store.mutes(Some("ci")).unwrap();
+        assert_eq!(
+            mutes,
+            [
+                mute(MuteScope::All, 2_000, 5_000),
+                mute(MuteScope::Repo(api.clone()), 2_000, 19_000)
+            ]
+        );
+        assert!(store.mutes(Some("releases")).unwrap().is_empty());
+        assert_eq!(store.mutes(None).unwrap(), mutes);
+        // `all` has ended by itself at 5 s: unmuting at 6 s ends only the other one.
+        let ended = store.end_mutes("ci", None, 6_000).unwrap();
+        assert_eq!(ended, [mute(MuteScope::Repo(api.clone()), 2_000, 6_000)]);
+        assert!(store.end_mutes("ci", None, 6_000).unwrap().is_empty());
+        // Muted again before the summary went out: that mute is kept when the summary of the
+        // ended one removes what it stood for.
+        let again = mute(MuteScope::Repo(api.clone()), 7_000, 20_000);
+        store.set_mute(&again).unwrap();
+        let rows = store.outbox("ci").unwrap().rows;
+        assert_eq!(rows.len(), 1);
+        let all = mute(MuteScope::All, 2_000, 5_000);
+        store.finish_mutes(&rows, &[all, ended[0].clone()]).unwrap();
+        assert!(store.outbox("ci").unwrap().rows.is_empty());
+        assert_eq!(store.mutes(Some("ci")).unwrap(), [again]);
     }
 
     #[test]

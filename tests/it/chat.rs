@@ -8,10 +8,10 @@ use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
 use bbzoom_sim::{Scenario, SimEventsApp, SimOptions, SimPerson, SimStart, Simulator};
 use std::time::Duration;
 
-const CI: &str = "ci@conference.xmpp.zoom.us";
+pub(crate) const CI: &str = "ci@conference.xmpp.zoom.us";
 
 /// 100x: Zoom's 30 s heartbeat is 0.3 s, its 60 s silence rule 0.6 s.
-const SPEED: f64 = 100.0;
+pub(crate) const SPEED: f64 = 100.0;
 
 /// Commands a person may send at once (the daemon's default: five a minute).
 const ALLOWANCE: usize = 5;
@@ -23,24 +23,49 @@ async fn harness(events: SimEventsApp) -> Harness {
 
 /// [`harness`] with time `speed` times as fast.
 async fn harness_at(events: SimEventsApp, speed: f64) -> Harness {
+    harness_with(
+        Scenario::showcase(),
+        SimPolling::default(),
+        SHOWCASE_SUBSCRIPTIONS,
+        events,
+        speed,
+        "",
+    )
+    .await
+}
+
+/// `scenario` and `subscriptions` polled at `polling`, time `speed` times as fast, with
+/// `[zoom.events]` on #ci, its Server-to-Server app as `events` says, and `events_keys`
+/// (lines) added to that section.
+pub(crate) async fn harness_with(
+    scenario: Scenario,
+    polling: SimPolling,
+    subscriptions: &str,
+    events: SimEventsApp,
+    speed: f64,
+    events_keys: &str,
+) -> Harness {
     let options = SimOptions {
         speed,
         start: SimStart::AtFirstRequest,
         zoom_events: events,
         ..SimOptions::default()
     };
-    let mut harness = Harness::start_timed(
-        Scenario::showcase(),
-        options,
-        SimPolling::default(),
-        SHOWCASE_SUBSCRIPTIONS,
-    )
-    .await;
+    let mut harness = Harness::start_timed(scenario, options, polling, subscriptions).await;
     harness.rewrite(|env| env.chat_commands = true);
+    if !events_keys.is_empty() {
+        let path = harness.config_path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let section = "\n[zoom.events]\n";
+        assert!(text.contains(section), "{text}");
+        let text = text.replacen(section, &format!("{section}{events_keys}\n"), 1);
+        std::fs::write(&path, text).unwrap();
+        harness.config = bbzoom::config::Config::load(&path).unwrap();
+    }
     harness
 }
 
-fn jane() -> SimPerson {
+pub(crate) fn jane() -> SimPerson {
     SimPerson {
         user_id: "jane-id".to_owned(),
         name: "Jane Dev".to_owned(),
@@ -49,12 +74,12 @@ fn jane() -> SimPerson {
 }
 
 /// Jane posts `text` in #ci; its message id.
-fn post(sim: &Simulator, text: &str) -> String {
+pub(crate) fn post(sim: &Simulator, text: &str) -> String {
     sim.post_to_channel(CI, &jane(), text, &[], None).unwrap()
 }
 
 /// The chatbot's answers in the thread of `message_id`.
-fn answers(sim: &Simulator, message_id: &str) -> Vec<serde_json::Value> {
+pub(crate) fn answers(sim: &Simulator, message_id: &str) -> Vec<serde_json::Value> {
     sim.channel(CI)
         .into_iter()
         .filter(|m| m.reply_to.as_deref() == Some(message_id))
@@ -63,7 +88,7 @@ fn answers(sim: &Simulator, message_id: &str) -> Vec<serde_json::Value> {
 }
 
 /// Waits (at most 5 s) until `done`.
-async fn wait_for(what: &str, done: impl Fn() -> bool) {
+pub(crate) async fn wait_for(what: &str, done: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !done() {
         assert!(
@@ -75,7 +100,7 @@ async fn wait_for(what: &str, done: impl Fn() -> bool) {
 }
 
 /// Waits until each of `ids` has an answer, then a while longer, and checks each has one.
-async fn answered_once(sim: &Simulator, ids: &[String]) {
+pub(crate) async fn answered_once(sim: &Simulator, ids: &[String]) {
     wait_for("every command answered", || {
         ids.iter().all(|id| !answers(sim, id).is_empty())
     })
