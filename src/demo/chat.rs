@@ -1,6 +1,7 @@
 //! `bbzoom demo --chat`: a simulated person types commands into #ci while Zoom drops the event
 //! WebSocket twice (once staying away while commands are posted, once reconnecting at once),
-//! and the demo checks that each command was answered exactly once.
+//! someone else tries a command only admins may use, and the demo checks that each command was
+//! answered exactly once.
 //!
 //! Zoom does not replay what it sent while no connection was open, so the commands posted
 //! while it was away reach bbzoom only through its catch-up (list-messages); the count of
@@ -20,6 +21,8 @@ pub(crate) const CHANNEL: &str = "ci@conference.xmpp.zoom.us";
 enum Step {
     /// Posts a command.
     Say(&'static str),
+    /// Someone else, who is not one of bbzoom's admins, posts a command.
+    Bystander(&'static str),
     /// Posts a command that starts with an @-mention of bbzoom.
     Mention(&'static str),
     /// Zoom becomes unreachable and closes the connection; commands posted now reach bbzoom
@@ -43,6 +46,10 @@ const SCRIPT: &[(f64, Step)] = &[
     (0.45, Step::Drop),
     (0.45, Step::Mention("status")),
     (0.46, Step::Say("bbzoom list")),
+    (
+        0.60,
+        Step::Bystander("bbzoom subscribe acme/web events:failed"),
+    ),
     (0.80, Step::Say("bbzoom status")),
 ];
 
@@ -75,6 +82,15 @@ fn person() -> SimPerson {
     }
 }
 
+/// Someone who may not change subscriptions.
+fn bystander() -> SimPerson {
+    SimPerson {
+        user_id: "demo-bystander-id".to_owned(),
+        name: "Sam Ops".to_owned(),
+        email: "sam@example.com".to_owned(),
+    }
+}
+
 /// Plays the script against `sim` (in its simulated time, over a scenario of `end` seconds),
 /// printing each command and each answer; the ids of the commands posted and the number of
 /// forced disconnects.
@@ -89,8 +105,13 @@ pub(crate) async fn play(sim: Arc<Simulator>, end: f64, say: Narration) -> (Vec<
             tokio::time::sleep(tick).await;
         }
         let now = sim.now();
+        let mut who = person();
         let (text, mentions) = match step {
             Step::Say(text) => (text.to_owned(), Vec::new()),
+            Step::Bystander(text) => {
+                who = bystander();
+                (text.to_owned(), Vec::new())
+            }
             Step::Mention(command) => {
                 let app = &sim.options().zoom_events;
                 let mention = SimMention {
@@ -124,9 +145,9 @@ pub(crate) async fn play(sim: Arc<Simulator>, end: f64, say: Narration) -> (Vec<
                 continue;
             }
         };
-        match sim.post_to_channel(CHANNEL, &person(), &text, &mentions, None) {
+        match sim.post_to_channel(CHANNEL, &who, &text, &mentions, None) {
             Ok(id) => {
-                say.line(format_args!("[{now:>6.0}s] #ci {}: {text}", person().name));
+                say.line(format_args!("[{now:>6.0}s] #ci {}: {text}", who.name));
                 posted.push(id);
             }
             Err(err) => say.line(format_args!("cannot post {text:?}: {err}")),

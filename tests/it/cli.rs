@@ -121,6 +121,10 @@ fn demo_chat_answers_every_command_once_across_two_disconnects() {
         commentary.contains("bbzoom (in the thread): Status of ci"),
         "answers are printed:\n{commentary}"
     );
+    assert!(
+        commentary.contains("Only bbzoom's admins may subscribe"),
+        "a bystander's subscribe is refused:\n{commentary}"
+    );
     let chat = &summary["chat"];
     assert_eq!(chat["forced_disconnects"], 2, "{summary}");
     assert!(chat["connections"].as_u64().unwrap() >= 3, "{summary}");
