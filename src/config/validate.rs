@@ -1025,7 +1025,7 @@ impl Checker<'_> {
         }
     }
 
-    /// "subscription[2] at line 40", naming the chat's file for a table in it.
+    /// `subscription[2] at line 40`, naming the chat's file for a table in it.
     fn table_place(&self, index: usize, line: usize) -> String {
         let origin = self.origin(index, line);
         match origin.chat {
