@@ -9,6 +9,7 @@
 use crate::config::{Config, Watch};
 use crate::domain::Health;
 use crate::store::{Store, StoreError};
+use crate::terminal::shown;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -72,7 +73,7 @@ pub struct StatusReport {
     pub finding: Option<Finding>,
     /// The running daemon's tasks that ended unexpectedly and were started again.
     #[serde(default)]
-    pub task_restarts: Vec<crate::daemon::TaskRestarts>,
+    pub task_restarts: Vec<crate::daemon::watched::TaskRestarts>,
     /// The running daemon's `[zoom.events]` connection, per subscription.
     #[serde(default)]
     pub events: Vec<crate::chat::EventsStatus>,
@@ -286,44 +287,6 @@ impl StatusReport {
     }
 }
 
-/// Longest a [`shown`] value is: what a server or the store holds may be anything.
-const SHOWN_MAX_CHARS: usize = 200;
-
-/// Untrusted text (build data, a server's answer, a configuration value: whoever can post a
-/// commit status chooses a lane's job name) made safe for the admin's terminal, on one line:
-/// every control character (an ANSI escape begins with one; a newline could fake a table row)
-/// and every character that renders as nothing or reorders text is written as its escape
-/// (`\u{1b}`), so it shows rather than acts. Cut to 200 characters.
-pub fn shown(untrusted: &str) -> String {
-    let mut out = escaped(untrusted, |_| false);
-    if let Some((cut, _)) = out.char_indices().nth(SHOWN_MAX_CHARS) {
-        out.truncate(cut);
-        out.push('…');
-    }
-    out
-}
-
-/// [`shown`] for a message of several lines (an error with a list): newlines stay, and it is
-/// not cut.
-pub fn shown_lines(untrusted: &str) -> String {
-    escaped(untrusted, |c| c == '\n')
-}
-
-/// `text` with each control or invisible character but those `kept` written as its escape.
-fn escaped(text: &str, kept: impl Fn(char) -> bool) -> String {
-    text.chars()
-        .map(|c| {
-            if (c.is_control() || crate::render::is_invisible(c)) && !kept(c) {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-/// Every configured channel with its waiting cards, then any channel the store still holds
-/// cards for that the configuration no longer has.
 /// Every channel's mutes, with the cards each holds: those of its repositories queued before
 /// it ends.
 fn mutes(store: &Store) -> Vec<MuteStatus> {
@@ -354,6 +317,8 @@ fn mutes(store: &Store) -> Vec<MuteStatus> {
         .collect()
 }
 
+/// Every configured channel with its waiting cards, then any channel the store still holds
+/// cards for that the configuration no longer has.
 fn channels(config: &Config, store: &Store) -> Vec<ChannelStatus> {
     let mut depths = store.outbox_depths().unwrap_or_else(|err| {
         tracing::warn!(%err, "cannot count the outbox");

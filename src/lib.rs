@@ -36,7 +36,7 @@
 //!
 //! Helpers: [`atomic_file`] (replace a file whole or not at all), [`files`] (read the
 //! admin's files: regular ones only, bounded), [`glob`] (branch and tag
-//! patterns), [`repo_url`] (repository URLs as people paste them), [`retry`] (backoff with
+//! patterns), [`terminal`] (untrusted text made safe for a terminal), [`repo_url`] (repository URLs as people paste them), [`retry`] (backoff with
 //! jitter and `Retry-After`), [`http`] (the shared HTTP client), [`sd_notify`] (telling systemd
 //! how the daemon is doing).
 //!
@@ -77,5 +77,6 @@ pub(crate) mod scheduler;
 pub mod sd_notify;
 pub mod shutdown;
 pub mod store;
+pub mod terminal;
 pub mod wakeups;
 pub mod zoom;

@@ -446,7 +446,7 @@ impl ChatContext {
             Command::Unmute(target) => Some(Box::pin(self.unmute(channel, target))),
             command if command.admin_only() && !self.is_admin(message) => {
                 tracing::warn!(
-                    %channel, sender = %crate::control::shown(&message.sender),
+                    %channel, sender = %crate::terminal::shown(&message.sender),
                     "chat command refused: only [zoom.events] admins may change subscriptions"
                 );
                 Some(Box::pin(std::future::ready(commands::refused(&command))))

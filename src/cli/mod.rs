@@ -5,20 +5,20 @@
 //! rather than act on the admin's terminal.
 
 /// `println!` for a person: control and invisible characters show as escapes
-/// (`bbzoom::control::shown_lines`).
+/// (`bbzoom::terminal::shown_lines`).
 macro_rules! say {
     () => {
         println!()
     };
     ($($arg:tt)*) => {
-        println!("{}", bbzoom::control::shown_lines(&format!($($arg)*)))
+        println!("{}", bbzoom::terminal::shown_lines(&format!($($arg)*)))
     };
 }
 
 /// `eprintln!` for a person, escaped as [`say!`] is.
 macro_rules! tell {
     ($($arg:tt)*) => {
-        eprintln!("{}", bbzoom::control::shown_lines(&format!($($arg)*)))
+        eprintln!("{}", bbzoom::terminal::shown_lines(&format!($($arg)*)))
     };
 }
 
@@ -109,12 +109,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 /// `rows` as columns two spaces apart, each as wide as its widest cell; no line ends in spaces.
-/// Cells are [`shown`](bbzoom::control::shown): they hold configuration values, build data and
+/// Cells are [`shown`](bbzoom::terminal::shown): they hold configuration values, build data and
 /// servers' answers.
 pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let rows: Vec<[String; N]> = rows
         .iter()
-        .map(|row| row.each_ref().map(|cell| bbzoom::control::shown(cell)))
+        .map(|row| row.each_ref().map(|cell| bbzoom::terminal::shown(cell)))
         .collect();
     let rows = rows.as_slice();
     let mut widths = [0; N];

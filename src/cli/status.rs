@@ -46,7 +46,7 @@ pub async fn status(config_path: PathBuf, args: StatusArgs) -> anyhow::Result<()
         println!("{}", serde_json::to_string(&report)?);
     } else {
         let described = describe(&report, bbzoom::clock::now_ms());
-        print!("{}", control::shown_lines(&described));
+        print!("{}", bbzoom::terminal::shown_lines(&described));
     }
     if report.running {
         Ok(())
@@ -106,7 +106,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
             task.task,
             task.restarts,
             ago(task.last_at_ms),
-            bbzoom::control::shown(&task.last_cause)
+            bbzoom::terminal::shown(&task.last_cause)
         )
         .unwrap();
     }
@@ -118,7 +118,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         writeln!(
             out,
             "chat commands (subscription {}): {connected}; last event {}; {} reconnect(s){}",
-            bbzoom::control::shown(&events.subscription_id),
+            bbzoom::terminal::shown(&events.subscription_id),
             events.last_event_ms.map_or("never".to_owned(), ago),
             events.reconnects,
             events
@@ -126,7 +126,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
                 .as_ref()
                 .map_or(String::new(), |e| format!(
                     "; last failure: {}",
-                    bbzoom::control::shown(e)
+                    bbzoom::terminal::shown(e)
                 )),
         )
         .unwrap();

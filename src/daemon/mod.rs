@@ -9,7 +9,7 @@
 //! chatbot client whose app is the same keeps its token.
 
 mod supervisor;
-mod watched;
+pub(crate) mod watched;
 
 pub use supervisor::{Control, run, run_with_control};
 pub use watched::TaskRestarts;

@@ -350,7 +350,7 @@ impl Supervisor {
             answer,
         } = request;
         let now = self.tuning.clock.now_ms();
-        let who = crate::control::shown(&sender);
+        let who = crate::terminal::shown(&sender);
         let card = match admin::plan(&self.config.source, &command, &channel, &sender, now) {
             Err(card) => {
                 tracing::info!(%channel, sender = %who, ?command, "chat subscription change not made");
@@ -685,7 +685,7 @@ impl Supervisor {
                 at_ms: last.at_ms,
                 outcome: match last.outcome {
                     Ok(transitions) => format!("ok, {transitions} change(s)"),
-                    Err(err) => format!("failed: {}", crate::control::shown(&err)),
+                    Err(err) => format!("failed: {}", crate::terminal::shown(&err)),
                 },
             })
         });
