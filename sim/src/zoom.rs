@@ -1279,9 +1279,9 @@ mod tests {
 
     #[tokio::test]
     async fn daily_cap_answers_until_the_next_simulated_day() {
-        // A simulated day lasts one real second.
+        // A simulated day lasts four real seconds: time for a loaded machine to ask thrice.
         let mut options = SimOptions {
-            speed: 86_400.0,
+            speed: 86_400.0 / 4.0,
             ..SimOptions::default()
         };
         options.zoom.daily_limit = Some(2);
@@ -1300,8 +1300,8 @@ mod tests {
         );
         assert_eq!(header(&headers, "x-ratelimit-type"), Some("Daily-limit"));
         let reset = instant(header(&headers, "retry-after").expect("Retry-After"));
-        // Day 1 begins one real second after the epoch; the header is not early.
-        let day_one = sim.epoch() + Duration::from_secs(1);
+        // Day 1 begins four real seconds after the epoch; the header is not early.
+        let day_one = sim.epoch() + Duration::from_secs(4);
         let late = reset.duration_since(day_one).expect("not before the reset");
         assert!(late < Duration::from_millis(10), "{late:?}");
         let wait = reset
@@ -1314,20 +1314,21 @@ mod tests {
 
     #[tokio::test]
     async fn exhausting_the_day_needs_no_configured_cap() {
+        // A simulated day lasts one real second.
         let options = SimOptions {
-            speed: 86_400.0 * 4.0,
+            speed: 86_400.0,
             ..SimOptions::default()
         };
         let sim = start(options).await;
         let token = fetch_token(&sim).await;
-        // Once day 0 is well under way, so the reset is the next boundary.
+        // Once day 1 is under way, so the reset is the next boundary.
         testing::wait_until(&sim, 86_400.0 * 1.2).await;
         sim.exhaust_zoom_daily_limit();
         let (status, headers, _) = send_raw(&sim, &token).await;
         assert_eq!(status, 429);
         assert_eq!(header(&headers, "x-ratelimit-type"), Some("Daily-limit"));
         let reset = instant(header(&headers, "retry-after").expect("Retry-After"));
-        let day_two = sim.epoch() + Duration::from_millis(500);
+        let day_two = sim.epoch() + Duration::from_secs(2);
         assert!(reset >= day_two && reset < day_two + Duration::from_millis(10));
         testing::wait_until(&sim, 86_400.0 * 2.0).await;
         assert_eq!(send_raw(&sim, &token).await.0, 201);
