@@ -94,11 +94,21 @@ async fn a_card_deleted_in_zoom_is_replaced_by_a_new_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_expiring_mid_run_are_renewed() {
+    // Tokens live one real second (the shortest `expires_in`); the run, at half the usual
+    // speed, several: renewals are due however fast the machine runs it.
     let options = SimOptions {
         zoom_token_lifetime: Duration::from_secs(1),
-        ..SimOptions::default()
+        speed: SPEED / 2.0,
+        ..showcase(SimOptions::default())
     };
-    let harness = start(options, SHOWCASE_SUBSCRIPTIONS).await;
+    let harness = Harness::start_with(
+        Scenario::showcase(),
+        options,
+        SimPolling::every(15.0),
+        10_000,
+        SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await;
     let daemon = harness.run_daemon();
     harness
         .wait_caught_up(&daemon.store, Duration::from_secs(30))
