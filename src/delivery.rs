@@ -544,6 +544,7 @@ mod tests {
                 commit: None,
                 commit_message: None,
                 author: None,
+                authors: Vec::new(),
                 state: BuildState::Running,
                 duration_secs: None,
                 created_ms: 0,

@@ -191,7 +191,13 @@ pub struct BuildStatus {
     pub(crate) commit: Option<String>,
     /// First line of the commit message, when the source gives it.
     pub(crate) commit_message: Option<String>,
+    /// Who the card names as the author: the commit's author where the source says, else who
+    /// started the run. Never an e-mail address.
     pub(crate) author: Option<String>,
+    /// Who the build belongs to, by the identities a `[people]` entry may name, most
+    /// responsible first: the commit's author, then who started the run (a pipeline's
+    /// creator). Not kept in the store: a build read back from it has none.
+    pub(crate) authors: Vec<AuthorIds>,
     pub state: BuildState,
     /// Seconds the build ran, as the source reports it.
     pub(crate) duration_secs: Option<u64>,
@@ -286,6 +292,30 @@ impl fmt::Display for EventKind {
     }
 }
 
+/// The identities of one person Bitbucket names for a build (a commit's author, who started a
+/// run), as it gives them: Cloud's account uuid (`{...}`), account id and nickname; Data
+/// Center's user slug and name; the e-mail address the commit records. What `[people]` keys
+/// are matched against; never shown on a card.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct AuthorIds(pub(crate) Vec<String>);
+
+impl AuthorIds {
+    /// The non-empty ones of `ids`, trimmed, each once.
+    pub(crate) fn new<'a>(ids: impl IntoIterator<Item = Option<&'a str>>) -> AuthorIds {
+        let mut kept: Vec<String> = Vec::new();
+        for id in ids.into_iter().flatten().map(str::trim) {
+            if !id.is_empty() && !kept.iter().any(|k| k == id) {
+                kept.push(id.to_owned());
+            }
+        }
+        AuthorIds(kept)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The commit a branch or tag points at, where a statuses source looks for builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RefTip {
@@ -295,6 +325,8 @@ pub(crate) struct RefTip {
     /// First line of the commit message, when the source gives it.
     pub(crate) message: Option<String>,
     pub(crate) author: Option<String>,
+    /// The commit author's identities (see [`AuthorIds`]).
+    pub(crate) author_ids: AuthorIds,
     /// When the commit was made (Unix milliseconds), when the source gives it: a tag seen
     /// for the first time is followed only if its commit is new enough to have running builds.
     pub(crate) committed_ms: Option<i64>,

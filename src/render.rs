@@ -631,6 +631,7 @@ mod tests {
             commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             commit_message: Some("Fix the flaky test".into()),
             author: Some("Jane Dev".into()),
+            authors: Vec::new(),
             state: BuildState::Completed(Outcome::Failed),
             duration_secs: Some(192),
             created_ms: 0,
@@ -1277,6 +1278,7 @@ mod tests {
                     key: BuildKey { repo: RepoId::new(&owner, &slug), id },
                     job, name, number, revision, git_ref, commit, commit_message, author, state,
                     duration_secs, created_ms, url, commit_url, ref_url, scheduled,
+                    authors: Vec::new(),
                 }
             }
         }

@@ -14,8 +14,8 @@
 mod records;
 
 use crate::domain::{
-    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RefTip, RepoId,
-    SourceKind,
+    AuthorIds, BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RefTip,
+    RepoId, SourceKind,
 };
 use records::*;
 use sled::Transactional;
@@ -468,6 +468,7 @@ impl Store {
                         commit: f.commit,
                         message: f.message,
                         author: f.author,
+                        author_ids: AuthorIds(f.author_ids),
                         committed_ms: f.committed_ms,
                     },
                     settle_until_ms: f.settle_until_ms,
@@ -513,6 +514,7 @@ impl Store {
                     commit: f.tip.commit.clone(),
                     message: f.tip.message.clone(),
                     author: f.tip.author.clone(),
+                    author_ids: f.tip.author_ids.0.clone(),
                     committed_ms: f.tip.committed_ms,
                     settle_until_ms: f.settle_until_ms,
                     late_looks: f.late_looks,
@@ -1231,6 +1233,7 @@ mod tests {
             commit: None,
             commit_message: None,
             author: None,
+            authors: Vec::new(),
             state,
             duration_secs: None,
             created_ms: 0,
@@ -1285,6 +1288,7 @@ mod tests {
                             commit: "c0ffee".into(),
                             message: Some("Fix it".into()),
                             author: None,
+                            author_ids: Default::default(),
                             committed_ms: Some(500),
                         },
                         settle_until_ms: 600_000,
@@ -1297,6 +1301,7 @@ mod tests {
                             commit: "beef".into(),
                             message: None,
                             author: Some("Jane".into()),
+                            author_ids: Default::default(),
                             committed_ms: None,
                         },
                         settle_until_ms: 700_000,

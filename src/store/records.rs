@@ -65,6 +65,9 @@ pub(crate) struct FollowedRecord {
     pub(crate) commit: String,
     pub(crate) message: Option<String>,
     pub(crate) author: Option<String>,
+    /// The author's identities, for `[people]`; absent in records written before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) author_ids: Vec<String>,
     #[serde(default)]
     pub(crate) committed_ms: Option<i64>,
     pub(crate) settle_until_ms: i64,
@@ -158,6 +161,7 @@ impl From<BuildSnapshot> for BuildStatus {
             commit: snapshot.commit,
             commit_message: snapshot.commit_message,
             author: snapshot.author,
+            authors: Vec::new(),
             state: snapshot.state.into(),
             duration_secs: snapshot.duration_secs,
             created_ms: snapshot.created_ms,
