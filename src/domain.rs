@@ -316,6 +316,39 @@ impl AuthorIds {
     }
 }
 
+/// A person on Zoom, as `[people]` names them: by JID (`...@xmpp.zoom.us`), which a chatbot
+/// message can mention and send to, or by e-mail address, whose JID is looked up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ZoomUser {
+    Jid(String),
+    /// Lower case.
+    Email(String),
+}
+
+impl ZoomUser {
+    /// The outbox "channel" of direct messages to this person: `@` and how `[people]` names
+    /// them. No `[zoom.channels]` name can begin with `@`.
+    pub fn direct_channel(&self) -> String {
+        format!("@{self}")
+    }
+}
+
+impl fmt::Display for ZoomUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ZoomUser::Jid(text) | ZoomUser::Email(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Whom a card mentions: a person `[people]` maps the build's author to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    pub user: ZoomUser,
+    /// How Bitbucket names them (untrusted, cleaned when shown); `None` when unknown.
+    pub name: Option<String>,
+}
+
 /// The commit a branch or tag points at, where a statuses source looks for builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RefTip {

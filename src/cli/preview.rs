@@ -171,6 +171,7 @@ fn unsubscribed(config: &Config, url: &str, repo: RepoId) -> anyhow::Result<Watc
         url: url.to_owned(),
         subscriptions: vec![subscription],
         pipelines: Vec::new(),
+        people: Default::default(),
     })
 }
 

@@ -16,10 +16,11 @@ pub use error::ConfigError;
 
 pub use crate::domain::{BudgetOrigin, BudgetSpec, RateLimit, SourceKind};
 
-use crate::domain::{BuildRef, EventKind, RepoId};
+use crate::domain::{AuthorIds, BuildRef, EventKind, RepoId, ZoomUser};
 use crate::glob::RefGlob;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -39,6 +40,57 @@ pub struct Config {
     pub subscriptions: Vec<Subscription>,
     /// What is polled: each (repository, source) once, however many subscriptions name it.
     pub watches: Vec<Watch>,
+    /// `[people]`: whom a failing build mentions, and messages directly.
+    pub people: Arc<People>,
+}
+
+/// `[people]`: the Zoom users Bitbucket accounts belong to. A failing build's card in a
+/// chatbot channel mentions its author when they are here (only them: never the channel),
+/// and the chatbot may also message them directly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct People {
+    /// By Bitbucket identity (a Cloud account's uuid, account id or nickname; a Data Center
+    /// user's slug or name; an e-mail address), in lower case.
+    pub(crate) accounts: BTreeMap<String, Person>,
+    /// The channels the chatbot posts to: the only ones whose cards can mention, and whose
+    /// builds' authors are sent direct messages.
+    pub(crate) chatbot_channels: BTreeSet<String>,
+}
+
+/// One person of `[people]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub zoom: ZoomUser,
+    /// Whether the chatbot also sends them a direct message when their build fails.
+    pub direct_message: bool,
+}
+
+impl People {
+    /// The person a build belongs to, with the place among `authors` (most responsible
+    /// first: the commit's author, then who started the run) that matched: the first author
+    /// with an identity named here.
+    pub(crate) fn find(&self, authors: &[AuthorIds]) -> Option<(usize, &Person)> {
+        authors.iter().enumerate().find_map(|(i, author)| {
+            let person = author
+                .0
+                .iter()
+                .find_map(|id| self.accounts.get(&id.to_lowercase()))?;
+            Some((i, person))
+        })
+    }
+
+    /// Each Zoom user messaged directly, once.
+    pub fn direct_messaged(&self) -> BTreeSet<&ZoomUser> {
+        (self.accounts.values())
+            .filter(|p| p.direct_message)
+            .map(|p| &p.zoom)
+            .collect()
+    }
+
+    /// Whether anyone is named.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
 }
 
 /// `[daemon]`: where state and secrets live.
@@ -209,6 +261,10 @@ pub enum Destination {
         /// What is posted: a card or plain text.
         format: WebhookFormat,
     },
+    /// Direct messages from the chatbot to a person of `[people]`. Never written in the file:
+    /// one is made for each person who asked for direct messages (see
+    /// [`People::direct_messaged`]), under the name [`ZoomUser::direct_channel`].
+    Direct { user: ZoomUser },
 }
 
 /// What an Incoming Webhook is sent.
@@ -381,6 +437,8 @@ pub struct Watch {
     /// The repository's subscriptions that read its Pipelines (for a statuses watch: where
     /// each pipeline run is announced already, so the status Pipelines posts for it is not).
     pub pipelines: Vec<Subscription>,
+    /// `[people]`, the same for every watch: whom a failing build mentions and messages.
+    pub people: Arc<People>,
 }
 
 impl Watch {

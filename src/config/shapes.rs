@@ -21,6 +21,19 @@ pub(super) struct RawConfig {
     /// Spanned so an error about a key left out can point at its `[[subscription]]`.
     #[serde(default)]
     pub(super) subscription: Vec<Spanned<RawSubscription>>,
+    /// Optional: whom a failing build mentions.
+    pub(super) people: Option<Spanned<RawPeople>>,
+}
+
+/// `[people]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPeople {
+    pub(super) direct_message: Option<Spanned<bool>>,
+    /// Bitbucket identity to a Zoom user: a string, or a table `{ zoom = "...",
+    /// direct_message = true }`, checked by hand so the message can say so.
+    #[serde(default)]
+    pub(super) accounts: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 /// `[daemon]`.

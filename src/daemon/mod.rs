@@ -21,11 +21,12 @@ use crate::config::{
     BudgetSpec, ChatbotConfig, Config, Destination, EventsConfig, RateLimit, SourceKind, Watch,
 };
 use crate::credentials::{Credential, Credentials, Role};
-use crate::delivery::{Route, Sender};
+use crate::delivery::{Route, Sender, Services};
 use crate::domain::CLOUD;
 use crate::http;
 use crate::poller::Source;
 use crate::retry::Backoff;
+use crate::zoom::account::{AccountApi, Directory};
 use crate::zoom::events::ServerToServerApp;
 use crate::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, WebhookClient};
 use std::collections::BTreeMap;
@@ -71,6 +72,9 @@ pub struct Tuning {
     pub(crate) events_reconnect: Backoff,
     /// Chat commands one person may send per window before being told to slow down.
     pub(crate) command_rate: RateLimit,
+    /// How long the JID Zoom gave for a person `[people]` names by e-mail is used before it
+    /// is asked again.
+    pub(crate) people_kept: Duration,
 }
 
 impl Tuning {
@@ -116,6 +120,7 @@ impl Tuning {
             },
             events_reconnect: scale(self.events_reconnect),
             command_rate: self.command_rate.compressed(speed),
+            people_kept: self.people_kept.div_f64(speed),
         }
     }
 }
@@ -156,6 +161,8 @@ impl Default for Tuning {
                 requests: 5,
                 per: Duration::from_secs(60),
             },
+            // A person's JID does not change; an hour bounds a stale one after a mix-up.
+            people_kept: Duration::from_secs(3600),
         }
     }
 }
@@ -376,6 +383,21 @@ pub struct Zoom {
     /// The Server-to-Server app of `[zoom.events]`, if configured, and what its connection is
     /// made from: on reload, a changed spec restarts the connection.
     pub(crate) events: Option<(Arc<ServerToServerApp>, EventsSpec)>,
+    /// The account's REST calls (people's JIDs by e-mail address, war rooms), through the
+    /// Server-to-Server app of `[zoom.events]`.
+    pub(crate) account: Option<Arc<AccountApi>>,
+}
+
+impl Zoom {
+    /// What deliveries use besides their channel's client, timed by `tuning`.
+    pub(crate) fn services(&self, tuning: &Tuning) -> Services {
+        Services {
+            directory: self
+                .account
+                .as_ref()
+                .map(|api| Arc::new(Directory::new(api.clone(), tuning.people_kept))),
+        }
+    }
 }
 
 /// Everything the event connection is made from.
@@ -448,10 +470,20 @@ impl Zoom {
         };
         let mut routes = Vec::new();
         let mut route_specs = BTreeMap::new();
-        for channel in config.zoom.channels.values() {
+        // A channel of direct messages for each person who asked for them, sent by the
+        // chatbot (none without one: a configuration made for a one-off check may lack it).
+        let direct: Vec<crate::config::Channel> = (config.people.direct_messaged().into_iter())
+            .filter(|_| chatbot.is_some())
+            .map(|user| crate::config::Channel {
+                name: user.direct_channel(),
+                destination: Destination::Direct { user: user.clone() },
+                style: crate::config::Style::Post,
+            })
+            .collect();
+        for channel in config.zoom.channels.values().chain(&direct) {
             let webhook_credential = match &channel.destination {
                 Destination::Webhook { credential, .. } => credentials.get(credential).cloned(),
-                Destination::Chatbot { .. } => None,
+                Destination::Chatbot { .. } | Destination::Direct { .. } => None,
             };
             route_specs.insert(
                 channel.name.clone(),
@@ -466,6 +498,12 @@ impl Zoom {
                 },
             );
             let sender = match &channel.destination {
+                Destination::Direct { user } => Sender::Direct {
+                    client: chatbot
+                        .clone()
+                        .expect("validated: direct messages have a [zoom.chatbot]"),
+                    user: user.clone(),
+                },
                 Destination::Chatbot { to_jid } => Sender::Chatbot {
                     client: chatbot
                         .clone()
@@ -519,12 +557,21 @@ impl Zoom {
                 Some((Arc::new(events_app(config, events, credentials)?), spec))
             }
         };
+        // The account's REST calls go through the Server-to-Server app of `[zoom.events]`.
+        let account = events.as_ref().map(|(app, _)| {
+            Arc::new(AccountApi::new(
+                app.clone(),
+                http.clone(),
+                config.zoom.api_url.clone(),
+            ))
+        });
         Ok(Zoom {
             chatbot,
             routes,
             chatbot_spec,
             route_specs,
             events,
+            account,
         })
     }
 }

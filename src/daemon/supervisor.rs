@@ -101,6 +101,7 @@ pub async fn run_with_control(
         health: Arc::new(TaskHealth::default()),
         events: None,
         chat_config: watch::channel(Arc::new(config.clone())).0,
+        services: watch::channel(Arc::default()).0,
     };
     supervisor.apply(&mut ReloadSummary::default(), None).await;
     let housekeeping = {
@@ -273,6 +274,8 @@ struct Supervisor {
     events: Option<EventsTask>,
     /// The configuration running now, as chat commands read it (a reload replaces it).
     chat_config: watch::Sender<Arc<Config>>,
+    /// What delivery workers use besides their channel's client (a reload replaces it).
+    services: watch::Sender<Arc<delivery::Services>>,
 }
 
 impl Supervisor {
@@ -460,6 +463,8 @@ impl Supervisor {
             stopping.push(running.task);
         }
         self.chat_config.send_replace(Arc::new(self.config.clone()));
+        self.services
+            .send_replace(Arc::new(self.zoom.services(&self.tuning)));
         // Every replaced task is gone before any successor starts (invariant: one task per
         // credential and per channel; one connection per event subscription).
         Task::stop_all(stopping).await;
@@ -523,6 +528,7 @@ impl Supervisor {
             max_age: self.config.zoom.delivery.max_age,
             fold_after: self.config.zoom.delivery.fold_after,
             channel_pace: self.tuning.channel_pace.clone(),
+            services: self.services.subscribe(),
         };
         for route in &self.zoom.routes {
             if self.workers.contains_key(&route.channel) {
@@ -555,7 +561,8 @@ impl Supervisor {
                     let id = to_jid.split_once('@').map_or(to_jid.as_str(), |(id, _)| id);
                     Some((id.to_owned(), (channel.name.clone(), to_jid.clone())))
                 }
-                crate::config::Destination::Webhook { .. } => None,
+                crate::config::Destination::Webhook { .. }
+                | crate::config::Destination::Direct { .. } => None,
             })
             .collect();
         let log = Arc::new(ConnectionLog::new(&spec.config.subscription_id));

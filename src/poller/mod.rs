@@ -16,7 +16,9 @@ use crate::bitbucket::{BitbucketError, CloudClient, CommitStatuses, DataCenterCl
 use crate::clock::{Calendar, Clock};
 use crate::config::Watch;
 use crate::detect;
-use crate::domain::{BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RepoId};
+use crate::domain::{
+    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Mention, RepoId,
+};
 use crate::metrics::Metrics;
 use crate::store::{Notification, PollUpdate, RepoCursor, Store, StoreError, StoredBuild};
 use crate::wakeups::Wakeups;
@@ -385,11 +387,7 @@ fn apply(
             let channels = route(watch, &refs[&build.key], event, by_pipelines);
             update
                 .notifications
-                .extend(channels.into_iter().map(|channel| Notification {
-                    channel: channel.to_owned(),
-                    event,
-                    build: build.clone(),
-                }));
+                .extend(notifications(watch, &build, event, &channels));
         }
     }
     Ok(Applied {
@@ -397,6 +395,54 @@ fn apply(
         discovered,
         runs,
     })
+}
+
+/// The rows `event` of `build` makes for `channels`: a card in each, mentioning the build's
+/// author where `[people]` knows them and the channel is the chatbot's (a failure only), and
+/// a direct message to them when they asked for one and some chatbot channel hears of it.
+fn notifications(
+    watch: &Watch,
+    build: &BuildStatus,
+    event: EventKind,
+    channels: &BTreeSet<&str>,
+) -> Vec<Notification> {
+    let people = &watch.people;
+    let author = matches!(event, EventKind::Failed | EventKind::StillFailing)
+        .then(|| people.find(&build.authors))
+        .flatten()
+        .map(|(place, person)| {
+            let mention = Mention {
+                user: person.zoom.clone(),
+                // The card's author is the first one's name; another's is not known.
+                name: (place == 0).then(|| build.author.clone()).flatten(),
+            };
+            (person, mention)
+        });
+    let chatbot = |channel: &str| people.chatbot_channels.contains(channel);
+    let mut rows: Vec<Notification> = channels
+        .iter()
+        .map(|&channel| Notification {
+            channel: channel.to_owned(),
+            event,
+            build: build.clone(),
+            mention: author
+                .as_ref()
+                .filter(|_| chatbot(channel))
+                .map(|(_, mention)| mention.clone()),
+        })
+        .collect();
+    if let Some((person, _)) = &author
+        && person.direct_message
+        && channels.iter().any(|c| chatbot(c))
+    {
+        rows.push(Notification {
+            channel: person.zoom.direct_channel(),
+            event,
+            build: build.clone(),
+            mention: None,
+        });
+    }
+    rows
 }
 
 /// The channels `event` of a build found at `refs` goes to, each once: a status Pipelines

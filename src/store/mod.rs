@@ -14,8 +14,8 @@
 mod records;
 
 use crate::domain::{
-    AuthorIds, BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RefTip,
-    RepoId, SourceKind,
+    AuthorIds, BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Mention,
+    RefTip, RepoId, SourceKind,
 };
 use records::*;
 use sled::Transactional;
@@ -114,6 +114,8 @@ pub(crate) struct Notification {
     pub(crate) channel: String,
     pub(crate) event: EventKind,
     pub(crate) build: BuildStatus,
+    /// Whom the card mentions.
+    pub(crate) mention: Option<Mention>,
 }
 
 /// Everything one poll of one repository through one source learnt, committed at once.
@@ -143,6 +145,8 @@ pub struct OutboxRow {
     pub(crate) enqueued_ms: i64,
     /// When its first delivery attempt failed, if one did.
     pub(crate) first_failed_ms: Option<i64>,
+    /// Whom the card mentions (`[people]`).
+    pub(crate) mention: Option<Mention>,
 }
 
 /// A channel's outbox as read: the rows in delivery order, and any that could not be read.
@@ -547,6 +551,7 @@ impl Store {
                     attempts: 0,
                     next_attempt_ms: now_ms,
                     first_failed_ms: None,
+                    mention: n.mention.as_ref().map(MentionRecord::from),
                 };
                 Ok((n.channel.as_str(), encode(&record)?))
             })
@@ -1161,6 +1166,7 @@ fn to_row(key: &[u8], record: OutboxRecord) -> Result<OutboxRow, StoreError> {
         next_attempt_ms: record.next_attempt_ms,
         enqueued_ms: record.enqueued_ms,
         first_failed_ms: record.first_failed_ms,
+        mention: record.mention.map(Mention::from),
     })
 }
 
@@ -1317,11 +1323,13 @@ mod tests {
                     channel: "ci".into(),
                     event: EventKind::Failed,
                     build: done.clone(),
+                    mention: None,
                 },
                 Notification {
                     channel: "ops".into(),
                     event: EventKind::Failed,
                     build: done.clone(),
+                    mention: None,
                 },
             ],
         };
@@ -1556,6 +1564,7 @@ mod tests {
             channel: "ci".into(),
             event,
             build: build.clone(),
+            mention: None,
         })
         .collect();
         store.commit_poll(&update, 1_000).unwrap();
@@ -1684,6 +1693,7 @@ mod damage_tests {
                     channel: "ci".into(),
                     event: EventKind::Failed,
                     build: build.clone(),
+                    mention: None,
                 }],
                 ..tests::update_of(&repo, SourceKind::Pipelines, &[&build])
             };

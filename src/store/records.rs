@@ -3,8 +3,8 @@
 //! know nothing of serde: a domain type can change without changing what is on disk.
 
 use crate::domain::{
-    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Outcome, RepoId,
-    SourceKind,
+    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Mention, Outcome, RepoId,
+    SourceKind, ZoomUser,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -189,6 +189,49 @@ pub(crate) struct OutboxRecord {
     /// while the channel was failing (the fold rule counts them).
     #[serde(default)]
     pub(crate) first_failed_ms: Option<i64>,
+    /// The person the card mentions (`[people]`), decided when the row was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mention: Option<MentionRecord>,
+}
+
+/// A mention as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MentionRecord {
+    pub(crate) user: ZoomUserRecord,
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+}
+
+/// A Zoom user as stored: `{"jid": ...}` or `{"email": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ZoomUserRecord {
+    Jid(String),
+    Email(String),
+}
+
+impl From<&Mention> for MentionRecord {
+    fn from(mention: &Mention) -> MentionRecord {
+        MentionRecord {
+            user: match &mention.user {
+                ZoomUser::Jid(jid) => ZoomUserRecord::Jid(jid.clone()),
+                ZoomUser::Email(email) => ZoomUserRecord::Email(email.clone()),
+            },
+            name: mention.name.clone(),
+        }
+    }
+}
+
+impl From<MentionRecord> for Mention {
+    fn from(record: MentionRecord) -> Mention {
+        Mention {
+            user: match record.user {
+                ZoomUserRecord::Jid(jid) => ZoomUser::Jid(jid),
+                ZoomUserRecord::Email(email) => ZoomUser::Email(email),
+            },
+            name: record.name,
+        }
+    }
 }
 
 /// A notification Zoom refused for good, or an outbox row that could not be read, kept for

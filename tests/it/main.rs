@@ -16,6 +16,7 @@ mod connect;
 mod control;
 mod crash;
 mod delivery;
+mod people;
 mod preview;
 mod scan;
 mod scenario;
