@@ -251,6 +251,10 @@ impl Store {
         let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
         let db = sled::Config::new().path(dir).open()?;
         make_private(dir).map_err(private)?;
+        // Before anything is written, opening a tree that is not there yet included: the seal
+        // describes the store as it was closed, with the trees it had then (a version that
+        // adds a tree opens a store sealed by one without it).
+        Seal::check(dir, &db)?.map_err(damaged)?;
         let meta = db.open_tree(META)?;
         let store = Store {
             _seal: Arc::new(Seal {
@@ -268,8 +272,6 @@ impl Store {
             meta,
             db,
         };
-        // Before anything is written: the seal describes the store as it was closed.
-        Seal::check(dir, &store.db)?.map_err(damaged)?;
         match store.meta.get(SCHEMA_KEY)? {
             None if existed => {
                 return Err(damaged("its file holds no schema version".into()));
@@ -1780,6 +1782,25 @@ mod damage_tests {
             short.len(),
             short.join("\n")
         );
+    }
+
+    /// A store sealed by a version without one of this version's trees opens: the seal is
+    /// checked against the trees the store had, before this version adds its own.
+    #[test]
+    fn a_store_sealed_before_a_tree_was_added_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path(), 5);
+        {
+            // The same store as an older version closed it: without the newest tree.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let newest = CHAT_CURSORS.as_bytes();
+            assert!(db.drop_tree(newest).unwrap());
+            db.flush().unwrap();
+            let text = Contents::of(&db).unwrap().to_text();
+            std::fs::write(dir.path().join(SEAL_FILE), text).unwrap();
+        }
+        let store = Store::open(dir.path()).expect("opens");
+        assert_eq!(store.outbox_len(), 5);
     }
 
     #[test]
