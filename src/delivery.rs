@@ -27,6 +27,7 @@ use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use crate::store::{OutboxRow, Store, StoreError};
 use crate::wakeups::Wakeups;
+use crate::war_room::{MeetingTurns, WarRooms};
 use crate::zoom::account::Directory;
 use crate::zoom::{ChatbotClient, ErrorClass, WebhookClient, ZoomError};
 use std::collections::VecDeque;
@@ -60,6 +61,8 @@ pub struct Services {
     /// Finds the JID of a person `[people]` names by e-mail address (the Server-to-Server
     /// app of `[zoom.events]`).
     pub directory: Option<Arc<Directory>>,
+    /// Creates war-room meetings (`meeting_on`), through the same app.
+    pub war_rooms: Option<Arc<WarRooms>>,
 }
 
 /// A channel and what sends into it.
@@ -87,6 +90,8 @@ pub(crate) struct DeliveryContext {
     pub(crate) channel_pace: Vec<RateLimit>,
     /// The services of the configuration running now.
     pub(crate) services: tokio::sync::watch::Receiver<Arc<Services>>,
+    /// One worker at a time creates a lane's war room.
+    pub(crate) meeting_turns: Arc<MeetingTurns>,
 }
 
 /// Our pace for one Incoming Webhook connection: Zoom publishes no figure for them.
@@ -333,9 +338,14 @@ impl Worker {
 
     /// Shows `row` in the channel; returns the message id to remember for later edits, if any.
     async fn show(&mut self, row: &OutboxRow) -> Result<Option<String>, DeliveryError> {
+        let war_room = match &row.war_room {
+            Some(room) => self.war_room(row, room).await?,
+            None => None,
+        };
         let (client, to_jid, style, mut card) = match &self.route.sender {
             Sender::Webhook { client } => {
-                let card = render::card(&row.build, row.event);
+                let mut card = render::card(&row.build, row.event);
+                render::add_war_room(&mut card, war_room);
                 self.pace.ready().await;
                 return Ok(client.post(&card).await.map(|()| None)?);
             }
@@ -359,6 +369,7 @@ impl Worker {
         if let Some(mention) = &row.mention {
             card.mention = self.mention(mention).await;
         }
+        render::add_war_room(&mut card, war_room);
         let (client, to_jid) = (&client, &to_jid);
         let channel = &self.route.channel;
         let content = render::chatbot_content(&card);
@@ -398,6 +409,26 @@ impl Worker {
         self.pace.ready().await;
         let message_id = client.send_card(to_jid, &content, None, markdown).await?;
         Ok((style != Style::Post).then_some(message_id))
+    }
+
+    /// The join link of `room`, the war room `row` shows: `None` without one (no longer
+    /// wanted, or Zoom would not create it in time).
+    async fn war_room(
+        &self,
+        row: &OutboxRow,
+        room: &crate::domain::WarRoom,
+    ) -> Result<Option<String>, StoreError> {
+        let rooms = self.ctx.services.borrow().war_rooms.clone();
+        let Some(rooms) = rooms else {
+            tracing::warn!(
+                channel = %self.route.channel, build = %row.build.key,
+                "the card asks for a war room, and [zoom.events] is gone; it goes out without one"
+            );
+            return Ok(None);
+        };
+        rooms
+            .join_url(&self.ctx.store, &self.ctx.meeting_turns, &row.build, room)
+            .await
     }
 
     /// The JID of `user`: as `[people]` writes it, or looked up by e-mail address.
@@ -636,6 +667,7 @@ mod tests {
             enqueued_ms,
             first_failed_ms,
             mention: None,
+            war_room: None,
         }
     }
 

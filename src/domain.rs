@@ -171,6 +171,15 @@ impl fmt::Display for Lane {
     }
 }
 
+/// A failing lane's war room as a card asks for it: the lane, and which failing streak of it
+/// (named by the build it began with), so that a card about an older streak never shows a
+/// newer streak's meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WarRoom {
+    pub(crate) lane: Lane,
+    pub(crate) streak: String,
+}
+
 /// One observation of a build, normalised from whichever source reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildStatus {

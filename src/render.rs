@@ -197,6 +197,31 @@ pub fn card(build: &BuildStatus, event: EventKind) -> Card {
     }
 }
 
+/// The topic of `lane`'s war room (at most 200 characters, Zoom's limit): "bbzoom war room:
+/// acme/api main (pipeline) is failing". Cleaned (Zoom shows it), not defused (no markdown).
+pub(crate) fn meeting_topic(build: &BuildStatus, lane: &crate::domain::Lane) -> String {
+    let topic = format!(
+        "bbzoom war room: {} {} ({}) is failing",
+        build.key.repo,
+        match &lane.git_ref {
+            BuildRef::Tag(name) => format!("tag {name}"),
+            other => other.name().unwrap_or("commit").to_owned(),
+        },
+        lane.job
+    );
+    clean(&topic, 200)
+}
+
+/// `card` with the join link of its build's war room, when it has one: right after the build's
+/// own link (a reader takes the first link for the build's).
+pub(crate) fn add_war_room(card: &mut Card, join_url: Option<String>) {
+    if let Some(url) = join_url {
+        let at = card.links.len().min(1);
+        card.links
+            .insert(at, ("🚨 Join the war room (Zoom meeting)".to_owned(), url));
+    }
+}
+
 /// The card of a direct message to the author of `build` (`[people]`): the channel's card,
 /// and why they get it.
 pub(crate) fn direct_card(build: &BuildStatus, event: EventKind) -> Card {

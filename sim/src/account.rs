@@ -88,48 +88,43 @@ const OWN_MEETING_SCOPES: Scopes = &[
 ];
 
 /// The checks every call of this module meets first, in Zoom's order: outage, token, scope.
-fn admit(
+/// `Some` is the refusal to answer.
+fn refusal(
     inner: &Inner,
     state: &mut Shared,
     headers: &HeaderMap,
     scopes: Scopes,
-) -> Result<(), Response> {
+) -> Option<Response> {
     state.account.requests += 1;
     if zoom::in_outage(inner, state, inner.clock.now()) {
         state.stats.zoom_unavailable += 1;
-        return Err(zoom::bad_gateway());
+        return Some(zoom::bad_gateway());
     }
     let token = bearer_token(headers);
     let events = token.and_then(|t| state.events.tokens.get(t));
     let unauthorized = |message| ZoomError::new(StatusCode::UNAUTHORIZED, 124, message);
-    let missing_scope = || {
-        ZoomError::new(
-            StatusCode::BAD_REQUEST,
-            4711,
-            format!(
-                "Invalid access token, does not contain scopes:[{}].",
-                scopes.join(", ")
-            ),
-        )
-    };
-    match events {
-        Some(Some(expiry)) if *expiry <= Instant::now() => {
-            Err(unauthorized("Access token is expired.").into_response())
-        }
+    let missing_scope = ZoomError::new(
+        StatusCode::BAD_REQUEST,
+        4711,
+        format!(
+            "Invalid access token, does not contain scopes:[{}].",
+            scopes.join(", ")
+        ),
+    );
+    let refused = match events {
+        Some(Some(expiry)) if *expiry <= Instant::now() => unauthorized("Access token is expired."),
         Some(_) => {
             let granted = &inner.options.zoom_events.scopes;
             if scopes.iter().any(|s| granted.iter().any(|g| g == s)) {
-                Ok(())
-            } else {
-                Err(missing_scope().into_response())
+                return None;
             }
+            missing_scope
         }
         // The chatbot's token is a valid one, of scope imchat:bot only.
-        None if token.is_some_and(|t| state.tokens.contains_key(t)) => {
-            Err(missing_scope().into_response())
-        }
-        None => Err(unauthorized("Invalid access token.").into_response()),
-    }
+        None if token.is_some_and(|t| state.tokens.contains_key(t)) => missing_scope,
+        None => unauthorized("Invalid access token."),
+    };
+    Some(refused.into_response())
 }
 
 /// The account's user `user_id` names: `me` (the app's user), a user id, or an e-mail
@@ -162,7 +157,7 @@ async fn user(
     headers: HeaderMap,
 ) -> Response {
     let mut state = inner.lock();
-    if let Err(refused) = admit(&inner, &mut state, &headers, USER_SCOPES) {
+    if let Some(refused) = refusal(&inner, &mut state, &headers, USER_SCOPES) {
         return refused;
     }
     let user = match find_user(&inner, &user_id) {
@@ -201,7 +196,7 @@ async fn create_meeting(
     } else {
         MEETING_SCOPES
     };
-    if let Err(refused) = admit(&inner, &mut state, &headers, scopes) {
+    if let Some(refused) = refusal(&inner, &mut state, &headers, scopes) {
         return refused;
     }
     match created(&inner, &mut state, &user_id, &body) {

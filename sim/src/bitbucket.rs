@@ -439,7 +439,7 @@ fn list_page(
         visible.reverse();
     }
 
-    let extras = CommitExtras::of(&fields);
+    let extras = CommitExtras::of(fields);
     Ok(paging.page(inner, uri, &query, visible, |b| {
         pipeline_json(inner, index, repo, b, now, extras)
     }))
@@ -464,7 +464,7 @@ async fn get_one(
                 b.created_at <= now && pipeline_uuid(index, b.number).eq_ignore_ascii_case(&uuid)
             })
             .ok_or(BbError::new(StatusCode::NOT_FOUND, "Pipeline not found"))?;
-        let extras = CommitExtras::of(&fields);
+        let extras = CommitExtras::of(fields);
         Ok(pipeline_json(&inner, index, repo, build, now, extras))
     })
     .await

@@ -162,6 +162,7 @@ fn unsubscribed(config: &Config, url: &str, repo: RepoId) -> anyhow::Result<Watc
         refs: RefFilter::everything(),
         events: EventKind::ALL.into_iter().collect(),
         channels: Vec::new(),
+        meeting_on: Default::default(),
     };
     Ok(Watch {
         repo,

@@ -181,6 +181,17 @@ pub struct ZoomConfig {
     pub delivery: DeliveryConfig,
     /// `[zoom.events]`: chat commands over Zoom's event WebSocket; `None`, none are read.
     pub events: Option<EventsConfig>,
+    /// War-room meetings (`meeting_on`), created by the Server-to-Server app of
+    /// `[zoom.events]`: `Some` exactly when that table is there.
+    pub meetings: Option<MeetingsConfig>,
+}
+
+/// `[zoom.meetings]`: war rooms, instant meetings a failing lane gets (`meeting_on`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingsConfig {
+    /// The Zoom user (e-mail address or user id) who hosts them, the `{userId}` of `POST
+    /// /users/{userId}/meetings`: `host`, else `[zoom.events] user`.
+    pub host: String,
 }
 
 /// `[zoom.events]`: a Server-to-Server OAuth app's event subscription, delivered over an
@@ -307,6 +318,10 @@ pub struct Subscription {
     pub events: BTreeSet<EventKind>,
     /// Names of `[zoom.channels]` entries.
     pub channels: Vec<String>,
+    /// The failures that get a war room: an instant Zoom meeting per failing streak of a
+    /// branch or tag and job, whose join link the card shows (`failed`, which
+    /// `still_failing` refines, or `still_failing` alone). Empty: none, the default.
+    pub meeting_on: BTreeSet<EventKind>,
 }
 
 impl Subscription {
@@ -319,14 +334,25 @@ impl Subscription {
     /// Its settings in one line, defaults included, as `bbzoom subscriptions` and the chat's
     /// `list` show them.
     pub fn describe(&self) -> String {
+        let war_room = if self.meeting_on.is_empty() {
+            String::new()
+        } else {
+            format!("; war room on {}", event_names(&self.meeting_on))
+        };
         format!(
-            "channels {}; source {}; credential {}; {}; events {}",
+            "channels {}; source {}; credential {}; {}; events {}{war_room}",
             self.channels.join(", "),
             self.source_names(),
             self.credentials.join(", "),
             self.refs,
             event_names(&self.events)
         )
+    }
+
+    /// Whether `event` of a build for `git_ref` gets a war room here: announced, and a
+    /// failure `meeting_on` names (or one it refines).
+    pub(crate) fn wants_meeting(&self, git_ref: &BuildRef, event: EventKind) -> bool {
+        self.wants(git_ref, event) && self.meeting_on.iter().any(|&w| event.satisfies(w))
     }
 
     /// Whether a build of this subscription's repository for `git_ref` with `event` is
@@ -469,6 +495,16 @@ impl Watch {
         let mut channels = self.channels_for(git_ref, event);
         channels.retain(|c| !as_pipeline.contains(c));
         channels
+    }
+
+    /// The channels where `event` of a build for `git_ref` shows a war room: those of the
+    /// subscriptions that want one for it.
+    pub(crate) fn meeting_channels(&self, git_ref: &BuildRef, event: EventKind) -> BTreeSet<&str> {
+        self.subscriptions
+            .iter()
+            .filter(|s| s.wants_meeting(git_ref, event))
+            .flat_map(|s| s.channels.iter().map(String::as_str))
+            .collect()
     }
 
     /// Whether some subscription takes builds of `git_ref` at all: the statuses sources read

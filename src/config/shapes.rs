@@ -107,6 +107,15 @@ pub(super) struct RawZoom {
     pub(super) delivery: RawDelivery,
     /// Optional: chat commands over Zoom's event WebSocket.
     pub(super) events: Option<RawEvents>,
+    /// Optional: who hosts war-room meetings.
+    pub(super) meetings: Option<Spanned<RawMeetings>>,
+}
+
+/// `[zoom.meetings]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMeetings {
+    pub(super) host: Option<Spanned<String>>,
 }
 
 /// `[zoom.events]`.
@@ -172,4 +181,5 @@ pub(super) struct RawSubscription {
     pub(super) commits: Option<Spanned<bool>>,
     pub(super) events: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) channels: Spanned<Vec<Spanned<String>>>,
+    pub(super) meeting_on: Option<Spanned<Vec<Spanned<String>>>>,
 }

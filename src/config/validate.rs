@@ -8,8 +8,9 @@ use super::error::line_column;
 use super::shapes::*;
 use super::{
     BitbucketConfig, BudgetSpec, Channel, ChatbotConfig, Config, ConfigError, DaemonConfig,
-    DataCenterConfig, DeliveryConfig, Destination, EventsConfig, People, Person, PollingConfig,
-    RateLimit, RefFilter, SourceKind, Style, Subscription, Watch, WebhookFormat, ZoomConfig,
+    DataCenterConfig, DeliveryConfig, Destination, EventsConfig, MeetingsConfig, People, Person,
+    PollingConfig, RateLimit, RefFilter, SourceKind, Style, Subscription, Watch, WebhookFormat,
+    ZoomConfig,
 };
 use crate::domain::{CLOUD, EventKind, ZoomUser};
 use crate::glob::RefGlob;
@@ -96,7 +97,7 @@ impl Checker<'_> {
         let mut bitbucket = self.bitbucket(raw.bitbucket)?;
         let zoom = self.zoom(raw.zoom)?;
         let (subscriptions, mut watches) =
-            self.subscriptions(raw.subscription, &bitbucket, &zoom.channels)?;
+            self.subscriptions(raw.subscription, &bitbucket, &zoom)?;
         bitbucket.budgets = self.budgets(budgets, &subscriptions)?;
         let people = Arc::new(self.people(raw.people, &zoom)?);
         for watch in &mut watches {
@@ -381,6 +382,7 @@ impl Checker<'_> {
             .events
             .map(|e| self.zoom_events(e, &channels))
             .transpose()?;
+        let meetings = self.meetings(raw.meetings, events.as_ref())?;
         Ok(ZoomConfig {
             oauth_url,
             api_url,
@@ -388,7 +390,48 @@ impl Checker<'_> {
             chatbot,
             delivery: self.delivery(raw.delivery)?,
             events,
+            meetings,
         })
+    }
+
+    /// `[zoom.meetings]`: who hosts the war rooms the Server-to-Server app of `[zoom.events]`
+    /// creates; `None` without that app.
+    fn meetings(
+        &self,
+        raw: Option<Spanned<RawMeetings>>,
+        events: Option<&EventsConfig>,
+    ) -> Result<Option<MeetingsConfig>, ConfigError> {
+        let Some(events) = events else {
+            return match raw {
+                None => Ok(None),
+                Some(raw) => Err(self.err(
+                    raw.span(),
+                    "zoom.meetings",
+                    "war rooms are created by the Server-to-Server app of [zoom.events], and \
+                     this file has no [zoom.events]; add it, or remove [zoom.meetings]"
+                        .into(),
+                )),
+            };
+        };
+        let host = match raw.and_then(|raw| raw.into_inner().host) {
+            None => events.user.clone(),
+            Some(host) => {
+                let text = host.get_ref().trim();
+                if text != "me" && !is_zoom_user(text) {
+                    return Err(self.err(
+                        host.span(),
+                        "zoom.meetings.host",
+                        format!(
+                            "{text:?} is neither a Zoom user id nor an e-mail address; write \
+                             the e-mail address of the user who hosts war rooms, like \
+                             \"oncall@example.com\", or remove the key for [zoom.events] user"
+                        ),
+                    ));
+                }
+                text.to_owned()
+            }
+        };
+        Ok(Some(MeetingsConfig { host }))
     }
 
     /// `[zoom.events]`; `channels` are `[zoom.channels]`, which command channels must name.
@@ -1004,8 +1047,9 @@ impl Checker<'_> {
         &self,
         raw: Vec<Spanned<RawSubscription>>,
         bitbucket: &BitbucketConfig,
-        channels: &BTreeMap<String, Channel>,
+        zoom: &ZoomConfig,
     ) -> Result<(Vec<Subscription>, Vec<Watch>), ConfigError> {
+        let channels = &zoom.channels;
         let datacenter: Vec<(&str, &Url)> = bitbucket
             .datacenter
             .values()
@@ -1057,14 +1101,16 @@ impl Checker<'_> {
                         .into(),
                 ));
             }
+            let events = self.events(sub.events, &key)?;
             let subscription = Subscription {
                 url: sub.repository.into_inner(),
                 sources: self.sources(sub.source, &key, instance.is_some())?,
                 repo,
                 credentials,
                 refs,
-                events: self.events(sub.events, &key)?,
                 channels: self.subscription_channels(sub.channels, &key, channels)?,
+                meeting_on: self.meeting_on(sub.meeting_on, &key, &events, zoom)?,
+                events,
             };
             for &source in &subscription.sources {
                 let found = watches
@@ -1236,6 +1282,76 @@ impl Checker<'_> {
             events.insert(event);
         }
         Ok(events)
+    }
+
+    /// `meeting_on`: failures this subscription announces, made by the Server-to-Server app of
+    /// `[zoom.events]`, which must be there.
+    fn meeting_on(
+        &self,
+        raw: Option<Spanned<Vec<Spanned<String>>>>,
+        sub_key: &str,
+        events: &BTreeSet<EventKind>,
+        zoom: &ZoomConfig,
+    ) -> Result<BTreeSet<EventKind>, ConfigError> {
+        let Some(list) = raw else {
+            return Ok(BTreeSet::new());
+        };
+        let key = format!("{sub_key}.meeting_on");
+        self.non_empty(
+            &list,
+            &key,
+            "remove the key for no war room (the default), or write meeting_on = [\"failed\"]",
+        )?;
+        if zoom.events.is_none() {
+            return Err(self.err(
+                list.span(),
+                &key,
+                "a war room is an instant Zoom meeting that the Server-to-Server app of \
+                 [zoom.events] creates, and this file has no [zoom.events]: add it (credential, \
+                 subscription_id, user, channels), give its app the scope \
+                 meeting:write:meeting:admin, and see README, \"War rooms\""
+                    .into(),
+            ));
+        }
+        let mut failures = BTreeSet::new();
+        for (j, name) in list.into_inner().into_iter().enumerate() {
+            let item = format!("{key}[{j}]");
+            let event = match name.get_ref().as_str() {
+                "failed" => EventKind::Failed,
+                "still_failing" => EventKind::StillFailing,
+                other => {
+                    let why = match EventKind::from_config_name(other) {
+                        Some(_) => " is no failure".to_owned(),
+                        None => format!(
+                            " is no event{}",
+                            guess(closest(other, ["failed", "still_failing"]))
+                        ),
+                    };
+                    return Err(self.err(
+                        name.span(),
+                        &item,
+                        format!(
+                            "{other:?}{why}; a war room is for failures: use \"failed\" (a \
+                             meeting for each failing streak, still failing included) or \
+                             \"still_failing\" (once a branch failed twice in a row)"
+                        ),
+                    ));
+                }
+            };
+            if !events.iter().any(|&wanted| event.satisfies(wanted)) {
+                return Err(self.err(
+                    name.span(),
+                    &item,
+                    format!(
+                        "this subscription does not announce {event}, so the war room's link \
+                         would have no card to go in; add {event:?} to its events",
+                        event = event.config_name()
+                    ),
+                ));
+            }
+            failures.insert(event);
+        }
+        Ok(failures)
     }
 
     fn subscription_channels(

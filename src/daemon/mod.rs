@@ -26,6 +26,7 @@ use crate::domain::CLOUD;
 use crate::http;
 use crate::poller::Source;
 use crate::retry::Backoff;
+use crate::war_room::{MeetingRetry, WarRooms};
 use crate::zoom::account::{AccountApi, Directory};
 use crate::zoom::events::ServerToServerApp;
 use crate::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, WebhookClient};
@@ -75,6 +76,8 @@ pub struct Tuning {
     /// How long the JID Zoom gave for a person `[people]` names by e-mail is used before it
     /// is asked again.
     pub(crate) people_kept: Duration,
+    /// How creating a war room is retried before its card goes out without the link.
+    pub(crate) meeting_retry: MeetingRetry,
 }
 
 impl Tuning {
@@ -121,6 +124,11 @@ impl Tuning {
             events_reconnect: scale(self.events_reconnect),
             command_rate: self.command_rate.compressed(speed),
             people_kept: self.people_kept.div_f64(speed),
+            meeting_retry: MeetingRetry {
+                backoff: scale(self.meeting_retry.backoff),
+                longest_wait: self.meeting_retry.longest_wait.div_f64(speed),
+                ..self.meeting_retry
+            },
         }
     }
 }
@@ -163,6 +171,16 @@ impl Default for Tuning {
             },
             // A person's JID does not change; an hour bounds a stale one after a mix-up.
             people_kept: Duration::from_secs(3600),
+            // Three tries within about half a minute: a card is held no longer for its war
+            // room (a Retry-After beyond that gives up at once).
+            meeting_retry: MeetingRetry {
+                backoff: Backoff {
+                    base: Duration::from_secs(2),
+                    max: Duration::from_secs(10),
+                },
+                attempts: 3,
+                longest_wait: Duration::from_secs(30),
+            },
         }
     }
 }
@@ -389,13 +407,20 @@ pub struct Zoom {
 }
 
 impl Zoom {
-    /// What deliveries use besides their channel's client, timed by `tuning`.
-    pub(crate) fn services(&self, tuning: &Tuning) -> Services {
+    /// What deliveries use besides their channel's client, for `config`, timed by `tuning`.
+    pub(crate) fn services(&self, config: &Config, tuning: &Tuning) -> Services {
+        let api = self.account.as_ref();
         Services {
-            directory: self
-                .account
-                .as_ref()
-                .map(|api| Arc::new(Directory::new(api.clone(), tuning.people_kept))),
+            directory: api.map(|api| Arc::new(Directory::new(api.clone(), tuning.people_kept))),
+            war_rooms: api
+                .zip(config.zoom.meetings.as_ref())
+                .map(|(api, meetings)| {
+                    Arc::new(WarRooms::new(
+                        api.clone(),
+                        meetings.host.clone(),
+                        tuning.meeting_retry,
+                    ))
+                }),
         }
     }
 }

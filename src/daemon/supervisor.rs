@@ -102,6 +102,7 @@ pub async fn run_with_control(
         events: None,
         chat_config: watch::channel(Arc::new(config.clone())).0,
         services: watch::channel(Arc::default()).0,
+        meeting_turns: Arc::default(),
     };
     supervisor.apply(&mut ReloadSummary::default(), None).await;
     let housekeeping = {
@@ -276,6 +277,8 @@ struct Supervisor {
     chat_config: watch::Sender<Arc<Config>>,
     /// What delivery workers use besides their channel's client (a reload replaces it).
     services: watch::Sender<Arc<delivery::Services>>,
+    /// One worker at a time creates a lane's war room, across reloads.
+    meeting_turns: Arc<crate::war_room::MeetingTurns>,
 }
 
 impl Supervisor {
@@ -464,7 +467,7 @@ impl Supervisor {
         }
         self.chat_config.send_replace(Arc::new(self.config.clone()));
         self.services
-            .send_replace(Arc::new(self.zoom.services(&self.tuning)));
+            .send_replace(Arc::new(self.zoom.services(&self.config, &self.tuning)));
         // Every replaced task is gone before any successor starts (invariant: one task per
         // credential and per channel; one connection per event subscription).
         Task::stop_all(stopping).await;
@@ -529,6 +532,7 @@ impl Supervisor {
             fold_after: self.config.zoom.delivery.fold_after,
             channel_pace: self.tuning.channel_pace.clone(),
             services: self.services.subscribe(),
+            meeting_turns: self.meeting_turns.clone(),
         };
         for route in &self.zoom.routes {
             if self.workers.contains_key(&route.channel) {

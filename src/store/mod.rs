@@ -15,7 +15,7 @@ mod records;
 
 use crate::domain::{
     AuthorIds, BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Mention,
-    RefTip, RepoId, SourceKind,
+    RefTip, RepoId, SourceKind, WarRoom,
 };
 use records::*;
 use sled::Transactional;
@@ -116,6 +116,8 @@ pub(crate) struct Notification {
     pub(crate) build: BuildStatus,
     /// Whom the card mentions.
     pub(crate) mention: Option<Mention>,
+    /// The war room whose link the card shows.
+    pub(crate) war_room: Option<WarRoom>,
 }
 
 /// Everything one poll of one repository through one source learnt, committed at once.
@@ -129,6 +131,18 @@ pub(crate) struct PollUpdate {
     /// New health of lanes a finished build settled.
     pub(crate) health: Vec<(Lane, Health)>,
     pub(crate) notifications: Vec<Notification>,
+    /// War rooms: a lane's new failing streak that wants one (`Some`), or a lane fixed,
+    /// whose war room is forgotten (`None`), in order.
+    pub(crate) meetings: Vec<(Lane, Option<String>)>,
+}
+
+/// What the store knows of a failing lane's war room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredMeeting {
+    /// The failing streak it is for.
+    pub(crate) streak: String,
+    /// Once created: the meeting's id and join link.
+    pub(crate) meeting: Option<(String, String)>,
 }
 
 /// An outbox row as the delivery worker sees it.
@@ -147,6 +161,8 @@ pub struct OutboxRow {
     pub(crate) first_failed_ms: Option<i64>,
     /// Whom the card mentions (`[people]`).
     pub(crate) mention: Option<Mention>,
+    /// The war room whose link the card shows.
+    pub(crate) war_room: Option<WarRoom>,
 }
 
 /// A channel's outbox as read: the rows in delivery order, and any that could not be read.
@@ -212,6 +228,8 @@ pub struct Store {
     chat_handled: sled::Tree,
     /// Per command channel, how far its messages were read.
     chat_cursors: sled::Tree,
+    /// War rooms of failing lanes.
+    meetings: sled::Tree,
 }
 
 impl Store {
@@ -269,6 +287,7 @@ impl Store {
             messages: db.open_tree(MESSAGES)?,
             chat_handled: db.open_tree(CHAT_HANDLED)?,
             chat_cursors: db.open_tree(CHAT_CURSORS)?,
+            meetings: db.open_tree(MEETINGS)?,
             meta,
             db,
         };
@@ -502,6 +521,58 @@ impl Store {
             .and_then(|b| decode_health(&b)))
     }
 
+    /// The failing streak of `lane` whose war room is wanted, if one is.
+    pub(crate) fn meeting_streak(
+        &self,
+        repo: &RepoId,
+        lane: &Lane,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self.meeting(repo, lane)?.map(|m| m.streak))
+    }
+
+    /// What is known of `lane`'s war room.
+    pub(crate) fn meeting(
+        &self,
+        repo: &RepoId,
+        lane: &Lane,
+    ) -> Result<Option<StoredMeeting>, StoreError> {
+        let record: Option<MeetingRecord> = get(&self.meetings, &health_key(repo, lane))?;
+        Ok(record.map(|r| StoredMeeting {
+            streak: r.streak,
+            meeting: r.meeting_id.zip(r.join_url),
+        }))
+    }
+
+    /// Records the meeting created for `lane`'s `streak`, durably, if the lane still wants
+    /// one for that streak and has none yet: whether it was recorded (a fix, or a new
+    /// streak, since the creation began leaves it out).
+    pub(crate) fn record_meeting(
+        &self,
+        repo: &RepoId,
+        lane: &Lane,
+        streak: &str,
+        meeting_id: &str,
+        join_url: &str,
+    ) -> Result<bool, StoreError> {
+        let key = health_key(repo, lane);
+        let wanted = encode(&MeetingRecord {
+            streak: streak.to_owned(),
+            meeting_id: None,
+            join_url: None,
+        })?;
+        let created = encode(&MeetingRecord {
+            streak: streak.to_owned(),
+            meeting_id: Some(meeting_id.to_owned()),
+            join_url: Some(join_url.to_owned()),
+        })?;
+        let recorded = self
+            .meetings
+            .compare_and_swap(&key, Some(wanted.as_slice()), Some(created.as_slice()))?
+            .is_ok();
+        self.meetings.flush()?;
+        Ok(recorded)
+    }
+
     /// Writes one poll's findings in one transaction and flushes it to disk (invariant 3).
     pub(crate) fn commit_poll(&self, update: &PollUpdate, now_ms: i64) -> Result<(), StoreError> {
         let cursor = &update.cursor;
@@ -554,29 +625,57 @@ impl Store {
                     next_attempt_ms: now_ms,
                     first_failed_ms: None,
                     mention: n.mention.as_ref().map(MentionRecord::from),
+                    war_room: n.war_room.as_ref().map(WarRoomRecord::from),
                 };
                 Ok((n.channel.as_str(), encode(&record)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let meetings = update
+            .meetings
+            .iter()
+            .map(|(lane, streak)| {
+                let value = streak
+                    .as_ref()
+                    .map(|streak| {
+                        encode(&MeetingRecord {
+                            streak: streak.clone(),
+                            meeting_id: None,
+                            join_url: None,
+                        })
+                    })
+                    .transpose()?;
+                Ok((health_key(&update.repo, lane), value))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let cursor_key = cursor_key(&update.repo, update.source);
-        let result: Result<(), TransactionError<StoreError>> =
-            (&self.repos, &self.builds, &self.health, &self.outbox).transaction(
-                |(repos, builds_tx, health, outbox)| {
-                    repos.insert(cursor_key.as_slice(), repo.as_slice())?;
-                    for (key, value) in &builds {
-                        builds_tx.insert(key.as_slice(), value.as_slice())?;
-                    }
-                    for (lane, h) in &update.health {
-                        health.insert(health_key(&update.repo, lane), &encode_health(*h))?;
-                    }
-                    for (channel, value) in &rows {
-                        let seq = outbox.generate_id()?;
-                        outbox.insert(outbox_key(channel, seq), value.as_slice())?;
-                    }
-                    repos.flush();
-                    Ok::<(), ConflictableTransactionError<StoreError>>(())
-                },
-            );
+        let result: Result<(), TransactionError<StoreError>> = (
+            &self.repos,
+            &self.builds,
+            &self.health,
+            &self.outbox,
+            &self.meetings,
+        )
+            .transaction(|(repos, builds_tx, health, outbox, meetings_tx)| {
+                repos.insert(cursor_key.as_slice(), repo.as_slice())?;
+                for (key, value) in &meetings {
+                    match value {
+                        Some(value) => meetings_tx.insert(key.as_slice(), value.as_slice())?,
+                        None => meetings_tx.remove(key.as_slice())?,
+                    };
+                }
+                for (key, value) in &builds {
+                    builds_tx.insert(key.as_slice(), value.as_slice())?;
+                }
+                for (lane, h) in &update.health {
+                    health.insert(health_key(&update.repo, lane), &encode_health(*h))?;
+                }
+                for (channel, value) in &rows {
+                    let seq = outbox.generate_id()?;
+                    outbox.insert(outbox_key(channel, seq), value.as_slice())?;
+                }
+                repos.flush();
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            });
         result.map_err(transaction_error)
     }
 
@@ -1169,6 +1268,7 @@ fn to_row(key: &[u8], record: OutboxRecord) -> Result<OutboxRow, StoreError> {
         enqueued_ms: record.enqueued_ms,
         first_failed_ms: record.first_failed_ms,
         mention: record.mention.map(Mention::from),
+        war_room: record.war_room.map(WarRoom::from),
     })
 }
 
@@ -1272,6 +1372,7 @@ mod tests {
             builds: builds.iter().map(|b| (b.key.clone(), stored(b))).collect(),
             health: vec![],
             notifications: vec![],
+            meetings: vec![],
         }
     }
 
@@ -1326,14 +1427,23 @@ mod tests {
                     event: EventKind::Failed,
                     build: done.clone(),
                     mention: None,
+                    war_room: None,
                 },
                 Notification {
                     channel: "ops".into(),
                     event: EventKind::Failed,
                     build: done.clone(),
-                    mention: None,
+                    mention: Some(Mention {
+                        user: crate::domain::ZoomUser::Email("jane@example.com".into()),
+                        name: Some("Jane".into()),
+                    }),
+                    war_room: Some(WarRoom {
+                        lane: main_lane(),
+                        streak: "s1".into(),
+                    }),
                 },
             ],
+            meetings: vec![(main_lane(), Some("s1".into()))],
         };
         {
             let store = Store::open(dir.path()).unwrap();
@@ -1361,6 +1471,37 @@ mod tests {
             store.health(&repo, &main_lane()).unwrap(),
             Some(Health::Failing)
         );
+        // The war room its streak wants, in the same transaction; recorded once, for the
+        // streak it is for only, and forgotten by a fix.
+        let wanted = store.meeting(&repo, &main_lane()).unwrap();
+        assert_eq!(
+            wanted,
+            Some(StoredMeeting {
+                streak: "s1".into(),
+                meeting: None
+            })
+        );
+        let ops = store.outbox("ops").unwrap().rows.remove(0);
+        assert_eq!(ops.war_room, update.notifications[1].war_room);
+        assert_eq!(ops.mention, update.notifications[1].mention);
+        let record = |streak: &str, id: &str| {
+            store
+                .record_meeting(&repo, &main_lane(), streak, id, "https://zoom.us/j/1")
+                .unwrap()
+        };
+        assert!(!record("s0", "8"), "another streak's");
+        assert!(record("s1", "1"));
+        assert!(!record("s1", "2"), "one meeting per streak");
+        assert_eq!(
+            store.meeting(&repo, &main_lane()).unwrap().unwrap().meeting,
+            Some(("1".into(), "https://zoom.us/j/1".into()))
+        );
+        let fixed = PollUpdate {
+            meetings: vec![(main_lane(), None)],
+            ..update_of(&repo, SourceKind::Statuses, &[])
+        };
+        store.commit_poll(&fixed, 2_000).unwrap();
+        assert_eq!(store.meeting(&repo, &main_lane()).unwrap(), None);
         let row = store.outbox("ci").unwrap().rows.remove(0);
         assert_eq!(
             (row.event, &row.build, row.attempts),
@@ -1567,6 +1708,7 @@ mod tests {
             event,
             build: build.clone(),
             mention: None,
+            war_room: None,
         })
         .collect();
         store.commit_poll(&update, 1_000).unwrap();
@@ -1696,6 +1838,7 @@ mod damage_tests {
                     event: EventKind::Failed,
                     build: build.clone(),
                     mention: None,
+                    war_room: None,
                 }],
                 ..tests::update_of(&repo, SourceKind::Pipelines, &[&build])
             };

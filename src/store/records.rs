@@ -4,7 +4,7 @@
 
 use crate::domain::{
     BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Mention, Outcome, RepoId,
-    SourceKind, ZoomUser,
+    SourceKind, WarRoom, ZoomUser,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,6 +24,9 @@ pub(crate) const MESSAGES: &str = "messages";
 pub(crate) const CHAT_HANDLED: &str = "chat_handled";
 /// Per command channel id: the newest message the backfill got to (Unix ms, big-endian).
 pub(crate) const CHAT_CURSORS: &str = "chat_cursors";
+/// Per failing lane that wants a war room (key: [`health_key`]): its streak, and the meeting
+/// once created. Never the meeting's start link.
+pub(crate) const MEETINGS: &str = "meetings";
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 /// The meta keys of watching times begin with this.
 pub(crate) const SINCE_PREFIX: &[u8] = b"watching_since\0";
@@ -192,6 +195,58 @@ pub(crate) struct OutboxRecord {
     /// The person the card mentions (`[people]`), decided when the row was queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) mention: Option<MentionRecord>,
+    /// The war room the card shows the link of, decided when the row was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) war_room: Option<WarRoomRecord>,
+}
+
+/// A war room as a row asks for it: its lane (of the row's repository) and streak.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WarRoomRecord {
+    /// The branch, or with `tag`, the tag.
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) tag: bool,
+    pub(crate) job: String,
+    pub(crate) streak: String,
+}
+
+impl From<&WarRoom> for WarRoomRecord {
+    fn from(room: &WarRoom) -> WarRoomRecord {
+        WarRoomRecord {
+            name: room.lane.git_ref.name().unwrap_or_default().to_owned(),
+            tag: matches!(room.lane.git_ref, BuildRef::Tag(_)),
+            job: room.lane.job.clone(),
+            streak: room.streak.clone(),
+        }
+    }
+}
+
+impl From<WarRoomRecord> for WarRoom {
+    fn from(record: WarRoomRecord) -> WarRoom {
+        WarRoom {
+            lane: Lane {
+                git_ref: if record.tag {
+                    BuildRef::Tag(record.name)
+                } else {
+                    BuildRef::Branch(record.name)
+                },
+                job: record.job,
+            },
+            streak: record.streak,
+        }
+    }
+}
+
+/// A failing lane's war room in the `meetings` tree: the streak it is for, and the meeting
+/// once created (its id and join link: the start link is never kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MeetingRecord {
+    pub(crate) streak: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) meeting_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) join_url: Option<String>,
 }
 
 /// A mention as stored.

@@ -1,14 +1,17 @@
 //! `[people]` and war rooms (issue 14, sections 3 and 4), through the real daemon against the
 //! simulator over loopback with a real sled store: a failing build mentions its mapped author
 //! (and only them), build data that looks like a mention mentions no one, a direct message
-//! goes out once per failure; and the keys are checked like the rest of the file.
+//! goes out once per failure; a failing streak gets one meeting, shown in its cards, whose
+//! start link shows nowhere, and a meeting Zoom will not create never holds a card back; and
+//! the keys are checked like the rest of the file.
 
-use crate::common::{Harness, replaced};
+use crate::common::{Harness, log_text, replaced, sigterm, spawn_daemon};
 use bbzoom::config::Config;
 use bbzoom::credentials::Credential;
 use bbzoom::demo::SimPolling;
 use bbzoom_sim::{
-    Scenario, SimBuild, SimMessage, SimOptions, SimPerson, SimRepo, SimStart, SimState, Simulator,
+    Scenario, SimBuild, SimMeetingFault, SimMessage, SimOptions, SimPerson, SimRepo, SimStart,
+    SimState, Simulator,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -70,6 +73,25 @@ fn append(harness: &mut Harness, text: &str) {
     config.push_str(text);
     std::fs::write(&path, config).unwrap();
     harness.config = Config::load(&path).unwrap();
+}
+
+/// Replaces `from` by `to` in the harness's configuration and reads it again.
+fn edit(harness: &mut Harness, from: &str, to: &str) {
+    let path = harness.config_path();
+    let config = replaced(&std::fs::read_to_string(&path).unwrap(), from, to);
+    std::fs::write(&path, config).unwrap();
+    harness.config = Config::load(&path).unwrap();
+}
+
+/// [`with_events`], and war rooms on the subscription of [`WAR_ROOM_SUBSCRIPTIONS`] that
+/// awaits them.
+fn with_war_rooms(harness: &mut Harness) {
+    with_events(harness);
+    edit(
+        harness,
+        "# meeting_on: set once [zoom.events] is there",
+        "meeting_on = [\"failed\"]",
+    );
 }
 
 /// Stores the simulator's Server-to-Server app as credential "sim-events" and adds
@@ -323,6 +345,309 @@ channels = ["ci"]
     assert_eq!(h.sim.account_requests(), 1, "her JID was asked for once");
 }
 
+const RELEASES: &str = "releases@conference.xmpp.zoom.us";
+
+/// The war-room links a message shows, in its content as posted and after every edit.
+fn war_room_links(message: &SimMessage) -> Vec<String> {
+    let mut links = Vec::new();
+    for content in std::iter::once(&message.first_content)
+        .chain(message.edits.iter().map(|(_, c)| c))
+        .chain([&message.content])
+    {
+        collect_war_rooms(content, &mut links);
+    }
+    links.sort();
+    links.dedup();
+    links
+}
+
+fn collect_war_rooms(value: &serde_json::Value, links: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let text = map.get("text").and_then(|t| t.as_str()).unwrap_or_default();
+            if text.contains("war room")
+                && let Some(link) = map.get("link").and_then(|l| l.as_str())
+            {
+                links.push(link.to_owned());
+            }
+            map.values().for_each(|v| collect_war_rooms(v, links));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_war_rooms(v, links)),
+        _ => {}
+    }
+}
+
+/// The war-room links of pipeline `number`'s card in `to_jid` and its thread replies.
+fn links_of(sim: &Simulator, to_jid: &str, number: u64) -> Vec<String> {
+    let card = card_of(sim, to_jid, number);
+    let mut links = war_room_links(&card);
+    for reply in sim.channel(to_jid) {
+        if reply.reply_to.as_deref() == Some(card.message_id.as_str()) {
+            links.extend(war_room_links(&reply));
+        }
+    }
+    links.sort();
+    links.dedup();
+    links
+}
+
+/// Waits (at most `secs` real seconds) until `done`.
+async fn wait_for(what: &str, secs: u64, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether pipeline `number`'s card in `to_jid` shows `head` (as posted or edited to).
+fn shows(sim: &Simulator, to_jid: &str, number: u64, head: &str) -> bool {
+    let sub_head = format!("Pipeline #{number}");
+    sim.channel(to_jid).iter().any(|m| {
+        m.content["head"]["sub_head"]["text"] == sub_head
+            && m.content["head"]["text"]
+                .as_str()
+                .is_some_and(|h| h.starts_with(head))
+    })
+}
+
+/// War rooms on failures of `main` to #ci; every branch's failures to #releases, without.
+const WAR_ROOM_SUBSCRIPTIONS: &str = r#"
+[[subscription]]
+repository = "{web}/acme/api"
+branches = ["main"]
+events = ["all"]
+channels = ["ci"]
+# meeting_on: set once [zoom.events] is there
+
+[[subscription]]
+repository = "{web}/acme/api"
+events = ["failed", "fixed"]
+channels = ["releases"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_streak_gets_one_meeting_whose_start_link_shows_nowhere() {
+    let scenario = Scenario {
+        repos: vec![repo(
+            "api",
+            vec![
+                build(1, "main", "Priya Raman", 5.0, Failed),
+                build(2, "main", "Priya Raman", 40.0, Failed),
+                build(3, "feature/x", "Tom Okafor", 41.0, Failed),
+                build(4, "main", "Priya Raman", 60.0, Successful),
+                build(5, "main", "Tom Okafor", 80.0, Failed),
+                build(6, "main", "Tom Okafor", 100.0, Error),
+            ],
+        )],
+    };
+    let mut h = harness(scenario, WAR_ROOM_SUBSCRIPTIONS, "").await;
+    with_war_rooms(&mut h);
+    // The real binary, its log at debug level: the start link must not show there either.
+    let log = h.dir.path().join("bbzoom.log");
+    let config = h.config_path();
+    let child = spawn_daemon(&config, &log, &[("RUST_LOG", "debug")]);
+    wait_for("the first war room", 60, || {
+        shows(&h.sim, CI, 1, "❌ FAILED")
+    })
+    .await;
+    assert!(!links_of(&h.sim, CI, 1).is_empty());
+    // Stopped and started again: the streak's meeting is found in the store.
+    sigterm(child, &log).await;
+    let child = spawn_daemon(&config, &log, &[("RUST_LOG", "debug")]);
+    wait_for("the last failure's card", 60, || {
+        shows(&h.sim, CI, 6, "❌ STILL FAILING") && shows(&h.sim, RELEASES, 6, "❌")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sigterm(child, &log).await;
+
+    let meetings = h.sim.meetings();
+    assert_eq!(
+        meetings.len(),
+        2,
+        "one per failing streak of main: {meetings:?}"
+    );
+    for meeting in &meetings {
+        assert_eq!(meeting.meeting_type, 1, "an instant meeting");
+        assert_eq!(
+            meeting.host_id, "sim-admin-user",
+            "[zoom.events] user hosts"
+        );
+        assert_eq!(
+            meeting.topic,
+            "bbzoom war room: acme/api main (pipeline) is failing"
+        );
+    }
+    let (first, second) = (&meetings[0].join_url, &meetings[1].join_url);
+    for (number, link) in [(1, first), (2, first), (5, second), (6, second)] {
+        assert_eq!(
+            links_of(&h.sim, CI, number),
+            std::slice::from_ref(link),
+            "#{number} in #ci"
+        );
+    }
+    for number in [1, 2, 3, 5, 6] {
+        assert!(
+            links_of(&h.sim, RELEASES, number).is_empty(),
+            "#{number}: #releases wants no war room"
+        );
+    }
+    assert!(links_of(&h.sim, CI, 4).is_empty(), "a fix has none");
+
+    // The host's start link went nowhere: no message, no log line, no byte of the store.
+    let secrets: Vec<&str> = meetings
+        .iter()
+        .map(|m| {
+            m.start_url
+                .split("zak=")
+                .nth(1)
+                .expect("a start link's key")
+        })
+        .collect();
+    for channel in [CI, RELEASES, ALERTS] {
+        for message in h.sim.channel(channel) {
+            let shown = format!(
+                "{:?} {:?} {:?}",
+                message.first_content, message.edits, message.content
+            );
+            for secret in &secrets {
+                assert!(!shown.contains(secret), "start link in {channel}: {shown}");
+            }
+        }
+    }
+    let logged = log_text(&log);
+    assert!(logged.contains("war room created"), "{logged}");
+    for secret in &secrets {
+        assert!(!logged.contains(secret), "start link in the log");
+    }
+    let mut files = vec![h.config.daemon.state_dir.clone()];
+    let mut store_bytes = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            store_bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    let store_text = String::from_utf8_lossy(&store_bytes);
+    assert!(store_text.contains(first.as_str()), "the join link is kept");
+    for secret in &secrets {
+        assert!(!store_text.contains(secret), "start link in the store");
+    }
+    let store = bbzoom::store::Store::open(&h.config.daemon.state_dir).unwrap();
+    assert_eq!(store.outbox_len(), 0, "everything delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_zoom_will_not_create_never_holds_a_card_back() {
+    let scenario = Scenario {
+        repos: vec![repo(
+            "api",
+            vec![
+                build(1, "main", "Priya Raman", 5.0, Failed),
+                build(2, "main", "Priya Raman", 30.0, Failed),
+                build(3, "main", "Priya Raman", 55.0, Successful),
+                build(4, "main", "Priya Raman", 80.0, Failed),
+                build(5, "main", "Priya Raman", 105.0, Successful),
+                build(6, "main", "Priya Raman", 130.0, Failed),
+            ],
+        )],
+    };
+    let mut h = harness(scenario, WAR_ROOM_SUBSCRIPTIONS, "").await;
+    with_war_rooms(&mut h);
+    // Zoom fails every try at #1's meeting: the card goes out without it.
+    h.sim.fail_next_meetings(3, SimMeetingFault::Unavailable);
+    let daemon = h.run_daemon();
+    wait_for("#1's failure", 30, || shows(&h.sim, CI, 1, "❌ FAILED")).await;
+    assert!(links_of(&h.sim, CI, 1).is_empty());
+    // The next card of the streak tries again, and gets it.
+    wait_for("#2's failure", 30, || {
+        shows(&h.sim, CI, 2, "❌ STILL FAILING")
+    })
+    .await;
+    assert_eq!(links_of(&h.sim, CI, 2).len(), 1);
+    // A Retry-After longer than a card is held: given up at once.
+    h.sim.fail_next_meetings(
+        1,
+        SimMeetingFault::RateLimited {
+            retry_after: Some("3600".into()),
+        },
+    );
+    wait_for("#4's failure", 30, || shows(&h.sim, CI, 4, "❌ FAILED")).await;
+    assert!(links_of(&h.sim, CI, 4).is_empty());
+    // A short one is waited out (1 s: within the 30 s a card is held, compressed to 1.5 s).
+    h.sim.fail_next_meetings(
+        1,
+        SimMeetingFault::RateLimited {
+            retry_after: Some("1".into()),
+        },
+    );
+    h.wait_caught_up(&daemon.store, Duration::from_secs(60))
+        .await;
+    daemon.stop().await;
+    assert_eq!(
+        links_of(&h.sim, CI, 6).len(),
+        1,
+        "#6, after a 1 s Retry-After"
+    );
+    let meetings = h.sim.meetings();
+    assert_eq!(meetings.len(), 2, "#1's streak's, on #2, and #6's");
+    assert_eq!(links_of(&h.sim, CI, 2), [meetings[0].join_url.clone()]);
+    assert_eq!(links_of(&h.sim, CI, 6), [meetings[1].join_url.clone()]);
+    // Every failure was told, link or not.
+    for (number, head) in [(1, "❌ FAILED"), (4, "❌ FAILED"), (6, "❌ FAILED")] {
+        assert!(shows(&h.sim, CI, number, head), "#{number}");
+    }
+}
+
+/// `meeting_on = ["still_failing"]`: a war room once a branch failed twice in a row, forgotten
+/// when it is fixed, so the next streak gets its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_war_room_on_still_failing_is_forgotten_when_the_branch_is_fixed() {
+    let scenario = Scenario {
+        repos: vec![repo(
+            "api",
+            vec![
+                build(1, "main", "Priya Raman", 5.0, Failed),
+                build(2, "main", "Priya Raman", 25.0, Failed),
+                build(3, "main", "Priya Raman", 45.0, Failed),
+                build(4, "main", "Priya Raman", 65.0, Successful),
+                build(5, "main", "Priya Raman", 85.0, Failed),
+                build(6, "main", "Priya Raman", 105.0, Failed),
+            ],
+        )],
+    };
+    let mut h = harness(scenario, WAR_ROOM_SUBSCRIPTIONS, "").await;
+    with_events(&mut h);
+    edit(
+        &mut h,
+        "# meeting_on: set once [zoom.events] is there",
+        "meeting_on = [\"still_failing\"]",
+    );
+    let daemon = h.run_daemon();
+    h.wait_caught_up(&daemon.store, Duration::from_secs(60))
+        .await;
+    daemon.stop().await;
+
+    let meetings = h.sim.meetings();
+    assert_eq!(meetings.len(), 2, "{meetings:?}");
+    let (first, second) = (&meetings[0].join_url, &meetings[1].join_url);
+    for (number, links) in [
+        (1, vec![]),
+        (2, vec![first.clone()]),
+        (3, vec![first.clone()]),
+        (4, vec![]),
+        (5, vec![]),
+        (6, vec![second.clone()]),
+    ] {
+        assert_eq!(links_of(&h.sim, CI, number), links, "#{number}");
+    }
+}
+
 /// Where the configuration tests pretend it lives.
 const PATH: &str = "/etc/bbzoom/config.toml";
 
@@ -388,6 +713,86 @@ fn people_are_optional_and_read_in_every_form() {
         .collect();
     assert_eq!(messaged, ["jane@example.com"], "jdoe opted out");
     assert!(config.watches.iter().all(|w| w.people == config.people));
+}
+
+#[test]
+fn war_rooms_are_optional_and_hosted_by_the_events_user_unless_told() {
+    let config = Config::parse(Path::new(PATH), BASE).unwrap();
+    assert!(config.zoom.meetings.is_none());
+    assert!(config.subscriptions[0].meeting_on.is_empty());
+    let text = replaced(
+        BASE,
+        "channels = [\"ci\"]\n\n",
+        "channels = [\"ci\"]\nmeeting_on = [\"failed\"]\n\n",
+    );
+    let config = Config::parse(Path::new(PATH), &format!("{text}{EVENTS}")).unwrap();
+    assert_eq!(
+        config.zoom.meetings.as_ref().map(|m| m.host.as_str()),
+        Some("ci-admin@example.com")
+    );
+    let subscription = &config.subscriptions[0];
+    assert_eq!(
+        subscription.meeting_on,
+        [bbzoom::domain::EventKind::Failed].into()
+    );
+    assert!(subscription.describe().ends_with("; war room on failed"));
+    let hosted = format!("{text}{EVENTS}[zoom.meetings]\nhost = \"oncall@example.com\"\n");
+    let config = Config::parse(Path::new(PATH), &hosted).unwrap();
+    assert_eq!(config.zoom.meetings.unwrap().host, "oncall@example.com");
+}
+
+#[test]
+fn broken_war_rooms() {
+    let meeting_on = |events: &str, meeting_on: &str| {
+        replaced(
+            BASE,
+            "channels = [\"ci\"]\n\n",
+            &format!("channels = [\"ci\"]\n{events}meeting_on = {meeting_on}\n\n"),
+        )
+    };
+    refused(
+        &meeting_on("", "[\"failed\"]"),
+        21,
+        "subscription[0].meeting_on",
+        "this file has no [zoom.events]: add it",
+    );
+    let with_events = |text: String| format!("{text}{EVENTS}");
+    refused(
+        &with_events(meeting_on("", "[\"succeeded\"]")),
+        21,
+        "subscription[0].meeting_on[0]",
+        "\"succeeded\" is no failure",
+    );
+    refused(
+        &with_events(meeting_on("", "[\"faild\"]")),
+        21,
+        "subscription[0].meeting_on[0]",
+        "is no event (did you mean \"failed\"?)",
+    );
+    refused(
+        &with_events(meeting_on("events = [\"fixed\"]\n", "[\"failed\"]")),
+        22,
+        "subscription[0].meeting_on[0]",
+        "does not announce failed",
+    );
+    refused(
+        &with_events(meeting_on("", "[]")),
+        21,
+        "subscription[0].meeting_on",
+        "the list is empty",
+    );
+    refused(
+        &format!("{BASE}[zoom.meetings]\nhost = \"oncall@example.com\"\n"),
+        22,
+        "zoom.meetings",
+        "this file has no [zoom.events]",
+    );
+    refused(
+        &format!("{BASE}{EVENTS}[zoom.meetings]\nhost = \"on call\"\n"),
+        29,
+        "zoom.meetings.host",
+        "neither a Zoom user id nor an e-mail address",
+    );
 }
 
 #[test]
