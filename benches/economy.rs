@@ -449,6 +449,7 @@ async fn run_bbzoom(
         polling: SimPolling::default(),
         budget: Some(parameters.budget),
         subscriptions,
+        chat_commands: false,
     };
     let config = Config::load(&demo::write_environment(dir.path(), &sim, &environment)?)?;
     let stored = Credentials::load(

@@ -9,6 +9,7 @@
 use crate::config::{Config, Watch};
 use crate::domain::Health;
 use crate::store::{Store, StoreError};
+use crate::terminal::shown;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -72,10 +73,28 @@ pub struct StatusReport {
     pub finding: Option<Finding>,
     /// The running daemon's tasks that ended unexpectedly and were started again.
     #[serde(default)]
-    pub task_restarts: Vec<crate::daemon::TaskRestarts>,
+    pub task_restarts: Vec<crate::daemon::watched::TaskRestarts>,
     /// The running daemon's `[zoom.events]` connection, per subscription.
     #[serde(default)]
     pub events: Vec<crate::chat::EventsStatus>,
+    /// The channels' mutes (`bbzoom mute` in the chat), in force or ended with their summary
+    /// still to send.
+    #[serde(default)]
+    pub mutes: Vec<MuteStatus>,
+}
+
+/// One mute of a channel, as `bbzoom status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MuteStatus {
+    pub channel: String,
+    /// "acme/api", or "every repository".
+    pub scope: String,
+    /// When it ends or ended (Unix milliseconds, the daemon's clock).
+    pub until_ms: i64,
+    /// Who set it (a Zoom user's email or id).
+    pub by: String,
+    /// Cards it holds (to be summarised when it ends).
+    pub held: usize,
 }
 
 /// How new builds were found since the daemon started: what the workspace scan is worth on
@@ -262,42 +281,37 @@ impl StatusReport {
             subscriptions,
             channels: channels(config, store),
             dead_letters: store.dead_letters().map_or(0, |l| l.len()),
+            mutes: mutes(store),
             ..StatusReport::default()
         }
     }
 }
 
-/// Longest a [`shown`] value is: what a server or the store holds may be anything.
-const SHOWN_MAX_CHARS: usize = 200;
-
-/// Untrusted text (build data, a server's answer, a configuration value: whoever can post a
-/// commit status chooses a lane's job name) made safe for the admin's terminal, on one line:
-/// every control character (an ANSI escape begins with one; a newline could fake a table row)
-/// and every character that renders as nothing or reorders text is written as its escape
-/// (`\u{1b}`), so it shows rather than acts. Cut to 200 characters.
-pub fn shown(untrusted: &str) -> String {
-    let mut out = escaped(untrusted, |_| false);
-    if let Some((cut, _)) = out.char_indices().nth(SHOWN_MAX_CHARS) {
-        out.truncate(cut);
-        out.push('…');
-    }
-    out
-}
-
-/// [`shown`] for a message of several lines (an error with a list): newlines stay, and it is
-/// not cut.
-pub fn shown_lines(untrusted: &str) -> String {
-    escaped(untrusted, |c| c == '\n')
-}
-
-/// `text` with each control or invisible character but those `kept` written as its escape.
-fn escaped(text: &str, kept: impl Fn(char) -> bool) -> String {
-    text.chars()
-        .map(|c| {
-            if (c.is_control() || crate::render::is_invisible(c)) && !kept(c) {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
+/// Every channel's mutes, with the cards each holds: those of its repositories queued before
+/// it ends.
+fn mutes(store: &Store) -> Vec<MuteStatus> {
+    let mutes = store.mutes(None).unwrap_or_else(|err| {
+        tracing::warn!(%err, "cannot read the mutes");
+        Vec::new()
+    });
+    mutes
+        .into_iter()
+        .map(|mute| {
+            let held = store.outbox(&mute.channel).map_or(0, |outbox| {
+                outbox
+                    .rows
+                    .iter()
+                    .filter(|r| {
+                        mute.scope.covers(&r.build.key.repo) && r.enqueued_ms <= mute.until_ms
+                    })
+                    .count()
+            });
+            MuteStatus {
+                channel: mute.channel,
+                scope: shown(&mute.scope.to_string()),
+                until_ms: mute.until_ms,
+                by: shown(&mute.by),
+                held,
             }
         })
         .collect()

@@ -13,6 +13,9 @@
 //! since they began to fail, has its backlog folded into summary cards, as many as it takes
 //! to list every update: a fold never hides a result.
 //!
+//! A mute (see [`crate::mute`]) holds the rows it covers in the outbox; when it ends, they go
+//! out as one summary card, removed with the mute once Zoom took it.
+//!
 //! What to retry is the Zoom client's classification; when is decided here and persisted in the
 //! row (attempts, next attempt time) so a restart resumes the backoff. A row still failing
 //! `max_age` after it was queued, or refused for good, becomes a dead letter, and so does a row
@@ -22,6 +25,7 @@ use crate::clock::Clock;
 use crate::config::Style;
 use crate::domain::{Mention, RateLimit, ZoomUser};
 use crate::metrics::Metrics;
+use crate::mute::{self, Fate, Mute};
 use crate::render::{self, Form};
 use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
@@ -193,7 +197,9 @@ pub(crate) async fn run(ctx: DeliveryContext, route: Route, mut shutdown: Shutdo
         restored: false,
     };
     while !shutdown.is_triggered() {
-        let wait = match worker.step().await {
+        let step = worker.step().await;
+        worker.ctx.store.note(&step);
+        let wait = match step {
             Ok(wait) => wait,
             Err(err) => {
                 tracing::error!(channel = %worker.route.channel, %err, "cannot read or update the outbox");
@@ -275,11 +281,10 @@ impl Worker {
             self.failing_since = rows.iter().filter_map(|r| r.first_failed_ms).min();
             self.restored = true;
         }
-        let Some(head) = rows.first().cloned() else {
+        if rows.is_empty() {
             // Nothing waits: no backlog can have grown, whatever happened before.
             self.failing_since = None;
-            return Ok(None);
-        };
+        }
         let superseded = superseded(&rows);
         if !superseded.is_empty() {
             ctx.store
@@ -288,11 +293,46 @@ impl Worker {
             return Ok(Some(Duration::ZERO));
         }
         let now = ctx.clock.now_ms();
-        if head.next_attempt_ms > now {
-            let wait = u64::try_from(head.next_attempt_ms.saturating_sub(now)).unwrap_or(0);
-            return Ok(Some(Duration::from_millis(wait)));
+        // Mutes: rows a mute in force covers stay where they are; those of mutes that ended go
+        // out as one summary before anything else (see `mute`).
+        let channel = self.route.channel.clone();
+        let mutes = ctx
+            .store
+            .blocking(move |store| store.mutes(Some(&channel)))
+            .await?;
+        let (mut summarised, mut rows_now) = (Vec::new(), Vec::new());
+        for row in rows {
+            match mute::fate(&row.build.key.repo, row.enqueued_ms, &mutes, now) {
+                Fate::Deliver => rows_now.push(row),
+                Fate::Summarised => summarised.push(row),
+                Fate::Held => {}
+            }
         }
-        let due: Vec<OutboxRow> = rows
+        let ended: Vec<Mute> = mutes.iter().filter(|m| !m.active(now)).cloned().collect();
+        if !ended.is_empty() {
+            let due_at = summarised.iter().map(|r| r.next_attempt_ms).max();
+            match due_at {
+                // Nothing was held, or it is still held by another mute: the mute is done.
+                None => {
+                    ctx.store
+                        .blocking(move |store| store.finish_mutes(&[], &ended))
+                        .await?;
+                }
+                Some(at) if at > now => return Ok(Some(millis_until(at, now))),
+                Some(_) => self.deliver_mute_summary(summarised, ended).await?,
+            }
+            return Ok(Some(Duration::ZERO));
+        }
+        // The next mute to end, which the worker wakes for.
+        let mute_ends = mutes.iter().map(|m| millis_until(m.until_ms, now)).min();
+        let Some(head) = rows_now.first().cloned() else {
+            return Ok(mute_ends);
+        };
+        if head.next_attempt_ms > now {
+            let wait = millis_until(head.next_attempt_ms, now);
+            return Ok(Some(mute_ends.map_or(wait, |ends| ends.min(wait))));
+        }
+        let due: Vec<OutboxRow> = rows_now
             .into_iter()
             .filter(|r| r.next_attempt_ms <= now)
             .collect();
@@ -331,7 +371,7 @@ impl Worker {
                 if matches!(err.class, ErrorClass::Transient { .. }) {
                     self.failing_since.get_or_insert(self.ctx.clock.now_ms());
                 }
-                failed(&self.ctx, &self.route, vec![row], err).await
+                failed(&self.ctx, &self.route, vec![row], err, None).await
             }
         }
     }
@@ -508,7 +548,7 @@ impl Worker {
                 },
             };
             if let Err(err) = result {
-                return failed(&self.ctx, &self.route, rest.to_vec(), err).await;
+                return failed(&self.ctx, &self.route, rest.to_vec(), err, None).await;
             }
             self.failing_since = None;
             tracing::info!(channel = %self.route.channel, cards = shown.len(), summaries = summaries.len(), "backlog folded into a summary card");
@@ -524,6 +564,55 @@ impl Worker {
             rest = after;
         }
         Ok(())
+    }
+}
+
+/// Milliseconds from `now_ms` to `at_ms`, none if it is past.
+fn millis_until(at_ms: i64, now_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(0))
+}
+
+impl Worker {
+    /// Sends the one summary card of what `ended` mutes held (`rows`), then removes the rows
+    /// and the mutes together; a failed attempt is booked on the rows like any, their age
+    /// counted from the mute's end.
+    async fn deliver_mute_summary(
+        &mut self,
+        rows: Vec<OutboxRow>,
+        ended: Vec<Mute>,
+    ) -> Result<(), StoreError> {
+        let updates: Vec<(crate::domain::EventKind, &crate::domain::BuildStatus)> =
+            rows.iter().map(|r| (r.event, &r.build)).collect();
+        let card = mute::summary_card(&updates, &ended);
+        self.pace.ready().await;
+        let result = match &self.route.sender {
+            Sender::Webhook { client } => client.post(&card).await,
+            Sender::Chatbot { client, to_jid, .. } => client
+                .send(to_jid, &render::chatbot_content(&card), None)
+                .await
+                .map(drop),
+            Sender::Direct { client, user } => match self.jid_of(user).await {
+                Ok(to_jid) => client
+                    .send(&to_jid, &render::chatbot_content(&card), None)
+                    .await
+                    .map(drop),
+                Err(err) => Err(err),
+            },
+        };
+        if let Err(err) = result {
+            let held_until = ended.iter().map(|m| m.until_ms).max();
+            return failed(&self.ctx, &self.route, rows, err, held_until).await;
+        }
+        self.failing_since = None;
+        tracing::info!(channel = %self.route.channel, cards = rows.len(), "a mute ended: what it held went out as one summary card");
+        self.ctx
+            .metrics
+            .delivered
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        self.ctx
+            .store
+            .blocking(move |store| store.finish_mutes(&rows, &ended))
+            .await
     }
 }
 
@@ -543,12 +632,13 @@ fn superseded(rows: &[OutboxRow]) -> Vec<OutboxRow> {
 }
 
 /// Books a failed attempt at `rows`: retried later, or dead-lettered when refused for good or
-/// too old.
+/// too old: `max_age` after they were queued, or after `held_until` for rows a mute held.
 async fn failed(
     ctx: &DeliveryContext,
     route: &Route,
     rows: Vec<OutboxRow>,
     err: ZoomError,
+    held_until: Option<i64>,
 ) -> Result<(), StoreError> {
     let now = ctx.clock.now_ms();
     let max_age = i64::try_from(ctx.max_age.as_millis()).unwrap_or(i64::MAX);
@@ -568,7 +658,8 @@ async fn failed(
             .fetch_add(1, Ordering::Relaxed);
     }
     for row in rows {
-        let too_old = now.saturating_sub(row.enqueued_ms) > max_age;
+        let queued = held_until.map_or(row.enqueued_ms, |until| until.max(row.enqueued_ms));
+        let too_old = now.saturating_sub(queued) > max_age;
         match err.class {
             ErrorClass::Transient { .. } if !too_old => {
                 tracing::warn!(channel = %route.channel, build = %row.build.key, attempts = row.attempts + 1, ?delay, %err, "delivery failed; will retry");

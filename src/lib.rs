@@ -17,7 +17,8 @@
 //! - [`domain`]: what everything else talks about: builds, states, events.
 //! - [`detect`]: pure transition detection and event classification.
 //! - [`store`]: sled. A transition and the notifications it causes are one transaction.
-//! - [`delivery`]: outbox workers, one per channel, retrying with jittered backoff.
+//! - [`delivery`]: outbox workers, one per channel, retrying with jittered backoff; they hold
+//!   what a [`mute`] covers and send one summary when it ends.
 //! - [`war_room`]: a failing lane's meeting (`meeting_on`), created once per failing streak
 //!   when its first card is shown.
 //! - [`render`]: pure card rendering (chatbot JSON and plain text).
@@ -38,7 +39,7 @@
 //!
 //! Helpers: [`atomic_file`] (replace a file whole or not at all), [`files`] (read the
 //! admin's files: regular ones only, bounded), [`glob`] (branch and tag
-//! patterns), [`repo_url`] (repository URLs as people paste them), [`retry`] (backoff with
+//! patterns), [`terminal`] (untrusted text made safe for a terminal), [`repo_url`] (repository URLs as people paste them), [`retry`] (backoff with
 //! jitter and `Retry-After`), [`http`] (the shared HTTP client), [`sd_notify`] (telling systemd
 //! how the daemon is doing).
 //!
@@ -69,6 +70,7 @@ pub mod glob;
 pub(crate) mod housekeeping;
 pub mod http;
 pub mod metrics;
+pub mod mute;
 pub mod poller;
 pub mod render;
 pub(crate) mod repo_url;
@@ -78,6 +80,7 @@ pub(crate) mod scheduler;
 pub mod sd_notify;
 pub mod shutdown;
 pub mod store;
+pub mod terminal;
 pub mod wakeups;
 pub mod war_room;
 pub mod zoom;

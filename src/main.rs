@@ -143,7 +143,7 @@ fn main() -> ExitCode {
             // Errors quote configuration values and servers' answers.
             eprintln!(
                 "bbzoom: {}",
-                bbzoom::control::shown_lines(&format!("{err:#}"))
+                bbzoom::terminal::shown_lines(&format!("{err:#}"))
             );
             ExitCode::from(cli::exit_code(&err))
         }

@@ -286,6 +286,10 @@ async fn serve(inner: Arc<Inner>, mut socket: WebSocket, token_expiry: Option<In
         let mut heard = tokio::time::Instant::now();
         closing = loop {
             tokio::select! {
+                // A connection told to close sends nothing more: a post after a forced
+                // disconnect must never reach it, whatever else is ready.
+                biased;
+                why = &mut close_rx => break Some(why.unwrap_or(Close::Forced)),
                 frame = socket.recv() => match frame {
                     Some(Ok(Message::Text(text))) => {
                         if is_heartbeat(&text) {
@@ -315,7 +319,6 @@ async fn serve(inner: Arc<Inner>, mut socket: WebSocket, token_expiry: Option<In
                     Err(broadcast::error::RecvError::Lagged(_)) => break Some(Close::Forced),
                     Err(broadcast::error::RecvError::Closed) => break Some(Close::Forced),
                 },
-                why = &mut close_rx => break Some(why.unwrap_or(Close::Forced)),
                 () = tokio::time::sleep_until(heard + silence) => break Some(Close::Silent),
                 () = expires(token_expiry) => break Some(Close::TokenExpired),
             }

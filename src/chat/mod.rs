@@ -5,36 +5,41 @@
 //!
 //! Zoom does not replay what it sent while no connection was open, so after every connect the
 //! task reads each command channel's messages since its cursor (list-messages, at most
-//! [`MAX_BACKFILL_PAGES`] pages; the first connect ever starts from now) and handles the
+//! [`MAX_BACKFILL_PAGES`] pages; the first connect ever starts the cursor, durably, as soon as
+//! it is open) and handles the
 //! commands among them, oldest first. A command runs only once its message id is recorded in
 //! the store (`Store::claim_command`), so one seen live and in a backfill, or again after a
-//! restart, runs once. The answer is a reply in the command's thread, through the chatbot,
-//! retried on transient failures, its loss logged.
+//! restart, runs once. Its answer, a reply in the command's thread through the chatbot, is
+//! queued in the store (`Store::queue_answer`) and sent by [`send_answers`], in order, retried
+//! while Zoom fails transiently for up to `[zoom.delivery] max_age`, and again after a restart;
+//! only an answer Zoom refuses for good, or one that old, is given up (logged as an error).
 
+pub(crate) mod admin;
 pub(crate) mod commands;
 
 use crate::clock::Clock;
 use crate::config::{Config, EventsConfig};
 use crate::domain::{Health, RateLimit, RepoId};
+use crate::mute::{self, Fate, Mute, MuteScope};
+use crate::render::Card;
 use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
-use crate::store::Store;
+use crate::store::{ChatAnswer, Store, StoreError};
+use crate::wakeups::Wakeups;
 use crate::zoom::events::{self, ChatMessage, Incoming, ServerToServerApp};
 use crate::zoom::{ChatbotClient, ErrorClass};
+use commands::{Command, Muted, Target};
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// The most list-messages pages read per channel after a reconnect (50 messages each): a
 /// long outage costs a bounded catch-up, and the oldest messages beyond it are left (logged).
 pub(crate) const MAX_BACKFILL_PAGES: usize = 4;
-
-/// Attempts at sending one answer before its loss is logged.
-const ANSWER_ATTEMPTS: u32 = 5;
 
 /// Everything the task runs with; built by the supervisor from the configuration.
 pub(crate) struct ChatContext {
@@ -56,11 +61,38 @@ pub(crate) struct ChatContext {
     pub(crate) reconnect: Backoff,
     /// Between attempts at sending an answer.
     pub(crate) answer_backoff: Backoff,
+    /// How long an answer Zoom keeps failing to take is retried (`[zoom.delivery] max_age`).
+    pub(crate) answer_max_age: std::time::Duration,
+    /// Wakes [`send_answers`] when an answer is queued.
+    pub(crate) answers_queued: Arc<tokio::sync::Notify>,
     /// Commands one person may send per window before being told to slow down.
     pub(crate) command_rate: RateLimit,
     /// What `bbzoom status` shows of the connection.
     pub(crate) log: Arc<ConnectionLog>,
+    /// Delivery workers, woken when a mute ends so its summary goes out at once.
+    pub(crate) wakeups: Arc<Wakeups>,
+    /// How a span people type (a mute's length) runs on the daemon's clock: 1, or
+    /// `1/speed` in a compressed run (`Tuning::typed_time`).
+    pub(crate) typed_time: f64,
+    /// Where `subscribe` and `unsubscribe` go: the supervisor, which edits the chat's
+    /// subscriptions file and reloads, one request at a time.
+    pub(crate) admin: mpsc::Sender<AdminRequest>,
 }
+
+/// A change of the chat's subscriptions asked for in a channel by an admin (`subscribe`,
+/// `unsubscribe`), carried out by the supervisor like a reload, one at a time; its answer
+/// comes back on `answer`.
+pub(crate) struct AdminRequest {
+    pub(crate) command: Command,
+    /// The `[zoom.channels]` name it was asked in, which it subscribes.
+    pub(crate) channel: String,
+    /// Who asked: the Zoom user's email or id.
+    pub(crate) sender: String,
+    pub(crate) answer: oneshot::Sender<Card>,
+}
+
+/// Admin requests that may wait for the supervisor at once; more are refused as busy.
+pub(crate) const ADMIN_QUEUE: usize = 8;
 
 /// The connection as `bbzoom status` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,8 +192,17 @@ struct CaughtUp {
     cursors: Vec<(String, i64)>,
 }
 
+/// Keeps the subscription's connection until `shutdown`, reconnecting whenever it ends, and
+/// sends the answers.
+pub(crate) async fn run(ctx: Arc<ChatContext>, shutdown: Shutdown) {
+    tokio::join!(
+        keep_connected(ctx.clone(), shutdown.clone()),
+        send_answers(ctx, shutdown)
+    );
+}
+
 /// Keeps the subscription's connection until `shutdown`, reconnecting whenever it ends.
-pub(crate) async fn run(ctx: Arc<ChatContext>, mut shutdown: Shutdown) {
+async fn keep_connected(ctx: Arc<ChatContext>, mut shutdown: Shutdown) {
     let flood = Flood::new(ctx.command_rate);
     let mut failures = 0u32;
     let mut first = true;
@@ -217,6 +258,21 @@ impl ChatContext {
         tracing::info!(url = %format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or_default(), url.path()), "event WebSocket connected");
         let beat = self.events.heartbeat;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + beat, beat);
+        // A channel's first connection ever starts its cursor now, before anything can end
+        // this connection: what is posted from now on is a command, even if this connection
+        // drops before its catch-up is done.
+        let channels: Vec<String> = self.channels.keys().cloned().collect();
+        let started = self
+            .store
+            .blocking(move |store| {
+                (channels.iter()).try_for_each(|c| store.start_chat_cursor(c, connected_ms))
+            })
+            .await;
+        if let Err(err) = started {
+            return Ended::Failed(format!(
+                "cannot record where the command channels begin: {err}"
+            ));
+        }
         let backfill = self.catch_up(&token.value, connected_ms);
         tokio::pin!(backfill);
         let mut caught_up = false;
@@ -273,11 +329,8 @@ impl ChatContext {
                 .blocking(move |store| store.chat_cursor(&id))
                 .await
                 .map_err(|e| e.to_string())?;
-            // The first connect ever starts from now: older messages are history, not commands.
-            let Some(from) = cursor else {
-                found.cursors.push((channel_id.clone(), connected_ms));
-                continue;
-            };
+            // Started at the first connection ever: older messages are history, not commands.
+            let from = cursor.unwrap_or(connected_ms);
             let (mut page, mut pages, mut newest) = (None, 0, from);
             loop {
                 let listed = self
@@ -299,6 +352,7 @@ impl ChatContext {
                     None => break,
                 }
             }
+            tracing::debug!(channel = %self.channels[channel_id].0, from, newest, pages, "caught up on a command channel");
             found.cursors.push((channel_id.clone(), newest));
         }
         // Listed newest first: a stable sort by time keeps same-instant posts in order.
@@ -347,12 +401,10 @@ impl ChatContext {
         let card = match flood.admit(&message.sender) {
             Admission::Run => {
                 tracing::info!(%channel, ?command, "chat command");
-                let config = self.config.borrow().clone();
-                self.store
-                    .blocking(move |store| {
-                        commands::answer(&command, &channel, &config, |repo| lanes(store, repo))
-                    })
-                    .await
+                match self.run_command(command, message, &channel, &to_jid) {
+                    Some(card) => card.await,
+                    None => return,
+                }
             }
             Admission::SlowDown => {
                 tracing::info!(%channel, "chat commands: a person is over the rate limit; told to slow down");
@@ -360,34 +412,376 @@ impl ChatContext {
             }
             Admission::Ignore => return,
         };
-        let thread = message.thread.clone().unwrap_or_else(|| message.id.clone());
-        self.send_answer(to_jid, thread, card);
+        let answer = ChatAnswer {
+            to_jid,
+            thread: message.thread.clone().unwrap_or_else(|| message.id.clone()),
+            content: crate::render::chatbot_content(&card),
+            queued_ms: self.clock.now_ms(),
+        };
+        let id = message.id.clone();
+        match self
+            .store
+            .blocking(move |store| store.queue_answer(&id, &answer))
+            .await
+        {
+            Ok(()) => self.answers_queued.notify_one(),
+            Err(err) => tracing::error!(%err, "cannot queue the answer to a chat command"),
+        }
     }
 
-    /// Sends an answer in the background (the socket keeps being read and kept alive),
-    /// retrying transient failures; a loss is logged.
-    fn send_answer(&self, to_jid: String, thread: String, card: crate::render::Card) {
-        let (chatbot, backoff) = (self.chatbot.clone(), self.answer_backoff);
-        tokio::spawn(async move {
-            let content = crate::render::chatbot_content(&card);
-            for attempt in 0..ANSWER_ATTEMPTS {
-                let err = match chatbot.send(&to_jid, &content, Some(&thread)).await {
-                    Ok(_) => return,
-                    Err(err) => err,
+    /// Runs `command`, posted as `message` in `channel` (whose JID is `to_jid`): its answer,
+    /// or `None` when it is answered later (a change of subscriptions, carried out by the
+    /// supervisor, is answered from the background once done).
+    fn run_command<'a>(
+        &'a self,
+        command: Command,
+        message: &'a ChatMessage,
+        channel: &'a str,
+        to_jid: &str,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = Card> + Send + 'a>>> {
+        match command {
+            Command::Mute { target, length } => {
+                Some(Box::pin(self.mute(channel, message, target, length)))
+            }
+            Command::Unmute(target) => Some(Box::pin(self.unmute(channel, target))),
+            command if command.admin_only() && !self.is_admin(message) => {
+                tracing::warn!(
+                    %channel, sender = %crate::terminal::shown(&message.sender),
+                    "chat command refused: only [zoom.events] admins may change subscriptions"
+                );
+                Some(Box::pin(std::future::ready(commands::refused(&command))))
+            }
+            Command::Subscribe(_) | Command::Unsubscribe { .. } => {
+                let (answer, answered) = oneshot::channel();
+                let request = AdminRequest {
+                    command,
+                    channel: channel.to_owned(),
+                    sender: message.sender.clone(),
+                    answer,
                 };
-                match err.class {
-                    ErrorClass::Transient { retry_after } if attempt + 1 < ANSWER_ATTEMPTS => {
-                        let wait = retry_after.unwrap_or_else(|| backoff.delay(attempt));
-                        tokio::time::sleep(wait.min(backoff.max)).await;
+                if self.admin.try_send(request).is_err() {
+                    return Some(Box::pin(std::future::ready(commands::failed(
+                        "Nothing changed: bbzoom is busy",
+                        "other subscription changes are waiting; try again in a minute",
+                    ))));
+                }
+                let (id, thread) = (
+                    message.id.clone(),
+                    message.thread.clone().unwrap_or_else(|| message.id.clone()),
+                );
+                let (store, clock, queued, to_jid) = (
+                    self.store.clone(),
+                    self.clock.clone(),
+                    self.answers_queued.clone(),
+                    to_jid.to_owned(),
+                );
+                // Answered once the supervisor is done, queued like every answer.
+                tokio::spawn(async move {
+                    let card = answered.await.unwrap_or_else(|_| {
+                        commands::failed(
+                            "Nothing changed: bbzoom is stopping",
+                            "try again once it runs",
+                        )
+                    });
+                    let answer = ChatAnswer {
+                        to_jid,
+                        thread,
+                        content: crate::render::chatbot_content(&card),
+                        queued_ms: clock.now_ms(),
+                    };
+                    match store
+                        .blocking(move |store| store.queue_answer(&id, &answer))
+                        .await
+                    {
+                        Ok(()) => queued.notify_one(),
+                        Err(err) => {
+                            tracing::error!(%err, "cannot queue the answer to a chat command")
+                        }
                     }
-                    _ => {
-                        tracing::error!(%err, "the answer to a chat command could not be delivered");
+                });
+                None
+            }
+            command => {
+                let (config, channel) = (self.config.borrow().clone(), channel.to_owned());
+                let now = self.clock.now_ms();
+                Some(Box::pin(self.store.blocking(move |store| {
+                    let muted = muted(store, &channel, now);
+                    commands::answer(&command, &channel, &config, &muted, |repo| {
+                        lanes(store, repo)
+                    })
+                })))
+            }
+        }
+    }
+
+    /// Whether the sender of `message` is one of `[zoom.events] admins`: by email or user id,
+    /// in any case.
+    fn is_admin(&self, message: &ChatMessage) -> bool {
+        self.events.admins.iter().any(|admin| {
+            admin.eq_ignore_ascii_case(&message.sender)
+                || (!message.sender_id.is_empty() && admin.eq_ignore_ascii_case(&message.sender_id))
+        })
+    }
+
+    /// `mute`: records the mute of `target` in `channel` for `length` (as typed).
+    async fn mute(
+        &self,
+        channel: &str,
+        message: &ChatMessage,
+        target: Target,
+        length: String,
+    ) -> Card {
+        let typed = match mute::length(&length) {
+            Ok(typed) => typed,
+            Err(why) => return commands::failed("Not muted", &why),
+        };
+        let scope = match target {
+            Target::All => MuteScope::All,
+            Target::Repo(typed) => {
+                let config = self.config.borrow().clone();
+                match resolve(&config, channel, &typed, &[]) {
+                    Ok(repo) => MuteScope::Repo(repo),
+                    Err(why) => return commands::failed("Not muted", &why),
+                }
+            }
+        };
+        let real = crate::clock::scaled(typed, self.typed_time);
+        let now = self.clock.now_ms();
+        let mute = Mute {
+            channel: channel.to_owned(),
+            scope,
+            since_ms: now,
+            until_ms: now.saturating_add(i64::try_from(real.as_millis()).unwrap_or(i64::MAX)),
+            by: message.sender.clone(),
+        };
+        let recorded = mute.clone();
+        let set = self
+            .store
+            .blocking(move |store| {
+                let replaced = store.set_mute(&recorded)?;
+                let all = store
+                    .mutes(Some(&recorded.channel))?
+                    .into_iter()
+                    .find(|m| m.scope == MuteScope::All && m.active(now));
+                Ok::<_, StoreError>((replaced, all))
+            })
+            .await;
+        match set {
+            Ok((replaced, all)) => {
+                tracing::info!(%channel, scope = %mute.scope, until_ms = mute.until_ms, "muted");
+                self.wakeups.wake(channel);
+                commands::muted(&mute, &length, replaced.as_ref(), all.as_ref())
+            }
+            Err(err) => {
+                tracing::error!(%err, %channel, "cannot record a mute");
+                commands::failed(
+                    "Not muted",
+                    "bbzoom could not record the mute (see its log)",
+                )
+            }
+        }
+    }
+
+    /// `unmute`: ends `channel`'s mute of `target` (every mute with `None`) now; the delivery
+    /// worker sends the summary.
+    async fn unmute(&self, channel: &str, target: Option<String>) -> Card {
+        let config = self.config.borrow().clone();
+        let now = self.clock.now_ms();
+        let chan = channel.to_owned();
+        let ended = self
+            .store
+            .blocking(move |store| {
+                let mutes = store.mutes(Some(&chan))?;
+                let scope = match target {
+                    None => None,
+                    Some(typed) => {
+                        let muted: Vec<RepoId> = mutes
+                            .iter()
+                            .filter_map(|m| match &m.scope {
+                                MuteScope::Repo(repo) => Some(repo.clone()),
+                                MuteScope::All => None,
+                            })
+                            .collect();
+                        match resolve(&config, &chan, &typed, &muted) {
+                            Ok(repo) => Some(MuteScope::Repo(repo)),
+                            Err(why) => return Ok(Err(why)),
+                        }
+                    }
+                };
+                let ended = store.end_mutes(&chan, scope.as_ref(), now)?;
+                let after = store.mutes(Some(&chan))?;
+                let summarised = store
+                    .outbox(&chan)?
+                    .rows
+                    .iter()
+                    .filter(|r| {
+                        mute::fate(&r.build.key.repo, r.enqueued_ms, &after, now)
+                            == Fate::Summarised
+                    })
+                    .count();
+                let still: Vec<Mute> = after
+                    .into_iter()
+                    .filter(|m| {
+                        m.active(now)
+                            && match &scope {
+                                None => true,
+                                Some(MuteScope::Repo(repo)) => m.scope.covers(repo),
+                                Some(MuteScope::All) => false,
+                            }
+                    })
+                    .collect();
+                Ok::<_, StoreError>(Ok((ended, summarised, still)))
+            })
+            .await;
+        match ended {
+            Ok(Ok((ended, summarised, still))) => {
+                tracing::info!(%channel, ended = ended.len(), summarised, "unmuted");
+                self.wakeups.wake(channel);
+                commands::unmuted(channel, &ended, summarised, &still)
+            }
+            Ok(Err(why)) => commands::failed("Nothing unmuted", &why),
+            Err(err) => {
+                tracing::error!(%err, %channel, "cannot end a mute");
+                commands::failed(
+                    "Nothing unmuted",
+                    "bbzoom could not record the change (see its log)",
+                )
+            }
+        }
+    }
+
+    /// Sends one queued answer, retrying while Zoom fails transiently and the answer is younger
+    /// than `answer_max_age`; `false` if shutdown came first (it stays queued).
+    async fn send_answer(&self, answer: &ChatAnswer, shutdown: &mut Shutdown) -> bool {
+        for attempt in 0u32.. {
+            let err = match (self.chatbot)
+                .send(&answer.to_jid, &answer.content, Some(&answer.thread))
+                .await
+            {
+                Ok(_) => return true,
+                Err(err) => err,
+            };
+            let age_ms = self.clock.now_ms().saturating_sub(answer.queued_ms);
+            let young = u128::try_from(age_ms).unwrap_or(0) < self.answer_max_age.as_millis();
+            match err.class {
+                ErrorClass::Transient { retry_after } if young => {
+                    let backoff = self.answer_backoff;
+                    let wait = retry_after.unwrap_or_else(|| backoff.delay(attempt));
+                    tracing::warn!(%err, attempt, "the answer to a chat command failed; will retry");
+                    tokio::select! {
+                        _ = shutdown.wait() => return false,
+                        () = tokio::time::sleep(wait.min(backoff.max)) => {}
+                    }
+                }
+                _ => {
+                    tracing::error!(%err, attempt, "the answer to a chat command could not be delivered; giving it up");
+                    return true;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Sends the queued answers, oldest first, until `shutdown`: those left from before a restart
+/// first, then each as it is queued. An answer leaves the store once sent or given up.
+async fn send_answers(ctx: Arc<ChatContext>, mut shutdown: Shutdown) {
+    loop {
+        match ctx.store.blocking(Store::pending_answers).await {
+            Ok(pending) => {
+                for (id, answer) in pending {
+                    if !ctx.send_answer(&answer, &mut shutdown).await {
                         return;
+                    }
+                    if let Err(err) = ctx.store.blocking(move |s| s.answer_done(&id)).await {
+                        tracing::error!(%err, "cannot record a chat answer as sent; it may be sent again");
                     }
                 }
             }
-        });
+            Err(err) => tracing::error!(%err, "cannot read the queued chat answers"),
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            () = ctx.answers_queued.notified() => {}
+        }
     }
+}
+
+/// The repository `typed` names among `channel`'s subscriptions (and `also`): a URL in any form
+/// the configuration takes (read by the same code), or `workspace/repo` as `list` shows it.
+fn resolve(config: &Config, channel: &str, typed: &str, also: &[RepoId]) -> Result<RepoId, String> {
+    let mut mine: Vec<&RepoId> = config
+        .subscriptions
+        .iter()
+        .filter(|s| s.channels.iter().any(|c| c == channel))
+        .map(|s| &s.repo)
+        .chain(also)
+        .collect();
+    mine.sort();
+    mine.dedup();
+    let subscribed = || {
+        let names: Vec<String> = mine.iter().map(ToString::to_string).collect();
+        if names.is_empty() {
+            format!("{channel} has no subscriptions")
+        } else {
+            format!("{channel} has {}", names.join(", "))
+        }
+    };
+    let shown = crate::render::clean(typed, 100);
+    if typed.contains(':') || typed.contains('@') {
+        let repo = crate::config::edit::repository_of(config, typed)?;
+        return if mine.contains(&&repo) {
+            Ok(repo)
+        } else {
+            Err(format!(
+                "{repo} is not subscribed in {channel} ({})",
+                subscribed()
+            ))
+        };
+    }
+    let found: Vec<&&RepoId> = mine
+        .iter()
+        .filter(|r| r.to_string().eq_ignore_ascii_case(typed))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok((**one).clone()),
+        [] => Err(format!(
+            "{shown} is not a repository subscribed in {channel} ({}); name it as workspace/repo \
+             or by its URL",
+            subscribed()
+        )),
+        _ => Err(format!(
+            "{shown} is on several Bitbucket instances; give its URL to say which"
+        )),
+    }
+}
+
+/// `channel`'s mutes in force at `now_ms` and the cards they hold, for `list` and `status`.
+fn muted(store: &Store, channel: &str, now_ms: i64) -> Muted {
+    let read = || -> Result<Muted, StoreError> {
+        let mutes: Vec<Mute> = store
+            .mutes(Some(channel))?
+            .into_iter()
+            .filter(|m| m.active(now_ms))
+            .collect();
+        let held = if mutes.is_empty() {
+            0
+        } else {
+            store
+                .outbox(channel)?
+                .rows
+                .iter()
+                .filter(|r| {
+                    mute::fate(&r.build.key.repo, r.enqueued_ms, &mutes, now_ms) == Fate::Held
+                })
+                .count()
+        };
+        Ok(Muted { mutes, held })
+    };
+    read().unwrap_or_else(|err| {
+        tracing::error!(%err, channel, "cannot read a channel's mutes");
+        Muted::default()
+    })
 }
 
 /// Each lane of `repo` as "branch · job", and whether it is failing.

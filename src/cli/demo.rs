@@ -22,6 +22,10 @@ pub struct DemoArgs {
     /// Print the summary as one JSON object on stdout (the commentary goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Also type commands into #ci (over Zoom's event WebSocket, dropped twice on the way)
+    /// and check each is answered exactly once.
+    #[arg(long)]
+    chat: bool,
 }
 
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
@@ -38,6 +42,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         } else {
             Narration::Stdout
         },
+        chat: args.chat,
     };
     anyhow::ensure!(
         options.speed.is_finite() && options.speed > 0.0,

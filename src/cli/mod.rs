@@ -5,20 +5,20 @@
 //! rather than act on the admin's terminal.
 
 /// `println!` for a person: control and invisible characters show as escapes
-/// (`bbzoom::control::shown_lines`).
+/// (`bbzoom::terminal::shown_lines`).
 macro_rules! say {
     () => {
         println!()
     };
     ($($arg:tt)*) => {
-        println!("{}", bbzoom::control::shown_lines(&format!($($arg)*)))
+        println!("{}", bbzoom::terminal::shown_lines(&format!($($arg)*)))
     };
 }
 
 /// `eprintln!` for a person, escaped as [`say!`] is.
 macro_rules! tell {
     ($($arg:tt)*) => {
-        eprintln!("{}", bbzoom::control::shown_lines(&format!($($arg)*)))
+        eprintln!("{}", bbzoom::terminal::shown_lines(&format!($($arg)*)))
     };
 }
 
@@ -41,6 +41,9 @@ const EXIT_NOT_RUNNING: u8 = 3;
 const EXIT_STORE_DAMAGED: u8 = 4;
 /// Exit status of a daemon that stopped because one of its tasks kept failing.
 const EXIT_TASK_FAILING: u8 = 5;
+/// Exit status of a daemon that stopped because its store kept failing (systemd restarts it:
+/// a disk that filled up may have room again).
+const EXIT_STORE_FAILING: u8 = 6;
 
 /// The daemon is not running: said plainly, with the socket that nothing answers on.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,8 @@ pub fn open_idle_store(config: &bbzoom::config::Config) -> anyhow::Result<bbzoom
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(bbzoom::daemon::DaemonError::TaskFailing { .. }) = err.downcast_ref() {
         EXIT_TASK_FAILING
+    } else if let Some(bbzoom::daemon::DaemonError::StoreFailing { .. }) = err.downcast_ref() {
+        EXIT_STORE_FAILING
     } else if err.downcast_ref::<bbzoom::config::ConfigError>().is_some()
         || err
             .downcast_ref::<bbzoom::credentials::CredentialsError>()
@@ -104,12 +109,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 }
 
 /// `rows` as columns two spaces apart, each as wide as its widest cell; no line ends in spaces.
-/// Cells are [`shown`](bbzoom::control::shown): they hold configuration values, build data and
+/// Cells are [`shown`](bbzoom::terminal::shown): they hold configuration values, build data and
 /// servers' answers.
 pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let rows: Vec<[String; N]> = rows
         .iter()
-        .map(|row| row.each_ref().map(|cell| bbzoom::control::shown(cell)))
+        .map(|row| row.each_ref().map(|cell| bbzoom::terminal::shown(cell)))
         .collect();
     let rows = rows.as_slice();
     let mut widths = [0; N];

@@ -155,6 +155,7 @@ fn unsubscribed(config: &Config, url: &str, repo: RepoId) -> anyhow::Result<Watc
         (instance.credential.clone(), SourceKind::Statuses)
     };
     let subscription = Subscription {
+        origin: Default::default(),
         url: url.to_owned(),
         repo: repo.clone(),
         sources: vec![source],

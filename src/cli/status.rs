@@ -46,7 +46,7 @@ pub async fn status(config_path: PathBuf, args: StatusArgs) -> anyhow::Result<()
         println!("{}", serde_json::to_string(&report)?);
     } else {
         let described = describe(&report, bbzoom::clock::now_ms());
-        print!("{}", control::shown_lines(&described));
+        print!("{}", bbzoom::terminal::shown_lines(&described));
     }
     if report.running {
         Ok(())
@@ -106,7 +106,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
             task.task,
             task.restarts,
             ago(task.last_at_ms),
-            bbzoom::control::shown(&task.last_cause)
+            bbzoom::terminal::shown(&task.last_cause)
         )
         .unwrap();
     }
@@ -118,7 +118,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
         writeln!(
             out,
             "chat commands (subscription {}): {connected}; last event {}; {} reconnect(s){}",
-            bbzoom::control::shown(&events.subscription_id),
+            bbzoom::terminal::shown(&events.subscription_id),
             events.last_event_ms.map_or("never".to_owned(), ago),
             events.reconnects,
             events
@@ -126,7 +126,7 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
                 .as_ref()
                 .map_or(String::new(), |e| format!(
                     "; last failure: {}",
-                    bbzoom::control::shown(e)
+                    bbzoom::terminal::shown(e)
                 )),
         )
         .unwrap();
@@ -200,6 +200,34 @@ fn describe(report: &StatusReport, now_ms: i64) -> String {
     }));
     out.push('\n');
     out.push_str(&super::table(&rows));
+    if !report.mutes.is_empty() {
+        let mut rows = vec![[
+            "MUTED CHANNEL".to_owned(),
+            "WHAT".into(),
+            "UNTIL".into(),
+            "BY".into(),
+            "CARDS HELD".into(),
+        ]];
+        rows.extend(report.mutes.iter().map(|m| {
+            let until = if m.until_ms > now_ms {
+                format!(
+                    "in {}",
+                    format_ago(m.until_ms - now_ms).trim_end_matches(" ago")
+                )
+            } else {
+                "ended; its summary card is being sent".to_owned()
+            };
+            [
+                m.channel.clone(),
+                m.scope.clone(),
+                until,
+                m.by.clone(),
+                m.held.to_string(),
+            ]
+        }));
+        out.push('\n');
+        out.push_str(&super::table(&rows));
+    }
     writeln!(
         out,
         "\ndead letters: {}{}",

@@ -113,8 +113,8 @@ fn chosen(
         .filter(|(_, s)| &s.repo == repo)
         .map(|(i, _)| i)
         .collect();
-    match (entry, entries.as_slice()) {
-        (Some(n), _) if entries.contains(&n) => Ok(Some(n)),
+    let chosen = match (entry, entries.as_slice()) {
+        (Some(n), _) if entries.contains(&n) => Some(n),
         (Some(_), []) => anyhow::bail!(
             "{} is not subscribed in {}, so it has no subscription to choose",
             name(repo),
@@ -126,8 +126,8 @@ fn chosen(
             name(repo),
             numbers(&entries)
         ),
-        (None, []) => Ok(None),
-        (None, [one]) => Ok(Some(*one)),
+        (None, []) => None,
+        (None, [one]) => Some(*one),
         (None, several) => {
             let listed: Vec<String> = several
                 .iter()
@@ -140,7 +140,32 @@ fn chosen(
                 listed.join("\n")
             )
         }
+    };
+    if let Some(n) = chosen {
+        made_here(current, n)?;
     }
+    Ok(chosen)
+}
+
+/// Refuses subscription `n` of `config` unless it is written in the configuration file itself:
+/// one made in the chat is in the chat's subscriptions file, which the chat edits.
+fn made_here(config: &Config, n: usize) -> anyhow::Result<()> {
+    let subscription = &config.subscriptions[n];
+    let Some(made) = &subscription.origin.chat else {
+        return Ok(());
+    };
+    let channel = made
+        .channel
+        .as_deref()
+        .map_or("its channel".to_owned(), |c| format!("#{c}"));
+    anyhow::bail!(
+        "subscription {n} of {} was made in the chat ({}); remove it there with `bbzoom \
+         unsubscribe {}` in {channel}, or edit {} and run `bbzoom reload`",
+        name(&subscription.repo),
+        subscription.origin,
+        subscription.url,
+        subscription.origin.file.display()
+    )
 }
 
 /// "0, 3".
@@ -243,13 +268,23 @@ pub async fn unsubscribe(config: PathBuf, args: UnsubscribeArgs) -> anyhow::Resu
     let (mut text, current) = read(&config)?;
     let repo = repository(&current, &args.url)?;
     let indices: Vec<usize> = if args.all {
-        current
+        let (here, chat): (Vec<_>, Vec<_>) = current
             .subscriptions
             .iter()
             .enumerate()
             .filter(|(_, s)| s.repo == repo)
-            .map(|(i, _)| i)
-            .collect()
+            .partition(|(_, s)| s.origin.chat.is_none());
+        for (i, s) in chat {
+            say!(
+                "note: subscription {i} of {} was made in the chat ({}) and stays; remove it \
+                 with `bbzoom unsubscribe {}` in the channel, or edit {}",
+                name(&repo),
+                s.origin,
+                s.url,
+                s.origin.file.display()
+            );
+        }
+        here.into_iter().map(|(i, _)| i).collect()
     } else {
         chosen(&current, &repo, args.entry, ", or --all to remove them all")?
             .into_iter()
@@ -297,9 +332,10 @@ pub fn list(config: PathBuf) -> anyhow::Result<()> {
         "COMMITS",
         "EVENTS",
         "CHANNELS",
+        "FROM",
     ]
     .map(str::to_owned);
-    let rows: Vec<[String; 10]> = std::iter::once(header)
+    let rows: Vec<[String; 11]> = std::iter::once(header)
         .chain(config.subscriptions.iter().enumerate().map(|(i, s)| {
             [
                 i.to_string(),
@@ -312,6 +348,7 @@ pub fn list(config: PathBuf) -> anyhow::Result<()> {
                 if s.refs.commits { "yes" } else { "no" }.to_owned(),
                 events(&s.events),
                 s.channels.join(", "),
+                s.origin.to_string(),
             ]
         }))
         .collect();

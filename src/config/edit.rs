@@ -99,7 +99,36 @@ pub fn add_subscription(
     repository: &str,
     keys: &SubscriptionKeys,
 ) -> Result<String, ConfigError> {
+    add_commented(path, text, repository, keys, None)
+}
+
+/// As [`add_subscription`], with `comment` (lines beginning with `#`) directly above the new
+/// table's header, after a blank line: the table's own comment, which
+/// [`remove_subscription`] removes with it.
+pub fn add_commented_subscription(
+    path: &Path,
+    text: &str,
+    repository: &str,
+    keys: &SubscriptionKeys,
+    comment: &str,
+) -> Result<String, ConfigError> {
+    add_commented(path, text, repository, keys, Some(comment))
+}
+
+fn add_commented(
+    path: &Path,
+    text: &str,
+    repository: &str,
+    keys: &SubscriptionKeys,
+    comment: Option<&str>,
+) -> Result<String, ConfigError> {
     let mut doc = parse(path, text)?;
+    if doc.as_table().is_empty() && !text.trim().is_empty() {
+        // Only comments: toml_edit keeps them after the last table, where a new one would
+        // end up above them. They head the file: the table goes after them.
+        let table = add_commented(path, "", repository, keys, comment)?;
+        return Ok(format!("{}\n\n{table}", text.trim_end()));
+    }
     let end_of_file = last_position(&mut doc) + 1;
     let tables = subscription_tables(path, text, &mut doc)?;
     let mut table = Table::new();
@@ -112,10 +141,22 @@ pub fn add_subscription(
         .and_then(Table::position)
         .unwrap_or(end_of_file);
     table.set_position(Some(position));
+    if let Some(comment) = comment {
+        table
+            .decor_mut()
+            .set_prefix(format!("\n{}\n", comment.trim_end()));
+    }
     table.insert("repository", toml_edit::value(repository));
     keys.write_into(&mut table);
     tables.push(table);
-    Ok(doc.to_string())
+    let edited = doc.to_string();
+    // The first table of an empty file starts it, without the blank line that sets a table
+    // apart from the one before.
+    Ok(if text.trim().is_empty() {
+        edited.trim_start().to_owned()
+    } else {
+        edited
+    })
 }
 
 /// `text` with `keys` set in the `index`-th `[[subscription]]` (counting from 0); its other
@@ -528,5 +569,56 @@ channels = ["ci"]
         let err = add_subscription(path(), "[daemon\n", "x", &keys()).unwrap_err();
         assert_eq!(err.line(), Some(1));
         assert!(err.to_string().contains("invalid TOML"), "{err}");
+    }
+
+    #[test]
+    fn a_commented_table_takes_its_comment_along_when_removed() {
+        let file = "# Made in the chat: keep only [[subscription]] tables here.\n";
+        let comment = "# Made in the chat by jane@example.com at 2025-06-01T10:00:00Z in #ci";
+        let first = add_commented_subscription(
+            path(),
+            file,
+            "https://bitbucket.org/acme/web",
+            &SubscriptionKeys {
+                channels: Some(vec!["ci".into()]),
+                ..keys()
+            },
+            comment,
+        )
+        .unwrap();
+        let second = add_commented_subscription(
+            path(),
+            &first,
+            "https://bitbucket.org/acme/api",
+            &SubscriptionKeys {
+                events: Some(vec!["failed".into()]),
+                channels: Some(vec!["ci".into()]),
+                ..keys()
+            },
+            &comment.replace("jane", "joe"),
+        )
+        .unwrap();
+        assert_eq!(
+            second,
+            format!(
+                "{file}\n{comment}\n[[subscription]]\nrepository = \"https://bitbucket.org/acme/web\"\n\
+                 channels = [\"ci\"]\n\n{}\n[[subscription]]\n\
+                 repository = \"https://bitbucket.org/acme/api\"\nevents = [\"failed\"]\n\
+                 channels = [\"ci\"]\n",
+                comment.replace("jane", "joe")
+            )
+        );
+        // Read back: who made each.
+        let made = |text: &str, line| crate::config::ChatMade::above(text, line);
+        assert_eq!(made(&second, 4).by.as_deref(), Some("jane@example.com"));
+        assert_eq!(made(&second, 9).by.as_deref(), Some("joe@example.com"));
+        assert_eq!(made(&second, 9).channel.as_deref(), Some("ci"));
+        assert_eq!(made(&second, 9).at.as_deref(), Some("2025-06-01T10:00:00Z"));
+        assert_eq!(made(file, 2), crate::config::ChatMade::default());
+        // Removing the first takes its comment and leaves the file's own.
+        let removed = remove_subscription(path(), &second, 0).unwrap();
+        assert!(!removed.contains("jane"), "{removed}");
+        assert!(removed.starts_with(file), "{removed}");
+        assert!(removed.contains("joe"), "{removed}");
     }
 }

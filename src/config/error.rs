@@ -56,6 +56,40 @@ impl ConfigError {
         }
     }
 
+    /// The error as found in a text made of the configuration, a newline and the chat's
+    /// subscriptions file at `path` (see `validate::parse`), placed in the file it is about:
+    /// past `lines_before` lines, or about a `[[subscription]]` from the `first_table`-th on,
+    /// that file, its line and its table counted in it.
+    pub(super) fn relocated(
+        mut self,
+        path: &Path,
+        lines_before: usize,
+        first_table: usize,
+    ) -> ConfigError {
+        let table = self.key.as_deref().and_then(|key| {
+            let rest = key.strip_prefix("subscription[")?;
+            let (index, after) = rest.split_once(']')?;
+            Some((index.parse::<usize>().ok()?, after.to_owned()))
+        });
+        let in_chat = match self.position {
+            Some((line, _)) => line > lines_before,
+            None => table
+                .as_ref()
+                .is_some_and(|(index, _)| *index >= first_table),
+        };
+        if !in_chat {
+            return self;
+        }
+        self.file = path.to_owned();
+        if let Some((line, column)) = self.position {
+            self.position = Some((line - lines_before, column));
+        }
+        if let Some((index, after)) = table.filter(|(index, _)| *index >= first_table) {
+            self.key = Some(format!("subscription[{}]{after}", index - first_table));
+        }
+        self
+    }
+
     /// The 1-based line the error is about, if it is about a place in the file.
     pub fn line(&self) -> Option<usize> {
         self.position.map(|(line, _)| line)
@@ -69,6 +103,11 @@ impl ConfigError {
     /// The key path the error is about, such as `zoom.channels.ci.to_jid`.
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()
+    }
+
+    /// What is wrong and what to do, without the file, line and key.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 

@@ -13,6 +13,7 @@ mod shapes;
 mod validate;
 
 pub use error::ConfigError;
+pub(crate) use validate::parse_duration;
 
 pub use crate::domain::{BudgetOrigin, BudgetSpec, RateLimit, SourceKind};
 
@@ -214,6 +215,9 @@ pub struct EventsConfig {
     pub admins: Vec<String>,
     /// How often a heartbeat is sent over the WebSocket (Zoom: every 30 s).
     pub heartbeat: Duration,
+    /// The file of the subscriptions made in the chat (`bbzoom subscribe`), read with this
+    /// one; `None`: admins cannot subscribe from the chat.
+    pub subscriptions_file: Option<PathBuf>,
 }
 
 /// `[zoom.chatbot]`: the Zoom Team Chat chatbot app.
@@ -303,6 +307,8 @@ pub enum Style {
 /// may have several (failures of `main` to one channel, everything of `release/*` to another).
 #[derive(Debug, Clone)]
 pub struct Subscription {
+    /// Where its table is written: the configuration file, or the chat's subscriptions file.
+    pub origin: Origin,
     /// The repository URL as the admin wrote it.
     pub url: String,
     /// The repository, including which instance it lives on.
@@ -359,6 +365,100 @@ impl Subscription {
     /// announced.
     pub fn wants(&self, git_ref: &BuildRef, event: EventKind) -> bool {
         self.refs.matches(git_ref) && self.events.iter().any(|&w| event.satisfies(w))
+    }
+}
+
+/// Where a `[[subscription]]` table is written, for `bbzoom subscriptions`, the chat's `list`
+/// and the commands that edit it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The file: the configuration, or its `[zoom.events] subscriptions_file`.
+    pub file: PathBuf,
+    /// The 1-based line of its `[[subscription]]` header in that file.
+    pub line: usize,
+    /// Its place among that file's `[[subscription]]` tables, from 0 (what `edit` takes).
+    pub index: usize,
+    /// `Some` when it is in the chat's subscriptions file: who made it and when, as the
+    /// comment above it says (`bbzoom subscribe` writes one).
+    pub chat: Option<ChatMade>,
+}
+
+/// A subscription made in the chat, as the comment `bbzoom subscribe` writes above its table
+/// says ([`chat_comment`]); a table written there by hand has none of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChatMade {
+    /// The Zoom user who made it (email or user id), as written.
+    pub by: Option<String>,
+    /// When (RFC 3339, UTC), as written.
+    pub at: Option<String>,
+    /// The `[zoom.channels]` name it was made in.
+    pub channel: Option<String>,
+}
+
+/// What a comment saying who made a subscription in the chat begins with.
+const CHAT_MARK: &str = "# Made in the chat by ";
+
+/// The comment `bbzoom subscribe` writes above the table it adds: who (`by`, an email or user
+/// id), in which channel and when (`at`, RFC 3339). Read back by [`ChatMade::above`].
+pub fn chat_comment(by: &str, channel: &str, at: &str) -> String {
+    // One line whatever the words hold, and nothing that would end the comment.
+    let word = |text: &str| -> String {
+        text.chars()
+            .filter(|c| !c.is_control() || c.is_whitespace())
+            .map(|c| if c.is_whitespace() { '_' } else { c })
+            .take(200)
+            .collect()
+    };
+    format!(
+        "{CHAT_MARK}{} at {} in #{}",
+        word(by),
+        word(at),
+        word(channel)
+    )
+}
+
+impl ChatMade {
+    /// What the comment directly above line `line` (1-based, a table's header) of `text`
+    /// says of who made the table, if it is one [`chat_comment`] wrote.
+    pub(crate) fn above(text: &str, line: usize) -> ChatMade {
+        let lines: Vec<&str> = text.lines().take(line.saturating_sub(1)).collect();
+        let comment = lines
+            .iter()
+            .rev()
+            .take_while(|l| l.trim_start().starts_with('#'))
+            .find_map(|l| l.trim().strip_prefix(CHAT_MARK));
+        let Some(rest) = comment else {
+            return ChatMade::default();
+        };
+        let (by, rest) = rest.split_once(" at ").unwrap_or((rest, ""));
+        let (at, channel) = rest.split_once(" in #").unwrap_or((rest, ""));
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        ChatMade {
+            by: some(by),
+            at: some(at),
+            channel: some(channel),
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    /// "config.toml line 12", or "chat, by jane@example.com at 2025-06-01T10:00:00Z
+    /// (chat-subscriptions.toml line 4)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = format!("{} line {}", self.file.display(), self.line);
+        match &self.chat {
+            None => f.write_str(&place),
+            Some(made) => {
+                f.write_str("chat")?;
+                if let Some(by) = &made.by {
+                    write!(f, ", by {by}")?;
+                }
+                if let Some(at) = &made.at {
+                    write!(f, " at {at}")?;
+                }
+                write!(f, " ({place})")
+            }
+        }
     }
 }
 
@@ -613,8 +713,16 @@ impl Config {
     }
 
     /// Validates `text` as if read from `path` (the path only appears in messages and resolves
-    /// relative paths).
+    /// relative paths). A `[zoom.events] subscriptions_file` it names is read from disk (a
+    /// missing one holds no subscriptions), as the daemon would read it.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        validate::parse(path, text)
+        validate::parse(path, text, None)
+    }
+
+    /// As [`Config::parse`], with `chat` as the text of its `[zoom.events]
+    /// subscriptions_file` instead of what is on disk: what the configuration would be with the
+    /// chat's file changed so.
+    pub fn parse_with_chat(path: &Path, text: &str, chat: &str) -> Result<Config, ConfigError> {
+        validate::parse(path, text, Some(chat))
     }
 }

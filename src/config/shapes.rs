@@ -130,6 +130,7 @@ pub(super) struct RawEvents {
     #[serde(default)]
     pub(super) admins: Vec<Spanned<String>>,
     pub(super) heartbeat: Option<Spanned<String>>,
+    pub(super) subscriptions_file: Option<Spanned<String>>,
 }
 
 /// `[zoom.chatbot]`.

@@ -25,16 +25,113 @@ use toml::Spanned;
 use toml::de::DeTable;
 use url::Url;
 
-/// Parses and validates `text`, read from `path`.
-pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+/// Parses and validates `text`, read from `path`, with the `[zoom.events]
+/// subscriptions_file` it names: `chat` as its text, or (`None`) as read from disk.
+///
+/// The chat's file holds `[[subscription]]` tables only (checked first, against that file), so
+/// it is validated as if appended to the configuration: one set of subscriptions, checked by
+/// the same code in one pass, every error then placed in the file and line it is about.
+pub(super) fn parse(path: &Path, text: &str, chat: Option<&str>) -> Result<Config, ConfigError> {
     let doc = DeTable::parse(text).map_err(|e| syntax_error(path, text, &e))?;
     let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc.clone()))
         .map_err(|e| shape_error(path, text, doc.get_ref(), &e))?;
-    Checker { path, text }.config(raw)
+    let checker = Checker {
+        path,
+        text,
+        chat: None,
+    };
+    let named = raw.zoom.get_ref().events.as_ref();
+    let Some(file) = named.and_then(|e| e.subscriptions_file.as_ref()) else {
+        return checker.config(raw);
+    };
+    let chat_path = checker.file(file, "zoom.events.subscriptions_file")?;
+    if chat_path == path {
+        return Err(checker.err(
+            file.span(),
+            "zoom.events.subscriptions_file",
+            "names this configuration file itself; name a file of its own for the \
+             subscriptions made in the chat, like \"chat-subscriptions.toml\""
+                .into(),
+        ));
+    }
+    let chat_text = match chat {
+        Some(chat) => chat.to_owned(),
+        None => match crate::files::read_text(&chat_path) {
+            Ok((chat, _)) => chat,
+            // Nobody subscribed from the chat yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(ConfigError::io(&chat_path, &e)),
+        },
+    };
+    only_subscriptions(&chat_path, &chat_text, path)?;
+    let first_table = raw.subscription.len();
+    let combined = format!("{text}\n{chat_text}");
+    let part = ChatPart {
+        path: &chat_path,
+        text: &chat_text,
+        lines_before: text.matches('\n').count() + 1,
+        first_table,
+    };
+    let (lines_before, chat_path) = (part.lines_before, chat_path.clone());
+    let relocate = |e: ConfigError| e.relocated(&chat_path, lines_before, first_table);
+    let doc = DeTable::parse(&combined).map_err(|e| relocate(syntax_error(path, &combined, &e)))?;
+    let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc.clone()))
+        .map_err(|e| relocate(shape_error(path, &combined, doc.get_ref(), &e)))?;
+    Checker {
+        path,
+        text: &combined,
+        chat: Some(part),
+    }
+    .config(raw)
+    .map_err(relocate)
+}
+
+/// Checks that the chat's subscriptions file `text` (at `path`, named by the configuration at
+/// `config`) is TOML holding `[[subscription]]` tables and nothing else.
+fn only_subscriptions(path: &Path, text: &str, config: &Path) -> Result<(), ConfigError> {
+    DeTable::parse(text).map_err(|e| syntax_error(path, text, &e))?;
+    let doc = text.parse::<toml_edit::DocumentMut>().map_err(|e| {
+        ConfigError::at(
+            path,
+            text,
+            e.span(),
+            None,
+            format!("invalid TOML: {}", e.message()),
+        )
+    })?;
+    for (key, item) in doc.iter() {
+        if key == "subscription" && item.is_array_of_tables() {
+            continue;
+        }
+        let span = doc.as_table().key(key).and_then(toml_edit::Key::span);
+        return Err(ConfigError::at(
+            path,
+            text,
+            span,
+            Some(key.to_owned()),
+            format!(
+                "this file holds the subscriptions made in the chat, as [[subscription]] \
+                 tables only; move {key:?} to {}",
+                config.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The chat's subscriptions file as validation sees it: appended to the configuration's
+/// text after a newline.
+struct ChatPart<'a> {
+    path: &'a Path,
+    text: &'a str,
+    /// Lines of the combined text before the file's first.
+    lines_before: usize,
+    /// How many `[[subscription]]` tables the configuration has: the file's first is this one.
+    first_table: usize,
 }
 
 /// Parses `"250ms"`, `"30s"`, `"5m"`, `"1h"`, `"1h30m"`; `None` if malformed or overflowing.
-fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let mut rest = text;
     let mut total = Duration::ZERO;
     if rest.is_empty() {
@@ -76,6 +173,8 @@ struct Interval {
 struct Checker<'a> {
     path: &'a Path,
     text: &'a str,
+    /// The chat's subscriptions file, appended to `text`, if the configuration names one.
+    chat: Option<ChatPart<'a>>,
 }
 
 impl Checker<'_> {
@@ -524,6 +623,10 @@ impl Checker<'_> {
                 parse_duration(DEFAULT_HEARTBEAT).expect("the default is a valid duration"),
                 LONGEST_HEARTBEAT,
             )?,
+            subscriptions_file: raw
+                .subscriptions_file
+                .map(|file| self.file(&file, "zoom.events.subscriptions_file"))
+                .transpose()?,
         })
     }
 
@@ -1103,6 +1206,7 @@ impl Checker<'_> {
             }
             let events = self.events(sub.events, &key)?;
             let subscription = Subscription {
+                origin: self.origin(i, line),
                 url: sub.repository.into_inner(),
                 sources: self.sources(sub.source, &key, instance.is_some())?,
                 repo,
@@ -1140,12 +1244,12 @@ impl Checker<'_> {
                         credential_span,
                         &credential_key,
                         format!(
-                            "{}'s {} are already polled with credential {named} by \
-                             subscription[{first}] at line {first_line}, and each source of a \
-                             repository is polled once, with the same credentials; use \
-                             {named} here too",
+                            "{}'s {} are already polled with credential {named} by {}, and \
+                             each source of a repository is polled once, with the same \
+                             credentials; use {named} here too",
                             subscription.repo,
                             source.name(),
+                            self.table_place(first, first_line),
                         ),
                     ));
                 }
@@ -1162,6 +1266,42 @@ impl Checker<'_> {
                 .collect();
         }
         Ok((subscriptions, watches))
+    }
+
+    /// Where the `index`-th `[[subscription]]` (of the configuration, then of the chat's
+    /// file), whose header is at `line` of the text checked, is written.
+    fn origin(&self, index: usize, line: usize) -> super::Origin {
+        match &self.chat {
+            Some(chat) if index >= chat.first_table => {
+                let line = line.saturating_sub(chat.lines_before);
+                super::Origin {
+                    file: chat.path.to_owned(),
+                    line,
+                    index: index - chat.first_table,
+                    chat: Some(super::ChatMade::above(chat.text, line)),
+                }
+            }
+            _ => super::Origin {
+                file: self.path.to_owned(),
+                line,
+                index,
+                chat: None,
+            },
+        }
+    }
+
+    /// `subscription[2] at line 40`, naming the chat's file for a table in it.
+    fn table_place(&self, index: usize, line: usize) -> String {
+        let origin = self.origin(index, line);
+        match origin.chat {
+            None => format!("subscription[{index}] at line {line}"),
+            Some(_) => format!(
+                "subscription[{}] of {} at line {}",
+                origin.index,
+                origin.file.display(),
+                origin.line
+            ),
+        }
     }
 
     /// Where a subscription's builds come from: `"pipelines"`, `"statuses"` or a list of

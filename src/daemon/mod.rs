@@ -9,7 +9,7 @@
 //! chatbot client whose app is the same keeps its token.
 
 mod supervisor;
-mod watched;
+pub(crate) mod watched;
 
 pub use supervisor::{Control, run, run_with_control};
 pub use watched::TaskRestarts;
@@ -73,6 +73,12 @@ pub struct Tuning {
     pub(crate) events_reconnect: Backoff,
     /// Chat commands one person may send per window before being told to slow down.
     pub(crate) command_rate: RateLimit,
+    /// How a span people type in the chat (a mute's length) runs on the daemon's clock: 1,
+    /// or `1/speed` in a compressed run, where "mute 30m" lasts 30 simulated minutes.
+    pub(crate) typed_time: f64,
+    /// Uses of the store failing in a row (polls' commits, delivery steps) after which the
+    /// daemon stops: it can no longer record or deliver anything (a count, not a time).
+    pub(crate) store_failures: u32,
     /// How long the JID Zoom gave for a person `[people]` names by e-mail is used before it
     /// is asked again.
     pub(crate) people_kept: Duration,
@@ -123,6 +129,8 @@ impl Tuning {
             },
             events_reconnect: scale(self.events_reconnect),
             command_rate: self.command_rate.compressed(speed),
+            typed_time: self.typed_time / speed,
+            store_failures: self.store_failures,
             people_kept: self.people_kept.div_f64(speed),
             meeting_retry: MeetingRetry {
                 backoff: scale(self.meeting_retry.backoff),
@@ -169,6 +177,10 @@ impl Default for Tuning {
                 requests: 5,
                 per: Duration::from_secs(60),
             },
+            typed_time: 1.0,
+            // Every poll and delivery step of every task failing, twenty times in a row: not a
+            // passing hiccup (one success anywhere ends the streak).
+            store_failures: 20,
             // A person's JID does not change; an hour bounds a stale one after a mix-up.
             people_kept: Duration::from_secs(3600),
             // Three tries within about half a minute: a card is held no longer for its war
@@ -191,6 +203,10 @@ pub enum DaemonError {
         "the task {task} kept failing (last: {cause}); bbzoom stopped, as it could no longer do its job: see the log above for each failure"
     )]
     TaskFailing { task: String, cause: String },
+    #[error(
+        "the store kept failing ({failures} uses in a row, last: {cause}); bbzoom stopped, as it could no longer record or deliver anything: free space or fix what the error names in the state directory, then start it again"
+    )]
+    StoreFailing { failures: u32, cause: String },
     #[error(
         "credential \"{name}\" (named by {used_by}) is not in the credentials file; store it with `bbzoom connect {} --name {name}`", .role.service()
     )]

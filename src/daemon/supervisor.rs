@@ -13,7 +13,7 @@
 use super::watched::{self, TaskHealth};
 use super::{Bitbucket, DaemonError, Tuning, Zoom};
 use crate::bitbucket::Account;
-use crate::chat::{ChatContext, ConnectionLog};
+use crate::chat::{AdminRequest, ChatContext, ConnectionLog, admin};
 use crate::config::Config;
 use crate::control::{
     Answer, CredentialStatus, Envelope, Finding, LastPoll, ReloadRecord, ReloadSummary, Reply,
@@ -83,6 +83,8 @@ pub async fn run_with_control(
     let bitbucket = Bitbucket::new(config, credentials, &tuning)?;
     let zoom = Zoom::new(config, credentials, tuning.webhook_pace)?;
     let started_ms = tuning.clock.now_ms();
+    // Subscriptions changed in the chat: carried out here, one at a time like every reload.
+    let (admin, mut admin_requests) = mpsc::channel(crate::chat::ADMIN_QUEUE);
     let mut supervisor = Supervisor {
         config: config.clone(),
         bitbucket,
@@ -101,12 +103,15 @@ pub async fn run_with_control(
         health: Arc::new(TaskHealth::default()),
         events: None,
         chat_config: watch::channel(Arc::new(config.clone())).0,
+        admin,
         services: watch::channel(Arc::default()).0,
         meeting_turns: Arc::default(),
     };
     supervisor.apply(&mut ReloadSummary::default(), None).await;
+    // A child of the daemon's shutdown, so that a daemon stopping on a failure stops it too.
+    let (stop_housekeeping, housekeeping_shutdown) = shutdown.child();
     let housekeeping = {
-        let (store, shutdown) = (store.clone(), shutdown.clone());
+        let (store, shutdown) = (store.clone(), housekeeping_shutdown);
         let (retention, clock) = (
             supervisor.tuning.build_retention,
             supervisor.tuning.clock.clone(),
@@ -145,30 +150,37 @@ pub async fn run_with_control(
             failure = Some(DaemonError::TaskFailing { task, cause });
             break;
         }
+        let failures = supervisor.tuning.store_failures;
+        if let Some(cause) = supervisor.store.failing(failures) {
+            tracing::error!(failures, %cause, "the store keeps failing; bbzoom stops, as it can no longer record or deliver anything");
+            failure = Some(DaemonError::StoreFailing { failures, cause });
+            break;
+        }
+        let store = supervisor.store.clone();
         tokio::select! {
             _ = shutdown.wait() => break,
+            () = store.failure_noted() => {}
             Some((request, reply)) = control.requests.recv() => {
                 if matches!(request, Request::Reload) {
                     notifier.reloading();
                 }
                 // A reload may wait for tasks to finish what they have under way: the
                 // watchdog keeps hearing from the loop meanwhile.
-                let answer = {
-                    let answering = supervisor.answer(request);
-                    tokio::pin!(answering);
-                    loop {
-                        tokio::select! {
-                            answer = &mut answering => break answer,
-                            _ = tick.tick() => notifier.watchdog(),
-                        }
-                    }
-                };
+                let answer = ticking(supervisor.answer(request), &mut tick, &notifier).await;
                 let _ = reply.send(answer);
                 notifier.ready();
                 notifier.status(&supervisor.status_line());
             }
+            Some(request) = admin_requests.recv() => {
+                notifier.reloading();
+                ticking(supervisor.chat_admin(request), &mut tick, &notifier).await;
+                notifier.ready();
+                notifier.status(&supervisor.status_line());
+            }
             _ = tick.tick() => {
-                if supervisor.health.failing().is_some() {
+                if supervisor.health.failing().is_some()
+                    || supervisor.store.failing(supervisor.tuning.store_failures).is_some()
+                {
                     continue;
                 }
                 // The supervisor answers and every task runs: tell the watchdog.
@@ -188,8 +200,9 @@ pub async fn run_with_control(
         .chain(supervisor.events.map(|e| e.task))
         .collect();
     let drained = async {
-        // Stopped by the daemon's shutdown, or here when a task was given up on.
+        // Stopped by the daemon's shutdown, or here when a task or the store failed.
         Task::stop_all(tasks).await;
+        stop_housekeeping.trigger();
         let _ = housekeeping.await;
     };
     tokio::pin!(drained);
@@ -207,6 +220,22 @@ pub async fn run_with_control(
         None => {
             tracing::info!("bbzoom stopped");
             Ok(())
+        }
+    }
+}
+
+/// Runs `work` while the watchdog keeps hearing from the loop (`tick`): a reload may wait for
+/// tasks to finish what they have under way.
+async fn ticking<T>(
+    work: impl std::future::Future<Output = T>,
+    tick: &mut tokio::time::Interval,
+    notifier: &Notifier,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tick.tick() => notifier.watchdog(),
         }
     }
 }
@@ -275,6 +304,8 @@ struct Supervisor {
     events: Option<EventsTask>,
     /// The configuration running now, as chat commands read it (a reload replaces it).
     chat_config: watch::Sender<Arc<Config>>,
+    /// Where chat commands send subscription changes, which `chat_admin` carries out.
+    admin: mpsc::Sender<AdminRequest>,
     /// What delivery workers use besides their channel's client (a reload replaces it).
     services: watch::Sender<Arc<delivery::Services>>,
     /// One worker at a time creates a lane's war room, across reloads.
@@ -285,21 +316,7 @@ impl Supervisor {
     async fn answer(&mut self, request: Request) -> Reply {
         match request {
             Request::Status => Ok(Answer::Status(Box::new(self.status()))),
-            Request::Reload => {
-                let outcome = self.reload().await;
-                match &outcome {
-                    Ok(summary) => tracing::info!(?summary, "configuration reloaded"),
-                    Err(err) => tracing::error!(
-                        %err,
-                        "reload refused; the previous configuration keeps running"
-                    ),
-                }
-                self.last_reload = Some(ReloadRecord {
-                    at_ms: self.tuning.clock.now_ms(),
-                    outcome: outcome.clone(),
-                });
-                outcome.map(Answer::Reloaded)
-            }
+            Request::Reload => self.reload_recorded().await.map(Answer::Reloaded),
             Request::DeadLetters { action } => {
                 let report = crate::control::dead_letters(&self.store, &action)?;
                 // Retried letters are back in their outboxes: let the workers look.
@@ -309,6 +326,63 @@ impl Supervisor {
                 Ok(Answer::DeadLetters(report))
             }
         }
+    }
+
+    /// [`Supervisor::reload`], logged and kept for `status`.
+    async fn reload_recorded(&mut self) -> Result<ReloadSummary, String> {
+        let outcome = self.reload().await;
+        match &outcome {
+            Ok(summary) => tracing::info!(?summary, "configuration reloaded"),
+            Err(err) => tracing::error!(
+                %err,
+                "reload refused; the previous configuration keeps running"
+            ),
+        }
+        self.last_reload = Some(ReloadRecord {
+            at_ms: self.tuning.clock.now_ms(),
+            outcome: outcome.clone(),
+        });
+        outcome
+    }
+
+    /// Carries out a change of the chat's subscriptions an admin asked for in a channel: the
+    /// file edited and checked ([`admin::plan`]), written, and applied by a reload; if the
+    /// reload refuses it, the file is put back. The answer goes back to the chat.
+    async fn chat_admin(&mut self, request: AdminRequest) {
+        let AdminRequest {
+            command,
+            channel,
+            sender,
+            answer,
+        } = request;
+        let now = self.tuning.clock.now_ms();
+        let who = crate::terminal::shown(&sender);
+        let card = match admin::plan(&self.config.source, &command, &channel, &sender, now) {
+            Err(card) => {
+                tracing::info!(%channel, sender = %who, ?command, "chat subscription change not made");
+                *card
+            }
+            Ok(plan) => match admin::write(&plan.file, &plan.after) {
+                Err(err) => {
+                    tracing::error!(file = %plan.file.display(), %err, "cannot write the chat's subscriptions file");
+                    admin::not_written(&plan, &err)
+                }
+                Ok(()) => {
+                    tracing::info!(%channel, sender = %who, ?command, file = %plan.file.display(), "chat subscriptions changed by an admin; reloading");
+                    match self.reload_recorded().await {
+                        Ok(summary) => admin::done(&plan, &summary),
+                        Err(why) => {
+                            let restored = admin::restore(&plan);
+                            if let Err(err) = &restored {
+                                tracing::error!(file = %plan.file.display(), %err, "cannot put the chat's subscriptions file back after a refused reload");
+                            }
+                            admin::not_applied(&plan, &why, restored)
+                        }
+                    }
+                }
+            },
+        };
+        let _ = answer.send(card);
     }
 
     /// Reads the files again and applies them, or says why not and changes nothing.
@@ -580,8 +654,13 @@ impl Supervisor {
             clock: self.tuning.clock.clone(),
             reconnect: self.tuning.events_reconnect,
             answer_backoff: self.tuning.delivery_backoff,
+            answer_max_age: self.config.zoom.delivery.max_age,
+            answers_queued: Arc::new(tokio::sync::Notify::new()),
             command_rate: self.tuning.command_rate,
             log: log.clone(),
+            wakeups: self.wakeups.clone(),
+            typed_time: self.tuning.typed_time,
+            admin: self.admin.clone(),
         });
         let (stop, shutdown) = self.shutdown.child();
         let handle = self.watch("events".to_owned(), shutdown.clone(), move || {
@@ -617,7 +696,7 @@ impl Supervisor {
                 at_ms: last.at_ms,
                 outcome: match last.outcome {
                     Ok(transitions) => format!("ok, {transitions} change(s)"),
-                    Err(err) => format!("failed: {}", crate::control::shown(&err)),
+                    Err(err) => format!("failed: {}", crate::terminal::shown(&err)),
                 },
             })
         });

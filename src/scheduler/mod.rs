@@ -855,6 +855,12 @@ fn jitter(interval: Duration) -> Duration {
 }
 
 fn report(tracked: &Tracked, result: &Result<poller::PollSummary, PollError>, ctx: &PollContext) {
+    match result {
+        Err(PollError::Store(err)) => ctx.store.note::<(), _>(&Err(err)),
+        Ok(_) => ctx.store.note::<(), &str>(&Ok(())),
+        // Bitbucket's answer says nothing of the store.
+        Err(_) => {}
+    }
     let watch = &tracked.watch;
     let (repo, source) = (&watch.repo, watch.source.name());
     match result {

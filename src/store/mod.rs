@@ -4,7 +4,9 @@
 //! build), `health` (last result per lane, for "fixed"), `outbox` (notifications not yet
 //! delivered, per channel in sequence order), `messages` (the card each channel shows for a
 //! build, for edits), `dead_letters`, `chat_handled` (chat commands handled, by message id),
-//! `chat_cursors` (per command channel, how far its messages were read), and `meta` (schema
+//! `chat_cursors` (per command channel, how far its messages were read), `chat_answers`
+//! (answers to commands Zoom has not taken yet), `mutes` (per channel, the mutes in force and
+//! those ended whose summary is still to send), and `meta` (schema
 //! version, when watching each repository through each source began).
 //!
 //! Invariant 3: a poll's transitions and the notifications they cause are written in ONE
@@ -17,14 +19,16 @@ use crate::domain::{
     AuthorIds, BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Mention,
     RefTip, RepoId, SourceKind, WarRoom,
 };
+use crate::mute::{Mute, MuteScope};
 use records::*;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-pub(crate) use records::SCHEMA_VERSION;
+pub(crate) use records::{ChatAnswer, SCHEMA_VERSION};
 
 /// Most characters of an unreadable row kept with its dead letter, for the admin to look at.
 const RAW_KEPT_CHARS: usize = 2000;
@@ -216,6 +220,8 @@ pub struct DeadLetter {
 pub struct Store {
     /// Records the clean close when the last handle drops.
     _seal: Arc<Seal>,
+    /// The current streak of failed operations the daemon's tasks noted ([`Store::note`]).
+    failures: Arc<Failures>,
     db: sled::Db,
     repos: sled::Tree,
     builds: sled::Tree,
@@ -228,6 +234,10 @@ pub struct Store {
     chat_handled: sled::Tree,
     /// Per command channel, how far its messages were read.
     chat_cursors: sled::Tree,
+    /// Per channel and scope, its mute.
+    mutes: sled::Tree,
+    /// Answers to chat commands not yet sent, by the command's message id.
+    chat_answers: sled::Tree,
     /// War rooms of failing lanes.
     meetings: sled::Tree,
 }
@@ -279,6 +289,7 @@ impl Store {
                 db: db.clone(),
                 dir: dir.to_owned(),
             }),
+            failures: Arc::default(),
             repos: db.open_tree(REPOS)?,
             builds: db.open_tree(BUILDS)?,
             health: db.open_tree(HEALTH)?,
@@ -287,6 +298,8 @@ impl Store {
             messages: db.open_tree(MESSAGES)?,
             chat_handled: db.open_tree(CHAT_HANDLED)?,
             chat_cursors: db.open_tree(CHAT_CURSORS)?,
+            mutes: db.open_tree(MUTES)?,
+            chat_answers: db.open_tree(CHAT_ANSWERS)?,
             meetings: db.open_tree(MEETINGS)?,
             meta,
             db,
@@ -1015,6 +1028,17 @@ impl Store {
             .transpose()
     }
 
+    /// Starts `channel_id`'s cursor at `at_ms` if it has none yet, durably.
+    pub(crate) fn start_chat_cursor(&self, channel_id: &str, at_ms: i64) -> Result<(), StoreError> {
+        let _ = self.chat_cursors.compare_and_swap(
+            channel_id.as_bytes(),
+            None as Option<&[u8]>,
+            Some(&at_ms.to_be_bytes()[..]),
+        )?;
+        self.chat_cursors.flush()?;
+        Ok(())
+    }
+
     /// Moves `channel_id`'s cursor forward to `at_ms` (never back), durably.
     pub(crate) fn advance_chat_cursor(
         &self,
@@ -1027,6 +1051,45 @@ impl Store {
                 .insert(channel_id.as_bytes(), &at_ms.to_be_bytes()[..])?;
         }
         self.chat_cursors.flush()?;
+        Ok(())
+    }
+
+    /// Queues the answer to command `message_id`, durably: it is sent (again after a restart)
+    /// until Zoom takes it or it is given up on.
+    pub(crate) fn queue_answer(
+        &self,
+        message_id: &str,
+        answer: &ChatAnswer,
+    ) -> Result<(), StoreError> {
+        self.chat_answers
+            .insert(message_id.as_bytes(), encode(answer)?)?;
+        self.chat_answers.flush()?;
+        Ok(())
+    }
+
+    /// The answers waiting to be sent, oldest first, by command message id. One that cannot
+    /// be read is dropped with an error in the log: it could never be sent.
+    pub(crate) fn pending_answers(&self) -> Result<Vec<(String, ChatAnswer)>, StoreError> {
+        let mut pending = Vec::new();
+        for entry in self.chat_answers.iter() {
+            let (key, value) = entry?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            match decode::<ChatAnswer>(&value) {
+                Ok(answer) => pending.push((id, answer)),
+                Err(err) => {
+                    tracing::error!(command = %id, %err, "an unreadable chat answer is dropped");
+                    self.chat_answers.remove(key)?;
+                }
+            }
+        }
+        pending.sort_by_key(|(_, answer)| answer.queued_ms);
+        Ok(pending)
+    }
+
+    /// The answer to command `message_id` was sent or given up on: forget it, durably.
+    pub(crate) fn answer_done(&self, message_id: &str) -> Result<(), StoreError> {
+        self.chat_answers.remove(message_id.as_bytes())?;
+        self.chat_answers.flush()?;
         Ok(())
     }
 
@@ -1043,6 +1106,130 @@ impl Store {
         }
         self.chat_handled.flush()?;
         Ok(pruned)
+    }
+
+    /// Records `mute`, durably, replacing the channel's mute of the same scope (one in force
+    /// is extended or shortened; an ended one whose summary is still to send is taken over:
+    /// the rows it held are held again, and summarised when this one ends). Returns the mute
+    /// replaced, if it was in force at `mute.since_ms`.
+    pub(crate) fn set_mute(&self, mute: &Mute) -> Result<Option<Mute>, StoreError> {
+        let key = mute_key(&mute.channel, &mute.scope);
+        let old = self.mutes.insert(key, encode(&MuteRecord::from(mute))?)?;
+        self.mutes.flush()?;
+        let old = old
+            .map(|value| decode::<MuteRecord>(&value))
+            .transpose()?
+            .map(|record| record.into_mute(&mute.channel));
+        Ok(old.filter(|old| old.active(mute.since_ms)))
+    }
+
+    /// The mutes of `channel` (of every channel with `None`), in force or ended with their
+    /// summary still to send.
+    pub fn mutes(&self, channel: Option<&str>) -> Result<Vec<Mute>, StoreError> {
+        let prefix = channel.map(outbox_prefix).unwrap_or_default();
+        let mut mutes = Vec::new();
+        for entry in self.mutes.scan_prefix(prefix) {
+            let (key, value) = entry?;
+            let name = key.split(|&b| b == 0).next().unwrap_or_default();
+            let channel = String::from_utf8_lossy(name);
+            mutes.push(decode::<MuteRecord>(&value)?.into_mute(&channel));
+        }
+        Ok(mutes)
+    }
+
+    /// Ends `channel`'s mutes in force at `now_ms` that `scope` names (every one with `None`),
+    /// durably: each now ends at `now_ms`, its summary to be sent. Returns those ended.
+    pub(crate) fn end_mutes(
+        &self,
+        channel: &str,
+        scope: Option<&MuteScope>,
+        now_ms: i64,
+    ) -> Result<Vec<Mute>, StoreError> {
+        let mut ended = Vec::new();
+        for mut mute in self.mutes(Some(channel))? {
+            if !mute.active(now_ms) || scope.is_some_and(|s| *s != mute.scope) {
+                continue;
+            }
+            let key = mute_key(channel, &mute.scope);
+            let before = encode(&MuteRecord::from(&mute))?;
+            mute.until_ms = now_ms;
+            let after = encode(&MuteRecord::from(&mute))?;
+            // Only if unchanged since read: a mute set meanwhile stays as set.
+            if self
+                .mutes
+                .compare_and_swap(&key, Some(before), Some(after))?
+                .is_ok()
+            {
+                ended.push(mute);
+            }
+        }
+        self.mutes.flush()?;
+        Ok(ended)
+    }
+
+    /// The summary of `ended` mutes was accepted: remove the `rows` it stood for and the
+    /// mutes, in one flushed transaction. A mute set again since it was read (same channel
+    /// and scope, another record) stays.
+    pub(crate) fn finish_mutes(
+        &self,
+        rows: &[OutboxRow],
+        ended: &[Mute],
+    ) -> Result<(), StoreError> {
+        let expected = ended
+            .iter()
+            .map(|m| {
+                Ok((
+                    mute_key(&m.channel, &m.scope),
+                    encode(&MuteRecord::from(m))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let result: Result<(), TransactionError<StoreError>> = (&self.outbox, &self.mutes)
+            .transaction(|(outbox, mutes)| {
+                for row in rows {
+                    outbox.remove(outbox_key(&row.channel, row.seq))?;
+                }
+                for (key, value) in &expected {
+                    if mutes.get(key)?.is_some_and(|now| now == value.as_slice()) {
+                        mutes.remove(key.as_slice())?;
+                    }
+                }
+                outbox.flush();
+                Ok(())
+            });
+        result.map_err(transaction_error)
+    }
+
+    /// Notes how one of the daemon's uses of the store went (a poll's commit, a delivery
+    /// step): a failure lengthens the current streak, a success ends it. A store that keeps
+    /// failing (a full disk, a file-size limit, I/O errors) leaves the daemon unable to record
+    /// or deliver anything; the supervisor stops it once the streak is long enough
+    /// ([`Store::failing`]).
+    pub(crate) fn note<T, E: std::fmt::Display>(&self, result: &Result<T, E>) {
+        match result {
+            Ok(_) => self.failures.in_a_row.store(0, Ordering::Relaxed),
+            Err(err) => {
+                *self.failures.last.lock().expect("store failures lock") = err.to_string();
+                self.failures.in_a_row.fetch_add(1, Ordering::Relaxed);
+                self.failures.noted.notify_waiters();
+            }
+        }
+    }
+
+    /// The last error, once at least `limit` uses in a row failed.
+    pub(crate) fn failing(&self, limit: u32) -> Option<String> {
+        (self.failures.in_a_row.load(Ordering::Relaxed) >= limit).then(|| {
+            self.failures
+                .last
+                .lock()
+                .expect("store failures lock")
+                .clone()
+        })
+    }
+
+    /// Waits until a failure is noted.
+    pub(crate) async fn failure_noted(&self) {
+        self.failures.noted.notified().await;
     }
 
     /// Flushes everything written so far; called once more on shutdown.
@@ -1075,6 +1262,17 @@ fn decode_ms(value: &[u8]) -> Result<i64, StoreError> {
 /// The record of a clean close, kept beside sled's files (`clean-close`) while no process has
 /// the store open.
 ///
+/// A streak of failed uses of the store (see [`Store::note`]).
+#[derive(Debug, Default)]
+struct Failures {
+    /// Uses that failed since the last one that did not.
+    in_a_row: AtomicU32,
+    /// The last failure's message.
+    last: std::sync::Mutex<String>,
+    /// Wakes the supervisor at each failure, so it stops without waiting for its next tick.
+    noted: tokio::sync::Notify,
+}
+
 /// Why: sled recovers its log by reading it up to the first message whose checksum fails, as
 /// it must after a crash tore the tail, and keeps what came before. Damage in the middle of the
 /// file is read the same way, so a damaged store opens silently with only its older part, or
@@ -1090,7 +1288,7 @@ struct Seal {
 /// What a seal records of a store's contents.
 #[derive(Debug, PartialEq, Eq)]
 struct Contents {
-    /// CRC-32 of every tree's name, keys and values, in order.
+    /// CRC-32 of every non-empty tree's name, keys and values, in order.
     checksum: u32,
     /// Rows in the outbox.
     queued: usize,
@@ -1110,8 +1308,14 @@ impl Contents {
         let mut names = db.tree_names();
         names.sort();
         for name in names {
+            // An empty tree says nothing, and one a newer version opens in an older store is
+            // empty: it must not make a sound store look damaged after an upgrade.
+            let tree = db.open_tree(&name)?;
+            if tree.is_empty() {
+                continue;
+            }
             hash(&name);
-            for entry in db.open_tree(&name)?.iter() {
+            for entry in tree.iter() {
                 let (key, value) = entry?;
                 hash(&key);
                 hash(&value);
@@ -1318,6 +1522,36 @@ mod tests {
     /// threads may hold the lock a moment longer.
     pub(super) fn reopen(dir: &Path) -> Store {
         Store::open_waiting(dir, std::time::Duration::from_secs(5)).unwrap()
+    }
+
+    #[test]
+    fn chat_answers_wait_oldest_first_across_a_reopen_until_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let answer = |thread: &str, queued_ms| ChatAnswer {
+            to_jid: "ci@conference.xmpp.zoom.us".into(),
+            thread: thread.into(),
+            content: serde_json::json!({"head": {"text": thread}}),
+            queued_ms,
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .queue_answer("zz-later", &answer("later", 20))
+                .unwrap();
+            store
+                .queue_answer("aa-sooner", &answer("sooner", 10))
+                .unwrap();
+        }
+        let store = reopen(dir.path());
+        let pending = store.pending_answers().unwrap();
+        let threads: Vec<&str> = pending.iter().map(|(_, a)| a.thread.as_str()).collect();
+        assert_eq!(threads, ["sooner", "later"]);
+        assert_eq!(pending[0], ("aa-sooner".to_owned(), answer("sooner", 10)));
+        store.answer_done("aa-sooner").unwrap();
+        drop(store);
+        let store = reopen(dir.path());
+        let pending = store.pending_answers().unwrap();
+        assert_eq!(pending, [("zz-later".to_owned(), answer("later", 20))]);
     }
 
     fn stored(build: &BuildStatus) -> StoredBuild {
@@ -1759,6 +1993,63 @@ mod tests {
     }
 
     #[test]
+    fn mutes_survive_reopening_end_once_and_leave_with_the_rows_they_summarise() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = RepoId::new("acme", "api");
+        let mute = |scope: MuteScope, since_ms, until_ms| Mute {
+            channel: "ci".into(),
+            scope,
+            since_ms,
+            until_ms,
+            by: "jane@example.com".into(),
+        };
+        let failed = status(&api, "{1}", BuildState::Completed(Outcome::Failed));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let set = mute(MuteScope::Repo(api.clone()), 1_000, 9_000);
+            assert_eq!(store.set_mute(&set).unwrap(), None);
+            // Longer: the one in force is replaced, and said so.
+            let longer = mute(MuteScope::Repo(api.clone()), 2_000, 19_000);
+            assert_eq!(store.set_mute(&longer).unwrap(), Some(set));
+            store.set_mute(&mute(MuteScope::All, 2_000, 5_000)).unwrap();
+            let mut update = update_of(&api, SourceKind::Pipelines, &[&failed]);
+            update.notifications = vec![Notification {
+                channel: "ci".into(),
+                event: EventKind::Failed,
+                build: failed.clone(),
+                mention: None,
+                war_room: None,
+            }];
+            store.commit_poll(&update, 3_000).unwrap();
+        }
+        let store = reopen(dir.path());
+        let mutes = store.mutes(Some("ci")).unwrap();
+        assert_eq!(
+            mutes,
+            [
+                mute(MuteScope::All, 2_000, 5_000),
+                mute(MuteScope::Repo(api.clone()), 2_000, 19_000)
+            ]
+        );
+        assert!(store.mutes(Some("releases")).unwrap().is_empty());
+        assert_eq!(store.mutes(None).unwrap(), mutes);
+        // `all` has ended by itself at 5 s: unmuting at 6 s ends only the other one.
+        let ended = store.end_mutes("ci", None, 6_000).unwrap();
+        assert_eq!(ended, [mute(MuteScope::Repo(api.clone()), 2_000, 6_000)]);
+        assert!(store.end_mutes("ci", None, 6_000).unwrap().is_empty());
+        // Muted again before the summary went out: that mute is kept when the summary of the
+        // ended one removes what it stood for.
+        let again = mute(MuteScope::Repo(api.clone()), 7_000, 20_000);
+        store.set_mute(&again).unwrap();
+        let rows = store.outbox("ci").unwrap().rows;
+        assert_eq!(rows.len(), 1);
+        let all = mute(MuteScope::All, 2_000, 5_000);
+        store.finish_mutes(&rows, &[all, ended[0].clone()]).unwrap();
+        assert!(store.outbox("ci").unwrap().rows.is_empty());
+        assert_eq!(store.mutes(Some("ci")).unwrap(), [again]);
+    }
+
+    #[test]
     fn pruning_forgets_only_old_finished_builds() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -1867,6 +2158,20 @@ mod damage_tests {
 
     /// Each way of damaging bytes: zeros (a lost block), 0xff, every bit flipped.
     const PATTERNS: [Damage; 3] = [("zeros", |_| 0), ("ones", |_| 0xff), ("flipped", |b| !b)];
+
+    #[test]
+    fn a_tree_a_newer_version_adds_does_not_make_a_sealed_store_look_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path(), 3);
+        {
+            // What a newer bbzoom's first open does before the seal is checked.
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("added_by_a_newer_version").unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.outbox_len(), 3);
+    }
 
     #[test]
     fn a_store_damaged_anywhere_in_its_file_is_refused_never_opened_short_or_empty() {

@@ -6,6 +6,7 @@ use crate::domain::{
     BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Mention, Outcome, RepoId,
     SourceKind, WarRoom, ZoomUser,
 };
+use crate::mute::{Mute, MuteScope};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -24,6 +25,10 @@ pub(crate) const MESSAGES: &str = "messages";
 pub(crate) const CHAT_HANDLED: &str = "chat_handled";
 /// Per command channel id: the newest message the backfill got to (Unix ms, big-endian).
 pub(crate) const CHAT_CURSORS: &str = "chat_cursors";
+/// Per channel and scope, a mute (`bbzoom mute`): [`mute_key`] -> [`MuteRecord`].
+pub(crate) const MUTES: &str = "mutes";
+/// Answers to chat commands not yet taken by Zoom: command message id -> [`ChatAnswer`].
+pub(crate) const CHAT_ANSWERS: &str = "chat_answers";
 /// Per failing lane that wants a war room (key: [`health_key`]): its streak, and the meeting
 /// once created. Never the meeting's start link.
 pub(crate) const MEETINGS: &str = "meetings";
@@ -303,6 +308,56 @@ pub(crate) struct DeadRecord {
     pub(crate) dead_ms: i64,
 }
 
+/// A mute of a channel, in force or ended with its summary still to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MuteRecord {
+    /// The repository it covers; `None`: every one.
+    pub(crate) repo: Option<RepoIdRecord>,
+    pub(crate) since_ms: i64,
+    pub(crate) until_ms: i64,
+    pub(crate) by: String,
+}
+
+impl From<&Mute> for MuteRecord {
+    fn from(mute: &Mute) -> MuteRecord {
+        MuteRecord {
+            repo: match &mute.scope {
+                MuteScope::All => None,
+                MuteScope::Repo(repo) => Some(RepoIdRecord::from(repo)),
+            },
+            since_ms: mute.since_ms,
+            until_ms: mute.until_ms,
+            by: mute.by.clone(),
+        }
+    }
+}
+
+impl MuteRecord {
+    pub(crate) fn into_mute(self, channel: &str) -> Mute {
+        Mute {
+            channel: channel.to_owned(),
+            scope: match self.repo {
+                None => MuteScope::All,
+                Some(repo) => MuteScope::Repo(RepoId::on(repo.instance, repo.owner, repo.slug)),
+            },
+            since_ms: self.since_ms,
+            until_ms: self.until_ms,
+            by: self.by,
+        }
+    }
+}
+
+/// `channel \0 scope`: the scope is `*` for every repository, else [`repo_key`] (which never
+/// is `*`).
+pub(crate) fn mute_key(channel: &str, scope: &MuteScope) -> Vec<u8> {
+    let mut out = outbox_prefix(channel);
+    match scope {
+        MuteScope::All => out.push(b'*'),
+        MuteScope::Repo(repo) => out.extend_from_slice(&repo_key(repo)),
+    }
+    out
+}
+
 /// A build's key as stored: the JSON schema 1 wrote for the domain's `BuildKey`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct KeyRecord {
@@ -310,7 +365,7 @@ pub(crate) struct KeyRecord {
     pub(crate) id: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RepoIdRecord {
     pub(crate) instance: String,
     pub(crate) owner: String,
@@ -320,12 +375,18 @@ pub(crate) struct RepoIdRecord {
 impl From<&BuildKey> for KeyRecord {
     fn from(key: &BuildKey) -> KeyRecord {
         KeyRecord {
-            repo: RepoIdRecord {
-                instance: key.repo.instance.clone(),
-                owner: key.repo.owner.clone(),
-                slug: key.repo.slug.clone(),
-            },
+            repo: RepoIdRecord::from(&key.repo),
             id: key.id.clone(),
+        }
+    }
+}
+
+impl From<&RepoId> for RepoIdRecord {
+    fn from(repo: &RepoId) -> RepoIdRecord {
+        RepoIdRecord {
+            instance: repo.instance.clone(),
+            owner: repo.owner.clone(),
+            slug: repo.slug.clone(),
         }
     }
 }
@@ -626,4 +687,18 @@ mod tests {
             assert_eq!(decode_lane(&key[prefix..]), Some(lane));
         }
     }
+}
+
+/// An answer to a chat command waiting to be sent, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ChatAnswer {
+    /// The command's channel.
+    pub(crate) to_jid: String,
+    /// The message whose thread the answer goes in.
+    pub(crate) thread: String,
+    /// The chatbot message content, rendered when the command ran.
+    pub(crate) content: serde_json::Value,
+    /// When it was queued (Unix ms): answers go out in this order, and are given up on
+    /// `[zoom.delivery] max_age` after it.
+    pub(crate) queued_ms: i64,
 }

@@ -48,6 +48,9 @@ pub(crate) struct ChatMessage {
     pub(crate) channel_id: String,
     /// Who posted it: an email (lower case) where Zoom gives one, else a user id.
     pub(crate) sender: String,
+    /// The poster's Zoom user id where Zoom gives it (the event's `operator_id`); empty
+    /// otherwise (list-messages names the sender by email).
+    pub(crate) sender_id: String,
     /// The text as posted (untrusted).
     pub(crate) text: String,
     /// People it mentions.
@@ -292,16 +295,17 @@ pub(crate) fn read_frame(text: &str) -> Incoming {
         Some(event) if event.event == "team_chat.channel_message_posted" => {
             let payload = event.payload;
             let object = payload.object;
+            let sender_id = payload.operator_id.unwrap_or_default();
             let sender = payload
                 .operator
                 .filter(|o| !o.is_empty())
-                .or(payload.operator_id)
-                .unwrap_or_default()
+                .unwrap_or_else(|| sender_id.clone())
                 .to_lowercase();
             Incoming::Message(ChatMessage {
                 id: object.message_id,
                 channel_id: object.channel_id,
                 sender,
+                sender_id,
                 text: object.message.unwrap_or_default(),
                 mentions: mentions(object.at_items),
                 thread: object.reply_main_message_id,
@@ -407,6 +411,7 @@ impl ListedMessage {
             id: self.id,
             channel_id: channel_id.to_owned(),
             sender: self.sender.unwrap_or_default().to_lowercase(),
+            sender_id: String::new(),
             text: self.message,
             mentions: mentions(self.at_items),
             thread: self.reply_main_message_id,
@@ -429,6 +434,7 @@ mod tests {
             id: "m1".into(),
             channel_id: "ci".into(),
             sender: "jane@example.com".into(),
+            sender_id: "u1".into(),
             text: "bbzoom help".into(),
             mentions: vec![Mention {
                 user: "bot@example.com".into(),

@@ -1,63 +1,71 @@
 //! Chat commands over the event WebSocket, against the simulator on loopback with a real sled
-//! store: each command answered once, live or caught up after a disconnect; a
-//! malformed command; a token renewed mid-connection; the heartbeat under time compression.
+//! store: each command answered once, live, caught up after a disconnect Zoom did not replay,
+//! and across a restart; a malformed command; a flood; a token renewed mid-connection; the
+//! heartbeat under time compression.
 
 use crate::common::Harness;
-use bbzoom::config::Config;
-use bbzoom::credentials::Credential;
 use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
 use bbzoom_sim::{Scenario, SimEventsApp, SimOptions, SimPerson, SimStart, Simulator};
 use std::time::Duration;
 
-const CI: &str = "ci@conference.xmpp.zoom.us";
+pub(crate) const CI: &str = "ci@conference.xmpp.zoom.us";
 
 /// 100x: Zoom's 30 s heartbeat is 0.3 s, its 60 s silence rule 0.6 s.
-const SPEED: f64 = 100.0;
+pub(crate) const SPEED: f64 = 100.0;
+
+/// Commands a person may send at once (the daemon's default: five a minute).
+const ALLOWANCE: usize = 5;
 
 /// The showcase with `[zoom.events]` on #ci, its Server-to-Server app as `events` says.
 async fn harness(events: SimEventsApp) -> Harness {
+    harness_at(events, SPEED).await
+}
+
+/// [`harness`] with time `speed` times as fast.
+async fn harness_at(events: SimEventsApp, speed: f64) -> Harness {
+    harness_with(
+        Scenario::showcase(),
+        SimPolling::default(),
+        SHOWCASE_SUBSCRIPTIONS,
+        events,
+        speed,
+        "",
+    )
+    .await
+}
+
+/// `scenario` and `subscriptions` polled at `polling`, time `speed` times as fast, with
+/// `[zoom.events]` on #ci, its Server-to-Server app as `events` says, and `events_keys`
+/// (lines) added to that section.
+pub(crate) async fn harness_with(
+    scenario: Scenario,
+    polling: SimPolling,
+    subscriptions: &str,
+    events: SimEventsApp,
+    speed: f64,
+    events_keys: &str,
+) -> Harness {
     let options = SimOptions {
-        speed: SPEED,
+        speed,
         start: SimStart::AtFirstRequest,
         zoom_events: events,
         ..SimOptions::default()
     };
-    let mut harness = Harness::start_timed(
-        Scenario::showcase(),
-        options,
-        SimPolling::default(),
-        SHOWCASE_SUBSCRIPTIONS,
-    )
-    .await;
-    let app = harness.sim.options().zoom_events.clone();
-    let daemon = &harness.config.daemon;
-    let mut credentials = harness.stored_credentials();
-    credentials.insert(
-        "sim-events",
-        Credential::ZoomServerToServer {
-            account_id: app.account_id.clone(),
-            client_id: app.client_id.clone(),
-            client_secret: app.client_secret.clone().into(),
-        },
-    );
-    credentials
-        .save(&daemon.credentials_file, &daemon.identity_file)
-        .unwrap();
-    let path = harness.config_path();
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(&format!(
-        "\n[zoom.events]\ncredential = \"sim-events\"\nsubscription_id = \"{}\"\nurl = \"{}\"\nuser = \"{}\"\nchannels = [\"ci\"]\nheartbeat = \"{}ms\"\n",
-        app.subscription_id,
-        harness.sim.zoom_events_url(),
-        app.user_email,
-        (30.0 / SPEED * 1000.0) as u64,
-    ));
-    std::fs::write(&path, text).unwrap();
-    harness.config = Config::load(&path).unwrap();
+    let mut harness = Harness::start_timed(scenario, options, polling, subscriptions).await;
+    harness.rewrite(|env| env.chat_commands = true);
+    if !events_keys.is_empty() {
+        let path = harness.config_path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let section = "\n[zoom.events]\n";
+        assert!(text.contains(section), "{text}");
+        let text = text.replacen(section, &format!("{section}{events_keys}\n"), 1);
+        std::fs::write(&path, text).unwrap();
+        harness.config = bbzoom::config::Config::load(&path).unwrap();
+    }
     harness
 }
 
-fn jane() -> SimPerson {
+pub(crate) fn jane() -> SimPerson {
     SimPerson {
         user_id: "jane-id".to_owned(),
         name: "Jane Dev".to_owned(),
@@ -66,12 +74,12 @@ fn jane() -> SimPerson {
 }
 
 /// Jane posts `text` in #ci; its message id.
-fn post(sim: &Simulator, text: &str) -> String {
+pub(crate) fn post(sim: &Simulator, text: &str) -> String {
     sim.post_to_channel(CI, &jane(), text, &[], None).unwrap()
 }
 
 /// The chatbot's answers in the thread of `message_id`.
-fn answers(sim: &Simulator, message_id: &str) -> Vec<serde_json::Value> {
+pub(crate) fn answers(sim: &Simulator, message_id: &str) -> Vec<serde_json::Value> {
     sim.channel(CI)
         .into_iter()
         .filter(|m| m.reply_to.as_deref() == Some(message_id))
@@ -80,7 +88,7 @@ fn answers(sim: &Simulator, message_id: &str) -> Vec<serde_json::Value> {
 }
 
 /// Waits (at most 5 s) until `done`.
-async fn wait_for(what: &str, done: impl Fn() -> bool) {
+pub(crate) async fn wait_for(what: &str, done: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !done() {
         assert!(
@@ -92,7 +100,7 @@ async fn wait_for(what: &str, done: impl Fn() -> bool) {
 }
 
 /// Waits until each of `ids` has an answer, then a while longer, and checks each has one.
-async fn answered_once(sim: &Simulator, ids: &[String]) {
+pub(crate) async fn answered_once(sim: &Simulator, ids: &[String]) {
     wait_for("every command answered", || {
         ids.iter().all(|id| !answers(sim, id).is_empty())
     })
@@ -168,5 +176,109 @@ async fn tokens_are_renewed_and_heartbeats_keep_the_connection_without_losing_a_
     assert!(stats.zoom_events_connections >= 3, "{stats:?}");
     assert_eq!(stats.zoom_events_silent_closes, 0, "{stats:?}");
     assert!(stats.zoom_heartbeats >= 8, "{stats:?}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn commands_posted_while_zoom_was_unreachable_are_caught_up_once() {
+    let h = harness(SimEventsApp::default()).await;
+    let daemon = h.run_daemon();
+    wait_for("the connection", || h.sim.events_connected()).await;
+    let before = post(&h.sim, "bbzoom help");
+    answered_once(&h.sim, std::slice::from_ref(&before)).await;
+
+    // Zoom goes away and stays away while people post: nothing reaches bbzoom live.
+    h.sim.set_zoom_outage(true);
+    assert!(h.sim.disconnect_events());
+    let delivered = h.sim.stats().zoom_events_delivered;
+    let meanwhile = vec![post(&h.sim, "bbzoom list"), post(&h.sim, "bbzoom status")];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!h.sim.events_connected());
+    assert_eq!(h.sim.stats().zoom_events_delivered, delivered);
+    for id in &meanwhile {
+        assert!(
+            answers(&h.sim, id).is_empty(),
+            "{id} answered during the outage"
+        );
+    }
+
+    // Back: only the catch-up can find them.
+    h.sim.set_zoom_outage(false);
+    answered_once(&h.sim, &meanwhile).await;
+    assert_eq!(
+        h.sim.stats().zoom_events_delivered,
+        delivered,
+        "replayed live"
+    );
+    assert!(h.sim.stats().zoom_list_requests > 0);
+    assert_eq!(answers(&h.sim, &before).len(), 1);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_neither_repeats_nor_loses_a_command() {
+    let h = harness(SimEventsApp::default()).await;
+    let daemon = h.run_daemon();
+    wait_for("the connection", || h.sim.events_connected()).await;
+    let before = vec![post(&h.sim, "bbzoom help"), post(&h.sim, "bbzoom list")];
+    answered_once(&h.sim, &before).await;
+    daemon.stop().await;
+
+    let while_down = vec![post(&h.sim, "bbzoom status"), post(&h.sim, "bbzoom help")];
+    let daemon = h.run_daemon();
+    answered_once(&h.sim, &while_down).await;
+    for id in &before {
+        assert_eq!(
+            answers(&h.sim, id).len(),
+            1,
+            "{id} answered again after the restart"
+        );
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_gets_one_slow_down_and_no_more_answers() {
+    // 10x: the allowance grows back one command per 1.2 s, longer than the flood takes.
+    let h = harness_at(SimEventsApp::default(), 10.0).await;
+    let daemon = h.run_daemon();
+    wait_for("the connection", || h.sim.events_connected()).await;
+    let allowance = ALLOWANCE;
+    let ids: Vec<String> = (0..allowance + 5)
+        .map(|n| post(&h.sim, &format!("bbzoom help {n}")))
+        .collect();
+    wait_for("the slow-down answer", || {
+        !answers(&h.sim, &ids[allowance]).is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answered: Vec<usize> = (0..ids.len())
+        .filter(|&n| !answers(&h.sim, &ids[n]).is_empty())
+        .collect();
+    assert_eq!(answered, (0..=allowance).collect::<Vec<_>>());
+    let slow_down = answers(&h.sim, &ids[allowance])[0].to_string();
+    assert!(slow_down.contains("Slow down"), "{slow_down}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_zoom_keeps_refusing_is_sent_once_it_takes_it_even_after_a_restart() {
+    let h = harness(SimEventsApp::default()).await;
+    let daemon = h.run_daemon();
+    wait_for("the connection", || h.sim.events_connected()).await;
+    // Zoom's chat API fails (503) for longer than any fixed number of attempts.
+    h.sim.fail_next_zoom_calls(u32::MAX);
+    let before = h.sim.stats().zoom_requests;
+    let id = post(&h.sim, "bbzoom help");
+    wait_for("more failed calls than a fixed number of attempts", || {
+        h.sim.stats().zoom_requests >= before + 8
+    })
+    .await;
+    daemon.stop().await;
+    assert!(answers(&h.sim, &id).is_empty());
+
+    h.sim.fail_next_zoom_calls(0);
+    let daemon = h.run_daemon();
+    answered_once(&h.sim, std::slice::from_ref(&id)).await;
     daemon.stop().await;
 }

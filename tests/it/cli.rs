@@ -99,11 +99,42 @@ fn demo_json_summary_is_complete_and_clean() {
     }
     assert_eq!(summary["missed"], 0, "{summary}");
     assert_eq!(summary["duplicates"], 0, "{summary}");
+    assert!(
+        summary.get("chat").is_none(),
+        "no chat without --chat: {summary}"
+    );
     assert!(summary["cards"].as_u64().unwrap() >= 10, "{summary}");
     assert!(
         summary["bitbucket_requests"].as_u64().unwrap() > 0,
         "{summary}"
     );
+}
+
+#[test]
+fn demo_chat_answers_every_command_once_across_two_disconnects() {
+    let (commentary, summary) = demo_json(&["--speed", "400", "--chat"]);
+    assert!(
+        commentary.contains("Dana Dev: bbzoom status"),
+        "commands are printed:\n{commentary}"
+    );
+    assert!(
+        commentary.contains("bbzoom (in the thread): Status of ci"),
+        "answers are printed:\n{commentary}"
+    );
+    assert!(
+        commentary.contains("Only bbzoom's admins may subscribe"),
+        "a bystander's subscribe is refused:\n{commentary}"
+    );
+    let chat = &summary["chat"];
+    assert_eq!(chat["forced_disconnects"], 2, "{summary}");
+    assert!(chat["connections"].as_u64().unwrap() >= 3, "{summary}");
+    let commands = chat["commands"].as_u64().unwrap();
+    assert!(commands >= 6, "{summary}");
+    assert_eq!(chat["answered_once"], commands, "{summary}");
+    assert_eq!(chat["lost"], 0, "{summary}");
+    assert_eq!(chat["repeated"], 0, "{summary}");
+    assert_eq!(summary["missed"], 0, "{summary}");
+    assert_eq!(summary["duplicates"], 0, "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

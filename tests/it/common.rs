@@ -22,6 +22,8 @@ pub struct Harness {
     pub sim: Simulator,
     pub dir: tempfile::TempDir,
     pub config: Config,
+    /// What the configuration was written from, for [`Harness::rewrite`].
+    pub env: Environment,
 }
 
 impl Harness {
@@ -79,10 +81,24 @@ impl Harness {
             polling,
             budget: budget.into(),
             subscriptions: subscriptions.to_owned(),
+            chat_commands: false,
         };
         let path = write_environment(dir.path(), &sim, &env).unwrap();
         let config = Config::load(&path).unwrap();
-        Harness { sim, dir, config }
+        Harness {
+            sim,
+            dir,
+            config,
+            env,
+        }
+    }
+
+    /// Writes the configuration (and credentials) again from the environment as `change`
+    /// leaves it.
+    pub fn rewrite(&mut self, change: impl FnOnce(&mut Environment)) {
+        change(&mut self.env);
+        let path = write_environment(self.dir.path(), &self.sim, &self.env).unwrap();
+        self.config = Config::load(&path).unwrap();
     }
 
     /// The showcase scenario in real time at the default polling, with

@@ -9,6 +9,7 @@ mod common;
 mod bitbucket;
 mod budget;
 mod chat;
+mod chat_admin;
 mod check;
 mod cli;
 mod config;

@@ -1,6 +1,7 @@
 //! The state directory as the real `bbzoom run` leaves it and finds it: a damaged store stops
-//! the daemon with its own exit status and says how to recover, and the directory and sled's
-//! files are its user's only whatever the umask.
+//! the daemon with its own exit status and says how to recover, a store that keeps failing
+//! (its file cannot grow, as on a full disk) stops it with another, and the directory and
+//! sled's files are its user's only whatever the umask.
 
 use crate::common::{Harness, log_text, sigterm};
 use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// The exit status README documents for a damaged store.
 const EXIT_STORE_DAMAGED: i32 = 4;
+/// The exit status README documents for a store that keeps failing.
+const EXIT_STORE_FAILING: i32 = 6;
 
 /// How long a refused start may take at most; a daemon still running after it accepted the
 /// store.
@@ -117,4 +120,69 @@ async fn the_state_directory_and_its_files_are_private_whatever_the_umask() {
         files += 1;
     }
     assert!(files >= 2, "sled's files are there");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_keeps_failing_stops_run_with_its_own_status() {
+    let harness = Harness::start(
+        Scenario::showcase(),
+        100.0,
+        SimPolling::every(10.0),
+        SHOWCASE_SUBSCRIPTIONS,
+    )
+    .await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bbzoom"));
+    command
+        .args(["run", "--config"])
+        .arg(harness.config_path())
+        .env("RUST_LOG", "bbzoom=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        // A pipe, which no file-size limit applies to.
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit and signal are async-signal-safe. A file-size limit with SIGXFSZ
+    // ignored: sled's file cannot grow past 8 KiB, and writes beyond fail (EFBIG), as they
+    // would on a full disk.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 8 * 1024,
+                rlim_max: 8 * 1024,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let said = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
+    let deadline = Instant::now() + START_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "bbzoom kept running on a store that fails; log:\n{}",
+                said.join().unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let said = said.join().unwrap();
+    assert_eq!(status.code(), Some(EXIT_STORE_FAILING), "{said}");
+    assert!(said.contains("bbzoom running"), "it started first:\n{said}");
+    assert!(
+        said.contains("the store kept failing") && said.contains("File too large"),
+        "{said}"
+    );
 }

@@ -6,7 +6,10 @@
 //! summary that checks the channels against the scenario: nothing missed, nothing twice, and
 //! how long each card took. Time can be compressed: every interval and budget written into the
 //! configuration is scaled to the simulator's speed. The integration tests and the economy
-//! benchmark use the same environment writer and scoreboard.
+//! benchmark use the same environment writer and scoreboard. With `--chat`, a simulated person
+//! also types commands into #ci across forced disconnects ([`chat`]).
+
+mod chat;
 
 use crate::clock::Calendar;
 use crate::config::{Config, SourceKind};
@@ -79,6 +82,9 @@ pub struct Environment {
     pub budget: Option<u32>,
     /// `[[subscription]]` tables; `{web}` stands for the Cloud web URL, `{dc}` for Data Center's.
     pub subscriptions: String,
+    /// Write `[zoom.events]` (chat commands in #ci, over the simulator's event WebSocket) and
+    /// its Server-to-Server credential, `sim-events`.
+    pub chat_commands: bool,
 }
 
 /// Faults the demo can inject (`--faults`).
@@ -114,6 +120,8 @@ pub struct DemoOptions {
     pub print_cards: bool,
     /// Where the running commentary (cards, the summary) is written.
     pub narration: Narration,
+    /// A simulated person types commands into #ci across forced disconnects.
+    pub chat: bool,
 }
 
 /// Where the demo's running commentary goes: stdout for a person, stderr when stdout is
@@ -160,6 +168,9 @@ pub struct Summary {
     pub(crate) edits: u64,
     /// Cards Zoom refused for good, kept in the store.
     pub(crate) dead_letters: u64,
+    /// With `--chat`: the commands typed and how each was answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<chat::ChatSummary>,
 }
 
 /// The subscriptions the demo and the tests use with [`Scenario::showcase`]: acme/api has two,
@@ -260,6 +271,17 @@ pub fn write_environment(
             client_secret: options.zoom.client_secret.clone().into(),
         },
     );
+    if env.chat_commands {
+        let app = &options.zoom_events;
+        credentials.insert(
+            "sim-events",
+            Credential::ZoomServerToServer {
+                account_id: app.account_id.clone(),
+                client_id: app.client_id.clone(),
+                client_secret: app.client_secret.clone().into(),
+            },
+        );
+    }
     for webhook in &options.zoom.webhooks {
         credentials.insert(
             format!("sim-webhook-{}", webhook.endpoint_id),
@@ -354,6 +376,24 @@ rate_limit = {{ requests = 20, per = \"{second}\" }}
         // The Pro plan's 20 chat calls a second, in simulated time like every other rate.
         second = real(1.0),
     ));
+    if env.chat_commands {
+        // Zoom asks for a heartbeat every 30 s, in simulated time like every other interval.
+        config.push_str(&format!(
+            "
+[zoom.events]
+credential = \"sim-events\"
+subscription_id = \"{subscription}\"
+url = \"{url}\"
+user = \"{user}\"
+channels = [\"ci\"]
+heartbeat = \"{heartbeat}\"
+",
+            subscription = options.zoom_events.subscription_id,
+            url = sim.zoom_events_url(),
+            user = options.zoom_events.user_email,
+            heartbeat = real(30.0),
+        ));
+    }
     let channel_name = |jid: &str| jid.split('@').next().unwrap_or(jid).to_owned();
     let webhook_targets: Vec<&str> = options
         .zoom
@@ -469,6 +509,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         polling: SimPolling::default(),
         budget: Some(options.budget),
         subscriptions,
+        chat_commands: options.chat,
     };
     let config = Config::load(&write_environment(dir.path(), &sim, &env)?)?;
     let credentials = Credentials::load(
@@ -508,12 +549,30 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         })
     };
 
+    let typist = options.chat.then(|| {
+        (
+            tokio::spawn(chat::play(sim.clone(), end, say)),
+            tokio::spawn(chat::print_answers(sim.clone(), say)),
+        )
+    });
+
     // Long enough for the cold interval, stretched by the budget, to come round after the end.
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs_f64((end + 4.0 * 3600.0) / options.speed + 30.0);
     while !caught_up(&sim, &config, &store)? && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let chat = match typist {
+        Some((typist, printer)) => {
+            let (posted, disconnects) = typist.await?;
+            // Each answer is a chat call: a few simulated minutes cover even a rate-limited one.
+            let patience = Duration::from_secs_f64(600.0 / options.speed + 5.0);
+            chat::wait_for_answers(&sim, &posted, patience).await;
+            printer.abort();
+            Some(chat::summarize(&sim, &posted, disconnects))
+        }
+        None => None,
+    };
     trigger.trigger();
     daemon.await??;
     if let Some(printer) = printer {
@@ -523,7 +582,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         rate_limits.abort();
     }
 
-    let summary = summarize(&sim, &config, &metrics);
+    let summary = Summary {
+        chat,
+        ..summarize(&sim, &config, &metrics)
+    };
     say.line(format_args!(
         "\nsummary: {} builds, {} transitions, {} cards, {} Bitbucket requests (at most {} in a simulated hour), {} missed, {} duplicates, latency p50 {:.0}s p95 {:.0}s max {:.0}s",
         summary.builds,
@@ -541,6 +603,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         "         {} posts, {} edits, {} dead letters",
         summary.posts, summary.edits, summary.dead_letters
     ));
+    if let Some(chat) = &summary.chat {
+        say.line(format_args!(
+            "   chat: {} commands across {} forced disconnects ({} connections): {} answered once, {} lost, {} answered twice or more",
+            chat.commands, chat.forced_disconnects, chat.connections, chat.answered_once, chat.lost, chat.repeated
+        ));
+    }
     let names = channel_names(&sim, &config);
     for (jid, url, event) in score(&sim, &config).missed.iter().take(20) {
         let channel = names.get(jid).unwrap_or(jid);
@@ -593,6 +661,7 @@ pub fn summarize(sim: &Simulator, config: &Config, metrics: &Metrics) -> Summary
         posts: stats.posts,
         edits: stats.edits,
         dead_letters: metrics.dead_letters.load(Ordering::Relaxed),
+        chat: None,
     }
 }
 
