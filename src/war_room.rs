@@ -9,8 +9,9 @@
 //! still wants it), and shows the link; later rows of the streak, after restarts too, find it.
 //!
 //! A card never waits for long and is never lost for a meeting: creation is retried a few
-//! times with backoff, a `Retry-After` honoured up to a bound; past that, or refused, the card
-//! goes out without the link (logged) and the next card of the streak tries again. Killed
+//! times with backoff, a `Retry-After` honoured up to a bound, all within a bound of its own;
+//! past that, or refused, the card goes out without the link (logged) and the next card of
+//! the streak tries again. Killed
 //! between the creation and its record, bbzoom creates one more meeting at worst.
 //!
 //! The host's start link is never read from Zoom's answer (see `zoom::account`), so it is never
@@ -32,8 +33,12 @@ pub struct MeetingRetry {
     pub backoff: Backoff,
     /// Attempts in all, the first included.
     pub attempts: u32,
-    /// The longest wait a card is held for: a `Retry-After` beyond it ends the attempts.
+    /// The longest wait between two attempts: a `Retry-After` beyond it ends the attempts.
     pub longest_wait: Duration,
+    /// The longest a card is held for its war room in all, requests included: past it the
+    /// card goes out without the link (a meeting Zoom creates after that is one more at
+    /// worst).
+    pub hold: Duration,
 }
 
 /// Creates war-room meetings through the Server-to-Server app of `[zoom.events]`.
@@ -100,7 +105,18 @@ impl WarRooms {
                 meeting: None,
             }) if streak == room.streak => {
                 let topic = crate::render::meeting_topic(build, &room.lane);
-                let meeting = match self.create(&topic).await {
+                let created = tokio::time::timeout(self.retry.hold, self.create(&topic))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ZoomError {
+                            class: ErrorClass::Transient { retry_after: None },
+                            detail: format!(
+                                "Zoom did not create it within {}s",
+                                self.retry.hold.as_secs()
+                            ),
+                        })
+                    });
+                let meeting = match created {
                     Ok(meeting) => meeting,
                     Err(err) => {
                         tracing::warn!(

@@ -135,6 +135,7 @@ impl Tuning {
             meeting_retry: MeetingRetry {
                 backoff: scale(self.meeting_retry.backoff),
                 longest_wait: self.meeting_retry.longest_wait.div_f64(speed),
+                hold: self.meeting_retry.hold.div_f64(speed),
                 ..self.meeting_retry
             },
         }
@@ -183,8 +184,9 @@ impl Default for Tuning {
             store_failures: 20,
             // A person's JID does not change; an hour bounds a stale one after a mix-up.
             people_kept: Duration::from_secs(3600),
-            // Three tries within about half a minute: a card is held no longer for its war
-            // room (a Retry-After beyond that gives up at once).
+            // Three tries, a wait of at most half a minute between two (a Retry-After beyond
+            // that gives up at once), a minute in all: a card is held no longer for its war
+            // room.
             meeting_retry: MeetingRetry {
                 backoff: Backoff {
                     base: Duration::from_secs(2),
@@ -192,6 +194,7 @@ impl Default for Tuning {
                 },
                 attempts: 3,
                 longest_wait: Duration::from_secs(30),
+                hold: Duration::from_secs(60),
             },
         }
     }
