@@ -12,7 +12,11 @@
 //! token renewal. The Zoom side also serves Incoming Webhooks, Zoom's per-second and daily
 //! rate limits and outages (see [`SimZoomApp`]), and, for chat commands, a Server-to-Server
 //! OAuth app's event subscription delivered over a WebSocket, people posting into channels and
-//! Team Chat's list-messages API (see [`SimEventsApp`], [`Simulator::post_to_channel`]).
+//! Team Chat's list-messages API (see [`SimEventsApp`], [`Simulator::post_to_channel`]); the
+//! same app's account calls, a user by id or e-mail address and instant meetings, kept for
+//! tests ([`Simulator::meetings`]); the account's users ([`SimZoomApp::users`]), whom the
+//! chatbot may message directly, and the mentions its markdown messages make
+//! ([`SimMessage::mentions`]).
 //!
 //! [`score`] reads the channels back and checks them against what the scenario implies, on
 //! its own reading of the product's rules, so a run is judged without bbzoom's own code.
