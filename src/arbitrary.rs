@@ -14,6 +14,7 @@ pub(crate) fn branch_tip(branch: &str) -> RefTip {
         commit: "abc".into(),
         message: None,
         author: None,
+        author_ids: Default::default(),
     }
 }
 

@@ -317,8 +317,9 @@ fn mutes(store: &Store) -> Vec<MuteStatus> {
         .collect()
 }
 
-/// Every configured channel with its waiting cards, then any channel the store still holds
-/// cards for that the configuration no longer has.
+/// Every configured channel with its waiting cards, the direct messages waiting for people of
+/// `[people]`, then any channel the store still holds cards for that the configuration no
+/// longer has.
 fn channels(config: &Config, store: &Store) -> Vec<ChannelStatus> {
     let mut depths = store.outbox_depths().unwrap_or_else(|err| {
         tracing::warn!(%err, "cannot count the outbox");
@@ -334,6 +335,17 @@ fn channels(config: &Config, store: &Store) -> Vec<ChannelStatus> {
             configured: true,
         })
         .collect();
+    // People's direct messages: listed while some wait, as the channels they are.
+    for user in config.people.direct_messaged() {
+        let name = user.direct_channel();
+        if let Some(outbox) = depths.remove(&name) {
+            channels.push(ChannelStatus {
+                name,
+                outbox,
+                configured: true,
+            });
+        }
+    }
     channels.extend(depths.into_iter().map(|(name, outbox)| ChannelStatus {
         name,
         outbox,
@@ -656,6 +668,74 @@ fn too_slow(what: &str) -> std::io::Error {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// A person's direct messages waiting show as theirs, not as a channel gone.
+    #[test]
+    fn direct_messages_waiting_are_listed_as_configured() {
+        use crate::domain::{BuildKey, BuildRef, BuildState, BuildStatus, EventKind, RepoId};
+        use crate::store::{Notification, PollUpdate};
+        let text = "[daemon]\nstate_dir = \"s\"\ncredentials = \"c\"\nidentity = \"i\"\n\
+            [bitbucket]\ncredential = \"ci\"\n[zoom.chatbot]\ncredential = \"bot\"\n\
+            account_id = \"a\"\nrobot_jid = \"bot@xmpp.zoom.us\"\nuser_jid = \"u@xmpp.zoom.us\"\n\
+            [zoom.channels.ci]\nto_jid = \"ci@conference.xmpp.zoom.us\"\n\
+            [[subscription]]\nrepository = \"https://bitbucket.org/acme/api\"\nchannels = [\"ci\"]\n\
+            [people]\ndirect_message = true\n[people.accounts]\njane = \"abc@xmpp.zoom.us\"\n";
+        let config = Config::parse(Path::new("/etc/bbzoom/config.toml"), text).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let repo = RepoId::new("acme", "api");
+        let build = BuildStatus {
+            key: BuildKey {
+                repo: repo.clone(),
+                id: "{1}".into(),
+            },
+            job: "pipeline".into(),
+            name: "Pipeline".into(),
+            number: Some(1),
+            revision: 1,
+            git_ref: BuildRef::Branch("main".into()),
+            commit: None,
+            commit_message: None,
+            author: None,
+            authors: Vec::new(),
+            state: BuildState::Completed(crate::domain::Outcome::Failed),
+            duration_secs: None,
+            created_ms: 0,
+            url: "https://bitbucket.org/acme/api/pipelines/results/1".into(),
+            commit_url: None,
+            ref_url: None,
+            scheduled: false,
+        };
+        let row = |channel: &str| Notification {
+            channel: channel.into(),
+            event: EventKind::Failed,
+            build: build.clone(),
+            mention: None,
+            war_room: None,
+        };
+        let update = PollUpdate {
+            repo,
+            source: crate::domain::SourceKind::Pipelines,
+            cursor: Default::default(),
+            builds: Vec::new(),
+            health: Vec::new(),
+            notifications: vec![row("@abc@xmpp.zoom.us"), row("gone")],
+            meetings: Vec::new(),
+        };
+        store.commit_poll(&update, 1).unwrap();
+        let listed: Vec<(String, usize, bool)> = channels(&config, &store)
+            .into_iter()
+            .map(|c| (c.name, c.outbox, c.configured))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("ci".to_owned(), 0, true),
+                ("@abc@xmpp.zoom.us".to_owned(), 1, true),
+                ("gone".to_owned(), 1, false)
+            ]
+        );
+    }
 
     #[tokio::test]
     async fn the_socket_is_owner_only_exclusive_and_removed_only_if_ours() {

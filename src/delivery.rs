@@ -23,7 +23,7 @@
 
 use crate::clock::Clock;
 use crate::config::Style;
-use crate::domain::RateLimit;
+use crate::domain::{Mention, RateLimit, ZoomUser};
 use crate::metrics::Metrics;
 use crate::mute::{self, Fate, Mute};
 use crate::render::{self, Form};
@@ -31,6 +31,8 @@ use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use crate::store::{OutboxRow, Store, StoreError};
 use crate::wakeups::Wakeups;
+use crate::war_room::{MeetingTurns, WarRooms};
+use crate::zoom::account::Directory;
 use crate::zoom::{ChatbotClient, ErrorClass, WebhookClient, ZoomError};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -49,6 +51,22 @@ pub enum Sender {
     Webhook {
         client: Arc<WebhookClient>,
     },
+    /// Direct messages from the chatbot to one person of `[people]`: a new card per event.
+    Direct {
+        client: Arc<ChatbotClient>,
+        user: ZoomUser,
+    },
+}
+
+/// What deliveries use besides their channel's client; a reload replaces it without
+/// restarting any worker.
+#[derive(Default)]
+pub struct Services {
+    /// Finds the JID of a person `[people]` names by e-mail address (the Server-to-Server
+    /// app of `[zoom.events]`).
+    pub directory: Option<Arc<Directory>>,
+    /// Creates war-room meetings (`meeting_on`), through the same app.
+    pub war_rooms: Option<Arc<WarRooms>>,
 }
 
 /// A channel and what sends into it.
@@ -74,6 +92,10 @@ pub(crate) struct DeliveryContext {
     pub(crate) fold_after: usize,
     /// The most messages one channel is sent in any window of each limit's length.
     pub(crate) channel_pace: Vec<RateLimit>,
+    /// The services of the configuration running now.
+    pub(crate) services: tokio::sync::watch::Receiver<Arc<Services>>,
+    /// One worker at a time creates a lane's war room.
+    pub(crate) meeting_turns: Arc<MeetingTurns>,
 }
 
 /// Our pace for one Incoming Webhook connection: Zoom publishes no figure for them.
@@ -356,9 +378,14 @@ impl Worker {
 
     /// Shows `row` in the channel; returns the message id to remember for later edits, if any.
     async fn show(&mut self, row: &OutboxRow) -> Result<Option<String>, DeliveryError> {
-        let card = render::card(&row.build, row.event);
-        let (client, to_jid, style) = match &self.route.sender {
+        let war_room = match &row.war_room {
+            Some(room) => self.war_room(row, room).await?,
+            None => None,
+        };
+        let (client, to_jid, style, mut card) = match &self.route.sender {
             Sender::Webhook { client } => {
+                let mut card = render::card(&row.build, row.event);
+                render::add_war_room(&mut card, war_room);
                 self.pace.ready().await;
                 return Ok(client.post(&card).await.map(|()| None)?);
             }
@@ -366,10 +393,27 @@ impl Worker {
                 client,
                 to_jid,
                 style,
-            } => (client, to_jid, *style),
+            } => (
+                client.clone(),
+                to_jid.clone(),
+                *style,
+                render::card(&row.build, row.event),
+            ),
+            Sender::Direct { client, user } => (
+                client.clone(),
+                self.jid_of(user).await?,
+                Style::Post,
+                render::direct_card(&row.build, row.event),
+            ),
         };
+        if let Some(mention) = &row.mention {
+            card.mention = self.mention(mention).await;
+        }
+        render::add_war_room(&mut card, war_room);
+        let (client, to_jid) = (&client, &to_jid);
         let channel = &self.route.channel;
         let content = render::chatbot_content(&card);
+        let markdown = render::chatbot_markdown(&card);
         let existing = match style {
             Style::Post => None,
             Style::Update | Style::UpdateAndReply => {
@@ -381,13 +425,13 @@ impl Worker {
             }
         };
         if let Some(message_id) = existing {
-            match client.edit(&message_id, &content).await {
+            match client.edit(&message_id, &content, markdown).await {
                 Ok(()) => {
                     if style == Style::UpdateAndReply && row.event.is_terminal() {
                         // An edit may notify no one: the result also goes into the card's
                         // thread.
                         self.pace.ready().await;
-                        client.send(to_jid, &content, Some(&message_id)).await?;
+                        (client.send_card(to_jid, &content, Some(&message_id), markdown)).await?;
                     }
                     return Ok(None);
                 }
@@ -403,8 +447,66 @@ impl Worker {
             }
         }
         self.pace.ready().await;
-        let message_id = client.send(to_jid, &content, None).await?;
+        let message_id = client.send_card(to_jid, &content, None, markdown).await?;
         Ok((style != Style::Post).then_some(message_id))
+    }
+
+    /// The join link of `room`, the war room `row` shows: `None` without one (no longer
+    /// wanted, or Zoom would not create it in time).
+    async fn war_room(
+        &self,
+        row: &OutboxRow,
+        room: &crate::domain::WarRoom,
+    ) -> Result<Option<String>, StoreError> {
+        let rooms = self.ctx.services.borrow().war_rooms.clone();
+        let Some(rooms) = rooms else {
+            tracing::warn!(
+                channel = %self.route.channel, build = %row.build.key,
+                "the card asks for a war room, and [zoom.events] is gone; it goes out without one"
+            );
+            return Ok(None);
+        };
+        rooms
+            .join_url(&self.ctx.store, &self.ctx.meeting_turns, &row.build, room)
+            .await
+    }
+
+    /// The JID of `user`: as `[people]` writes it, or looked up by e-mail address.
+    async fn jid_of(&self, user: &ZoomUser) -> Result<String, ZoomError> {
+        match user {
+            ZoomUser::Jid(jid) => Ok(jid.clone()),
+            ZoomUser::Email(email) => {
+                let directory = self.ctx.services.borrow().directory.clone();
+                match directory {
+                    Some(directory) => directory.jid(email).await,
+                    None => Err(ZoomError {
+                        class: ErrorClass::Permanent,
+                        detail: format!(
+                            "{email} is named by e-mail address, which is looked up through \
+                             [zoom.events], and it is gone"
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The card's mention of `mention`; `None`, logged, when the person cannot be found: the
+    /// card goes out without it rather than wait.
+    async fn mention(&self, mention: &Mention) -> Option<render::CardMention> {
+        match self.jid_of(&mention.user).await {
+            Ok(jid) => Some(render::CardMention {
+                jid,
+                name: mention.name.clone(),
+            }),
+            Err(err) => {
+                tracing::warn!(
+                    channel = %self.route.channel, user = %mention.user, %err,
+                    "cannot find the Zoom user to mention; the card goes out without the mention"
+                );
+                None
+            }
+        }
     }
 
     /// Folds a failing channel's backlog into summary cards, as many as every update takes,
@@ -412,7 +514,7 @@ impl Worker {
     /// are completed as soon as Zoom took it; the rest are booked as failed if one is refused.
     async fn deliver_folded(&mut self, rows: Vec<OutboxRow>) -> Result<(), StoreError> {
         let form = match &self.route.sender {
-            Sender::Chatbot { .. } => Form::Chatbot,
+            Sender::Chatbot { .. } | Sender::Direct { .. } => Form::Chatbot,
             Sender::Webhook { client } => client.form(),
         };
         let updates: Vec<(crate::domain::EventKind, render::Card)> = rows
@@ -437,6 +539,13 @@ impl Worker {
                     .send(to_jid, &render::chatbot_content(summary), None)
                     .await
                     .map(drop),
+                Sender::Direct { client, user } => match self.jid_of(user).await {
+                    Ok(to_jid) => client
+                        .send(&to_jid, &render::chatbot_content(summary), None)
+                        .await
+                        .map(drop),
+                    Err(err) => Err(err),
+                },
             };
             if let Err(err) = result {
                 return failed(&self.ctx, &self.route, rest.to_vec(), err, None).await;
@@ -482,6 +591,13 @@ impl Worker {
                 .send(to_jid, &render::chatbot_content(&card), None)
                 .await
                 .map(drop),
+            Sender::Direct { client, user } => match self.jid_of(user).await {
+                Ok(to_jid) => client
+                    .send(&to_jid, &render::chatbot_content(&card), None)
+                    .await
+                    .map(drop),
+                Err(err) => Err(err),
+            },
         };
         if let Err(err) = result {
             let held_until = ended.iter().map(|m| m.until_ms).max();
@@ -628,6 +744,7 @@ mod tests {
                 commit: None,
                 commit_message: None,
                 author: None,
+                authors: Vec::new(),
                 state: BuildState::Running,
                 duration_secs: None,
                 created_ms: 0,
@@ -640,6 +757,8 @@ mod tests {
             next_attempt_ms: 0,
             enqueued_ms,
             first_failed_ms,
+            mention: None,
+            war_room: None,
         }
     }
 

@@ -171,6 +171,15 @@ impl fmt::Display for Lane {
     }
 }
 
+/// A failing lane's war room as a card asks for it: the lane, and which failing streak of it
+/// (named by the build it began with), so that a card about an older streak never shows a
+/// newer streak's meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WarRoom {
+    pub(crate) lane: Lane,
+    pub(crate) streak: String,
+}
+
 /// One observation of a build, normalised from whichever source reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildStatus {
@@ -191,7 +200,13 @@ pub struct BuildStatus {
     pub(crate) commit: Option<String>,
     /// First line of the commit message, when the source gives it.
     pub(crate) commit_message: Option<String>,
+    /// Who the card names as the author: the commit's author where the source says, else who
+    /// started the run. Never an e-mail address.
     pub(crate) author: Option<String>,
+    /// Who the build belongs to, by the identities a `[people]` entry may name, most
+    /// responsible first: the commit's author, then who started the run (a pipeline's
+    /// creator). Not kept in the store: a build read back from it has none.
+    pub(crate) authors: Vec<AuthorIds>,
     pub state: BuildState,
     /// Seconds the build ran, as the source reports it.
     pub(crate) duration_secs: Option<u64>,
@@ -286,6 +301,63 @@ impl fmt::Display for EventKind {
     }
 }
 
+/// The identities of one person Bitbucket names for a build (a commit's author, who started a
+/// run), as it gives them: Cloud's account uuid (`{...}`), account id and nickname; Data
+/// Center's user slug and name; the e-mail address the commit records. What `[people]` keys
+/// are matched against; never shown on a card.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct AuthorIds(pub(crate) Vec<String>);
+
+impl AuthorIds {
+    /// The non-empty ones of `ids`, trimmed, each once.
+    pub(crate) fn new<'a>(ids: impl IntoIterator<Item = Option<&'a str>>) -> AuthorIds {
+        let mut kept: Vec<String> = Vec::new();
+        for id in ids.into_iter().flatten().map(str::trim) {
+            if !id.is_empty() && !kept.iter().any(|k| k == id) {
+                kept.push(id.to_owned());
+            }
+        }
+        AuthorIds(kept)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A person on Zoom, as `[people]` names them: by JID (`...@xmpp.zoom.us`), which a chatbot
+/// message can mention and send to, or by e-mail address, whose JID is looked up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ZoomUser {
+    Jid(String),
+    /// Lower case.
+    Email(String),
+}
+
+impl ZoomUser {
+    /// The outbox "channel" of direct messages to this person: `@` and how `[people]` names
+    /// them. No `[zoom.channels]` name can begin with `@`.
+    pub fn direct_channel(&self) -> String {
+        format!("@{self}")
+    }
+}
+
+impl fmt::Display for ZoomUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ZoomUser::Jid(text) | ZoomUser::Email(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Whom a card mentions: a person `[people]` maps the build's author to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    pub user: ZoomUser,
+    /// How Bitbucket names them (untrusted, cleaned when shown); `None` when unknown.
+    pub name: Option<String>,
+}
+
 /// The commit a branch or tag points at, where a statuses source looks for builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RefTip {
@@ -295,6 +367,8 @@ pub(crate) struct RefTip {
     /// First line of the commit message, when the source gives it.
     pub(crate) message: Option<String>,
     pub(crate) author: Option<String>,
+    /// The commit author's identities (see [`AuthorIds`]).
+    pub(crate) author_ids: AuthorIds,
     /// When the commit was made (Unix milliseconds), when the source gives it: a tag seen
     /// for the first time is followed only if its commit is new enough to have running builds.
     pub(crate) committed_ms: Option<i64>,

@@ -19,9 +19,12 @@
 //! - [`store`]: sled. A transition and the notifications it causes are one transaction.
 //! - [`delivery`]: outbox workers, one per channel, retrying with jittered backoff; they hold
 //!   what a [`mute`] covers and send one summary when it ends.
+//! - [`war_room`]: a failing lane's meeting (`meeting_on`), created once per failing streak
+//!   when its first card is shown.
 //! - [`render`]: pure card rendering (chatbot JSON and plain text).
 //! - [`zoom`]: the Zoom chatbot client: token cache, rate limiter, error classes; and the
-//!   Server-to-Server app of `[zoom.events]` (its WebSocket, list-messages).
+//!   Server-to-Server app of `[zoom.events]` (its WebSocket, list-messages; the account's
+//!   users and meetings).
 //! - [`chat`]: chat commands over that WebSocket, each handled once, answered by the chatbot.
 //! - [`housekeeping`]: cron-shaped jobs (forgetting long-finished builds).
 //! - [`daemon`]: wires the above together under one [`shutdown::Shutdown`]; reloads in place.
@@ -79,4 +82,5 @@ pub mod shutdown;
 pub mod store;
 pub mod terminal;
 pub mod wakeups;
+pub mod war_room;
 pub mod zoom;

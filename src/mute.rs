@@ -298,6 +298,7 @@ mod tests {
             commit: None,
             commit_message: None,
             author: None,
+            authors: Vec::new(),
             state: BuildState::Completed(outcome),
             duration_secs: Some(60),
             created_ms: 0,

@@ -53,6 +53,18 @@ pub struct Card {
     pub links: Vec<(String, String)>,
     /// Further lines after the links, each with an optional http(s) link (a summary's entries).
     pub lines: Vec<(String, Option<String>)>,
+    /// The person the card mentions (`[people]`), first in a chatbot card's body; plain text
+    /// and webhook cards leave it out.
+    pub mention: Option<CardMention>,
+}
+
+/// A person a chatbot card mentions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardMention {
+    /// Their user JID, `ID@xmpp.zoom.us`.
+    pub jid: String,
+    /// How Bitbucket names them (untrusted), shown in the mention.
+    pub name: Option<String>,
 }
 
 /// Longest text taken from build data into one card field (a commit message).
@@ -181,7 +193,44 @@ pub fn card(build: &BuildStatus, event: EventKind) -> Card {
         fields,
         links,
         lines: Vec::new(),
+        mention: None,
     }
+}
+
+/// The topic of `lane`'s war room (at most 200 characters, Zoom's limit): "bbzoom war room:
+/// acme/api main (pipeline) is failing". Cleaned (Zoom shows it), not defused (no markdown).
+pub(crate) fn meeting_topic(build: &BuildStatus, lane: &crate::domain::Lane) -> String {
+    let topic = format!(
+        "bbzoom war room: {} {} ({}) is failing",
+        build.key.repo,
+        match &lane.git_ref {
+            BuildRef::Tag(name) => format!("tag {name}"),
+            other => other.name().unwrap_or("commit").to_owned(),
+        },
+        lane.job
+    );
+    clean(&topic, 200)
+}
+
+/// `card` with the join link of its build's war room, when it has one: right after the build's
+/// own link (a reader takes the first link for the build's).
+pub(crate) fn add_war_room(card: &mut Card, join_url: Option<String>) {
+    if let Some(url) = join_url {
+        let at = card.links.len().min(1);
+        card.links
+            .insert(at, ("🚨 Join the war room (Zoom meeting)".to_owned(), url));
+    }
+}
+
+/// The card of a direct message to the author of `build` (`[people]`): the channel's card,
+/// and why they get it.
+pub(crate) fn direct_card(build: &BuildStatus, event: EventKind) -> Card {
+    let mut card = card(build, event);
+    card.lines.push((
+        "Sent to you as this build's author (bbzoom [people])".to_owned(),
+        None,
+    ));
+    card
 }
 
 /// Summary cards standing for `updates` (a backlog folded after an outage), as many as it
@@ -261,9 +310,8 @@ fn summary_page(updates: &[(EventKind, Card)], why: &str, (n, of): (usize, usize
         head,
         sub_head: counts.join(" · "),
         color,
-        fields: Vec::new(),
-        links: Vec::new(),
         lines,
+        ..Card::default()
     }
 }
 
@@ -278,15 +326,58 @@ fn fits(card: &Card, form: Form) -> bool {
 
 /// The chatbot message `content` for a card (a `head` with `sub_head` and a `body` of message
 /// elements, as Zoom's "Customizing messages" pages in its Team Chat docs describe them), at
-/// most [`CARD_MAX_BYTES`] when serialized. Meant to be sent without `is_markdown_support`.
+/// most [`CARD_MAX_BYTES`] when serialized. Sent with `is_markdown_support` only when
+/// [`chatbot_markdown`] says so: a mention needs Zoom's markdown, and everything else on the
+/// card is defused, so markdown changes nothing else.
 pub(crate) fn chatbot_content(card: &Card) -> Value {
     content_within(card, CARD_MAX_BYTES).0
+}
+
+/// Whether `card`'s chatbot content must be sent with `is_markdown_support`: it mentions
+/// someone.
+pub(crate) fn chatbot_markdown(card: &Card) -> bool {
+    card.mention.as_ref().and_then(mention_markup).is_some()
+}
+
+/// The body's first item: the mention, in Zoom's chatbot markdown (`<!JID|name>`), then a word
+/// to the person. `None` for a JID that is not a plain user JID (nothing else may reach the
+/// markup).
+fn mention_item(card: &Card) -> Option<Value> {
+    let markup = mention_markup(card.mention.as_ref()?)?;
+    Some(json!({"type": "message", "text": format!("{markup} please take a look")}))
+}
+
+/// `<!ID@xmpp.zoom.us|Name>`: the name cleaned and defused, without `|`, so it cannot end the
+/// markup early or add to it.
+fn mention_markup(mention: &CardMention) -> Option<String> {
+    let jid = &mention.jid;
+    let plain = jid.strip_suffix("@xmpp.zoom.us").is_some_and(|local| {
+        !local.is_empty()
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    });
+    if !plain {
+        return None;
+    }
+    let name = mention
+        .name
+        .as_deref()
+        .map(|name| text(name, NAME_MAX_CHARS).replace('|', "¦"))
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| "author".to_owned());
+    Some(format!("<!{jid}|{name}>"))
 }
 
 /// The Incoming Webhook body for `format=full`: `{"content": <card>}`, at most
 /// [`WEBHOOK_MAX_CHARS`] when serialized.
 pub(crate) fn webhook_full(card: &Card) -> Value {
-    json!({"content": content_within(card, webhook_full_budget()).0})
+    // A webhook message is not read as markdown: a mention would show as its markup.
+    let card = Card {
+        mention: None,
+        ..card.clone()
+    };
+    json!({"content": content_within(&card, webhook_full_budget()).0})
 }
 
 /// What a card may take inside the `{"content": ...}` wrapper.
@@ -370,12 +461,18 @@ fn content_within(card: &Card, budget: usize) -> (Value, usize) {
     });
     let total = card.fields.len() + card.links.len() + card.lines.len();
     let more = |n: usize| json!({"type": "message", "text": format!("… and {n} more")});
+    let mention = mention_item(card);
 
-    // The shell with an empty fields section, plus room for the "… and N more" item.
+    // The shell with the mention and an empty fields section, plus room for the "… and N
+    // more" item.
     let mut used = shell(
         head.clone(),
         card.color,
-        vec![json!({"type": "fields", "items": []})],
+        mention
+            .iter()
+            .cloned()
+            .chain([json!({"type": "fields", "items": []})])
+            .collect(),
     )
     .to_string()
     .len()
@@ -412,7 +509,7 @@ fn content_within(card: &Card, budget: usize) -> (Value, usize) {
             .count();
     let left_out = total - dropped_links - kept_fields.len() - kept_messages.len();
 
-    let mut sections = Vec::new();
+    let mut sections: Vec<Value> = mention.into_iter().collect();
     if !kept_fields.is_empty() {
         sections.push(json!({"type": "fields", "items": kept_fields}));
     }
@@ -631,6 +728,7 @@ mod tests {
             commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             commit_message: Some("Fix the flaky test".into()),
             author: Some("Jane Dev".into()),
+            authors: Vec::new(),
             state: BuildState::Completed(Outcome::Failed),
             duration_secs: Some(192),
             created_ms: 0,
@@ -945,6 +1043,49 @@ mod tests {
                 .collect(),
             Value::Array(items) => items.iter().flat_map(links_in).collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// A mention is the first item of a chatbot card, and its markup holds nothing but the
+    /// JID and a defused name: a hostile name can neither end it early nor add to it.
+    #[test]
+    fn a_mention_is_one_markup_of_a_plain_jid_and_a_defused_name() {
+        let mention = |jid: &str, name: Option<&str>| {
+            let mut card = card(&build(), EventKind::Failed);
+            card.mention = Some(CardMention {
+                jid: jid.into(),
+                name: name.map(str::to_owned),
+            });
+            card
+        };
+        let card = mention("abc.def@xmpp.zoom.us", Some("Jane <!all>|x> @here *b*"));
+        assert!(chatbot_markdown(&card));
+        let content = chatbot_content(&card);
+        let first = &content["body"][0]["sections"][0];
+        assert_eq!(
+            first["text"],
+            "<!abc.def@xmpp.zoom.us|Jane ‹!all›¦x› ＠here ∗b∗> please take a look"
+        );
+        assert_eq!(content.to_string().matches("<!").count(), 1);
+        assert!(!plain_text(&card).contains("abc.def"), "no mention in text");
+        assert!(!webhook_full(&card).to_string().contains("abc.def"));
+        let unnamed = chatbot_content(&mention("abc@xmpp.zoom.us", None));
+        assert_eq!(
+            unnamed["body"][0]["sections"][0]["text"],
+            "<!abc@xmpp.zoom.us|author> please take a look"
+        );
+        // Anything but a plain user JID mentions no one, and needs no markdown.
+        for jid in [
+            "all",
+            "a|b@xmpp.zoom.us",
+            "x>y@xmpp.zoom.us",
+            "ci@conference.xmpp.zoom.us",
+            "jane@example.com",
+            "@xmpp.zoom.us",
+        ] {
+            let card = mention(jid, Some("Jane"));
+            assert!(!chatbot_markdown(&card), "{jid}");
+            assert!(!chatbot_content(&card).to_string().contains("<!"), "{jid}");
         }
     }
 
@@ -1277,6 +1418,7 @@ mod tests {
                     key: BuildKey { repo: RepoId::new(&owner, &slug), id },
                     job, name, number, revision, git_ref, commit, commit_message, author, state,
                     duration_secs, created_ms, url, commit_url, ref_url, scheduled,
+                    authors: Vec::new(),
                 }
             }
         }

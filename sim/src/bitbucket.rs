@@ -238,6 +238,9 @@ fn filter(query: &Query, fields: &[&str]) -> Result<Option<Filter>, BbError> {
 /// (`fields=+values.target.commit.message`).
 const COMMIT_MESSAGE: &str = "target.commit.message";
 
+/// The `fields` path that adds a pipeline commit's author, which answers leave out by default.
+const COMMIT_AUTHOR: &str = "target.commit.author";
+
 /// Answers a Cloud request through the gate ([`serve`]) with `body`'s answer cut down as the
 /// request's `fields` ask (which `body` reads for what it leaves out unless asked).
 async fn answer(
@@ -436,9 +439,9 @@ fn list_page(
         visible.reverse();
     }
 
-    let with_message = fields.names(COMMIT_MESSAGE);
+    let extras = CommitExtras::of(fields);
     Ok(paging.page(inner, uri, &query, visible, |b| {
-        pipeline_json(inner, index, repo, b, now, with_message)
+        pipeline_json(inner, index, repo, b, now, extras)
     }))
 }
 
@@ -461,8 +464,8 @@ async fn get_one(
                 b.created_at <= now && pipeline_uuid(index, b.number).eq_ignore_ascii_case(&uuid)
             })
             .ok_or(BbError::new(StatusCode::NOT_FOUND, "Pipeline not found"))?;
-        let with_message = fields.names(COMMIT_MESSAGE);
-        Ok(pipeline_json(&inner, index, repo, build, now, with_message))
+        let extras = CommitExtras::of(fields);
+        Ok(pipeline_json(&inner, index, repo, build, now, extras))
     })
     .await
 }
@@ -957,6 +960,22 @@ fn status_json(inner: &Inner, index: usize, status: &StatusView) -> Value {
     })
 }
 
+/// What of a pipeline's commit an answer shows beyond its hash, as `fields` asked.
+#[derive(Clone, Copy)]
+struct CommitExtras {
+    message: bool,
+    author: bool,
+}
+
+impl CommitExtras {
+    fn of(fields: &Fields) -> CommitExtras {
+        CommitExtras {
+            message: fields.names(COMMIT_MESSAGE),
+            author: fields.names(COMMIT_AUTHOR),
+        }
+    }
+}
+
 /// A pipeline object as `GET .../pipelines/{uuid}` spells it, at simulated second `now`.
 fn pipeline_json(
     inner: &Inner,
@@ -964,7 +983,7 @@ fn pipeline_json(
     repo: &SimRepo,
     build: &SimBuild,
     now: f64,
-    with_message: bool,
+    extras: CommitExtras,
 ) -> Value {
     let (api_repo, _) = repo_urls(inner, repo);
     let uuid = pipeline_uuid(index, build.number);
@@ -978,7 +997,7 @@ fn pipeline_json(
     };
     // Duration keeps growing while the pipeline runs and freezes when it completes.
     let until = completed_on.unwrap_or(now);
-    let creator = user_json(&inner.origin, &build.author);
+    let creator = user_json(&inner.origin, build.creator());
     let first_successful = state == SimState::Successful
         && !repo.builds.iter().any(|b| {
             repo.runs_pipeline(b)
@@ -987,8 +1006,11 @@ fn pipeline_json(
         });
 
     let mut commit = commit_json(inner, repo, &build.commit);
-    if with_message {
+    if extras.message {
         commit["message"] = json!(build.message);
+    }
+    if extras.author {
+        commit["author"] = author_json(&inner.origin, &build.author);
     }
     let name = trigger_name(build.trigger);
     let trigger = json!({
@@ -1808,13 +1830,45 @@ mod tests {
         );
         assert_eq!(pipeline["creator"]["display_name"], "Jane Dev");
 
-        // Without `fields` the message stays out, as upstream.
+        // Without `fields` the message and the author stay out, as upstream.
         let (_, page) = get_json(&list_url(&sim, "")).await;
-        assert!(
-            page["values"][0]["target"]["commit"]
-                .get("message")
-                .is_none()
+        let commit = &page["values"][0]["target"]["commit"];
+        assert!(commit.get("message").is_none());
+        assert!(commit.get("author").is_none());
+    }
+
+    /// The commit's author, asked for with `fields`, and the creator: the same person unless
+    /// someone else started the run.
+    #[tokio::test]
+    async fn a_pipeline_names_its_commit_author_when_asked_and_who_started_it() {
+        let scenario = one_repo(vec![
+            build(1, 0.0, vec![(0.0, Running)]),
+            build(2, 0.0, vec![(0.0, Running)]).started_by("Rita Runner"),
+        ]);
+        let sim = start(scenario, at_speed(1.0)).await;
+        let (_, page) = get_json(&list_url(
+            &sim,
+            "fields=%2Bvalues.target.commit.author&sort=-created_on",
+        ))
+        .await;
+        let (rerun, first) = (&page["values"][0], &page["values"][1]);
+        for pipeline in [rerun, first] {
+            let author = &pipeline["target"]["commit"]["author"];
+            assert_eq!(author["raw"], "Jane Dev <jane.dev@example.com>");
+            assert_eq!(author["user"]["display_name"], "Jane Dev");
+            assert_eq!(author["user"]["nickname"], "jane.dev");
+            assert!(
+                author["user"]["uuid"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with('{'))
+            );
+        }
+        assert_eq!(
+            first["creator"],
+            first["target"]["commit"]["author"]["user"]
         );
+        assert_eq!(rerun["creator"]["display_name"], "Rita Runner");
+        assert_ne!(rerun["creator"]["uuid"], first["creator"]["uuid"]);
     }
 
     #[tokio::test]

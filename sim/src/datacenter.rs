@@ -311,10 +311,13 @@ fn branch_json(clock: &Clock, tip: &SimBuild, details: bool) -> Value {
         "isDefault": tip.branch == DEFAULT_BRANCH,
     });
     if details {
+        // A person Data Center knows (RestApplicationUser): a linked author.
         let person = json!({
             "name": nickname(&tip.author),
             "emailAddress": email(&tip.author),
             "displayName": tip.author,
+            "slug": nickname(&tip.author),
+            "type": "NORMAL",
         });
         let at = clock.epoch_millis(tip.pushed_at);
         branch["metadata"] = json!({

@@ -12,7 +12,11 @@
 //! token renewal. The Zoom side also serves Incoming Webhooks, Zoom's per-second and daily
 //! rate limits and outages (see [`SimZoomApp`]), and, for chat commands, a Server-to-Server
 //! OAuth app's event subscription delivered over a WebSocket, people posting into channels and
-//! Team Chat's list-messages API (see [`SimEventsApp`], [`Simulator::post_to_channel`]).
+//! Team Chat's list-messages API (see [`SimEventsApp`], [`Simulator::post_to_channel`]); the
+//! same app's account calls, a user by id or e-mail address and instant meetings, kept for
+//! tests ([`Simulator::meetings`]); the account's users ([`SimZoomApp::users`]), whom the
+//! chatbot may message directly, and the mentions its markdown messages make
+//! ([`SimMessage::mentions`]).
 //!
 //! [`score`] reads the channels back and checks them against what the scenario implies, on
 //! its own reading of the product's rules, so a run is judged without bbzoom's own code.
@@ -21,6 +25,7 @@ pub mod scenario;
 pub mod score;
 pub mod view;
 
+mod account;
 mod api;
 mod auth;
 mod bbql;
@@ -39,6 +44,7 @@ mod testing;
 mod webhook;
 mod zoom;
 
+pub use account::{SimMeeting, SimMeetingFault};
 pub use auth::{SimCredential, SimCredentialKind};
 pub use cron::calendar_ms;
 pub use limits::{BitbucketFault, BitbucketFaults};
@@ -187,6 +193,11 @@ pub struct SimZoomApp {
     pub user_jid: String,
     /// Channel JIDs that exist (the ones the chatbot may post to).
     pub channels: Vec<String>,
+    /// The account's users: whom the chatbot may message directly (`to_jid` their JID), a
+    /// card may mention, the account's REST calls find (`GET /users/{userId}`) and a
+    /// meeting may be hosted by. Default: the events app's user ("admin@example.com", id
+    /// "sim-admin-user") and [`SimPerson::named`] for the scenarios' authors.
+    pub users: Vec<SimPerson>,
     /// Incoming Webhook connections (`/inc connect`), each posting into one channel. Endpoint
     /// ids must be unique. Default: one, [`SimWebhook::default`].
     pub webhooks: Vec<SimWebhook>,
@@ -228,6 +239,15 @@ pub struct SimEventsApp {
     /// Simulated seconds a WebSocket may stay without a heartbeat before it is closed.
     /// Default 60: Zoom asks for one every 30 s.
     pub heartbeat_timeout: f64,
+    /// The scopes the app was given: its tokens carry them, and the account's REST calls
+    /// check them (`GET /users/{userId}` needs `user:read:user:admin` or classic
+    /// `user:read:admin`; `POST /users/{userId}/meetings` `meeting:write:meeting:admin` or
+    /// classic `meeting:write:admin`, or for `me` also `meeting:write:meeting`). Default: the
+    /// chat events' two, `user:read:user:admin` and `meeting:write:meeting:admin`.
+    pub scopes: Vec<String>,
+    /// Meetings one user may have created per simulated day (86,400 simulated seconds from
+    /// second 0); further creations answer 429 until the next day. Zoom: 100.
+    pub meetings_per_day: u32,
 }
 
 impl Default for SimEventsApp {
@@ -241,6 +261,15 @@ impl Default for SimEventsApp {
             user_email: "admin@example.com".to_owned(),
             token_lifetime: Duration::from_secs(3600),
             heartbeat_timeout: 60.0,
+            scopes: [
+                "team_chat:read:list_user_messages:admin",
+                "team_chat:read:user_message:admin",
+                "user:read:user:admin",
+                "meeting:write:meeting:admin",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            meetings_per_day: 100,
         }
     }
 }
@@ -254,6 +283,27 @@ pub struct SimPerson {
     pub name: String,
     /// Email (`operator` in events, `sender` in list-messages).
     pub email: String,
+}
+
+impl SimPerson {
+    /// The person called `name`, with the e-mail address the simulated Bitbucket gives the
+    /// same name (`jane.dev@example.com` for "Jane Dev") and a user id made from it.
+    pub fn named(name: &str) -> SimPerson {
+        SimPerson {
+            user_id: format!(
+                "u{:016x}",
+                ids::fnv1a(format!("zoom-user/{name}").as_bytes())
+            ),
+            name: name.to_owned(),
+            email: ids::email(name),
+        }
+    }
+
+    /// Their JID, as Zoom makes it: the user id in lower case `@xmpp.zoom.us`. A chatbot
+    /// message sent to it is a direct message, and mentions them.
+    pub fn jid(&self) -> String {
+        format!("{}@xmpp.zoom.us", self.user_id.to_lowercase())
+    }
 }
 
 /// An @-mention in a post: Zoom's `at_items` entry (a contact).
@@ -306,6 +356,23 @@ impl Default for SimZoomApp {
                 "releases@conference.xmpp.zoom.us".to_owned(),
                 "alerts@conference.xmpp.zoom.us".to_owned(),
             ],
+            users: std::iter::once(SimPerson {
+                user_id: "sim-admin-user".to_owned(),
+                name: "Sim Admin".to_owned(),
+                email: "admin@example.com".to_owned(),
+            })
+            .chain(
+                [
+                    "Priya Raman",
+                    "Tom Okafor",
+                    "Hannah Schulz",
+                    "Lena Fischer",
+                    "Sam Developer",
+                    "Jane Dev",
+                ]
+                .map(SimPerson::named),
+            )
+            .collect(),
             webhooks: vec![SimWebhook::default()],
             daily_limit: None,
             per_second: None,
@@ -351,6 +418,14 @@ pub struct SimMessage {
     /// channel no longer shows it ([`Simulator::channel`] leaves it out) and edits answer 404,
     /// code 8001.
     pub deleted: bool,
+    /// Whether the chatbot sent it (or last edited it) with `is_markdown_support`.
+    pub markdown: bool,
+    /// Who it notified as mentioned, each once, over the post and every edit: a
+    /// user's JID, or `@all` for the whole channel. Zoom reads mentions in markdown only:
+    /// `<!JID|name>` (a user), `<!all>`, `<!here>`, `<!channel>`, `@all`, `@here`,
+    /// `@channel`, `@everyone` (everyone) and `@` and a user's e-mail address, in a header,
+    /// sub-header, text without a link or field value.
+    pub mentions: Vec<String>,
 }
 
 /// Whether a [`ChannelEvent`] is a new message or a change to one.
@@ -485,6 +560,8 @@ struct State {
     zoom_limits: zoom::Limits,
     /// People's posts, the event WebSocket and its tokens.
     events: events::Events,
+    /// The account's REST calls: meetings created, faults asked for.
+    account: account::Account,
     /// Every accepted message, all channels together, in posting order.
     messages: Vec<SimMessage>,
     /// Message id to its index in `messages`.
@@ -608,6 +685,7 @@ impl Simulator {
             .merge(auth::routes())
             .merge(zoom::routes())
             .merge(events::routes())
+            .merge(account::routes())
             .merge(webhook::routes())
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&inner),
@@ -843,6 +921,25 @@ impl Simulator {
         };
         events::post(&self.inner, &mut state, post);
         Ok(message_id)
+    }
+
+    /// Every meeting created so far, oldest first, with its host's start link (which must
+    /// never show anywhere else).
+    pub fn meetings(&self) -> Vec<SimMeeting> {
+        self.inner.lock().account.meetings.clone()
+    }
+
+    /// Requests to the account's REST calls (a user, a meeting), errors included.
+    pub fn account_requests(&self) -> u64 {
+        self.inner.lock().account.requests
+    }
+
+    /// The next `n` meeting creations that get past the token and scope checks meet `fault`
+    /// instead (replacing any still pending).
+    pub fn fail_next_meetings(&self, n: u32, fault: SimMeetingFault) {
+        let mut state = self.inner.lock();
+        state.account.faults = n;
+        state.account.fault = Some(fault);
     }
 
     /// Whether the event subscription has a WebSocket open.

@@ -140,8 +140,12 @@ pub struct SimBuild {
     pub commit: String,
     /// Full commit message, served only when asked for with `fields`.
     pub message: String,
-    /// Display name of the pusher (`creator.display_name`, the commit's author).
+    /// Display name of the commit's author (`target.commit.author`), and of whoever started
+    /// the pipeline (`creator`) unless [`SimBuild::creator`] says otherwise.
     pub author: String,
+    /// Display name of whoever started the pipeline, when not the commit's author (someone
+    /// who ran it again or by hand). `None`: the author.
+    pub started_by: Option<String>,
     /// Simulated second the commit became the tip of its branch (for branch listings), or the
     /// tag was pushed (for tag listings). Equal to `created_at` for pipelines; statuses may be
     /// posted later.
@@ -227,6 +231,7 @@ impl SimBuild {
             commit: hash40(fnv1a(format!("commit/{branch}/{number}").as_bytes())),
             message: format!("Change {number} on {branch}"),
             author: "Sam Developer".to_owned(),
+            started_by: None,
             branch,
             target: SimTarget::Branch,
             trigger: SimTrigger::Push,
@@ -253,6 +258,7 @@ impl SimBuild {
             key: key.into(),
             message: format!("Change on {branch}"),
             author: "Sam Developer".to_owned(),
+            started_by: None,
             branch,
             target: SimTarget::Branch,
             trigger: SimTrigger::Push,
@@ -290,6 +296,19 @@ impl SimBuild {
             author: author.into(),
             ..self
         }
+    }
+
+    /// The same pipeline started by `name` (its `creator`), who is not the commit's author.
+    pub fn started_by(self, name: impl Into<String>) -> SimBuild {
+        SimBuild {
+            started_by: Some(name.into()),
+            ..self
+        }
+    }
+
+    /// Who started the pipeline: [`SimBuild::started_by`], else the commit's author.
+    pub fn creator(&self) -> &str {
+        self.started_by.as_deref().unwrap_or(&self.author)
     }
 
     /// The same build run for tag `name` (pushed at `pushed_at`) instead of a branch push;

@@ -838,6 +838,8 @@ mod tests {
             edits,
             via: MessageVia::Chatbot,
             deleted: false,
+            markdown: false,
+            mentions: Vec::new(),
         });
     }
 

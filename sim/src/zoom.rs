@@ -272,7 +272,7 @@ impl ZoomError {
         &self.message
     }
 
-    fn with_header(mut self, name: HeaderName, value: String) -> ZoomError {
+    pub(super) fn with_header(mut self, name: HeaderName, value: String) -> ZoomError {
         self.headers.push((name, value));
         self
     }
@@ -402,11 +402,8 @@ async fn token(
         .map(char::from)
         .collect();
     let (lifetime, scope) = match app {
-        Grant::Chatbot => (inner.options.zoom_token_lifetime, "imchat:bot"),
-        Grant::ServerToServer => (
-            events.token_lifetime,
-            "team_chat:read:list_user_messages:admin team_chat:read:user_message:admin",
-        ),
+        Grant::Chatbot => (inner.options.zoom_token_lifetime, "imchat:bot".to_owned()),
+        Grant::ServerToServer => (events.token_lifetime, events.scopes.join(" ")),
     };
     let expiry = Instant::now().checked_add(lifetime);
     {
@@ -528,7 +525,20 @@ fn answer(
         Call::Edit(message_id, body) => {
             let request = ChatRequest::parse(body, false)?;
             check_identities(&inner.options.zoom, &request.robot_jid, &request.account_id)?;
-            edit_message(inner, state, message_id, request.content, now)
+            let mentions = if request.markdown {
+                mentions_in(&inner.options.zoom, &request.content)
+            } else {
+                Vec::new()
+            };
+            let answer = edit_message(inner, state, message_id, request.content, now)?;
+            let message = chatbot_message(state, message_id)?;
+            message.markdown = request.markdown;
+            for mention in mentions {
+                if !message.mentions.contains(&mention) {
+                    message.mentions.push(mention);
+                }
+            }
+            Ok(answer)
         }
         Call::Delete(message_id, query) => {
             let query: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
@@ -593,6 +603,8 @@ pub(super) fn record_message(
         edits: Vec::new(),
         via,
         deleted: false,
+        markdown: false,
+        mentions: Vec::new(),
     });
     state.stats.posts += 1;
     if via != MessageVia::Chatbot {
@@ -632,9 +644,10 @@ fn post_message(
     now: f64,
 ) -> Result<(StatusCode, Value), ZoomError> {
     let app = &inner.options.zoom;
-    // `parse` insists on `to_jid` when sending.
+    // `parse` insists on `to_jid` when sending. A user's JID: a direct message from the bot.
     let to_jid = request.to_jid.unwrap_or_default();
-    if !app.channels.contains(&to_jid) {
+    let to_user = app.users.iter().any(|u| u.jid() == to_jid);
+    if !app.channels.contains(&to_jid) && !to_user {
         return Err(ZoomError::new(
             StatusCode::FORBIDDEN,
             7004,
@@ -648,6 +661,11 @@ fn post_message(
             "Invalid reply_to: no message '{parent}' in this channel."
         )));
     }
+    let mentions = if request.markdown {
+        mentions_in(app, &request.content)
+    } else {
+        Vec::new()
+    };
     let message_id = record_message(
         inner,
         state,
@@ -657,6 +675,10 @@ fn post_message(
         MessageVia::Chatbot,
         now,
     );
+    if let Some(message) = state.messages.last_mut() {
+        message.markdown = request.markdown;
+        message.mentions = mentions;
+    }
     Ok((
         StatusCode::CREATED,
         json!({
@@ -742,6 +764,78 @@ fn delete_chatbot_message(
     Ok((StatusCode::OK, answer))
 }
 
+/// Who a card sent with markdown notifies, each once: users' JIDs and `@all` (see
+/// [`super::SimMessage::mentions`]). Only the texts Zoom applies markdown to are read: the
+/// header and sub-header, texts without a link, field values.
+fn mentions_in(app: &SimZoomApp, content: &Value) -> Vec<String> {
+    let mut texts: Vec<&str> = Vec::new();
+    let head = &content["head"];
+    texts.extend(head["text"].as_str());
+    texts.extend(head["sub_head"]["text"].as_str());
+    fn walk<'v>(element: &'v Value, texts: &mut Vec<&'v str>) {
+        if let Some(items) = element.as_array() {
+            items.iter().for_each(|item| walk(item, texts));
+            return;
+        }
+        if !element.is_object() {
+            return;
+        }
+        if element.get("link").is_none() {
+            texts.extend(element["text"].as_str());
+        }
+        if element["type"] == "fields"
+            && let Some(items) = element["items"].as_array()
+        {
+            texts.extend(items.iter().filter_map(|item| item["value"].as_str()));
+        }
+        walk(&element["sections"], texts);
+    }
+    walk(&content["body"], &mut texts);
+    let mut found: Vec<String> = Vec::new();
+    let mut note = |who: String| {
+        if !found.contains(&who) {
+            found.push(who);
+        }
+    };
+    for text in texts {
+        // `<!...>` markup: a user's JID, or everyone.
+        let mut rest = text;
+        while let Some(at) = rest.find("<!") {
+            let inner = &rest[at + 2..];
+            let Some(end) = inner.find('>') else { break };
+            let target = inner[..end].split('|').next().unwrap_or_default();
+            match target {
+                "all" | "here" | "channel" | "everyone" => note("@all".to_owned()),
+                jid if app.users.iter().any(|u| u.jid() == jid) => note(jid.to_owned()),
+                _ => {}
+            }
+            rest = &inner[end..];
+        }
+        // A plain `@word`: everyone, or a user by e-mail address.
+        for (at, _) in text.match_indices('@') {
+            let before = text[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric()) {
+                continue;
+            }
+            let word: String = text[at + 1..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'))
+                .collect();
+            let word = word.trim_end_matches('.').to_lowercase();
+            if ["all", "here", "channel", "everyone"].contains(&word.as_str()) {
+                note("@all".to_owned());
+            } else if let Some(user) = app
+                .users
+                .iter()
+                .find(|u| u.email.eq_ignore_ascii_case(&word))
+            {
+                note(user.jid());
+            }
+        }
+    }
+    found
+}
+
 /// A message id in Zoom's upper-case UUID form, e.g. `5AF2A82E-9220-4600-AFB2-A028852E377C`.
 pub(super) fn new_message_id() -> String {
     let n: u128 = rand::rng().random();
@@ -764,6 +858,8 @@ struct ChatRequest {
     user_jid: Option<String>,
     reply_to: Option<String>,
     content: Value,
+    /// `is_markdown_support`: Zoom reads markdown, and mentions, only then.
+    markdown: bool,
 }
 
 impl ChatRequest {
@@ -804,14 +900,15 @@ impl ChatRequest {
         } else {
             None
         };
-        if fields
-            .get("is_markdown_support")
-            .is_some_and(|v| !v.is_boolean())
-        {
-            return Err(ZoomError::bad_body(
-                "Invalid field: 'is_markdown_support' must be a boolean.",
-            ));
-        }
+        let markdown = match fields.get("is_markdown_support") {
+            None => false,
+            Some(Value::Bool(on)) => *on,
+            Some(_) => {
+                return Err(ZoomError::bad_body(
+                    "Invalid field: 'is_markdown_support' must be a boolean.",
+                ));
+            }
+        };
         Ok(ChatRequest {
             robot_jid,
             account_id,
@@ -819,6 +916,7 @@ impl ChatRequest {
             user_jid,
             reply_to,
             content,
+            markdown,
         })
     }
 }
@@ -1010,6 +1108,71 @@ mod tests {
             &body,
         )
         .await
+    }
+
+    /// Mentions count only in markdown, in the texts Zoom reads it in; a direct message goes
+    /// to a user of the account, and only to one.
+    #[tokio::test]
+    async fn mentions_are_recorded_in_markdown_only_and_direct_messages_reach_users() {
+        let sim = start(SimOptions::default()).await;
+        let token = fetch_token(&sim).await;
+        let users = &sim.options().zoom.users;
+        let (priya, tom) = (users[1].clone(), users[2].clone());
+        let mentioning = |text: String| {
+            let mut content = card("FAILED");
+            content["body"][0]["sections"]
+                .as_array_mut()
+                .unwrap()
+                .insert(0, json!({"type": "message", "text": text}));
+            content
+        };
+        let text = format!("<!{}|Priya> and @{} <!all>", priya.jid(), tom.email);
+        let mut body = send_body(&sim, mentioning(text.clone()));
+        let (status, plain) = send(&sim, &token, &body).await;
+        assert_eq!(status, 201);
+        body["is_markdown_support"] = json!(true);
+        let (status, marked) = send(&sim, &token, &body).await;
+        assert_eq!(status, 201);
+        let message = |answer: &Value| sim.message(answer["message_id"].as_str().unwrap()).unwrap();
+        assert!(message(&plain).mentions.is_empty());
+        assert!(!message(&plain).markdown);
+        let mut mentioned = message(&marked).mentions;
+        mentioned.sort();
+        let mut expected = [priya.jid(), tom.jid(), "@all".to_owned()];
+        expected.sort();
+        assert_eq!(mentioned, expected);
+        // Text under a link is not markdown, so not a mention; a look-alike is nothing.
+        let mut linked = mentioning(format!("<!{}|Priya>", priya.jid()));
+        linked["body"][0]["sections"][0]["link"] = json!("https://example.com/");
+        let mut body = send_body(&sim, linked);
+        body["is_markdown_support"] = json!(true);
+        let (_, answer) = send(&sim, &token, &body).await;
+        assert!(message(&answer).mentions.is_empty());
+        let mut body = send_body(
+            &sim,
+            mentioning("＠all ‹!all› ＠priya.raman@example.com".into()),
+        );
+        body["is_markdown_support"] = json!(true);
+        let (_, answer) = send(&sim, &token, &body).await;
+        assert!(message(&answer).mentions.is_empty());
+        // An edit that mentions adds to who was mentioned.
+        let id = plain["message_id"].as_str().unwrap();
+        let app = &sim.options().zoom;
+        let edit_body = json!({"robot_jid": app.robot_jid, "account_id": app.account_id,
+            "content": mentioning(format!("<!{}|Tom>", tom.jid())), "is_markdown_support": true});
+        let path = format!("/im/chat/messages/{id}");
+        let (status, _) = call(&sim, reqwest::Method::PUT, &path, Some(&token), &edit_body).await;
+        assert_eq!(status, 200);
+        assert_eq!(sim.message(id).unwrap().mentions, [tom.jid()]);
+
+        let mut direct = send_body(&sim, card("FAILED"));
+        direct["to_jid"] = json!(priya.jid());
+        let (status, _) = send(&sim, &token, &direct).await;
+        assert_eq!(status, 201);
+        assert_eq!(sim.channel(&priya.jid()).len(), 1);
+        direct["to_jid"] = json!("nobody@xmpp.zoom.us");
+        let (status, body) = send(&sim, &token, &direct).await;
+        assert_eq!((status, &body["code"]), (403, &json!(7004)));
     }
 
     #[tokio::test]

@@ -27,6 +27,10 @@ const SCAN_PAGES: usize = 3;
 /// 200 has machine-made ones, and a truncated list only loses hints: the sweep still polls it.
 const SCHEDULE_PAGES: usize = 2;
 
+/// What a pipelines list adds to each pipeline: its commit's message and author (the author's
+/// account, for `[people]`), which Bitbucket leaves out of the commit it embeds unless asked.
+const PIPELINE_FIELDS: &str = "+values.target.commit.message,+values.target.commit.author";
+
 /// A Bitbucket Cloud client speaking through one credential's account.
 pub struct CloudClient {
     pub account: Arc<Account>,
@@ -95,7 +99,7 @@ impl CloudClient {
                 url.query_pairs_mut()
                     .append_pair("sort", "-created_on")
                     .append_pair("pagelen", &PAGE_LEN.to_string())
-                    .append_pair("fields", "+values.target.commit.message");
+                    .append_pair("fields", PIPELINE_FIELDS);
                 url
             }
         };
@@ -181,7 +185,7 @@ impl CloudClient {
     pub async fn pipeline(&self, repo: &RepoId, uuid: &str) -> Result<BuildStatus, BitbucketError> {
         let mut url = self.repo_url(repo, &["pipelines", uuid])?;
         url.query_pairs_mut()
-            .append_pair("fields", "+target.commit.message");
+            .append_pair("fields", &PIPELINE_FIELDS.replace("values.", ""));
         let pipeline: wire::Pipeline = self.account.get(url).await?;
         Ok(pipeline.to_domain(repo, &self.web_url))
     }
@@ -228,7 +232,7 @@ impl CloudClient {
             .append_pair("pagelen", &BETWEEN_COMMITS.to_string())
             .append_pair(
                 "fields",
-                "values.hash,values.date,values.message,values.author.raw,values.author.user.display_name",
+                "values.hash,values.date,values.message,values.author.raw,values.author.user.display_name,values.author.user.uuid,values.author.user.account_id,values.author.user.nickname",
             );
         let page: wire::Page<wire::BranchTarget> = self.account.get(url).await?;
         Ok(page
@@ -275,7 +279,7 @@ impl CloudClient {
             .append_pair("pagelen", "100")
             .append_pair(
                 "fields",
-                "next,values.type,values.name,values.target.hash,values.target.date,values.target.message,values.target.author.raw,values.target.author.user.display_name",
+                "next,values.type,values.name,values.target.hash,values.target.date,values.target.message,values.target.author.raw,values.target.author.user.display_name,values.target.author.user.uuid,values.target.author.user.account_id,values.target.author.user.nickname",
             );
         let mut listed = RefTips::default();
         for _ in 0..REF_PAGES {

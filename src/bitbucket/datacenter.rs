@@ -2,7 +2,7 @@
 //! statuses Bamboo, Jenkins and friends posted on a commit. Its JSON stays in this file.
 
 use super::{Account, BitbucketError, CommitStatuses, RefTips, join, wire::first_line};
-use crate::domain::{BuildRef, BuildStatus, RefTip, RepoId};
+use crate::domain::{AuthorIds, BuildRef, BuildStatus, RefTip, RepoId};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -188,6 +188,13 @@ impl Ref {
             commit: self.latest_commit?,
             message: text("/message").as_deref().map(first_line),
             author: text("/author/displayName").or_else(|| text("/author/name")),
+            // A person Data Center knows has a slug and a name; one it does not, the name and
+            // e-mail address git recorded.
+            author_ids: AuthorIds::new([
+                text("/author/slug").as_deref(),
+                text("/author/name").as_deref(),
+                text("/author/emailAddress").as_deref(),
+            ]),
             git_ref: if tag {
                 BuildRef::Tag(self.display_id)
             } else {

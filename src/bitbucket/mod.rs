@@ -547,6 +547,10 @@ impl PostedStatus<'_> {
             commit: Some(tip.commit.clone()),
             commit_message: tip.message.clone(),
             author: tip.author.clone(),
+            authors: (!tip.author_ids.is_empty())
+                .then(|| tip.author_ids.clone())
+                .into_iter()
+                .collect(),
             duration_secs: state
                 .is_finished()
                 .then(|| self.duration_secs.unwrap_or(derived)),
@@ -608,6 +612,7 @@ mod tests {
             commit: commit.into(),
             message: None,
             author: None,
+            author_ids: Default::default(),
             committed_ms: None,
         };
         for name in ["..", ".", ""] {

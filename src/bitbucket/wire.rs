@@ -1,7 +1,9 @@
 //! Bitbucket Cloud's JSON, as much of it as bbzoom reads, and its conversion into domain types.
 //! Nothing outside `bitbucket` sees these types (architecture invariant 2).
 
-use crate::domain::{BuildKey, BuildRef, BuildState, BuildStatus, Outcome, RefTip, RepoId};
+use crate::domain::{
+    AuthorIds, BuildKey, BuildRef, BuildState, BuildStatus, Outcome, RefTip, RepoId,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
@@ -112,9 +114,26 @@ pub(crate) struct Named {
     pub(crate) name: String,
 }
 
+/// A Bitbucket Cloud account as answers embed it (a pipeline's `creator`, a commit author's
+/// `user`).
 #[derive(Debug, Deserialize)]
 pub(crate) struct Account {
     pub(crate) display_name: Option<String>,
+    /// `{...}`, with braces.
+    pub(crate) uuid: Option<String>,
+    /// The Atlassian account id.
+    pub(crate) account_id: Option<String>,
+    pub(crate) nickname: Option<String>,
+}
+
+impl Account {
+    fn ids(&self) -> AuthorIds {
+        AuthorIds::new([
+            self.uuid.as_deref(),
+            self.account_id.as_deref(),
+            self.nickname.as_deref(),
+        ])
+    }
 }
 
 /// What a pipeline ran for: `pipeline_ref_target` (a branch or tag), `pipeline_commit_target`
@@ -170,6 +189,8 @@ pub(crate) struct Commit {
     pub(crate) hash: Option<String>,
     /// Only present when asked for with `fields=+values.target.commit.message`.
     pub(crate) message: Option<String>,
+    /// Only present when asked for with `fields=+values.target.commit.author`.
+    pub(crate) author: Option<CommitAuthor>,
 }
 
 impl PipelineState {
@@ -208,6 +229,17 @@ impl Pipeline {
             Some(custom) => (format!("custom: {custom}"), format!("Pipeline {custom}")),
             None => ("pipeline".to_owned(), "Pipeline".to_owned()),
         };
+        // The commit's author first (whose change it is), then who started the run.
+        let commit_author = commit.and_then(|c| c.author.as_ref());
+        let creator = self.creator.as_ref();
+        let authors = [
+            commit_author.map(CommitAuthor::ids),
+            creator.map(Account::ids),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|ids| !ids.is_empty())
+        .collect();
         BuildStatus {
             commit_url: hash.map(|h| cloud_page(web_url, repo, &["commits", h])),
             ref_url: cloud_ref_page(web_url, repo, &git_ref),
@@ -223,7 +255,11 @@ impl Pipeline {
             git_ref,
             commit: commit.and_then(|c| c.hash.clone()),
             commit_message: commit.and_then(|c| c.message.as_deref()).map(first_line),
-            author: self.creator.as_ref().and_then(|c| c.display_name.clone()),
+            author: commit_author
+                .and_then(CommitAuthor::name)
+                .or_else(|| creator.and_then(|c| c.display_name.clone()))
+                .filter(|a| !a.is_empty()),
+            authors,
             state: self.state.to_domain(),
             duration_secs: self.duration_in_seconds,
             created_ms: self.created_on.as_deref().and_then(parse_ms).unwrap_or(0),
@@ -264,6 +300,32 @@ pub(crate) struct CommitAuthor {
     pub(crate) user: Option<Account>,
 }
 
+impl CommitAuthor {
+    /// The Bitbucket account's name, else the name git recorded: "Jane Dev <jane@example.com>"
+    /// is "Jane Dev", since a card never shows an e-mail address.
+    fn name(&self) -> Option<String> {
+        self.user
+            .as_ref()
+            .and_then(|u| u.display_name.clone())
+            .or_else(|| {
+                let raw = self.raw.as_deref()?;
+                Some(raw.split('<').next().unwrap_or_default().trim().to_owned())
+            })
+            .filter(|name| !name.is_empty())
+    }
+
+    /// The account's identities, and the e-mail address git recorded.
+    fn ids(&self) -> AuthorIds {
+        let email = self.raw.as_deref().and_then(|raw| {
+            let (_, rest) = raw.rsplit_once('<')?;
+            rest.split_once('>').map(|(email, _)| email)
+        });
+        let mut ids = self.user.as_ref().map(Account::ids).unwrap_or_default();
+        ids.0.extend(AuthorIds::new([email]).0);
+        AuthorIds::new(ids.0.iter().map(|id| Some(id.as_str())))
+    }
+}
+
 impl Ref {
     /// The commit the ref points at; `None` for one without a commit. `listing` is the list it
     /// came from (`branches`, `tags`, or `refs` for both), for objects that do not say their
@@ -280,19 +342,17 @@ impl Ref {
 impl BranchTarget {
     /// This commit as found at `git_ref`; `None` without a hash.
     pub(crate) fn into_tip(self, git_ref: BuildRef) -> Option<RefTip> {
-        let author = self.author.and_then(|a| {
-            a.user.and_then(|u| u.display_name).or_else(|| {
-                // "Jane Dev <jane@example.com>" -> "Jane Dev": never show an e-mail address.
-                a.raw
-                    .map(|raw| raw.split('<').next().unwrap_or_default().trim().to_owned())
-            })
-        });
         Some(RefTip {
             git_ref,
             committed_ms: self.date.as_deref().and_then(parse_ms),
-            commit: self.hash?,
             message: self.message.as_deref().map(first_line),
-            author: author.filter(|a| !a.is_empty()),
+            author: self.author.as_ref().and_then(CommitAuthor::name),
+            author_ids: self
+                .author
+                .as_ref()
+                .map(CommitAuthor::ids)
+                .unwrap_or_default(),
+            commit: self.hash?,
         })
     }
 }
@@ -469,12 +529,65 @@ mod tests {
             Some("30c1b58a2341992fe6870756a8880d5006ddb18e")
         );
         assert_eq!(build.author.as_deref(), Some("DisplayName"));
+        // No commit author asked for: the creator alone, by uuid, account id and nickname.
+        assert_eq!(
+            build.authors,
+            [AuthorIds(vec![
+                "{OwnerTestWorkspace1AccountId}".into(),
+                "OwnerTestWorkspace1AccountId".into(),
+                "OwnerTestWorkspace1Nickname".into()
+            ])]
+        );
         assert_eq!(build.state, BuildState::Completed(Outcome::Stopped));
         assert_eq!(build.created_ms, 1_604_441_690_671);
         assert_eq!(
             build.url,
             "https://bitbucket.org/TestWorkspace1/testrepository/pipelines/results/25"
         );
+    }
+
+    /// The commit's author comes first (shown, and matched first), the creator after; an
+    /// author git knows only by name and e-mail is matched by the e-mail, never shown by it.
+    #[test]
+    fn the_commit_author_comes_before_who_started_the_run() {
+        let web = url::Url::parse("https://bitbucket.org").unwrap();
+        let repo = RepoId::new("acme", "api");
+        let pipeline = |commit_author: &str| {
+            let json = format!(
+                r#"{{"uuid":"{{u}}","build_number":7,"state":{{"name":"PENDING"}},
+                "creator":{{"display_name":"Rita Runner","uuid":"{{r}}","account_id":"557058:r","nickname":"rita"}},
+                "target":{{"ref_type":"branch","ref_name":"main","commit":{{"hash":"abc"{commit_author}}}}}}}"#
+            );
+            serde_json::from_str::<Pipeline>(&json)
+                .unwrap()
+                .to_domain(&repo, &web)
+        };
+        let rita = AuthorIds(vec!["{r}".into(), "557058:r".into(), "rita".into()]);
+        let linked = pipeline(
+            r#","author":{"raw":"Jane Dev <jane@example.com>","user":{"display_name":"Jane D.","uuid":"{j}","account_id":"557058:j","nickname":"jane"}}"#,
+        );
+        assert_eq!(linked.author.as_deref(), Some("Jane D."));
+        assert_eq!(
+            linked.authors,
+            [
+                AuthorIds(vec![
+                    "{j}".into(),
+                    "557058:j".into(),
+                    "jane".into(),
+                    "jane@example.com".into()
+                ]),
+                rita.clone()
+            ]
+        );
+        let unlinked = pipeline(r#","author":{"raw":"Jane Dev <jane@example.com>"}"#);
+        assert_eq!(unlinked.author.as_deref(), Some("Jane Dev"));
+        assert_eq!(
+            unlinked.authors,
+            [AuthorIds(vec!["jane@example.com".into()]), rita.clone()]
+        );
+        let none = pipeline("");
+        assert_eq!(none.author.as_deref(), Some("Rita Runner"));
+        assert_eq!(none.authors, [rita]);
     }
 
     #[test]

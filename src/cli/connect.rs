@@ -467,7 +467,7 @@ fn webhook_channels(config: &Config) -> impl Iterator<Item = (&Channel, &String)
         .values()
         .filter_map(|channel| match &channel.destination {
             Destination::Webhook { credential, .. } => Some((channel, credential)),
-            Destination::Chatbot { .. } => None,
+            Destination::Chatbot { .. } | Destination::Direct { .. } => None,
         })
 }
 
@@ -740,6 +740,7 @@ fn watch_of(config: &Config, url: &str) -> anyhow::Result<Watch> {
         pool: Vec::new(),
         subscriptions: Vec::new(),
         pipelines: Vec::new(),
+        people: Default::default(),
     })
 }
 
@@ -820,9 +821,7 @@ async fn check_webhook(config: &Config, name: &str, alone: &Credentials) -> anyh
         sub_head: String::new(),
         // Neutral grey: this says nothing about a build.
         color: "#6B778C",
-        fields: Vec::new(),
-        links: Vec::new(),
-        lines: Vec::new(),
+        ..Card::default()
     };
     client.post(&card).await?;
     Ok(format!(

@@ -163,6 +163,7 @@ fn unsubscribed(config: &Config, url: &str, repo: RepoId) -> anyhow::Result<Watc
         refs: RefFilter::everything(),
         events: EventKind::ALL.into_iter().collect(),
         channels: Vec::new(),
+        meeting_on: Default::default(),
     };
     Ok(Watch {
         repo,
@@ -172,6 +173,7 @@ fn unsubscribed(config: &Config, url: &str, repo: RepoId) -> anyhow::Result<Watc
         url: url.to_owned(),
         subscriptions: vec![subscription],
         pipelines: Vec::new(),
+        people: Default::default(),
     })
 }
 

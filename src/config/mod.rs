@@ -17,10 +17,11 @@ pub(crate) use validate::parse_duration;
 
 pub use crate::domain::{BudgetOrigin, BudgetSpec, RateLimit, SourceKind};
 
-use crate::domain::{BuildRef, EventKind, RepoId};
+use crate::domain::{AuthorIds, BuildRef, EventKind, RepoId, ZoomUser};
 use crate::glob::RefGlob;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -40,6 +41,57 @@ pub struct Config {
     pub subscriptions: Vec<Subscription>,
     /// What is polled: each (repository, source) once, however many subscriptions name it.
     pub watches: Vec<Watch>,
+    /// `[people]`: whom a failing build mentions, and messages directly.
+    pub people: Arc<People>,
+}
+
+/// `[people]`: the Zoom users Bitbucket accounts belong to. A failing build's card in a
+/// chatbot channel mentions its author when they are here (only them: never the channel),
+/// and the chatbot may also message them directly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct People {
+    /// By Bitbucket identity (a Cloud account's uuid, account id or nickname; a Data Center
+    /// user's slug or name; an e-mail address), in lower case.
+    pub(crate) accounts: BTreeMap<String, Person>,
+    /// The channels the chatbot posts to: the only ones whose cards can mention, and whose
+    /// builds' authors are sent direct messages.
+    pub(crate) chatbot_channels: BTreeSet<String>,
+}
+
+/// One person of `[people]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub zoom: ZoomUser,
+    /// Whether the chatbot also sends them a direct message when their build fails.
+    pub direct_message: bool,
+}
+
+impl People {
+    /// The person a build belongs to, with the place among `authors` (most responsible
+    /// first: the commit's author, then who started the run) that matched: the first author
+    /// with an identity named here.
+    pub(crate) fn find(&self, authors: &[AuthorIds]) -> Option<(usize, &Person)> {
+        authors.iter().enumerate().find_map(|(i, author)| {
+            let person = author
+                .0
+                .iter()
+                .find_map(|id| self.accounts.get(&id.to_lowercase()))?;
+            Some((i, person))
+        })
+    }
+
+    /// Each Zoom user messaged directly, once.
+    pub fn direct_messaged(&self) -> BTreeSet<&ZoomUser> {
+        (self.accounts.values())
+            .filter(|p| p.direct_message)
+            .map(|p| &p.zoom)
+            .collect()
+    }
+
+    /// Whether anyone is named.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
 }
 
 /// `[daemon]`: where state and secrets live.
@@ -130,6 +182,17 @@ pub struct ZoomConfig {
     pub delivery: DeliveryConfig,
     /// `[zoom.events]`: chat commands over Zoom's event WebSocket; `None`, none are read.
     pub events: Option<EventsConfig>,
+    /// War-room meetings (`meeting_on`), created by the Server-to-Server app of
+    /// `[zoom.events]`: `Some` exactly when that table is there.
+    pub meetings: Option<MeetingsConfig>,
+}
+
+/// `[zoom.meetings]`: war rooms, instant meetings a failing lane gets (`meeting_on`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingsConfig {
+    /// The Zoom user (e-mail address or user id) who hosts them, the `{userId}` of `POST
+    /// /users/{userId}/meetings`: `host`, else `[zoom.events] user`.
+    pub host: String,
 }
 
 /// `[zoom.events]`: a Server-to-Server OAuth app's event subscription, delivered over an
@@ -213,6 +276,10 @@ pub enum Destination {
         /// What is posted: a card or plain text.
         format: WebhookFormat,
     },
+    /// Direct messages from the chatbot to a person of `[people]`. Never written in the file:
+    /// one is made for each person who asked for direct messages (see
+    /// [`People::direct_messaged`]), under the name [`ZoomUser::direct_channel`].
+    Direct { user: ZoomUser },
 }
 
 /// What an Incoming Webhook is sent.
@@ -257,6 +324,10 @@ pub struct Subscription {
     pub events: BTreeSet<EventKind>,
     /// Names of `[zoom.channels]` entries.
     pub channels: Vec<String>,
+    /// The failures that get a war room: an instant Zoom meeting per failing streak of a
+    /// branch or tag and job, whose join link the card shows (`failed`, which
+    /// `still_failing` refines, or `still_failing` alone). Empty: none, the default.
+    pub meeting_on: BTreeSet<EventKind>,
 }
 
 impl Subscription {
@@ -269,14 +340,25 @@ impl Subscription {
     /// Its settings in one line, defaults included, as `bbzoom subscriptions` and the chat's
     /// `list` show them.
     pub fn describe(&self) -> String {
+        let war_room = if self.meeting_on.is_empty() {
+            String::new()
+        } else {
+            format!("; war room on {}", event_names(&self.meeting_on))
+        };
         format!(
-            "channels {}; source {}; credential {}; {}; events {}",
+            "channels {}; source {}; credential {}; {}; events {}{war_room}",
             self.channels.join(", "),
             self.source_names(),
             self.credentials.join(", "),
             self.refs,
             event_names(&self.events)
         )
+    }
+
+    /// Whether `event` of a build for `git_ref` gets a war room here: announced, and a
+    /// failure `meeting_on` names (or one it refines).
+    pub(crate) fn wants_meeting(&self, git_ref: &BuildRef, event: EventKind) -> bool {
+        self.wants(git_ref, event) && self.meeting_on.iter().any(|&w| event.satisfies(w))
     }
 
     /// Whether a build of this subscription's repository for `git_ref` with `event` is
@@ -481,6 +563,8 @@ pub struct Watch {
     /// The repository's subscriptions that read its Pipelines (for a statuses watch: where
     /// each pipeline run is announced already, so the status Pipelines posts for it is not).
     pub pipelines: Vec<Subscription>,
+    /// `[people]`, the same for every watch: whom a failing build mentions and messages.
+    pub people: Arc<People>,
 }
 
 impl Watch {
@@ -511,6 +595,16 @@ impl Watch {
         let mut channels = self.channels_for(git_ref, event);
         channels.retain(|c| !as_pipeline.contains(c));
         channels
+    }
+
+    /// The channels where `event` of a build for `git_ref` shows a war room: those of the
+    /// subscriptions that want one for it.
+    pub(crate) fn meeting_channels(&self, git_ref: &BuildRef, event: EventKind) -> BTreeSet<&str> {
+        self.subscriptions
+            .iter()
+            .filter(|s| s.wants_meeting(git_ref, event))
+            .flat_map(|s| s.channels.iter().map(String::as_str))
+            .collect()
     }
 
     /// Whether some subscription takes builds of `git_ref` at all: the statuses sources read

@@ -21,6 +21,19 @@ pub(super) struct RawConfig {
     /// Spanned so an error about a key left out can point at its `[[subscription]]`.
     #[serde(default)]
     pub(super) subscription: Vec<Spanned<RawSubscription>>,
+    /// Optional: whom a failing build mentions.
+    pub(super) people: Option<Spanned<RawPeople>>,
+}
+
+/// `[people]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPeople {
+    pub(super) direct_message: Option<Spanned<bool>>,
+    /// Bitbucket identity to a Zoom user: a string, or a table `{ zoom = "...",
+    /// direct_message = true }`, checked by hand so the message can say so.
+    #[serde(default)]
+    pub(super) accounts: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 /// `[daemon]`.
@@ -94,6 +107,15 @@ pub(super) struct RawZoom {
     pub(super) delivery: RawDelivery,
     /// Optional: chat commands over Zoom's event WebSocket.
     pub(super) events: Option<RawEvents>,
+    /// Optional: who hosts war-room meetings.
+    pub(super) meetings: Option<Spanned<RawMeetings>>,
+}
+
+/// `[zoom.meetings]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMeetings {
+    pub(super) host: Option<Spanned<String>>,
 }
 
 /// `[zoom.events]`.
@@ -160,4 +182,5 @@ pub(super) struct RawSubscription {
     pub(super) commits: Option<Spanned<bool>>,
     pub(super) events: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) channels: Spanned<Vec<Spanned<String>>>,
+    pub(super) meeting_on: Option<Spanned<Vec<Spanned<String>>>>,
 }

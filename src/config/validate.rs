@@ -8,16 +8,18 @@ use super::error::line_column;
 use super::shapes::*;
 use super::{
     BitbucketConfig, BudgetSpec, Channel, ChatbotConfig, Config, ConfigError, DaemonConfig,
-    DataCenterConfig, DeliveryConfig, Destination, EventsConfig, PollingConfig, RateLimit,
-    RefFilter, SourceKind, Style, Subscription, Watch, WebhookFormat, ZoomConfig,
+    DataCenterConfig, DeliveryConfig, Destination, EventsConfig, MeetingsConfig, People, Person,
+    PollingConfig, RateLimit, RefFilter, SourceKind, Style, Subscription, Watch, WebhookFormat,
+    ZoomConfig,
 };
-use crate::domain::{CLOUD, EventKind};
+use crate::domain::{CLOUD, EventKind, ZoomUser};
 use crate::glob::RefGlob;
 use crate::repo_url::{Site, parse_repo_url};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 use toml::de::DeTable;
@@ -193,9 +195,13 @@ impl Checker<'_> {
         let budgets = std::mem::take(&mut raw.bitbucket.budgets);
         let mut bitbucket = self.bitbucket(raw.bitbucket)?;
         let zoom = self.zoom(raw.zoom)?;
-        let (subscriptions, watches) =
-            self.subscriptions(raw.subscription, &bitbucket, &zoom.channels)?;
+        let (subscriptions, mut watches) =
+            self.subscriptions(raw.subscription, &bitbucket, &zoom)?;
         bitbucket.budgets = self.budgets(budgets, &subscriptions)?;
+        let people = Arc::new(self.people(raw.people, &zoom)?);
+        for watch in &mut watches {
+            watch.people = people.clone();
+        }
         Ok(Config {
             source: self.path.to_owned(),
             daemon,
@@ -204,6 +210,7 @@ impl Checker<'_> {
             zoom,
             subscriptions,
             watches,
+            people,
         })
     }
 
@@ -474,6 +481,7 @@ impl Checker<'_> {
             .events
             .map(|e| self.zoom_events(e, &channels))
             .transpose()?;
+        let meetings = self.meetings(raw.meetings, events.as_ref())?;
         Ok(ZoomConfig {
             oauth_url,
             api_url,
@@ -481,7 +489,48 @@ impl Checker<'_> {
             chatbot,
             delivery: self.delivery(raw.delivery)?,
             events,
+            meetings,
         })
+    }
+
+    /// `[zoom.meetings]`: who hosts the war rooms the Server-to-Server app of `[zoom.events]`
+    /// creates; `None` without that app.
+    fn meetings(
+        &self,
+        raw: Option<Spanned<RawMeetings>>,
+        events: Option<&EventsConfig>,
+    ) -> Result<Option<MeetingsConfig>, ConfigError> {
+        let Some(events) = events else {
+            return match raw {
+                None => Ok(None),
+                Some(raw) => Err(self.err(
+                    raw.span(),
+                    "zoom.meetings",
+                    "war rooms are created by the Server-to-Server app of [zoom.events], and \
+                     this file has no [zoom.events]; add it, or remove [zoom.meetings]"
+                        .into(),
+                )),
+            };
+        };
+        let host = match raw.and_then(|raw| raw.into_inner().host) {
+            None => events.user.clone(),
+            Some(host) => {
+                let text = host.get_ref().trim();
+                if text != "me" && !is_zoom_user(text) {
+                    return Err(self.err(
+                        host.span(),
+                        "zoom.meetings.host",
+                        format!(
+                            "{text:?} is neither a Zoom user id nor an e-mail address; write \
+                             the e-mail address of the user who hosts war rooms, like \
+                             \"oncall@example.com\", or remove the key for [zoom.events] user"
+                        ),
+                    ));
+                }
+                text.to_owned()
+            }
+        };
+        Ok(Some(MeetingsConfig { host }))
     }
 
     /// `[zoom.events]`; `channels` are `[zoom.channels]`, which command channels must name.
@@ -884,14 +933,226 @@ impl Checker<'_> {
             })
     }
 
+    /// `[people]`: Bitbucket identities to Zoom users, checked in file order; `zoom` says
+    /// whether a direct message can be sent (the chatbot) and an e-mail address looked up
+    /// (the Server-to-Server app of `[zoom.events]`).
+    fn people(
+        &self,
+        raw: Option<Spanned<RawPeople>>,
+        zoom: &ZoomConfig,
+    ) -> Result<People, ConfigError> {
+        let chatbot_channels = (zoom.channels.values())
+            .filter(|c| matches!(c.destination, Destination::Chatbot { .. }))
+            .map(|c| c.name.clone())
+            .collect();
+        let Some(raw) = raw else {
+            return Ok(People {
+                accounts: BTreeMap::new(),
+                chatbot_channels,
+            });
+        };
+        let raw = raw.into_inner();
+        let everyone = raw.direct_message.as_ref().is_some_and(|d| *d.get_ref());
+        if let Some(flag) = raw.direct_message.as_ref().filter(|d| *d.get_ref()) {
+            self.can_message(flag.span(), "people.direct_message", zoom)?;
+        }
+        let mut entries: Vec<_> = raw.accounts.into_iter().collect();
+        entries.sort_by_key(|(name, _)| name.span().start);
+        let mut accounts: BTreeMap<String, Person> = BTreeMap::new();
+        // Where each identity was named, for "named twice".
+        let mut named_at: BTreeMap<String, String> = BTreeMap::new();
+        for (account, value) in entries {
+            let key = format!("people.accounts.{}", segment(account.get_ref()));
+            let id = account.get_ref().trim();
+            if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(self.err(
+                    account.span(),
+                    &key,
+                    "a Bitbucket account is named by its uuid (\"{...}\"), account id,                      nickname, Data Center user slug or e-mail address, without spaces;                      write e.g. \"{0a1b2c3d-...}\" = \"jane@example.com\""
+                        .into(),
+                ));
+            }
+            let (zoom_user, zoom_span, zoom_key, own_flag) = match value.get_ref() {
+                toml::Value::String(user) => (user.clone(), value.span(), key.clone(), None),
+                toml::Value::Table(table) => {
+                    for name in table.keys() {
+                        if !["zoom", "direct_message"].contains(&name.as_str()) {
+                            return Err(self.err(
+                                value.span(),
+                                &format!("{key}.{}", segment(name)),
+                                format!(
+                                    "unknown key {name:?}{}; a person takes zoom and \
+                                     direct_message",
+                                    guess(closest(name, ["zoom", "direct_message"]))
+                                ),
+                            ));
+                        }
+                    }
+                    let user = table.get("zoom").and_then(toml::Value::as_str);
+                    let Some(user) = user else {
+                        return Err(self.err(
+                            value.span(),
+                            &format!("{key}.zoom"),
+                            "zoom is missing or not a string: write the person's Zoom e-mail \
+                             address or JID, like { zoom = \"jane@example.com\", \
+                             direct_message = true }"
+                                .into(),
+                        ));
+                    };
+                    let flag = match table.get("direct_message") {
+                        None => None,
+                        Some(toml::Value::Boolean(flag)) => Some(*flag),
+                        Some(_) => {
+                            return Err(self.err(
+                                value.span(),
+                                &format!("{key}.direct_message"),
+                                "direct_message takes true or false".into(),
+                            ));
+                        }
+                    };
+                    (user.to_owned(), value.span(), format!("{key}.zoom"), flag)
+                }
+                _ => {
+                    return Err(self.err(
+                        value.span(),
+                        &key,
+                        "a person is a Zoom user's e-mail address or JID, or a table; write \
+                         it like \"jane@example.com\" or { zoom = \"jane@example.com\", \
+                         direct_message = true }"
+                            .into(),
+                    ));
+                }
+            };
+            let zoom_user = self.zoom_user(&zoom_user, zoom_span.clone(), &zoom_key, zoom)?;
+            let direct_message = own_flag.unwrap_or(everyone);
+            if own_flag == Some(true) {
+                self.can_message(zoom_span.clone(), &format!("{key}.direct_message"), zoom)?;
+            }
+            let normal = id.to_lowercase();
+            if let Some(first) = named_at.get(&normal) {
+                return Err(self.err(
+                    account.span(),
+                    &key,
+                    format!(
+                        "{id:?} is already named by {first} (identities are compared without \
+                         case); keep one"
+                    ),
+                ));
+            }
+            named_at.insert(normal.clone(), key.clone());
+            accounts.insert(
+                normal,
+                Person {
+                    zoom: zoom_user,
+                    direct_message,
+                },
+            );
+        }
+        Ok(People {
+            accounts,
+            chatbot_channels,
+        })
+    }
+
+    /// A Zoom user as `[people]` names them: a user JID, or an e-mail address (whose JID is
+    /// looked up, which takes the Server-to-Server app of `[zoom.events]`).
+    fn zoom_user(
+        &self,
+        text: &str,
+        span: Range<usize>,
+        key: &str,
+        zoom: &ZoomConfig,
+    ) -> Result<ZoomUser, ConfigError> {
+        let text = text.trim();
+        if text.ends_with(CHANNEL_DOMAIN) {
+            return Err(self.err(
+                span,
+                key,
+                format!(
+                    "{text:?} is a channel's JID; a person is mentioned and messaged by their \
+                     own: an e-mail address or a JID ending {USER_DOMAIN}"
+                ),
+            ));
+        }
+        if let Some(local) = text.strip_suffix(USER_DOMAIN) {
+            let valid = !local.is_empty()
+                && local
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !valid {
+                return Err(self.err(
+                    span,
+                    key,
+                    format!(
+                        "{text:?} is not a user's JID: it must look like ID{USER_DOMAIN}, the \
+                         ID of letters, digits, '.', '_' and '-'"
+                    ),
+                ));
+            }
+            return Ok(ZoomUser::Jid(text.to_owned()));
+        }
+        let email = text.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.contains('@')
+                && !text
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "<>|\"'`".contains(c))
+        });
+        if !email {
+            return Err(self.err(
+                span,
+                key,
+                format!(
+                    "{text:?} is neither an e-mail address nor a Zoom user's JID; write the \
+                     person's Zoom e-mail address, like \"jane@example.com\", or their JID, \
+                     like \"abcdefghijklmnopqrstuv{USER_DOMAIN}\""
+                ),
+            ));
+        }
+        if zoom.events.is_none() {
+            return Err(self.err(
+                span,
+                key,
+                format!(
+                    "a Zoom user named by e-mail address is found through the Server-to-Server \
+                     app of [zoom.events] (scope user:read:user:admin), which this file has \
+                     not; add [zoom.events] (see README, \"People\"), or write {text:?}'s JID, \
+                     like \"abcdefghijklmnopqrstuv{USER_DOMAIN}\""
+                ),
+            ));
+        }
+        Ok(ZoomUser::Email(text.to_lowercase()))
+    }
+
+    /// A direct message is sent by the chatbot: `[zoom.chatbot]` must exist.
+    fn can_message(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        zoom: &ZoomConfig,
+    ) -> Result<(), ConfigError> {
+        if zoom.chatbot.is_none() {
+            return Err(self.err(
+                span,
+                key,
+                "direct messages are sent by the chatbot, and there is no [zoom.chatbot]; add \
+                 it, or set direct_message = false"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The subscriptions in file order, and what polling them takes: each (repository,
     /// source) once, with one credential.
     fn subscriptions(
         &self,
         raw: Vec<Spanned<RawSubscription>>,
         bitbucket: &BitbucketConfig,
-        channels: &BTreeMap<String, Channel>,
+        zoom: &ZoomConfig,
     ) -> Result<(Vec<Subscription>, Vec<Watch>), ConfigError> {
+        let channels = &zoom.channels;
         let datacenter: Vec<(&str, &Url)> = bitbucket
             .datacenter
             .values()
@@ -943,6 +1204,7 @@ impl Checker<'_> {
                         .into(),
                 ));
             }
+            let events = self.events(sub.events, &key)?;
             let subscription = Subscription {
                 origin: self.origin(i, line),
                 url: sub.repository.into_inner(),
@@ -950,8 +1212,9 @@ impl Checker<'_> {
                 repo,
                 credentials,
                 refs,
-                events: self.events(sub.events, &key)?,
                 channels: self.subscription_channels(sub.channels, &key, channels)?,
+                meeting_on: self.meeting_on(sub.meeting_on, &key, &events, zoom)?,
+                events,
             };
             for &source in &subscription.sources {
                 let found = watches
@@ -967,6 +1230,8 @@ impl Checker<'_> {
                         url: subscription.url.clone(),
                         subscriptions: vec![subscription.clone()],
                         pipelines: Vec::new(),
+                        // Set once `[people]` is read.
+                        people: Arc::default(),
                     });
                     settled_by.push((i, line));
                     continue;
@@ -1157,6 +1422,76 @@ impl Checker<'_> {
             events.insert(event);
         }
         Ok(events)
+    }
+
+    /// `meeting_on`: failures this subscription announces, made by the Server-to-Server app of
+    /// `[zoom.events]`, which must be there.
+    fn meeting_on(
+        &self,
+        raw: Option<Spanned<Vec<Spanned<String>>>>,
+        sub_key: &str,
+        events: &BTreeSet<EventKind>,
+        zoom: &ZoomConfig,
+    ) -> Result<BTreeSet<EventKind>, ConfigError> {
+        let Some(list) = raw else {
+            return Ok(BTreeSet::new());
+        };
+        let key = format!("{sub_key}.meeting_on");
+        self.non_empty(
+            &list,
+            &key,
+            "remove the key for no war room (the default), or write meeting_on = [\"failed\"]",
+        )?;
+        if zoom.events.is_none() {
+            return Err(self.err(
+                list.span(),
+                &key,
+                "a war room is an instant Zoom meeting that the Server-to-Server app of \
+                 [zoom.events] creates, and this file has no [zoom.events]: add it (credential, \
+                 subscription_id, user, channels), give its app the scope \
+                 meeting:write:meeting:admin, and see README, \"War rooms\""
+                    .into(),
+            ));
+        }
+        let mut failures = BTreeSet::new();
+        for (j, name) in list.into_inner().into_iter().enumerate() {
+            let item = format!("{key}[{j}]");
+            let event = match name.get_ref().as_str() {
+                "failed" => EventKind::Failed,
+                "still_failing" => EventKind::StillFailing,
+                other => {
+                    let why = match EventKind::from_config_name(other) {
+                        Some(_) => " is no failure".to_owned(),
+                        None => format!(
+                            " is no event{}",
+                            guess(closest(other, ["failed", "still_failing"]))
+                        ),
+                    };
+                    return Err(self.err(
+                        name.span(),
+                        &item,
+                        format!(
+                            "{other:?}{why}; a war room is for failures: use \"failed\" (a \
+                             meeting for each failing streak, still failing included) or \
+                             \"still_failing\" (once a branch failed twice in a row)"
+                        ),
+                    ));
+                }
+            };
+            if !events.iter().any(|&wanted| event.satisfies(wanted)) {
+                return Err(self.err(
+                    name.span(),
+                    &item,
+                    format!(
+                        "this subscription does not announce {event}, so the war room's link \
+                         would have no card to go in; add {event:?} to its events",
+                        event = event.config_name()
+                    ),
+                ));
+            }
+            failures.insert(event);
+        }
+        Ok(failures)
     }
 
     fn subscription_channels(

@@ -21,11 +21,13 @@ use crate::config::{
     BudgetSpec, ChatbotConfig, Config, Destination, EventsConfig, RateLimit, SourceKind, Watch,
 };
 use crate::credentials::{Credential, Credentials, Role};
-use crate::delivery::{Route, Sender};
+use crate::delivery::{Route, Sender, Services};
 use crate::domain::CLOUD;
 use crate::http;
 use crate::poller::Source;
 use crate::retry::Backoff;
+use crate::war_room::{MeetingRetry, WarRooms};
+use crate::zoom::account::{AccountApi, Directory};
 use crate::zoom::events::ServerToServerApp;
 use crate::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, WebhookClient};
 use std::collections::BTreeMap;
@@ -77,6 +79,11 @@ pub struct Tuning {
     /// Uses of the store failing in a row (polls' commits, delivery steps) after which the
     /// daemon stops: it can no longer record or deliver anything (a count, not a time).
     pub(crate) store_failures: u32,
+    /// How long the JID Zoom gave for a person `[people]` names by e-mail is used before it
+    /// is asked again.
+    pub(crate) people_kept: Duration,
+    /// How creating a war room is retried before its card goes out without the link.
+    pub(crate) meeting_retry: MeetingRetry,
 }
 
 impl Tuning {
@@ -124,6 +131,13 @@ impl Tuning {
             command_rate: self.command_rate.compressed(speed),
             typed_time: self.typed_time / speed,
             store_failures: self.store_failures,
+            people_kept: self.people_kept.div_f64(speed),
+            meeting_retry: MeetingRetry {
+                backoff: scale(self.meeting_retry.backoff),
+                longest_wait: self.meeting_retry.longest_wait.div_f64(speed),
+                hold: self.meeting_retry.hold.div_f64(speed),
+                ..self.meeting_retry
+            },
         }
     }
 }
@@ -168,6 +182,20 @@ impl Default for Tuning {
             // Every poll and delivery step of every task failing, twenty times in a row: not a
             // passing hiccup (one success anywhere ends the streak).
             store_failures: 20,
+            // A person's JID does not change; an hour bounds a stale one after a mix-up.
+            people_kept: Duration::from_secs(3600),
+            // Three tries, a wait of at most half a minute between two (a Retry-After beyond
+            // that gives up at once), a minute in all: a card is held no longer for its war
+            // room.
+            meeting_retry: MeetingRetry {
+                backoff: Backoff {
+                    base: Duration::from_secs(2),
+                    max: Duration::from_secs(10),
+                },
+                attempts: 3,
+                longest_wait: Duration::from_secs(30),
+                hold: Duration::from_secs(60),
+            },
         }
     }
 }
@@ -392,6 +420,28 @@ pub struct Zoom {
     /// The Server-to-Server app of `[zoom.events]`, if configured, and what its connection is
     /// made from: on reload, a changed spec restarts the connection.
     pub(crate) events: Option<(Arc<ServerToServerApp>, EventsSpec)>,
+    /// The account's REST calls (people's JIDs by e-mail address, war rooms), through the
+    /// Server-to-Server app of `[zoom.events]`.
+    pub(crate) account: Option<Arc<AccountApi>>,
+}
+
+impl Zoom {
+    /// What deliveries use besides their channel's client, for `config`, timed by `tuning`.
+    pub(crate) fn services(&self, config: &Config, tuning: &Tuning) -> Services {
+        let api = self.account.as_ref();
+        Services {
+            directory: api.map(|api| Arc::new(Directory::new(api.clone(), tuning.people_kept))),
+            war_rooms: api
+                .zip(config.zoom.meetings.as_ref())
+                .map(|(api, meetings)| {
+                    Arc::new(WarRooms::new(
+                        api.clone(),
+                        meetings.host.clone(),
+                        tuning.meeting_retry,
+                    ))
+                }),
+        }
+    }
 }
 
 /// Everything the event connection is made from.
@@ -464,10 +514,20 @@ impl Zoom {
         };
         let mut routes = Vec::new();
         let mut route_specs = BTreeMap::new();
-        for channel in config.zoom.channels.values() {
+        // A channel of direct messages for each person who asked for them, sent by the
+        // chatbot (none without one: a configuration made for a one-off check may lack it).
+        let direct: Vec<crate::config::Channel> = (config.people.direct_messaged().into_iter())
+            .filter(|_| chatbot.is_some())
+            .map(|user| crate::config::Channel {
+                name: user.direct_channel(),
+                destination: Destination::Direct { user: user.clone() },
+                style: crate::config::Style::Post,
+            })
+            .collect();
+        for channel in config.zoom.channels.values().chain(&direct) {
             let webhook_credential = match &channel.destination {
                 Destination::Webhook { credential, .. } => credentials.get(credential).cloned(),
-                Destination::Chatbot { .. } => None,
+                Destination::Chatbot { .. } | Destination::Direct { .. } => None,
             };
             route_specs.insert(
                 channel.name.clone(),
@@ -482,6 +542,12 @@ impl Zoom {
                 },
             );
             let sender = match &channel.destination {
+                Destination::Direct { user } => Sender::Direct {
+                    client: chatbot
+                        .clone()
+                        .expect("validated: direct messages have a [zoom.chatbot]"),
+                    user: user.clone(),
+                },
                 Destination::Chatbot { to_jid } => Sender::Chatbot {
                     client: chatbot
                         .clone()
@@ -535,12 +601,21 @@ impl Zoom {
                 Some((Arc::new(events_app(config, events, credentials)?), spec))
             }
         };
+        // The account's REST calls go through the Server-to-Server app of `[zoom.events]`.
+        let account = events.as_ref().map(|(app, _)| {
+            Arc::new(AccountApi::new(
+                app.clone(),
+                http.clone(),
+                config.zoom.api_url.clone(),
+            ))
+        });
         Ok(Zoom {
             chatbot,
             routes,
             chatbot_spec,
             route_specs,
             events,
+            account,
         })
     }
 }

@@ -104,6 +104,8 @@ pub async fn run_with_control(
         events: None,
         chat_config: watch::channel(Arc::new(config.clone())).0,
         admin,
+        services: watch::channel(Arc::default()).0,
+        meeting_turns: Arc::default(),
     };
     supervisor.apply(&mut ReloadSummary::default(), None).await;
     // A child of the daemon's shutdown, so that a daemon stopping on a failure stops it too.
@@ -304,6 +306,10 @@ struct Supervisor {
     chat_config: watch::Sender<Arc<Config>>,
     /// Where chat commands send subscription changes, which `chat_admin` carries out.
     admin: mpsc::Sender<AdminRequest>,
+    /// What delivery workers use besides their channel's client (a reload replaces it).
+    services: watch::Sender<Arc<delivery::Services>>,
+    /// One worker at a time creates a lane's war room, across reloads.
+    meeting_turns: Arc<crate::war_room::MeetingTurns>,
 }
 
 impl Supervisor {
@@ -534,6 +540,8 @@ impl Supervisor {
             stopping.push(running.task);
         }
         self.chat_config.send_replace(Arc::new(self.config.clone()));
+        self.services
+            .send_replace(Arc::new(self.zoom.services(&self.config, &self.tuning)));
         // Every replaced task is gone before any successor starts (invariant: one task per
         // credential and per channel; one connection per event subscription).
         Task::stop_all(stopping).await;
@@ -597,6 +605,8 @@ impl Supervisor {
             max_age: self.config.zoom.delivery.max_age,
             fold_after: self.config.zoom.delivery.fold_after,
             channel_pace: self.tuning.channel_pace.clone(),
+            services: self.services.subscribe(),
+            meeting_turns: self.meeting_turns.clone(),
         };
         for route in &self.zoom.routes {
             if self.workers.contains_key(&route.channel) {
@@ -629,7 +639,8 @@ impl Supervisor {
                     let id = to_jid.split_once('@').map_or(to_jid.as_str(), |(id, _)| id);
                     Some((id.to_owned(), (channel.name.clone(), to_jid.clone())))
                 }
-                crate::config::Destination::Webhook { .. } => None,
+                crate::config::Destination::Webhook { .. }
+                | crate::config::Destination::Direct { .. } => None,
             })
             .collect();
         let log = Arc::new(ConnectionLog::new(&spec.config.subscription_id));

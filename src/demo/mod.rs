@@ -759,6 +759,8 @@ fn channel_names(sim: &Simulator, config: &Config) -> BTreeMap<String, String> {
 fn sim_jid(sim: &Simulator, channel: &crate::config::Channel) -> String {
     match &channel.destination {
         crate::config::Destination::Chatbot { to_jid } => to_jid.clone(),
+        // A person's own messages (never among the configured channels).
+        crate::config::Destination::Direct { user } => user.to_string(),
         crate::config::Destination::Webhook { url, .. } => {
             let endpoint = url
                 .path_segments()

@@ -16,7 +16,9 @@ use crate::bitbucket::{BitbucketError, CloudClient, CommitStatuses, DataCenterCl
 use crate::clock::{Calendar, Clock};
 use crate::config::Watch;
 use crate::detect;
-use crate::domain::{BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RepoId};
+use crate::domain::{
+    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Mention, RepoId, WarRoom,
+};
 use crate::metrics::Metrics;
 use crate::store::{Notification, PollUpdate, RepoCursor, Store, StoreError, StoredBuild};
 use crate::wakeups::Wakeups;
@@ -291,6 +293,7 @@ fn apply(
         builds: Vec::new(),
         health: Vec::new(),
         notifications: Vec::new(),
+        meetings: Vec::new(),
     };
     let mut builds = fetched.builds;
     // Endings in the order they happened, so a lane's health follows them; unfinished builds
@@ -316,6 +319,8 @@ fn apply(
         first
     });
     let mut health: HashMap<Lane, Option<Health>> = HashMap::new();
+    // Each lane's failing streak that wants a war room, as this poll leaves it.
+    let mut streaks: HashMap<Lane, Option<String>> = HashMap::new();
     let (mut discovered, mut runs) = (0, Vec::new());
     for build in builds {
         let stored = ctx.store.build(&build.key)?;
@@ -375,21 +380,55 @@ fn apply(
                 revision: build.revision,
             },
         ));
-        if let (Some(h), Some(lane)) = (verdict.health, lane) {
+        if let (Some(h), Some(lane)) = (verdict.health, &lane) {
             health.insert(lane.clone(), Some(h));
-            update.health.retain(|(l, _)| *l != lane);
-            update.health.push((lane, h));
+            update.health.retain(|(l, _)| l != lane);
+            update.health.push((lane.clone(), h));
+            // Fixed: its war room, if it had one, is forgotten.
+            if h == Health::Passing && streak_of(ctx, &mut streaks, repo, lane)?.is_some() {
+                streaks.insert(lane.clone(), None);
+                update.meetings.push((lane.clone(), None));
+            }
         }
         if let Some(event) = verdict.event.filter(|_| !is_history) {
             let by_pipelines = fetched.by_pipelines.contains(&build.key);
-            let channels = route(watch, &refs[&build.key], event, by_pipelines);
-            update
-                .notifications
-                .extend(channels.into_iter().map(|channel| Notification {
-                    channel: channel.to_owned(),
-                    event,
-                    build: build.clone(),
-                }));
+            let build_refs = &refs[&build.key];
+            let channels = route(watch, build_refs, event, by_pipelines);
+            let meeting_channels: BTreeSet<&str> = build_refs
+                .iter()
+                .flat_map(|git_ref| watch.meeting_channels(git_ref, event))
+                .filter(|channel| channels.contains(channel))
+                .collect();
+            let war_room = match &lane {
+                Some(lane) if !meeting_channels.is_empty() => {
+                    // A first failure begins a streak; one still failing keeps the lane's.
+                    let kept = match event {
+                        EventKind::StillFailing => streak_of(ctx, &mut streaks, repo, lane)?,
+                        _ => None,
+                    };
+                    let streak = match kept {
+                        Some(streak) => streak,
+                        None => {
+                            let streak = format!("{}@{}", build.key.id, build.revision);
+                            streaks.insert(lane.clone(), Some(streak.clone()));
+                            update.meetings.push((lane.clone(), Some(streak.clone())));
+                            streak
+                        }
+                    };
+                    Some(WarRoom {
+                        lane: lane.clone(),
+                        streak,
+                    })
+                }
+                _ => None,
+            };
+            let mut rows = notifications(watch, &build, event, &channels);
+            for row in &mut rows {
+                if meeting_channels.contains(row.channel.as_str()) {
+                    row.war_room = war_room.clone();
+                }
+            }
+            update.notifications.extend(rows);
         }
     }
     Ok(Applied {
@@ -397,6 +436,72 @@ fn apply(
         discovered,
         runs,
     })
+}
+
+/// The failing streak of `lane` that wants a war room, as this poll has left it so far
+/// (`streaks`), else as the store has it.
+fn streak_of(
+    ctx: &PollContext,
+    streaks: &mut HashMap<Lane, Option<String>>,
+    repo: &RepoId,
+    lane: &Lane,
+) -> Result<Option<String>, StoreError> {
+    if let Some(known) = streaks.get(lane) {
+        return Ok(known.clone());
+    }
+    let stored = ctx.store.meeting_streak(repo, lane)?;
+    streaks.insert(lane.clone(), stored.clone());
+    Ok(stored)
+}
+
+/// The rows `event` of `build` makes for `channels`: a card in each, mentioning the build's
+/// author where `[people]` knows them and the channel is the chatbot's (a failure only), and
+/// a direct message to them when they asked for one and some chatbot channel hears of it.
+fn notifications(
+    watch: &Watch,
+    build: &BuildStatus,
+    event: EventKind,
+    channels: &BTreeSet<&str>,
+) -> Vec<Notification> {
+    let people = &watch.people;
+    let author = matches!(event, EventKind::Failed | EventKind::StillFailing)
+        .then(|| people.find(&build.authors))
+        .flatten()
+        .map(|(place, person)| {
+            let mention = Mention {
+                user: person.zoom.clone(),
+                // The card's author is the first one's name; another's is not known.
+                name: (place == 0).then(|| build.author.clone()).flatten(),
+            };
+            (person, mention)
+        });
+    let chatbot = |channel: &str| people.chatbot_channels.contains(channel);
+    let mut rows: Vec<Notification> = channels
+        .iter()
+        .map(|&channel| Notification {
+            channel: channel.to_owned(),
+            event,
+            build: build.clone(),
+            mention: author
+                .as_ref()
+                .filter(|_| chatbot(channel))
+                .map(|(_, mention)| mention.clone()),
+            war_room: None,
+        })
+        .collect();
+    if let Some((person, _)) = &author
+        && person.direct_message
+        && channels.iter().any(|c| chatbot(c))
+    {
+        rows.push(Notification {
+            channel: person.zoom.direct_channel(),
+            event,
+            build: build.clone(),
+            mention: None,
+            war_room: None,
+        });
+    }
+    rows
 }
 
 /// The channels `event` of a build found at `refs` goes to, each once: a status Pipelines

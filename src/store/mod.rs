@@ -16,8 +16,8 @@
 mod records;
 
 use crate::domain::{
-    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, RefTip, RepoId,
-    SourceKind,
+    AuthorIds, BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Mention,
+    RefTip, RepoId, SourceKind, WarRoom,
 };
 use crate::mute::{Mute, MuteScope};
 use records::*;
@@ -118,6 +118,10 @@ pub(crate) struct Notification {
     pub(crate) channel: String,
     pub(crate) event: EventKind,
     pub(crate) build: BuildStatus,
+    /// Whom the card mentions.
+    pub(crate) mention: Option<Mention>,
+    /// The war room whose link the card shows.
+    pub(crate) war_room: Option<WarRoom>,
 }
 
 /// Everything one poll of one repository through one source learnt, committed at once.
@@ -131,6 +135,18 @@ pub(crate) struct PollUpdate {
     /// New health of lanes a finished build settled.
     pub(crate) health: Vec<(Lane, Health)>,
     pub(crate) notifications: Vec<Notification>,
+    /// War rooms: a lane's new failing streak that wants one (`Some`), or a lane fixed,
+    /// whose war room is forgotten (`None`), in order.
+    pub(crate) meetings: Vec<(Lane, Option<String>)>,
+}
+
+/// What the store knows of a failing lane's war room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredMeeting {
+    /// The failing streak it is for.
+    pub(crate) streak: String,
+    /// Once created: the meeting's id and join link.
+    pub(crate) meeting: Option<(String, String)>,
 }
 
 /// An outbox row as the delivery worker sees it.
@@ -147,6 +163,10 @@ pub struct OutboxRow {
     pub(crate) enqueued_ms: i64,
     /// When its first delivery attempt failed, if one did.
     pub(crate) first_failed_ms: Option<i64>,
+    /// Whom the card mentions (`[people]`).
+    pub(crate) mention: Option<Mention>,
+    /// The war room whose link the card shows.
+    pub(crate) war_room: Option<WarRoom>,
 }
 
 /// A channel's outbox as read: the rows in delivery order, and any that could not be read.
@@ -218,6 +238,8 @@ pub struct Store {
     mutes: sled::Tree,
     /// Answers to chat commands not yet sent, by the command's message id.
     chat_answers: sled::Tree,
+    /// War rooms of failing lanes.
+    meetings: sled::Tree,
 }
 
 impl Store {
@@ -257,6 +279,10 @@ impl Store {
         let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
         let db = sled::Config::new().path(dir).open()?;
         make_private(dir).map_err(private)?;
+        // Before anything is written, opening a tree that is not there yet included: the seal
+        // describes the store as it was closed, with the trees it had then (a version that
+        // adds a tree opens a store sealed by one without it).
+        Seal::check(dir, &db)?.map_err(damaged)?;
         let meta = db.open_tree(META)?;
         let store = Store {
             _seal: Arc::new(Seal {
@@ -274,11 +300,10 @@ impl Store {
             chat_cursors: db.open_tree(CHAT_CURSORS)?,
             mutes: db.open_tree(MUTES)?,
             chat_answers: db.open_tree(CHAT_ANSWERS)?,
+            meetings: db.open_tree(MEETINGS)?,
             meta,
             db,
         };
-        // Before anything is written: the seal describes the store as it was closed.
-        Seal::check(dir, &store.db)?.map_err(damaged)?;
         match store.meta.get(SCHEMA_KEY)? {
             None if existed => {
                 return Err(damaged("its file holds no schema version".into()));
@@ -481,6 +506,7 @@ impl Store {
                         commit: f.commit,
                         message: f.message,
                         author: f.author,
+                        author_ids: AuthorIds(f.author_ids),
                         committed_ms: f.committed_ms,
                     },
                     settle_until_ms: f.settle_until_ms,
@@ -508,6 +534,58 @@ impl Store {
             .and_then(|b| decode_health(&b)))
     }
 
+    /// The failing streak of `lane` whose war room is wanted, if one is.
+    pub(crate) fn meeting_streak(
+        &self,
+        repo: &RepoId,
+        lane: &Lane,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self.meeting(repo, lane)?.map(|m| m.streak))
+    }
+
+    /// What is known of `lane`'s war room.
+    pub(crate) fn meeting(
+        &self,
+        repo: &RepoId,
+        lane: &Lane,
+    ) -> Result<Option<StoredMeeting>, StoreError> {
+        let record: Option<MeetingRecord> = get(&self.meetings, &health_key(repo, lane))?;
+        Ok(record.map(|r| StoredMeeting {
+            streak: r.streak,
+            meeting: r.meeting_id.zip(r.join_url),
+        }))
+    }
+
+    /// Records the meeting created for `lane`'s `streak`, durably, if the lane still wants
+    /// one for that streak and has none yet: whether it was recorded (a fix, or a new
+    /// streak, since the creation began leaves it out).
+    pub(crate) fn record_meeting(
+        &self,
+        repo: &RepoId,
+        lane: &Lane,
+        streak: &str,
+        meeting_id: &str,
+        join_url: &str,
+    ) -> Result<bool, StoreError> {
+        let key = health_key(repo, lane);
+        let wanted = encode(&MeetingRecord {
+            streak: streak.to_owned(),
+            meeting_id: None,
+            join_url: None,
+        })?;
+        let created = encode(&MeetingRecord {
+            streak: streak.to_owned(),
+            meeting_id: Some(meeting_id.to_owned()),
+            join_url: Some(join_url.to_owned()),
+        })?;
+        let recorded = self
+            .meetings
+            .compare_and_swap(&key, Some(wanted.as_slice()), Some(created.as_slice()))?
+            .is_ok();
+        self.meetings.flush()?;
+        Ok(recorded)
+    }
+
     /// Writes one poll's findings in one transaction and flushes it to disk (invariant 3).
     pub(crate) fn commit_poll(&self, update: &PollUpdate, now_ms: i64) -> Result<(), StoreError> {
         let cursor = &update.cursor;
@@ -526,6 +604,7 @@ impl Store {
                     commit: f.tip.commit.clone(),
                     message: f.tip.message.clone(),
                     author: f.tip.author.clone(),
+                    author_ids: f.tip.author_ids.0.clone(),
                     committed_ms: f.tip.committed_ms,
                     settle_until_ms: f.settle_until_ms,
                     late_looks: f.late_looks,
@@ -558,29 +637,58 @@ impl Store {
                     attempts: 0,
                     next_attempt_ms: now_ms,
                     first_failed_ms: None,
+                    mention: n.mention.as_ref().map(MentionRecord::from),
+                    war_room: n.war_room.as_ref().map(WarRoomRecord::from),
                 };
                 Ok((n.channel.as_str(), encode(&record)?))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let meetings = update
+            .meetings
+            .iter()
+            .map(|(lane, streak)| {
+                let value = streak
+                    .as_ref()
+                    .map(|streak| {
+                        encode(&MeetingRecord {
+                            streak: streak.clone(),
+                            meeting_id: None,
+                            join_url: None,
+                        })
+                    })
+                    .transpose()?;
+                Ok((health_key(&update.repo, lane), value))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let cursor_key = cursor_key(&update.repo, update.source);
-        let result: Result<(), TransactionError<StoreError>> =
-            (&self.repos, &self.builds, &self.health, &self.outbox).transaction(
-                |(repos, builds_tx, health, outbox)| {
-                    repos.insert(cursor_key.as_slice(), repo.as_slice())?;
-                    for (key, value) in &builds {
-                        builds_tx.insert(key.as_slice(), value.as_slice())?;
-                    }
-                    for (lane, h) in &update.health {
-                        health.insert(health_key(&update.repo, lane), &encode_health(*h))?;
-                    }
-                    for (channel, value) in &rows {
-                        let seq = outbox.generate_id()?;
-                        outbox.insert(outbox_key(channel, seq), value.as_slice())?;
-                    }
-                    repos.flush();
-                    Ok::<(), ConflictableTransactionError<StoreError>>(())
-                },
-            );
+        let result: Result<(), TransactionError<StoreError>> = (
+            &self.repos,
+            &self.builds,
+            &self.health,
+            &self.outbox,
+            &self.meetings,
+        )
+            .transaction(|(repos, builds_tx, health, outbox, meetings_tx)| {
+                repos.insert(cursor_key.as_slice(), repo.as_slice())?;
+                for (key, value) in &meetings {
+                    match value {
+                        Some(value) => meetings_tx.insert(key.as_slice(), value.as_slice())?,
+                        None => meetings_tx.remove(key.as_slice())?,
+                    };
+                }
+                for (key, value) in &builds {
+                    builds_tx.insert(key.as_slice(), value.as_slice())?;
+                }
+                for (lane, h) in &update.health {
+                    health.insert(health_key(&update.repo, lane), &encode_health(*h))?;
+                }
+                for (channel, value) in &rows {
+                    let seq = outbox.generate_id()?;
+                    outbox.insert(outbox_key(channel, seq), value.as_slice())?;
+                }
+                repos.flush();
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            });
         result.map_err(transaction_error)
     }
 
@@ -1363,6 +1471,8 @@ fn to_row(key: &[u8], record: OutboxRecord) -> Result<OutboxRow, StoreError> {
         next_attempt_ms: record.next_attempt_ms,
         enqueued_ms: record.enqueued_ms,
         first_failed_ms: record.first_failed_ms,
+        mention: record.mention.map(Mention::from),
+        war_room: record.war_room.map(WarRoom::from),
     })
 }
 
@@ -1465,6 +1575,7 @@ mod tests {
             commit: None,
             commit_message: None,
             author: None,
+            authors: Vec::new(),
             state,
             duration_secs: None,
             created_ms: 0,
@@ -1495,6 +1606,7 @@ mod tests {
             builds: builds.iter().map(|b| (b.key.clone(), stored(b))).collect(),
             health: vec![],
             notifications: vec![],
+            meetings: vec![],
         }
     }
 
@@ -1519,6 +1631,7 @@ mod tests {
                             commit: "c0ffee".into(),
                             message: Some("Fix it".into()),
                             author: None,
+                            author_ids: Default::default(),
                             committed_ms: Some(500),
                         },
                         settle_until_ms: 600_000,
@@ -1531,6 +1644,7 @@ mod tests {
                             commit: "beef".into(),
                             message: None,
                             author: Some("Jane".into()),
+                            author_ids: Default::default(),
                             committed_ms: None,
                         },
                         settle_until_ms: 700_000,
@@ -1546,13 +1660,24 @@ mod tests {
                     channel: "ci".into(),
                     event: EventKind::Failed,
                     build: done.clone(),
+                    mention: None,
+                    war_room: None,
                 },
                 Notification {
                     channel: "ops".into(),
                     event: EventKind::Failed,
                     build: done.clone(),
+                    mention: Some(Mention {
+                        user: crate::domain::ZoomUser::Email("jane@example.com".into()),
+                        name: Some("Jane".into()),
+                    }),
+                    war_room: Some(WarRoom {
+                        lane: main_lane(),
+                        streak: "s1".into(),
+                    }),
                 },
             ],
+            meetings: vec![(main_lane(), Some("s1".into()))],
         };
         {
             let store = Store::open(dir.path()).unwrap();
@@ -1580,6 +1705,37 @@ mod tests {
             store.health(&repo, &main_lane()).unwrap(),
             Some(Health::Failing)
         );
+        // The war room its streak wants, in the same transaction; recorded once, for the
+        // streak it is for only, and forgotten by a fix.
+        let wanted = store.meeting(&repo, &main_lane()).unwrap();
+        assert_eq!(
+            wanted,
+            Some(StoredMeeting {
+                streak: "s1".into(),
+                meeting: None
+            })
+        );
+        let ops = store.outbox("ops").unwrap().rows.remove(0);
+        assert_eq!(ops.war_room, update.notifications[1].war_room);
+        assert_eq!(ops.mention, update.notifications[1].mention);
+        let record = |streak: &str, id: &str| {
+            store
+                .record_meeting(&repo, &main_lane(), streak, id, "https://zoom.us/j/1")
+                .unwrap()
+        };
+        assert!(!record("s0", "8"), "another streak's");
+        assert!(record("s1", "1"));
+        assert!(!record("s1", "2"), "one meeting per streak");
+        assert_eq!(
+            store.meeting(&repo, &main_lane()).unwrap().unwrap().meeting,
+            Some(("1".into(), "https://zoom.us/j/1".into()))
+        );
+        let fixed = PollUpdate {
+            meetings: vec![(main_lane(), None)],
+            ..update_of(&repo, SourceKind::Statuses, &[])
+        };
+        store.commit_poll(&fixed, 2_000).unwrap();
+        assert_eq!(store.meeting(&repo, &main_lane()).unwrap(), None);
         let row = store.outbox("ci").unwrap().rows.remove(0);
         assert_eq!(
             (row.event, &row.build, row.attempts),
@@ -1785,6 +1941,8 @@ mod tests {
             channel: "ci".into(),
             event,
             build: build.clone(),
+            mention: None,
+            war_room: None,
         })
         .collect();
         store.commit_poll(&update, 1_000).unwrap();
@@ -1859,6 +2017,8 @@ mod tests {
                 channel: "ci".into(),
                 event: EventKind::Failed,
                 build: failed.clone(),
+                mention: None,
+                war_room: None,
             }];
             store.commit_poll(&update, 3_000).unwrap();
         }
@@ -1968,6 +2128,8 @@ mod damage_tests {
                     channel: "ci".into(),
                     event: EventKind::Failed,
                     build: build.clone(),
+                    mention: None,
+                    war_room: None,
                 }],
                 ..tests::update_of(&repo, SourceKind::Pipelines, &[&build])
             };
@@ -2068,6 +2230,25 @@ mod damage_tests {
             short.len(),
             short.join("\n")
         );
+    }
+
+    /// A store sealed by a version without one of this version's trees opens: the seal is
+    /// checked against the trees the store had, before this version adds its own.
+    #[test]
+    fn a_store_sealed_before_a_tree_was_added_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path(), 5);
+        {
+            // The same store as an older version closed it: without the newest tree.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let newest = CHAT_CURSORS.as_bytes();
+            assert!(db.drop_tree(newest).unwrap());
+            db.flush().unwrap();
+            let text = Contents::of(&db).unwrap().to_text();
+            std::fs::write(dir.path().join(SEAL_FILE), text).unwrap();
+        }
+        let store = Store::open(dir.path()).expect("opens");
+        assert_eq!(store.outbox_len(), 5);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! know nothing of serde: a domain type can change without changing what is on disk.
 
 use crate::domain::{
-    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Outcome, RepoId,
-    SourceKind,
+    BuildKey, BuildRef, BuildState, BuildStatus, EventKind, Health, Lane, Mention, Outcome, RepoId,
+    SourceKind, WarRoom, ZoomUser,
 };
 use crate::mute::{Mute, MuteScope};
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,9 @@ pub(crate) const CHAT_CURSORS: &str = "chat_cursors";
 pub(crate) const MUTES: &str = "mutes";
 /// Answers to chat commands not yet taken by Zoom: command message id -> [`ChatAnswer`].
 pub(crate) const CHAT_ANSWERS: &str = "chat_answers";
+/// Per failing lane that wants a war room (key: [`health_key`]): its streak, and the meeting
+/// once created. Never the meeting's start link.
+pub(crate) const MEETINGS: &str = "meetings";
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 /// The meta keys of watching times begin with this.
 pub(crate) const SINCE_PREFIX: &[u8] = b"watching_since\0";
@@ -70,6 +73,9 @@ pub(crate) struct FollowedRecord {
     pub(crate) commit: String,
     pub(crate) message: Option<String>,
     pub(crate) author: Option<String>,
+    /// The author's identities, for `[people]`; absent in records written before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) author_ids: Vec<String>,
     #[serde(default)]
     pub(crate) committed_ms: Option<i64>,
     pub(crate) settle_until_ms: i64,
@@ -163,6 +169,7 @@ impl From<BuildSnapshot> for BuildStatus {
             commit: snapshot.commit,
             commit_message: snapshot.commit_message,
             author: snapshot.author,
+            authors: Vec::new(),
             state: snapshot.state.into(),
             duration_secs: snapshot.duration_secs,
             created_ms: snapshot.created_ms,
@@ -190,6 +197,101 @@ pub(crate) struct OutboxRecord {
     /// while the channel was failing (the fold rule counts them).
     #[serde(default)]
     pub(crate) first_failed_ms: Option<i64>,
+    /// The person the card mentions (`[people]`), decided when the row was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mention: Option<MentionRecord>,
+    /// The war room the card shows the link of, decided when the row was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) war_room: Option<WarRoomRecord>,
+}
+
+/// A war room as a row asks for it: its lane (of the row's repository) and streak.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WarRoomRecord {
+    /// The branch, or with `tag`, the tag.
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) tag: bool,
+    pub(crate) job: String,
+    pub(crate) streak: String,
+}
+
+impl From<&WarRoom> for WarRoomRecord {
+    fn from(room: &WarRoom) -> WarRoomRecord {
+        WarRoomRecord {
+            name: room.lane.git_ref.name().unwrap_or_default().to_owned(),
+            tag: matches!(room.lane.git_ref, BuildRef::Tag(_)),
+            job: room.lane.job.clone(),
+            streak: room.streak.clone(),
+        }
+    }
+}
+
+impl From<WarRoomRecord> for WarRoom {
+    fn from(record: WarRoomRecord) -> WarRoom {
+        WarRoom {
+            lane: Lane {
+                git_ref: if record.tag {
+                    BuildRef::Tag(record.name)
+                } else {
+                    BuildRef::Branch(record.name)
+                },
+                job: record.job,
+            },
+            streak: record.streak,
+        }
+    }
+}
+
+/// A failing lane's war room in the `meetings` tree: the streak it is for, and the meeting
+/// once created (its id and join link: the start link is never kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MeetingRecord {
+    pub(crate) streak: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) meeting_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) join_url: Option<String>,
+}
+
+/// A mention as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MentionRecord {
+    pub(crate) user: ZoomUserRecord,
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+}
+
+/// A Zoom user as stored: `{"jid": ...}` or `{"email": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ZoomUserRecord {
+    Jid(String),
+    Email(String),
+}
+
+impl From<&Mention> for MentionRecord {
+    fn from(mention: &Mention) -> MentionRecord {
+        MentionRecord {
+            user: match &mention.user {
+                ZoomUser::Jid(jid) => ZoomUserRecord::Jid(jid.clone()),
+                ZoomUser::Email(email) => ZoomUserRecord::Email(email.clone()),
+            },
+            name: mention.name.clone(),
+        }
+    }
+}
+
+impl From<MentionRecord> for Mention {
+    fn from(record: MentionRecord) -> Mention {
+        Mention {
+            user: match record.user {
+                ZoomUserRecord::Jid(jid) => ZoomUser::Jid(jid),
+                ZoomUserRecord::Email(email) => ZoomUser::Email(email),
+            },
+            name: record.name,
+        }
+    }
 }
 
 /// A notification Zoom refused for good, or an outbox row that could not be read, kept for

@@ -3,6 +3,7 @@
 //! is classified here (after vector's sinks, *what* to retry lives here; *when* is the outbox's
 //! business). A daily-limit 429 pauses the whole account until Zoom's reset.
 
+pub mod account;
 pub mod events;
 mod webhook;
 
@@ -201,6 +202,19 @@ impl ChatbotClient {
         content: &Value,
         reply_to: Option<&str>,
     ) -> Result<String, ZoomError> {
+        self.send_card(to_jid, content, reply_to, false).await
+    }
+
+    /// [`ChatbotClient::send`], with Zoom's markdown on when `markdown` (a card that mentions
+    /// someone: see `render::chatbot_markdown`). `to_jid` is a channel's JID, or a user's for
+    /// a direct message from the bot.
+    pub(crate) async fn send_card(
+        &self,
+        to_jid: &str,
+        content: &Value,
+        reply_to: Option<&str>,
+        markdown: bool,
+    ) -> Result<String, ZoomError> {
         let mut body = json!({
             "robot_jid": self.identity.robot_jid,
             "to_jid": to_jid,
@@ -210,6 +224,9 @@ impl ChatbotClient {
         });
         if let Some(parent) = reply_to {
             body["reply_to"] = json!(parent);
+        }
+        if markdown {
+            body["is_markdown_support"] = json!(true);
         }
         let url = self.endpoint(&["im", "chat", "messages"])?;
         let answer = self.call(reqwest::Method::POST, url, &body).await?;
@@ -228,14 +245,23 @@ impl ChatbotClient {
         self.token().await.map(drop)
     }
 
-    /// Replaces the content of a message the bot posted earlier.
-    pub(crate) async fn edit(&self, message_id: &str, content: &Value) -> Result<(), ZoomError> {
-        let body = json!({
+    /// Replaces the content of a message the bot posted earlier, with Zoom's markdown on when
+    /// `markdown`.
+    pub(crate) async fn edit(
+        &self,
+        message_id: &str,
+        content: &Value,
+        markdown: bool,
+    ) -> Result<(), ZoomError> {
+        let mut body = json!({
             "robot_jid": self.identity.robot_jid,
             "account_id": self.identity.account_id,
             "user_jid": self.identity.user_jid,
             "content": content,
         });
+        if markdown {
+            body["is_markdown_support"] = json!(true);
+        }
         let url = self.endpoint(&["im", "chat", "messages", message_id])?;
         self.call(reqwest::Method::PUT, url, &body).await.map(drop)
     }

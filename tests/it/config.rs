@@ -598,7 +598,7 @@ fn webhook_only_config_needs_no_chatbot() {
         .values()
         .map(|c| match &c.destination {
             Destination::Webhook { credential, .. } => credential.as_str(),
-            Destination::Chatbot { .. } => panic!("{c:?} is not a webhook"),
+            _ => panic!("{c:?} is not a webhook"),
         })
         .collect();
     assert_eq!(credentials, ["ci-webhook", "rel-webhook"]);
@@ -752,7 +752,7 @@ fn broken_configs() {
         Some(6),
         Some("bitbucke"),
         "unknown key \"bitbucke\" at the top level; did you mean \"bitbucket\"? expected one of: \
-         daemon, polling, bitbucket, zoom, subscription",
+         daemon, polling, bitbucket, zoom, subscription, people",
     );
     check(
         &edit("credentials =", "request_timout = \"30s\"\ncredentials ="),

@@ -17,6 +17,7 @@ mod connect;
 mod control;
 mod crash;
 mod delivery;
+mod people;
 mod preview;
 mod scan;
 mod scenario;

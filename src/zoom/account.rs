@@ -1,0 +1,252 @@
+//! The REST calls the Server-to-Server app of `[zoom.events]` makes for the account besides
+//! chat events: finding a person's JID by e-mail address (`[people]`) and creating a war-room
+//! meeting (`meeting_on`). Its token is kept and renewed before it expires; a rejected token
+//! (code 124) is replaced and the call made once more.
+//!
+//! A meeting's answer is read for its id and join link only: the host's start link
+//! (`start_url`, which starts the meeting as its host) is never even deserialised, so it can
+//! be neither stored, logged nor shown.
+
+use super::events::{EventsToken, ServerToServerApp};
+use super::{ZoomAnswer, ZoomError, classify};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use url::Url;
+
+/// The Server-to-Server app's REST calls for the account.
+pub struct AccountApi {
+    app: Arc<ServerToServerApp>,
+    http: reqwest::Client,
+    /// REST base, `https://api.zoom.us/v2`.
+    api_url: Url,
+    /// The current token; one renewal serves every waiting caller.
+    token: Mutex<Option<EventsToken>>,
+}
+
+/// An instant meeting as created: what may be kept and shown of it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Meeting {
+    /// Zoom's meeting id (a number, kept as its digits).
+    pub(crate) id: String,
+    /// The participants' link (it carries the passcode); never the host's start link.
+    pub(crate) join_url: String,
+}
+
+impl std::fmt::Debug for Meeting {
+    /// The id only: the join link carries the meeting's passcode.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meeting").field("id", &self.id).finish()
+    }
+}
+
+/// `POST /users/{userId}/meetings`' answer, as much as is read: never `start_url`.
+#[derive(Deserialize)]
+struct MeetingAnswer {
+    id: Value,
+    join_url: String,
+}
+
+/// `GET /users/{userId}`' answer, as much as is read.
+#[derive(Deserialize)]
+struct UserAnswer {
+    jid: Option<String>,
+}
+
+impl AccountApi {
+    pub fn new(app: Arc<ServerToServerApp>, http: reqwest::Client, api_url: Url) -> AccountApi {
+        AccountApi {
+            app,
+            http,
+            api_url,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// The JID of the Zoom user `user` (an e-mail address or user id): `GET /users/{user}`,
+    /// scope `user:read:user:admin` (classic `user:read:admin`). An answer without a plain
+    /// user JID is an error: nothing else may reach a mention or a `to_jid`.
+    pub(crate) async fn user_jid(&self, user: &str) -> Result<String, ZoomError> {
+        let url = self.endpoint(&["users", user])?;
+        let answer = self.call(reqwest::Method::GET, url, None).await?;
+        let jid = serde_json::from_value::<UserAnswer>(answer)
+            .ok()
+            .and_then(|a| a.jid)
+            .filter(|jid| is_user_jid(jid));
+        jid.ok_or_else(|| ZoomError {
+            class: super::ErrorClass::Permanent,
+            detail: "Zoom's answer about the user holds no user JID".into(),
+        })
+    }
+
+    /// Creates an instant meeting (type 1) hosted by `host` (an e-mail address, user id or
+    /// `me`) called `topic`: `POST /users/{host}/meetings`, scope `meeting:write:meeting:admin`
+    /// (classic `meeting:write:admin`).
+    pub(crate) async fn create_meeting(
+        &self,
+        host: &str,
+        topic: &str,
+    ) -> Result<Meeting, ZoomError> {
+        let url = self.endpoint(&["users", host, "meetings"])?;
+        let body = json!({"topic": topic, "type": 1});
+        let answer = self.call(reqwest::Method::POST, url, Some(&body)).await?;
+        let unreadable = |why: &str| ZoomError {
+            class: super::ErrorClass::Permanent,
+            detail: format!("Zoom created a meeting but its answer {why}"),
+        };
+        let meeting: MeetingAnswer =
+            serde_json::from_value(answer).map_err(|_| unreadable("is unreadable"))?;
+        let id = match meeting.id {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s,
+            _ => return Err(unreadable("has no meeting id")),
+        };
+        let join_url = crate::render::safe_link(&meeting.join_url)
+            .ok_or_else(|| unreadable("has no http(s) join link"))?;
+        Ok(Meeting { id, join_url })
+    }
+
+    fn endpoint(&self, segments: &[&str]) -> Result<Url, ZoomError> {
+        crate::http::api_url(&self.api_url, segments).map_err(|step| ZoomError {
+            class: super::ErrorClass::Permanent,
+            detail: format!("{step:?} is not a name a request can carry; nothing was sent"),
+        })
+    }
+
+    /// One call; a rejected token (code 124) is replaced and the call made once more.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<Value, ZoomError> {
+        let mut renewed = false;
+        loop {
+            let token = self.token().await?;
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.expose_secret());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.map_err(|e| {
+                ZoomError::transient(format!("Zoom request failed: {}", e.without_url()))
+            })?;
+            match classify(response).await {
+                Ok(value) => return Ok(value),
+                Err(ZoomAnswer::TokenRejected) if !renewed => {
+                    tracing::info!(
+                        "Zoom rejected the Server-to-Server app's token (code 124); fetching a new one"
+                    );
+                    *self.token.lock().await = None;
+                    renewed = true;
+                }
+                Err(answer) => return Err(answer.into_error()),
+            }
+        }
+    }
+
+    /// The kept token, renewed first once within its margin of expiry.
+    async fn token(&self) -> Result<SecretString, ZoomError> {
+        let mut kept = self.token.lock().await;
+        if let Some(token) = kept.as_ref().filter(|t| Instant::now() < t.renew_at) {
+            return Ok(token.value.clone());
+        }
+        let fresh = self.app.token().await?;
+        let value = fresh.value.clone();
+        *kept = Some(fresh);
+        Ok(value)
+    }
+}
+
+/// Whether `jid` is a plain user JID, `ID@xmpp.zoom.us`, the ID of letters, digits, `.`, `_`
+/// and `-`: the only form that reaches a mention or a `to_jid`.
+pub(crate) fn is_user_jid(jid: &str) -> bool {
+    jid.strip_suffix("@xmpp.zoom.us").is_some_and(|local| {
+        !local.is_empty()
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    })
+}
+
+/// People `[people]` names by e-mail address, and their JIDs as Zoom last said, kept for a
+/// while (`ttl`) so a burst of failures asks once. One lookup at a time: a card and a direct
+/// message about the same failure wait for one answer.
+pub struct Directory {
+    api: Arc<AccountApi>,
+    ttl: Duration,
+    known: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl Directory {
+    pub fn new(api: Arc<AccountApi>, ttl: Duration) -> Directory {
+        Directory {
+            api,
+            ttl,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The JID of the person with e-mail address `email`.
+    pub(crate) async fn jid(&self, email: &str) -> Result<String, ZoomError> {
+        let mut known = self.known.lock().await;
+        let now = Instant::now();
+        if let Some((jid, _)) = known
+            .get(email)
+            .filter(|(_, at)| now.duration_since(*at) < self.ttl)
+        {
+            return Ok(jid.clone());
+        }
+        let jid = self.api.user_jid(email).await?;
+        known.insert(email.to_owned(), (jid.clone(), now));
+        Ok(jid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_user_jids_pass() {
+        for jid in ["abc@xmpp.zoom.us", "a.b_c-1@xmpp.zoom.us"] {
+            assert!(is_user_jid(jid), "{jid}");
+        }
+        for jid in [
+            "@xmpp.zoom.us",
+            "a|b@xmpp.zoom.us",
+            "a>b@xmpp.zoom.us",
+            "ci@conference.xmpp.zoom.us",
+            "a b@xmpp.zoom.us",
+            "jane@example.com",
+        ] {
+            assert!(!is_user_jid(jid), "{jid}");
+        }
+    }
+
+    #[test]
+    fn a_meeting_answer_is_read_without_its_start_link() {
+        let answer = json!({
+            "id": 85746065432u64,
+            "join_url": "https://zoom.us/j/85746065432?pwd=abc",
+            "start_url": "https://zoom.us/s/85746065432?zak=HOST-SECRET",
+        });
+        let meeting: MeetingAnswer = serde_json::from_value(answer).unwrap();
+        assert_eq!(meeting.join_url, "https://zoom.us/j/85746065432?pwd=abc");
+        let shown = format!(
+            "{:?}",
+            Meeting {
+                id: "85746065432".into(),
+                join_url: meeting.join_url
+            }
+        );
+        assert!(!shown.contains("pwd") && !shown.contains("zak"), "{shown}");
+    }
+}
