@@ -36,6 +36,10 @@ const RAW_KEPT_CHARS: usize = 2000;
 /// The file beside sled's own in the state directory that records a clean close.
 const SEAL_FILE: &str = "clean-close";
 
+/// The file beside sled's own that marks a store being created: written durably before sled
+/// writes its first byte, removed once the schema version is flushed.
+const CREATING_FILE: &str = "creating";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
@@ -275,8 +279,14 @@ impl Store {
         };
         create_private_dir(dir).map_err(private)?;
         // sled's log; a store that had one and comes back without its schema version lost its
-        // beginning, which sled would otherwise open as a new, empty store.
+        // beginning, which sled would otherwise open as a new, empty store. Unless its creation
+        // was cut short: sled writes to `db` before the schema version is flushed, so a start
+        // killed in between leaves the same, and a new store is marked as being created first.
         let existed = std::fs::metadata(dir.join("db")).is_ok_and(|m| m.len() > 0);
+        let creating = dir.join(CREATING_FILE);
+        if !existed {
+            mark_creating(&creating, dir).map_err(private)?;
+        }
         let db = sled::Config::new().path(dir).open()?;
         make_private(dir).map_err(private)?;
         // Before anything is written, opening a tree that is not there yet included: the seal
@@ -305,7 +315,7 @@ impl Store {
             db,
         };
         match store.meta.get(SCHEMA_KEY)? {
-            None if existed => {
+            None if existed && !creating.exists() => {
                 return Err(damaged("its file holds no schema version".into()));
             }
             None => {
@@ -325,6 +335,8 @@ impl Store {
                 }
             }
         }
+        // The schema version is on disk: from now on a store without one is damaged.
+        unmark_creating(&creating, dir).map_err(private)?;
         Ok(store)
     }
 
@@ -1414,6 +1426,30 @@ const PRIVATE_DIR: u32 = 0o700;
 /// Mode of the files in the state directory.
 const PRIVATE_FILE: u32 = 0o600;
 
+/// Marks the store in `dir` as being created ([`CREATING_FILE`]), durably: before sled writes
+/// anything.
+fn mark_creating(path: &Path, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE)
+        .open(path)?
+        .sync_all()?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Removes the mark of [`mark_creating`], if any, durably: a mark that came back after a crash
+/// would let a store that lost its beginning pass as one whose creation was cut short.
+fn unmark_creating(path: &Path, dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => std::fs::File::open(dir)?.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates `dir` (and any missing parent) with mode 0700 whatever the umask.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -2249,6 +2285,35 @@ mod damage_tests {
         }
         let store = Store::open(dir.path()).expect("opens");
         assert_eq!(store.outbox_len(), 5);
+    }
+
+    #[test]
+    fn a_store_killed_while_it_was_created_opens_as_a_new_one() {
+        // What a first start killed between sled's first write and the schema version's flush
+        // leaves: a `db` file that holds sled's own records and no schema version.
+        let leftovers = |dir: &Path| {
+            let db = sled::Config::new().path(dir).open().unwrap();
+            db.open_tree(META).unwrap();
+            db.flush().unwrap();
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::File::create(dir.path().join(CREATING_FILE)).unwrap();
+        leftovers(dir.path());
+        assert!(std::fs::metadata(dir.path().join("db")).unwrap().len() > 0);
+        let store = Store::open(dir.path()).expect("a store cut short while created opens");
+        assert_eq!((store.outbox_len(), store.repos.len()), (0, 0));
+        assert!(
+            !dir.path().join(CREATING_FILE).exists(),
+            "created: the mark is gone"
+        );
+        drop(store);
+        Store::open(dir.path()).expect("and opens again");
+
+        // Without the mark the same file is a store that lost its beginning.
+        let unmarked = tempfile::tempdir().unwrap();
+        leftovers(unmarked.path());
+        let err = Store::open(unmarked.path()).err().expect("refused");
+        assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
     }
 
     #[test]

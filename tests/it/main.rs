@@ -22,6 +22,7 @@ mod preview;
 mod scan;
 mod scenario;
 mod schedules;
+mod soak;
 mod store;
 mod subscriptions;
 mod systemd;
