@@ -2325,7 +2325,10 @@ mod damage_tests {
         let mut bytes = std::fs::read(dir.path().join("db")).unwrap();
         bytes[..4096].fill(0);
         std::fs::write(dir.path().join("db"), &bytes).unwrap();
-        let err = Store::open(dir.path()).err().expect("refused");
+        // sled may hold its lock a moment after the last handle dropped.
+        let err = Store::open_waiting(dir.path(), std::time::Duration::from_secs(5))
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("damaged"), "{err}");
     }
 }
