@@ -20,6 +20,28 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// the clamps of what Bitbucket and Zoom send) and far inside what `Instant` can add.
 pub const FAR: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
+/// Unix milliseconds as UTC text in `format` (RFC 3339, or a description of the fields each
+/// reader wants); `None` for an instant `time` cannot represent.
+pub(crate) fn utc_text(
+    ms: i64,
+    format: &(impl time::formatting::Formattable + ?Sized),
+) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()?
+        .format(format)
+        .ok()
+}
+
+/// Unix milliseconds as `2023-11-14T22:13:20Z`: RFC 3339 in UTC to the whole second, as
+/// Zoom's list-messages takes a time and as the chat's subscriptions file records one.
+pub(crate) fn utc_seconds(ms: i64) -> String {
+    utc_text(
+        ms,
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"),
+    )
+    .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}
+
 /// `secs` seconds, within `[0, FAR]`: NaN and negatives are zero, anything longer is [`FAR`].
 pub fn secs_f64(secs: f64) -> Duration {
     if secs.is_nan() || secs <= 0.0 {
@@ -82,6 +104,11 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_seconds_drops_the_milliseconds() {
+        assert_eq!(utc_seconds(1_700_000_000_999), "2023-11-14T22:13:20Z");
+    }
 
     #[test]
     fn time_arithmetic_saturates_instead_of_panicking() {

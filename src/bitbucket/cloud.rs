@@ -349,12 +349,7 @@ impl CloudClient {
 
 /// Unix milliseconds as BBQL writes a time: RFC 3339 in UTC.
 fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|at| {
-            at.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+    crate::clock::utc_text(ms, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 

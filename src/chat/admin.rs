@@ -132,7 +132,8 @@ pub(crate) fn plan(
             for s in &ours {
                 after = without_channel(&file, &after, s, channel).map_err(edit_err)?;
             }
-            let comment = crate::config::chat_comment(sender, channel, &rfc3339(now_ms));
+            let comment =
+                crate::config::chat_comment(sender, channel, &crate::clock::utc_seconds(now_ms));
             after = edit::add_commented_subscription(
                 &file,
                 &after,
@@ -268,19 +269,6 @@ fn expand(config: &Config, url: &str) -> String {
     } else {
         url.to_owned()
     }
-}
-
-/// "2025-06-01T10:00:00Z".
-fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Replaces the chat's file with `text`, whole or not at all (a link: its target), keeping

@@ -399,15 +399,11 @@ fn help(head: &str) -> Card {
 
 /// A time on the daemon's clock as people read it: "2025-06-01 14:30 UTC".
 pub(crate) fn utc(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| "an unknown time".to_owned())
+    crate::clock::utc_text(
+        ms,
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC"),
+    )
+    .unwrap_or_else(|| "an unknown time".to_owned())
 }
 
 /// The fields `list` and `status` open with: each mute in force, and the cards held.

@@ -157,7 +157,7 @@ impl ServerToServerApp {
             .extend(["chat", "users", user, "messages"]);
         url.query_pairs_mut()
             .append_pair("to_channel", channel_id)
-            .append_pair("from", &zoom_date_time(from_ms))
+            .append_pair("from", &crate::clock::utc_seconds(from_ms))
             .append_pair("page_size", &PAGE_SIZE.to_string());
         if let Some(page) = page {
             url.query_pairs_mut().append_pair("next_page_token", page);
@@ -316,19 +316,6 @@ pub(crate) fn read_frame(text: &str) -> Incoming {
     }
 }
 
-/// `yyyy-MM-dd'T'HH:mm:ss'Z'`, list-messages' `from`.
-fn zoom_date_time(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
-}
-
 fn mentions(items: Vec<AtItem>) -> Vec<Mention> {
     items
         .into_iter()
@@ -453,11 +440,6 @@ mod tests {
             Incoming::Other
         );
         assert_eq!(read_frame("not json"), Incoming::Other);
-    }
-
-    #[test]
-    fn list_messages_from_is_zoom_s_whole_seconds() {
-        assert_eq!(zoom_date_time(1_700_000_000_999), "2023-11-14T22:13:20Z");
     }
 
     proptest! {

@@ -7,7 +7,6 @@
 
 use crate::common::{Harness, log_text, replaced, sigterm, spawn_daemon};
 use bbzoom::config::Config;
-use bbzoom::credentials::Credential;
 use bbzoom::demo::SimPolling;
 use bbzoom_sim::{
     Scenario, SimBuild, SimMeetingFault, SimMessage, SimOptions, SimPerson, SimRepo, SimStart,
@@ -95,30 +94,11 @@ fn with_war_rooms(harness: &mut Harness) {
 }
 
 /// Stores the simulator's Server-to-Server app as credential "sim-events" and adds
-/// `[zoom.events]` on #ci: what finds people by e-mail and creates meetings.
+/// `[zoom.events]` on #ci: what finds people by e-mail and creates meetings. The
+/// configuration is written afresh from the harness's environment: call it before anything
+/// is [`append`]ed.
 fn with_events(harness: &mut Harness) {
-    let app = harness.sim.options().zoom_events.clone();
-    let daemon = &harness.config.daemon;
-    let mut credentials = harness.stored_credentials();
-    credentials.insert(
-        "sim-events",
-        Credential::ZoomServerToServer {
-            account_id: app.account_id.clone(),
-            client_id: app.client_id.clone(),
-            client_secret: app.client_secret.clone().into(),
-        },
-    );
-    credentials
-        .save(&daemon.credentials_file, &daemon.identity_file)
-        .unwrap();
-    let events = format!(
-        "\n[zoom.events]\ncredential = \"sim-events\"\nsubscription_id = \"{}\"\nurl = \"{}\"\nuser = \"{}\"\nchannels = [\"ci\"]\nheartbeat = \"{}ms\"\n",
-        app.subscription_id,
-        harness.sim.zoom_events_url(),
-        app.user_email,
-        (30.0 / SPEED * 1000.0) as u64,
-    );
-    append(harness, &events);
+    harness.rewrite(|env| env.chat_commands = true);
 }
 
 /// The card of pipeline `number` in `to_jid` (not a thread reply).
