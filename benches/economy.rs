@@ -30,7 +30,9 @@
 //!
 //! Prints a table and writes it, with the parameters, as JSON to
 //! `$CARGO_TARGET_DIR/bench/economy.json` (default `target/bench/economy.json`), and a latency
-//! CDF chart per run next to it (`economy-<repos>.svg`, `-x2` with two credentials).
+//! CDF chart per run next to it (`economy-<repos>.svg`, `-x2` with two credentials). For
+//! bbzoom the JSON also has where its requests went (by the simulator's route) and its tail:
+//! each change told later than its p95, with when it happened and the build.
 //!
 //! ```text
 //! cargo bench --bench economy
@@ -176,6 +178,12 @@ struct Row {
     poll_errors: u64,
     /// Real seconds the run took.
     wall_s: f64,
+    /// bbzoom's requests by the simulator's route that answered them: where the budget went.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    requests_by_route: BTreeMap<String, u64>,
+    /// bbzoom's changes told later than its p95, slowest first: what makes the tail.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tail: Vec<Slow>,
     /// Every latency, sorted, for the chart (not in the JSON).
     #[serde(skip)]
     sorted: Vec<f64>,
@@ -210,6 +218,8 @@ impl Row {
             duplicates: 0,
             poll_errors: 0,
             wall_s: 0.0,
+            requests_by_route: BTreeMap::new(),
+            tail: Vec::new(),
             sorted,
         }
     }
@@ -223,6 +233,18 @@ impl Row {
         self.max_per_hour = max_per_hour;
         self
     }
+}
+
+/// One change bbzoom told late.
+#[derive(Debug, Serialize)]
+struct Slow {
+    /// Simulated second of the change.
+    at_s: f64,
+    latency_s: f64,
+    trigger: &'static str,
+    event: String,
+    /// The build's page on the simulator.
+    build: String,
 }
 
 fn trigger_name(trigger: SimTrigger) -> &'static str {
@@ -490,9 +512,26 @@ async fn run_bbzoom(
         hours,
         sim.bitbucket_max_per_hour(),
     );
+    row.requests_by_route = sim.requests_by_route();
     sim.shutdown().await;
     row.missed = score.missed.len();
     row.duplicates = score.duplicates;
+    let mut slow: Vec<&bbzoom_sim::score::Latency> = score
+        .latencies
+        .iter()
+        .filter(|l| l.seconds > row.latency.p95_s)
+        .collect();
+    slow.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    row.tail = slow
+        .into_iter()
+        .map(|l| Slow {
+            at_s: l.at,
+            latency_s: l.seconds,
+            trigger: trigger_name(l.trigger),
+            event: format!("{:?}", l.event),
+            build: l.url.clone(),
+        })
+        .collect();
     row.poll_errors = metrics
         .poll_errors
         .load(std::sync::atomic::Ordering::Relaxed);

@@ -570,6 +570,9 @@ struct State {
     bitbucket_grants: auth::Grants,
     /// Bitbucket requests per credential, the limiter's window and the fault knobs.
     bitbucket: limits::Ledger,
+    /// Requests by the route that answered them (its template, such as
+    /// `/2.0/repositories/{workspace}/{repo_slug}/pipelines`).
+    by_route: BTreeMap<String, u64>,
 }
 
 impl Inner {
@@ -607,13 +610,21 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Lets a held clock ([`SimStart::AtFirstRequest`]) run before any request is answered.
+/// Lets a held clock ([`SimStart::AtFirstRequest`]) run before any request is answered, and
+/// counts the request by its route.
 async fn start_clock(
     axum::extract::State(inner): axum::extract::State<Arc<Inner>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     inner.clock.start();
+    if let Some(route) = request.extensions().get::<axum::extract::MatchedPath>() {
+        *inner
+            .lock()
+            .by_route
+            .entry(route.as_str().to_owned())
+            .or_default() += 1;
+    }
     next.run(request).await
 }
 
@@ -1032,6 +1043,12 @@ impl Simulator {
     /// valid credential are counted only in [`SimStats::bitbucket_requests`]).
     pub fn bitbucket_requests_by_credential(&self) -> BTreeMap<String, u64> {
         self.inner.lock().bitbucket.requests_by_credential()
+    }
+
+    /// Requests by the route template that answered them (a path with a trailing `/` is its
+    /// own route), refused ones included: what a client spent its budget on.
+    pub fn requests_by_route(&self) -> BTreeMap<String, u64> {
+        self.inner.lock().by_route.clone()
     }
 
     /// The most requests any one credential made in any rolling simulated hour, refused ones

@@ -141,12 +141,18 @@ pub struct Score {
 }
 
 /// How late one event was shown.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Latency {
     /// Simulated seconds from the event to its first showing.
     pub seconds: f64,
     /// What started the build (a push, a schedule, someone by hand).
     pub trigger: SimTrigger,
+    /// The simulated second the event happened.
+    pub at: f64,
+    /// The build's link.
+    pub url: String,
+    /// The event.
+    pub event: SimEvent,
 }
 
 /// Reads every channel a watcher names and compares it with the events the scenario implies
@@ -185,6 +191,9 @@ pub fn score(sim: &Simulator, watchers: &[Watcher]) -> Score {
             Some(&(_, shown_at)) => score.latencies.push(Latency {
                 seconds: (shown_at - at).max(0.0),
                 trigger,
+                at,
+                url,
+                event,
             }),
             None if event.is_terminal() => score.missed.push((channel, url, event)),
             None => {}

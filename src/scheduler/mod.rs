@@ -14,10 +14,13 @@
 //! are swept more often the more builds they ran lately ([`plan::sweep_factors`], bounded both
 //! ways); when polls run late, what is known to come goes before the sweep, which keeps a floor
 //! share ([`queue`]); when the budget cannot follow every running build every `hot`, a running
-//! pipeline is looked at when its lane's typical run time says it ends ([`tracked`]); when
-//! even the polls for what is known to come run late, a push to a repository of short
-//! pipelines is looked at once, when its build should have ended; and each repository is
-//! polled just after its Pipelines schedules fire.
+//! pipeline is looked at when its lane's typical run time says it ends ([`tracked`]), and one
+//! running past it after a share of how long it has run; when even the polls for what is
+//! known to come run late, a push or a scheduled run in a repository of short pipelines is
+//! looked at once, when its build should have ended (counted from the push's `updated_on`);
+//! and each repository is polled just after its Pipelines schedules fire. A repository's
+//! schedules are read when one of its polls shows a scheduled run, and again daily while it
+//! has some.
 
 mod plan;
 mod queue;
@@ -354,8 +357,9 @@ impl Scheduler {
                 tracked.hinted = false;
                 // Due for reading; or, when none is known lately, as soon as a scheduled run
                 // shows (the first look at a repository shows its history's).
-                let read_schedules = tracked.schedules_due.is_some_and(|at| at <= now);
-                let learn_schedules = tracked.schedules_due.is_some()
+                let read_schedules =
+                    tracked.reads_schedules && tracked.schedules_due.is_some_and(|at| at <= now);
+                let learn_schedules = tracked.reads_schedules
                     && tracked.schedules.is_empty()
                     && tracked.schedules_read.is_none_or(|read| {
                         now.saturating_duration_since(read) >= self.timing.schedules_again()
@@ -464,7 +468,8 @@ impl Scheduler {
         let lines = self.lines();
         self.due.requeue(|at, i| (at.min(next[i]), lines[i]));
         let at = if self.watches[index].hinted {
-            self.hinted_at(&self.watches[index], now).min(next[index])
+            self.hinted_at(&self.watches[index], now, Duration::ZERO)
+                .min(next[index])
         } else {
             next[index]
         };
@@ -484,7 +489,11 @@ impl Scheduler {
             Some(Ok(read)) => {
                 tracked.schedules = read.enabled.into_iter().map(|s| s.pattern).collect();
                 tracked.schedules_read = Some(now);
-                tracked.schedules_due = Some(now + every);
+                // Known schedules are read again to follow their changes; a repository with
+                // none is not read again until a scheduled run shows: reading every
+                // repository's schedules every day would cost a large set a share of its
+                // budget to learn what its runs tell anyway.
+                tracked.schedules_due = (!tracked.schedules.is_empty()).then(|| now + every);
             }
             Some(Err(err)) => {
                 // Tried again a while later: the sweep finds the scheduled runs meanwhile.
@@ -498,11 +507,14 @@ impl Scheduler {
     }
 
     /// When to poll a watch for the next run its schedules start: a hot interval after it
-    /// starts (Bitbucket's calendar, compressed in a simulated run), so the run is there.
+    /// starts (Bitbucket's calendar, compressed in a simulated run), so the run is there; or,
+    /// while the budget is short and its pipelines are short, once, when the run should end.
     fn next_fire(&self, index: usize, now: Instant) -> Option<Instant> {
         let calendar = &self.ctx.calendar;
-        let fire_ms = self.watches[index].next_fire_ms(calendar.now_ms())?;
-        Some(now + calendar.until(fire_ms) + self.targets.hot)
+        let tracked = &self.watches[index];
+        let fire_ms = tracked.next_fire_ms(calendar.now_ms())?;
+        let after = self.look_once_after(tracked).unwrap_or(self.targets.hot);
+        Some(now + calendar.until(fire_ms) + after)
     }
 
     /// Takes in a finished scan: the repositories it shows pushed to are polled at once.
@@ -542,24 +554,30 @@ impl Scheduler {
         }
     }
 
-    /// Polls the watches of `repos` first (or, for one being polled, again when it is done).
-    fn hint(&mut self, repos: &[RepoId]) {
-        if repos.is_empty() {
+    /// Polls the watches of the repositories `pushed` (each with its `updated_on`, Unix
+    /// milliseconds) first (or, for one being polled, again when it is done).
+    fn hint(&mut self, pushed: &[(RepoId, i64)]) {
+        if pushed.is_empty() {
             return;
         }
-        let wanted: HashSet<(String, String)> = repos.iter().map(case_blind).collect();
-        let now = Instant::now();
+        let wanted: HashMap<(String, String), i64> = pushed
+            .iter()
+            .map(|(repo, at_ms)| (case_blind(repo), *at_ms))
+            .collect();
+        let (now, now_ms) = (Instant::now(), self.ctx.clock.now_ms());
         let mut hinted = Vec::new();
         for (index, tracked) in self.watches.iter_mut().enumerate() {
-            if wanted.contains(&case_blind(&tracked.watch.repo)) {
+            if let Some(&pushed_ms) = wanted.get(&case_blind(&tracked.watch.repo)) {
                 tracing::debug!(repo = %tracked.watch.repo, "the workspace scan shows a push");
                 tracked.hinted = true;
-                hinted.push(index);
+                // How long ago the push was, as far as the two clocks agree.
+                let ago_ms = u64::try_from(now_ms.saturating_sub(pushed_ms)).unwrap_or(0);
+                hinted.push((index, Duration::from_millis(ago_ms)));
             }
         }
         let hinted: HashMap<usize, Instant> = hinted
             .into_iter()
-            .map(|i| (i, self.hinted_at(&self.watches[i], now)))
+            .map(|(i, ago)| (i, self.hinted_at(&self.watches[i], now, ago)))
             .collect();
         let lines = self.lines();
         self.due.requeue(|at, i| match hinted.get(&i) {
@@ -568,27 +586,34 @@ impl Scheduler {
         });
     }
 
-    /// When to poll a watch the scan showed pushed to: ahead of every queued poll, before the
-    /// polls a pause or a busy moment left overdue. But while the budget is short, a
-    /// repository whose pipelines all take less than the cold interval (as far as is known) is
-    /// looked at once, when its new build should have ended: its start and its end in one
-    /// poll, where two would tell the start minutes sooner and leave less for everyone else.
-    fn hinted_at(&self, tracked: &Tracked, now: Instant) -> Instant {
-        let front = self.due.front(now);
+    /// When to poll a watch the scan showed pushed to `ago`: ahead of every queued poll,
+    /// before the polls a pause or a busy moment left overdue; or, for a pipelines source
+    /// whose runs can be looked at once ([`Scheduler::look_once_after`]), when the pushed
+    /// build should have ended, counted from the push.
+    fn hinted_at(&self, tracked: &Tracked, now: Instant, ago: Duration) -> Instant {
         // A statuses source sees only the tips it reads: a second push before a deferred look
         // would hide the first one's commit, and its statuses, for good.
-        if !self.short || tracked.watch.source != SourceKind::Pipelines {
-            return front;
+        match self
+            .look_once_after(tracked)
+            .filter(|_| tracked.watch.source == SourceKind::Pipelines)
+        {
+            Some(end) => now + end.saturating_sub(ago),
+            None => self.due.front(now),
+        }
+    }
+
+    /// While the budget is short, a run of a repository whose pipelines all take less than the
+    /// cold interval (as far as is known) is looked at once, when it should have ended: its
+    /// start and its end in one poll, where two would tell the start minutes sooner and leave
+    /// less for everyone else. How long after the run starts that is; `None` when it is to be
+    /// looked at as soon as it starts.
+    fn look_once_after(&self, tracked: &Tracked) -> Option<Duration> {
+        if !self.short {
+            return None;
         }
         let prior = self.prior_ms().map(|ms| secs_f64(ms / 1000.0));
-        match tracked
-            .longest_run()
-            .or(prior)
-            .map(|run| scaled(run, tracked::END_MARGIN))
-        {
-            Some(end) if end <= self.targets.cold => now + end,
-            _ => front,
-        }
+        let run = tracked.longest_run().or(prior)?;
+        Some(scaled(run, tracked::END_MARGIN)).filter(|end| *end <= self.targets.cold)
     }
 
     /// What a run of this credential's repositories typically takes, in milliseconds, once
@@ -778,17 +803,14 @@ impl Scheduler {
                     )
                 }
             };
-            // Pipelines have schedules, read with the scan on: first at a moment spread over
-            // the reading interval, so a large set does not read them all in its first hour.
-            let every = self.timing.schedules_every;
-            tracked.schedules_due = match (&tracked.source, self.targets.scan) {
-                (Source::Pipelines(_), Some(_)) => tracked
-                    .schedules_due
-                    .or_else(|| Some(now + every.mul_f64(rand::random::<f64>()))),
-                _ => None,
-            };
-            if tracked.schedules_due.is_none() {
+            // Pipelines have schedules, read with the scan on (see `Tracked::reads_schedules`).
+            tracked.reads_schedules = matches!(
+                (&tracked.source, self.targets.scan),
+                (Source::Pipelines(_), Some(_))
+            );
+            if !tracked.reads_schedules {
                 tracked.schedules.clear();
+                tracked.schedules_due = None;
             }
             // A watch being polled is queued again when its poll ends; one whose poll was just
             // abandoned is due now.

@@ -73,12 +73,12 @@ impl Workspace {
         changes: WorkspaceChanges,
         began_ms: i64,
         every: Duration,
-    ) -> Vec<RepoId> {
+    ) -> Vec<(RepoId, i64)> {
         let mut fresh = Vec::new();
         for (repo, updated_ms) in changes.changed {
             if self.hinted.get(&repo) != Some(&updated_ms) {
                 self.hinted.insert(repo.clone(), updated_ms);
-                fresh.push(repo);
+                fresh.push((repo, updated_ms));
             }
         }
         // A truncated scan did not reach back to its start: the next one starts there again.
@@ -136,7 +136,7 @@ mod tests {
         };
         assert_eq!(
             ws.take(changes(&[(&api, 990_000)], false), 1_000_000, every),
-            vec![api.clone()]
+            vec![(api.clone(), 990_000)]
         );
         // The next query starts four intervals before the last scan began.
         assert_eq!(ws.query_since(1_030_000, every), 880_000);
@@ -147,12 +147,12 @@ mod tests {
                 1_030_000,
                 every
             ),
-            vec![web.clone()]
+            vec![(web.clone(), 1_020_000)]
         );
         // api pushed again: hinted again.
         assert_eq!(
             ws.take(changes(&[(&api, 1_040_000)], true), 1_060_000, every),
-            vec![api.clone()]
+            vec![(api.clone(), 1_040_000)]
         );
         // That scan was truncated: the next one starts where the last complete one did.
         assert_eq!(ws.query_since(1_090_000, every), 910_000);

@@ -58,8 +58,12 @@ pub(crate) struct Tracked {
     pub(crate) expected_span: Duration,
     /// Its enabled Pipelines schedules, as last read.
     pub(crate) schedules: Vec<CronPattern>,
-    /// When its schedules are read (with the first poll from then on); `None` for a watch
-    /// whose source has none (statuses) or with the scan off.
+    /// Its source has Pipelines schedules and the scan is on: they are read when a poll shows
+    /// a scheduled run while none are known (the first look at a repository shows its
+    /// history's), and again every so often while some are.
+    pub(crate) reads_schedules: bool,
+    /// When its schedules are read again (with the first poll from then on): while some are
+    /// known, or after a failed read; `None` otherwise.
     pub(crate) schedules_due: Option<Instant>,
     /// When they were last read (or tried), if ever.
     pub(crate) schedules_read: Option<Instant>,
@@ -102,11 +106,14 @@ impl Decaying {
 
 /// How much longer than its lane's typical run time a build is first looked at: runs vary
 /// (about 12 % in the benchmark's trace), and a look a little late finds most ended where a
-/// look on time would find half still running and need another.
-pub(crate) const END_MARGIN: f64 = 1.1;
+/// look on time would find half still running and need another. At 1.2 about one run in
+/// sixteen of such a spread still runs, at 1.1 one in five; the margin costs a result a
+/// tenth of its run time more.
+pub(crate) const END_MARGIN: f64 = 1.2;
 
 /// A build still running when it should have ended is looked at again after this share of
-/// its typical run time, and so on: the longer a pipeline, the coarser its overtime.
+/// its typical run time or of how long it has run, whichever is longer, and so on: the longer
+/// a pipeline (or the worse its expected time was guessed), the coarser its overtime.
 const OVERRUN_STEP: f64 = 0.15;
 
 impl Tracked {
@@ -125,6 +132,7 @@ impl Tracked {
             expected_end: None,
             expected_span: Duration::ZERO,
             schedules: Vec::new(),
+            reads_schedules: false,
             schedules_due: None,
             schedules_read: None,
         }
@@ -201,8 +209,8 @@ impl Tracked {
 }
 
 /// How long until the first running build among `runs` should be looked at, and its typical
-/// run time: at [`END_MARGIN`] times its typical run time, or [`OVERRUN_STEP`] of it from now
-/// for one already past that. A run's typical time is its lane's in `durations`, else the mean
+/// run time: at [`END_MARGIN`] times its typical run time, or for one already past that
+/// [`OVERRUN_STEP`] of it, or of how long it has run if longer, from now. A run's typical time is its lane's in `durations`, else the mean
 /// of the repository's other lanes, else `prior_ms` (what runs of the credential's
 /// repositories take); `None` when nothing runs or nothing is known.
 fn first_end(
@@ -221,7 +229,8 @@ fn first_end(
             .or(repository_ms)
             .or(prior_ms)?;
         let due_ms = run.created_ms as f64 + typical * END_MARGIN;
-        let left_ms = (due_ms - now_ms as f64).max(typical * OVERRUN_STEP);
+        let running_ms = (now_ms - run.created_ms) as f64;
+        let left_ms = (due_ms - now_ms as f64).max(typical.max(running_ms) * OVERRUN_STEP);
         if first.is_none_or(|(left, _)| left_ms < left) {
             first = Some((left_ms, typical));
         }
@@ -263,33 +272,39 @@ mod tests {
     fn a_run_is_looked_at_when_its_lane_the_repository_or_the_credential_says_it_ends() {
         let secs = |s: u64| Duration::from_secs(s);
         let durations = HashMap::from([(lane("main"), 100_000.0), (lane("dev"), 300_000.0)]);
-        // Its lane's time, with the margin: created at 0, seen at 50 s, due at 110 s.
+        // Its lane's time, with the margin: created at 0, seen at 50 s, due at 120 s.
         let main = [running("main", 0)];
         assert_eq!(
             first_end(&durations, &main, 50_000, None),
-            Some((secs(60), secs(100)))
+            Some((secs(70), secs(100)))
         );
         // A lane never seen ending: the repository's mean (200 s); the first end wins.
         let both = [running("feature", 0), running("main", 0)];
         assert_eq!(
             first_end(&durations, &both, 0, None),
-            Some((secs(110), secs(100)))
+            Some((secs(120), secs(100)))
         );
         assert_eq!(
             first_end(&durations, &[running("feature", 0)], 0, None),
-            Some((secs(220), secs(200)))
+            Some((secs(240), secs(200)))
         );
         // Nothing of the repository known: the credential's prior, else nothing.
         let none = HashMap::new();
         assert_eq!(
             first_end(&none, &main, 0, Some(60_000.0)),
-            Some((secs(66), secs(60)))
+            Some((secs(72), secs(60)))
         );
         assert_eq!(first_end(&none, &main, 0, None), None);
-        // Past its end: looked at again after a share of its typical time.
+        // Past its end: looked at again after a share of how long it has run (of its typical
+        // time, when that is longer): a run far past what was expected is not looked at every
+        // few seconds.
         assert_eq!(
             first_end(&durations, &main, 500_000, None),
-            Some((secs(15), secs(100)))
+            Some((secs(75), secs(100)))
+        );
+        assert_eq!(
+            first_end(&durations, &[running("dev", 0)], 340_000, None),
+            Some((secs(51), secs(300)))
         );
         // Nothing running.
         let ended = RunSeen {

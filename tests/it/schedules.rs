@@ -170,6 +170,7 @@ async fn schedules_are_read_and_their_runs_predicted_on_the_simulators_calendar(
 /// The daemon learns from a repository's history that it has schedules, reads them, and polls
 /// just after the next scheduled run starts: while the sweep of its 40 idle neighbours comes
 /// round only every few minutes, the run is told within a minute, credited to the schedule.
+/// The neighbours, whose histories show no scheduled run, cost no schedules read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_run_is_polled_just_after_its_schedule_fires() {
     use crate::common::Harness;
@@ -220,6 +221,13 @@ async fn a_scheduled_run_is_polled_just_after_its_schedule_fires() {
     let by_schedule = daemon.metrics.found_by_schedule.load(Ordering::Relaxed);
     let shown = score(&harness.sim, &harness.config);
     daemon.stop().await;
+    // The idle neighbours' first polls show no scheduled run: their schedules are never read.
+    let schedules = "/2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules";
+    assert_eq!(
+        harness.sim.requests_by_route().get(schedules),
+        Some(&1),
+        "only the repository whose history shows a scheduled run has its schedules read"
+    );
     assert_eq!(
         by_schedule, 1,
         "the scheduled run is found by the schedule's poll"
