@@ -343,6 +343,19 @@ pub fn log_text(log: &Path) -> String {
     std::fs::read_to_string(log).unwrap_or_default()
 }
 
+/// Waits, for `within` at most, until the daemons of a test have logged `line` `count` times.
+pub async fn wait_for_log(log: &Path, line: &str, count: usize, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while log_text(log).matches(line).count() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{line:?} not logged {count} times; log:\n{}",
+            log_text(log)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Sends signal `name` ("HUP", "TERM") to `child`.
 pub fn signal(child: &Child, name: &str) {
     let sent = Command::new("kill")

@@ -7,7 +7,7 @@
 //! The moments are simulated seconds drawn from a seeded generator: the seed is printed and
 //! named in every failure, and `BBZOOM_TEST_SEED=<seed>` replays the same moments.
 
-use crate::common::{Harness, log_text, sigterm, spawn_daemon};
+use crate::common::{Harness, log_text, sigterm, spawn_daemon, wait_for_log};
 use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, score};
 use bbzoom_sim::Scenario;
 use rand::rngs::StdRng;
@@ -19,6 +19,8 @@ const KILLS: usize = 24;
 /// Graceful stops and restarts in the SIGTERM test.
 const STOPS: usize = 6;
 const SPEED: f64 = 150.0;
+/// How long a daemon may take to log what a step waits for.
+const LOG_WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_nothing() {
@@ -94,7 +96,7 @@ async fn sigterm_finishes_in_flight_work_in_time_and_repeats_nothing() {
         child = spawn_daemon(&config, &log, &[]);
         // Up before the next stop: a SIGTERM that beats the handlers ends a process that has
         // nothing under way (systemd counts that a clean stop too), which proves nothing here.
-        wait_for_log(&log, "bbzoom running", stop + 2).await;
+        wait_for_log(&log, "bbzoom running", stop + 2, LOG_WAIT).await;
     }
     catch_up(&harness, &log).await;
     sigterm(child, &log).await;
@@ -150,20 +152,13 @@ async fn started_showcase() -> (Harness, PathBuf) {
 /// Waits until the first run has baselined every repository source: one never recorded is,
 /// by design, baselined (its history not announced) on the next start.
 async fn wait_for_baselines(harness: &Harness, log: &Path) {
-    wait_for_log(log, "baselined repository", harness.config.watches.len()).await;
-}
-
-/// Waits (bounded) until the daemons of a test have logged `line` `count` times.
-async fn wait_for_log(log: &Path, line: &str, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while log_text(log).matches(line).count() < count {
-        assert!(
-            Instant::now() < deadline,
-            "{line:?} not logged {count} times; log:\n{}",
-            log_text(log)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_log(
+        log,
+        "baselined repository",
+        harness.config.watches.len(),
+        LOG_WAIT,
+    )
+    .await;
 }
 
 /// Lets the last run finish the scenario and deliver everything (bounded).

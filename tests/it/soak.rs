@@ -26,7 +26,7 @@
 //! few more kills land on first starts, the moment the store's file appears: a store killed
 //! while being created must open at the next start too.
 
-use crate::common::{Harness, log_text, sigterm, spawn_daemon};
+use crate::common::{Harness, log_text, sigterm, spawn_daemon, wait_for_log};
 use bbzoom::demo::{SimPolling, score};
 use bbzoom_sim::{BitbucketFaults, Scenario, SimOptions, SimSource, SimStart, TraceMix};
 use rand::rngs::StdRng;
@@ -43,6 +43,8 @@ const DEFAULT_SEED: u64 = 13;
 const DEFAULT_KILLS: usize = 200;
 /// Simulated seconds per real second: a working day of builds in a couple of real minutes.
 const SPEED: f64 = 200.0;
+/// How long a daemon may take to log what a step waits for.
+const LOG_WAIT: Duration = Duration::from_secs(30);
 /// Repositories of the realistic trace (a few busy, most idle).
 const REPOS: usize = 100;
 /// What one kill costs on average in real time (up, down, the restart), to size the trace so
@@ -95,7 +97,13 @@ async fn soak_sigkill_hundreds_of_times_under_zoom_faults() {
     let state = harness.config.daemon.state_dir.clone();
 
     let mut daemon = Daemon::spawn(&config, &log, &state);
-    wait_for_log(&log, "baselined repository", harness.config.watches.len()).await;
+    wait_for_log(
+        &log,
+        "baselined repository",
+        harness.config.watches.len(),
+        LOG_WAIT,
+    )
+    .await;
 
     // Faults during the first 85 % of the kills; the last ones land on a healthy Zoom working
     // off the backlog.
@@ -515,19 +523,6 @@ fn env_number(name: &str, default: u64) -> u64 {
             .parse()
             .unwrap_or_else(|_| panic!("{name} is a number")),
         Err(_) => default,
-    }
-}
-
-/// Waits (bounded) until the daemons have logged `line` `count` times.
-async fn wait_for_log(log: &Path, line: &str, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while log_text(log).matches(line).count() < count {
-        assert!(
-            Instant::now() < deadline,
-            "{line:?} not logged {count} times; log:\n{}",
-            log_text(log)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
