@@ -1220,13 +1220,7 @@ mod tests {
     }
 
     fn repo(slug: &str, source: SimSource, builds: Vec<SimBuild>) -> SimRepo {
-        SimRepo {
-            workspace: "acme".to_owned(),
-            slug: slug.to_owned(),
-            source,
-            builds,
-            ..SimRepo::default()
-        }
+        SimRepo::new("acme", slug, source, builds)
     }
 
     fn one_repo(builds: Vec<SimBuild>) -> Scenario {

@@ -497,6 +497,18 @@ pub fn repo_created_at(repo_index: usize) -> f64 {
 }
 
 impl SimRepo {
+    /// Repository `workspace/slug` read through `source`, with `builds`, no schedules, never
+    /// renamed or deleted.
+    pub fn new(workspace: &str, slug: &str, source: SimSource, builds: Vec<SimBuild>) -> SimRepo {
+        SimRepo {
+            workspace: workspace.to_owned(),
+            slug: slug.to_owned(),
+            source,
+            builds,
+            ..SimRepo::default()
+        }
+    }
+
     /// Its slug at `t`: the new one from a rename on.
     pub fn slug_at(&self, t: f64) -> &str {
         match &self.renamed {
@@ -637,16 +649,6 @@ fn build(
         .with_message(message)
 }
 
-fn repo(workspace: &str, slug: &str, source: SimSource, builds: Vec<SimBuild>) -> SimRepo {
-    SimRepo {
-        workspace: workspace.to_owned(),
-        slug: slug.to_owned(),
-        source,
-        builds,
-        ..SimRepo::default()
-    }
-}
-
 impl Scenario {
     /// The demo: three repositories and fourteen builds over about thirteen simulated minutes,
     /// touching every case a notifier must handle: a success, a failure then a fix on the same
@@ -658,7 +660,7 @@ impl Scenario {
     /// first look.
     pub fn showcase() -> Scenario {
         use SimState::{Error, Expired, Failed, Paused, Running, Stopped, Successful};
-        let api = repo(
+        let api = SimRepo::new(
             "acme",
             "api",
             SimSource::CloudPipelines,
@@ -752,7 +754,7 @@ impl Scenario {
                 .on_tag("v1.8.0"),
             ],
         );
-        let web = repo(
+        let web = SimRepo::new(
             "acme",
             "web",
             SimSource::CloudPipelines,
@@ -802,7 +804,7 @@ impl Scenario {
                 ),
             ],
         );
-        let mobile = repo(
+        let mobile = SimRepo::new(
             "acme",
             "mobile",
             SimSource::CloudPipelines,
@@ -914,7 +916,7 @@ impl Scenario {
     /// one of each failing on a feature branch.
     pub fn mixed() -> Scenario {
         use SimState::{Failed, Paused, Running, Stopped, Successful};
-        let api = repo(
+        let api = SimRepo::new(
             "acme",
             "api",
             SimSource::CloudPipelines,
@@ -987,7 +989,7 @@ impl Scenario {
                 .with_author("Lena Fischer")
                 .with_message(message)
         };
-        let web = repo(
+        let web = SimRepo::new(
             "acme",
             "web",
             SimSource::CloudStatuses,
@@ -1050,7 +1052,7 @@ impl Scenario {
             .with_author("Hannah Schulz")
             .with_message(message)
         };
-        let platform = repo(
+        let platform = SimRepo::new(
             "PLAT",
             "platform",
             SimSource::DataCenter,
@@ -1142,7 +1144,7 @@ impl Scenario {
             420.0,
             &[(431.0, Running), (610.0, Successful)],
         );
-        let ops = repo(
+        let ops = SimRepo::new(
             "acme",
             "ops",
             SimSource::CloudMixed,
@@ -1198,7 +1200,7 @@ impl Scenario {
                     builds.push(random_build(&mut rng, number, t, &mut release));
                     t -= unit_open(&mut rng).ln() * mean_gap;
                 }
-                repo(
+                SimRepo::new(
                     "acme",
                     &format!("repo-{i:04}"),
                     SimSource::CloudPipelines,
@@ -1273,7 +1275,7 @@ impl Scenario {
                         }
                     })
                     .collect();
-                repo("acme", slug, SimSource::CloudPipelines, builds)
+                SimRepo::new("acme", slug, SimSource::CloudPipelines, builds)
             })
             .collect();
         Scenario { repos }
@@ -1526,7 +1528,7 @@ mod tests {
         assert_eq!(created, repo_created_at(0) + 120.0);
         assert!(created < 0.0);
         let pushed = |commit: &str, at: f64| SimBuild::status("ci", "main", commit, at, at, []);
-        let mut repo = repo(
+        let mut repo = SimRepo::new(
             "acme",
             "web",
             SimSource::CloudMixed,
@@ -1595,7 +1597,7 @@ mod tests {
         let at = |branch: &str, commit: &str, pushed_at: f64| {
             SimBuild::status("k", branch, commit, pushed_at, pushed_at + 100.0, [])
         };
-        let repo = repo(
+        let repo = SimRepo::new(
             "acme",
             "web",
             SimSource::CloudStatuses,
@@ -1622,7 +1624,7 @@ mod tests {
         let at = |commit: &str, pushed_at: f64| {
             SimBuild::status("k", "main", commit, pushed_at, pushed_at, [])
         };
-        let repo = repo(
+        let repo = SimRepo::new(
             "acme",
             "web",
             SimSource::CloudMixed,

@@ -694,13 +694,7 @@ mod tests {
     }
 
     fn repo(source: SimSource, builds: Vec<SimBuild>) -> SimRepo {
-        SimRepo {
-            workspace: "acme".to_owned(),
-            slug: "api".to_owned(),
-            source,
-            builds,
-            ..SimRepo::default()
-        }
+        SimRepo::new("acme", "api", source, builds)
     }
 
     #[test]

@@ -13,10 +13,12 @@
 //!
 //! A tag that appears is followed like a branch that moves. The first time tags are listed
 //! (a first poll, or the first since a subscription took tags) they are recorded, and only
-//! those whose commit is younger than watching are followed: a repository's old release tags
-//! would otherwise cost a request each, every poll for the settle time, and their old results
-//! would read as news. On a first poll every branch tip is followed (a build may be running
-//! there).
+//! those whose commit is younger than watching, give or take a settle time, are followed: a
+//! repository's old release tags would otherwise cost a request each, every poll for the
+//! settle time, and their old results would read as news. The settle time's grace is for a tag
+//! pushed as watching began (its commit made a little before, and Git's dates have whole
+//! seconds): external CI may still post on it, and a status posted after watching began is
+//! news. On a first poll every branch tip is followed (a build may be running there).
 
 use super::{Fetched, PollError, Source};
 use crate::bitbucket::{BitbucketError, CommitStatuses, RefTips};
@@ -58,6 +60,8 @@ pub(super) async fn fetch(
         ..RepoCursor::default()
     };
     let first_tag_listing = tags && !cursor.tags_listed;
+    // On a first listing, a tag whose commit is older than this is history (see above).
+    let tags_before = baseline_since.map(|since| since.saturating_sub(millis(settle)));
     for tip in tips.into_iter().filter(|t| watch.follows(&t.git_ref)) {
         if recorded(&next, &tip) == Some(&tip.commit) {
             continue;
@@ -70,9 +74,9 @@ pub(super) async fn fetch(
         let before = tips.insert(name.clone(), tip.commit.clone());
         let old_tag = first_tag_listing
             && matches!(tip.git_ref, BuildRef::Tag(_))
-            && baseline_since
+            && tags_before
                 .zip(tip.committed_ms)
-                .is_none_or(|(since, committed)| committed < since);
+                .is_none_or(|(before, committed)| committed < before);
         // A branch that moved from a commit it was seen at: the commits pushed in between
         // were never a tip we saw, and their statuses would be lost (two quick pushes).
         let mut found = Vec::new();

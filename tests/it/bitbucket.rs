@@ -2,7 +2,7 @@
 //! 429s pausing the credential, the budget under a storm, paging, late statuses, and a broken
 //! credential that does not stop the others.
 
-use crate::common::Harness;
+use crate::common::{Harness, acme_statuses};
 use bbzoom::bitbucket::{Account, Auth, BitbucketError, CloudClient, OAuthConsumer, RetryPolicy};
 use bbzoom::config::RateLimit;
 use bbzoom::credentials::{Credential, Credentials};
@@ -12,7 +12,7 @@ use bbzoom::retry::Backoff;
 use bbzoom_sim::score::{Score, SimEvent};
 use bbzoom_sim::{
     BitbucketFault, BitbucketFaults, Scenario, SimBuild, SimCredential, SimCredentialKind,
-    SimOptions, SimRepo, SimSource, SimStart, SimState, SimState::*, Simulator,
+    SimOptions, SimRepo, SimStart, SimState, SimState::*, Simulator,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -499,13 +499,7 @@ async fn late_status(key: &str, posted: f64, ends: f64, state: SimState, every: 
         SimBuild::status(key, "main", commit, 10.0, posted, vec![(ends, state)]),
     ];
     let scenario = Scenario {
-        repos: vec![SimRepo {
-            workspace: "acme".into(),
-            slug: "web".into(),
-            source: SimSource::CloudStatuses,
-            builds,
-            ..SimRepo::default()
-        }],
+        repos: vec![acme_statuses("web", builds)],
     };
     let polling = SimPolling {
         settle: 150.0,
@@ -598,13 +592,7 @@ async fn a_commit_pushed_over_before_a_look_still_has_its_statuses_read() {
         status("ci", &c2, 110.0, 150.0),
     ];
     let scenario = Scenario {
-        repos: vec![SimRepo {
-            workspace: "acme".into(),
-            slug: "web".into(),
-            source: SimSource::CloudStatuses,
-            builds,
-            ..SimRepo::default()
-        }],
+        repos: vec![acme_statuses("web", builds)],
     };
     let harness = Harness::start(
         scenario.clone(),

@@ -7,10 +7,10 @@
 //! chat's subscriptions file as the configuration reads it.
 
 use crate::chat::{CI, SPEED, answered_once, answers, harness_with, post, wait_for};
-use crate::common::{Harness, cards};
+use crate::common::{Harness, acme_pipelines, cards};
 use bbzoom::config::Config;
 use bbzoom::demo::SimPolling;
-use bbzoom_sim::{Scenario, SimBuild, SimEventsApp, SimPerson, SimRepo, SimState, Simulator};
+use bbzoom_sim::{Scenario, SimBuild, SimEventsApp, SimPerson, SimState, Simulator};
 use std::time::Duration;
 
 /// The `[zoom.events]` keys of these tests: Jane is an admin, and the chat's subscriptions go
@@ -24,15 +24,6 @@ const SUBSCRIPTIONS: &str = r#"
 repository = "{web}/acme/api"
 channels = ["ci"]
 "#;
-
-fn repo(slug: &str, builds: Vec<SimBuild>) -> SimRepo {
-    SimRepo {
-        workspace: "acme".into(),
-        slug: slug.into(),
-        builds,
-        ..SimRepo::default()
-    }
-}
 
 /// A pipeline on main created at `at` (simulated seconds), running, ending as `end` 50 s later.
 fn pipeline(number: u64, at: f64, end: SimState) -> SimBuild {
@@ -102,8 +93,8 @@ async fn an_admin_subscribes_and_unsubscribes_the_channel_from_the_chat() {
     // acme/web is not subscribed; its build on main fails at simulated second 750.
     let scenario = Scenario {
         repos: vec![
-            repo("api", Vec::new()),
-            repo("web", vec![pipeline(1, 700.0, SimState::Failed)]),
+            acme_pipelines("api", Vec::new()),
+            acme_pipelines("web", vec![pipeline(1, 700.0, SimState::Failed)]),
         ],
     };
     let h = harness(scenario).await;
@@ -229,7 +220,10 @@ async fn an_admin_subscribes_and_unsubscribes_the_channel_from_the_chat() {
 #[tokio::test]
 async fn a_subscription_is_refused_to_non_admins_bad_arguments_and_a_daemon_that_cannot_apply_it() {
     let h = harness(Scenario {
-        repos: vec![repo("api", Vec::new()), repo("web", Vec::new())],
+        repos: vec![
+            acme_pipelines("api", Vec::new()),
+            acme_pipelines("web", Vec::new()),
+        ],
     })
     .await;
     let web = format!("{}/acme/web", h.web_url());
@@ -303,7 +297,7 @@ async fn a_subscription_is_refused_to_non_admins_bad_arguments_and_a_daemon_that
 async fn a_muted_repository_s_results_wait_across_a_restart_then_come_as_one_summary() {
     // A failure, then the fix, on acme/api's main.
     let h = harness(Scenario {
-        repos: vec![repo(
+        repos: vec![acme_pipelines(
             "api",
             vec![
                 pipeline(1, 500.0, SimState::Failed),
@@ -377,7 +371,10 @@ async fn a_muted_repository_s_results_wait_across_a_restart_then_come_as_one_sum
 #[tokio::test]
 async fn a_mute_that_runs_out_sends_its_summary_by_itself() {
     let h = harness(Scenario {
-        repos: vec![repo("api", vec![pipeline(1, 450.0, SimState::Failed)])],
+        repos: vec![acme_pipelines(
+            "api",
+            vec![pipeline(1, 450.0, SimState::Failed)],
+        )],
     })
     .await;
     let daemon = h.run_daemon();

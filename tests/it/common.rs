@@ -10,7 +10,7 @@ use bbzoom::demo::{
 use bbzoom::metrics::Metrics;
 use bbzoom::shutdown::ShutdownTrigger;
 use bbzoom::store::Store;
-use bbzoom_sim::{Scenario, SimOptions, SimStart, Simulator};
+use bbzoom_sim::{Scenario, SimBuild, SimOptions, SimRepo, SimSource, SimStart, Simulator};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -279,6 +279,17 @@ fn title(content: &serde_json::Value) -> String {
             .as_str()
             .unwrap_or_default()
     )
+}
+
+/// Cloud Pipelines repository `acme/{slug}` with `builds`.
+pub fn acme_pipelines(slug: &str, builds: Vec<SimBuild>) -> SimRepo {
+    SimRepo::new("acme", slug, SimSource::CloudPipelines, builds)
+}
+
+/// Repository `acme/{slug}` on Bitbucket Cloud with an outside CI posting `builds` as
+/// commit statuses.
+pub fn acme_statuses(slug: &str, builds: Vec<SimBuild>) -> SimRepo {
+    SimRepo::new("acme", slug, SimSource::CloudStatuses, builds)
 }
 
 /// Every card a channel shows (thread replies aside), each as the sequence of titles it showed:

@@ -5,12 +5,12 @@
 //! start link shows nowhere, and a meeting Zoom will not create never holds a card back; and
 //! the keys are checked like the rest of the file.
 
-use crate::common::{Harness, log_text, replaced, sigterm, spawn_daemon};
+use crate::common::{Harness, acme_pipelines, log_text, replaced, sigterm, spawn_daemon};
 use bbzoom::config::Config;
 use bbzoom::demo::SimPolling;
 use bbzoom_sim::{
-    Scenario, SimBuild, SimMeetingFault, SimMessage, SimOptions, SimPerson, SimRepo, SimStart,
-    SimState, Simulator,
+    Scenario, SimBuild, SimMeetingFault, SimMessage, SimOptions, SimPerson, SimStart, SimState,
+    Simulator,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -42,15 +42,6 @@ fn build(number: u64, branch: &str, author: &str, at: f64, result: SimState) -> 
 
 fn person(name: &str) -> SimPerson {
     SimPerson::named(name)
-}
-
-fn repo(slug: &str, builds: Vec<SimBuild>) -> SimRepo {
-    SimRepo {
-        workspace: "acme".into(),
-        slug: slug.into(),
-        builds,
-        ..SimRepo::default()
-    }
 }
 
 /// A harness whose configuration has `extra` appended (tables after the subscriptions).
@@ -136,7 +127,7 @@ async fn a_failing_build_mentions_its_mapped_author_and_no_one_else() {
         tom.jid()
     );
     let scenario = Scenario {
-        repos: vec![repo(
+        repos: vec![acme_pipelines(
             "api",
             vec![
                 build(1, "main", "Priya Raman", 5.0, Failed),
@@ -219,7 +210,7 @@ async fn the_author_gets_one_direct_message_per_failure_across_a_restart() {
     let (priya, tom) = (person("Priya Raman"), person("Tom Okafor"));
     let scenario = Scenario {
         repos: vec![
-            repo(
+            acme_pipelines(
                 "api",
                 vec![
                     build(1, "main", "Priya Raman", 5.0, Failed),
@@ -229,7 +220,7 @@ async fn the_author_gets_one_direct_message_per_failure_across_a_restart() {
                 ],
             ),
             // Announced in a webhook channel only: the chatbot does not message about it.
-            repo("web", vec![build(1, "main", "Priya Raman", 5.0, Failed)]),
+            acme_pipelines("web", vec![build(1, "main", "Priya Raman", 5.0, Failed)]),
         ],
     };
     let subscriptions = r#"
@@ -291,7 +282,7 @@ channels = ["alerts"]
 async fn a_person_named_by_e_mail_is_found_once_through_the_server_to_server_app() {
     let priya = person("Priya Raman");
     let scenario = Scenario {
-        repos: vec![repo(
+        repos: vec![acme_pipelines(
             "api",
             vec![
                 build(1, "main", "Priya Raman", 5.0, Failed),
@@ -412,7 +403,7 @@ channels = ["releases"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_streak_gets_one_meeting_whose_start_link_shows_nowhere() {
     let scenario = Scenario {
-        repos: vec![repo(
+        repos: vec![acme_pipelines(
             "api",
             vec![
                 build(1, "main", "Priya Raman", 5.0, Failed),
@@ -525,7 +516,7 @@ async fn a_failing_streak_gets_one_meeting_whose_start_link_shows_nowhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_meeting_zoom_will_not_create_never_holds_a_card_back() {
     let scenario = Scenario {
-        repos: vec![repo(
+        repos: vec![acme_pipelines(
             "api",
             vec![
                 build(1, "main", "Priya Raman", 5.0, Failed),
@@ -589,7 +580,7 @@ async fn a_meeting_zoom_will_not_create_never_holds_a_card_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_war_room_on_still_failing_is_forgotten_when_the_branch_is_fixed() {
     let scenario = Scenario {
-        repos: vec![repo(
+        repos: vec![acme_pipelines(
             "api",
             vec![
                 build(1, "main", "Priya Raman", 5.0, Failed),

@@ -2,7 +2,7 @@
 //! builds become exactly the expected cards, also across a restart in the middle; tag and
 //! bare-commit builds are announced and routed by several subscriptions of one repository.
 
-use crate::common::{Harness, cards, replies};
+use crate::common::{Harness, acme_statuses, cards, replies};
 use bbzoom::demo::SimPolling;
 use bbzoom_sim::{Scenario, SimBuild, SimOptions, SimRepo, SimStart, SimState};
 use std::time::Duration;
@@ -366,7 +366,6 @@ async fn two_polls_of_one_repository_at_once_record_each_change_once() {
 async fn a_source_taken_up_or_taken_up_again_is_baselined_not_replayed() {
     use bbzoom::config::SourceKind;
     use bbzoom::poller::poll_once;
-    use bbzoom_sim::{SimRepo, SimSource};
     let commit = "c".repeat(40);
     let jenkins = |key: &str, at: f64| {
         SimBuild::status(
@@ -379,13 +378,10 @@ async fn a_source_taken_up_or_taken_up_again_is_baselined_not_replayed() {
         )
     };
     let scenario = Scenario {
-        repos: vec![SimRepo {
-            workspace: "acme".into(),
-            slug: "mobile".into(),
-            source: SimSource::CloudStatuses,
-            builds: vec![jenkins("jenkins-build", 2.0), jenkins("jenkins-lint", 3.0)],
-            ..SimRepo::default()
-        }],
+        repos: vec![acme_statuses(
+            "mobile",
+            vec![jenkins("jenkins-build", 2.0), jenkins("jenkins-lint", 3.0)],
+        )],
     };
     // The first look comes at 20 s, when every status is old.
     let harness = Harness::start_timed(
@@ -433,7 +429,6 @@ async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed(
     use bbzoom::domain::BuildRef;
     use bbzoom::glob::RefGlob;
     use bbzoom::poller::poll_once;
-    use bbzoom_sim::{SimRepo, SimSource};
     let status = |commit: &str, at: f64| {
         SimBuild::status(
             "jenkins",
@@ -444,29 +439,17 @@ async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed(
             [(at + 1.0, Successful)],
         )
     };
-    let scenario = Scenario {
-        repos: vec![SimRepo {
-            workspace: "acme".into(),
-            slug: "web".into(),
-            source: SimSource::CloudStatuses,
-            builds: vec![
-                status("a", 1.0),
-                // An old release, built long before anyone listed tags...
-                status("b", 2.0).on_tag("v1.0"),
-                // ... and one tagged and built later.
-                status("c", 60.0).on_tag("v2.0"),
-            ],
-            ..SimRepo::default()
-        }],
-    };
-    let subscriptions = "\n[[subscription]]\nrepository = \"{web}/acme/web\"\nsource = \"statuses\"\ntags = []\nevents = [\"all\"]\nchannels = [\"ci\"]\n";
     // The first look comes at 20 s; the polls before v2.0's tag (at 60 s) take far less than
     // those 40 simulated seconds at this speed.
-    let harness = Harness::start_timed(
-        scenario,
-        from_second(20.0, 50.0),
-        SimPolling::every(5.0),
-        subscriptions,
+    let harness = statuses_of_acme_web(
+        vec![
+            status("a", 1.0),
+            // An old release, built long before anyone listed tags...
+            status("b", 2.0).on_tag("v1.0"),
+            // ... and one tagged and built later.
+            status("c", 60.0).on_tag("v2.0"),
+        ],
+        "[]",
     )
     .await;
     let credentials = harness.stored_credentials();
@@ -494,15 +477,77 @@ async fn tags_listed_for_the_first_time_are_recorded_and_only_new_ones_followed(
     // A tag that appears afterwards is followed and its build announced.
     harness.sleep_until(70.0).await;
     poll(&with_tags).await;
-    let rows = store.outbox("ci").unwrap().rows;
-    let announced: Vec<(&BuildRef, String)> = rows
-        .iter()
-        .map(|r| (&r.build.git_ref, r.event.to_string()))
-        .collect();
     assert_eq!(
-        announced,
-        [(&BuildRef::Tag("v2.0".into()), "succeeded".to_owned())]
+        announced(&store),
+        [(BuildRef::Tag("v2.0".into()), "succeeded".to_owned())]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_pushed_as_watching_began_is_followed_for_the_statuses_posted_after() {
+    use bbzoom::domain::BuildRef;
+    use bbzoom::poller::poll_once;
+    let scanned = |commit: &str, pushed_at: f64, timeline: &[(f64, SimState)]| {
+        SimBuild::status(
+            "scanner",
+            "main",
+            commit.repeat(40),
+            pushed_at,
+            timeline[0].0 - 1.0,
+            timeline.to_vec(),
+        )
+    };
+    let harness = statuses_of_acme_web(
+        vec![
+            // A release of long ago, its scan long done: recorded, not announced.
+            scanned("a", -1.0e6, &[(-999_000.0, Successful)]).on_tag("v2.0"),
+            // Tagged five simulated seconds before the first look, when watching began, and
+            // scanned after it: a status posted while watching is news.
+            scanned("b", 15.0, &[(41.0, Running), (45.0, Successful)]).on_tag("v3.0"),
+        ],
+        "[\"v*\"]",
+    )
+    .await;
+    let credentials = harness.stored_credentials();
+    let (store, ctx) = poll_context(&harness);
+    let watch = harness.config.watches[0].clone();
+    let source = bbzoom::daemon::one_off_source(&harness.config, &credentials, &watch).unwrap();
+    assert!(poll_once(&ctx, &watch, &source).await.unwrap().baselined);
+    let cursor = store.cursor(&watch.repo, watch.source).unwrap().unwrap();
+    assert_eq!(cursor.tag_tips.keys().collect::<Vec<_>>(), ["v2.0", "v3.0"]);
+    harness.sleep_until(50.0).await;
+    poll_once(&ctx, &watch, &source).await.unwrap();
+    assert_eq!(
+        announced(&store),
+        [(BuildRef::Tag("v3.0".into()), "succeeded".to_owned())]
+    );
+}
+
+/// The repository `acme/web` read through commit statuses, with `builds`, subscribed to by
+/// channel `ci` with `tags` (a TOML list) and every event; the simulator's clock starts at
+/// simulated second 20, at 50x, with the first request.
+async fn statuses_of_acme_web(builds: Vec<SimBuild>, tags: &str) -> Harness {
+    let scenario = Scenario {
+        repos: vec![acme_statuses("web", builds)],
+    };
+    let subscriptions = format!(
+        "\n[[subscription]]\nrepository = \"{{web}}/acme/web\"\nsource = \"statuses\"\ntags = {tags}\nevents = [\"all\"]\nchannels = [\"ci\"]\n"
+    );
+    Harness::start_timed(
+        scenario,
+        from_second(20.0, 50.0),
+        SimPolling::every(5.0),
+        &subscriptions,
+    )
+    .await
+}
+
+/// The ref and event of each card queued for channel `ci`, in order.
+fn announced(store: &bbzoom::store::Store) -> Vec<(bbzoom::domain::BuildRef, String)> {
+    let rows = store.outbox("ci").unwrap().rows;
+    rows.iter()
+        .map(|r| (r.build.git_ref.clone(), r.event.to_string()))
+        .collect()
 }
 
 /// A simulator at `speed` whose clock starts at simulated second `first` with the first

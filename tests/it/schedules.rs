@@ -27,12 +27,8 @@ const WEEKDAYS_0905: &str = "0 5 9 ? * MON-FRI *";
 /// A Cloud Pipelines repository of `acme` with these schedules and builds.
 fn repo(slug: &str, schedules: Vec<SimSchedule>, builds: Vec<SimBuild>) -> SimRepo {
     SimRepo {
-        workspace: "acme".into(),
-        slug: slug.into(),
-        source: SimSource::CloudPipelines,
-        builds,
         schedules,
-        ..SimRepo::default()
+        ..SimRepo::new("acme", slug, SimSource::CloudPipelines, builds)
     }
 }
 
