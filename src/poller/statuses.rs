@@ -13,7 +13,7 @@
 //!
 //! A tag that appears is followed like a branch that moves. The first time tags are listed
 //! (a first poll, or the first since a subscription took tags) they are recorded, and only
-//! those whose commit is younger than watching, give or take a settle time, are followed: a
+//! those whose commit is at most a settle time older than watching are followed: a
 //! repository's old release tags would otherwise cost a request each, every poll for the
 //! settle time, and their old results would read as news. The settle time's grace is for a tag
 //! pushed as watching began (its commit made a little before, and Git's dates have whole
