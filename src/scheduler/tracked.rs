@@ -210,9 +210,10 @@ impl Tracked {
 
 /// How long until the first running build among `runs` should be looked at, and its typical
 /// run time: at [`END_MARGIN`] times its typical run time, or for one already past that
-/// [`OVERRUN_STEP`] of it, or of how long it has run if longer, from now. A run's typical time is its lane's in `durations`, else the mean
-/// of the repository's other lanes, else `prior_ms` (what runs of the credential's
-/// repositories take); `None` when nothing runs or nothing is known.
+/// [`OVERRUN_STEP`] of it, or of how long it has run if longer, from now. A run's typical
+/// time is its lane's in `durations`, else the mean of the repository's other lanes, else
+/// `prior_ms` (what runs of the credential's repositories take); `None` when nothing runs or
+/// nothing is known.
 fn first_end(
     durations: &HashMap<Lane, f64>,
     runs: &[RunSeen],
