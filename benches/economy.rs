@@ -50,6 +50,9 @@
 //! - `ECONOMY_SPEED`: simulated seconds per real second (default 360: a simulated hour in ten
 //!   real seconds).
 //! - `ECONOMY_SEED`: the trace's random seed (default 7, the demo's).
+//! - `RUST_LOG`: the daemon's log on stderr (default errors only); for instance
+//!   `bbzoom::scheduler=debug` shows each repository's first look and every poll planned,
+//!   which places a slow change against its repository's first look.
 
 use anyhow::Context;
 use bbzoom::bitbucket::{Account, Auth, CloudClient, RetryPolicy};
@@ -61,7 +64,7 @@ use bbzoom::domain::{BuildState, Outcome, RepoId};
 use bbzoom::metrics::Metrics;
 use bbzoom::store::Store;
 use bbzoom_sim::{
-    Scenario, SimBuild, SimCredential, SimCredentialKind, SimOptions, SimRepo, SimState,
+    Scenario, SimBuild, SimCredential, SimCredentialKind, SimOptions, SimRepo, SimStart, SimState,
     SimTrigger, Simulator, TraceMix,
 };
 use serde::Serialize;
@@ -299,6 +302,11 @@ struct Report {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
+    // The daemon's log, errors only unless `RUST_LOG` asks for more.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let parameters = parameters()?;
     let mut report = Report {
         parameters: parameters.clone(),
@@ -478,6 +486,9 @@ fn sim_options(parameters: &Parameters, credentials: usize) -> SimOptions {
                 },
             })
             .collect(),
+        // The trace begins when the poller under test first asks, as in the demo: a slow
+        // start (a cold disk, a busy machine) must not turn the first builds into history.
+        start: SimStart::AtFirstRequest,
         ..SimOptions::default()
     }
 }
