@@ -26,13 +26,14 @@ use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use crate::store::{ChatAnswer, Store, StoreError};
 use crate::wakeups::Wakeups;
+use crate::zoom::account::AccountApi;
 use crate::zoom::events::{self, ChatMessage, Incoming, ServerToServerApp};
-use crate::zoom::{ChatbotClient, ErrorClass};
+use crate::zoom::{ChatbotClient, ErrorClass, ZoomError};
 use commands::{Command, Muted, Target};
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -45,6 +46,10 @@ pub(crate) const MAX_BACKFILL_PAGES: usize = 4;
 pub(crate) struct ChatContext {
     /// The Server-to-Server app: tokens, the socket, list-messages.
     pub(crate) app: Arc<ServerToServerApp>,
+    /// The account's REST calls, through that app: the admins listed by user id.
+    pub(crate) account: Arc<AccountApi>,
+    /// The e-mail addresses of the admins listed by user id, once looked up.
+    pub(crate) admin_emails: tokio::sync::Mutex<HashMap<String, String>>,
     /// `[zoom.events]`.
     pub(crate) events: EventsConfig,
     /// Each command channel by Zoom channel id: its name in `[zoom.channels]` and its JID.
@@ -399,6 +404,13 @@ impl ChatContext {
             }
         }
         let card = match flood.admit(&message.sender) {
+            Admission::Run if command.admin_only() && !self.is_admin(message).await => {
+                tracing::warn!(
+                    %channel, sender = %crate::terminal::shown(&message.sender),
+                    "chat command refused: only [zoom.events] admins may change subscriptions"
+                );
+                commands::refused(&command)
+            }
             Admission::Run => {
                 tracing::info!(%channel, ?command, "chat command");
                 match self.run_command(command, message, &channel, &to_jid) {
@@ -444,13 +456,6 @@ impl ChatContext {
                 Some(Box::pin(self.mute(channel, message, target, length)))
             }
             Command::Unmute(target) => Some(Box::pin(self.unmute(channel, target))),
-            command if command.admin_only() && !self.is_admin(message) => {
-                tracing::warn!(
-                    %channel, sender = %crate::terminal::shown(&message.sender),
-                    "chat command refused: only [zoom.events] admins may change subscriptions"
-                );
-                Some(Box::pin(std::future::ready(commands::refused(&command))))
-            }
             Command::Subscribe(_) | Command::Unsubscribe { .. } => {
                 let (answer, answered) = oneshot::channel();
                 let request = AdminRequest {
@@ -515,12 +520,46 @@ impl ChatContext {
     }
 
     /// Whether the sender of `message` is one of `[zoom.events] admins`: by email or user id,
-    /// in any case.
-    fn is_admin(&self, message: &ChatMessage) -> bool {
-        self.events.admins.iter().any(|admin| {
-            admin.eq_ignore_ascii_case(&message.sender)
-                || (!message.sender_id.is_empty() && admin.eq_ignore_ascii_case(&message.sender_id))
-        })
+    /// in any case. A command read back after a reconnect names its sender by email only
+    /// (list-messages): the admins listed by user id are then looked up (`GET /users/{id}`),
+    /// each once while this context lasts (until a reload restarts the connection's task).
+    async fn is_admin(&self, message: &ChatMessage) -> bool {
+        let listed = |who: &str| {
+            !who.is_empty()
+                && self
+                    .events
+                    .admins
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(who))
+        };
+        if listed(&message.sender) || listed(&message.sender_id) {
+            return true;
+        }
+        if !message.sender_id.is_empty() || message.sender.is_empty() {
+            return false;
+        }
+        for admin in self.events.admins.iter().filter(|a| !a.contains('@')) {
+            match self.admin_email(admin).await {
+                Ok(email) if email.eq_ignore_ascii_case(&message.sender) => return true,
+                Ok(_) => {}
+                Err(err) => tracing::warn!(
+                    admin = %crate::terminal::shown(admin), %err,
+                    "cannot look up the email of an admin listed by user id, so a command read back after a reconnect cannot be theirs; list the admin by email, or grant the Server-to-Server app user:read:user:admin"
+                ),
+            }
+        }
+        false
+    }
+
+    /// The e-mail address of the Zoom user `id`, as Zoom said it the first time.
+    async fn admin_email(&self, id: &str) -> Result<String, ZoomError> {
+        let mut known = self.admin_emails.lock().await;
+        if let Some(email) = known.get(id) {
+            return Ok(email.clone());
+        }
+        let email = self.account.user_email(id).await?;
+        known.insert(id.to_owned(), email.clone());
+        Ok(email)
     }
 
     /// `mute`: records the mute of `target` in `channel` for `length` (as typed).

@@ -630,7 +630,9 @@ impl Supervisor {
 
     /// Starts the event connection of `[zoom.events]`, if configured.
     fn start_events(&mut self) {
-        let (Some((app, spec)), Some(chatbot)) = (&self.zoom.events, &self.zoom.chatbot) else {
+        let (Some((app, spec)), Some(chatbot), Some(account)) =
+            (&self.zoom.events, &self.zoom.chatbot, &self.zoom.account)
+        else {
             return;
         };
         let channels = (spec.channels.iter())
@@ -646,6 +648,8 @@ impl Supervisor {
         let log = Arc::new(ConnectionLog::new(&spec.config.subscription_id));
         let context = Arc::new(ChatContext {
             app: app.clone(),
+            account: account.clone(),
+            admin_emails: Default::default(),
             events: spec.config.clone(),
             channels,
             chatbot: chatbot.clone(),

@@ -56,6 +56,7 @@ struct MeetingAnswer {
 #[derive(Deserialize)]
 struct UserAnswer {
     jid: Option<String>,
+    email: Option<String>,
 }
 
 impl AccountApi {
@@ -72,16 +73,27 @@ impl AccountApi {
     /// scope `user:read:user:admin` (classic `user:read:admin`). An answer without a plain
     /// user JID is an error: nothing else may reach a mention or a `to_jid`.
     pub(crate) async fn user_jid(&self, user: &str) -> Result<String, ZoomError> {
+        let jid = self.user(user).await?.jid.filter(|jid| is_user_jid(jid));
+        jid.ok_or_else(|| unanswered("user JID"))
+    }
+
+    /// The e-mail address of the Zoom user `user` (a user id), lower case: `GET /users/{user}`,
+    /// the scope of [`AccountApi::user_jid`].
+    pub(crate) async fn user_email(&self, user: &str) -> Result<String, ZoomError> {
+        let email = self.user(user).await?.email.filter(|e| e.contains('@'));
+        email
+            .map(|e| e.to_lowercase())
+            .ok_or_else(|| unanswered("e-mail address"))
+    }
+
+    /// `GET /users/{user}`; an unreadable answer reads as one without the fields wanted.
+    async fn user(&self, user: &str) -> Result<UserAnswer, ZoomError> {
         let url = self.endpoint(&["users", user])?;
         let answer = self.call(reqwest::Method::GET, url, None).await?;
-        let jid = serde_json::from_value::<UserAnswer>(answer)
-            .ok()
-            .and_then(|a| a.jid)
-            .filter(|jid| is_user_jid(jid));
-        jid.ok_or_else(|| ZoomError {
-            class: super::ErrorClass::Permanent,
-            detail: "Zoom's answer about the user holds no user JID".into(),
-        })
+        Ok(serde_json::from_value(answer).unwrap_or(UserAnswer {
+            jid: None,
+            email: None,
+        }))
     }
 
     /// Creates an instant meeting (type 1) hosted by `host` (an e-mail address, user id or
@@ -162,6 +174,14 @@ impl AccountApi {
         let value = fresh.value.clone();
         *kept = Some(fresh);
         Ok(value)
+    }
+}
+
+/// The error for an answer about a user without `what`.
+fn unanswered(what: &str) -> ZoomError {
+    ZoomError {
+        class: super::ErrorClass::Permanent,
+        detail: format!("Zoom's answer about the user holds no {what}"),
     }
 }
 

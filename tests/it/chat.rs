@@ -47,9 +47,23 @@ pub(crate) async fn harness_with(
 ) -> Harness {
     let options = SimOptions {
         speed,
-        start: SimStart::AtFirstRequest,
         zoom_events: events,
         ..SimOptions::default()
+    };
+    harness_for(scenario, polling, subscriptions, options, events_keys).await
+}
+
+/// [`harness_with`] on a simulator with `options` (its clock held until the first request).
+pub(crate) async fn harness_for(
+    scenario: Scenario,
+    polling: SimPolling,
+    subscriptions: &str,
+    options: SimOptions,
+    events_keys: &str,
+) -> Harness {
+    let options = SimOptions {
+        start: SimStart::AtFirstRequest,
+        ..options
     };
     let mut harness = Harness::start_timed(scenario, options, polling, subscriptions).await;
     harness.rewrite(|env| env.chat_commands = true);

@@ -6,11 +6,13 @@
 //! then one summary card, at unmute or when the mute ends, also across a restart). And the
 //! chat's subscriptions file as the configuration reads it.
 
-use crate::chat::{CI, SPEED, answered_once, answers, harness_with, post, wait_for};
+use crate::chat::{
+    CI, SPEED, answered_once, answers, harness_for, harness_with, jane, post, wait_for,
+};
 use crate::common::{Harness, acme_pipelines, cards};
 use bbzoom::config::Config;
 use bbzoom::demo::SimPolling;
-use bbzoom_sim::{Scenario, SimBuild, SimEventsApp, SimPerson, SimState, Simulator};
+use bbzoom_sim::{Scenario, SimBuild, SimEventsApp, SimOptions, SimPerson, SimState, Simulator};
 use std::time::Duration;
 
 /// The `[zoom.events]` keys of these tests: Jane is an admin, and the chat's subscriptions go
@@ -214,6 +216,51 @@ async fn an_admin_subscribes_and_unsubscribes_the_channel_from_the_chat() {
     assert_eq!(config.subscriptions.len(), 1);
     let said = ask(&h.sim, "bbzoom unsubscribe acme/web").await;
     assert!(said.contains("acme/web is not subscribed in ci"), "{said}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_listed_by_user_id_is_known_in_commands_read_back_after_a_reconnect() {
+    // Jane is listed by her user id, which list-messages does not show: only her email.
+    let mut options = SimOptions {
+        speed: SPEED,
+        ..SimOptions::default()
+    };
+    options.zoom.users.push(jane());
+    let h = harness_for(
+        Scenario {
+            repos: vec![
+                acme_pipelines("api", Vec::new()),
+                acme_pipelines("web", Vec::new()),
+            ],
+        },
+        SimPolling::every(15.0),
+        SUBSCRIPTIONS,
+        options,
+        "admins = [\"jane-id\"]\nsubscriptions_file = \"chat-subscriptions.toml\"",
+    )
+    .await;
+    let web = format!("{}/acme/web", h.web_url());
+    let daemon = h.run_daemon();
+    wait_for("the connection", || h.sim.events_connected()).await;
+
+    // Posted while Zoom is unreachable: read back by list-messages once it is back.
+    h.sim.set_zoom_outage(true);
+    assert!(h.sim.disconnect_events());
+    let janes = post(&h.sim, &format!("bbzoom subscribe {web}"));
+    let bobs = h
+        .sim
+        .post_to_channel(CI, &bob(), &format!("bbzoom unsubscribe {web}"), &[], None)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.sim.set_zoom_outage(false);
+    answered_once(&h.sim, &[janes.clone(), bobs.clone()]).await;
+    assert!(h.sim.stats().zoom_list_requests > 0, "read back, not live");
+    let said = answer(&h.sim, &janes);
+    assert!(said.contains("✅ Subscribed ci to acme/web"), "{said}");
+    let said = answer(&h.sim, &bobs);
+    assert!(said.contains("Only bbzoom's admins may"), "{said}");
+    assert!(chat_file(&h).exists());
     daemon.stop().await;
 }
 
