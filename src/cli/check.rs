@@ -9,6 +9,7 @@ use bbzoom::config::{Config, DaemonConfig, Destination};
 use bbzoom::credentials::{self, Credential, Credentials, CredentialsError, Role};
 use bbzoom::daemon;
 use bbzoom::domain::CLOUD;
+use bbzoom::zoom::events::missing_scopes;
 use std::io::ErrorKind;
 use std::path::PathBuf;
 
@@ -316,6 +317,43 @@ async fn try_credentials(
         if online {
             match client.verify().await {
                 Ok(()) => line.push_str(", works"),
+                Err(err) => {
+                    broken += 1;
+                    line.push_str(&format!(", BROKEN: {err}"));
+                }
+            }
+        }
+        say!("{line}");
+    }
+    if let (Some(events), Some(app)) = (&config.zoom.events, zoom.events_app()) {
+        let mut line = format!(
+            "credential {:?}: Zoom Server-to-Server app (chat commands)",
+            events.credential
+        );
+        if online {
+            let looks_up_users = config.people.names_by_email()
+                || events.admins.iter().any(|admin| !admin.contains('@'));
+            let creates_meetings = config
+                .subscriptions
+                .iter()
+                .any(|s| !s.meeting_on.is_empty());
+            match app.granted_scopes().await {
+                Ok(Some(granted)) => {
+                    let missing = missing_scopes(&granted, looks_up_users, creates_meetings);
+                    if missing.is_empty() {
+                        line.push_str(", works, with the scopes it needs");
+                    } else {
+                        broken += 1;
+                        let missing: Vec<String> = (missing.iter())
+                            .map(|(scope, what)| format!("{scope} ({what})"))
+                            .collect();
+                        line.push_str(&format!(
+                            ", BROKEN: its token lacks {}; add them to the app in the Zoom App Marketplace (Scopes)",
+                            missing.join(", ")
+                        ));
+                    }
+                }
+                Ok(None) => line.push_str(", works (Zoom did not list its scopes)"),
                 Err(err) => {
                     broken += 1;
                     line.push_str(&format!(", BROKEN: {err}"));

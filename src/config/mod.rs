@@ -92,6 +92,11 @@ impl People {
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty()
     }
+
+    /// Whether someone is named by e-mail address: their JID is looked up.
+    pub fn names_by_email(&self) -> bool {
+        (self.accounts.values()).any(|p| matches!(p.zoom, ZoomUser::Email(_)))
+    }
 }
 
 /// `[daemon]`: where state and secrets live.

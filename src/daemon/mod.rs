@@ -426,6 +426,11 @@ pub struct Zoom {
 }
 
 impl Zoom {
+    /// The Server-to-Server app of `[zoom.events]`, if configured.
+    pub fn events_app(&self) -> Option<&Arc<ServerToServerApp>> {
+        self.events.as_ref().map(|(app, _)| app)
+    }
+
     /// What deliveries use besides their channel's client, for `config`, timed by `tuning`.
     pub(crate) fn services(&self, config: &Config, tuning: &Tuning) -> Services {
         let api = self.account.as_ref();

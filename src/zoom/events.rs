@@ -14,6 +14,56 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use url::Url;
 
+/// What the app is asked for, with the scope that grants it and the classic scope that does too.
+type Need = (&'static str, [&'static str; 2]);
+
+/// Channel messages over the socket, and read back after a reconnect: always.
+const COMMANDS: [Need; 2] = [
+    (
+        "channel messages",
+        [
+            "team_chat:read:user_message:admin",
+            "chat_message:read:admin",
+        ],
+    ),
+    (
+        "reading a channel back after a reconnect",
+        [
+            "team_chat:read:list_user_messages:admin",
+            "chat_message:read:admin",
+        ],
+    ),
+];
+/// A user's JID or e-mail address by e-mail address or user id.
+const USERS: Need = (
+    "looking up [people] by e-mail and admins by user id",
+    ["user:read:user:admin", "user:read:admin"],
+);
+/// War rooms.
+const MEETINGS: Need = (
+    "war rooms (meeting_on)",
+    ["meeting:write:meeting:admin", "meeting:write:admin"],
+);
+
+/// What the app lacks of what it is asked for, given the scopes `granted` (as its token lists
+/// them): for each use, the scope to add and the use. `looks_up_users`: `[people]` names someone
+/// by e-mail address, or `admins` someone by user id; `creates_meetings`: some subscription
+/// has a `meeting_on`.
+pub fn missing_scopes(
+    granted: &[String],
+    looks_up_users: bool,
+    creates_meetings: bool,
+) -> Vec<(&'static str, &'static str)> {
+    let asked = COMMANDS
+        .into_iter()
+        .chain(looks_up_users.then_some(USERS))
+        .chain(creates_meetings.then_some(MEETINGS));
+    asked
+        .filter(|(_, scopes)| !scopes.iter().any(|s| granted.iter().any(|g| g == s)))
+        .map(|(what, [scope, _])| (scope, what))
+        .collect()
+}
+
 /// Zoom's largest `page_size` for list-messages.
 pub(crate) const PAGE_SIZE: u32 = 50;
 
@@ -120,8 +170,15 @@ impl ServerToServerApp {
 
     /// A fresh token: each connection opens with its own, and lasts until its renewal time.
     pub(crate) async fn token(&self) -> Result<EventsToken, ZoomError> {
-        let CachedToken { value, renew_at } = self.fetch_token().await?;
+        let CachedToken {
+            value, renew_at, ..
+        } = self.fetch_token().await?;
         Ok(EventsToken { value, renew_at })
+    }
+
+    /// The scopes a fresh token carries, as Zoom lists them; `None` when its answer lists none.
+    pub async fn granted_scopes(&self) -> Result<Option<Vec<String>>, ZoomError> {
+        Ok(self.fetch_token().await?.scopes)
     }
 
     /// A fresh token (`grant_type=account_credentials`).

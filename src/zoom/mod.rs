@@ -93,12 +93,17 @@ struct CachedToken {
     value: SecretString,
     /// Renew from this instant on, a margin before Zoom expires it.
     renew_at: Instant,
+    /// The scopes Zoom says it carries, when it says.
+    scopes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: SecretString,
     expires_in: u64,
+    /// Space-separated.
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -387,6 +392,7 @@ async fn request_token(
         value: answer.access_token,
         renew_at: Instant::now()
             + crate::http::token_renewal(answer.expires_in, Duration::from_secs(60)),
+        scopes: (answer.scope).map(|scope| scope.split_whitespace().map(str::to_owned).collect()),
     })
 }
 

@@ -306,3 +306,71 @@ async fn files_that_are_not_regular_or_readable_by_others_are_refused_naming_the
         run.output()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_the_chat_app_s_scopes_are_checked_against_what_the_configuration_uses() {
+    use crate::chat::{SPEED, harness_with};
+    use bbzoom::demo::{SHOWCASE_SUBSCRIPTIONS, SimPolling};
+    use bbzoom_sim::{Scenario, SimEventsApp};
+    // Admins listed by user id need the user lookup scope; commands need the two others.
+    let with = |scopes: &[&str]| SimEventsApp {
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        ..SimEventsApp::default()
+    };
+    let cases = [
+        (
+            with(&[
+                "team_chat:read:user_message:admin",
+                "team_chat:read:list_user_messages:admin",
+                "user:read:user:admin",
+            ]),
+            None,
+        ),
+        // Classic scopes do as well.
+        (with(&["chat_message:read:admin", "user:read:admin"]), None),
+        (
+            with(&["team_chat:read:user_message:admin"]),
+            Some([
+                "team_chat:read:list_user_messages:admin (reading a channel back after a reconnect)",
+                "user:read:user:admin (looking up [people] by e-mail and admins by user id)",
+            ]),
+        ),
+    ];
+    for (app, missing) in cases {
+        let scopes = app.scopes.clone();
+        let harness = harness_with(
+            Scenario::showcase(),
+            SimPolling::default(),
+            SHOWCASE_SUBSCRIPTIONS,
+            app,
+            SPEED,
+            "admins = [\"jane-id\"]",
+        )
+        .await;
+        let (status, stdout, stderr) = check(&harness, &["--online"]).await;
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("Zoom Server-to-Server app (chat commands)"))
+            .unwrap_or_else(|| panic!("{scopes:?}: no line for the app in\n{stdout}"));
+        match missing {
+            None => {
+                assert_eq!(status, Some(0), "{scopes:?}\n{stdout}{stderr}");
+                assert!(
+                    line.ends_with(", works, with the scopes it needs"),
+                    "{line}"
+                );
+            }
+            Some(missing) => {
+                assert_ne!(status, Some(0), "{scopes:?}\n{stdout}{stderr}");
+                for scope in missing {
+                    assert!(line.contains(scope), "{scope} not in {line}");
+                }
+                assert!(line.contains("add them to the app"), "{line}");
+                assert!(
+                    !line.contains("meeting"),
+                    "no war room is configured: {line}"
+                );
+            }
+        }
+    }
+}
