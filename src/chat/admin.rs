@@ -251,6 +251,7 @@ fn keys(args: &SubscribeArgs, channel: &str) -> SubscriptionKeys {
         branches: args.branches.clone(),
         tags: args.tags.clone(),
         events: args.events.clone(),
+        meeting_on: args.meeting_on.clone(),
         channels: Some(vec![channel.to_owned()]),
         ..SubscriptionKeys::default()
     }

@@ -28,7 +28,8 @@ pub(crate) enum Command {
     },
     /// `unmute [REPO|all]`: end a mute now (`None`: every mute of the channel).
     Unmute(Option<String>),
-    /// `subscribe REPO-URL [branches:...] [tags:...] [events:...]` (admins only).
+    /// `subscribe REPO-URL [branches:...] [tags:...] [events:...] [meeting_on:...]` (admins
+    /// only).
     Subscribe(SubscribeArgs),
     /// `unsubscribe REPO-URL` (admins only).
     Unsubscribe {
@@ -64,6 +65,7 @@ pub(crate) struct SubscribeArgs {
     pub(crate) branches: Option<Vec<String>>,
     pub(crate) tags: Option<Vec<String>>,
     pub(crate) events: Option<Vec<String>>,
+    pub(crate) meeting_on: Option<Vec<String>>,
 }
 
 /// Each command that takes arguments, as `help` and a usage error show it.
@@ -78,8 +80,9 @@ const USAGE: [(&str, &str); 4] = [
     ),
     (
         "subscribe",
-        "subscribe REPO-URL [branches:a,b] [tags:v*] [events:failed,fixed], like `bbzoom \
-         subscribe https://bitbucket.org/acme/web branches:main,release/* events:failed,fixed`",
+        "subscribe REPO-URL [branches:a,b] [tags:v*] [events:failed,fixed] \
+         [meeting_on:failed], like `bbzoom subscribe https://bitbucket.org/acme/web \
+         branches:main,release/* events:failed,fixed`",
     ),
     (
         "unsubscribe",
@@ -170,8 +173,8 @@ fn subscribe_args(url: &str, options: &[&str]) -> Result<SubscribeArgs, String> 
     for option in options {
         let Some((key, values)) = option.split_once(':') else {
             return Err(format!(
-                "{} is not an option; write branches:, tags: or events: and a comma-separated \
-                 list",
+                "{} is not an option; write branches:, tags:, events: or meeting_on: and a \
+                 comma-separated list",
                 crate::render::clean(option, QUOTED_MAX_CHARS)
             ));
         };
@@ -184,9 +187,11 @@ fn subscribe_args(url: &str, options: &[&str]) -> Result<SubscribeArgs, String> 
             "branches" => &mut args.branches,
             "tags" => &mut args.tags,
             "events" => &mut args.events,
+            "meeting_on" => &mut args.meeting_on,
             _ => {
                 return Err(format!(
-                    "unknown option {}:; the options are branches:, tags: and events:",
+                    "unknown option {}:; the options are branches:, tags:, events: and \
+                     meeting_on:",
                     crate::render::clean(key, QUOTED_MAX_CHARS)
                 ));
             }
@@ -199,7 +204,7 @@ fn subscribe_args(url: &str, options: &[&str]) -> Result<SubscribeArgs, String> 
 }
 
 /// The options `subscribe` takes.
-const OPTION_KEYS: [&str; 3] = ["branches", "tags", "events"];
+const OPTION_KEYS: [&str; 4] = ["branches", "tags", "events", "meeting_on"];
 
 /// The text after a leading mention of `bot`, if the message begins with one.
 fn mentioned<'a>(message: &'a ChatMessage, bot: &str) -> Option<&'a str> {
@@ -628,6 +633,7 @@ mod tests {
                 branches: Some(vec!["main".into(), "release/*".into()]),
                 tags: None,
                 events: Some(vec!["failed".into(), "fixed".into()]),
+                meeting_on: None,
             })
         );
         assert_eq!(
@@ -637,6 +643,15 @@ mod tests {
                 branches: Some(Vec::new()),
                 tags: Some(vec!["v*".into()]),
                 events: None,
+                meeting_on: None,
+            })
+        );
+        assert_eq!(
+            parsed("bbzoom subscribe acme/web Meeting_On:failed,still_failing"),
+            Command::Subscribe(SubscribeArgs {
+                url: "acme/web".into(),
+                meeting_on: Some(vec!["failed".into(), "still_failing".into()]),
+                ..SubscribeArgs::default()
             })
         );
         assert_eq!(

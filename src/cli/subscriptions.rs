@@ -43,6 +43,10 @@ pub struct ConfigureArgs {
     /// An event to post; repeat for several. Default: failed and fixed.
     #[arg(long = "event", value_name = "EVENT", value_parser = event_names())]
     pub events: Vec<String>,
+    /// A failure that gets a war room (an instant Zoom meeting per failing streak; needs
+    /// [zoom.events]); repeat for both. Default: none.
+    #[arg(long = "meeting-on", value_name = "FAILURE", value_parser = ["failed", "still_failing"])]
+    pub meeting_on: Vec<String>,
     /// Where the builds come from: Bitbucket Pipelines (Cloud only) or the build statuses other
     /// CI posts on commits; repeat for both. Default: pipelines on Cloud, statuses on Data
     /// Center.
@@ -74,6 +78,7 @@ impl ConfigureArgs {
             tags: or_none(self.no_tags, &self.tags),
             commits: self.commits,
             events: given(&self.events),
+            meeting_on: given(&self.meeting_on),
             channels: given(&self.channels),
         }
     }

@@ -32,6 +32,7 @@ pub struct SubscriptionKeys {
     pub commits: Option<bool>,
     pub events: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
+    pub meeting_on: Option<Vec<String>>,
 }
 
 impl SubscriptionKeys {
@@ -56,6 +57,7 @@ impl SubscriptionKeys {
             ("commits", self.commits.map(Value::from)),
             ("events", self.events.as_deref().map(list)),
             ("channels", self.channels.as_deref().map(list)),
+            ("meeting_on", self.meeting_on.as_deref().map(list)),
         ]
         .into_iter()
         .filter_map(|(key, value)| Some((key, value?)))

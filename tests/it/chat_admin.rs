@@ -9,7 +9,7 @@
 use crate::chat::{
     CI, SPEED, answered_once, answers, harness_for, harness_with, jane, post, wait_for,
 };
-use crate::common::{Harness, acme_pipelines, cards};
+use crate::common::{Harness, RunningDaemon, acme_pipelines, cards};
 use bbzoom::config::Config;
 use bbzoom::demo::SimPolling;
 use bbzoom_sim::{Scenario, SimBuild, SimEventsApp, SimOptions, SimPerson, SimState, Simulator};
@@ -47,6 +47,24 @@ async fn harness(scenario: Scenario) -> Harness {
         ADMIN_KEYS,
     )
     .await
+}
+
+/// `acme/api` and `acme/web`, with no builds.
+fn api_and_web() -> Scenario {
+    Scenario {
+        repos: vec![
+            acme_pipelines("api", Vec::new()),
+            acme_pipelines("web", Vec::new()),
+        ],
+    }
+}
+
+/// Starts `h`'s daemon and waits for its event connection: `acme/web`'s URL, and the daemon.
+async fn connected(h: &Harness) -> (String, RunningDaemon) {
+    let web = format!("{}/acme/web", h.web_url());
+    let daemon = h.run_daemon();
+    wait_for("the connection", || h.sim.events_connected()).await;
+    (web, daemon)
 }
 
 fn bob() -> SimPerson {
@@ -100,9 +118,7 @@ async fn an_admin_subscribes_and_unsubscribes_the_channel_from_the_chat() {
         ],
     };
     let h = harness(scenario).await;
-    let web = format!("{}/acme/web", h.web_url());
-    let daemon = h.run_daemon();
-    wait_for("the connection", || h.sim.events_connected()).await;
+    let (web, daemon) = connected(&h).await;
 
     let said = ask(
         &h.sim,
@@ -220,6 +236,39 @@ async fn an_admin_subscribes_and_unsubscribes_the_channel_from_the_chat() {
 }
 
 #[tokio::test]
+async fn an_admin_s_subscription_may_ask_for_war_rooms() {
+    let h = harness(api_and_web()).await;
+    let (web, daemon) = connected(&h).await;
+    // A war room on an event the subscription does not announce is refused by the
+    // configuration's code, which names the key.
+    let said = ask(
+        &h.sim,
+        &format!("bbzoom subscribe {web} meeting_on:stopped"),
+    )
+    .await;
+    assert!(said.contains("meeting_on"), "{said}");
+    assert!(!chat_file(&h).exists());
+
+    let said = ask(
+        &h.sim,
+        &format!("bbzoom subscribe {web} events:failed meeting_on:still_failing"),
+    )
+    .await;
+    assert!(said.contains("✅ Subscribed ci to acme/web"), "{said}");
+    let file = std::fs::read_to_string(chat_file(&h)).unwrap();
+    assert!(file.contains("meeting_on = [\"still_failing\"]"), "{file}");
+    let config = Config::load(&h.config_path()).unwrap();
+    let made = (config.subscriptions.iter())
+        .find(|s| s.repo.to_string().ends_with("acme/web"))
+        .expect("the chat's subscription");
+    assert_eq!(
+        made.meeting_on,
+        [bbzoom::domain::EventKind::StillFailing].into()
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
 async fn an_admin_listed_by_user_id_is_known_in_commands_read_back_after_a_reconnect() {
     // Jane is listed by her user id, which list-messages does not show: only her email.
     let mut options = SimOptions {
@@ -228,21 +277,14 @@ async fn an_admin_listed_by_user_id_is_known_in_commands_read_back_after_a_recon
     };
     options.zoom.users.push(jane());
     let h = harness_for(
-        Scenario {
-            repos: vec![
-                acme_pipelines("api", Vec::new()),
-                acme_pipelines("web", Vec::new()),
-            ],
-        },
+        api_and_web(),
         SimPolling::every(15.0),
         SUBSCRIPTIONS,
         options,
         "admins = [\"jane-id\"]\nsubscriptions_file = \"chat-subscriptions.toml\"",
     )
     .await;
-    let web = format!("{}/acme/web", h.web_url());
-    let daemon = h.run_daemon();
-    wait_for("the connection", || h.sim.events_connected()).await;
+    let (web, daemon) = connected(&h).await;
 
     // Posted while Zoom is unreachable: read back by list-messages once it is back.
     h.sim.set_zoom_outage(true);
@@ -266,17 +308,9 @@ async fn an_admin_listed_by_user_id_is_known_in_commands_read_back_after_a_recon
 
 #[tokio::test]
 async fn a_subscription_is_refused_to_non_admins_bad_arguments_and_a_daemon_that_cannot_apply_it() {
-    let h = harness(Scenario {
-        repos: vec![
-            acme_pipelines("api", Vec::new()),
-            acme_pipelines("web", Vec::new()),
-        ],
-    })
-    .await;
-    let web = format!("{}/acme/web", h.web_url());
+    let h = harness(api_and_web()).await;
     let before = std::fs::read_to_string(h.config_path()).unwrap();
-    let daemon = h.run_daemon();
-    wait_for("the connection", || h.sim.events_connected()).await;
+    let (web, daemon) = connected(&h).await;
 
     // Bob is not an admin.
     let id = h

@@ -476,7 +476,7 @@ fn invalid_changes_write_nothing() {
     let api = "https://bitbucket.org/acme/api";
     let platform = "https://git.example.com/scm/plat/platform.git";
     // (arguments, exit status, what stderr must say)
-    let table: [(&[&str], i32, &[&str]); 8] = [
+    let table: [(&[&str], i32, &[&str]); 9] = [
         (
             &["configure", api, "--channel", "nosuch"],
             2,
@@ -544,6 +544,14 @@ fn invalid_changes_write_nothing() {
             ],
             2,
             &["subscription[0]: this subscription takes no build at all"],
+        ),
+        (
+            &["configure", api, "--meeting-on", "failed"],
+            2,
+            &[
+                "subscription[0].meeting_on",
+                "this file has no [zoom.events]",
+            ],
         ),
     ];
     for (args, code, fragments) in table {
