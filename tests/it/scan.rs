@@ -133,8 +133,14 @@ async fn a_second_page_of_changes_is_read() {
     )
     .await;
     let daemon = harness.run_daemon();
-    harness.sleep_until(push + 300.0).await;
-    let hints = daemon.metrics.scan_hints.load(Ordering::Relaxed);
+    harness.sleep_until(push).await;
+    // Until every push is seen, for up to half an hour (the daemon, on a loaded machine, may
+    // run some simulated minutes behind a clock this fast).
+    let hints = || daemon.metrics.scan_hints.load(Ordering::Relaxed);
+    while hints() < 150 && harness.sim.now() < push + 1800.0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let hints = hints();
     daemon.stop().await;
     // A page holds 100 repositories: the scan read the second to see all 150 pushes. (Which
     // poll finds each build first, the hint's or the sweep's, is a race; what the scan saw
