@@ -1,6 +1,7 @@
 //! The Server-to-Server OAuth app of `[zoom.events]`: its account-credentials token, the event
 //! subscription's WebSocket (opened with it, TLS through the rustls and platform verifier
-//! reqwest uses) and Team Chat's list-messages API, which reads back what the socket missed.
+//! reqwest uses) and Team Chat's list-messages API, which reads back what the socket missed;
+//! and the scopes the app needs for what a configuration uses (`bbzoom check --online`).
 //! Zoom's frames and JSON stay here; the rest of the crate sees [`Incoming`] and
 //! [`ChatMessage`].
 
