@@ -62,8 +62,8 @@ pub enum Sender {
 /// restarting any worker.
 #[derive(Default)]
 pub struct Services {
-    /// Finds the JID of a person `[people]` names by e-mail address (the Server-to-Server
-    /// app of `[zoom.events]`).
+    /// Finds the JID of a person `[people]` names by e-mail address, and the chat the e-mail
+    /// address of an admin listed by user id (the Server-to-Server app of `[zoom.events]`).
     pub directory: Option<Arc<Directory>>,
     /// Creates war-room meetings (`meeting_on`), through the same app.
     pub war_rooms: Option<Arc<WarRooms>>,

@@ -26,14 +26,14 @@ use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use crate::store::{ChatAnswer, Store, StoreError};
 use crate::wakeups::Wakeups;
-use crate::zoom::account::AccountApi;
+use crate::zoom::account::Directory;
 use crate::zoom::events::{self, ChatMessage, Incoming, ServerToServerApp};
-use crate::zoom::{ChatbotClient, ErrorClass, ZoomError};
+use crate::zoom::{ChatbotClient, ErrorClass};
 use commands::{Command, Muted, Target};
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -46,10 +46,8 @@ pub(crate) const MAX_BACKFILL_PAGES: usize = 4;
 pub(crate) struct ChatContext {
     /// The Server-to-Server app: tokens, the socket, list-messages.
     pub(crate) app: Arc<ServerToServerApp>,
-    /// The account's REST calls, through that app: the admins listed by user id.
-    pub(crate) account: Arc<AccountApi>,
-    /// The e-mail addresses of the admins listed by user id, once looked up.
-    pub(crate) admin_emails: tokio::sync::Mutex<HashMap<String, String>>,
+    /// The account's users, through that app: the e-mail addresses of admins listed by user id.
+    pub(crate) directory: Arc<Directory>,
     /// `[zoom.events]`.
     pub(crate) events: EventsConfig,
     /// Each command channel by Zoom channel id: its name in `[zoom.channels]` and its JID.
@@ -521,8 +519,8 @@ impl ChatContext {
 
     /// Whether the sender of `message` is one of `[zoom.events] admins`: by email or user id,
     /// in any case. A command read back after a reconnect names its sender by email only
-    /// (list-messages): the admins listed by user id are then looked up (`GET /users/{id}`),
-    /// each once while this context lasts (until a reload restarts the connection's task).
+    /// (list-messages): the admins listed by user id are then looked up (`GET /users/{id}`,
+    /// kept a while by the directory).
     async fn is_admin(&self, message: &ChatMessage) -> bool {
         let listed = |who: &str| {
             !who.is_empty()
@@ -539,7 +537,7 @@ impl ChatContext {
             return false;
         }
         for admin in self.events.admins.iter().filter(|a| !a.contains('@')) {
-            match self.admin_email(admin).await {
+            match self.directory.email(admin).await {
                 Ok(email) if email.eq_ignore_ascii_case(&message.sender) => return true,
                 Ok(_) => {}
                 Err(err) => tracing::warn!(
@@ -549,17 +547,6 @@ impl ChatContext {
             }
         }
         false
-    }
-
-    /// The e-mail address of the Zoom user `id`, as Zoom said it the first time.
-    async fn admin_email(&self, id: &str) -> Result<String, ZoomError> {
-        let mut known = self.admin_emails.lock().await;
-        if let Some(email) = known.get(id) {
-            return Ok(email.clone());
-        }
-        let email = self.account.user_email(id).await?;
-        known.insert(id.to_owned(), email.clone());
-        Ok(email)
     }
 
     /// `mute`: records the mute of `target` in `channel` for `length` (as typed).

@@ -79,8 +79,8 @@ pub struct Tuning {
     /// Uses of the store failing in a row (polls' commits, delivery steps) after which the
     /// daemon stops: it can no longer record or deliver anything (a count, not a time).
     pub(crate) store_failures: u32,
-    /// How long the JID Zoom gave for a person `[people]` names by e-mail is used before it
-    /// is asked again.
+    /// How long what Zoom said of a user (the JID of a person `[people]` names by e-mail, the
+    /// e-mail address of an admin listed by user id) is used before it is asked again.
     pub(crate) people_kept: Duration,
     /// How creating a war room is retried before its card goes out without the link.
     pub(crate) meeting_retry: MeetingRetry,

@@ -630,8 +630,10 @@ impl Supervisor {
 
     /// Starts the event connection of `[zoom.events]`, if configured.
     fn start_events(&mut self) {
-        let (Some((app, spec)), Some(chatbot), Some(account)) =
-            (&self.zoom.events, &self.zoom.chatbot, &self.zoom.account)
+        // The deliveries' directory: one look-up of a user serves both.
+        let directory = self.services.borrow().directory.clone();
+        let (Some((app, spec)), Some(chatbot), Some(directory)) =
+            (&self.zoom.events, &self.zoom.chatbot, directory)
         else {
             return;
         };
@@ -648,8 +650,7 @@ impl Supervisor {
         let log = Arc::new(ConnectionLog::new(&spec.config.subscription_id));
         let context = Arc::new(ChatContext {
             app: app.clone(),
-            account: account.clone(),
-            admin_emails: Default::default(),
+            directory,
             events: spec.config.clone(),
             channels,
             chatbot: chatbot.clone(),

@@ -1,5 +1,6 @@
 //! The REST calls the Server-to-Server app of `[zoom.events]` makes for the account besides
-//! chat events: finding a person's JID by e-mail address (`[people]`) and creating a war-room
+//! chat events: finding a person's JID by e-mail address (`[people]`) or an admin's e-mail
+//! address by user id (chat commands read back after a reconnect), and creating a war-room
 //! meeting (`meeting_on`). Its token is kept and renewed before it expires; a rejected token
 //! (code 124) is replaced and the call made once more.
 //!
@@ -53,7 +54,7 @@ struct MeetingAnswer {
 }
 
 /// `GET /users/{userId}`' answer, as much as is read.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 struct UserAnswer {
     jid: Option<String>,
     email: Option<String>,
@@ -69,24 +70,9 @@ impl AccountApi {
         }
     }
 
-    /// The JID of the Zoom user `user` (an e-mail address or user id): `GET /users/{user}`,
-    /// scope `user:read:user:admin` (classic `user:read:admin`). An answer without a plain
-    /// user JID is an error: nothing else may reach a mention or a `to_jid`.
-    pub(crate) async fn user_jid(&self, user: &str) -> Result<String, ZoomError> {
-        let jid = self.user(user).await?.jid.filter(|jid| is_user_jid(jid));
-        jid.ok_or_else(|| unanswered("user JID"))
-    }
-
-    /// The e-mail address of the Zoom user `user` (a user id), lower case: `GET /users/{user}`,
-    /// the scope of [`AccountApi::user_jid`].
-    pub(crate) async fn user_email(&self, user: &str) -> Result<String, ZoomError> {
-        let email = self.user(user).await?.email.filter(|e| e.contains('@'));
-        email
-            .map(|e| e.to_lowercase())
-            .ok_or_else(|| unanswered("e-mail address"))
-    }
-
-    /// `GET /users/{user}`; an unreadable answer reads as one without the fields wanted.
+    /// What Zoom says of the user `user` (an e-mail address or user id): `GET /users/{user}`,
+    /// scope `user:read:user:admin` (classic `user:read:admin`). An unreadable answer reads as
+    /// one without the fields wanted.
     async fn user(&self, user: &str) -> Result<UserAnswer, ZoomError> {
         let url = self.endpoint(&["users", user])?;
         let answer = self.call(reqwest::Method::GET, url, None).await?;
@@ -177,14 +163,6 @@ impl AccountApi {
     }
 }
 
-/// The error for an answer about a user without `what`.
-fn unanswered(what: &str) -> ZoomError {
-    ZoomError {
-        class: super::ErrorClass::Permanent,
-        detail: format!("Zoom's answer about the user holds no {what}"),
-    }
-}
-
 /// Whether `jid` is a plain user JID, `ID@xmpp.zoom.us`, the ID of letters, digits, `.`, `_`
 /// and `-`: the only form that reaches a mention or a `to_jid`.
 pub(crate) fn is_user_jid(jid: &str) -> bool {
@@ -196,13 +174,14 @@ pub(crate) fn is_user_jid(jid: &str) -> bool {
     })
 }
 
-/// People `[people]` names by e-mail address, and their JIDs as Zoom last said, kept for a
-/// while (`ttl`) so a burst of failures asks once. One lookup at a time: a card and a direct
-/// message about the same failure wait for one answer.
+/// Zoom users as Zoom last described them, by the e-mail address or user id they were asked
+/// by: people `[people]` names by e-mail address (their JIDs), and admins listed by user id
+/// (their e-mail addresses). Kept for a while (`ttl`) so a burst of failures asks once. One
+/// lookup at a time: a card and a direct message about the same failure wait for one answer.
 pub struct Directory {
     api: Arc<AccountApi>,
     ttl: Duration,
-    known: Mutex<HashMap<String, (String, Instant)>>,
+    known: Mutex<HashMap<String, (UserAnswer, Instant)>>,
 }
 
 impl Directory {
@@ -214,19 +193,46 @@ impl Directory {
         }
     }
 
-    /// The JID of the person with e-mail address `email`.
+    /// The JID of the person with e-mail address `email`. An answer without a plain user JID
+    /// is an error: nothing else may reach a mention or a `to_jid`.
     pub(crate) async fn jid(&self, email: &str) -> Result<String, ZoomError> {
+        let jid = |user: &UserAnswer| user.jid.clone().filter(|jid| is_user_jid(jid));
+        self.lookup(email, jid, "user JID").await
+    }
+
+    /// The e-mail address of the Zoom user `id`, lower case.
+    pub(crate) async fn email(&self, id: &str) -> Result<String, ZoomError> {
+        let email = |user: &UserAnswer| {
+            (user.email.as_deref())
+                .filter(|e| e.contains('@'))
+                .map(str::to_lowercase)
+        };
+        self.lookup(id, email, "e-mail address").await
+    }
+
+    /// `read` (naming `what` it reads) of the user `who`, as kept or asked of Zoom; an answer
+    /// is kept only when it holds what was wanted.
+    async fn lookup<T>(
+        &self,
+        who: &str,
+        read: impl Fn(&UserAnswer) -> Option<T>,
+        what: &str,
+    ) -> Result<T, ZoomError> {
         let mut known = self.known.lock().await;
         let now = Instant::now();
-        if let Some((jid, _)) = known
-            .get(email)
+        let kept = (known.get(who))
             .filter(|(_, at)| now.duration_since(*at) < self.ttl)
-        {
-            return Ok(jid.clone());
+            .and_then(|(user, _)| read(user));
+        if let Some(value) = kept {
+            return Ok(value);
         }
-        let jid = self.api.user_jid(email).await?;
-        known.insert(email.to_owned(), (jid.clone(), now));
-        Ok(jid)
+        let user = self.api.user(who).await?;
+        let value = read(&user).ok_or_else(|| ZoomError {
+            class: super::ErrorClass::Permanent,
+            detail: format!("Zoom's answer about the user holds no {what}"),
+        })?;
+        known.insert(who.to_owned(), (user, now));
+        Ok(value)
     }
 }
 
