@@ -131,6 +131,13 @@ impl Clock {
         (self.at(sim_secs).unix_timestamp_nanos() / 1_000_000) as i64
     }
 
+    /// The millisecond after simulated second 0 that a wire timestamp of `sim_secs` shows,
+    /// without starting a held clock: what tells two instants apart on the wire.
+    pub(super) fn wire_millis(&self, sim_secs: f64) -> i64 {
+        Duration::checked_seconds_f64(sim_secs / self.speed)
+            .map_or(0, |d| d.whole_milliseconds() as i64)
+    }
+
     /// Zoom's `sent_time` form, `yyyy-MM-dd HH:mm:ss` in UTC.
     pub(super) fn zoom_time(&self, sim_secs: f64) -> String {
         let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
@@ -160,6 +167,16 @@ mod tests {
         assert_eq!(clock.git_date(20.5), "2026-01-05T09:00:20+00:00");
         assert_eq!(clock.epoch_millis(1.5), 1_767_603_601_500);
         assert_eq!(clock.epoch_millis(f64::NAN), 1_767_603_600_000);
+    }
+
+    #[test]
+    fn wire_milliseconds_are_compressed_and_leave_a_held_clock_held() {
+        let clock = Clock::new(360.0, 0.0, SimStart::AtFirstRequest);
+        // 0.23 simulated seconds apart, the same millisecond on the wire at 360x.
+        assert_eq!(clock.wire_millis(5499.818), 15_277);
+        assert_eq!(clock.wire_millis(5500.050), 15_277);
+        assert_eq!(clock.wire_millis(5500.5), 15_279);
+        assert_eq!(clock.now(), 0.0, "still held");
     }
 
     #[test]

@@ -231,7 +231,7 @@ fn expected(
         if mine.is_empty() {
             continue;
         }
-        let happened = happenings(repo, index)
+        let happened = happenings(repo, index, |at| sim.inner.clock.wire_millis(at))
             .into_iter()
             .filter(|h| !h.build.is_history());
         for happening in happened {
@@ -370,7 +370,16 @@ type Lane<'a> = (bool, &'a str, Option<String>);
 /// source shows it: pipelines as pipelines and as the statuses they post, other builds as
 /// statuses. "Fixed" and "still failing" follow the previous success or failure of the same
 /// lane (ref and job); a build of a bare commit has no lane.
-fn happenings(repo: &SimRepo, index: usize) -> Vec<Happening<'_>> {
+///
+/// The order is the one the wire can show: by `wire_millis`, the millisecond a simulated
+/// second's timestamp carries, and within one millisecond by build number, as a poller seeing
+/// two of a lane's builds end "at once" settles them (the older first, so the newer one's
+/// result is the lane's). Under a compressed clock a millisecond spans many simulated ones.
+fn happenings(
+    repo: &SimRepo,
+    index: usize,
+    wire_millis: impl Fn(f64) -> i64,
+) -> Vec<Happening<'_>> {
     let mut changes: Vec<(f64, &SimBuild, Seen, Option<Wire>, Wire)> = Vec::new();
     for build in &repo.builds {
         let seen: &[Seen] = if repo.runs_pipeline(build) {
@@ -386,7 +395,11 @@ fn happenings(repo: &SimRepo, index: usize) -> Vec<Happening<'_>> {
             }
         }
     }
-    changes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    changes.sort_by(|a, b| {
+        (wire_millis(a.0), a.1.number)
+            .cmp(&(wire_millis(b.0), b.1.number))
+            .then(a.0.total_cmp(&b.0))
+    });
     let mut failing: BTreeMap<Lane, bool> = BTreeMap::new();
     let mut out = Vec::new();
     for (at, build, seen, before, wire) in changes {
@@ -683,7 +696,7 @@ mod tests {
     }
 
     fn events(repo: &SimRepo) -> Vec<(u64, Seen, SimEvent)> {
-        happenings(repo, 0)
+        happenings(repo, 0, |at| (at * 1000.0) as i64)
             .into_iter()
             .map(|h| (h.build.number, h.seen, h.event))
             .collect()
@@ -754,6 +767,38 @@ mod tests {
                 (6, seen, X),
             ]
         );
+    }
+
+    #[test]
+    fn a_lane_s_builds_ending_in_one_wire_millisecond_settle_oldest_first() {
+        use SimEvent::{Failed as F, Fixed as X, Succeeded as OK};
+        // #2 fails 0.3 ms before #1 succeeds: the wire shows both at 10.000 s.
+        let tied = repo(
+            SimSource::CloudPipelines,
+            vec![
+                pipeline(1, 0.0, &[(10.0004, Successful)]),
+                pipeline(2, 1.0, &[(10.0001, Failed)]),
+                pipeline(3, 20.0, &[(30.0, Successful)]),
+            ],
+        );
+        let endings = |repo: &SimRepo| -> Vec<(u64, SimEvent)> {
+            events(repo)
+                .into_iter()
+                .filter(|&(_, seen, event)| seen == Seen::Pipeline && event != SimEvent::Started)
+                .map(|(number, _, event)| (number, event))
+                .collect()
+        };
+        assert_eq!(endings(&tied), [(1, OK), (2, F), (3, X)]);
+        // A millisecond apart, they are told apart.
+        let apart = repo(
+            SimSource::CloudPipelines,
+            vec![
+                pipeline(1, 0.0, &[(10.0014, Successful)]),
+                pipeline(2, 1.0, &[(10.0001, Failed)]),
+                pipeline(3, 20.0, &[(30.0, Successful)]),
+            ],
+        );
+        assert_eq!(endings(&apart), [(2, F), (1, X), (3, OK)]);
     }
 
     #[test]
