@@ -526,7 +526,16 @@ impl Scheduler {
         };
         match found {
             Ok(changes) => {
-                let fresh = self.workspaces[index].take(changes, began_ms, every);
+                let workspace = &mut self.workspaces[index];
+                let fresh = workspace.take(changes, began_ms, every);
+                if let Some(reached_ms) = workspace.scanned_to() {
+                    let kept = self.ctx.store.set_scanned_to(
+                        &self.account.name,
+                        &workspace.name,
+                        reached_ms,
+                    );
+                    self.ctx.store.note(&kept);
+                }
                 self.ctx
                     .metrics
                     .scan_hints
@@ -822,7 +831,17 @@ impl Scheduler {
             self.watches.push(tracked);
         }
         let sources = self.watches.iter().map(|t| (&t.watch.repo, &t.source));
-        self.workspaces = scan::workspaces(sources, std::mem::take(&mut self.workspaces));
+        let (store, credential) = (&self.ctx.store, &self.account.name);
+        let scanned_to = |workspace: &str| {
+            store
+                .scanned_to(credential, workspace)
+                .unwrap_or_else(|err| {
+                    tracing::warn!(workspace, %err, "cannot read where the last scans got to; scanning from now");
+                    None
+                })
+        };
+        self.workspaces =
+            scan::workspaces(sources, std::mem::take(&mut self.workspaces), scanned_to);
         if self.targets.scan.is_some() {
             let every = self.scan_every();
             for (index, workspace) in self.workspaces.iter().enumerate() {

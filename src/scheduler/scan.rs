@@ -5,7 +5,9 @@
 //! pipeline progress, statuses, scheduled or manual runs, which the plan's own polls find.
 //! Each query reaches back [`OVERLAP`] scan intervals before the last scan began, so a
 //! clock skew between us and Bitbucket or a push landing while a scan runs loses nothing;
-//! what the overlap shows again is told apart by its `updated_on`.
+//! what the overlap shows again is told apart by its `updated_on`. Where the scans got to is
+//! kept in the store, so the first scan after a restart reaches back over the time bbzoom
+//! was down, and the repositories pushed to meanwhile are polled first.
 
 use crate::bitbucket::{CloudClient, WorkspaceChanges};
 use crate::domain::RepoId;
@@ -22,17 +24,20 @@ pub(crate) struct Workspace {
     pub(crate) name: String,
     /// A client of this credential for the workspace.
     pub(crate) client: Arc<CloudClient>,
-    /// Where the next query starts (Unix milliseconds, our clock); `None` before the first.
+    /// Where the next query starts (Unix milliseconds); `None` before the first scan ever
+    /// (a restart takes it from the store).
     since_ms: Option<i64>,
     /// The `updated_on` each repository was last hinted at, so an overlap does not hint it
     /// again; forgotten once older than any query can reach.
     hinted: HashMap<RepoId, i64>,
 }
 
-/// The workspaces of a roster's Cloud watches, each with a client to scan it with.
+/// The workspaces of a roster's Cloud watches, each with a client to scan it with. One not
+/// in `old` resumes where `scanned_to` says its scans got to before.
 pub(crate) fn workspaces<'a>(
     sources: impl IntoIterator<Item = (&'a RepoId, &'a Source)>,
     old: Vec<Workspace>,
+    scanned_to: impl Fn(&str) -> Option<i64>,
 ) -> Vec<Workspace> {
     let mut by_name: BTreeMap<String, Arc<CloudClient>> = BTreeMap::new();
     for (repo, source) in sources {
@@ -50,9 +55,9 @@ pub(crate) fn workspaces<'a>(
             // Kept: a reload must not lose what the last scan reached.
             Some(kept) => Workspace { client, ..kept },
             None => Workspace {
+                since_ms: scanned_to(&name),
                 name,
                 client,
-                since_ms: None,
                 hinted: HashMap::new(),
             },
         })
@@ -66,6 +71,11 @@ impl Workspace {
         self.since_ms.unwrap_or(now_ms).saturating_sub(reach)
     }
 
+    /// Where the next scan's query starts, before its overlap; `None` before the first.
+    pub(crate) fn scanned_to(&self) -> Option<i64> {
+        self.since_ms
+    }
+
     /// Takes in what a scan begun at `began_ms` with [`Workspace::query_since`] found; returns
     /// the repositories pushed to since they were last hinted.
     pub(crate) fn take(
@@ -74,6 +84,13 @@ impl Workspace {
         began_ms: i64,
         every: Duration,
     ) -> Vec<(RepoId, i64)> {
+        // A truncated scan showed only the repositories pushed to most recently: the next one
+        // starts from the oldest of them, so a mass push (or a long downtime) does not hold
+        // every later scan to the same pages; what it left unread the sweep finds.
+        let reached_ms = match changes.truncated {
+            false => Some(began_ms),
+            true => changes.changed.iter().map(|&(_, at)| at).min(),
+        };
         let mut fresh = Vec::new();
         for (repo, updated_ms) in changes.changed {
             if self.hinted.get(&repo) != Some(&updated_ms) {
@@ -81,9 +98,8 @@ impl Workspace {
                 fresh.push((repo, updated_ms));
             }
         }
-        // A truncated scan did not reach back to its start: the next one starts there again.
-        if !changes.truncated {
-            self.since_ms = Some(began_ms);
+        if let Some(reached_ms) = reached_ms {
+            self.since_ms = Some(self.since_ms.map_or(reached_ms, |ms| ms.max(reached_ms)));
         }
         let oldest = self.query_since(began_ms, every);
         self.hinted.retain(|_, updated| *updated >= oldest);
@@ -102,10 +118,9 @@ pub(crate) fn interval(every: Duration, workspaces: usize, rate: f64, share: f64
 mod tests {
     use super::*;
 
-    #[test]
-    fn each_push_is_hinted_once_and_the_query_overlaps() {
-        let every = Duration::from_secs(30);
-        let client = Arc::new(CloudClient::new(
+    /// A client for a workspace never reached.
+    fn test_client() -> Arc<CloudClient> {
+        Arc::new(CloudClient::new(
             Arc::new(crate::bitbucket::Account::new(
                 "t".into(),
                 crate::http::client(Duration::from_secs(1)),
@@ -118,10 +133,15 @@ mod tests {
             )),
             "http://127.0.0.1:1/2.0".parse().unwrap(),
             "http://127.0.0.1:1".parse().unwrap(),
-        ));
+        ))
+    }
+
+    #[test]
+    fn each_push_is_hinted_once_and_the_query_overlaps() {
+        let every = Duration::from_secs(30);
         let mut ws = Workspace {
             name: "acme".into(),
-            client,
+            client: test_client(),
             since_ms: None,
             hinted: HashMap::new(),
         };
@@ -149,13 +169,36 @@ mod tests {
             ),
             vec![(web.clone(), 1_020_000)]
         );
-        // api pushed again: hinted again.
+        // api and web pushed again, and more than the pages hold: both hinted again.
         assert_eq!(
-            ws.take(changes(&[(&api, 1_040_000)], true), 1_060_000, every),
-            vec![(api.clone(), 1_040_000)]
+            ws.take(
+                changes(&[(&api, 1_050_000), (&web, 1_040_000)], true),
+                1_060_000,
+                every
+            ),
+            vec![(api.clone(), 1_050_000), (web.clone(), 1_040_000)]
         );
-        // That scan was truncated: the next one starts where the last complete one did.
-        assert_eq!(ws.query_since(1_090_000, every), 910_000);
+        // That scan was truncated: the next one starts from the oldest push it showed.
+        assert_eq!(ws.scanned_to(), Some(1_040_000));
+        assert_eq!(ws.query_since(1_090_000, every), 920_000);
+    }
+
+    #[test]
+    fn a_workspace_new_to_the_scheduler_resumes_where_its_scans_got_to() {
+        let client = test_client();
+        let acme = RepoId::new("acme", "api");
+        let sources = [(&acme, &Source::Pipelines(client.clone()))];
+        let resumed = workspaces(sources, Vec::new(), |name| {
+            (name == "acme").then_some(700_000)
+        });
+        assert_eq!(resumed[0].scanned_to(), Some(700_000));
+        // Kept across a reload: what the running scans reached, not the store's.
+        let mut kept = resumed;
+        kept[0].since_ms = Some(900_000);
+        let kept = workspaces(sources, kept, |_| Some(700_000));
+        assert_eq!(kept[0].scanned_to(), Some(900_000));
+        let fresh = workspaces(sources, Vec::new(), |_| None);
+        assert_eq!(fresh[0].scanned_to(), None);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! `chat_cursors` (per command channel, how far its messages were read), `chat_answers`
 //! (answers to commands Zoom has not taken yet), `mutes` (per channel, the mutes in force and
 //! those ended whose summary is still to send), and `meta` (schema
-//! version, when watching each repository through each source began).
+//! version, when watching each repository through each source began, where each credential's
+//! scans of each workspace got to).
 //!
 //! Invariant 3: a poll's transitions and the notifications they cause are written in ONE
 //! transaction, flushed to disk before it returns, so before anything is sent. An outbox row is
@@ -449,7 +450,8 @@ impl Store {
 
     /// Forgets the cursor and watching time of every (repository, source) not in `watched`:
     /// a source that stops being polled and comes back later is baselined again, rather
-    /// than replaying what happened while nobody watched as news. Returns how many cursors.
+    /// than replaying what happened while nobody watched as news. Forgets too where the scans
+    /// of a workspace none of them is in got to. Returns how many cursors.
     pub fn forget_unwatched(
         &self,
         watched: &BTreeSet<(RepoId, SourceKind)>,
@@ -472,8 +474,51 @@ impl Store {
                 self.meta.remove(&key)?;
             }
         }
+        let workspaces: BTreeSet<Vec<u8>> = watched
+            .iter()
+            .map(|(repo, _)| repo.owner.to_lowercase().into_bytes())
+            .collect();
+        for key in self.meta.scan_prefix(SCANNED_PREFIX).keys() {
+            let key = key?;
+            let rest = &key[SCANNED_PREFIX.len()..];
+            let workspace = rest.split(|&b| b == 0).next().unwrap_or(rest);
+            if !workspaces.contains(workspace) {
+                self.meta.remove(&key)?;
+            }
+        }
         self.db.flush()?;
         Ok(forgotten)
+    }
+
+    /// Where the scans of `workspace` with `credential` got to (Unix milliseconds): the
+    /// first scan after a restart reaches back to it, so a push made while bbzoom was down
+    /// is still a hint. `None` before the first complete scan.
+    pub(crate) fn scanned_to(
+        &self,
+        credential: &str,
+        workspace: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        self.meta
+            .get(scanned_key(credential, workspace))?
+            .map(|bytes| {
+                <[u8; 8]>::try_from(bytes.as_ref())
+                    .map(i64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("workspace scan position".into()))
+            })
+            .transpose()
+    }
+
+    /// Records where the scans of `workspace` with `credential` got to. Not flushed: a
+    /// crash keeps an older position, from which the next scan only reaches further back.
+    pub(crate) fn set_scanned_to(
+        &self,
+        credential: &str,
+        workspace: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.meta
+            .insert(scanned_key(credential, workspace), &at_ms.to_be_bytes())?;
+        Ok(())
     }
 
     /// Forgets the cursor and watching time of each of `watches`, as
@@ -1859,6 +1904,28 @@ mod tests {
         assert_eq!(store.cursor(&web, statuses).unwrap(), None);
         assert!(store.cursor(&api, pipelines).unwrap().is_some());
         assert_eq!(store.watching_since(&web, statuses, 900).unwrap(), 900);
+    }
+
+    #[test]
+    fn scan_positions_are_kept_per_credential_until_their_workspace_is_not_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.scanned_to("ci", "acme").unwrap(), None);
+        store.set_scanned_to("ci", "Acme", 100).unwrap();
+        store.set_scanned_to("ci-2", "acme", 200).unwrap();
+        store.set_scanned_to("ci", "other", 300).unwrap();
+        store.set_scanned_to("ci", "acme", 150).unwrap();
+        // Workspace ids are compared as Bitbucket does, whatever case a URL wrote.
+        assert_eq!(store.scanned_to("ci", "ACME").unwrap(), Some(150));
+        assert_eq!(store.scanned_to("ci-2", "acme").unwrap(), Some(200));
+        // Only acme is still watched: other's position goes with its repositories.
+        let watched = BTreeSet::from([(RepoId::new("Acme", "api"), SourceKind::Pipelines)]);
+        store.forget_unwatched(&watched).unwrap();
+        assert_eq!(store.scanned_to("ci", "other").unwrap(), None);
+        assert_eq!(store.scanned_to("ci", "acme").unwrap(), Some(150));
+        drop(store);
+        let store = Store::open_waiting(dir.path(), std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(store.scanned_to("ci-2", "acme").unwrap(), Some(200));
     }
 
     #[test]

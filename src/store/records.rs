@@ -35,6 +35,8 @@ pub(crate) const MEETINGS: &str = "meetings";
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 /// The meta keys of watching times begin with this.
 pub(crate) const SINCE_PREFIX: &[u8] = b"watching_since\0";
+/// The meta keys of workspace scan positions begin with this: see [`scanned_key`].
+pub(crate) const SCANNED_PREFIX: &[u8] = b"scanned_to\0";
 
 /// Per repository and source: how far polling got. Key: [`cursor_key`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -535,6 +537,17 @@ pub(crate) fn message_key(channel: &str, build: &BuildKey) -> Vec<u8> {
 pub(crate) fn since_key(repo: &RepoId, source: SourceKind) -> Vec<u8> {
     let mut out = SINCE_PREFIX.to_vec();
     out.extend_from_slice(&cursor_key(repo, source));
+    out
+}
+
+/// Meta key of where the scans of `workspace` with credential `credential` got to: the
+/// workspace (lower case, as Bitbucket's ids are), a NUL, then the credential's name. Its
+/// value is 8 bytes, big-endian Unix milliseconds.
+pub(crate) fn scanned_key(credential: &str, workspace: &str) -> Vec<u8> {
+    let mut out = SCANNED_PREFIX.to_vec();
+    out.extend_from_slice(workspace.to_lowercase().as_bytes());
+    out.push(0);
+    out.extend_from_slice(credential.as_bytes());
     out
 }
 

@@ -1,7 +1,7 @@
 //! The workspace scan against the simulator: a push is found within a scan or two while the
 //! sweep of idle repositories comes round only every half hour; renamed, deleted and empty
-//! workspaces' repositories, a second page of changes and a 429 storm on the scan lose
-//! nothing; `scan = "off"` makes no scan at all and still finds every build.
+//! workspaces' repositories, a second page of changes, a 429 storm on the scan and a restart
+//! lose nothing; `scan = "off"` makes no scan at all and still finds every build.
 
 use crate::common::*;
 use bbzoom::demo::{SimPolling, score, subscribe_all};
@@ -65,6 +65,41 @@ fn first_card_after(harness: &Harness, push: f64) -> Option<f64> {
         .reduce(f64::min)
 }
 
+/// A harness over `repos`, all subscribed, scanned every 30 s, with `budget` requests an
+/// hour.
+async fn scanning(repos: Vec<SimRepo>, budget: u32) -> Harness {
+    let scenario = Scenario { repos };
+    let subscriptions = subscribe_all(&scenario);
+    Harness::start_with(
+        scenario,
+        options(BitbucketFaults::default()),
+        polling(Some(30.0)),
+        budget,
+        &subscriptions,
+    )
+    .await
+}
+
+/// Waits from simulated second `from` until the card of the build pushed at `push` is in, or
+/// `until`; stops the daemon and returns the pushes its scans saw and the card's latency.
+async fn hints_and_first_card(
+    harness: &Harness,
+    daemon: RunningDaemon,
+    push: f64,
+    from: f64,
+    until: f64,
+) -> (u64, Option<f64>) {
+    let mut waited = from;
+    harness.sleep_until(waited).await;
+    while first_card_after(harness, push).is_none() && waited < until {
+        waited += 50.0;
+        harness.sleep_until(waited).await;
+    }
+    let hints = daemon.metrics.scan_hints.load(Ordering::Relaxed);
+    daemon.stop().await;
+    (hints, first_card_after(harness, push))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_is_found_by_the_scan_and_renamed_deleted_or_empty_repositories_change_nothing() {
     let push = 1500.0;
@@ -79,16 +114,7 @@ async fn a_push_is_found_by_the_scan_and_renamed_deleted_or_empty_repositories_c
         deleted_at: Some(0.0),
         ..SimRepo::default()
     });
-    let scenario = Scenario { repos };
-    let subscriptions = subscribe_all(&scenario);
-    let harness = Harness::start_with(
-        scenario,
-        options(BitbucketFaults::default()),
-        polling(Some(30.0)),
-        600,
-        &subscriptions,
-    )
-    .await;
+    let harness = scanning(repos, 600).await;
     let daemon = harness.run_daemon();
     harness.sleep_until(push + 300.0).await;
     let latency = first_card_after(&harness, push);
@@ -122,16 +148,7 @@ async fn a_second_page_of_changes_is_read() {
     for repo in &mut repos {
         repo.builds = vec![pushed(push)];
     }
-    let scenario = Scenario { repos };
-    let subscriptions = subscribe_all(&scenario);
-    let harness = Harness::start_with(
-        scenario,
-        options(BitbucketFaults::default()),
-        polling(Some(30.0)),
-        900,
-        &subscriptions,
-    )
-    .await;
+    let harness = scanning(repos, 900).await;
     let daemon = harness.run_daemon();
     harness.sleep_until(push).await;
     // Until every push is seen, for up to half an hour (the daemon, on a loaded machine, may
@@ -169,23 +186,43 @@ async fn a_push_during_a_429_storm_is_seen_by_the_first_scan_that_gets_through()
     let harness =
         Harness::start_with(scenario, options, polling(Some(30.0)), 600, &subscriptions).await;
     let daemon = harness.run_daemon();
-    // Until the card is in, or well past the latency allowed below (a loaded machine's
-    // limiter and delivery lag behind simulated time).
-    let mut waited = storm_end + 300.0;
-    harness.sleep_until(waited).await;
-    while first_card_after(&harness, push).is_none() && waited < storm_end + 900.0 {
-        waited += 50.0;
-        harness.sleep_until(waited).await;
-    }
-    let hints = daemon.metrics.scan_hints.load(Ordering::Relaxed);
-    let latency = first_card_after(&harness, push);
-    daemon.stop().await;
+    // Until well past the latency allowed below (a loaded machine's limiter and delivery lag
+    // behind simulated time).
+    let (hints, latency) =
+        hints_and_first_card(&harness, daemon, push, storm_end + 300.0, storm_end + 900.0).await;
     assert_eq!(hints, 1, "the push was seen by a scan after the storm");
     let latency = latency.expect("the pushed build's card arrived");
     // The storm ends 350 s after the push; the polls it left overdue queue up at the limiter.
     assert!(
         latency < storm_end - push + 500.0,
         "found {latency:.0} s after the push"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_made_while_bbzoom_was_down_is_seen_by_the_first_scan_after_the_restart() {
+    // 100 repositories at 162 planned requests an hour: a round of first looks after the
+    // restart takes 2,222 s, scans come every 89 s (a quarter of the plan) and each reaches
+    // back 356 s, not to the push.
+    let (stop, push, restart) = (600.0, 700.0, 1300.0);
+    let mut repos = idle(100);
+    repos[99].builds = vec![pushed(push)];
+    let harness = scanning(repos, 180).await;
+    let daemon = harness.run_daemon();
+    harness.sleep_until(stop).await;
+    daemon.stop().await;
+    harness.sleep_until(restart).await;
+    let daemon = harness.run_daemon();
+    // Until at most a round of first looks has passed.
+    let (hints, latency) =
+        hints_and_first_card(&harness, daemon, push, restart + 100.0, restart + 2300.0).await;
+    // A scan reaching back only its overlap from the restart cannot see it.
+    assert_eq!(hints, 1, "the push was seen by a scan after the restart");
+    let latency = latency.expect("the pushed build's card arrived");
+    assert!(
+        latency < restart - push + 300.0,
+        "found {:.0} s after the restart",
+        latency - (restart - push)
     );
 }
 
