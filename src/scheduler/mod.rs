@@ -20,7 +20,7 @@
 //! looked at once, when its build should have ended (counted from the push's `updated_on`);
 //! and each repository is polled just after its Pipelines schedules fire. A repository's
 //! schedules are read when one of its polls shows a scheduled run, and again daily while it
-//! has some.
+//! has some; the store keeps them, and where each workspace's scans got to, for a restart.
 
 mod plan;
 mod queue;
@@ -32,7 +32,9 @@ use crate::clock::{scaled, secs_f64};
 use crate::config::{PollingConfig, RateLimit, Watch};
 use crate::domain::{RepoId, SourceKind};
 use crate::poller::{self, PollContext, PollError, Source};
+use crate::schedule::CronPattern;
 use crate::shutdown::Shutdown;
+use crate::store::SchedulesRecord;
 use plan::{Demand, Heat};
 use queue::{Kind, PollQueue};
 use std::cmp::Reverse;
@@ -455,7 +457,7 @@ impl Scheduler {
         let mut next = self.replan(now);
         // Just after a scheduled run starts, if that comes before the plan's turn.
         if let Some(fire) = self
-            .next_fire(index, now)
+            .next_fire(&self.watches[index], now)
             .filter(|fire| *fire < next[index])
         {
             next[index] = fire;
@@ -494,6 +496,14 @@ impl Scheduler {
                 // repository's schedules every day would cost a large set a share of its
                 // budget to learn what its runs tell anyway.
                 tracked.schedules_due = (!tracked.schedules.is_empty()).then(|| now + every);
+                // Kept for a restart, which would otherwise know them only once a scheduled
+                // run is found without them.
+                let kept = SchedulesRecord {
+                    read_ms: self.ctx.clock.now_ms(),
+                    patterns: tracked.schedules.iter().map(ToString::to_string).collect(),
+                };
+                let kept = self.ctx.store.set_schedules(&tracked.watch.repo, &kept);
+                self.ctx.store.note(&kept);
             }
             Some(Err(err)) => {
                 // Tried again a while later: the sweep finds the scheduled runs meanwhile.
@@ -509,9 +519,8 @@ impl Scheduler {
     /// When to poll a watch for the next run its schedules start: a hot interval after it
     /// starts (Bitbucket's calendar, compressed in a simulated run), so the run is there; or,
     /// while the budget is short and its pipelines are short, once, when the run should end.
-    fn next_fire(&self, index: usize, now: Instant) -> Option<Instant> {
+    fn next_fire(&self, tracked: &Tracked, now: Instant) -> Option<Instant> {
         let calendar = &self.ctx.calendar;
-        let tracked = &self.watches[index];
         let fire_ms = tracked.next_fire_ms(calendar.now_ms())?;
         let after = self.look_once_after(tracked).unwrap_or(self.targets.hot);
         Some(now + calendar.until(fire_ms) + after)
@@ -774,6 +783,41 @@ impl Scheduler {
         self.workspaces.len() as f64 / self.scan_every().as_secs_f64()
     }
 
+    /// Whether a watch through `source` has its schedules read: Pipelines have schedules, read
+    /// with the scan on (see `Tracked::reads_schedules`).
+    fn reads_schedules(&self, source: &Source) -> bool {
+        matches!((source, self.targets.scan), (Source::Pipelines(_), Some(_)))
+    }
+
+    /// Gives a watch new to this scheduler the schedules the store kept from an earlier run
+    /// (before a restart), due to be read again when they would have been.
+    fn restore_schedules(&self, tracked: &mut Tracked, now: Instant) {
+        if !self.reads_schedules(&tracked.source) {
+            return;
+        }
+        let repo = &tracked.watch.repo;
+        let kept = match self.ctx.store.schedules(repo) {
+            Ok(Some(kept)) => kept,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(%repo, %err, "cannot read the schedules kept for the repository; they are read again once a scheduled run shows");
+                return;
+            }
+        };
+        tracked.schedules = kept
+            .patterns
+            .iter()
+            .filter_map(|pattern| CronPattern::parse(pattern).ok())
+            .collect();
+        let age_ms = self.ctx.clock.now_ms().saturating_sub(kept.read_ms);
+        let age = Duration::from_millis(u64::try_from(age_ms).unwrap_or(0));
+        let read = now.checked_sub(age).unwrap_or(now);
+        tracked.schedules_read = Some(read);
+        tracked.schedules_due = read
+            .checked_add(self.timing.schedules_every)
+            .map(|due| due.max(now));
+    }
+
     /// Takes a roster (the first, or a reload's): see [`run`].
     fn take_roster(&mut self, roster: &Roster, first: bool) {
         let now = Instant::now();
@@ -806,17 +850,18 @@ impl Scheduler {
                         first_poll_delay(1, self.budget(), &self.targets)
                             .mul_f64(rand::random::<f64>())
                     };
-                    (
-                        Tracked::new(watch.clone(), source.clone(), now),
-                        Some(now + delay),
-                    )
+                    let mut tracked = Tracked::new(watch.clone(), source.clone(), now);
+                    self.restore_schedules(&mut tracked, now);
+                    let mut at = now + delay;
+                    // Just after a kept schedule fires, if that comes first.
+                    if let Some(fire) = self.next_fire(&tracked, now).filter(|fire| *fire < at) {
+                        at = fire;
+                        tracked.why = Why::Schedule;
+                    }
+                    (tracked, Some(at))
                 }
             };
-            // Pipelines have schedules, read with the scan on (see `Tracked::reads_schedules`).
-            tracked.reads_schedules = matches!(
-                (&tracked.source, self.targets.scan),
-                (Source::Pipelines(_), Some(_))
-            );
+            tracked.reads_schedules = self.reads_schedules(&tracked.source);
             if !tracked.reads_schedules {
                 tracked.schedules.clear();
                 tracked.schedules_due = None;

@@ -8,7 +8,7 @@
 //! (answers to commands Zoom has not taken yet), `mutes` (per channel, the mutes in force and
 //! those ended whose summary is still to send), and `meta` (schema
 //! version, when watching each repository through each source began, where each credential's
-//! scans of each workspace got to).
+//! scans of each workspace got to, each repository's Pipelines schedules as last read).
 //!
 //! Invariant 3: a poll's transitions and the notifications they cause are written in ONE
 //! transaction, flushed to disk before it returns, so before anything is sent. An outbox row is
@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub(crate) use records::{ChatAnswer, SCHEMA_VERSION};
+pub(crate) use records::{ChatAnswer, SCHEMA_VERSION, SchedulesRecord};
 
 /// Most characters of an unreadable row kept with its dead letter, for the admin to look at.
 const RAW_KEPT_CHARS: usize = 2000;
@@ -450,8 +450,9 @@ impl Store {
 
     /// Forgets the cursor and watching time of every (repository, source) not in `watched`:
     /// a source that stops being polled and comes back later is baselined again, rather
-    /// than replaying what happened while nobody watched as news. Forgets too where the scans
-    /// of a workspace none of them is in got to. Returns how many cursors.
+    /// than replaying what happened while nobody watched as news. Forgets too the schedules of
+    /// a repository whose pipelines are not watched, and where the scans of a workspace none
+    /// of them is in got to. Returns how many cursors.
     pub fn forget_unwatched(
         &self,
         watched: &BTreeSet<(RepoId, SourceKind)>,
@@ -474,6 +475,17 @@ impl Store {
                 self.meta.remove(&key)?;
             }
         }
+        let scheduled: BTreeSet<Vec<u8>> = watched
+            .iter()
+            .filter(|(_, source)| *source == SourceKind::Pipelines)
+            .map(|(repo, _)| schedules_key(repo))
+            .collect();
+        for key in self.meta.scan_prefix(SCHEDULES_PREFIX).keys() {
+            let key = key?;
+            if !scheduled.contains(key.as_ref()) {
+                self.meta.remove(&key)?;
+            }
+        }
         let workspaces: BTreeSet<Vec<u8>> = watched
             .iter()
             .map(|(repo, _)| repo.owner.to_lowercase().into_bytes())
@@ -488,6 +500,30 @@ impl Store {
         }
         self.db.flush()?;
         Ok(forgotten)
+    }
+
+    /// `repo`'s Pipelines schedules as last read, if some were found.
+    pub(crate) fn schedules(&self, repo: &RepoId) -> Result<Option<SchedulesRecord>, StoreError> {
+        self.meta
+            .get(schedules_key(repo))?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// Records `repo`'s Pipelines schedules as just read; none found forgets them. Not
+    /// flushed: a crash keeps older ones, read again a day after they were read.
+    pub(crate) fn set_schedules(
+        &self,
+        repo: &RepoId,
+        read: &SchedulesRecord,
+    ) -> Result<(), StoreError> {
+        let key = schedules_key(repo);
+        if read.patterns.is_empty() {
+            self.meta.remove(key)?;
+        } else {
+            self.meta.insert(key, encode(read)?)?;
+        }
+        Ok(())
     }
 
     /// Where the scans of `workspace` with `credential` got to (Unix milliseconds): the
@@ -521,8 +557,9 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets the cursor and watching time of each of `watches`, as
-    /// [`Store::forget_unwatched`] does for the others. Returns how many cursors there were.
+    /// Forgets the cursor and watching time (and a pipelines watch's schedules) of each of
+    /// `watches`, as [`Store::forget_unwatched`] does for the others. Returns how many cursors
+    /// there were.
     pub(crate) fn forget(
         &self,
         watches: &BTreeSet<(RepoId, SourceKind)>,
@@ -531,6 +568,9 @@ impl Store {
         for (repo, source) in watches {
             forgotten += usize::from(self.repos.remove(cursor_key(repo, *source))?.is_some());
             self.meta.remove(since_key(repo, *source))?;
+            if *source == SourceKind::Pipelines {
+                self.meta.remove(schedules_key(repo))?;
+            }
         }
         self.db.flush()?;
         Ok(forgotten)
@@ -1904,6 +1944,41 @@ mod tests {
         assert_eq!(store.cursor(&web, statuses).unwrap(), None);
         assert!(store.cursor(&api, pipelines).unwrap().is_some());
         assert_eq!(store.watching_since(&web, statuses, 900).unwrap(), 900);
+    }
+
+    #[test]
+    fn schedules_are_kept_while_the_repository_s_pipelines_are_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (api, web) = (RepoId::new("acme", "api"), RepoId::new("acme", "web"));
+        let hourly = SchedulesRecord {
+            read_ms: 100,
+            patterns: vec!["0 0 * * * ? *".to_owned()],
+        };
+        store.set_schedules(&api, &hourly).unwrap();
+        store.set_schedules(&web, &hourly).unwrap();
+        assert_eq!(store.schedules(&api).unwrap(), Some(hourly.clone()));
+        // Read again and none found: forgotten.
+        let none = SchedulesRecord {
+            read_ms: 200,
+            patterns: Vec::new(),
+        };
+        store.set_schedules(&web, &none).unwrap();
+        assert_eq!(store.schedules(&web).unwrap(), None);
+        // api's statuses are still watched, its pipelines not: its schedules go.
+        store.set_schedules(&web, &hourly).unwrap();
+        let watched = BTreeSet::from([
+            (api.clone(), SourceKind::Statuses),
+            (web.clone(), SourceKind::Pipelines),
+        ]);
+        store.forget_unwatched(&watched).unwrap();
+        assert_eq!(store.schedules(&api).unwrap(), None);
+        assert_eq!(store.schedules(&web).unwrap(), Some(hourly));
+        // A watch a reload adds starts afresh.
+        store
+            .forget(&BTreeSet::from([(web.clone(), SourceKind::Pipelines)]))
+            .unwrap();
+        assert_eq!(store.schedules(&web).unwrap(), None);
     }
 
     #[test]

@@ -37,6 +37,19 @@ pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 pub(crate) const SINCE_PREFIX: &[u8] = b"watching_since\0";
 /// The meta keys of workspace scan positions begin with this: see [`scanned_key`].
 pub(crate) const SCANNED_PREFIX: &[u8] = b"scanned_to\0";
+/// The meta keys of repositories' Pipelines schedules begin with this, then [`repo_key`]:
+/// [`SchedulesRecord`].
+pub(crate) const SCHEDULES_PREFIX: &[u8] = b"schedules\0";
+
+/// A repository's enabled Pipelines schedules as last read: what a restarted scheduler polls
+/// by until it reads them again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SchedulesRecord {
+    /// When they were read (Unix milliseconds).
+    pub(crate) read_ms: i64,
+    /// Their cron patterns, as Bitbucket spells them.
+    pub(crate) patterns: Vec<String>,
+}
 
 /// Per repository and source: how far polling got. Key: [`cursor_key`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -548,6 +561,13 @@ pub(crate) fn scanned_key(credential: &str, workspace: &str) -> Vec<u8> {
     out.extend_from_slice(workspace.to_lowercase().as_bytes());
     out.push(0);
     out.extend_from_slice(credential.as_bytes());
+    out
+}
+
+/// Meta key of `repo`'s Pipelines schedules.
+pub(crate) fn schedules_key(repo: &RepoId) -> Vec<u8> {
+    let mut out = SCHEDULES_PREFIX.to_vec();
+    out.extend_from_slice(&repo_key(repo));
     out
 }
 

@@ -2,6 +2,8 @@
 //! every page (disabled schedules and unreadable patterns left out, the pages bounded), and
 //! the simulator's calendar with `CronPattern::next_after` predicts when a scheduled run is
 //! created, in the real time the wire shows, though the calendar runs at the simulator's speed.
+//! The daemon polls a scheduled run just after it fires, with the schedules learnt from the
+//! repository's history or, after a restart, kept in its store.
 
 use crate::bitbucket::client;
 use bbzoom::bitbucket::Auth;
@@ -163,19 +165,14 @@ async fn schedules_are_read_and_their_runs_predicted_on_the_simulators_calendar(
     );
 }
 
-/// The daemon learns from a repository's history that it has schedules, reads them, and polls
-/// just after the next scheduled run starts: while the sweep of its 40 idle neighbours comes
-/// round only every few minutes, the run is told within a minute, credited to the schedule.
-/// The neighbours, whose histories show no scheduled run, cost no schedules read.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scheduled_run_is_polled_just_after_its_schedule_fires() {
-    use crate::common::Harness;
-    use bbzoom::demo::{SimPolling, score, subscribe_all};
+/// `nightly` (despite its name, hourly by `pattern`), whose schedule fires at simulated
+/// second `fire` and fired an hour before, its run before the scenario being history, and 40
+/// idle neighbours; a harness over them, all subscribed, the scan on, an hour between sweeps
+/// of an idle repository, 300 requests an hour.
+async fn hourly_among_idle(pattern: &str, fire: f64) -> crate::common::Harness {
+    use bbzoom::demo::{SimPolling, subscribe_all};
     use bbzoom_sim::SimStart;
-    use std::sync::atomic::Ordering;
-    // Hourly: 10:00 is second 3,600; the run before the scenario, at 08:00, is history.
-    let hourly = SimSchedule::new("0 0 * * * ? *", "main");
-    let (before, fire) = (-3600.0, 3600.0);
+    let before = fire - 3600.0;
     let history = SimBuild::pipeline(
         1,
         "main",
@@ -197,6 +194,7 @@ async fn a_scheduled_run_is_polled_just_after_its_schedule_fires() {
     )
     .with_commit(&history.commit)
     .triggered_by(SimTrigger::Schedule);
+    let hourly = SimSchedule::new(pattern, "main");
     let mut repos = vec![repo("nightly", vec![hourly], vec![history, run])];
     repos.extend((1..=40).map(|i| repo(&format!("idle-{i:02}"), Vec::new(), Vec::new())));
     let scenario = Scenario { repos };
@@ -211,16 +209,40 @@ async fn a_scheduled_run_is_polled_just_after_its_schedule_fires() {
         scan: Some(30.0),
         ..SimPolling::default()
     };
-    let harness = Harness::start_with(scenario, options, polling, 300, &subscriptions).await;
+    crate::common::Harness::start_with(scenario, options, polling, 300, &subscriptions).await
+}
+
+/// The simulator's route of a repository's schedules.
+const SCHEDULES_ROUTE: &str =
+    "/2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules";
+
+/// Simulated seconds from `fire` to the first card shown.
+fn first_card_after(harness: &crate::common::Harness, fire: f64) -> Option<f64> {
+    bbzoom::demo::score(&harness.sim, &harness.config)
+        .shown
+        .values()
+        .map(|&(_, at)| at - fire)
+        .reduce(f64::min)
+}
+
+/// The daemon learns from a repository's history that it has schedules, reads them, and polls
+/// just after the next scheduled run starts: while the sweep of its 40 idle neighbours comes
+/// round only every few minutes, the run is told within a minute, credited to the schedule.
+/// The neighbours, whose histories show no scheduled run, cost no schedules read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_is_polled_just_after_its_schedule_fires() {
+    use std::sync::atomic::Ordering;
+    // Hourly: 10:00 is second 3,600; the run before the scenario, at 08:00, is history.
+    let fire = 3600.0;
+    let harness = hourly_among_idle("0 0 * * * ? *", fire).await;
     let daemon = harness.run_daemon();
     harness.sleep_until(fire + 120.0).await;
     let by_schedule = daemon.metrics.found_by_schedule.load(Ordering::Relaxed);
-    let shown = score(&harness.sim, &harness.config);
+    let first = first_card_after(&harness, fire);
     daemon.stop().await;
     // The idle neighbours' first polls show no scheduled run: their schedules are never read.
-    let schedules = "/2.0/repositories/{workspace}/{repo_slug}/pipelines_config/schedules";
     assert_eq!(
-        harness.sim.requests_by_route().get(schedules),
+        harness.sim.requests_by_route().get(SCHEDULES_ROUTE),
         Some(&1),
         "only the repository whose history shows a scheduled run has its schedules read"
     );
@@ -228,11 +250,47 @@ async fn a_scheduled_run_is_polled_just_after_its_schedule_fires() {
         by_schedule, 1,
         "the scheduled run is found by the schedule's poll"
     );
-    let first = shown
-        .shown
-        .values()
-        .map(|&(_, at)| at - fire)
-        .reduce(f64::min)
-        .expect("the scheduled run's card arrived");
+    let first = first.expect("the scheduled run's card arrived");
+    assert!(first < 60.0, "told {first:.0} s after the schedule fired");
+}
+
+/// Schedules read before a restart are kept: the restarted daemon, whose first look at the
+/// repository shows no new scheduled run to learn them from, still polls just after the next
+/// one fires, without reading them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_read_before_a_restart_time_the_polls_after_it() {
+    use std::sync::atomic::Ordering;
+    // Hourly at half past: 09:30 is second 1,800.
+    let (fire, restart) = (1800.0, 900.0);
+    let harness = hourly_among_idle("0 30 * * * ? *", fire).await;
+    let daemon = harness.run_daemon();
+    // Until the first look at the repository has shown its history and its schedules are
+    // read (a round of first looks takes 547 s).
+    let read = || {
+        harness
+            .sim
+            .requests_by_route()
+            .get(SCHEDULES_ROUTE)
+            .copied()
+    };
+    let mut waited = 60.0;
+    while read().is_none() && waited < restart - 100.0 {
+        waited += 20.0;
+        harness.sleep_until(waited).await;
+    }
+    daemon.stop().await;
+    assert_eq!(read(), Some(1), "the schedules were read before the stop");
+    harness.sleep_until(restart).await;
+    let daemon = harness.run_daemon();
+    harness.sleep_until(fire + 120.0).await;
+    let by_schedule = daemon.metrics.found_by_schedule.load(Ordering::Relaxed);
+    let first = first_card_after(&harness, fire);
+    daemon.stop().await;
+    assert_eq!(read(), Some(1), "the kept schedules were not read again");
+    assert_eq!(
+        by_schedule, 1,
+        "the scheduled run is found by the kept schedule's poll"
+    );
+    let first = first.expect("the scheduled run's card arrived");
     assert!(first < 60.0, "told {first:.0} s after the schedule fired");
 }
