@@ -789,6 +789,19 @@ impl Scheduler {
         matches!((source, self.targets.scan), (Source::Pipelines(_), Some(_)))
     }
 
+    /// Whether the store shows `watch` following something when polling last stopped: a
+    /// build still running, or a commit whose statuses still settle.
+    fn was_following(&self, watch: &Watch) -> bool {
+        match self.ctx.store.cursor(&watch.repo, watch.source) {
+            Ok(cursor) => cursor.is_some_and(|c| !c.active.is_empty() || !c.followed.is_empty()),
+            Err(err) => {
+                let repo = &watch.repo;
+                tracing::warn!(%repo, %err, "cannot read the repository's cursor; it waits for its turn");
+                false
+            }
+        }
+    }
+
     /// Gives a watch new to this scheduler the schedules the store kept from an earlier run
     /// (before a restart), due to be read again when they would have been.
     fn restore_schedules(&self, tracked: &mut Tracked, now: Instant) {
@@ -844,13 +857,19 @@ impl Scheduler {
                     (tracked, next_at.get(&key).copied())
                 }
                 None => {
-                    let delay = if first {
+                    let mut tracked = Tracked::new(watch.clone(), source.clone(), now);
+                    let delay = if self.was_following(watch) {
+                        // What was running when bbzoom stopped has likely ended since: looked
+                        // at within a hot interval, ahead of the round of first looks.
+                        tracked.busy = true;
+                        tracked.why = Why::Follow;
+                        self.targets.hot.mul_f64(rand::random::<f64>())
+                    } else if first {
                         spread.mul_f64(rand::random::<f64>())
                     } else {
                         first_poll_delay(1, self.budget(), &self.targets)
                             .mul_f64(rand::random::<f64>())
                     };
-                    let mut tracked = Tracked::new(watch.clone(), source.clone(), now);
                     self.restore_schedules(&mut tracked, now);
                     let mut at = now + delay;
                     // Just after a kept schedule fires, if that comes first.

@@ -281,6 +281,25 @@ fn title(content: &serde_json::Value) -> String {
     )
 }
 
+/// A harness over `scenario`, all subscribed, with `budget` requests an hour: the simulator at
+/// 300x, its clock waiting for the daemon's first request; production polling targets but an
+/// hour between looks at an idle repository, and the scan every 30 s. What tests of what is
+/// found sooner than the sweep (a scan, a schedule, a restart) run on.
+pub async fn sparse_sweeps(scenario: Scenario, budget: u32) -> Harness {
+    let subscriptions = bbzoom::demo::subscribe_all(&scenario);
+    let options = SimOptions {
+        speed: 300.0,
+        start: SimStart::AtFirstRequest,
+        ..SimOptions::default()
+    };
+    let polling = SimPolling {
+        cold: 3600.0,
+        scan: Some(30.0),
+        ..SimPolling::default()
+    };
+    Harness::start_with(scenario, options, polling, budget, &subscriptions).await
+}
+
 /// Cloud Pipelines repository `acme/{slug}` with `builds`.
 pub fn acme_pipelines(slug: &str, builds: Vec<SimBuild>) -> SimRepo {
     SimRepo::new("acme", slug, SimSource::CloudPipelines, builds)

@@ -1,5 +1,6 @@
 //! The whole path through the real daemon code against the simulator over loopback: scripted
-//! builds become exactly the expected cards, also across a restart in the middle; tag and
+//! builds become exactly the expected cards, also across a restart in the middle (a build
+//! still running at the stop looked at first after it); tag and
 //! bare-commit builds are announced and routed by several subscriptions of one repository.
 
 use crate::common::{Harness, acme_statuses, cards, replies};
@@ -213,6 +214,53 @@ async fn a_restart_in_the_middle_misses_and_repeats_nothing() {
     assert_eq!(
         cards(&harness.sim, "releases@conference.xmpp.zoom.us"),
         expected_releases()
+    );
+}
+
+/// A build running when bbzoom stops and ending while it is down is looked at first after
+/// the restart, not at the repository's turn in the round of first looks (at 162 planned
+/// requests an hour, 200 repositories take 4,444 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_running_at_a_stop_is_looked_at_first_after_the_restart() {
+    let (stop, ended, restart) = (600.0, 900.0, 1200.0);
+    let mut repos: Vec<SimRepo> = (1..=200)
+        .map(|i| SimRepo {
+            workspace: "acme".into(),
+            slug: format!("repo-{i:04}"),
+            ..SimRepo::default()
+        })
+        .collect();
+    repos[199].builds = vec![build(1, "main", 60.0, &[(65.0, Running), (ended, Failed)])];
+    let harness = crate::common::sparse_sweeps(Scenario { repos }, 180).await;
+    let failed = || {
+        cards(&harness.sim, "ci@conference.xmpp.zoom.us")
+            .iter()
+            .flatten()
+            .any(|title| title.starts_with("❌ FAILED"))
+    };
+    let daemon = harness.run_daemon();
+    // Until the build is seen running, which its push's hint brings soon.
+    let mut waited = 120.0;
+    harness.sleep_until(waited).await;
+    while cards(&harness.sim, "ci@conference.xmpp.zoom.us").is_empty() && waited < stop {
+        waited += 20.0;
+        harness.sleep_until(waited).await;
+    }
+    harness.sleep_until(stop).await;
+    daemon.stop().await;
+    assert!(!failed(), "stopped while the build ran");
+    harness.sleep_until(restart).await;
+    let daemon = harness.run_daemon();
+    let mut waited = restart;
+    while !failed() && waited < restart + 600.0 {
+        waited += 10.0;
+        harness.sleep_until(waited).await;
+    }
+    daemon.stop().await;
+    assert!(
+        failed() && waited <= restart + 120.0,
+        "the ending was told {:.0} s after the restart",
+        waited - restart
     );
 }
 

@@ -170,8 +170,6 @@ async fn schedules_are_read_and_their_runs_predicted_on_the_simulators_calendar(
 /// idle neighbours; a harness over them, all subscribed, the scan on, an hour between sweeps
 /// of an idle repository, 300 requests an hour.
 async fn hourly_among_idle(pattern: &str, fire: f64) -> crate::common::Harness {
-    use bbzoom::demo::{SimPolling, subscribe_all};
-    use bbzoom_sim::SimStart;
     let before = fire - 3600.0;
     let history = SimBuild::pipeline(
         1,
@@ -197,19 +195,7 @@ async fn hourly_among_idle(pattern: &str, fire: f64) -> crate::common::Harness {
     let hourly = SimSchedule::new(pattern, "main");
     let mut repos = vec![repo("nightly", vec![hourly], vec![history, run])];
     repos.extend((1..=40).map(|i| repo(&format!("idle-{i:02}"), Vec::new(), Vec::new())));
-    let scenario = Scenario { repos };
-    let subscriptions = subscribe_all(&scenario);
-    let options = SimOptions {
-        speed: 300.0,
-        start: SimStart::AtFirstRequest,
-        ..SimOptions::default()
-    };
-    let polling = SimPolling {
-        cold: 3600.0,
-        scan: Some(30.0),
-        ..SimPolling::default()
-    };
-    crate::common::Harness::start_with(scenario, options, polling, 300, &subscriptions).await
+    crate::common::sparse_sweeps(Scenario { repos }, 300).await
 }
 
 /// The simulator's route of a repository's schedules.
