@@ -790,10 +790,14 @@ impl Scheduler {
     }
 
     /// Whether the store shows `watch` following something when polling last stopped: a
-    /// build still running, or a commit whose statuses still settle.
+    /// build still running, or a commit whose statuses still settle (not one kept only for
+    /// its late looks, which wait for the repository's turn anyway).
     fn was_following(&self, watch: &Watch) -> bool {
+        let now_ms = self.ctx.clock.now_ms();
         match self.ctx.store.cursor(&watch.repo, watch.source) {
-            Ok(cursor) => cursor.is_some_and(|c| !c.active.is_empty() || !c.followed.is_empty()),
+            Ok(cursor) => cursor.is_some_and(|c| {
+                !c.active.is_empty() || c.followed.iter().any(|f| f.settle_until_ms > now_ms)
+            }),
             Err(err) => {
                 let repo = &watch.repo;
                 tracing::warn!(%repo, %err, "cannot read the repository's cursor; it waits for its turn");
