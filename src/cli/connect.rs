@@ -788,7 +788,8 @@ async fn check_events(config: &Config, name: &str, alone: &Credentials) -> anyho
              {name:?}, or pass --offline"
         ),
     };
-    let app = daemon::events_app(config, events, alone)?;
+    // A token only: no REST call, so no account limiter.
+    let app = daemon::events_app(config, events, alone, None)?;
     app.verify().await?;
     Ok(format!(
         "checked: Zoom issued a token to the Server-to-Server app of account {}",

@@ -603,7 +603,9 @@ impl Zoom {
                     api_url: config.zoom.api_url.clone(),
                     request_timeout: config.daemon.request_timeout,
                 };
-                Some((Arc::new(events_app(config, events, credentials)?), spec))
+                let limiter = chatbot.as_ref().map(|bot| bot.account_limiter());
+                let app = events_app(config, events, credentials, limiter)?;
+                Some((Arc::new(app), spec))
             }
         };
         // The account's REST calls go through the Server-to-Server app of `[zoom.events]`.
@@ -625,11 +627,13 @@ impl Zoom {
     }
 }
 
-/// The Server-to-Server app of `[zoom.events]`, with its credential from `credentials`.
+/// The Server-to-Server app of `[zoom.events]`, with its credential from `credentials`, its
+/// REST calls passing `limiter`, the account's (the chatbot's).
 pub fn events_app(
     config: &Config,
     events: &EventsConfig,
     credentials: &Credentials,
+    limiter: Option<Arc<http::Limiter>>,
 ) -> Result<ServerToServerApp, DaemonError> {
     let used_by = "[zoom.events] credential".to_owned();
     let Credential::ZoomServerToServer {
@@ -650,6 +654,7 @@ pub fn events_app(
         config.zoom.api_url.clone(),
         account_id.clone(),
         app,
+        limiter,
     ))
 }
 

@@ -125,6 +125,9 @@ impl AccountApi {
     ) -> Result<Value, ZoomError> {
         let mut renewed = false;
         loop {
+            // The account's limiter first: a call waiting its turn must not hold a token
+            // that may expire meanwhile.
+            self.app.turn().await;
             let token = self.token().await?;
             let mut request = self
                 .http
@@ -239,6 +242,48 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An account API whose Server-to-Server app passes `limiter` and reaches nothing.
+    fn unreachable_api(limiter: Arc<crate::http::Limiter>) -> AccountApi {
+        let http = crate::http::client(Duration::from_secs(1));
+        let nowhere: Url = "http://127.0.0.1:1/v2".parse().unwrap();
+        let app = ServerToServerApp::new(
+            http.clone(),
+            "http://127.0.0.1:1/oauth/token".parse().unwrap(),
+            nowhere.clone(),
+            "account".into(),
+            super::super::AppCredentials {
+                client_id: "id".into(),
+                client_secret: "secret".to_owned().into(),
+            },
+            Some(limiter),
+        );
+        AccountApi::new(Arc::new(app), http, nowhere)
+    }
+
+    #[tokio::test]
+    async fn the_account_s_calls_wait_their_turn_at_the_chatbot_s_limiter() {
+        let one_an_hour = || {
+            Arc::new(crate::http::budget_limiter(crate::config::RateLimit {
+                requests: 1,
+                per: Duration::from_secs(3600),
+            }))
+        };
+        let wait = Duration::from_millis(300);
+        // The chatbot spent the hour's one call: a meeting waits, nothing is sent.
+        let spent = one_an_hour();
+        spent.until_ready().await;
+        let api = unreachable_api(spent);
+        let waited = tokio::time::timeout(wait, api.create_meeting("me", "war room")).await;
+        assert!(
+            waited.is_err(),
+            "the call went out past the account's limiter"
+        );
+        // With the call still to spend, it goes out (and finds nobody there).
+        let api = unreachable_api(one_an_hour());
+        let answered = tokio::time::timeout(wait, api.create_meeting("me", "war room")).await;
+        assert!(matches!(answered, Ok(Err(_))), "{answered:?}");
+    }
 
     #[test]
     fn only_plain_user_jids_pass() {

@@ -6,6 +6,7 @@
 //! [`ChatMessage`].
 
 use super::{AppCredentials, CachedToken, ZoomError, classify, request_token};
+use crate::http::Limiter;
 use futures_util::{SinkExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -80,6 +81,11 @@ pub struct ServerToServerApp {
     account_id: String,
     /// The app's OAuth client.
     app: AppCredentials,
+    /// The account's limiter, the chatbot's (invariant 4): Zoom's rate limits are the
+    /// account's, whichever of its apps calls. Every REST call (list-messages, and the
+    /// account's calls of `account.rs`) passes it. `None` only without a chatbot, where no
+    /// REST call is made (a credential checked alone by `bbzoom connect`).
+    limiter: Option<Arc<Limiter>>,
 }
 
 /// A token for the WebSocket and list-messages, and when to replace it.
@@ -149,6 +155,7 @@ impl ServerToServerApp {
         api_url: Url,
         account_id: String,
         app: AppCredentials,
+        limiter: Option<Arc<Limiter>>,
     ) -> ServerToServerApp {
         ServerToServerApp {
             http,
@@ -156,6 +163,14 @@ impl ServerToServerApp {
             api_url,
             account_id,
             app,
+            limiter,
+        }
+    }
+
+    /// Waits for the account's limiter to admit one REST call.
+    pub(crate) async fn turn(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
         }
     }
 
@@ -220,6 +235,7 @@ impl ServerToServerApp {
         if let Some(page) = page {
             url.query_pairs_mut().append_pair("next_page_token", page);
         }
+        self.turn().await;
         let response = self
             .http
             .get(url)

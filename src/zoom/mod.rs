@@ -14,6 +14,7 @@ use crate::retry::parse_retry_after;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -77,8 +78,9 @@ pub struct ChatbotClient {
     identity: ChatbotIdentity,
     /// The current access token; a tokio mutex so one renewal serves every waiting sender.
     token: Mutex<Option<CachedToken>>,
-    /// The account's one limiter (invariant 4).
-    limiter: Limiter,
+    /// The account's one limiter (invariant 4), shared with the Server-to-Server app of
+    /// `[zoom.events]`: Zoom counts the calls of every app of an account together.
+    limiter: Arc<Limiter>,
     /// Chat calls allowed per UTC day, from the plan or the config; `None`: no daily cap.
     daily_limit: Option<u32>,
     /// Calls made today: (days since the Unix epoch, count).
@@ -134,11 +136,16 @@ impl ChatbotClient {
             app,
             identity,
             token: Mutex::new(None),
-            limiter,
+            limiter: Arc::new(limiter),
             daily_limit,
             today: std::sync::Mutex::new((0, 0)),
             paused_until: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The account's limiter, for the account's other app to pass too.
+    pub(crate) fn account_limiter(&self) -> Arc<Limiter> {
+        Arc::clone(&self.limiter)
     }
 
     /// Refuses the call while the account is paused, and counts it against the daily cap.
