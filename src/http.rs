@@ -46,12 +46,21 @@ pub(crate) fn api_url<'s>(base: &url::Url, segments: &[&'s str]) -> Result<url::
     if let Some(step) = segments.iter().find(|s| matches!(**s, "" | "." | "..")) {
         return Err(step);
     }
+    Ok(with_segments(base, segments.iter().copied()))
+}
+
+/// `base` with `segments` appended to its path, each percent-encoded as one segment: the one
+/// way every URL is built from names (a request's, through [`api_url`], or a link's).
+pub(crate) fn with_segments<'a>(
+    base: &url::Url,
+    segments: impl IntoIterator<Item = &'a str>,
+) -> url::Url {
     let mut url = base.clone();
     url.path_segments_mut()
         .expect("an http(s) base URL")
         .pop_if_empty()
         .extend(segments);
-    Ok(url)
+    url
 }
 
 /// A limiter that never lets more than `limit.requests` through in any window of `limit.per`.

@@ -213,13 +213,8 @@ impl BuildStatusWire {
         base: &Url,
     ) -> BuildStatus {
         let page = |tail: &[&str]| {
-            let mut url = base.clone();
-            url.path_segments_mut()
-                .expect("an http(s) base URL")
-                .pop_if_empty()
-                .extend(["projects", &repo.owner, "repos", &repo.slug])
-                .extend(tail);
-            url
+            let segments = ["projects", &repo.owner, "repos", &repo.slug].into_iter();
+            crate::http::with_segments(base, segments.chain(tail.iter().copied()))
         };
         let git_ref = super::named_ref(self.git_ref.as_deref(), tip, known);
         let ref_url = match &git_ref {

@@ -405,13 +405,8 @@ impl CommitStatus {
 
 /// A page of `repo` on Bitbucket Cloud's web site, each segment percent-encoded.
 fn cloud_page(web_url: &url::Url, repo: &RepoId, tail: &[&str]) -> String {
-    let mut url = web_url.clone();
-    url.path_segments_mut()
-        .expect("an http(s) web URL")
-        .pop_if_empty()
-        .extend([repo.owner.as_str(), repo.slug.as_str()])
-        .extend(tail);
-    url.to_string()
+    let segments = [repo.owner.as_str(), repo.slug.as_str()].into_iter();
+    crate::http::with_segments(web_url, segments.chain(tail.iter().copied())).to_string()
 }
 
 /// A branch's page on Bitbucket Cloud (`/branch/feature/x`, slashes kept as the site writes

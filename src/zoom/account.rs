@@ -110,10 +110,7 @@ impl AccountApi {
     }
 
     fn endpoint(&self, segments: &[&str]) -> Result<Url, ZoomError> {
-        crate::http::api_url(&self.api_url, segments).map_err(|step| ZoomError {
-            class: super::ErrorClass::Permanent,
-            detail: format!("{step:?} is not a name a request can carry; nothing was sent"),
-        })
+        super::endpoint(&self.api_url, segments)
     }
 
     /// One call; a rejected token (code 124) is replaced and the call made once more.

@@ -223,11 +223,7 @@ impl ServerToServerApp {
         from_ms: i64,
         page: Option<&str>,
     ) -> Result<Page, ZoomError> {
-        let mut url = self.api_url.clone();
-        url.path_segments_mut()
-            .expect("an http(s) base URL")
-            .pop_if_empty()
-            .extend(["chat", "users", user, "messages"]);
+        let mut url = super::endpoint(&self.api_url, &["chat", "users", user, "messages"])?;
         url.query_pairs_mut()
             .append_pair("to_channel", channel_id)
             .append_pair("from", &crate::clock::utc_seconds(from_ms))

@@ -67,6 +67,15 @@ pub struct AppCredentials {
     pub client_secret: SecretString,
 }
 
+/// The REST endpoint `segments` under `api_url`; a name no request can carry (see
+/// [`crate::http::api_url`]) is a permanent error, and nothing is sent.
+pub(crate) fn endpoint(api_url: &Url, segments: &[&str]) -> Result<Url, ZoomError> {
+    crate::http::api_url(api_url, segments).map_err(|step| ZoomError {
+        class: ErrorClass::Permanent,
+        detail: format!("{step:?} is not a name a request can carry; nothing was sent"),
+    })
+}
+
 /// A Zoom chatbot client for one account.
 pub struct ChatbotClient {
     http: reqwest::Client,
