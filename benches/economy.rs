@@ -198,9 +198,6 @@ struct Row {
     /// first: what makes the tail.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tail: Vec<Slow>,
-    /// bbzoom's changes as told, slowest first (not in the JSON: `tail` is its head).
-    #[serde(skip)]
-    told: Vec<Slow>,
     /// bbzoom's missed changes, each as "channel link event": what to trace.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     missed_changes: Vec<String>,
@@ -242,20 +239,20 @@ impl Row {
             goal_s: None,
             over_goal: None,
             tail: Vec::new(),
-            told: Vec::new(),
             missed_changes: Vec::new(),
             sorted,
         }
     }
 
-    /// Fills in the goal `naive` sets (a quarter of its p95), how many changes missed it, and
-    /// the tail: the changes slower than the goal or the p95.
-    fn measure_against(&mut self, naive: &Row) {
+    /// Fills in the goal `naive` sets (a quarter of its p95), how many of the changes `told`
+    /// (slowest first) missed it, and the tail: those slower than the goal or the p95.
+    fn measure_against(&mut self, naive: &Row, mut told: Vec<Slow>) {
         let goal = naive.latency.p95_s / 4.0;
-        let over = self.told.iter().take_while(|s| s.latency_s > goal).count();
+        let over = told.iter().take_while(|s| s.latency_s > goal).count();
         let cut = goal.min(self.latency.p95_s);
-        let tail = self.told.iter().take_while(|s| s.latency_s > cut).count();
-        self.tail = self.told.drain(..tail).collect();
+        let tail = told.iter().take_while(|s| s.latency_s > cut).count();
+        told.truncate(tail);
+        self.tail = told;
         (self.goal_s, self.over_goal) = (Some(goal), Some(over));
     }
 
@@ -330,7 +327,7 @@ async fn main() -> anyhow::Result<()> {
             "economy: {repos} repositories, {credentials} credential(s): {} builds, {} state changes until simulated second {:.0}",
             trace.builds, trace.state_changes, trace.end_s
         );
-        let (mut bbzoom, caught_up) =
+        let (mut bbzoom, told, caught_up) =
             run_bbzoom(&scenario, &trace, &parameters, credentials).await?;
         if !caught_up {
             report.notes.push(format!(
@@ -338,7 +335,7 @@ async fn main() -> anyhow::Result<()> {
             ));
         }
         let naive = run_naive(&scenario, &trace, &parameters, credentials).await?;
-        bbzoom.measure_against(&naive);
+        bbzoom.measure_against(&naive, told);
         let ideal = ideal(&scenario, &trace, credentials);
         for row in [&bbzoom, &naive] {
             if row.poll_errors > 0 {
@@ -494,13 +491,14 @@ fn sim_options(parameters: &Parameters, credentials: usize) -> SimOptions {
 }
 
 /// Runs the real daemon as `bbzoom demo` does until it has caught up with the trace (or the
-/// bound passed); returns its row and whether it caught up.
+/// bound passed); returns its row, its changes as told (slowest first) and whether it caught
+/// up.
 async fn run_bbzoom(
     scenario: &Scenario,
     trace: &Trace,
     parameters: &Parameters,
     credentials: usize,
-) -> anyhow::Result<(Row, bool)> {
+) -> anyhow::Result<(Row, Vec<Slow>, bool)> {
     let wall = Instant::now();
     let sim = Simulator::start(scenario.clone(), sim_options(parameters, credentials)).await?;
     let dir = tempfile::tempdir()?;
@@ -566,7 +564,7 @@ async fn run_bbzoom(
         .map(|(channel, link, event)| format!("{channel} {link} {event:?}"))
         .collect();
     row.duplicates = score.duplicates;
-    row.told = score
+    let mut told: Vec<Slow> = score
         .latencies
         .iter()
         .map(|l| Slow {
@@ -577,12 +575,12 @@ async fn run_bbzoom(
             build: l.url.clone(),
         })
         .collect();
-    row.told.sort_by(|a, b| b.latency_s.total_cmp(&a.latency_s));
+    told.sort_by(|a, b| b.latency_s.total_cmp(&a.latency_s));
     row.poll_errors = metrics
         .poll_errors
         .load(std::sync::atomic::Ordering::Relaxed);
     row.wall_s = wall.elapsed().as_secs_f64();
-    Ok((row, caught_up))
+    Ok((row, told, caught_up))
 }
 
 /// Polls every repository in turn at the fixed interval the budget pays for, until each has
