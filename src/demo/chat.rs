@@ -6,12 +6,19 @@
 //! Zoom does not replay what it sent while no connection was open, so the commands posted
 //! while it was away reach bbzoom only through its catch-up (list-messages); the count of
 //! answers per command shows whether any was lost or run twice.
+//!
+//! The showcase's `acme/api` subscription in #ci also asks for war rooms (`meeting_on`), which
+//! the same Server-to-Server app creates: the summary counts them.
 
 use super::Narration;
 use bbzoom_sim::{ChannelEventKind, SimMention, SimPerson, Simulator};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What the showcase's `acme/api` subscription in #ci adds with `--chat`: a war room when a
+/// branch fails, kept while it still fails.
+pub(crate) const WAR_ROOMS: &str = "meeting_on = [\"failed\", \"still_failing\"]";
 
 /// The channel the person types in: `#ci` of the simulated account.
 pub(crate) const CHANNEL: &str = "ci@conference.xmpp.zoom.us";
@@ -71,6 +78,8 @@ pub struct ChatSummary {
     pub forced_disconnects: usize,
     /// Event WebSocket connections bbzoom opened.
     pub connections: u64,
+    /// War rooms (Zoom meetings) bbzoom created for failing branches.
+    pub war_rooms: usize,
 }
 
 /// The person typing.
@@ -187,6 +196,7 @@ pub(crate) fn summarize(
         repeated: counts.iter().filter(|&&n| n > 1).count(),
         forced_disconnects,
         connections: sim.stats().zoom_events_connections,
+        war_rooms: sim.meetings().len(),
     }
 }
 

@@ -460,6 +460,16 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
             let subscriptions = subscribe_all(&scenario);
             (scenario, subscriptions)
         }
+        (_, None) if options.chat => {
+            // War rooms come from the Server-to-Server app the chat needs: the first
+            // subscription (acme/api, every event, #ci) asks for them.
+            let with_war_rooms = SHOWCASE_SUBSCRIPTIONS.replacen(
+                "channels = [\"ci\"]\n",
+                &format!("channels = [\"ci\"]\n{}\n", chat::WAR_ROOMS),
+                1,
+            );
+            (Scenario::showcase(), with_war_rooms)
+        }
         (_, None) => (Scenario::showcase(), SHOWCASE_SUBSCRIPTIONS.to_owned()),
         (_, Some(repos)) => {
             let scenario = Scenario::realistic(7, repos, options.hours, TraceMix::default());
@@ -605,8 +615,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     ));
     if let Some(chat) = &summary.chat {
         say.line(format_args!(
-            "   chat: {} commands across {} forced disconnects ({} connections): {} answered once, {} lost, {} answered twice or more",
-            chat.commands, chat.forced_disconnects, chat.connections, chat.answered_once, chat.lost, chat.repeated
+            "   chat: {} commands across {} forced disconnects ({} connections): {} answered once, {} lost, {} answered twice or more; {} war rooms",
+            chat.commands, chat.forced_disconnects, chat.connections, chat.answered_once, chat.lost, chat.repeated, chat.war_rooms
         ));
     }
     let names = channel_names(&sim, &config);

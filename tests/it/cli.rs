@@ -133,6 +133,9 @@ fn demo_chat_answers_every_command_once_across_two_disconnects() {
     assert_eq!(chat["answered_once"], commands, "{summary}");
     assert_eq!(chat["lost"], 0, "{summary}");
     assert_eq!(chat["repeated"], 0, "{summary}");
+    // acme/api fails on two branches in the showcase (main and a feature branch), and its
+    // subscription asks for war rooms: one each.
+    assert_eq!(chat["war_rooms"], 2, "{summary}");
     assert_eq!(summary["missed"], 0, "{summary}");
     assert_eq!(summary["duplicates"], 0, "{summary}");
 }
