@@ -65,21 +65,6 @@ fn first_card_after(harness: &Harness, push: f64) -> Option<f64> {
         .reduce(f64::min)
 }
 
-/// A harness over `repos`, all subscribed, scanned every 30 s, with `budget` requests an
-/// hour.
-async fn scanning(repos: Vec<SimRepo>, budget: u32) -> Harness {
-    let scenario = Scenario { repos };
-    let subscriptions = subscribe_all(&scenario);
-    Harness::start_with(
-        scenario,
-        options(BitbucketFaults::default()),
-        polling(Some(30.0)),
-        budget,
-        &subscriptions,
-    )
-    .await
-}
-
 /// Waits from simulated second `from` until the card of the build pushed at `push` is in, or
 /// `until`; stops the daemon and returns the pushes its scans saw and the card's latency.
 async fn hints_and_first_card(
@@ -114,7 +99,7 @@ async fn a_push_is_found_by_the_scan_and_renamed_deleted_or_empty_repositories_c
         deleted_at: Some(0.0),
         ..SimRepo::default()
     });
-    let harness = scanning(repos, 600).await;
+    let harness = sparse_sweeps(Scenario { repos }, 600).await;
     let daemon = harness.run_daemon();
     harness.sleep_until(push + 300.0).await;
     let latency = first_card_after(&harness, push);
@@ -148,7 +133,7 @@ async fn a_second_page_of_changes_is_read() {
     for repo in &mut repos {
         repo.builds = vec![pushed(push)];
     }
-    let harness = scanning(repos, 900).await;
+    let harness = sparse_sweeps(Scenario { repos }, 900).await;
     let daemon = harness.run_daemon();
     harness.sleep_until(push).await;
     // Until every push is seen, for up to half an hour (the daemon, on a loaded machine, may
@@ -207,7 +192,7 @@ async fn a_push_made_while_bbzoom_was_down_is_seen_by_the_first_scan_after_the_r
     let (stop, push, restart) = (600.0, 700.0, 1300.0);
     let mut repos = idle(100);
     repos[99].builds = vec![pushed(push)];
-    let harness = scanning(repos, 180).await;
+    let harness = sparse_sweeps(Scenario { repos }, 180).await;
     let daemon = harness.run_daemon();
     harness.sleep_until(stop).await;
     daemon.stop().await;
