@@ -51,8 +51,10 @@
 //!   real seconds).
 //! - `ECONOMY_SEED`: the trace's random seed (default 7, the demo's).
 //! - `RUST_LOG`: the daemon's log on stderr (default errors only); for instance
-//!   `bbzoom::scheduler=debug` shows each repository's first look and every poll planned,
-//!   which places a slow change against its repository's first look.
+//!   `bbzoom::scheduler=debug` shows each repository's first look and every poll planned
+//!   and made (why: scan, sweep, following a run, schedule; its requests and what it found),
+//!   which places a slow change against its repository's first look and shows where the
+//!   budget went.
 
 use anyhow::Context;
 use bbzoom::bitbucket::{Account, Auth, CloudClient, RetryPolicy};

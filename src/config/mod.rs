@@ -591,15 +591,31 @@ impl Watch {
         git_ref: &BuildRef,
         event: EventKind,
     ) -> BTreeSet<&str> {
-        let as_pipeline: BTreeSet<&str> = self
-            .pipelines
-            .iter()
-            .filter(|s| s.refs.matches(git_ref))
-            .flat_map(|s| s.channels.iter().map(String::as_str))
-            .collect();
+        let as_pipeline = self.hearing_as_pipeline(git_ref);
         let mut channels = self.channels_for(git_ref, event);
         channels.retain(|c| !as_pipeline.contains(c));
         channels
+    }
+
+    /// Whether some channel of this watch hears, for `git_ref`, the statuses Pipelines posts
+    /// for its own runs (whatever the event): false when every channel taking `git_ref`
+    /// hears the runs as pipelines already, and such statuses are nobody's news here.
+    pub fn hears_pipeline_statuses(&self, git_ref: &BuildRef) -> bool {
+        let as_pipeline = self.hearing_as_pipeline(git_ref);
+        self.subscriptions
+            .iter()
+            .filter(|s| s.refs.matches(git_ref))
+            .flat_map(|s| &s.channels)
+            .any(|c| !as_pipeline.contains(c.as_str()))
+    }
+
+    /// The channels that hear `git_ref`'s Pipelines runs as pipelines.
+    fn hearing_as_pipeline(&self, git_ref: &BuildRef) -> BTreeSet<&str> {
+        self.pipelines
+            .iter()
+            .filter(|s| s.refs.matches(git_ref))
+            .flat_map(|s| s.channels.iter().map(String::as_str))
+            .collect()
     }
 
     /// The channels where `event` of a build for `git_ref` shows a war room: those of the

@@ -9,7 +9,9 @@
 //! too. When a Cloud branch
 //! moved by more than one commit between two looks, the commits in between are listed (one
 //! request) and followed too: otherwise a commit pushed over before its first look, and its
-//! statuses, would never be seen.
+//! statuses, would never be seen. A status Pipelines posts for its own run, where every
+//! channel hears the run as a pipeline, is dropped as read: it would have the commit followed
+//! a second time for as long as the run lasts, and settle again after it.
 //!
 //! A tag that appears is followed like a branch that moves. The first time tags are listed
 //! (a first poll, or the first since a subscription took tags) they are recorded, and only
@@ -123,6 +125,14 @@ pub(super) async fn fetch(
         commit.read_ms = now_ms;
         requests += 1;
     }
+    // A status Pipelines posted for its own run, where every channel hears the run as a
+    // pipeline, is nobody's news here: left out, it neither keeps its commit read every poll
+    // while the run lasts nor settles it again when the run ends, which would follow each run
+    // a second time (the repository's pipelines watch follows it already).
+    let heard = |b: &crate::domain::BuildStatus| {
+        !observed.by_pipelines.contains(&b.key) || watch.hears_pipeline_statuses(&b.git_ref)
+    };
+    observed.builds.retain(heard);
     Ok(Fetched {
         builds: observed.builds,
         by_pipelines: observed.by_pipelines,

@@ -421,7 +421,7 @@ impl Scheduler {
         };
         let (now, now_ms) = (Instant::now(), self.ctx.clock.now_ms());
         self.log.record(&key, &result, now_ms);
-        report(&self.watches[index], &result, &self.ctx);
+        report(&self.watches[index], why, &result, &self.ctx);
         if let Ok(summary) = &result {
             let found = match why {
                 Why::Scan => &self.ctx.metrics.found_by_scan,
@@ -963,7 +963,14 @@ fn jitter(interval: Duration) -> Duration {
     interval.mul_f64(0.9 + 0.2 * rand::random::<f64>())
 }
 
-fn report(tracked: &Tracked, result: &Result<poller::PollSummary, PollError>, ctx: &PollContext) {
+/// Logs a finished poll (why it was made, what it cost and found; a failure with what to do)
+/// and tells the store's health what the poll's commit showed.
+fn report(
+    tracked: &Tracked,
+    why: Why,
+    result: &Result<poller::PollSummary, PollError>,
+    ctx: &PollContext,
+) {
     match result {
         Err(PollError::Store(err)) => ctx.store.note::<(), _>(&Err(err)),
         Ok(_) => ctx.store.note::<(), &str>(&Ok(())),
@@ -974,12 +981,18 @@ fn report(tracked: &Tracked, result: &Result<poller::PollSummary, PollError>, ct
     let (repo, source) = (&watch.repo, watch.source.name());
     match result {
         Ok(summary) if summary.baselined => {
-            tracing::info!(%repo, source, "baselined repository: history recorded, not announced");
+            tracing::info!(%repo, source, ?why, summary.requests, "baselined repository: history recorded, not announced");
         }
-        Ok(summary) if summary.transitions > 0 => {
-            tracing::debug!(%repo, source, ?summary, "poll recorded transitions")
-        }
-        Ok(_) => {}
+        // Why each poll was made and what it cost and found: where the budget goes.
+        Ok(summary) => tracing::debug!(
+            %repo,
+            source,
+            ?why,
+            summary.requests,
+            summary.transitions,
+            summary.discovered,
+            "polled"
+        ),
         Err(PollError::Bitbucket(crate::bitbucket::BitbucketError::NotFound)) => {
             ctx.metrics
                 .poll_errors

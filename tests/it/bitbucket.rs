@@ -12,7 +12,7 @@ use bbzoom::retry::Backoff;
 use bbzoom_sim::score::{Score, SimEvent};
 use bbzoom_sim::{
     BitbucketFault, BitbucketFaults, Scenario, SimBuild, SimCredential, SimCredentialKind,
-    SimOptions, SimRepo, SimStart, SimState, SimState::*, Simulator,
+    SimOptions, SimRepo, SimSource, SimStart, SimState, SimState::*, Simulator,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -440,6 +440,50 @@ async fn every_source_end_to_end_cloud_pipelines_cloud_statuses_data_center_and_
         by_credential["cloud"] > 0 && by_credential["dc"] > 0,
         "{by_credential:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_told_as_a_pipeline_is_not_followed_again_through_its_commit_statuses() {
+    // acme/ops runs Pipelines and a scanner, both subscribed to #ci: a 40-minute pipeline
+    // pushed at 30 s, and the scanner's status on its commit from 230 s to 400 s.
+    let pipeline = SimBuild::pipeline(1, "main", 30.0, vec![(40.0, Running), (2430.0, Successful)]);
+    let scan = SimBuild::status(
+        "security-scan",
+        "main",
+        pipeline.commit.clone(),
+        30.0,
+        230.0,
+        vec![(235.0, Running), (400.0, Successful)],
+    );
+    let scenario = Scenario {
+        repos: vec![SimRepo::new(
+            "acme",
+            "ops",
+            SimSource::CloudMixed,
+            vec![pipeline, scan],
+        )],
+    };
+    let harness = crate::common::sparse_sweeps(scenario, 3600).await;
+    let daemon = harness.run_daemon();
+    harness.sleep_until(3100.0).await;
+    harness
+        .wait_caught_up(&daemon.store, Duration::from_secs(20))
+        .await;
+    daemon.stop().await;
+
+    let score = score(&harness.sim, &harness.config);
+    assert!(score.missed.is_empty(), "missed {:?}", score.missed);
+    let urls: Vec<&String> = score.shown.keys().map(|(_, url, _)| url).collect();
+    assert!(
+        urls.iter().any(|u| u.contains("/pipelines/results/1")),
+        "{urls:?}"
+    );
+    assert!(urls.iter().any(|u| u.contains("/ci/acme/ops/")), "{urls:?}");
+    // The commit's statuses are read while the scanner's settle (until its end at 400 s and a
+    // settle time after: about 1,000 s at one read every 15 s), not for as long as the
+    // pipeline's own status runs and settles after it (until about 3,030 s: some 200 reads).
+    let reads = harness.sim.requests_by_route()["/2.0/repositories/{workspace}/{repo_slug}/commit/{commit}/statuses"];
+    assert!(reads < 110, "{reads} reads of the commit's statuses");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

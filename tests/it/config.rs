@@ -262,6 +262,12 @@ fn a_status_pipelines_posts_is_told_only_where_the_run_is_not_told_as_a_pipeline
         .into_iter()
         .collect();
     assert_eq!(outside, ["ci", "releases"]);
+    // #releases hears main's Pipelines statuses; with #ci alone, nobody would.
+    assert!(statuses.hears_pipeline_statuses(&branch("main")));
+    let ci_only = parse(&text.replacen("[\"ci\", \"releases\"]", "[\"ci\"]", 1));
+    assert_eq!(ci_only.watches[0].source, SourceKind::Statuses);
+    assert!(!ci_only.watches[0].hears_pipeline_statuses(&branch("main")));
+    assert!(ci_only.watches[0].hears_pipeline_statuses(&branch("dev")));
 }
 
 #[test]
