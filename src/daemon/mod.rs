@@ -29,7 +29,7 @@ use crate::retry::Backoff;
 use crate::war_room::{MeetingRetry, WarRooms};
 use crate::zoom::account::{AccountApi, Directory};
 use crate::zoom::events::ServerToServerApp;
-use crate::zoom::{AppCredentials, ChatbotClient, ChatbotIdentity, WebhookClient};
+use crate::zoom::{AccountGate, AppCredentials, ChatbotClient, ChatbotIdentity, WebhookClient};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -603,8 +603,8 @@ impl Zoom {
                     api_url: config.zoom.api_url.clone(),
                     request_timeout: config.daemon.request_timeout,
                 };
-                let limiter = chatbot.as_ref().map(|bot| bot.account_limiter());
-                let app = events_app(config, events, credentials, limiter)?;
+                let account = chatbot.as_ref().map(|bot| bot.account());
+                let app = events_app(config, events, credentials, account)?;
                 Some((Arc::new(app), spec))
             }
         };
@@ -628,12 +628,12 @@ impl Zoom {
 }
 
 /// The Server-to-Server app of `[zoom.events]`, with its credential from `credentials`, its
-/// REST calls passing `limiter`, the account's (the chatbot's).
+/// REST calls passing `account`, the chatbot's: its limiter and daily allowance.
 pub fn events_app(
     config: &Config,
     events: &EventsConfig,
     credentials: &Credentials,
-    limiter: Option<Arc<http::Limiter>>,
+    account: Option<Arc<AccountGate>>,
 ) -> Result<ServerToServerApp, DaemonError> {
     let used_by = "[zoom.events] credential".to_owned();
     let Credential::ZoomServerToServer {
@@ -654,7 +654,7 @@ pub fn events_app(
         config.zoom.api_url.clone(),
         account_id.clone(),
         app,
-        limiter,
+        account,
     ))
 }
 

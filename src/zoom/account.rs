@@ -124,7 +124,7 @@ impl AccountApi {
         loop {
             // The account's limiter first: a call waiting its turn must not hold a token
             // that may expire meanwhile.
-            self.app.turn().await;
+            self.app.turn().await?;
             let token = self.token().await?;
             let mut request = self
                 .http
@@ -145,7 +145,7 @@ impl AccountApi {
                     *self.token.lock().await = None;
                     renewed = true;
                 }
-                Err(answer) => return Err(answer.into_error()),
+                Err(answer) => return Err(self.app.failed(answer)),
             }
         }
     }
@@ -240,8 +240,8 @@ impl Directory {
 mod tests {
     use super::*;
 
-    /// An account API whose Server-to-Server app passes `limiter` and reaches nothing.
-    fn unreachable_api(limiter: Arc<crate::http::Limiter>) -> AccountApi {
+    /// An account API whose Server-to-Server app passes `account` and reaches nothing.
+    fn unreachable_api(account: Arc<super::super::AccountGate>) -> AccountApi {
         let http = crate::http::client(Duration::from_secs(1));
         let nowhere: Url = "http://127.0.0.1:1/v2".parse().unwrap();
         let app = ServerToServerApp::new(
@@ -253,23 +253,26 @@ mod tests {
                 client_id: "id".into(),
                 client_secret: "secret".to_owned().into(),
             },
-            Some(limiter),
+            Some(account),
         );
         AccountApi::new(Arc::new(app), http, nowhere)
     }
 
+    /// An account admitting one call an hour and `daily` a day.
+    fn account(daily: Option<u32>) -> Arc<super::super::AccountGate> {
+        let one_an_hour = crate::http::budget_limiter(crate::config::RateLimit {
+            requests: 1,
+            per: Duration::from_secs(3600),
+        });
+        Arc::new(super::super::AccountGate::new(one_an_hour, daily))
+    }
+
     #[tokio::test]
     async fn the_account_s_calls_wait_their_turn_at_the_chatbot_s_limiter() {
-        let one_an_hour = || {
-            Arc::new(crate::http::budget_limiter(crate::config::RateLimit {
-                requests: 1,
-                per: Duration::from_secs(3600),
-            }))
-        };
         let wait = Duration::from_millis(300);
         // The chatbot spent the hour's one call: a meeting waits, nothing is sent.
-        let spent = one_an_hour();
-        spent.until_ready().await;
+        let spent = account(None);
+        spent.turn().await.unwrap();
         let api = unreachable_api(spent);
         let waited = tokio::time::timeout(wait, api.create_meeting("me", "war room")).await;
         assert!(
@@ -277,9 +280,30 @@ mod tests {
             "the call went out past the account's limiter"
         );
         // With the call still to spend, it goes out (and finds nobody there).
-        let api = unreachable_api(one_an_hour());
+        let api = unreachable_api(account(None));
         let answered = tokio::time::timeout(wait, api.create_meeting("me", "war room")).await;
-        assert!(matches!(answered, Ok(Err(_))), "{answered:?}");
+        let Ok(Err(err)) = answered else {
+            panic!("{answered:?}")
+        };
+        assert!(err.detail.contains("token request failed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_account_s_calls_count_against_the_chatbot_s_daily_allowance() {
+        // The chatbot spent the day's one call: a meeting is refused at once, nothing sent,
+        // and told to wait for the reset.
+        let spent = account(Some(1));
+        spent.turn().await.unwrap();
+        let api = unreachable_api(spent.clone());
+        let refused = api.create_meeting("me", "war room").await.unwrap_err();
+        assert!(refused.detail.contains("daily limit"), "{refused}");
+        assert!(
+            matches!(refused.class, super::super::ErrorClass::Transient { retry_after: Some(wait) } if wait > Duration::ZERO),
+            "{:?}",
+            refused.class
+        );
+        // The pause holds for the chatbot as well.
+        assert!(spent.turn().await.is_err());
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! Zoom's frames and JSON stay here; the rest of the crate sees [`Incoming`] and
 //! [`ChatMessage`].
 
-use super::{AppCredentials, CachedToken, ZoomError, classify, request_token};
-use crate::http::Limiter;
+use super::{
+    AccountGate, AppCredentials, CachedToken, ZoomAnswer, ZoomError, classify, request_token,
+};
 use futures_util::{SinkExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -81,11 +82,12 @@ pub struct ServerToServerApp {
     account_id: String,
     /// The app's OAuth client.
     app: AppCredentials,
-    /// The account's limiter, the chatbot's (invariant 4): Zoom's rate limits are the
-    /// account's, whichever of its apps calls. Every REST call (list-messages, and the
-    /// account's calls of `account.rs`) passes it. `None` only without a chatbot, where no
-    /// REST call is made (a credential checked alone by `bbzoom connect`).
-    limiter: Option<Arc<Limiter>>,
+    /// What the account admits, the chatbot's (invariant 4): Zoom's rate limits and daily
+    /// allowance are the account's, whichever of its apps calls. Every REST call
+    /// (list-messages, and the account's calls of `account.rs`) passes it, and a daily-limit
+    /// 429 it meets pauses the chatbot too. `None` only without a chatbot, where no REST call
+    /// is made (a credential checked alone by `bbzoom connect`).
+    account: Option<Arc<AccountGate>>,
 }
 
 /// A token for the WebSocket and list-messages, and when to replace it.
@@ -155,7 +157,7 @@ impl ServerToServerApp {
         api_url: Url,
         account_id: String,
         app: AppCredentials,
-        limiter: Option<Arc<Limiter>>,
+        account: Option<Arc<AccountGate>>,
     ) -> ServerToServerApp {
         ServerToServerApp {
             http,
@@ -163,14 +165,23 @@ impl ServerToServerApp {
             api_url,
             account_id,
             app,
-            limiter,
+            account,
         }
     }
 
-    /// Waits for the account's limiter to admit one REST call.
-    pub(crate) async fn turn(&self) {
-        if let Some(limiter) = &self.limiter {
-            limiter.until_ready().await;
+    /// Waits for the account to admit one REST call; refused while it is paused for the day.
+    pub(crate) async fn turn(&self) -> Result<(), ZoomError> {
+        match &self.account {
+            Some(account) => account.turn().await,
+            None => Ok(()),
+        }
+    }
+
+    /// A failed REST answer as an error; a daily-limit 429 pauses the whole account.
+    pub(super) fn failed(&self, answer: ZoomAnswer) -> ZoomError {
+        match &self.account {
+            Some(account) => account.failed(answer),
+            None => answer.into_error(),
         }
     }
 
@@ -231,7 +242,7 @@ impl ServerToServerApp {
         if let Some(page) = page {
             url.query_pairs_mut().append_pair("next_page_token", page);
         }
-        self.turn().await;
+        self.turn().await?;
         let response = self
             .http
             .get(url)
@@ -243,7 +254,7 @@ impl ServerToServerApp {
             })?;
         let answer = classify(response)
             .await
-            .map_err(|answer| answer.into_error())?;
+            .map_err(|answer| self.failed(answer))?;
         let listed: ListAnswer = serde_json::from_value(answer)
             .map_err(|e| ZoomError::transient(format!("unreadable list-messages answer: {e}")))?;
         Ok(Page {

@@ -87,10 +87,18 @@ pub struct ChatbotClient {
     identity: ChatbotIdentity,
     /// The current access token; a tokio mutex so one renewal serves every waiting sender.
     token: Mutex<Option<CachedToken>>,
-    /// The account's one limiter (invariant 4), shared with the Server-to-Server app of
+    /// What the account admits (invariant 4), shared with the Server-to-Server app of
     /// `[zoom.events]`: Zoom counts the calls of every app of an account together.
-    limiter: Arc<Limiter>,
-    /// Chat calls allowed per UTC day, from the plan or the config; `None`: no daily cap.
+    account: Arc<AccountGate>,
+}
+
+/// What a Zoom account admits of all its apps' REST calls: one rate limiter, the daily
+/// allowance of its plan, and the pause after a daily-limit 429 (or once the allowance is
+/// spent), until Zoom's reset.
+pub struct AccountGate {
+    /// The account's one limiter (invariant 4).
+    limiter: Limiter,
+    /// Calls allowed per UTC day, from the plan or the config; `None`: no daily cap.
     daily_limit: Option<u32>,
     /// Calls made today: (days since the Unix epoch, count).
     today: std::sync::Mutex<(u64, u32)>,
@@ -145,76 +153,14 @@ impl ChatbotClient {
             app,
             identity,
             token: Mutex::new(None),
-            limiter: Arc::new(limiter),
-            daily_limit,
-            today: std::sync::Mutex::new((0, 0)),
-            paused_until: std::sync::Mutex::new(None),
+            account: Arc::new(AccountGate::new(limiter, daily_limit)),
         }
     }
 
-    /// The account's limiter, for the account's other app to pass too.
-    pub(crate) fn account_limiter(&self) -> Arc<Limiter> {
-        Arc::clone(&self.limiter)
+    /// What the account admits, for the account's other app to pass too.
+    pub(crate) fn account(&self) -> Arc<AccountGate> {
+        Arc::clone(&self.account)
     }
-
-    /// Refuses the call while the account is paused, and counts it against the daily cap.
-    fn admit(&self) -> Result<(), ZoomError> {
-        let now = SystemTime::now();
-        let mut paused = self.paused_until.lock().expect("pause lock");
-        if let Some(until) = paused.filter(|&until| until > now) {
-            let wait = until.duration_since(now).unwrap_or_default();
-            return Err(ZoomError {
-                class: ErrorClass::Transient {
-                    retry_after: Some(wait),
-                },
-                detail: format!(
-                    "the Zoom account is paused for {}s after reaching its daily limit",
-                    wait.as_secs()
-                ),
-            });
-        }
-        let day = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs()
-            / 86_400;
-        let mut today = self.today.lock().expect("daily count lock");
-        if today.0 != day {
-            *today = (day, 0);
-        }
-        if self.daily_limit.is_some_and(|limit| today.1 >= limit) {
-            let reset = next_utc_midnight(now);
-            *paused = Some(reset);
-            tracing::warn!(
-                "the Zoom account's daily limit is used up; pausing until 00:00 UTC, the outbox keeps every card"
-            );
-            return Err(ZoomError {
-                class: ErrorClass::Transient {
-                    retry_after: reset.duration_since(now).ok(),
-                },
-                detail: "the Zoom account's daily limit is used up".into(),
-            });
-        }
-        today.1 += 1;
-        Ok(())
-    }
-
-    /// After Zoom said the daily limit is reached: pause every call until its reset.
-    fn pause_for_the_day(&self, retry_after: Option<Duration>) -> Duration {
-        let now = SystemTime::now();
-        let wait = retry_after.unwrap_or_else(|| {
-            next_utc_midnight(now)
-                .duration_since(now)
-                .unwrap_or_default()
-        });
-        *self.paused_until.lock().expect("pause lock") = Some(now + wait);
-        tracing::warn!(
-            pause_s = wait.as_secs(),
-            "Zoom says the account's daily limit is reached; pausing every chat call, the outbox keeps every card"
-        );
-        wait
-    }
-
     /// Posts `content` (a chatbot card) to `to_jid`, as a thread reply when `reply_to` is given.
     /// Returns the new message's id.
     pub async fn send(
@@ -305,9 +251,9 @@ impl ChatbotClient {
     ) -> Result<Value, ZoomError> {
         let mut renewed = false;
         loop {
-            self.admit()?;
+            self.account.admit()?;
             let token = self.token().await?;
-            self.limiter.until_ready().await;
+            self.account.limiter.until_ready().await;
             let response = self
                 .http
                 .request(method.clone(), url.clone())
@@ -329,16 +275,7 @@ impl ChatbotClient {
                         "Zoom rejected a freshly issued access token (code 124)",
                     ));
                 }
-                Err(ZoomAnswer::DailyLimit(retry_after)) => {
-                    let wait = self.pause_for_the_day(retry_after);
-                    return Err(ZoomError {
-                        class: ErrorClass::Transient {
-                            retry_after: Some(wait),
-                        },
-                        detail: "Zoom's daily limit for the account is reached (HTTP 429)".into(),
-                    });
-                }
-                Err(ZoomAnswer::Failed(err)) => return Err(err),
+                Err(answer) => return Err(self.account.failed(answer)),
                 Ok(value) => return Ok(value),
             }
         }
@@ -365,6 +302,96 @@ impl ChatbotClient {
             "the chatbot's",
         )
         .await
+    }
+}
+
+impl AccountGate {
+    pub(crate) fn new(limiter: Limiter, daily_limit: Option<u32>) -> AccountGate {
+        AccountGate {
+            limiter,
+            daily_limit,
+            today: std::sync::Mutex::new((0, 0)),
+            paused_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// One call's turn: refused while the account is paused or its allowance is spent (the
+    /// call is counted against it), then its place at the limiter.
+    pub(crate) async fn turn(&self) -> Result<(), ZoomError> {
+        self.admit()?;
+        self.limiter.until_ready().await;
+        Ok(())
+    }
+
+    /// Refuses the call while the account is paused, and counts it against the daily cap.
+    fn admit(&self) -> Result<(), ZoomError> {
+        let now = SystemTime::now();
+        let mut paused = self.paused_until.lock().expect("pause lock");
+        if let Some(until) = paused.filter(|&until| until > now) {
+            let wait = until.duration_since(now).unwrap_or_default();
+            return Err(ZoomError {
+                class: ErrorClass::Transient {
+                    retry_after: Some(wait),
+                },
+                detail: format!(
+                    "the Zoom account is paused for {}s after reaching its daily limit",
+                    wait.as_secs()
+                ),
+            });
+        }
+        let day = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            / 86_400;
+        let mut today = self.today.lock().expect("daily count lock");
+        if today.0 != day {
+            *today = (day, 0);
+        }
+        if self.daily_limit.is_some_and(|limit| today.1 >= limit) {
+            let reset = next_utc_midnight(now);
+            *paused = Some(reset);
+            tracing::warn!(
+                "the Zoom account's daily limit is used up; pausing until 00:00 UTC, the outbox keeps every card"
+            );
+            return Err(ZoomError {
+                class: ErrorClass::Transient {
+                    retry_after: reset.duration_since(now).ok(),
+                },
+                detail: "the Zoom account's daily limit is used up".into(),
+            });
+        }
+        today.1 += 1;
+        Ok(())
+    }
+
+    /// After Zoom said the daily limit is reached: pause every call until its reset.
+    fn pause_for_the_day(&self, retry_after: Option<Duration>) -> Duration {
+        let now = SystemTime::now();
+        let wait = retry_after.unwrap_or_else(|| {
+            next_utc_midnight(now)
+                .duration_since(now)
+                .unwrap_or_default()
+        });
+        *self.paused_until.lock().expect("pause lock") = Some(now + wait);
+        tracing::warn!(
+            pause_s = wait.as_secs(),
+            "Zoom says the account's daily limit is reached; pausing every chat call, the outbox keeps every card"
+        );
+        wait
+    }
+
+    /// A failed answer as an error; a daily-limit 429 pauses every app of the account first.
+    fn failed(&self, answer: ZoomAnswer) -> ZoomError {
+        match answer {
+            ZoomAnswer::DailyLimit(retry_after) => ZoomError {
+                class: ErrorClass::Transient {
+                    retry_after: Some(self.pause_for_the_day(retry_after)),
+                },
+                detail: "Zoom's daily limit for the account is reached (HTTP 429)".into(),
+            },
+            other => other.into_error(),
+        }
     }
 }
 
