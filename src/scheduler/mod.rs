@@ -447,6 +447,18 @@ impl Scheduler {
         let prior_ms = self.prior_ms().filter(|_| self.short);
         let tracked = &mut self.watches[index];
         tracked.learn(&result, now, now_ms, self.timing.history, prior_ms);
+        // Kept for a restart when it moved: a build found, or a run's end timed.
+        let learnt = result.as_ref().is_ok_and(|summary| {
+            summary.discovered > 0 || tracked::run_times(&summary.runs).next().is_some()
+        });
+        if learnt {
+            let learned = tracked.learned(now, now_ms, self.timing.history);
+            let kept =
+                self.ctx
+                    .store
+                    .set_learned(&tracked.watch.repo, tracked.watch.source, &learned);
+            self.ctx.store.note(&kept);
+        }
         tracked.polled = Some(now);
         tracked.why = if tracked.busy {
             Why::Follow
@@ -835,6 +847,22 @@ impl Scheduler {
             .map(|due| due.max(now));
     }
 
+    /// Gives a watch new to this scheduler what an earlier run (before a restart) learnt of
+    /// it: its lanes' run times and how busy it was.
+    fn restore_learned(&self, tracked: &mut Tracked, now: Instant) {
+        let (repo, source) = (&tracked.watch.repo, tracked.watch.source);
+        match self.ctx.store.learned(repo, source) {
+            Ok(Some(kept)) => {
+                let now_ms = self.ctx.clock.now_ms();
+                tracked.relearn(&kept, now, now_ms, self.timing.history);
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(%repo, %err, "cannot read what was learnt of the repository; it is learnt again");
+            }
+        }
+    }
+
     /// Takes a roster (the first, or a reload's): see [`run`].
     fn take_roster(&mut self, roster: &Roster, first: bool) {
         let now = Instant::now();
@@ -875,6 +903,7 @@ impl Scheduler {
                             .mul_f64(rand::random::<f64>())
                     };
                     self.restore_schedules(&mut tracked, now);
+                    self.restore_learned(&mut tracked, now);
                     let mut at = now + delay;
                     // Just after a kept schedule fires, if that comes first.
                     if let Some(fire) = self.next_fire(&tracked, now).filter(|fire| *fire < at) {
@@ -1006,4 +1035,23 @@ fn report(
             tracing::warn!(%repo, source, credential = %watch.credential, %err, "poll failed; will try again");
         }
     }
+}
+
+/// A client for a workspace never reached, for the scheduler's unit tests.
+#[cfg(test)]
+fn test_client() -> Arc<crate::bitbucket::CloudClient> {
+    Arc::new(crate::bitbucket::CloudClient::new(
+        Arc::new(crate::bitbucket::Account::new(
+            "t".into(),
+            crate::http::client(Duration::from_secs(1)),
+            crate::bitbucket::Auth::Bearer("x".to_owned().into()),
+            crate::domain::RateLimit {
+                requests: 10,
+                per: Duration::from_secs(1),
+            },
+            Default::default(),
+        )),
+        "http://127.0.0.1:1/2.0".parse().unwrap(),
+        "http://127.0.0.1:1".parse().unwrap(),
+    ))
 }

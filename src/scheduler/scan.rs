@@ -117,24 +117,7 @@ pub(crate) fn interval(every: Duration, workspaces: usize, rate: f64, share: f64
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A client for a workspace never reached.
-    fn test_client() -> Arc<CloudClient> {
-        Arc::new(CloudClient::new(
-            Arc::new(crate::bitbucket::Account::new(
-                "t".into(),
-                crate::http::client(Duration::from_secs(1)),
-                crate::bitbucket::Auth::Bearer("x".to_owned().into()),
-                crate::domain::RateLimit {
-                    requests: 10,
-                    per: Duration::from_secs(1),
-                },
-                Default::default(),
-            )),
-            "http://127.0.0.1:1/2.0".parse().unwrap(),
-            "http://127.0.0.1:1".parse().unwrap(),
-        ))
-    }
+    use crate::scheduler::test_client;
 
     #[test]
     fn each_push_is_hinted_once_and_the_query_overlaps() {

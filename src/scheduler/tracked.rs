@@ -8,6 +8,7 @@ use crate::config::Watch;
 use crate::domain::{Lane, SourceKind};
 use crate::poller::{PollError, PollSummary, RunSeen, Source};
 use crate::schedule::CronPattern;
+use crate::store::LearnedRecord;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -155,6 +156,33 @@ impl Tracked {
     pub(crate) fn longest_run(&self) -> Option<Duration> {
         let longest = self.durations.values().copied().reduce(f64::max)?;
         Some(secs_f64(longest / 1000.0))
+    }
+
+    /// What it learnt, as of `now` (`now_ms` on the daemon's clock), for the store to keep
+    /// over a restart.
+    pub(crate) fn learned(&self, now: Instant, now_ms: i64, history: Duration) -> LearnedRecord {
+        let activity = self.activity.at(now, history);
+        LearnedRecord::new(
+            now_ms,
+            activity,
+            self.durations.iter().map(|(l, ms)| (l, *ms)),
+        )
+    }
+
+    /// Takes back what a run before a restart learnt: its lanes' run times, and its activity
+    /// decayed since.
+    pub(crate) fn relearn(
+        &mut self,
+        record: &LearnedRecord,
+        now: Instant,
+        now_ms: i64,
+        history: Duration,
+    ) {
+        self.activity = Decaying {
+            count: record.activity_at(now_ms, history),
+            at: now,
+        };
+        self.durations = record.durations().collect();
     }
 
     /// When the first of its schedules fires after calendar instant `now_ms` (Unix ms).
@@ -320,6 +348,71 @@ mod tests {
             run_times(&[ended]).collect::<Vec<_>>(),
             [(&lane("main"), 90_000.0)]
         );
+    }
+
+    /// acme/api's pipelines, as a scheduler tracks them from `now`.
+    fn tracked(now: Instant) -> Tracked {
+        let watch = Watch {
+            repo: crate::domain::RepoId::new("acme", "api"),
+            source: SourceKind::Pipelines,
+            credential: "ci".into(),
+            pool: vec!["ci".into()],
+            url: "https://bitbucket.org/acme/api".into(),
+            subscriptions: Vec::new(),
+            pipelines: Vec::new(),
+            people: Default::default(),
+        };
+        Tracked::new(
+            watch,
+            Source::Pipelines(crate::scheduler::test_client()),
+            now,
+        )
+    }
+
+    /// A poll that found `runs`, each a build new to it.
+    fn polled(runs: Vec<RunSeen>) -> Result<PollSummary, PollError> {
+        Ok(PollSummary {
+            baselined: false,
+            transitions: runs.len(),
+            notifications: 0,
+            discovered: runs.len(),
+            requests: 1,
+            busy: runs.iter().any(|run| run.ended_ms.is_none()),
+            runs,
+        })
+    }
+
+    #[test]
+    fn what_was_learnt_before_a_restart_foresees_the_next_run_s_end() {
+        let (history, now) = (Duration::from_secs(3600), Instant::now());
+        let mut before = tracked(now);
+        // A run of main took 100 s; four builds found in all.
+        let ended = RunSeen {
+            ended_ms: Some(100_000),
+            ..running("main", 0)
+        };
+        before.learn(&polled(vec![ended]), now, 100_000, history, None);
+        before.learn(
+            &polled(vec![running("a", 0), running("b", 0), running("c", 0)]),
+            now,
+            100_000,
+            history,
+            None,
+        );
+        let kept = before.learned(now, 100_000, history);
+        // Restarted an hour later, a new run of main shows: its end is foreseen (120 s after
+        // it started) where a scheduler that learnt nothing follows it blindly.
+        let (later, later_ms) = (now + history, 100_000 + 3_600_000);
+        let mut after = tracked(later);
+        after.relearn(&kept, later, later_ms, history);
+        assert_eq!(after.longest_run(), Some(Duration::from_secs(100)));
+        assert!((after.activity(later, history) - 2.0).abs() < 1e-9);
+        let new_run = || polled(vec![running("main", later_ms - 20_000)]);
+        after.learn(&new_run(), later, later_ms, history, None);
+        assert_eq!(after.expected_end, Some(later + Duration::from_secs(100)));
+        let mut fresh = tracked(later);
+        fresh.learn(&new_run(), later, later_ms, history, None);
+        assert_eq!(fresh.expected_end, None);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub(crate) use records::{ChatAnswer, SCHEMA_VERSION, SchedulesRecord};
+pub(crate) use records::{ChatAnswer, LearnedRecord, SCHEMA_VERSION, SchedulesRecord};
 
 /// Most characters of an unreadable row kept with its dead letter, for the admin to look at.
 const RAW_KEPT_CHARS: usize = 2000;
@@ -469,10 +469,12 @@ impl Store {
                 forgotten += 1;
             }
         }
-        for key in self.meta.scan_prefix(SINCE_PREFIX).keys() {
-            let key = key?;
-            if !cursors.contains(&key[SINCE_PREFIX.len()..]) {
-                self.meta.remove(&key)?;
+        for prefix in [SINCE_PREFIX, LEARNED_PREFIX] {
+            for key in self.meta.scan_prefix(prefix).keys() {
+                let key = key?;
+                if !cursors.contains(&key[prefix.len()..]) {
+                    self.meta.remove(&key)?;
+                }
             }
         }
         let scheduled: BTreeSet<Vec<u8>> = watched
@@ -526,6 +528,31 @@ impl Store {
         Ok(())
     }
 
+    /// What the scheduler learnt of `repo` through `source` before a restart, if anything.
+    pub(crate) fn learned(
+        &self,
+        repo: &RepoId,
+        source: SourceKind,
+    ) -> Result<Option<LearnedRecord>, StoreError> {
+        self.meta
+            .get(learned_key(repo, source))?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// Records what the scheduler learnt of `repo` through `source`. Not flushed: a crash
+    /// keeps an older record, or none, and the scheduler learns again.
+    pub(crate) fn set_learned(
+        &self,
+        repo: &RepoId,
+        source: SourceKind,
+        learned: &LearnedRecord,
+    ) -> Result<(), StoreError> {
+        self.meta
+            .insert(learned_key(repo, source), encode(learned)?)?;
+        Ok(())
+    }
+
     /// Where the scans of `workspace` with `credential` got to (Unix milliseconds): the
     /// first scan after a restart reaches back to it, so a push made while bbzoom was down
     /// is still a hint. `None` before the first complete scan.
@@ -568,6 +595,7 @@ impl Store {
         for (repo, source) in watches {
             forgotten += usize::from(self.repos.remove(cursor_key(repo, *source))?.is_some());
             self.meta.remove(since_key(repo, *source))?;
+            self.meta.remove(learned_key(repo, *source))?;
             if *source == SourceKind::Pipelines {
                 self.meta.remove(schedules_key(repo))?;
             }
@@ -1979,6 +2007,67 @@ mod tests {
             .forget(&BTreeSet::from([(web.clone(), SourceKind::Pipelines)]))
             .unwrap();
         assert_eq!(store.schedules(&web).unwrap(), None);
+    }
+
+    #[test]
+    fn what_the_scheduler_learnt_is_kept_per_watch_until_it_is_not_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (api, web) = (RepoId::new("acme", "api"), RepoId::new("acme", "web"));
+        let (pipelines, statuses) = (SourceKind::Pipelines, SourceKind::Statuses);
+        let lanes = [
+            Lane {
+                git_ref: BuildRef::Branch("main".into()),
+                job: String::new(),
+            },
+            Lane {
+                git_ref: BuildRef::Tag("v1".into()),
+                job: String::new(),
+            },
+            Lane {
+                git_ref: BuildRef::Commit,
+                job: "deploy-staging".into(),
+            },
+        ];
+        let times = [90_000.0, 300_000.0, 1_200_000.0];
+        let learned = LearnedRecord::new(1_000, 8.0, lanes.iter().zip(times));
+        store.set_learned(&api, pipelines, &learned).unwrap();
+        store.set_learned(&web, statuses, &learned).unwrap();
+        drop(store);
+        let store = Store::open_waiting(dir.path(), std::time::Duration::from_secs(5)).unwrap();
+        let kept = store.learned(&api, pipelines).unwrap().unwrap();
+        // Every kind of lane comes back as it was.
+        let mut durations: Vec<(Lane, f64)> = kept.durations().collect();
+        durations.sort_by(|a, b| a.1.total_cmp(&b.1));
+        assert_eq!(durations, lanes.into_iter().zip(times).collect::<Vec<_>>());
+        // The activity halves every half-life from when it was written; never negative.
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(kept.activity_at(1_000, hour), 8.0);
+        assert_eq!(kept.activity_at(1_000 + 3_600_000, hour), 4.0);
+        assert_eq!(kept.activity_at(0, hour), 8.0);
+        assert_eq!(store.learned(&api, statuses).unwrap(), None);
+        // web's statuses are not watched any more; a reload adding api's pipelines afresh
+        // forgets theirs.
+        let watched = BTreeSet::from([(api.clone(), pipelines)]);
+        store.forget_unwatched(&watched).unwrap();
+        assert_eq!(store.learned(&web, statuses).unwrap(), None);
+        assert!(store.learned(&api, pipelines).unwrap().is_some());
+        store.forget(&watched).unwrap();
+        assert_eq!(store.learned(&api, pipelines).unwrap(), None);
+    }
+
+    #[test]
+    fn a_learned_record_holding_no_sane_number_gives_none() {
+        let lane = Lane {
+            git_ref: BuildRef::Branch("main".into()),
+            job: String::new(),
+        };
+        let hour = std::time::Duration::from_secs(3600);
+        for bad in [f64::NAN, f64::INFINITY, -1.0, 0.0] {
+            let record = LearnedRecord::new(0, bad, [(&lane, bad)]);
+            assert_eq!(record.activity_at(0, hour), 0.0, "{bad}");
+            assert_eq!(record.durations().count(), 0, "{bad}");
+        }
     }
 
     #[test]

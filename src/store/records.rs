@@ -41,6 +41,61 @@ pub(crate) const SCANNED_PREFIX: &[u8] = b"scanned_to\0";
 /// [`SchedulesRecord`].
 pub(crate) const SCHEDULES_PREFIX: &[u8] = b"schedules\0";
 
+/// The meta keys of what the scheduler learnt of a watch begin with this, then
+/// [`cursor_key`]: [`LearnedRecord`].
+pub(crate) const LEARNED_PREFIX: &[u8] = b"learned\0";
+
+/// What the scheduler learnt of one watch (a repository through one source), kept so a
+/// restarted scheduler foresees its runs' ends and weights its sweep as before the stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LearnedRecord {
+    /// When it was written (Unix milliseconds): `activity` decays from then.
+    at_ms: i64,
+    /// Builds found lately, as of `at_ms` (halving every `Tuning::history`).
+    activity: f64,
+    /// Each lane's typical run time in milliseconds, the lane written as in [`health_key`].
+    durations: Vec<(String, f64)>,
+}
+
+impl LearnedRecord {
+    pub(crate) fn new<'a>(
+        at_ms: i64,
+        activity: f64,
+        durations: impl IntoIterator<Item = (&'a Lane, f64)>,
+    ) -> LearnedRecord {
+        LearnedRecord {
+            at_ms,
+            activity,
+            durations: durations
+                .into_iter()
+                .map(|(lane, ms)| (encode_lane(lane), ms))
+                .collect(),
+        }
+    }
+
+    /// The activity as of `now_ms`, halved every `half_life` since it was written; none
+    /// where the record holds no sane number.
+    pub(crate) fn activity_at(&self, now_ms: i64, half_life: std::time::Duration) -> f64 {
+        let age_ms = now_ms.saturating_sub(self.at_ms).max(0) as f64;
+        let halvings = age_ms / (half_life.as_secs_f64() * 1000.0).max(1.0);
+        let activity = self.activity * 0.5f64.powf(halvings);
+        if activity.is_finite() && activity > 0.0 {
+            activity
+        } else {
+            0.0
+        }
+    }
+
+    /// The lanes' run times, but for what no run could take (a non-finite or non-positive
+    /// time) or no lane is written as.
+    pub(crate) fn durations(&self) -> impl Iterator<Item = (Lane, f64)> + '_ {
+        self.durations
+            .iter()
+            .filter(|(_, ms)| ms.is_finite() && *ms > 0.0)
+            .filter_map(|(lane, ms)| Some((decode_lane(lane.as_bytes())?, *ms)))
+    }
+}
+
 /// A repository's enabled Pipelines schedules as last read: what a restarted scheduler polls
 /// by until it reads them again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -565,6 +620,13 @@ pub(crate) fn scanned_key(credential: &str, workspace: &str) -> Vec<u8> {
 }
 
 /// Meta key of `repo`'s Pipelines schedules.
+/// Meta key of what the scheduler learnt of `repo` through `source`.
+pub(crate) fn learned_key(repo: &RepoId, source: SourceKind) -> Vec<u8> {
+    let mut out = LEARNED_PREFIX.to_vec();
+    out.extend_from_slice(&cursor_key(repo, source));
+    out
+}
+
 pub(crate) fn schedules_key(repo: &RepoId) -> Vec<u8> {
     let mut out = SCHEDULES_PREFIX.to_vec();
     out.extend_from_slice(&repo_key(repo));
@@ -607,12 +669,14 @@ fn encode_lane(lane: &Lane) -> String {
     }
 }
 
-/// The lane of a health key's part after `repo \0`.
+/// The lane of a health key's part after `repo \0`: no branch has an empty name, so an
+/// empty one is a bare commit's.
 pub(crate) fn decode_lane(bytes: &[u8]) -> Option<Lane> {
     let text = std::str::from_utf8(bytes).ok()?;
     let (name, job) = text.split_once('\0')?;
     let git_ref = match name.strip_prefix(TAG_MARK) {
         Some(tag) => BuildRef::Tag(tag.to_owned()),
+        None if name.is_empty() => BuildRef::Commit,
         None => BuildRef::Branch(name.to_owned()),
     };
     Some(Lane {
