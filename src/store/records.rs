@@ -619,7 +619,6 @@ pub(crate) fn scanned_key(credential: &str, workspace: &str) -> Vec<u8> {
     out
 }
 
-/// Meta key of `repo`'s Pipelines schedules.
 /// Meta key of what the scheduler learnt of `repo` through `source`.
 pub(crate) fn learned_key(repo: &RepoId, source: SourceKind) -> Vec<u8> {
     let mut out = LEARNED_PREFIX.to_vec();
@@ -627,6 +626,7 @@ pub(crate) fn learned_key(repo: &RepoId, source: SourceKind) -> Vec<u8> {
     out
 }
 
+/// Meta key of `repo`'s Pipelines schedules.
 pub(crate) fn schedules_key(repo: &RepoId) -> Vec<u8> {
     let mut out = SCHEDULES_PREFIX.to_vec();
     out.extend_from_slice(&repo_key(repo));
@@ -778,7 +778,11 @@ mod tests {
             health_key(&repo, &branch),
             b"cloud:acme/api\0release/1.2\0pipeline".to_vec()
         );
-        for lane in [branch, tag] {
+        let custom = Lane {
+            git_ref: BuildRef::Commit,
+            job: "deploy-staging".into(),
+        };
+        for lane in [branch, tag, custom] {
             let key = health_key(&repo, &lane);
             let prefix = repo_key(&repo).len() + 1;
             assert_eq!(decode_lane(&key[prefix..]), Some(lane));

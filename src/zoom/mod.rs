@@ -161,6 +161,7 @@ impl ChatbotClient {
     pub(crate) fn account(&self) -> Arc<AccountGate> {
         Arc::clone(&self.account)
     }
+
     /// Posts `content` (a chatbot card) to `to_jid`, as a thread reply when `reply_to` is given.
     /// Returns the new message's id.
     pub async fn send(
