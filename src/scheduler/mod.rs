@@ -719,14 +719,18 @@ impl Scheduler {
         // While the budget affords following every running build every `hot`, it is followed
         // so (a new build of the same repository, a pause, are seen at once); beyond, a build
         // whose end can be foretold is looked at then, whatever else waits: one poll per run.
+        // But only where that sees its end sooner than following it at the stretched `hot`
+        // would: a budget a little short keeps following.
         if scanning && plan.hot > targets.hot {
+            let follow_every = plan.hot;
             foretold = self
                 .watches
                 .iter()
                 .zip(&heats)
                 .map(|(w, &heat)| {
                     let end = w.expected_end.filter(|_| heat == Heat::Hot)?;
-                    Some(end.saturating_duration_since(now))
+                    tracked::once_is_sooner(w.expected_span, follow_every)
+                        .then(|| end.saturating_duration_since(now))
                 })
                 .collect();
             (demands, reserved) = claims(&foretold);

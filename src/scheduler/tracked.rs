@@ -112,6 +112,15 @@ impl Decaying {
 /// tenth of its run time more.
 pub(crate) const END_MARGIN: f64 = 1.2;
 
+/// Whether a run typically taking `typical` is better looked at once, when it should have
+/// ended, than followed every `follow_every`: followed, its end is seen half an interval late
+/// on average; looked at once, the margin of [`END_MARGIN`] late. A small set whose budget
+/// falls a little short of following every build every `hot` keeps following them (a few
+/// seconds late) rather than leave a twenty-minute pipeline's result four minutes late.
+pub(crate) fn once_is_sooner(typical: Duration, follow_every: Duration) -> bool {
+    typical.as_secs_f64() * (END_MARGIN - 1.0) < follow_every.as_secs_f64() / 2.0
+}
+
 /// A build still running when it should have ended is looked at again after this share of
 /// its typical run time or of how long it has run, whichever is longer, and so on: the longer
 /// a pipeline (or the worse its expected time was guessed), the coarser its overtime.
@@ -413,6 +422,18 @@ mod tests {
         let mut fresh = tracked(later);
         fresh.learn(&new_run(), later, later_ms, history, None);
         assert_eq!(fresh.expected_end, None);
+    }
+
+    #[test]
+    fn a_run_is_looked_at_once_where_following_it_would_see_its_end_later() {
+        let secs = Duration::from_secs;
+        // A six-minute pipeline: once (72 s late) beats following every 5 minutes, not
+        // every 30 s.
+        assert!(once_is_sooner(secs(360), secs(300)));
+        assert!(!once_is_sooner(secs(360), secs(30)));
+        // A twenty-minute one is followed even every 5 minutes (150 s against 240 s late).
+        assert!(!once_is_sooner(secs(1200), secs(300)));
+        assert!(once_is_sooner(secs(1200), secs(600)));
     }
 
     #[test]

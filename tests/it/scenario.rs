@@ -326,6 +326,54 @@ async fn a_run_time_learnt_before_a_restart_times_the_looks_after_it() {
     );
 }
 
+/// A budget a little short of following every running build every `hot` keeps following
+/// them at the stretched interval where that sees a run's end sooner than one look when it
+/// should end: three twenty-minute pipelines at once, at 600 requests an hour, are followed
+/// about every half minute, not looked at once four minutes after their ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_run_is_followed_when_the_budget_is_a_little_short() {
+    let (second, ends) = (1500.0, 2700.0);
+    let repos: Vec<SimRepo> = ["a", "b", "c"]
+        .into_iter()
+        .map(|slug| {
+            crate::common::acme_pipelines(
+                slug,
+                vec![
+                    // The first run teaches its branch's run time: twenty minutes.
+                    build(1, "main", 30.0, &[(35.0, Running), (1230.0, Successful)]),
+                    build(
+                        2,
+                        "main",
+                        second,
+                        &[(second + 5.0, Running), (ends, Successful)],
+                    ),
+                ],
+            )
+        })
+        .collect();
+    let harness = crate::common::sparse_sweeps(Scenario { repos }, 600).await;
+    let daemon = harness.run_daemon();
+    harness.sleep_until(ends + 300.0).await;
+    daemon.stop().await;
+    let score = bbzoom::demo::score(&harness.sim, &harness.config);
+    for slug in ["a", "b", "c"] {
+        let told = score
+            .shown
+            .iter()
+            .find(|((_, url, event), _)| {
+                url.ends_with(&format!("/acme/{slug}/pipelines/results/2"))
+                    && *event == bbzoom_sim::score::SimEvent::Succeeded
+            })
+            .map(|(_, &(_, at))| at - ends);
+        // Followed, its end is seen within an interval (about 30 s); looked at once, 240 s
+        // after it (a fifth of its run time).
+        assert!(
+            told.is_some_and(|late| late < 120.0),
+            "acme/{slug} #2 told {told:?} s after its end"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repository_seen_first_is_baselined_and_its_running_builds_followed() {
     // Start watching at 42 s: api #1, #2 and web #1 are history; api #3 and web #2, #3 are
