@@ -204,8 +204,10 @@ async fn a_push_made_while_bbzoom_was_down_is_seen_by_the_first_scan_after_the_r
     // A scan reaching back only its overlap from the restart cannot see it.
     assert_eq!(hints, 1, "the push was seen by a scan after the restart");
     let latency = latency.expect("the pushed build's card arrived");
+    // Well within the round of first looks (2,222 s), with room for a loaded machine's
+    // limiter and delivery lagging behind simulated time (329 s seen in CI).
     assert!(
-        latency < restart - push + 300.0,
+        latency < restart - push + 600.0,
         "found {:.0} s after the restart",
         latency - (restart - push)
     );

@@ -266,66 +266,6 @@ async fn a_build_running_at_a_stop_is_looked_at_first_after_the_restart() {
     );
 }
 
-/// What a scheduler learnt of a repository is kept over a restart: at 100 requests an hour
-/// one running build cannot be followed every `hot`, and a run of a branch whose run time
-/// was learnt before the stop is looked at once, when it should end, not followed blindly.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_time_learnt_before_a_restart_times_the_looks_after_it() {
-    let (restart, pushed, ends) = (900.0, 1000.0, 1600.0);
-    let repo = crate::common::acme_pipelines(
-        "api",
-        vec![
-            build(1, "main", 30.0, &[(35.0, Running), (630.0, Successful)]),
-            build(
-                2,
-                "main",
-                pushed,
-                &[(pushed + 5.0, Running), (ends, Successful)],
-            ),
-        ],
-    );
-    let harness = crate::common::sparse_sweeps(Scenario { repos: vec![repo] }, 100).await;
-    let shown = |title: &str| {
-        cards(&harness.sim, "ci@conference.xmpp.zoom.us")
-            .iter()
-            .flatten()
-            .filter(|t| t.starts_with(title))
-            .count()
-    };
-    // The first run, followed to its end: 600 s on main.
-    let daemon = harness.run_daemon();
-    let mut waited = 700.0;
-    harness.sleep_until(waited).await;
-    while shown("✅ SUCCEEDED") == 0 && waited < restart - 50.0 {
-        waited += 20.0;
-        harness.sleep_until(waited).await;
-    }
-    daemon.stop().await;
-    assert_eq!(shown("✅ SUCCEEDED"), 1, "the first run was told");
-    harness.sleep_until(restart).await;
-    let daemon = harness.run_daemon();
-    let pipelines = "/2.0/repositories/{workspace}/{repo_slug}/pipelines";
-    let polls = || harness.sim.requests_by_route()[pipelines];
-    harness.sleep_until(pushed).await;
-    let before = polls();
-    // The second run's result: its look comes a fifth of its run time after its end.
-    let mut waited = ends;
-    while shown("✅ SUCCEEDED") < 2 && waited < ends + 600.0 {
-        waited += 20.0;
-        harness.sleep_until(waited).await;
-    }
-    let during = polls() - before;
-    daemon.stop().await;
-    assert_eq!(shown("✅ SUCCEEDED"), 2, "the second run was told");
-    // The push's hint shows it started, the look at its expected end shows it ended (3 polls
-    // in three runs); followed blindly every stretched `hot`, as a scheduler that forgot the
-    // run time does, it took 10 and 11.
-    assert!(
-        during <= 5,
-        "{during} polls of the pipelines while the run lasted"
-    );
-}
-
 /// A budget a little short of following every running build every `hot` keeps following
 /// them at the stretched interval where that sees a run's end sooner than one look when it
 /// should end: three twenty-minute pipelines at once, at 600 requests an hour, are followed
