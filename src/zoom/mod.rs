@@ -449,8 +449,8 @@ enum ZoomAnswer {
 }
 
 impl ZoomAnswer {
-    /// The answer as an error, for a caller that renews nothing and pauses nothing (the
-    /// Server-to-Server app's reads: the next connection fetches a fresh token anyway).
+    /// The answer as an error, pausing nothing: callers pass a failed answer through
+    /// [`AccountGate::failed`], which pauses the account on a daily limit first.
     fn into_error(self) -> ZoomError {
         match self {
             ZoomAnswer::TokenRejected => {
