@@ -375,6 +375,19 @@ pub(crate) struct RefTip {
 }
 
 impl RefTip {
+    /// `branch`'s tip at `commit`, nothing else known: for tests.
+    #[cfg(test)]
+    pub(crate) fn branch_at(branch: &str, commit: &str) -> RefTip {
+        RefTip {
+            git_ref: BuildRef::Branch(branch.into()),
+            commit: commit.into(),
+            message: None,
+            author: None,
+            author_ids: AuthorIds::default(),
+            committed_ms: None,
+        }
+    }
+
     /// Whether `other` is the same ref at the same commit.
     pub(crate) fn same(&self, other: &RefTip) -> bool {
         self.git_ref == other.git_ref && self.commit == other.commit

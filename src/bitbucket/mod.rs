@@ -573,7 +573,7 @@ fn join(base: &Url, segments: &[&str]) -> Result<Url, BitbucketError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{BuildRef, RefTip, RepoId};
+    use crate::domain::{RefTip, RepoId};
     use std::sync::Arc;
 
     /// A Bitbucket on loopback that answers 404 to everything and records each path asked.
@@ -607,14 +607,7 @@ mod tests {
         ));
         let cloud = CloudClient::new(account.clone(), base.join("2.0").unwrap(), base.clone());
         let datacenter = DataCenterClient::new(account, base.clone());
-        let tip = |commit: &str| RefTip {
-            git_ref: BuildRef::Branch("main".into()),
-            commit: commit.into(),
-            message: None,
-            author: None,
-            author_ids: Default::default(),
-            committed_ms: None,
-        };
+        let tip = |commit: &str| RefTip::branch_at("main", commit);
         for name in ["..", ".", ""] {
             let hostile = RepoId::new("acme", name);
             let api = RepoId::new("acme", "api");

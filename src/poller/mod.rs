@@ -157,6 +157,9 @@ pub struct PollSummary {
     /// The runs seen, for the scheduler to learn how long each lane's builds take and when
     /// the running ones should end.
     pub(crate) runs: Vec<RunSeen>,
+    /// Statuses: when a commit's next late look is due (Unix milliseconds), while it awaits a
+    /// status its repository's outside CI posted late before; the scheduler polls then.
+    pub(crate) late_look_ms: Option<i64>,
 }
 
 /// One build as the scheduler learns from it.
@@ -236,6 +239,7 @@ pub async fn poll_once(
                 .followed
                 .iter()
                 .any(|commit| statuses::settling(commit, now)),
+        late_look_ms: statuses::next_late_look(&update.cursor, now, ctx.settle),
         runs,
     };
     // The commit and the wake-ups are one blocking unit: once started it completes even if

@@ -34,6 +34,10 @@ use std::time::Duration;
 /// worth at the default `settle` for a repository polled often).
 const LATE_LOOKS: u32 = 12;
 
+/// How much of a key's longest time to post (see [`arrived`]) is forgotten with each commit
+/// it comes on, or is waited for in vain.
+const LAG_FORGETTING: f64 = 0.2;
+
 /// Reads the tips and the statuses of the followed commits; `baseline_since` on a first poll:
 /// when watching began.
 pub(super) async fn fetch(
@@ -59,6 +63,7 @@ pub(super) async fn fetch(
         tag_tips: cursor.tag_tips.clone(),
         tags_listed: tags,
         followed: cursor.followed.clone(),
+        late_keys: cursor.late_keys.clone(),
         ..RepoCursor::default()
     };
     let first_tag_listing = tags && !cursor.tags_listed;
@@ -103,6 +108,8 @@ pub(super) async fn fetch(
                     settle_until_ms: now_ms.saturating_add(millis(settle)),
                     late_looks: LATE_LOOKS,
                     read_ms: 0,
+                    since_ms: now_ms,
+                    keys: BTreeSet::new(),
                 });
             }
         }
@@ -120,6 +127,13 @@ pub(super) async fn fetch(
             commit.late_looks = commit.late_looks.saturating_sub(1);
         }
         let statuses = commit_statuses(source, repo, &commit.tip, placed).await?;
+        let outside = statuses
+            .builds
+            .iter()
+            .filter(|b| !statuses.by_pipelines.contains(&b.key));
+        for status in outside {
+            arrived(&mut next.late_keys, commit, &status.job, status.created_ms);
+        }
         observed.builds.extend(statuses.builds);
         observed.by_pipelines.extend(statuses.by_pipelines);
         commit.read_ms = now_ms;
@@ -146,6 +160,70 @@ pub(super) async fn fetch(
 fn due(commit: &Followed, now_ms: i64, settle: Duration) -> bool {
     now_ms < commit.settle_until_ms
         || (commit.late_looks > 0 && now_ms.saturating_sub(commit.read_ms) >= millis(settle))
+}
+
+/// Learns from a status of `key` read on `commit`: the first one of its key there tells how
+/// long that outside CI took to post, from the commit's being followed to the status's
+/// creation. A key's longest time shrinks by [`LAG_FORGETTING`] with each commit it comes on
+/// and jumps to any longer one: a slow day is waited for, one slow scan not for ever.
+fn arrived(
+    late_keys: &mut BTreeMap<String, i64>,
+    commit: &mut Followed,
+    key: &str,
+    created_ms: i64,
+) {
+    if commit.since_ms <= 0 || !commit.keys.insert(key.to_owned()) {
+        return;
+    }
+    let took = created_ms.saturating_sub(commit.since_ms).max(0);
+    let longest = late_keys.entry(key.to_owned()).or_insert(took);
+    *longest = took.max(forgetting(*longest));
+}
+
+/// A key's longest time, a little forgotten.
+fn forgetting(longest_ms: i64) -> i64 {
+    (longest_ms as f64 * (1.0 - LAG_FORGETTING)) as i64
+}
+
+/// The keys that came later than the settle time on earlier commits and have not come on
+/// `commit` yet, while it is still worth waiting for them: until a settle time past the
+/// longest each took. `None` for a commit followed before this was recorded.
+fn awaited<'a>(
+    late_keys: &'a BTreeMap<String, i64>,
+    commit: &'a Followed,
+    now_ms: i64,
+    settle: Duration,
+) -> impl Iterator<Item = (&'a String, bool)> + 'a {
+    let settle = millis(settle);
+    late_keys
+        .iter()
+        .filter(move |(key, longest)| {
+            commit.since_ms > 0 && **longest > settle && !commit.keys.contains(*key)
+        })
+        .map(move |(key, longest)| {
+            let until = commit
+                .since_ms
+                .saturating_add(*longest)
+                .saturating_add(settle);
+            (key, now_ms < until)
+        })
+}
+
+/// When the next look at a followed commit is due, for the scheduler to poll then at the
+/// latest (rather than at the repository's turn, or at a hot interval a short budget
+/// stretched past the settle time): only for a commit that awaits a key an outside CI posted
+/// later than the settle time before (a slow scanner's). Without that history,
+/// late looks wait for the repository's turn: most repositories' CI posts within the settle
+/// time, and looking again and again for a status that never comes late would cost every
+/// push a dozen requests.
+pub(super) fn next_late_look(cursor: &RepoCursor, now_ms: i64, settle: Duration) -> Option<i64> {
+    cursor
+        .followed
+        .iter()
+        .filter(|c| c.late_looks > 0)
+        .filter(|c| awaited(&cursor.late_keys, c, now_ms, settle).any(|(_, wait)| wait))
+        .map(|c| c.read_ms.saturating_add(millis(settle)))
+        .min()
 }
 
 /// Whether a followed commit still keeps its repository hot: it settles, or something on it
@@ -254,10 +332,23 @@ pub(super) fn settle(update: &mut PollUpdate, now_ms: i64, settle: Duration) {
         .iter()
         .map(|id| commit_of(id).to_owned())
         .collect();
+    let late_keys = &mut update.cursor.late_keys;
     for commit in &mut update.cursor.followed {
         if changed.contains(&commit.tip.commit) {
             commit.settle_until_ms = now_ms.saturating_add(millis(settle));
             commit.late_looks = LATE_LOOKS;
+        }
+        // A key waited for in vain (the scanner skipped this push, or it got quicker): not
+        // waited for again on this commit, and its longest time is a little forgotten.
+        let missed: Vec<String> = awaited(late_keys, commit, now_ms, settle)
+            .filter(|(_, wait)| !wait)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in missed {
+            if let Some(longest) = late_keys.get_mut(&key) {
+                *longest = forgetting(*longest);
+            }
+            commit.keys.insert(key);
         }
     }
     update.cursor.followed.retain(|c| {
@@ -272,4 +363,128 @@ fn commit_of(id: &str) -> &str {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SETTLE: Duration = Duration::from_secs(600);
+    /// A moment to count from (Unix milliseconds).
+    const T: i64 = 1_700_000_000_000;
+
+    /// `main`'s commit `commit`, followed since `since_ms`, last read at `read_ms`, settled.
+    fn followed(commit: &str, since_ms: i64, read_ms: i64) -> Followed {
+        Followed {
+            tip: RefTip::branch_at("main", commit),
+            settle_until_ms: since_ms + millis(SETTLE),
+            late_looks: LATE_LOOKS,
+            read_ms,
+            since_ms,
+            keys: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn a_key_s_longest_time_to_post_follows_its_slow_days_and_forgets_them_slowly() {
+        let mut late_keys = BTreeMap::new();
+        let mut c1 = followed("c1", 100_000, 0);
+        arrived(&mut late_keys, &mut c1, "security-scan", 1_300_000);
+        assert_eq!(late_keys["security-scan"], 1_200_000);
+        // A second status of the key on the same commit (a rerun) teaches nothing.
+        arrived(&mut late_keys, &mut c1, "security-scan", 9_000_000);
+        assert_eq!(late_keys["security-scan"], 1_200_000);
+        // A quicker one: a fifth forgotten. A slower one: taken at once.
+        let mut c2 = followed("c2", 2_000_000, 0);
+        arrived(&mut late_keys, &mut c2, "security-scan", 2_300_000);
+        assert_eq!(late_keys["security-scan"], 960_000);
+        let mut c3 = followed("c3", 3_000_000, 0);
+        arrived(&mut late_keys, &mut c3, "security-scan", 4_500_000);
+        assert_eq!(late_keys["security-scan"], 1_500_000);
+        // A status older than the commit's following, or on a commit followed before this
+        // was recorded, teaches nothing wrong.
+        let mut c4 = followed("c4", 5_000_000, 0);
+        arrived(&mut late_keys, &mut c4, "jenkins", 4_000_000);
+        assert_eq!(late_keys["jenkins"], 0);
+        let mut old = followed("c5", 0, 0);
+        arrived(&mut late_keys, &mut old, "lint", 4_000_000);
+        assert!(!late_keys.contains_key("lint"));
+    }
+
+    #[test]
+    fn a_commit_is_looked_at_every_settle_time_while_a_key_that_came_late_before_has_not_come() {
+        let cursor = |commit: Followed, longest_ms: i64| RepoCursor {
+            followed: vec![commit],
+            late_keys: [
+                ("jenkins".to_owned(), 30_000),
+                ("security-scan".to_owned(), longest_ms),
+            ]
+            .into(),
+            ..RepoCursor::default()
+        };
+        // Followed at T, the scanner took 20 minutes before: looked at a settle time after
+        // each read, settling or not, until a settle time past those 20 minutes.
+        let commit = followed("c1", T, T + 300_000);
+        assert_eq!(
+            next_late_look(&cursor(commit.clone(), 1_200_000), T + 300_000, SETTLE),
+            Some(T + 900_000)
+        );
+        assert_eq!(
+            next_late_look(&cursor(commit.clone(), 1_200_000), T + 1_700_000, SETTLE),
+            Some(T + 900_000)
+        );
+        assert_eq!(
+            next_late_look(&cursor(commit.clone(), 1_200_000), T + 1_800_000, SETTLE),
+            None
+        );
+        // Keys that come within the settle time are waited for by settling alone.
+        assert_eq!(
+            next_late_look(&cursor(commit.clone(), 500_000), T + 300_000, SETTLE),
+            None
+        );
+        // Once the scanner's status is there, or its late looks are spent: nothing awaited.
+        let mut scanned = commit.clone();
+        scanned.keys.insert("security-scan".into());
+        assert_eq!(
+            next_late_look(&cursor(scanned, 1_200_000), T + 300_000, SETTLE),
+            None
+        );
+        let spent = Followed {
+            late_looks: 0,
+            ..commit
+        };
+        assert_eq!(
+            next_late_look(&cursor(spent, 1_200_000), T + 300_000, SETTLE),
+            None
+        );
+    }
+
+    #[test]
+    fn a_key_waited_for_in_vain_is_not_waited_for_again_and_is_a_little_forgotten() {
+        let mut update = PollUpdate {
+            repo: RepoId::new("acme", "web"),
+            source: crate::domain::SourceKind::Statuses,
+            cursor: RepoCursor {
+                followed: vec![followed("c1", T, T + 1_700_000)],
+                late_keys: [("security-scan".to_owned(), 1_200_000)].into(),
+                ..RepoCursor::default()
+            },
+            builds: Vec::new(),
+            health: Vec::new(),
+            notifications: Vec::new(),
+            meetings: Vec::new(),
+        };
+        // Still within its wait: nothing changes.
+        settle(&mut update, T + 1_700_000, SETTLE);
+        assert_eq!(update.cursor.late_keys["security-scan"], 1_200_000);
+        assert!(update.cursor.followed[0].keys.is_empty());
+        // Past it (the scanner skipped this push): given up on for this commit, and its
+        // longest time shrinks; the commit keeps its late looks for a status later still.
+        settle(&mut update, T + 1_800_000, SETTLE);
+        assert_eq!(update.cursor.late_keys["security-scan"], 960_000);
+        assert!(update.cursor.followed[0].keys.contains("security-scan"));
+        assert_eq!(next_late_look(&update.cursor, T + 1_800_000, SETTLE), None);
+        settle(&mut update, T + 1_900_000, SETTLE);
+        assert_eq!(update.cursor.late_keys["security-scan"], 960_000);
+    }
 }

@@ -447,6 +447,10 @@ impl Scheduler {
         let prior_ms = self.prior_ms().filter(|_| self.short);
         let tracked = &mut self.watches[index];
         tracked.learn(&result, now, now_ms, self.timing.history, prior_ms);
+        if self.targets.scan.is_none() {
+            // As before the scan (`scan = "off"` restores it): late looks wait for the turn.
+            tracked.late_look = None;
+        }
         // Kept for a restart when it moved: a build found, or a run's end timed.
         let learnt = result.as_ref().is_ok_and(|summary| {
             summary.discovered > 0 || tracked::run_times(&summary.runs).next().is_some()
@@ -460,7 +464,7 @@ impl Scheduler {
             self.ctx.store.note(&kept);
         }
         tracked.polled = Some(now);
-        tracked.why = if tracked.busy {
+        tracked.why = if tracked.busy || tracked.late_look.is_some() {
             Why::Follow
         } else {
             Why::Sweep
@@ -663,7 +667,7 @@ impl Scheduler {
         if self.targets.scan.is_some()
             && !tracked.busy
             && !tracked.hinted
-            && tracked.why != Why::Schedule
+            && !matches!(tracked.why, Why::Schedule | Why::Follow)
         {
             Kind::Sweep
         } else {
@@ -674,8 +678,9 @@ impl Scheduler {
     /// The plan for now: when each watch's next poll should come after its last one.
     ///
     /// With the scan on, what must come anyway is taken off the budget first: the scans, the
-    /// polls their hints bring (at the rate they came lately), and one look per running
-    /// pipeline at its expected end. The classes share the rest. With the scan off, the plan
+    /// polls their hints bring (at the rate they came lately), one look per running pipeline
+    /// at its expected end, and one per settle time at a commit awaiting a status its outside
+    /// CI posted late before. The classes share the rest. With the scan off, the plan
     /// is the one before the scan existed: every class evenly, no expected ends, no weighted
     /// sweep (`scan = "off"` restores it exactly).
     fn replan(&self, now: Instant) -> Vec<Instant> {
@@ -692,7 +697,15 @@ impl Scheduler {
             .collect();
         // What each watch costs the classes, and what must come anyway, when the running
         // builds `foretold` are looked at once at their expected ends.
-        let (scans, prompted) = (self.scan_rate(), self.prompted_rate(now));
+        // A commit awaiting a late status is looked at every settle time, whatever its class.
+        let settle = self.ctx.settle.max(targets.hot).as_secs_f64();
+        let late_looks: f64 = self
+            .watches
+            .iter()
+            .filter(|w| w.late_look.is_some())
+            .map(|w| w.cost / settle)
+            .sum();
+        let (scans, prompted) = (self.scan_rate(), self.prompted_rate(now) + late_looks);
         let claims = |foretold: &[Option<Duration>]| -> (Vec<Demand>, f64) {
             let ends: f64 = self
                 .watches
@@ -754,10 +767,14 @@ impl Scheduler {
             .enumerate()
             .map(|(i, w)| {
                 let since = w.polled.unwrap_or(now);
-                match (heats[i], foretold[i]) {
+                let planned = match (heats[i], foretold[i]) {
                     (_, Some(wait)) => now + wait.max(targets.hot),
                     (Heat::Cold, _) => since + jitter(scaled(plan.cold, sweep[i])),
                     (heat, _) => since + jitter(plan.interval(heat)),
+                };
+                match w.late_look {
+                    Some(look) => planned.min(look.max(since + targets.hot)),
+                    None => planned,
                 }
             })
             .collect()

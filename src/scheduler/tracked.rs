@@ -5,7 +5,7 @@
 use super::plan::Heat;
 use crate::clock::secs_f64;
 use crate::config::Watch;
-use crate::domain::{Lane, SourceKind};
+use crate::domain::Lane;
 use crate::poller::{PollError, PollSummary, RunSeen, Source};
 use crate::schedule::CronPattern;
 use crate::store::LearnedRecord;
@@ -20,7 +20,8 @@ pub(crate) enum Why {
     Sweep,
     /// A workspace scan showed it was pushed to.
     Scan,
-    /// A build of it is running: looking for its end.
+    /// A build of it is running: looking for its end; or a commit of it still awaits a
+    /// status its outside CI posted late before.
     Follow,
     /// One of its Pipelines schedules has just started a run.
     Schedule,
@@ -57,6 +58,9 @@ pub(crate) struct Tracked {
     /// How long the run that [`Tracked::expected_end`] waits for typically takes: one poll
     /// per such span is what following it costs.
     pub(crate) expected_span: Duration,
+    /// When a commit of it is next looked at for a status its outside CI posted late before
+    /// (statuses; see `PollSummary::late_look_ms`): polled then at the latest.
+    pub(crate) late_look: Option<Instant>,
     /// Its enabled Pipelines schedules, as last read.
     pub(crate) schedules: Vec<CronPattern>,
     /// Its source has Pipelines schedules and the scan is on: they are read when a poll shows
@@ -141,6 +145,7 @@ impl Tracked {
             durations: HashMap::new(),
             expected_end: None,
             expected_span: Duration::ZERO,
+            late_look: None,
             schedules: Vec::new(),
             reads_schedules: false,
             schedules_due: None,
@@ -234,12 +239,13 @@ impl Tracked {
                 .and_modify(|d| *d = (1.0 - LEARNING_RATE) * *d + LEARNING_RATE * took)
                 .or_insert(took);
         }
-        // A status is overwritten by its rerun: one looked at only at its expected end could
-        // be seen failing never. A pipeline run keeps its own number, so waiting loses nothing.
-        let first = match self.watch.source {
-            SourceKind::Pipelines => first_end(&self.durations, &summary.runs, now_ms, prior_ms),
-            SourceKind::Statuses => None,
-        };
+        // A status is overwritten by its rerun, so one seen only at its expected end could be
+        // seen failing never; but so could one followed at a hot interval the budget
+        // stretched, and the expected end is the sooner look of the two where it is chosen.
+        let first = first_end(&self.durations, &summary.runs, now_ms, prior_ms);
+        self.late_look = summary.late_look_ms.map(|at_ms| {
+            now + Duration::from_millis(u64::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(0))
+        });
         self.expected_end = first.map(|(left, _)| now + left);
         self.expected_span = first.map_or(Duration::ZERO, |(_, span)| span);
     }
@@ -363,7 +369,7 @@ mod tests {
     fn tracked(now: Instant) -> Tracked {
         let watch = Watch {
             repo: crate::domain::RepoId::new("acme", "api"),
-            source: SourceKind::Pipelines,
+            source: crate::domain::SourceKind::Pipelines,
             credential: "ci".into(),
             pool: vec!["ci".into()],
             url: "https://bitbucket.org/acme/api".into(),
@@ -388,6 +394,7 @@ mod tests {
             requests: 1,
             busy: runs.iter().any(|run| run.ended_ms.is_none()),
             runs,
+            late_look_ms: None,
         })
     }
 

@@ -92,6 +92,10 @@ pub struct RepoCursor {
     pub tags_listed: bool,
     /// Commits whose statuses are still read each poll (statuses).
     pub(crate) followed: Vec<Followed>,
+    /// Outside CI's status keys seen on followed commits (statuses), each with the longest it
+    /// took lately, from the commit's being followed to the key's first status on it
+    /// (milliseconds): what a new commit's late looks wait for.
+    pub(crate) late_keys: BTreeMap<String, i64>,
 }
 
 /// A commit a statuses source keeps reading: the branch or tag it was found at, and until
@@ -107,6 +111,10 @@ pub(crate) struct Followed {
     pub(crate) late_looks: u32,
     /// When its statuses were last read.
     pub(crate) read_ms: i64,
+    /// When it was first followed (0: before this was recorded, unknown).
+    pub(crate) since_ms: i64,
+    /// The keys of the outside CI statuses read on it so far.
+    pub(crate) keys: BTreeSet<String>,
 }
 
 /// What the store remembers of a build.
@@ -618,6 +626,7 @@ impl Store {
             branch_tips: r.branch_tips,
             tag_tips: r.tag_tips,
             tags_listed: r.tags_listed,
+            late_keys: r.late_keys,
             followed: r
                 .followed
                 .into_iter()
@@ -637,6 +646,8 @@ impl Store {
                     settle_until_ms: f.settle_until_ms,
                     late_looks: f.late_looks,
                     read_ms: f.read_ms,
+                    since_ms: f.since_ms,
+                    keys: f.keys,
                 })
                 .collect(),
         }))
@@ -734,8 +745,11 @@ impl Store {
                     settle_until_ms: f.settle_until_ms,
                     late_looks: f.late_looks,
                     read_ms: f.read_ms,
+                    since_ms: f.since_ms,
+                    keys: f.keys.clone(),
                 })
                 .collect(),
+            late_keys: cursor.late_keys.clone(),
             source: None,
         })?;
         let builds = update
@@ -1786,6 +1800,8 @@ mod tests {
                         settle_until_ms: 600_000,
                         late_looks: 12,
                         read_ms: 500_000,
+                        since_ms: 400_000,
+                        keys: ["security-scan".to_owned()].into(),
                     },
                     Followed {
                         tip: RefTip {
@@ -1799,8 +1815,11 @@ mod tests {
                         settle_until_ms: 700_000,
                         late_looks: 0,
                         read_ms: 0,
+                        since_ms: 0,
+                        keys: BTreeSet::new(),
                     },
                 ],
+                late_keys: [("security-scan".to_owned(), 1_200_000)].into(),
             },
             builds: vec![(done.key.clone(), stored(&done))],
             health: vec![(main_lane(), Health::Failing)],

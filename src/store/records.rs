@@ -8,7 +8,7 @@ use crate::domain::{
 };
 use crate::mute::{Mute, MuteScope};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Bumped whenever a record or key layout changes incompatibly; `Store::open` migrates the
 /// layouts it knows. 2: cursors and watching times per repository and source.
@@ -126,6 +126,9 @@ pub(crate) struct RepoRecord {
     /// Statuses sources: commits whose statuses are still read each poll.
     #[serde(default)]
     pub(crate) followed: Vec<FollowedRecord>,
+    /// Statuses sources: outside CI's keys and the longest each took lately to come.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) late_keys: BTreeMap<String, i64>,
     /// Schema 1 only: the source the cursor belonged to, now part of the key. Read by the
     /// migration, never written.
     #[serde(default, skip_serializing)]
@@ -154,6 +157,12 @@ pub(crate) struct FollowedRecord {
     pub(crate) late_looks: u32,
     #[serde(default)]
     pub(crate) read_ms: i64,
+    /// When it was first followed; absent in records written before: unknown (0).
+    #[serde(default)]
+    pub(crate) since_ms: i64,
+    /// The outside CI's keys read on it so far.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub(crate) keys: BTreeSet<String>,
 }
 
 /// Per build: the last state recorded.

@@ -606,6 +606,56 @@ async fn a_late_status_of_a_repository_looked_at_rarely_is_still_found() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scanner_that_posted_late_before_is_looked_for_every_settle_time() {
+    // acme/web among 400 idle repositories at 600 requests an hour: once its commit has
+    // settled (600 s), it waits for the repository's next turn, some 2,000 s or more away.
+    // Its scanner posts 900 s after each push. The first push's status, found when the second
+    // push brings a look, teaches how late the scanner posts: the second push's commit is
+    // then looked at a settle time after its last read until then, and its status told
+    // within a settle time of its end rather than at that turn.
+    let (c1, c2) = ("1".repeat(40), "2".repeat(40));
+    let second = 2000.0;
+    let scan_ends = second + 930.0;
+    let mut builds = Vec::new();
+    for (commit, pushed) in [(&c1, 60.0), (&c2, second)] {
+        builds.push(SimBuild::status(
+            "jenkins-build",
+            "main",
+            commit.clone(),
+            pushed,
+            pushed + 2.0,
+            vec![(pushed + 30.0, Successful)],
+        ));
+        builds.push(SimBuild::status(
+            "security-scan",
+            "main",
+            commit.clone(),
+            pushed,
+            pushed + 900.0,
+            vec![(pushed + 930.0, Successful)],
+        ));
+    }
+    let mut repos = crate::common::idle(400);
+    repos.push(acme_statuses("web", builds));
+    let harness = crate::common::sparse_sweeps(Scenario { repos }, 600).await;
+    let daemon = harness.run_daemon();
+    harness.sleep_until(scan_ends + 800.0).await;
+    daemon.stop().await;
+    let score = score(&harness.sim, &harness.config);
+    let told = |commit: &str| {
+        let page = format!("/security-scan/{}", &commit[..7]);
+        score
+            .shown
+            .iter()
+            .find(|((_, url, event), _)| url.contains(&page) && *event == SimEvent::Succeeded)
+            .map(|(_, (_, at))| *at)
+    };
+    assert!(told(&c1).is_some(), "the first scan is told");
+    let at = told(&c2).expect("the second scan is told");
+    assert!(at - scan_ends < 600.0, "told at {at:.0} s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_running_past_the_settle_time_is_still_read_every_poll() {
     // In progress from 20 s to 500 s, long past the 150 s settle time: its commit is read
     // every poll while it runs, so its end is told within a poll or two (every 5 s).

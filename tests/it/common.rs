@@ -300,6 +300,17 @@ pub async fn sparse_sweeps(scenario: Scenario, budget: u32) -> Harness {
     Harness::start_with(scenario, options, polling, budget, &subscriptions).await
 }
 
+/// `count` idle repositories `acme/repo-NNNN`.
+pub fn idle(count: usize) -> Vec<SimRepo> {
+    (1..=count)
+        .map(|i| SimRepo {
+            workspace: "acme".into(),
+            slug: format!("repo-{i:04}"),
+            ..SimRepo::default()
+        })
+        .collect()
+}
+
 /// Cloud Pipelines repository `acme/{slug}` with `builds`.
 pub fn acme_pipelines(slug: &str, builds: Vec<SimBuild>) -> SimRepo {
     SimRepo::new("acme", slug, SimSource::CloudPipelines, builds)

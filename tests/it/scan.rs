@@ -12,17 +12,6 @@ use std::time::Duration;
 /// Simulated seconds per real second.
 const SPEED: f64 = 300.0;
 
-/// `count` idle repositories `acme/repo-NNNN`.
-fn idle(count: usize) -> Vec<SimRepo> {
-    (1..=count)
-        .map(|i| SimRepo {
-            workspace: "acme".into(),
-            slug: format!("repo-{i:04}"),
-            ..SimRepo::default()
-        })
-        .collect()
-}
-
 /// A pipeline of `main` pushed at `at`, running two minutes.
 fn pushed(at: f64) -> SimBuild {
     SimBuild::pipeline(

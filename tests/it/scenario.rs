@@ -225,13 +225,7 @@ async fn a_restart_in_the_middle_misses_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_running_at_a_stop_is_looked_at_first_after_the_restart() {
     let (stop, ended, restart) = (1200.0, 1500.0, 1800.0);
-    let mut repos: Vec<SimRepo> = (1..=200)
-        .map(|i| SimRepo {
-            workspace: "acme".into(),
-            slug: format!("repo-{i:04}"),
-            ..SimRepo::default()
-        })
-        .collect();
+    let mut repos = crate::common::idle(200);
     repos[199].builds = vec![build(1, "main", 60.0, &[(65.0, Running), (ended, Failed)])];
     let harness = crate::common::sparse_sweeps(Scenario { repos }, 180).await;
     let failed = || {
