@@ -34,6 +34,9 @@ use std::time::Duration;
 /// worth at the default `settle` for a repository polled often).
 const LATE_LOOKS: u32 = 12;
 
+/// How many outside keys a repository's record keeps with their longest time to post.
+const LATE_KEYS_KEPT: usize = 16;
+
 /// How much of a key's longest time to post (see [`arrived`]) is forgotten with each commit
 /// it comes on, or is waited for in vain.
 const LAG_FORGETTING: f64 = 0.2;
@@ -178,6 +181,18 @@ fn arrived(
     let took = created_ms.saturating_sub(commit.since_ms).max(0);
     let longest = late_keys.entry(key.to_owned()).or_insert(took);
     *longest = took.max(forgetting(*longest));
+    // A CI naming its status anew on every run would grow the record without end: the
+    // quickest keys, which nothing waits for, go first.
+    while late_keys.len() > LATE_KEYS_KEPT {
+        let Some(quickest) = late_keys
+            .iter()
+            .min_by_key(|(_, longest)| **longest)
+            .map(|(key, _)| key.clone())
+        else {
+            break;
+        };
+        late_keys.remove(&quickest);
+    }
 }
 
 /// A key's longest time, a little forgotten.
@@ -409,6 +424,19 @@ mod tests {
         let mut old = followed("c5", 0, 0);
         arrived(&mut late_keys, &mut old, "lint", 4_000_000);
         assert!(!late_keys.contains_key("lint"));
+        // A CI with a new key every run: the record keeps the slowest sixteen.
+        for run in 0..40 {
+            let mut commit = followed(&format!("r{run}"), 6_000_000, 0);
+            arrived(
+                &mut late_keys,
+                &mut commit,
+                &format!("run-{run}"),
+                6_000_000 + run,
+            );
+        }
+        assert_eq!(late_keys.len(), LATE_KEYS_KEPT);
+        assert_eq!(late_keys["security-scan"], 1_500_000);
+        assert!(late_keys.contains_key("run-39") && !late_keys.contains_key("run-0"));
     }
 
     #[test]
