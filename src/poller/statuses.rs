@@ -6,7 +6,10 @@
 //! [`LATE_LOOKS`] more times, once a settle time at most and without keeping the repository
 //! hot, for a status posted later still (a slow scanner's): found at the repository's next
 //! poll rather than never. Looks, not a time: a repository swept every few hours gets them
-//! too. When a Cloud branch
+//! too. Where an outside CI posted later than the settle time before, the wait is learnt per
+//! status key, and a commit still awaiting such a key has its next look timed (a settle time
+//! after its last read, until a settle time past the key's longest wait) for the scheduler to
+//! poll then. When a Cloud branch
 //! moved by more than one commit between two looks, the commits in between are listed (one
 //! request) and followed too: otherwise a commit pushed over before its first look, and its
 //! statuses, would never be seen. A status Pipelines posts for its own run, where every

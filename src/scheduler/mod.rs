@@ -449,7 +449,7 @@ impl Scheduler {
         tracked.learn(&result, now, now_ms, self.timing.history, prior_ms);
         if self.targets.scan.is_none() {
             // As before the scan (`scan = "off"` restores it): late looks wait for the turn.
-            tracked.late_look = None;
+            tracked.look_by = None;
         }
         // Kept for a restart when it moved: a build found, or a run's end timed.
         let learnt = result.as_ref().is_ok_and(|summary| {
@@ -464,7 +464,7 @@ impl Scheduler {
             self.ctx.store.note(&kept);
         }
         tracked.polled = Some(now);
-        tracked.why = if tracked.busy || tracked.late_look.is_some() {
+        tracked.why = if tracked.busy || tracked.look_by.is_some() {
             Why::Follow
         } else {
             Why::Sweep
@@ -679,8 +679,9 @@ impl Scheduler {
     ///
     /// With the scan on, what must come anyway is taken off the budget first: the scans, the
     /// polls their hints bring (at the rate they came lately), one look per running pipeline
-    /// at its expected end, and one per settle time at a commit awaiting a status its outside
-    /// CI posted late before. The classes share the rest. With the scan off, the plan
+    /// at its expected end, and one per settle time of each statuses watch polled by a time
+    /// (`Tracked::look_by`: a commit awaiting a status its outside CI posted late before, a
+    /// status in progress due to end). The classes share the rest. With the scan off, the plan
     /// is the one before the scan existed: every class evenly, no expected ends, no weighted
     /// sweep (`scan = "off"` restores it exactly).
     fn replan(&self, now: Instant) -> Vec<Instant> {
@@ -695,16 +696,17 @@ impl Scheduler {
                 heat => heat,
             })
             .collect();
-        // What each watch costs the classes, and what must come anyway, when the running
-        // builds `foretold` are looked at once at their expected ends.
-        // A commit awaiting a late status is looked at every settle time, whatever its class.
+        // A statuses watch is polled by its `look_by` whatever its class: a commit awaiting a
+        // late status is looked at every settle time (a status's end, sooner, but once).
         let settle = self.ctx.settle.max(targets.hot).as_secs_f64();
         let late_looks: f64 = self
             .watches
             .iter()
-            .filter(|w| w.late_look.is_some())
+            .filter(|w| w.look_by.is_some())
             .map(|w| w.cost / settle)
             .sum();
+        // What each watch costs the classes, and what must come anyway, when the running
+        // builds `foretold` are looked at once at their expected ends.
         let (scans, prompted) = (self.scan_rate(), self.prompted_rate(now) + late_looks);
         let claims = |foretold: &[Option<Duration>]| -> (Vec<Demand>, f64) {
             let ends: f64 = self
@@ -772,7 +774,7 @@ impl Scheduler {
                     (Heat::Cold, _) => since + jitter(scaled(plan.cold, sweep[i])),
                     (heat, _) => since + jitter(plan.interval(heat)),
                 };
-                match w.late_look {
+                match w.look_by {
                     Some(look) => planned.min(look.max(since + targets.hot)),
                     None => planned,
                 }

@@ -5,7 +5,7 @@
 use super::plan::Heat;
 use crate::clock::secs_f64;
 use crate::config::Watch;
-use crate::domain::Lane;
+use crate::domain::{Lane, SourceKind};
 use crate::poller::{PollError, PollSummary, RunSeen, Source};
 use crate::schedule::CronPattern;
 use crate::store::LearnedRecord;
@@ -58,9 +58,10 @@ pub(crate) struct Tracked {
     /// How long the run that [`Tracked::expected_end`] waits for typically takes: one poll
     /// per such span is what following it costs.
     pub(crate) expected_span: Duration,
-    /// When a commit of it is next looked at for a status its outside CI posted late before
-    /// (statuses; see `PollSummary::late_look_ms`): polled then at the latest.
-    pub(crate) late_look: Option<Instant>,
+    /// When it is polled at the latest, whatever its class (statuses): when a commit awaiting
+    /// a status its outside CI posted late before is next due (`PollSummary::late_look_ms`),
+    /// or when a status in progress should have ended, whichever comes first.
+    pub(crate) look_by: Option<Instant>,
     /// Its enabled Pipelines schedules, as last read.
     pub(crate) schedules: Vec<CronPattern>,
     /// Its source has Pipelines schedules and the scan is on: they are read when a poll shows
@@ -145,7 +146,7 @@ impl Tracked {
             durations: HashMap::new(),
             expected_end: None,
             expected_span: Duration::ZERO,
-            late_look: None,
+            look_by: None,
             schedules: Vec::new(),
             reads_schedules: false,
             schedules_due: None,
@@ -239,15 +240,24 @@ impl Tracked {
                 .and_modify(|d| *d = (1.0 - LEARNING_RATE) * *d + LEARNING_RATE * took)
                 .or_insert(took);
         }
-        // A status is overwritten by its rerun, so one seen only at its expected end could be
-        // seen failing never; but so could one followed at a hot interval the budget
-        // stretched, and the expected end is the sooner look of the two where it is chosen.
         let first = first_end(&self.durations, &summary.runs, now_ms, prior_ms);
-        self.late_look = summary.late_look_ms.map(|at_ms| {
-            now + Duration::from_millis(u64::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(0))
-        });
-        self.expected_end = first.map(|(left, _)| now + left);
-        self.expected_span = first.map_or(Duration::ZERO, |(_, span)| span);
+        let end = first.map(|(left, _)| now + left);
+        match self.watch.source {
+            SourceKind::Pipelines => {
+                self.expected_end = end;
+                self.expected_span = first.map_or(Duration::ZERO, |(_, span)| span);
+            }
+            // A status is overwritten by its rerun: one looked at only at its expected end
+            // could be seen failing never. It is followed, and looked at when it should end
+            // too if that comes before the next follow-up.
+            SourceKind::Statuses => {
+                let late_look = summary.late_look_ms.map(|at_ms| {
+                    let wait = u64::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(0);
+                    now + Duration::from_millis(wait)
+                });
+                self.look_by = late_look.into_iter().chain(end).min();
+            }
+        }
     }
 }
 
@@ -369,7 +379,7 @@ mod tests {
     fn tracked(now: Instant) -> Tracked {
         let watch = Watch {
             repo: crate::domain::RepoId::new("acme", "api"),
-            source: crate::domain::SourceKind::Pipelines,
+            source: SourceKind::Pipelines,
             credential: "ci".into(),
             pool: vec!["ci".into()],
             url: "https://bitbucket.org/acme/api".into(),
@@ -429,6 +439,29 @@ mod tests {
         let mut fresh = tracked(later);
         fresh.learn(&new_run(), later, later_ms, history, None);
         assert_eq!(fresh.expected_end, None);
+    }
+
+    #[test]
+    fn a_status_in_progress_is_followed_and_looked_at_by_when_it_should_end() {
+        let (history, now) = (Duration::from_secs(3600), Instant::now());
+        let mut statuses = tracked(now);
+        statuses.watch.source = SourceKind::Statuses;
+        let ended = RunSeen {
+            ended_ms: Some(100_000),
+            ..running("main", 0)
+        };
+        statuses.learn(&polled(vec![ended]), now, 100_000, history, None);
+        statuses.learn(
+            &polled(vec![running("main", 200_000)]),
+            now,
+            200_000,
+            history,
+            None,
+        );
+        // Never one look only (a rerun overwrites a status), but polled by its end at the
+        // latest: 120 s after it started.
+        assert_eq!(statuses.expected_end, None);
+        assert_eq!(statuses.look_by, Some(now + Duration::from_secs(120)));
     }
 
     #[test]

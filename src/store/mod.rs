@@ -113,7 +113,8 @@ pub(crate) struct Followed {
     pub(crate) read_ms: i64,
     /// When it was first followed (0: before this was recorded, unknown).
     pub(crate) since_ms: i64,
-    /// The keys of the outside CI statuses read on it so far.
+    /// The keys of the outside CI statuses read on it so far, and of those waited for on it
+    /// in vain: neither is waited for on it again.
     pub(crate) keys: BTreeSet<String>,
 }
 

@@ -160,7 +160,7 @@ pub(crate) struct FollowedRecord {
     /// When it was first followed; absent in records written before: unknown (0).
     #[serde(default)]
     pub(crate) since_ms: i64,
-    /// The outside CI's keys read on it so far.
+    /// The outside CI's keys read on it so far, or waited for on it in vain.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub(crate) keys: BTreeSet<String>,
 }
