@@ -205,7 +205,8 @@ fn forgetting(longest_ms: i64) -> i64 {
 
 /// The keys that came later than the settle time on earlier commits and have not come on
 /// `commit` yet, while it is still worth waiting for them: until a settle time past the
-/// longest each took. `None` for a commit followed before this was recorded.
+/// longest each took, each with whether that wait still runs. None for a commit followed
+/// before this was recorded.
 fn awaited<'a>(
     late_keys: &'a BTreeMap<String, i64>,
     commit: &'a Followed,

@@ -278,5 +278,7 @@ async fn schedules_read_before_a_restart_time_the_polls_after_it() {
         "the scheduled run is found by the kept schedule's poll"
     );
     let first = first.expect("the scheduled run's card arrived");
-    assert!(first < 60.0, "told {first:.0} s after the schedule fired");
+    // Its turn in the round of first looks would be minutes away (547 s a round); a loaded
+    // machine has stretched the poll a `hot` after the firing to 65 s.
+    assert!(first < 120.0, "told {first:.0} s after the schedule fired");
 }
