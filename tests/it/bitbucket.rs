@@ -609,10 +609,10 @@ async fn a_late_status_of_a_repository_looked_at_rarely_is_still_found() {
 async fn a_scanner_that_posted_late_before_is_looked_for_every_settle_time() {
     // acme/web among 400 idle repositories at 600 requests an hour: once its commit has
     // settled (600 s), it waits for the repository's next turn, some 2,000 s or more away.
-    // Its scanner posts 900 s after each push. The first push's status, found when the second
-    // push brings a look, teaches how late the scanner posts: the second push's commit is
-    // then looked at a settle time after its last read until then, and its status told
-    // within a settle time of its end rather than at that turn.
+    // Its scanner posts 900 s after each push. The first push's status, found at a later look
+    // (the sweep's, or the one the second push brings), teaches how late the scanner posts:
+    // the second push's commit is then looked at a settle time after its last read until
+    // then, and its status told within a settle time of its end rather than at that turn.
     let (c1, c2) = ("1".repeat(40), "2".repeat(40));
     let second = 2000.0;
     let scan_ends = second + 930.0;
