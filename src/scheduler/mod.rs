@@ -697,9 +697,10 @@ impl Scheduler {
             })
             .collect();
         // A statuses watch is polled by its `look_by` whatever its class: a commit awaiting a
-        // late status is looked at every settle time (a status's end, sooner, but once).
+        // late status is looked at every settle time (a status's end, sooner, but once);
+        // counted as one look a settle time.
         let settle = self.ctx.settle.max(targets.hot).as_secs_f64();
-        let late_looks: f64 = self
+        let timed_looks: f64 = self
             .watches
             .iter()
             .filter(|w| w.look_by.is_some())
@@ -707,7 +708,7 @@ impl Scheduler {
             .sum();
         // What each watch costs the classes, and what must come anyway, when the running
         // builds `foretold` are looked at once at their expected ends.
-        let (scans, prompted) = (self.scan_rate(), self.prompted_rate(now) + late_looks);
+        let (scans, prompted) = (self.scan_rate(), self.prompted_rate(now) + timed_looks);
         let claims = |foretold: &[Option<Duration>]| -> (Vec<Demand>, f64) {
             let ends: f64 = self
                 .watches
